@@ -1,0 +1,46 @@
+# lsops: `make demo` and `make test` each create .venv when it is missing and install into it.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+
+.PHONY: demo test lab bench lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(BIN)/python pyproject.toml
+	$(PIP) install -q -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+$(VENV)/.installed-dev: $(BIN)/python pyproject.toml
+	$(PIP) install -q -e '.[dev]'
+	touch $@ $(VENV)/.installed-test $(VENV)/.installed
+
+## the whole product on embedded defaults: simulated API, embedded PostgreSQL, a month, the reports
+demo: $(VENV)/.installed
+	$(BIN)/lsops demo
+
+## the whole test suite
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## JupyterLab on notebooks/ with the demo's configuration
+lab: $(VENV)/.installed
+	$(BIN)/lsops demo --lab
+
+## benchmarks (QUICK=1 for a short run)
+bench: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/run.py $(if $(QUICK),--quick,)
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

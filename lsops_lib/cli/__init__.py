@@ -1,0 +1,154 @@
+"""`lsops`: a thin shell over the library. Parses, calls, prints (rich or --json), exits.
+
+Each concern has its own module registering commands on `main`. A user's mistake is one
+line on stderr and an exit code, never a traceback: commands raise `LsopsError`
+subclasses and `run_command` maps them to the command's exit codes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+
+from .. import __version__
+from ..config import Settings, load_settings
+from ..exceptions import ConfigError, LsopsError, ParameterError
+
+console = Console()
+err_console = Console(stderr=True, highlight=False)
+
+
+@dataclass
+class App:
+    """What every command gets: global options and the settings, loaded on first use."""
+
+    config: str | None = None
+    target: str | None = None
+    _settings: Settings | None = field(default=None, repr=False)
+
+    def settings(self, database: str | None = None) -> Settings:
+        if self._settings is None or database is not None:
+            self._settings = load_settings(self.config, target=self.target, database=database)
+        return self._settings
+
+
+pass_app = click.make_pass_decorator(App, ensure=True)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def emit_json(data: Any) -> None:
+    """Print `data` as JSON on stdout (datetimes as ISO 8601, NaN as null)."""
+    text = json.dumps(_clean(data), default=_default, indent=2, allow_nan=False)
+    click.echo(text)
+
+
+def _clean(value: Any) -> Any:
+    """NaN/NaT -> None, recursively, so the JSON is strict."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    try:
+        import pandas as pd
+
+        if value is pd.NaT:
+            return None
+        if isinstance(value, pd.Timestamp):
+            return value.isoformat()
+    except ImportError:  # pragma: no cover
+        pass
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        try:
+            return _clean(value.item())
+        except (ValueError, AttributeError):
+            return value
+    return value
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """One line on stderr, then exit `code`."""
+    err_console.print(f"lsops: {message}", markup=False, soft_wrap=True)
+    sys.exit(code)
+
+
+@contextmanager
+def run_command(*, usage: int = 2, failure: int = 1) -> Iterator[None]:
+    """Map library errors to exit codes: bad usage/config -> `usage`, others -> `failure`."""
+    try:
+        yield
+    except (ConfigError, ParameterError) as exc:
+        fail(str(exc), usage)
+    except LsopsError as exc:
+        fail(str(exc), failure)
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+
+
+class PluginCommand(click.Command):
+    """A command following the monitoring-plugin convention: bad usage exits 3 (UNKNOWN)."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - via group
+        return super().main(*args, **kwargs)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            exc.exit_code = 3
+            raise
+
+
+class LsopsGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            # one line, no usage dump; plugin-style commands keep their exit code (3)
+            fail(exc.format_message(), exc.exit_code)
+
+
+@click.group(cls=LsopsGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="lsops")
+@click.option("--config", "config", metavar="PATH", help="Settings file (default ./lsops.toml).")
+@click.option("--target", "target", metavar="NAME", help="Named API target from lsops.toml.")
+@click.pass_context
+def main(ctx: click.Context, config: str | None, target: str | None) -> None:
+    """lsops: operations toolkit of the LongSang Admin AI Copilot API."""
+    ctx.obj = App(config=config, target=target)
+
+
+def register(module_names: list[str]) -> None:
+    import importlib
+
+    for name in module_names:
+        try:
+            importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+
+
+register(["checks", "collect", "db", "reports", "demo"])
+

@@ -1,0 +1,283 @@
+"""Settings from `lsops.toml` and `LSOPS_*` environment variables (the environment wins).
+
+Secrets (the API token, database URLs with passwords) live in `Settings` but are never
+printed: `Settings.public()` and `redact_url` are what reports and logs see. In
+`lsops.toml` a secret is best referred to by the NAME of the variable holding it
+(`token_env = "LONGSANG_TOKEN"`, `url_env = "PROD_DATABASE_URL"`).
+
+    # lsops.toml
+    default_target = "prod"          # optional; else the first target, else [api]
+    [api]                             # the single-target form
+    url = "http://localhost:3001"
+    token_env = "LONGSANG_TOKEN"
+    timeout_s = 5
+    [targets.prod]                    # several named targets; `--target prod`
+    url = "https://api.example.internal"
+    token_env = "LONGSANG_PROD_TOKEN"
+    [store]
+    url = "sqlite:////var/lib/lsops/metrics.sqlite"
+    [databases.prod]                  # named databases; `--database prod`
+    url_env = "PROD_DATABASE_URL"
+    [outputs]
+    dir = "./outputs"
+    [thresholds]
+    latency_p95_ms = 500
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from .exceptions import ConfigError
+
+DEFAULT_API_URL = "http://localhost:3001"
+CONFIG_FILE = "lsops.toml"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The runbook's targets (reference: "The runbook's targets"), all configurable."""
+
+    latency_p95_ms: float = 500.0  # target: p95 < 500 ms
+    latency_p95_warn_ms: float = 1000.0  # warning: p95 > 1000 ms
+    error_rate: float = 0.01  # target < 1 %
+    error_rate_warn: float = 0.05  # warning > 5 %
+    error_rate_critical: float = 0.10  # critical > 10 %
+    cache_hit_rate: float = 0.70  # target > 70 %
+    cache_hit_rate_warn: float = 0.50  # warning < 50 %
+    memory_fraction: float = 0.80  # target < 80 % of available
+    memory_critical_fraction: float = 0.90  # critical > 90 %
+    memory_limit_bytes: int = 512 * 1024 * 1024  # "available": the process's memory budget
+    memory_growth_per_hour: float = 0.02  # a steady climb above 2 %/h between restarts: possible leak
+    slow_queries_per_hour: int = 10  # warning: more than 10 slow queries an hour
+    slow_query_mean_ms: float = 20.0  # pgHero's default
+    slow_query_calls: int = 100  # pgHero's default
+    availability_slo: float = 0.995  # share of health observations that are OK
+    latency_slo: float = 0.95  # share of time slices whose p95 met latency_p95_ms
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    url: str
+    token: str | None = field(default=None, repr=False)
+    timeout_s: float = 5.0
+    retries: int = 2
+
+
+@dataclass(frozen=True)
+class Settings:
+    target: Target
+    targets: dict[str, Target]
+    store_url: str
+    data_dir: Path
+    outputs_dir: Path
+    database_url: str | None = field(default=None, repr=False)
+    database_name: str | None = None
+    databases: dict[str, str] = field(default_factory=dict, repr=False)
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    config_path: Path | None = None
+
+    @property
+    def api_url(self) -> str:
+        return self.target.url
+
+    @property
+    def api_token(self) -> str | None:
+        return self.target.token
+
+    def database(self, name: str | None = None) -> str:
+        """The URL of a named database (or the default one). Raises ConfigError."""
+        if name is None or name == self.database_name:
+            if self.database_url:
+                return self.database_url
+            if name is None:
+                raise ConfigError("no database configured: set LSOPS_DATABASE_URL or [databases] in lsops.toml")
+        if name in self.databases:
+            return self.databases[name]
+        known = ", ".join(sorted(self.databases)) or "none"
+        raise ConfigError(f"unknown database {name!r} (configured: {known})")
+
+    def secrets(self) -> list[str]:
+        """Every secret value these settings hold, for redaction of archived files."""
+        values = [t.token for t in self.targets.values()] + [self.target.token]
+        for url in [self.database_url, *self.databases.values()]:
+            if url:
+                password = urlsplit(url).password
+                values.append(password)
+        return [v for v in values if v]
+
+    def public(self) -> dict[str, Any]:
+        """Settings safe to print or archive: no token, no password."""
+        return {
+            "config": str(self.config_path) if self.config_path else None,
+            "target": self.target.name,
+            "api_url": redact_url(self.target.url),
+            "api_token": "***" if self.target.token else None,
+            "targets": sorted(self.targets),
+            "store": redact_url(self.store_url),
+            "database": redact_url(self.database_url) if self.database_url else None,
+            "databases": sorted(self.databases),
+            "outputs": str(self.outputs_dir),
+            "data_dir": str(self.data_dir),
+        }
+
+
+def redact_url(url: str | None) -> str | None:
+    """`postgresql://u:secret@h/db` -> `postgresql://u:***@h/db`; other URLs unchanged."""
+    if not url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = (parts.username or "") + ":***"
+    return urlunsplit(parts._replace(netloc=f"{user}@{netloc[-1]}"))
+
+
+def default_data_dir(env: Mapping[str, str] = os.environ) -> Path:
+    """`LSOPS_DATA`, else `$XDG_DATA_HOME/lsops`, else `~/.local/share/lsops`."""
+    if env.get("LSOPS_DATA"):
+        return Path(env["LSOPS_DATA"]).expanduser()
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "lsops"
+
+
+def _secret(section: Mapping[str, Any], key: str, env: Mapping[str, str], where: str) -> str | None:
+    """A value given inline (`key`) or by the name of an environment variable (`key_env`)."""
+    if f"{key}_env" in section:
+        name = section[f"{key}_env"]
+        if name not in env:
+            raise ConfigError(f"{where}: environment variable {name} (from {key}_env) is not set")
+        return env[name]
+    value = section.get(key)
+    return str(value) if value is not None else None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def _target(name: str, section: Mapping[str, Any], env: Mapping[str, str]) -> Target:
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"lsops.toml: [targets.{name}] must be a table")
+    url = section.get("url") or DEFAULT_API_URL
+    try:
+        return Target(
+            name=name,
+            url=str(url).rstrip("/"),
+            token=_secret(section, "token", env, f"[targets.{name}]"),
+            timeout_s=float(section.get("timeout_s", 5.0)),
+            retries=int(section.get("retries", 2)),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"lsops.toml: [targets.{name}]: {exc}") from None
+
+
+def _thresholds(section: Mapping[str, Any]) -> Thresholds:
+    known = {f.name: f.type for f in fields(Thresholds)}
+    values: dict[str, Any] = {}
+    for key, value in section.items():
+        if key not in known:
+            raise ConfigError(f"lsops.toml: unknown threshold {key!r} (known: {', '.join(known)})")
+        try:
+            values[key] = int(value) if known[key] == "int" else float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"lsops.toml: threshold {key} must be a number, not {value!r}") from None
+    return Thresholds(**values)
+
+
+def load_settings(
+    config: str | os.PathLike[str] | None = None,
+    *,
+    target: str | None = None,
+    database: str | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Read `config` (or `./lsops.toml` when present), then let `LSOPS_*` variables win."""
+    env = os.environ if env is None else env
+    cwd = cwd or Path.cwd()
+    path: Path | None = None
+    if config is not None:
+        path = Path(config).expanduser()
+    elif env.get("LSOPS_CONFIG"):
+        path = Path(env["LSOPS_CONFIG"]).expanduser()
+    elif (cwd / CONFIG_FILE).is_file():
+        path = cwd / CONFIG_FILE
+    doc = _read_toml(path) if path else {}
+
+    targets: dict[str, Target] = {}
+    for name, section in (doc.get("targets") or {}).items():
+        targets[name] = _target(name, section, env)
+    if "api" in doc or not targets:
+        targets.setdefault("default", _target("default", doc.get("api") or {}, env))
+
+    chosen = target or doc.get("default_target") or env.get("LSOPS_TARGET")
+    if chosen is None:
+        chosen = "default" if "default" in targets else next(iter(targets))
+    if chosen not in targets:
+        raise ConfigError(f"unknown target {chosen!r} (configured: {', '.join(sorted(targets))})")
+    current = targets[chosen]
+    if env.get("LSOPS_API_URL"):
+        current = replace(current, url=env["LSOPS_API_URL"].rstrip("/"))
+    if env.get("LSOPS_API_TOKEN"):
+        current = replace(current, token=env["LSOPS_API_TOKEN"])
+    if not current.url.startswith(("http://", "https://")):
+        raise ConfigError(f"API URL must start with http:// or https://: {redact_url(current.url)}")
+
+    data_dir = default_data_dir(env)
+    store_url = env.get("LSOPS_STORE") or (doc.get("store") or {}).get("url")
+    if not store_url:
+        store_url = f"sqlite:///{data_dir / 'metrics.sqlite'}"
+
+    databases: dict[str, str] = {}
+    for name, section in (doc.get("databases") or {}).items():
+        url = _secret(section, "url", env, f"[databases.{name}]") if isinstance(section, Mapping) else str(section)
+        if url:
+            databases[name] = url
+    database_url = env.get("LSOPS_DATABASE_URL")
+    database_name = database
+    if database is not None:
+        if database not in databases:
+            known = ", ".join(sorted(databases)) or "none"
+            raise ConfigError(f"unknown database {database!r} (configured: {known})")
+        database_url = databases[database]
+    elif database_url is None and databases:
+        database_name = doc.get("default_database") or next(iter(databases))
+        database_url = databases.get(database_name)
+
+    outputs = env.get("LSOPS_OUTPUTS") or (doc.get("outputs") or {}).get("dir") or "./outputs"
+    outputs_dir = Path(outputs).expanduser()
+    if not outputs_dir.is_absolute():
+        outputs_dir = cwd / outputs_dir
+
+    return Settings(
+        target=current,
+        targets={**targets, chosen: current},
+        store_url=store_url,
+        data_dir=data_dir,
+        outputs_dir=outputs_dir,
+        database_url=database_url,
+        database_name=database_name,
+        databases=databases,
+        thresholds=_thresholds(doc.get("thresholds") or {}),
+        config_path=path,
+    )

@@ -148,3 +148,36 @@ MONITORING_PREFIXES = ("/health", "/metrics")
 def is_monitoring(path: str) -> bool:
     """True for the API's own monitoring endpoints (`/health`, `/metrics...`), quirk 2."""
     return any(path == p or path.startswith(p + "/") or path.startswith(p + "?") for p in MONITORING_PREFIXES)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A scrape part that got no proper answer: "no answer" is a health datum too."""
+
+    part: str  # "health" | "metrics"
+    kind: str  # unreachable | timeout | bad_status | not_json | bad_shape (ApiError.kind)
+    message: str  # one line, with the URL, never a credential
+    http_status: int | None = None
+
+
+@dataclass(frozen=True)
+class Scrape:
+    """One collection round of one target: health and metrics taken together.
+
+    `id` is a UUID made once per round; the store keeps a scrape at most once per id, so
+    a retried write never duplicates it. `raw` holds the bodies as received (bytes),
+    keyed by part, for the compressed raw-payload table.
+    """
+
+    id: str
+    target: str
+    collected_at: datetime  # collector clock, aware UTC
+    duration_ms: float
+    health: Health | None
+    metrics: Metrics | None
+    failures: tuple[Failure, ...] = ()
+    raw: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and self.health is not None and self.metrics is not None

@@ -1,0 +1,552 @@
+"""The httpx client of the LongSang API's three monitoring endpoints, and its parsers.
+
+Every quirk of the reference page is absorbed here, once: percents become fractions,
+`"142ms"` becomes 142.0, `checks.summary.percentage` may be a string, a number or
+absent, `responseTimes` may be null, `min` may be null, error records come in two
+shapes, a 503 from `/api/health` with a health body is an ANSWER (status ERROR).
+
+Failures raise `ApiUnreachable | ApiTimeout | ApiBadStatus | ApiNotJSON |
+ApiUnexpectedShape`, each with a one-line message naming what failed and the URL
+(without credentials or query tokens), never the token.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+import httpx
+
+from .exceptions import (
+    ApiBadStatus,
+    ApiError,
+    ApiNotJSON,
+    ApiTimeout,
+    ApiUnexpectedShape,
+    ApiUnreachable,
+)
+from .models import (
+    Cache,
+    EndpointMetrics,
+    EndpointStats,
+    ErrorRecord,
+    Health,
+    Memory,
+    Metrics,
+    ResponseTimes,
+    Service,
+    Uptime,
+)
+
+T = TypeVar("T")
+
+DEFAULT_WINDOW_MS = 3_600_000
+NO_METRICS_FOR_ENDPOINT = "No metrics found for endpoint"
+_SENSITIVE_QUERY = re.compile(r"token|key|secret|pass|auth|sig|credential", re.IGNORECASE)
+_MS = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(ms|s)?\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Answer(Generic[T]):
+    """A proper answer of the API: the parsed record and what came over the wire."""
+
+    record: T
+    status: int
+    body: bytes = field(repr=False)
+    elapsed_ms: float
+    url: str  # safe to print: no credentials, no query tokens
+
+
+# --- helpers -------------------------------------------------------------------------
+
+
+def safe_url(url: str) -> str:
+    """The URL without user:password and without query parameters that look like secrets."""
+    try:
+        parts = urlsplit(str(url))
+    except ValueError:
+        return "<invalid url>"
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, "***" if _SENSITIVE_QUERY.search(k) else v) for k, v in pairs])
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _shape(where: str, problem: str) -> ApiUnexpectedShape:
+    return ApiUnexpectedShape(f"unexpected payload: {where} {problem}")
+
+
+def _obj(value: Any, where: str, *, required: bool = True) -> dict[str, Any]:
+    if value is None and not required:
+        return {}
+    if not isinstance(value, Mapping):
+        if value is None:
+            raise _shape(where, "is missing")
+        raise _shape(where, f"is not an object (got {type(value).__name__})")
+    return dict(value)
+
+
+def _num(
+    payload: Mapping[str, Any], key: str, where: str, *, required: bool = False
+) -> float | None:
+    """A number (or a numeric string such as "80.0"); None when absent/null unless required."""
+    if key not in payload or payload[key] is None:
+        if required:
+            raise _shape(f"{where}.{key}", "is missing")
+        return None
+    value = payload[key]
+    if _is_number(value):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip().rstrip("%"))
+        except ValueError:
+            pass
+    raise _shape(f"{where}.{key}", f"is not a number (got {_one_line(repr(value), 40)})")
+
+
+def _int(payload: Mapping[str, Any], key: str, where: str, *, required: bool = False) -> int | None:
+    value = _num(payload, key, where, required=required)
+    return None if value is None else int(value)
+
+
+def _count(payload: Mapping[str, Any], key: str, where: str) -> int:
+    """A required counter: a JSON number (not a string, not a bool)."""
+    if key not in payload or payload[key] is None:
+        raise _shape(f"{where}.{key}", "is missing")
+    value = payload[key]
+    if not _is_number(value):
+        raise _shape(f"{where}.{key}", f"is not a number (got {_one_line(repr(value), 40)})")
+    return int(value)
+
+
+def _str(payload: Mapping[str, Any], key: str) -> str | None:
+    value = payload.get(key)
+    return None if value is None else str(value)
+
+
+def parse_iso(value: Any) -> datetime | None:
+    """ISO 8601 (`2026-11-29T05:50:43.517Z`) -> aware UTC datetime; None when absent/invalid."""
+    if not isinstance(value, str) or not value:
+        return None
+    raw = value.strip()
+    if raw.endswith(("Z", "z")):
+        raw = raw[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def parse_ms(value: Any) -> float | None:
+    """`"142ms"` -> 142.0, `"1.5s"` -> 1500.0, `142` -> 142.0; None when absent/unparseable."""
+    if value is None or isinstance(value, bool):
+        return None
+    if _is_number(value):
+        return float(value)
+    match = _MS.match(str(value))
+    if not match:
+        return None
+    number = float(match.group(1))
+    return number * 1000.0 if (match.group(2) or "").lower() == "s" else number
+
+
+def _percent(payload: Mapping[str, Any], key: str, where: str) -> float:
+    value = _num(payload, key, where)
+    return 0.0 if value is None else value / 100.0
+
+
+# --- parsers -------------------------------------------------------------------------
+
+
+def _service(name: str, raw: Any) -> Service:
+    where = f"health.services.{name}"
+    data = _obj(raw, where)
+    status = data.get("status")
+    if not isinstance(status, str):
+        raise _shape(f"{where}.status", "is missing")
+    stats: dict[str, Any] = dict(data["stats"]) if isinstance(data.get("stats"), Mapping) else {}
+    for key, value in data.items():
+        if key not in ("status", "message", "responseTime", "stats"):
+            stats[key] = value
+    message = data.get("message")
+    return Service(
+        name=name,
+        status=status.upper(),
+        message=None if message is None else str(message),
+        response_time_ms=parse_ms(data.get("responseTime")),
+        stats=stats,
+    )
+
+
+def parse_health(payload: Any, *, http_status: int = 200, deep: bool = False) -> Health:
+    """A `/api/health` body (either shape: full, or the 503 `{status, timestamp, error}`)."""
+    data = _obj(payload, "health")
+    status = data.get("status")
+    if not isinstance(status, str) or not status.strip():
+        raise _shape("health.status", "is missing")
+    memory = _obj(data.get("memory"), "health.memory", required=False)
+    services_raw = _obj(data.get("services"), "health.services", required=False)
+    checks_raw = _obj(data.get("checks"), "health.checks", required=False)
+    summary = _obj(checks_raw.get("summary"), "health.checks.summary", required=False)
+    checks = {k: bool(v) for k, v in checks_raw.items() if k != "summary" and isinstance(v, bool)}
+    error = data.get("error")
+    return Health(
+        status=status.strip().upper(),
+        http_status=int(http_status),
+        timestamp=parse_iso(data.get("timestamp")),
+        uptime_s=_num(data, "uptime", "health"),
+        memory=Memory(
+            rss=_int(memory, "rss", "health.memory"),
+            heap_total=_int(memory, "heapTotal", "health.memory"),
+            heap_used=_int(memory, "heapUsed", "health.memory"),
+            external=_int(memory, "external", "health.memory"),
+            array_buffers=_int(memory, "arrayBuffers", "health.memory"),
+        ),
+        pid=_int(data, "pid", "health"),
+        services={name: _service(name, raw) for name, raw in services_raw.items()},
+        checks=checks,
+        checks_passed=_int(summary, "passed", "health.checks.summary"),
+        checks_total=_int(summary, "total", "health.checks.summary"),
+        checks_percentage=_num(summary, "percentage", "health.checks.summary"),
+        error=None if error is None else _one_line(str(error), 500),
+        deep=deep,
+    )
+
+
+def _error_record(raw: Any, index: int) -> ErrorRecord:
+    where = f"metrics.errors.recentErrors[{index}]"
+    data = _obj(raw, where)
+    context = data.get("context")
+    error = data.get("error")
+    if isinstance(error, Mapping):  # an Error serialised as an object
+        error = error.get("message") or json.dumps(error, default=str)
+    return ErrorRecord(
+        endpoint=_str(data, "endpoint"),
+        timestamp_ms=_int(data, "timestamp", where),
+        method=_str(data, "method"),
+        status_code=_int(data, "statusCode", where),
+        error=None if error is None else str(error),
+        context=dict(context) if isinstance(context, Mapping) else None,
+    )
+
+
+def parse_metrics(payload: Any, *, time_window_ms: int = DEFAULT_WINDOW_MS) -> Metrics:
+    """A `/api/metrics` answer `{"success": true, "metrics": {...}}` -> Metrics."""
+    envelope = _obj(payload, "metrics answer")
+    if envelope.get("success") is False:
+        raise _shape(
+            "metrics answer", f"says success=false: {_one_line(str(envelope.get('error')))}"
+        )
+    m = _obj(envelope.get("metrics"), "metrics")
+    requests = _obj(m.get("requests"), "metrics.requests")
+    endpoints: dict[str, EndpointStats] = {}
+    for path, raw in _obj(
+        requests.get("byEndpoint"), "metrics.requests.byEndpoint", required=False
+    ).items():
+        where = f"metrics.requests.byEndpoint[{path!r}]"
+        stats = _obj(raw, where)
+        endpoints[str(path)] = EndpointStats(
+            count=_count(stats, "count", where),
+            avg_time_ms=_num(stats, "avgTime", where) or 0.0,
+            error_rate=_percent(stats, "errorRate", where),
+        )
+    by_method = {
+        str(k): _count({"v": v}, "v", f"metrics.requests.byMethod[{k!r}]")
+        for k, v in _obj(
+            requests.get("byMethod"), "metrics.requests.byMethod", required=False
+        ).items()
+    }
+    by_status = {
+        str(k): _count({"v": v}, "v", f"metrics.requests.byStatus[{k!r}]")
+        for k, v in _obj(
+            requests.get("byStatus"), "metrics.requests.byStatus", required=False
+        ).items()
+    }
+    rt_raw = m.get("responseTimes")
+    response_times = None
+    if rt_raw is not None:
+        rt = _obj(rt_raw, "metrics.responseTimes")
+        w = "metrics.responseTimes"
+        response_times = ResponseTimes(
+            count=_count(rt, "count", w),
+            avg=_num(rt, "avg", w),
+            min=_num(rt, "min", w),
+            max=_num(rt, "max", w),
+            p50=_num(rt, "p50", w),
+            p95=_num(rt, "p95", w),
+            p99=_num(rt, "p99", w),
+        )
+    errors = _obj(m.get("errors"), "metrics.errors", required=False)
+    recent_raw = errors.get("recentErrors") or []
+    if not isinstance(recent_raw, list):
+        raise _shape("metrics.errors.recentErrors", "is not a list")
+    cache = _obj(m.get("cache"), "metrics.cache", required=False)
+    uptime = _obj(m.get("uptime"), "metrics.uptime", required=False)
+    performance = {
+        str(k): dict(v) if isinstance(v, Mapping) else {"value": v}
+        for k, v in _obj(m.get("performance"), "metrics.performance", required=False).items()
+    }
+    return Metrics(
+        timestamp=parse_iso(m.get("timestamp")),
+        requests_total=_count(requests, "total", "metrics.requests"),
+        endpoints=endpoints,
+        by_method=by_method,
+        by_status=by_status,
+        response_times=response_times,
+        errors_kept=_int(errors, "total", "metrics.errors") or 0,
+        errors_recent=_int(errors, "recent", "metrics.errors") or 0,
+        recent_errors=[_error_record(raw, i) for i, raw in enumerate(recent_raw)],
+        cache=Cache(
+            hits=_int(cache, "hits", "metrics.cache") or 0,
+            misses=_int(cache, "misses", "metrics.cache") or 0,
+            hit_rate=_percent(cache, "hitRate", "metrics.cache"),
+        ),
+        performance=performance,
+        uptime=Uptime(
+            start_ms=_int(uptime, "start", "metrics.uptime"),
+            duration_ms=_int(uptime, "duration", "metrics.uptime"),
+            last_reset_ms=_int(uptime, "lastReset", "metrics.uptime"),
+        ),
+        time_window_ms=int(time_window_ms),
+    )
+
+
+def parse_endpoint_metrics(payload: Any) -> EndpointMetrics | None:
+    """A `/api/metrics/endpoint/:endpoint` answer; None for "No metrics found for endpoint"."""
+    envelope = _obj(payload, "endpoint metrics answer")
+    if envelope.get("success") is False:
+        error = str(envelope.get("error") or "")
+        if NO_METRICS_FOR_ENDPOINT.lower() in error.lower():
+            return None
+        raise _shape("endpoint metrics answer", f"says success=false: {_one_line(error)}")
+    m = _obj(envelope.get("metrics"), "endpoint metrics.metrics")
+    w = "endpoint metrics.metrics"
+    return EndpointMetrics(
+        endpoint=str(envelope.get("endpoint") or ""),
+        count=_count(m, "count", w),
+        avg_ms=_num(m, "avgResponseTime", w),
+        min_ms=_num(m, "minResponseTime", w),
+        max_ms=_num(m, "maxResponseTime", w),
+    )
+
+
+# --- the client ----------------------------------------------------------------------
+
+
+class Client:
+    """GETs of `/api/health`, `/api/metrics`, `/api/metrics/endpoint/:endpoint`.
+
+    Retries (`retries` more attempts, backoff `backoff_s * 2**attempt`) on unreachable,
+    timeout and 5xx; never on 4xx, nor on a 503 that carries a health body.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        timeout_s: float = 5.0,
+        retries: int = 2,
+        backoff_s: float = 0.2,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.base_url = str(base_url).rstrip("/")
+        self.timeout_s = float(timeout_s)
+        self.retries = max(0, int(retries))
+        self.backoff_s = max(0.0, float(backoff_s))
+        self._token = token
+        self._sleep = sleep
+        headers = {"Accept": "application/json", "User-Agent": "lsops"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(self.timeout_s),
+            headers=headers,
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    @classmethod
+    def from_target(cls, target: Any) -> Client:
+        return cls(
+            target.url,
+            token=target.token,
+            timeout_s=getattr(target, "timeout_s", 5.0),
+            retries=getattr(target, "retries", 2),
+        )
+
+    def __repr__(self) -> str:
+        auth = ", token=***" if self._token else ""
+        return f"Client({safe_url(self.base_url)!r}{auth})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the endpoints ----------------------------------------------------------------
+
+    def get_health(self, *, deep: bool = False) -> Answer[Health]:
+        params = {"deep": "true"} if deep else None
+        response, url, elapsed = self._get("/api/health", params, health=True)
+        data = self._json(response, url)
+        try:
+            record = parse_health(data, http_status=response.status_code, deep=deep)
+        except ApiUnexpectedShape as exc:
+            raise ApiUnexpectedShape(str(exc), url=url, status=response.status_code) from None
+        return Answer(record, response.status_code, response.content, elapsed, url)
+
+    def get_metrics(self, *, time_window_ms: int = DEFAULT_WINDOW_MS) -> Answer[Metrics]:
+        response, url, elapsed = self._get("/api/metrics", {"timeWindow": str(int(time_window_ms))})
+        data = self._json(response, url)
+        try:
+            record = parse_metrics(data, time_window_ms=time_window_ms)
+        except ApiUnexpectedShape as exc:
+            raise ApiUnexpectedShape(str(exc), url=url, status=response.status_code) from None
+        return Answer(record, response.status_code, response.content, elapsed, url)
+
+    def get_endpoint_metrics(
+        self, path: str, *, time_window_ms: int = DEFAULT_WINDOW_MS
+    ) -> Answer[EndpointMetrics | None]:
+        segment = quote(str(path), safe="")
+        response, url, elapsed = self._get(
+            f"/api/metrics/endpoint/{segment}",
+            {"timeWindow": str(int(time_window_ms))},
+            endpoint=True,
+        )
+        data = self._json(response, url)
+        try:
+            record = parse_endpoint_metrics(data)
+        except ApiUnexpectedShape as exc:
+            raise ApiUnexpectedShape(str(exc), url=url, status=response.status_code) from None
+        return Answer(record, response.status_code, response.content, elapsed, url)
+
+    def health(self, deep: bool = False) -> Health:
+        return self.get_health(deep=deep).record
+
+    def metrics(self, time_window_ms: int = DEFAULT_WINDOW_MS) -> Metrics:
+        return self.get_metrics(time_window_ms=time_window_ms).record
+
+    def endpoint_metrics(
+        self, path: str, time_window_ms: int = DEFAULT_WINDOW_MS
+    ) -> EndpointMetrics | None:
+        return self.get_endpoint_metrics(path, time_window_ms=time_window_ms).record
+
+    # -- transport --------------------------------------------------------------------
+
+    def _scrub(self, text: str) -> str:
+        text = _one_line(text)
+        if self._token:
+            text = text.replace(self._token, "***")
+        return text
+
+    def _json(self, response: httpx.Response, url: str) -> Any:
+        try:
+            return json.loads(response.content)
+        except (ValueError, UnicodeDecodeError):
+            ctype = response.headers.get("content-type", "").split(";")[0] or "no content type"
+            raise ApiNotJSON(
+                f"HTTP {response.status_code} answer is not JSON ({ctype}, {len(response.content)} bytes)",
+                url=url,
+                status=response.status_code,
+            ) from None
+
+    @staticmethod
+    def _error_text(response: httpx.Response) -> str | None:
+        try:
+            data = json.loads(response.content)
+        except (ValueError, UnicodeDecodeError):
+            return None
+        if isinstance(data, Mapping) and data.get("error") is not None:
+            return _one_line(str(data["error"]))
+        return None
+
+    @staticmethod
+    def _is_health_body(response: httpx.Response) -> bool:
+        try:
+            data = json.loads(response.content)
+        except (ValueError, UnicodeDecodeError):
+            return False
+        return isinstance(data, Mapping) and isinstance(data.get("status"), str)
+
+    def _get(
+        self,
+        path: str,
+        params: dict[str, str] | None,
+        *,
+        health: bool = False,
+        endpoint: bool = False,
+    ) -> tuple[httpx.Response, str, float]:
+        full = self.base_url + path + ("?" + urlencode(params) if params else "")
+        url = safe_url(full)
+        attempts = self.retries + 1
+        last: tuple[type[ApiError], str, int | None] | None = None
+        for attempt in range(attempts):
+            if attempt:
+                self._sleep(self.backoff_s * (2 ** (attempt - 1)))
+            started = time.perf_counter()
+            try:
+                response = self._http.get(full)
+            except httpx.TimeoutException:
+                last = (ApiTimeout, f"no answer within {self.timeout_s:g} s", None)
+                continue
+            except httpx.InvalidURL as exc:
+                raise ApiUnreachable(f"invalid URL: {self._scrub(str(exc))}", url=url) from None
+            except httpx.TransportError as exc:
+                reason = self._scrub(str(exc)) or type(exc).__name__
+                last = (ApiUnreachable, f"unreachable: {reason}", None)
+                continue
+            elapsed = (time.perf_counter() - started) * 1000.0
+            status = response.status_code
+            if 200 <= status < 300:
+                return response, url, elapsed
+            if health and status == 503 and self._is_health_body(response):
+                return response, url, elapsed  # an answer: the service says ERROR
+            if endpoint and status == 404:
+                text = self._error_text(response)
+                if text is not None and NO_METRICS_FOR_ENDPOINT.lower() in text.lower():
+                    return response, url, elapsed
+                if text is None:
+                    raise ApiBadStatus(
+                        "HTTP 404 (an HTML page, not JSON): the endpoint path must be "
+                        "percent-encoded as ONE segment, e.g. %2Fcopilot%2Fchat",
+                        url=url,
+                        status=status,
+                    )
+            text = self._error_text(response)
+            detail = f": {self._scrub(text)}" if text else ""
+            if status >= 500:
+                last = (ApiBadStatus, f"HTTP {status}{detail}", status)
+                continue
+            raise ApiBadStatus(f"HTTP {status}{detail}", url=url, status=status)
+        assert last is not None
+        cls, message, status = last
+        if attempts > 1:
+            message = f"{message} (after {attempts} attempts)"
+        raise cls(message, url=url, status=status)

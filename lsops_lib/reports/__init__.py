@@ -1,0 +1,201 @@
+"""Reports: parameters -> papermill execution -> archive -> index.
+
+The pipeline, one module per step:
+
+- `parameters`: the report kinds (`KINDS`), their parameters and archive keys; `validate`.
+- `execute`: papermill runs the notebook in a kernel whose environment carries the settings.
+- `archive`: run directories, atomic files, secret redaction, the HTML export, `Run`.
+- `index`: `list_runs` and `outputs/index.html`.
+
+    key, params = validate("monthly-review", {"month": "2026-10"})
+    run = run_report("monthly-review", {"month": "2026-10"}, settings=load_settings())
+    run.status, run.path / "report.html"
+
+`run_report` may be called concurrently (threads or processes): run directories are
+reserved atomically and the index is rewritten under a lock.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from .. import __version__
+from ..config import Settings
+from ..exceptions import ReportError
+from ..times import utcnow
+from .archive import (
+    REPORT_HTML,
+    REPORT_IPYNB,
+    RUN_JSON,
+    Redactor,
+    Run,
+    atomic_write,
+    export_html,
+    failure_banner,
+    reserve_run_dir,
+)
+from .execute import DEFAULT_TIMEOUT_S, execute, kernel_env
+from .index import INDEX_HTML, list_runs, render_index, write_index
+from .parameters import (
+    KINDS,
+    Kind,
+    Param,
+    check_key,
+    notebook_path,
+    notebooks_dir,
+    slugify,
+    validate,
+)
+
+__all__ = [
+    "DEFAULT_TIMEOUT_S",
+    "INDEX_HTML",
+    "KINDS",
+    "Kind",
+    "Param",
+    "Redactor",
+    "Run",
+    "check_key",
+    "kernel_env",
+    "list_runs",
+    "notebook_path",
+    "notebooks_dir",
+    "render_index",
+    "run_report",
+    "slugify",
+    "validate",
+    "versions",
+    "write_index",
+]
+
+_PACKAGES = (
+    "papermill",
+    "nbclient",
+    "nbconvert",
+    "nbformat",
+    "ipykernel",
+    "jupyter_client",
+    "pandas",
+    "numpy",
+    "matplotlib",
+    "sqlalchemy",
+    "httpx",
+    "psycopg",
+)
+
+
+def versions() -> dict[str, str | None]:
+    """lsops, Python and the packages a report depends on."""
+    import platform
+
+    found: dict[str, str | None] = {"lsops": __version__, "python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def run_report(
+    kind: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    settings: Settings,
+    outputs_dir: str | os.PathLike[str] | None = None,
+    progress: bool | None = None,
+    timeout_s: float | None = DEFAULT_TIMEOUT_S,
+    notebooks_dir: str | os.PathLike[str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+) -> Run:
+    """Validate, execute and archive one report; rewrite the index. Returns the `Run`.
+
+    Bad parameters raise ParameterError (a database name the settings do not know:
+    ConfigError) before anything is written. A notebook that fails is archived with
+    status "failed" (check `run.ok`); only a failure to archive raises ReportError.
+    `progress`: a progress bar on stderr (default: when stderr is a terminal).
+    `timeout_s`: per-cell execution timeout. `cwd`: the kernel's working directory
+    (default: this process's).
+    """
+    key, values = validate(kind, params, notebooks_dir=notebooks_dir)
+    if values.get("database"):
+        settings.database(str(values["database"]))  # ConfigError when unknown
+    source = notebook_path(kind, notebooks_dir)
+    outputs = Path(outputs_dir) if outputs_dir is not None else Path(settings.outputs_dir)
+    redactor = Redactor.from_settings(settings)
+    env = kernel_env(settings, outputs_dir=outputs.resolve())
+
+    started = utcnow()
+    run_id, run_dir = reserve_run_dir(outputs, kind, key, started)
+    clock = time.monotonic()
+    interrupted: BaseException | None = None
+    try:
+        with tempfile.TemporaryDirectory(prefix="lsops-run-") as scratch:
+            result = execute(
+                source,
+                Path(scratch),
+                values,
+                env=env,
+                cwd=Path(cwd) if cwd is not None else None,
+                timeout_s=timeout_s,
+                progress=progress,
+            )
+            nb, error = result.nb, result.error
+    except KeyboardInterrupt as exc:
+        interrupted = exc
+        nb, error = nbformat.read(source, as_version=4), "interrupted"
+
+    run = Run(
+        kind=kind,
+        key=key,
+        run_id=run_id,
+        path=run_dir,
+        status="succeeded" if error is None else "failed",
+        started=started,
+        duration_s=time.monotonic() - clock,
+        parameters=redactor.obj(values),
+        versions=versions(),
+        error=redactor.text(error) if error is not None else None,
+        notebook=source.name,
+    )
+    try:
+        _archive(run, nb, redactor, title=f"{KINDS[kind].title}: {key}")
+        write_index(outputs)
+    except OSError as exc:
+        raise ReportError(
+            f"cannot archive the report in {run_dir}: {exc.strerror or exc}"
+        ) from None
+    if interrupted is not None:
+        raise interrupted
+    return run
+
+
+def _archive(run: Run, nb: nbformat.NotebookNode, redactor: Redactor, *, title: str) -> None:
+    """Write report.ipynb, report.html and (last) run.json, each redacted and atomic."""
+    import json
+
+    clean = redactor.notebook(nb)
+    papermill_meta = clean.metadata.get("papermill")
+    if isinstance(papermill_meta, dict):
+        papermill_meta["output_path"] = REPORT_IPYNB
+    clean.metadata["lsops"] = {"kind": run.kind, "key": run.key, "run_id": run.run_id}
+    if (
+        not run.ok
+        and run.error
+        and not any(
+            "papermill-error-cell-tag" in c.get("metadata", {}).get("tags", []) for c in clean.cells
+        )
+    ):
+        clean.cells.insert(0, failure_banner(run.error))
+    atomic_write(run.path / REPORT_IPYNB, nbformat.writes(clean))
+    atomic_write(run.path / REPORT_HTML, redactor.text(export_html(clean, title=title)))
+    data = redactor.obj(run.to_dict())
+    atomic_write(run.path / RUN_JSON, json.dumps(data, indent=2, ensure_ascii=False) + "\n")

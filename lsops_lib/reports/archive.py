@@ -1,0 +1,283 @@
+"""The archive: `outputs/<kind>/<key>/<run-id>/{report.ipynb, report.html, run.json}`.
+
+- `<run-id>` is `YYYYmmddTHHMMSSZ-<6 hex>` (sortable UTC time, random suffix), reserved
+  with an atomic `mkdir`, so two runs starting at the same moment never share a directory.
+- Each file is written to a hidden temporary name in the run directory and `os.replace`d,
+  so it appears whole or not at all; `run.json` is written last: a run directory without
+  it is a run still going (or one that died) and is not listed.
+- Before anything is written, every secret of the settings (API tokens, database
+  passwords) and every password inside a URL is replaced by `***` in the notebook, the
+  HTML and run.json.
+"""
+
+from __future__ import annotations
+
+import copy
+import html
+import json
+import os
+import re
+import secrets as _random
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from ..config import Settings
+from ..exceptions import ReportError
+from .parameters import CREDENTIAL_URL
+
+MASK = "***"
+RUN_JSON = "run.json"
+REPORT_IPYNB = "report.ipynb"
+REPORT_HTML = "report.html"
+HIDE_INPUT_TAG = "lsops-hide-input"
+# binary outputs (base64) are never searched: a short secret could match by chance and
+# replacing it would break the image
+_BINARY_MIME = re.compile(r"^(image/(png|jpeg|gif|webp)|application/pdf)$")
+_DATA_URI = r"data:[\w/+.-]+;base64,[A-Za-z0-9+/=\s]+"
+
+
+@dataclass
+class Run:
+    """One archived run (what run.json holds, plus where it is)."""
+
+    kind: str
+    key: str
+    run_id: str
+    path: Path
+    status: str  # "succeeded" | "failed"
+    started: datetime
+    duration_s: float
+    parameters: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str | None] = field(default_factory=dict)
+    error: str | None = None
+    notebook: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+    @property
+    def html_path(self) -> Path:
+        return self.path / REPORT_HTML
+
+    @property
+    def ipynb_path(self) -> Path:
+        return self.path / REPORT_IPYNB
+
+    @property
+    def json_path(self) -> Path:
+        return self.path / RUN_JSON
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "kind": self.kind,
+            "key": self.key,
+            "run_id": self.run_id,
+            "status": self.status,
+            "started": iso(self.started),
+            "duration_s": round(self.duration_s, 3),
+            "parameters": self.parameters,
+            "versions": self.versions,
+            "notebook": self.notebook,
+        }
+        if self.error is not None:
+            data["error"] = self.error
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], path: Path) -> Run:
+        return cls(
+            kind=str(data["kind"]),
+            key=str(data["key"]),
+            run_id=str(data.get("run_id") or path.name),
+            path=path,
+            status=str(data.get("status", "unknown")),
+            started=datetime.fromisoformat(str(data["started"])).astimezone(UTC),
+            duration_s=float(data.get("duration_s") or 0.0),
+            parameters=dict(data.get("parameters") or {}),
+            versions=dict(data.get("versions") or {}),
+            error=data.get("error"),
+            notebook=data.get("notebook"),
+        )
+
+
+def iso(value: datetime) -> str:
+    """`2026-11-29T06:26:42.123Z`."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# --- run directories and atomic files ----------------------------------------------------------
+
+
+def reserve_run_dir(outputs_dir: Path, kind: str, key: str, started: datetime) -> tuple[str, Path]:
+    """Create `outputs/<kind>/<key>/<run-id>/` atomically -> (run_id, path)."""
+    parent = Path(outputs_dir) / kind / key
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ReportError(f"cannot create {parent}: {exc.strerror}") from None
+    stamp = started.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    for _ in range(100):
+        run_id = f"{stamp}-{_random.token_hex(3)}"
+        try:
+            (parent / run_id).mkdir()
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise ReportError(
+                f"cannot create a run directory in {parent}: {exc.strerror}"
+            ) from None
+        return run_id, parent / run_id
+    raise ReportError(f"cannot reserve a run directory in {parent}")  # pragma: no cover
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write to a hidden temporary file next to `path`, then `os.replace` it into place."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(raw)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+# --- redaction ---------------------------------------------------------------------------------
+
+
+def _url_password_sub(text: str) -> str:
+    def repl(match: re.Match[str]) -> str:
+        prefix = match.group(0)
+        scheme_user, _, _ = prefix[:-1].rpartition(":")
+        return f"{scheme_user}:{MASK}@"
+
+    return CREDENTIAL_URL.sub(repl, text)
+
+
+class Redactor:
+    """Replaces secrets (and any password inside a URL) by `***` in text, JSON and notebooks."""
+
+    def __init__(self, secrets: Iterable[str | None]):
+        values: set[str] = set()
+        for secret in secrets:
+            if not secret:
+                continue
+            values.add(secret)
+            values.add(html.escape(secret))  # as it appears in HTML
+            values.add(json.dumps(secret)[1:-1])  # as it appears inside a JSON string
+        self.secrets = sorted(values, key=len, reverse=True)
+        self._pattern = (
+            re.compile(f"({_DATA_URI})|" + "|".join(re.escape(s) for s in self.secrets))
+            if self.secrets
+            else None
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Redactor:
+        from urllib.parse import urlsplit
+
+        extra: list[str | None] = []
+        for url in (
+            settings.store_url,
+            settings.target.url,
+            *[t.url for t in settings.targets.values()],
+        ):
+            try:
+                extra.append(urlsplit(url).password)
+            except ValueError:
+                continue
+        return cls([*settings.secrets(), *extra])
+
+    def text(self, text: str) -> str:
+        if self._pattern is not None:
+            text = self._pattern.sub(lambda m: m.group(1) or MASK, text)
+        return _url_password_sub(text)
+
+    def obj(self, value: Any) -> Any:
+        """Every string in a JSON-like structure (dict keys included)."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {self.obj(k): self.obj(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.obj(v) for v in value]
+        return value
+
+    def notebook(self, nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+        """A redacted copy; base64 image payloads are left alone."""
+        data = self._walk(nb, mime=None)
+        return nbformat.from_dict(data)
+
+    def _walk(self, value: Any, mime: str | None) -> Any:
+        if isinstance(value, str):
+            if mime is not None and _BINARY_MIME.match(mime):
+                return value
+            return self.text(value)
+        if isinstance(value, dict):
+            return {self.text(k): self._walk(v, mime=k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._walk(v, mime=mime) for v in value]
+        return value
+
+
+# --- HTML export -------------------------------------------------------------------------------
+
+
+def failed_cell_index(nb: nbformat.NotebookNode) -> int | None:
+    """The cell papermill marked as failing (or the first with an error output)."""
+    for index, cell in enumerate(nb.cells):
+        if cell.get("metadata", {}).get("papermill", {}).get("exception"):
+            return index
+    for index, cell in enumerate(nb.cells):
+        if any(out.get("output_type") == "error" for out in cell.get("outputs", [])):
+            return index
+    return None
+
+
+def failure_banner(error: str) -> nbformat.NotebookNode:
+    """A markdown cell saying the run failed (the text escaped: it may quote anything)."""
+    text = html.escape(error).replace("\n", " ")
+    cell = nbformat.v4.new_markdown_cell(
+        f'<div class="lsops-failed"><strong>This report run failed:</strong> <code>{text}</code></div>'
+    )
+    cell.metadata["tags"] = ["lsops-failure"]
+    return cell
+
+
+def export_html(nb: nbformat.NotebookNode, *, title: str) -> str:
+    """nbconvert HTML: code hidden (except the failing cell's), no prompts, images embedded,
+    the notebook's HTML and markdown outputs sanitized (no script from data)."""
+    from nbconvert import HTMLExporter
+    from traitlets.config import Config
+
+    nb = copy.deepcopy(nb)
+    failed = failed_cell_index(nb)
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and index != failed:
+            tags = list(cell.metadata.get("tags", []))
+            cell.metadata["tags"] = [*tags, HIDE_INPUT_TAG]
+    nb.metadata["title"] = title
+    config = Config()
+    config.TagRemovePreprocessor.enabled = True
+    config.TagRemovePreprocessor.remove_input_tags = {HIDE_INPUT_TAG}
+    config.HTMLExporter.exclude_input_prompt = True
+    config.HTMLExporter.exclude_output_prompt = True
+    config.HTMLExporter.embed_images = True
+    config.HTMLExporter.sanitize_html = True
+    exporter = HTMLExporter(config=config)
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
+    return body

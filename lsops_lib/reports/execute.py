@@ -1,0 +1,147 @@
+"""Executing a notebook with papermill, in a kernel whose environment carries the settings.
+
+How a notebook gets its settings: the kernel is the `python3` kernel of the running
+interpreter (jupyter_client maps the kernelspec's `python` to `sys.executable`), started
+in the caller's working directory with the caller's environment plus `LSOPS_*` variables
+describing `settings` (`LSOPS_CONFIG`, `LSOPS_API_URL`, `LSOPS_API_TOKEN`, `LSOPS_TARGET`,
+`LSOPS_STORE`, `LSOPS_DATABASE_URL`, `LSOPS_OUTPUTS`, `LSOPS_DATA`). A notebook calls
+`lsops_lib.config.load_settings()` and sees the same settings as the runner; the secrets
+travel in the kernel's environment, never in the injected parameters.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from jupyter_client import AsyncKernelManager
+
+from ..config import Settings
+
+KERNEL_NAME = "python3"
+DEFAULT_TIMEOUT_S = 900.0  # per cell
+START_TIMEOUT_S = 60
+
+
+class _EnvKernelManager(AsyncKernelManager):
+    """A kernel manager that adds `lsops_env` to the kernel's environment (per run,
+    without touching this process's `os.environ`: safe from threads)."""
+
+    lsops_env: dict[str, str] = {}
+
+    async def _async_pre_start_kernel(self, **kw: Any) -> Any:
+        env = dict(kw.pop("env", None) or os.environ)
+        env.update(self.lsops_env)
+        for name in [n for n, v in env.items() if v is None]:
+            del env[name]
+        kw["env"] = env
+        if _curve_available():  # encrypted kernel channels when pyzmq can (no TCP warning)
+            kw.setdefault("transport_encryption", "auto")
+        return await super()._async_pre_start_kernel(**kw)
+
+
+def _curve_available() -> bool:
+    try:
+        import zmq
+
+        return bool(zmq.has("curve"))
+    except Exception:  # pragma: no cover
+        return False
+
+
+def kernel_env(settings: Settings, *, outputs_dir: Path | None = None) -> dict[str, str]:
+    """The `LSOPS_*` variables that let `load_settings()` in the kernel find `settings`."""
+    package_root = str(Path(__file__).resolve().parents[2])
+    pythonpath = os.environ.get("PYTHONPATH", "")
+    env: dict[str, str] = {
+        "LSOPS_API_URL": settings.target.url,
+        "LSOPS_TARGET": settings.target.name,
+        "LSOPS_STORE": settings.store_url,
+        "LSOPS_OUTPUTS": str(outputs_dir or settings.outputs_dir),
+        "LSOPS_DATA": str(settings.data_dir),
+        # the kernel imports the same lsops_lib as the runner
+        "PYTHONPATH": os.pathsep.join(p for p in [package_root, pythonpath] if p),
+        # figures inline in the notebook, whatever backend the runner uses (tests: Agg)
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+    }
+    if settings.config_path:
+        env["LSOPS_CONFIG"] = str(Path(settings.config_path).resolve())
+    if settings.target.token:
+        env["LSOPS_API_TOKEN"] = settings.target.token
+    if settings.database_url:
+        env["LSOPS_DATABASE_URL"] = settings.database_url
+    return env
+
+
+@dataclass
+class Execution:
+    nb: nbformat.NotebookNode
+    error: str | None  # None when every cell ran
+
+
+def _one_line(exc: BaseException) -> str:
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, PapermillExecutionError):
+        where = f"cell {exc.exec_count}" if exc.exec_count else f"cell #{exc.cell_index + 1}"
+        return f"{exc.ename}: {exc.evalue} (in {where})".replace("\n", " ")
+    name = type(exc).__name__
+    if name == "CellTimeoutError":
+        return (
+            f"CellTimeoutError: a cell ran longer than the execution timeout ({exc})".splitlines()[
+                0
+            ]
+        )
+    text = str(exc).strip().splitlines()
+    return f"{name}: {text[0]}" if text else name
+
+
+def execute(
+    notebook: Path,
+    scratch: Path,
+    parameters: dict[str, Any],
+    *,
+    env: dict[str, str],
+    cwd: Path | None = None,
+    timeout_s: float | None = DEFAULT_TIMEOUT_S,
+    progress: bool | None = None,
+) -> Execution:
+    """Run `notebook` with papermill, the output saved in `scratch` (a private directory),
+    and return the executed notebook and the error, if a cell failed or the run broke."""
+    import papermill
+
+    output = scratch / "executed.ipynb"
+    manager = type("LsopsKernelManager", (_EnvKernelManager,), {"lsops_env": dict(env)})
+    if progress is None:
+        progress = sys.stderr.isatty()
+    error: str | None = None
+    try:
+        nb = papermill.execute_notebook(
+            str(notebook),
+            str(output),
+            parameters=parameters,
+            kernel_name=KERNEL_NAME,
+            progress_bar=bool(progress),
+            log_output=False,
+            start_timeout=START_TIMEOUT_S,
+            execution_timeout=timeout_s,
+            # the kernel's working directory, without papermill's process-wide chdir
+            resources={"metadata": {"path": str(cwd or Path.cwd())}},
+            kernel_manager_class=manager,
+        )
+        return Execution(nb=nb, error=None)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # a failing cell, a timeout, a kernel that died or never started
+        error = _one_line(exc)
+    if output.is_file():
+        try:
+            return Execution(nb=nbformat.read(output, as_version=4), error=error)
+        except Exception:  # pragma: no cover - a half-written scratch file
+            pass
+    return Execution(nb=nbformat.read(notebook, as_version=4), error=error)

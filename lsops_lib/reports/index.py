@@ -1,0 +1,147 @@
+"""Listing archived runs, and `outputs/index.html`: every run, newest first, by kind.
+
+The index is a static page (no JavaScript), every text escaped, links relative to it. It
+is rewritten atomically, under a lock, after every run so that concurrent runs (threads or
+processes) never drop each other from it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+from .. import __version__
+from ..times import utcnow
+from .archive import REPORT_HTML, REPORT_IPYNB, RUN_JSON, Run, atomic_write, iso
+from .parameters import KINDS
+
+INDEX_HTML = "index.html"
+_LOCK = ".index.lock"
+
+
+def list_runs(outputs_dir: str | os.PathLike[str], kind: str | None = None) -> list[Run]:
+    """Every archived run under `outputs_dir` (those with a readable run.json), newest first."""
+    root = Path(outputs_dir)
+    runs: list[Run] = []
+    if not root.is_dir():
+        return runs
+    pattern = f"{kind}/*/*/{RUN_JSON}" if kind else f"*/*/*/{RUN_JSON}"
+    for path in root.glob(pattern):
+        if any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            runs.append(Run.from_dict(data, path.parent))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a damaged run.json is not a run
+    runs.sort(key=lambda r: (r.started, r.run_id), reverse=True)
+    return runs
+
+
+@contextlib.contextmanager
+def _locked(root: Path) -> Iterator[None]:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    with open(root / _LOCK, "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def write_index(outputs_dir: str | os.PathLike[str]) -> Path:
+    """(Re)write `outputs/index.html` atomically; return its path."""
+    root = Path(outputs_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    with _locked(root):
+        page = render_index(list_runs(root), root)
+        target = root / INDEX_HTML
+        atomic_write(target, page)
+    return target
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _link(root: Path, path: Path) -> str:
+    rel = path.relative_to(root).as_posix()
+    return quote(rel, safe="/")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {secs:02d} s"
+
+
+_STYLE = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
+       max-width: 72em; color: #222; padding: 0 1em; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 2em; }
+table { border-collapse: collapse; width: 100%; }
+th, td { text-align: left; padding: .35em .7em; border-bottom: 1px solid #ddd; vertical-align: top; }
+th { background: #f4f4f4; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.status-succeeded { color: #1a7f37; font-weight: 600; }
+.status-failed { color: #c62828; font-weight: 600; }
+.error { color: #c62828; font-size: .9em; }
+.meta { color: #666; font-size: .9em; }
+code { font-size: .95em; }
+"""
+
+
+def render_index(runs: list[Run], root: Path) -> str:
+    """The index page for `runs` (already newest first), links relative to `root`."""
+    order = [k for k in KINDS] + sorted({r.kind for r in runs} - set(KINDS))
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        "<title>lsops reports</title>",
+        f"<style>{_STYLE}</style></head><body>",
+        "<h1>lsops reports</h1>",
+        f'<p class="meta">{len(runs)} run{"s" if len(runs) != 1 else ""}, newest first. '
+        f"Generated {_e(iso(utcnow()))} by lsops {_e(__version__)}. Times are UTC.</p>",
+    ]
+    if not runs:
+        parts.append("<p>No reports archived yet. Run <code>lsops report KIND</code>.</p>")
+    for kind in order:
+        group = [r for r in runs if r.kind == kind]
+        if not group:
+            continue
+        title = KINDS[kind].title if kind in KINDS else kind
+        parts.append(f'<h2 id="{_e(kind)}">{_e(title)} <span class="meta">({_e(kind)})</span></h2>')
+        parts.append(
+            "<table><thead><tr><th>started (UTC)</th><th>key</th><th>status</th>"
+            '<th class="num">duration</th><th>files</th></tr></thead><tbody>'
+        )
+        for run in group:
+            status = run.status if run.status in ("succeeded", "failed") else "other"
+            links = []
+            for name in (REPORT_HTML, REPORT_IPYNB, RUN_JSON):
+                if (run.path / name).is_file():
+                    links.append(f'<a href="{_e(_link(root, run.path / name))}">{_e(name)}</a>')
+            error = f'<div class="error">{_e(run.error)}</div>' if run.error else ""
+            parts.append(
+                "<tr>"
+                f"<td>{_e(run.started.strftime('%Y-%m-%d %H:%M:%S'))}</td>"
+                f"<td><code>{_e(run.key)}</code></td>"
+                f'<td><span class="status-{status}">{_e(run.status)}</span>{error}</td>'
+                f'<td class="num">{_e(_duration(run.duration_s))}</td>'
+                f"<td>{' · '.join(links)}</td>"
+                "</tr>"
+            )
+        parts.append("</tbody></table>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"

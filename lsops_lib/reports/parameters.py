@@ -1,0 +1,374 @@
+"""Report kinds and their parameters: checked before anything runs or is written.
+
+Each kind names its notebook, the parameters it accepts (with a type, whether it is
+required and a default) and how its archive key is derived from the parameters:
+
+| kind              | notebook                          | key                                   |
+| ----------------- | --------------------------------- | ------------------------------------- |
+| `monthly-review`  | `monthly_review.ipynb`            | the month, `2026-10`                  |
+| `postmortem`      | `incident_postmortem.ipynb`       | a slug of the title, `api-outage`     |
+| `db-optimization` | `db_optimization.ipynb`           | the database name, else `default`     |
+
+A parameter the kind does not list is accepted when the notebook's `parameters` cell
+declares it (typed by the default the notebook gives it), so notebook authors can add
+knobs without touching this module. A user-supplied parameter the notebook does not
+declare is an error. Values that are URLs with a password are refused: secrets reach the
+notebook through the environment (`LSOPS_*`), never as parameters.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from .. import times
+from ..exceptions import ParameterError, ReportError
+
+NOTEBOOKS_ENV = "LSOPS_NOTEBOOKS"
+
+# a URL carrying a password: scheme://user:password@host
+CREDENTIAL_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s@:]*:[^/\s@]+@")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_SEVERITY = re.compile(r"^SEV[0-5]$")
+_TRUE = {"1", "true", "yes", "y", "on"}
+_FALSE = {"0", "false", "no", "n", "off"}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a report kind.
+
+    `type` is one of `month`, `time`, `str`, `name`, `int`, `float`, `bool`, `severity`,
+    `json` (see `convert`). `default` is a value or a zero-argument callable; `None`
+    leaves the notebook's own default in place.
+    """
+
+    name: str
+    type: str
+    required: bool = False
+    default: Any = None
+    help: str = ""
+    minimum: float | None = None
+
+    def default_value(self) -> Any:
+        return self.default() if callable(self.default) else self.default
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A report kind: its notebook, parameters and archive key."""
+
+    name: str
+    notebook: str
+    title: str
+    params: tuple[Param, ...]
+    key: Callable[[Mapping[str, Any]], str]
+    check: Callable[[Mapping[str, Any]], None] | None = None
+
+    def param(self, name: str) -> Param | None:
+        return next((p for p in self.params if p.name == name), None)
+
+
+def slugify(text: str, *, max_length: int = 60) -> str:
+    """`"API outage: 503s on /api/chat"` -> `api-outage-503s-on-api-chat`."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    return slug[:max_length].rstrip("-")
+
+
+def _previous_month() -> str:
+    return times.previous_month(times.utcnow().strftime("%Y-%m"))
+
+
+def _postmortem_key(values: Mapping[str, Any]) -> str:
+    slug = slugify(str(values.get("title", "")))
+    if not slug:  # a title with no latin letters or digits at all
+        slug = "incident-" + str(values.get("start", ""))[:10]
+    return slug
+
+
+def _check_window(values: Mapping[str, Any]) -> None:
+    start, end = values.get("start"), values.get("end")
+    if start and end and times.parse_time(start) >= times.parse_time(end):
+        raise ParameterError(f"start {start} is not before end {end}")
+
+
+_STORE = Param("store", "str", help="metrics store URL (no password; default: the settings' store)")
+_TARGET = Param("target", "name", help="API target name from lsops.toml")
+_DATABASE = Param("database", "name", help="database NAME from lsops.toml (never a URL)")
+
+KINDS: dict[str, Kind] = {
+    "monthly-review": Kind(
+        name="monthly-review",
+        notebook="monthly_review.ipynb",
+        title="Monthly performance review",
+        params=(
+            Param("month", "month", default=_previous_month, help="YYYY-MM (default: last month)"),
+            _TARGET,
+            _STORE,
+            _DATABASE,
+            Param("include_monitoring", "bool", help="count /health and /metrics requests"),
+        ),
+        key=lambda v: str(v["month"]),
+    ),
+    "postmortem": Kind(
+        name="postmortem",
+        notebook="incident_postmortem.ipynb",
+        title="Incident postmortem",
+        params=(
+            Param(
+                "start", "time", required=True, help="start of the incident window (ISO 8601, UTC)"
+            ),
+            Param("end", "time", required=True, help="end of the incident window (ISO 8601, UTC)"),
+            Param(
+                "title",
+                "str",
+                required=True,
+                help="the incident's title; the archive key is its slug",
+            ),
+            Param("severity", "severity", default="SEV2", help="SEV1 .. SEV5"),
+            _TARGET,
+            _STORE,
+        ),
+        key=_postmortem_key,
+        check=_check_window,
+    ),
+    "db-optimization": Kind(
+        name="db-optimization",
+        notebook="db_optimization.ipynb",
+        title="Database optimization",
+        params=(
+            _DATABASE,
+            Param(
+                "top_n",
+                "int",
+                default=20,
+                minimum=1,
+                help="how many tables/queries/indexes to list",
+            ),
+            _STORE,
+        ),
+        key=lambda v: str(v.get("database") or "default"),
+    ),
+}
+
+
+def notebooks_dir(override: str | os.PathLike[str] | None = None) -> Path:
+    """Where the notebooks are: `override`, else `$LSOPS_NOTEBOOKS`, else the repository's
+    `notebooks/`, else the copy shipped inside the package."""
+    if override is not None:
+        return Path(override)
+    if os.environ.get(NOTEBOOKS_ENV):
+        return Path(os.environ[NOTEBOOKS_ENV]).expanduser()
+    package = Path(__file__).resolve().parents[1]
+    repo = package.parent / "notebooks"
+    if repo.is_dir():
+        return repo
+    return package / "notebooks"
+
+
+def notebook_path(kind: str, directory: str | os.PathLike[str] | None = None) -> Path:
+    spec = get_kind(kind)
+    path = notebooks_dir(directory) / spec.notebook
+    if not path.is_file():
+        raise ReportError(f"notebook for {kind} not found: {path}")
+    return path
+
+
+def get_kind(kind: str) -> Kind:
+    try:
+        return KINDS[kind]
+    except KeyError:
+        raise ParameterError(f"unknown report kind {kind!r} (known: {', '.join(KINDS)})") from None
+
+
+def declared_parameters(path: Path) -> dict[str, str]:
+    """The notebook's `parameters` cell: name -> inferred type name (`int`, `str`, ...)."""
+    stat = path.stat()
+    return dict(_declared(str(path), stat.st_mtime_ns, stat.st_size))
+
+
+@lru_cache(maxsize=32)
+def _declared(path: str, _mtime: int, _size: int) -> tuple[tuple[str, str], ...]:
+    import papermill
+
+    try:
+        found = papermill.inspect_notebook(path)
+    except Exception as exc:  # a broken notebook file
+        raise ReportError(f"cannot read the parameters of {path}: {exc}") from None
+    return tuple((name, _infer_type(info)) for name, info in found.items())
+
+
+def _infer_type(info: Mapping[str, Any]) -> str:
+    """`int`, `float`, `bool`, `str`, `dict`, `list` from the annotation or the default."""
+    inferred = str(info.get("inferred_type_name") or "None")
+    if inferred != "None":
+        return inferred
+    try:
+        default = ast.literal_eval(str(info.get("default")))
+    except (ValueError, SyntaxError):
+        return "None"
+    return type(default).__name__ if default is not None else "None"
+
+
+# --- conversion ------------------------------------------------------------------------------
+
+
+def _refuse_credentials(name: str, value: str) -> None:
+    if CREDENTIAL_URL.search(value):
+        raise ParameterError(
+            f"parameter {name} holds a URL with a password; refer to it by name in lsops.toml "
+            "or set it in an LSOPS_* environment variable instead"
+        )
+
+
+def _to_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ParameterError(f"parameter {name} must be true or false, not {value!r}")
+
+
+def _to_number(name: str, value: Any, kind: type[int] | type[float]) -> int | float:
+    if isinstance(value, bool):
+        raise ParameterError(f"parameter {name} must be a number, not {value!r}")
+    try:
+        return kind(str(value).strip()) if isinstance(value, str) else kind(value)
+    except (TypeError, ValueError):
+        what = "an integer" if kind is int else "a number"
+        raise ParameterError(f"parameter {name} must be {what}, not {value!r}") from None
+
+
+def convert(name: str, type_: str, value: Any) -> Any:
+    """Check `value` and turn it into its canonical, JSON-friendly form."""
+    if isinstance(value, str):
+        _refuse_credentials(name, value)
+    if type_ == "month":
+        start, _ = times.parse_month(str(value))
+        return f"{start:%Y-%m}"
+    if type_ == "time":
+        stamp = times.parse_time(value if isinstance(value, datetime) else str(value))
+        return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if type_ == "bool":
+        return _to_bool(name, value)
+    if type_ == "int":
+        return _to_number(name, value, int)
+    if type_ == "float":
+        return _to_number(name, value, float)
+    if type_ == "name":
+        text = str(value).strip()
+        if "://" in text:
+            raise ParameterError(f"parameter {name} must be a NAME from lsops.toml, not a URL")
+        if not _NAME.match(text) or ".." in text:
+            raise ParameterError(
+                f"parameter {name} must be a name (letters, digits, '.', '_', '-'), not {value!r}"
+            )
+        return text
+    if type_ == "severity":
+        text = str(value).strip().upper()
+        if not _SEVERITY.match(text):
+            raise ParameterError(f"parameter {name} must be SEV1 .. SEV5, not {value!r}")
+        return text
+    if type_ == "json":
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ParameterError(f"parameter {name} must be JSON, not {value!r}") from None
+        _refuse_credentials(name, json.dumps(value, default=str))
+        return value
+    # "str" and anything the notebook declared without a clear type
+    if isinstance(value, str | int | float | bool | list | dict):
+        return value
+    return str(value)
+
+
+_INFERRED = {
+    "int": "int",
+    "float": "float",
+    "bool": "bool",
+    "str": "str",
+    "dict": "json",
+    "list": "json",
+}
+
+
+def check_key(key: str) -> str:
+    """A key is one path segment: no separators, no `..`, no leading dot."""
+    if (
+        not key
+        or len(key) > 100
+        or "/" in key
+        or "\\" in key
+        or ".." in key
+        or key.startswith(".")
+        or any(ord(c) < 32 for c in key)
+    ):
+        raise ParameterError(
+            f"not a usable report key: {key!r} (it must be a plain name, not a path)"
+        )
+    return key
+
+
+def validate(
+    kind: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    notebooks_dir: str | os.PathLike[str] | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """Check `params` for `kind` -> (key, parameters to inject). ParameterError when wrong.
+
+    Missing optional parameters take the kind's default (when it has one); parameters
+    whose value is `None` are left to the notebook's own default. Nothing is written.
+    """
+    spec = get_kind(kind)
+    declared = declared_parameters(notebook_path(kind, notebooks_dir))
+    values: dict[str, Any] = {}
+    given: set[str] = set()
+    for raw_name, value in (params or {}).items():
+        name = str(raw_name).replace("-", "_")
+        param = spec.param(name)
+        if param is None and name not in declared:
+            known = sorted({p.name for p in spec.params} | set(declared))
+            raise ParameterError(
+                f"unknown parameter {raw_name!r} for {kind} (known: {', '.join(known)})"
+            )
+        if declared and name not in declared:
+            raise ParameterError(f"the {kind} notebook ({spec.notebook}) has no parameter {name!r}")
+        if value is None:
+            continue
+        type_ = param.type if param else _INFERRED.get(declared.get(name, ""), "str")
+        converted = convert(name, type_, value)
+        if param is not None and param.minimum is not None and converted < param.minimum:
+            raise ParameterError(
+                f"parameter {name} must be at least {param.minimum:g}, not {value!r}"
+            )
+        values[name] = converted
+        given.add(name)
+    for param in spec.params:
+        if param.name in values:
+            continue
+        if param.required:
+            raise ParameterError(f"{kind} needs the parameter {param.name} ({param.help})")
+        default = param.default_value()
+        if default is not None:
+            values[param.name] = convert(param.name, param.type, default)
+    if spec.check is not None:
+        spec.check(values)
+    key = check_key(spec.key(values))
+    if declared:  # defaults the notebook does not declare are not injected
+        values = {k: v for k, v in values.items() if k in declared or k in given}
+    return key, values

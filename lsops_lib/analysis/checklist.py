@@ -1,0 +1,330 @@
+"""The runbook's Monitoring Checklist, evaluated from the store."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from ..config import Thresholds
+from ._common import ensure_ts, iso, median_interval_s, ts
+from .memory import memory_trend
+from .slo import latency_timeslices, percentile_sanity
+from .traffic import cache_summary, endpoint_summary, request_totals, traffic_series
+
+PASS, FAIL, UNKNOWN = "pass", "fail", "unknown"
+
+
+@dataclass
+class Check:
+    """One checklist line. `severity` says how bad a fail is: "critical" or "warning"."""
+
+    key: str
+    name: str
+    status: str  # pass | fail | unknown
+    value: Any
+    threshold: Any
+    detail: str
+    severity: str = "warning"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def exit_code(checks: list[Check]) -> int:
+    """Monitoring-plugin convention: 0 all known lines pass, 1 a warning-level fail,
+    2 a critical fail, 3 nothing known."""
+    if not checks or all(c.status == UNKNOWN for c in checks):
+        return 3
+    fails = [c for c in checks if c.status == FAIL]
+    if any(c.severity == "critical" for c in fails):
+        return 2
+    return 1 if fails else 0
+
+
+def _latest_services(services: pd.DataFrame) -> dict[str, Any]:
+    if services.empty:
+        return {}
+    last = services.sort_values("ts").groupby("service").tail(1)
+    return {row.service: row for row in last.itertuples()}
+
+
+QUICK_MESSAGES = {"configured", "available"}
+
+
+def checklist(
+    store: Any,
+    start: datetime | None,
+    end: datetime | None,
+    thresholds: Thresholds | None = None,
+    *,
+    target: str | None = None,
+    include_monitoring: bool = False,
+    min_requests: int = 10,
+) -> list[Check]:
+    """Each line of the runbook's Monitoring Checklist over [start, end): pass, fail or unknown."""
+    th = thresholds or Thresholds()
+    checks: list[Check] = []
+    health = store.health(start, end, target=target)
+    health = ensure_ts(health.copy(), "ts").sort_values("ts") if not health.empty else health
+    services = store.services(start, end, target=target)
+    services = ensure_ts(services.copy(), "ts") if not services.empty else services
+    last_status = str(health["status"].iloc[-1]).upper() if not health.empty else None
+    last_ts = health["ts"].iloc[-1] if not health.empty else None
+    critical_health = last_status == "ERROR"
+
+    # --- health monitoring
+    if health.empty:
+        checks.append(
+            Check(
+                "api",
+                "API server responding",
+                UNKNOWN,
+                None,
+                "an answer",
+                "no health observation in the window: is the collector running?",
+                "critical",
+            )
+        )
+    else:
+        counts = health["status"].astype(str).str.upper().value_counts()
+        no_answer = int(counts.get("NO_ANSWER", 0))
+        interval = median_interval_s(health["ts"]) or 300.0
+        stale_s = (ts(end) - last_ts).total_seconds() if end is not None else 0.0
+        detail = f"last observation {iso(last_ts)}: {last_status}; {no_answer} of {len(health)} scrapes without answer"
+        if stale_s > max(3 * interval, 900):
+            checks.append(
+                Check(
+                    "api",
+                    "API server responding",
+                    UNKNOWN,
+                    last_status,
+                    "an answer",
+                    detail + f"; no observation for the last {stale_s / 60:.0f} min",
+                    "critical",
+                )
+            )
+        else:
+            ok = last_status != "NO_ANSWER"
+            checks.append(
+                Check(
+                    "api",
+                    "API server responding",
+                    PASS if ok else FAIL,
+                    last_status,
+                    "an answer",
+                    detail,
+                    "critical",
+                )
+            )
+
+    latest = _latest_services(services)
+    sev = "critical" if critical_health else "warning"
+
+    def service_check(
+        key: str, name: str, service: str, quick_unknown: bool, note: str = ""
+    ) -> None:
+        row = latest.get(service)
+        if row is None:
+            why = "not reported" + (
+                " (only the deep health check reports it)" if service == "tables" else ""
+            )
+            checks.append(Check(key, name, UNKNOWN, None, "OK", f"{service}: {why}", sev))
+            return
+        status = str(row.status).upper()
+        message = "" if row.message is None or pd.isna(row.message) else str(row.message)
+        text = f"{service} {status} at {iso(row.ts)}" + (f": {message}" if message else "") + note
+        if quick_unknown and message.strip().lower() in QUICK_MESSAGES:
+            checks.append(
+                Check(
+                    key,
+                    name,
+                    UNKNOWN,
+                    status,
+                    "OK",
+                    text + " (quick health check only: collect deep checks to test the connection)",
+                    sev,
+                )
+            )
+            return
+        checks.append(Check(key, name, PASS if status == "OK" else FAIL, status, "OK", text, sev))
+
+    service_check("database", "Database connected", "database", True)
+    service_check(
+        "openai",
+        "OpenAI API accessible",
+        "openai",
+        False,
+        " (the server checks that its API key is configured, not a live call)",
+    )
+    service_check("cache", "Cache working", "cache", False)
+    service_check("tables", "All tables exist", "tables", False)
+
+    # --- performance monitoring
+    scrapes = store.scrapes(start, end, target=target)
+    scrapes = ensure_ts(scrapes.copy(), "ts").sort_values("ts") if not scrapes.empty else scrapes
+    lat = latency_timeslices(
+        store, start, end, threshold_ms=th.latency_p95_ms, target=target, scrapes=scrapes
+    )
+    sanity = percentile_sanity(store, start, end, target=target, scrapes=scrapes)
+    name = f"Response times < {th.latency_p95_ms:g}ms (95th percentile)"
+    if lat["slices"] == 0:
+        checks.append(
+            Check(
+                "latency",
+                name,
+                UNKNOWN,
+                None,
+                th.latency_slo,
+                "no scrape reported window statistics",
+            )
+        )
+    else:
+        detail = (
+            f"{lat['met']} of {lat['slices']} time slices had a reported p95 below {th.latency_p95_ms:g} ms "
+            f"(target: at least {th.latency_slo:.0%} of slices); the server's percentiles were out of order "
+            f"in {sanity['disordered']} of {sanity['snapshots']} snapshots (untrusted, quirk 1)"
+        )
+        checks.append(
+            Check(
+                "latency",
+                name,
+                PASS if lat["share"] >= th.latency_slo else FAIL,
+                lat["share"],
+                th.latency_slo,
+                detail,
+            )
+        )
+
+    cache = cache_summary(store, start, end, target=target)
+    name = f"Cache hit rate > {th.cache_hit_rate:.0%}"
+    if cache["operations"] == 0:
+        checks.append(
+            Check(
+                "cache_hit_rate",
+                name,
+                UNKNOWN,
+                None,
+                th.cache_hit_rate,
+                "no cache operations counted",
+            )
+        )
+    else:
+        detail = f"{cache['hits']} hits, {cache['misses']} misses (from counter deltas)"
+        if cache["hit_ratio"] < th.cache_hit_rate_warn:
+            detail += f"; below the warning level {th.cache_hit_rate_warn:.0%}"
+        checks.append(
+            Check(
+                "cache_hit_rate",
+                name,
+                PASS if cache["hit_ratio"] > th.cache_hit_rate else FAIL,
+                cache["hit_ratio"],
+                th.cache_hit_rate,
+                detail,
+            )
+        )
+
+    summary = endpoint_summary(
+        store, start, end, target=target, include_monitoring=include_monitoring
+    )
+    totals = request_totals(summary)
+    name = f"Error rate < {th.error_rate:.0%}"
+    excluded = "" if include_monitoring else " (monitoring endpoints excluded)"
+    if totals["requests"] == 0:
+        checks.append(
+            Check(
+                "error_rate", name, UNKNOWN, None, th.error_rate, "no requests counted" + excluded
+            )
+        )
+    else:
+        rate = totals["error_rate"]
+        severity = "critical" if rate > th.error_rate_critical else "warning"
+        detail = f"{totals['errors']} errors of {totals['requests']} requests{excluded}"
+        checks.append(
+            Check(
+                "error_rate",
+                name,
+                PASS if rate < th.error_rate else FAIL,
+                rate,
+                th.error_rate,
+                detail,
+                severity,
+            )
+        )
+
+    mem = memory_trend(store, start, end, th, target=target, scrapes=scrapes)
+    name = "Memory usage stable"
+    if mem.peak_rss is None:
+        checks.append(
+            Check("memory", name, UNKNOWN, None, th.memory_fraction, "no memory figure collected")
+        )
+    else:
+        detail = (
+            f"peak rss {mem.peak_rss / 2**20:.0f} MiB = {mem.peak_fraction:.0%} of {mem.limit_bytes / 2**20:.0f} MiB; "
+            f"{len(mem.restarts)} restarts"
+        )
+        if mem.leak:
+            seg = mem.leak_segments.iloc[0]
+            detail += f"; possible leak: +{seg['growth_per_hour']:.1%}/h between restarts since {iso(seg['start'])}"
+        ok = not mem.leak and mem.peak_fraction < th.memory_fraction
+        severity = "critical" if mem.peak_fraction > th.memory_critical_fraction else "warning"
+        checks.append(
+            Check(
+                "memory",
+                name,
+                PASS if ok else FAIL,
+                mem.peak_fraction,
+                th.memory_fraction,
+                detail,
+                severity,
+            )
+        )
+
+    checks.append(
+        Check(
+            "cpu",
+            "CPU usage acceptable",
+            UNKNOWN,
+            None,
+            0.70,
+            "the API does not report CPU usage; check `pm2 monit` on the host",
+        )
+    )
+
+    # --- error monitoring
+    hourly = traffic_series(
+        store, start, end, bucket="hour", target=target, include_monitoring=include_monitoring
+    )
+    busy = hourly[hourly["requests"] >= min_requests] if not hourly.empty else hourly
+    name = "Error rate stable"
+    if busy.empty:
+        checks.append(
+            Check(
+                "error_rate_stable",
+                name,
+                UNKNOWN,
+                None,
+                th.error_rate_warn,
+                f"no hour with at least {min_requests} requests",
+            )
+        )
+    else:
+        worst = busy.loc[busy["error_rate"].idxmax()]
+        above = int((busy["error_rate"] > th.error_rate_warn).sum())
+        detail = (
+            f"worst hour {iso(worst['ts'])}: {worst['error_rate']:.1%} ({int(worst['errors'])} of "
+            f"{int(worst['requests'])}); {above} of {len(busy)} hours above {th.error_rate_warn:.0%}{excluded}"
+        )
+        checks.append(
+            Check(
+                "error_rate_stable",
+                name,
+                PASS if above == 0 else FAIL,
+                float(worst["error_rate"]),
+                th.error_rate_warn,
+                detail,
+            )
+        )
+    return checks

@@ -1,0 +1,353 @@
+"""Incidents found in the history: runs of breaching observations merged into one.
+
+An incident starts at its first breaching observation and ends at the first good one
+after it (an incident still breaching at the last observation is `ongoing` and ends at
+that observation). Health incidents use every scrape; per-endpoint error-rate and
+latency incidents use the store's per-bucket deltas (hour by default).
+"""
+
+from __future__ import annotations
+
+import shlex
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..config import Thresholds
+from ._common import empty, ensure_ts, filter_monitoring, iso, py, ts
+from .traffic import endpoint_series, endpoint_summary
+
+COLUMNS = ["start", "end", "duration_s", "kind", "severity", "detail", "endpoint", "ongoing"]
+KINDS = ("no_answer", "health_error", "health_degraded", "error_rate", "latency", "restart")
+_HEALTH_KIND = {"NO_ANSWER": "no_answer", "ERROR": "health_error", "DEGRADED": "health_degraded"}
+_HEALTH_SEVERITY = {
+    "no_answer": "critical",
+    "health_error": "critical",
+    "health_degraded": "warning",
+}
+_BUCKET = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
+
+
+def _runs(flags: pd.Series) -> list[tuple[int, int]]:
+    """(first, last) positional indexes of each run of True."""
+    out: list[tuple[int, int]] = []
+    first: int | None = None
+    values = list(flags)
+    for i, flag in enumerate(values):
+        if flag and first is None:
+            first = i
+        elif not flag and first is not None:
+            out.append((first, i - 1))
+            first = None
+    if first is not None:
+        out.append((first, len(values) - 1))
+    return out
+
+
+def health_incidents(
+    health: pd.DataFrame, services: pd.DataFrame | None = None, scrapes: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """no_answer / health_error / health_degraded incidents from health observations (ts, status)."""
+    if health.empty:
+        return empty(COLUMNS)
+    df = health.sort_values("ts").reset_index(drop=True)
+    status = df["status"].fillna("NO_ANSWER").astype(str).str.upper()
+    kinds = status.map(_HEALTH_KIND)
+    rows = []
+    for kind in ("no_answer", "health_error", "health_degraded"):
+        for first, last in _runs(kinds == kind):
+            start = df["ts"].iloc[first]
+            ongoing = last + 1 >= len(df)
+            end = df["ts"].iloc[last] if ongoing else df["ts"].iloc[last + 1]
+            n = last - first + 1
+            detail = (
+                f"{n} consecutive {'scrape' if n == 1 else 'scrapes'} "
+                + {
+                    "no_answer": "without an answer",
+                    "health_error": "with health ERROR",
+                    "health_degraded": "with health DEGRADED",
+                }[kind]
+            )
+            detail += _why(kind, start, df["ts"].iloc[last], services, scrapes)
+            if ongoing:
+                detail += "; still breaching at the last observation"
+            rows.append(
+                {
+                    "start": start,
+                    "end": end,
+                    "duration_s": (end - start).total_seconds(),
+                    "kind": kind,
+                    "severity": _HEALTH_SEVERITY[kind],
+                    "detail": detail,
+                    "endpoint": None,
+                    "ongoing": ongoing,
+                }
+            )
+    return pd.DataFrame(rows, columns=COLUMNS) if rows else empty(COLUMNS)
+
+
+def _why(
+    kind: str,
+    first: pd.Timestamp,
+    last: pd.Timestamp,
+    services: pd.DataFrame | None,
+    scrapes: pd.DataFrame | None,
+) -> str:
+    """A short cause: the failure kinds of a no-answer run, the failing services otherwise."""
+    if (
+        kind == "no_answer"
+        and scrapes is not None
+        and not scrapes.empty
+        and "failure_kind" in scrapes
+    ):
+        part = scrapes[(scrapes["ts"] >= first) & (scrapes["ts"] <= last)]
+        kinds = part["failure_kind"].dropna().astype(str).value_counts()
+        if not kinds.empty:
+            return " (" + ", ".join(f"{k} x{v}" for k, v in kinds.items()) + ")"
+        return ""
+    if kind != "no_answer" and services is not None and not services.empty:
+        part = services[(services["ts"] >= first) & (services["ts"] <= last)]
+        part = part[part["status"].astype(str).str.upper() != "OK"]
+        if part.empty:
+            return ""
+        names = []
+        for (name, stat), grp in part.groupby(["service", "status"], sort=True):
+            message = grp["message"].dropna().astype(str)
+            text = f"{name} {stat}"
+            if not message.empty:
+                text += f": {message.iloc[-1][:120]}"
+            names.append(text)
+        return " (" + "; ".join(names[:4]) + ")"
+    return ""
+
+
+def endpoint_incidents(
+    series: pd.DataFrame,
+    thresholds: Thresholds,
+    *,
+    bucket: str = "hour",
+    baseline: pd.Series | None = None,
+    min_requests: int = 10,
+    latency_factor: float = 2.0,
+    min_latency_delta_ms: float = 50.0,
+) -> pd.DataFrame:
+    """error_rate and latency incidents per endpoint from per-bucket figures.
+
+    error_rate: a bucket with at least `min_requests` whose error rate is above
+    thresholds.error_rate_warn (critical above error_rate_critical).
+    latency: a bucket whose mean latency (weighted) is above `latency_factor` x the
+    endpoint's baseline mean and at least `min_latency_delta_ms` above it. `baseline`
+    maps endpoint -> mean_ms; without it, the median of the endpoint's own bucket means.
+    """
+    if series.empty:
+        return empty(COLUMNS)
+    step = _BUCKET.get(bucket)
+    rows: list[dict[str, Any]] = []
+    for endpoint, part in series.groupby("endpoint", sort=True):
+        part = part.sort_values("ts").reset_index(drop=True)
+        busy = part["requests"] >= min_requests
+        # error rate
+        flags = busy & (part["error_rate"] > thresholds.error_rate_warn)
+        for first, last in _consecutive(part, _runs(flags), step):
+            run = part.iloc[first : last + 1]
+            start, end, ongoing = _span(part, first, last, step)
+            errors, requests = int(run["errors"].sum()), int(run["requests"].sum())
+            peak = float(run["error_rate"].max())
+            overall = errors / requests if requests else float("nan")
+            critical = peak > thresholds.error_rate_critical
+            rows.append(
+                {
+                    "start": start,
+                    "end": end,
+                    "duration_s": (end - start).total_seconds(),
+                    "kind": "error_rate",
+                    "severity": "critical" if critical else "warning",
+                    "detail": (
+                        f"error rate {overall:.1%} ({errors} of {requests} requests), peak {peak:.1%} "
+                        f"per {bucket}; warning above {thresholds.error_rate_warn:.0%}, "
+                        f"critical above {thresholds.error_rate_critical:.0%}"
+                    ),
+                    "endpoint": endpoint,
+                    "ongoing": ongoing,
+                }
+            )
+        # latency against the baseline
+        if baseline is not None and endpoint in baseline.index and not pd.isna(baseline[endpoint]):
+            base = float(baseline[endpoint])
+        else:
+            means = part.loc[busy, "mean_ms"].dropna()
+            base = float(means.median()) if not means.empty else float("nan")
+        if np.isnan(base):
+            continue
+        flags = (
+            busy
+            & (part["mean_ms"] > latency_factor * base)
+            & (part["mean_ms"] - base >= min_latency_delta_ms)
+        )
+        for first, last in _consecutive(part, _runs(flags), step):
+            run = part.iloc[first : last + 1]
+            start, end, ongoing = _span(part, first, last, step)
+            requests = float(run["requests"].sum())
+            mean = float(run["time_sum_ms"].sum() / requests) if requests else float("nan")
+            peak = float(run["mean_ms"].max())
+            rows.append(
+                {
+                    "start": start,
+                    "end": end,
+                    "duration_s": (end - start).total_seconds(),
+                    "kind": "latency",
+                    "severity": "critical" if mean > thresholds.latency_p95_warn_ms else "warning",
+                    "detail": (
+                        f"mean latency {mean:.0f} ms (peak {peak:.0f} ms per {bucket}) vs baseline "
+                        f"{base:.0f} ms (x{mean / base:.1f}); flagged above x{latency_factor:g}"
+                    ),
+                    "endpoint": endpoint,
+                    "ongoing": ongoing,
+                }
+            )
+    return pd.DataFrame(rows, columns=COLUMNS) if rows else empty(COLUMNS)
+
+
+def _consecutive(
+    part: pd.DataFrame, runs: list[tuple[int, int]], step: timedelta | None
+) -> list[tuple[int, int]]:
+    """Split runs where fixed-size buckets are not adjacent in time."""
+    if step is None:
+        return runs
+    out = []
+    for first, last in runs:
+        begin = first
+        for i in range(first + 1, last + 1):
+            if part["ts"].iloc[i] - part["ts"].iloc[i - 1] > pd.Timedelta(step):
+                out.append((begin, i - 1))
+                begin = i
+        out.append((begin, last))
+    return out
+
+
+def _span(
+    part: pd.DataFrame, first: int, last: int, step: timedelta | None
+) -> tuple[pd.Timestamp, pd.Timestamp, bool]:
+    start = part["ts"].iloc[first]
+    if step is not None:
+        return start, part["ts"].iloc[last] + pd.Timedelta(step), False
+    ongoing = last + 1 >= len(part)
+    return start, part["ts"].iloc[last] if ongoing else part["ts"].iloc[last + 1], ongoing
+
+
+_RESET_DETAIL = {
+    "restart": "process restarted (new uptime.start): every counter started again from zero",
+    "reset": "metrics reset (new uptime.lastReset): every counter started again from zero",
+    "counter_drop": "a cumulative counter went down without a new start or reset",
+}
+
+
+def restart_incidents(resets: pd.DataFrame) -> pd.DataFrame:
+    if resets.empty:
+        return empty(COLUMNS)
+    rows = [
+        {
+            "start": row.ts,
+            "end": row.ts,
+            "duration_s": 0.0,
+            "kind": "restart",
+            "severity": "warning" if row.kind != "counter_drop" else "info",
+            "detail": _RESET_DETAIL.get(str(row.kind), str(row.kind)),
+            "endpoint": None,
+            "ongoing": False,
+        }
+        for row in resets.sort_values("ts").itertuples()
+    ]
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def incidents(
+    store: Any,
+    start: datetime | None,
+    end: datetime | None,
+    thresholds: Thresholds | None = None,
+    *,
+    target: str | None = None,
+    include_monitoring: bool = False,
+    baseline: tuple[datetime, datetime] | None = None,
+    bucket: str = "hour",
+    min_requests: int = 10,
+    latency_factor: float = 2.0,
+    kinds: tuple[str, ...] = KINDS,
+) -> pd.DataFrame:
+    """Every incident in [start, end): start, end, duration_s, kind, severity, detail, endpoint, ongoing.
+
+    kind: no_answer | health_error | health_degraded | error_rate | latency | restart;
+    severity: critical | warning | info. Sorted by start. `baseline` = (start, end) of a
+    period whose per-endpoint mean latency is the reference for latency regressions
+    (default: each endpoint's median bucket mean over the window itself).
+    """
+    thresholds = thresholds or Thresholds()
+    parts = []
+    if {"no_answer", "health_error", "health_degraded"} & set(kinds):
+        health = store.health(start, end, target=target)
+        if not health.empty:
+            health = ensure_ts(health.copy(), "ts")
+            services = ensure_ts(store.services(start, end, target=target).copy(), "ts")
+            scrapes = store.scrapes(start, end, target=target)
+            scrapes = ensure_ts(scrapes.copy(), "ts") if not scrapes.empty else scrapes
+            found = health_incidents(health, services, scrapes)
+            parts.append(found[found["kind"].isin(kinds)])
+    if {"error_rate", "latency"} & set(kinds):
+        series = endpoint_series(
+            store, start, end, bucket=bucket, target=target, include_monitoring=include_monitoring
+        )
+        base = None
+        if baseline is not None:
+            summary = endpoint_summary(
+                store,
+                py(baseline[0]),
+                py(baseline[1]),
+                target=target,
+                include_monitoring=include_monitoring,
+            )
+            base = summary.set_index("endpoint")["mean_ms"] if not summary.empty else None
+        found = endpoint_incidents(
+            series,
+            thresholds,
+            bucket=bucket,
+            baseline=base,
+            min_requests=min_requests,
+            latency_factor=latency_factor,
+        )
+        parts.append(found[found["kind"].isin(kinds)])
+    if "restart" in kinds:
+        resets = store.resets(start, end, target=target)
+        if not resets.empty:
+            parts.append(restart_incidents(ensure_ts(resets.copy(), "ts")))
+    parts = [p for p in parts if not p.empty]
+    if not parts:
+        return empty(COLUMNS)
+    out = pd.concat(parts, ignore_index=True)
+    out = filter_monitoring(out, include_monitoring) if out["endpoint"].notna().any() else out
+    out["order"] = out["kind"].map({k: i for i, k in enumerate(KINDS)})
+    out = out.sort_values(["start", "order", "endpoint"], na_position="first").drop(columns="order")
+    return out.reset_index(drop=True)[COLUMNS]
+
+
+def postmortem_command(row: Any, *, margin: timedelta = timedelta(minutes=10)) -> str:
+    """The `lsops report postmortem ...` command line for one incident row."""
+    start = ts(row["start"]) - pd.Timedelta(margin)
+    end = ts(row["end"]) + pd.Timedelta(margin)
+    where = f" on {row['endpoint']}" if row.get("endpoint") else ""
+    title = f"{str(row['kind']).replace('_', ' ')}{where} {ts(row['start']).strftime('%Y-%m-%d %H:%M')} UTC"
+    return (
+        f"lsops report postmortem --start {iso(start.floor('min'))} --end {iso(end.ceil('min'))} "
+        f"--title {shlex.quote(title)}"
+    )
+
+
+def with_commands(found: pd.DataFrame) -> pd.DataFrame:
+    """The incidents frame with a `postmortem_command` column."""
+    out = found.copy()
+    out["postmortem_command"] = (
+        [postmortem_command(row) for _, row in out.iterrows()] if not out.empty else []
+    )
+    return out

@@ -1,0 +1,182 @@
+"""Memory over time with restarts marked, and the possible-leak flag."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..config import Thresholds
+from ._common import empty, ensure_ts, ratio
+
+
+@dataclass
+class MemoryTrend:
+    """RSS per scrape split into segments between process restarts.
+
+    frame: ts, rss, heap_used, heap_total, segment, restart (True on the first scrape
+    after a restart). segments: segment, start, end, points, duration_h, rss_start,
+    rss_end, slope_bytes_per_hour, growth_per_hour (slope / fitted rss at the segment's
+    start), r2, leak. A segment is a possible leak when it climbs steadily (r2 >= min_r2,
+    at least `min_points` scrapes over `min_hours`) faster than
+    thresholds.memory_growth_per_hour.
+    """
+
+    frame: pd.DataFrame = field(repr=False)
+    segments: pd.DataFrame = field(repr=False)
+    restarts: pd.DataFrame = field(repr=False)  # ts, kind (from the store's resets)
+    leak: bool
+    peak_rss: float | None
+    peak_fraction: float | None  # of thresholds.memory_limit_bytes
+    last_rss: float | None
+    last_fraction: float | None
+    limit_bytes: int
+    growth_threshold: float
+
+    @property
+    def leak_segments(self) -> pd.DataFrame:
+        return (
+            self.segments.loc[self.segments["leak"]] if not self.segments.empty else self.segments
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "leak": self.leak,
+            "peak_rss": self.peak_rss,
+            "peak_fraction": self.peak_fraction,
+            "last_rss": self.last_rss,
+            "last_fraction": self.last_fraction,
+            "limit_bytes": self.limit_bytes,
+            "growth_threshold": self.growth_threshold,
+            "restarts": len(self.restarts),
+            "segments": len(self.segments),
+        }
+
+
+SEGMENT_COLUMNS = [
+    "segment",
+    "start",
+    "end",
+    "points",
+    "duration_h",
+    "rss_start",
+    "rss_end",
+    "slope_bytes_per_hour",
+    "growth_per_hour",
+    "r2",
+    "leak",
+]
+
+
+def _fit(hours: np.ndarray, rss: np.ndarray) -> tuple[float, float, float]:
+    """Least squares rss = a + b*h: (a, b, r2)."""
+    b, a = np.polyfit(hours, rss, 1)
+    pred = a + b * hours
+    ss_res = float(((rss - pred) ** 2).sum())
+    ss_tot = float(((rss - rss.mean()) ** 2).sum())
+    r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else 0.0
+    return float(a), float(b), r2
+
+
+def memory_trend(
+    store: Any,
+    start: datetime | None,
+    end: datetime | None,
+    thresholds: Thresholds | None = None,
+    *,
+    target: str | None = None,
+    min_points: int = 6,
+    min_hours: float = 1.0,
+    min_r2: float = 0.7,
+    scrapes: pd.DataFrame | None = None,
+) -> MemoryTrend:
+    thresholds = thresholds or Thresholds()
+    df = store.scrapes(start, end, target=target) if scrapes is None else scrapes
+    resets = store.resets(start, end, target=target)
+    resets = ensure_ts(resets.copy(), "ts") if not resets.empty else empty(["ts", "kind"])
+    limit = int(thresholds.memory_limit_bytes)
+    cols = ["ts", "rss", "heap_used", "heap_total", "segment", "restart"]
+    if df.empty:
+        return MemoryTrend(
+            empty(cols),
+            empty(SEGMENT_COLUMNS),
+            resets,
+            False,
+            None,
+            None,
+            None,
+            None,
+            limit,
+            thresholds.memory_growth_per_hour,
+        )
+    df = ensure_ts(df.copy(), "ts").sort_values("ts")
+    frame = pd.DataFrame({"ts": df["ts"]})
+    for col in ["rss", "heap_used", "heap_total"]:
+        frame[col] = pd.to_numeric(df.get(col), errors="coerce")
+    up = pd.to_numeric(df.get("uptime_start_ms"), errors="coerce")
+    frame["uptime_start_ms"] = up
+    frame = frame.loc[frame["rss"].notna()].reset_index(drop=True)
+    # a new process: a different uptime start than the previous answered scrape
+    upv = frame["uptime_start_ms"]
+    new = upv.ne(upv.shift()) & upv.shift().notna() & upv.notna()
+    # also an rss that was known before a restart the store saw between two scrapes
+    if not resets.empty and not frame.empty:
+        restart_ts = resets.loc[resets["kind"].isin(["restart", "reset"]), "ts"]
+        for t in restart_ts:
+            after = frame.index[frame["ts"] >= t]
+            if len(after) and after[0] > 0:
+                new.iloc[after[0]] = True
+    frame["restart"] = new.astype(bool)
+    frame["segment"] = frame["restart"].cumsum().astype(int)
+    frame = frame[cols]
+
+    rows = []
+    for seg, part in frame.groupby("segment"):
+        hours = ((part["ts"] - part["ts"].iloc[0]).dt.total_seconds() / 3600.0).to_numpy()
+        rss = part["rss"].to_numpy(dtype=float)
+        duration = float(hours[-1]) if len(hours) else 0.0
+        slope = growth = r2 = float("nan")
+        if len(part) >= 2 and duration > 0:
+            a, slope, r2 = _fit(hours, rss)
+            base = a if a > 0 else rss[0]
+            growth = ratio(slope, base)
+        leak = bool(
+            len(part) >= min_points
+            and duration >= min_hours
+            and not np.isnan(growth)
+            and r2 >= min_r2
+            and growth > thresholds.memory_growth_per_hour
+        )
+        rows.append(
+            {
+                "segment": int(seg),
+                "start": part["ts"].iloc[0],
+                "end": part["ts"].iloc[-1],
+                "points": int(len(part)),
+                "duration_h": duration,
+                "rss_start": float(rss[0]),
+                "rss_end": float(rss[-1]),
+                "slope_bytes_per_hour": slope,
+                "growth_per_hour": growth,
+                "r2": r2,
+                "leak": leak,
+            }
+        )
+    segments = pd.DataFrame(rows, columns=SEGMENT_COLUMNS) if rows else empty(SEGMENT_COLUMNS)
+    peak = float(frame["rss"].max()) if not frame.empty else None
+    last = float(frame["rss"].iloc[-1]) if not frame.empty else None
+    return MemoryTrend(
+        frame=frame,
+        segments=segments,
+        restarts=resets,
+        leak=bool(segments["leak"].any()) if not segments.empty else False,
+        peak_rss=peak,
+        peak_fraction=ratio(peak, limit) if peak is not None else None,
+        last_rss=last,
+        last_fraction=ratio(last, limit) if last is not None else None,
+        limit_bytes=limit,
+        growth_threshold=thresholds.memory_growth_per_hour,
+    )

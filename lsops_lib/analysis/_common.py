@@ -73,7 +73,7 @@ def filter_monitoring(df: pd.DataFrame, include_monitoring: bool) -> pd.DataFram
     """Drop monitoring endpoints unless asked to keep them (whatever the store did)."""
     if include_monitoring or df.empty or "endpoint" not in df.columns:
         return df
-    mask = df["endpoint"].astype(str).map(is_monitoring)
+    mask = df["endpoint"].map(lambda e: isinstance(e, str) and is_monitoring(e)).astype(bool)
     return df.loc[~mask]
 
 

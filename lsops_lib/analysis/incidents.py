@@ -326,7 +326,7 @@ def incidents(
     if not parts:
         return empty(COLUMNS)
     out = pd.concat(parts, ignore_index=True)
-    out = filter_monitoring(out, include_monitoring) if out["endpoint"].notna().any() else out
+    out = filter_monitoring(out, include_monitoring)
     out["order"] = out["kind"].map({k: i for i, k in enumerate(KINDS)})
     out = out.sort_values(["start", "order", "endpoint"], na_position="first").drop(columns="order")
     return out.reset_index(drop=True)[COLUMNS]

@@ -1,0 +1,166 @@
+"""`lsops collect --once | --every 5m [--quick] [--db] [--json]`.
+
+Exit codes: 0 the API answered and the scrape is stored; 1 the API did not answer
+properly (the failure IS stored) or the store/database could not be written/read;
+2 bad usage or configuration (bad --every, neither or both of --once/--every, an
+unreadable config, a store written by a newer lsops). Errors are one line on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import click
+
+from ..exceptions import ConfigError, LsopsError, ParameterError, StoreVersionError
+from ..models import Scrape
+from ..times import parse_duration
+from . import _clean, _default, console, emit_json, err_console, fail, main, pass_app, run_command
+
+
+def scrape_summary(scrape: Scrape, stored: bool) -> dict[str, Any]:
+    """What one scrape says, for the summary line and --json."""
+    metrics, health = scrape.metrics, scrape.health
+    return {
+        "ts": scrape.collected_at,
+        "target": scrape.target,
+        "scrape_id": scrape.id,
+        "ok": scrape.ok,
+        "stored": stored,
+        "health": health.status if health else "NO_ANSWER",
+        "http_status": health.http_status if health else None,
+        "endpoints": len(metrics.endpoints) if metrics else None,
+        "requests_total": metrics.requests_total if metrics else None,
+        "duration_ms": round(scrape.duration_ms, 1),
+        "failures": [
+            {"part": f.part, "kind": f.kind, "message": f.message, "http_status": f.http_status}
+            for f in scrape.failures
+        ],
+    }
+
+
+def summary_line(scrape: Scrape, stored: bool) -> str:
+    s = scrape_summary(scrape, stored)
+    when = scrape.collected_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    parts = [when, s["target"], "OK" if s["ok"] else "FAILED", f"health {s['health']}"]
+    if s["endpoints"] is not None:
+        parts.append(f"{s['endpoints']} endpoints, {s['requests_total']} requests")
+    for f in scrape.failures:
+        parts.append(f"{f.part}: {f.kind}")
+    parts.append(f"{s['duration_ms']:.0f} ms")
+    parts.append("stored" if stored else "NOT stored")
+    return "  ".join(parts)
+
+
+def _print_scrape(scrape: Scrape, stored: bool, as_json: bool, *, stream: bool) -> None:
+    if as_json:
+        data = scrape_summary(scrape, stored)
+        if stream:  # one JSON object per line in a loop
+            click.echo(json.dumps(_clean(data), default=_default, allow_nan=False))
+        else:
+            emit_json(data)
+    else:
+        console.print(summary_line(scrape, stored), markup=False, highlight=False, soft_wrap=True)
+
+
+@main.command("collect")
+@click.option("--once", is_flag=True, help="Scrape once and exit (for cron).")
+@click.option(
+    "--every", metavar="DURATION", help="Scrape on a grid, e.g. 5m, until SIGTERM/SIGINT."
+)
+@click.option("--quick", is_flag=True, help="Quick health check (no ?deep=true).")
+@click.option(
+    "--db", "with_db", is_flag=True, help="Also snapshot table sizes and pg_stat_statements."
+)
+@click.option(
+    "--database", metavar="NAME", help="Named database for --db (default: the configured one)."
+)
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a summary line.")
+@pass_app
+def collect_command(
+    app: Any,
+    once: bool,
+    every: str | None,
+    quick: bool,
+    with_db: bool,
+    database: str | None,
+    as_json: bool,
+) -> None:
+    """Scrape /api/health and /api/metrics into the metrics store."""
+    from ..api import Client
+    from ..collect import collect_forever, collect_once
+    from ..store import Store
+
+    with run_command(usage=2, failure=1):
+        if once == (every is not None):
+            raise ParameterError("give exactly one of --once or --every DURATION (e.g. --every 5m)")
+        period = parse_duration(every) if every is not None else None
+        settings = app.settings()
+        if with_db:
+            settings.database(database)  # a missing database is a configuration error: exit 2 now
+        try:
+            store = Store(settings.store_url)
+        except StoreVersionError as exc:
+            fail(str(exc), 2)
+        client = Client.from_target(settings.target)
+        deep = not quick
+        target = settings.target.name
+        try:
+            if period is None:
+                scrape = collect_once(client, store, target=target, deep=deep)
+                _print_scrape(scrape, True, as_json, stream=False)
+                db_error = _db_snapshot(settings, store, database, as_json) if with_db else None
+                if not scrape.ok:
+                    first = scrape.failures[0] if scrape.failures else None
+                    reason = f"{first.part}: {first.message}" if first else "incomplete answer"
+                    fail(f"the API did not answer properly (failure stored): {reason}", 1)
+                if db_error is not None:
+                    fail(db_error, 1)
+                return
+
+            stop = threading.Event()
+
+            def on_scrape(scrape: Scrape, stored: bool) -> None:
+                _print_scrape(scrape, stored, as_json, stream=True)
+                if with_db:
+                    error = _db_snapshot(settings, store, database, as_json, stream=True)
+                    if error:
+                        err_console.print(f"lsops: {error}", markup=False, soft_wrap=True)
+
+            code = collect_forever(
+                client, store, period, stop=stop, target=target, deep=deep, on_scrape=on_scrape
+            )
+            raise SystemExit(code)
+        finally:
+            client.close()
+            store.close()
+
+
+def _db_snapshot(
+    settings: Any, store: Any, database: str | None, as_json: bool, *, stream: bool = False
+) -> str | None:
+    """One --db snapshot; returns an error line instead of raising (ConfigError aside)."""
+    from ..collect import collect_db
+
+    try:
+        result = collect_db(settings, store, database=database)
+    except ConfigError:
+        raise
+    except LsopsError as exc:
+        return f"database snapshot failed: {exc}"
+    if as_json:
+        if stream:
+            click.echo(json.dumps(_clean({"db": result}), default=_default))
+        else:
+            emit_json({"db": result})
+    else:
+        line = f"database {result['database']}: {result['tables']} tables"
+        line += (
+            f", {result['queries']} queries"
+            if not result["queries_error"]
+            else f" (queries: {result['queries_error']})"
+        )
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    return None

@@ -1,0 +1,253 @@
+"""The collector: one scrape of the LongSang API into the metrics store, once or in a loop.
+
+`scrape` takes /api/health (deep by default) and /api/metrics together into one
+`models.Scrape` with a fresh id. It never raises an ApiError: a part that got no proper
+answer (refused, timeout, 5xx, not JSON, bad shape) is a `models.Failure` of that scrape,
+because "no answer" is the most important health datum. A 503 deep-health with a health
+body is an answer (status ERROR).
+
+`collect_once` scrapes and records; a failed store write is retried with the SAME scrape
+(same id), so a retry after a write that did commit stores nothing twice.
+`collect_forever` repeats on a grid aligned to `every` (5 min -> :00, :05, ...); on
+SIGTERM/SIGINT (or `stop.set()`) it finishes the write in progress and returns 0.
+Every function takes an optional `clock` (aware UTC datetime), so the demo collects a
+virtual month through the very same code.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .exceptions import ApiError, StoreError, StoreVersionError
+from .models import Failure, Health, Metrics, Scrape
+from .times import utcnow
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .store import Store
+
+Clock = Callable[[], datetime]
+DEFAULT_WINDOW_MS = 3_600_000
+
+
+class ApiClient(Protocol):
+    """What the collector needs of `lsops_lib.api.Client`."""
+
+    def get_health(self, *, deep: bool = False) -> Any: ...
+
+    def get_metrics(self, *, time_window_ms: int = DEFAULT_WINDOW_MS) -> Any: ...
+
+
+def _failure(part: str, exc: BaseException) -> Failure:
+    if isinstance(exc, ApiError):
+        return Failure(part, exc.kind, _line(str(exc)), exc.status)
+    # a bug or an unforeseen transport error must not stop the collector: record it
+    return Failure(part, "error", _line(f"{type(exc).__name__}: {exc}"), None)
+
+
+def _line(text: str, limit: int = 500) -> str:
+    one = " ".join(text.split())
+    return one if len(one) <= limit else one[: limit - 1] + "…"
+
+
+def scrape(
+    client: ApiClient,
+    *,
+    target: str = "default",
+    deep: bool = True,
+    clock: Clock = utcnow,
+    time_window_ms: int = DEFAULT_WINDOW_MS,
+) -> Scrape:
+    """One collection round: health then metrics, as one Scrape. Never raises ApiError."""
+    collected_at = clock()
+    started = time.perf_counter()
+    health: Health | None = None
+    metrics: Metrics | None = None
+    failures: list[Failure] = []
+    raw: dict[str, bytes] = {}
+    try:
+        answer = client.get_health(deep=deep)
+        health = answer.record
+        raw["health"] = bytes(answer.body)
+    except Exception as exc:  # noqa: BLE001 - every failure is an observation
+        failures.append(_failure("health", exc))
+    try:
+        answer = client.get_metrics(time_window_ms=time_window_ms)
+        metrics = answer.record
+        raw["metrics"] = bytes(answer.body)
+    except Exception as exc:  # noqa: BLE001
+        failures.append(_failure("metrics", exc))
+    return Scrape(
+        id=str(uuid.uuid4()),
+        target=target,
+        collected_at=collected_at,
+        duration_ms=(time.perf_counter() - started) * 1000.0,
+        health=health,
+        metrics=metrics,
+        failures=tuple(failures),
+        raw=raw,
+    )
+
+
+def record(store: Store, scrape_: Scrape, *, attempts: int = 4, backoff_s: float = 0.25) -> bool:
+    """Write a scrape, retrying a failed write with the same id. True when newly stored,
+    False when that id was stored already (a retry after a write that did commit)."""
+    for attempt in range(attempts):
+        try:
+            return store.record_scrape(scrape_)
+        except StoreVersionError:
+            raise
+        except StoreError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(backoff_s * (2**attempt))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def collect_once(
+    client: ApiClient,
+    store: Store,
+    *,
+    target: str = "default",
+    deep: bool = True,
+    clock: Clock = utcnow,
+    time_window_ms: int = DEFAULT_WINDOW_MS,
+    attempts: int = 4,
+) -> Scrape:
+    """Scrape and store. Raises StoreError only when the store refused every attempt."""
+    result = scrape(client, target=target, deep=deep, clock=clock, time_window_ms=time_window_ms)
+    record(store, result, attempts=attempts)
+    return result
+
+
+def next_tick(now: datetime, every: timedelta) -> datetime:
+    """The next instant after `now` on the grid of multiples of `every` since the epoch."""
+    period = every.total_seconds()
+    if period <= 0:
+        raise ValueError("every must be positive")
+    ts = now.timestamp()
+    tick = math.floor(ts / period + 1e-9) * period + period
+    return datetime.fromtimestamp(tick, now.tzinfo)
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT set `stop` while inside (main thread only; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def collect_forever(
+    client: ApiClient,
+    store: Store,
+    every: timedelta,
+    *,
+    stop: threading.Event,
+    target: str = "default",
+    deep: bool = True,
+    clock: Clock = utcnow,
+    time_window_ms: int = DEFAULT_WINDOW_MS,
+    sleep: Callable[[float], None] | None = None,
+    max_scrapes: int | None = None,
+    on_scrape: Callable[[Scrape, bool], None] | None = None,
+    on_error: Callable[[Exception], None] | None = None,
+) -> int:
+    """Collect now, then at every tick of the `every` grid, until `stop` is set, a signal
+    arrives (SIGTERM/SIGINT, when called from the main thread) or `max_scrapes` are done.
+    The write in progress always finishes. Returns the exit code: 0.
+
+    `sleep(seconds)` waits for the next tick (default: `stop.wait`, so a stop is immediate);
+    a virtual clock passes one that advances the clock. A store that keeps failing is
+    reported through `on_error` (default: one line on stderr) and the loop goes on.
+    """
+    if every.total_seconds() <= 0:
+        raise ValueError("every must be positive")
+    done = 0
+    with stop_on_signals(stop):
+        while not stop.is_set():
+            result = scrape(
+                client, target=target, deep=deep, clock=clock, time_window_ms=time_window_ms
+            )
+            try:
+                stored = record(store, result)
+            except StoreVersionError:
+                raise
+            except StoreError as exc:
+                (on_error or _print_error)(exc)
+                stored = False
+            if on_scrape is not None:
+                on_scrape(result, stored)
+            done += 1
+            if max_scrapes is not None and done >= max_scrapes:
+                break
+            if stop.is_set():
+                break
+            now = clock()
+            delay = max(0.0, (next_tick(now, every) - now).total_seconds())
+            if sleep is None:
+                stop.wait(delay)
+            else:
+                sleep(delay)
+    return 0
+
+
+def _print_error(exc: Exception) -> None:
+    print(f"lsops: {_line(str(exc))}", file=sys.stderr, flush=True)
+
+
+def collect_db(
+    settings: Settings,
+    store: Store,
+    *,
+    database: str | None = None,
+    clock: Clock = utcnow,
+) -> dict[str, Any]:
+    """`lsops collect --db`: one snapshot of table sizes and of pg_stat_statements of the
+    configured database into the store. Returns {database, tables, queries, queries_error}.
+
+    Raises ConfigError when no database is configured, DatabaseError when it cannot be
+    read. pg_stat_statements missing is not an error: queries is then 0 and queries_error
+    says why.
+    """
+    from .db import connect as db_connect  # lazily: only `--db` needs the inspection stack
+    from .db import queries as db_queries
+    from .db import space as db_space
+    from .exceptions import DatabaseError
+
+    url = settings.database(database)
+    name = database or settings.database_name or "default"
+    taken_at = clock()
+    inspector = db_connect.connect(url)
+    try:
+        sizes = db_space.table_sizes(inspector)
+        tables = store.record_db_sizes(name, taken_at, sizes)
+        queries, error = 0, None
+        try:
+            snapshot = db_queries.snapshot(inspector)
+        except DatabaseError as exc:  # ExtensionMissing included
+            error = str(exc)
+        else:
+            queries = store.record_db_queries(name, taken_at, snapshot)
+    finally:
+        inspector.close()
+    return {"database": name, "tables": tables, "queries": queries, "queries_error": error}

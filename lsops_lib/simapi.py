@@ -515,13 +515,13 @@ class SimulatedAPI:
             self._new_process(now)
 
     def _flush_pending(self, now: int) -> int:
-        """Count everything up to now, including monitoring requests answered so far."""
-        until = now
-        for batch in self._pending:
-            if len(batch.ts):
-                until = max(until, int(batch.ts.max()) + 1)
-        self._advance(until)
-        return max(until, self._proc.start_ms + 1)
+        """Count everything up to now; monitoring requests already answered go to the
+        current process even when their counting instant (answer + duration) is later."""
+        self._advance(now)
+        if self._pending:
+            batch, self._pending = _Batch.concat(self._pending), []
+            self._apply(batch, 0, 0)
+        return now
 
     def _new_process(self, at_ms: int) -> None:
         at_ms = max(at_ms, self._proc.start_ms + 1)

@@ -1,0 +1,237 @@
+"""Read-only inspection sessions.
+
+Every session lsops opens on an inspected database is READ ONLY
+(`default_transaction_read_only = on`), has a `statement_timeout` and the
+`application_name` `lsops`. A write attempted through it fails with `DatabaseError`.
+Connection failures are one line with the URL redacted.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+
+from ..config import redact_url
+from ..exceptions import ConfigError, DatabaseError
+
+__all__ = ["Inspector", "connect", "psycopg_url"]
+
+APPLICATION_NAME = "lsops"
+DEFAULT_STATEMENT_TIMEOUT_MS = 30_000
+
+
+def psycopg_url(url: str) -> str:
+    """`postgres://` / `postgresql://` -> SQLAlchemy's psycopg 3 driver (`postgresql+psycopg://`)."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _one_line(exc: BaseException, secret: str | None) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # psycopg puts the useful part last: 'connection ... failed: FATAL: ...'
+    line = " ".join(lines[:2]) if lines else type(orig).__name__
+    line = re.sub(r"\s+", " ", line)
+    if secret:
+        line = line.replace(secret, "***")
+    return line[:300]
+
+
+class Inspector:
+    """A read-only handle on one PostgreSQL database. Use `frame(sql)` to ask it things."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
+        connect_timeout_s: int = 5,
+    ) -> None:
+        self.raw_url = psycopg_url(url)
+        self.url = redact_url(self.raw_url) or ""
+        self.statement_timeout_ms = int(statement_timeout_ms)
+        try:
+            parsed = make_url(self.raw_url)
+        except ArgumentError:
+            raise ConfigError(f"not a database URL: {redact_url(url)}") from None
+        if not parsed.drivername.startswith("postgresql"):
+            raise ConfigError(f"not a PostgreSQL URL: {self.url}")
+        self._password = parsed.password
+        try:
+            self.engine: Engine = sa.create_engine(
+                self.raw_url,
+                pool_size=1,
+                max_overflow=2,
+                pool_pre_ping=True,
+                connect_args={
+                    "application_name": APPLICATION_NAME,
+                    "connect_timeout": connect_timeout_s,
+                    # belt: startup options; braces: the SETs in the connect hook below
+                    "options": (
+                        "-c default_transaction_read_only=on "
+                        f"-c statement_timeout={self.statement_timeout_ms}"
+                    ),
+                },
+            )
+        except (NoSuchModuleError, ArgumentError) as exc:
+            raise ConfigError(f"cannot use database URL {self.url}: {exc}") from None
+        event.listen(self.engine, "connect", self._on_connect)
+        self._cache: dict[str, Any] = {}
+
+    def _on_connect(self, dbapi_conn: Any, _record: Any) -> None:
+        autocommit = dbapi_conn.autocommit
+        dbapi_conn.autocommit = True
+        with dbapi_conn.cursor() as cur:
+            cur.execute("SET default_transaction_read_only = on")
+            cur.execute(f"SET statement_timeout = {self.statement_timeout_ms}")
+            cur.execute(f"SET application_name = '{APPLICATION_NAME}'")
+        dbapi_conn.autocommit = autocommit
+
+    # --- context manager ------------------------------------------------------------
+
+    def __enter__(self) -> Inspector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"Inspector({self.url!r})"
+
+    # --- asking -----------------------------------------------------------------------
+
+    def _error(self, exc: BaseException, what: str) -> DatabaseError:
+        return DatabaseError(f"{what} {self.url}: {_one_line(exc, self._password)}")
+
+    def check(self) -> None:
+        """Connect once; raises DatabaseError (one line, URL redacted) when unreachable."""
+        self.scalar("SELECT 1")
+
+    def frame(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        """Run one read-only query; the answer as a DataFrame (columns as the SQL names them)."""
+        try:
+            with self.engine.connect() as conn:
+                result = conn.execute(sa.text(sql), params or {})
+                rows = result.fetchall()
+                columns = list(result.keys())
+                conn.rollback()
+        except DBAPIError as exc:
+            if exc.connection_invalidated or _is_connect_error(exc):
+                raise self._error(exc, "cannot connect to") from None
+            raise self._error(exc, "query failed on") from None
+        except SQLAlchemyError as exc:
+            raise self._error(exc, "cannot use") from None
+        return pd.DataFrame([tuple(r) for r in rows], columns=columns)
+
+    def frames(self, statements: list[tuple[str, dict[str, Any] | None]]) -> list[pd.DataFrame]:
+        """Several queries in ONE session (for session state such as hypopg's hypothetical
+        indexes), rolled back at the end. Statements that return no rows give an empty frame."""
+        out: list[pd.DataFrame] = []
+        try:
+            with self.engine.connect() as conn:
+                for sql, params in statements:
+                    result = conn.execute(sa.text(sql), params or {})
+                    if result.returns_rows:
+                        rows = result.fetchall()
+                        out.append(
+                            pd.DataFrame([tuple(r) for r in rows], columns=list(result.keys()))
+                        )
+                    else:
+                        out.append(pd.DataFrame())
+                conn.rollback()
+        except DBAPIError as exc:
+            if exc.connection_invalidated or _is_connect_error(exc):
+                raise self._error(exc, "cannot connect to") from None
+            raise self._error(exc, "query failed on") from None
+        return out
+
+    def scalar(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+        df = self.frame(sql, params)
+        return None if df.empty else df.iat[0, 0]
+
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
+        """Run a statement in a (read-only) session; a write fails with DatabaseError."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text(sql), params or {})
+                conn.commit()
+        except DBAPIError as exc:
+            raise self._error(exc, "statement failed on") from None
+
+    # --- facts asked often (cached per inspector) -------------------------------------
+
+    @property
+    def server_version_num(self) -> int:
+        if "version" not in self._cache:
+            self._cache["version"] = int(self.scalar("SHOW server_version_num"))
+        return int(self._cache["version"])
+
+    def extension_schema(self, name: str) -> str | None:
+        """The schema an extension is installed in (`extensions` on Supabase), or None."""
+        key = f"ext:{name}"
+        if key not in self._cache:
+            self._cache[key] = self.scalar(
+                """
+                SELECT n.nspname FROM pg_extension e
+                JOIN pg_namespace n ON n.oid = e.extnamespace
+                WHERE e.extname = :name
+                """,
+                {"name": name},
+            )
+        return self._cache[key]
+
+    def extension_available(self, name: str) -> bool:
+        """Whether the server could `CREATE EXTENSION name` (its files are installed)."""
+        return bool(
+            self.scalar(
+                "SELECT count(*) FROM pg_available_extensions WHERE name = :name", {"name": name}
+            )
+        )
+
+    def setting(self, name: str) -> str | None:
+        return self.scalar("SELECT current_setting(:name, true)", {"name": name})
+
+    def has_table(self, name: str, schema: str | None = None) -> bool:
+        qualified = f"{schema}.{name}" if schema else name
+        return bool(self.scalar("SELECT to_regclass(:name) IS NOT NULL", {"name": qualified}))
+
+
+def _is_connect_error(exc: DBAPIError) -> bool:
+    import psycopg
+
+    orig = exc.orig
+    return isinstance(orig, psycopg.OperationalError) and not isinstance(
+        orig, psycopg.errors.QueryCanceled
+    )
+
+
+def connect(
+    url: str,
+    *,
+    statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
+    connect_timeout_s: int = 5,
+    check: bool = True,
+) -> Inspector:
+    """A read-only Inspector of the database at `url`; `check` connects once right away."""
+    inspector = Inspector(
+        url, statement_timeout_ms=statement_timeout_ms, connect_timeout_s=connect_timeout_s
+    )
+    if check:
+        try:
+            inspector.check()
+        except DatabaseError:
+            inspector.close()
+            raise
+    return inspector

@@ -1,0 +1,338 @@
+"""Indexes: unused, duplicate or redundant, invalid, missing (foreign keys, sequential scans),
+and vector indexes. Every verdict on usage comes with the age of the statistics behind it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from .connect import Inspector
+from .settings import DbThresholds
+
+__all__ = [
+    "duplicate_indexes",
+    "fk_without_index",
+    "index_catalog",
+    "invalid_indexes",
+    "seq_scan_tables",
+    "stats_reset",
+    "unused_indexes",
+    "vector_indexes",
+]
+
+_USER_SCHEMAS = """
+    n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+    AND n.nspname NOT LIKE 'pg_temp%' AND n.nspname NOT LIKE 'pg_toast_temp%'
+"""
+
+
+def stats_reset(insp: Inspector) -> dict[str, Any]:
+    """When this database's statistics were last reset: {stats_reset, stats_age_days}.
+
+    Usage counters (index scans, sequential scans) count from then; `None` means never
+    reset (counting since the database was created or the cluster initialized).
+    """
+    df = insp.frame(
+        """
+        SELECT stats_reset,
+               EXTRACT(EPOCH FROM now() - stats_reset) / 86400.0 AS stats_age_days
+        FROM pg_stat_database WHERE datname = current_database()
+        """
+    )
+    if df.empty:
+        return {"stats_reset": None, "stats_age_days": None}
+    row = df.iloc[0]
+    reset = row["stats_reset"]
+    age = row["stats_age_days"]
+    return {
+        "stats_reset": None if pd.isna(reset) else pd.Timestamp(reset).tz_convert("UTC"),
+        "stats_age_days": None if pd.isna(age) else float(age),
+    }
+
+
+def index_catalog(insp: Inspector) -> pd.DataFrame:
+    """Every index of the user's tables with what the other checks need.
+
+    Columns: schema, table, index, method, is_unique, is_primary, is_valid,
+    backs_constraint, keys (attnums, 0 = expression), key_count, opclasses, collations,
+    options, expressions, predicate, definition, size_bytes, table_bytes, scans.
+    """
+    df = insp.frame(
+        f"""
+        SELECT n.nspname AS schema,
+               t.relname AS "table",
+               i.relname AS "index",
+               am.amname AS method,
+               x.indisunique AS is_unique,
+               x.indisprimary AS is_primary,
+               x.indisvalid AS is_valid,
+               EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = x.indexrelid)
+                   AS backs_constraint,
+               string_to_array(x.indkey::text, ' ')::int[] AS keys,
+               x.indnkeyatts AS key_count,
+               string_to_array(x.indclass::text, ' ')::oid[] AS opclasses,
+               string_to_array(x.indcollation::text, ' ')::oid[] AS collations,
+               string_to_array(x.indoption::text, ' ')::int[] AS options,
+               pg_get_expr(x.indexprs, x.indrelid) AS expressions,
+               pg_get_expr(x.indpred, x.indrelid) AS predicate,
+               pg_get_indexdef(x.indexrelid) AS definition,
+               pg_relation_size(x.indexrelid) AS size_bytes,
+               pg_relation_size(x.indrelid) AS table_bytes,
+               COALESCE(s.idx_scan, 0) AS scans
+        FROM pg_index x
+        JOIN pg_class i ON i.oid = x.indexrelid
+        JOIN pg_class t ON t.oid = x.indrelid
+        JOIN pg_namespace n ON n.oid = t.relnamespace
+        JOIN pg_am am ON am.oid = i.relam
+        LEFT JOIN pg_stat_all_indexes s ON s.indexrelid = x.indexrelid
+        WHERE {_USER_SCHEMAS}
+        ORDER BY n.nspname, t.relname, i.relname
+        """
+    )
+    for col in ("size_bytes", "table_bytes", "scans", "key_count"):
+        if col in df:
+            df[col] = df[col].astype("int64")
+    return df
+
+
+def unused_indexes(insp: Inspector, catalog: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Valid indexes never scanned since the statistics were reset, whatever their size.
+
+    Never a primary key, a unique index or an index backing a constraint. Columns:
+    schema, table, index, size_bytes, scans, definition, stats_reset, stats_age_days
+    (largest first).
+    """
+    cat = index_catalog(insp) if catalog is None else catalog
+    columns = [
+        "schema",
+        "table",
+        "index",
+        "size_bytes",
+        "scans",
+        "definition",
+        "stats_reset",
+        "stats_age_days",
+    ]
+    if cat.empty:
+        return pd.DataFrame(columns=columns)
+    mask = (
+        cat["is_valid"]
+        & ~cat["is_unique"]
+        & ~cat["is_primary"]
+        & ~cat["backs_constraint"]
+        & (cat["scans"] == 0)
+    )
+    out = cat.loc[mask].copy()
+    reset = stats_reset(insp)
+    out["stats_reset"] = reset["stats_reset"]
+    out["stats_age_days"] = reset["stats_age_days"]
+    out = out.sort_values(
+        ["size_bytes", "schema", "table", "index"], ascending=[False, True, True, True]
+    )
+    return out[columns].reset_index(drop=True)
+
+
+def _covers(a: pd.Series, b: pd.Series) -> bool:
+    """Whether index `b` makes index `a` redundant (same table assumed)."""
+    if a["method"] != b["method"] or a["predicate"] != b["predicate"]:
+        return False
+    n = int(a["key_count"])
+    a_keys, b_keys = list(a["keys"])[:n], list(b["keys"])[: int(b["key_count"])]
+    if n > len(b_keys):
+        return False
+    if a["method"] != "btree" and n != len(b_keys):
+        return False  # only a btree serves a leading-column prefix
+    if a_keys != b_keys[:n]:
+        return False
+    if list(a["opclasses"])[:n] != list(b["opclasses"])[:n]:
+        return False
+    if list(a["collations"])[:n] != list(b["collations"])[:n]:
+        return False
+    if list(a["options"])[:n] != list(b["options"])[:n]:
+        return False
+    if 0 in a_keys:  # expression keys: the expressions must be the same
+        if a["expressions"] != b["expressions"]:
+            return False
+    # INCLUDE columns of a must all be in b
+    a_included = set(list(a["keys"])[n:])
+    if a_included and not a_included <= set(b["keys"]):
+        return False
+    if a["is_unique"] and not (b["is_unique"] and n == len(b_keys)):
+        return False
+    return True
+
+
+def duplicate_indexes(insp: Inspector, catalog: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Indexes covered by another index of the same table: same method, predicate and
+    expressions, and key columns a leading prefix of the other's (exact duplicates included).
+
+    A unique or primary-key index is never the one to drop. Columns: schema, table, index,
+    covered_by, size_bytes, scans, definition, covered_by_definition.
+    """
+    cat = index_catalog(insp) if catalog is None else catalog
+    columns = [
+        "schema",
+        "table",
+        "index",
+        "covered_by",
+        "size_bytes",
+        "scans",
+        "definition",
+        "covered_by_definition",
+    ]
+    rows: list[dict[str, Any]] = []
+    if cat.empty:
+        return pd.DataFrame(columns=columns)
+    valid = cat[cat["is_valid"]]
+    for (_schema, _table), group in valid.groupby(["schema", "table"], sort=True):
+        items = list(group.itertuples(index=False))
+        series = [pd.Series(item._asdict()) for item in items]
+        for a in series:
+            if a["is_unique"] or a["is_primary"] or a["backs_constraint"]:
+                continue
+            best: pd.Series | None = None
+            for b in series:
+                if b["index"] == a["index"] or not _covers(a, b):
+                    continue
+                exact = len(a["keys"]) == len(b["keys"]) and _covers(b, a)
+                if exact and not (b["is_unique"] or b["is_primary"] or b["backs_constraint"]):
+                    # two equivalent plain indexes: keep the more used (then the first name)
+                    if (a["scans"], b["index"] < a["index"]) > (
+                        b["scans"],
+                        a["index"] < b["index"],
+                    ):
+                        continue
+                # prefer a unique/primary cover, then the narrowest one
+                if best is None or (
+                    (b["is_unique"] or b["is_primary"], -len(b["keys"]))
+                    > (best["is_unique"] or best["is_primary"], -len(best["keys"]))
+                ):
+                    best = b
+            if best is not None:
+                rows.append(
+                    {
+                        "schema": a["schema"],
+                        "table": a["table"],
+                        "index": a["index"],
+                        "covered_by": best["index"],
+                        "size_bytes": int(a["size_bytes"]),
+                        "scans": int(a["scans"]),
+                        "definition": a["definition"],
+                        "covered_by_definition": best["definition"],
+                    }
+                )
+    return pd.DataFrame(rows, columns=columns)
+
+
+def invalid_indexes(insp: Inspector, catalog: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Indexes left INVALID (a failed `CREATE INDEX CONCURRENTLY` or `REINDEX`): they cost
+    writes and serve no reads. Columns: schema, table, index, size_bytes, definition."""
+    cat = index_catalog(insp) if catalog is None else catalog
+    columns = ["schema", "table", "index", "size_bytes", "definition"]
+    if cat.empty:
+        return pd.DataFrame(columns=columns)
+    return cat.loc[~cat["is_valid"], columns].reset_index(drop=True)
+
+
+def fk_without_index(insp: Inspector) -> pd.DataFrame:
+    """Foreign keys whose columns lead no valid, non-partial index of their table: every
+    delete or key update on the referenced table then scans this one.
+
+    Columns: schema, table, constraint, columns (list of names), referenced_table,
+    rows_estimate, table_bytes.
+    """
+    df = insp.frame(
+        f"""
+        SELECT n.nspname AS schema,
+               c.relname AS "table",
+               con.conname AS "constraint",
+               array_agg(a.attname::text ORDER BY k.ord) AS columns,
+               con.confrelid::regclass::text AS referenced_table,
+               GREATEST(c.reltuples, 0)::bigint AS rows_estimate,
+               pg_relation_size(c.oid) AS table_bytes
+        FROM pg_constraint con
+        JOIN pg_class c ON c.oid = con.conrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        CROSS JOIN LATERAL unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord)
+        JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
+        WHERE con.contype = 'f'
+          AND {_USER_SCHEMAS}
+          AND NOT EXISTS (
+              SELECT 1 FROM pg_index x
+              WHERE x.indrelid = con.conrelid
+                AND x.indisvalid
+                AND x.indpred IS NULL
+                AND x.indnkeyatts >= cardinality(con.conkey)
+                AND (string_to_array(x.indkey::text, ' ')::int2[])[1:cardinality(con.conkey)]
+                    @> con.conkey
+                AND (string_to_array(x.indkey::text, ' ')::int2[])[1:cardinality(con.conkey)]
+                    <@ con.conkey
+          )
+        GROUP BY n.nspname, c.relname, con.conname, con.confrelid, c.reltuples, c.oid
+        ORDER BY n.nspname, c.relname, con.conname
+        """
+    )
+    if not df.empty:
+        df["columns"] = df["columns"].map(list)
+    return df
+
+
+def seq_scan_tables(insp: Inspector, thresholds: DbThresholds | None = None) -> pd.DataFrame:
+    """Tables read mostly by sequential scans although big enough for an index to pay:
+    index candidates. Columns: schema, table, seq_scan, seq_tup_read, idx_scan,
+    rows_estimate, seq_scan_share, rows_per_seq_scan (most rows read first)."""
+    t = thresholds or DbThresholds()
+    return insp.frame(
+        """
+        SELECT schemaname AS schema,
+               relname AS "table",
+               seq_scan,
+               seq_tup_read,
+               COALESCE(idx_scan, 0) AS idx_scan,
+               n_live_tup AS rows_estimate,
+               seq_scan::float / NULLIF(seq_scan + COALESCE(idx_scan, 0), 0) AS seq_scan_share,
+               seq_tup_read::float / NULLIF(seq_scan, 0) AS rows_per_seq_scan
+        FROM pg_stat_user_tables
+        WHERE n_live_tup >= :min_rows
+          AND seq_scan > 0
+          AND seq_scan::float / NULLIF(seq_scan + COALESCE(idx_scan, 0), 0) >= :ratio
+        ORDER BY seq_tup_read DESC, schemaname, relname
+        """,
+        {"min_rows": t.seq_scan_min_rows, "ratio": t.seq_scan_ratio},
+    )
+
+
+def vector_indexes(insp: Inspector) -> pd.DataFrame:
+    """pgvector indexes (HNSW, IVFFlat): size against their table, build options, scans.
+
+    Columns: schema, table, index, method, opclass, options, size_bytes, table_bytes,
+    size_ratio, scans, is_valid, definition. Empty without pgvector.
+    """
+    return insp.frame(
+        f"""
+        SELECT n.nspname AS schema,
+               t.relname AS "table",
+               i.relname AS "index",
+               am.amname AS method,
+               (SELECT string_agg(opc.opcname, ', ')
+                FROM unnest(string_to_array(x.indclass::text, ' ')::oid[]) AS u(oid)
+                JOIN pg_opclass opc ON opc.oid = u.oid) AS opclass,
+               array_to_string(i.reloptions, ', ') AS options,
+               pg_relation_size(i.oid) AS size_bytes,
+               pg_total_relation_size(t.oid) AS table_bytes,
+               pg_relation_size(i.oid)::float / NULLIF(pg_total_relation_size(t.oid), 0)
+                   AS size_ratio,
+               COALESCE(s.idx_scan, 0) AS scans,
+               x.indisvalid AS is_valid,
+               pg_get_indexdef(i.oid) AS definition
+        FROM pg_index x
+        JOIN pg_class i ON i.oid = x.indexrelid
+        JOIN pg_class t ON t.oid = x.indrelid
+        JOIN pg_namespace n ON n.oid = t.relnamespace
+        JOIN pg_am am ON am.oid = i.relam
+        LEFT JOIN pg_stat_all_indexes s ON s.indexrelid = x.indexrelid
+        WHERE am.amname IN ('hnsw', 'ivfflat') AND {_USER_SCHEMAS}
+        ORDER BY size_bytes DESC
+        """
+    )

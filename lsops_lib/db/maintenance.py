@@ -1,0 +1,330 @@
+"""Maintenance: dead tuples and (auto)vacuum/analyze, bloat, wraparound, sequences,
+sessions, connections and cache hit ratios."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .connect import Inspector
+from .settings import DbThresholds
+
+__all__ = [
+    "cache_hit_ratios",
+    "connections",
+    "database_wraparound",
+    "dead_tuple_tables",
+    "idle_in_transaction",
+    "long_running_queries",
+    "sequences_near_max",
+    "table_bloat",
+    "table_maintenance",
+    "table_wraparound",
+]
+
+XID_LIMIT = 2**31  # transaction IDs and multixacts wrap around after 2^31
+TIME_COLUMNS = ["last_vacuum", "last_autovacuum", "last_analyze", "last_autoanalyze"]
+
+
+def _utc(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    for col in columns:
+        if col in df:
+            df[col] = pd.to_datetime(df[col], utc=True)
+    return df
+
+
+def table_maintenance(insp: Inspector) -> pd.DataFrame:
+    """Per table: live and dead tuples, dead share, last (auto)vacuum and (auto)analyze.
+
+    Columns: schema, table, live_tuples, dead_tuples, dead_ratio, last_vacuum,
+    last_autovacuum, last_analyze, last_autoanalyze, vacuum_count, autovacuum_count,
+    analyze_count, autoanalyze_count, modified_since_analyze, autovacuum_enabled
+    (most dead tuples first).
+    """
+    df = insp.frame(
+        """
+        SELECT s.schemaname AS schema,
+               s.relname AS "table",
+               s.n_live_tup AS live_tuples,
+               s.n_dead_tup AS dead_tuples,
+               s.n_dead_tup::float / NULLIF(s.n_live_tup + s.n_dead_tup, 0) AS dead_ratio,
+               s.last_vacuum, s.last_autovacuum, s.last_analyze, s.last_autoanalyze,
+               s.vacuum_count, s.autovacuum_count, s.analyze_count, s.autoanalyze_count,
+               s.n_mod_since_analyze AS modified_since_analyze,
+               NOT COALESCE('autovacuum_enabled=false' = ANY(c.reloptions), false)
+                   AS autovacuum_enabled
+        FROM pg_stat_user_tables s
+        JOIN pg_class c ON c.oid = s.relid
+        ORDER BY s.n_dead_tup DESC, s.schemaname, s.relname
+        """
+    )
+    return _utc(df, TIME_COLUMNS)
+
+
+def dead_tuple_tables(insp: Inspector, thresholds: DbThresholds | None = None) -> pd.DataFrame:
+    """Tables due a VACUUM: at least dead_tuples_min dead tuples and a dead share of at
+    least dead_tuple_ratio. Same columns as `table_maintenance`."""
+    t = thresholds or DbThresholds()
+    df = table_maintenance(insp)
+    mask = (df["dead_tuples"] >= t.dead_tuples_min) & (
+        df["dead_ratio"].fillna(0) >= t.dead_tuple_ratio
+    )
+    return df[mask].reset_index(drop=True)
+
+
+def table_bloat(insp: Inspector, thresholds: DbThresholds | None = None) -> pd.DataFrame:
+    """Estimated table bloat: pages the table has against pages its rows need, from the
+    planner statistics (row estimate, average column widths, null fractions, fillfactor).
+    An ESTIMATE (the method of the well-known ioguix query, simplified): tables never
+    analyzed have no estimate.
+
+    Columns: schema, table, table_bytes, expected_bytes, bloat_bytes, bloat_ratio, flagged
+    (bloat_ratio >= bloat_ratio and bloat_bytes >= bloat_min_bytes); most bloat first.
+    """
+    t = thresholds or DbThresholds()
+    df = insp.frame(
+        """
+        WITH widths AS (
+            SELECT s.schemaname, s.tablename,
+                   sum((1 - COALESCE(s.null_frac, 0)) * COALESCE(s.avg_width, 0)) AS data_width,
+                   max(COALESCE(s.null_frac, 0)) > 0 AS has_nulls,
+                   count(*) AS n_cols
+            FROM pg_stats s
+            GROUP BY s.schemaname, s.tablename
+        ), sizes AS (
+            SELECT n.nspname AS schema, c.relname AS "table",
+                   c.relpages::bigint AS pages, GREATEST(c.reltuples, 0) AS tuples,
+                   current_setting('block_size')::int AS bs,
+                   COALESCE((SELECT substring(o FROM 'fillfactor=([0-9]+)')::int
+                             FROM unnest(c.reloptions) o WHERE o LIKE 'fillfactor=%'), 100)
+                       AS fillfactor,
+                   w.data_width, w.has_nulls, w.n_cols
+            FROM pg_class c
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            JOIN widths w ON w.schemaname = n.nspname AND w.tablename = c.relname
+            WHERE c.relkind IN ('r', 'm')
+              AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+        ), estimate AS (
+            SELECT *,
+                   -- tuple: 23-byte header (+ null bitmap) aligned to 8, data aligned to 8,
+                   -- plus its 4-byte line pointer
+                   (ceil((23 + CASE WHEN has_nulls THEN ceil(n_cols / 8.0) ELSE 0 END) / 8.0) * 8
+                    + ceil(data_width / 8.0) * 8 + 4) AS tuple_bytes
+            FROM sizes
+        )
+        SELECT schema, "table",
+               pages * bs AS table_bytes,
+               (ceil(tuples / GREATEST(floor((bs - 24) * fillfactor / 100.0 / tuple_bytes), 1))
+                   * bs)::bigint AS expected_bytes
+        FROM estimate
+        """
+    )
+    columns = [
+        "schema",
+        "table",
+        "table_bytes",
+        "expected_bytes",
+        "bloat_bytes",
+        "bloat_ratio",
+        "flagged",
+    ]
+    if df.empty:
+        return pd.DataFrame(columns=columns)
+    df["table_bytes"] = df["table_bytes"].astype("int64")
+    df["expected_bytes"] = df["expected_bytes"].astype("int64")
+    df["bloat_bytes"] = (df["table_bytes"] - df["expected_bytes"]).clip(lower=0)
+    df["bloat_ratio"] = (df["bloat_bytes"] / df["table_bytes"].where(df["table_bytes"] > 0)).fillna(
+        0.0
+    )
+    df["flagged"] = (df["bloat_ratio"] >= t.bloat_ratio) & (df["bloat_bytes"] >= t.bloat_min_bytes)
+    return df[columns].sort_values("bloat_bytes", ascending=False).reset_index(drop=True)
+
+
+def database_wraparound(insp: Inspector, thresholds: DbThresholds | None = None) -> pd.DataFrame:
+    """Transaction ID and multixact age of every database against the 2^31 limit.
+
+    Columns: database, xid_age, xid_fraction, mxid_age, mxid_fraction,
+    autovacuum_freeze_max_age, severity (ok | warning | critical).
+    """
+    t = thresholds or DbThresholds()
+    df = insp.frame(
+        """
+        SELECT datname AS database,
+               age(datfrozenxid)::bigint AS xid_age,
+               mxid_age(datminmxid)::bigint AS mxid_age,
+               current_setting('autovacuum_freeze_max_age')::bigint AS autovacuum_freeze_max_age
+        FROM pg_database
+        WHERE datallowconn
+        ORDER BY age(datfrozenxid) DESC
+        """
+    )
+    df["xid_fraction"] = df["xid_age"] / XID_LIMIT
+    df["mxid_fraction"] = df["mxid_age"] / XID_LIMIT
+    worst = df[["xid_fraction", "mxid_fraction"]].max(axis=1)
+    df["severity"] = "ok"
+    df.loc[worst >= t.wraparound_warn, "severity"] = "warning"
+    df.loc[worst >= t.wraparound_critical, "severity"] = "critical"
+    return df[
+        [
+            "database",
+            "xid_age",
+            "xid_fraction",
+            "mxid_age",
+            "mxid_fraction",
+            "autovacuum_freeze_max_age",
+            "severity",
+        ]
+    ]
+
+
+def table_wraparound(insp: Inspector, n: int = 10) -> pd.DataFrame:
+    """The n tables of this database with the oldest unfrozen transaction IDs.
+
+    Columns: schema, table, xid_age, xid_fraction, mxid_age, mxid_fraction, table_bytes.
+    """
+    df = insp.frame(
+        """
+        SELECT n.nspname AS schema, c.relname AS "table",
+               age(c.relfrozenxid)::bigint AS xid_age,
+               mxid_age(c.relminmxid)::bigint AS mxid_age,
+               pg_total_relation_size(c.oid) AS table_bytes
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'm', 't') AND c.relfrozenxid <> '0'::xid
+        ORDER BY age(c.relfrozenxid) DESC
+        LIMIT :n
+        """,
+        {"n": int(n)},
+    )
+    df["xid_fraction"] = df["xid_age"] / XID_LIMIT
+    df["mxid_fraction"] = df["mxid_age"] / XID_LIMIT
+    return df[
+        ["schema", "table", "xid_age", "xid_fraction", "mxid_age", "mxid_fraction", "table_bytes"]
+    ]
+
+
+def sequences_near_max(insp: Inspector, thresholds: DbThresholds | None = None) -> pd.DataFrame:
+    """Sequences (or the integer columns they feed) past sequence_warn of their maximum.
+
+    The limit is the smaller of the sequence's max_value and the maximum of the column
+    that owns it (a bigint sequence feeding an integer column overflows at 2^31 - 1).
+    Columns: schema, sequence, column, last_value, max_value, fraction.
+    """
+    t = thresholds or DbThresholds()
+    return insp.frame(
+        """
+        SELECT s.schemaname AS schema,
+               s.sequencename AS sequence,
+               col.owner AS "column",
+               s.last_value,
+               LEAST(s.max_value, COALESCE(col.type_max, s.max_value)) AS max_value,
+               s.last_value::float
+                   / LEAST(s.max_value, COALESCE(col.type_max, s.max_value)) AS fraction
+        FROM pg_sequences s
+        LEFT JOIN LATERAL (
+            SELECT t.relname || '.' || a.attname AS owner,
+                   CASE a.atttypid WHEN 'int2'::regtype THEN 32767
+                                   WHEN 'int4'::regtype THEN 2147483647
+                   END AS type_max
+            FROM pg_class sc
+            JOIN pg_namespace sn ON sn.oid = sc.relnamespace
+            JOIN pg_depend d ON d.objid = sc.oid AND d.classid = 'pg_class'::regclass
+                             AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+            JOIN pg_class t ON t.oid = d.refobjid
+            JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
+            WHERE sn.nspname = s.schemaname AND sc.relname = s.sequencename
+            LIMIT 1
+        ) col ON true
+        WHERE s.last_value IS NOT NULL
+          AND s.last_value::float / LEAST(s.max_value, COALESCE(col.type_max, s.max_value))
+              >= :warn
+        ORDER BY fraction DESC
+        """,
+        {"warn": t.sequence_warn},
+    )
+
+
+_ACTIVITY = """
+    SELECT pid, usename AS "user", application_name, client_addr::text AS client_addr,
+           state, wait_event_type, wait_event,
+           EXTRACT(EPOCH FROM now() - query_start)::float AS query_s,
+           EXTRACT(EPOCH FROM now() - xact_start)::float AS transaction_s,
+           EXTRACT(EPOCH FROM now() - state_change)::float AS state_s,
+           left(query, 2000) AS query
+    FROM pg_stat_activity
+    WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'
+"""
+
+
+def long_running_queries(insp: Inspector, thresholds: DbThresholds | None = None) -> pd.DataFrame:
+    """Active statements running for at least long_running_s. Columns: pid, user,
+    application_name, client_addr, state, wait_event_type, wait_event, query_s,
+    transaction_s, state_s, query (longest first)."""
+    t = thresholds or DbThresholds()
+    return insp.frame(
+        _ACTIVITY
+        + " AND state = 'active' AND now() - query_start >= make_interval(secs => :s)"
+        + " ORDER BY query_s DESC",
+        {"s": t.long_running_s},
+    )
+
+
+def idle_in_transaction(insp: Inspector, thresholds: DbThresholds | None = None) -> pd.DataFrame:
+    """Sessions idle in an open transaction for at least idle_in_transaction_s (they hold
+    locks and the xmin horizon back). Same columns as `long_running_queries`."""
+    t = thresholds or DbThresholds()
+    return insp.frame(
+        _ACTIVITY
+        + " AND state IN ('idle in transaction', 'idle in transaction (aborted)')"
+        + " AND now() - state_change >= make_interval(secs => :s)"
+        + " ORDER BY state_s DESC",
+        {"s": t.idle_in_transaction_s},
+    )
+
+
+def connections(insp: Inspector, thresholds: DbThresholds | None = None) -> pd.DataFrame:
+    """Client connections against max_connections (one row). Columns: total, active, idle,
+    idle_in_transaction, max_connections, reserved, usable, fraction, flagged."""
+    t = thresholds or DbThresholds()
+    df = insp.frame(
+        """
+        SELECT count(*) AS total,
+               count(*) FILTER (WHERE state = 'active') AS active,
+               count(*) FILTER (WHERE state = 'idle') AS idle,
+               count(*) FILTER (WHERE state LIKE 'idle in transaction%') AS idle_in_transaction,
+               current_setting('max_connections')::int AS max_connections,
+               current_setting('superuser_reserved_connections')::int AS reserved
+        FROM pg_stat_activity
+        WHERE backend_type = 'client backend'
+        """
+    )
+    df["usable"] = df["max_connections"] - df["reserved"]
+    df["fraction"] = df["total"] / df["usable"].where(df["usable"] > 0)
+    df["flagged"] = df["fraction"] >= t.connections_warn
+    return df
+
+
+def cache_hit_ratios(insp: Inspector, thresholds: DbThresholds | None = None) -> pd.DataFrame:
+    """Shared-buffer hit ratios of table heaps, indexes and the whole database.
+
+    Columns: kind (table | index | database), hits, reads, ratio (None without reads or
+    hits), flagged (ratio below cache_hit_ratio).
+    """
+    t = thresholds or DbThresholds()
+    df = insp.frame(
+        """
+        SELECT 'table' AS kind,
+               COALESCE(sum(heap_blks_hit), 0)::bigint AS hits,
+               COALESCE(sum(heap_blks_read), 0)::bigint AS reads
+        FROM pg_statio_user_tables
+        UNION ALL
+        SELECT 'index', COALESCE(sum(idx_blks_hit), 0)::bigint,
+               COALESCE(sum(idx_blks_read), 0)::bigint
+        FROM pg_statio_user_indexes
+        UNION ALL
+        SELECT 'database', blks_hit::bigint, blks_read::bigint
+        FROM pg_stat_database WHERE datname = current_database()
+        """
+    )
+    total = df["hits"] + df["reads"]
+    df["ratio"] = (df["hits"] / total.where(total > 0)).astype(float)
+    df["flagged"] = df["ratio"].notna() & (df["ratio"] < t.cache_hit_ratio)
+    return df

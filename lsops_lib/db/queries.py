@@ -1,0 +1,210 @@
+"""Queries: `pg_stat_statements` top by total and mean time, slow queries, and slow queries
+per hour from stored snapshots (no need to reset the statistics to see a trend).
+
+`pg_stat_statements` is found in whatever schema it was created in (Supabase: `extensions`).
+When it is missing, the functions raise `ExtensionMissing` whose message says how to
+enable it; `status()` answers without raising.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from ..exceptions import DatabaseError, ExtensionMissing
+from .connect import Inspector
+from .settings import DbThresholds
+
+__all__ = [
+    "ENABLE_HINT",
+    "SNAPSHOT_COLUMNS",
+    "query_stats",
+    "slow_per_hour",
+    "slow_per_hour_from_store",
+    "slow_queries",
+    "snapshot",
+    "status",
+    "top_by_mean",
+    "top_by_total",
+]
+
+ENABLE_HINT = (
+    "pg_stat_statements is not enabled in this database; to enable it add "
+    "'pg_stat_statements' to shared_preload_libraries (restart), then run "
+    "CREATE EXTENSION pg_stat_statements; (Supabase: Database > Extensions, "
+    "schema 'extensions')"
+)
+NOT_PRELOADED_HINT = (
+    "pg_stat_statements is created but not loaded: add 'pg_stat_statements' to "
+    "shared_preload_libraries and restart PostgreSQL"
+)
+QUERY_COLUMNS = ["queryid", "query", "calls", "total_ms", "mean_ms", "rows"]
+SNAPSHOT_COLUMNS = ["queryid", "query", "calls", "total_ms", "rows"]
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _relation(insp: Inspector) -> str:
+    schema = insp.extension_schema("pg_stat_statements")
+    if schema is None:
+        raise ExtensionMissing(ENABLE_HINT)
+    return f"{_quote_ident(schema)}.pg_stat_statements"
+
+
+def status(insp: Inspector) -> dict[str, Any]:
+    """{available: bool, schema: str | None, message: str | None, stats_reset: Timestamp | None}"""
+    schema = insp.extension_schema("pg_stat_statements")
+    if schema is None:
+        return {"available": False, "schema": None, "message": ENABLE_HINT, "stats_reset": None}
+    try:
+        query_stats(insp, limit=1)
+    except ExtensionMissing as exc:
+        return {"available": False, "schema": schema, "message": str(exc), "stats_reset": None}
+    reset = None
+    try:
+        reset = insp.scalar(
+            f"SELECT stats_reset FROM {_quote_ident(schema)}.pg_stat_statements_info"
+        )
+    except DatabaseError:  # pg_stat_statements before 1.9 has no _info view
+        reset = None
+    return {
+        "available": True,
+        "schema": schema,
+        "message": None,
+        "stats_reset": None if reset is None or pd.isna(reset) else pd.Timestamp(reset),
+    }
+
+
+def query_stats(
+    insp: Inspector,
+    *,
+    order_by: str = "total_ms",
+    limit: int | None = None,
+    min_calls: int = 0,
+    min_mean_ms: float = 0.0,
+) -> pd.DataFrame:
+    """Statements of THIS database from pg_stat_statements, summed over users.
+
+    Columns: queryid, query, calls, total_ms, mean_ms, rows. Raises ExtensionMissing.
+    """
+    if order_by not in ("total_ms", "mean_ms", "calls"):
+        raise ValueError(f"order_by: {order_by!r}")
+    relation = _relation(insp)
+    new = insp.server_version_num >= 130000
+    total = "total_exec_time" if new else "total_time"
+    sql = f"""
+        SELECT queryid,
+               min(query) AS query,
+               sum(calls)::bigint AS calls,
+               sum({total})::float AS total_ms,
+               (sum({total}) / NULLIF(sum(calls), 0))::float AS mean_ms,
+               sum(rows)::bigint AS rows
+        FROM {relation}
+        WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+          AND queryid IS NOT NULL
+        GROUP BY queryid
+        HAVING sum(calls) >= :min_calls
+           AND sum({total}) / NULLIF(sum(calls), 0) >= :min_mean_ms
+        ORDER BY {order_by} DESC NULLS LAST, queryid
+        {"LIMIT :limit" if limit is not None else ""}
+    """
+    params: dict[str, Any] = {"min_calls": int(min_calls), "min_mean_ms": float(min_mean_ms)}
+    if limit is not None:
+        params["limit"] = int(limit)
+    try:
+        df = insp.frame(sql, params)
+    except DatabaseError as exc:
+        if "shared_preload_libraries" in str(exc):
+            raise ExtensionMissing(NOT_PRELOADED_HINT) from None
+        raise
+    if not df.empty:
+        df["calls"] = df["calls"].astype("int64")
+        df["rows"] = df["rows"].astype("int64")
+    return df
+
+
+def top_by_total(insp: Inspector, n: int = 10) -> pd.DataFrame:
+    """The n statements with the most total execution time (what the database spends on)."""
+    return query_stats(insp, order_by="total_ms", limit=n)
+
+
+def top_by_mean(insp: Inspector, n: int = 10, *, min_calls: int = 1) -> pd.DataFrame:
+    """The n statements slowest on average."""
+    return query_stats(insp, order_by="mean_ms", limit=n, min_calls=min_calls)
+
+
+def slow_queries(insp: Inspector, thresholds: DbThresholds | None = None) -> pd.DataFrame:
+    """pgHero's slow queries: mean >= slow_query_mean_ms over >= slow_query_calls calls."""
+    t = thresholds or DbThresholds()
+    return query_stats(
+        insp,
+        order_by="total_ms",
+        min_calls=t.slow_query_calls,
+        min_mean_ms=t.slow_query_mean_ms,
+    )
+
+
+def snapshot(insp: Inspector) -> pd.DataFrame:
+    """What `lsops collect --db` stores (`Store.record_db_queries`): queryid, query, calls,
+    total_ms, rows - cumulative, for deltas later."""
+    return query_stats(insp)[SNAPSHOT_COLUMNS]
+
+
+def slow_per_hour(snapshots: pd.DataFrame, thresholds: DbThresholds | None = None) -> pd.DataFrame:
+    """Slow queries per hour from cumulative snapshots (ts, queryid, calls, total_ms, ...).
+
+    Between two consecutive snapshots of a statement, its calls and time are the deltas;
+    a count going down (pg_stat_statements_reset, a restart) starts a new series and the
+    delta is then the new value itself. A statement is slow in an interval when its mean
+    there is >= slow_query_mean_ms; its calls then count as slow calls, attributed to the
+    hour the interval ends in. Columns: hour, slow_calls, slow_statements, calls,
+    over_threshold (slow_calls > slow_queries_per_hour).
+    """
+    t = thresholds or DbThresholds()
+    columns = ["hour", "slow_calls", "slow_statements", "calls", "over_threshold"]
+    if snapshots is None or snapshots.empty:
+        return pd.DataFrame(columns=columns)
+    df = snapshots.sort_values(["queryid", "ts"]).copy()
+    df["ts"] = pd.to_datetime(df["ts"], utc=True)
+    grp = df.groupby("queryid", sort=False)
+    prev_calls = grp["calls"].shift()
+    prev_total = grp["total_ms"].shift()
+    first = prev_calls.isna()
+    reset = ~first & (df["calls"] < prev_calls)
+    d_calls = (df["calls"] - prev_calls).where(~reset, df["calls"])
+    d_total = (df["total_ms"] - prev_total).where(~reset, df["total_ms"])
+    df["d_calls"] = d_calls
+    df["d_total"] = d_total
+    df = df[~first & (df["d_calls"] > 0)].copy()
+    if df.empty:
+        return pd.DataFrame(columns=columns)
+    df["mean"] = df["d_total"] / df["d_calls"]
+    df["slow"] = df["mean"] >= t.slow_query_mean_ms
+    df["hour"] = df["ts"].dt.floor("h")
+    df["slow_calls"] = df["d_calls"].where(df["slow"], 0)
+    df["slow_id"] = df["queryid"].where(df["slow"])
+    out = df.groupby("hour", as_index=False).agg(
+        slow_calls=("slow_calls", "sum"),
+        slow_statements=("slow_id", "nunique"),
+        calls=("d_calls", "sum"),
+    )
+    out["slow_calls"] = out["slow_calls"].astype("int64")
+    out["calls"] = out["calls"].astype("int64")
+    out["over_threshold"] = out["slow_calls"] > t.slow_queries_per_hour
+    return out[columns]
+
+
+def slow_per_hour_from_store(
+    store: Any,
+    database: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    thresholds: DbThresholds | None = None,
+) -> pd.DataFrame:
+    """`slow_per_hour` over the snapshots `lsops collect --db` stored for `database`."""
+    snaps = store.db_queries(database, start, end)
+    return slow_per_hour(snaps, thresholds)

@@ -1,0 +1,459 @@
+"""Recommendations: each finding with its evidence and the SQL a person would run.
+
+The SQL is PRINTED, never executed (`DROP INDEX CONCURRENTLY`, `CREATE INDEX CONCURRENTLY`,
+`VACUUM (ANALYZE)`, ...). Where the `hypopg` extension is installed, a suggested index is
+checked with a hypothetical index: the planner's cost of a lookup before and after.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pandas as pd
+
+from ..exceptions import DatabaseError
+from .connect import Inspector
+from .settings import DbThresholds
+
+__all__ = [
+    "RECOMMENDATION_COLUMNS",
+    "SEVERITIES",
+    "hypothetical_index",
+    "quote_ident",
+    "recommendations",
+    "summary",
+]
+
+SEVERITIES = ("critical", "warning", "info")
+RECOMMENDATION_COLUMNS = ["severity", "kind", "object", "title", "evidence", "sql", "check"]
+
+_PLAIN = re.compile(r"^[a-z_][a-z0-9_$]*$")
+_RESERVED = {"user", "table", "order", "group", "select", "where", "from", "index", "limit"}
+
+
+def quote_ident(name: str) -> str:
+    """An identifier as SQL would need it (quoted only when it has to be)."""
+    if _PLAIN.match(name) and name not in _RESERVED:
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _q(schema: str, name: str) -> str:
+    return f"{quote_ident(schema)}.{quote_ident(name)}"
+
+
+def _size(n: Any) -> str:
+    try:
+        value = float(n)
+    except (TypeError, ValueError):
+        return "?"
+    for unit in ("bytes", "kB", "MB", "GB", "TB"):
+        if abs(value) < 1024 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TB"  # pragma: no cover
+
+
+def _plan_cost(insp: Inspector, sql: str, params: dict[str, Any]) -> float:
+    df = insp.frame("EXPLAIN (FORMAT JSON) " + sql, params)
+    plan = df.iat[0, 0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return float(plan[0]["Plan"]["Total Cost"])
+
+
+def hypothetical_index(
+    insp: Inspector, schema: str, table: str, columns: list[str]
+) -> dict[str, Any] | None:
+    """With hypopg: planner cost of an equality lookup on `columns` before and after a
+    hypothetical index on them. None when hypopg is not installed (or nothing to look up).
+
+    {"before": float, "after": float, "uses_index": bool, "ddl": str}
+    """
+    hypopg = insp.extension_schema("hypopg")
+    if hypopg is None:
+        return None
+    relation = _q(schema, table)
+    cols = [quote_ident(c) for c in columns]
+    sample = insp.frame(
+        f"SELECT {', '.join(f'{c}::text AS c{i}' for i, c in enumerate(cols))} FROM {relation} "
+        f"WHERE {' AND '.join(f'{c} IS NOT NULL' for c in cols)} LIMIT 1"
+    )
+    if sample.empty:
+        return None
+    params = {f"v{i}": sample.iat[0, i] for i in range(len(cols))}
+    # compare on the column itself so the index is usable: cast the sample, not the column
+    types = insp.frame(
+        "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+        "WHERE a.attrelid = CAST(:rel AS regclass) AND a.attname = ANY(:cols)",
+        {"rel": relation, "cols": list(columns)},
+    )
+    type_of = dict(zip(types.iloc[:, 0], types.iloc[:, 1], strict=False))
+    where = " AND ".join(
+        f"{c} = CAST(:v{i} AS {type_of.get(columns[i], 'text')})" for i, c in enumerate(cols)
+    )
+    lookup = f"SELECT * FROM {relation} WHERE {where}"
+    ddl = f"CREATE INDEX ON {relation} ({', '.join(cols)})"
+    try:
+        before = _plan_cost(insp, lookup, params)
+        frames = insp.frames(
+            [
+                (f"SELECT * FROM {quote_ident(hypopg)}.hypopg_create_index(:ddl)", {"ddl": ddl}),
+                ("EXPLAIN (FORMAT JSON) " + lookup, params),
+                (f"SELECT {quote_ident(hypopg)}.hypopg_reset()", None),
+            ]
+        )
+    except DatabaseError:
+        return None
+    plan = frames[1].iat[0, 0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    after = float(plan[0]["Plan"]["Total Cost"])
+    return {
+        "before": before,
+        "after": after,
+        "uses_index": "<" in json.dumps(plan) or after < before,
+        "ddl": ddl,
+    }
+
+
+def _rec(
+    severity: str,
+    kind: str,
+    obj: str,
+    title: str,
+    evidence: str,
+    sql: str | None = None,
+    check: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "severity": severity,
+        "kind": kind,
+        "object": obj,
+        "title": title,
+        "evidence": evidence,
+        "sql": sql,
+        "check": check,
+    }
+
+
+def _stats_age(unused: pd.DataFrame) -> str:
+    if unused.empty or "stats_age_days" not in unused:
+        return ""
+    age = unused["stats_age_days"].iloc[0]
+    if age is None or pd.isna(age):
+        return " (statistics never reset: counted since the database was created)"
+    return f" (statistics reset {float(age):.1f} days ago)"
+
+
+def recommendations(
+    findings: dict[str, pd.DataFrame | Any],
+    thresholds: DbThresholds | None = None,
+    *,
+    insp: Inspector | None = None,
+) -> pd.DataFrame:
+    """Recommendations from the findings of the checks (keys as `report.findings`):
+    unused, duplicate, invalid, fk_without_index, seq_scan, dead_tuples, bloat,
+    wraparound, sequences, long_running, idle_in_transaction, connections, cache,
+    slow, slow_per_hour, queries_status, embeddings_coverage, embeddings_log.
+
+    Columns: severity (critical | warning | info), kind, object, title, evidence, sql
+    (printed, never executed; None when there is nothing to run), check (hypopg result).
+    With `insp`, suggested indexes are checked with hypopg when it is installed.
+    """
+    t = thresholds or DbThresholds()
+    recs: list[dict[str, Any]] = []
+
+    def frame(key: str) -> pd.DataFrame:
+        value = findings.get(key)
+        return value if isinstance(value, pd.DataFrame) else pd.DataFrame()
+
+    for r in frame("invalid").itertuples(index=False):
+        definition = str(r.definition).replace("CREATE INDEX", "CREATE INDEX CONCURRENTLY", 1)
+        definition = definition.replace(
+            "CREATE UNIQUE INDEX", "CREATE UNIQUE INDEX CONCURRENTLY", 1
+        )
+        recs.append(
+            _rec(
+                "warning",
+                "invalid_index",
+                _q(r.schema, r.index),
+                f"Invalid index {r.index} on {r.table}: rebuild or drop it",
+                f"indisvalid = false (a failed CREATE INDEX CONCURRENTLY or REINDEX); "
+                f"{_size(r.size_bytes)} maintained on every write, used by no query",
+                f"DROP INDEX CONCURRENTLY IF EXISTS {_q(r.schema, r.index)};\n{definition};",
+            )
+        )
+    for r in frame("duplicate").itertuples(index=False):
+        recs.append(
+            _rec(
+                "warning",
+                "duplicate_index",
+                _q(r.schema, r.index),
+                f"Redundant index {r.index} on {r.table}: covered by {r.covered_by}",
+                f"{r.definition} is covered by {r.covered_by_definition}; "
+                f"{_size(r.size_bytes)}, {int(r.scans)} scans (the covering index serves them)",
+                f"DROP INDEX CONCURRENTLY IF EXISTS {_q(r.schema, r.index)};",
+            )
+        )
+    unused = frame("unused")
+    duplicate_names = set(frame("duplicate").get("index", pd.Series(dtype=object)))
+    age = _stats_age(unused)
+    for r in unused.itertuples(index=False):
+        if r.index in duplicate_names:
+            continue  # already recommended as redundant
+        recs.append(
+            _rec(
+                "info",
+                "unused_index",
+                _q(r.schema, r.index),
+                f"Unused index {r.index} on {r.table}",
+                f"0 scans{age}; {_size(r.size_bytes)}; not a primary key, unique or "
+                "constraint index. Check replicas and rare jobs before dropping.",
+                f"DROP INDEX CONCURRENTLY IF EXISTS {_q(r.schema, r.index)};",
+            )
+        )
+    for r in frame("fk_without_index").itertuples(index=False):
+        columns = list(r.columns)
+        cols = ", ".join(quote_ident(c) for c in columns)
+        check = None
+        if insp is not None:
+            try:
+                hypo = hypothetical_index(insp, r.schema, r.table, columns)
+            except DatabaseError:
+                hypo = None
+            if hypo is not None:
+                check = (
+                    f"hypopg: lookup cost {hypo['before']:.1f} -> {hypo['after']:.1f} "
+                    f"with a hypothetical index"
+                )
+        recs.append(
+            _rec(
+                "warning",
+                "fk_without_index",
+                f"{_q(r.schema, r.table)} ({cols})",
+                f"Foreign key {r.constraint} on {r.table} ({cols}) has no supporting index",
+                f"references {r.referenced_table}; deletes and key updates there scan "
+                f"{r.table} (~{int(r.rows_estimate)} rows)",
+                f"CREATE INDEX CONCURRENTLY ON {_q(r.schema, r.table)} ({cols});",
+                check,
+            )
+        )
+    for r in frame("seq_scan").itertuples(index=False):
+        recs.append(
+            _rec(
+                "info",
+                "seq_scan_table",
+                _q(r.schema, r.table),
+                f"{r.table} is read mostly by sequential scans: an index candidate",
+                f"{int(r.seq_scan)} sequential scans ({float(r.seq_scan_share):.0%} of scans) "
+                f"reading {int(r.seq_tup_read)} rows; ~{int(r.rows_estimate)} rows. Find the "
+                "filtering columns in the top queries.",
+                None,
+            )
+        )
+    for r in frame("dead_tuples").itertuples(index=False):
+        recs.append(
+            _rec(
+                "warning",
+                "vacuum",
+                _q(r.schema, r.table),
+                f"{r.table} needs VACUUM: {int(r.dead_tuples)} dead tuples",
+                f"{int(r.dead_tuples)} dead / {int(r.live_tuples)} live ({float(r.dead_ratio):.0%}); "
+                f"last vacuum {r.last_vacuum or 'never'}, last autovacuum "
+                f"{r.last_autovacuum or 'never'}"
+                + ("" if r.autovacuum_enabled else "; autovacuum is DISABLED on this table"),
+                f"VACUUM (ANALYZE) {_q(r.schema, r.table)};",
+            )
+        )
+    bloat = frame("bloat")
+    if not bloat.empty:
+        for r in bloat[bloat["flagged"]].itertuples(index=False):
+            recs.append(
+                _rec(
+                    "info",
+                    "bloat",
+                    _q(r.schema, r.table),
+                    f"{r.table} looks bloated (estimate): ~{_size(r.bloat_bytes)} wasted",
+                    f"{_size(r.table_bytes)} on disk against ~{_size(r.expected_bytes)} needed "
+                    f"({float(r.bloat_ratio):.0%} estimated waste)",
+                    f"VACUUM (ANALYZE) {_q(r.schema, r.table)};  "
+                    "-- space returns to the OS only with VACUUM FULL or pg_repack",
+                )
+            )
+    for r in frame("wraparound").itertuples(index=False):
+        if r.severity == "ok":
+            continue
+        recs.append(
+            _rec(
+                r.severity,
+                "wraparound",
+                str(r.database),
+                f"Database {r.database} is approaching transaction ID wraparound",
+                f"xid age {int(r.xid_age)} ({float(r.xid_fraction):.0%} of 2^31), multixact age "
+                f"{int(r.mxid_age)} ({float(r.mxid_fraction):.0%})",
+                "VACUUM (FREEZE, ANALYZE);  -- in that database, oldest tables first",
+            )
+        )
+    for r in frame("sequences").itertuples(index=False):
+        column = r.column if isinstance(r.column, str) else None
+        sql = f"ALTER SEQUENCE {_q(r.schema, r.sequence)} AS bigint;"
+        if column:
+            table, col = column.split(".", 1)
+            sql = (
+                f"ALTER TABLE {_q(r.schema, table)} ALTER COLUMN {quote_ident(col)} TYPE bigint;"
+                f"\n{sql}"
+            )
+        recs.append(
+            _rec(
+                "critical" if float(r.fraction) >= 0.95 else "warning",
+                "sequence",
+                _q(r.schema, r.sequence),
+                f"Sequence {r.sequence} is at {float(r.fraction):.0%} of its maximum",
+                f"last value {int(r.last_value)} of {int(r.max_value)}"
+                + (f" (feeds {column})" if column else ""),
+                sql,
+            )
+        )
+    for key, what in (
+        ("long_running", "Long-running query"),
+        ("idle_in_transaction", "Idle in transaction"),
+    ):
+        for r in frame(key).itertuples(index=False):
+            seconds = r.query_s if key == "long_running" else r.state_s
+            recs.append(
+                _rec(
+                    "warning",
+                    key,
+                    f"pid {int(r.pid)}",
+                    f"{what}: pid {int(r.pid)} ({r.application_name or 'no application'})",
+                    f"{float(seconds):.0f} s; user {r.user}; query: {str(r.query)[:200]}",
+                    f"SELECT pg_cancel_backend({int(r.pid)});  -- or pg_terminate_backend",
+                )
+            )
+    conns = frame("connections")
+    if not conns.empty and bool(conns["flagged"].iloc[0]):
+        c = conns.iloc[0]
+        recs.append(
+            _rec(
+                "warning",
+                "connections",
+                "max_connections",
+                "Connections near max_connections",
+                f"{int(c['total'])} of {int(c['usable'])} usable connections "
+                f"({float(c['fraction']):.0%}); {int(c['idle'])} idle: use a pooler",
+                None,
+            )
+        )
+    cache = frame("cache")
+    for r in cache.itertuples(index=False) if not cache.empty else []:
+        if r.flagged:
+            recs.append(
+                _rec(
+                    "info",
+                    "cache_hit",
+                    str(r.kind),
+                    f"{str(r.kind).capitalize()} cache hit ratio {float(r.ratio):.1%} is below "
+                    f"{t.cache_hit_ratio:.0%}",
+                    f"{int(r.hits)} hits, {int(r.reads)} reads from disk",
+                    None,
+                )
+            )
+    for r in frame("slow").itertuples(index=False):
+        recs.append(
+            _rec(
+                "warning",
+                "slow_query",
+                f"queryid {r.queryid}",
+                f"Slow query: mean {float(r.mean_ms):.1f} ms over {int(r.calls)} calls",
+                f"total {float(r.total_ms) / 1000:.1f} s, {int(r.rows)} rows; "
+                f"query: {str(r.query)[:300]}",
+                None,
+            )
+        )
+    per_hour = frame("slow_per_hour")
+    if not per_hour.empty and per_hour["over_threshold"].any():
+        over = per_hour[per_hour["over_threshold"]]
+        recs.append(
+            _rec(
+                "warning",
+                "slow_per_hour",
+                "pg_stat_statements",
+                f"More than {t.slow_queries_per_hour} slow queries an hour in {len(over)} hours",
+                f"worst hour {over.loc[over['slow_calls'].idxmax(), 'hour']}: "
+                f"{int(over['slow_calls'].max())} slow calls",
+                None,
+            )
+        )
+    status = findings.get("queries_status")
+    if isinstance(status, dict) and not status.get("available", True):
+        recs.append(
+            _rec(
+                "info",
+                "extension",
+                "pg_stat_statements",
+                "Query statistics are not available",
+                str(status.get("message")),
+                "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;  "
+                "-- after adding it to shared_preload_libraries",
+            )
+        )
+    log = findings.get("embeddings_log")
+    if isinstance(log, dict) and log.get("failed", 0):
+        recs.append(
+            _rec(
+                "warning",
+                "indexing_failures",
+                "context_indexing_log",
+                f"{log['failed']} failed embedding indexing runs",
+                "see the latest failures; re-index through the API: POST /api/context/index/all",
+                None,
+            )
+        )
+    coverage = frame("embeddings_coverage")
+    if not coverage.empty:
+        for r in coverage.itertuples(index=False):
+            missing = 0 if pd.isna(r.missing) else int(r.missing)
+            stale = 0 if pd.isna(r.stale) else int(r.stale)
+            if missing or stale:
+                recs.append(
+                    _rec(
+                        "info",
+                        "embeddings_coverage",
+                        str(r.entity_type),
+                        f"{r.entity_type}: {missing} without embedding, {stale} stale",
+                        f"{int(r.entities)} {r.source_table}, {int(r.embedded)} embedded; re-index: "
+                        f"POST /api/context/index/{r.source_table if r.source_table != 'workflow_executions' else 'executions'}",
+                        None,
+                    )
+                )
+            if int(r.null_embeddings):
+                recs.append(
+                    _rec(
+                        "warning",
+                        "null_embeddings",
+                        str(r.entity_type),
+                        f"{r.entity_type}: {int(r.null_embeddings)} rows with a NULL embedding",
+                        "rows stored without a vector are invisible to similarity search",
+                        None,
+                    )
+                )
+    df = pd.DataFrame(recs, columns=RECOMMENDATION_COLUMNS)
+    order = {s: i for i, s in enumerate(SEVERITIES)}
+    if not df.empty:
+        df = df.sort_values("severity", key=lambda s: s.map(order), kind="stable").reset_index(
+            drop=True
+        )
+    return df
+
+
+def summary(recs: pd.DataFrame) -> pd.DataFrame:
+    """Findings by severity: severity, count, kinds (every severity listed, zero included)."""
+    rows = []
+    for severity in SEVERITIES:
+        part = recs[recs["severity"] == severity] if not recs.empty else recs
+        kinds = sorted(set(part["kind"])) if not part.empty else []
+        rows.append({"severity": severity, "count": int(len(part)), "kinds": ", ".join(kinds)})
+    return pd.DataFrame(rows, columns=["severity", "count", "kinds"])

@@ -11,7 +11,7 @@ import pytest
 from lsops_lib import analysis as A
 from lsops_lib.config import Thresholds
 from lsops_lib.store import Store
-from tests.fixtures.analysis import T0, History, MiB
+from tests.fixtures.analysis import DEEP_OK, T0, History, MiB
 
 M = timedelta(minutes=1)
 
@@ -376,9 +376,22 @@ def test_checklist_error_health_makes_service_fails_critical(sqlite_store: Store
     h = _healthy(sqlite_store, n=3)
     h.run(2, status="ERROR", services=failing)
     checks = {c.key: c for c in A.checklist(sqlite_store, T0, h.t, Thresholds())}
-    assert checks["api"].status == "pass"
+    assert checks["api"].status == "fail" and checks["api"].severity == "critical"
+    assert "database ERROR: TypeError: fetch failed" in checks["api"].detail
     assert checks["database"].status == "fail" and checks["database"].severity == "critical"
     assert "fetch failed" in checks["database"].detail
+    assert A.exit_code(list(checks.values())) == 2
+
+
+def test_checklist_degraded_health_is_a_warning(sqlite_store: Store) -> None:
+    degraded = {**DEEP_OK, "vectorDB": ("ERROR", "TypeError: fetch failed")}
+    h = _healthy(sqlite_store, n=3)
+    h.run(2, status="DEGRADED", services=degraded)
+    checks = A.checklist(sqlite_store, T0, h.t, Thresholds())
+    api = checks[0]
+    assert (api.status, api.severity, api.value) == ("fail", "warning", "DEGRADED")
+    assert "vectorDB ERROR" in api.detail
+    assert A.exit_code(checks) == 1
 
 
 # --- monthly review ----------------------------------------------------------------------

@@ -83,7 +83,7 @@ def checklist(
                 "API server responding",
                 UNKNOWN,
                 None,
-                "an answer",
+                "OK",
                 "no health observation in the window: is the collector running?",
                 "critical",
             )
@@ -101,22 +101,35 @@ def checklist(
                     "API server responding",
                     UNKNOWN,
                     last_status,
-                    "an answer",
+                    "OK",
                     detail + f"; no observation for the last {stale_s / 60:.0f} min",
                     "critical",
                 )
             )
         else:
-            ok = last_status != "NO_ANSWER"
+            # the runbook's targets: health OK; DEGRADED a warning; ERROR or no answer critical
+            if last_status != "OK" and last_status != "NO_ANSWER" and not services.empty:
+                last = services[services["ts"] == last_ts]
+                bad = last[last["status"].astype(str).str.upper() != "OK"]
+                if not bad.empty:
+                    detail += (
+                        " ("
+                        + "; ".join(
+                            f"{r.service} {r.status}"
+                            + (f": {r.message}" if isinstance(r.message, str) else "")
+                            for r in bad.itertuples()
+                        )
+                        + ")"
+                    )
             checks.append(
                 Check(
                     "api",
                     "API server responding",
-                    PASS if ok else FAIL,
+                    PASS if last_status == "OK" else FAIL,
                     last_status,
-                    "an answer",
+                    "OK",
                     detail,
-                    "critical",
+                    "warning" if last_status == "DEGRADED" else "critical",
                 )
             )
 

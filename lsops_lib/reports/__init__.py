@@ -32,6 +32,7 @@ from ..config import Settings
 from ..exceptions import ReportError
 from ..times import utcnow
 from .archive import (
+    PAPERMILL_ERROR_TAG,
     REPORT_HTML,
     REPORT_IPYNB,
     RUN_JSON,
@@ -191,11 +192,13 @@ def _archive(run: Run, nb: nbformat.NotebookNode, redactor: Redactor, *, title: 
         not run.ok
         and run.error
         and not any(
-            "papermill-error-cell-tag" in c.get("metadata", {}).get("tags", []) for c in clean.cells
+            PAPERMILL_ERROR_TAG in c.get("metadata", {}).get("tags", []) for c in clean.cells
         )
     ):
         clean.cells.insert(0, failure_banner(run.error))
     atomic_write(run.path / REPORT_IPYNB, nbformat.writes(clean))
-    atomic_write(run.path / REPORT_HTML, redactor.text(export_html(clean, title=title)))
+    atomic_write(
+        run.path / REPORT_HTML, redactor.text(export_html(clean, title=title, error=run.error))
+    )
     data = redactor.obj(run.to_dict())
     atomic_write(run.path / RUN_JSON, json.dumps(data, indent=2, ensure_ascii=False) + "\n")

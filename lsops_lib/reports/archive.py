@@ -36,6 +36,7 @@ RUN_JSON = "run.json"
 REPORT_IPYNB = "report.ipynb"
 REPORT_HTML = "report.html"
 HIDE_INPUT_TAG = "lsops-hide-input"
+PAPERMILL_ERROR_TAG = "papermill-error-cell-tag"
 # binary outputs (base64) are never searched: a short secret could match by chance and
 # replacing it would break the image
 _BINARY_MIME = re.compile(r"^(image/(png|jpeg|gif|webp)|application/pdf)$")
@@ -249,22 +250,107 @@ def failed_cell_index(nb: nbformat.NotebookNode) -> int | None:
 
 
 def failure_banner(error: str) -> nbformat.NotebookNode:
-    """A markdown cell saying the run failed (the text escaped: it may quote anything)."""
-    text = html.escape(error).replace("\n", " ")
-    cell = nbformat.v4.new_markdown_cell(
-        f'<div class="lsops-failed"><strong>This report run failed:</strong> <code>{text}</code></div>'
-    )
+    """A markdown cell saying the run failed (the error escaped: it may quote anything)."""
+    cell = nbformat.v4.new_markdown_cell(_failure_text(error))
     cell.metadata["tags"] = ["lsops-failure"]
     return cell
 
 
-def export_html(nb: nbformat.NotebookNode, *, title: str) -> str:
+def _failure_text(error: str | None) -> str:
+    text = html.escape(error or "see the failing cell below").replace("\n", " ")
+    return f"**This report run failed:** {text}"
+
+
+def _plain_error_markers(nb: nbformat.NotebookNode, error: str | None) -> None:
+    """papermill's error markers are raw HTML (styled spans) that the sanitizer mangles:
+    say the same in plain markdown."""
+    for cell in nb.cells:
+        if PAPERMILL_ERROR_TAG not in cell.get("metadata", {}).get("tags", []):
+            continue
+        if "An Exception was encountered" in cell.source:
+            cell.source = (
+                _failure_text(error) + " (the cell that failed is shown below, with its error)"
+            )
+        else:
+            cell.source = "**Execution stopped at this cell with an error:**"
+
+
+_ALLOWED_TAGS = frozenset(
+    "a abbr acronym b blockquote br caption code col colgroup dd del details div dl dt em "
+    "h1 h2 h3 h4 h5 h6 hr i img ins kbd li ol p pre s small span strong style sub summary sup "
+    "table tbody td tfoot th thead tr u ul".split()
+)
+_ALLOWED_ATTRIBUTES = {
+    "*": ["class", "id", "title", "align", "colspan", "rowspan", "scope", "style"],
+    "style": ["scoped", "type"],
+    "a": ["href", "title"],
+    "img": ["src", "alt", "width", "height"],
+    "table": ["class", "id", "border"],
+}
+_DROPPED_MIME = (
+    "application/javascript",
+    "text/javascript",
+    "application/vnd.jupyter.widget-view+json",
+)
+
+
+def sanitize_html(fragment: str) -> str:
+    """An output's HTML with everything that could run removed: `<script>`, `<iframe>`,
+    event handlers, `javascript:` links are escaped or dropped; tables, headings, inline
+    styles (pandas, Styler) survive. Disallowed tags are escaped: shown, not executed."""
+    import bleach
+
+    kwargs: dict[str, Any] = {}
+    try:
+        from bleach.css_sanitizer import CSSSanitizer
+
+        kwargs["css_sanitizer"] = CSSSanitizer()
+        attributes: dict[str, list[str]] = _ALLOWED_ATTRIBUTES
+    except ImportError:  # tinycss2 missing: no inline styles at all
+        attributes = {k: [a for a in v if a != "style"] for k, v in _ALLOWED_ATTRIBUTES.items()}
+    return bleach.clean(
+        fragment,
+        tags=_ALLOWED_TAGS,
+        attributes=attributes,
+        protocols=["http", "https", "mailto", "data"],
+        **kwargs,
+    )
+
+
+def sanitize_outputs(nb: nbformat.NotebookNode) -> None:
+    """In place, for the HTML export: HTML and markdown outputs (they may quote data) are
+    sanitized, markdown rendered to HTML first; script-like outputs are dropped."""
+    from nbconvert.filters.markdown_mistune import markdown2html_mistune
+
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data")
+            if not isinstance(data, dict):
+                continue
+            for mime in _DROPPED_MIME:
+                data.pop(mime, None)
+            if "text/markdown" in data:
+                markdown = data.pop("text/markdown")
+                markdown = "".join(markdown) if isinstance(markdown, list) else str(markdown)
+                data.setdefault("text/html", markdown2html_mistune(markdown))
+            if "text/html" in data:
+                fragment = data["text/html"]
+                fragment = "".join(fragment) if isinstance(fragment, list) else str(fragment)
+                data["text/html"] = sanitize_html(fragment)
+            if "image/svg+xml" in data and "image/png" in data:
+                data.pop("image/svg+xml")  # inline SVG could script; the PNG says the same
+
+
+def export_html(nb: nbformat.NotebookNode, *, title: str, error: str | None = None) -> str:
     """nbconvert HTML: code hidden (except the failing cell's), no prompts, images embedded,
-    the notebook's HTML and markdown outputs sanitized (no script from data)."""
+    the notebook's HTML and markdown outputs sanitized (no script from data).
+
+    Markdown cells (written by the notebook's author, not data) are rendered as they are."""
     from nbconvert import HTMLExporter
     from traitlets.config import Config
 
     nb = copy.deepcopy(nb)
+    _plain_error_markers(nb, error)
     failed = failed_cell_index(nb)
     for index, cell in enumerate(nb.cells):
         if cell.cell_type == "code" and index != failed:
@@ -277,7 +363,7 @@ def export_html(nb: nbformat.NotebookNode, *, title: str) -> str:
     config.HTMLExporter.exclude_input_prompt = True
     config.HTMLExporter.exclude_output_prompt = True
     config.HTMLExporter.embed_images = True
-    config.HTMLExporter.sanitize_html = True
+    sanitize_outputs(nb)
     exporter = HTMLExporter(config=config)
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
     return body

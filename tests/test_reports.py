@@ -1,0 +1,524 @@
+"""Reports: validation, papermill runs, the archive (atomic, redacted, escaped) and the index.
+
+The notebooks here are small placeholders in tests/data/notebooks/ (the real ones are
+tested with their content elsewhere); kernels are few: two runs started at the same
+moment (one succeeds, one fails) share a module fixture; the CLI runs two more.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+from click.testing import CliRunner
+
+from lsops_lib import reports
+from lsops_lib.cli import main
+from lsops_lib.config import load_settings
+from lsops_lib.exceptions import ConfigError, ParameterError
+from lsops_lib.reports.archive import Redactor, Run, atomic_write, iso, reserve_run_dir
+
+NOTEBOOKS = Path(__file__).parent / "data" / "notebooks"
+TOKEN = "tok-PLANTED-7f3a9c1e5b"
+DB_PASSWORD = "pw-PLANTED-e8d2b4a6"
+DB_URL = f"postgresql://lsops:{DB_PASSWORD}@db.internal:5432/longsang"
+XSS = "<script>alert(1)</script>"
+SAME_MOMENT = datetime(2026, 11, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def _settings(tmp: Path):
+    env = {
+        "LSOPS_API_TOKEN": TOKEN,
+        "LSOPS_DATABASE_URL": DB_URL,
+        "LSOPS_STORE": f"sqlite:///{tmp / 'm.sqlite'}",
+    }
+    return load_settings(env=env, cwd=tmp)
+
+
+# --- validation (no kernel) --------------------------------------------------------------------
+
+
+def test_validate_derives_keys_and_types() -> None:
+    key, params = reports.validate(
+        "monthly-review", {"month": "2026-10", "fail": "no"}, notebooks_dir=NOTEBOOKS
+    )
+    assert key == "2026-10"
+    assert (
+        params["month"] == "2026-10" and params["fail"] is False
+    )  # typed by the notebook's default
+    key, params = reports.validate(
+        "postmortem",
+        {
+            "start": "2026-10-03T14:05",
+            "end": "2026-10-03 15:20Z",
+            "title": "Chat API: 503s / timeouts!",
+        },
+        notebooks_dir=NOTEBOOKS,
+    )
+    assert key == "chat-api-503s-timeouts"
+    assert params == {
+        "start": "2026-10-03T14:05:00Z",
+        "end": "2026-10-03T15:20:00Z",
+        "title": "Chat API: 503s / timeouts!",
+        "severity": "SEV2",
+    }
+    assert reports.validate("db-optimization", {}, notebooks_dir=NOTEBOOKS) == (
+        "default",
+        {"top_n": 20},
+    )
+    assert reports.validate(
+        "db-optimization", {"database": "prod", "top-n": "5"}, notebooks_dir=NOTEBOOKS
+    ) == (
+        "prod",
+        {"database": "prod", "top_n": 5},
+    )
+    key, _ = reports.validate("monthly-review", {}, notebooks_dir=NOTEBOOKS)  # default: last month
+    assert re.fullmatch(r"\d{4}-\d{2}", key)
+
+
+@pytest.mark.parametrize(
+    ("kind", "params", "message"),
+    [
+        ("weekly", {}, "unknown report kind"),
+        ("monthly-review", {"month": "2026-13"}, "not a month"),
+        ("monthly-review", {"month": "Oct 2026"}, "not a month"),
+        ("monthly-review", {"colour": "red"}, "unknown parameter"),
+        (
+            "postmortem",
+            {"start": "2026-10-03T16:00Z", "end": "2026-10-03T15:00Z", "title": "x"},
+            "not before",
+        ),
+        (
+            "postmortem",
+            {"start": "yesterday", "end": "2026-10-03T15:00Z", "title": "x"},
+            "not a time",
+        ),
+        ("postmortem", {"end": "2026-10-03T15:00Z", "title": "x"}, "needs the parameter start"),
+        (
+            "postmortem",
+            {
+                "start": "2026-10-03T14:00Z",
+                "end": "2026-10-03T15:00Z",
+                "title": "x",
+                "severity": "P1",
+            },
+            "SEV",
+        ),
+        ("db-optimization", {"database": "../../etc"}, "must be a name"),
+        ("db-optimization", {"database": ".hidden"}, "must be a name"),
+        ("db-optimization", {"database": "a/b"}, "must be a name"),
+        ("db-optimization", {"database": "a\\b"}, "must be a name"),
+        ("db-optimization", {"database": DB_URL}, "password"),
+        ("db-optimization", {"database": "postgresql://h/db"}, "not a URL"),
+        ("db-optimization", {"top_n": 0}, "at least 1"),
+        ("db-optimization", {"top_n": "many"}, "integer"),
+        ("monthly-review", {"store": DB_URL}, "password"),
+    ],
+)
+def test_validate_rejects(kind: str, params: dict, message: str) -> None:
+    with pytest.raises(ParameterError, match=message) as info:
+        reports.validate(kind, params, notebooks_dir=NOTEBOOKS)
+    text = str(info.value)
+    assert "\n" not in text and DB_PASSWORD not in text
+
+
+@pytest.mark.parametrize("key", ["", "..", "a/b", "a\\b", ".hidden", "x..y", "a\nb"])
+def test_path_like_keys_are_refused(key: str) -> None:
+    with pytest.raises(ParameterError):
+        reports.check_key(key)
+
+
+def test_postmortem_key_is_a_plain_slug_whatever_the_title() -> None:
+    key, _ = reports.validate(
+        "postmortem",
+        {"start": "2026-10-03T14:00Z", "end": "2026-10-03T15:00Z", "title": "../../etc/passwd"},
+        notebooks_dir=NOTEBOOKS,
+    )
+    assert key == "etc-passwd"
+    key, _ = reports.validate(
+        "postmortem",
+        {"start": "2026-10-03T14:00Z", "end": "2026-10-03T15:00Z", "title": "障害"},
+        notebooks_dir=NOTEBOOKS,
+    )
+    assert key == "incident-2026-10-03"
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    outputs = tmp_path / "outputs"
+    monkeypatch.chdir(tmp_path)
+    for name, value in {
+        "LSOPS_NOTEBOOKS": str(NOTEBOOKS),
+        "LSOPS_OUTPUTS": str(outputs),
+        "LSOPS_STORE": f"sqlite:///{tmp_path / 'm.sqlite'}",
+        "LSOPS_API_TOKEN": TOKEN,
+        "LSOPS_DATABASE_URL": DB_URL,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("LSOPS_CONFIG", raising=False)
+    return outputs
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["report", "monthly-review", "--month", "2026-13"],
+        ["report", "quarterly-review"],
+        ["report", "monthly-review", "--month", "2026-10", "-p", "colour", "red"],
+        [
+            "report",
+            "postmortem",
+            "--start",
+            "2026-10-03T16:00Z",
+            "--end",
+            "2026-10-03T15:00Z",
+            "--title",
+            "x",
+        ],
+        ["report", "db-optimization", "--database", "../x"],
+        ["report", "db-optimization", "--database", "not-configured"],  # ConfigError
+        [
+            "report",
+            "monthly-review",
+            "--month",
+            "2026-10",
+            "--title",
+            "x",
+        ],  # not a review parameter
+    ],
+)
+def test_cli_bad_parameters_exit_2_and_write_nothing(cli_env: Path, args: list[str]) -> None:
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("lsops: ") and result.stderr.count("\n") == 1
+    assert not cli_env.exists()
+
+
+# --- archive building blocks (no kernel) -------------------------------------------------------
+
+
+def test_run_dirs_reserved_at_the_same_moment_never_collide(tmp_path: Path) -> None:
+    found: list[tuple[str, Path]] = []
+    barrier = threading.Barrier(16)
+
+    def reserve() -> None:
+        barrier.wait()
+        found.append(reserve_run_dir(tmp_path, "monthly-review", "2026-10", SAME_MOMENT))
+
+    threads = [threading.Thread(target=reserve) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ids = {run_id for run_id, _ in found}
+    assert len(ids) == 16
+    assert all(i.startswith("20261102T030405Z-") for i in ids)
+    assert len(list((tmp_path / "monthly-review" / "2026-10").iterdir())) == 16
+
+
+def test_atomic_write_leaves_no_temporary_files(tmp_path: Path) -> None:
+    atomic_write(tmp_path / "a.json", "{}")
+    atomic_write(tmp_path / "a.json", '{"b": 1}')
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+    assert json.loads((tmp_path / "a.json").read_text()) == {"b": 1}
+
+
+def test_redactor_masks_secrets_and_url_passwords_but_not_images() -> None:
+    r = Redactor(["s3cr&t", None, ""])
+    assert r.text("token s3cr&t and s3cr&amp;t") == "token *** and ***"
+    assert r.text("postgresql://u:other@h/db") == "postgresql://u:***@h/db"
+    assert r.text("redis://:p4ss@cache:6379/0") == "redis://:***@cache:6379/0"
+    image = "data:image/png;base64,AAAAs3cr&tAAAA"
+    assert r.text(f'<img src="{image}">') == f'<img src="{image}">'
+    assert r.obj({"url": "x://a:b@c", "n": 1}) == {"url": "x://a:***@c", "n": 1}
+
+
+def _fake_run(
+    outputs: Path, kind: str, key: str, started: datetime, status: str = "succeeded", **extra
+) -> Path:
+    run_id, path = reserve_run_dir(outputs, kind, key, started)
+    for name in ("report.html", "report.ipynb"):
+        (path / name).write_text("x")
+    data = {
+        "kind": kind,
+        "key": key,
+        "run_id": run_id,
+        "status": status,
+        "started": iso(started),
+        "duration_s": 1.5,
+        "parameters": {},
+        "versions": {},
+        **extra,
+    }
+    (path / "run.json").write_text(json.dumps(data))
+    return path
+
+
+def test_index_lists_runs_newest_first_by_kind_escaped_with_working_links(tmp_path: Path) -> None:
+    outputs = tmp_path / "outputs"
+    old = _fake_run(outputs, "monthly-review", "2026-09", datetime(2026, 10, 1, tzinfo=UTC))
+    new = _fake_run(outputs, "monthly-review", "2026-10", datetime(2026, 11, 1, tzinfo=UTC))
+    pm = _fake_run(
+        outputs,
+        "postmortem",
+        "a b",
+        datetime(2026, 10, 15, tzinfo=UTC),
+        status="failed",
+        error=f"boom {XSS}",
+    )
+    (
+        outputs / "monthly-review" / "2026-10" / "20261101T000000Z-unfinished"
+    ).mkdir()  # no run.json: running
+    (outputs / "postmortem" / "x" / "r1").mkdir(parents=True)
+    (outputs / "postmortem" / "x" / "r1" / "run.json").write_text("{not json")  # damaged
+
+    runs = reports.list_runs(outputs)
+    assert [r.path for r in runs] == [new, pm, old]
+    assert [r.path for r in reports.list_runs(outputs, kind="monthly-review")] == [new, old]
+    assert runs[1].error == f"boom {XSS}" and not runs[1].ok
+
+    index = reports.write_index(outputs)
+    assert index == outputs / "index.html"
+    page = index.read_text()
+    assert XSS not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script" not in page  # static, no JavaScript
+    assert (
+        page.index("2026-10</code>") < page.index("2026-09</code>") < page.index("a b</code>")
+    )  # by kind
+    links = re.findall(r'href="([^"]+)"', page)
+    assert len(links) == 9
+    for link in links:
+        assert not link.startswith(("/", "file:")), link
+        assert (outputs / unquote(link)).is_file(), link
+    assert [p.name for p in outputs.iterdir() if p.name.startswith(".index.html")] == []
+
+
+def test_run_round_trips_through_json(tmp_path: Path) -> None:
+    path = _fake_run(tmp_path, "db-optimization", "prod", SAME_MOMENT)
+    run = Run.from_dict(json.loads((path / "run.json").read_text()), path)
+    assert run.started == SAME_MOMENT and run.ok and run.html_path == path / "report.html"
+
+
+# --- real runs ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Two monthly reviews started at the same moment in two threads: one succeeds (prints
+    the planted secrets, shows hostile text, draws a plot), one fails (secret in the error)."""
+    tmp = tmp_path_factory.mktemp("reports")
+    outputs = tmp / "outputs"
+    settings = _settings(tmp)
+    results: dict[str, Run] = {}
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(2)
+    common = {"month": "2026-10", "leak": True}
+    jobs = {
+        "ok": {**common, "payload": XSS, "plot": True},
+        "failed": {**common, "fail": True},
+    }
+
+    def run(name: str) -> None:
+        try:
+            barrier.wait()
+            results[name] = reports.run_report(
+                "monthly-review",
+                jobs[name],
+                settings=settings,
+                outputs_dir=outputs,
+                notebooks_dir=NOTEBOOKS,
+                timeout_s=60,
+                progress=False,
+                cwd=tmp,
+            )
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(reports, "utcnow", lambda: SAME_MOMENT)
+        threads = [threading.Thread(target=run, args=(name,)) for name in jobs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+    assert not errors, errors
+    return {"outputs": outputs, **results}
+
+
+def _files(outputs: Path) -> list[Path]:
+    return [p for p in outputs.rglob("*") if p.is_file() and p.name != ".index.lock"]
+
+
+def test_runs_started_at_the_same_moment_are_archived_side_by_side(archive: dict) -> None:
+    ok, failed = archive["ok"], archive["failed"]
+    assert ok.status == "succeeded" and ok.error is None
+    assert failed.status == "failed"
+    assert ok.path != failed.path and ok.path.parent == failed.path.parent
+    assert ok.path.parent == archive["outputs"] / "monthly-review" / "2026-10"
+    assert ok.run_id.startswith("20261102T030405Z-") and failed.run_id.startswith(
+        "20261102T030405Z-"
+    )
+    for run in (ok, failed):
+        assert sorted(p.name for p in run.path.iterdir()) == [
+            "report.html",
+            "report.ipynb",
+            "run.json",
+        ]
+    assert [p for p in _files(archive["outputs"]) if p.name.endswith(".tmp")] == []
+
+
+def test_run_json_records_the_run(archive: dict) -> None:
+    data = json.loads(archive["ok"].json_path.read_text())
+    assert {"kind", "key", "parameters", "versions", "started", "duration_s", "status"} <= set(data)
+    assert (
+        data["kind"] == "monthly-review"
+        and data["key"] == "2026-10"
+        and data["status"] == "succeeded"
+    )
+    assert data["parameters"]["month"] == "2026-10" and data["parameters"]["payload"] == XSS
+    assert data["started"] == "2026-11-02T03:04:05.000Z"
+    assert data["duration_s"] > 0
+    assert {"lsops", "python", "papermill", "pandas", "nbconvert"} <= set(data["versions"])
+    assert "error" not in data
+    failed = json.loads(archive["failed"].json_path.read_text())
+    assert failed["status"] == "failed"
+    assert failed["error"].startswith("ValueError: planted failure") and "***" in failed["error"]
+
+
+def test_no_secret_in_any_archived_file(archive: dict) -> None:
+    files = _files(archive["outputs"])
+    assert {p.suffix for p in files} == {".html", ".ipynb", ".json"}
+    for path in files:
+        raw = path.read_bytes()
+        assert TOKEN.encode() not in raw, path
+        assert DB_PASSWORD.encode() not in raw, path
+    # the notebook did print them: what the archive holds is the mask
+    printed = archive["ok"].ipynb_path.read_text()
+    assert "token ***" in printed and "postgresql://lsops:***@db.internal" in printed
+
+
+def test_hostile_text_from_data_is_escaped_in_the_html(archive: dict) -> None:
+    page = archive["ok"].html_path.read_text()
+    assert XSS not in page
+    assert "alert(1)" in page  # shown, as text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    for tag in re.findall(r"<script[^>]*>", page):  # only the template's own scripts
+        assert "alert" not in tag
+
+
+def test_html_hides_code_and_prompts_and_embeds_plots(archive: dict) -> None:
+    page = archive["ok"].html_path.read_text()
+    assert "load_settings" not in page  # code hidden
+    assert 'class="jp-InputPrompt' not in page and 'class="jp-OutputPrompt' not in page
+    assert "data:image/png;base64," in page
+    assert "REPORT DONE" in page
+    assert re.search(r'<img[^>]+src="(?!data:)', page) is None  # no image outside the file
+
+
+def test_failed_run_shows_the_failing_cell_and_its_error(archive: dict) -> None:
+    page = archive["failed"].html_path.read_text()
+    assert "This report run failed:" in page  # the banner (papermill's marker, in plain words)
+    assert "Execution stopped at this cell" in page
+    assert "&lt;p&gt;" not in page and "&lt;span" not in page  # no mangled markup
+    assert (
+        "planted failure: cannot connect to postgresql://lsops:***@db.internal" in page
+    )  # the error
+    assert "settings.database_url}" in page  # the failing cell's source, shown
+    assert "load_settings" not in page  # other cells' code still hidden
+    assert "REPORT DONE" not in page  # execution stopped there
+
+
+def test_index_lists_both_runs(archive: dict) -> None:
+    page = (archive["outputs"] / "index.html").read_text()
+    for run in (archive["ok"], archive["failed"]):
+        link = run.html_path.relative_to(archive["outputs"]).as_posix()
+        assert f'href="{link}"' in page
+    assert page.count('class="status-failed"') == 1 and page.count('class="status-succeeded"') == 1
+
+
+def test_report_and_index_open_in_a_browser(
+    archive: dict, browser_page, artifacts_dir: Path
+) -> None:
+    page = browser_page
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto((archive["outputs"] / "index.html").as_uri())
+    assert page.title() == "lsops reports"
+    page.screenshot(path=str(artifacts_dir / "reports-index.png"), full_page=True)
+    page.click(f'a[href$="{archive["ok"].run_id}/report.html"]')
+    page.wait_for_load_state()
+    assert page.url.endswith("/report.html")
+    assert page.locator("table.dataframe").first.is_visible()
+    assert page.locator("img").count() >= 1
+    assert dialogs == []  # the hostile endpoint name did not run
+    page.screenshot(path=str(artifacts_dir / "report-monthly-review.png"), full_page=True)
+
+
+def test_a_cell_running_too_long_is_a_failed_run(tmp_path: Path) -> None:
+    run = reports.run_report(
+        "monthly-review",
+        {"month": "2026-10", "sleep_s": 30},
+        settings=_settings(tmp_path),
+        outputs_dir=tmp_path / "outputs",
+        notebooks_dir=NOTEBOOKS,
+        timeout_s=1,
+        progress=False,
+        cwd=tmp_path,
+    )
+    assert run.status == "failed" and "timeout" in (run.error or "").lower()
+    assert run.html_path.is_file() and "failed" in run.html_path.read_text().lower()
+
+
+def test_unknown_database_name_is_a_config_error_before_anything_is_written(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        reports.run_report(
+            "db-optimization",
+            {"database": "nowhere"},
+            settings=_settings(tmp_path),
+            outputs_dir=tmp_path / "outputs",
+            notebooks_dir=NOTEBOOKS,
+        )
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_cli_report_and_reports(cli_env: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(
+        main,
+        [
+            "report",
+            "postmortem",
+            "--start",
+            "2026-10-03T14:00Z",
+            "--end",
+            "2026-10-03T15:00Z",
+            "--title",
+            "Chat 503s",
+            "--severity",
+            "sev1",
+        ],
+    )
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "succeeded" in result.stdout
+    assert "postmortem/chat-503s/" in result.stdout and "index.html" in result.stdout
+    result = runner.invoke(
+        main, ["report", "monthly-review", "--month", "2026-10", "-p", "fail", "true", "--json"]
+    )
+    assert result.exit_code == 1
+    failed = json.loads(result.stdout)
+    assert failed["status"] == "failed" and Path(failed["html"]).is_file()
+    assert failed["index"] == str(cli_env / "index.html")
+
+    listing = json.loads(runner.invoke(main, ["reports", "--json"]).stdout)
+    assert [r["kind"] for r in listing["runs"]] == ["monthly-review", "postmortem"]  # newest first
+    assert listing["runs"][1]["parameters"]["severity"] == "SEV1"
+    only = json.loads(runner.invoke(main, ["reports", "--kind", "postmortem", "--json"]).stdout)
+    assert [r["key"] for r in only["runs"]] == ["chat-503s"]
+    table = runner.invoke(main, ["reports"])
+    assert table.exit_code == 0 and "chat-503s" in table.stdout
+    assert runner.invoke(main, ["reports", "--kind", "weekly"]).exit_code == 2

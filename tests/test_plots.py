@@ -1,0 +1,124 @@
+"""The shared chart look: targets dashed, UTC axes, finding titles, readable sizes."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib as mpl  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from lsops_lib import plots  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _hours(n: int = 24) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "ts": pd.date_range("2026-10-01", periods=n, freq="h", tz="UTC"),
+            "p95": range(n),
+            "p50": range(n),
+        }
+    )
+
+
+def test_timeseries_draws_target_dashed_on_a_utc_axis() -> None:
+    with plots.style():
+        ax = plots.timeseries(
+            None,
+            _hours(),
+            "ts",
+            "p95",
+            "p95 met 500 ms all day",
+            target=20,
+            target_label="target 20 ms",
+            ylabel="p95 (ms)",
+        )
+        fig = ax.figure
+        assert tuple(fig.get_size_inches()) == (plots.WIDTH_IN, plots.HEIGHT_IN)
+        assert fig.dpi == plots.DPI
+    assert ax.get_title(loc="left") == "p95 met 500 ms all day"
+    assert "UTC" in ax.get_xlabel() and ax.get_ylabel() == "p95 (ms)"
+    targets = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert len(targets) == 1 and targets[0].get_label() == "target 20 ms"
+    assert list(targets[0].get_ydata()) == [20, 20]
+    assert isinstance(ax.xaxis.get_major_formatter(), mpl.dates.ConciseDateFormatter)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["target 20 ms"]
+    fig.canvas.draw()  # renders under Agg
+
+
+def test_timeseries_several_series_and_empty_frame() -> None:
+    ax = plots.timeseries(None, _hours(), "ts", ["p50", "p95"], "two series")
+    assert {line.get_label() for line in ax.get_lines()} == {"p50", "p95"}
+    empty = plots.timeseries(None, _hours(0), "ts", "p95", "no data this month")
+    empty.figure.canvas.draw()
+
+
+def test_mark_events_one_legend_entry() -> None:
+    fig, ax = plots.figure()
+    df = _hours()
+    ax.plot(df["ts"], df["p95"])
+    count = plots.mark_events(ax, [df["ts"][3], None, df["ts"][10]], "restart")
+    assert count == 2
+    labels = [line.get_label() for line in ax.get_lines() if line.get_linestyle() == ":"]
+    assert labels[0] == "restart" and labels[1].startswith("_")
+
+
+def test_bar_ranked_largest_on_top_and_over_target_red() -> None:
+    df = pd.DataFrame(
+        {"endpoint": ["/a", "/b", "/c", "<script>x</script>"], "errors": [0.01, 0.2, 0.05, 0.0]}
+    )
+    ax = plots.bar_ranked(
+        None, df, "endpoint", "errors", "/b fails most", top=3, target=0.1, formatter=plots.fmt_pct
+    )
+    names = [t.get_text() for t in ax.get_yticklabels()]
+    assert names == ["/a", "/c", "/b"]  # barh draws bottom-up: the largest is on top
+    colors = [mpl.colors.to_hex(bar.get_facecolor()) for bar in ax.patches]
+    assert colors[-1] == plots.BAD and colors[0] != plots.BAD
+
+
+def test_style_is_scoped_and_apply_style_sets_it() -> None:
+    before = mpl.rcParams["axes.spines.top"]
+    with plots.style():
+        assert mpl.rcParams["axes.spines.top"] is False
+        assert mpl.rcParams["figure.dpi"] == plots.DPI
+    assert mpl.rcParams["axes.spines.top"] == before
+    with mpl.rc_context():
+        plots.apply_style()
+        assert mpl.rcParams["figure.figsize"] == [plots.WIDTH_IN, plots.HEIGHT_IN]
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (None, "–"),
+        (float("nan"), "–"),
+        (512, "512 B"),
+        (1536, "1.5 KiB"),
+        (3 * 1024**3, "3.0 GiB"),
+        (-2048, "-2.0 KiB"),
+    ],
+)
+def test_fmt_bytes(value, text) -> None:
+    assert plots.fmt_bytes(value) == text
+
+
+def test_fmt_pct_and_ms() -> None:
+    assert plots.fmt_pct(0.0123) == "1.2 %"
+    assert plots.fmt_pct(0.995, 2) == "99.50 %"
+    assert plots.fmt_pct(math.nan) == "–"
+    assert plots.fmt_ms(0.42) == "0.42 ms"
+    assert plots.fmt_ms(350) == "350 ms"
+    assert plots.fmt_ms(2500) == "2.5 s"
+    assert plots.fmt_ms(120_000) == "2.0 min"
+    assert plots.fmt_ms(None) == "–"

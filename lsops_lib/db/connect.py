@@ -57,7 +57,7 @@ class Inspector:
         connect_timeout_s: int = 5,
     ) -> None:
         self.raw_url = psycopg_url(url)
-        self.url = redact_url(self.raw_url) or ""
+        self.url = redact_url(url) or ""  # as the user wrote it, password hidden
         self.statement_timeout_ms = int(statement_timeout_ms)
         try:
             parsed = make_url(self.raw_url)

@@ -229,21 +229,22 @@ def collect_db(
     read. pg_stat_statements missing is not an error: queries is then 0 and queries_error
     says why.
     """
-    from .db import connect as db_connect  # lazily: only `--db` needs the inspection stack
-    from .db import queries as db_queries
-    from .db import space as db_space
+    # lazily: only `--db` needs the inspection stack
+    from .db.connect import connect as db_connect
+    from .db.queries import snapshot as query_snapshot
+    from .db.space import table_sizes
     from .exceptions import DatabaseError
 
     url = settings.database(database)
     name = database or settings.database_name or "default"
     taken_at = clock()
-    inspector = db_connect.connect(url)
+    inspector = db_connect(url)
     try:
-        sizes = db_space.table_sizes(inspector)
+        sizes = table_sizes(inspector)
         tables = store.record_db_sizes(name, taken_at, sizes)
         queries, error = 0, None
         try:
-            snapshot = db_queries.snapshot(inspector)
+            snapshot = query_snapshot(inspector)
         except DatabaseError as exc:  # ExtensionMissing included
             error = str(exc)
         else:

@@ -486,3 +486,57 @@ def test_cli_every_exits_0_on_sigterm(tmp_path: Path) -> None:
         stored = store.scrapes()
     assert len(stored) >= len([x for x in lines if "stored" in x]) >= 2
     assert stored["ok"].all()
+
+
+# --- lsops collect --db ------------------------------------------------------------------------
+
+
+def test_collect_db_snapshots_sizes_and_queries(
+    pg_cluster: object, pg_url: str, tmp_path: Path
+) -> None:
+    from sqlalchemy import create_engine
+
+    from lsops_lib.collect import collect_db
+    from lsops_lib.config import load_settings
+    from lsops_lib.store import engine_url
+
+    engine = create_engine(engine_url(pg_url), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text("CREATE TABLE documents (id serial PRIMARY KEY, body text)"))
+        conn.execute(
+            text(
+                "INSERT INTO documents (body) SELECT repeat('x', 200) FROM generate_series(1, 500)"
+            )
+        )
+        if getattr(pg_cluster, "has_pg_stat_statements", False):
+            conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_stat_statements"))
+            conn.execute(text("SELECT count(*) FROM documents"))
+    engine.dispose()
+    settings = load_settings(
+        env={"LSOPS_DATABASE_URL": pg_url, "LSOPS_DATA": str(tmp_path)}, cwd=tmp_path
+    )
+    with Store(f"sqlite:///{tmp_path / 'm.sqlite'}") as store:
+        result = collect_db(settings, store, clock=lambda: START)
+        assert result["tables"] >= 1
+        sizes = store.db_sizes(result["database"])
+        row = sizes[sizes["table"] == "documents"].iloc[0]
+        assert (
+            row["ts"] == pd.Timestamp(START)
+            and row["total_bytes"] > 0
+            and row["schema"] == "public"
+        )
+        if getattr(pg_cluster, "has_pg_stat_statements", False):
+            assert result["queries"] > 0 and result["queries_error"] is None
+            assert len(store.db_queries(result["database"])) == result["queries"]
+        else:
+            assert result["queries"] == 0 and "pg_stat_statements" in result["queries_error"]
+
+
+def test_cli_once_with_db(
+    sim: tuple[SimulatedAPI, SimClock], pg_url: str, cli_env: dict[str, str]
+) -> None:
+    api, _ = sim
+    env = {**cli_env, "LSOPS_API_URL": api.url, "LSOPS_DATABASE_URL": pg_url}
+    result = invoke(["collect", "--once", "--db"], env)
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    assert "database" in result.stdout  # type: ignore[attr-defined]

@@ -402,6 +402,17 @@ def test_no_secret_in_any_archived_file(archive: dict) -> None:
     assert "token ***" in printed and "postgresql://lsops:***@db.internal" in printed
 
 
+def test_the_kernel_is_this_interpreter_and_sees_the_settings(archive: dict) -> None:
+    import sys
+
+    nb = json.loads(archive["ok"].ipynb_path.read_text())
+    text = json.dumps(nb["cells"])
+    assert json.dumps(f"python {sys.executable}")[1:-1] in text
+    assert "target default store sqlite:///" in text
+    assert nb["metadata"]["papermill"]["parameters"]["month"] == "2026-10"
+    assert nb["metadata"]["lsops"]["run_id"] == archive["ok"].run_id
+
+
 def test_hostile_text_from_data_is_escaped_in_the_html(archive: dict) -> None:
     page = archive["ok"].html_path.read_text()
     assert XSS not in page

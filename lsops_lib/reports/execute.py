@@ -1,7 +1,7 @@
 """Executing a notebook with papermill, in a kernel whose environment carries the settings.
 
-How a notebook gets its settings: the kernel is the `python3` kernel of the running
-interpreter (jupyter_client maps the kernelspec's `python` to `sys.executable`), started
+How a notebook gets its settings: the kernel is ipykernel on the running interpreter
+(`sys.executable`, whatever `python3` kernelspec a user directory may hold), started
 in the caller's working directory with the caller's environment plus `LSOPS_*` variables
 describing `settings` (`LSOPS_CONFIG`, `LSOPS_API_URL`, `LSOPS_API_TOKEN`, `LSOPS_TARGET`,
 `LSOPS_STORE`, `LSOPS_DATABASE_URL`, `LSOPS_OUTPUTS`, `LSOPS_DATA`). A notebook calls
@@ -32,6 +32,17 @@ class _EnvKernelManager(AsyncKernelManager):
     without touching this process's `os.environ`: safe from threads)."""
 
     lsops_env: dict[str, str] = {}
+
+    @property
+    def kernel_spec(self) -> Any:
+        """`python3` is always this interpreter's ipykernel (sys.executable), whatever
+        kernelspec of that name a user directory may hold for another Python."""
+        if self._kernel_spec is None and self.kernel_name == KERNEL_NAME:
+            from ipykernel.kernelspec import RESOURCES, get_kernel_dict
+            from jupyter_client.kernelspec import KernelSpec
+
+            self._kernel_spec = KernelSpec(resource_dir=RESOURCES, **get_kernel_dict())
+        return super().kernel_spec
 
     async def _async_pre_start_kernel(self, **kw: Any) -> Any:
         env = dict(kw.pop("env", None) or os.environ)

@@ -171,20 +171,24 @@ def reports_command(app: App, kind: str | None, limit: int | None, as_json: bool
             console.print(Text(f"no reports archived in {_shown(outputs)}"))
             return
         table = Table(box=None, header_style="bold")
-        for column in ("started (UTC)", "kind", "key", "status", "duration", "report"):
-            table.add_column(column, justify="right" if column == "duration" else "left")
+        table.add_column("started (UTC)", no_wrap=True)
+        table.add_column("kind", no_wrap=True)
+        table.add_column("key", overflow="fold")
+        table.add_column("status", no_wrap=True)
+        table.add_column("duration", justify="right", no_wrap=True)
+        table.add_column("run", overflow="fold")
         for run in runs:
-            status = Text(run.status, style="green" if run.ok else "bold red")
             table.add_row(
-                Text(run.started.strftime("%Y-%m-%d %H:%M:%S")),
+                Text(run.started.strftime("%Y-%m-%d %H:%M")),
                 Text(run.kind),
                 Text(run.key),
-                status,
+                Text(run.status, style="green" if run.ok else "bold red"),
                 Text(f"{run.duration_s:.1f} s"),
-                Text(_shown(run.html_path)),
+                Text(run.run_id),
             )
         console.print(table)
-        console.print(Text(f"index: {_shown(index)}"))
+        console.print(Text(f"archive: {_shown(outputs)}/<kind>/<key>/<run>/report.html"))
+        console.print(Text(f"index:   {_shown(index)}"))
 
 
 __all__ = ["report_command", "reports_command"]

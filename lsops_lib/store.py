@@ -57,11 +57,16 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from .config import redact_url
-from .exceptions import StoreError, StoreVersionError
+from .exceptions import ConfigError, StoreError, StoreVersionError
 from .models import ErrorRecord, Scrape, is_monitoring
 from .times import to_ms
 
 SCHEMA_VERSION = 1
+
+
+class StoreUrlError(StoreError, ConfigError):
+    """The store URL is malformed or names a backend lsops does not support (a config error)."""
+
 
 BUCKETS: dict[str, int | None] = {
     "minute": 60_000,
@@ -408,7 +413,7 @@ class Store:
         try:
             parsed = make_url(engine_url(url))
         except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises ArgumentError & co
-            raise StoreError(f"not a store URL: {redact_url(url)} ({_one_line(exc)})") from None
+            raise StoreUrlError(f"not a store URL: {redact_url(url)} ({_one_line(exc)})") from None
         backend = parsed.get_backend_name()
         if backend == "sqlite":
             database = parsed.database or ""
@@ -424,7 +429,9 @@ class Store:
             return engine
         if backend == "postgresql":
             return create_engine(parsed, pool_pre_ping=True)
-        raise StoreError(f"unsupported store backend {backend!r}: use sqlite:/// or postgresql://")
+        raise StoreUrlError(
+            f"unsupported store backend {backend!r}: use sqlite:/// or postgresql://"
+        )
 
     def _init_schema(self) -> None:
         with self._write() as conn:

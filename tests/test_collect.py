@@ -540,3 +540,10 @@ def test_cli_once_with_db(
     result = invoke(["collect", "--once", "--db"], env)
     assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
     assert "database" in result.stdout  # type: ignore[attr-defined]
+
+
+def test_cli_bad_store_url_exits_2(cli_env: dict[str, str]) -> None:
+    env = {**cli_env, "LSOPS_API_URL": dead_url(), "LSOPS_STORE": "mysql://u:s3cret@h/db"}
+    result = invoke(["collect", "--once"], env)
+    assert result.exit_code == 2  # type: ignore[attr-defined]
+    assert "s3cret" not in result.stderr and "unsupported store backend" in result.stderr  # type: ignore[attr-defined]

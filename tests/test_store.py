@@ -584,3 +584,12 @@ def test_sigkill_mid_write_loses_nothing_reported(store_url: str) -> None:
             ).all()
         assert len(counts) == len(stored) and {c for _, c in counts} == {300}
         assert store.record_scrape(make_scrape(10_000, {"/a": (1, 1.0, 0.0)}))
+
+
+def test_bad_store_urls_are_config_errors(tmp_path: Path) -> None:
+    from lsops_lib.exceptions import ConfigError, StoreError
+
+    for url in ("mysql://u:s3cret@h/db", "not a url at all"):
+        with pytest.raises(ConfigError) as info:
+            Store(url)
+        assert isinstance(info.value, StoreError) and "s3cret" not in str(info.value)

@@ -28,11 +28,15 @@ __all__ = [
     "OptimizationReport",
     "Section",
     "optimization_report",
+    "plot_embeddings",
     "plot_growth",
     "plot_top_tables",
     "show",
+    "show_header",
+    "show_recommendations",
     "show_section",
     "show_text",
+    "thresholds_frame",
 ]
 
 SECTION_TITLES = {
@@ -83,11 +87,13 @@ class OptimizationReport:
         return self.sections[name]
 
 
-def _open_store(settings: Settings | None) -> Any:
-    """The metrics store for growth and query snapshots, if there is one (never created)."""
-    if settings is None:
-        return None
-    url = settings.store_url
+def _open_store(settings: Settings | None, url: str | None = None) -> Any:
+    """The metrics store for growth and query snapshots, if there is one (never created):
+    `url`, else the settings' store."""
+    if url is None:
+        if settings is None:
+            return None
+        url = settings.store_url
     if url.startswith("sqlite:///"):
         from pathlib import Path
 
@@ -116,7 +122,9 @@ def optimization_report(
 ) -> OptimizationReport:
     """Run every check against the database NAMED `database` in the configuration (None:
     the configured default / LSOPS_DATABASE_URL). `overrides` are DbThresholds fields
-    (None values ignored). Outside failures become `error` / section errors, not exceptions.
+    (None values ignored). `store` is a `Store`, a store URL, or None (the settings' store
+    when it exists) for growth and slow-queries-per-hour. `url` bypasses the configuration
+    (tests). Outside failures become `error` / section errors, not exceptions.
     """
     now = pd.Timestamp.now(tz="UTC")
     base_thresholds = thresholds
@@ -158,8 +166,8 @@ def optimization_report(
         _unreachable(report)
         return report
     report.reachable = True
-    if store is None:
-        store = _open_store(settings)
+    if store is None or isinstance(store, str):
+        store = _open_store(settings, store)
     try:
         _gather(report, insp, store)
         try:  # with insp: suggested indexes are checked with hypopg when it is installed
@@ -360,13 +368,19 @@ def to_html(df: pd.DataFrame, *, max_rows: int = 50, max_text: int = 300) -> str
     """A DataFrame as an HTML table, every cell escaped; long texts cut; bytes made human."""
     view = df.head(max_rows).copy()
     for col in view.columns:
+        if pd.api.types.is_datetime64_any_dtype(view[col]):
+            view[col] = view[col].map(lambda v: "" if pd.isna(v) else f"{v:%Y-%m-%d %H:%M}")
+        elif str(view[col].dtype) in ("Int64", "boolean"):
+            view[col] = view[col].astype(object).where(view[col].notna(), None)
         if str(col).endswith("_bytes"):
             view[col] = view[col].map(_human_bytes)
         elif view[col].dtype == object:
             view[col] = view[col].map(
                 lambda v: (v[:max_text] + "…") if isinstance(v, str) and len(v) > max_text else v
             )
-    return view.to_html(index=False, escape=True, na_rep="", border=0)
+    return view.to_html(
+        index=False, escape=True, na_rep="", border=0, float_format=lambda x: f"{x:,.4g}"
+    )
 
 
 def _display_html(markup: str) -> None:
@@ -480,3 +494,66 @@ def plot_growth(totals: pd.DataFrame, ax: Any = None) -> Any:
     ax.set_title("Database size over time")
     ax.legend()
     return ax
+
+
+def plot_embeddings(by_type: pd.DataFrame, ax: Any = None) -> Any:
+    """Embeddings per entity type (the runbook's weekly check) as bars."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _fig, ax = plt.subplots(figsize=(6, 3))
+    ax.bar(by_type["entity_type"].astype(str), by_type["count"].astype(int))
+    ax.set_ylabel("embeddings")
+    ax.set_title("Embeddings per entity type")
+    return ax
+
+
+def show_header(report: OptimizationReport) -> None:
+    """Which database (by NAME, never its URL), when, and whether it could be inspected."""
+    parts = [
+        f"<p><strong>Database:</strong> {html.escape(report.database)}"
+        + (
+            f" (PostgreSQL {html.escape(str(report.server_version))})"
+            if report.server_version
+            else ""
+        )
+        + f" &middot; <strong>generated:</strong> {report.generated_at:%Y-%m-%d %H:%M} UTC"
+        + f" &middot; <strong>top N:</strong> {report.top_n}</p>"
+    ]
+    if report.reachable:
+        size = (
+            _human_bytes(report.database_bytes) if report.database_bytes is not None else "unknown"
+        )
+        parts.append(f"<p><strong>Size:</strong> {html.escape(str(size))}</p>")
+    else:
+        parts.append(
+            '<div style="border:2px solid #c0392b;padding:8px;">'
+            "<strong>The database could not be inspected.</strong> "
+            f"{html.escape(str(report.error))}<br>Every section below is empty for that reason.</div>"
+        )
+    _display_html("".join(parts))
+
+
+def show_recommendations(report: OptimizationReport) -> None:
+    """Each recommendation: severity, title, evidence and the SQL to run (printed only)."""
+    recs = report.recommendations
+    if recs.empty:
+        show_text("No recommendations: nothing found above the thresholds.")
+        return
+    blocks = []
+    for r in recs.itertuples(index=False):
+        block = (
+            f"<div style='margin-bottom:10px'><strong>[{html.escape(str(r.severity))}]</strong> "
+            f"{html.escape(str(r.title))}<br><em>Evidence:</em> {html.escape(str(r.evidence))}"
+        )
+        if isinstance(r.check, str) and r.check:
+            block += f"<br><em>Checked:</em> {html.escape(r.check)}"
+        if isinstance(r.sql, str) and r.sql:
+            block += f"<pre>{html.escape(r.sql)}</pre>"
+        blocks.append(block + "</div>")
+    _display_html("".join(blocks))
+
+
+def thresholds_frame(report: OptimizationReport) -> pd.DataFrame:
+    """The thresholds the verdicts used: name, value."""
+    return pd.DataFrame(sorted(report.thresholds.as_dict().items()), columns=["threshold", "value"])

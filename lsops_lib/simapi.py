@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import socket
 import threading
 import time
 from collections.abc import Iterable
@@ -324,9 +325,40 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     sim: SimulatedAPI
 
+    def __init__(self, address: tuple[str, int]) -> None:
+        super().__init__(address, _Handler)
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+
+    def drop_connections(self) -> None:
+        """The process is gone: its open (keep-alive) connections are closed too."""
+        with self.connections_lock:
+            conns, self.connections = list(self.connections), set()
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
+    protocol_version = "HTTP/1.1"  # keep-alive, as Node answers
+    timeout = 60  # idle keep-alive connections are closed after a minute
+    disable_nagle_algorithm = True  # headers and body go in separate writes
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.connections_lock:
+            self.server.connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.connections_lock:
+            self.server.connections.discard(self.connection)
+        try:
+            super().finish()
+        except OSError:
+            pass
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         return
@@ -458,7 +490,7 @@ class SimulatedAPI:
         deadline = time.monotonic() + 5.0
         while True:
             try:
-                server = _Server((self.host, self.port), _Handler)
+                server = _Server((self.host, self.port))
                 break
             except OSError:
                 if time.monotonic() > deadline:
@@ -478,6 +510,7 @@ class SimulatedAPI:
         if server is not None:
             server.shutdown()
             server.server_close()
+            server.drop_connections()
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)
 
@@ -980,7 +1013,8 @@ class SimulatedAPI:
             handler.rfile.read(min(length, 1 << 20))
         with self._lock:
             now = self.now_ms()
-            if self._dead or self._stopped or self._active(now, "outage"):
+            gone = self._dead or self._stopped or handler.server is not self._server
+            if gone or self._active(now, "outage"):
                 handler.close_connection = True  # no answer: the socket just closes
                 return
             self._advance(now)
@@ -1003,11 +1037,12 @@ class SimulatedAPI:
         handler.send_header("X-Powered-By", "Express")
         handler.send_header("Content-Type", reply.content_type)
         handler.send_header("Content-Length", str(len(reply.body)))
-        handler.send_header("Connection", "close")
+        if reply.after == "die":
+            handler.send_header("Connection", "close")
+            handler.close_connection = True
         handler.end_headers()
         handler.wfile.write(reply.body)
         handler.wfile.flush()
-        handler.close_connection = True
         if reply.after == "die":
             threading.Thread(target=self._die, name="simapi-die", daemon=True).start()
 

@@ -310,6 +310,8 @@ class _Batch:
         if len(parts) == 1:
             return parts[0]
         merged = cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in _BATCH_FIELDS))
+        if all(b.ts[0] >= a.ts[-1] for a, b in zip(parts, parts[1:], strict=False)):
+            return merged  # each part is sorted and they follow each other
         order = np.argsort(merged.ts, kind="stable")
         return cls(*(getattr(merged, f)[order] for f in _BATCH_FIELDS))
 

@@ -440,3 +440,78 @@ def test_monthly_review_of_an_empty_month_says_so(sqlite_store: Store) -> None:
     assert not review.has_data and review.notes
     assert review.targets["met"].isna().all() or all(m is None for m in review.targets["met"])
     assert review.incidents.empty and review.endpoints.empty
+
+
+# --- end to end: the collector against the simulated API ----------------------------------
+
+
+def _collect(
+    api: object, store: Store, clock: object, start: object, steps: int, every: timedelta
+) -> None:
+    from lsops_lib.api import Client
+    from lsops_lib.collect import collect_once
+
+    with Client(api.url, retries=0, timeout_s=5.0) as client:  # type: ignore[attr-defined]
+        for i in range(steps):
+            clock.set(start + i * every)  # type: ignore[attr-defined, operator]
+            collect_once(client, store, clock=clock.now)  # type: ignore[attr-defined]
+
+
+def test_collected_history_matches_the_scenario(sqlite_store: Store) -> None:
+    from lsops_lib.simapi import EndpointSpec, Event, Scenario, SimClock, SimulatedAPI
+
+    start = T0
+    at = lambda h, m=0: start + timedelta(hours=h, minutes=m)  # noqa: E731
+    scenario = Scenario(
+        endpoints=[
+            EndpointSpec("/copilot/chat", "POST", 4.0, 120.0, 0.0),
+            EndpointSpec("/projects/:id", "GET", 5.0, 25.0, 0.0),
+            EndpointSpec("/agents", "GET", 2.0, 30.0, 0.0),
+        ],
+        events=[
+            Event("outage", at(1), at(1, 40)),  # a planted 40-minute outage
+            Event("errors", at(3), at(4), "/projects/:id", 0.5),  # an error burst on one endpoint
+        ],
+        start=start,
+        seed=7,
+    )
+    clock = SimClock(start)
+    every = timedelta(minutes=5)
+    with SimulatedAPI(scenario, clock=clock, restart_delay_s=0.1) as api:
+        _collect(api, sqlite_store, clock, start, 5 * 12 + 1, every)  # 00:00 .. 05:00
+        last = clock.now()
+        truth = api.ledger(start, last, include_monitoring=False).set_index("endpoint")
+
+    # interval totals from counter deltas equal what the scenario sent
+    summary = A.endpoint_summary(sqlite_store, None, None).set_index("endpoint")
+    assert sorted(summary.index) == sorted(truth.index)
+    for endpoint, row in truth.iterrows():
+        assert summary.loc[endpoint, "requests"] == row["requests"]
+        assert summary.loc[endpoint, "errors"] == row["errors"]
+        assert summary.loc[endpoint, "mean_ms"] == pytest.approx(
+            row["time_sum_ms"] / row["requests"], rel=1e-3
+        )
+
+    found = A.incidents(sqlite_store, None, None, Thresholds())
+    outage = found[found["kind"] == "no_answer"]
+    assert len(outage) == 1
+    assert abs(outage.iloc[0]["duration_s"] - 40 * 60) <= every.total_seconds()
+    assert (
+        abs((outage.iloc[0]["start"] - pd.Timestamp(at(1))).total_seconds())
+        <= every.total_seconds()
+    )
+    burst = found[found["kind"] == "error_rate"]
+    assert list(burst["endpoint"]) == ["/projects/:id"]
+    assert burst.iloc[0]["start"] == pd.Timestamp(at(3))
+
+    av = A.availability(sqlite_store, start, last + every)
+    assert av.no_answer == 8 and av.gaps.empty and av.availability == pytest.approx(53 / 61)
+
+    pm = A.postmortem(
+        sqlite_store, at(2, 30), at(5), Thresholds(), baseline=(at(0), at(1)), title="burst"
+    )
+    assert pm.endpoints.iloc[0]["endpoint"] == "/projects/:id"
+    assert abs((pm.impact_start - pd.Timestamp(at(3))).total_seconds()) <= every.total_seconds()
+    assert abs(pm.duration_s - 3600) <= 2 * every.total_seconds()
+    assert pm.failed > 0 and pm.failed <= pm.requests
+    assert not pm.errors.empty and (pm.errors["endpoint"] == "/projects/:id").any()

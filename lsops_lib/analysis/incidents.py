@@ -132,11 +132,15 @@ def endpoint_incidents(
     min_requests: int = 10,
     latency_factor: float = 2.0,
     min_latency_delta_ms: float = 50.0,
+    z: float = 1.645,
 ) -> pd.DataFrame:
     """error_rate and latency incidents per endpoint from per-bucket figures.
 
     error_rate: a bucket with at least `min_requests` whose error rate is above
-    thresholds.error_rate_warn (critical above error_rate_critical).
+    thresholds.error_rate_warn beyond chance: the lower bound of its Wilson score
+    interval (one-sided, `z` = 1.645: 95 %) is above it, so that 3 errors in 25 requests
+    of a 2 % endpoint, or the tail of a burst counted in the next bucket, are no
+    incident (critical when the peak rate is above error_rate_critical).
     latency: a bucket whose mean latency (weighted) is above `latency_factor` x the
     endpoint's baseline mean and at least `min_latency_delta_ms` above it. `baseline`
     maps endpoint -> mean_ms; without it, the median of the endpoint's own bucket means.
@@ -149,7 +153,12 @@ def endpoint_incidents(
         part = part.sort_values("ts").reset_index(drop=True)
         busy = part["requests"] >= min_requests
         # error rate
-        flags = busy & (part["error_rate"] > thresholds.error_rate_warn)
+        lower = wilson_lower(part["errors"], part["requests"], z)
+        flags = (
+            busy
+            & (part["error_rate"] > thresholds.error_rate_warn)
+            & (lower > thresholds.error_rate_warn)
+        )
         for first, last in _consecutive(part, _runs(flags), step):
             run = part.iloc[first : last + 1]
             start, end, ongoing = _span(part, first, last, step)
@@ -208,6 +217,17 @@ def endpoint_incidents(
                 }
             )
     return pd.DataFrame(rows, columns=COLUMNS) if rows else empty(COLUMNS)
+
+
+def wilson_lower(errors: pd.Series, requests: pd.Series, z: float = 1.645) -> pd.Series:
+    """Lower bound of the Wilson score interval of errors / requests (0 without requests)."""
+    n = requests.astype(float)
+    p = (errors.astype(float) / n.where(n > 0)).fillna(0.0)
+    n = n.where(n > 0, 1.0)
+    z2 = z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return (centre - half).clip(lower=0.0)
 
 
 def _consecutive(

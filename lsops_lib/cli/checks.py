@@ -260,15 +260,16 @@ def checklist_command(
         title=f"Monitoring checklist {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC",
         title_justify="left",
     )
-    for col in ("", "check", "figure", "threshold", "detail"):
-        table.add_column(col, overflow="fold")
+    table.add_column("", no_wrap=True)
+    table.add_column("check", overflow="fold", ratio=1)
+    table.add_column("figure", no_wrap=True, justify="right")
+    table.add_column("threshold", no_wrap=True)
     for c in checks:
         table.add_row(
             _styled(c.status, _CHECK_STYLE),
-            Text(c.name),
+            Text.assemble((c.name, "bold"), "\n", (c.detail, "dim")),
             Text(_fmt_value(c)),
             Text(_fmt_threshold(c)),
-            Text(c.detail),
         )
     console.print(table)
     console.print(

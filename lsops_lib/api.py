@@ -63,6 +63,22 @@ class Answer(Generic[T]):
     url: str  # safe to print: no credentials, no query tokens
 
 
+MAX_BODY_BYTES = 32 * 2**20
+
+
+@dataclass(frozen=True)
+class _Raw:
+    """What came over the wire (the parts of an httpx.Response the client uses)."""
+
+    status_code: int
+    headers: Mapping[str, str]
+    content: bytes
+
+
+class _TooLarge(Exception):
+    pass
+
+
 # --- helpers -------------------------------------------------------------------------
 
 
@@ -466,7 +482,7 @@ class Client:
             text = text.replace(self._token, "***")
         return text
 
-    def _json(self, response: httpx.Response, url: str) -> Any:
+    def _json(self, response: _Raw, url: str) -> Any:
         try:
             return json.loads(response.content)
         except (ValueError, UnicodeDecodeError):
@@ -478,7 +494,7 @@ class Client:
             ) from None
 
     @staticmethod
-    def _error_text(response: httpx.Response) -> str | None:
+    def _error_text(response: _Raw) -> str | None:
         try:
             data = json.loads(response.content)
         except (ValueError, UnicodeDecodeError):
@@ -488,12 +504,27 @@ class Client:
         return None
 
     @staticmethod
-    def _is_health_body(response: httpx.Response) -> bool:
+    def _is_health_body(response: _Raw) -> bool:
         try:
             data = json.loads(response.content)
         except (ValueError, UnicodeDecodeError):
             return False
         return isinstance(data, Mapping) and isinstance(data.get("status"), str)
+
+    def _fetch(self, url: str, started: float) -> _Raw:
+        """GET url and read the whole body within `timeout_s` (a server dripping bytes
+        cannot hold the collector) and at most MAX_BODY_BYTES."""
+        with self._http.stream("GET", url) as response:
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise _TooLarge()
+                chunks.append(chunk)
+                if time.perf_counter() - started > self.timeout_s:
+                    raise httpx.ReadTimeout("answer not complete in time")
+            return _Raw(response.status_code, response.headers, b"".join(chunks))
 
     def _get(
         self,
@@ -502,7 +533,7 @@ class Client:
         *,
         health: bool = False,
         endpoint: bool = False,
-    ) -> tuple[httpx.Response, str, float]:
+    ) -> tuple[_Raw, str, float]:
         full = self.base_url + path + ("?" + urlencode(params) if params else "")
         url = safe_url(full)
         attempts = self.retries + 1
@@ -512,10 +543,14 @@ class Client:
                 self._sleep(self.backoff_s * (2 ** (attempt - 1)))
             started = time.perf_counter()
             try:
-                response = self._http.get(full)
+                response = self._fetch(full, started)
             except httpx.TimeoutException:
                 last = (ApiTimeout, f"no answer within {self.timeout_s:g} s", None)
                 continue
+            except _TooLarge:
+                raise ApiUnexpectedShape(
+                    f"answer larger than {MAX_BODY_BYTES // 2**20} MiB", url=url
+                ) from None
             except httpx.InvalidURL as exc:
                 raise ApiUnreachable(f"invalid URL: {self._scrub(str(exc))}", url=url) from None
             except httpx.TransportError as exc:

@@ -68,7 +68,7 @@ class Canned:
     body: bytes = b"{}"
     content_type: str = "application/json; charset=utf-8"
     delay_s: float = 0.0
-    mode: str = "normal"  # normal | truncate | drop
+    mode: str = "normal"  # normal | truncate | drop | drip
 
 
 @dataclass
@@ -116,8 +116,14 @@ def canned() -> Iterator[CannedServer]:
             self.send_header("Content-Length", str(len(answer.body) + extra))
             self.end_headers()
             try:
-                self.wfile.write(answer.body)
-                self.wfile.flush()
+                if answer.mode == "drip":  # one byte every 50 ms
+                    for i in range(len(answer.body)):
+                        self.wfile.write(answer.body[i : i + 1])
+                        self.wfile.flush()
+                        time.sleep(0.05)
+                else:
+                    self.wfile.write(answer.body)
+                    self.wfile.flush()
             except OSError:
                 pass
 
@@ -466,6 +472,15 @@ def test_timeout_is_bounded(canned: CannedServer) -> None:
             client.health()
     assert time.monotonic() - started < 1.2
     assert info.value.kind == "timeout" and info.value.status is None
+
+
+def test_dripping_server_cannot_hold_the_client(canned: CannedServer) -> None:
+    canned.set("/api/metrics", Canned(200, sample_bytes("metrics.json"), mode="drip"))
+    started = time.monotonic()
+    with client_of(canned.url, timeout_s=0.3) as client:
+        with pytest.raises(ApiTimeout):
+            client.metrics()
+    assert time.monotonic() - started < 1.5
 
 
 def test_dead_port_is_unreachable() -> None:

@@ -1,4 +1,6 @@
-"""Regenerate the placeholder notebooks of tests/test_reports.py: python tests/data/notebooks/make_placeholders.py
+"""Regenerate the placeholder notebooks of tests/test_reports.py (then `ruff format` them):
+
+    python tests/data/notebooks/make_placeholders.py && ruff format tests/data/notebooks
 
 They stand in for the real notebooks/ (whose content is tested elsewhere) and can, on
 request of a parameter: print the settings' secrets (`leak`), show hostile text
@@ -27,10 +29,10 @@ def nb(cells, params):
 
 
 common = [
-    "import pandas as pd\nfrom IPython.display import HTML, Markdown, display\nfrom lsops_lib.config import load_settings\nsettings = load_settings()\nimport sys\nprint('python', sys.executable)\nprint('target', settings.target.name, 'store', settings.store_url)",
+    "import sys\n\nimport pandas as pd\nfrom IPython.display import HTML, Markdown, display\n\nfrom lsops_lib.config import load_settings\n\nsettings = load_settings()\nprint('python', sys.executable)\nprint('target', settings.target.name, 'store', settings.store_url)",
     "if leak:\n    # a careless notebook: the archive must still hold no secret\n    print('token', settings.api_token)\n    print('database', settings.database_url)\n    display(pd.DataFrame({'setting': ['token', 'db'], 'value': [settings.api_token, settings.database_url]}))",
     "if payload:\n    print(payload)\n    display(pd.DataFrame({'endpoint': [payload, '/api/chat'], 'requests': [3, 4]}))\n    display(Markdown('endpoint: ' + payload))\n    display(HTML('<b>endpoint</b> ' + payload))",
-    "if plot:\n    import matplotlib.pyplot as plt\n    from lsops_lib import plots\n    df = pd.DataFrame({'ts': pd.date_range('2026-10-01', periods=48, freq='h', tz='UTC'), 'p95': range(48)})\n    with plots.style():\n        plots.timeseries(None, df, 'ts', 'p95', 'p95 under target all month', target=40, target_label='target', ylabel='p95 (ms)')\n        plt.show()",
+    "if plot:\n    import matplotlib.pyplot as plt\n\n    from lsops_lib import plots\n\n    df = pd.DataFrame({'ts': pd.date_range('2026-10-01', periods=48, freq='h', tz='UTC'), 'p95': range(48)})\n    with plots.style():\n        plots.timeseries(None, df, 'ts', 'p95', 'p95 under target all month', target=40, target_label='target', ylabel='p95 (ms)')\n        plt.show()",
     "if fail:\n    raise ValueError(f'planted failure: cannot connect to {settings.database_url}')",
     "print('REPORT DONE')",
 ]

@@ -93,7 +93,14 @@ def index_catalog(insp: Inspector) -> pd.DataFrame:
     for col in ("size_bytes", "table_bytes", "scans", "key_count"):
         if col in df:
             df[col] = df[col].astype("int64")
+    for col in ("expressions", "predicate"):
+        if col in df:
+            df[col] = df[col].astype(object).where(df[col].notna(), None)
     return df
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None or (isinstance(value, float) and value != value) else str(value)
 
 
 def unused_indexes(insp: Inspector, catalog: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -135,7 +142,9 @@ def unused_indexes(insp: Inspector, catalog: pd.DataFrame | None = None) -> pd.D
 
 def _covers(a: pd.Series, b: pd.Series) -> bool:
     """Whether index `b` makes index `a` redundant (same table assumed)."""
-    if a["method"] != b["method"] or a["predicate"] != b["predicate"]:
+    if a["method"] != b["method"]:
+        return False
+    if _text_or_none(a["predicate"]) != _text_or_none(b["predicate"]):
         return False
     n = int(a["key_count"])
     a_keys, b_keys = list(a["keys"])[:n], list(b["keys"])[: int(b["key_count"])]
@@ -152,7 +161,7 @@ def _covers(a: pd.Series, b: pd.Series) -> bool:
     if list(a["options"])[:n] != list(b["options"])[:n]:
         return False
     if 0 in a_keys:  # expression keys: the expressions must be the same
-        if a["expressions"] != b["expressions"]:
+        if _text_or_none(a["expressions"]) != _text_or_none(b["expressions"]):
             return False
     # INCLUDE columns of a must all be in b
     a_included = set(list(a["keys"])[n:])

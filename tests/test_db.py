@@ -1,0 +1,525 @@
+"""lsops_lib.db against a real throwaway PostgreSQL with a planted scenario of known answers."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from lsops_lib import db
+from lsops_lib.db import embeddings, indexes, maintenance, queries, recommend, space
+from lsops_lib.db.schema import LONGSANG_TABLES, load_longsang_schema, schema_sql
+from lsops_lib.exceptions import DatabaseError, ExtensionMissing
+from lsops_lib.pgtemp import PostgresCluster
+from tests.fixtures.pg import Planted
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture(scope="module")
+def insp(longsang_db: Planted) -> Iterator[db.Inspector]:
+    with db.connect(longsang_db.password_url) as inspector:
+        yield inspector
+
+
+def _planted(df: pd.DataFrame, planted: Planted) -> pd.DataFrame:
+    return df[df["table"].isin(planted.tables)]
+
+
+def _write(url: str, *statements: str) -> None:
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        for statement in statements:
+            conn.execute(sa.text(statement))
+    engine.dispose()
+
+
+# --- sessions ----------------------------------------------------------------------------
+
+
+def test_sessions_are_read_only_with_timeout_and_name(insp: db.Inspector) -> None:
+    assert insp.scalar("SHOW transaction_read_only") == "on"
+    assert insp.scalar("SHOW default_transaction_read_only") == "on"
+    assert insp.scalar("SHOW application_name") == "lsops"
+    assert insp.scalar("SHOW statement_timeout") == "30s"
+
+
+def test_a_write_through_an_inspection_session_fails(insp: db.Inspector) -> None:
+    with pytest.raises(DatabaseError, match="read-only"):
+        insp.execute("CREATE TABLE lsops_was_here (x int)")
+    with pytest.raises(DatabaseError, match="read-only"):
+        insp.frame("INSERT INTO plant_events (payload) VALUES ('x') RETURNING id")
+    with pytest.raises(DatabaseError, match="read-only"):
+        insp.execute("DROP INDEX idx_plant_orders_note")
+    assert insp.has_table("plant_events") and not insp.has_table("lsops_was_here")
+    assert "idx_plant_orders_note" in set(indexes.index_catalog(insp)["index"])
+
+
+def test_statement_timeout_applies(longsang_db: Planted) -> None:
+    with db.connect(longsang_db.url, statement_timeout_ms=200) as short:
+        with pytest.raises(DatabaseError, match="statement timeout"):
+            short.scalar("SELECT pg_sleep(2)")
+
+
+def test_unreachable_database_is_one_line_without_the_password(pg_cluster: PostgresCluster) -> None:
+    url = f"postgresql://lsops_reader:S3cretPW@127.0.0.1:{_closed_port()}/nowhere"
+    with pytest.raises(DatabaseError) as info:
+        db.connect(url)
+    message = str(info.value)
+    assert "\n" not in message and "S3cretPW" not in message
+    assert "***" in message and "cannot connect" in message
+    # wrong password: the server's answer, not the password
+    bad = pg_cluster.password_url("postgres").replace(pg_cluster.password, "WrongPW123")
+    with pytest.raises(DatabaseError) as info:
+        db.connect(bad)
+    assert "WrongPW123" not in str(info.value) and pg_cluster.password not in str(info.value)
+    assert "password authentication failed" in str(info.value)
+    assert pg_cluster.password not in repr(db.Inspector(pg_cluster.password_url("postgres")))
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --- schema --------------------------------------------------------------------------------
+
+
+def test_longsang_schema(insp: db.Inspector, longsang_db: Planted) -> None:
+    for table in LONGSANG_TABLES:
+        assert insp.has_table(table), table
+    assert len(LONGSANG_TABLES) == 11
+    cat = indexes.index_catalog(insp)
+    ce = set(cat[cat["table"] == "context_embeddings"]["index"])
+    assert {
+        "idx_context_embeddings_entity_type",
+        "idx_context_embeddings_entity_id",
+        "idx_context_embeddings_project_id",
+        "idx_context_embeddings_created_at",
+        "context_embeddings_entity_type_entity_id_key",
+        "context_embeddings_pkey",
+    } <= ce
+    created = cat[cat["index"] == "idx_context_embeddings_created_at"]["definition"].iloc[0]
+    assert "created_at DESC" in created
+    kind = insp.scalar(
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+        "WHERE attrelid = 'context_embeddings'::regclass AND attname = 'embedding'"
+    )
+    assert kind == ("vector(1536)" if longsang_db.vector else "real[]")
+    assert "stand-in" in schema_sql()
+
+
+# --- space ---------------------------------------------------------------------------------
+
+
+def test_space(insp: db.Inspector) -> None:
+    assert space.database_size(insp) > 1_000_000
+    sizes = space.table_sizes(insp)
+    assert list(sizes.columns) == space.SIZE_COLUMNS
+    assert set(LONGSANG_TABLES) <= set(sizes["table"])
+    assert (
+        sizes["total_bytes"] == sizes["table_bytes"] + sizes["index_bytes"] + sizes["toast_bytes"]
+    ).all()
+    orders = sizes.set_index("table").loc["plant_orders"]
+    assert orders["rows_estimate"] == 5000 and orders["index_bytes"] > 0
+    assert sizes["total_bytes"].is_monotonic_decreasing
+
+
+def test_growth_from_stored_snapshots(tmp_path: Path, insp: db.Inspector) -> None:
+    store_mod = pytest.importorskip("lsops_lib.store")
+    sizes = space.table_sizes(insp)
+    day0 = datetime(2026, 11, 1, tzinfo=UTC)
+    with store_mod.Store(f"sqlite:///{tmp_path / 'm.sqlite'}") as store:
+        store.record_db_sizes("prod", day0, sizes)
+        bigger = sizes.copy()
+        bigger.loc[bigger["table"] == "plant_orders", "total_bytes"] += 86_400 * 2
+        store.record_db_sizes("prod", day0 + timedelta(days=2), bigger)
+        snaps = space.growth(store, "prod")
+    totals = space.total_growth(snaps)
+    assert len(totals) == 2
+    assert totals["total_bytes"].iloc[1] - totals["total_bytes"].iloc[0] == 86_400 * 2
+    per_table = space.table_growth(snaps)
+    top = per_table.iloc[0]
+    assert top["table"] == "plant_orders" and top["growth_bytes"] == 86_400 * 2
+    assert top["bytes_per_day"] == pytest.approx(86_400)
+
+
+# --- indexes -------------------------------------------------------------------------------
+
+
+def test_planted_index_findings_exactly(insp: db.Inspector, longsang_db: Planted) -> None:
+    cat = indexes.index_catalog(insp)
+    unused = indexes.unused_indexes(insp, cat)
+    assert set(_planted(unused, longsang_db)["index"]) == set(longsang_db.unused)
+    row = unused[unused["index"] == "idx_plant_orders_note"].iloc[0]
+    assert row["scans"] == 0 and row["size_bytes"] > 0
+    assert {"stats_reset", "stats_age_days"} <= set(unused.columns)
+    # never a primary key, unique or constraint index, never an invalid one
+    assert not unused["index"].str.endswith(("_pkey", "_key")).any()
+    assert "idx_plant_orders_customer_unique" not in set(unused["index"])
+
+    dup = indexes.duplicate_indexes(insp, cat)
+    pairs = set(zip(dup["index"], dup["covered_by"], strict=True))
+    assert pairs == {
+        *longsang_db.duplicate,
+        ("idx_context_embeddings_entity_type", "context_embeddings_entity_type_entity_id_key"),
+    }
+
+    invalid = indexes.invalid_indexes(insp, cat)
+    assert list(invalid["index"]) == list(longsang_db.invalid)
+
+    fks = indexes.fk_without_index(insp)
+    assert [(t, tuple(c)) for t, c in zip(fks["table"], fks["columns"], strict=True)] == list(
+        longsang_db.fk_without_index
+    )
+
+    seq = indexes.seq_scan_tables(insp)
+    assert set(_planted(seq, longsang_db)["table"]) == set(longsang_db.seq_scan)
+
+    vec = indexes.vector_indexes(insp)
+    if longsang_db.vector:
+        assert list(vec["index"]) == ["idx_context_embeddings_embedding"]
+        assert "m=16" in vec["options"].iloc[0]
+    else:
+        assert vec.empty
+
+
+def test_duplicate_rules(pg_url: str) -> None:
+    _write(
+        pg_url,
+        "CREATE TABLE t (id int PRIMARY KEY, a int, b int, c text, d int)",
+        "CREATE UNIQUE INDEX t_a_unique ON t (a)",
+        "CREATE INDEX t_a ON t (a)",  # covered by the unique index
+        "CREATE INDEX t_a_b ON t (a, b)",  # covers t_a too; the unique index is never dropped
+        "CREATE INDEX t_id_b ON t (id, b)",  # the primary key is not covered by it
+        "CREATE INDEX t_b_1 ON t (b)",
+        "CREATE INDEX t_b_2 ON t (b)",  # exact duplicates: exactly one is reported
+        "CREATE INDEX t_d_partial ON t (d) WHERE d > 0",
+        "CREATE INDEX t_d ON t (d)",  # different predicate: not covered
+        "CREATE INDEX t_lower_c ON t (lower(c))",
+        "CREATE INDEX t_lower_c_2 ON t (lower(c))",  # same expression: duplicate
+        "CREATE INDEX t_c_hash ON t USING hash (c)",
+        "CREATE INDEX t_c ON t (c)",  # different method: not covered
+        "CREATE INDEX t_c_desc_d ON t (c DESC, d)",  # other sort order: does not cover t_c
+    )
+    with db.connect(pg_url) as insp:
+        dup = indexes.duplicate_indexes(insp)
+        unused = indexes.unused_indexes(insp)
+    found = dict(zip(dup["index"], dup["covered_by"], strict=True))
+    assert found.pop("t_a") == "t_a_unique"
+    assert len([k for k in found if k in ("t_b_1", "t_b_2")]) == 1
+    assert found.pop("t_b_2", found.pop("t_b_1", None)) in ("t_b_1", "t_b_2")
+    assert found.pop("t_lower_c_2", found.pop("t_lower_c", None)) in ("t_lower_c", "t_lower_c_2")
+    assert found == {}, found
+    assert not {"t_a_unique", "t_pkey"} & set(unused["index"])
+
+
+def test_fk_supported_by_a_multicolumn_index_in_any_order(pg_url: str) -> None:
+    _write(
+        pg_url,
+        "CREATE TABLE p (a int, b int, PRIMARY KEY (a, b))",
+        "CREATE TABLE c1 (id int, a int, b int, FOREIGN KEY (a, b) REFERENCES p)",
+        "CREATE INDEX c1_b_a ON c1 (b, a)",  # leading columns, other order: supports
+        "CREATE TABLE c2 (id int, a int, b int, FOREIGN KEY (a, b) REFERENCES p)",
+        "CREATE INDEX c2_a ON c2 (a)",  # only part of the key: does not
+        "CREATE TABLE c3 (id int, a int, b int, FOREIGN KEY (a, b) REFERENCES p)",
+        "CREATE INDEX c3_x_a_b ON c3 (id, a, b)",  # not leading: does not
+    )
+    with db.connect(pg_url) as insp:
+        fks = indexes.fk_without_index(insp)
+    assert sorted(fks["table"]) == ["c2", "c3"]
+    assert list(fks["columns"].iloc[0]) == ["a", "b"]
+
+
+# --- queries ---------------------------------------------------------------------------------
+
+
+def test_queries_with_pg_stat_statements_in_another_schema(
+    insp: db.Inspector, longsang_db: Planted
+) -> None:
+    if not longsang_db.has_pg_stat_statements:
+        pytest.skip("these binaries have no pg_stat_statements")
+    status = queries.status(insp)
+    assert status["available"] and status["schema"] == "extensions"
+    top = queries.top_by_total(insp, 5)
+    assert list(top.columns) == queries.QUERY_COLUMNS and len(top) == 5
+    assert longsang_db.slow_query_marker in top["query"].iloc[0]
+    assert top["total_ms"].is_monotonic_decreasing
+    by_mean = queries.top_by_mean(insp, 3)
+    assert by_mean["mean_ms"].is_monotonic_decreasing
+    slow = queries.slow_queries(insp)
+    assert len(slow) == 1 and longsang_db.slow_query_marker in slow["query"].iloc[0]
+    assert slow["calls"].iloc[0] >= 100 and slow["mean_ms"].iloc[0] >= 20
+    # thresholds are settings: stricter ones find nothing
+    assert queries.slow_queries(insp, db.DbThresholds(slow_query_mean_ms=1000)).empty
+    snap = queries.snapshot(insp)
+    assert list(snap.columns) == queries.SNAPSHOT_COLUMNS
+
+
+def test_queries_without_pg_stat_statements(pg_url: str) -> None:
+    with db.connect(pg_url) as insp:
+        status = queries.status(insp)
+        assert status["available"] is False
+        assert "shared_preload_libraries" in status["message"]
+        assert "CREATE EXTENSION pg_stat_statements" in status["message"]
+        with pytest.raises(ExtensionMissing):
+            queries.top_by_total(insp)
+
+
+def test_extension_created_but_not_preloaded(pg_cluster_no_pgss: PostgresCluster) -> None:
+    url = pg_cluster_no_pgss.create_database("nopreload")
+    _write(url, "CREATE EXTENSION pg_stat_statements")
+    with db.connect(url) as insp:
+        status = queries.status(insp)
+        assert status["available"] is False and "shared_preload_libraries" in status["message"]
+        with pytest.raises(ExtensionMissing, match="shared_preload_libraries"):
+            queries.slow_queries(insp)
+
+
+def test_slow_per_hour_from_snapshot_deltas() -> None:
+    t0 = pd.Timestamp("2026-11-01T00:00:00Z")
+    rows = []
+    # statement 1: 30 slow calls an interval (mean 50 ms); statement 2: fast
+    for i in range(5):
+        ts = t0 + pd.Timedelta(minutes=30 * i)
+        rows.append(
+            {
+                "ts": ts,
+                "queryid": 1,
+                "query": "slow",
+                "calls": 30 * i,
+                "total_ms": 1500.0 * i,
+                "rows": 0,
+            }
+        )
+        rows.append(
+            {
+                "ts": ts,
+                "queryid": 2,
+                "query": "fast",
+                "calls": 1000 * i,
+                "total_ms": 100.0 * i,
+                "rows": 0,
+            }
+        )
+    # a reset at 02:30: counts start again (delta = the new value)
+    rows.append(
+        {
+            "ts": t0 + pd.Timedelta(minutes=150),
+            "queryid": 1,
+            "query": "slow",
+            "calls": 5,
+            "total_ms": 250.0,
+            "rows": 0,
+        }
+    )
+    per_hour = queries.slow_per_hour(pd.DataFrame(rows))
+    got = dict(zip(per_hour["hour"].dt.hour, per_hour["slow_calls"], strict=True))
+    assert got == {0: 30, 1: 60, 2: 35}  # 00:30 | 01:00+01:30 | 02:00 + 5 after the reset
+    assert list(per_hour["over_threshold"]) == [True, True, True]
+    assert (per_hour["slow_calls"] >= 0).all()
+    assert queries.slow_per_hour(pd.DataFrame(rows), db.DbThresholds(slow_queries_per_hour=40))[
+        "over_threshold"
+    ].tolist() == [False, True, False]
+    assert queries.slow_per_hour(pd.DataFrame()).empty
+
+
+# --- maintenance -----------------------------------------------------------------------------
+
+
+def test_dead_tuples_and_vacuum_times(insp: db.Inspector, longsang_db: Planted) -> None:
+    tables = maintenance.table_maintenance(insp)
+    assert {
+        "schema",
+        "table",
+        "dead_tuples",
+        "live_tuples",
+        "last_vacuum",
+        "last_autovacuum",
+        "last_analyze",
+        "last_autoanalyze",
+    } <= set(tables.columns)
+    events = tables.set_index("table").loc["plant_events"]
+    assert events["dead_tuples"] == 2000 and events["live_tuples"] == 1000
+    assert not events["autovacuum_enabled"]
+    dead = maintenance.dead_tuple_tables(insp)
+    assert set(dead["table"]) == set(longsang_db.dead_tuples)
+    analyzed = tables.set_index("table").loc["plant_orders", "last_analyze"]
+    assert isinstance(analyzed, pd.Timestamp) and analyzed.tzinfo is not None
+
+
+def test_wraparound_bloat_cache_connections(insp: db.Inspector) -> None:
+    wrap = maintenance.database_wraparound(insp)
+    assert "longsang_planted" in set(wrap["database"])
+    assert (wrap["severity"] == "ok").all() and (wrap["xid_fraction"] < 0.01).all()
+    assert {"mxid_age", "mxid_fraction"} <= set(wrap.columns)
+    assert len(maintenance.table_wraparound(insp, 3)) == 3
+    bloat = maintenance.table_bloat(insp)
+    assert not bloat["flagged"].any()
+    assert (bloat["bloat_bytes"] >= 0).all()
+    cache = maintenance.cache_hit_ratios(insp)
+    assert list(cache["kind"]) == ["table", "index", "database"]
+    conns = maintenance.connections(insp)
+    assert conns["total"].iloc[0] >= 1 and conns["max_connections"].iloc[0] == 40
+
+
+def test_sequences_near_max(pg_url: str) -> None:
+    _write(
+        pg_url,
+        "CREATE TABLE s (id serial PRIMARY KEY)",
+        "SELECT setval('s_id_seq', 2000000000)",
+        "CREATE TABLE b (id int)",
+        "CREATE SEQUENCE b_seq AS bigint OWNED BY b.id",
+        "SELECT setval('b_seq', 1900000000)",  # a bigint sequence feeding an int column
+        "CREATE SEQUENCE fine_seq",
+        "SELECT setval('fine_seq', 1000)",
+    )
+    with db.connect(pg_url) as insp:
+        seqs = maintenance.sequences_near_max(insp)
+    got = dict(zip(seqs["sequence"], seqs["max_value"], strict=True))
+    assert got == {"s_id_seq": 2147483647, "b_seq": 2147483647}
+    assert set(seqs["column"]) == {"s.id", "b.id"}
+
+
+def test_long_running_and_idle_in_transaction(longsang_db: Planted) -> None:
+    idle = psycopg.connect(
+        sa.engine.make_url(longsang_db.url).set(drivername="postgresql").render_as_string()
+    )
+    idle.execute("SELECT 1")  # opens a transaction and leaves it open
+    busy_url = sa.engine.make_url(longsang_db.url).set(drivername="postgresql").render_as_string()
+    done = threading.Event()
+
+    def run() -> None:
+        with psycopg.connect(busy_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_sleep(1.5)")
+        done.set()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        time.sleep(0.6)
+        t = db.DbThresholds(long_running_s=0.3, idle_in_transaction_s=0.3)
+        with db.connect(longsang_db.url) as insp:
+            long_running = maintenance.long_running_queries(insp, t)
+            idling = maintenance.idle_in_transaction(insp, t)
+            default = maintenance.long_running_queries(insp)
+        assert any("pg_sleep" in q for q in long_running["query"])
+        assert idle.info.backend_pid in set(idling["pid"])
+        assert default.empty  # 300 s by default
+    finally:
+        thread.join()
+        idle.close()
+
+
+# --- embeddings --------------------------------------------------------------------------------
+
+
+def test_embeddings(insp: db.Inspector, longsang_db: Planted) -> None:
+    by_type = embeddings.by_entity_type(insp)
+    assert list(zip(by_type["entity_type"], by_type["count"], strict=True)) == list(
+        longsang_db.embeddings_by_type
+    )
+    assert by_type["last_indexed"].notna().all()
+    log = embeddings.log_by_status(insp)
+    assert list(zip(log["status"], log["count"], strict=True)) == list(longsang_db.log)
+    summary = embeddings.log_summary(insp)
+    assert summary["failed"] == 2 and summary["pending"] == 1
+    assert summary["tokens_used"] == longsang_db.tokens_used
+    failures = embeddings.latest_failures(insp)
+    assert len(failures) == 2 and failures["created_at"].is_monotonic_decreasing
+    assert failures["tokens_used"].sum() == longsang_db.failed_tokens
+    cov = embeddings.coverage(insp).set_index("entity_type")
+    assert cov.loc["project", ["entities", "embedded", "missing", "stale"]].tolist() == [6, 5, 1, 0]
+    assert cov.loc["execution", "missing"] == 2
+    assert cov.loc["agent", "stale"] == 1
+    assert cov.loc["workflow", "null_embeddings"] == 1
+    assert cov.loc["post", "source_table"] is None and cov.loc["post", "embedded"] == 2
+    missing = embeddings.missing_entities(insp)
+    assert sorted(missing["entity_type"]) == ["execution", "execution", "project", "workflow"]
+
+
+def test_embeddings_need_the_longsang_tables(pg_url: str) -> None:
+    with db.connect(pg_url) as insp, pytest.raises(DatabaseError, match="context_embeddings"):
+        embeddings.by_entity_type(insp)
+
+
+# --- recommendations and the whole report ----------------------------------------------------
+
+
+def test_report_and_recommendations(longsang_db: Planted) -> None:
+    report = db.optimization_report(url=longsang_db.password_url, top_n=5, store=None)
+    assert report.reachable and report.error is None
+    recs = report.recommendations
+    sql = "\n".join(s for s in recs["sql"] if isinstance(s, str))
+    assert "DROP INDEX CONCURRENTLY IF EXISTS public.idx_plant_orders_note;" in sql
+    assert "DROP INDEX CONCURRENTLY IF EXISTS public.idx_plant_orders_status;" in sql
+    assert "DROP INDEX CONCURRENTLY IF EXISTS public.idx_plant_orders_customer_unique;" in sql
+    assert "CREATE INDEX CONCURRENTLY ON public.plant_orders (customer_id);" in sql
+    assert "VACUUM (ANALYZE) public.plant_events;" in sql
+    assert "idx_plant_orders_status_created" not in set(
+        recs[recs["kind"] == "unused_index"]["object"]
+    )
+    assert set(recs["severity"]) <= set(recommend.SEVERITIES)
+    assert recs["evidence"].map(bool).all()
+    summary = report.summary.set_index("severity")["count"]
+    assert summary.sum() == len(recs) and summary["warning"] >= 5
+    if longsang_db.has_pg_stat_statements:
+        assert "slow_query" in set(recs["kind"])
+    # printed, never executed: the planted problems are all still there
+    with db.connect(longsang_db.url) as insp:
+        assert "idx_plant_orders_note" in set(indexes.index_catalog(insp)["index"])
+        assert (
+            maintenance.table_maintenance(insp)
+            .set_index("table")
+            .loc["plant_events", "dead_tuples"]
+            == 2000
+        )
+    for section in report.sections.values():
+        assert section.ok, section.errors
+
+
+def test_report_on_an_unreachable_database() -> None:
+    report = db.optimization_report(url=f"postgresql://u:TopSecret9@127.0.0.1:{_closed_port()}/x")
+    assert not report.reachable and "cannot connect" in str(report.error)
+    assert "TopSecret9" not in str(report.error)
+    assert list(report.recommendations["kind"]) == ["unreachable"]
+    assert all(not s.ok for s in report.sections.values())
+
+
+def test_report_unknown_database_name(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("LSOPS_DATABASE_URL", raising=False)
+    monkeypatch.delenv("LSOPS_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    report = db.optimization_report("nosuchdb")
+    assert not report.reachable and "nosuchdb" in str(report.error)
+
+
+def test_report_without_pg_stat_statements(pg_url: str) -> None:
+    load_longsang_schema(pg_url)
+    report = db.optimization_report(url=pg_url)
+    assert report.reachable
+    assert any("pg_stat_statements" in n for n in report.sections["queries"].notes)
+    assert "extension" in set(report.recommendations["kind"])
+    assert all(s.ok for s in report.sections.values())
+
+
+def test_thresholds_from_settings() -> None:
+    from lsops_lib.config import Thresholds
+
+    t = db.DbThresholds.from_settings(Thresholds(slow_query_mean_ms=50.0), slow_query_calls=10)
+    assert (t.slow_query_mean_ms, t.slow_query_calls, t.slow_queries_per_hour) == (50.0, 10, 10)
+    assert (
+        db.DbThresholds().slow_query_mean_ms == 20.0 and db.DbThresholds().slow_query_calls == 100
+    )
+    with pytest.raises(Exception, match="unknown database threshold"):
+        db.DbThresholds().with_overrides(nope=1)

@@ -476,3 +476,15 @@ def test_fifty_endpoints_a_week_is_fast() -> None:
         assert time.perf_counter() - t0 < 10
     counts = np.array([v["count"] for k, v in body["metrics"]["requests"]["byEndpoint"].items()])
     assert len(counts) == 50 and counts.sum() == pytest.approx(50 * 2 * 60 * 24 * 7, rel=0.05)
+
+
+def test_stop_while_dead_does_not_revive() -> None:
+    clock = SimClock(START + timedelta(minutes=5))
+    api = started(busy_scenario(), clock, restart_delay_s=0.2)
+    assert httpx.post(api.url + "/api/metrics/reset", timeout=5).status_code == 200
+    api.stop()
+    time.sleep(0.4)
+    assert not api.alive
+    with Client(api.url, retries=0, timeout_s=1) as client, pytest.raises(ApiUnreachable):
+        client.health()
+    api.stop()  # idempotent

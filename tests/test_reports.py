@@ -291,6 +291,7 @@ def test_index_lists_runs_newest_first_by_kind_escaped_with_working_links(tmp_pa
         page.index("2026-10</code>") < page.index("2026-09</code>") < page.index("a b</code>")
     )  # by kind
     links = re.findall(r'href="([^"]+)"', page)
+    links = [link for link in links if not link.startswith("#")]
     assert len(links) == 9
     for link in links:
         assert not link.startswith(("/", "file:")), link
@@ -468,6 +469,9 @@ def test_report_and_index_open_in_a_browser(
     assert page.locator("img").count() >= 1
     assert dialogs == []  # the hostile endpoint name did not run
     page.screenshot(path=str(artifacts_dir / "report-monthly-review.png"), full_page=True)
+    page.goto(archive["failed"].html_path.as_uri())
+    assert page.get_by_text("This report run failed:").is_visible()
+    page.screenshot(path=str(artifacts_dir / "report-failed.png"), full_page=True)
 
 
 def test_a_cell_running_too_long_is_a_failed_run(tmp_path: Path) -> None:

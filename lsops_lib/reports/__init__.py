@@ -197,8 +197,21 @@ def _archive(run: Run, nb: nbformat.NotebookNode, redactor: Redactor, *, title: 
     ):
         clean.cells.insert(0, failure_banner(run.error))
     atomic_write(run.path / REPORT_IPYNB, nbformat.writes(clean))
-    atomic_write(
-        run.path / REPORT_HTML, redactor.text(export_html(clean, title=title, error=run.error))
-    )
+    atomic_write(run.path / REPORT_HTML, redactor.text(_html(clean, title=title, error=run.error)))
     data = redactor.obj(run.to_dict())
     atomic_write(run.path / RUN_JSON, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def _html(nb: nbformat.NotebookNode, *, title: str, error: str | None) -> str:
+    """The HTML export; if nbconvert itself fails, a page saying so (the .ipynb is whole)."""
+    import html
+
+    try:
+        return export_html(nb, title=title, error=error)
+    except Exception as exc:  # an output nbconvert cannot render must not lose the run
+        reason = html.escape(f"{type(exc).__name__}: {exc}".splitlines()[0])
+        return (
+            f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"</head><body><h1>{html.escape(title)}</h1><p>The HTML export failed ({reason}); "
+            f"the executed notebook is <a href='{REPORT_IPYNB}'>{REPORT_IPYNB}</a>.</p></body></html>\n"
+        )

@@ -92,6 +92,7 @@ h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 2em; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: .35em .7em; border-bottom: 1px solid #ddd; vertical-align: top; }
 th { background: #f4f4f4; }
+td:first-child, td:nth-child(2), td:nth-child(4) { white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .status-succeeded { color: #1a7f37; font-weight: 600; }
 .status-failed { color: #c62828; font-weight: 600; }
@@ -116,12 +117,22 @@ def render_index(runs: list[Run], root: Path) -> str:
     ]
     if not runs:
         parts.append("<p>No reports archived yet. Run <code>lsops report KIND</code>.</p>")
+    present = [k for k in order if any(r.kind == k for r in runs)]
+    if len(present) > 1:
+        nav = " · ".join(
+            f'<a href="#{_e(quote(k))}">{_e(KINDS[k].title if k in KINDS else k)}</a> '
+            f"({sum(r.kind == k for r in runs)})"
+            for k in present
+        )
+        parts.append(f"<nav><p>{nav}</p></nav>")
     for kind in order:
         group = [r for r in runs if r.kind == kind]
         if not group:
             continue
         title = KINDS[kind].title if kind in KINDS else kind
-        parts.append(f'<h2 id="{_e(kind)}">{_e(title)} <span class="meta">({_e(kind)})</span></h2>')
+        parts.append(
+            f'<h2 id="{_e(quote(kind))}">{_e(title)} <span class="meta">({_e(kind)})</span></h2>'
+        )
         parts.append(
             "<table><thead><tr><th>started (UTC)</th><th>key</th><th>status</th>"
             '<th class="num">duration</th><th>files</th></tr></thead><tbody>'

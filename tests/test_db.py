@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import psycopg
@@ -523,3 +524,93 @@ def test_thresholds_from_settings() -> None:
     )
     with pytest.raises(Exception, match="unknown database threshold"):
         db.DbThresholds().with_overrides(nope=1)
+
+
+# --- the db_optimization notebook under plain papermill ----------------------------------------
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "db_optimization.ipynb"
+
+
+def _outputs(nb: Any) -> str:
+    texts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            texts.append(str(data.get("text/html", "")) + str(data.get("text/plain", "")))
+            texts.append(str(out.get("text", "")))
+            if out.get("output_type") == "error":
+                texts.append("ERROR " + out.get("ename", ""))
+    return "\n".join(texts)
+
+
+def test_notebook_shape() -> None:
+    import nbformat
+
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1
+    for name in ("database = None", "top_n = ", "slow_query_mean_ms", "slow_query_calls"):
+        assert name in params[0].source
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    for sql in ("SELECT ", "FROM pg_", "CREATE INDEX", "sqlalchemy", "psycopg"):
+        assert sql not in code
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
+
+
+def _papermill(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, **params: Any) -> Any:
+    papermill = pytest.importorskip("papermill")
+    monkeypatch.setenv("LSOPS_DATABASE_URL", url)
+    monkeypatch.setenv("LSOPS_STORE", f"sqlite:///{tmp_path / 'absent' / 'metrics.sqlite'}")
+    monkeypatch.setenv("LSOPS_DATA", str(tmp_path / "data"))
+    monkeypatch.delenv("LSOPS_CONFIG", raising=False)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    out = tmp_path / "out.ipynb"
+    return papermill.execute_notebook(
+        str(NOTEBOOK),
+        str(out),
+        parameters=params,
+        kernel_name="python3",
+        cwd=str(tmp_path),
+        progress_bar=False,
+    )
+
+
+@pytest.mark.slow
+def test_notebook_runs_against_the_planted_database(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    longsang_db: Planted,
+    pg_cluster: PostgresCluster,
+) -> None:
+    nb = _papermill(tmp_path, monkeypatch, longsang_db.password_url, top_n=5, slow_query_calls=50)
+    text = _outputs(nb)
+    assert "ERROR" not in text and "Traceback" not in text
+    for expected in (
+        "idx_plant_orders_note",
+        "idx_plant_orders_customer_unique",
+        "DROP INDEX CONCURRENTLY IF EXISTS public.idx_plant_orders_status;",
+        "CREATE INDEX CONCURRENTLY ON public.plant_orders (customer_id);",
+        "VACUUM (ANALYZE) public.plant_events;",
+        "Embeddings per entity type",
+    ):
+        assert expected in text, expected
+    # untrusted text is escaped, never live HTML
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "<script>alert(1)</script>" not in text
+    assert pg_cluster.password not in (tmp_path / "out.ipynb").read_text()
+    assert any("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
+
+
+@pytest.mark.slow
+def test_notebook_on_an_unreachable_database_still_reports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nb = _papermill(
+        tmp_path, monkeypatch, f"postgresql://ops:NbSecret77@127.0.0.1:{_closed_port()}/x"
+    )
+    text = _outputs(nb)
+    assert "ERROR" not in text and "Traceback" not in text
+    assert "could not be inspected" in text and "cannot connect" in text
+    assert "NbSecret77" not in (tmp_path / "out.ipynb").read_text()

@@ -1,0 +1,201 @@
+"""`lsops db size|indexes|queries|maintenance` and `lsops index-stats` on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from lsops_lib.cli import main
+from lsops_lib.db.schema import load_longsang_schema
+from tests.fixtures.pg import Planted
+
+pytestmark = pytest.mark.postgres
+
+COMMANDS = [
+    ["db", "size"],
+    ["db", "indexes"],
+    ["db", "queries"],
+    ["db", "maintenance"],
+    ["index-stats"],
+]
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("LSOPS_DATABASE_URL", "LSOPS_CONFIG", "LSOPS_STORE", "LSOPS_TARGET"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def run(args: list[str], url: str | None = None, **env: str) -> Result:
+    environment = {"LSOPS_DATABASE_URL": url} if url else {}
+    environment.update(env)
+    return CliRunner().invoke(main, args, env=environment, catch_exceptions=False)
+
+
+def as_json(args: list[str], url: str) -> Any:
+    result = run([*args, "--json"], url)
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_db_size_json(longsang_db: Planted) -> None:
+    data = as_json(["db", "size"], longsang_db.password_url)
+    assert set(data) == {"database_bytes", "tables"}
+    assert isinstance(data["database_bytes"], int) and data["database_bytes"] > 0
+    keys = {
+        "schema",
+        "table",
+        "total_bytes",
+        "table_bytes",
+        "index_bytes",
+        "toast_bytes",
+        "rows_estimate",
+    }
+    assert all(set(t) == keys for t in data["tables"])
+    assert all(isinstance(t[k], int) for t in data["tables"] for k in keys - {"schema", "table"})
+    assert "context_embeddings" in {t["table"] for t in data["tables"]}
+
+
+def test_db_indexes_json(longsang_db: Planted) -> None:
+    data = as_json(["db", "indexes"], longsang_db.password_url)
+    assert set(data) == {"unused", "duplicate", "invalid", "fk_without_index"}
+    for entry in data["unused"] + data["duplicate"] + data["invalid"]:
+        assert {"schema", "table", "index"} <= set(entry)
+    for entry in data["unused"]:
+        assert isinstance(entry["size_bytes"], int) and entry["scans"] == 0
+    assert all("covered_by" in e for e in data["duplicate"])
+    assert all({"schema", "table", "columns"} <= set(e) for e in data["fk_without_index"])
+    planted = set(longsang_db.tables)
+    assert {e["index"] for e in data["unused"] if e["table"] in planted} == set(longsang_db.unused)
+    assert {(e["index"], e["covered_by"]) for e in data["duplicate"]} == {
+        *longsang_db.duplicate,
+        ("idx_context_embeddings_entity_type", "context_embeddings_entity_type_entity_id_key"),
+    }
+    assert [e["index"] for e in data["invalid"]] == list(longsang_db.invalid)
+    assert [(e["table"], e["columns"]) for e in data["fk_without_index"]] == [
+        ("plant_orders", ["customer_id"])
+    ]
+
+
+def test_db_queries_json(longsang_db: Planted) -> None:
+    data = as_json(["db", "queries"], longsang_db.password_url)
+    assert set(data) == {"available", "top", "slow"}
+    assert data["available"] is longsang_db.has_pg_stat_statements
+    for entry in data["top"] + data["slow"]:
+        assert {"query", "calls", "total_ms", "mean_ms", "rows"} <= set(entry)
+    if longsang_db.has_pg_stat_statements:
+        assert len(data["slow"]) == 1 and "pg_sleep" in data["slow"][0]["query"]
+        assert data["slow"][0]["calls"] >= 100
+
+
+def test_db_maintenance_json(longsang_db: Planted) -> None:
+    data = as_json(["db", "maintenance"], longsang_db.password_url)
+    keys = {
+        "schema",
+        "table",
+        "dead_tuples",
+        "live_tuples",
+        "last_vacuum",
+        "last_autovacuum",
+        "last_analyze",
+        "last_autoanalyze",
+    }
+    assert data["tables"] and all(keys <= set(t) for t in data["tables"])
+    events = next(t for t in data["tables"] if t["table"] == "plant_events")
+    assert events["dead_tuples"] == 2000 and events["last_vacuum"] is None
+    assert [t["table"] for t in data["needs_vacuum"]] == ["plant_events"]
+    assert {
+        "wraparound",
+        "sequences",
+        "connections",
+        "cache",
+        "long_running",
+        "idle_in_transaction",
+    } <= set(data)
+    assert data["connections"]["max_connections"] == 40
+
+
+def test_index_stats_json(longsang_db: Planted) -> None:
+    data = as_json(["index-stats"], longsang_db.password_url)
+    assert [set(e) for e in data["by_entity_type"]] == [
+        {"entity_type", "count", "last_indexed"}
+    ] * 5
+    assert [(e["entity_type"], e["count"]) for e in data["by_entity_type"]] == list(
+        longsang_db.embeddings_by_type
+    )
+    assert data["log"]["failed"] == 2 and data["log"]["pending"] == 1
+    assert isinstance(data["log"]["failed"], int)
+    assert data["log"]["tokens_used"] == longsang_db.tokens_used
+    assert len(data["latest_failures"]) == 2
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=lambda a: " ".join(a))
+def test_tables_and_no_password_anywhere(
+    longsang_db: Planted, pg_cluster: Any, args: list[str]
+) -> None:
+    result = run(args, longsang_db.password_url)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip()
+    for output in (result.stdout, result.stderr):
+        assert pg_cluster.password not in output
+
+
+def test_named_database_from_lsops_toml(longsang_db: Planted, tmp_path: Path) -> None:
+    (tmp_path / "lsops.toml").write_text('[databases.planted]\nurl_env = "PLANTED_DB_URL"\n')
+    result = run(
+        ["db", "size", "--json", "--database", "planted"], PLANTED_DB_URL=longsang_db.password_url
+    )
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["database_bytes"] > 0
+    unknown = run(["db", "size", "--database", "nope"], PLANTED_DB_URL=longsang_db.password_url)
+    assert unknown.exit_code == 2 and "nope" in unknown.stderr
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=lambda a: " ".join(a))
+def test_no_database_configured_exits_2(args: list[str]) -> None:
+    result = run(args)
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "no database configured" in result.stderr
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=lambda a: " ".join(a))
+def test_unreachable_database_exits_1_in_one_line(args: list[str]) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = run([*args, "--json"], f"postgresql://ops:Hunter2Secret@127.0.0.1:{port}/prod")
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "cannot connect" in result.stderr
+    assert "Hunter2Secret" not in result.stderr and "***" in result.stderr
+
+
+def test_every_command_works_without_pg_stat_statements(pg_url: str) -> None:
+    load_longsang_schema(pg_url)  # a LongSang database where the extension was never created
+    for args in COMMANDS:
+        result = run(args, pg_url)
+        assert result.exit_code == 0, (args, result.stderr)
+    data = run(["db", "queries", "--json"], pg_url)
+    assert data.exit_code == 0
+    assert json.loads(data.stdout) == {"available": False, "top": [], "slow": []}
+    assert "pg_stat_statements" in data.stderr and "shared_preload_libraries" in data.stderr
+    table = run(["db", "queries"], pg_url)
+    assert "unavailable" in table.stdout and "CREATE EXTENSION pg_stat_statements" in table.stdout
+
+
+def test_every_command_works_on_a_cluster_without_pg_stat_statements(
+    pg_cluster_no_pgss: Any,
+) -> None:
+    url = pg_cluster_no_pgss.create_database("longsang_nopgss")
+    load_longsang_schema(url)
+    for args in COMMANDS:
+        result = run([*args, "--json"], url)
+        assert result.exit_code == 0, (args, result.stderr)
+    assert json.loads(run(["db", "queries", "--json"], url).stdout)["available"] is False

@@ -182,10 +182,32 @@ def test_memory_leak_flag_between_restarts(sqlite_store: Store) -> None:
     assert trend.leak is True
     assert len(trend.segments) == 2 and list(trend.segments["leak"]) == [True, False]
     assert trend.segments["growth_per_hour"].iloc[0] == pytest.approx(0.05, rel=0.02)
+    # 5 MiB an hour over the level of the segment's first three hours (about 107 MiB)
+    assert 0.045 < trend.segments["climb_growth_per_hour"].iloc[0] < 0.05
+    assert trend.segments["climb_start"].iloc[0] == pd.Timestamp(T0)
     assert int(trend.frame["restart"].sum()) == 1 and len(trend.restarts) == 1
     assert trend.peak_rss == pytest.approx(100 * MiB * (1 + 0.05 * 35 / 6), rel=1e-6)
     relaxed = A.memory_trend(sqlite_store, None, None, Thresholds(memory_growth_per_hour=0.10))
     assert relaxed.leak is False
+
+
+def test_memory_leak_found_at_the_end_of_a_long_flat_segment(sqlite_store: Store) -> None:
+    """Two flat days, then 6 MiB an hour for a day: a straight line over the whole
+    segment fits badly, the climb is still found, with its start."""
+    h = History(sqlite_store, step=timedelta(minutes=15))
+    for i in range(3 * 96):
+        hours = i / 4
+        climb = max(0.0, hours - 48) * 6 * MiB
+        h.scrape(rss=int(100 * MiB + climb + ((i * 7919) % 11 - 5) * MiB / 10))
+    trend = A.memory_trend(sqlite_store, None, None, Thresholds())
+    seg = trend.segments.iloc[0]
+    assert trend.leak and seg["r2"] < 0.9
+    assert (
+        abs((seg["climb_start"] - pd.Timestamp(T0 + timedelta(hours=48))).total_seconds())
+        <= 6 * 3600
+    )
+    flat = A.memory_trend(sqlite_store, None, T0 + timedelta(hours=47), Thresholds())
+    assert flat.leak is False
 
 
 # --- incidents ---------------------------------------------------------------------------

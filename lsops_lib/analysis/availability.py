@@ -157,6 +157,13 @@ def availability_from_health(
         t0 = stamps.min()
     if t1 is None and not df.empty:
         t1 = stamps.max()
+    if t1 is not None:
+        # a window reaching into the future (a month in progress) ends now, or at the last
+        # observation when the history is ahead of this clock (a simulated one)
+        now = pd.Timestamp.now(tz="UTC")
+        if t1 > now:
+            t1 = max(now, stamps.max()) if not df.empty else now
+            t1 = max(t1, t0) if t0 is not None else t1
     step = seconds(interval) if interval is not None else median_interval_s(stamps)
     gaps = _gaps(stamps, t0, t1, step)
     counts = df["status"].value_counts() if not df.empty else pd.Series(dtype=int)

@@ -280,7 +280,11 @@ def checklist(
         )
         if mem.leak:
             seg = mem.leak_segments.iloc[0]
-            detail += f"; possible leak: +{seg['growth_per_hour']:.1%}/h between restarts since {iso(seg['start'])}"
+            detail += (
+                f"; possible leak: rss climbing +{seg['climb_growth_per_hour']:.1%}/h from "
+                f"{iso(seg['climb_start'])} to {iso(seg['climb_end'])} without a restart "
+                f"(flagged above {th.memory_growth_per_hour:.0%}/h)"
+            )
         ok = not mem.leak and mem.peak_fraction < th.memory_fraction
         severity = "critical" if mem.peak_fraction > th.memory_critical_fraction else "warning"
         checks.append(

@@ -19,10 +19,14 @@ class MemoryTrend:
 
     frame: ts, rss, heap_used, heap_total, segment, restart (True on the first scrape
     after a restart). segments: segment, start, end, points, duration_h, rss_start,
-    rss_end, slope_bytes_per_hour, growth_per_hour (slope / fitted rss at the segment's
-    start), r2, leak. A segment is a possible leak when it climbs steadily (r2 >= min_r2,
-    at least `min_points` scrapes over `min_hours`) faster than
-    thresholds.memory_growth_per_hour.
+    rss_end, slope_bytes_per_hour, growth_per_hour, r2 (a straight line over the whole
+    segment), leak, climb_start, climb_end, climb_growth_per_hour, climb_r2. A segment
+    is a possible leak when, between restarts, its hourly median RSS climbs steadily
+    (a least-squares fit over `window_hours` hours with r2 >= min_r2) faster than
+    thresholds.memory_growth_per_hour (growth = slope / the segment's level after its
+    restart);
+    the climb spans every such window. Segments shorter than `min_hours` or with fewer
+    than `min_points` scrapes are not judged.
     """
 
     frame: pd.DataFrame = field(repr=False)
@@ -68,7 +72,45 @@ SEGMENT_COLUMNS = [
     "growth_per_hour",
     "r2",
     "leak",
+    "climb_start",
+    "climb_end",
+    "climb_growth_per_hour",
+    "climb_r2",
 ]
+
+
+def _climb(
+    part: pd.DataFrame, window_hours: float, min_r2: float, threshold: float
+) -> tuple[pd.Timestamp, pd.Timestamp, float, float] | None:
+    """The steady climb of one segment, if any: (start, end, growth per hour, r2).
+
+    RSS is reduced to hourly medians; every window of `window_hours` hourly points (the
+    whole segment when shorter, at least 4) is fitted by least squares; a window whose
+    fit is good (r2 >= min_r2) and grows faster than `threshold` per hour (slope / the
+    segment's level after its restart: the median of its first three hours) is
+    climbing. The climb spans the climbing windows.
+    """
+    hourly = part.set_index("ts")["rss"].astype(float).resample("1h").median().dropna()
+    if len(hourly) < 4:
+        return None
+    x = ((hourly.index - hourly.index[0]).total_seconds() / 3600.0).to_numpy()
+    y = hourly.to_numpy()
+    w = max(4, min(int(round(window_hours)), len(hourly)))
+    base = float(np.median(y[:3]))  # the segment's own level just after its (re)start
+    if base <= 0:
+        return None
+    flagged = np.zeros(len(hourly), bool)
+    for i in range(0, len(hourly) - w + 1):
+        _, b, r2 = _fit(x[i : i + w], y[i : i + w])
+        growth = b / base
+        if r2 >= min_r2 and growth > threshold:
+            flagged[i : i + w] = True
+    if not flagged.any():
+        return None
+    idx = np.flatnonzero(flagged)
+    i0, i1 = int(idx[0]), int(idx[-1])
+    _, b, r2 = _fit(x[i0 : i1 + 1], y[i0 : i1 + 1])
+    return hourly.index[i0], hourly.index[i1], b / base, r2
 
 
 def _fit(hours: np.ndarray, rss: np.ndarray) -> tuple[float, float, float]:
@@ -89,8 +131,9 @@ def memory_trend(
     *,
     target: str | None = None,
     min_points: int = 6,
-    min_hours: float = 1.0,
+    min_hours: float = 3.0,
     min_r2: float = 0.7,
+    window_hours: float = 6.0,
     scrapes: pd.DataFrame | None = None,
 ) -> MemoryTrend:
     thresholds = thresholds or Thresholds()
@@ -143,13 +186,9 @@ def memory_trend(
             a, slope, r2 = _fit(hours, rss)
             base = a if a > 0 else rss[0]
             growth = ratio(slope, base)
-        leak = bool(
-            len(part) >= min_points
-            and duration >= min_hours
-            and not np.isnan(growth)
-            and r2 >= min_r2
-            and growth > thresholds.memory_growth_per_hour
-        )
+        climb = None
+        if len(part) >= min_points and duration >= min_hours:
+            climb = _climb(part, window_hours, min_r2, thresholds.memory_growth_per_hour)
         rows.append(
             {
                 "segment": int(seg),
@@ -162,7 +201,11 @@ def memory_trend(
                 "slope_bytes_per_hour": slope,
                 "growth_per_hour": growth,
                 "r2": r2,
-                "leak": leak,
+                "leak": climb is not None,
+                "climb_start": climb[0] if climb else pd.NaT,
+                "climb_end": climb[1] if climb else pd.NaT,
+                "climb_growth_per_hour": climb[2] if climb else float("nan"),
+                "climb_r2": climb[3] if climb else float("nan"),
             }
         )
     segments = pd.DataFrame(rows, columns=SEGMENT_COLUMNS) if rows else empty(SEGMENT_COLUMNS)

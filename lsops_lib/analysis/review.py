@@ -181,6 +181,19 @@ def _changes(current: dict[str, Any], previous: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _memory_detail(memory: MemoryTrend) -> str:
+    if memory.peak_rss is None:
+        return "no memory figure collected"
+    text = f"peak rss {memory.peak_rss / 2**20:.0f} MiB ({memory.peak_fraction:.0%} of the limit); "
+    text += f"{len(memory.restarts)} restarts; possible leak: "
+    if not memory.leak:
+        return text + "no"
+    seg = memory.leak_segments.iloc[0]
+    return text + (
+        f"yes, +{seg['climb_growth_per_hour']:.1%}/h from {iso(seg['climb_start'])} to {iso(seg['climb_end'])}"
+    )
+
+
 def _met(value: float | None, threshold: float, above: bool) -> bool | None:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
@@ -281,8 +294,7 @@ def monthly_review(
                 "met": None
                 if memory.peak_fraction is None
                 else bool(not memory.leak and memory.peak_fraction < th.memory_fraction),
-                "detail": f"peak {memory.peak_fraction or 0:.0%}; possible leak: {'yes' if memory.leak else 'no'}; "
-                f"{len(memory.restarts)} restarts",
+                "detail": _memory_detail(memory),
             },
         ]
     )

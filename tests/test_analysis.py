@@ -537,3 +537,15 @@ def test_collected_history_matches_the_scenario(sqlite_store: Store) -> None:
     assert abs(pm.duration_s - 3600) <= 2 * every.total_seconds()
     assert pm.failed > 0 and pm.failed <= pm.requests
     assert not pm.errors.empty and (pm.errors["endpoint"] == "/projects/:id").any()
+
+
+def test_bundle_summaries_are_flat(sqlite_store: Store) -> None:
+    _outage_history(sqlite_store)
+    review = A.monthly_review(sqlite_store, "2026-10")
+    s = review.summary()
+    assert s["month"] == "2026-10" and s["availability_met"] is False and s["incidents"] >= 5
+    assert not any(isinstance(v, pd.DataFrame) for v in s.values())
+    pm = A.postmortem(sqlite_store, T0 + 50 * M, T0 + 110 * M, baseline=timedelta(minutes=50))
+    p = pm.summary()
+    assert p["impact_start"] == pd.Timestamp(T0 + 60 * M) and p["duration_s"] == 40 * 60
+    assert p["no_answer"] == 8 and p["restarts"] == 1

@@ -99,6 +99,10 @@ def _period_figures(
             "latency_share": lat["share"],
             "cache_hit_ratio": cache["hit_ratio"],
             "coverage": avail.coverage,
+            "covered_days": avail.covered_s / 86400.0,
+            "requests_per_day": ratio(
+                request_totals(summary)["requests"], avail.covered_s / 86400.0
+            ),
         },
     }
 
@@ -154,17 +158,41 @@ class MonthlyReview:
     excluded_reason: str = MONITORING_REASON
     notes: list[str] = field(default_factory=list)
 
+    def summary(self) -> dict[str, Any]:
+        """The headline figures, flat (for a first cell, logs or JSON)."""
+        met = self.targets.set_index("key")["met"].to_dict() if not self.targets.empty else {}
+        return {
+            "month": self.month,
+            "has_data": self.has_data,
+            **{f"{k}_met": v for k, v in met.items()},
+            "availability": self.availability.availability,
+            "coverage": self.availability.coverage,
+            "error_rate": self.totals["error_rate"],
+            "requests": self.totals["requests"],
+            "mean_ms": self.totals["mean_ms"],
+            "latency_share": self.latency["share"],
+            "cache_hit_ratio": self.cache["hit_ratio"],
+            "memory_peak_fraction": self.memory.peak_fraction,
+            "possible_leak": self.memory.leak,
+            "error_budget_left_share": self.error_budget["left_share"],
+            "burn_rate": self.error_budget["burn_rate"],
+            "incidents": int(len(self.incidents)),
+            "excluded": list(self.excluded["endpoint"]) if not self.excluded.empty else [],
+        }
+
 
 def _changes(current: dict[str, Any], previous: dict[str, Any]) -> pd.DataFrame:
     rows = []
     for metric in [
         "requests",
+        "requests_per_day",
         "errors",
         "error_rate",
         "mean_ms",
         "availability",
         "latency_share",
         "cache_hit_ratio",
+        "coverage",
     ]:
         cur, prev = current.get(metric), previous.get(metric)
         cur = float("nan") if cur is None else float(cur)
@@ -228,6 +256,11 @@ def monthly_review(
     if prev["availability"].observations == 0:
         notes.append(
             f"no observation collected in {prev_month}: no comparison with the previous month"
+        )
+    elif has_data and abs(prev["availability"].coverage - avail.coverage) > 0.1:
+        notes.append(
+            f"collection covered {avail.coverage:.0%} of {month} but {prev['availability'].coverage:.0%} of "
+            f"{prev_month}: compare rates and requests_per_day, not totals"
         )
 
     period = end - start
@@ -469,6 +502,27 @@ class Postmortem:
     excluded: pd.DataFrame = field(repr=False)
     excluded_reason: str = MONITORING_REASON
     notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """The headline figures, flat (for a first cell, logs or JSON)."""
+        top = self.endpoints.iloc[0]["endpoint"] if not self.endpoints.empty else None
+        return {
+            "title": self.title,
+            "start": self.start,
+            "end": self.end,
+            "impact_start": self.impact_start,
+            "impact_end": self.impact_end,
+            "duration_s": self.duration_s,
+            "requests": self.requests,
+            "failed": self.failed,
+            "error_rate": self.error_rate,
+            "no_answer": self.no_answer,
+            "observations": self.observations,
+            "most_harmed_endpoint": top,
+            "restarts": int(len(self.restarts)),
+            "incidents": int(len(self.incidents)),
+            "excluded": list(self.excluded["endpoint"]) if not self.excluded.empty else [],
+        }
 
 
 def _baseline(

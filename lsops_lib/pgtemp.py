@@ -382,16 +382,16 @@ class PostgresCluster:
         with _LIVE_LOCK:
             _LIVE.add(self)
         uri = str(server.get_uri())
-        self._url = uri.replace("postgresql://", "postgresql+psycopg://", 1)
         self.backend = "pgserver"
         self.has_pg_stat_statements = False
         self.has_pgvector = True
-        from sqlalchemy.engine import make_url
+        from psycopg.conninfo import conninfo_to_dict
 
-        parsed = make_url(self._url)
-        self.host = parsed.host or self.host
-        self.port = parsed.port
-        self.superuser = parsed.username or self.superuser
+        info = conninfo_to_dict(uri)
+        self.host = str(info.get("host") or self.host)  # a unix socket folder
+        self.port = int(info["port"]) if info.get("port") else 5432
+        self.superuser = str(info.get("user") or self.superuser)
+        self._url = self.database_url(str(info.get("dbname") or "postgres"))
         self._bootstrap()
         return self._url
 
@@ -457,8 +457,16 @@ class PostgresCluster:
             for statement in statements:
                 conn.execute(statement)  # type: ignore[arg-type]
 
+    def _at(self, name: str) -> str:
+        """`@host:port/name`, or `@/name?host=...` for a unix socket folder (pgserver)."""
+        if self.host.startswith("/"):
+            from urllib.parse import quote
+
+            return f"@/{name}?host={quote(self.host, safe='/')}&port={self.port}"
+        return f"@{self.host}:{self.port}/{name}"
+
     def database_url(self, name: str) -> str:
-        return f"postgresql+psycopg://{self.superuser}@{self.host}:{self.port}/{name}"
+        return f"postgresql+psycopg://{self.superuser}{self._at(name)}"
 
     def password_url(self, name: str = "postgres") -> str:
         """URL of database `name` as the role that must give its password (for leak tests)."""
@@ -466,7 +474,7 @@ class PostgresCluster:
 
         return (
             f"postgresql+psycopg://{self.password_role}:{quote(self.password, safe='')}"
-            f"@{self.host}:{self.port}/{name}"
+            f"{self._at(name)}"
         )
 
     def create_database(self, name: str, *, pg_stat_statements: bool = False) -> str:

@@ -614,3 +614,19 @@ def test_notebook_on_an_unreachable_database_still_reports(
     assert "ERROR" not in text and "Traceback" not in text
     assert "could not be inspected" in text and "cannot connect" in text
     assert "NbSecret77" not in (tmp_path / "out.ipynb").read_text()
+
+
+def test_hypothetical_index_needs_hypopg(insp: db.Inspector) -> None:
+    # hypopg is not installed here: no check, and the recommendation still stands
+    assert insp.extension_schema("hypopg") is None
+    assert recommend.hypothetical_index(insp, "public", "plant_orders", ["customer_id"]) is None
+    # the planner cost it compares is read with bound values, in a read-only session
+    cost = recommend._plan_cost(
+        insp,
+        "SELECT * FROM public.plant_orders WHERE customer_id = CAST(:v0 AS integer)",
+        {"v0": "7"},
+    )
+    assert cost > 0
+    assert recommend.quote_ident("plant_orders") == "plant_orders"
+    assert recommend.quote_ident("Weird Name") == '"Weird Name"'
+    assert recommend.quote_ident("user") == '"user"'

@@ -21,7 +21,8 @@ from .incidents import (
     with_commands,
 )
 from .memory import MemoryTrend, memory_trend
-from .review import MonthlyReview, Postmortem, monthly_review, postmortem
+from .monthly import MonthlyReview, monthly_review
+from .postmortem import Postmortem, postmortem
 from .slo import (
     TIMESLICE_LABEL,
     error_budget,

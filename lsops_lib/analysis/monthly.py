@@ -1,0 +1,409 @@
+"""The monthly review bundle: every figure the monthly review notebook shows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..config import Thresholds
+from ..times import parse_month, previous_month
+from ._common import MONITORING_REASON, empty, iso, ratio, ts
+from ._reads import health_frame, reset_frame, scrape_frame
+from .availability import Availability, availability_from_health
+from .incidents import incidents as find_incidents
+from .incidents import with_commands
+from .memory import MemoryTrend, memory_trend
+from .slo import error_budget, latency_slices, latency_timeslices, percentile_sanity
+from .traffic import (
+    cache_stats,
+    cache_summary,
+    endpoint_changes,
+    endpoint_summary,
+    excluded_monitoring,
+    request_totals,
+    traffic_series,
+)
+
+
+def _period_figures(
+    store: Any,
+    start: datetime,
+    end: datetime,
+    thresholds: Thresholds,
+    *,
+    target: str | None,
+    include_monitoring: bool,
+) -> dict[str, Any]:
+    """The headline figures of one period (used for the month and the one before it)."""
+    health = health_frame(store, start, end, target)
+    avail = availability_from_health(health, start, end)
+    summary = endpoint_summary(
+        store, start, end, target=target, include_monitoring=include_monitoring
+    )
+    scrapes = scrape_frame(store, start, end, target)
+    lat = latency_timeslices(
+        store, start, end, threshold_ms=thresholds.latency_p95_ms, target=target, scrapes=scrapes
+    )
+    cache = cache_summary(store, start, end, target=target)
+    return {
+        "health": health,
+        "availability": avail,
+        "summary": summary,
+        "scrapes": scrapes,
+        "latency": lat,
+        "cache": cache,
+        "totals": {
+            **request_totals(summary),
+            "availability": avail.availability,
+            "latency_share": lat["share"],
+            "cache_hit_ratio": cache["hit_ratio"],
+            "coverage": avail.coverage,
+            "covered_days": avail.covered_s / 86400.0,
+            "requests_per_day": ratio(
+                request_totals(summary)["requests"], avail.covered_s / 86400.0
+            ),
+        },
+    }
+
+
+@dataclass
+class MonthlyReview:
+    """Everything the monthly review notebook shows. Rates are fractions 0-1.
+
+    targets: key, target, figure, threshold, met (True | False | None when unknown), detail
+        for availability, error_rate, latency (timeslices), cache_hit_rate, memory.
+    error_budget / request_budget / latency_budget: `error_budget()` dicts for the
+        availability SLO (health observations), the error-rate target (requests) and the
+        latency SLO (time slices).
+    totals / previous_totals: requests, errors, error_rate, mean_ms, availability,
+        latency_share, cache_hit_ratio, coverage.
+    changes: metric, current, previous, change (current - previous), relative_change.
+    daily: day, requests, errors, error_rate, mean_ms, cache_hits, cache_misses,
+        cache_hit_ratio, observations, availability, latency_slices, latency_met_share, peak_rss.
+    endpoints: `endpoint_changes()` of this month vs the previous one, worst first.
+    latency: timeslices dict + `mean_ms` (weighted, from counter deltas) + `percentiles`
+        (`percentile_sanity()`).
+    incidents: `incidents()` columns + postmortem_command.
+    data_quality: observations, no_answer, interval_s, coverage, gap_s, gaps (DataFrame
+        start, end, duration_s), resets (DataFrame ts, kind), first, last, excluded
+        (DataFrame endpoint, requests, errors, reason), percentiles_disordered_share.
+    """
+
+    month: str
+    start: datetime
+    end: datetime
+    previous_month: str
+    target: str | None
+    thresholds: Thresholds
+    include_monitoring: bool
+    has_data: bool
+    targets: pd.DataFrame = field(repr=False)
+    availability: Availability = field(repr=False)
+    error_budget: dict[str, Any] = field(repr=False)
+    request_budget: dict[str, Any] = field(repr=False)
+    latency_budget: dict[str, Any] = field(repr=False)
+    totals: dict[str, Any] = field(repr=False)
+    previous_totals: dict[str, Any] = field(repr=False)
+    changes: pd.DataFrame = field(repr=False)
+    daily: pd.DataFrame = field(repr=False)
+    endpoints: pd.DataFrame = field(repr=False)
+    latency: dict[str, Any] = field(repr=False)
+    cache: dict[str, Any] = field(repr=False)
+    cache_daily: pd.DataFrame = field(repr=False)
+    memory: MemoryTrend = field(repr=False)
+    incidents: pd.DataFrame = field(repr=False)
+    data_quality: dict[str, Any] = field(repr=False)
+    excluded: pd.DataFrame = field(repr=False)
+    excluded_reason: str = MONITORING_REASON
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """The headline figures, flat (for a first cell, logs or JSON)."""
+        met = self.targets.set_index("key")["met"].to_dict() if not self.targets.empty else {}
+        return {
+            "month": self.month,
+            "has_data": self.has_data,
+            **{f"{k}_met": v for k, v in met.items()},
+            "availability": self.availability.availability,
+            "coverage": self.availability.coverage,
+            "error_rate": self.totals["error_rate"],
+            "requests": self.totals["requests"],
+            "mean_ms": self.totals["mean_ms"],
+            "latency_share": self.latency["share"],
+            "cache_hit_ratio": self.cache["hit_ratio"],
+            "memory_peak_fraction": self.memory.peak_fraction,
+            "possible_leak": self.memory.leak,
+            "error_budget_left_share": self.error_budget["left_share"],
+            "burn_rate": self.error_budget["burn_rate"],
+            "incidents": int(len(self.incidents)),
+            "excluded": list(self.excluded["endpoint"]) if not self.excluded.empty else [],
+        }
+
+
+def _changes(current: dict[str, Any], previous: dict[str, Any]) -> pd.DataFrame:
+    rows = []
+    for metric in [
+        "requests",
+        "requests_per_day",
+        "errors",
+        "error_rate",
+        "mean_ms",
+        "availability",
+        "latency_share",
+        "cache_hit_ratio",
+        "coverage",
+    ]:
+        cur, prev = current.get(metric), previous.get(metric)
+        cur = float("nan") if cur is None else float(cur)
+        prev = float("nan") if prev is None else float(prev)
+        rows.append(
+            {
+                "metric": metric,
+                "current": cur,
+                "previous": prev,
+                "change": cur - prev,
+                "relative_change": ratio(cur - prev, prev),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _memory_detail(memory: MemoryTrend) -> str:
+    if memory.peak_rss is None:
+        return "no memory figure collected"
+    text = f"peak rss {memory.peak_rss / 2**20:.0f} MiB ({memory.peak_fraction:.0%} of the limit); "
+    text += f"{len(memory.restarts)} restarts; possible leak: "
+    if not memory.leak:
+        return text + "no"
+    seg = memory.leak_segments.iloc[0]
+    return text + (
+        f"yes, +{seg['climb_growth_per_hour']:.1%}/h from {iso(seg['climb_start'])} to {iso(seg['climb_end'])}"
+    )
+
+
+def _met(value: float | None, threshold: float, above: bool) -> bool | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return bool(value > threshold) if above else bool(value < threshold)
+
+
+def monthly_review(
+    store: Any,
+    month: str,
+    thresholds: Thresholds | None = None,
+    *,
+    target: str | None = None,
+    include_monitoring: bool = False,
+) -> MonthlyReview:
+    """The month's review (`month` = "YYYY-MM"), compared with the month before."""
+    th = thresholds or Thresholds()
+    start, end = parse_month(month)
+    prev_month = previous_month(month)
+    p_start, p_end = parse_month(prev_month)
+    cur = _period_figures(
+        store, start, end, th, target=target, include_monitoring=include_monitoring
+    )
+    prev = _period_figures(
+        store, p_start, p_end, th, target=target, include_monitoring=include_monitoring
+    )
+    avail: Availability = cur["availability"]
+    totals = cur["totals"]
+    notes: list[str] = []
+    has_data = avail.observations > 0
+    if not has_data:
+        notes.append(f"no observation collected in {month}: nothing below is a measurement")
+    if prev["availability"].observations == 0:
+        notes.append(
+            f"no observation collected in {prev_month}: no comparison with the previous month"
+        )
+    elif has_data and abs(prev["availability"].coverage - avail.coverage) > 0.1:
+        notes.append(
+            f"collection covered {avail.coverage:.0%} of {month} but {prev['availability'].coverage:.0%} of "
+            f"{prev_month}: compare rates and requests_per_day, not totals"
+        )
+
+    period = end - start
+    period_s = period.total_seconds()
+    budget = error_budget(th.availability_slo, avail.ok, avail.observations, period)
+    request_budget = error_budget(
+        1 - th.error_rate, totals["requests"] - totals["errors"], totals["requests"], period
+    )
+    lat = cur["latency"]
+    latency_budget = error_budget(th.latency_slo, lat["met"], lat["slices"], period)
+    sanity = percentile_sanity(store, start, end, target=target, scrapes=cur["scrapes"])
+    memory = memory_trend(store, start, end, th, target=target, scrapes=cur["scrapes"])
+    cache = cur["cache"]
+    if avail.gap_s > 0:
+        notes.append(
+            f"collection gaps cover {avail.gap_s / 3600:.1f} h ({avail.gap_s / period_s:.1%} of the month): "
+            "not counted as uptime"
+        )
+
+    targets = pd.DataFrame(
+        [
+            {
+                "key": "availability",
+                "target": f"health OK in at least {th.availability_slo:.1%} of observations",
+                "figure": avail.availability,
+                "threshold": th.availability_slo,
+                "met": None
+                if np.isnan(avail.availability)
+                else bool(avail.availability >= th.availability_slo),
+                "detail": (
+                    f"{avail.ok} OK, {avail.degraded} DEGRADED, {avail.error} ERROR, {avail.no_answer} no answer "
+                    f"of {avail.observations} observations; coverage {avail.coverage:.1%}"
+                ),
+            },
+            {
+                "key": "error_rate",
+                "target": f"error rate < {th.error_rate:.0%}",
+                "figure": totals["error_rate"],
+                "threshold": th.error_rate,
+                "met": _met(totals["error_rate"], th.error_rate, above=False),
+                "detail": f"{totals['errors']} errors of {totals['requests']} requests",
+            },
+            {
+                "key": "latency",
+                "target": f"reported p95 < {th.latency_p95_ms:g} ms in at least {th.latency_slo:.0%} of time slices",
+                "figure": lat["share"],
+                "threshold": th.latency_slo,
+                "met": None if np.isnan(lat["share"]) else bool(lat["share"] >= th.latency_slo),
+                "detail": f"{lat['met']} of {lat['slices']} slices; {lat['label']}",
+            },
+            {
+                "key": "cache_hit_rate",
+                "target": f"cache hit rate > {th.cache_hit_rate:.0%}",
+                "figure": cache["hit_ratio"],
+                "threshold": th.cache_hit_rate,
+                "met": _met(cache["hit_ratio"], th.cache_hit_rate, above=True),
+                "detail": f"{cache['hits']} hits, {cache['misses']} misses (counter deltas)",
+            },
+            {
+                "key": "memory",
+                "target": f"memory < {th.memory_fraction:.0%} of {th.memory_limit_bytes / 2**20:.0f} MiB and no leak",
+                "figure": memory.peak_fraction,
+                "threshold": th.memory_fraction,
+                "met": None
+                if memory.peak_fraction is None
+                else bool(not memory.leak and memory.peak_fraction < th.memory_fraction),
+                "detail": _memory_detail(memory),
+            },
+        ]
+    )
+
+    # daily trends
+    traffic = traffic_series(
+        store, start, end, bucket="day", target=target, include_monitoring=include_monitoring
+    )
+    cache_daily = cache_stats(store, start, end, bucket="day", target=target)
+    daily = pd.DataFrame({"day": pd.date_range(ts(start), ts(end), freq="D", inclusive="left")})
+    if not traffic.empty:
+        t = traffic.assign(day=traffic["ts"].dt.floor("D"))[
+            ["day", "requests", "errors", "error_rate", "mean_ms"]
+        ]
+        daily = daily.merge(t, on="day", how="left")
+    else:
+        daily = daily.assign(requests=0, errors=0, error_rate=np.nan, mean_ms=np.nan)
+    if not cache_daily.empty:
+        c = cache_daily.assign(day=cache_daily["ts"].dt.floor("D"))
+        c = c.rename(columns={"hit_ratio": "cache_hit_ratio"})[
+            ["day", "cache_hits", "cache_misses", "cache_hit_ratio"]
+        ]
+        daily = daily.merge(c, on="day", how="left")
+    else:
+        daily = daily.assign(cache_hits=0, cache_misses=0, cache_hit_ratio=np.nan)
+    if not avail.daily.empty:
+        daily = daily.merge(
+            avail.daily[["day", "observations", "availability"]], on="day", how="left"
+        )
+    else:
+        daily = daily.assign(observations=0, availability=np.nan)
+    slices = latency_slices(
+        store, start, end, threshold_ms=th.latency_p95_ms, target=target, scrapes=cur["scrapes"]
+    )
+    if not slices.empty:
+        s = (
+            slices.assign(day=slices["ts"].dt.floor("D"))
+            .groupby("day")["met"]
+            .agg(["size", "mean"])
+        )
+        s = s.rename(columns={"size": "latency_slices", "mean": "latency_met_share"}).reset_index()
+        daily = daily.merge(s, on="day", how="left")
+    else:
+        daily = daily.assign(latency_slices=0, latency_met_share=np.nan)
+    if not memory.frame.empty:
+        m = memory.frame.assign(day=memory.frame["ts"].dt.floor("D")).groupby("day")["rss"].max()
+        daily = daily.merge(m.rename("peak_rss").reset_index(), on="day", how="left")
+    else:
+        daily = daily.assign(peak_rss=np.nan)
+    for col in [
+        "requests",
+        "errors",
+        "cache_hits",
+        "cache_misses",
+        "observations",
+        "latency_slices",
+    ]:
+        daily[col] = pd.to_numeric(daily[col], errors="coerce").fillna(0).astype("int64")
+
+    endpoints = endpoint_changes(cur["summary"], prev["summary"])
+    found = with_commands(
+        find_incidents(store, start, end, th, target=target, include_monitoring=include_monitoring)
+    )
+    resets = reset_frame(store, start, end, target)
+    excluded = (
+        empty(["endpoint", "requests", "errors", "reason"])
+        if include_monitoring
+        else excluded_monitoring(store, start, end, target=target)
+    )
+    if sanity["disordered"]:
+        notes.append(
+            f"the server's percentiles were out of order in {sanity['disordered']} of {sanity['snapshots']} "
+            "snapshots (quirk 1): latency is judged by time slices and by mean latency from counter deltas"
+        )
+    data_quality = {
+        "observations": avail.observations,
+        "no_answer": avail.no_answer,
+        "interval_s": avail.interval_s,
+        "coverage": avail.coverage,
+        "gap_s": avail.gap_s,
+        "gaps": avail.gaps,
+        "resets": resets,
+        "first": cur["health"]["ts"].min() if has_data else None,
+        "last": cur["health"]["ts"].max() if has_data else None,
+        "excluded": excluded,
+        "excluded_reason": None if include_monitoring else MONITORING_REASON,
+        "percentiles_disordered_share": sanity["disordered_share"],
+    }
+    return MonthlyReview(
+        month=month,
+        start=start,
+        end=end,
+        previous_month=prev_month,
+        target=target,
+        thresholds=th,
+        include_monitoring=include_monitoring,
+        has_data=has_data,
+        targets=targets,
+        availability=avail,
+        error_budget=budget,
+        request_budget=request_budget,
+        latency_budget=latency_budget,
+        totals=totals,
+        previous_totals=prev["totals"],
+        changes=_changes(totals, prev["totals"]),
+        daily=daily,
+        endpoints=endpoints,
+        latency={**lat, "mean_ms": totals["mean_ms"], "percentiles": sanity},
+        cache=cache,
+        cache_daily=cache_daily,
+        memory=memory,
+        incidents=found,
+        data_quality=data_quality,
+        excluded=excluded,
+        notes=notes,
+    )

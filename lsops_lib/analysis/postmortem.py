@@ -1,0 +1,379 @@
+"""The postmortem bundle: the facts an incident postmortem starts from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..config import Thresholds
+from ._common import MONITORING_REASON, empty, ensure_ts, iso, py, ratio, ts
+from ._reads import health_frame, reset_frame
+from .availability import Availability, availability_from_health
+from .incidents import COLUMNS as INCIDENT_COLUMNS
+from .incidents import incidents as find_incidents
+from .incidents import with_commands
+from .memory import MemoryTrend, memory_trend
+from .traffic import (
+    endpoint_summary,
+    excluded_monitoring,
+    request_totals,
+    traffic_series,
+)
+
+
+@dataclass
+class Postmortem:
+    """The facts a postmortem starts from. Root cause, trigger, action items and lessons
+    are left for a person.
+
+    impact_start / impact_end: first breach start and last breach end (incidents other
+        than restarts) in [start, end); None when nothing breached. duration_s.
+    requests / failed / error_rate: requests and failed requests in the impact window
+        (the window when there was no breach), monitoring excluded unless asked.
+    no_answer / observations: health observations in the impact window.
+    endpoints: endpoint, requests, errors, error_rate, mean_ms, baseline_error_rate,
+        baseline_mean_ms, excess_errors (errors beyond the baseline rate),
+        extra_latency_ms (requests x mean increase over baseline), rank (1 = most harm).
+    errors: sampled error records (ts, endpoint, method, status_code, error), at most
+        `sample_errors`, spread over the window; error_counts: endpoint, status_code,
+        error, count.
+    restarts: ts, kind. timeline: ts, event, detail, endpoint (health changes, threshold
+        crossings (incident start/end), resets, collection gaps), by time.
+    incidents: `incidents()` rows of the window. comparison: metric, window, baseline.
+    series: ts, period ("baseline" | "window"), requests, errors, error_rate, mean_ms
+        for charts; health: ts, status; availability: `Availability` of the window.
+    """
+
+    title: str | None
+    start: datetime
+    end: datetime
+    baseline_start: datetime
+    baseline_end: datetime
+    target: str | None
+    thresholds: Thresholds
+    include_monitoring: bool
+    impact_start: pd.Timestamp | None
+    impact_end: pd.Timestamp | None
+    duration_s: float | None
+    requests: int
+    failed: int
+    error_rate: float
+    no_answer: int
+    observations: int
+    endpoints: pd.DataFrame = field(repr=False)
+    errors: pd.DataFrame = field(repr=False)
+    error_counts: pd.DataFrame = field(repr=False)
+    restarts: pd.DataFrame = field(repr=False)
+    timeline: pd.DataFrame = field(repr=False)
+    incidents: pd.DataFrame = field(repr=False)
+    comparison: pd.DataFrame = field(repr=False)
+    series: pd.DataFrame = field(repr=False)
+    health: pd.DataFrame = field(repr=False)
+    availability: Availability = field(repr=False)
+    memory: MemoryTrend = field(repr=False)
+    excluded: pd.DataFrame = field(repr=False)
+    excluded_reason: str = MONITORING_REASON
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """The headline figures, flat (for a first cell, logs or JSON)."""
+        top = self.endpoints.iloc[0]["endpoint"] if not self.endpoints.empty else None
+        return {
+            "title": self.title,
+            "start": self.start,
+            "end": self.end,
+            "impact_start": self.impact_start,
+            "impact_end": self.impact_end,
+            "duration_s": self.duration_s,
+            "requests": self.requests,
+            "failed": self.failed,
+            "error_rate": self.error_rate,
+            "no_answer": self.no_answer,
+            "observations": self.observations,
+            "most_harmed_endpoint": top,
+            "restarts": int(len(self.restarts)),
+            "incidents": int(len(self.incidents)),
+            "excluded": list(self.excluded["endpoint"]) if not self.excluded.empty else [],
+        }
+
+
+def _baseline(
+    start: datetime, baseline: tuple[datetime, datetime] | timedelta | None
+) -> tuple[datetime, datetime]:
+    if baseline is None:
+        baseline = timedelta(hours=24)
+    if isinstance(baseline, timedelta):
+        return start - baseline, start
+    return py(baseline[0]), py(baseline[1])
+
+
+def _timeline(
+    health: pd.DataFrame, found: pd.DataFrame, resets: pd.DataFrame, gaps: pd.DataFrame
+) -> pd.DataFrame:
+    rows: list[dict[str, Any]] = []
+    if not health.empty:
+        status = health["status"]
+        changed = status.ne(status.shift())
+        for i in health.index[changed]:
+            before = status.shift().loc[i]
+            rows.append(
+                {
+                    "ts": health.loc[i, "ts"],
+                    "event": "health",
+                    "detail": f"health {before} -> {status.loc[i]}"
+                    if isinstance(before, str)
+                    else f"health {status.loc[i]} (first observation)",
+                    "endpoint": None,
+                }
+            )
+    for row in found.itertuples():
+        if row.kind in ("restart", "no_answer", "health_error", "health_degraded"):
+            continue
+        where = f" on {row.endpoint}" if row.endpoint else ""
+        rows.append(
+            {
+                "ts": row.start,
+                "event": "threshold crossed",
+                "detail": f"{row.kind}{where}: {row.detail}",
+                "endpoint": row.endpoint,
+            }
+        )
+        if not row.ongoing:
+            rows.append(
+                {
+                    "ts": row.end,
+                    "event": "back within threshold",
+                    "detail": f"{row.kind}{where}",
+                    "endpoint": row.endpoint,
+                }
+            )
+    for row in resets.itertuples():
+        rows.append({"ts": row.ts, "event": "reset", "detail": str(row.kind), "endpoint": None})
+    for row in gaps.itertuples():
+        rows.append(
+            {
+                "ts": row.start,
+                "event": "collection gap",
+                "detail": f"no scrape for {row.duration_s / 60:.0f} min (until {iso(row.end)})",
+                "endpoint": None,
+            }
+        )
+    if not rows:
+        return empty(["ts", "event", "detail", "endpoint"])
+    out = pd.DataFrame(rows)
+    out["ts"] = pd.to_datetime(out["ts"], utc=True)
+    return out.sort_values("ts", kind="stable").reset_index(drop=True)
+
+
+def _rank(window: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame:
+    cols = [
+        "endpoint",
+        "requests",
+        "errors",
+        "error_rate",
+        "mean_ms",
+        "baseline_error_rate",
+        "baseline_mean_ms",
+        "excess_errors",
+        "extra_latency_ms",
+        "rank",
+    ]
+    if window.empty:
+        return empty(cols)
+    b = (
+        base[["endpoint", "error_rate", "mean_ms"]].rename(
+            columns={"error_rate": "baseline_error_rate", "mean_ms": "baseline_mean_ms"}
+        )
+        if not base.empty
+        else empty(["endpoint", "baseline_error_rate", "baseline_mean_ms"])
+    )
+    out = window.merge(b, on="endpoint", how="left")
+    out["baseline_error_rate"] = pd.to_numeric(out["baseline_error_rate"], errors="coerce")
+    out["baseline_mean_ms"] = pd.to_numeric(out["baseline_mean_ms"], errors="coerce")
+    expected = out["requests"] * out["baseline_error_rate"].fillna(0)
+    out["excess_errors"] = (out["errors"] - expected).clip(lower=0)
+    extra = (out["mean_ms"] - out["baseline_mean_ms"]).clip(lower=0).fillna(0)
+    out["extra_latency_ms"] = out["requests"] * extra
+    out = out.sort_values(
+        ["excess_errors", "extra_latency_ms", "requests"], ascending=False
+    ).reset_index(drop=True)
+    out["rank"] = np.arange(1, len(out) + 1)
+    return out[cols]
+
+
+def postmortem(
+    store: Any,
+    start: datetime,
+    end: datetime,
+    thresholds: Thresholds | None = None,
+    *,
+    baseline: tuple[datetime, datetime] | timedelta | None = None,
+    title: str | None = None,
+    target: str | None = None,
+    include_monitoring: bool = False,
+    sample_errors: int = 20,
+) -> Postmortem:
+    """The facts of an incident window [start, end) against a baseline before it
+    (`baseline`: a (start, end) pair, or a duration before `start`; default the 24 h before)."""
+    th = thresholds or Thresholds()
+    start, end = py(start), py(end)
+    b_start, b_end = _baseline(start, baseline)
+    notes: list[str] = []
+    health = health_frame(store, start, end, target)
+    avail = availability_from_health(health, start, end)
+    base_summary = endpoint_summary(
+        store, b_start, b_end, target=target, include_monitoring=include_monitoring
+    )
+    if base_summary.empty:
+        notes.append("no traffic collected in the baseline period: no baseline comparison")
+    fine = "scrape" if (end - b_start) <= timedelta(days=3) else "hour"
+    found = find_incidents(
+        store,
+        start,
+        end,
+        th,
+        target=target,
+        include_monitoring=include_monitoring,
+        baseline=(b_start, b_end) if not base_summary.empty else None,
+        bucket=fine,
+        min_requests=5 if fine == "scrape" else 10,
+    )
+    found = with_commands(found)
+    breaches = found[found["kind"] != "restart"] if not found.empty else found
+    if breaches.empty:
+        impact_start = impact_end = None
+        duration_s = None
+        i_start, i_end = start, end
+        notes.append("no threshold breach found in the window: figures cover the whole window")
+    else:
+        impact_start = ts(breaches["start"].min())
+        impact_end = ts(breaches["end"].max())
+        duration_s = (impact_end - impact_start).total_seconds()
+        # the first good scrape's delta still covers the end of the breach: include it
+        i_start, i_end = py(impact_start), py(impact_end + pd.Timedelta(milliseconds=1))
+    window_summary = endpoint_summary(
+        store, i_start, i_end, target=target, include_monitoring=include_monitoring
+    )
+    totals = request_totals(window_summary)
+    i_health = (
+        health[(health["ts"] >= ts(i_start)) & (health["ts"] < ts(i_end))]
+        if not health.empty
+        else health
+    )
+
+    errors = store.error_records(start, end, target=target)
+    errors = (
+        ensure_ts(errors.copy(), "ts").sort_values("ts").reset_index(drop=True)
+        if not errors.empty
+        else empty(["ts", "endpoint", "method", "status_code", "error"])
+    )
+    if not include_monitoring and not errors.empty:
+        from ..models import is_monitoring
+
+        errors = errors[~errors["endpoint"].fillna("").astype(str).map(is_monitoring)].reset_index(
+            drop=True
+        )
+    if errors.empty:
+        error_counts = empty(["endpoint", "status_code", "error", "count"])
+        sample = errors
+    else:
+        error_counts = (
+            errors.fillna({"error": ""})
+            .groupby(["endpoint", "status_code", "error"], dropna=False)
+            .size()
+            .rename("count")
+            .reset_index()
+            .sort_values("count", ascending=False)
+            .reset_index(drop=True)
+        )
+        idx = np.unique(
+            np.linspace(0, len(errors) - 1, min(sample_errors, len(errors))).round().astype(int)
+        )
+        sample = errors.iloc[idx].reset_index(drop=True)
+
+    resets = reset_frame(store, start, end, target)
+    timeline = _timeline(health, found, resets, avail.gaps)
+    base_health = health_frame(store, b_start, b_end, target)
+    base_avail = availability_from_health(base_health, b_start, b_end)
+    base_totals = request_totals(base_summary)
+    whole = request_totals(
+        endpoint_summary(store, start, end, target=target, include_monitoring=include_monitoring)
+    )
+    comparison = pd.DataFrame(
+        [
+            {
+                "metric": "requests per hour",
+                "window": ratio(whole["requests"], (end - start).total_seconds() / 3600),
+                "baseline": ratio(
+                    base_totals["requests"], (b_end - b_start).total_seconds() / 3600
+                ),
+            },
+            {
+                "metric": "error_rate",
+                "window": whole["error_rate"],
+                "baseline": base_totals["error_rate"],
+            },
+            {"metric": "mean_ms", "window": whole["mean_ms"], "baseline": base_totals["mean_ms"]},
+            {
+                "metric": "availability",
+                "window": avail.availability,
+                "baseline": base_avail.availability,
+            },
+        ]
+    )
+    bucket = "scrape" if fine == "scrape" else "hour"
+    w_series = traffic_series(
+        store, start, end, bucket=bucket, target=target, include_monitoring=include_monitoring
+    )
+    b_series = traffic_series(
+        store, b_start, b_end, bucket=bucket, target=target, include_monitoring=include_monitoring
+    )
+    series = (
+        pd.concat(
+            [b_series.assign(period="baseline"), w_series.assign(period="window")],
+            ignore_index=True,
+        )[["ts", "period", "requests", "errors", "error_rate", "mean_ms"]]
+        if not (w_series.empty and b_series.empty)
+        else empty(["ts", "period", "requests", "errors", "error_rate", "mean_ms"])
+    )
+    memory = memory_trend(store, b_start, end, th, target=target)
+    excluded = (
+        empty(["endpoint", "requests", "errors", "reason"])
+        if include_monitoring
+        else excluded_monitoring(store, start, end, target=target)
+    )
+    return Postmortem(
+        title=title,
+        start=start,
+        end=end,
+        baseline_start=b_start,
+        baseline_end=b_end,
+        target=target,
+        thresholds=th,
+        include_monitoring=include_monitoring,
+        impact_start=impact_start,
+        impact_end=impact_end,
+        duration_s=duration_s,
+        requests=totals["requests"],
+        failed=totals["errors"],
+        error_rate=totals["error_rate"],
+        no_answer=int((i_health["status"] == "NO_ANSWER").sum()) if not i_health.empty else 0,
+        observations=int(len(i_health)),
+        endpoints=_rank(window_summary, base_summary),
+        errors=sample,
+        error_counts=error_counts,
+        restarts=resets,
+        timeline=timeline,
+        incidents=found if not found.empty else empty([*INCIDENT_COLUMNS, "postmortem_command"]),
+        comparison=comparison,
+        series=series,
+        health=health[["ts", "status"]] if not health.empty else empty(["ts", "status"]),
+        availability=avail,
+        memory=memory,
+        excluded=excluded,
+        notes=notes,
+    )

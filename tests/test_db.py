@@ -287,6 +287,29 @@ def test_extension_created_but_not_preloaded(pg_cluster_no_pgss: PostgresCluster
             queries.slow_queries(insp)
 
 
+def test_slow_per_hour_from_the_store(tmp_path: Path) -> None:
+    store_mod = pytest.importorskip("lsops_lib.store")
+    t0 = datetime(2026, 11, 1, tzinfo=UTC)
+    with store_mod.Store(f"sqlite:///{tmp_path / 'm.sqlite'}") as store:
+        for i, (calls, total) in enumerate([(100, 1000.0), (150, 3500.0), (160, 3600.0)]):
+            snap = pd.DataFrame(
+                [
+                    {
+                        "queryid": 42,
+                        "query": "SELECT slow()",
+                        "calls": calls,
+                        "total_ms": total,
+                        "rows": 0,
+                    }
+                ]
+            )
+            store.record_db_queries("prod", t0 + timedelta(minutes=40 * i), snap)
+        per_hour = queries.slow_per_hour_from_store(store, "prod")
+    # 00:40: 50 calls at 50 ms (slow); 01:20: 10 calls at 10 ms (not slow)
+    assert per_hour["slow_calls"].tolist() == [50, 0]
+    assert per_hour["over_threshold"].tolist() == [True, False]
+
+
 def test_slow_per_hour_from_snapshot_deltas() -> None:
     t0 = pd.Timestamp("2026-11-01T00:00:00Z")
     rows = []
@@ -584,8 +607,23 @@ def test_notebook_runs_against_the_planted_database(
     longsang_db: Planted,
     pg_cluster: PostgresCluster,
 ) -> None:
-    nb = _papermill(tmp_path, monkeypatch, longsang_db.password_url, top_n=5, slow_query_calls=50)
+    store_mod = pytest.importorskip("lsops_lib.store")
+    store_url = f"sqlite:///{tmp_path / 'metrics.sqlite'}"
+    with db.connect(longsang_db.url) as insp, store_mod.Store(store_url) as store:
+        sizes = space.table_sizes(insp)
+        day0 = datetime(2026, 11, 1, tzinfo=UTC)
+        store.record_db_sizes("default", day0, sizes)
+        store.record_db_sizes("default", day0 + timedelta(days=1), sizes)
+    nb = _papermill(
+        tmp_path,
+        monkeypatch,
+        longsang_db.password_url,
+        top_n=5,
+        slow_query_calls=50,
+        store=store_url,
+    )
     text = _outputs(nb)
+    assert "Database size per snapshot" in text
     assert "ERROR" not in text and "Traceback" not in text
     for expected in (
         "idx_plant_orders_note",

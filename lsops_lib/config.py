@@ -230,7 +230,7 @@ def load_settings(
     if "api" in doc or not targets:
         targets.setdefault("default", _target("default", doc.get("api") or {}, env))
 
-    chosen = target or doc.get("default_target") or env.get("LSOPS_TARGET")
+    chosen = target or env.get("LSOPS_TARGET") or doc.get("default_target")
     if chosen is None:
         chosen = "default" if "default" in targets else next(iter(targets))
     if chosen not in targets:

@@ -549,3 +549,20 @@ def test_bundle_summaries_are_flat(sqlite_store: Store) -> None:
     p = pm.summary()
     assert p["impact_start"] == pd.Timestamp(T0 + 60 * M) and p["duration_s"] == 40 * 60
     assert p["no_answer"] == 8 and p["restarts"] == 1
+
+
+def test_figures_agree_on_every_store_backend(store: Store) -> None:
+    """The same history on SQLite and PostgreSQL (the store fixture runs both)."""
+    _outage_history(store)
+    summary = A.endpoint_summary(store, None, None).set_index("endpoint")
+    # 11 deltas before the outage (the first scrape is a baseline), the traffic of the
+    # outage died with the process, 55 deltas after the restart
+    assert summary.loc["/b", "requests"] == 66 * 100 and summary.loc["/b", "errors"] == 12 * 40
+    assert summary.loc["/a", "mean_ms"] == pytest.approx(
+        (54 * 200 * 20.0 + 12 * 200 * 200.0) / (66 * 200)
+    )
+    av = A.availability(store, None, None)
+    assert (av.no_answer, av.degraded) == (8, 3)
+    found = A.incidents(store, None, None)
+    assert found.loc[found["kind"] == "no_answer", "duration_s"].tolist() == [40 * 60]
+    assert found.loc[found["kind"] == "error_rate", "endpoint"].tolist() == ["/b"]

@@ -2,6 +2,9 @@
 
 Exit codes of `lsops report`: 0 the report ran, 1 it failed (and is archived as failed)
 or could not be archived, 2 bad parameters / unknown kind / bad settings (nothing written).
+With `--months A..B [--jobs N]` (monthly-review) one report per month, N at a time in
+worker processes, every month validated first: 0 all succeeded, 1 any failed, 2 bad
+parameters (nothing run, nothing written).
 """
 
 from __future__ import annotations
@@ -40,6 +43,18 @@ def _run_dict(run: Any) -> dict[str, Any]:
 @click.argument("kind", metavar="KIND")
 @click.option("--month", metavar="YYYY-MM", help="monthly-review: the month (default: last month).")
 @click.option(
+    "--months",
+    metavar="A..B",
+    help="monthly-review: one report per month from A to B (YYYY-MM..YYYY-MM).",
+)
+@click.option(
+    "--jobs",
+    type=int,
+    default=None,
+    metavar="N",
+    help="With --months: run N reports at a time, in worker processes (default 1).",
+)
+@click.option(
     "--start", metavar="T", help="postmortem: start of the incident window (ISO 8601, UTC)."
 )
 @click.option("--end", metavar="T", help="postmortem: end of the incident window (ISO 8601, UTC).")
@@ -77,6 +92,8 @@ def report_command(
     app: App,
     kind: str,
     month: str | None,
+    months: str | None,
+    jobs: int | None,
     start: str | None,
     end: str | None,
     title: str | None,
@@ -92,6 +109,7 @@ def report_command(
 
     \b
       lsops report monthly-review --month 2026-10
+      lsops report monthly-review --months 2025-01..2025-12 --jobs 2
       lsops report postmortem --start 2026-10-03T14:05Z --end 2026-10-03T15:20Z --title "Chat 503s"
       lsops report db-optimization --database prod --top-n 20
     """
@@ -114,6 +132,9 @@ def report_command(
             if key in params:
                 raise ParameterError(f"parameter {key} given twice")
             params[key] = value
+        if months is not None or jobs is not None:
+            _batch(app, kind, params, months, jobs, timeout_s, as_json)
+            return
         reports.validate(
             kind, params
         )  # before the settings: a bad month is exit 2 whatever the config
@@ -139,6 +160,83 @@ def report_command(
             for label, path in (("archive", run.path), ("html", run.html_path), ("index", index)):
                 console.print(Text(f"  {label:<8} {_shown(path)}"), soft_wrap=True)
     if not run.ok:
+        raise SystemExit(1)
+
+
+def _batch(
+    app: App,
+    kind: str,
+    params: dict[str, Any],
+    months: str | None,
+    jobs: int | None,
+    timeout_s: float | None,
+    as_json: bool,
+) -> None:
+    """`--months A..B [--jobs N]`: every month validated, then run; exit 1 if any failed."""
+    from .. import reports
+
+    if months is None:
+        raise ParameterError("--jobs goes with --months A..B")
+    if kind != "monthly-review":
+        raise ParameterError(f"--months is for monthly-review, not {kind}")
+    if "month" in params:
+        raise ParameterError("give either --month or --months, not both")
+    if jobs is not None and jobs < 1:
+        raise ParameterError(f"--jobs must be at least 1, not {jobs}")
+    param_sets = [{**params, "month": m} for m in reports.month_range(months)]
+    for one in param_sets:  # before the settings: a bad month is exit 2 whatever the config
+        reports.validate(kind, one)
+    settings = app.settings()
+
+    def done(result: Any) -> None:
+        if as_json:
+            return
+        month = result.params.get("month")
+        line = Text(f"report {kind} {month}: ")
+        if result.run is None:
+            line.append("not archived", style="bold red")
+        else:
+            line.append(result.run.status, style="green" if result.ok else "bold red")
+            line.append(f" in {result.run.duration_s:.1f} s  {_shown(result.run.path)}")
+        if result.error:
+            line.append(f" ({result.error})")
+        console.print(line, soft_wrap=True)
+
+    results = reports.run_reports(
+        kind,
+        param_sets,
+        settings=settings,
+        jobs=jobs or 1,
+        timeout_s=timeout_s,
+        on_done=done,
+    )
+    index = Path(settings.outputs_dir) / reports.INDEX_HTML
+    failed = [r for r in results if not r.ok]
+    if as_json:
+        emit_json(
+            {
+                "index": str(index),
+                "ok": not failed,
+                "runs": [
+                    {
+                        "month": r.params.get("month"),
+                        "ok": r.ok,
+                        "error": r.error,
+                        **(_run_dict(r.run) if r.run is not None else {}),
+                    }
+                    for r in results
+                ],
+            }
+        )
+    else:
+        console.print(
+            Text(
+                f"{len(results) - len(failed)} of {len(results)} reports succeeded; "
+                f"index {_shown(index)}"
+            ),
+            soft_wrap=True,
+        )
+    if failed:
         raise SystemExit(1)
 
 

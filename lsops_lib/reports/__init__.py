@@ -6,6 +6,8 @@ The pipeline, one module per step:
 - `execute`: papermill runs the notebook in a kernel whose environment carries the settings.
 - `archive`: run directories, atomic files, secret redaction, the HTML export, `Run`.
 - `index`: `list_runs` and `outputs/index.html`.
+- `batch`: `run_reports` (many reports, validated first, `jobs` worker processes) and
+  `month_range` (`2025-01..2025-12`), behind `lsops report monthly-review --months`.
 
     key, params = validate("monthly-review", {"month": "2026-10"})
     run = run_report("monthly-review", {"month": "2026-10"}, settings=load_settings())
@@ -43,6 +45,7 @@ from .archive import (
     failure_banner,
     reserve_run_dir,
 )
+from .batch import BatchResult, month_range, run_reports
 from .execute import DEFAULT_TIMEOUT_S, execute, kernel_env
 from .index import INDEX_HTML, list_runs, render_index, write_index
 from .parameters import (
@@ -57,6 +60,7 @@ from .parameters import (
 )
 
 __all__ = [
+    "BatchResult",
     "DEFAULT_TIMEOUT_S",
     "INDEX_HTML",
     "KINDS",
@@ -67,10 +71,12 @@ __all__ = [
     "check_key",
     "kernel_env",
     "list_runs",
+    "month_range",
     "notebook_path",
     "notebooks_dir",
     "render_index",
     "run_report",
+    "run_reports",
     "slugify",
     "validate",
     "versions",

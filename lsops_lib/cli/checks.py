@@ -191,6 +191,8 @@ def _fmt_value(check: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
+        if check.key in ("error_rate", "error_rate_stable"):
+            return _pct(value, 2)
         if check.key == "memory" or isinstance(check.threshold, float) and check.threshold <= 1:
             return _pct(value)
         return f"{value:g}"

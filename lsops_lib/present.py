@@ -710,7 +710,7 @@ def _daily_bars(
     _month_axis(ax, review)
     handles, labels = ax.get_legend_handles_labels()
     if labels:
-        ax.legend(loc="best")
+        ax.legend(loc="upper right")
 
 
 @guarded("Latency")

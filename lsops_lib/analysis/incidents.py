@@ -9,6 +9,7 @@ latency incidents use the store's per-bucket deltas (hour by default).
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,7 +48,9 @@ def _runs(flags: pd.Series) -> list[tuple[int, int]]:
 
 
 def health_incidents(
-    health: pd.DataFrame, services: pd.DataFrame | None = None, scrapes: pd.DataFrame | None = None
+    health: pd.DataFrame,
+    services: pd.DataFrame | Callable[[pd.Timestamp, pd.Timestamp], pd.DataFrame] | None = None,
+    scrapes: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """no_answer / health_error / health_degraded incidents from health observations (ts, status)."""
     if health.empty:
@@ -92,7 +95,7 @@ def _why(
     kind: str,
     first: pd.Timestamp,
     last: pd.Timestamp,
-    services: pd.DataFrame | None,
+    services: pd.DataFrame | Callable[[pd.Timestamp, pd.Timestamp], pd.DataFrame] | None,
     scrapes: pd.DataFrame | None,
 ) -> str:
     """A short cause: the failure kinds of a no-answer run, the failing services otherwise."""
@@ -107,7 +110,9 @@ def _why(
         if not kinds.empty:
             return " (" + ", ".join(f"{k} x{v}" for k, v in kinds.items()) + ")"
         return ""
-    if kind != "no_answer" and services is not None and not services.empty:
+    if kind != "no_answer" and callable(services):
+        services = services(first, last)
+    if kind != "no_answer" and isinstance(services, pd.DataFrame) and not services.empty:
         part = services[(services["ts"] >= first) & (services["ts"] <= last)]
         part = part[part["status"].astype(str).str.upper() != "OK"]
         if part.empty:
@@ -310,10 +315,17 @@ def incidents(
         health = store.health(start, end, target=target)
         if not health.empty:
             health = ensure_ts(health.copy(), "ts")
-            services = ensure_ts(store.services(start, end, target=target).copy(), "ts")
-            scrapes = store.scrapes(start, end, target=target)
-            scrapes = ensure_ts(scrapes.copy(), "ts") if not scrapes.empty else scrapes
-            found = health_incidents(health, services, scrapes)
+
+            def services(first: pd.Timestamp, last: pd.Timestamp) -> pd.DataFrame:
+                """The services of one run only (a month of them is not needed)."""
+                frame = store.services(
+                    py(first), py(last + pd.Timedelta(milliseconds=1)), target=target
+                )
+                return ensure_ts(frame.copy(), "ts")
+
+            # the health read carries each scrape's failure kind: no raw scrape rows needed
+            failures = health if "failure_kind" in health.columns else None
+            found = health_incidents(health, services, failures)
             parts.append(found[found["kind"].isin(kinds)])
     if {"error_rate", "latency"} & set(kinds):
         series = endpoint_series(

@@ -668,3 +668,30 @@ def test_hypothetical_index_needs_hypopg(insp: db.Inspector) -> None:
     assert recommend.quote_ident("plant_orders") == "plant_orders"
     assert recommend.quote_ident("Weird Name") == '"Weird Name"'
     assert recommend.quote_ident("user") == '"user"'
+
+
+def test_a_pooler_refusing_startup_options_gets_a_second_try(
+    longsang_db: Planted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Transaction poolers may refuse `options`; every transaction is still READ ONLY."""
+    inspector = db.Inspector(longsang_db.url)
+    real = db.Inspector.scalar
+    calls: list[str] = []
+
+    def scalar(self: db.Inspector, sql: str, params: dict[str, Any] | None = None) -> Any:
+        calls.append(sql)
+        if len(calls) == 1:
+            raise DatabaseError(
+                "cannot connect to x: FATAL: unsupported startup parameter: options"
+            )
+        return real(self, sql, params)
+
+    monkeypatch.setattr(db.Inspector, "scalar", scalar)
+    inspector.check()
+    monkeypatch.setattr(db.Inspector, "scalar", real)
+    try:
+        assert inspector.scalar("SHOW transaction_read_only") == "on"
+        with pytest.raises(DatabaseError, match="read-only"):
+            inspector.execute("CREATE TABLE nope (x int)")
+    finally:
+        inspector.close()

@@ -9,6 +9,8 @@ Connection failures are one line with the URL redacted.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
@@ -66,26 +68,31 @@ class Inspector:
         if not parsed.drivername.startswith("postgresql"):
             raise ConfigError(f"not a PostgreSQL URL: {self.url}")
         self._password = parsed.password
+        self._connect_timeout_s = connect_timeout_s
+        self.engine: Engine = self._make_engine(with_options=True)
+        self._cache: dict[str, Any] = {}
+
+    def _make_engine(self, *, with_options: bool) -> Engine:
+        connect_args: dict[str, Any] = {
+            "application_name": APPLICATION_NAME,
+            "connect_timeout": self._connect_timeout_s,
+        }
+        if with_options:
+            connect_args["options"] = (
+                f"-c default_transaction_read_only=on -c statement_timeout={self.statement_timeout_ms}"
+            )
         try:
-            self.engine: Engine = sa.create_engine(
+            engine = sa.create_engine(
                 self.raw_url,
                 pool_size=1,
                 max_overflow=2,
                 pool_pre_ping=True,
-                connect_args={
-                    "application_name": APPLICATION_NAME,
-                    "connect_timeout": connect_timeout_s,
-                    # belt: startup options; braces: the SETs in the connect hook below
-                    "options": (
-                        "-c default_transaction_read_only=on "
-                        f"-c statement_timeout={self.statement_timeout_ms}"
-                    ),
-                },
+                connect_args=connect_args,
             )
         except (NoSuchModuleError, ArgumentError) as exc:
             raise ConfigError(f"cannot use database URL {self.url}: {exc}") from None
-        event.listen(self.engine, "connect", self._on_connect)
-        self._cache: dict[str, Any] = {}
+        event.listen(engine, "connect", self._on_connect)
+        return engine
 
     def _on_connect(self, dbapi_conn: Any, _record: Any) -> None:
         autocommit = dbapi_conn.autocommit
@@ -95,6 +102,18 @@ class Inspector:
             cur.execute(f"SET statement_timeout = {self.statement_timeout_ms}")
             cur.execute(f"SET application_name = '{APPLICATION_NAME}'")
         dbapi_conn.autocommit = autocommit
+
+    @contextmanager
+    def _session(self) -> Iterator[sa.Connection]:
+        """A connection whose transaction is READ ONLY with the statement timeout, set per
+        transaction too: with a transaction-mode pooler (PgBouncer, Supavisor) the session
+        settings of the connect hook may belong to another server connection."""
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql(
+                "SET TRANSACTION READ ONLY; "
+                f"SET LOCAL statement_timeout = {self.statement_timeout_ms}"
+            )
+            yield conn
 
     # --- context manager ------------------------------------------------------------
 
@@ -116,13 +135,23 @@ class Inspector:
         return DatabaseError(f"{what} {self.url}: {_one_line(exc, self._password)}")
 
     def check(self) -> None:
-        """Connect once; raises DatabaseError (one line, URL redacted) when unreachable."""
-        self.scalar("SELECT 1")
+        """Connect once; raises DatabaseError (one line, URL redacted) when unreachable.
+
+        A pooler refusing the `options` startup parameter gets a second try without it
+        (the connect hook and every transaction still set READ ONLY and the timeout)."""
+        try:
+            self.scalar("SELECT 1")
+        except DatabaseError as exc:
+            if "options" not in str(exc) or "startup parameter" not in str(exc):
+                raise
+            self.engine.dispose()
+            self.engine = self._make_engine(with_options=False)
+            self.scalar("SELECT 1")
 
     def frame(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
         """Run one read-only query; the answer as a DataFrame (columns as the SQL names them)."""
         try:
-            with self.engine.connect() as conn:
+            with self._session() as conn:
                 result = conn.execute(sa.text(sql), params or {})
                 rows = result.fetchall()
                 columns = list(result.keys())
@@ -140,7 +169,7 @@ class Inspector:
         indexes), rolled back at the end. Statements that return no rows give an empty frame."""
         out: list[pd.DataFrame] = []
         try:
-            with self.engine.connect() as conn:
+            with self._session() as conn:
                 for sql, params in statements:
                     result = conn.execute(sa.text(sql), params or {})
                     if result.returns_rows:
@@ -164,7 +193,7 @@ class Inspector:
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
         """Run a statement in a (read-only) session; a write fails with DatabaseError."""
         try:
-            with self.engine.connect() as conn:
+            with self._session() as conn:
                 conn.execute(sa.text(sql), params or {})
                 conn.commit()
         except DBAPIError as exc:

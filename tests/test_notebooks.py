@@ -383,3 +383,36 @@ def test_human_formats() -> None:
     assert present.fmt_pp(0.0027) == "+0.27 pp"
     assert present.status_label(None).endswith("unknown")
     assert json.loads(json.dumps(present.jsonable({"x": float("nan"), "t": pd.Timestamp(DAY0)})))
+
+
+@pytest.mark.postgres
+def test_database_overview_of_a_live_database(longsang_db: Any, tmp_path: Path) -> None:
+    from lsops_lib.store import Store
+
+    store_url = f"sqlite:///{tmp_path / 'm.sqlite'}"
+    with Store(store_url) as store:
+        for day, extra in ((1, 0), (20, 4096)):
+            sizes = pd.DataFrame(
+                [
+                    {
+                        "schema": "public",
+                        "table": "projects",
+                        "total_bytes": 65536 + extra,
+                        "table_bytes": 32768 + extra,
+                        "index_bytes": 32768,
+                        "toast_bytes": 0,
+                        "rows_estimate": 10,
+                    }
+                ]
+            )
+            store.record_db_sizes("default", at(day), sizes)
+    settings = load_settings(
+        env={"LSOPS_DATABASE_URL": longsang_db.url, "LSOPS_STORE": store_url}, cwd=tmp_path
+    )
+    source = present.open_store(None, settings)
+    db = present.database_overview(settings, None, source, DAY0, at(31))
+    assert db.available and db.configured, db.reason
+    assert db.size_bytes and db.size_bytes > 0
+    assert db.growth_bytes == 4096
+    assert not db.embeddings["by_entity_type"].empty
+    present.show_database(db)  # renders without a kernel too

@@ -58,11 +58,15 @@ def _scenario(*events: Event) -> Scenario:
 
 @pytest.fixture
 def sim() -> Iterator[tuple[SimulatedAPI, SimClock]]:
-    """A simulated API, degraded 01:00-02:00 and erroring (503) 03:00-04:00 (virtual time)."""
+    """A simulated API, degraded 01:00-02:00, erroring (503) 03:00-04:00 and throwing (503
+    `{status, timestamp, error}`) 05:00-06:00 (virtual time)."""
     clock = SimClock(T0 + timedelta(minutes=30))
     scenario = _scenario(
         Event("degraded", T0 + timedelta(hours=1), T0 + timedelta(hours=2)),
         Event("error", T0 + timedelta(hours=3), T0 + timedelta(hours=4)),
+        Event(
+            "error", T0 + timedelta(hours=5), T0 + timedelta(hours=6), value=1.0
+        ),  # handler throws
     )
     with SimulatedAPI(scenario, clock=clock, restart_delay_s=0.1) as api:
         yield api, clock
@@ -108,6 +112,11 @@ def test_health_exit_codes_follow_the_plugin_convention(
     assert error.exit_code == 2
     body = json.loads(error.output)
     assert body["status"] == "ERROR" and body["http_status"] == 503
+
+    clock.set(T0 + timedelta(hours=5, minutes=30))
+    thrown = run(env, "health")  # the exception shape: no services at all, in both modes
+    assert thrown.exit_code == 2 and "Cannot read properties" in thrown.output
+    assert json.loads(run(env, "health", "--json").output)["error"].startswith("Cannot read")
 
 
 def test_health_no_answer_is_critical(env: dict[str, str]) -> None:

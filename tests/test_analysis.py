@@ -566,3 +566,17 @@ def test_figures_agree_on_every_store_backend(store: Store) -> None:
     found = A.incidents(store, None, None)
     assert found.loc[found["kind"] == "no_answer", "duration_s"].tolist() == [40 * 60]
     assert found.loc[found["kind"] == "error_rate", "endpoint"].tolist() == ["/b"]
+
+
+def test_daily_availability_shows_uncovered_days(sqlite_store: Store) -> None:
+    h = History(sqlite_store, step=timedelta(hours=1))
+    h.run(24)  # day 1 fully covered, then nothing on day 2, then day 3 again
+    h.t = T0 + timedelta(days=2)
+    h.run(24)
+    av = A.availability(sqlite_store, T0, T0 + timedelta(days=3))
+    daily = av.daily.set_index("day")
+    assert list(daily["observations"]) == [24, 0, 24]
+    assert math.isnan(daily["availability"].iloc[1])  # unknown, never 100 % up
+    assert daily["coverage"].iloc[1] == 0.0
+    assert daily["coverage"].iloc[0] == pytest.approx(1 - 3600 / 86400)  # the gap starts at 23:00
+    assert av.gap_s == 25 * 3600

@@ -104,6 +104,45 @@ def _gaps(
     return out
 
 
+DAILY_COLUMNS = [
+    "day", "observations", "ok", "degraded", "error", "no_answer", "availability", "gap_s", "coverage",
+]  # fmt: skip
+
+
+def _daily(
+    df: pd.DataFrame, gaps: pd.DataFrame, t0: pd.Timestamp | None, t1: pd.Timestamp | None
+) -> pd.DataFrame:
+    """Per UTC day of the window: status counts, availability, and the gap seconds and
+    coverage of that day (a day the collector missed shows coverage 0, not 100 % up)."""
+    if t0 is None or t1 is None or t1 <= t0:
+        return empty(DAILY_COLUMNS)
+    days = pd.date_range(t0.floor("D"), t1.ceil("D"), freq="D", inclusive="left")
+    out = pd.DataFrame({"day": days})
+    if df.empty:
+        counts = pd.DataFrame(0, index=days, columns=list(STATUSES))
+    else:
+        counts = pd.crosstab(df["ts"].dt.floor("D"), df["status"]).reindex(
+            index=days, columns=list(STATUSES), fill_value=0
+        )
+    for col, status in zip(["ok", "degraded", "error", "no_answer"], STATUSES, strict=True):
+        out[col] = counts[status].to_numpy().astype("int64")
+    out["observations"] = out[["ok", "degraded", "error", "no_answer"]].sum(axis=1)
+    out["availability"] = out["ok"] / out["observations"].where(out["observations"] > 0)
+    gap, span = [], []
+    for d in days:
+        lo, hi = max(d, t0), min(d + pd.Timedelta(days=1), t1)
+        span.append(max((hi - lo).total_seconds(), 0.0))
+        total = 0.0
+        for g in gaps.itertuples():
+            a, b = max(g.start, lo), min(g.end, hi)
+            if b > a:
+                total += (b - a).total_seconds()
+        gap.append(total)
+    out["gap_s"] = gap
+    out["coverage"] = [1 - g / s if s > 0 else float("nan") for g, s in zip(gap, span, strict=True)]
+    return out[DAILY_COLUMNS]
+
+
 def _health(
     store: Any, start: datetime | None, end: datetime | None, target: str | None
 ) -> pd.DataFrame:
@@ -172,23 +211,7 @@ def availability_from_health(
     period_s = (t1 - t0).total_seconds() if t0 is not None and t1 is not None else 0.0
     gap_s = float(gaps["duration_s"].sum()) if not gaps.empty else 0.0
     covered_s = max(period_s - gap_s, 0.0)
-    if df.empty:
-        daily = empty(
-            ["day", "observations", "ok", "degraded", "error", "no_answer", "availability"]
-        )
-    else:
-        day = df["ts"].dt.floor("D")
-        daily = (
-            pd.crosstab(day, df["status"])
-            .reindex(columns=list(STATUSES), fill_value=0)
-            .rename_axis(None, axis=1)
-        )
-        daily.columns = ["ok", "degraded", "error", "no_answer"]
-        daily["observations"] = daily.sum(axis=1)
-        daily["availability"] = daily["ok"] / daily["observations"]
-        daily = daily.reset_index(names="day")[
-            ["day", "observations", "ok", "degraded", "error", "no_answer", "availability"]
-        ]
+    daily = _daily(df, gaps, t0, t1)
     return Availability(
         start=t0,
         end=t1,

@@ -83,7 +83,8 @@ class MonthlyReview:
         latency_share, cache_hit_ratio, coverage.
     changes: metric, current, previous, change (current - previous), relative_change.
     daily: day, requests, errors, error_rate, mean_ms, cache_hits, cache_misses,
-        cache_hit_ratio, observations, availability, latency_slices, latency_met_share, peak_rss.
+        cache_hit_ratio, observations, availability, coverage (share of the day the
+        collector covered), latency_slices, latency_met_share, peak_rss.
     endpoints: `endpoint_changes()` of this month vs the previous one, worst first.
     latency: timeslices dict + `mean_ms` (weighted, from counter deltas) + `percentiles`
         (`percentile_sanity()`).
@@ -318,10 +319,10 @@ def monthly_review(
         daily = daily.assign(cache_hits=0, cache_misses=0, cache_hit_ratio=np.nan)
     if not avail.daily.empty:
         daily = daily.merge(
-            avail.daily[["day", "observations", "availability"]], on="day", how="left"
+            avail.daily[["day", "observations", "availability", "coverage"]], on="day", how="left"
         )
     else:
-        daily = daily.assign(observations=0, availability=np.nan)
+        daily = daily.assign(observations=0, availability=np.nan, coverage=0.0)
     slices = latency_slices(
         store, start, end, threshold_ms=th.latency_p95_ms, target=target, scrapes=cur["scrapes"]
     )

@@ -1,0 +1,289 @@
+"""Seeded synthetic histories, written fast into the store's own schema.
+
+`Store(url)` creates the schema (tables, keys, indexes, WAL); the rows are then written
+in bulk with `sqlite3.executemany`, a day at a time, exactly as `Store.record_scrape`
+would lay them out: one `lsops_scrapes` row per one-minute scrape, five `lsops_services`
+rows (deep health), and one `lsops_samples` row per endpoint per scrape, inserted in
+primary-key order (scrape by scrape) like the collector does. Raw payloads and error
+records are not generated (see docs/benchmarks.md).
+
+Counters are cumulative per process, like the API's: Poisson traffic per endpoint with a
+daily wave, per-endpoint latency and error rates, and a process restart every
+`restart_days` (new uptime.start, counters back to zero).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from lsops_lib.models import is_monitoring
+from lsops_lib.store import Store
+
+MINUTE_MS = 60_000
+DAY_MS = 86_400_000
+SERVICES = ("database", "openai", "cache", "vectorDB", "tables")
+
+
+def endpoint_paths(n: int) -> list[str]:
+    """`n` endpoint paths, the LongSang routes first, two monitoring ones among them."""
+    base = [
+        "/api/copilot/chat",
+        "/api/copilot/suggestions",
+        "/api/projects",
+        "/api/projects/:id",
+        "/api/context/search",
+        "/api/context/index/all",
+        "/api/agents",
+        "/api/workflows",
+        "/api/workflows/:id/executions",
+        "/api/copilot/feedback",
+        "/health",
+        "/metrics",
+    ]
+    paths = base[:n]
+    i = 0
+    while len(paths) < n:
+        paths.append(f"/api/resource{i // 4}/{('list', 'get', 'update', 'search')[i % 4]}")
+        i += 1
+    return paths
+
+
+@dataclass
+class Dataset:
+    url: str
+    path: Path
+    start: datetime
+    end: datetime
+    scrapes: int
+    endpoints: int
+    samples: int
+    seconds: float  # to generate
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "scrapes": self.scrapes,
+            "endpoints": self.endpoints,
+            "samples": self.samples,
+            "generate_s": round(self.seconds, 1),
+        }
+
+
+def generate(
+    path: Path,
+    *,
+    start: datetime,
+    days: float,
+    endpoints: int = 50,
+    every_s: int = 60,
+    seed: int = 0,
+    restart_days: float = 9.5,
+    target: str = "default",
+) -> Dataset:
+    """A store at `path` holding `days` of scrapes every `every_s` seconds of `endpoints`."""
+    clock = time.perf_counter()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    url = f"sqlite:///{path}"
+    with Store(url):
+        pass  # the schema, keys and indexes, as lsops creates them
+    rng = np.random.default_rng(seed)
+    paths = endpoint_paths(endpoints)
+    # traffic per endpoint: a long tail (a few busy routes, many quiet ones), per minute
+    rate = 40.0 / (1.0 + np.arange(endpoints)) ** 1.1
+    latency = rng.lognormal(np.log(60.0), 0.9, endpoints)
+    err_p = np.clip(rng.beta(0.6, 60.0, endpoints), 0.0, 0.3)
+    step_ms = every_s * 1000
+    start_ms = int(start.timestamp() * 1000)
+    n_total = int(round(days * DAY_MS / step_ms))
+    per_chunk = max(1, DAY_MS // step_ms)
+    restart_every = max(1, int(restart_days * DAY_MS / step_ms))
+
+    con = sqlite3.connect(path, isolation_level=None)
+    con.execute("PRAGMA synchronous = OFF")
+    con.execute("PRAGMA cache_size = -200000")
+    con.execute("BEGIN")
+    con.execute("INSERT INTO lsops_targets (id, name) VALUES (1, ?)", (target,))
+    con.executemany(
+        "INSERT INTO lsops_endpoints (id, path, monitoring) VALUES (?, ?, ?)",
+        [(i + 1, p, int(is_monitoring(p))) for i, p in enumerate(paths)],
+    )
+    con.execute("COMMIT")
+
+    counts = np.zeros(endpoints, np.int64)
+    tsum = np.zeros(endpoints, np.float64)
+    errs = np.zeros(endpoints, np.int64)
+    hits = misses = 0
+    up_start = start_ms - 3_600_000
+    pid = 4000
+    eids = np.arange(1, endpoints + 1, dtype=np.int64)
+    done = 0
+    while done < n_total:
+        n = min(per_chunk, n_total - done)
+        idx = np.arange(done, done + n, dtype=np.int64)
+        ts = start_ms + idx * step_ms
+        hour = (ts % DAY_MS) / 3_600_000.0
+        wave = 1.0 + 0.5 * np.sin((hour - 8.0) / 24.0 * 2 * np.pi)
+        lam = (rate[None, :] * wave[:, None]) * (every_s / 60.0)
+        new = rng.poisson(lam)
+        new_t = new * latency[None, :] * rng.gamma(8.0, 1 / 8.0, (n, 1))
+        new_e = rng.binomial(new, err_p[None, :])
+        restart = (idx > 0) & (idx % restart_every == 0)
+        c = np.empty((n, endpoints), np.int64)
+        t = np.empty((n, endpoints), np.float64)
+        e = np.empty((n, endpoints), np.int64)
+        ups = np.empty(n, np.int64)
+        pids = np.empty(n, np.int64)
+        lo = 0
+        for cut in [*np.flatnonzero(restart).tolist(), n]:
+            if cut > lo:
+                c[lo:cut] = counts + np.cumsum(new[lo:cut], axis=0)
+                t[lo:cut] = tsum + np.cumsum(new_t[lo:cut], axis=0)
+                e[lo:cut] = errs + np.cumsum(new_e[lo:cut], axis=0)
+                ups[lo:cut] = up_start
+                pids[lo:cut] = pid
+                counts, tsum, errs = c[cut - 1].copy(), t[cut - 1].copy(), e[cut - 1].copy()
+            if cut < n:  # a restart at scrape `cut`: counters start again from nothing
+                counts[:] = 0
+                tsum[:] = 0.0
+                errs[:] = 0
+                up_start = int(ts[cut]) - int(rng.integers(1_000, step_ms))
+                pid += 1
+            lo = cut
+        safe = np.maximum(c, 1)
+        avg = np.where(c > 0, t / safe, 0.0)
+        er = np.where(c > 0, e / safe, 0.0)
+        req_total = c.sum(axis=1)
+        cache_ops = rng.poisson(30.0 * every_s / 60.0, n)
+        cache_hit = rng.binomial(cache_ops, 0.8)
+        ch = np.cumsum(cache_hit) + hits
+        cm = np.cumsum(cache_ops - cache_hit) + misses
+        hits, misses = int(ch[-1]), int(cm[-1])
+        for r in np.flatnonzero(restart).tolist():  # cache counters restart too (approximately)
+            ch[r:] -= ch[r] - cache_hit[r]
+            cm[r:] -= cm[r] - (cache_ops[r] - cache_hit[r])
+            hits, misses = int(ch[-1]), int(cm[-1])
+        rss = (95 + 10 * np.sin(idx / 5000.0) + rng.normal(0, 1, n)) * 1024 * 1024
+        p50 = rng.gamma(4.0, 12.0, n)
+        p95 = p50 * rng.uniform(2.5, 6.0, n)
+        sids = idx + 1
+
+        scrape_rows = [
+            (
+                sid,
+                f"{sid:08x}-0000-4000-8000-{seed:012x}",
+                1,
+                tsv,
+                tsv + 3,
+                12.5,
+                1,
+                1,
+                "OK",
+                200,
+                (tsv - us) / 1000.0,
+                pd_,
+                int(rs),
+                int(rs * 0.6),
+                int(rs * 0.4),
+                2_000_000,
+                5,
+                5,
+                200,
+                us,
+                tsv - us,
+                us,
+                int(rq),
+                int(rq),
+                0,
+                0,
+                int(h),
+                int(m),
+                100,
+                float(a50) * 1.2,
+                1.0,
+                float(a50),
+                float(a95),
+                float(a95) * 1.3,
+                float(a95) * 1.8,
+                0,
+                0,
+                3_600_000,
+            )
+            for sid, tsv, us, pd_, rs, rq, h, m, a50, a95 in zip(
+                sids.tolist(),
+                ts.tolist(),
+                ups.tolist(),
+                pids.tolist(),
+                rss.tolist(),
+                req_total.tolist(),
+                ch.tolist(),
+                cm.tolist(),
+                p50.tolist(),
+                p95.tolist(),
+                strict=True,
+            )
+        ]
+        service_rows = [
+            (sid, name, "OK", None, 12.0 if name == "database" else None)
+            for sid in sids.tolist()
+            for name in SERVICES
+        ]
+        sample_rows = zip(
+            np.repeat(sids, endpoints).tolist(),
+            np.tile(eids, n).tolist(),
+            c.ravel().tolist(),
+            avg.ravel().tolist(),
+            er.ravel().tolist(),
+            strict=True,
+        )
+        con.execute("BEGIN")
+        con.executemany(_SCRAPE_INSERT, scrape_rows)
+        con.executemany(
+            "INSERT INTO lsops_services (scrape_sid, service, status, message, response_time_ms) "
+            "VALUES (?, ?, ?, ?, ?)",
+            service_rows,
+        )
+        con.executemany(
+            "INSERT INTO lsops_samples (scrape_sid, endpoint_id, count, avg_time, error_rate) "
+            "VALUES (?, ?, ?, ?, ?)",
+            sample_rows,
+        )
+        con.execute("COMMIT")
+        done += n
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    end = start + timedelta(milliseconds=n_total * step_ms)
+    return Dataset(
+        url=url,
+        path=path,
+        start=start,
+        end=end,
+        scrapes=n_total,
+        endpoints=endpoints,
+        samples=n_total * endpoints,
+        seconds=time.perf_counter() - clock,
+    )
+
+
+_SCRAPE_COLUMNS = (
+    "sid, scrape_id, target_id, ts, server_ts, duration_ms, ok, deep, health_status, "
+    "health_http_status, uptime_s, pid, rss, heap_total, heap_used, external, checks_passed, "
+    "checks_total, metrics_http_status, uptime_start_ms, uptime_duration_ms, last_reset_ms, "
+    "requests_total, status_2xx, status_4xx, status_5xx, cache_hits, cache_misses, rt_count, "
+    "rt_avg, rt_min, rt_p50, rt_p95, rt_p99, rt_max, errors_kept, errors_recent, time_window_ms"
+)
+_SCRAPE_INSERT = (
+    f"INSERT INTO lsops_scrapes ({_SCRAPE_COLUMNS}) VALUES "
+    f"({', '.join('?' * len(_SCRAPE_COLUMNS.split(',')))})"
+)
+
+
+def month_start(text: str) -> datetime:
+    year, month = (int(x) for x in text.split("-"))
+    return datetime(year, month, 1, tzinfo=UTC)

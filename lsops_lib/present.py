@@ -88,7 +88,9 @@ def show_notes(notes: Iterable[str], *, title: str | None = None) -> None:
     show_html(f"{head}<ul>{''.join(items)}</ul>")
 
 
-_BOX = "border:2px solid {color};border-radius:4px;padding:8px 12px;margin:8px 0;background:{bg};"
+# only CSS properties the HTML export's sanitizer keeps (bleach's allowed list); the
+# blockquote gives the box its margin, padding and left rule
+_BOX = "background-color:{bg};border-left-color:{color};border-color:{color};color:#212121;"
 
 
 def box_html(title: str, text: str = "", *, kind: str = "unavailable") -> str:
@@ -101,7 +103,8 @@ def box_html(title: str, text: str = "", *, kind: str = "unavailable") -> str:
     }.get(kind, ("#616161", "#fafafa"))
     body = f"<br>{esc(text)}" if text else ""
     return (
-        f'<div style="{_BOX.format(color=color, bg=bg)}"><strong>{esc(title)}</strong>{body}</div>'
+        f'<blockquote style="{_BOX.format(color=color, bg=bg)}">'
+        f'<strong style="color:{color}">{esc(title)}</strong>{body}</blockquote>'
     )
 
 
@@ -215,22 +218,19 @@ def fmt_pp(value: Any) -> str:
 
 
 def status_label(met: Any) -> str:
-    """Plain-text verdict (safe in any table): `✅ met`, `❌ missed`, `❔ unknown`."""
+    """Plain-text verdict (safe in any table, any font): `MET`, `MISSED`, `UNKNOWN`."""
     if met is None or _missing(met):
-        return "❔ unknown"
-    return "✅ met" if bool(met) else "❌ missed"
+        return "UNKNOWN"
+    return "MET" if bool(met) else "MISSED"
 
 
 def badge_html(met: Any) -> str:
-    """A coloured verdict badge (markup only from constants)."""
-    text, color = (
-        ("UNKNOWN", "#757575")
-        if met is None or _missing(met)
-        else (("MET", plots.GOOD) if bool(met) else ("MISSED", plots.BAD))
-    )
+    """A coloured verdict badge (markup only from constants; CSS the HTML export keeps)."""
+    text = status_label(met)
+    color = {"MET": plots.GOOD, "MISSED": plots.BAD}.get(text, "#757575")
     return (
-        f'<span style="background:{color};color:#fff;border-radius:3px;padding:1px 6px;'
-        f'font-weight:bold;font-size:90%">{text}</span>'
+        f'<span style="background-color:{color};color:#ffffff;font-weight:bold;'
+        f'font-size:90%">&nbsp;{text}&nbsp;</span>'
     )
 
 
@@ -297,7 +297,8 @@ def show_table(
 def facts_html(rows: Iterable[tuple[str, Any]]) -> str:
     """A two-column table of label / value (both escaped)."""
     body = "".join(
-        f"<tr><th style='text-align:left'>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows
+        f"<tr><th style='text-align:left'>{esc(k)}</th><td style='text-align:left'>{esc(v)}</td></tr>"
+        for k, v in rows
     )
     return f"<table class='lsops-facts'>{body}</table>"
 
@@ -565,9 +566,12 @@ def main_changes(review: Any, *, limit: int = 5) -> list[str]:
         return [f"no data for {review.previous_month}: nothing to compare with"]
     out: list[str] = []
     ch = review.changes.set_index("metric")
-    if "requests" in ch.index and not _missing(ch.loc["requests", "relative_change"]):
+    volume = "requests_per_day" if "requests_per_day" in ch.index else "requests"
+    if volume in ch.index and not _missing(ch.loc[volume, "relative_change"]):
+        per = " per covered day" if volume == "requests_per_day" else ""
         out.append(
-            f"traffic {fmt_rel(ch.loc['requests', 'relative_change'])} ({fmt_int(ch.loc['requests', 'current'])} requests)"
+            f"traffic{per} {fmt_rel(ch.loc[volume, 'relative_change'])} "
+            f"({fmt_int(ch.loc['requests', 'current'])} requests in the month)"
         )
     for metric, label in (
         ("error_rate", "error rate"),
@@ -1239,7 +1243,11 @@ def show_data_quality(review: Any, source: StoreSource) -> None:
     ]
     show_html(facts_html(rows))
     show_table(
-        dq["gaps"], "Collection gaps", {"duration_s": fmt_duration}, empty="no gap in collection"
+        dq["gaps"],
+        "Collection gaps",
+        {"duration_s": fmt_duration},
+        columns={"start": "from", "end": "to", "duration_s": "duration"},
+        empty="no gap in collection",
     )
     show_table(
         dq["resets"],
@@ -1468,11 +1476,19 @@ def _impact_sentence(pm: Any) -> str:
         f"{fmt_int(pm.failed)} of {fmt_int(pm.requests)} requests failed ({fmt_pct(pm.error_rate, 1)}); "
         f"{fmt_int(pm.no_answer)} of {fmt_int(pm.observations)} health checks got no answer."
     )
-    if top is not None and (
-        pm.endpoints.iloc[0]["excess_errors"] > 0 or pm.endpoints.iloc[0]["extra_latency_ms"] > 0
-    ):
+    if top is not None and _harmed(pm.endpoints.iloc[0]):
         text += f" Most harmed endpoint: {top}."
     return text
+
+
+def _harmed(row: Any) -> bool:
+    """Errors beyond the baseline, or a mean latency at least 1.5x the baseline's."""
+    slower = (
+        not _missing(row["baseline_mean_ms"])
+        and not _missing(row["mean_ms"])
+        and row["mean_ms"] >= 1.5 * row["baseline_mean_ms"]
+    )
+    return bool(row["excess_errors"] >= 1 or slower)
 
 
 @guarded("Summary")
@@ -1652,6 +1668,21 @@ def show_evidence(pm: Any) -> None:
     show_notes(pm.notes, title="Notes")
 
 
+def _with_gaps(frame: pd.DataFrame) -> pd.DataFrame:
+    """A NaN row after each interval followed by a gap (> 1.5x the median spacing), so a
+    line breaks where there was no data instead of carrying the last value over it."""
+    if len(frame) < 3:
+        return frame
+    frame = frame.sort_values("ts").reset_index(drop=True)
+    step = frame["ts"].diff()
+    typical = step.median()
+    holes = frame.loc[step > 1.5 * typical, "ts"] - step[step > 1.5 * typical] + typical
+    if holes.empty:
+        return frame
+    filler = pd.DataFrame({"ts": holes.to_numpy()})
+    return pd.concat([frame, filler], ignore_index=True).sort_values("ts", kind="stable")
+
+
 @guarded("Charts")
 def show_window_charts(pm: Any) -> None:
     """Requests, errors, error rate and mean latency of the window against the baseline."""
@@ -1665,14 +1696,18 @@ def show_window_charts(pm: Any) -> None:
         return
     th = pm.thresholds
     series = series.sort_values("ts")
-    base = series[series["period"] == "baseline"]
     win = series[series["period"] == "window"]
-    base_rate = (
-        base["errors"].sum() / base["requests"].sum() if base["requests"].sum() else float("nan")
-    )
+    # the charts show the end of the baseline only (3x the window, at least 2 h): enough to
+    # compare, without squeezing the window; the figures use the whole baseline
+    span = max(3 * (pm.end - pm.start), timedelta(hours=2))
+    base = series[
+        (series["period"] == "baseline") & (series["ts"] >= pd.Timestamp(pm.baseline_end - span))
+    ]
+    base_rate = pm.comparison.set_index("metric").loc["error_rate", "baseline"]
     win_rate = pm.error_rate
     with plots.style():
         fig, axes = plt.subplots(3, 1, figsize=(plots.WIDTH_IN, 9), sharex=True)
+        base, win = _with_gaps(base), _with_gaps(win)
         for period, frame, color in (
             ("baseline", base, plots.COLORS[6]),
             ("window", win, plots.COLORS[0]),
@@ -1692,6 +1727,7 @@ def show_window_charts(pm: Any) -> None:
         )
         axes[1].set_ylabel("error rate")
         plots.pct_axis(axes[1])
+        axes[1].set_ylim(bottom=0)
         cmp = pm.comparison.set_index("metric")
         axes[2].set_title(
             f"Mean latency {fmt_ms(cmp.loc['mean_ms', 'window'])} in the window vs {fmt_ms(cmp.loc['mean_ms', 'baseline'])} in the baseline"

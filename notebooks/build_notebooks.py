@@ -20,9 +20,10 @@ KEY_FIGURES_TAG = "lsops-key-figures"  # lsops_lib.present.KEY_FIGURES_TAG
 
 def build(cells: list[tuple[str, str] | tuple[str, str, list[str]]]) -> nbformat.NotebookNode:
     out = []
-    for item in cells:
+    for index, item in enumerate(cells):
         kind, source = item[0], item[1].strip("\n")
         cell = new_markdown_cell(source) if kind == "md" else new_code_cell(source)
+        cell.id = f"cell-{index:02d}"  # stable ids: regenerating changes nothing
         if len(item) > 2:
             cell.metadata["tags"] = list(item[2])  # type: ignore[misc]
         out.append(cell)

@@ -381,7 +381,7 @@ def test_human_formats() -> None:
     assert present.fmt_duration(None) == present.DASH
     assert present.fmt_rel(0.08) == "+8.0 %"
     assert present.fmt_pp(0.0027) == "+0.27 pp"
-    assert present.status_label(None).endswith("unknown")
+    assert present.status_label(None) == "UNKNOWN"
     assert json.loads(json.dumps(present.jsonable({"x": float("nan"), "t": pd.Timestamp(DAY0)})))
 
 

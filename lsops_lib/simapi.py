@@ -445,6 +445,7 @@ class SimulatedAPI:
         self._thread: threading.Thread | None = None
         self._timer: threading.Timer | None = None
         self._dead = False
+        self._dying = False  # answered the reset: nothing more is answered until revived
         self._stopped = False
 
     # -- registries -----------------------------------------------------------------
@@ -484,6 +485,7 @@ class SimulatedAPI:
         with self._lock:
             self._stopped = False
             self._dead = False
+            self._dying = False
             if self._server is None:
                 self._listen()
         return self
@@ -533,7 +535,7 @@ class SimulatedAPI:
     @property
     def alive(self) -> bool:
         """True while the simulated process answers (False after a reset, until it is back)."""
-        return self._server is not None and not self._dead
+        return self._server is not None and not self._dead and not self._dying
 
     @property
     def pid(self) -> int:
@@ -589,6 +591,7 @@ class SimulatedAPI:
             self._gen_until = now
             self._new_process(now)
             self._dead = False
+            self._dying = False
             self._listen()
 
     # -- traffic ----------------------------------------------------------------------
@@ -1015,12 +1018,14 @@ class SimulatedAPI:
             handler.rfile.read(min(length, 1 << 20))
         with self._lock:
             now = self.now_ms()
-            gone = self._dead or self._stopped or handler.server is not self._server
+            gone = self._dead or self._dying or self._stopped or handler.server is not self._server
             if gone or self._active(now, "outage"):
                 handler.close_connection = True  # no answer: the socket just closes
                 return
             self._advance(now)
             reply = self._route(method, handler.path, now)
+            if reply.after == "die":
+                self._dying = True  # from this answer on, nothing more is answered
             if reply.key is not None:
                 if self.clock is None:
                     reply.duration_ms = int(round((time.perf_counter() - started) * 1000))

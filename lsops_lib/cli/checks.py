@@ -43,6 +43,14 @@ def _ms(value: Any) -> str:
     return f"{value:,.1f} ms"
 
 
+def _of_limit(rss: int | None, app: App) -> str:
+    """ " (18 % of 512 MiB)": rss against thresholds.memory_limit_bytes."""
+    limit = app.settings().thresholds.memory_limit_bytes
+    if rss is None or not limit:
+        return ""
+    return f" ({rss / limit:.0%} of {_mib(limit)})"
+
+
 def _styled(text: Any, style_map: dict[str, str]) -> Text:
     value = "-" if text is None else str(text)
     return Text(value, style=style_map.get(value, ""))
@@ -156,7 +164,8 @@ def health_command(app: App, deep: bool, as_json: bool) -> None:
     console.print(
         Text(
             f"uptime {uptime}  pid {h.pid if h.pid is not None else '-'}  "
-            f"memory rss {_mib(h.memory.rss)}, heap {_mib(h.memory.heap_used)} of {_mib(h.memory.heap_total)}"
+            f"memory rss {_mib(h.memory.rss)}{_of_limit(h.memory.rss, app)}, "
+            f"heap {_mib(h.memory.heap_used)} of {_mib(h.memory.heap_total)}"
         )
     )
     if h.services:

@@ -44,7 +44,7 @@ def _ms(value: Any) -> str:
 
 
 def _of_limit(rss: int | None, app: App) -> str:
-    """ " (18 % of 512 MiB)": rss against thresholds.memory_limit_bytes."""
+    """RSS against thresholds.memory_limit_bytes, e.g. " (18 % of 512.0 MiB)"."""
     limit = app.settings().thresholds.memory_limit_bytes
     if rss is None or not limit:
         return ""

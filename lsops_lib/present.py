@@ -688,12 +688,16 @@ def _daily_bars(
     target_label: str | None = None,
     ylabel: str | None = None,
     formatter: Callable[[Any], None] | None = None,
+    missed: Callable[[float], bool] | None = None,
 ) -> None:
-    """One bar per UTC day that has observations (days without data stay empty, shaded)."""
+    """One bar per UTC day that has observations (days without data stay empty, shaded);
+    days where `missed(value)` are drawn in the "bad" colour."""
     daily = review.daily
     seen = daily[(daily["observations"] > 0) & daily[column].notna()]
     days = pd.to_datetime(seen["day"], utc=True)
-    ax.bar(days, seen[column].astype(float), width=0.85, align="edge", color=plots.COLORS[0])
+    values = seen[column].astype(float)
+    colors = [plots.BAD if missed is not None and missed(v) else plots.COLORS[0] for v in values]
+    ax.bar(days, values, width=0.85, align="edge", color=colors)
     empty_days = pd.to_datetime(daily.loc[daily["observations"] == 0, "day"], utc=True)
     for i, day in enumerate(empty_days):
         ax.axvspan(
@@ -773,6 +777,7 @@ def show_latency(review: Any) -> None:
             target_label=f"objective {fmt_pct(th.latency_slo, 0)}",
             ylabel="share of slices\nwith p95 met",
             formatter=plots.pct_axis,
+            missed=lambda v: v < th.latency_slo,
         )
         _daily_bars(
             ax2,
@@ -822,6 +827,7 @@ def show_daily_trends(review: Any) -> None:
             target_label=f"target < {fmt_pct(th.error_rate, 0)}",
             ylabel="error rate",
             formatter=lambda ax: plots.pct_axis(ax, digits=1),
+            missed=lambda v: v >= th.error_rate,
         )
         slowest = (
             with_traffic.loc[with_traffic["mean_ms"].idxmax()] if not with_traffic.empty else None
@@ -851,6 +857,7 @@ def show_daily_trends(review: Any) -> None:
             target_label=f"target > {fmt_pct(th.cache_hit_rate, 0)}",
             ylabel="cache hit rate",
             formatter=plots.pct_axis,
+            missed=lambda v: v <= th.cache_hit_rate,
         )
         plt.show()
     table = daily[daily["observations"] > 0]
@@ -895,8 +902,12 @@ def _plot_memory(ax: Any, memory: Any, thresholds: Thresholds, title: str) -> No
     restarts = memory.restarts
     if not restarts.empty:
         plots.mark_events(ax, restarts["ts"], "restart / reset")
-    for seg in memory.leak_segments.to_dict("records"):
-        plots.shade(ax, seg["start"], seg["end"], "possible leak")
+    for i, seg in enumerate(memory.leak_segments.to_dict("records")):
+        # the steady climb itself when the analysis found where it starts and ends
+        start, end = seg.get("climb_start"), seg.get("climb_end")
+        if _missing(start) or _missing(end):
+            start, end = seg["start"], seg["end"]
+        plots.shade(ax, start, end, "possible leak" if i == 0 else None)
     plots.bytes_axis(ax)
     handles, labels = ax.get_legend_handles_labels()
     if labels:

@@ -12,6 +12,7 @@ import pandas as pd
 from ..config import Thresholds
 from ..times import parse_month, previous_month
 from ._common import MONITORING_REASON, empty, iso, ratio, ts
+from ._memo import memo
 from ._reads import health_frame, reset_frame, scrape_frame
 from .availability import Availability, availability_from_health
 from .incidents import incidents as find_incidents
@@ -201,6 +202,7 @@ def monthly_review(
     include_monitoring: bool = False,
 ) -> MonthlyReview:
     """The month's review (`month` = "YYYY-MM"), compared with the month before."""
+    store = memo(store)  # one pass over the samples per period, whatever the figures ask
     th = thresholds or Thresholds()
     start, end = parse_month(month)
     prev_month = previous_month(month)

@@ -94,10 +94,12 @@ _BOX = "background-color:{bg};border-left-color:{color};border-color:{color};col
 
 
 def box_html(title: str, text: str = "", *, kind: str = "unavailable") -> str:
-    """A framed box: `unavailable` (red), `todo` (amber, for the incident owner), `info`."""
+    """A framed box: `unavailable` (red), `todo` (amber, for the incident owner), `warning`
+    (amber), `info` (blue), `good` (green)."""
     color, bg = {
         "unavailable": ("#c62828", "#fdecea"),
         "todo": ("#ef6c00", "#fff3e0"),
+        "warning": ("#ef6c00", "#fff3e0"),
         "info": ("#1565c0", "#e3f2fd"),
         "good": ("#2e7d32", "#e8f5e9"),
     }.get(kind, ("#616161", "#fafafa"))
@@ -335,8 +337,13 @@ def key_figures(figures: Mapping[str, Any]) -> dict[str, Any]:
     """Display the report's key figures as one JSON output (tagged), and return them."""
     data = jsonable({**figures, "problems": list(PROBLEMS)})
     text = json.dumps(data, indent=1, ensure_ascii=False)
+    markup = (
+        f"<details><summary>Key figures as JSON ({len(data)} entries; the notebook keeps them as "
+        f"the application/json output tagged {KEY_FIGURES_TAG})</summary><pre>{esc(text)}</pre>"
+        "</details>"
+    )
     _display(
-        {"application/json": data, "text/plain": text},
+        {"application/json": data, "text/html": markup, "text/plain": text},
         raw=True,
         metadata={"application/json": {"lsops": KEY_FIGURES_TAG}, "lsops": KEY_FIGURES_TAG},
     )
@@ -1221,7 +1228,27 @@ def show_database(db: DatabaseOverview | None, review: Any = None) -> None:
             db.tables,
             "Largest tables",
             {c: fmt_bytes for c in ("total_bytes", "table_bytes", "index_bytes", "toast_bytes")},
+            columns={
+                "schema": "schema",
+                "table": "table",
+                "total_bytes": "total",
+                "table_bytes": "heap",
+                "index_bytes": "indexes",
+                "toast_bytes": "TOAST",
+                "rows_estimate": "rows (estimate)",
+            },
             max_rows=10,
+        )
+    log = db.embeddings.get("log")
+    if log is not None and not log.empty and {"status", "count"} <= set(log.columns):
+        counts = ", ".join(f"{int(r.count):,} {r.status}" for r in log.itertuples(index=False))
+        failed = int(log.loc[log["status"] == "failed", "count"].sum())
+        show_html(
+            box_html(
+                "Embeddings indexing log",
+                counts + (" (see the DB optimization report for the failures)" if failed else ""),
+                kind="warning" if failed else "good",
+            )
         )
     titles = {
         "by_entity_type": "Embeddings per entity type (the runbook's weekly check)",

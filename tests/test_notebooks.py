@@ -416,3 +416,20 @@ def test_database_overview_of_a_live_database(longsang_db: Any, tmp_path: Path) 
     assert db.growth_bytes == 4096
     assert not db.embeddings["by_entity_type"].empty
     present.show_database(db)  # renders without a kernel too
+
+
+def test_a_failing_section_becomes_a_box_and_a_problem(monkeypatch: pytest.MonkeyPatch) -> None:
+    shown: list[str] = []
+    monkeypatch.setattr(present, "show_html", shown.append)
+    monkeypatch.setattr(present, "PROBLEMS", [])
+
+    @present.guarded("Broken section")
+    def broken() -> None:
+        raise ValueError(f"cannot draw {XSS}\nsecond line")
+
+    assert broken() is None
+    assert present.PROBLEMS == [
+        {"section": "Broken section", "kind": "failed", "reason": f"ValueError: cannot draw {XSS}"}
+    ]
+    assert len(shown) == 1 and "Broken section: could not be produced" in shown[0]
+    assert XSS not in shown[0]

@@ -341,6 +341,9 @@ def sanitize_outputs(nb: nbformat.NotebookNode) -> None:
                 data.pop("image/svg+xml")  # inline SVG could script; the PNG says the same
 
 
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
 def export_html(nb: nbformat.NotebookNode, *, title: str, error: str | None = None) -> str:
     """nbconvert HTML: code hidden (except the failing cell's), no prompts, images embedded,
     the notebook's HTML and markdown outputs sanitized (no script from data).
@@ -363,6 +366,8 @@ def export_html(nb: nbformat.NotebookNode, *, title: str, error: str | None = No
     config.HTMLExporter.exclude_input_prompt = True
     config.HTMLExporter.exclude_output_prompt = True
     config.HTMLExporter.embed_images = True
+    config.HTMLExporter.extra_template_basedirs = [str(TEMPLATES)]
+    config.HTMLExporter.template_name = "lsops-report"  # lab look, no CDN scripts
     sanitize_outputs(nb)
     exporter = HTMLExporter(config=config)
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})

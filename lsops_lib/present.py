@@ -424,6 +424,21 @@ def open_store(url: str | None = None, settings: Settings | None = None) -> Stor
     return StoreSource(store=store, url=shown, available=False, problem=problem, _tmp=tmp)
 
 
+def resolve_target(source: StoreSource, target: str | None, settings: Settings) -> str | None:
+    """The API target to report on: `target` when given; else, when the store holds several
+    targets, the settings' target (figures of different APIs are never mixed); else None
+    (the store's only target)."""
+    if target:
+        return target
+    try:
+        known = source.store.targets()
+    except Exception:  # noqa: BLE001 - an unreadable store has no targets to choose from
+        return None
+    if len(known) > 1 and settings.target.name in known:
+        return settings.target.name
+    return None
+
+
 def resolve_month(month: str | None) -> str:
     """`month` as `YYYY-MM`; None: the previous calendar month (UTC)."""
     if month is None or str(month).strip() == "":
@@ -1468,6 +1483,7 @@ def show_postmortem_header(pm: Any, window: Window, severity: str, source: Store
     title = window.title
     rows = [
         ("Severity", severity),
+        ("API target", (pm.target if pm is not None else None) or "every target in the store"),
         ("Window examined", f"{fmt_ts(window.start)} to {fmt_ts(window.end)} ({window.how})"),
         (
             "Baseline",

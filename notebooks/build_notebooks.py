@@ -74,6 +74,7 @@ plots.apply_style()
 settings = load_settings()
 month = present.resolve_month(month)
 source = present.open_store(store, settings)
+target = present.resolve_target(source, target, settings)
 present.show_review_header(month, source, settings, target=target)
 review = present.load_review(
     source, month, settings.thresholds, target=target, include_monitoring=include_monitoring
@@ -225,6 +226,7 @@ from lsops_lib.config import load_settings
 plots.apply_style()
 settings = load_settings()
 source = present.open_store(store, settings)
+target = present.resolve_target(source, target, settings)
 window = present.choose_window(
     source, settings.thresholds, start=start, end=end, title=title, target=target
 )

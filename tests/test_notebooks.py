@@ -433,3 +433,25 @@ def test_a_failing_section_becomes_a_box_and_a_problem(monkeypatch: pytest.Monke
     ]
     assert len(shown) == 1 and "Broken section: could not be produced" in shown[0]
     assert XSS not in shown[0]
+
+
+def test_target_defaults_to_the_settings_target_when_the_store_holds_several(
+    tmp_path: Path,
+) -> None:
+    from lsops_lib.store import Store
+    from tests.fixtures.analysis import History
+
+    url = f"sqlite:///{tmp_path / 'm.sqlite'}"
+    with Store(url) as store:
+        for name in ("default", "staging"):
+            History(store, target=name).traffic("/agents", 5, 20.0).scrape()
+    settings = load_settings(env={"LSOPS_STORE": url}, cwd=tmp_path)
+    source = present.open_store(None, settings)
+    assert present.resolve_target(source, None, settings) == "default"
+    assert present.resolve_target(source, "staging", settings) == "staging"
+    one = f"sqlite:///{tmp_path / 'one.sqlite'}"
+    with Store(one) as store:
+        History(store, target="prod").traffic("/agents", 5, 20.0).scrape()
+    single = present.open_store(one)
+    assert single.available and single.store.targets() == ["prod"]
+    assert present.resolve_target(single, None, settings) is None

@@ -52,8 +52,21 @@ from . import fail, main
     help="Open JupyterLab on notebooks/ with the demo's store and a running database "
     "(reuses the last demo's store); the database stops when JupyterLab exits.",
 )
+@click.option(
+    "--lab-command",
+    "lab_command",
+    default=None,
+    hidden=True,
+    help="With --lab: run this command line instead of JupyterLab (tests).",
+)
 def demo_command(
-    days: int | None, seed: int, directory: Path, month: str | None, workers: int, lab: bool
+    days: int | None,
+    seed: int,
+    directory: Path,
+    month: str | None,
+    workers: int,
+    lab: bool,
+    lab_command: str | None,
 ) -> None:
     """The whole product on embedded defaults: a simulated LongSang API, an embedded
     PostgreSQL, a month of collected history with planted incidents, and the three
@@ -72,8 +85,17 @@ def demo_command(
             parse_month(month)
         except ParameterError as exc:
             fail(str(exc), 2)
+    import shlex
+
     options = Options(
-        days=days, seed=seed, directory=directory, month=month, workers=workers, lab=lab, echo=echo
+        days=days,
+        seed=seed,
+        directory=directory,
+        month=month,
+        workers=workers,
+        lab=lab,
+        lab_command=shlex.split(lab_command) if lab_command else None,
+        echo=echo,
     )
     try:
         if lab:

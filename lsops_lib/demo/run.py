@@ -160,6 +160,33 @@ def _kill_all(pids: list[int], *, grace_s: float = 3.0) -> None:
 # --- the history worker (a child process) ------------------------------------------------------
 
 
+class LockedStore:
+    """A Store whose writes take a lock shared by the demo's processes first.
+
+    SQLite has one writer at a time; its busy handler waits in steps of up to 100 ms, so
+    three processes writing at once spend most of their time asleep. One lock, handed
+    over at once, keeps every write on the store's own code path without the waits."""
+
+    def __init__(self, store: Any, lock: Any) -> None:
+        self._store = store
+        self._lock = lock
+
+    def record_scrape(self, scrape: Any) -> bool:
+        with self._lock:
+            return bool(self._store.record_scrape(scrape))
+
+    def record_db_sizes(self, *args: Any, **kwargs: Any) -> int:
+        with self._lock:
+            return int(self._store.record_db_sizes(*args, **kwargs))
+
+    def record_db_queries(self, *args: Any, **kwargs: Any) -> int:
+        with self._lock:
+            return int(self._store.record_db_queries(*args, **kwargs))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
 def _collect_segment(
     store: Any, p: world.Plan, segment: world.Segment, events: Any, counter: Any
 ) -> dict[str, Any]:  # pragma: no cover - runs in a child process
@@ -214,13 +241,14 @@ def _collect_segment(
 
 
 def _history_worker(
-    store_url: str, p: world.Plan, tasks: Any, events: Any, counter: Any
+    store_url: str, p: world.Plan, tasks: Any, events: Any, counter: Any, lock: Any
 ) -> None:  # pragma: no cover - runs in a child process (tests run it through the CLI)
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; SIGTERM stops us
     from ..store import Store
 
-    store = Store(store_url)
+    raw = Store(store_url)
+    store = LockedStore(raw, lock)
     try:
         while True:
             segment = tasks.get()
@@ -231,7 +259,7 @@ def _history_worker(
             if not done["finished"]:
                 break  # stopped by a signal
     finally:
-        store.close()
+        raw.close()
 
 
 def _report_worker(
@@ -292,6 +320,7 @@ class Demo:
         self._interrupted = False
         self._cleaned = False
         self.ctx = mp.get_context("fork")
+        self.write_lock = self.ctx.Lock()
 
     # -- small helpers ------------------------------------------------------------------------
 
@@ -398,26 +427,32 @@ class Demo:
         if self._cleaned:
             return
         self._interrupted = True  # further signals are ignored while we clean up
+        started = time.monotonic()
         with contextlib.suppress(Exception):
             self.track()
-        pids = [p.pid for p in self.procs if p.pid is not None]
-        # our children first (workers stop their API servers; report children their kernels),
-        # then whatever is left below us
+        # our children (history workers stop their API servers on SIGTERM; report children
+        # die) together with everything below them (kernels), gathered before they go
         with contextlib.suppress(Exception):
-            _kill_all([p for p in pids if alive(p)], grace_s=5.0)
+            ours = [p.pid for p in self.procs if p.pid is not None and alive(p.pid)]
+            below: set[int] = set()
+            for pid in ours:
+                below.update(descendants(pid))
+            if ours or below:
+                self.log(f"cleanup: stopping {ours} and below them {sorted(below)}")
+                _kill_all([*ours, *sorted(below)], grace_s=5.0)
         for proc in self.procs:
             with contextlib.suppress(Exception):
                 proc.join(timeout=1)
-        with contextlib.suppress(Exception):
-            left = [p for p in set(descendants()) | self.tracked if alive(p)]
-            _kill_all(left, grace_s=3.0)
         if self.cluster is not None:
             with contextlib.suppress(Exception):
                 self.cluster.stop()
         with contextlib.suppress(Exception):
             left = [p for p in descendants() if alive(p)]
-            _kill_all(left, grace_s=2.0)
+            if left:
+                self.log(f"cleanup: still there: {left}")
+                _kill_all(left, grace_s=2.0)
         self._cleaned = True
+        self.log(f"cleanup: done in {time.monotonic() - started:.1f} s")
         with contextlib.suppress(Exception):
             self.save_state(finished=datetime.now(UTC).isoformat(), running=False)
         if self._lock_fh is not None:
@@ -484,7 +519,7 @@ class Demo:
         for i in range(n):
             proc = self.ctx.Process(
                 target=_history_worker,
-                args=(self.store_url, p, tasks, events, counter),
+                args=(self.store_url, p, tasks, events, counter, self.write_lock),
                 name=f"lsops-demo-history-{i}",
                 daemon=True,
             )
@@ -602,7 +637,8 @@ class Demo:
         cluster, vector = self.start_database()
         rng = random.Random(p.seed)
         days = 0
-        store = Store(self.store_url) if snapshots else None
+        raw = Store(self.store_url) if snapshots else None
+        store = LockedStore(raw, self.write_lock) if raw is not None else None
         try:
             settings = load_settings(env=self.demo_env()) if snapshots else None
             with psycopg.connect(
@@ -612,7 +648,13 @@ class Demo:
                 dbname=world.DATABASE,
                 autocommit=True,
             ) as conn:
+                # the set-up is not the application's workload: not in pg_stat_statements
+                untracked = "SET pg_stat_statements.track = 'none'"
+                if cluster.has_pg_stat_statements:
+                    conn.execute(untracked)
                 world.seed_database(conn, p, vector=vector)
+                if cluster.has_pg_stat_statements:
+                    conn.execute("RESET pg_stat_statements.track")
                 day = p.start
                 while day < p.end:
                     world.grow_day(conn, p, day, rng, vector=vector)
@@ -621,6 +663,8 @@ class Demo:
                         collect_db(settings, store, clock=lambda taken=taken: taken)
                     day += timedelta(days=1)
                     days += 1
+                if cluster.has_pg_stat_statements:
+                    conn.execute(untracked)
                 conn.execute("ANALYZE")
                 rows = conn.execute(
                     "SELECT sum(n_live_tup)::bigint, pg_database_size(current_database()) "
@@ -628,8 +672,8 @@ class Demo:
                 ).fetchone()
             self._wait_statistics(cluster)
         finally:
-            if store is not None:
-                store.close()
+            if raw is not None:
+                raw.close()
         return {
             "days": days,
             "rows": int(rows[0] or 0) if rows else 0,
@@ -685,53 +729,54 @@ class Demo:
             "minutes": minutes,
         }
 
-    def run_reports(self, jobs: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    def start_report(self, kind: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Run one report in a child process (papermill, archive, index); see wait_report."""
         from ..reports import notebook_path
 
-        env = self.demo_env()
-        results: list[dict[str, Any]] = []
-        running = []
-        for kind, params in jobs:
-            try:
-                notebook_path(kind)
-            except Exception as exc:  # noqa: BLE001 - a missing notebook: say so, go on
-                results.append({"kind": kind, "status": "missing", "error": str(exc)})
-                continue
-            parent, child = self.ctx.Pipe(duplex=False)
-            proc = self.ctx.Process(
-                target=_report_worker,
-                args=(kind, params, env, str(self.outputs), child),
-                name=f"lsops-demo-report-{kind}",
-                daemon=False,
-            )
-            proc.start()
-            child.close()
-            self.procs.append(proc)
-            running.append((kind, proc, parent, time.monotonic()))
-        self.save_state(reports=[proc.pid for _, proc, _, _ in running])
-        for kind, proc, conn, started in running:
-            answer: dict[str, Any] | None = None
-            while answer is None:
-                if conn.poll(0.2):
-                    try:
-                        answer = conn.recv()
-                    except EOFError:
-                        break
-                elif not proc.is_alive():
-                    if conn.poll(0):
-                        continue
+        try:
+            notebook_path(kind)
+        except Exception as exc:  # noqa: BLE001 - a missing notebook: said, the others go on
+            return {"kind": kind, "answer": {"kind": kind, "status": "missing", "error": str(exc)}}
+        _preload_reporting()  # once here, not once per child
+        parent, child = self.ctx.Pipe(duplex=False)
+        proc = self.ctx.Process(
+            target=_report_worker,
+            args=(kind, params, self.demo_env(), str(self.outputs), child),
+            name=f"lsops-demo-report-{kind}",
+        )
+        proc.start()
+        child.close()
+        self.procs.append(proc)
+        with self.state_lock:
+            reports = [*self.state.get("reports", []), proc.pid]
+        self.save_state(reports=reports)
+        self.log(f"report {kind} started (pid {proc.pid}): {params}")
+        return {"kind": kind, "proc": proc, "conn": parent, "started": time.monotonic()}
+
+    def wait_report(self, handle: dict[str, Any]) -> dict[str, Any]:
+        if "answer" in handle:
+            return dict(handle["answer"])
+        kind, proc, conn = handle["kind"], handle["proc"], handle["conn"]
+        answer: dict[str, Any] | None = None
+        while answer is None:
+            if conn.poll(0.2):
+                try:
+                    answer = conn.recv()
+                except EOFError:
                     break
-                self.track()
-            proc.join(timeout=10)
-            if answer is None:
-                answer = {
-                    "kind": kind,
-                    "status": "error",
-                    "error": f"the report process ended without an answer (exit code {proc.exitcode})",
-                }
-            answer.setdefault("wall_s", time.monotonic() - started)
-            results.append(answer)
-        return results
+            elif not proc.is_alive() and not conn.poll(0):
+                break
+            self.track()
+        proc.join(timeout=10)
+        if answer is None:
+            answer = {
+                "kind": kind,
+                "status": "error",
+                "error": f"the report process ended without an answer (exit code {proc.exitcode})",
+            }
+        answer["wall_s"] = time.monotonic() - handle["started"]
+        self.log(f"report {kind}: {answer}")
+        return answer
 
     # -- the whole demo ---------------------------------------------------------------------------
 
@@ -763,6 +808,7 @@ class Demo:
         with self.phase("prepare") as info:
             self.prepare(fresh_store=True)
             info["detail"] = f"demo folder {_shown(self.dir)}"
+        self.save_state(plan=_plan_dict(p))
         started = time.monotonic()
         status = self.start_history(p)
         with self.phase("database") as info:
@@ -772,32 +818,33 @@ class Demo:
                 f"{db['bytes'] / 2**20:.0f} MiB, {db['days']} daily snapshots"
                 + (", pg_stat_statements" if db["pgss"] else ", no pg_stat_statements")
             )
+        # the DB report needs only the database and its snapshots: it starts now, while
+        # the history is still being collected
+        reports_started = time.monotonic()
+        handles = [self.start_report("db-optimization", {})]
         hist = self.wait_history(p, status)
         self.timings["history"] = time.monotonic() - started
         self.echo(
             f"  {'history':<10} {_fmt_s(self.timings['history'])}  {hist['scrapes']:,} scrapes "
             f"({hist['failed']} without an answer), {len(p.segments)} API processes, "
-            f"{len(status['workers'])} workers (with the database alongside)"
+            f"{len(status['workers'])} workers (alongside the database)"
         )
         with self.phase("incidents") as info:
             outage = self.find_outage(p)
             info["detail"] = f"outage found: {outage['found']}"
-        with self.phase("reports") as info:
-            jobs = [
-                ("monthly-review", {"month": p.month}),
-                ("db-optimization", {}),
-                (
-                    "postmortem",
-                    {k: outage[k] for k in ("start", "end", "title", "severity")},
-                ),
-            ]
-            runs = self.run_reports(jobs)
-            parts = []
-            for r in runs:
-                mark = "ok" if r["status"] == "succeeded" else r["status"].upper()
-                wall = f" {r['wall_s']:.0f} s" if "wall_s" in r else ""
-                parts.append(f"{r['kind']} {mark}{wall}")
-            info["detail"] = "; ".join(parts)
+        handles.append(self.start_report("monthly-review", {"month": p.month}))
+        handles.append(
+            self.start_report(
+                "postmortem", {k: outage[k] for k in ("start", "end", "title", "severity")}
+            )
+        )
+        runs = [self.wait_report(h) for h in handles]
+        self.timings["reports"] = time.monotonic() - reports_started
+        parts = []
+        for r in runs:
+            mark = "ok" if r["status"] == "succeeded" else r["status"].upper()
+            parts.append(f"{r['kind']} {mark} {r.get('wall_s', 0):.0f} s")
+        self.echo(f"  {'reports':<10} {_fmt_s(self.timings['reports'])}  " + "; ".join(parts))
         for r in runs:
             if r["status"] != "succeeded":
                 self.echo(f"lsops: {r['kind']}: {r['status']}: {r.get('error')}")
@@ -895,6 +942,40 @@ class Demo:
                     child.wait(timeout=10)
                 if child.poll() is None:
                     child.kill()
+
+
+def _plan_dict(p: world.Plan) -> dict[str, Any]:
+    def iso(value: datetime) -> str:
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    return {
+        "month": p.month,
+        "start": iso(p.start),
+        "end": iso(p.end),
+        "days": p.days,
+        "seed": p.seed,
+        "scrapes": p.scrapes,
+        "outage": [iso(t) for t in p.outage],
+        "latency": [iso(t) for t in p.latency],
+        "slow_endpoint": p.slow_endpoint,
+        "cache": [iso(t) for t in p.cache],
+        "memory": [iso(t) for t in p.memory],
+        "restarts": [iso(t) for t in p.restarts],
+        "segments": [
+            {"start": iso(s.start), "end": iso(s.end), "scrapes": s.scrapes} for s in p.segments
+        ],
+    }
+
+
+def _preload_reporting() -> None:
+    """Import the report machinery in this process before forking report children (each
+    would import it again)."""
+    import jupyter_client  # noqa: F401
+    import nbconvert  # noqa: F401
+    import nbformat  # noqa: F401
+    import papermill  # noqa: F401
+
+    from .. import reports  # noqa: F401
 
 
 def _jupyter_lab(nbdir: Path) -> list[str]:

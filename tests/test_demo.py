@@ -1,0 +1,310 @@
+"""`lsops demo`, run as a user runs it: the reports it archives show the planted incidents,
+running it twice gives two runs of each, and nothing is left behind - after success, after
+an interruption, and after `--lab`.
+
+The demo runs with a shortened history (tests/fixtures/demo.py: DEMO_DAYS days, the
+incidents placed by fractions of the window so all of them are in it).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lsops_lib.demo import run as demo_run_module
+from lsops_lib.reports import list_runs
+from tests.fixtures.demo import (
+    DemoRun,
+    demo_command,
+    demo_env,
+    nothing_left,
+    read_state,
+)
+
+KINDS = ("monthly-review", "db-optimization", "postmortem")
+KEY_FIGURES_TAG = "lsops-key-figures"
+
+
+def _ts(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _runs(outputs: Path, kind: str) -> list[Any]:
+    return [r for r in list_runs(outputs, kind) if r.ok]
+
+
+def _first_run(run: DemoRun, kind: str) -> Any:
+    """The run of `kind` the first demo made (the oldest one in the archive)."""
+    runs = sorted(list_runs(run.outputs, kind), key=lambda r: (r.started, r.run_id))
+    assert runs, f"no {kind} run archived"
+    return runs[0]
+
+
+def _key_figures(run: Any) -> dict[str, Any]:
+    nb = json.loads((run.path / "report.ipynb").read_text())
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []):
+            meta = out.get("metadata", {})
+            data = out.get("data", {})
+            tagged = KEY_FIGURES_TAG in json.dumps(meta)
+            if tagged and "application/json" in data:
+                return data["application/json"]
+            if tagged and "text/plain" in data:
+                return json.loads("".join(data["text/plain"]))
+    raise AssertionError(f"no key figures in {run.path / 'report.ipynb'}")
+
+
+def _html_text(run: Any) -> str:
+    html = (run.path / "report.html").read_text()
+    html = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", html, flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).replace("&nbsp;", " ")
+
+
+# --- one demo -------------------------------------------------------------------------------
+
+
+def test_demo_succeeds_with_three_archived_runs_linked_from_the_index(demo_run: DemoRun) -> None:
+    assert demo_run.code == 0, demo_run.stderr
+    assert demo_run.stderr.strip() == ""
+    out = demo_run.stdout
+    for phase in ("prepare", "database", "history", "incidents", "reports", "total"):
+        assert re.search(rf"^\s+{phase}\s+\d+\.\d s", out, re.M), f"no timing for {phase}:\n{out}"
+    assert "index.html" in out
+    index = demo_run.outputs / "index.html"
+    assert index.is_file()
+    page = index.read_text()
+    for kind in KINDS:
+        run = _first_run(demo_run, kind)
+        assert run.status == "succeeded", f"{kind}: {run.error}"
+        link = (run.path / "report.html").relative_to(demo_run.outputs).as_posix()
+        assert f'href="{link}"' in page, f"the index does not link {link}"
+    # everything else lives in the demo folder
+    for name in ("store.sqlite", "lsops.toml", "lsops.env", "state.json"):
+        assert (demo_run.demo_dir / name).is_file(), name
+    assert list((demo_run.demo_dir / "logs").glob("demo-*.log"))
+    assert not (demo_run.root / "lsops.toml").exists()
+
+
+def test_history_went_through_the_collector(demo_run: DemoRun) -> None:
+    from lsops_lib.store import Store
+
+    plan = demo_run.state["plan"]
+    with Store(f"sqlite:///{demo_run.demo_dir / 'store.sqlite'}") as store:
+        scrapes = store.scrapes(None, None)
+        resets = store.resets(None, None)
+        sizes = store.db_sizes("default")
+    assert len(scrapes) == plan["scrapes"] == demo_run.days * 288
+    assert scrapes["ts"].diff().dropna().dt.total_seconds().eq(300).all()  # every 5 min
+    failed = scrapes[~scrapes["ok"].astype(bool)]
+    assert len(failed) == 8  # the 40 minute outage
+    assert set(failed["failure_kind"]) == {"unreachable"}
+    assert sorted(resets["kind"]) == ["restart", "restart"]  # after the outage; the deploy
+    assert sizes["ts"].nunique() == demo_run.days  # one real snapshot per virtual day
+    totals = sizes.groupby("ts")["total_bytes"].sum()
+    assert totals.is_monotonic_increasing and totals.iloc[-1] > totals.iloc[0]
+
+
+def test_postmortem_and_review_find_the_outage_with_its_length(demo_run: DemoRun) -> None:
+    plan = demo_run.state["plan"]
+    planted_start, planted_end = (_ts(t) for t in plan["outage"])
+    pm = _key_figures(_first_run(demo_run, "postmortem"))
+    assert pm["computed"] is True and not pm["problems"]
+    assert pm["duration_s"] == 40 * 60
+    assert _ts(pm["impact_start"]) - planted_start < (planted_end - planted_start) / 4
+    assert pm["no_answer"] == 8
+    assert "40 min" in _html_text(_first_run(demo_run, "postmortem"))
+    review = _key_figures(_first_run(demo_run, "monthly-review"))
+    outages = [i for i in review["incidents"] if i["kind"] == "no_answer"]
+    assert [o["duration_s"] for o in outages] == [2400.0]
+    assert planted_start <= _ts(outages[0]["start"]) <= planted_end
+
+
+def test_slow_endpoint_is_ranked_worst_in_its_days(demo_run: DemoRun) -> None:
+    from lsops_lib.analysis import postmortem
+    from lsops_lib.store import Store
+
+    plan = demo_run.state["plan"]
+    slow = plan["slow_endpoint"]
+    lat_start, lat_end = (_ts(t) for t in plan["latency"])
+    # the monthly review reports the regression on that endpoint, over those days
+    review = _key_figures(_first_run(demo_run, "monthly-review"))
+    latency = [i for i in review["incidents"] if i["kind"] == "latency"]
+    assert [i["endpoint"] for i in latency] == [slow]
+    assert abs((_ts(latency[0]["start"]) - lat_start).total_seconds()) <= 3600
+    assert abs((_ts(latency[0]["end"]) - lat_end).total_seconds()) <= 3600
+    assert slow in _html_text(_first_run(demo_run, "monthly-review"))
+    # and in its days, against the day before, it is the endpoint that got slowest: by far
+    # the most latency added (requests x mean increase) and a mean several times its baseline
+    with Store(f"sqlite:///{demo_run.demo_dir / 'store.sqlite'}") as store:
+        facts = postmortem(store, lat_start, lat_end)
+    ranked = facts.endpoints.sort_values("extra_latency_ms", ascending=False)
+    assert ranked["endpoint"].iloc[0] == slow, ranked
+    worst, second = ranked.iloc[0], ranked.iloc[1]
+    assert worst["extra_latency_ms"] > 10 * second["extra_latency_ms"]
+    assert worst["mean_ms"] > 3 * worst["baseline_mean_ms"]
+    ratio = facts.endpoints["mean_ms"] / facts.endpoints["baseline_mean_ms"]
+    assert facts.endpoints.loc[ratio.idxmax(), "endpoint"] == slow
+
+
+def test_db_report_recommends_removing_the_redundant_index(demo_run: DemoRun) -> None:
+    text = _html_text(_first_run(demo_run, "db-optimization"))
+    assert "Redundant index idx_context_embeddings_entity_type" in text
+    assert "DROP INDEX CONCURRENTLY IF EXISTS public.idx_context_embeddings_entity_type" in text
+    # the rest of the planted workload
+    assert "Unused index idx_conversations_title" in text
+    assert re.search(r"response_cache needs VACUUM: \d+ dead tuples", text)
+    assert "failed embedding indexing runs" in text
+    assert "Database size per snapshot" in text
+
+
+def test_the_demo_leaves_nothing_behind(demo_run: DemoRun) -> None:
+    state = demo_run.state
+    assert state["cluster"]["root"] and state["api_ports"] and state["workers"]
+    assert len(state["reports"]) == 3
+    assert nothing_left(state) == []
+
+
+# --- twice ------------------------------------------------------------------------------------
+
+
+def test_running_twice_gives_two_runs_of_each(demo_second_run: DemoRun) -> None:
+    run = demo_second_run
+    assert run.code == 0, run.stderr
+    page = (run.outputs / "index.html").read_text()
+    for kind in KINDS:
+        runs = _runs(run.outputs, kind)
+        assert len(runs) == 2, f"{kind}: {[r.run_id for r in runs]}"
+        assert len({r.run_id for r in runs}) == 2
+        assert len({r.key for r in runs}) == 1  # the same report, twice
+        for r in runs:
+            link = (r.path / "report.html").relative_to(run.outputs).as_posix()
+            assert f'href="{link}"' in page
+    assert nothing_left(run.state) == []
+
+
+# --- interrupted, lab, usage -------------------------------------------------------------------
+
+
+def _watch(proc: subprocess.Popen[str], seen: set[int]) -> None:
+    seen.update(p for p in demo_run_module.descendants(proc.pid))
+
+
+def test_an_interrupted_demo_leaves_nothing_behind(tmp_path: Path, demo_run: DemoRun) -> None:
+    demo_dir, outputs = tmp_path / ".demo", tmp_path / "outputs"
+    proc = subprocess.Popen(
+        demo_command(demo_dir),
+        cwd=tmp_path,
+        env=demo_env(outputs),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen: set[int] = set()
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            _watch(proc, seen)
+            state = read_state(demo_dir)
+            # mid-run: the cluster is up and the history workers serve their APIs
+            if state.get("cluster") and len(state.get("api_ports", [])) >= 2:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the demo ended before it could be interrupted"
+        time.sleep(0.5)
+        _watch(proc, seen)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, (stdout, stderr)
+    assert stderr.strip().splitlines() == [
+        "lsops: interrupted; everything the demo started is stopped"
+    ]
+    state = read_state(demo_dir)
+    assert state["cluster"] and state["api_ports"]
+    assert seen, "no child process was seen"
+    assert nothing_left(state, extra_pids=sorted(seen)) == []
+    assert list_runs(outputs) == []  # interrupted before the reports: no run archived
+
+
+def test_lab_runs_with_the_demo_settings_and_a_live_database(
+    demo_run: DemoRun, tmp_path: Path
+) -> None:
+    """`--lab` reuses the demo's store, starts the database again and runs the lab command
+    (here: a script checking what JupyterLab would get) with the demo's environment; the
+    database stops when the command exits."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import json, os, sqlalchemy as sa\n"
+        "from lsops_lib.config import load_settings\n"
+        "from lsops_lib.store import Store\n"
+        "s = load_settings()\n"
+        "engine = sa.create_engine(s.database())\n"
+        "with engine.connect() as c:\n"
+        "    n = c.execute(sa.text('SELECT count(*) FROM context_embeddings')).scalar()\n"
+        "engine.dispose()\n"
+        "with Store(s.store_url) as st:\n"
+        "    scrapes = len(st.scrapes(None, None))\n"
+        "print(json.dumps({'store': s.store_url, 'embeddings': n, 'scrapes': scrapes}))\n"
+    )
+    import sys
+
+    proc = subprocess.run(
+        demo_command(
+            demo_run.demo_dir,
+            "--lab",
+            "--lab-command",
+            f"{sys.executable} {probe}",
+            days=demo_run.days,
+        ),
+        cwd=demo_run.root,
+        env=demo_env(demo_run.outputs),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr
+    answer = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert answer["store"] == f"sqlite:///{demo_run.demo_dir / 'store.sqlite'}"
+    assert answer["embeddings"] > 100
+    assert answer["scrapes"] == demo_run.days * 288  # the demo's store, reused
+    state = read_state(demo_run.demo_dir)
+    assert state["lab"] and nothing_left(state) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--days", "0"], "--days must be between"),
+        (["--days", "500"], "--days must be between"),
+        (["--month", "2026-13"], "not a month"),
+        (["--days", "x"], "not a valid integer"),
+    ],
+)
+def test_bad_usage_exits_2_with_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    from tests.fixtures.demo import demo_command as command
+
+    cmd = command(tmp_path / ".demo")
+    cmd = cmd[: cmd.index("--days")] + args + ["--dir", str(tmp_path / ".demo")]
+    proc = subprocess.run(
+        cmd,
+        cwd=tmp_path,
+        env=demo_env(tmp_path / "outputs"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+    assert not (tmp_path / "outputs").exists()

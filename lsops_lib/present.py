@@ -51,6 +51,13 @@ PROBLEMS: list[dict[str, str]] = []
 # --- display ------------------------------------------------------------------------------------
 
 
+def begin() -> None:
+    """A report's first cell: the lsops chart look, and no problem left from an earlier run
+    in the same kernel (JupyterLab re-runs)."""
+    plots.apply_style()
+    PROBLEMS.clear()
+
+
 def _display(obj: Any, **kw: Any) -> None:
     try:
         from IPython.display import display
@@ -408,7 +415,7 @@ def open_store(url: str | None = None, settings: Settings | None = None) -> Stor
     if not url:
         problem = "no store configured (LSOPS_STORE or [store] url in lsops.toml)"
     elif url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).expanduser().exists():
-        problem = f"the store {shown} does not exist: run `lsops collect` first"
+        problem = f"the store {shown} does not exist: run 'lsops collect' first"
     else:
         try:
             store = Store(url)
@@ -650,7 +657,7 @@ def show_summary(review: Any, source: StoreSource) -> None:
         unavailable(
             "Data",
             f"no observation was collected in {review.month} ({where}). Every figure below "
-            "is unknown rather than zero; run `lsops collect --every 5m` to build a history.",
+            "is unknown rather than zero; run 'lsops collect --every 5m' to build a history.",
         )
     t = review.targets
     known = t[t["met"].map(lambda v: v is not None and not _missing(v))]
@@ -659,7 +666,9 @@ def show_summary(review: Any, source: StoreSource) -> None:
         _TARGET_NAMES.get(k, k) for k, m in zip(t["key"], t["met"], strict=True) if m is False
     ]
     headline = f"{met} of {len(t)} runbook targets met in {month_title(review.month)}"
-    if len(known) < len(t):
+    if known.empty:
+        headline = f"No runbook target could be judged for {month_title(review.month)}: no data"
+    elif len(known) < len(t):
         headline += f" ({len(t) - len(known)} unknown)"
     if missed:
         headline += "; missed: " + ", ".join(missed)
@@ -1157,7 +1166,7 @@ def database_overview(
         out.notes.append(_scrub(f"size snapshots unreadable: {exc}", settings))
     if out.growth is None:
         out.notes.append(
-            "no size snapshot stored in this month: run `lsops collect --db` daily to see growth"
+            "no size snapshot stored in this month: run 'lsops collect --db' daily to see growth"
         )
     try:
         insp = connect(url)

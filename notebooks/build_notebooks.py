@@ -67,10 +67,10 @@ include_monitoring: bool = False  # count the collector's own /health and /metri
     (
         "code",
         """
-from lsops_lib import plots, present
+from lsops_lib import present
 from lsops_lib.config import load_settings
 
-plots.apply_style()
+present.begin()
 settings = load_settings()
 month = present.resolve_month(month)
 source = present.open_store(store, settings)
@@ -220,10 +220,10 @@ sample_errors = 20  # how many error records to sample over the window
     (
         "code",
         """
-from lsops_lib import plots, present
+from lsops_lib import present
 from lsops_lib.config import load_settings
 
-plots.apply_style()
+present.begin()
 settings = load_settings()
 source = present.open_store(store, settings)
 target = present.resolve_target(source, target, settings)

@@ -1344,7 +1344,7 @@ def review_figures(review: Any, source: StoreSource, db: DatabaseOverview | None
             r["key"]: {"figure": r["figure"], "threshold": r["threshold"], "met": r["met"]}
             for r in t.to_dict("records")
         },
-        "targets_met": int(sum(1 for m in t["met"] if m is True)),
+        "targets_met": int(sum(1 for m in t["met"] if not _missing(m) and bool(m))),
         "totals": review.totals,
         "previous_totals": review.previous_totals,
         "error_budget": {

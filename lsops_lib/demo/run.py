@@ -101,6 +101,16 @@ class Result:
 # --- processes ------------------------------------------------------------------------------
 
 
+def _child_signals() -> None:
+    """In a forked child: the parent's handlers do not apply. SIGTERM (from the parent's
+    cleanup, or from the kernel when the parent dies) ends the child; SIGINT from the
+    terminal is the parent's to handle."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
+
+
 def _die_with_parent() -> None:
     """Linux: this process gets SIGTERM when its parent dies (even by SIGKILL)."""
     with contextlib.suppress(Exception):
@@ -243,8 +253,7 @@ def _collect_segment(
 def _history_worker(
     store_url: str, p: world.Plan, tasks: Any, events: Any, counter: Any, lock: Any
 ) -> None:  # pragma: no cover - runs in a child process (tests run it through the CLI)
-    _die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; SIGTERM stops us
+    _child_signals()  # collect_forever stops at the next scrape on SIGTERM/SIGINT
     from ..store import Store
 
     raw = Store(store_url)
@@ -265,8 +274,7 @@ def _history_worker(
 def _report_worker(
     kind: str, params: dict[str, Any], env: dict[str, str], outputs: str, conn: Any
 ) -> None:  # pragma: no cover - runs in a child process
-    _die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _child_signals()
     os.environ.clear()
     os.environ.update(env)
     try:
@@ -913,13 +921,14 @@ class Demo:
     def _run_child(self, command: list[str], env: dict[str, str]) -> int:
         import subprocess
 
-        # Ctrl-C goes to JupyterLab (it asks, or stops on a second one); we wait for it
-        with contextlib.suppress(Exception):
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             child = subprocess.Popen(command, env=env)
         except OSError as exc:
             raise DemoError(f"cannot start {command[0]}: {exc.strerror}") from None
+        # Ctrl-C goes to JupyterLab (it asks, or stops on a second one); we wait for it.
+        # (Ignored only now: an ignored signal would stay ignored in the child.)
+        with contextlib.suppress(Exception):
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         self.save_state(lab=child.pid)
 
         def forward(signum: int, _frame: Any) -> None:
@@ -981,7 +990,10 @@ def _preload_reporting() -> None:
 def _jupyter_lab(nbdir: Path) -> list[str]:
     exe = Path(sys.executable).with_name("jupyter-lab")
     base = [str(exe)] if exe.is_file() else [sys.executable, "-m", "jupyterlab"]
-    return [*base, f"--ServerApp.root_dir={nbdir}"]
+    command = [*base, f"--ServerApp.root_dir={nbdir}"]
+    if os.geteuid() == 0:  # containers: JupyterLab refuses root without it
+        command.append("--allow-root")
+    return command
 
 
 def _shown(path: Path) -> str:

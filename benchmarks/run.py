@@ -28,7 +28,7 @@ from common import REPO, Context, Result, load_average, machine  # noqa: E402
 from demo_figs import demo_wall  # noqa: E402
 from history import history_figures, year_figure  # noqa: E402
 from inspect_figs import inspect_large_catalog  # noqa: E402
-from render_docs import render_markdown  # noqa: E402
+from render_docs import render_markdown, run_meta  # noqa: E402
 from reports_figs import report_overhead, reports_parallel  # noqa: E402
 
 NAMES = [
@@ -94,7 +94,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=NAMES, metavar="NAME", help="these figures")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data sets")
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
+    parser.add_argument(
+        "--render-docs",
+        action="store_true",
+        help="only re-render docs/benchmarks.md from results.json (after a full run)",
+    )
     args = parser.parse_args(argv)
+    if args.render_docs:
+        meta = run_meta(DOCS.read_text()) if DOCS.is_file() else None
+        if meta is None:
+            parser.error("docs/benchmarks.md records no full run to re-render")
+        results = json.loads(RESULTS.read_text())
+        if any(r.get("details", {}).get("run") != "full" for r in results) or len(results) != len(
+            NAMES
+        ):
+            parser.error("results.json does not hold a full run of every figure")
+        DOCS.write_text(
+            render_markdown(
+                results,
+                meta["machine"],
+                duration_s=meta["duration_s"],
+                table=table,
+                when=meta["when"],
+            )
+        )
+        print(f"docs: {DOCS.relative_to(REPO)} re-rendered from {RESULTS.relative_to(REPO)}")
+        return 0
     wanted = set(args.only or NAMES)
     for name in list(wanted):
         if name in NEEDS:
@@ -118,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             clock = time.perf_counter()
             try:
                 for result in step(ctx):
+                    result.details["load_average_after"] = load_average()
                     results[result.name] = result
             except Exception as exc:  # one broken figure must not hide the others
                 traceback.print_exc()
@@ -133,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(tmp, ignore_errors=True)
 
     ordered = [results[n].as_dict() for n in NAMES if n in results and n in (args.only or NAMES)]
+    for item in ordered:
+        item["details"]["run"] = "quick" if args.quick else "full"
     RESULTS.write_text(json.dumps(ordered, indent=2) + "\n")
     print()
     print(table(ordered))

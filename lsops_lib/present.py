@@ -179,7 +179,10 @@ def fmt_int(value: Any) -> str:
 def fmt_num(value: Any, digits: int = 3) -> str:
     if _missing(value):
         return DASH
-    return f"{float(value):,.{digits}g}"
+    number = float(value)
+    if abs(number) >= 10**digits:  # never 1.041e+04: large counts in full
+        return f"{number:,.0f}"
+    return f"{number:,.{digits}g}"
 
 
 def fmt_ts(value: Any, *, seconds: bool = False) -> str:

@@ -101,6 +101,30 @@ class Result:
 # --- processes ------------------------------------------------------------------------------
 
 
+def _child_output(log: str | None) -> None:
+    """In a child: its output (and its children's: kernels) goes to its log file."""
+    if not log:
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+
+
+def _reap_descendants(timeout_s: float = 10.0) -> None:
+    """Wait for this process's children (a kernel shutting down) to go, then kill them."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        left = [p for p in descendants() if alive(p)]
+        if not left:
+            return
+        time.sleep(0.05)
+    _kill_all([p for p in descendants() if alive(p)], grace_s=2.0)
+
+
 def _child_signals() -> None:
     """In a forked child: the parent's handlers do not apply. SIGTERM (from the parent's
     cleanup, or from the kernel when the parent dies) ends the child; SIGINT from the
@@ -251,9 +275,16 @@ def _collect_segment(
 
 
 def _history_worker(
-    store_url: str, p: world.Plan, tasks: Any, events: Any, counter: Any, lock: Any
+    store_url: str,
+    p: world.Plan,
+    tasks: Any,
+    events: Any,
+    counter: Any,
+    lock: Any,
+    log: str | None = None,
 ) -> None:  # pragma: no cover - runs in a child process (tests run it through the CLI)
     _child_signals()  # collect_forever stops at the next scrape on SIGTERM/SIGINT
+    _child_output(log)
     from ..store import Store
 
     raw = Store(store_url)
@@ -272,9 +303,15 @@ def _history_worker(
 
 
 def _report_worker(
-    kind: str, params: dict[str, Any], env: dict[str, str], outputs: str, conn: Any
+    kind: str,
+    params: dict[str, Any],
+    env: dict[str, str],
+    outputs: str,
+    conn: Any,
+    log: str | None = None,
 ) -> None:  # pragma: no cover - runs in a child process
     _child_signals()
+    _child_output(log)
     os.environ.clear()
     os.environ.update(env)
     try:
@@ -294,9 +331,11 @@ def _report_worker(
             }
         )
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, one line
+        traceback.print_exc()
         line = f"{type(exc).__name__}: {exc}".splitlines()[0]
         conn.send({"kind": kind, "status": "error", "error": line})
     finally:
+        _reap_descendants()  # the kernel is gone before we say we are done
         conn.close()
 
 
@@ -350,6 +389,12 @@ class Demo:
             with contextlib.suppress(OSError, ValueError):
                 self._log.write(f"{stamp} {text}\n")
                 self._log.flush()
+
+    def child_log(self, name: str) -> str | None:
+        """The log file of a child process (next to the demo's log)."""
+        if self.log_path is None:
+            return None
+        return str(self.log_path.with_name(f"{self.log_path.stem}-{name}.log"))
 
     def save_state(self, **updates: Any) -> None:
         with self.state_lock:
@@ -460,6 +505,11 @@ class Demo:
                 self.log(f"cleanup: still there: {left}")
                 _kill_all(left, grace_s=2.0)
         self._cleaned = True
+        if self.log_path is not None:  # children's logs with nothing in them
+            for path in self.log_path.parent.glob(f"{self.log_path.stem}-*.log"):
+                with contextlib.suppress(OSError):
+                    if path.stat().st_size == 0:
+                        path.unlink()
         self.log(f"cleanup: done in {time.monotonic() - started:.1f} s")
         with contextlib.suppress(Exception):
             self.save_state(finished=datetime.now(UTC).isoformat(), running=False)
@@ -527,7 +577,15 @@ class Demo:
         for i in range(n):
             proc = self.ctx.Process(
                 target=_history_worker,
-                args=(self.store_url, p, tasks, events, counter, self.write_lock),
+                args=(
+                    self.store_url,
+                    p,
+                    tasks,
+                    events,
+                    counter,
+                    self.write_lock,
+                    self.child_log(f"history-{i}"),
+                ),
                 name=f"lsops-demo-history-{i}",
                 daemon=True,
             )
@@ -751,7 +809,14 @@ class Demo:
         parent, child = self.ctx.Pipe(duplex=False)
         proc = self.ctx.Process(
             target=_report_worker,
-            args=(kind, params, self.demo_env(), str(self.outputs), child),
+            args=(
+                kind,
+                params,
+                self.demo_env(),
+                str(self.outputs),
+                child,
+                self.child_log(f"report-{kind}"),
+            ),
             name=f"lsops-demo-report-{kind}",
         )
         proc.start()

@@ -308,3 +308,45 @@ def test_bad_usage_exits_2_with_one_line(tmp_path: Path, args: list[str], messag
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], lines
     assert not (tmp_path / "outputs").exists()
+
+
+def test_a_failing_report_exits_1_and_the_others_are_archived(
+    demo_run: DemoRun, tmp_path: Path
+) -> None:
+    import shutil
+
+    import nbformat
+
+    notebooks = tmp_path / "notebooks"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "notebooks", notebooks)
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell(
+        'start = None\nend = None\ntitle = None\nseverity = "SEV2"\n'
+    )
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell('raise RuntimeError("planted failure")')]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, notebooks / "incident_postmortem.ipynb")
+    env = demo_env(tmp_path / "outputs")
+    env["LSOPS_NOTEBOOKS"] = str(notebooks)
+    proc = subprocess.run(
+        demo_command(tmp_path / ".demo", days=3),
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "lsops: postmortem: failed: RuntimeError: planted failure"
+    ), lines
+    runs = {r.kind: r for r in list_runs(tmp_path / "outputs")}
+    assert runs["postmortem"].status == "failed"
+    assert runs["monthly-review"].ok and runs["db-optimization"].ok
+    assert nothing_left(read_state(tmp_path / ".demo")) == []

@@ -78,6 +78,10 @@ def demo_command(
         click.echo(text)
         sys.stdout.flush()
 
+    def warn(text: str) -> None:
+        sys.stdout.flush()
+        click.echo(text, err=True)
+
     if month is not None:
         from ..times import parse_month
 
@@ -96,6 +100,7 @@ def demo_command(
         lab=lab,
         lab_command=shlex.split(lab_command) if lab_command else None,
         echo=echo,
+        warn=warn,
     )
     try:
         if lab:

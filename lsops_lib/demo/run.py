@@ -87,6 +87,9 @@ class Options:
     lab: bool = False
     lab_command: list[str] | None = None  # tests: instead of jupyter lab
     echo: Callable[[str], None] = print
+    warn: Callable[[str], None] = field(
+        default=lambda text: print(text, file=sys.stderr, flush=True)
+    )
 
 
 @dataclass
@@ -926,7 +929,9 @@ class Demo:
         self.echo(f"  {'reports':<10} {_fmt_s(self.timings['reports'])}  " + ", ".join(parts))
         for r in runs:
             if r["status"] != "succeeded":
-                self.echo(f"lsops: {r['kind']}: {r['status']}: {r.get('error')}")
+                line = f"lsops: {r['kind']}: {r['status']}: {r.get('error')}"
+                self.o.warn(" ".join(line.split()))
+                self.log(line)
             else:
                 self.log(f"{r['kind']}: {r['path']}")
         total = time.monotonic() - t0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import time
@@ -84,7 +85,9 @@ def run_timed(
     cwd: Path,
     timeout: float = 1800,
 ) -> tuple[float, subprocess.CompletedProcess[str]]:
-    """Run a command; (wall seconds, the completed process)."""
+    """Run a command; (wall seconds, the completed process). The CPU seconds (user + sys)
+    of the command and its children are in `proc.cpu_s`."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(
         args,
@@ -95,7 +98,12 @@ def run_timed(
         timeout=timeout,
         check=False,
     )
-    return time.perf_counter() - start, proc
+    seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc.cpu_s = round(  # type: ignore[attr-defined]
+        (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 2
+    )
+    return seconds, proc
 
 
 def tail(text: str, lines: int = 5) -> str:

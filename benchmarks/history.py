@@ -145,6 +145,7 @@ def history_figures(ctx: Context) -> list[Result]:
         {
             "dataset": data.as_dict(),
             "speedup": round(speedup, 2),
+            "us_per_sample": round(sql_s / data.samples * 1e6, 3),
             "rows": len(sql_df),
             "requests_sql": int(sql_df["requests"].sum()),
             "requests_pandas": int(pd_df["requests"].sum()),
@@ -188,6 +189,7 @@ def year_figure(ctx: Context) -> list[Result]:
                 {
                     "dataset": data.as_dict(),
                     "data_ratio": round(data_ratio, 2) if data_ratio else None,
+                    "us_per_sample": round(seconds / data.samples * 1e6, 3),
                     "rows": len(df),
                 },
             )

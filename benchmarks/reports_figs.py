@@ -97,7 +97,7 @@ def _report(
     if proc.returncode != 0:
         ctx.log(f"  {label}: exit {proc.returncode}: {tail(proc.stderr or proc.stdout, 3)}")
     shutil.rmtree(outputs, ignore_errors=True)
-    return seconds, {"exit": proc.returncode, **data}
+    return seconds, {"exit": proc.returncode, "cpu_s": getattr(proc, "cpu_s", None), **data}
 
 
 def report_overhead(ctx: Context) -> list[Result]:
@@ -126,6 +126,8 @@ def report_overhead(ctx: Context) -> list[Result]:
                 "dataset": data.as_dict(),
                 "review_exit": review["exit"],
                 "review_error": review.get("error"),
+                "review_cpu_s": review["cpu_s"],
+                "trivial_cpu_s": base["cpu_s"],
                 "review_kernel_s": review.get("duration_s"),
                 "trivial_kernel_s": base.get("duration_s"),
             },
@@ -168,6 +170,8 @@ def reports_parallel(ctx: Context) -> list[Result]:
                 "notebook": which,
                 "dataset": data.as_dict(),
                 "speedup": round(speedup, 2),
+                "serial_cpu_s": serial["cpu_s"],
+                "parallel_cpu_s": parallel["cpu_s"],
                 "serial_exit": serial["exit"],
                 "parallel_exit": parallel["exit"],
                 "failed": [

@@ -366,6 +366,7 @@ class Demo:
         self.log_path: Path | None = None
         self._log: Any = None
         self._lock_fh: Any = None
+        self._log_handler: Any = None
         self._signals: dict[int, Any] = {}
         self._interrupted = False
         self._cleaned = False
@@ -520,6 +521,11 @@ class Demo:
             with contextlib.suppress(Exception):
                 self._lock_fh.close()
             self._lock_fh = None
+        if self._log_handler is not None:
+            import logging
+
+            logging.getLogger().removeHandler(self._log_handler)
+            self._log_handler = None
         if self._log is not None:
             with contextlib.suppress(Exception):
                 self._log.close()
@@ -543,6 +549,13 @@ class Demo:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         self.log_path = self.dir / "logs" / f"demo-{stamp}.log"
         self._log = open(self.log_path, "a")  # noqa: SIM115 - closed in cleanup
+        # library warnings (psycopg on an interrupted query, ...) go to the log, not the console
+        import logging
+
+        handler = logging.StreamHandler(self._log)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        self._log_handler = handler
+        logging.getLogger().addHandler(handler)
         self.save_state(
             pid=os.getpid(),
             started=datetime.now(UTC).isoformat(),

@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.fixtures.demo import DemoRun
 
 
@@ -18,6 +20,9 @@ def _images(page: Any) -> list[dict[str, Any]]:
     )
 
 
+@pytest.mark.browser
+@pytest.mark.postgres
+@pytest.mark.slow
 def test_index_links_to_a_monthly_review_whose_plots_render(
     demo_run: DemoRun, browser_page: Any, artifacts_dir: Path
 ) -> None:

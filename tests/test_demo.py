@@ -71,6 +71,8 @@ def _html_text(run: Any) -> str:
 # --- one demo -------------------------------------------------------------------------------
 
 
+@pytest.mark.postgres
+@pytest.mark.slow
 def test_demo_succeeds_with_three_archived_runs_linked_from_the_index(demo_run: DemoRun) -> None:
     assert demo_run.code == 0, demo_run.stderr
     assert demo_run.stderr.strip() == ""
@@ -93,6 +95,8 @@ def test_demo_succeeds_with_three_archived_runs_linked_from_the_index(demo_run: 
     assert not (demo_run.root / "lsops.toml").exists()
 
 
+@pytest.mark.postgres
+@pytest.mark.slow
 def test_history_went_through_the_collector(demo_run: DemoRun) -> None:
     from lsops_lib.store import Store
 
@@ -112,6 +116,8 @@ def test_history_went_through_the_collector(demo_run: DemoRun) -> None:
     assert totals.is_monotonic_increasing and totals.iloc[-1] > totals.iloc[0]
 
 
+@pytest.mark.postgres
+@pytest.mark.slow
 def test_postmortem_and_review_find_the_outage_with_its_length(demo_run: DemoRun) -> None:
     plan = demo_run.state["plan"]
     planted_start, planted_end = (_ts(t) for t in plan["outage"])
@@ -127,6 +133,8 @@ def test_postmortem_and_review_find_the_outage_with_its_length(demo_run: DemoRun
     assert planted_start <= _ts(outages[0]["start"]) <= planted_end
 
 
+@pytest.mark.postgres
+@pytest.mark.slow
 def test_slow_endpoint_is_ranked_worst_in_its_days(demo_run: DemoRun) -> None:
     from lsops_lib.analysis import postmortem
     from lsops_lib.store import Store
@@ -154,6 +162,8 @@ def test_slow_endpoint_is_ranked_worst_in_its_days(demo_run: DemoRun) -> None:
     assert facts.endpoints.loc[ratio.idxmax(), "endpoint"] == slow
 
 
+@pytest.mark.postgres
+@pytest.mark.slow
 def test_db_report_recommends_removing_the_redundant_index(demo_run: DemoRun) -> None:
     text = _html_text(_first_run(demo_run, "db-optimization"))
     assert "Redundant index idx_context_embeddings_entity_type" in text
@@ -165,6 +175,8 @@ def test_db_report_recommends_removing_the_redundant_index(demo_run: DemoRun) ->
     assert "Database size per snapshot" in text
 
 
+@pytest.mark.postgres
+@pytest.mark.slow
 def test_the_demo_leaves_nothing_behind(demo_run: DemoRun) -> None:
     state = demo_run.state
     assert state["cluster"]["root"] and state["api_ports"] and state["workers"]
@@ -175,6 +187,8 @@ def test_the_demo_leaves_nothing_behind(demo_run: DemoRun) -> None:
 # --- twice ------------------------------------------------------------------------------------
 
 
+@pytest.mark.postgres
+@pytest.mark.slow
 def test_running_twice_gives_two_runs_of_each(demo_second_run: DemoRun) -> None:
     run = demo_second_run
     assert run.code == 0, run.stderr
@@ -197,6 +211,8 @@ def _watch(proc: subprocess.Popen[str], seen: set[int]) -> None:
     seen.update(p for p in demo_run_module.descendants(proc.pid))
 
 
+@pytest.mark.postgres
+@pytest.mark.slow
 def test_an_interrupted_demo_leaves_nothing_behind(tmp_path: Path, demo_run: DemoRun) -> None:
     demo_dir, outputs = tmp_path / ".demo", tmp_path / "outputs"
     proc = subprocess.Popen(
@@ -237,6 +253,8 @@ def test_an_interrupted_demo_leaves_nothing_behind(tmp_path: Path, demo_run: Dem
     assert list_runs(outputs) == []  # interrupted before the reports: no run archived
 
 
+@pytest.mark.postgres
+@pytest.mark.slow
 def test_lab_runs_with_the_demo_settings_and_a_live_database(
     demo_run: DemoRun, tmp_path: Path
 ) -> None:
@@ -310,6 +328,8 @@ def test_bad_usage_exits_2_with_one_line(tmp_path: Path, args: list[str], messag
     assert not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.postgres
+@pytest.mark.slow
 def test_a_failing_report_exits_1_and_the_others_are_archived(
     demo_run: DemoRun, tmp_path: Path
 ) -> None:

@@ -211,9 +211,26 @@ def _watch(proc: subprocess.Popen[str], seen: set[int]) -> None:
     seen.update(p for p in demo_run_module.descendants(proc.pid))
 
 
+def _mid_history(state: dict[str, Any]) -> bool:
+    # the cluster is up and the history workers serve their simulated APIs
+    return bool(state.get("cluster")) and len(state.get("api_ports", [])) >= 2
+
+
+def _mid_reports(state: dict[str, Any]) -> bool:
+    # the three report processes run (their kernels below them)
+    return len(state.get("reports", [])) == 3
+
+
 @pytest.mark.postgres
 @pytest.mark.slow
-def test_an_interrupted_demo_leaves_nothing_behind(tmp_path: Path, demo_run: DemoRun) -> None:
+@pytest.mark.parametrize(
+    ("signum", "when"),
+    [(signal.SIGINT, _mid_history), (signal.SIGTERM, _mid_reports)],
+    ids=["sigint-during-history", "sigterm-during-reports"],
+)
+def test_an_interrupted_demo_leaves_nothing_behind(
+    tmp_path: Path, demo_run: DemoRun, signum: int, when: Any
+) -> None:
     demo_dir, outputs = tmp_path / ".demo", tmp_path / "outputs"
     proc = subprocess.Popen(
         demo_command(demo_dir),
@@ -228,21 +245,19 @@ def test_an_interrupted_demo_leaves_nothing_behind(tmp_path: Path, demo_run: Dem
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
             _watch(proc, seen)
-            state = read_state(demo_dir)
-            # mid-run: the cluster is up and the history workers serve their APIs
-            if state.get("cluster") and len(state.get("api_ports", [])) >= 2:
+            if when(read_state(demo_dir)):
                 break
             time.sleep(0.05)
         assert proc.poll() is None, "the demo ended before it could be interrupted"
-        time.sleep(0.5)
+        time.sleep(1.0)  # well inside: kernels started, scrapes stored
         _watch(proc, seen)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 130, (stdout, stderr)
+    assert proc.returncode == 128 + signum, (stdout, stderr)
     assert stderr.strip().splitlines() == [
         "lsops: interrupted; everything the demo started is stopped"
     ]
@@ -250,7 +265,8 @@ def test_an_interrupted_demo_leaves_nothing_behind(tmp_path: Path, demo_run: Dem
     assert state["cluster"] and state["api_ports"]
     assert seen, "no child process was seen"
     assert nothing_left(state, extra_pids=sorted(seen)) == []
-    assert list_runs(outputs) == []  # interrupted before the reports: no run archived
+    # no run is listed half-written: interrupted reports are not archived as runs
+    assert all(r.ok for r in list_runs(outputs))
 
 
 @pytest.mark.postgres

@@ -1,7 +1,8 @@
 """`lsops demo [--days N] [--seed N] [--dir PATH] [--lab]`.
 
 Exit codes: 0 every report succeeded, 1 a report failed or the demo could not run (no
-PostgreSQL, ...), 2 bad usage, 130 interrupted (everything started is stopped first).
+PostgreSQL, ...), 2 bad usage, 128 + the signal when interrupted (130 for Ctrl-C, 143
+for SIGTERM; everything started is stopped first).
 """
 
 from __future__ import annotations
@@ -71,7 +72,15 @@ def demo_command(
     """The whole product on embedded defaults: a simulated LongSang API, an embedded
     PostgreSQL, a month of collected history with planted incidents, and the three
     reports archived in the outputs folder (LSOPS_OUTPUTS, default ./outputs)."""
-    from ..demo.run import DemoError, Options, UsageError, format_exception, run_demo, run_lab
+    from ..demo.run import (
+        DemoError,
+        Interrupted,
+        Options,
+        UsageError,
+        format_exception,
+        run_demo,
+        run_lab,
+    )
     from ..exceptions import LsopsError, ParameterError
 
     def echo(text: str) -> None:
@@ -111,6 +120,8 @@ def demo_command(
         fail(str(exc), 2)
     except (DemoError, LsopsError) as exc:
         fail(format_exception(exc), 1)
+    except Interrupted as exc:
+        fail("interrupted; everything the demo started is stopped", 128 + exc.signum)
     except KeyboardInterrupt:
         fail("interrupted; everything the demo started is stopped", 130)
     except Exception as exc:  # noqa: BLE001 - one line, the traceback is in the demo log

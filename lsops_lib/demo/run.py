@@ -73,7 +73,11 @@ class UsageError(DemoError):
 
 
 class Interrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM arrived."""
+    """SIGINT, SIGTERM or SIGHUP arrived (`signum`; exit code 128 + signum)."""
+
+    def __init__(self, signum: int = signal.SIGINT) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = int(signum)
 
 
 @dataclass
@@ -465,7 +469,7 @@ class Demo:
             return  # already stopping: let the cleanup finish
         self._interrupted = True
         self.log(f"signal {signal.Signals(signum).name}: stopping")
-        raise Interrupted(signal.Signals(signum).name)
+        raise Interrupted(signum)
 
     def install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():

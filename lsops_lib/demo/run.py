@@ -61,7 +61,6 @@ WORKERS = 2
 # LSOPS_* variables of the caller's environment that the demo keeps (everything else
 # LSOPS_* would point the demo at a real API, store or database)
 KEEP_ENV = ("LSOPS_OUTPUTS", "LSOPS_NOTEBOOKS", "LSOPS_PG_BINDIR", "LSOPS_PG_USER", "LSOPS_DATA")
-REPORT_KINDS = ("monthly-review", "db-optimization", "postmortem")
 
 
 class DemoError(Exception):
@@ -229,7 +228,7 @@ class LockedStore:
 
 
 def _collect_segment(
-    store: Any, p: world.Plan, segment: world.Segment, events: Any, counter: Any
+    store: Any, p: world.Plan, segment: world.Segment, events: Any
 ) -> dict[str, Any]:  # pragma: no cover - runs in a child process
     """Serve one segment with its own simulated API process and scrape it every 5 virtual
     minutes with the collector's loop (`collect_forever`, its sleep advancing the clock)."""
@@ -237,7 +236,7 @@ def _collect_segment(
     from ..collect import collect_forever
     from ..simapi import SimClock, SimulatedAPI
 
-    clock = SimClock(world._next_tick(segment.start))
+    clock = SimClock(world.first_tick(segment.start))
     api = SimulatedAPI(world.segment_scenario(p, segment), clock=clock, restart_delay_s=0.05)
     api.start()
     events.put(("port", os.getpid(), segment.index, api.port))
@@ -252,8 +251,6 @@ def _collect_segment(
     def on_scrape(scrape: Any, stored: bool) -> None:
         done["scrapes"] += 1
         done["failed"] += 0 if scrape.ok else 1
-        with counter.get_lock():
-            counter.value += 1
 
     def on_error(exc: Exception) -> None:
         done["errors"] += 1
@@ -286,7 +283,6 @@ def _history_worker(
     p: world.Plan,
     tasks: Any,
     events: Any,
-    counter: Any,
     lock: Any,
     log: str | None = None,
 ) -> None:  # pragma: no cover - runs in a child process (tests run it through the CLI)
@@ -301,7 +297,7 @@ def _history_worker(
             segment = tasks.get()
             if segment is None:
                 break
-            done = _collect_segment(store, p, segment, events, counter)
+            done = _collect_segment(store, p, segment, events)
             events.put(("done", os.getpid(), segment.index, done))
             if not done["finished"]:
                 break  # stopped by a signal
@@ -586,7 +582,6 @@ class Demo:
     def start_history(self, p: world.Plan) -> dict[str, Any]:
         tasks = self.ctx.Queue()
         events = self.ctx.Queue()
-        counter = self.ctx.Value("i", 0)
         for segment in sorted(p.segments, key=lambda s: -s.scrapes):
             if segment.scrapes:
                 tasks.put(segment)
@@ -602,7 +597,6 @@ class Demo:
                     p,
                     tasks,
                     events,
-                    counter,
                     self.write_lock,
                     self.child_log(f"history-{i}"),
                 ),
@@ -617,7 +611,6 @@ class Demo:
             "workers": workers,
             "events": events,
             "tasks": tasks,
-            "counter": counter,
             "done": {},
             "errors": [],
             "ports": [],

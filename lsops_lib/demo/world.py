@@ -62,7 +62,7 @@ class Segment:
 
     @property
     def scrapes(self) -> int:
-        first = _next_tick(self.start)
+        first = first_tick(self.start)
         if first >= self.end:
             return 0
         return int((self.end - first) / INTERVAL) + (1 if (self.end - first) % INTERVAL else 0)
@@ -112,7 +112,7 @@ class Plan:
         ]
 
 
-def _next_tick(at: datetime) -> datetime:
+def first_tick(at: datetime) -> datetime:
     """The first instant of the 5-minute grid at or after `at`."""
     period = INTERVAL.total_seconds()
     ts = at.timestamp()

@@ -566,7 +566,9 @@ def test_sigkill_mid_write_loses_nothing_reported(store_url: str) -> None:
         time.sleep(0.013)  # somewhere inside a later write
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
-        rest, _ = proc.communicate(timeout=10)
+        # read the rest through the same buffered reader (communicate() would bypass the
+        # lines it has already buffered and lose them)
+        rest = proc.stdout.read()
         reported += [x.strip() for x in rest.splitlines() if x.strip()]
     finally:
         if proc.poll() is None:

@@ -626,12 +626,16 @@ class Demo:
         import queue
 
         events = status["events"]
+        draining = False
         while True:
             try:
                 event = events.get(timeout=0.2)
             except queue.Empty:
-                if not any(w.is_alive() for w in status["workers"]):
+                if draining:
                     return
+                # a worker that exited has flushed what it sent: one more pass reads the
+                # events that arrived between this timeout and its exit
+                draining = not any(w.is_alive() for w in status["workers"])
                 continue
             except (EOFError, OSError, ValueError):
                 return

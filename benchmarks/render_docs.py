@@ -25,8 +25,10 @@ METHOD = {
         "restarts per endpoint and hourly sums there. Both give the same totals (details)."
     ),
     "year_query": (
-        "the same read over 365 days (26.3 M samples, generated into its own store); "
-        "baseline: `history_query` of the same run."
+        "the same read over 365 days (26.3 M samples, generated into its own store), "
+        "best of 2; baseline: `history_query` of the same run. The CPU seconds of both "
+        "reads (this process: SQLite runs in it) are in the details, with their ratio: on "
+        "a shared machine they are steadier than the wall clock."
     ),
     "store_bytes": (
         "bytes of the `lsops_samples` table and its indexes (SQLite `dbstat`) divided by "
@@ -79,7 +81,9 @@ NOTES: dict[str, str] = {
         "cache, an in-memory temp store or sorter threads did not change it). The goal's "
         "12 is a little below the data's own growth (365 / 30 = 12.17), so a linear read "
         "meets it only within the noise of a shared machine. Hourly rollups (see "
-        "`history_query`) would make the cost grow with the hours, not the samples."
+        "`history_query`) would make the cost grow with the hours, not the samples. The "
+        "wall-clock ratio also carries the difference in load between the two reads (the "
+        "load averages are in the details)."
     ),
     "store_bytes": (
         "`lsops_samples` is a `WITHOUT ROWID` table keyed (scrape_sid, endpoint_id) with no "

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from lsops_lib import reports
 from lsops_lib.cli import main
+from lsops_lib.config import load_settings
 from lsops_lib.exceptions import ParameterError
 from lsops_lib.store import Store
 from lsops_lib.times import parse_month
@@ -164,3 +165,34 @@ def test_one_failed_month_exits_1_and_the_others_are_archived(batch_env: dict) -
     runs = {r.key: r for r in reports.list_runs(batch_env["outputs"])}
     assert runs["2025-02"].status == "succeeded"
     assert runs["2025-03"].status == "failed" and "planted failure" in (runs["2025-03"].error or "")
+
+
+def test_run_reports_checks_everything_before_running(batch_env: dict) -> None:
+    settings = load_settings()
+    outputs = batch_env["outputs"]
+    bad_sets = [
+        [{"month": "2025-01"}, {"month": "2025-13"}],  # one bad month: nothing runs
+        [{"month": "2025-01"}, {"month": "2025-01"}],  # the same report twice
+        [],
+    ]
+    for param_sets in bad_sets:
+        with pytest.raises(ParameterError):
+            reports.run_reports("monthly-review", param_sets, settings=settings)
+    with pytest.raises(ParameterError):
+        reports.run_reports("monthly-review", [{"month": "2025-01"}], settings=settings, jobs=0)
+    assert not outputs.exists()
+
+
+def test_run_reports_one_at_a_time_in_process(batch_env: dict) -> None:
+    done: list[reports.BatchResult] = []
+    results = reports.run_reports(
+        "monthly-review",
+        [{"month": "2025-02"}],
+        settings=load_settings(),
+        jobs=1,
+        on_done=done.append,
+    )
+    assert [r.ok for r in results] == [True] and done == results
+    run = results[0].run
+    assert run is not None and run.key == "2025-02"
+    assert f"REQUESTS 2025-02 {batch_env['expected']['2025-02']}" in _printed(run.path)

@@ -16,7 +16,8 @@ METHOD = {
         "`lsops report monthly-review --month 2025-09 --json` in a fresh process (validate, "
         "papermill execution, archive with the HTML export, index) on the 30-day store; "
         "baseline: the same command with `LSOPS_NOTEBOOKS` pointing at a notebook that only "
-        "imports pandas and matplotlib and draws one plot. One warm-up run first."
+        "imports pandas and matplotlib and draws one plot. One warm-up run first, then the "
+        "two alternated twice, best of each."
     ),
     "history_query": (
         '`Store.endpoint_intervals(start, end, bucket="hour")` over the 30 days (43,200 '

@@ -107,10 +107,19 @@ def report_overhead(ctx: Context) -> list[Result]:
     month = ["--month", data.start.strftime("%Y-%m")]
     ctx.log("  warm-up run (trivial notebook)")
     _report(ctx, "warmup", data.url, trivial, month)
-    base_s, base = _report(ctx, "trivial", data.url, trivial, month)
-    ctx.log(f"  trivial notebook {base_s:.1f} s (exit {base['exit']})")
-    review_s, review = _report(ctx, "review", data.url, notebooks, month)
-    ctx.log(f"  monthly review {review_s:.1f} s (exit {review['exit']})")
+    repeats = 1 if ctx.quick else 2
+    base_s = review_s = float("inf")
+    base: dict = {}
+    review: dict = {}
+    for _ in range(repeats):  # alternated, best of each: the machine may be shared
+        seconds, out = _report(ctx, "trivial", data.url, trivial, month)
+        ctx.log(f"  trivial notebook {seconds:.1f} s (exit {out['exit']})")
+        if seconds < base_s or out["exit"] != 0:
+            base_s, base = seconds, out
+        seconds, out = _report(ctx, "review", data.url, notebooks, month)
+        ctx.log(f"  monthly review {seconds:.1f} s (exit {out['exit']})")
+        if seconds < review_s or out["exit"] != 0:
+            review_s, review = seconds, out
     ok = base["exit"] == 0 and review["exit"] == 0
     ratio = review_s / base_s
     return [
@@ -124,6 +133,7 @@ def report_overhead(ctx: Context) -> list[Result]:
             {
                 "notebook": which,
                 "dataset": data.as_dict(),
+                "repeats": repeats,
                 "review_exit": review["exit"],
                 "review_error": review.get("error"),
                 "review_cpu_s": review["cpu_s"],

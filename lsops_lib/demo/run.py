@@ -956,6 +956,7 @@ class Demo:
         self.echo(f"  {'total':<10} {_fmt_s(total)}")
         if index.is_file():
             self.echo(f"Open {_shown(index)}  (file://{index})")
+            self.echo("Explore the same data in JupyterLab: make lab  (lsops demo --lab)")
         ok = all(r["status"] == "succeeded" for r in runs)
         return Result(
             code=0 if ok else 1,

@@ -386,3 +386,19 @@ def test_a_failing_report_exits_1_and_the_others_are_archived(
     assert runs["postmortem"].status == "failed"
     assert runs["monthly-review"].ok and runs["db-optimization"].ok
     assert nothing_left(read_state(tmp_path / ".demo")) == []
+
+
+def test_without_postgresql_it_says_so_and_starts_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from lsops_lib.cli import main
+
+    monkeypatch.setattr("lsops_lib.pgtemp.find_bindir", lambda: None)
+    monkeypatch.setitem(__import__("sys").modules, "pgserver", None)  # import fails
+    monkeypatch.setenv("LSOPS_OUTPUTS", str(tmp_path / "outputs"))
+    result = CliRunner().invoke(main, ["demo", "--days", "3", "--dir", str(tmp_path / ".demo")])
+    assert result.exit_code == 1, result.output
+    assert "the demo needs PostgreSQL" in result.output
+    assert not (tmp_path / ".demo").exists() and not (tmp_path / "outputs").exists()

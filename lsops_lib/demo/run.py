@@ -360,6 +360,8 @@ class Demo:
         self.db_url: str | None = None
         self.procs: list[Any] = []  # multiprocessing.Process we started
         self.tracked: set[int] = set()  # every descendant pid we ever saw
+        # children this process had before the demo (a library user's, pytest's): not ours
+        self.preexisting: set[int] = set(descendants())
         self.state: dict[str, Any] = {}
         self.state_lock = threading.Lock()
         self.timings: dict[str, float] = {}
@@ -411,8 +413,8 @@ class Demo:
 
     def track(self) -> None:
         """Remember every descendant process (for the final sweep and state.json)."""
-        found = descendants()
-        new = set(found) - self.tracked
+        found = set(descendants()) - self.preexisting
+        new = found - self.tracked
         if new:
             self.tracked.update(new)
             self.save_state(descendants=sorted(self.tracked))
@@ -504,7 +506,7 @@ class Demo:
             with contextlib.suppress(Exception):
                 self.cluster.stop()
         with contextlib.suppress(Exception):
-            left = [p for p in descendants() if alive(p)]
+            left = [p for p in set(descendants()) - self.preexisting if alive(p)]
             if left:
                 self.log(f"cleanup: still there: {left}")
                 _kill_all(left, grace_s=2.0)
@@ -898,6 +900,7 @@ class Demo:
         for name, text in p.describe():
             self.echo(f"  planted {name:<8} {text}")
         with self.phase("prepare") as info:
+            _check_postgres()
             self.prepare(fresh_store=True)
             info["detail"] = f"demo folder {_shown(self.dir)}"
         self.save_state(plan=_plan_dict(p))
@@ -979,6 +982,7 @@ class Demo:
         try:
             reuse = self.store_path.is_file()
             with self.phase("prepare") as info:
+                _check_postgres()
                 self.prepare(fresh_store=not reuse)
                 info["detail"] = (
                     f"reusing the demo store {_shown(self.store_path)}"
@@ -1042,6 +1046,21 @@ class Demo:
                     child.wait(timeout=10)
                 if child.poll() is None:
                     child.kill()
+
+
+def _check_postgres() -> None:
+    """Fail before anything starts when no PostgreSQL can be started here."""
+    from ..pgtemp import PostgresUnavailable, find_bindir
+
+    if find_bindir() is not None:
+        return
+    try:
+        import pgserver  # type: ignore[import-not-found]  # noqa: F401
+    except ImportError:
+        raise PostgresUnavailable(
+            "the demo needs PostgreSQL: no server binaries found (install Debian's "
+            "'postgresql' package or set LSOPS_PG_BINDIR) and no 'pgserver' wheel"
+        ) from None
 
 
 def _plan_dict(p: world.Plan) -> dict[str, Any]:

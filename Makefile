@@ -6,12 +6,17 @@ PIP    := $(BIN)/python -m pip
 
 .PHONY: demo test lab bench lint clean
 
+# the embedded PostgreSQL: the machine's server binaries when it has them (Debian:
+# apt-get install postgresql), else the pgserver wheel (PostgreSQL 16 with pgvector)
+HAS_PG := $(shell d=$$(pg_config --bindir 2>/dev/null); [ -x "$$d/initdb" ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && echo yes)
+DEMO_SPEC := $(if $(HAS_PG),.,.[embedded-pg])
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml
-	$(PIP) install -q -e .
+	$(PIP) install -q -e '$(DEMO_SPEC)'
 	touch $@
 
 $(VENV)/.installed-test: $(BIN)/python pyproject.toml

@@ -8,7 +8,7 @@
 The server binaries come from `LSOPS_PG_BINDIR`, `pg_config --bindir`, Debian's
 `/usr/lib/postgresql/<version>/bin` or the PATH; `pg_stat_statements` is preloaded when the
 binaries have it (`.has_pg_stat_statements`). Without binaries the `pgserver` wheel is tried
-(PostgreSQL with pgvector, no pg_stat_statements). The cluster is tuned for speed, not
+(PostgreSQL with pgvector, no pg_stat_statements; `LSOPS_PG_BACKEND=pgserver` forces it). The cluster is tuned for speed, not
 durability (fsync off). Running as root, the server runs as the unprivileged user `nobody`.
 
 The cluster is stopped and its folder removed by `stop()`, at interpreter exit, on SIGTERM,
@@ -226,6 +226,8 @@ class PostgresCluster:
     def start(self) -> str:
         if self._url is not None:
             return self._url
+        if os.environ.get("LSOPS_PG_BACKEND") == "pgserver":  # force the fallback
+            return self._start_pgserver()
         bindir = self._bindir or find_bindir()
         if bindir is None:
             return self._start_pgserver()

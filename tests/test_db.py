@@ -695,3 +695,35 @@ def test_a_pooler_refusing_startup_options_gets_a_second_try(
             inspector.execute("CREATE TABLE nope (x int)")
     finally:
         inspector.close()
+
+
+def test_hypothetical_index_with_hypopg(pg_url: str) -> None:
+    """Where hypopg exists, a suggested index is checked with a hypothetical index: the
+    planner's cost of the lookup drops, and nothing is created for real."""
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:
+        available = conn.execute(
+            sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'hypopg'")
+        ).first()
+        if available is None:
+            engine.dispose()
+            pytest.skip("the hypopg extension is not installed on this machine")
+        conn.execute(sa.text("CREATE EXTENSION hypopg"))
+        conn.execute(sa.text("CREATE TABLE hypo_orders (id int PRIMARY KEY, customer_id int)"))
+        conn.execute(
+            sa.text("INSERT INTO hypo_orders SELECT g, g % 500 FROM generate_series(1, 20000) g")
+        )
+        conn.execute(sa.text("ANALYZE hypo_orders"))
+    insp = db.connect(pg_url)
+    try:
+        check = recommend.hypothetical_index(insp, "public", "hypo_orders", ["customer_id"])
+    finally:
+        insp.close()
+    with engine.connect() as conn:
+        indexes = conn.execute(
+            sa.text("SELECT count(*) FROM pg_indexes WHERE tablename = 'hypo_orders'")
+        ).scalar()
+    engine.dispose()
+    assert check is not None and check["uses_index"]
+    assert check["after"] < check["before"]
+    assert indexes == 1  # the primary key only: the hypothetical index was never real

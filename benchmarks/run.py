@@ -23,13 +23,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from collect_figs import collect_fanout  # noqa: E402
 from common import REPO, Context, Result, load_average, machine  # noqa: E402
-from demo_figs import demo_wall  # noqa: E402
-from history import history_figures, year_figure  # noqa: E402
-from inspect_figs import inspect_large_catalog  # noqa: E402
 from render_docs import render_markdown, run_meta  # noqa: E402
-from reports_figs import report_overhead, reports_parallel  # noqa: E402
 
 NAMES = [
     "report_overhead",
@@ -42,16 +37,27 @@ NAMES = [
     "demo_wall",
 ]
 
-# (figures produced, function); in this order (report_overhead needs the 30-day store)
-STEPS: list[tuple[tuple[str, ...], Callable[[Context], list[Result]]]] = [
-    (("history_query", "store_bytes"), history_figures),
-    (("year_query",), year_figure),
-    (("report_overhead",), report_overhead),
-    (("reports_parallel",), reports_parallel),
-    (("collect_fanout",), collect_fanout),
-    (("inspect_large_catalog",), inspect_large_catalog),
-    (("demo_wall",), demo_wall),
-]
+
+def steps() -> list[tuple[tuple[str, ...], Callable[[Context], list[Result]]]]:
+    """(figures produced, function), in this order (report_overhead needs the 30-day
+    store). Imported here: rendering the docs needs none of lsops."""
+    from collect_figs import collect_fanout
+    from demo_figs import demo_wall
+    from history import history_figures, year_figure
+    from inspect_figs import inspect_large_catalog
+    from reports_figs import report_overhead, reports_parallel
+
+    return [
+        (("history_query", "store_bytes"), history_figures),
+        (("year_query",), year_figure),
+        (("report_overhead",), report_overhead),
+        (("reports_parallel",), reports_parallel),
+        (("collect_fanout",), collect_fanout),
+        (("inspect_large_catalog",), inspect_large_catalog),
+        (("demo_wall",), demo_wall),
+    ]
+
+
 NEEDS = {"year_query": "history_query", "report_overhead": "history_query"}
 RESULTS = HERE / "results.json"
 DOCS = REPO / "docs" / "benchmarks.md"
@@ -136,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"{'QUICK' if args.quick else 'FULL'} run in {tmp} on {info['cpu']}, {info['cores']} cores")
     results: dict[str, Result] = {}
     try:
-        for names, step in STEPS:
+        for names, step in steps():
             if not wanted.intersection(names):
                 continue
             log(f"{' / '.join(names)}")

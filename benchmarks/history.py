@@ -140,14 +140,20 @@ def history_figures(ctx: Context) -> list[Result]:
     ctx.cache["history_query_s"] = sql_s
     ctx.cache["history_query_cpu_s"] = sql_cpu
     speedup = pd_s / sql_s
+    agree = int(sql_df["requests"].sum()) == int(pd_df["requests"].sum()) and int(
+        sql_df["errors"].sum()
+    ) == int(pd_df["errors"].sum())
+    if not agree:
+        ctx.log("  the SQL read and the pandas baseline DISAGREE on the totals")
     history = Result(
         "history_query",
         sql_s,
         "s",
         pd_s,
         "value < 1 s and >= 10x faster than the baseline (ratio <= 0.1)",
-        sql_s < 1.0 and speedup >= 10.0,
+        agree and sql_s < 1.0 and speedup >= 10.0,
         {
+            "answers_agree": agree,
             "dataset": data.as_dict(),
             "speedup": round(speedup, 2),
             "us_per_sample": round(sql_s / data.samples * 1e6, 3),

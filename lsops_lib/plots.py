@@ -16,7 +16,9 @@ Safe under any backend (Agg included): nothing here calls `plt.show()`.
 from __future__ import annotations
 
 import contextlib
+import html
 import math
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -25,7 +27,7 @@ import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.axes import Axes
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 WIDTH_IN = 10.0
 HEIGHT_IN = 4.0
@@ -110,6 +112,8 @@ def fmt_ms(value: float | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     value = float(value)
+    if value == 0:
+        return "0 ms"
     if abs(value) >= 60_000:
         return f"{value / 60_000:.1f} min"
     if abs(value) >= 1000:
@@ -119,12 +123,46 @@ def fmt_ms(value: float | None) -> str:
     return f"{value:.2f} ms"
 
 
+def fmt_number(value: float | None, digits: int = 3) -> str:
+    """A plain number, never in scientific notation: 10485760 -> '10,485,760',
+    0.9355 -> '0.936', 1.49e-07 -> '0.000000149'; None/NaN -> '–'."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    number = float(value)
+    if number == 0 or not math.isfinite(number):
+        return f"{number:g}"
+    if number.is_integer() or abs(number) >= 10**digits:
+        return f"{number:,.0f}"
+    decimals = min(12, max(0, digits - 1 - math.floor(math.log10(abs(number)))))
+    text = f"{number:,.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def _tick(fn: Any) -> FuncFormatter:
     return FuncFormatter(lambda v, _pos: fn(v))
 
 
+class _BinaryLocator(MaxNLocator):
+    """Ticks at round numbers of the binary unit fmt_bytes will print (100 MiB, not
+    95.4 MiB)."""
+
+    def tick_values(self, vmin: float, vmax: float) -> Any:
+        scale = 1.0
+        while max(abs(vmin), abs(vmax)) / scale >= 1024 and scale < 1024**4:
+            scale *= 1024
+        return super().tick_values(vmin / scale, vmax / scale) * scale
+
+
 def bytes_axis(ax: Axes, axis: str = "y") -> None:
-    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(_tick(fmt_bytes))
+    """Byte ticks at round binary units (KiB, MiB, GiB), labelled by fmt_bytes."""
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_locator(_BinaryLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
+    target.set_major_formatter(_tick(lambda v: fmt_bytes(v).replace(".0 ", " ")))
+
+
+def count_axis(ax: Axes, axis: str = "y") -> None:
+    """Counts with thousands separators: 30,000."""
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(_tick(lambda v: f"{v:,.0f}"))
 
 
 def pct_axis(ax: Axes, axis: str = "y", digits: int = 0) -> None:
@@ -251,3 +289,40 @@ def bar_ranked(
         ax.set_xlabel(xlabel)
     _finish(ax, title, None)
     return ax
+
+
+# --- tables --------------------------------------------------------------------------------------
+
+# a cell that reads as a number: '1,234', '-0.5', '12 %', '0.18x', '3.2 MiB', '1 h 05 min',
+# '8 of 9'; not a date (2026-10-01), a UUID (1affa469-...) or a sentence
+_NUMERIC_CELL = re.compile(r"^[+\-−]?\d[\d,]*(\.\d+)?(x|%|\s\S.{0,19})?$")
+_EMPTY_CELLS = frozenset({"", "–", "-", "None", "nan", "NaT"})
+
+
+def numeric_text(texts: Iterable[Any]) -> bool:
+    """True when every non-empty text of a column reads as a number (and one does)."""
+    seen = False
+    for text in texts:
+        text = str(text).strip()
+        if text in _EMPTY_CELLS:
+            continue
+        if not _NUMERIC_CELL.match(text):
+            return False
+        seen = True
+    return seen
+
+
+def table_markup(texts: pd.DataFrame) -> str:
+    """A frame of display texts as an HTML table, every cell ESCAPED: numbers right-aligned,
+    text left-aligned (a `<style>` scoped by a class naming the column pattern: the HTML
+    export's sanitizer keeps both, and the headers stay plain `<th>`)."""
+    pattern = "".join("r" if numeric_text(texts[c]) else "l" for c in texts.columns)
+    name = f"lsops-align-{pattern}" if pattern else "lsops-align"
+    markup = texts.to_html(index=False, escape=True, border=0, classes=f"lsops-table {name}")
+    lefts = [i + 1 for i, a in enumerate(pattern) if a == "l"]
+    if not lefts:
+        return markup
+    selectors = ", ".join(
+        f"table.{name}.lsops-table {cell}:nth-child({i})" for i in lefts for cell in ("th", "td")
+    )
+    return f"<style>{html.escape(selectors, quote=False)} {{text-align: left;}}</style>{markup}"

@@ -179,10 +179,7 @@ def fmt_int(value: Any) -> str:
 def fmt_num(value: Any, digits: int = 3) -> str:
     if _missing(value):
         return DASH
-    number = float(value)
-    if abs(number) >= 10**digits:  # never 1.041e+04: large counts in full
-        return f"{number:,.0f}"
-    return f"{number:,.{digits}g}"
+    return plots.fmt_number(value, digits)  # never 1.041e+04 nor 2.4e-05
 
 
 def fmt_ts(value: Any, *, seconds: bool = False) -> str:
@@ -259,7 +256,7 @@ def _default_format(value: Any) -> str:
     if isinstance(value, int | np.integer):
         return f"{int(value):,}"
     if isinstance(value, float | np.floating):
-        return f"{float(value):,.4g}"
+        return plots.fmt_number(float(value), 4)
     return str(value)
 
 
@@ -283,10 +280,14 @@ def table_html(
         texts = [fmt(v) if not (_missing(v) and col not in formats) else DASH for v in view[col]]
         texts = [t if len(t) <= max_text else t[:max_text] + "…" for t in texts]
         out[(columns or {}).get(col, col)] = texts
-    markup = out.to_html(index=False, escape=True, border=0, classes="lsops-table")
+    markup = plots.table_markup(out)  # escaped; numbers right, text left
     if len(df) > max_rows:
-        markup += f"<p><em>{len(df) - max_rows} more rows not shown</em></p>"
+        markup += f"<p><em>{more_rows(len(df) - max_rows)}</em></p>"
     return markup
+
+
+def more_rows(count: int) -> str:
+    return f"{count:,} more row{'' if count == 1 else 's'} not shown"
 
 
 def show_table(
@@ -751,8 +752,8 @@ def _daily_bars(
         ax.set_ylabel(ylabel)
     _month_axis(ax, review)
     handles, labels = ax.get_legend_handles_labels()
-    if labels:
-        ax.legend(loc="upper right")
+    if labels:  # above the bars, right of the title: never over a bar or the target line
+        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), borderaxespad=0.2, ncols=3)
 
 
 @guarded("Latency")
@@ -848,6 +849,7 @@ def show_daily_trends(review: Any) -> None:
             f"{fmt_int(daily['requests'].sum())} requests; busiest day "
             f"{busiest['day']:%Y-%m-%d} ({fmt_int(busiest['requests'])})",
             ylabel="requests / day",
+            formatter=plots.count_axis,
         )
         with_traffic = daily[daily["requests"] > 0]
         over = int((with_traffic["error_rate"] >= th.error_rate).sum())
@@ -987,7 +989,7 @@ def show_memory(review: Any) -> None:
             "slope_bytes_per_hour": lambda v: fmt_bytes(v) + "/h" if not _missing(v) else DASH,
             "growth_per_hour": lambda v: fmt_pct(v, 2) + "/h" if not _missing(v) else DASH,
             "duration_h": lambda v: fmt_num(v, 3),
-            "r2": lambda v: fmt_num(v, 2),
+            "r2": lambda v: DASH if _missing(v) else f"{float(v):.2f}",
         },
         columns={
             "start": "from",
@@ -1059,6 +1061,7 @@ def show_endpoints(review: Any, *, top: int = 30) -> None:
                 "errors",
                 f"{worst['endpoint']} had the most errors ({fmt_int(worst['errors'])})",
                 xlabel="errors in the month",
+                formatter=fmt_int,
             )
         else:
             busiest = current.loc[current["requests"].idxmax()]
@@ -1069,6 +1072,7 @@ def show_endpoints(review: Any, *, top: int = 30) -> None:
                 "requests",
                 f"No endpoint errors; {busiest['endpoint']} was the busiest",
                 xlabel="requests in the month",
+                formatter=fmt_int,
             )
         plt.show()
 
@@ -1205,6 +1209,16 @@ def database_overview(
     return out
 
 
+EMBEDDINGS_HEADERS = {
+    "entity_type": "entity type",
+    "last_indexed": "last indexed",
+    "last_updated": "last updated",
+    "tokens_used": "tokens used",
+    "source_table": "source table",
+    "null_embeddings": "NULL embeddings",
+}
+
+
 @guarded("Database")
 def show_database(db: DatabaseOverview | None, review: Any = None) -> None:
     if db is None:
@@ -1283,7 +1297,11 @@ def show_database(db: DatabaseOverview | None, review: Any = None) -> None:
         "coverage": "Coverage: entities, embedded, missing, stale",
     }
     for key, frame in db.embeddings.items():
-        show_table(frame, titles.get(key, key))
+        show_table(
+            frame,
+            titles.get(key, key),
+            columns={c: EMBEDDINGS_HEADERS.get(c, str(c).replace("_", " ")) for c in frame.columns},
+        )
     show_notes(db.notes, title="Notes")
 
 
@@ -1629,6 +1647,8 @@ def show_impact(pm: Any) -> None:
     cmp["baseline"] = [
         fmts.get(m, _default_format)(v) for m, v in zip(cmp["metric"], cmp["baseline"], strict=True)
     ]
+    names = {"error_rate": "error rate", "mean_ms": "mean latency"}
+    cmp["metric"] = [names.get(m, m) for m in cmp["metric"]]
     show_table(cmp, "The window against the baseline before it")
     todo(
         "User and business impact",
@@ -1711,6 +1731,12 @@ def show_evidence(pm: Any) -> None:
         {
             "status_code": lambda v: DASH if _missing(v) else str(int(v)),
             "error": lambda v: DASH if _missing(v) or v == "" else str(v),
+        },
+        columns={
+            "endpoint": "endpoint",
+            "status_code": "status",
+            "error": "error",
+            "count": "count",
         },
         max_rows=20,
         empty="no error record kept by the API in this window",

@@ -12,10 +12,12 @@ and error messages are untrusted); `show_text()` likewise for one line of text.
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..config import Settings, load_settings, redact_url
@@ -223,6 +225,8 @@ def _gather(report: OptimizationReport, insp: Inspector, store: Any) -> None:
     sizes = _try(sec, "table sizes", lambda: space.table_sizes(insp))
     if sizes is not None:
         sec.frames["tables"] = sizes.head(n)
+        # for the chart's title only (the frame's data and the JSON stay as they are)
+        sec.frames["tables"].attrs["database_bytes"] = report.database_bytes
         f["tables"] = sizes
     if store is not None:
         snaps = _try(sec, "size snapshots", lambda: space.growth(store, report.database))
@@ -339,6 +343,14 @@ def _gather(report: OptimizationReport, insp: Inspector, store: Any) -> None:
         if value is not None:
             sec.frames[key] = value
             f[f"embeddings_{key}"] = value
+    by_type, cov = sec.frames.get("by_entity_type"), sec.frames.get("coverage")
+    if by_type is not None and cov is not None and {"entity_type", "entities"} <= set(cov):
+        # for the chart's target marks only: how many source entities each type has
+        by_type.attrs["entities"] = {
+            str(r.entity_type): int(r.entities)
+            for r in cov.itertuples(index=False)
+            if isinstance(r.source_table, str) and not _missing(r.entities)
+        }
     log = f.get("embeddings_log")
     if isinstance(log, pd.DataFrame):
         f["embeddings_log"] = {
@@ -350,37 +362,160 @@ def _gather(report: OptimizationReport, insp: Inspector, store: Any) -> None:
 # --- rendering (escaped) ------------------------------------------------------------------
 
 
-def _human_bytes(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and value != value):
-        return value
+# snake_case columns as a reader calls them (the DataFrames and JSON keep their names)
+HEADERS = {
+    "total_bytes": "total",
+    "table_bytes": "table size",
+    "index_bytes": "indexes",
+    "toast_bytes": "TOAST",
+    "rows_estimate": "rows (estimate)",
+    "ts": "snapshot (UTC)",
+    "first_ts": "first snapshot (UTC)",
+    "last_ts": "last snapshot (UTC)",
+    "first_bytes": "size then",
+    "last_bytes": "size now",
+    "growth_bytes": "growth",
+    "bytes_per_day": "growth per day",
+    "size_bytes": "size",
+    "stats_reset": "statistics reset (UTC)",
+    "stats_age_days": "statistics age (days)",
+    "queryid": "query id",
+    "total_ms": "total time",
+    "mean_ms": "mean time",
+    "hour": "hour (UTC)",
+    "over_threshold": "over the threshold",
+    "dead_ratio": "dead share",
+    "bloat_ratio": "bloat share",
+    "expected_bytes": "expected",
+    "bloat_bytes": "bloat",
+    "xid_fraction": "xid share of the limit",
+    "mxid_fraction": "mxid share of the limit",
+    "fraction": "share used",
+    "ratio": "hit ratio",
+    "entity_type": "entity type",
+    "entity_id": "entity id",
+    "error_message": "error",
+    "created_at": "created (UTC)",
+    "completed_at": "completed (UTC)",
+    "changed_at": "changed (UTC)",
+    "last_indexed": "last indexed (UTC)",
+    "last_updated": "last updated (UTC)",
+    "latest": "latest (UTC)",
+    "null_embeddings": "NULL embeddings",
+    "is_valid": "valid",
+    "seq_scan_share": "sequential share",
+}
+# where table_bytes is the heap alone (pg_table_size minus TOAST), not the whole table
+FRAME_HEADERS: dict[str, dict[str, str]] = {
+    "tables": {"table_bytes": "heap"},
+    "growth_total": {"table_bytes": "heap"},
+}
+# long SQL is cut shorter than other text: the recommendations quote what matters
+TEXT_LIMITS = {"query": 200, "definition": 200}
+
+
+def _missing(value: Any) -> bool:
+    if value is None:
+        return True
     try:
-        number = float(value)
+        return bool(pd.isna(value))
     except (TypeError, ValueError):
-        return value
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(number) < 1024 or unit == "TB":
-            return f"{number:.0f} {unit}" if unit == "B" else f"{number:.1f} {unit}"
-        number /= 1024
-    return value  # pragma: no cover
+        return False
 
 
-def to_html(df: pd.DataFrame, *, max_rows: int = 50, max_text: int = 300) -> str:
-    """A DataFrame as an HTML table, every cell escaped; long texts cut; bytes made human."""
-    view = df.head(max_rows).copy()
+def _pct(value: Any) -> str:
+    from .. import plots
+
+    number = float(value)
+    if number != 0 and abs(number) < 0.001:
+        return "< 0.1 %"
+    return plots.fmt_pct(number, 1)
+
+
+def _cell(column: str, value: Any, max_text: int) -> str:
+    """One value as a reader reads it: bytes in KiB/MiB, shares in %, counts with
+    thousands separators, times in UTC, never scientific notation."""
+    from .. import plots
+
+    if _missing(value):
+        return "–"
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if isinstance(value, pd.Timestamp | datetime):
+        return f"{pd.Timestamp(value):%Y-%m-%d %H:%M}"
+    if isinstance(value, int | float | np.integer | np.floating):
+        if column == "queryid":
+            return str(int(value))
+        if column.endswith("_bytes"):
+            return plots.fmt_bytes(float(value))
+        if column == "bytes_per_day":
+            return plots.fmt_bytes(float(value)) + "/day"
+        if column.endswith(("ratio", "fraction", "share")):
+            return _pct(value)
+        if column.endswith("_ms"):
+            return plots.fmt_ms(value) if abs(value) >= 10 else plots.fmt_number(value) + " ms"
+        if column.endswith("_s"):
+            return plots.fmt_ms(float(value) * 1000)
+        if isinstance(value, int | np.integer):
+            return f"{int(value):,}"
+        return plots.fmt_number(float(value), 4)
+    text = str(value)
+    limit = TEXT_LIMITS.get(column, max_text)
+    return text[:limit] + "…" if len(text) > limit else text
+
+
+def _threshold_value(name: str, value: Any) -> str:
+    """A threshold as the report uses it (the name stays the lsops.toml key)."""
+    from .. import plots
+
+    if _missing(value):
+        return "–"
+    if name.endswith("_bytes"):
+        return plots.fmt_bytes(float(value))
+    if name.endswith(("_ratio", "_warn", "_critical")):
+        return plots.fmt_pct(float(value), 0)
+    if name.endswith("_ms"):
+        return plots.fmt_ms(value)
+    if name.endswith("_s"):
+        return plots.fmt_ms(float(value) * 1000)
+    return plots.fmt_number(float(value))
+
+
+def header(column: Any, headers: Mapping[str, str] | None = None) -> str:
+    name = str(column)
+    return (headers or {}).get(name) or HEADERS.get(name, name.replace("_", " "))
+
+
+def to_html(
+    df: pd.DataFrame,
+    *,
+    max_rows: int = 50,
+    max_text: int = 300,
+    headers: Mapping[str, str] | None = None,
+) -> str:
+    """A DataFrame as an HTML table, every cell ESCAPED; long texts cut; bytes, shares and
+    counts made human; headers in words; numbers right-aligned, text left-aligned."""
+    from .. import plots
+
+    view = df.head(max_rows)
+    texts = pd.DataFrame(index=range(len(view)))
+    thresholds = list(view.columns) == ["threshold", "value"]
     for col in view.columns:
-        if pd.api.types.is_datetime64_any_dtype(view[col]):
-            view[col] = view[col].map(lambda v: "" if pd.isna(v) else f"{v:%Y-%m-%d %H:%M}")
-        elif str(view[col].dtype) in ("Int64", "boolean"):
-            view[col] = view[col].astype(object).where(view[col].notna(), None)
-        if str(col).endswith("_bytes"):
-            view[col] = view[col].map(_human_bytes)
-        elif view[col].dtype == object:
-            view[col] = view[col].map(
-                lambda v: (v[:max_text] + "…") if isinstance(v, str) and len(v) > max_text else v
-            )
-    return view.to_html(
-        index=False, escape=True, na_rep="", border=0, float_format=lambda x: f"{x:,.4g}"
-    )
+        name = str(col)
+        if thresholds and name == "value":
+            cells = [
+                _threshold_value(str(k), v)
+                for k, v in zip(view["threshold"], view[col], strict=True)
+            ]
+        else:
+            cells = [_cell(name, v, max_text) for v in view[col].astype(object)]
+        label = name if thresholds else header(col, headers)
+        texts[label if label not in texts.columns else name] = cells
+    return plots.table_markup(texts)
+
+
+def _more_rows(count: int) -> str:
+    return f"{count:,} more row{'' if count == 1 else 's'} not shown"
 
 
 def _display_html(markup: str) -> None:
@@ -398,15 +533,24 @@ def show_text(text: str, *, tag: str = "p") -> None:
 
 
 def show(
-    df: pd.DataFrame | None, title: str | None = None, *, max_rows: int = 50, empty: str = "none"
+    df: pd.DataFrame | None,
+    title: str | None = None,
+    *,
+    max_rows: int = 50,
+    empty: str = "none",
+    headers: Mapping[str, str] | None = None,
+    note: str | None = None,
 ) -> None:
-    """A titled, escaped HTML table (or `empty` when there are no rows)."""
+    """A titled, escaped HTML table (or `empty` when there are no rows); `note` (escaped)
+    under the title."""
     head = f"<h4>{html.escape(title)}</h4>" if title else ""
     if df is None or df.empty:
         _display_html(f"{head}<p><em>{html.escape(empty)}</em></p>")
         return
-    more = f"<p><em>{len(df) - max_rows} more rows not shown</em></p>" if len(df) > max_rows else ""
-    _display_html(head + to_html(df, max_rows=max_rows) + more)
+    more = f"<p><em>{_more_rows(len(df) - max_rows)}</em></p>" if len(df) > max_rows else ""
+    if note:
+        head += f"<p><em>{html.escape(note)}</em></p>"
+    _display_html(head + to_html(df, max_rows=max_rows, headers=headers) + more)
 
 
 FRAME_TITLES = {
@@ -451,61 +595,183 @@ def show_section(report: OptimizationReport, name: str, *, only: list[str] | Non
     for key, df in section.frames.items():
         if only is not None and key not in only:
             continue
-        title = FRAME_TITLES.get(
-            "tables_maintenance" if (name, key) == ("maintenance", "tables") else key, key
-        )
-        show(df, title)
+        frame_key = "tables_maintenance" if (name, key) == ("maintenance", "tables") else key
+        title = FRAME_TITLES.get(frame_key, key)
+        headers = FRAME_HEADERS.get(frame_key)
+        if key == "slow_per_hour" and "over_threshold" in df:
+            over = int(df["over_threshold"].fillna(False).astype(bool).sum())
+            show_text(
+                f"{over} of {len(df):,} hours over the runbook's threshold of "
+                f"{report.thresholds.slow_queries_per_hour} slow queries an hour."
+            )
+        shown, note = _thin(df)
+        show(shown, title, headers=headers, note=note)
+
+
+def _thin(df: pd.DataFrame, *, limit: int = 12, every: int = 7) -> tuple[pd.DataFrame, str | None]:
+    """A long series (a snapshot a day) as the first row, every `every`-th and the last, and
+    every row over a threshold; the note says so. Short frames are shown whole."""
+    if len(df) <= limit or not ({"ts", "hour"} & set(df.columns)):
+        return df, None
+    keep = [i % every == 0 or i == len(df) - 1 for i in range(len(df))]
+    over = ""
+    if "over_threshold" in df:
+        flagged = df["over_threshold"].fillna(False).astype(bool).tolist()
+        keep = [k or f for k, f in zip(keep, flagged, strict=True)]
+        over = ", and every one over the threshold"
+    shown = df[keep]
+    return shown, (
+        f"{len(shown)} of {len(df):,} rows: the first, every {every}th, the last{over}"
+        + (" (the chart below draws them all)" if "ts" in df.columns else "")
+    )
+
+
+def _table_names(frame: pd.DataFrame) -> list[str]:
+    """`table`, or `schema.table` when the tables are not all in `public`."""
+    if set(frame["schema"].astype(str)) == {"public"}:
+        return [str(t) for t in frame["table"]]
+    return [f"{s}.{t}" for s, t in zip(frame["schema"], frame["table"], strict=False)]
 
 
 def plot_top_tables(df: pd.DataFrame, ax: Any = None, *, n: int = 10) -> Any:
-    """Horizontal stacked bars: heap, TOAST and index bytes of the largest tables."""
-    import matplotlib.pyplot as plt
+    """Horizontal stacked bars: heap, TOAST and index bytes of the largest tables, the
+    largest on top; the title says how much of the database the largest one holds."""
+    from .. import plots
 
-    if ax is None:
-        _fig, ax = plt.subplots(figsize=(8, max(2.5, 0.4 * min(n, len(df)) + 1)))
-    top = df.head(n).iloc[::-1]
-    labels = [f"{s}.{t}" for s, t in zip(top["schema"], top["table"], strict=False)]
-    mb = 1024 * 1024
-    left = None
-    for col, label in (
-        ("table_bytes", "heap"),
-        ("toast_bytes", "TOAST"),
-        ("index_bytes", "indexes"),
-    ):
-        values = top[col].astype(float) / mb
-        ax.barh(labels, values, left=left, label=label)
-        left = values if left is None else left + values
-    ax.set_xlabel("MB")
-    ax.set_title("Largest tables")
-    ax.legend(loc="lower right")
+    top = df.head(n)
+    with plots.style():
+        if ax is None:
+            _fig, ax = plots.figure(max(3.0, 0.42 * len(top) + 1.6))
+        rows = top.iloc[::-1]
+        names = _table_names(rows)
+        left = None
+        for col, label in (
+            ("table_bytes", "heap"),
+            ("toast_bytes", "TOAST"),
+            ("index_bytes", "indexes"),
+        ):
+            values = rows[col].astype(float).fillna(0.0).to_numpy()
+            ax.barh(names, values, left=left, label=label)
+            left = values if left is None else left + values
+        if left is not None:
+            for y, total in enumerate(left):
+                ax.text(total, y, f" {plots.fmt_bytes(total)}", va="center", fontsize=9)
+            ax.set_xlim(0, max(float(left.max()), 1.0) * 1.15)
+        plots.bytes_axis(ax, "x")
+        ax.grid(axis="y", visible=False)
+        ax.set_title(_top_tables_title(top, df.attrs.get("database_bytes")))
+        ax.legend(loc="lower right")
     return ax
+
+
+def _top_tables_title(top: pd.DataFrame, database_bytes: Any) -> str:
+    from .. import plots
+
+    if top.empty:
+        return "No table in this database"
+    first = top.iloc[0]
+    total = float(first["total_bytes"])
+    whole = float(database_bytes) if database_bytes else float(top["total_bytes"].sum())
+    where = "the database" if database_bytes else f"the {len(top)} largest tables"
+    name = _table_names(top.head(1))[0]
+    toast = float(first.get("toast_bytes") or 0)
+    mostly = ", mostly TOAST" if total and toast / total > 0.5 else ""
+    return (
+        f"{name} holds {plots.fmt_pct(total / whole, 0) if whole else '–'} of {where} "
+        f"({plots.fmt_bytes(total)}{mostly})"
+    )
 
 
 def plot_growth(totals: pd.DataFrame, ax: Any = None) -> Any:
-    """Database size per snapshot (sum over tables)."""
-    import matplotlib.pyplot as plt
+    """Database size per snapshot (sum over tables) on a UTC axis; the title says how much
+    it grew and how fast."""
+    from .. import plots
 
-    if ax is None:
-        _fig, ax = plt.subplots(figsize=(8, 3))
-    mb = 1024 * 1024
-    ax.plot(totals["ts"], totals["total_bytes"].astype(float) / mb, marker="o", label="total")
-    ax.plot(totals["ts"], totals["index_bytes"].astype(float) / mb, marker=".", label="indexes")
-    ax.set_ylabel("MB")
-    ax.set_title("Database size over time")
-    ax.legend()
+    when = pd.to_datetime(totals["ts"], utc=True)
+    total = totals["total_bytes"].astype(float)
+    with plots.style():
+        if ax is None:
+            _fig, ax = plots.figure(3.5)
+        ax.plot(when, total, marker="o", markersize=3, label="all tables")
+        ax.plot(when, totals["toast_bytes"].astype(float), label="TOAST")
+        ax.plot(when, totals["index_bytes"].astype(float), label="indexes")
+        ax.set_ylim(bottom=0)
+        plots.bytes_axis(ax)
+        plots.utc_axis(ax)
+        ax.set_ylabel("size")
+        ax.set_title(_growth_title(when, total))
+        ax.legend(loc="upper left")
     return ax
+
+
+def _growth_title(when: pd.Series, total: pd.Series) -> str:
+    from .. import plots
+
+    if len(total) < 2:
+        return f"Database size: {plots.fmt_bytes(total.iloc[-1] if len(total) else None)}"
+    growth = float(total.iloc[-1] - total.iloc[0])
+    days = (when.iloc[-1] - when.iloc[0]).total_seconds() / 86400
+    span = f"{days:,.0f} days" if days >= 2 else f"{days * 24:,.0f} hours"
+    if growth == 0:
+        return f"The database did not grow in {span} ({plots.fmt_bytes(total.iloc[-1])})"
+    verb = "grew" if growth > 0 else "shrank"
+    rate = f" ({plots.fmt_bytes(abs(growth) / days)}/day)" if days > 0 else ""
+    return f"The database {verb} {plots.fmt_bytes(abs(growth))} in {span}{rate}"
 
 
 def plot_embeddings(by_type: pd.DataFrame, ax: Any = None) -> Any:
-    """Embeddings per entity type (the runbook's weekly check) as bars."""
-    import matplotlib.pyplot as plt
+    """Embeddings per entity type (the runbook's weekly check) as bars, with the number of
+    source entities to embed as a dashed target where the coverage is known."""
+    from .. import plots
 
-    if ax is None:
-        _fig, ax = plt.subplots(figsize=(6, 3))
-    ax.bar(by_type["entity_type"].astype(str), by_type["count"].astype(int))
-    ax.set_ylabel("embeddings")
-    ax.set_title("Embeddings per entity type")
+    types = by_type["entity_type"].astype(str).tolist()
+    counts = by_type["count"].astype(int).tolist()
+    entities = by_type.attrs.get("entities") or {}
+    with plots.style():
+        if ax is None:
+            _fig, ax = plots.figure(3.5, width=8.0)
+        ax.bar(types, counts, width=0.6, label="embeddings")
+        for x, count in enumerate(counts):
+            ax.text(x, count, f"{count:,}", ha="center", va="bottom", fontsize=9)
+        drawn = False
+        for x, kind in enumerate(types):
+            if kind in entities:
+                ax.hlines(
+                    entities[kind],
+                    x - 0.4,
+                    x + 0.4,
+                    colors=plots.TARGET_COLOR,
+                    linestyles="--",
+                    linewidth=1.2,
+                    label=None if drawn else "entities to embed",
+                )
+                drawn = True
+        plots.count_axis(ax)
+        ax.grid(axis="x", visible=False)
+        ax.set_ylabel("embeddings")
+        ax.set_title(_embeddings_title(types, counts, entities))
+        ax.legend(loc="upper left")
     return ax
+
+
+def _embeddings_title(types: list[str], counts: list[int], entities: Mapping[str, int]) -> str:
+    if not counts:
+        return "No embedding stored"
+    known = [t for t in types if t in entities]
+    if known:
+        have = dict(zip(types, counts, strict=True))
+        missing = {t: max(0, int(entities[t]) - have[t]) for t in known}
+        worst = max(missing, key=lambda t: missing[t])
+        total = sum(int(entities[t]) for t in known)
+        embedded = sum(min(have[t], int(entities[t])) for t in known)
+        if missing[worst] == 0:
+            return f"Every one of the {total:,} entities has an embedding"
+        return (
+            f"{embedded:,} of {total:,} entities have an embedding; "
+            f"{worst} lacks the most ({missing[worst]:,})"
+        )
+    top = max(range(len(counts)), key=lambda i: counts[i])
+    return f"{types[top]} holds {counts[top]:,} of {sum(counts):,} embeddings"
 
 
 def show_header(report: OptimizationReport) -> None:
@@ -521,8 +787,12 @@ def show_header(report: OptimizationReport) -> None:
         + f" &middot; <strong>top N:</strong> {report.top_n}</p>"
     ]
     if report.reachable:
+        from .. import plots
+
         size = (
-            _human_bytes(report.database_bytes) if report.database_bytes is not None else "unknown"
+            plots.fmt_bytes(report.database_bytes)
+            if report.database_bytes is not None
+            else "unknown"
         )
         parts.append(f"<p><strong>Size:</strong> {html.escape(str(size))}</p>")
     else:
@@ -534,6 +804,13 @@ def show_header(report: OptimizationReport) -> None:
     _display_html("".join(parts))
 
 
+SEVERITY_COLORS = {
+    "critical": ("#c62828", "#fdecea"),
+    "warning": ("#ef6c00", "#fff3e0"),
+    "info": ("#1565c0", "#e3f2fd"),
+}
+
+
 def show_recommendations(report: OptimizationReport) -> None:
     """Each recommendation: severity, title, evidence and the SQL to run (printed only)."""
     recs = report.recommendations
@@ -542,15 +819,21 @@ def show_recommendations(report: OptimizationReport) -> None:
         return
     blocks = []
     for r in recs.itertuples(index=False):
+        # a framed block per recommendation, coloured by severity (only CSS properties the
+        # HTML export's sanitizer keeps; the blockquote gives the margin and the left rule)
+        color, bg = SEVERITY_COLORS.get(str(r.severity), ("#616161", "#fafafa"))
         block = (
-            f"<div style='margin-bottom:10px'><strong>[{html.escape(str(r.severity))}]</strong> "
-            f"{html.escape(str(r.title))}<br><em>Evidence:</em> {html.escape(str(r.evidence))}"
+            f'<blockquote style="background-color:{bg};border-left-color:{color};'
+            f'border-color:{color};color:#212121;">'
+            f'<strong style="color:{color}">[{html.escape(str(r.severity))}]</strong> '
+            f"<strong>{html.escape(str(r.title))}</strong>"
+            f"<br><em>Evidence:</em> {html.escape(str(r.evidence))}"
         )
         if isinstance(r.check, str) and r.check:
             block += f"<br><em>Checked:</em> {html.escape(r.check)}"
         if isinstance(r.sql, str) and r.sql:
-            block += f"<pre>{html.escape(r.sql)}</pre>"
-        blocks.append(block + "</div>")
+            block += f"<pre><code>{html.escape(r.sql)}</code></pre>"
+        blocks.append(block + "</blockquote>")
     _display_html("".join(blocks))
 
 

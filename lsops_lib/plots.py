@@ -293,36 +293,60 @@ def bar_ranked(
 
 # --- tables --------------------------------------------------------------------------------------
 
-# a cell that reads as a number: '1,234', '-0.5', '12 %', '0.18x', '3.2 MiB', '1 h 05 min',
-# '8 of 9'; not a date (2026-10-01), a UUID (1affa469-...) or a sentence
-_NUMERIC_CELL = re.compile(r"^[+\-−]?\d[\d,]*(\.\d+)?(x|%|\s\S.{0,19})?$")
+# a cell that reads as a number: '1,234', '-0.5', '12 %', '< 0.1 %', '0.18x', '3.2 MiB',
+# '1 h 05 min', '8 of 9'; not a date (2026-10-01), a UUID (1affa469-...) or a sentence
+_NUMERIC_CELL = re.compile(r"^([<>≤≥]\s?)?[+\-−]?\d[\d,]*(\.\d+)?(x|%|\s\S.{0,19})?$")
+_DATE_CELL = re.compile(r"^\d{4}-\d{2}-\d{2}( \d{2}:\d{2}(:\d{2})?)?( UTC)?$")
 _EMPTY_CELLS = frozenset({"", "–", "-", "None", "nan", "NaT"})
 
 
-def numeric_text(texts: Iterable[Any]) -> bool:
-    """True when every non-empty text of a column reads as a number (and one does)."""
+def _all_match(texts: Iterable[Any], pattern: re.Pattern[str]) -> bool:
     seen = False
     for text in texts:
         text = str(text).strip()
         if text in _EMPTY_CELLS:
             continue
-        if not _NUMERIC_CELL.match(text):
+        if not pattern.match(text):
             return False
         seen = True
     return seen
 
 
+def _blank(texts: Iterable[Any]) -> bool:
+    """Only dashes (a change with nothing to compare with): aligned as the numbers it would be."""
+    return all(str(text).strip() in _EMPTY_CELLS for text in texts)
+
+
+def numeric_text(texts: Iterable[Any]) -> bool:
+    """True when every non-empty text of a column reads as a number (and one does)."""
+    return _all_match(texts, _NUMERIC_CELL)
+
+
 def table_markup(texts: pd.DataFrame) -> str:
     """A frame of display texts as an HTML table, every cell ESCAPED: numbers right-aligned,
-    text left-aligned (a `<style>` scoped by a class naming the column pattern: the HTML
-    export's sanitizer keeps both, and the headers stay plain `<th>`)."""
-    pattern = "".join("r" if numeric_text(texts[c]) else "l" for c in texts.columns)
+    text left-aligned, numbers and dates never wrapped (a `<style>` scoped by a class naming
+    the column pattern: the HTML export's sanitizer keeps both, the headers stay plain
+    `<th>`)."""
+    pattern = "".join(
+        "r"
+        if numeric_text(texts[c]) or _blank(texts[c])
+        else ("d" if _all_match(texts[c], _DATE_CELL) else "l")
+        for c in texts.columns
+    )
     name = f"lsops-align-{pattern}" if pattern else "lsops-align"
     markup = texts.to_html(index=False, escape=True, border=0, classes=f"lsops-table {name}")
-    lefts = [i + 1 for i, a in enumerate(pattern) if a == "l"]
-    if not lefts:
-        return markup
-    selectors = ", ".join(
-        f"table.{name}.lsops-table {cell}:nth-child({i})" for i in lefts for cell in ("th", "td")
-    )
-    return f"<style>{html.escape(selectors, quote=False)} {{text-align: left;}}</style>{markup}"
+
+    def cells(kinds: str, *, headers: bool = True) -> str:
+        return ", ".join(
+            f"table.{name}.lsops-table {cell}:nth-child({i + 1})"
+            for i, kind in enumerate(pattern)
+            if kind in kinds
+            for cell in (("th", "td") if headers else ("td",))
+        )
+
+    rules = []
+    if "l" in pattern or "d" in pattern:
+        rules.append(f"{cells('ld')} {{text-align: left;}}")
+    if "r" in pattern or "d" in pattern:
+        rules.append(f"{cells('rd', headers=False)} {{white-space: nowrap;}}")
+    return f"<style>{html.escape(' '.join(rules), quote=False)}</style>{markup}"

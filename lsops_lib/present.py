@@ -26,6 +26,7 @@ import functools
 import html
 import json
 import math
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -525,10 +526,21 @@ def targets_frame(review: Any) -> pd.DataFrame:
                 "runbook target": r["target"],
                 "figure this month": _TARGET_FORMAT.get(r["key"], _default_format)(r["figure"]),
                 "verdict": status_label(r["met"]),
-                "detail": r["detail"],
+                "detail": _separate_thousands(r["detail"]),
             }
         )
     return pd.DataFrame(rows)
+
+
+_BARE_COUNT = re.compile(r"(?<![\w.,:/+-])(\d{4,})(?= [A-Za-z])")
+
+
+def _separate_thousands(text: Any) -> Any:
+    """'9125 errors of 1040608 requests' -> '9,125 errors of 1,040,608 requests' (a count
+    followed by a word; years like 2026 are left alone)."""
+    if not isinstance(text, str):
+        return text
+    return _BARE_COUNT.sub(lambda m: m[1] if 1900 <= int(m[1]) <= 2100 else f"{int(m[1]):,}", text)
 
 
 def _budget_row(name: str, budget: Mapping[str, Any], unit: str) -> dict[str, Any]:

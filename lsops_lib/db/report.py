@@ -12,6 +12,7 @@ and error messages are untrusted); `show_text()` likewise for one line of text.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -410,6 +411,7 @@ FRAME_HEADERS: dict[str, dict[str, str]] = {
     "tables": {"table_bytes": "heap"},
     "growth_total": {"table_bytes": "heap"},
 }
+_BREAKS = re.compile(r"(?:\\n|\s)+")
 # long SQL is cut shorter than other text: the recommendations quote what matters
 TEXT_LIMITS = {"query": 200, "definition": 200}
 
@@ -460,6 +462,8 @@ def _cell(column: str, value: Any, max_text: int) -> str:
             return f"{int(value):,}"
         return plots.fmt_number(float(value), 4)
     text = str(value)
+    if column == "query":  # one line: line breaks (real or escaped "\\n") read as spaces
+        text = _BREAKS.sub(" ", text).strip()
     limit = TEXT_LIMITS.get(column, max_text)
     return text[:limit] + "…" if len(text) > limit else text
 
@@ -731,8 +735,9 @@ def plot_embeddings(by_type: pd.DataFrame, ax: Any = None) -> Any:
         if ax is None:
             _fig, ax = plots.figure(3.5, width=8.0)
         ax.bar(types, counts, width=0.6, label="embeddings")
-        for x, count in enumerate(counts):
-            ax.text(x, count, f"{count:,}", ha="center", va="bottom", fontsize=9)
+        for x, (kind, count) in enumerate(zip(types, counts, strict=True)):
+            top = max(count, int(entities.get(kind, 0)))  # above the target mark, not on it
+            ax.text(x, top, f"{count:,}", ha="center", va="bottom", fontsize=9)
         drawn = False
         for x, kind in enumerate(types):
             if kind in entities:

@@ -83,19 +83,26 @@ def pandas_hourly(path: Path, start: datetime, end: datetime) -> pd.DataFrame:
 
 
 def store_bytes(data: Dataset) -> tuple[float, dict[str, object]]:
-    """(bytes of lsops_samples and its indexes per sample, details)."""
+    """(bytes per sample of lsops_samples and what the store derives from it (the hourly
+    rollup, when the schema has one), indexes included; details)."""
     con = sqlite3.connect(data.path)
     try:
-        names = [
-            row[0]
-            for row in con.execute(
-                "SELECT name FROM sqlite_schema WHERE tbl_name = 'lsops_samples'"
-            ).fetchall()
-        ]
-        placeholders = ", ".join("?" * len(names))
-        (sample_bytes,) = con.execute(
-            f"SELECT SUM(pgsize) FROM dbstat WHERE name IN ({placeholders})", names
-        ).fetchone()
+        per_table: dict[str, int] = {}
+        for table in ("lsops_samples", "lsops_rollup"):
+            names = [
+                row[0]
+                for row in con.execute(
+                    "SELECT name FROM sqlite_schema WHERE tbl_name = ?", (table,)
+                ).fetchall()
+            ]
+            if not names:
+                continue
+            placeholders = ", ".join("?" * len(names))
+            (size,) = con.execute(
+                f"SELECT SUM(pgsize) FROM dbstat WHERE name IN ({placeholders})", names
+            ).fetchone()
+            per_table[table] = int(size or 0)
+        sample_bytes = sum(per_table.values())
         page_size, page_count = (
             con.execute("PRAGMA page_size").fetchone()[0],
             con.execute("PRAGMA page_count").fetchone()[0],
@@ -104,8 +111,8 @@ def store_bytes(data: Dataset) -> tuple[float, dict[str, object]]:
         con.close()
     file_bytes = data.path.stat().st_size
     return sample_bytes / data.samples, {
-        "objects": names,
-        "sample_table_bytes": int(sample_bytes),
+        "table_bytes": per_table,
+        "samples_only_per_sample": round(per_table.get("lsops_samples", 0) / data.samples, 2),
         "file_bytes": file_bytes,
         "file_bytes_per_sample": round(file_bytes / data.samples, 2),
         "db_pages": page_count,

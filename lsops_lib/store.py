@@ -581,7 +581,7 @@ class Store:
                         {"key": "rollup_sid", "value": "0"},
                     ],
                 )
-        self._catch_up()
+            self._catch_up(conn)
 
     def _rollup_state(self, conn: Connection) -> tuple[int, int | None, int | None]:
         """(schema version, rollup mark, MAX(sid)) in one statement (one snapshot)."""
@@ -603,7 +603,7 @@ class Store:
         version, mark, max_sid = state
         return version < SCHEMA_VERSION or mark is None or (max_sid or 0) > mark
 
-    def _catch_up(self) -> None:
+    def _catch_up(self, conn: Connection) -> None:
         """Bring the rollup up to date with the samples, in one transaction.
 
         A version-1 store (no rollup yet) is rolled up whole by one INSERT ... SELECT of
@@ -611,42 +611,39 @@ class Store:
         and raises the mark `rollup_sid` to the sid it wrote; scrapes above the mark were
         written by something else (an older lsops still running, a bulk loader): each
         such target is rolled up again from the hour of its first such scrape on."""
-        with self._write() as conn:
-            if not self._stale(self._rollup_state(conn)):
-                return
-            if conn.dialect.name == "postgresql":
-                # the writers' lock order: target rows, then the meta rows
+        if not self._stale(self._rollup_state(conn)):
+            return  # every open: one small statement
+        if conn.dialect.name == "postgresql":
+            # the writers' lock order: target rows, then the meta rows
+            conn.execute(select(targets_table.c.id).order_by(targets_table.c.id).with_for_update())
+            conn.execute(select(meta_table.c.key).order_by(meta_table.c.key).with_for_update())
+        state = self._rollup_state(conn)
+        if not self._stale(state):
+            return
+        version, mark, max_sid = state
+        if version < 2 or mark is None:
+            conn.execute(rollup_table.delete())
+            conn.execute(text(_rollup_select("")), {"start": _MIN_MS, "end": _MAX_MS})
+        else:
+            firsts = conn.execute(
+                select(scrapes_table.c.target_id, func.min(scrapes_table.c.ts))
+                .where(scrapes_table.c.sid > mark)
+                .group_by(scrapes_table.c.target_id)
+            ).all()
+            for target_id, first in firsts:
+                hour = _hour_of(int(first))
                 conn.execute(
-                    select(targets_table.c.id).order_by(targets_table.c.id).with_for_update()
+                    rollup_table.delete().where(
+                        rollup_table.c.target_id == target_id,
+                        rollup_table.c.hour_ts >= hour,
+                    )
                 )
-                conn.execute(select(meta_table.c.key).order_by(meta_table.c.key).with_for_update())
-            state = self._rollup_state(conn)
-            if not self._stale(state):
-                return
-            version, mark, max_sid = state
-            if version < 2 or mark is None:
-                conn.execute(rollup_table.delete())
-                conn.execute(text(_rollup_select("")), {"start": _MIN_MS, "end": _MAX_MS})
-            else:
-                firsts = conn.execute(
-                    select(scrapes_table.c.target_id, func.min(scrapes_table.c.ts))
-                    .where(scrapes_table.c.sid > mark)
-                    .group_by(scrapes_table.c.target_id)
-                ).all()
-                for target_id, first in firsts:
-                    hour = _hour_of(int(first))
-                    conn.execute(
-                        rollup_table.delete().where(
-                            rollup_table.c.target_id == target_id,
-                            rollup_table.c.hour_ts >= hour,
-                        )
-                    )
-                    conn.execute(
-                        text(_rollup_select("WHERE t.id = :tid")),
-                        {"tid": target_id, "start": _hour_span(hour)[0], "end": _MAX_MS},
-                    )
-            _set_meta(conn, "rollup_sid", str(max_sid or 0))
-            _set_meta(conn, "schema_version", str(SCHEMA_VERSION))
+                conn.execute(
+                    text(_rollup_select("WHERE t.id = :tid")),
+                    {"tid": target_id, "start": _hour_span(hour)[0], "end": _MAX_MS},
+                )
+        _set_meta(conn, "rollup_sid", str(max_sid or 0))
+        _set_meta(conn, "schema_version", str(SCHEMA_VERSION))
 
     def _stored_version(self, conn: Connection) -> int | None:
         if not inspect(conn).has_table(meta_table.name):
@@ -1065,6 +1062,12 @@ class Store:
         very deltas computed here, filed by the hour of the scrape that closes them).
         """
         if bucket not in ("hour", "day"):
+            return self._endpoint_intervals_raw(
+                start, end, bucket=bucket, target=target, include_monitoring=include_monitoring
+            )
+        with self._read() as conn:
+            stale = self._stale(self._rollup_state(conn))
+        if stale:  # scrapes written since this Store opened by a writer keeping no rollup
             return self._endpoint_intervals_raw(
                 start, end, bucket=bucket, target=target, include_monitoring=include_monitoring
             )

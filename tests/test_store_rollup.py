@@ -287,6 +287,7 @@ def test_scrapes_written_without_rollup_are_caught_up(
     with Store(store_url) as store:
         for s in scrapes[:half]:
             store.record_scrape(s)
+    reader = Store(store_url)  # open before: sees the rollup fall behind, reads the samples
     with monkeypatch.context() as m:
         m.setattr(Store, "_roll_up", lambda self, conn, target_id, sid: None)
         with Store(store_url) as store:
@@ -294,6 +295,11 @@ def test_scrapes_written_without_rollup_are_caught_up(
             for s in scrapes[half:]:
                 if s not in late:
                     store.record_scrape(s)
+    with reader:
+        with reader.engine.connect() as conn:
+            assert reader._stale(reader._rollup_state(conn))
+        first, last = scrapes[0].collected_at, scrapes[-1].collected_at
+        check_windows(reader, windows(8, first, last, 10), include_monitoring=True)
     with Store(store_url) as store:
         for s in late:
             store.record_scrape(s)  # the mark is below the bulk-written scrapes still

@@ -809,6 +809,16 @@ def show_header(report: OptimizationReport) -> None:
     _display_html("".join(parts))
 
 
+_POWER_OF_1024 = re.compile(r"(\d) (kB|MB|GB|TB)\b")
+
+
+def _binary_units(text: Any) -> str:
+    """The recommendations' sizes (powers of 1024, labelled kB/MB as PostgreSQL does) in
+    the units of the tables and charts: KiB, MiB, GiB, TiB."""
+    units = {"kB": "KiB", "MB": "MiB", "GB": "GiB", "TB": "TiB"}
+    return _POWER_OF_1024.sub(lambda m: f"{m[1]} {units[m[2]]}", str(text))
+
+
 SEVERITY_COLORS = {
     "critical": ("#c62828", "#fdecea"),
     "warning": ("#ef6c00", "#fff3e0"),
@@ -831,8 +841,8 @@ def show_recommendations(report: OptimizationReport) -> None:
             f'<blockquote style="background-color:{bg};border-left-color:{color};'
             f'border-color:{color};color:#212121;">'
             f'<strong style="color:{color}">[{html.escape(str(r.severity))}]</strong> '
-            f"<strong>{html.escape(str(r.title))}</strong>"
-            f"<br><em>Evidence:</em> {html.escape(str(r.evidence))}"
+            f"<strong>{html.escape(_binary_units(r.title))}</strong>"
+            f"<br><em>Evidence:</em> {html.escape(_binary_units(r.evidence))}"
         )
         if isinstance(r.check, str) and r.check:
             block += f"<br><em>Checked:</em> {html.escape(r.check)}"

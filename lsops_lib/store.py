@@ -14,6 +14,15 @@ figures (`endpoint_intervals`, `counter_intervals`, `resets`) are computed IN SQ
 window functions, so a year of one-minute scrapes is never loaded raw. The rule of the
 deltas is written once, in `_SERIES_SQL`, and documented at `endpoint_intervals`.
 
+Hourly rollup (schema version 2): `record_scrape` also adds the new scrape's
+per-endpoint deltas to `lsops_rollup` (per target, hour, endpoint) in the same
+transaction, or recomputes the affected hours from the samples when the scrape arrives
+out of order; `endpoint_intervals` reads the hour and day buckets from it for the whole
+hours of a window and from the samples for the partial hours at its edges. Opening a
+version-1 store fills the rollup from the samples; scrapes written by anything that keeps
+no rollup (above the mark `rollup_sid`) are rolled up at the next open. See
+docs/internals.md (store).
+
 Per-endpoint samples are kept compact (a benchmark wants <= 40 bytes each on disk):
 SQLite `WITHOUT ROWID` table with the composite primary key (scrape_sid, endpoint_id)
 and no other index; `ts` and the target come from the scrape row through the join.

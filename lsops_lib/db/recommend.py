@@ -119,6 +119,19 @@ def hypothetical_index(
     }
 
 
+def _when(value: Any) -> str:
+    """A timestamp as `2026-10-03 14:05 UTC`, `never` when missing (None or NaT)."""
+    if value is None or pd.isna(value):
+        return "never"
+    stamp = pd.Timestamp(value)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return stamp.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _rows(n: int) -> str:
+    return f"{n:,} row" if n == 1 else f"{n:,} rows"
+
+
 def _rec(
     severity: str,
     kind: str,
@@ -261,9 +274,9 @@ def recommendations(
                 "vacuum",
                 _q(r.schema, r.table),
                 f"{r.table} needs VACUUM: {int(r.dead_tuples)} dead tuples",
-                f"{int(r.dead_tuples)} dead / {int(r.live_tuples)} live ({float(r.dead_ratio):.0%}); "
-                f"last vacuum {r.last_vacuum or 'never'}, last autovacuum "
-                f"{r.last_autovacuum or 'never'}"
+                f"{int(r.dead_tuples):,} dead / {int(r.live_tuples):,} live "
+                f"({float(r.dead_ratio):.0%}); last vacuum {_when(r.last_vacuum)}, "
+                f"last autovacuum {_when(r.last_autovacuum)}"
                 + ("" if r.autovacuum_enabled else "; autovacuum is DISABLED on this table"),
                 f"VACUUM (ANALYZE) {_q(r.schema, r.table)};",
             )
@@ -435,7 +448,7 @@ def recommendations(
                         "warning",
                         "null_embeddings",
                         str(r.entity_type),
-                        f"{r.entity_type}: {int(r.null_embeddings)} rows with a NULL embedding",
+                        f"{r.entity_type}: {_rows(int(r.null_embeddings))} with a NULL embedding",
                         "rows stored without a vector are invisible to similarity search",
                         None,
                     )

@@ -486,8 +486,10 @@ def _series_kind(me: Any, pred: Any, prev_ts: int | None) -> str:
 
 
 def _set_meta(conn: Connection, key: str, value: str) -> None:
-    conn.execute(meta_table.delete().where(meta_table.c.key == key))
-    conn.execute(meta_table.insert().values(key=key, value=value))
+    """Update in place (a PostgreSQL writer waiting on that row then sees the new one)."""
+    done = conn.execute(meta_table.update().where(meta_table.c.key == key).values(value=value))
+    if done.rowcount == 0:
+        conn.execute(meta_table.insert().values(key=key, value=value))
 
 
 _HOUR = 3_600_000

@@ -139,7 +139,7 @@ def history_figures(ctx: Context) -> list[Result]:
     ctx.cache["history"] = data
     ctx.log(f"  {data.samples:,} samples in {data.seconds:.1f} s")
 
-    repeats = 2 if ctx.quick else 3
+    repeats = 2 if ctx.quick else 5
     sql_s, sql_df, sql_cpu = _best(ctx, lambda: sql_hourly(data.url, data.start, data.end), repeats)
     ctx.log(f"  SQL hourly read {sql_s:.2f} s ({len(sql_df)} rows)")
     pd_s, pd_df, pd_cpu = _best(ctx, lambda: pandas_hourly(data.path, data.start, data.end), 1)
@@ -195,7 +195,7 @@ def year_figure(ctx: Context) -> list[Result]:
     data = generate(ctx.tmp / "year.sqlite", start=month_start(YEAR_START), days=days, seed=2)
     ctx.log(f"  {data.samples:,} samples in {data.seconds:.1f} s")
     try:
-        repeats = 2 if not ctx.quick else 1
+        repeats = 3 if not ctx.quick else 1
         seconds, df, cpu = _best(ctx, lambda: sql_hourly(data.url, data.start, data.end), repeats)
         ctx.log(f"  SQL hourly read over the year {seconds:.2f} s ({len(df)} rows)")
         data_ratio = data.samples / history.samples if history else None

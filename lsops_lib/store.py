@@ -55,7 +55,6 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    and_,
     cast,
     create_engine,
     event,
@@ -492,6 +491,35 @@ def _set_meta(conn: Connection, key: str, value: str) -> None:
         conn.execute(meta_table.insert().values(key=key, value=value))
 
 
+_NEW_SERIES_KINDS = ("restart", "reset", "counter_drop")
+
+# The scrape (ts, sid) itself, the scrape just before it and the one just after it, of
+# one target, in (ts, sid) order: two short walks of the index (target_id, ts).
+_NEIGHBOURS_SQL = """
+SELECT * FROM (
+  SELECT CASE WHEN s.sid = :sid THEN 'me' ELSE 'prev' END AS side, s.sid, s.ts,
+         s.uptime_start_ms, s.last_reset_ms, s.requests_total
+  FROM lsops_scrapes s
+  WHERE s.target_id = :tid AND s.ts <= :ts AND (s.ts < :ts OR s.sid <= :sid)
+  ORDER BY s.ts DESC, s.sid DESC LIMIT 2
+) a
+UNION ALL
+SELECT * FROM (
+  SELECT 'next' AS side, s.sid, s.ts, s.uptime_start_ms, s.last_reset_ms, s.requests_total
+  FROM lsops_scrapes s
+  WHERE s.target_id = :tid AND s.ts >= :ts AND (s.ts > :ts OR s.sid > :sid)
+  ORDER BY s.ts, s.sid LIMIT 1
+) b"""
+
+
+def _ts_or_none(row: Any) -> int | None:
+    return None if row is None else int(row.ts)
+
+
+def _sid_or_none(row: Any) -> int | None:
+    return None if row is None else int(row.sid)
+
+
 _HOUR = 3_600_000
 
 
@@ -772,7 +800,7 @@ class Store:
                         conn, errors_table, _error_rows(metrics.recent_errors, target_id, row["ts"])
                     )
 
-            self._roll_up(conn, target_id, sid)
+            self._roll_up(conn, target_id, sid, row["ts"])
 
             if scrape.raw:
                 conn.execute(
@@ -787,86 +815,96 @@ class Store:
         self._endpoint_ids.update(new_endpoints)
         return True
 
-    def _roll_up(self, conn: Connection, target_id: int, sid: int) -> None:
-        """Add the deltas of the scrape just inserted to the hourly rollup (same transaction).
+    def _roll_up(self, conn: Connection, target_id: int, sid: int, ts: int) -> None:
+        """Add the deltas of the scrape just inserted (sid, ts) to the hourly rollup, in
+        its transaction, then raise the mark `rollup_sid` to sid.
 
-        In order (the target's latest scrape): its predecessor is found by the index
-        (target_id, ts), its kind decided as `_SERIES_SQL` decides it, and its per-endpoint
-        deltas (`_delta_columns`, the samples of both scrapes by primary key) are upserted
-        into the rollup row of its hour. Out of order (a backfill, a tie): the hours of that
-        scrape and of the scrapes after it whose deltas it changes are rolled up again from
-        the samples. Then the mark `rollup_sid` is raised to sid."""
-        s = scrapes_table.c
-        cols = (s.sid, s.ts, s.uptime_start_ms, s.last_reset_ms, s.requests_total)
-        last = conn.execute(
-            select(*cols)
-            .where(s.target_id == target_id)
-            .order_by(s.ts.desc(), s.sid.desc())
-            .limit(2)
-        ).all()
-        if last[0].sid != sid:
-            me = conn.execute(select(s.ts).where(s.sid == sid)).scalar_one()
-            self._roll_up_again(conn, target_id, int(me), sid)
-        elif last[0].requests_total is not None:
-            me = last[0]
-            prev = last[1] if len(last) > 1 else None
-            pred = prev if prev is not None and prev.requests_total is not None else None
-            if prev is not None and pred is None:
-                pred = conn.execute(
-                    select(*cols)
-                    .where(
-                        s.target_id == target_id,
-                        s.ts <= me.ts,
-                        s.sid != sid,
-                        s.requests_total.is_not(None),
-                    )
-                    .order_by(s.ts.desc(), s.sid.desc())
-                    .limit(1)
-                ).first()
-            kind = _series_kind(me, pred, None if prev is None else prev.ts)
+        A scrape's deltas depend only on the scrapes before it: its predecessor with
+        metrics (`pred`) and, without one, the scrape just before it (`prev`). So the new
+        scrape's own deltas are computed from those (found by the index (target_id, ts);
+        kind decided as `_SERIES_SQL` decides it, `_series_kind`) and upserted into its
+        hour's rows (one INSERT ... SELECT over both scrapes' samples by primary key).
+        Written out of order (a backfill, segments collected side by side), it can change
+        the deltas of ONE later scrape: the next one with metrics (`succ`), whose
+        predecessor may now be this scrape, or whose scrape-before changed. When its kind
+        or predecessor really changes (two new-series kinds count the same: whole values),
+        succ's hour is recomputed from the samples (this scrape included when it falls in
+        the same hour)."""
+        rows = conn.execute(text(_NEIGHBOURS_SQL), {"tid": target_id, "ts": ts, "sid": sid}).all()
+        me = next(r for r in rows if r.side == "me")
+        prev = next((r for r in rows if r.side == "prev"), None)
+        nxt = next((r for r in rows if r.side == "next"), None)
+        pred = prev
+        if prev is not None and prev.requests_total is None:
+            pred = self._neighbour(conn, target_id, ts, sid, before=True)
+        has_metrics = me.requests_total is not None
+        recompute: int | None = None
+        succ = nxt
+        if nxt is not None and nxt.requests_total is None:
+            # failed scrapes right after this one: succ's scrape-before is not this one,
+            # so only a new predecessor (this scrape, with metrics) can change it
+            succ = self._neighbour(conn, target_id, ts, sid, before=False) if has_metrics else None
+        if succ is not None:
+            new_pred = me if has_metrics else pred
+            if succ is nxt:
+                old_kind = _series_kind(succ, pred, _ts_or_none(prev))
+                new_kind = _series_kind(succ, new_pred, int(me.ts))
+            elif pred is not None:  # the scrape-before does not count with a predecessor
+                old_kind = _series_kind(succ, pred, None)
+                new_kind = _series_kind(succ, new_pred, None)
+            else:  # its scrape-before (not fetched) decided its kind: recompute
+                old_kind, new_kind = "?", "!"
+            same_deltas = (
+                (old_kind == new_kind == "base")
+                or (old_kind in _NEW_SERIES_KINDS and new_kind in _NEW_SERIES_KINDS)
+                or (old_kind == new_kind and _sid_or_none(pred) == _sid_or_none(new_pred))
+            )
+            if not same_deltas:
+                recompute = _hour_of(int(succ.ts))
+        hour = _hour_of(int(me.ts))
+        if has_metrics and recompute != hour:
+            kind = _series_kind(me, pred, _ts_or_none(prev))
             if kind != "base":
                 conn.execute(
                     text(_rollup_upsert(kind)),
-                    {
-                        "tid": target_id,
-                        "hour": _hour_of(int(me.ts)),
-                        "sid": sid,
-                        "psid": None if pred is None else pred.sid,
-                    },
+                    {"tid": target_id, "hour": hour, "sid": sid, "psid": _sid_or_none(pred)},
                 )
+        if recompute is not None:
+            self._roll_up_hour(conn, target_id, recompute)
         conn.execute(
             meta_table.update()
             .where(meta_table.c.key == "rollup_sid", cast(meta_table.c.value, BigInteger) < sid)
             .values(value=str(sid))
         )
 
-    def _roll_up_again(self, conn: Connection, target_id: int, ts: int, sid: int) -> None:
-        """Roll up from the samples the hours of the scrape (ts, sid), of the next scrape
-        (its first-scrape rule looks at the scrape before it) and of the next scrape with
-        metrics (its predecessor may now be this one)."""
+    @staticmethod
+    def _neighbour(conn: Connection, target_id: int, ts: int, sid: int, *, before: bool) -> Any:
+        """The nearest scrape WITH METRICS before (or after) (ts, sid) of the target."""
         s = scrapes_table.c
-        after = or_(s.ts > ts, and_(s.ts == ts, s.sid > sid))
-        hours = {_hour_of(ts)}
-        for extra in ([], [s.requests_total.is_not(None)]):
-            nxt = conn.execute(
-                select(s.ts)
-                .where(s.target_id == target_id, s.ts >= ts, after, *extra)
-                .order_by(s.ts, s.sid)
-                .limit(1)
-            ).scalar()
-            if nxt is not None:
-                hours.add(_hour_of(int(nxt)))
-        for hour in sorted(hours):
-            conn.execute(
-                rollup_table.delete().where(
-                    rollup_table.c.target_id == target_id, rollup_table.c.hour_ts == hour
-                )
+        if before:
+            where = [s.ts <= ts, or_(s.ts < ts, s.sid < sid)]
+            order = (s.ts.desc(), s.sid.desc())
+        else:
+            where = [s.ts >= ts, or_(s.ts > ts, s.sid > sid)]
+            order = (s.ts.asc(), s.sid.asc())
+        return conn.execute(
+            select(s.sid, s.ts, s.uptime_start_ms, s.last_reset_ms, s.requests_total)
+            .where(s.target_id == target_id, s.requests_total.is_not(None), *where)
+            .order_by(*order)
+            .limit(1)
+        ).first()
+
+    def _roll_up_hour(self, conn: Connection, target_id: int, hour: int) -> None:
+        """Recompute the rollup rows of one hour of one target from the samples."""
+        conn.execute(
+            rollup_table.delete().where(
+                rollup_table.c.target_id == target_id, rollup_table.c.hour_ts == hour
             )
-            lo, hi = _hour_span(hour)
-            conn.execute(
-                text(_rollup_select("WHERE t.id = :tid")),
-                {"tid": target_id, "start": lo, "end": hi},
-            )
+        )
+        lo, hi = _hour_span(hour)
+        conn.execute(
+            text(_rollup_select("WHERE t.id = :tid")), {"tid": target_id, "start": lo, "end": hi}
+        )
 
     def _target_id(self, conn: Connection, name: str, new: dict[str, int]) -> int:
         if name in self._target_ids:

@@ -289,7 +289,7 @@ def test_scrapes_written_without_rollup_are_caught_up(
             store.record_scrape(s)
     reader = Store(store_url)  # open before: sees the rollup fall behind, reads the samples
     with monkeypatch.context() as m:
-        m.setattr(Store, "_roll_up", lambda self, conn, target_id, sid: None)
+        m.setattr(Store, "_roll_up", lambda self, conn, target_id, sid, ts: None)
         with Store(store_url) as store:
             late = scrapes[half::3]  # some of them written later still, out of order
             for s in scrapes[half:]:
@@ -335,3 +335,18 @@ def test_edges_of_a_window_inside_one_hour(store: Store) -> None:
     check_windows(store, cases)
     got = store.endpoint_intervals(scrape_at(0), scrape_at(120))
     assert got["requests"].tolist() == [30, 30]  # 10 -> 40 in 05:00, 40 -> 70 in 06:00
+
+
+def test_segments_collected_side_by_side(store_url: str) -> None:
+    """The demo's pattern: segments of one target's history (each starting with a process
+    start) written by workers side by side, so that one worker's scrapes all land before
+    scrapes already stored by another."""
+    scrapes = history(9, "a", scrapes=150)
+    thirds = [scrapes[k * 50 : (k + 1) * 50] for k in range(3)]
+    order = [s for trio in zip(*thirds, strict=False) for s in trio[::-1]]
+    with Store(store_url) as store:
+        for s in order:
+            assert store.record_scrape(s)
+        first, last = scrapes[0].collected_at, scrapes[-1].collected_at
+        check_windows(store, windows(9, first, last, 30), include_monitoring=True)
+        check_windows(store, windows(10, first, last, 10))

@@ -355,8 +355,9 @@ def _series_sql(target_where: str, *, p: str = "", start: str = ":start", end: s
 {p}b AS (
   SELECT t.id AS target_id, t.name AS target,
          COALESCE(
-           (SELECT MAX(s.ts) FROM lsops_scrapes s
-             WHERE s.target_id = t.id AND s.ts < {start} AND s.requests_total IS NOT NULL),
+           (SELECT s.ts FROM lsops_scrapes s
+             WHERE s.target_id = t.id AND s.ts < {start} AND s.requests_total IS NOT NULL
+             ORDER BY s.ts DESC LIMIT 1),  -- MAX(ts), found walking the index back
            (SELECT MAX(s.ts) FROM lsops_scrapes s WHERE s.target_id = t.id AND s.ts < {start}),
            {start}) AS lo
   FROM lsops_targets t {target_where}

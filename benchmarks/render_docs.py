@@ -32,8 +32,9 @@ METHOD = {
         "a shared machine they are steadier than the wall clock."
     ),
     "store_bytes": (
-        "bytes of the `lsops_samples` table and its indexes (SQLite `dbstat`) divided by "
-        "the samples of the 30-day store; baseline: 16 bytes (one raw timestamp and value)."
+        "bytes of the `lsops_samples` table and of the hourly rollup derived from it, "
+        "indexes included (SQLite `dbstat`), divided by the samples of the 30-day store; "
+        "baseline: 16 bytes (one raw timestamp and value)."
     ),
     "collect_fanout": (
         "wall time of a fresh Python process doing what `lsops collect --once` does "
@@ -78,14 +79,16 @@ NOTES: dict[str, str] = {
     "year_query": (
         "With the rollup (see `history_query`) the read costs per output row (hours x "
         "endpoints: 420,480 for the year against 34,560 for the month), no longer per "
-        "sample. A profile of a 120-day read: ~45 % fetching the rows through SQLAlchemy, "
-        "~30 % SQLite, ~15 % building the DataFrame; 30- and 120-day reads scale linearly "
-        "(0.135 and 0.46-0.52 CPU s). The month's read is now under 0.1 s, so the ratio is "
-        "sensitive to a few tens of milliseconds of noise on a shared machine: the CPU "
-        "seconds and their ratio are in the details. The goal's 12 is also a little below "
-        "the data's own growth (365 / 30 = 12.17). Before the rollup the per-sample read "
-        "measured ratios of 12.5 to 15.4 (1.7 us per sample for the month, 2.1 for the "
-        "year)."
+        "sample: 26 M samples in ~1.5 s. **Still missed, why:** the month's read is now "
+        "~0.1 s, and the year's costs 14-20x that across the runs of this morning (wall "
+        "and CPU alike, `cpu_ratio`), a little more than the 12.2x of rows. A profile of "
+        "a 120-day read: ~45 % fetching the rows through SQLAlchemy's Row objects, ~30 % "
+        "SQLite (rollup rows, then the ORDER BY of the result), ~15 % building the "
+        "DataFrame; on one store, a 120-day read cost 3.4-3.8x a 30-day one (4x the "
+        "rows), so the excess seen here is partly the noise of a 0.1 s baseline on a "
+        "shared machine; not investigated further. Cheaper row fetching (the DB-API cursor "
+        "straight into the DataFrame) would lower both reads. The goal's 12 is also a "
+        "little below the data's own growth (365 / 30 = 12.17)."
     ),
     "store_bytes": (
         "`lsops_samples` is a `WITHOUT ROWID` table keyed (scrape_sid, endpoint_id) with no "
@@ -131,12 +134,13 @@ NOTES: dict[str, str] = {
         "papermill run and HTML export); every month is validated before any runs. "
         "**Fixed:** the workers were spawned, and each spent ~3 s importing before its "
         "first report, which mattered once a report took ~4 s (after the rollup); they "
-        "are now forked when the CLI runs a single thread (else spawned). Two reports at a "
-        "time need both cores free, so the figure depends on what else the machine runs "
-        "(load average in the details; CPU seconds of both runs in `serial_cpu_s`, "
-        "`parallel_cpu_s`). Measured the same morning with other test runs on the 2 cores: "
-        "1.21x and 1.10x (load 4.5-5.5), 1.86x (load ~2, with ~7 s reports before the "
-        "rollup), 0.96x (spawned workers, ~4 s reports)."
+        "are now forked when the CLI runs a single thread (else spawned). **Still missed, "
+        "why:** two reports at a time need both cores free, and this machine was running "
+        "other test runs (load average in the details): the CPU seconds of the two runs "
+        "are about the same (`serial_cpu_s`, `parallel_cpu_s`), and the parallel run got "
+        "~1.2 cores of the 2 on average. Measured this morning: 1.21x and 1.10x (load "
+        "4.5-5.5, before the rollup), 1.86x (met; load ~2, ~7 s reports), 0.96x (spawned "
+        "workers, ~4 s reports), then 1.26x (forked workers, load ~3.5)."
     ),
     "inspect_large_catalog": (
         "Met with room to spare; not profiled further. The catalog is built with "

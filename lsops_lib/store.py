@@ -30,8 +30,10 @@ and no other index; `ts` and the target come from the scrape row through the joi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import re
 import threading
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
@@ -55,7 +57,6 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    cast,
     create_engine,
     event,
     func,
@@ -446,6 +447,7 @@ def _rollup_select(target_where: str) -> str:
         FROM ed GROUP BY target_id, bts, endpoint_id"""
 
 
+@functools.cache
 def _rollup_upsert(kind: str) -> str:
     """Add the deltas of scrape :sid (of that kind, predecessor :psid) to the rollup rows
     (:tid, :hour, endpoint)."""
@@ -511,6 +513,24 @@ SELECT * FROM (
   WHERE s.target_id = :tid AND s.ts >= :ts AND (s.ts > :ts OR s.sid > :sid)
   ORDER BY s.ts, s.sid LIMIT 1
 ) b"""
+
+
+_RAISE_MARK_SQL = (
+    "UPDATE lsops_meta SET value = :value WHERE key = 'rollup_sid' AND CAST(value AS BIGINT) < :sid"
+)
+
+_PG_PARAMS: dict[str, str] = {}
+
+
+def _driver(conn: Connection, sql: str, params: dict[str, Any]) -> Any:
+    """Execute a statement of the write path straight through the driver (no SQLAlchemy
+    compilation: about a tenth of a millisecond less per statement). The statements are
+    written with :name parameters (sqlite3's named style); psycopg gets %(name)s."""
+    if conn.dialect.name == "postgresql":
+        if sql not in _PG_PARAMS:
+            _PG_PARAMS[sql] = re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", sql)
+        sql = _PG_PARAMS[sql]
+    return conn.exec_driver_sql(sql, params)
 
 
 def _ts_or_none(row: Any) -> int | None:
@@ -831,7 +851,7 @@ class Store:
         or predecessor really changes (two new-series kinds count the same: whole values),
         succ's hour is recomputed from the samples (this scrape included when it falls in
         the same hour)."""
-        rows = conn.execute(text(_NEIGHBOURS_SQL), {"tid": target_id, "ts": ts, "sid": sid}).all()
+        rows = _driver(conn, _NEIGHBOURS_SQL, {"tid": target_id, "ts": ts, "sid": sid}).all()
         me = next(r for r in rows if r.side == "me")
         prev = next((r for r in rows if r.side == "prev"), None)
         nxt = next((r for r in rows if r.side == "next"), None)
@@ -866,17 +886,14 @@ class Store:
         if has_metrics and recompute != hour:
             kind = _series_kind(me, pred, _ts_or_none(prev))
             if kind != "base":
-                conn.execute(
-                    text(_rollup_upsert(kind)),
+                _driver(
+                    conn,
+                    _rollup_upsert(kind),
                     {"tid": target_id, "hour": hour, "sid": sid, "psid": _sid_or_none(pred)},
                 )
         if recompute is not None:
             self._roll_up_hour(conn, target_id, recompute)
-        conn.execute(
-            meta_table.update()
-            .where(meta_table.c.key == "rollup_sid", cast(meta_table.c.value, BigInteger) < sid)
-            .values(value=str(sid))
-        )
+        _driver(conn, _RAISE_MARK_SQL, {"value": str(sid), "sid": sid})
 
     @staticmethod
     def _neighbour(conn: Connection, target_id: int, ts: int, sid: int, *, before: bool) -> Any:

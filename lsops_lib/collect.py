@@ -10,6 +10,13 @@ body is an answer (status ERROR).
 (same id), so a retry after a write that did commit stores nothing twice.
 `collect_forever` repeats on a grid aligned to `every` (5 min -> :00, :05, ...); on
 SIGTERM/SIGINT (or `stop.set()`) it finishes the write in progress and returns 0.
+
+Several targets (`[targets.NAME]` of lsops.toml) are collected in ROUNDS: `collect_round`
+scrapes every target concurrently (a bounded thread pool, each target its own client)
+and writes the scrapes one at a time from the calling thread as they complete (one
+writer: SQLite has one), each under its own target name; `collect_rounds_forever` runs a
+round at every tick of the grid and, on a signal, finishes the round's writes first.
+`target_clients` opens (and closes) one API client per configured target.
 Every function takes an optional `clock` (aware UTC datetime), so the demo collects a
 virtual month through the very same code.
 """
@@ -22,12 +29,13 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .exceptions import ApiError, StoreError, StoreVersionError
+from .exceptions import ApiError, ConfigError, StoreError, StoreVersionError
 from .models import Failure, Health, Metrics, Scrape
 from .times import utcnow
 
@@ -37,6 +45,7 @@ if TYPE_CHECKING:
 
 Clock = Callable[[], datetime]
 DEFAULT_WINDOW_MS = 3_600_000
+MAX_WORKERS = 16  # scrapes in flight at once in a round over several targets
 
 
 class ApiClient(Protocol):
@@ -180,25 +189,44 @@ def collect_forever(
     a virtual clock passes one that advances the clock. A store that keeps failing is
     reported through `on_error` (default: one line on stderr) and the loop goes on.
     """
+
+    def step() -> None:
+        result = scrape(
+            client, target=target, deep=deep, clock=clock, time_window_ms=time_window_ms
+        )
+        try:
+            stored = record(store, result)
+        except StoreVersionError:
+            raise
+        except StoreError as exc:
+            (on_error or _print_error)(exc)
+            stored = False
+        if on_scrape is not None:
+            on_scrape(result, stored)
+
+    return _on_grid(step, every, stop=stop, clock=clock, sleep=sleep, max_steps=max_scrapes)
+
+
+def _on_grid(
+    step: Callable[[], None],
+    every: timedelta,
+    *,
+    stop: threading.Event,
+    clock: Clock,
+    sleep: Callable[[float], None] | None,
+    max_steps: int | None,
+) -> int:
+    """Run `step` now, then at every tick of the `every` grid, until `stop` is set, a
+    signal arrives (SIGTERM/SIGINT, main thread only) or `max_steps` are done. A step in
+    progress always finishes. Returns 0."""
     if every.total_seconds() <= 0:
         raise ValueError("every must be positive")
     done = 0
     with stop_on_signals(stop):
         while not stop.is_set():
-            result = scrape(
-                client, target=target, deep=deep, clock=clock, time_window_ms=time_window_ms
-            )
-            try:
-                stored = record(store, result)
-            except StoreVersionError:
-                raise
-            except StoreError as exc:
-                (on_error or _print_error)(exc)
-                stored = False
-            if on_scrape is not None:
-                on_scrape(result, stored)
+            step()
             done += 1
-            if max_scrapes is not None and done >= max_scrapes:
+            if max_steps is not None and done >= max_steps:
                 break
             if stop.is_set():
                 break
@@ -209,6 +237,145 @@ def collect_forever(
             else:
                 sleep(delay)
     return 0
+
+
+# --- several targets: rounds ------------------------------------------------------------
+
+
+@contextmanager
+def target_clients(
+    targets: Iterable[Any], *, factory: Callable[[Any], Any] | None = None
+) -> Iterator[dict[str, Any]]:
+    """One API client per target (`config.Target`s; name -> `Client.from_target(target)`
+    unless `factory` is given), every one closed on exit. Raises ConfigError, before any
+    client is made, for a target whose URL is not http:// or https://."""
+    from .config import redact_url
+
+    chosen = list(targets)
+    for t in chosen:
+        if not str(t.url).startswith(("http://", "https://")):
+            raise ConfigError(
+                f"[targets.{t.name}]: API URL must start with http:// or https://: "
+                f"{redact_url(t.url)}"
+            )
+    if factory is None:
+        from .api import Client
+
+        factory = Client.from_target
+    clients: dict[str, Any] = {}
+    try:
+        for t in chosen:
+            clients[t.name] = factory(t)
+        yield clients
+    finally:
+        for client in clients.values():
+            client.close()
+
+
+def collect_round(
+    clients: Mapping[str, ApiClient],
+    store: Store,
+    *,
+    deep: bool = True,
+    clock: Clock = utcnow,
+    time_window_ms: int = DEFAULT_WINDOW_MS,
+    workers: int | None = None,
+    attempts: int = 4,
+    on_scrape: Callable[[Scrape, bool], None] | None = None,
+    on_error: Callable[[StoreError], None] | None = None,
+) -> list[Scrape]:
+    """One round over several targets (target name -> its own client): every target is
+    scraped concurrently in a thread pool of `workers` (default min(16, targets)), and
+    the calling thread writes each scrape as it completes (the only writer; `record`'s
+    retries), stored under its target name. Returns the scrapes in the order of `clients`.
+
+    Like `scrape`, a target that gives no proper answer is a stored failure, never an
+    exception. `on_scrape(scrape, stored)` is called after each write, in completion order.
+    A write the store refused every attempt goes to `on_error` when given (the round goes
+    on); without `on_error` the first such StoreError is raised once every other scrape of
+    the round was written. StoreVersionError is raised at once.
+    """
+    names = list(clients)
+    if not names:
+        return []
+    size = max(1, min(workers or MAX_WORKERS, len(names)))
+    results: dict[str, Scrape] = {}
+    refused: StoreError | None = None
+    pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="lsops-scrape")
+    try:
+        futures: dict[Future[Scrape], str] = {
+            pool.submit(
+                scrape,
+                clients[name],
+                target=name,
+                deep=deep,
+                clock=clock,
+                time_window_ms=time_window_ms,
+            ): name
+            for name in names
+        }
+        for future in as_completed(futures):
+            result = future.result()
+            results[futures[future]] = result
+            try:
+                record(store, result, attempts=attempts)
+                stored = True  # newly, or already by a write that did commit
+            except StoreVersionError:
+                raise
+            except StoreError as exc:
+                stored = False
+                if on_error is not None:
+                    on_error(exc)
+                elif refused is None:
+                    refused = exc
+            if on_scrape is not None:
+                on_scrape(result, stored)
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    if refused is not None:
+        raise refused
+    return [results[name] for name in names]
+
+
+def collect_rounds_forever(
+    clients: Mapping[str, ApiClient],
+    store: Store,
+    every: timedelta,
+    *,
+    stop: threading.Event,
+    deep: bool = True,
+    clock: Clock = utcnow,
+    time_window_ms: int = DEFAULT_WINDOW_MS,
+    workers: int | None = None,
+    sleep: Callable[[float], None] | None = None,
+    max_rounds: int | None = None,
+    on_scrape: Callable[[Scrape, bool], None] | None = None,
+    on_round: Callable[[list[Scrape]], None] | None = None,
+    on_error: Callable[[Exception], None] | None = None,
+) -> int:
+    """`collect_forever` over several targets: one `collect_round` now, then one at every
+    tick of the `every` grid, until `stop`, a signal (SIGTERM/SIGINT, main thread) or
+    `max_rounds`. The round in progress always finishes its writes. A store refusing a
+    write is reported through `on_error` (default: one line on stderr) and the loop goes
+    on. `on_round(scrapes)` after each round (in the order of `clients`). Returns 0."""
+
+    def step() -> None:
+        scrapes = collect_round(
+            clients,
+            store,
+            deep=deep,
+            clock=clock,
+            time_window_ms=time_window_ms,
+            workers=workers,
+            on_scrape=on_scrape,
+            on_error=on_error or _print_error,
+        )
+        if on_round is not None:
+            on_round(scrapes)
+
+    return _on_grid(step, every, stop=stop, clock=clock, sleep=sleep, max_steps=max_rounds)
 
 
 def _print_error(exc: Exception) -> None:

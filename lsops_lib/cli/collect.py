@@ -1,9 +1,14 @@
-"""`lsops collect --once | --every 5m [--quick] [--db] [--json]`.
+"""`lsops collect --once | --every 5m [--all-targets] [--quick] [--db] [--json]`.
 
 Exit codes: 0 the API answered and the scrape is stored; 1 the API did not answer
 properly (the failure IS stored) or the store/database could not be written/read;
 2 bad usage or configuration (bad --every, neither or both of --once/--every, an
 unreadable config, a store written by a newer lsops). Errors are one line on stderr.
+
+`--all-targets`: each round scrapes every target of lsops.toml concurrently
+(`collect.collect_round`), one summary line (or, with --json, one JSON object per line)
+per target in the order of lsops.toml. `--once` exits 0 when every target answered and
+was stored, 1 when any did not answer properly (every failure stored), 2 as above.
 """
 
 from __future__ import annotations
@@ -77,6 +82,11 @@ def _print_scrape(scrape: Scrape, stored: bool, as_json: bool, *, stream: bool) 
 @click.option(
     "--database", metavar="NAME", help="Named database for --db (default: the configured one)."
 )
+@click.option(
+    "--all-targets",
+    is_flag=True,
+    help="Each round scrapes every target of lsops.toml, concurrently.",
+)
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of a summary line.")
 @pass_app
 def collect_command(
@@ -86,6 +96,7 @@ def collect_command(
     quick: bool,
     with_db: bool,
     database: str | None,
+    all_targets: bool,
     as_json: bool,
 ) -> None:
     """Scrape /api/health and /api/metrics into the metrics store."""
@@ -96,10 +107,15 @@ def collect_command(
     with run_command(usage=2, failure=1):
         if once == (every is not None):
             raise ParameterError("give exactly one of --once or --every DURATION (e.g. --every 5m)")
+        if all_targets and app.target is not None:
+            raise ParameterError("--all-targets collects every target: drop --target NAME")
         period = parse_duration(every) if every is not None else None
         settings = app.settings()
         if with_db:
             settings.database(database)  # a missing database is a configuration error: exit 2 now
+        if all_targets:
+            _collect_all(settings, period, not quick, with_db, database, as_json)
+            return
         try:
             store = Store(settings.store_url)
         except StoreVersionError as exc:
@@ -136,6 +152,85 @@ def collect_command(
         finally:
             client.close()
             store.close()
+
+
+def _collect_all(
+    settings: Any,
+    period: Any,
+    deep: bool,
+    with_db: bool,
+    database: str | None,
+    as_json: bool,
+) -> None:
+    """`--all-targets`: rounds over every configured target (see the module's docstring)."""
+    from ..collect import collect_round, collect_rounds_forever, target_clients
+    from ..store import Store
+
+    with target_clients(settings.targets.values()) as clients:  # a bad URL: exit 2
+        try:
+            store = Store(settings.store_url)
+        except StoreVersionError as exc:
+            fail(str(exc), 2)
+        try:
+            stored: dict[str, bool] = {}
+
+            def on_scrape(scrape: Scrape, ok: bool) -> None:
+                stored[scrape.id] = ok
+
+            def print_round(scrapes: list[Scrape]) -> None:
+                for scrape in scrapes:  # in the order of lsops.toml, not of completion
+                    _print_scrape(scrape, stored.pop(scrape.id, False), as_json, stream=True)
+
+            if period is None:
+                refused: list[Exception] = []
+                scrapes = collect_round(
+                    clients, store, deep=deep, on_scrape=on_scrape, on_error=refused.append
+                )
+                print_round(scrapes)
+                db_error = (
+                    _db_snapshot(settings, store, database, as_json, stream=True)
+                    if with_db
+                    else None
+                )
+                failed = [s for s in scrapes if not s.ok]
+                if failed:
+                    reasons = "; ".join(_reason(s) for s in failed)
+                    fail(
+                        f"{len(failed)} of {len(scrapes)} targets did not answer properly "
+                        f"(failures stored): {reasons}",
+                        1,
+                    )
+                if refused:
+                    fail(str(refused[0]), 1)
+                if db_error is not None:
+                    fail(db_error, 1)
+                return
+
+            def on_round(scrapes: list[Scrape]) -> None:
+                print_round(scrapes)
+                if with_db:
+                    error = _db_snapshot(settings, store, database, as_json, stream=True)
+                    if error:
+                        err_console.print(f"lsops: {error}", markup=False, soft_wrap=True)
+
+            code = collect_rounds_forever(
+                clients,
+                store,
+                period,
+                stop=threading.Event(),
+                deep=deep,
+                on_scrape=on_scrape,
+                on_round=on_round,
+            )
+            raise SystemExit(code)
+        finally:
+            store.close()
+
+
+def _reason(scrape: Scrape) -> str:
+    first = scrape.failures[0] if scrape.failures else None
+    why = f"{first.part}: {first.kind}" if first else "incomplete answer"
+    return f"{scrape.target} ({why})"
 
 
 def _db_snapshot(

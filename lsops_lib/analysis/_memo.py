@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..models import is_monitoring
+from ._common import monitoring_mask
 
 _REMEMBERED = frozenset(
     {"scrapes", "health", "services", "error_records", "resets", "counter_intervals"}
@@ -86,7 +86,7 @@ class MemoStore:
         if df.empty:
             return df.copy()
         if not include_monitoring:
-            df = df.loc[~df["endpoint"].astype(str).map(is_monitoring)]
+            df = df.loc[~monitoring_mask(df["endpoint"], as_text=True)]
         if bucket == "hour":
             return df.reset_index(drop=True).copy()
         days = df.assign(ts=df["ts"].dt.floor("D"))

@@ -13,7 +13,7 @@ from ..config import Thresholds
 from ..times import parse_month, previous_month
 from ._common import MONITORING_REASON, empty, iso, ratio, ts
 from ._memo import memo
-from ._reads import health_frame, reset_frame, scrape_frame
+from ._reads import health_frame, reset_frame, scrape_figures
 from .availability import Availability, availability_from_health
 from .incidents import incidents as find_incidents
 from .incidents import with_commands
@@ -45,7 +45,7 @@ def _period_figures(
     summary = endpoint_summary(
         store, start, end, target=target, include_monitoring=include_monitoring
     )
-    scrapes = scrape_frame(store, start, end, target)
+    scrapes = scrape_figures(store, start, end, target)
     lat = latency_timeslices(
         store, start, end, threshold_ms=thresholds.latency_p95_ms, target=target, scrapes=scrapes
     )

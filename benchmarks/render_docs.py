@@ -37,10 +37,10 @@ METHOD = {
         "baseline: 16 bytes (one raw timestamp and value)."
     ),
     "collect_fanout": (
-        "wall time of a fresh Python process doing what `lsops collect --once` does "
-        "(settings, store, deep health + metrics, store write) for 100 simulated API "
-        "targets at once (a thread pool of 16 over `collect_once`), the servers in their own "
-        "process on the real clock; median of 3 rounds; baseline: the same for 1 target."
+        "wall time of `lsops collect --once --all-targets` (settings, store, deep health + "
+        "metrics of every target concurrently in a thread pool of 16, one store writer) on "
+        "an lsops.toml naming 100 simulated API targets, the servers in their own process "
+        "on the real clock; median of 3 rounds; baseline: the same command on 1 target."
     ),
     "inspect_large_catalog": (
         "`lsops_lib.db.optimization_report(url=..., top_n=20)`, what the db_optimization "
@@ -124,10 +124,9 @@ NOTES: dict[str, str] = {
         "the CA bundle, ~30 ms, even for http:// targets). `lsops_lib.api` now shares one "
         "TLS context (httpx's defaults) between clients: the round went from ~3.0 s to "
         "~0.9 s of work. What remains is the scrapes themselves (deep health and metrics "
-        "per target) and one store transaction per scrape. `lsops collect` itself still "
-        "collects one target per process; a multi-target round (`--all-targets`) would be "
-        "the collector's owner's to add; the figure runs `collect_once` per target in a "
-        "thread pool, in a fresh process, as such a command would."
+        "per target) and one store transaction per scrape. The figure times the real "
+        "command: `lsops collect --once --all-targets` (`lsops_lib.collect.collect_round`) "
+        "scrapes every target in a thread pool and writes from one thread."
     ),
     "reports_parallel": (
         "`--jobs N` runs the reports in N worker processes (each report its own kernel, "

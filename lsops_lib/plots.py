@@ -261,6 +261,46 @@ def timeseries(
     return ax
 
 
+# a per-scrape series longer than this is drawn as hourly aggregates: a month of one-minute
+# scrapes is 43,200 points, ~40 per pixel of a 10-inch chart (slow to draw, no more legible)
+DENSE_POINTS = 3000
+
+
+def hourly_spread(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """`y` per UTC hour of `x`: columns ts, median, max (hours without values are NaN,
+    gaps in a line)."""
+    when = pd.to_datetime(df[x], utc=True)
+    values = pd.Series(pd.to_numeric(df[y], errors="coerce").astype(float).to_numpy(), index=when)
+    hourly = values.sort_index().resample("1h").agg(["median", "max"])
+    return hourly.rename_axis("ts").reset_index()
+
+
+def dense_timeseries(
+    ax: Axes | None,
+    df: pd.DataFrame,
+    x: str,
+    y: str,
+    title: str,
+    *,
+    ylabel: str | None = None,
+    limit: int = DENSE_POINTS,
+) -> Axes:
+    """`timeseries` of one per-scrape column; beyond `limit` points, its hourly median
+    as the line and the hourly maximum as a thin lighter line above it (every peak
+    stays visible, the chart stays cheap to draw)."""
+    if len(df) <= limit:
+        return timeseries(ax, df, x, y, title, ylabel=ylabel)
+    ax = _axes(ax)
+    hourly = hourly_spread(df, x, y)
+    ax.plot(
+        hourly["ts"], hourly["max"], color=COLORS[0], alpha=0.35, linewidth=0.9, label="hourly max"
+    )
+    ax.plot(hourly["ts"], hourly["median"], color=COLORS[0], label="hourly median")
+    utc_axis(ax)
+    _finish(ax, title, ylabel)
+    return ax
+
+
 def bar_ranked(
     ax: Axes | None,
     df: pd.DataFrame,

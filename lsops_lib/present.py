@@ -939,7 +939,7 @@ def show_daily_trends(review: Any) -> None:
 
 def _plot_memory(ax: Any, memory: Any, thresholds: Thresholds, title: str) -> None:
     frame = memory.frame
-    plots.timeseries(ax, frame, "ts", "rss", title, ylabel="RSS")
+    plots.dense_timeseries(ax, frame, "ts", "rss", title, ylabel="RSS")
     limit = thresholds.memory_limit_bytes * thresholds.memory_fraction
     if frame["rss"].max() > limit * 0.5:  # only when the line would not flatten the curve
         plots.target_line(

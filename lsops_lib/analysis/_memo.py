@@ -12,10 +12,17 @@ reads are remembered by their arguments. Every answer is a copy: callers may mod
 
 Only for the duration of one bundle computation (the store does not change under it in a
 way the bundle could see consistently anyway).
+
+`prefetch` starts a remembered read on a background thread, answered when the bundle asks
+for it: the store's heaviest statements (resets and counter deltas, each a window over
+every scrape of the period) run in SQLite or PostgreSQL without holding the GIL, so they
+overlap the bundle's pandas work. Only on stores whose connection pool serves threads
+(QueuePool: a SQLite file, PostgreSQL); `close()` ends the threads.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -44,7 +51,8 @@ class MemoStore:
 
     def __init__(self, store: Any) -> None:
         self._store = store
-        self._memo: dict[tuple[Any, ...], pd.DataFrame] = {}
+        self._memo: dict[tuple[Any, ...], Any] = {}
+        self._pool: ThreadPoolExecutor | None = None
 
     @property
     def store(self) -> Any:
@@ -60,9 +68,28 @@ class MemoStore:
             if key not in self._memo:
                 self._memo[key] = attr(*args, **kwargs)
             value = self._memo[key]
+            if isinstance(value, Future):  # prefetched: its answer (or its exception)
+                value = self._memo[key] = value.result()
             return value.copy() if isinstance(value, pd.DataFrame) else value
 
         return remembered
+
+    def prefetch(self, name: str, *args: Any, **kwargs: Any) -> None:
+        """Start `store.name(*args, **kwargs)` on a background thread; the same call
+        later gets its answer. Nothing happens for a read that is not remembered, one
+        already made, or a store whose connections cannot serve two threads."""
+        key = (name, args, tuple(sorted(kwargs.items())))
+        if name not in _REMEMBERED or key in self._memo or not _serves_threads(self._store):
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lsops-prefetch")
+        self._memo[key] = self._pool.submit(getattr(self._store, name), *args, **kwargs)
+
+    def close(self) -> None:
+        """End the prefetch threads (waiting for a read still running)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def endpoint_intervals(
         self,
@@ -100,6 +127,13 @@ class MemoStore:
         out["mean_ms"] = out["time_sum_ms"] / requests
         out["error_rate"] = out["errors"] / requests
         return out[_COLUMNS]
+
+
+def _serves_threads(store: Any) -> bool:
+    """True when the store's engine hands each thread its own connection (QueuePool: a
+    SQLite file or PostgreSQL), not one shared connection (an in-memory SQLite store)."""
+    pool = getattr(getattr(store, "engine", None), "pool", None)
+    return type(pool).__name__ == "QueuePool"
 
 
 def memo(store: Any) -> Any:

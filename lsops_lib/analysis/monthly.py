@@ -202,7 +202,32 @@ def monthly_review(
     include_monitoring: bool = False,
 ) -> MonthlyReview:
     """The month's review (`month` = "YYYY-MM"), compared with the month before."""
-    store = memo(store)  # one pass over the samples per period, whatever the figures ask
+    memoized = memo(store)  # one pass over the samples per period, whatever the figures ask
+    start, end = parse_month(month)
+    p_start, p_end = parse_month(previous_month(month))
+    if memoized is not store:
+        # the statements that scan every scrape of a period run beside the pandas work
+        # (the very calls the figures make below, answered from the memo)
+        memoized.prefetch("resets", start, end, target=target)
+        memoized.prefetch("counter_intervals", start, end, bucket="day", target=target)
+        memoized.prefetch("counter_intervals", p_start, p_end, bucket="day", target=target)
+    try:
+        return _monthly_review(
+            memoized, month, thresholds, target=target, include_monitoring=include_monitoring
+        )
+    finally:
+        if memoized is not store:
+            memoized.close()
+
+
+def _monthly_review(
+    store: Any,
+    month: str,
+    thresholds: Thresholds | None,
+    *,
+    target: str | None,
+    include_monitoring: bool,
+) -> MonthlyReview:
     th = thresholds or Thresholds()
     start, end = parse_month(month)
     prev_month = previous_month(month)

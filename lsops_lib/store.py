@@ -626,6 +626,8 @@ class Store:
                     f"store {self.url} has schema version {version}, newer than this lsops "
                     f"understands ({SCHEMA_VERSION}): upgrade lsops"
                 )
+            # a version-2 store without its rollup table (dropped by hand): roll up anew
+            lost = version is not None and not inspect(conn).has_table(rollup_table.name)
         try:
             metadata.create_all(self.engine, checkfirst=True)
         except SQLAlchemyError:
@@ -641,6 +643,8 @@ class Store:
                         {"key": "rollup_sid", "value": "0"},
                     ],
                 )
+            if lost:
+                conn.execute(meta_table.delete().where(meta_table.c.key == "rollup_sid"))
             self._catch_up(conn)
 
     def _rollup_state(self, conn: Connection) -> tuple[int, int | None, int | None]:

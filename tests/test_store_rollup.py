@@ -350,3 +350,14 @@ def test_segments_collected_side_by_side(store_url: str) -> None:
         first, last = scrapes[0].collected_at, scrapes[-1].collected_at
         check_windows(store, windows(9, first, last, 30), include_monitoring=True)
         check_windows(store, windows(10, first, last, 10))
+
+
+def test_a_dropped_rollup_table_is_rebuilt(store_url: str) -> None:
+    with Store(store_url) as store:
+        first, last = record_all(store, 11)
+        want = rollup_rows(store)
+        with store.engine.begin() as conn:
+            conn.execute(text("DROP TABLE lsops_rollup"))
+    with Store(store_url) as store:
+        assert_same_rollup(rollup_rows(store), want)
+        check_windows(store, windows(11, first, last, 10))

@@ -82,7 +82,7 @@ class MemoStore:
         if name not in _REMEMBERED or key in self._memo or not _serves_threads(self._store):
             return
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lsops-prefetch")
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lsops-prefetch")
         self._memo[key] = self._pool.submit(getattr(self._store, name), *args, **kwargs)
 
     def close(self) -> None:

@@ -208,9 +208,9 @@ def monthly_review(
     if memoized is not store:
         # the statements that scan every scrape of a period run beside the pandas work
         # (the very calls the figures make below, answered from the memo)
-        memoized.prefetch("resets", start, end, target=target)
         memoized.prefetch("counter_intervals", start, end, bucket="day", target=target)
         memoized.prefetch("counter_intervals", p_start, p_end, bucket="day", target=target)
+        memoized.prefetch("resets", start, end, target=target)
     try:
         return _monthly_review(
             memoized, month, thresholds, target=target, include_monitoring=include_monitoring

@@ -27,7 +27,7 @@ import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.axes import Axes
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator
 
 WIDTH_IN = 10.0
 HEIGHT_IN = 4.0
@@ -182,6 +182,17 @@ def utc_axis(ax: Axes, label: str = "time (UTC)") -> None:
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz="UTC"))
     ax.set_xlabel(label)
+
+
+def settle_date_ticks(fig: Any) -> None:
+    """Once a figure's time axes have their final limits: the ticks their date locators
+    pick now, kept fixed (the very same ticks, drawn the same). Matplotlib asks an axis
+    for its ticks dozens of times per rendering (layout, tight bounding box, shared axes,
+    the drawing itself) and a date locator recomputes a calendar rule each time."""
+    for ax in fig.axes:
+        locator = ax.xaxis.get_major_locator()
+        if isinstance(locator, mdates.AutoDateLocator):
+            ax.xaxis.set_major_locator(FixedLocator(locator()))
 
 
 def target_line(

@@ -834,6 +834,7 @@ def show_latency(review: Any) -> None:
             ylabel="mean latency",
             formatter=plots.ms_axis,
         )
+        plots.settle_date_ticks(fig)
         plt.show()
 
 
@@ -907,6 +908,7 @@ def show_daily_trends(review: Any) -> None:
             formatter=plots.pct_axis,
             missed=lambda v: v <= th.cache_hit_rate,
         )
+        plots.settle_date_ticks(fig)
         plt.show()
     table = daily[daily["observations"] > 0]
     show_table(
@@ -987,6 +989,7 @@ def show_memory(review: Any) -> None:
         fig, ax = plots.figure()
         _plot_memory(ax, memory, th, title)
         _month_axis(ax, review)
+        plots.settle_date_ticks(fig)
         plt.show()
     show_text(
         f"{len(memory.restarts)} restarts or resets in the month. A segment between restarts is "

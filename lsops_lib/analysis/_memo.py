@@ -74,6 +74,15 @@ class MemoStore:
 
         return remembered
 
+    def remembers(self, name: str, *args: Any, **kwargs: Any) -> bool:
+        """True when the memo already holds (or is reading) that call's answer."""
+        return (name, args, tuple(sorted(kwargs.items()))) in self._memo
+
+    def remember(self, name: str, *args: Any, value: Any, **kwargs: Any) -> None:
+        """`value` as the answer of `store.name(*args, **kwargs)` (a read made another
+        way: see `_reads.scrape_figures`)."""
+        self._memo[(name, args, tuple(sorted(kwargs.items())))] = value
+
     def prefetch(self, name: str, *args: Any, **kwargs: Any) -> None:
         """Start `store.name(*args, **kwargs)` on a background thread; the same call
         later gets its answer. Nothing happens for a read that is not remembered, one

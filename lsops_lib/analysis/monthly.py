@@ -40,12 +40,12 @@ def _period_figures(
     include_monitoring: bool,
 ) -> dict[str, Any]:
     """The headline figures of one period (used for the month and the one before it)."""
+    scrapes = scrape_figures(store, start, end, target)  # first: it reads the health too
     health = health_frame(store, start, end, target)
     avail = availability_from_health(health, start, end)
     summary = endpoint_summary(
         store, start, end, target=target, include_monitoring=include_monitoring
     )
-    scrapes = scrape_figures(store, start, end, target)
     lat = latency_timeslices(
         store, start, end, threshold_ms=thresholds.latency_p95_ms, target=target, scrapes=scrapes
     )

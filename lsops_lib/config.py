@@ -54,7 +54,9 @@ class Thresholds:
     memory_fraction: float = 0.80  # target < 80 % of available
     memory_critical_fraction: float = 0.90  # critical > 90 %
     memory_limit_bytes: int = 512 * 1024 * 1024  # "available": the process's memory budget
-    memory_growth_per_hour: float = 0.02  # a steady climb above 2 %/h between restarts: possible leak
+    memory_growth_per_hour: float = (
+        0.02  # a steady climb above 2 %/h between restarts: possible leak
+    )
     slow_queries_per_hour: int = 10  # warning: more than 10 slow queries an hour
     slow_query_mean_ms: float = 20.0  # pgHero's default
     slow_query_calls: int = 100  # pgHero's default
@@ -98,7 +100,9 @@ class Settings:
             if self.database_url:
                 return self.database_url
             if name is None:
-                raise ConfigError("no database configured: set LSOPS_DATABASE_URL or [databases] in lsops.toml")
+                raise ConfigError(
+                    "no database configured: set LSOPS_DATABASE_URL or [databases] in lsops.toml"
+                )
         if name in self.databases:
             return self.databases[name]
         known = ", ".join(sorted(self.databases)) or "none"
@@ -200,7 +204,9 @@ def _thresholds(section: Mapping[str, Any]) -> Thresholds:
         try:
             values[key] = int(value) if known[key] == "int" else float(value)
         except (TypeError, ValueError):
-            raise ConfigError(f"lsops.toml: threshold {key} must be a number, not {value!r}") from None
+            raise ConfigError(
+                f"lsops.toml: threshold {key} must be a number, not {value!r}"
+            ) from None
     return Thresholds(**values)
 
 
@@ -250,7 +256,11 @@ def load_settings(
 
     databases: dict[str, str] = {}
     for name, section in (doc.get("databases") or {}).items():
-        url = _secret(section, "url", env, f"[databases.{name}]") if isinstance(section, Mapping) else str(section)
+        url = (
+            _secret(section, "url", env, f"[databases.{name}]")
+            if isinstance(section, Mapping)
+            else str(section)
+        )
         if url:
             databases[name] = url
     database_url = env.get("LSOPS_DATABASE_URL")

@@ -147,7 +147,10 @@ MONITORING_PREFIXES = ("/health", "/metrics")
 
 def is_monitoring(path: str) -> bool:
     """True for the API's own monitoring endpoints (`/health`, `/metrics...`), quirk 2."""
-    return any(path == p or path.startswith(p + "/") or path.startswith(p + "?") for p in MONITORING_PREFIXES)
+    return any(
+        path == p or path.startswith(p + "/") or path.startswith(p + "?")
+        for p in MONITORING_PREFIXES
+    )
 
 
 @dataclass(frozen=True)

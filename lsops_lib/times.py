@@ -41,7 +41,9 @@ def parse_time(text: str | datetime) -> datetime:
         try:
             value = datetime.fromisoformat(raw)
         except ValueError:
-            raise ParameterError(f"not a time: {text!r} (expected ISO 8601, e.g. 2026-10-03T14:05Z)") from None
+            raise ParameterError(
+                f"not a time: {text!r} (expected ISO 8601, e.g. 2026-10-03T14:05Z)"
+            ) from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
@@ -77,7 +79,11 @@ def from_ms(ms: int | float) -> datetime:
 
 
 def window(
-    window: str | None = None, since: str | None = None, until: str | None = None, *, now: datetime | None = None
+    window: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    *,
+    now: datetime | None = None,
 ) -> tuple[datetime, datetime]:
     """`--window 24h` or `--since T [--until T]` -> (start, end). ParameterError when wrong."""
     now = now or utcnow()

@@ -151,4 +151,3 @@ def register(module_names: list[str]) -> None:
 
 
 register(["checks", "collect", "db", "reports", "demo"])
-

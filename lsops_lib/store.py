@@ -302,6 +302,44 @@ SCRAPE_COLUMNS = [
 ]
 
 
+# The SQL expression of each `Store.scrapes` column (over lsops_scrapes s and
+# lsops_targets t), in its order: SCRAPE_COLUMNS, then the per-part details.
+_SCRAPE_DETAILS = [
+    "health_failure", "metrics_failure", "health_http_status", "metrics_http_status",
+    "uptime_s", "pid", "external", "checks_passed", "checks_total", "deep",
+    "status_2xx", "status_4xx", "status_5xx", "errors_kept", "uptime_duration_ms",
+]  # fmt: skip
+_SCRAPE_COMPUTED = {
+    "target": "t.name",
+    "failure_kind": "COALESCE(s.health_failure, s.metrics_failure)",
+    "http_status": (
+        "CASE WHEN s.health_failure IS NOT NULL THEN s.health_http_status"
+        " WHEN s.metrics_failure IS NOT NULL THEN s.metrics_http_status"
+        " ELSE s.health_http_status END"
+    ),
+}
+_SCRAPE_SELECT: dict[str, str] = {
+    c: _SCRAPE_COMPUTED.get(c, f"s.{c}") for c in [*SCRAPE_COLUMNS, *_SCRAPE_DETAILS]
+}
+
+# The columns of `Store.health`, read from the same scrape rows.
+_HEALTH_SELECT: dict[str, str] = {
+    "ts": "s.ts",
+    "status": "COALESCE(s.health_status, 'NO_ANSWER')",
+    "http_status": "s.health_http_status",
+    "target": "t.name",
+    "failure_kind": "s.health_failure",
+}
+HEALTH_COLUMNS = list(_HEALTH_SELECT)
+
+# The scrape fields behind the review's figures (memory, latency time slices, percentile
+# sanity): `Store.scrape_figures`.
+FIGURE_COLUMNS = [
+    "uptime_start_ms", "rss", "heap_used", "heap_total", "rt_count",
+    "rt_min", "rt_p50", "rt_p95", "rt_p99", "rt_max",
+]  # fmt: skip
+
+
 def engine_url(url: str) -> str:
     """`postgresql://` and `postgres://` -> `postgresql+psycopg://` (psycopg 3)."""
     for prefix in ("postgresql://", "postgres://"):
@@ -1006,49 +1044,75 @@ class Store:
         )
 
     def scrapes(
-        self, start: datetime | None = None, end: datetime | None = None, target: str | None = None
+        self,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        target: str | None = None,
+        columns: Iterable[str] | None = None,
     ) -> pd.DataFrame:
         """One row per scrape, oldest first (columns SCRAPE_COLUMNS, plus per-part details).
 
         failure_kind is the first failure's kind (health before metrics), http_status the
         status of that failure, else of the health answer.
+
+        `columns` narrows the read to those columns, in that order (the same rows, values
+        and types as the whole read's columns of those names); an unknown name is a
+        ValueError.
         """
-        sql = f"""
-        SELECT s.ts, t.name AS target, s.ok,
-               COALESCE(s.health_failure, s.metrics_failure) AS failure_kind,
-               s.failure_message,
-               CASE WHEN s.health_failure IS NOT NULL THEN s.health_http_status
-                    WHEN s.metrics_failure IS NOT NULL THEN s.metrics_http_status
-                    ELSE s.health_http_status END AS http_status,
-               s.health_status, s.uptime_start_ms, s.last_reset_ms, s.requests_total,
-               s.cache_hits, s.cache_misses, s.rss, s.heap_used, s.heap_total,
-               s.rt_count, s.rt_avg, s.rt_min, s.rt_p50, s.rt_p95, s.rt_p99, s.rt_max,
-               s.errors_recent, s.server_ts, s.duration_ms, s.scrape_id,
-               s.health_failure, s.metrics_failure, s.health_http_status, s.metrics_http_status,
-               s.uptime_s, s.pid, s.external, s.checks_passed, s.checks_total, s.deep,
-               s.status_2xx, s.status_4xx, s.status_5xx, s.errors_kept, s.uptime_duration_ms
-        FROM lsops_scrapes s JOIN lsops_targets t ON t.id = s.target_id
-        WHERE s.ts >= :start AND s.ts < :end {"AND t.name = :target" if target else ""}
-        ORDER BY s.ts, s.sid"""
-        df = self._frame(sql, start, end, target, ts_columns=("ts", "server_ts"))
-        df["ok"] = df["ok"].astype(bool)
-        df["deep"] = df["deep"].astype("boolean")
-        _typed(df, _INT_COLUMNS, "Int64")
-        _typed(df, _FLOAT_COLUMNS, "float64")
-        return df
+        names = list(_SCRAPE_SELECT) if columns is None else list(columns)
+        unknown = [c for c in names if c not in _SCRAPE_SELECT]
+        if unknown or not names or len(set(names)) != len(names):
+            raise ValueError(
+                f"scrape columns: {', '.join(unknown) if unknown else names!r} "
+                f"(each once, of: {', '.join(_SCRAPE_SELECT)})"
+            )
+        return self._scrape_read({c: _SCRAPE_SELECT[c] for c in names}, start, end, target)
 
     def health(
         self, start: datetime | None = None, end: datetime | None = None, target: str | None = None
     ) -> pd.DataFrame:
         """ts, status (OK | DEGRADED | ERROR | NO_ANSWER), http_status, target, failure_kind."""
+        return self._scrape_read(_HEALTH_SELECT, start, end, target)
+
+    def scrape_figures(
+        self,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        target: str | None = None,
+        *,
+        with_health: bool = False,
+    ) -> pd.DataFrame:
+        """`scrapes(columns=["ts", "target", *FIGURE_COLUMNS])`, the scrape fields behind
+        the review's figures (a month of one-minute scrapes is 43,200 rows: the whole rows
+        cost most of the read). `with_health`: the same statement also reads the columns
+        of `health` (HEALTH_COLUMNS, its very expressions and types), before the figure
+        columns, so that one pass over the scrape rows answers both reads."""
+        figures = {c: _SCRAPE_SELECT[c] for c in FIGURE_COLUMNS}
+        if with_health:
+            return self._scrape_read({**_HEALTH_SELECT, **figures}, start, end, target)
+        return self.scrapes(start, end, target, columns=["ts", "target", *FIGURE_COLUMNS])
+
+    def _scrape_read(
+        self,
+        select: Mapping[str, str],
+        start: datetime | None,
+        end: datetime | None,
+        target: str | None,
+    ) -> pd.DataFrame:
+        """The columns `select` ({name: SQL expression over s, t}) of the scrapes of the
+        window, oldest first, typed as `scrapes` types them."""
         sql = f"""
-        SELECT s.ts, COALESCE(s.health_status, 'NO_ANSWER') AS status, s.health_http_status AS http_status,
-               t.name AS target, s.health_failure AS failure_kind
+        SELECT {", ".join(f"{expr} AS {name}" for name, expr in select.items())}
         FROM lsops_scrapes s JOIN lsops_targets t ON t.id = s.target_id
         WHERE s.ts >= :start AND s.ts < :end {"AND t.name = :target" if target else ""}
         ORDER BY s.ts, s.sid"""
-        df = self._frame(sql, start, end, target)
-        _typed(df, ["http_status"], "Int64")
+        df = self._frame(sql, start, end, target, ts_columns=("ts", "server_ts"))
+        if "ok" in df.columns:
+            df["ok"] = df["ok"].astype(bool)
+        if "deep" in df.columns:
+            df["deep"] = df["deep"].astype("boolean")
+        _typed(df, _INT_COLUMNS, "Int64")
+        _typed(df, _FLOAT_COLUMNS, "float64")
         return df
 
     def services(

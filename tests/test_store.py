@@ -31,7 +31,13 @@ from lsops_lib.models import (
     Service,
     Uptime,
 )
-from lsops_lib.store import SCHEMA_VERSION, Store, engine_url
+from lsops_lib.store import (
+    FIGURE_COLUMNS,
+    HEALTH_COLUMNS,
+    SCHEMA_VERSION,
+    Store,
+    engine_url,
+)
 from lsops_lib.times import to_ms
 
 T0 = datetime(2026, 10, 1, 0, 0, tzinfo=UTC)
@@ -231,6 +237,32 @@ def test_health_services_and_failures(store: Store) -> None:
     ]
     # a window
     assert store.health(at(1), at(2))["status"].tolist() == ["NO_ANSWER"]
+
+
+def test_narrowed_scrape_reads(store: Store) -> None:
+    store.record_scrape(make_scrape(0, {"/a": (1, 1.0, 0.0)}))
+    store.record_scrape(make_scrape(1, None))  # no answer: NULL figures
+    store.record_scrape(make_scrape(1.5, {"/b": (3, 2.0, 0.0)}, target="other", status="ERROR"))
+    store.record_scrape(make_scrape(2, {"/a": (2, 1.0, 0.0)}, status="DEGRADED"))
+    for window in [(None, None, None), (at(1), at(3), "default"), (at(5), at(6), None)]:
+        full = store.scrapes(*window)
+        for columns in (
+            ["ts", "target", *FIGURE_COLUMNS],
+            ["http_status", "failure_kind", "deep", "ok", "server_ts", "ts"],
+            list(reversed(full.columns)),
+        ):
+            narrow = store.scrapes(*window, columns=columns)
+            pd.testing.assert_frame_equal(narrow, full[columns], check_exact=True)
+        figures = store.scrape_figures(*window)
+        pd.testing.assert_frame_equal(figures, full[["ts", "target", *FIGURE_COLUMNS]])
+        both = store.scrape_figures(*window, with_health=True)
+        assert list(both.columns) == [*HEALTH_COLUMNS, *FIGURE_COLUMNS]
+        pd.testing.assert_frame_equal(both[HEALTH_COLUMNS], store.health(*window))
+        pd.testing.assert_frame_equal(both[list(figures.columns)], figures)
+    assert len(store.scrapes(columns=["rss"])) == 4
+    for bad in (["ts", "nope"], [], ["ts", "ts"], ["status"]):
+        with pytest.raises(ValueError):
+            store.scrapes(columns=bad)
 
 
 def test_error_records_are_deduplicated(store: Store) -> None:

@@ -225,10 +225,23 @@ def _fmt_threshold(check: Any) -> str:
     return str(t)
 
 
+def window_options(command: Any) -> Any:
+    """`--window DURATION | --since T [--until T]`, shared by the commands reading the store."""
+    for option in reversed(
+        [
+            click.option(
+                "--window", metavar="DURATION", help="How far back to look (default 24h)."
+            ),
+            click.option("--since", metavar="T", help="Start (ISO 8601, UTC) instead of --window."),
+            click.option("--until", metavar="T", help="End (ISO 8601, UTC; default now)."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
 @main.command("checklist", cls=PluginCommand)
-@click.option("--window", metavar="DURATION", help="How far back to look (default 24h).")
-@click.option("--since", metavar="T", help="Start (ISO 8601, UTC) instead of --window.")
-@click.option("--until", metavar="T", help="End (ISO 8601, UTC; default now).")
+@window_options
 @click.option("--include-monitoring", is_flag=True, help="Count /health and /metrics requests too.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
@@ -295,9 +308,7 @@ def checklist_command(
 
 
 @main.command("endpoints")
-@click.option("--window", metavar="DURATION", help="How far back to look (default 24h).")
-@click.option("--since", metavar="T", help="Start (ISO 8601, UTC) instead of --window.")
-@click.option("--until", metavar="T", help="End (ISO 8601, UTC; default now).")
+@window_options
 @click.option(
     "--include-monitoring",
     is_flag=True,

@@ -1413,8 +1413,11 @@ class Store:
         with self._read() as conn:
             result = conn.execute(text(sql), params)
             columns = list(result.keys())
-            rows = result.fetchall()
-        df = pd.DataFrame([tuple(r) for r in rows], columns=columns)
+            # the driver's plain tuples (a text() query has no result processing to skip):
+            # no Row object per row, which was ~45 % of a long read
+            rows = result.cursor.fetchall() if result.cursor is not None else []
+            result.close()
+        df = pd.DataFrame.from_records(rows, columns=columns)
         for col in ts_columns:
             if col in df.columns:
                 df[col] = pd.to_datetime(pd.to_numeric(df[col]), unit="ms", utc=True)

@@ -17,7 +17,7 @@ from lsops_lib.pgtemp import PostgresCluster, PostgresUnavailable
 
 def _bulk_tables(cluster: PostgresCluster, dbname: str, tables: int) -> None:
     schemas = 4
-    with cluster._connect(dbname) as conn:  # noqa: SLF001 - the cluster's own superuser link
+    with cluster.connect(dbname) as conn:
         for s in range(schemas):
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS tenant_{s}")
         batch: list[str] = []

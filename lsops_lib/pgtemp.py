@@ -446,7 +446,8 @@ class PostgresCluster:
 
     # --- helpers --------------------------------------------------------------------
 
-    def _connect(self, dbname: str = "postgres") -> Any:
+    def connect(self, dbname: str = "postgres") -> Any:
+        """A psycopg connection to `dbname` as the superuser, in autocommit."""
         import psycopg
 
         return psycopg.connect(
@@ -455,7 +456,7 @@ class PostgresCluster:
 
     def execute(self, *statements: str, dbname: str = "postgres") -> None:
         """Run statements as the superuser (autocommit), e.g. to plant a scenario."""
-        with self._connect(dbname) as conn:
+        with self.connect(dbname) as conn:
             for statement in statements:
                 conn.execute(statement)  # type: ignore[arg-type]
 

@@ -678,8 +678,6 @@ class Demo:
     # -- database ---------------------------------------------------------------------------------
 
     def start_database(self) -> tuple[Any, bool]:
-        import psycopg
-
         from ..db.schema import load_longsang_schema
         from ..pgtemp import PostgresCluster
 
@@ -697,13 +695,7 @@ class Demo:
         self.track()
         url = cluster.create_database(world.DATABASE)
         vector = load_longsang_schema(url)
-        with psycopg.connect(
-            host=cluster.host,
-            port=cluster.port,
-            user=cluster.superuser,
-            dbname=world.DATABASE,
-            autocommit=True,
-        ) as conn:
+        with cluster.connect(world.DATABASE) as conn:
             if cluster.has_pg_stat_statements:
                 conn.execute("CREATE SCHEMA IF NOT EXISTS extensions")
                 conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements SCHEMA extensions")
@@ -713,8 +705,6 @@ class Demo:
     def build_database(self, p: world.Plan, *, snapshots: bool) -> dict[str, Any]:
         """Start the cluster, load and grow the LongSang database over the window (a
         snapshot into the store at each virtual day's end when `snapshots`)."""
-        import psycopg
-
         from ..collect import collect_db
         from ..config import load_settings
         from ..store import Store
@@ -726,13 +716,7 @@ class Demo:
         store = LockedStore(raw, self.write_lock) if raw is not None else None
         try:
             settings = load_settings(env=self.demo_env()) if snapshots else None
-            with psycopg.connect(
-                host=cluster.host,
-                port=cluster.port,
-                user=cluster.superuser,
-                dbname=world.DATABASE,
-                autocommit=True,
-            ) as conn:
+            with cluster.connect(world.DATABASE) as conn:
                 # the set-up is not the application's workload: not in pg_stat_statements
                 untracked = "SET pg_stat_statements.track = 'none'"
                 if cluster.has_pg_stat_statements:
@@ -771,16 +755,8 @@ class Demo:
 
     def _wait_statistics(self, cluster: Any) -> None:
         """Statistics reach shared memory when a backend ends: wait until they show."""
-        import psycopg
-
         deadline = time.monotonic() + 10
-        with psycopg.connect(
-            host=cluster.host,
-            port=cluster.port,
-            user=cluster.superuser,
-            dbname=world.DATABASE,
-            autocommit=True,
-        ) as conn:
+        with cluster.connect(world.DATABASE) as conn:
             while time.monotonic() < deadline:
                 row = conn.execute(
                     "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = %s",

@@ -62,6 +62,7 @@ class Thresholds:
     slow_query_calls: int = 100  # pgHero's default
     availability_slo: float = 0.995  # share of health observations that are OK
     latency_slo: float = 0.95  # share of time slices whose p95 met latency_p95_ms
+    incident_margin_minutes: float = 30.0  # a postmortem window: the incident +- this margin
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,8 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator
 
+from . import fmt
+
 WIDTH_IN = 10.0
 HEIGHT_IN = 4.0
 DPI = 100
@@ -87,55 +89,11 @@ def _axes(ax: Axes | None, height: float = HEIGHT_IN) -> Axes:
 # --- formatters --------------------------------------------------------------------------------
 
 
-def fmt_bytes(value: float | None) -> str:
-    """1536 -> '1.5 KiB'; None/NaN -> '–'."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    sign = "-" if value < 0 else ""
-    value = abs(float(value))
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{sign}{value:.0f} {unit}" if unit == "B" else f"{sign}{value:.1f} {unit}"
-        value /= 1024
-    return f"{sign}{value:.1f} PiB"  # pragma: no cover
-
-
-def fmt_pct(value: float | None, digits: int = 1) -> str:
-    """A fraction 0-1 as a percent: 0.0123 -> '1.2 %'."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{value * 100:.{digits}f} %"
-
-
-def fmt_ms(value: float | None) -> str:
-    """Milliseconds, readable: 0.42 -> '0.42 ms', 350 -> '350 ms', 2500 -> '2.5 s'."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    value = float(value)
-    if value == 0:
-        return "0 ms"
-    if abs(value) >= 60_000:
-        return f"{value / 60_000:.1f} min"
-    if abs(value) >= 1000:
-        return f"{value / 1000:.1f} s"
-    if abs(value) >= 10:
-        return f"{value:.0f} ms"
-    return f"{value:.2f} ms"
-
-
-def fmt_number(value: float | None, digits: int = 3) -> str:
-    """A plain number, never in scientific notation: 10485760 -> '10,485,760',
-    0.9355 -> '0.936', 1.49e-07 -> '0.000000149'; None/NaN -> '–'."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    number = float(value)
-    if number == 0 or not math.isfinite(number):
-        return f"{number:g}"
-    if number.is_integer() or abs(number) >= 10**digits:
-        return f"{number:,.0f}"
-    decimals = min(12, max(0, digits - 1 - math.floor(math.log10(abs(number)))))
-    text = f"{number:,.{decimals}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
+# one text format everywhere: lsops_lib.fmt (kept here under the names charts use)
+fmt_bytes = fmt.size
+fmt_pct = fmt.pct
+fmt_ms = fmt.ms
+fmt_number = fmt.number
 
 
 def _tick(fn: Any) -> FuncFormatter:

@@ -259,7 +259,7 @@ def test_incidents_merge_consecutive_breaches(sqlite_store: Store) -> None:
     assert (found["start"].diff().dropna() >= pd.Timedelta(0)).all()
     cmd = A.postmortem_command(outage.iloc[0])
     assert cmd.startswith(
-        "lsops report postmortem --start 2026-10-01T00:50:00Z --end 2026-10-01T01:50:00Z"
+        "lsops report postmortem --start 2026-10-01T00:30:00Z --end 2026-10-01T02:10:00Z"
     )
     assert "--title 'no answer 2026-10-01 01:00 UTC'" in cmd
 

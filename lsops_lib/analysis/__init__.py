@@ -15,6 +15,7 @@ from .incidents import (
 from .incidents import (
     endpoint_incidents,
     health_incidents,
+    incident_window,
     incidents,
     postmortem_command,
     restart_incidents,
@@ -71,6 +72,7 @@ __all__ = [
     "percentile_sanity",
     "postmortem",
     "postmortem_command",
+    "incident_window",
     "request_totals",
     "restart_incidents",
     "traffic_series",

@@ -375,22 +375,32 @@ def incidents(
     return out.reset_index(drop=True)[COLUMNS]
 
 
-def postmortem_command(row: Any, *, margin: timedelta = timedelta(minutes=10)) -> str:
+def incident_window(
+    start: Any, end: Any, thresholds: Thresholds | None = None
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The window a postmortem studies around an incident: from `incident_margin_minutes`
+    before its start to as long after its end, widened to whole minutes (UTC). The one
+    rule used by `lsops incidents`, the review's suggested commands, the postmortem's
+    default window and the demo."""
+    margin = pd.Timedelta(minutes=(thresholds or Thresholds()).incident_margin_minutes)
+    return (ts(start) - margin).floor("min"), (ts(end) + margin).ceil("min")
+
+
+def postmortem_command(row: Any, thresholds: Thresholds | None = None) -> str:
     """The `lsops report postmortem ...` command line for one incident row."""
-    start = ts(row["start"]) - pd.Timedelta(margin)
-    end = ts(row["end"]) + pd.Timedelta(margin)
+    start, end = incident_window(row["start"], row["end"], thresholds)
     where = f" on {row['endpoint']}" if row.get("endpoint") else ""
     title = f"{str(row['kind']).replace('_', ' ')}{where} {ts(row['start']).strftime('%Y-%m-%d %H:%M')} UTC"
     return (
-        f"lsops report postmortem --start {iso(start.floor('min'))} --end {iso(end.ceil('min'))} "
+        f"lsops report postmortem --start {iso(start)} --end {iso(end)} "
         f"--title {shlex.quote(title)}"
     )
 
 
-def with_commands(found: pd.DataFrame) -> pd.DataFrame:
+def with_commands(found: pd.DataFrame, thresholds: Thresholds | None = None) -> pd.DataFrame:
     """The incidents frame with a `postmortem_command` column."""
     out = found.copy()
     out["postmortem_command"] = (
-        [postmortem_command(row) for _, row in out.iterrows()] if not out.empty else []
+        [postmortem_command(row, thresholds) for _, row in out.iterrows()] if not out.empty else []
     )
     return out

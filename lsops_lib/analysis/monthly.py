@@ -380,7 +380,8 @@ def _monthly_review(
 
     endpoints = endpoint_changes(cur["summary"], prev["summary"])
     found = with_commands(
-        find_incidents(store, start, end, th, target=target, include_monitoring=include_monitoring)
+        find_incidents(store, start, end, th, target=target, include_monitoring=include_monitoring),
+        th,
     )
     resets = reset_frame(store, start, end, target)
     excluded = (

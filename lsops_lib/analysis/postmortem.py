@@ -242,7 +242,7 @@ def postmortem(
         bucket=fine,
         min_requests=5 if fine == "scrape" else 10,
     )
-    found = with_commands(found)
+    found = with_commands(found, th)
     breaches = found[found["kind"] != "restart"] if not found.empty else found
     if breaches.empty:
         impact_start = impact_end = None

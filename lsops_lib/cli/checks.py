@@ -497,7 +497,8 @@ def incidents_command(
                     settings.thresholds,
                     target=app.target,
                     include_monitoring=include_monitoring,
-                )
+                ),
+                settings.thresholds,
             )
     rows = [
         {

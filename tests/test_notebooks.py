@@ -238,7 +238,8 @@ def test_review_sections_are_all_there_and_labelled(runs: dict) -> None:
     ):
         assert f">{heading}<" in page or f"{heading}</h2>" in page, heading
     assert "Share of time slices whose reported p95 met 500 ms" in page  # labelled as such
-    assert "lsops report postmortem --start 2026-10-02T01:50:00Z" in page
+    # the incident window: the outage (02:00) minus Thresholds.incident_margin_minutes (30)
+    assert "lsops report postmortem --start 2026-10-02T01:30:00Z" in page
     assert page.count("data:image/png;base64") >= 4  # latency, daily, memory, endpoints
     figures = _figures(runs["review"])
     # the only problem: the planted database is down, and the report says so
@@ -348,7 +349,7 @@ def test_no_secret_in_any_archived_file(runs: dict) -> None:
 
 
 def test_default_month_is_the_previous_calendar_month(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(present, "utcnow", lambda: datetime(2026, 1, 15, tzinfo=UTC))
+    monkeypatch.setattr(present.source, "utcnow", lambda: datetime(2026, 1, 15, tzinfo=UTC))
     assert present.resolve_month(None) == "2025-12"
     assert present.resolve_month("2026-10") == "2026-10"
 
@@ -420,8 +421,8 @@ def test_database_overview_of_a_live_database(longsang_db: Any, tmp_path: Path) 
 
 def test_a_failing_section_becomes_a_box_and_a_problem(monkeypatch: pytest.MonkeyPatch) -> None:
     shown: list[str] = []
-    monkeypatch.setattr(present, "show_html", shown.append)
-    monkeypatch.setattr(present, "PROBLEMS", [])
+    monkeypatch.setattr(present.display, "show_html", shown.append)
+    present.begin()  # no problem left from an earlier section
 
     @present.guarded("Broken section")
     def broken() -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import html
-import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any

@@ -28,7 +28,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator
 
-from . import fmt
+from .. import fmt
 
 WIDTH_IN = 10.0
 HEIGHT_IN = 4.0

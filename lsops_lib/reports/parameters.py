@@ -163,16 +163,17 @@ KINDS: dict[str, Kind] = {
 
 
 def notebooks_dir(override: str | os.PathLike[str] | None = None) -> Path:
-    """Where the notebooks are: `override`, else `$LSOPS_NOTEBOOKS`, else the repository's
-    `notebooks/`, else the copy shipped inside the package."""
+    """Where the notebooks are: `override`, else `$LSOPS_NOTEBOOKS`, else the checkout's
+    `notebooks/` (where people edit them), else the copy the wheel ships inside the
+    package (`lsops_lib/notebooks`)."""
     if override is not None:
         return Path(override)
     if os.environ.get(NOTEBOOKS_ENV):
         return Path(os.environ[NOTEBOOKS_ENV]).expanduser()
     package = Path(__file__).resolve().parents[1]
-    repo = package.parent / "notebooks"
-    if repo.is_dir():
-        return repo
+    checkout = package.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "notebooks").is_dir():
+        return checkout / "notebooks"
     return package / "notebooks"
 
 

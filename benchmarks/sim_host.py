@@ -11,7 +11,7 @@ import json
 import sys
 from datetime import UTC, datetime, timedelta
 
-from lsops_lib.simapi import Scenario, SimulatedAPI
+from lsops_lib.sim import Scenario, SimulatedAPI
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from lsops_lib.simapi import Event, Scenario, SimClock, SimulatedAPI
+from lsops_lib.sim import Event, Scenario, SimClock, SimulatedAPI
 
 GOLDEN = Path(__file__).parent / "data" / "sim_golden.json"
 START = datetime(2026, 10, 1, tzinfo=UTC)
@@ -144,3 +144,12 @@ def test_answers_and_ledger_are_those_pinned() -> None:
         assert mine == theirs, f"{theirs['at']} {theirs['route']}"
     assert got["ledger"] == expected["ledger"]
     assert got["process"] == expected["process"]
+
+
+def test_simapi_still_exports_the_public_face() -> None:
+    import lsops_lib.sim as sim
+    import lsops_lib.simapi as simapi
+
+    assert simapi.__all__ == sim.__all__
+    for name in sim.__all__:
+        assert getattr(simapi, name) is getattr(sim, name), name

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from lsops_lib.demo import run as demo_run_module
+from lsops_lib.demo.processes import descendants
 from lsops_lib.reports import list_runs
 from tests.fixtures.demo import (
     DemoRun,
@@ -208,7 +208,7 @@ def test_running_twice_gives_two_runs_of_each(demo_second_run: DemoRun) -> None:
 
 
 def _watch(proc: subprocess.Popen[str], seen: set[int]) -> None:
-    seen.update(p for p in demo_run_module.descendants(proc.pid))
+    seen.update(descendants(proc.pid))
 
 
 def _mid_history(state: dict[str, Any]) -> bool:

@@ -72,7 +72,7 @@ def demo_command(
     """The whole product on embedded defaults: a simulated LongSang API, an embedded
     PostgreSQL, a month of collected history with planted incidents, and the three
     reports archived in the outputs folder (LSOPS_OUTPUTS, default ./outputs)."""
-    from ..demo.run import (
+    from ..demo import (
         DemoError,
         Interrupted,
         Options,

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..simapi import Event, Scenario
+from ..sim import Event, Scenario
 from ..times import parse_month, previous_month, utcnow
 
 INTERVAL = timedelta(minutes=5)

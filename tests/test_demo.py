@@ -135,6 +135,23 @@ def test_postmortem_and_review_find_the_outage_with_its_length(demo_run: DemoRun
 
 @pytest.mark.postgres
 @pytest.mark.slow
+def test_postmortem_window_is_the_incident_window(demo_run: DemoRun) -> None:
+    """The demo's postmortem studies the window `lsops incidents` and the review suggest
+    for the outage (analysis.incident_window), not one of its own."""
+    from lsops_lib.analysis import incident_window, incidents
+    from lsops_lib.config import Thresholds
+    from lsops_lib.store import Store
+
+    with Store(f"sqlite:///{demo_run.demo_dir / 'store.sqlite'}") as store:
+        found = incidents(store, None, None, Thresholds(), kinds=("no_answer",))
+    assert len(found) == 1
+    start, end = incident_window(found["start"].iloc[0], found["end"].iloc[0], Thresholds())
+    params = _first_run(demo_run, "postmortem").parameters
+    assert (_ts(params["start"]), _ts(params["end"])) == (start, end)
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
 def test_slow_endpoint_is_ranked_worst_in_its_days(demo_run: DemoRun) -> None:
     from lsops_lib.analysis import postmortem
     from lsops_lib.store import Store

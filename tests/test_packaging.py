@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -47,8 +48,22 @@ def test_every_package_of_the_tree_is_declared() -> None:
     assert declared == _packages_in_tree()
 
 
+def _clean_env() -> dict[str, str]:
+    """No LSOPS_* settings, and no PYTHONPATH pointing at a checkout."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("LSOPS_", "PYTHON"))}
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # built from a copy of what the wheel is made of: setuptools writes build/ and
+    # *.egg-info beside the sources, never into the checkout
+    source = tmp_path_factory.mktemp("source")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, source / name)
+    for folder in ("lsops_lib", "notebooks"):
+        shutil.copytree(
+            REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__")
+        )
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [
@@ -61,10 +76,11 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--no-build-isolation",
             "-w",
             str(out),
-            str(REPO),
+            str(source),
         ],
         check=True,
         capture_output=True,
+        env=_clean_env(),
     )
     (built,) = out.glob("lsops-*.whl")
     return built
@@ -100,6 +116,7 @@ def test_installed_wheel_runs_a_report_from_another_folder(
         ],
         check=True,
         capture_output=True,
+        env=_clean_env(),
     )
     site = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -111,7 +128,7 @@ def test_installed_wheel_runs_a_report_from_another_folder(
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LSOPS_", "PYTHON"))}
+    env = _clean_env()
     env.update(LSOPS_STORE=short_history.store_url, LSOPS_OUTPUTS=str(tmp_path / "outputs"))
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
 

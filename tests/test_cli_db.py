@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +150,16 @@ def test_tables_and_no_password_anywhere(
     assert result.stdout.strip()
     for output in (result.stdout, result.stderr):
         assert pg_cluster.password not in output
+
+
+def test_text_formats_are_fmt_s(longsang_db: Planted) -> None:
+    """Sizes in IEC units (never "kB" for 1,024 bytes), instants labelled UTC."""
+    size = run(["db", "size"], longsang_db.password_url)
+    assert size.exit_code == 0 and "KiB" in size.stdout and "MiB" in size.stdout
+    assert not re.search(r"\d (kB|MB|GB)\b", size.stdout)
+    stats = run(["index-stats"], longsang_db.password_url, COLUMNS="200")
+    assert re.search(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC", stats.stdout)
+    assert not re.search(r"\d{2}:\d{2} (?!UTC)\S", stats.stdout.replace("│", " "))
 
 
 def test_named_database_from_lsops_toml(longsang_db: Planted, tmp_path: Path) -> None:

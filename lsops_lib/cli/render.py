@@ -62,9 +62,9 @@ def jsonable(value: Any) -> Any:
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [jsonable(v) for v in value]
+    if fmt.missing(value):  # NaT, NA, numpy NaN
+        return None
     if isinstance(value, pd.Timestamp):
-        if value is pd.NaT or pd.isna(value):
-            return None
         return (value.tz_convert("UTC") if value.tzinfo is not None else value).isoformat()
     if isinstance(value, datetime):
         return (value.astimezone(UTC) if value.tzinfo is not None else value).isoformat()
@@ -72,8 +72,6 @@ def jsonable(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, Path):
         return str(value)
-    if fmt.missing(value):
-        return None
     if hasattr(value, "item") and not isinstance(value, str | bytes):
         try:
             return jsonable(value.item())
@@ -107,7 +105,7 @@ def raw(value: Any) -> Any:
     """One cell as a plain Python value (see `records`)."""
     if isinstance(value, list | tuple):
         return list(value)
-    if isinstance(value, dict) or isinstance(value, str):
+    if isinstance(value, dict | str):
         return value
     if fmt.missing(value):
         return None

@@ -289,6 +289,17 @@ def test_incidents_json_lists_the_outage_with_its_postmortem_command(env: dict[s
     assert len(outage) == 1 and outage[0]["duration_s"] == 40 * 60
     assert outage[0]["start"].startswith("2026-10-01T01:00")
     assert outage[0]["postmortem_command"].startswith("lsops report postmortem --start ")
+    # the suggested window is analysis.incident_window's (30 min margin), and only that
+    from lsops_lib.analysis import incident_window
+    from lsops_lib.config import Thresholds
+
+    first, last = incident_window(outage[0]["start"], outage[0]["end"], Thresholds())
+    assert outage[0]["postmortem_start"] == first.isoformat() == "2026-10-01T00:30:00+00:00"
+    assert outage[0]["postmortem_end"] == last.isoformat() == "2026-10-01T02:10:00+00:00"
+    assert (
+        f"--start {first:%Y-%m-%dT%H:%M:%SZ} --end {last:%Y-%m-%dT%H:%M:%SZ}"
+        in outage[0]["postmortem_command"]
+    )
     text = run(env, "incidents", "--since", "2026-10-01T00:00Z", "--until", "2026-10-02T00:00Z")
     assert (
         text.exit_code == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ def as_json(args: list[str], url: str) -> Any:
 
 def test_db_size_json(longsang_db: Planted) -> None:
     data = as_json(["db", "size"], longsang_db.password_url)
-    assert set(data) == {"database_bytes", "tables"}
+    assert set(data) >= {"database_bytes", "tables"}
     assert isinstance(data["database_bytes"], int) and data["database_bytes"] > 0
     keys = {
         "schema",
@@ -63,7 +64,11 @@ def test_db_size_json(longsang_db: Planted) -> None:
 
 def test_db_indexes_json(longsang_db: Planted) -> None:
     data = as_json(["db", "indexes"], longsang_db.password_url)
-    assert set(data) == {"unused", "duplicate", "invalid", "fk_without_index"}
+    assert set(data) >= {"unused", "duplicate", "invalid", "fk_without_index"}
+    # what the table shows, in the JSON too: when the usage counters start, seq-scan tables
+    assert {"stats_reset", "stats_age_days", "seq_scan"} <= set(data)
+    assert [e["table"] for e in data["seq_scan"]] == list(longsang_db.seq_scan)
+    assert all(isinstance(e["seq_scan"], int) and e["seq_scan"] >= 3 for e in data["seq_scan"])
     for entry in data["unused"] + data["duplicate"] + data["invalid"]:
         assert {"schema", "table", "index"} <= set(entry)
     for entry in data["unused"]:
@@ -84,7 +89,9 @@ def test_db_indexes_json(longsang_db: Planted) -> None:
 
 def test_db_queries_json(longsang_db: Planted) -> None:
     data = as_json(["db", "queries"], longsang_db.password_url)
-    assert set(data) == {"available", "top", "slow"}
+    assert set(data) >= {"available", "top", "slow"}
+    assert data["by"] == "total" and data["limit"] == 10
+    assert data["thresholds"] == {"slow_query_mean_ms": 20.0, "slow_query_calls": 100}
     assert data["available"] is longsang_db.has_pg_stat_statements
     for entry in data["top"] + data["slow"]:
         assert {"query", "calls", "total_ms", "mean_ms", "rows"} <= set(entry)
@@ -145,6 +152,16 @@ def test_tables_and_no_password_anywhere(
         assert pg_cluster.password not in output
 
 
+def test_text_formats_are_fmt_s(longsang_db: Planted) -> None:
+    """Sizes in IEC units (never "kB" for 1,024 bytes), instants labelled UTC."""
+    size = run(["db", "size"], longsang_db.password_url)
+    assert size.exit_code == 0 and "KiB" in size.stdout and "MiB" in size.stdout
+    assert not re.search(r"\d (kB|MB|GB)\b", size.stdout)
+    stats = run(["index-stats"], longsang_db.password_url, COLUMNS="200")
+    assert re.search(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC", stats.stdout)
+    assert not re.search(r"\d{2}:\d{2} (?!UTC)\S", stats.stdout.replace("│", " "))
+
+
 def test_named_database_from_lsops_toml(longsang_db: Planted, tmp_path: Path) -> None:
     (tmp_path / "lsops.toml").write_text('[databases.planted]\nurl_env = "PLANTED_DB_URL"\n')
     result = run(
@@ -184,7 +201,13 @@ def test_every_command_works_without_pg_stat_statements(pg_url: str) -> None:
         assert result.exit_code == 0, (args, result.stderr)
     data = run(["db", "queries", "--json"], pg_url)
     assert data.exit_code == 0
-    assert json.loads(data.stdout) == {"available": False, "top": [], "slow": []}
+    body = json.loads(data.stdout)
+    assert {k: body[k] for k in ("available", "top", "slow")} == {
+        "available": False,
+        "top": [],
+        "slow": [],
+    }
+    assert "pg_stat_statements" in body["message"]
     assert "pg_stat_statements" in data.stderr and "shared_preload_libraries" in data.stderr
     table = run(["db", "queries"], pg_url)
     assert "unavailable" in table.stdout and "CREATE EXTENSION pg_stat_statements" in table.stdout

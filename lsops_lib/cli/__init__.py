@@ -1,30 +1,38 @@
 """`lsops`: a thin shell over the library. Parses, calls, prints (rich or --json), exits.
 
-Each concern has its own module registering commands on `main`. A user's mistake is one
+Each concern has its own module registering commands on `main`. Each command builds one
+data structure and prints it through `render.emit` (a table or text for people, the same
+data as JSON with --json; text formats from `lsops_lib.fmt`). A user's mistake is one
 line on stderr and an exit code, never a traceback: commands raise `LsopsError`
 subclasses and `run_command` maps them to the command's exit codes.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-from rich.console import Console
 
 from .. import __version__
 from ..config import Settings, load_settings
 from ..exceptions import ConfigError, LsopsError, ParameterError
+from .render import console, emit_json, err_console
 
-console = Console()
-err_console = Console(stderr=True, highlight=False)
+__all__ = [
+    "App",
+    "PluginCommand",
+    "console",
+    "emit_json",
+    "err_console",
+    "fail",
+    "main",
+    "pass_app",
+    "run_command",
+]
 
 
 @dataclass
@@ -42,49 +50,6 @@ class App:
 
 
 pass_app = click.make_pass_decorator(App, ensure=True)
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return str(value)
-
-
-def emit_json(data: Any) -> None:
-    """Print `data` as JSON on stdout (datetimes as ISO 8601, NaN as null)."""
-    text = json.dumps(_clean(data), default=_default, indent=2, allow_nan=False)
-    click.echo(text)
-
-
-def _clean(value: Any) -> Any:
-    """NaN/NaT -> None, recursively, so the JSON is strict."""
-    if isinstance(value, float) and value != value:
-        return None
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    try:
-        import pandas as pd
-
-        if value is pd.NaT:
-            return None
-        if isinstance(value, pd.Timestamp):
-            return value.isoformat()
-    except ImportError:  # pragma: no cover
-        pass
-    if hasattr(value, "item") and not isinstance(value, str | bytes):
-        try:
-            return _clean(value.item())
-        except (ValueError, AttributeError):
-            return value
-    return value
 
 
 def fail(message: str, code: int) -> NoReturn:

@@ -13,47 +13,27 @@ from datetime import datetime
 from typing import Any
 
 import click
-from rich.table import Table
 from rich.text import Text
 
+from .. import fmt
 from ..exceptions import ApiError, LsopsError
-from . import App, PluginCommand, console, emit_json, fail, main, pass_app, run_command
+from . import App, PluginCommand, fail, main, pass_app, run_command
+from .render import RIGHT, Column, emit, line, table
 
 PLUGIN_STATUS = {0: "OK", 1: "WARNING", 2: "CRITICAL", 3: "UNKNOWN"}
 HEALTH_EXIT = {"OK": 0, "DEGRADED": 1, "ERROR": 2}
 _STYLE = {"OK": "green", "DEGRADED": "yellow", "WARN": "yellow", "ERROR": "red", "NO_ANSWER": "red"}
 _CHECK_STYLE = {"pass": "green", "fail": "red", "unknown": "yellow"}
+_SEVERITY_STYLE = {"critical": "red", "warning": "yellow", "info": "dim"}
 
 
-def _mib(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value / 2**20:,.1f} MiB"
+def _span(start: Any, end: Any) -> str:
+    return f"{fmt.instant(start)} .. {fmt.instant(end)}"
 
 
-def _pct(value: Any, digits: int = 1) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value * 100:.{digits}f} %"
-
-
-def _ms(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:,.1f} ms"
-
-
-def _of_limit(rss: int | None, app: App) -> str:
-    """RSS against thresholds.memory_limit_bytes, e.g. " (18 % of 512.0 MiB)"."""
-    limit = app.settings().thresholds.memory_limit_bytes
-    if rss is None or not limit:
-        return ""
-    return f" ({rss / limit:.0%} of {_mib(limit)})"
-
-
-def _styled(text: Any, style_map: dict[str, str]) -> Text:
-    value = "-" if text is None else str(text)
-    return Text(value, style=style_map.get(value, ""))
+def _number(value: Any) -> float | None:
+    """A float for JSON, None for a missing one (NaN)."""
+    return None if value is None or math.isnan(value) else float(value)
 
 
 def _client(app: App) -> Any:
@@ -81,7 +61,8 @@ def _window(
 # --- lsops health ------------------------------------------------------------------------
 
 
-def _health_dict(answer: Any) -> dict[str, Any]:
+def health_data(answer: Any, memory_limit_bytes: int | None) -> dict[str, Any]:
+    """What `lsops health` shows: the answer of /api/health."""
     h = answer.record
     return {
         "status": h.status,
@@ -99,6 +80,7 @@ def _health_dict(answer: Any) -> dict[str, Any]:
             "external": h.memory.external,
             "array_buffers": h.memory.array_buffers,
         },
+        "memory_limit_bytes": memory_limit_bytes or None,
         "services": [
             {
                 "name": s.name,
@@ -119,6 +101,56 @@ def _health_dict(answer: Any) -> dict[str, Any]:
     }
 
 
+def no_answer_data(exc: ApiError) -> dict[str, Any]:
+    return {
+        "status": "NO_ANSWER",
+        "kind": exc.kind,
+        "http_status": exc.status,
+        "url": exc.url,
+        "error": str(exc),
+    }
+
+
+_SERVICE_COLUMNS = [
+    Column("name", "service"),
+    Column("status", "status", style=_STYLE),
+    Column("message", "message", lambda v: v or ""),
+    Column("response_time_ms", "response time", fmt.ms, RIGHT),
+]
+
+
+def _health_view(d: Any) -> None:
+    line(
+        Text.assemble(
+            (str(d["status"]), f"bold {_STYLE.get(d['status'], '')}"),
+            f"  {d['url']}  HTTP {d['http_status']}  {'deep' if d['deep'] else 'quick'} check",
+        )
+    )
+    if d["error"]:
+        line(f"error: {d['error']}", style="red")
+    memory, limit = d["memory"], d["memory_limit_bytes"]
+    rss = memory["rss"]
+    of_limit = f" ({fmt.pct(rss / limit, 0)} of {fmt.size(limit)})" if rss and limit else ""
+    pid = fmt.DASH if d["pid"] is None else str(d["pid"])
+    line(
+        f"uptime {fmt.hours(d['uptime_s'])}  pid {pid}  "
+        f"memory rss {fmt.size(rss)}{of_limit}, "
+        f"heap {fmt.size(memory['heap_used'])} of {fmt.size(memory['heap_total'])}"
+    )
+    table(d["services"], _SERVICE_COLUMNS, title="services", empty=None)
+    summary = d["checks_summary"]
+    if summary["total"] is not None:
+        share = summary["percentage"]
+        share = f" ({fmt.pct(share / 100)})" if share is not None else ""
+        line(f"checks passed: {summary['passed']} of {summary['total']}{share}")
+    if not d["deep"]:
+        line("quick check: services say 'Configured'; --deep tests the connections", style="dim")
+
+
+def _no_answer_view(d: Any) -> None:
+    line(Text.assemble((str(d["status"]).replace("_", " "), "bold red"), f"  {d['error']}"))
+
+
 @main.command("health", cls=PluginCommand)
 @click.option(
     "--deep", is_flag=True, help="Run the server's real checks (database, pgvector, tables)."
@@ -129,100 +161,70 @@ def health_command(app: App, deep: bool, as_json: bool) -> None:
     """The API's health now: 0 OK, 1 DEGRADED, 2 ERROR or no answer, 3 unknown."""
     with run_command(usage=3, failure=3):
         client = _client(app)
+        limit = app.settings().thresholds.memory_limit_bytes
     with client:
         try:
             answer = client.get_health(deep=deep)
         except ApiError as exc:
-            if as_json:
-                emit_json(
-                    {
-                        "status": "NO_ANSWER",
-                        "kind": exc.kind,
-                        "http_status": exc.status,
-                        "error": str(exc),
-                    }
-                )
-            else:
-                console.print(Text.assemble(("NO ANSWER", "bold red"), f"  {exc}"))
+            emit(no_answer_data(exc), as_json, _no_answer_view)
             raise SystemExit(2) from None
         except LsopsError as exc:
             fail(str(exc), 3)
-    data = _health_dict(answer)
-    code = HEALTH_EXIT.get(str(data["status"]).upper(), 3)
-    if as_json:
-        emit_json(data)
-        raise SystemExit(code)
-    h = answer.record
-    head = Text.assemble(
-        (str(h.status), f"bold {_STYLE.get(h.status, '')}"),
-        f"  {answer.url}  HTTP {answer.status}  {'deep' if deep else 'quick'} check",
-    )
-    console.print(head)
-    if h.error:
-        console.print(Text(f"error: {h.error}", style="red"))
-    uptime = f"{h.uptime_s / 3600:.1f} h" if h.uptime_s is not None else "-"
-    console.print(
-        Text(
-            f"uptime {uptime}  pid {h.pid if h.pid is not None else '-'}  "
-            f"memory rss {_mib(h.memory.rss)}{_of_limit(h.memory.rss, app)}, "
-            f"heap {_mib(h.memory.heap_used)} of {_mib(h.memory.heap_total)}"
-        )
-    )
-    if h.services:
-        table = Table(title="services", title_justify="left")
-        for col in ("service", "status", "message", "response time"):
-            table.add_column(col)
-        for s in h.services.values():
-            table.add_row(
-                Text(s.name),
-                _styled(s.status, _STYLE),
-                Text(s.message or ""),
-                _ms(s.response_time_ms),
-            )
-        console.print(table)
-    if h.checks_total is not None:
-        pct = f" ({h.checks_percentage:.1f} %)" if h.checks_percentage is not None else ""
-        console.print(Text(f"checks passed: {h.checks_passed} of {h.checks_total}{pct}"))
-    if not deep:
-        console.print(
-            Text(
-                "quick check: services say 'Configured'; --deep tests the connections", style="dim"
-            )
-        )
-    raise SystemExit(code)
+    data = health_data(answer, limit)
+    emit(data, as_json, _health_view)
+    raise SystemExit(HEALTH_EXIT.get(str(data["status"]).upper(), 3))
 
 
 # --- lsops checklist ---------------------------------------------------------------------
 
+_THRESHOLD_PREFIX = {
+    "latency": ">= ",
+    "cache_hit_rate": "> ",
+    "error_rate": "< ",
+    "memory": "< ",
+    "cpu": "< ",
+    "error_rate_stable": "every hour <= ",
+}
 
-def _fmt_value(check: Any) -> str:
-    value = check.value
+
+def _check_value(value: Any, check: Any) -> str:
+    """A check's figure: rates as percents (error rates never rounded to 0), else as is."""
     if value is None:
-        return "-"
+        return fmt.DASH
     if isinstance(value, float):
-        if check.key in ("error_rate", "error_rate_stable"):
-            return _pct(value, 2)
-        if check.key == "memory" or isinstance(check.threshold, float) and check.threshold <= 1:
-            return _pct(value)
-        return f"{value:g}"
+        if check["key"] in ("error_rate", "error_rate_stable"):
+            return fmt.share(value, 2)
+        threshold = check["threshold"]
+        if check["key"] == "memory" or isinstance(threshold, float) and threshold <= 1:
+            return fmt.pct(value)
+        return fmt.number(value)
     return str(value)
 
 
-def _fmt_threshold(check: Any) -> str:
-    t = check.threshold
-    if t is None:
-        return "-"
-    if isinstance(t, float) and t <= 1:
-        prefix = {
-            "latency": ">= ",
-            "cache_hit_rate": "> ",
-            "error_rate": "< ",
-            "memory": "< ",
-            "cpu": "< ",
-            "error_rate_stable": "every hour <= ",
-        }.get(check.key, "")
-        return prefix + _pct(t, 0)
-    return str(t)
+def _check_threshold(threshold: Any, check: Any) -> str:
+    if threshold is None:
+        return fmt.DASH
+    if isinstance(threshold, float) and threshold <= 1:
+        return _THRESHOLD_PREFIX.get(check["key"], "") + fmt.pct(threshold, 0)
+    return str(threshold)
+
+
+def _check_name(name: Any, check: Any) -> Text:
+    return Text.assemble((str(name), "bold"), "\n", (str(check["detail"]), "dim"))
+
+
+_CHECK_COLUMNS = [
+    Column("status", "", style=_CHECK_STYLE, no_wrap=True),
+    Column("name", "check", _check_name, row=True),
+    Column("value", "figure", _check_value, RIGHT, row=True, no_wrap=True),
+    Column("threshold", "threshold", _check_threshold, row=True, no_wrap=True),
+]
+
+
+def _checklist_view(d: Any) -> None:
+    table(d["checks"], _CHECK_COLUMNS, title=f"Monitoring checklist {_span(d['start'], d['end'])}")
+    code = d["exit_code"]
+    line(f"{d['status']} (exit {code})", style=["green", "yellow", "red", "yellow"][code])
 
 
 def window_options(command: Any) -> Any:
@@ -269,42 +271,40 @@ def checklist_command(
                 include_monitoring=include_monitoring,
             )
     code = exit_code(checks)
-    if as_json:
-        emit_json(
-            {
-                "start": start,
-                "end": end,
-                "status": PLUGIN_STATUS[code],
-                "exit_code": code,
-                "checks": [c.as_dict() for c in checks],
-            }
-        )
-        raise SystemExit(code)
-    table = Table(
-        title=f"Monitoring checklist {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC",
-        title_justify="left",
-    )
-    table.add_column("", no_wrap=True)
-    table.add_column("check", overflow="fold", ratio=1)
-    table.add_column("figure", no_wrap=True, justify="right")
-    table.add_column("threshold", no_wrap=True)
-    for c in checks:
-        table.add_row(
-            _styled(c.status, _CHECK_STYLE),
-            Text.assemble((c.name, "bold"), "\n", (c.detail, "dim")),
-            Text(_fmt_value(c)),
-            Text(_fmt_threshold(c)),
-        )
-    console.print(table)
-    console.print(
-        Text(
-            f"{PLUGIN_STATUS[code]} (exit {code})", style=["green", "yellow", "red", "yellow"][code]
-        )
-    )
+    data = {
+        "start": start,
+        "end": end,
+        "status": PLUGIN_STATUS[code],
+        "exit_code": code,
+        "checks": [c.as_dict() for c in checks],
+    }
+    emit(data, as_json, _checklist_view)
     raise SystemExit(code)
 
 
 # --- lsops endpoints ---------------------------------------------------------------------
+
+_ENDPOINT_COLUMNS = [
+    Column("endpoint", "endpoint"),
+    Column("requests", "requests", fmt.integer, RIGHT),
+    Column("errors", "errors", fmt.integer, RIGHT),
+    Column("error_rate", "error rate", lambda v: fmt.share(v, 2), RIGHT),
+    Column("mean_ms", "mean latency", fmt.ms, RIGHT),
+]
+
+
+def _endpoints_view(d: Any) -> None:
+    rows = d["endpoints"]
+    table(rows, _ENDPOINT_COLUMNS, title=f"Endpoints {_span(d['start'], d['end'])}", empty=None)
+    if not rows:
+        line("no requests counted in the window (is the collector running?)", style="yellow")
+    excluded = d["excluded"]
+    if excluded:
+        names = ", ".join(f"{e['endpoint']} ({fmt.integer(e['requests'])})" for e in excluded)
+        line(
+            f"excluded monitoring endpoints: {names}; --include-monitoring keeps them",
+            style="dim",
+        )
 
 
 @main.command("endpoints")
@@ -338,51 +338,56 @@ def endpoints_command(
                 if include_monitoring
                 else excluded_monitoring(store, start, end, target=app.target)
             )
-    rows = [
-        {
-            "endpoint": str(r.endpoint),
-            "requests": int(r.requests),
-            "errors": int(r.errors),
-            "error_rate": None if math.isnan(r.error_rate) else float(r.error_rate),
-            "mean_ms": None if math.isnan(r.mean_ms) else float(r.mean_ms),
-        }
-        for r in summary.itertuples()
-    ]
-    if as_json:
-        emit_json(rows)
-        return
-    table = Table(
-        title=f"Endpoints {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC", title_justify="left"
-    )
-    table.add_column("endpoint")
-    for col in ("requests", "errors", "error rate", "mean latency"):
-        table.add_column(col, justify="right")
-    for r in rows:
-        table.add_row(
-            Text(r["endpoint"]),
-            f"{r['requests']:,}",
-            f"{r['errors']:,}",
-            _pct(r["error_rate"], 2),
-            _ms(r["mean_ms"]),
-        )
-    console.print(table)
-    if not rows:
-        console.print(
-            Text("no requests counted in the window (is the collector running?)", style="yellow")
-        )
-    if excluded is not None and not excluded.empty:
-        names = ", ".join(
-            f"{e} ({n:,})" for e, n in zip(excluded["endpoint"], excluded["requests"], strict=True)
-        )
-        console.print(
-            Text(
-                f"excluded monitoring endpoints: {names}; --include-monitoring keeps them",
-                style="dim",
+    data = {
+        "start": start,
+        "end": end,
+        "endpoints": [
+            {
+                "endpoint": str(r.endpoint),
+                "requests": int(r.requests),
+                "errors": int(r.errors),
+                "error_rate": _number(r.error_rate),
+                "mean_ms": _number(r.mean_ms),
+            }
+            for r in summary.itertuples()
+        ],
+        "excluded": [
+            {"endpoint": str(e), "requests": int(n)}
+            for e, n in (
+                zip(excluded["endpoint"], excluded["requests"], strict=True)
+                if excluded is not None and not excluded.empty
+                else ()
             )
-        )
+        ],
+    }
+    # the JSON has always been the bare list of endpoints (the window is the one asked for)
+    emit(data, as_json, _endpoints_view, json_key="endpoints")
 
 
 # --- lsops cache -------------------------------------------------------------------------
+
+_CACHE_COLUMNS = [
+    Column("cache", "cache"),
+    Column("keys", "keys", fmt.integer, RIGHT),
+    Column("hits", "hits", fmt.integer, RIGHT),
+    Column("misses", "misses", fmt.integer, RIGHT),
+    Column("hit_rate", "hit rate", fmt.pct, RIGHT),
+]
+
+
+def _cache_view(d: Any) -> None:
+    line(
+        f"cache: {fmt.integer(d['hits'])} hits, {fmt.integer(d['misses'])} misses, "
+        f"hit rate {fmt.pct(d['hit_rate'])} (since process start or last reset)"
+    )
+    table(
+        d["caches"],
+        _CACHE_COLUMNS,
+        title=f"per cache (total keys {fmt.integer(d['total_keys'])})",
+        empty=None,
+    )
+    if d["note"]:
+        line(d["note"], style="yellow")
 
 
 @main.command("cache")
@@ -434,34 +439,36 @@ def cache_command(app: App, no_deep: bool, as_json: bool) -> None:
         "caches": per_cache,
         "note": note,
     }
-    if as_json:
-        emit_json(data)
-        return
-    console.print(
-        Text(
-            f"cache: {cache.hits:,} hits, {cache.misses:,} misses, hit rate {_pct(data['hit_rate'])} "
-            f"(since process start or last reset)"
-        )
-    )
-    if per_cache:
-        table = Table(title=f"per cache (total keys {data['total_keys']})", title_justify="left")
-        table.add_column("cache")
-        for col in ("keys", "hits", "misses", "hit rate"):
-            table.add_column(col, justify="right")
-        for c in per_cache:
-            table.add_row(
-                Text(c["cache"]),
-                str(c["keys"]),
-                str(c["hits"]),
-                str(c["misses"]),
-                _pct(c["hit_rate"]),
-            )
-        console.print(table)
-    if note:
-        console.print(Text(note, style="yellow"))
+    emit(data, as_json, _cache_view)
 
 
 # --- lsops incidents ---------------------------------------------------------------------
+
+
+def _incident_duration(seconds: Any, incident: Any) -> str:
+    return fmt.duration(seconds) + (" (ongoing)" if incident["ongoing"] else "")
+
+
+_INCIDENT_COLUMNS = [
+    Column("start", "start", fmt.instant),
+    Column("duration_s", "duration", _incident_duration, row=True),
+    Column("kind", "kind"),
+    Column("severity", "severity", style=_SEVERITY_STYLE),
+    Column("endpoint", "endpoint", lambda v: v or ""),
+    Column("detail", "detail"),
+]
+
+
+def _incidents_view(d: Any) -> None:
+    rows = d["incidents"]
+    if not rows:
+        line(f"no incident between {_span(d['start'], d['end'])}")
+        return
+    table(rows, _INCIDENT_COLUMNS, title=f"Incidents {_span(d['start'], d['end'])}")
+    line("write a postmortem:", style="bold")
+    for r in rows:
+        if r["kind"] != "restart":
+            line(f"  {r['postmortem_command']}")
 
 
 @main.command("incidents")
@@ -483,63 +490,42 @@ def incidents_command(
 ) -> None:
     """Incidents the history shows (no answer, ERROR/DEGRADED health, error-rate and latency
     breaches, restarts), each with the command that writes its postmortem."""
-    from ..analysis import incidents, with_commands
+    from ..analysis import incident_window, incidents, with_commands
 
     with run_command(usage=2, failure=1):
         start, end = _window(window, since, until, "30d")
-        settings = app.settings()
+        thresholds = app.settings().thresholds
         with _store(app) as store:
             found = with_commands(
                 incidents(
                     store,
                     start,
                     end,
-                    settings.thresholds,
+                    thresholds,
                     target=app.target,
                     include_monitoring=include_monitoring,
                 ),
-                settings.thresholds,
+                thresholds,
             )
-    rows = [
-        {
-            "start": r.start,
-            "end": r.end,
-            "duration_s": float(r.duration_s),
-            "kind": r.kind,
-            "severity": r.severity,
-            "endpoint": r.endpoint if isinstance(r.endpoint, str) else None,
-            "detail": r.detail,
-            "ongoing": bool(r.ongoing),
-            "postmortem_command": r.postmortem_command,
-        }
-        for r in found.itertuples()
-    ]
-    if as_json:
-        emit_json(rows)
-        return
-    if not rows:
-        console.print(
-            Text(f"no incident between {start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} UTC")
+    rows = []
+    for r in found.itertuples():
+        # the postmortem's window: analysis.incident_window, the rule of postmortem_command
+        window_start, window_end = incident_window(r.start, r.end, thresholds)
+        rows.append(
+            {
+                "start": r.start,
+                "end": r.end,
+                "duration_s": float(r.duration_s),
+                "kind": r.kind,
+                "severity": r.severity,
+                "endpoint": r.endpoint if isinstance(r.endpoint, str) else None,
+                "detail": r.detail,
+                "ongoing": bool(r.ongoing),
+                "postmortem_start": window_start,
+                "postmortem_end": window_end,
+                "postmortem_command": r.postmortem_command,
+            }
         )
-        return
-    table = Table(
-        title=f"Incidents {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC", title_justify="left"
-    )
-    for col in ("start", "duration", "kind", "severity", "endpoint", "detail"):
-        table.add_column(col, overflow="fold")
-    sev = {"critical": "red", "warning": "yellow", "info": "dim"}
-    for r in rows:
-        minutes = r["duration_s"] / 60
-        table.add_row(
-            f"{r['start']:%Y-%m-%d %H:%M}",
-            f"{minutes:.0f} min" + (" (ongoing)" if r["ongoing"] else ""),
-            Text(r["kind"]),
-            Text(r["severity"], style=sev.get(r["severity"], "")),
-            Text(r["endpoint"] or ""),
-            Text(r["detail"]),
-        )
-    console.print(table)
-    console.print(Text("write a postmortem:", style="bold"))
-    for r in rows:
-        if r["kind"] != "restart":
-            console.print(Text(f"  {r['postmortem_command']}"), soft_wrap=True)
+    data = {"start": start, "end": end, "incidents": rows}
+    # the JSON has always been the bare list of incidents (the window is the one asked for)
+    emit(data, as_json, _incidents_view, json_key="incidents")

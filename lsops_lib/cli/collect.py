@@ -13,16 +13,18 @@ was stored, 1 when any did not answer properly (every failure stored), 2 as abov
 
 from __future__ import annotations
 
-import json
 import threading
 from typing import Any
 
 import click
+import pandas as pd
 
+from .. import fmt
 from ..exceptions import ConfigError, LsopsError, ParameterError, StoreVersionError
 from ..models import Scrape
 from ..times import parse_duration
-from . import _clean, _default, console, emit_json, err_console, fail, main, pass_app, run_command
+from . import err_console, fail, main, pass_app, render, run_command
+from .render import emit, line
 
 
 def scrape_summary(scrape: Scrape, stored: bool) -> dict[str, Any]:
@@ -46,28 +48,38 @@ def scrape_summary(scrape: Scrape, stored: bool) -> dict[str, Any]:
     }
 
 
-def summary_line(scrape: Scrape, stored: bool) -> str:
-    s = scrape_summary(scrape, stored)
-    when = scrape.collected_at.strftime("%Y-%m-%dT%H:%M:%SZ")
-    parts = [when, s["target"], "OK" if s["ok"] else "FAILED", f"health {s['health']}"]
+def _log_instant(value: Any) -> str:
+    """The summary line's instant: ISO 8601 in UTC ("Z"), one token, as log lines are."""
+    stamp = pd.Timestamp(value)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def summary_line(s: Any) -> str:
+    """One scrape (a `scrape_summary`) as one log line: instant, target, OK/FAILED, ..."""
+    parts = [_log_instant(s["ts"]), s["target"], "OK" if s["ok"] else "FAILED"]
+    parts.append(f"health {s['health']}")
     if s["endpoints"] is not None:
-        parts.append(f"{s['endpoints']} endpoints, {s['requests_total']} requests")
-    for f in scrape.failures:
-        parts.append(f"{f.part}: {f.kind}")
-    parts.append(f"{s['duration_ms']:.0f} ms")
-    parts.append("stored" if stored else "NOT stored")
+        parts.append(
+            f"{fmt.integer(s['endpoints'])} endpoints, {fmt.integer(s['requests_total'])} requests"
+        )
+    for f in s["failures"]:
+        parts.append(f"{f['part']}: {f['kind']}")
+    parts.append(fmt.ms(s["duration_ms"]))
+    parts.append("stored" if s["stored"] else "NOT stored")
     return "  ".join(parts)
 
 
+def _scrape_view(s: Any) -> None:
+    line(summary_line(s))
+
+
 def _print_scrape(scrape: Scrape, stored: bool, as_json: bool, *, stream: bool) -> None:
-    if as_json:
-        data = scrape_summary(scrape, stored)
-        if stream:  # one JSON object per line in a loop
-            click.echo(json.dumps(_clean(data), default=_default, allow_nan=False))
-        else:
-            emit_json(data)
+    data = scrape_summary(scrape, stored)
+    if stream:  # one JSON object per line in a loop
+        render.stream(data, as_json, _scrape_view)
     else:
-        console.print(summary_line(scrape, stored), markup=False, highlight=False, soft_wrap=True)
+        emit(data, as_json, _scrape_view)
 
 
 @main.command("collect")
@@ -245,17 +257,19 @@ def _db_snapshot(
         raise
     except LsopsError as exc:
         return f"database snapshot failed: {exc}"
-    if as_json:
-        if stream:
-            click.echo(json.dumps(_clean({"db": result}), default=_default))
-        else:
-            emit_json({"db": result})
+    data = {"db": result}
+    if stream:
+        render.stream(data, as_json, _db_view)
     else:
-        line = f"database {result['database']}: {result['tables']} tables"
-        line += (
-            f", {result['queries']} queries"
-            if not result["queries_error"]
-            else f" (queries: {result['queries_error']})"
-        )
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
+        emit(data, as_json, _db_view)
     return None
+
+
+def _db_view(d: Any) -> None:
+    db = d["db"]
+    text = f"database {db['database']}: {fmt.integer(db['tables'])} tables"
+    if db["queries_error"]:
+        text += f" (queries: {db['queries_error']})"
+    else:
+        text += f", {fmt.integer(db['queries'])} queries"
+    line(text)

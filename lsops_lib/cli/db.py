@@ -9,17 +9,17 @@ Exit codes: 0 done, 1 the database cannot be reached or answered with an error,
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import click
-import pandas as pd
-from rich.table import Table
-from rich.text import Text
 
-from . import App, console, emit_json, err_console, main, pass_app, run_command
+from .. import fmt
+from . import App, err_console, main, pass_app, run_command
+from .render import RIGHT, Column, clip, clipper, emit, line, records, table
+
+__all__ = ["db_group", "index_stats"]
 
 _database_option = click.option(
     "--database",
@@ -49,96 +49,36 @@ def _thresholds(app: App) -> Any:
     return DbThresholds.from_settings(app.settings().thresholds)
 
 
-def records(df: pd.DataFrame | None, columns: list[str] | None = None) -> list[dict[str, Any]]:
-    """DataFrame rows as JSON-ready dicts (NaN/NaT/NA -> None, numpy -> Python)."""
-    if df is None or df.empty:
-        return []
-    view = df[columns] if columns else df
-    out = []
-    for row in view.to_dict("records"):
-        clean: dict[str, Any] = {}
-        for key, value in row.items():
-            if isinstance(value, list | tuple | dict):
-                clean[key] = list(value) if isinstance(value, tuple) else value
-            elif value is None or (not isinstance(value, str) and pd.isna(value)):
-                clean[key] = None
-            elif isinstance(value, pd.Timestamp):
-                clean[key] = value.isoformat()
-            elif hasattr(value, "item"):
-                clean[key] = value.item()
-            else:
-                clean[key] = value
-        out.append(clean)
-    return out
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT
-
-
-def _bytes(value: Any) -> str:
-    if _missing(value):
-        return "-"
-    number = float(value)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(number) < 1024 or unit == "TB":
-            return f"{number:,.0f} {unit}" if unit == "B" else f"{number:,.1f} {unit}"
-        number /= 1024
-    return str(value)  # pragma: no cover
-
-
-def _int(value: Any) -> str:
-    return "-" if _missing(value) or pd.isna(value) else f"{int(value):,}"
-
-
-def _ms(value: Any) -> str:
-    return "-" if _missing(value) else f"{float(value):,.1f} ms"
-
-
-def _pct(value: Any) -> str:
-    return "-" if _missing(value) or pd.isna(value) else f"{float(value) * 100:.1f} %"
+def _note(message: str) -> None:
+    err_console.print(f"lsops: {message}", markup=False, soft_wrap=True)
 
 
 def _when(value: Any) -> str:
-    if _missing(value) or pd.isna(value):
-        return "never"
-    return pd.Timestamp(value).strftime("%Y-%m-%d %H:%M")
+    """An instant in UTC; a missing one is "never" (never vacuumed, never indexed)."""
+    return "never" if fmt.missing(value) else fmt.instant(value)
 
 
-def _text(value: Any, limit: int = 80) -> str:
-    if _missing(value):
-        return "-"
-    if isinstance(value, list | tuple):
-        value = ", ".join(str(v) for v in value)
-    text = " ".join(str(value).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _plain(value: Any) -> str:
+    return fmt.DASH if fmt.missing(value) else str(value)
 
 
-def _table(
-    title: str,
-    df: pd.DataFrame | None,
-    columns: list[tuple[str, str, Callable[[Any], str]]],
-    *,
-    empty: str = "none",
-    limit: int | None = None,
-) -> None:
-    """A rich table; every cell a plain Text (names and query texts are never markup)."""
-    if df is None or df.empty:
-        console.print(Text(f"{title}: {empty}", style="dim"))
-        return
-    table = Table(title=title, title_justify="left", show_lines=False)
-    for _key, header, _fmt in columns:
-        table.add_column(header, overflow="fold")
-    view = df if limit is None else df.head(limit)
-    for row in view.to_dict("records"):
-        table.add_row(*[Text(fmt(row.get(key))) for key, _header, fmt in columns])
-    console.print(table)
-    if limit is not None and len(df) > limit:
-        console.print(Text(f"  … {len(df) - limit} more (use --json for all)", style="dim"))
+def _c(key: str, header: str, format: Any = None, justify: str = "left") -> Column:
+    return Column(key, header, format, justify)
 
 
-def _note(message: str) -> None:
-    err_console.print(Text(f"lsops: {message}"), soft_wrap=True)
+def _size(key: str, header: str) -> Column:
+    return Column(key, header, fmt.size, RIGHT)
+
+
+def _count(key: str, header: str) -> Column:
+    return Column(key, header, fmt.integer, RIGHT)
+
+
+def _share(key: str, header: str) -> Column:
+    return Column(key, header, fmt.pct, RIGHT)
+
+
+_SCHEMA_TABLE = [_c("schema", "schema", clip), _c("table", "table", clip)]
 
 
 @main.group("db")
@@ -147,6 +87,24 @@ def db_group() -> None:
 
 
 # --- lsops db size ---------------------------------------------------------------------
+
+_SIZE_COLUMNS = [
+    *_SCHEMA_TABLE,
+    _size("total_bytes", "total"),
+    _size("table_bytes", "heap"),
+    _size("toast_bytes", "TOAST"),
+    _size("index_bytes", "indexes"),
+    _count("rows_estimate", "rows (est.)"),
+]
+
+
+def _size_view(limit: int) -> Any:
+    def view(d: Any) -> None:
+        total = d["database_bytes"]
+        line(f"database size: {fmt.size(total)} ({fmt.integer(total)} bytes)")
+        table(d["tables"], _SIZE_COLUMNS, title="Tables by total size", limit=limit)
+
+    return view
 
 
 @db_group.command("size")
@@ -161,27 +119,62 @@ def db_size(app: App, as_json: bool, database: str | None, limit: int) -> None:
     with run_command(), _inspector(app, database) as insp:
         total = space.database_size(insp)
         tables = space.table_sizes(insp)
-    if as_json:
-        emit_json({"database_bytes": int(total), "tables": records(tables, space.SIZE_COLUMNS)})
-        return
-    console.print(Text(f"database size: {_bytes(total)} ({total:,} bytes)"))
-    _table(
-        "Tables by total size",
-        tables,
-        [
-            ("schema", "schema", _text),
-            ("table", "table", _text),
-            ("total_bytes", "total", _bytes),
-            ("table_bytes", "heap", _bytes),
-            ("toast_bytes", "TOAST", _bytes),
-            ("index_bytes", "indexes", _bytes),
-            ("rows_estimate", "rows (est.)", _int),
-        ],
-        limit=limit,
-    )
+    data = {"database_bytes": int(total), "tables": records(tables, space.SIZE_COLUMNS)}
+    emit(data, as_json, _size_view(limit))
 
 
 # --- lsops db indexes ------------------------------------------------------------------
+
+_UNUSED_COLUMNS = [
+    *_SCHEMA_TABLE,
+    _c("index", "index", clip),
+    _size("size_bytes", "size"),
+    _count("scans", "scans"),
+]
+_DUPLICATE_COLUMNS = [
+    *_SCHEMA_TABLE,
+    _c("index", "index", clip),
+    _c("covered_by", "covered by", clip),
+    _size("size_bytes", "size"),
+    _count("scans", "scans"),
+]
+_INVALID_COLUMNS = [*_SCHEMA_TABLE, _c("index", "index", clip), _size("size_bytes", "size")]
+_FK_COLUMNS = [
+    *_SCHEMA_TABLE,
+    _c("columns", "columns", clip),
+    _c("constraint", "constraint", clip),
+    _c("referenced_table", "references", clip),
+]
+_SEQ_SCAN_COLUMNS = [
+    *_SCHEMA_TABLE,
+    _count("seq_scan", "seq scans"),
+    _count("seq_tup_read", "rows read"),
+    _share("seq_scan_share", "seq share"),
+    _count("rows_estimate", "rows (est.)"),
+]
+
+
+def _indexes_view(d: Any) -> None:
+    if d["stats_reset"] is None:
+        line("usage statistics never reset: scans counted since the database was created")
+    else:
+        line(
+            f"usage statistics reset {fmt.instant(d['stats_reset'])} "
+            f"({fmt.number(d['stats_age_days'], 2)} days ago)"
+        )
+    table(
+        d["unused"],
+        _UNUSED_COLUMNS,
+        title="Unused indexes (0 scans; never PK, unique or constraint indexes)",
+    )
+    table(d["duplicate"], _DUPLICATE_COLUMNS, title="Duplicate or redundant indexes")
+    table(d["invalid"], _INVALID_COLUMNS, title="Invalid indexes")
+    table(d["fk_without_index"], _FK_COLUMNS, title="Foreign keys without an index")
+    table(
+        d["seq_scan"],
+        _SEQ_SCAN_COLUMNS,
+        title="Tables read mostly by sequential scans (index candidates)",
+    )
 
 
 @db_group.command("indexes")
@@ -194,94 +187,43 @@ def db_indexes(app: App, as_json: bool, database: str | None) -> None:
 
     with run_command(), _inspector(app, database) as insp:
         catalog = indexes.index_catalog(insp)
-        unused = indexes.unused_indexes(insp, catalog)
-        duplicate = indexes.duplicate_indexes(insp, catalog)
-        invalid = indexes.invalid_indexes(insp, catalog)
-        fks = indexes.fk_without_index(insp)
-        reset = indexes.stats_reset(insp)
-        seq = None if as_json else indexes.seq_scan_tables(insp, _thresholds(app))
-    if as_json:
-        emit_json(
-            {
-                "unused": records(unused),
-                "duplicate": records(duplicate),
-                "invalid": records(invalid),
-                "fk_without_index": records(fks),
-            }
-        )
-        return
-    if reset["stats_reset"] is None:
-        console.print(
-            Text("usage statistics never reset: scans counted since the database was created")
-        )
-    else:
-        console.print(
-            Text(
-                f"usage statistics reset {reset['stats_reset']:%Y-%m-%d %H:%M} UTC "
-                f"({reset['stats_age_days']:.1f} days ago)"
-            )
-        )
-    _table(
-        "Unused indexes (0 scans; never PK, unique or constraint indexes)",
-        unused,
-        [
-            ("schema", "schema", _text),
-            ("table", "table", _text),
-            ("index", "index", _text),
-            ("size_bytes", "size", _bytes),
-            ("scans", "scans", _int),
-        ],
-    )
-    _table(
-        "Duplicate or redundant indexes",
-        duplicate,
-        [
-            ("schema", "schema", _text),
-            ("table", "table", _text),
-            ("index", "index", _text),
-            ("covered_by", "covered by", _text),
-            ("size_bytes", "size", _bytes),
-            ("scans", "scans", _int),
-        ],
-    )
-    _table(
-        "Invalid indexes",
-        invalid,
-        [
-            ("schema", "schema", _text),
-            ("table", "table", _text),
-            ("index", "index", _text),
-            ("size_bytes", "size", _bytes),
-        ],
-    )
-    _table(
-        "Foreign keys without an index",
-        fks,
-        [
-            ("schema", "schema", _text),
-            ("table", "table", _text),
-            ("columns", "columns", _text),
-            ("constraint", "constraint", _text),
-            ("referenced_table", "references", _text),
-        ],
-    )
-    _table(
-        "Tables read mostly by sequential scans (index candidates)",
-        seq,
-        [
-            ("schema", "schema", _text),
-            ("table", "table", _text),
-            ("seq_scan", "seq scans", _int),
-            ("seq_tup_read", "rows read", _int),
-            ("seq_scan_share", "seq share", _pct),
-            ("rows_estimate", "rows (est.)", _int),
-        ],
-    )
+        data = {
+            "unused": records(indexes.unused_indexes(insp, catalog)),
+            "duplicate": records(indexes.duplicate_indexes(insp, catalog)),
+            "invalid": records(indexes.invalid_indexes(insp, catalog)),
+            "fk_without_index": records(indexes.fk_without_index(insp)),
+            "seq_scan": records(indexes.seq_scan_tables(insp, _thresholds(app))),
+            **indexes.stats_reset(insp),  # stats_reset, stats_age_days
+        }
+    emit(data, as_json, _indexes_view)
 
 
 # --- lsops db queries ------------------------------------------------------------------
 
 _QUERY_KEYS = ["queryid", "query", "calls", "total_ms", "mean_ms", "rows"]
+_QUERY_COLUMNS = [
+    _c("query", "query", clipper(70)),
+    _count("calls", "calls"),
+    _c("total_ms", "total", fmt.ms, RIGHT),
+    _c("mean_ms", "mean", fmt.ms, RIGHT),
+    _count("rows", "rows"),
+]
+
+
+def _queries_view(d: Any) -> None:
+    if not d["available"]:
+        line(f"query statistics unavailable: {d['message']}")
+        return
+    table(d["top"], _QUERY_COLUMNS, title=f"Top {d['limit']} queries by {d['by']} time")
+    slow = d["thresholds"]
+    table(
+        d["slow"],
+        _QUERY_COLUMNS,
+        title=(
+            f"Slow queries (mean >= {fmt.ms(slow['slow_query_mean_ms'])}, "
+            f"calls >= {fmt.integer(slow['slow_query_calls'])})"
+        ),
+    )
 
 
 @db_group.command("queries")
@@ -312,37 +254,21 @@ def db_queries(app: App, as_json: bool, database: str | None, limit: int, order:
                 else queries.top_by_mean(insp, limit)
             )
             slow = queries.slow_queries(insp, thresholds)
-    if not status["available"]:
-        if as_json:
-            _note(str(status["message"]))
-        else:
-            console.print(
-                Text(f"query statistics unavailable: {status['message']}"), soft_wrap=True
-            )
-    if as_json:
-        emit_json(
-            {
-                "available": bool(status["available"]),
-                "top": records(top, _QUERY_KEYS),
-                "slow": records(slow, _QUERY_KEYS),
-            }
-        )
-        return
-    if not status["available"]:
-        return
-    columns = [
-        ("query", "query", lambda v: _text(v, 70)),
-        ("calls", "calls", _int),
-        ("total_ms", "total", _ms),
-        ("mean_ms", "mean", _ms),
-        ("rows", "rows", _int),
-    ]
-    _table(f"Top {limit} queries by {order} time", top, columns)
-    _table(
-        f"Slow queries (mean >= {thresholds.slow_query_mean_ms:g} ms, calls >= {thresholds.slow_query_calls})",
-        slow,
-        columns,
-    )
+    data = {
+        "available": bool(status["available"]),
+        "message": None if status["available"] else str(status["message"]),
+        "by": order,
+        "limit": limit,
+        "thresholds": {
+            "slow_query_mean_ms": thresholds.slow_query_mean_ms,
+            "slow_query_calls": thresholds.slow_query_calls,
+        },
+        "top": records(top, _QUERY_KEYS),
+        "slow": records(slow, _QUERY_KEYS),
+    }
+    if as_json and not data["available"]:
+        _note(str(data["message"]))  # stdout stays the JSON
+    emit(data, as_json, _queries_view)
 
 
 # --- lsops db maintenance --------------------------------------------------------------
@@ -364,6 +290,89 @@ _MAINTENANCE_KEYS = [
     "modified_since_analyze",
     "autovacuum_enabled",
 ]
+_TABLE_COLUMNS = [
+    *_SCHEMA_TABLE,
+    _count("dead_tuples", "dead"),
+    _count("live_tuples", "live"),
+    _share("dead_ratio", "dead %"),
+    _c("last_vacuum", "last vacuum", _when),
+    _c("last_autovacuum", "last autovacuum", _when),
+    _c("last_analyze", "last analyze", _when),
+    _c("last_autoanalyze", "last autoanalyze", _when),
+]
+_BLOAT_COLUMNS = [
+    *_SCHEMA_TABLE,
+    _size("table_bytes", "size"),
+    _size("bloat_bytes", "bloat"),
+    _share("bloat_ratio", "bloat %"),
+]
+_WRAP_COLUMNS = [
+    _c("database", "database", clip),
+    _count("xid_age", "xid age"),
+    _share("xid_fraction", "xid"),
+    _count("mxid_age", "multixact age"),
+    _share("mxid_fraction", "multixact"),
+    _c("severity", "severity"),
+]
+_SEQUENCE_COLUMNS = [
+    _c("schema", "schema", clip),
+    _c("sequence", "sequence", clip),
+    _c("column", "column", clip),
+    _count("last_value", "last value"),
+    _count("max_value", "max"),
+    _share("fraction", "used"),
+]
+_SESSION_COLUMNS = [
+    _c("pid", "pid", _plain),
+    _c("user", "user", clip),
+    _c("application_name", "application", clip),
+    _c("state", "state", clip),
+    _c("query_s", "query time", fmt.duration, RIGHT),
+    _c("transaction_s", "transaction time", fmt.duration, RIGHT),
+    _c("query", "query", clipper(60)),
+]
+_CACHE_COLUMNS = [
+    _c("kind", "kind"),
+    _count("hits", "hits"),
+    _count("reads", "reads"),
+    _share("ratio", "ratio"),
+]
+
+
+def _maintenance_view(limit: int) -> Any:
+    def view(d: Any) -> None:
+        t = d["thresholds"]
+        table(d["tables"], _TABLE_COLUMNS, title="Tables by dead tuples", limit=limit)
+        needs = ", ".join(f"{r['schema']}.{r['table']}" for r in d["needs_vacuum"]) or "none"
+        line(
+            f"due a VACUUM (>= {fmt.integer(t['dead_tuples_min'])} dead, "
+            f">= {fmt.pct(t['dead_tuple_ratio'], 0)}): {needs}"
+        )
+        table(d["bloat"], _BLOAT_COLUMNS, title="Table bloat (estimate, flagged)")
+        table(d["wraparound"], _WRAP_COLUMNS, title="Wraparound (share of the 2^31 limit)")
+        table(d["sequences"], _SEQUENCE_COLUMNS, title="Sequences near their maximum")
+        table(
+            d["long_running"],
+            _SESSION_COLUMNS,
+            title=f"Long-running queries (>= {fmt.duration(t['long_running_s'])})",
+        )
+        table(
+            d["idle_in_transaction"],
+            _SESSION_COLUMNS,
+            title=f"Idle in transaction (>= {fmt.duration(t['idle_in_transaction_s'])})",
+        )
+        c = d["connections"]
+        if c is not None:
+            line(
+                f"connections: {fmt.integer(c['total'])} of {fmt.integer(c['usable'])} usable "
+                f"(max_connections {fmt.integer(c['max_connections'])}), "
+                f"{fmt.pct(c['fraction'])}; {fmt.integer(c['active'])} active, "
+                f"{fmt.integer(c['idle'])} idle, "
+                f"{fmt.integer(c['idle_in_transaction'])} idle in transaction"
+            )
+        table(d["cache"], _CACHE_COLUMNS, title="Cache hit ratios")
+
+    return view
 
 
 @db_group.command("maintenance")
@@ -377,124 +386,71 @@ def db_maintenance(app: App, as_json: bool, database: str | None, limit: int) ->
 
     with run_command(), _inspector(app, database) as insp:
         t = _thresholds(app)
-        tables = m.table_maintenance(insp)
         dead = m.dead_tuple_tables(insp, t)
         bloat = m.table_bloat(insp, t)
-        wrap = m.database_wraparound(insp, t)
-        table_wrap = m.table_wraparound(insp, 10)
-        sequences = m.sequences_near_max(insp, t)
-        long_running = m.long_running_queries(insp, t)
-        idle = m.idle_in_transaction(insp, t)
-        conns = m.connections(insp, t)
-        cache = m.cache_hit_ratios(insp, t)
-    if as_json:
-        conn_records = records(conns)
-        emit_json(
-            {
-                "tables": records(tables, _MAINTENANCE_KEYS),
-                "needs_vacuum": records(
-                    dead[["schema", "table", "dead_tuples", "live_tuples", "dead_ratio"]]
-                ),
-                "bloat": records(bloat[bloat["flagged"]] if not bloat.empty else bloat),
-                "wraparound": records(wrap),
-                "oldest_tables": records(table_wrap),
-                "sequences": records(sequences),
-                "long_running": records(long_running),
-                "idle_in_transaction": records(idle),
-                "connections": conn_records[0] if conn_records else None,
-                "cache": records(cache),
-            }
-        )
-        return
-    _table(
-        "Tables by dead tuples",
-        tables,
-        [
-            ("schema", "schema", _text),
-            ("table", "table", _text),
-            ("dead_tuples", "dead", _int),
-            ("live_tuples", "live", _int),
-            ("dead_ratio", "dead %", _pct),
-            ("last_vacuum", "last vacuum", _when),
-            ("last_autovacuum", "last autovacuum", _when),
-            ("last_analyze", "last analyze", _when),
-            ("last_autoanalyze", "last autoanalyze", _when),
-        ],
-        limit=limit,
-    )
-    needs = ", ".join(f"{r.schema}.{r.table}" for r in dead.itertuples()) or "none"
-    console.print(
-        Text(f"due a VACUUM (>= {t.dead_tuples_min} dead, >= {t.dead_tuple_ratio:.0%}): {needs}")
-    )
-    _table(
-        "Table bloat (estimate, flagged)",
-        bloat[bloat["flagged"]] if not bloat.empty else bloat,
-        [
-            ("schema", "schema", _text),
-            ("table", "table", _text),
-            ("table_bytes", "size", _bytes),
-            ("bloat_bytes", "bloat", _bytes),
-            ("bloat_ratio", "bloat %", _pct),
-        ],
-    )
-    _table(
-        "Wraparound (share of the 2^31 limit)",
-        wrap,
-        [
-            ("database", "database", _text),
-            ("xid_age", "xid age", _int),
-            ("xid_fraction", "xid", _pct),
-            ("mxid_age", "multixact age", _int),
-            ("mxid_fraction", "multixact", _pct),
-            ("severity", "severity", _text),
-        ],
-    )
-    _table(
-        "Sequences near their maximum",
-        sequences,
-        [
-            ("schema", "schema", _text),
-            ("sequence", "sequence", _text),
-            ("column", "column", _text),
-            ("last_value", "last value", _int),
-            ("max_value", "max", _int),
-            ("fraction", "used", _pct),
-        ],
-    )
-    session_columns = [
-        ("pid", "pid", _int),
-        ("user", "user", _text),
-        ("application_name", "application", _text),
-        ("state", "state", _text),
-        ("query_s", "query s", lambda v: _int(v)),
-        ("transaction_s", "transaction s", lambda v: _int(v)),
-        ("query", "query", lambda v: _text(v, 60)),
-    ]
-    _table(f"Long-running queries (>= {t.long_running_s:g} s)", long_running, session_columns)
-    _table(f"Idle in transaction (>= {t.idle_in_transaction_s:g} s)", idle, session_columns)
-    if not conns.empty:
-        c = conns.iloc[0]
-        console.print(
-            Text(
-                f"connections: {int(c['total'])} of {int(c['usable'])} usable "
-                f"(max_connections {int(c['max_connections'])}), {_pct(c['fraction'])}; "
-                f"{int(c['active'])} active, {int(c['idle'])} idle, "
-                f"{int(c['idle_in_transaction'])} idle in transaction"
-            )
-        )
-    _table(
-        "Cache hit ratios",
-        cache,
-        [
-            ("kind", "kind", _text),
-            ("hits", "hits", _int),
-            ("reads", "reads", _int),
-            ("ratio", "ratio", _pct),
-        ],
-    )
+        connections = records(m.connections(insp, t))
+        data = {
+            "tables": records(m.table_maintenance(insp), _MAINTENANCE_KEYS),
+            "needs_vacuum": records(
+                dead, ["schema", "table", "dead_tuples", "live_tuples", "dead_ratio"]
+            ),
+            "bloat": records(bloat[bloat["flagged"]] if not bloat.empty else bloat),
+            "wraparound": records(m.database_wraparound(insp, t)),
+            "oldest_tables": records(m.table_wraparound(insp, 10)),
+            "sequences": records(m.sequences_near_max(insp, t)),
+            "long_running": records(m.long_running_queries(insp, t)),
+            "idle_in_transaction": records(m.idle_in_transaction(insp, t)),
+            "connections": connections[0] if connections else None,
+            "cache": records(m.cache_hit_ratios(insp, t)),
+            "thresholds": {
+                "dead_tuples_min": t.dead_tuples_min,
+                "dead_tuple_ratio": t.dead_tuple_ratio,
+                "long_running_s": t.long_running_s,
+                "idle_in_transaction_s": t.idle_in_transaction_s,
+            },
+        }
+    emit(data, as_json, _maintenance_view(limit))
 
 
 # --- lsops index-stats -----------------------------------------------------------------
+
+_BY_TYPE_COLUMNS = [
+    _c("entity_type", "entity type", clip),
+    _count("count", "count"),
+    _c("last_indexed", "last indexed", _when),
+]
+_FAILURE_COLUMNS = [
+    _c("created_at", "when", _when),
+    _c("entity_type", "entity type", clip),
+    _c("entity_id", "entity id", clip),
+    _c("error_message", "error", clipper(70)),
+    _count("tokens_used", "tokens"),
+]
+_COVERAGE_COLUMNS = [
+    _c("entity_type", "entity type", clip),
+    _c("source_table", "source", clip),
+    _count("entities", "entities"),
+    _count("embedded", "embedded"),
+    _count("missing", "missing"),
+    _count("stale", "stale"),
+    _count("null_embeddings", "null"),
+]
+
+
+def _index_stats_view(d: Any) -> None:
+    table(
+        d["by_entity_type"],
+        _BY_TYPE_COLUMNS,
+        title="Embeddings per entity type",
+        empty="no embeddings",
+    )
+    log = d["log"]
+    states = ", ".join(
+        f"{k} {fmt.integer(log[k])}" for k in ("completed", "failed", "pending", "processing")
+    )
+    line(f"indexing log: {states}; {fmt.integer(log['tokens_used'])} tokens used")
+    table(d["latest_failures"], _FAILURE_COLUMNS, title="Latest failures")
+    table(d["coverage"], _COVERAGE_COLUMNS, title="Coverage")
 
 
 @main.command("index-stats")
@@ -507,58 +463,12 @@ def index_stats(app: App, as_json: bool, database: str | None, failures: int) ->
     from ..db import embeddings
 
     with run_command(), _inspector(app, database) as insp:
-        by_type = embeddings.by_entity_type(insp)
-        log = embeddings.log_summary(insp)
-        latest = embeddings.latest_failures(insp, failures)
-        coverage = embeddings.coverage(insp)
-    if as_json:
-        emit_json(
-            {
-                "by_entity_type": records(by_type, ["entity_type", "count", "last_indexed"]),
-                "log": log,
-                "latest_failures": records(latest),
-                "coverage": records(coverage),
-            }
-        )
-        return
-    _table(
-        "Embeddings per entity type",
-        by_type,
-        [
-            ("entity_type", "entity type", _text),
-            ("count", "count", _int),
-            ("last_indexed", "last indexed", _when),
-        ],
-        empty="no embeddings",
-    )
-    console.print(
-        Text(
-            "indexing log: "
-            + ", ".join(f"{k} {log[k]:,}" for k in ("completed", "failed", "pending", "processing"))
-            + f"; {log['tokens_used']:,} tokens used"
-        )
-    )
-    _table(
-        "Latest failures",
-        latest,
-        [
-            ("created_at", "when", _when),
-            ("entity_type", "entity type", _text),
-            ("entity_id", "entity id", _text),
-            ("error_message", "error", lambda v: _text(v, 70)),
-            ("tokens_used", "tokens", _int),
-        ],
-    )
-    _table(
-        "Coverage",
-        coverage,
-        [
-            ("entity_type", "entity type", _text),
-            ("source_table", "source", _text),
-            ("entities", "entities", _int),
-            ("embedded", "embedded", _int),
-            ("missing", "missing", _int),
-            ("stale", "stale", _int),
-            ("null_embeddings", "null", _int),
-        ],
-    )
+        data = {
+            "by_entity_type": records(
+                embeddings.by_entity_type(insp), ["entity_type", "count", "last_indexed"]
+            ),
+            "log": embeddings.log_summary(insp),
+            "latest_failures": records(embeddings.latest_failures(insp, failures)),
+            "coverage": records(embeddings.coverage(insp)),
+        }
+    emit(data, as_json, _index_stats_view)

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.table import Table
 from rich.text import Text
 
+from .. import fmt
 from ..exceptions import ParameterError
-from . import App, console, emit_json, main, pass_app, run_command
+from . import App, main, pass_app, run_command
+from .render import RIGHT, Column, emit, line, show, table
 
 
 def _shown(path: Path) -> str:
@@ -147,20 +148,57 @@ def report_command(
             timeout_s=timeout_s if timeout_s is not None else reports.DEFAULT_TIMEOUT_S,
         )
         index = Path(settings.outputs_dir) / reports.INDEX_HTML
-        if as_json:
-            emit_json({**_run_dict(run), "index": str(index)})
-        else:
-            style = "green" if run.ok else "bold red"
-            line = Text(f"report {run.kind} {run.key}: ")
-            line.append(run.status, style=style)
-            line.append(f" in {run.duration_s:.1f} s")
-            if run.error:
-                line.append(f" ({run.error})")
-            console.print(line, soft_wrap=True)
-            for label, path in (("archive", run.path), ("html", run.html_path), ("index", index)):
-                console.print(Text(f"  {label:<8} {_shown(path)}"), soft_wrap=True)
+        emit({**_run_dict(run), "index": str(index)}, as_json, _report_view)
     if not run.ok:
         raise SystemExit(1)
+
+
+def _status(status: Any) -> tuple[str, str]:
+    return str(status), "green" if status == "succeeded" else "bold red"
+
+
+def _report_view(d: Any) -> None:
+    text = Text(f"report {d['kind']} {d['key']}: ")
+    text.append(*_status(d["status"]))
+    text.append(f" in {fmt.value(d['duration_s'], 'duration_s')}")
+    if d.get("error"):
+        text.append(f" ({d['error']})")
+    line(text)
+    for label, key in (("archive", "path"), ("html", "html"), ("index", "index")):
+        line(f"  {label:<8} {_shown(Path(d[key]))}")
+
+
+def _batch_entry(result: Any) -> dict[str, Any]:
+    """One month of `--months`: its outcome, and its run when it was archived."""
+    return {
+        "month": result.params.get("month"),
+        "ok": result.ok,
+        "error": result.error,
+        **(_run_dict(result.run) if result.run is not None else {}),
+    }
+
+
+def _batch_entry_view(kind: str) -> Any:
+    def view(e: Any) -> None:
+        text = Text(f"report {kind} {e['month']}: ")
+        if "status" not in e:
+            text.append("not archived", style="bold red")
+        else:
+            text.append(*_status(e["status"]))
+            text.append(
+                f" in {fmt.value(e['duration_s'], 'duration_s')}  {_shown(Path(e['path']))}"
+            )
+        if e["error"]:
+            text.append(f" ({e['error']})")
+        line(text)
+
+    return view
+
+
+def _batch_view(d: Any) -> None:
+    runs = d["runs"]
+    succeeded = sum(1 for r in runs if r["ok"])
+    line(f"{succeeded} of {len(runs)} reports succeeded; index {_shown(Path(d['index']))}")
 
 
 def _batch(
@@ -189,18 +227,8 @@ def _batch(
     settings = app.settings()
 
     def done(result: Any) -> None:
-        if as_json:
-            return
-        month = result.params.get("month")
-        line = Text(f"report {kind} {month}: ")
-        if result.run is None:
-            line.append("not archived", style="bold red")
-        else:
-            line.append(result.run.status, style="green" if result.ok else "bold red")
-            line.append(f" in {result.run.duration_s:.1f} s  {_shown(result.run.path)}")
-        if result.error:
-            line.append(f" ({result.error})")
-        console.print(line, soft_wrap=True)
+        if not as_json:  # each month as it finishes; the JSON comes at the end
+            show(_batch_entry(result), _batch_entry_view(kind), at="runs[]")
 
     results = reports.run_reports(
         kind,
@@ -212,30 +240,8 @@ def _batch(
     )
     index = Path(settings.outputs_dir) / reports.INDEX_HTML
     failed = [r for r in results if not r.ok]
-    if as_json:
-        emit_json(
-            {
-                "index": str(index),
-                "ok": not failed,
-                "runs": [
-                    {
-                        "month": r.params.get("month"),
-                        "ok": r.ok,
-                        "error": r.error,
-                        **(_run_dict(r.run) if r.run is not None else {}),
-                    }
-                    for r in results
-                ],
-            }
-        )
-    else:
-        console.print(
-            Text(
-                f"{len(results) - len(failed)} of {len(results)} reports succeeded; "
-                f"index {_shown(index)}"
-            ),
-            soft_wrap=True,
-        )
+    data = {"index": str(index), "ok": not failed, "runs": [_batch_entry(r) for r in results]}
+    emit(data, as_json, _batch_view)
     if failed:
         raise SystemExit(1)
 
@@ -260,33 +266,28 @@ def reports_command(app: App, kind: str | None, limit: int | None, as_json: bool
         if limit is not None:
             runs = runs[: max(limit, 0)]
         index = outputs / reports.INDEX_HTML
-        if as_json:
-            emit_json(
-                {"outputs": str(outputs), "index": str(index), "runs": [_run_dict(r) for r in runs]}
-            )
-            return
-        if not runs:
-            console.print(Text(f"no reports archived in {_shown(outputs)}"))
-            return
-        table = Table(box=None, header_style="bold")
-        table.add_column("started (UTC)", no_wrap=True)
-        table.add_column("kind", no_wrap=True)
-        table.add_column("key", overflow="fold")
-        table.add_column("status", no_wrap=True)
-        table.add_column("duration", justify="right", no_wrap=True)
-        table.add_column("run", overflow="fold")
-        for run in runs:
-            table.add_row(
-                Text(run.started.strftime("%Y-%m-%d %H:%M")),
-                Text(run.kind),
-                Text(run.key),
-                Text(run.status, style="green" if run.ok else "bold red"),
-                Text(f"{run.duration_s:.1f} s"),
-                Text(run.run_id),
-            )
-        console.print(table)
-        console.print(Text(f"archive: {_shown(outputs)}/<kind>/<key>/<run>/report.html"))
-        console.print(Text(f"index:   {_shown(index)}"))
+        data = {"outputs": str(outputs), "index": str(index), "runs": [_run_dict(r) for r in runs]}
+        emit(data, as_json, _reports_view)
+
+
+_RUN_COLUMNS = [
+    Column("started", "started", fmt.instant, no_wrap=True),
+    Column("kind", "kind", no_wrap=True),
+    Column("key", "key"),
+    Column("status", "status", style={"succeeded": "green", "failed": "bold red"}, no_wrap=True),
+    Column("duration_s", "duration", justify=RIGHT, no_wrap=True),
+    Column("run_id", "run"),
+]
+
+
+def _reports_view(d: Any) -> None:
+    outputs = _shown(Path(d["outputs"]))
+    if not d["runs"]:
+        line(f"no reports archived in {outputs}")
+        return
+    table(d["runs"], _RUN_COLUMNS, box=None, header_style="bold")
+    line(f"archive: {outputs}/<kind>/<key>/<run>/report.html")
+    line(f"index:   {_shown(Path(d['index']))}")
 
 
 __all__ = ["report_command", "reports_command"]

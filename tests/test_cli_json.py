@@ -1,0 +1,320 @@
+"""Every command with --json: its JSON carries every field its text shows.
+
+The commands are enumerated from the click group, so a new command with --json is covered
+(or fails here until it has a case). Each case runs the command twice against real parts
+(the simulated API, a store collected from it, the planted PostgreSQL, an archive): once
+for people under `render.trace()`, which records every key of the data the text view
+read, and once with --json; every key read must be a key of the JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from lsops_lib.cli import main, render
+from tests.fixtures.cli import PLACEHOLDER_NOTEBOOKS
+
+Env = Callable[[pytest.FixtureRequest, Path], dict[str, str]]
+
+
+def json_commands(group: click.Group = main, prefix: tuple[str, ...] = ()) -> list[str]:
+    """The full names ("db size") of every command that has a --json option."""
+    found: list[str] = []
+    for name, command in sorted(group.commands.items()):
+        if isinstance(command, click.Group):
+            found += json_commands(command, (*prefix, name))
+        elif any(isinstance(p, click.Option) and "--json" in p.opts for p in command.params):
+            found.append(" ".join((*prefix, name)))
+    return found
+
+
+# --- the environments ----------------------------------------------------------------------
+
+
+def _world(request: pytest.FixtureRequest, tmp: Path) -> dict[str, str]:
+    world = request.getfixturevalue("cli_world")
+    return {"LSOPS_API_URL": world.api_url, "LSOPS_STORE": world.store_url}
+
+
+def _dead_api(request: pytest.FixtureRequest, tmp: Path) -> dict[str, str]:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return {"LSOPS_API_URL": f"http://127.0.0.1:{port}"}
+
+
+def _collect(request: pytest.FixtureRequest, tmp: Path) -> dict[str, str]:
+    world = request.getfixturevalue("cli_world")
+    return {"LSOPS_API_URL": world.api_url, "LSOPS_STORE": f"sqlite:///{tmp / 'own.sqlite'}"}
+
+
+def _database(request: pytest.FixtureRequest, tmp: Path) -> dict[str, str]:
+    return {"LSOPS_DATABASE_URL": request.getfixturevalue("longsang_db").password_url}
+
+
+def _collect_db(request: pytest.FixtureRequest, tmp: Path) -> dict[str, str]:
+    return {**_collect(request, tmp), **_database(request, tmp)}
+
+
+def _reports(request: pytest.FixtureRequest, tmp: Path) -> dict[str, str]:
+    return {
+        "LSOPS_NOTEBOOKS": str(PLACEHOLDER_NOTEBOOKS),
+        "LSOPS_OUTPUTS": str(tmp / "outputs"),
+        "LSOPS_STORE": f"sqlite:///{tmp / 'm.sqlite'}",
+    }
+
+
+def _archive(request: pytest.FixtureRequest, tmp: Path) -> dict[str, str]:
+    return {"LSOPS_OUTPUTS": str(request.getfixturevalue("cli_archive"))}
+
+
+SPAN = ["--since", "2026-10-01T00:00Z", "--until", "2026-10-01T06:01Z"]  # cli_world's window
+
+
+@dataclass(frozen=True)
+class Case:
+    """One run of a command: its arguments (without --json), its environment, the exit
+    codes it may end with, the fields its text must show (so that the case has rows to
+    compare), and the fields of a bare-list JSON's context the text may show besides."""
+
+    id: str
+    args: list[str]
+    env: Env
+    codes: tuple[int, ...] = (0,)
+    shows: frozenset[str] = frozenset()
+    context: frozenset[str] = frozenset()
+    marks: tuple[Any, ...] = ()
+    streams: bool = False  # JSON documents one after the other (collect)
+
+
+def case(id: str, args: list[str], env: Env, **kw: Any) -> Case:
+    for name in ("shows", "context"):
+        if name in kw:
+            kw[name] = frozenset(kw[name])
+    return Case(id, args, env, **kw)
+
+
+PG = (pytest.mark.postgres,)
+
+CASES: dict[str, list[Case]] = {
+    "health": [
+        case(
+            "deep",
+            ["health", "--deep"],
+            _world,
+            codes=(0, 1, 2),
+            shows={"status", "memory.rss", "memory_limit_bytes", "services[].response_time_ms"},
+        ),
+        case("no answer", ["health"], _dead_api, codes=(2,), shows={"status", "error"}),
+    ],
+    "checklist": [
+        case(
+            "window",
+            ["checklist", *SPAN],
+            _world,
+            codes=(0, 1, 2),
+            shows={"start", "end", "status", "checks[].value", "checks[].threshold"},
+        )
+    ],
+    "endpoints": [
+        case(
+            "window",
+            ["endpoints", *SPAN],
+            _world,
+            shows={"endpoints[].error_rate", "endpoints[].mean_ms"},
+            context={"start", "end", "excluded", "excluded[].endpoint", "excluded[].requests"},
+        )
+    ],
+    "cache": [case("live", ["cache"], _world, shows={"hit_rate", "caches[].hit_rate"})],
+    "incidents": [
+        case(
+            "window",
+            ["incidents", *SPAN],
+            _world,
+            shows={"incidents[].duration_s", "incidents[].postmortem_command"},
+            context={"start", "end"},
+        )
+    ],
+    "collect": [
+        case(
+            "once",
+            ["collect", "--once"],
+            _collect,
+            shows={"ts", "health", "duration_ms", "stored"},
+            streams=True,
+        ),
+        case(
+            "once with the database",
+            ["collect", "--once", "--db"],
+            _collect_db,
+            shows={"db.tables", "db.queries_error"},
+            marks=PG,
+            streams=True,
+        ),
+    ],
+    "db size": [
+        case(
+            "planted",
+            ["db", "size"],
+            _database,
+            shows={"database_bytes", "tables[].total_bytes"},
+            marks=PG,
+        )
+    ],
+    "db indexes": [
+        case(
+            "planted",
+            ["db", "indexes"],
+            _database,
+            shows={"stats_reset", "seq_scan[].seq_scan", "unused[].size_bytes"},
+            marks=PG,
+        )
+    ],
+    "db queries": [
+        case(
+            "planted",
+            ["db", "queries"],
+            _database,
+            shows={"available"},
+            marks=PG,
+        )
+    ],
+    "db maintenance": [
+        case(
+            "planted",
+            ["db", "maintenance"],
+            _database,
+            shows={"tables[].last_vacuum", "connections.fraction", "thresholds.long_running_s"},
+            marks=PG,
+        )
+    ],
+    "index-stats": [
+        case(
+            "planted",
+            ["index-stats"],
+            _database,
+            shows={"by_entity_type[].last_indexed", "log.tokens_used", "coverage[].stale"},
+            marks=PG,
+        )
+    ],
+    "report": [
+        case(
+            "postmortem",
+            [
+                "report",
+                "postmortem",
+                "--start",
+                "2026-10-01T01:30Z",
+                "--end",
+                "2026-10-01T03:10Z",
+                "--title",
+                "Chat outage",
+            ],
+            _reports,
+            shows={"status", "duration_s", "html", "index"},
+        ),
+        case(
+            "a batch that fails",
+            ["report", "monthly-review", "--months", "2026-10..2026-10", "-p", "fail", "true"],
+            _reports,
+            codes=(1,),
+            shows={"runs[].status", "runs[].error", "runs[].path", "index"},
+        ),
+    ],
+    "reports": [
+        case("archive", ["reports"], _archive, shows={"runs[].started", "runs[].duration_s"})
+    ],
+}
+
+
+def _params() -> list[Any]:
+    params = []
+    for command in json_commands():
+        cases = CASES.get(command)
+        if not cases:
+            params.append(pytest.param(command, None, id=f"{command}: no case"))
+            continue
+        for c in cases:
+            params.append(pytest.param(command, c, id=f"{command}: {c.id}", marks=c.marks))
+    return params
+
+
+def _documents(stdout: str) -> list[Any]:
+    """The JSON documents of an output: one, or several one after the other."""
+    decoder, docs, at = json.JSONDecoder(), [], 0
+    while True:
+        while at < len(stdout) and stdout[at].isspace():
+            at += 1
+        if at >= len(stdout):
+            return docs
+        doc, at = decoder.raw_decode(stdout, at)
+        docs.append(doc)
+
+
+_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
+
+
+def _instants(document: Any) -> list[str]:
+    if isinstance(document, dict):
+        return [s for v in document.values() for s in _instants(v)]
+    if isinstance(document, list):
+        return [s for v in document for s in _instants(v)]
+    return [document] if isinstance(document, str) and _INSTANT.match(document) else []
+
+
+def test_every_command_with_json_is_enumerated() -> None:
+    names = json_commands()
+    assert {"health", "db indexes", "report", "reports", "collect"} <= set(names)
+    assert "demo" not in names  # no --json: nothing to compare
+
+
+@pytest.mark.parametrize(("command", "the_case"), _params())
+def test_the_json_carries_every_field_the_text_shows(
+    command: str,
+    the_case: Case | None,
+    request: pytest.FixtureRequest,
+    lsops_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    assert the_case is not None, f"`lsops {command}` has --json: add a case to CASES"
+    env = {**lsops_env, **the_case.env(request, tmp_path)}
+    runner = CliRunner()
+
+    with render.trace() as seen:
+        text = runner.invoke(main, the_case.args, env=env)
+    assert text.exit_code in the_case.codes, (text.stdout, text.stderr)
+    assert "Traceback" not in text.stdout + text.stderr
+    assert seen.views, f"the text of `lsops {command}` is not printed by render.emit/show"
+
+    result = runner.invoke(main, [*the_case.args, "--json"], env=env)
+    assert result.exit_code in the_case.codes, (result.stdout, result.stderr)
+    documents = _documents(result.stdout)
+    assert len(documents) == 1 or the_case.streams, result.stdout
+
+    if seen.json_keys:  # a bare list: the JSON is data[key]
+        (key,) = seen.json_keys
+        assert all(isinstance(d, list) for d in documents)
+        in_json = {key} | {key + p for d in documents for p in render.paths(d)}
+        context = {r for r in seen.reads if r != key and not r.startswith(key + "[]")}
+        assert context <= the_case.context, f"text shows {context - the_case.context}"
+        read = seen.reads - context
+    else:
+        in_json = {p for d in documents for p in render.paths(d)}
+        read = seen.reads
+    assert read, "the text read nothing from its data"
+    assert the_case.shows <= read, f"the case shows no {sorted(the_case.shows - read)}"
+    assert read <= in_json, f"text fields missing from the JSON: {sorted(read - in_json)}"
+
+    for instant in _instants(documents):  # instants are ISO 8601 in UTC
+        assert instant.endswith(("+00:00", "Z")), instant

@@ -8,8 +8,9 @@ from typing import Any
 
 import pandas as pd
 
+from .. import fmt
 from ..config import Thresholds
-from ._common import ensure_ts, iso, median_interval_s, ts
+from ._common import ensure_ts, median_interval_s, ts
 from .memory import memory_trend
 from .slo import latency_timeslices, percentile_sanity
 from .traffic import cache_summary, endpoint_summary, request_totals, traffic_series
@@ -93,7 +94,7 @@ def checklist(
         no_answer = int(counts.get("NO_ANSWER", 0))
         interval = median_interval_s(health["ts"]) or 300.0
         stale_s = (ts(end) - last_ts).total_seconds() if end is not None else 0.0
-        detail = f"last observation {iso(last_ts)}: {last_status}; {no_answer} of {len(health)} scrapes without answer"
+        detail = f"last observation {fmt.instant(last_ts)}: {last_status}; {no_answer} of {len(health)} scrapes without answer"
         if stale_s > max(3 * interval, 900):
             checks.append(
                 Check(
@@ -148,7 +149,11 @@ def checklist(
             return
         status = str(row.status).upper()
         message = "" if row.message is None or pd.isna(row.message) else str(row.message)
-        text = f"{service} {status} at {iso(row.ts)}" + (f": {message}" if message else "") + note
+        text = (
+            f"{service} {status} at {fmt.instant(row.ts)}"
+            + (f": {message}" if message else "")
+            + note
+        )
         if quick_unknown and message.strip().lower() in QUICK_MESSAGES:
             checks.append(
                 Check(
@@ -197,7 +202,7 @@ def checklist(
     else:
         detail = (
             f"{lat['met']} of {lat['slices']} time slices had a reported p95 below {th.latency_p95_ms:g} ms "
-            f"(target: at least {th.latency_slo:.0%} of slices); the server's percentiles were out of order "
+            f"(target: at least {fmt.pct(th.latency_slo, 0)} of slices); the server's percentiles were out of order "
             f"in {sanity['disordered']} of {sanity['snapshots']} snapshots (untrusted, quirk 1)"
         )
         checks.append(
@@ -227,7 +232,7 @@ def checklist(
     else:
         detail = f"{cache['hits']} hits, {cache['misses']} misses (from counter deltas)"
         if cache["hit_ratio"] < th.cache_hit_rate_warn:
-            detail += f"; below the warning level {th.cache_hit_rate_warn:.0%}"
+            detail += f"; below the warning level {fmt.pct(th.cache_hit_rate_warn, 0)}"
         checks.append(
             Check(
                 "cache_hit_rate",
@@ -275,15 +280,15 @@ def checklist(
         )
     else:
         detail = (
-            f"peak rss {mem.peak_rss / 2**20:.0f} MiB = {mem.peak_fraction:.0%} of {mem.limit_bytes / 2**20:.0f} MiB; "
+            f"peak rss {fmt.size(mem.peak_rss)} = {fmt.pct(mem.peak_fraction, 0)} of {fmt.size(mem.limit_bytes)}; "
             f"{len(mem.restarts)} restarts"
         )
         if mem.leak:
             seg = mem.leak_segments.iloc[0]
             detail += (
-                f"; possible leak: rss climbing +{seg['climb_growth_per_hour']:.1%}/h from "
-                f"{iso(seg['climb_start'])} to {iso(seg['climb_end'])} without a restart "
-                f"(flagged above {th.memory_growth_per_hour:.0%}/h)"
+                f"; possible leak: rss climbing {fmt.rel(seg['climb_growth_per_hour'])}/h from "
+                f"{fmt.instant(seg['climb_start'])} to {fmt.instant(seg['climb_end'])} without a restart "
+                f"(flagged above {fmt.pct(th.memory_growth_per_hour, 0)}/h)"
             )
         ok = not mem.leak and mem.peak_fraction < th.memory_fraction
         severity = "critical" if mem.peak_fraction > th.memory_critical_fraction else "warning"
@@ -331,8 +336,8 @@ def checklist(
         worst = busy.loc[busy["error_rate"].idxmax()]
         above = int((busy["error_rate"] > th.error_rate_warn).sum())
         detail = (
-            f"worst hour {iso(worst['ts'])}: {worst['error_rate']:.1%} ({int(worst['errors'])} of "
-            f"{int(worst['requests'])}); {above} of {len(busy)} hours above {th.error_rate_warn:.0%}{excluded}"
+            f"worst hour {fmt.instant(worst['ts'])}: {fmt.pct(worst['error_rate'])} ({int(worst['errors'])} of "
+            f"{int(worst['requests'])}); {above} of {len(busy)} hours above {fmt.pct(th.error_rate_warn, 0)}{excluded}"
         )
         checks.append(
             Check(

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
-from .. import __version__
+from .. import __version__, fmt
 from ..times import utcnow
 from .archive import REPORT_HTML, REPORT_IPYNB, RUN_JSON, Run, atomic_write, iso
 from .parameters import KINDS
@@ -146,7 +146,7 @@ def render_index(runs: list[Run], root: Path) -> str:
             error = f'<div class="error">{_e(run.error)}</div>' if run.error else ""
             parts.append(
                 "<tr>"
-                f"<td>{_e(run.started.strftime('%Y-%m-%d %H:%M:%S'))}</td>"
+                f"<td>{_e(fmt.instant(run.started, seconds=True))}</td>"
                 f"<td><code>{_e(run.key)}</code></td>"
                 f'<td><span class="status-{status}">{_e(run.status)}</span>{error}</td>'
                 f'<td class="num">{_e(_duration(run.duration_s))}</td>'

@@ -232,7 +232,7 @@ def test_a_review_that_cannot_be_computed(shown: list, tmp_path: Path) -> None:
     review = present.load_review(source, "2026-10", TH)
     assert not review and review.daily is None
     assert present.monthly.show_latency(review.latency, review.daily, TH) is False
-    assert present.monthly.show_daily_trends(review.daily, TH) is False
+    assert present.monthly.show_daily_trends(review.daily) is False
     assert present.monthly.show_memory(review.memory, "2026-10") is False
     assert present.monthly.show_endpoints(review.endpoints, "2026-10") is False
     present.monthly.show_summary(review, source)
@@ -254,7 +254,7 @@ def test_sections_of_a_month_say_what_they_draw(sqlite_store: Store, shown: list
     two_months(sqlite_store)
     review = A.monthly_review(sqlite_store, "2026-10", TH)
     assert present.monthly.show_latency(review.latency, review.daily, TH) is True
-    assert present.monthly.show_daily_trends(review.daily, TH) is True
+    assert present.monthly.show_daily_trends(review.daily) is True
     assert present.monthly.show_memory(review.memory, "2026-10") is True
     assert present.monthly.show_endpoints(review.endpoints, "2026-10") is True
     page = "".join(shown)
@@ -296,7 +296,7 @@ def test_sections_of_a_month_say_what_they_draw(sqlite_store: Store, shown: list
 def test_sections_of_a_month_without_data_draw_nothing(sqlite_store: Store, shown: list) -> None:
     review = A.monthly_review(sqlite_store, "2026-10", TH)
     assert present.monthly.show_latency(review.latency, review.daily, TH) is False
-    assert present.monthly.show_daily_trends(review.daily, TH) is False
+    assert present.monthly.show_daily_trends(review.daily) is False
     assert present.monthly.show_memory(review.memory, "2026-10") is False
     assert present.monthly.show_endpoints(review.endpoints, "2026-10") is False
     page = "".join(shown)

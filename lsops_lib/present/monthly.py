@@ -7,7 +7,7 @@ takes the bundle's frame, shows the verdict and the table, and returns True when
 something to chart (else it has shown an "unavailable" box), so that a cell reads:
 
     daily = review.daily
-    if present.monthly.show_daily_trends(daily, settings.thresholds):
+    if present.monthly.show_daily_trends(daily):
         plots.daily_trends(daily, settings.thresholds)
 
 The sections of the review's second half (latency, daily trends, memory, endpoints,

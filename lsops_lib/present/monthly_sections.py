@@ -141,7 +141,7 @@ DAY_FORMATS: dict[str, Callable[[Any], str]] = {
 
 
 @guarded("Daily trends")
-def show_daily_trends(daily: pd.DataFrame, thresholds: Thresholds | None = None) -> bool:
+def show_daily_trends(daily: pd.DataFrame) -> bool:
     """The table of the days with observations (`daily`: `review.daily`); True when the
     month has traffic or observations to chart."""
     if not need(daily, "Daily trends"):

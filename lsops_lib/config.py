@@ -63,6 +63,15 @@ class Thresholds:
     availability_slo: float = 0.995  # share of health observations that are OK
     latency_slo: float = 0.95  # share of time slices whose p95 met latency_p95_ms
     incident_margin_minutes: float = 30.0  # a postmortem window: the incident +- this margin
+    # month over month: when the review calls a change against the previous month notable
+    # (analysis/changes.py; "difference" of fractions in points, "relative" as a share)
+    notable_traffic_change: float = 0.0  # requests per covered day, relative (0: always said)
+    notable_error_rate_change: float = 0.001  # error rate, difference (0.1 pp)
+    notable_latency_change: float = 0.05  # mean latency (counter deltas), relative (5 %)
+    notable_availability_change: float = 0.001  # availability, difference (0.1 pp)
+    notable_cache_hit_rate_change: float = 0.001  # cache hit rate, difference (0.1 pp)
+    notable_endpoint_error_rate_change: float = 0.005  # an endpoint's error rate rose > 0.5 pp
+    notable_endpoint_latency_change: float = 0.20  # an endpoint's mean latency rose > 20 %
 
 
 @dataclass(frozen=True)

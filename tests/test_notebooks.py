@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -258,7 +259,57 @@ def test_review_of_a_month_without_data_says_what_is_missing(runs: dict) -> None
     page = _html(run)
     assert "no observation was collected in 2026-08" in page
     assert "Data: unavailable" in page
+    # the month-over-month table: no data on both sides, never "Requests 0"
+    assert re.search(r"<td>Requests</td>\s*<td>no data</td>\s*<td>no data</td>", page)
     assert "Traceback" not in page
+
+
+def test_review_notebook_is_the_source_an_analyst_edits() -> None:
+    nb = nbformat.read(NOTEBOOKS / "monthly_review.ipynb", as_version=4)
+    nbformat.validate(nb)
+    cells = nb.cells
+    ids = [c["id"] for c in cells]
+    assert len(set(ids)) == len(ids) and all(ids)
+    for cell in cells:  # committed without outputs
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, cell["id"]
+    assert cells[0].cell_type == "markdown" and cells[0].source.startswith("# ")
+    assert "parameters" in cells[1].metadata.get("tags", [])
+    for line in cells[1].source.splitlines():  # one `name: type = default  # comment` a line
+        assert re.fullmatch(r"\w+: \w+ = \S.*  # .+", line), line
+    setup = cells[2].source
+    for line in (
+        "%matplotlib inline",
+        "from lsops_lib import plots, present",
+        "from lsops_lib.config import load_settings",
+        "present.begin()",
+        "settings = load_settings()",
+        "review = present.load_review(",
+    ):
+        assert line in setup, line
+    # per section: a `## Heading` cell, then one code cell that names its data and, for a
+    # chart, draws it with a plots function (no section is one present.show_x(review) call)
+    sections = {}
+    for heading, body in zip(cells[3:], cells[4:], strict=False):
+        if heading.cell_type == "markdown" and heading.source.startswith("## "):
+            assert body.cell_type == "code", heading.source
+            sections[heading.source.splitlines()[0][3:]] = body.source
+    assert list(sections) == [
+        "Summary",
+        "Latency",
+        "Daily trends",
+        "Memory",
+        "Endpoints",
+        "Incidents",
+        "Database",
+        "Data quality",
+        "Key figures",
+    ]
+    for name in ("Latency", "Daily trends", "Memory", "Endpoints"):
+        assert re.search(r"^\w+(, \w+)? = review\.\w+", sections[name], re.M), name
+        assert "plots." in sections[name], name
+    assert "present.review_figures(review, source, db)" in sections["Key figures"]
+    assert "lsops-key-figures" in cells[-1].metadata.get("tags", [])
 
 
 def test_review_under_plain_papermill(runs: dict) -> None:

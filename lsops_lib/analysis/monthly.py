@@ -15,6 +15,7 @@ from ._common import MONITORING_REASON, empty, iso, ratio, ts
 from ._memo import memo
 from ._reads import health_frame, reset_frame, scrape_figures
 from .availability import Availability, availability_from_health
+from .changes import month_over_month
 from .incidents import incidents as find_incidents
 from .incidents import with_commands
 from .memory import MemoryTrend, memory_trend
@@ -81,8 +82,11 @@ class MonthlyReview:
         availability SLO (health observations), the error-rate target (requests) and the
         latency SLO (time slices).
     totals / previous_totals: requests, errors, error_rate, mean_ms, availability,
-        latency_share, cache_hit_ratio, coverage.
-    changes: metric, current, previous, change (current - previous), relative_change.
+        latency_share, cache_hit_ratio, coverage, covered_days, requests_per_day (the
+        counters as counted; has_data / previous_has_data say whether a month has any
+        observation at all).
+    changes: `changes.month_over_month()`: metric, current, previous, change,
+        relative_change, measure, moved, notable (NaN figures for a month without data).
     daily: day, requests, errors, error_rate, mean_ms, cache_hits, cache_misses,
         cache_hit_ratio, observations, availability, coverage (share of the day the
         collector covered), latency_slices, latency_met_share, peak_rss.
@@ -103,6 +107,7 @@ class MonthlyReview:
     thresholds: Thresholds
     include_monitoring: bool
     has_data: bool
+    previous_has_data: bool
     targets: pd.DataFrame = field(repr=False)
     availability: Availability = field(repr=False)
     error_budget: dict[str, Any] = field(repr=False)
@@ -124,54 +129,70 @@ class MonthlyReview:
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
-        """The headline figures, flat (for a first cell, logs or JSON)."""
-        met = self.targets.set_index("key")["met"].to_dict() if not self.targets.empty else {}
+        """The review's headline figures: what its key figures are built from (the report
+        adds only where the data came from and what it could not show). Values are Python
+        numbers, strings, lists and dicts, and UTC Timestamps (`present.jsonable` makes
+        JSON of them); unknown is None or NaN, never 0 %."""
+        targets = self.targets.to_dict("records")
+        pct = self.latency.get("percentiles") or {}
+        dq = self.data_quality
         return {
             "month": self.month,
+            "previous_month": self.previous_month,
             "has_data": self.has_data,
-            **{f"{k}_met": v for k, v in met.items()},
-            "availability": self.availability.availability,
-            "coverage": self.availability.coverage,
-            "error_rate": self.totals["error_rate"],
-            "requests": self.totals["requests"],
-            "mean_ms": self.totals["mean_ms"],
-            "latency_share": self.latency["share"],
-            "cache_hit_ratio": self.cache["hit_ratio"],
-            "memory_peak_fraction": self.memory.peak_fraction,
-            "possible_leak": self.memory.leak,
-            "error_budget_left_share": self.error_budget["left_share"],
-            "burn_rate": self.error_budget["burn_rate"],
-            "incidents": int(len(self.incidents)),
-            "excluded": list(self.excluded["endpoint"]) if not self.excluded.empty else [],
+            "targets": {
+                r["key"]: {"figure": r["figure"], "threshold": r["threshold"], "met": r["met"]}
+                for r in targets
+            },
+            "targets_met": sum(1 for r in targets if _known(r["met"]) and bool(r["met"])),
+            "totals": dict(self.totals),
+            "previous_totals": dict(self.previous_totals),
+            "error_budget": {
+                k: self.error_budget[k]
+                for k in ("spent_share", "left_share", "burn_rate", "bad", "total")
+            },
+            "request_budget": {
+                k: self.request_budget[k] for k in ("spent_share", "left_share", "burn_rate")
+            },
+            "latency": {
+                "timeslice_share": self.latency["share"],
+                "slices": self.latency["slices"],
+                "met": self.latency["met"],
+                "mean_ms": self.latency.get("mean_ms"),
+                "percentiles_disordered": pct.get("disordered"),
+                "percentiles_disordered_share": pct.get("disordered_share"),
+            },
+            "endpoints_worst_first": [str(e) for e in self.endpoints["endpoint"]]
+            if not self.endpoints.empty
+            else [],
+            "incidents": [
+                {
+                    k: r.get(k)
+                    for k in ("kind", "start", "end", "duration_s", "endpoint", "severity")
+                }
+                for r in self.incidents.to_dict("records")
+            ],
+            "memory": {
+                "leak": self.memory.leak,
+                "peak_rss": self.memory.peak_rss,
+                "restarts": len(self.memory.restarts),
+            },
+            "data_quality": {
+                "observations": dq["observations"],
+                "coverage": dq["coverage"],
+                "gap_s": dq["gap_s"],
+                "gaps": len(dq["gaps"]),
+                "resets": len(dq["resets"]),
+                "excluded": [str(e) for e in self.excluded["endpoint"]]
+                if not self.excluded.empty
+                else [],
+            },
+            "notes": list(self.notes),
         }
 
 
-def _changes(current: dict[str, Any], previous: dict[str, Any]) -> pd.DataFrame:
-    rows = []
-    for metric in [
-        "requests",
-        "requests_per_day",
-        "errors",
-        "error_rate",
-        "mean_ms",
-        "availability",
-        "latency_share",
-        "cache_hit_ratio",
-        "coverage",
-    ]:
-        cur, prev = current.get(metric), previous.get(metric)
-        cur = float("nan") if cur is None else float(cur)
-        prev = float("nan") if prev is None else float(prev)
-        rows.append(
-            {
-                "metric": metric,
-                "current": cur,
-                "previous": prev,
-                "change": cur - prev,
-                "relative_change": ratio(cur - prev, prev),
-            }
-        )
-    return pd.DataFrame(rows)
+def _known(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and np.isnan(value))
 
 
 def _memory_detail(memory: MemoryTrend) -> str:
@@ -242,9 +263,10 @@ def _monthly_review(
     totals = cur["totals"]
     notes: list[str] = []
     has_data = avail.observations > 0
+    previous_has_data = prev["availability"].observations > 0
     if not has_data:
         notes.append(f"no observation collected in {month}: nothing below is a measurement")
-    if prev["availability"].observations == 0:
+    if not previous_has_data:
         notes.append(
             f"no observation collected in {prev_month}: no comparison with the previous month"
         )
@@ -417,6 +439,7 @@ def _monthly_review(
         thresholds=th,
         include_monitoring=include_monitoring,
         has_data=has_data,
+        previous_has_data=previous_has_data,
         targets=targets,
         availability=avail,
         error_budget=budget,
@@ -424,7 +447,13 @@ def _monthly_review(
         latency_budget=latency_budget,
         totals=totals,
         previous_totals=prev["totals"],
-        changes=_changes(totals, prev["totals"]),
+        changes=month_over_month(
+            totals,
+            prev["totals"],
+            th,
+            current_known=has_data,
+            previous_known=previous_has_data,
+        ),
         daily=daily,
         endpoints=endpoints,
         latency={**lat, "mean_ms": totals["mean_ms"], "percentiles": sanity},

@@ -495,7 +495,7 @@ def test_report_and_recommendations(longsang_db: Planted) -> None:
     )
     assert set(recs["severity"]) <= set(recommend.SEVERITIES)
     assert recs["evidence"].map(bool).all()
-    summary = report.summary.set_index("severity")["count"]
+    summary = report.by_severity.set_index("severity")["count"]
     assert summary.sum() == len(recs) and summary["warning"] >= 5
     if longsang_db.has_pg_stat_statements:
         assert "slow_query" in set(recs["kind"])
@@ -566,18 +566,80 @@ def _outputs(nb: Any) -> str:
     return "\n".join(texts)
 
 
+CELL_IDS = [
+    "362de527",
+    "1b089420",
+    "c1bb1cb9",
+    "f77984ef",
+    "cee92c12",
+    "fc1527a4",
+    "51250749",
+    "4c96d6af",
+    "2fe695ab",
+    "fdb90594",
+    "053ee156",
+    "e7e08c1b",
+    "c0464480",
+    "46e23f12",
+    "98e9bd9d",
+    "ef5ce931",
+    "ddc17529",
+    "5e3b6efb",
+    "0a05b05b",
+    "7d1f0c42",
+    "a3e9b5d8",
+]
+PARAMETERS = {  # name -> default: `lsops report db-optimization --param` depends on them
+    "database": "None",
+    "top_n": "20",
+    "store": "None",
+    "slow_query_mean_ms": "None",
+    "slow_query_calls": "None",
+    "slow_queries_per_hour": "None",
+    "dead_tuples_min": "None",
+    "dead_tuple_ratio": "None",
+}
+
+
 def test_notebook_shape() -> None:
+    """The style the three report notebooks share: a title cell, one typed parameter a
+    line, a setup cell, a heading and one cell per section, key figures last; stable ids,
+    no outputs, no SQL."""
+    import re
+
     import nbformat
+    import papermill
 
     nb = nbformat.read(NOTEBOOK, as_version=4)
     nbformat.validate(nb)
     assert nb.metadata["kernelspec"]["name"] == "python3"
+    assert [c.id for c in nb.cells] == CELL_IDS
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
     params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(params) == 1
-    for name in ("database = None", "top_n = ", "slow_query_mean_ms", "slow_query_calls"):
-        assert name in params[0].source
+    assert len(params) == 1 and params[0] is nb.cells[1]
+    declared = papermill.inspect_notebook(str(NOTEBOOK))
+    assert {k: v["default"] for k, v in declared.items()} == PARAMETERS
+    for line in params[0].source.splitlines():
+        assert line.startswith("#") or re.match(r"^\w+: \w+ = \S+  # \S", line), line
+    setup = nb.cells[2].source
+    for line in (
+        "%matplotlib inline",
+        "from lsops_lib import plots, present",
+        "from lsops_lib.config import load_settings",
+        "present.begin()",
+        "settings = load_settings()",
+        "report = optimization_report(",
+    ):
+        assert line in setup, line
+    for heading, body in zip(nb.cells[3::2], nb.cells[4::2], strict=True):
+        assert heading.cell_type == "markdown" and heading.source.startswith("## ")
+        assert body.cell_type == "code" and "present." in body.source
+    assert "plots.top_tables(tables" in nb.cells[6].source
+    last = nb.cells[-1]
+    assert last.metadata.get("tags") == ["lsops-key-figures"]
+    assert last.source.strip() == "figures = present.key_figures(report.summary())"
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-    for sql in ("SELECT ", "FROM pg_", "CREATE INDEX", "sqlalchemy", "psycopg"):
+    for sql in ("SELECT ", "FROM pg_", "CREATE INDEX", "sqlalchemy", "psycopg", "db.report"):
         assert sql not in code
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
 

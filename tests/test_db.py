@@ -701,6 +701,37 @@ def test_notebook_runs_against_the_planted_database(
     assert "<script>alert(1)</script>" not in text
     assert pg_cluster.password not in (tmp_path / "out.ipynb").read_text()
     assert any("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
+    # the key figures, read back from the executed notebook, against independent queries
+    from lsops_lib.present import read_key_figures
+
+    figures = read_key_figures(tmp_path / "out.ipynb")
+    engine = sa.create_engine(longsang_db.url)
+    with engine.connect() as conn:
+
+        def q(sql: str) -> Any:
+            return conn.execute(sa.text(sql)).scalar()
+
+        assert figures["invalid_indexes"] == q("SELECT count(*) FROM pg_index WHERE NOT indisvalid")
+        assert figures["embeddings"] == q("SELECT count(*) FROM context_embeddings")
+        assert figures["embeddings_failed"] == q(
+            "SELECT count(*) FROM context_indexing_log WHERE status = 'failed'"
+        )
+        assert figures["tables_due_vacuum"] == q(
+            "SELECT count(*) FROM pg_stat_user_tables WHERE n_dead_tup >= 1000 "
+            "AND n_dead_tup >= 0.10 * (n_live_tup + n_dead_tup)"
+        )
+        size = q("SELECT pg_database_size(current_database())")
+        snapshot_total = sum(int(v) for v in sizes["total_bytes"])
+    engine.dispose()
+    assert abs(figures["database_bytes"] - size) <= 0.02 * size
+    assert figures["reachable"] is True and figures["database"] == "default"
+    assert figures["top_n"] == 5 and figures["snapshots"] == 2 and figures["growth_bytes"] == 0
+    assert figures["findings"] == figures["critical"] + figures["warning"] + figures["info"]
+    assert figures["findings"] == sum(figures["kinds"].values()) and figures["warning"] >= 5
+    assert figures["largest_table_bytes"] <= snapshot_total
+    assert figures["problems"] == []
+    if longsang_db.has_pg_stat_statements:
+        assert figures["unavailable"] == [] and figures["slow_queries"] >= 1
 
 
 @pytest.mark.slow
@@ -714,6 +745,14 @@ def test_notebook_on_an_unreachable_database_still_reports(
     assert "ERROR" not in text and "Traceback" not in text
     assert "could not be inspected" in text and "cannot connect" in text
     assert "NbSecret77" not in (tmp_path / "out.ipynb").read_text()
+    from lsops_lib.present import read_key_figures
+
+    figures = read_key_figures(tmp_path / "out.ipynb")
+    assert figures["reachable"] is False and figures["critical"] == 1
+    assert figures["kinds"] == {"unreachable": 1} and figures["tables"] is None
+    sections = ["Space", "Indexes", "Queries", "Maintenance", "Embeddings indexing"]
+    assert [p["section"] for p in figures["problems"]] == sections
+    assert [u.split(":")[0] for u in figures["unavailable"]] == sections
 
 
 def test_hypothetical_index_needs_hypopg(insp: db.Inspector) -> None:

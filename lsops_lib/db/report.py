@@ -98,7 +98,8 @@ class OptimizationReport:
         return thresholds_frame(self)
 
     def unavailable(self) -> list[str]:
-        """What could not be checked, and why: "<section>: <reason>", errors first."""
+        """What could not be checked, and why: "<section>: <reason>", section by section
+        (its errors, then what it found missing: an extension, snapshots, a table)."""
         out = []
         for section in self.sections.values():
             out += [f"{section.title}: {e}" for e in section.errors]
@@ -113,7 +114,8 @@ class OptimizationReport:
         severity = dict(zip(self.by_severity["severity"], self.by_severity["count"], strict=True))
         kinds = self.recommendations["kind"].value_counts() if len(self.recommendations) else {}
         tables = _frame(f, "tables")
-        growth = self.sections["space"].frames.get("growth_total") if self.sections else None
+        space = self.sections.get("space")
+        growth = space.frames.get("growth_total") if space is not None else None
         log = f.get("embeddings_log")
         by_type = _frame(f, "embeddings_by_entity_type")
         coverage = _frame(f, "embeddings_coverage")

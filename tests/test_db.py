@@ -495,7 +495,7 @@ def test_report_and_recommendations(longsang_db: Planted) -> None:
     )
     assert set(recs["severity"]) <= set(recommend.SEVERITIES)
     assert recs["evidence"].map(bool).all()
-    summary = report.summary.set_index("severity")["count"]
+    summary = report.by_severity.set_index("severity")["count"]
     assert summary.sum() == len(recs) and summary["warning"] >= 5
     if longsang_db.has_pg_stat_statements:
         assert "slow_query" in set(recs["kind"])
@@ -566,18 +566,80 @@ def _outputs(nb: Any) -> str:
     return "\n".join(texts)
 
 
+CELL_IDS = [
+    "362de527",
+    "1b089420",
+    "c1bb1cb9",
+    "f77984ef",
+    "cee92c12",
+    "fc1527a4",
+    "51250749",
+    "4c96d6af",
+    "2fe695ab",
+    "fdb90594",
+    "053ee156",
+    "e7e08c1b",
+    "c0464480",
+    "46e23f12",
+    "98e9bd9d",
+    "ef5ce931",
+    "ddc17529",
+    "5e3b6efb",
+    "0a05b05b",
+    "7d1f0c42",
+    "a3e9b5d8",
+]
+PARAMETERS = {  # name -> default: `lsops report db-optimization --param` depends on them
+    "database": "None",
+    "top_n": "20",
+    "store": "None",
+    "slow_query_mean_ms": "None",
+    "slow_query_calls": "None",
+    "slow_queries_per_hour": "None",
+    "dead_tuples_min": "None",
+    "dead_tuple_ratio": "None",
+}
+
+
 def test_notebook_shape() -> None:
+    """The style the three report notebooks share: a title cell, one typed parameter a
+    line, a setup cell, a heading and one cell per section, key figures last; stable ids,
+    no outputs, no SQL."""
+    import re
+
     import nbformat
+    import papermill
 
     nb = nbformat.read(NOTEBOOK, as_version=4)
     nbformat.validate(nb)
     assert nb.metadata["kernelspec"]["name"] == "python3"
+    assert [c.id for c in nb.cells] == CELL_IDS
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
     params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(params) == 1
-    for name in ("database = None", "top_n = ", "slow_query_mean_ms", "slow_query_calls"):
-        assert name in params[0].source
+    assert len(params) == 1 and params[0] is nb.cells[1]
+    declared = papermill.inspect_notebook(str(NOTEBOOK))
+    assert {k: v["default"] for k, v in declared.items()} == PARAMETERS
+    for line in params[0].source.splitlines():
+        assert line.startswith("#") or re.match(r"^\w+: \w+ = \S+  # \S", line), line
+    setup = nb.cells[2].source
+    for line in (
+        "%matplotlib inline",
+        "from lsops_lib import plots, present",
+        "from lsops_lib.config import load_settings",
+        "present.begin()",
+        "settings = load_settings()",
+        "report = optimization_report(",
+    ):
+        assert line in setup, line
+    for heading, body in zip(nb.cells[3::2], nb.cells[4::2], strict=True):
+        assert heading.cell_type == "markdown" and heading.source.startswith("## ")
+        assert body.cell_type == "code" and "present." in body.source
+    assert "plots.top_tables(tables" in nb.cells[6].source
+    last = nb.cells[-1]
+    assert last.metadata.get("tags") == ["lsops-key-figures"]
+    assert last.source.strip() == "figures = present.key_figures(report.summary())"
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-    for sql in ("SELECT ", "FROM pg_", "CREATE INDEX", "sqlalchemy", "psycopg"):
+    for sql in ("SELECT ", "FROM pg_", "CREATE INDEX", "sqlalchemy", "psycopg", "db.report"):
         assert sql not in code
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
 
@@ -639,6 +701,37 @@ def test_notebook_runs_against_the_planted_database(
     assert "<script>alert(1)</script>" not in text
     assert pg_cluster.password not in (tmp_path / "out.ipynb").read_text()
     assert any("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
+    # the key figures, read back from the executed notebook, against independent queries
+    from lsops_lib.present import read_key_figures
+
+    figures = read_key_figures(tmp_path / "out.ipynb")
+    engine = sa.create_engine(longsang_db.url)
+    with engine.connect() as conn:
+
+        def q(sql: str) -> Any:
+            return conn.execute(sa.text(sql)).scalar()
+
+        assert figures["invalid_indexes"] == q("SELECT count(*) FROM pg_index WHERE NOT indisvalid")
+        assert figures["embeddings"] == q("SELECT count(*) FROM context_embeddings")
+        assert figures["embeddings_failed"] == q(
+            "SELECT count(*) FROM context_indexing_log WHERE status = 'failed'"
+        )
+        assert figures["tables_due_vacuum"] == q(
+            "SELECT count(*) FROM pg_stat_user_tables WHERE n_dead_tup >= 1000 "
+            "AND n_dead_tup >= 0.10 * (n_live_tup + n_dead_tup)"
+        )
+        size = q("SELECT pg_database_size(current_database())")
+        snapshot_total = sum(int(v) for v in sizes["total_bytes"])
+    engine.dispose()
+    assert abs(figures["database_bytes"] - size) <= 0.02 * size
+    assert figures["reachable"] is True and figures["database"] == "default"
+    assert figures["top_n"] == 5 and figures["snapshots"] == 2 and figures["growth_bytes"] == 0
+    assert figures["findings"] == figures["critical"] + figures["warning"] + figures["info"]
+    assert figures["findings"] == sum(figures["kinds"].values()) and figures["warning"] >= 5
+    assert figures["largest_table_bytes"] <= snapshot_total
+    assert figures["problems"] == []
+    if longsang_db.has_pg_stat_statements:
+        assert figures["unavailable"] == [] and figures["slow_queries"] >= 1
 
 
 @pytest.mark.slow
@@ -652,6 +745,14 @@ def test_notebook_on_an_unreachable_database_still_reports(
     assert "ERROR" not in text and "Traceback" not in text
     assert "could not be inspected" in text and "cannot connect" in text
     assert "NbSecret77" not in (tmp_path / "out.ipynb").read_text()
+    from lsops_lib.present import read_key_figures
+
+    figures = read_key_figures(tmp_path / "out.ipynb")
+    assert figures["reachable"] is False and figures["critical"] == 1
+    assert figures["kinds"] == {"unreachable": 1} and figures["tables"] is None
+    sections = ["Space", "Indexes", "Queries", "Maintenance", "Embeddings indexing"]
+    assert [p["section"] for p in figures["problems"]] == sections
+    assert [u.split(":")[0] for u in figures["unavailable"]] == sections
 
 
 def test_hypothetical_index_needs_hypopg(insp: db.Inspector) -> None:

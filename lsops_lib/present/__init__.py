@@ -6,6 +6,7 @@ one machine-readable block of key figures per report.
     present.source      where a report's data comes from (`open_store`, `resolve_month`)
     present.monthly     the monthly performance review
     present.database    the database section of the review
+    present.dboptimization  the DB optimization report
     present.postmortem  the incident postmortem
 
 Rules kept here, once:
@@ -183,4 +184,23 @@ __all__ = [
     "show_action_items",
     "show_lessons",
     "postmortem_figures",
+]
+
+# the DB optimization report (present/dboptimization.py)
+from .dboptimization import (  # noqa: E402
+    db_cell,
+    db_table_html,
+    show_db_section,
+    show_db_table,
+    show_optimization_header,
+    show_recommendations,
+)
+
+__all__ += [
+    "db_cell",
+    "db_table_html",
+    "show_db_section",
+    "show_db_table",
+    "show_optimization_header",
+    "show_recommendations",
 ]

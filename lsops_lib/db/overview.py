@@ -1,0 +1,126 @@
+"""The database section of the monthly review: its data, read once, read-only.
+
+    db = database_overview(settings, None, store, start, end)   # never raises
+    db.available, db.reason          # not configured / down: a finding, with the reason
+    db.size_bytes, db.tables         # pg_database_size, db.space.table_sizes
+    db.growth, db.growth_bytes       # the month's size snapshots (lsops collect --db)
+    db.embeddings["by_entity_type"]  # the runbook's weekly check; "log", "coverage"
+    db.summary()                     # the section's figures (the review's key figures)
+
+`lsops_lib.present.database.show_database` shows it; `plots.database_month` draws its chart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from ..config import Settings
+from ..exceptions import LsopsError
+from . import embeddings, space
+from .connect import connect
+
+__all__ = ["DatabaseOverview", "database_overview"]
+
+
+@dataclass
+class DatabaseOverview:
+    name: str | None
+    configured: bool
+    available: bool
+    reason: str | None = None
+    size_bytes: int | None = None
+    tables: pd.DataFrame | None = None
+    growth: pd.DataFrame | None = None  # ts, total_bytes, ... (snapshots of the month)
+    growth_bytes: float | None = None
+    embeddings: dict[str, pd.DataFrame] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """The section's figures, flat (in the review's key figures under "database")."""
+        return {
+            "name": self.name,
+            "configured": self.configured,
+            "available": self.available,
+            "reason": self.reason,
+            "size_bytes": self.size_bytes,
+            "growth_bytes": self.growth_bytes,
+        }
+
+    figures = summary  # the name present.monthly.review_figures calls
+
+
+def _scrub(text: str, settings: Settings | None) -> str:
+    for secret in settings.secrets() if settings is not None else []:
+        text = text.replace(secret, "***")
+    return text
+
+
+def database_overview(
+    settings: Settings,
+    database: str | None,
+    store: Any,
+    start: datetime,
+    end: datetime,
+) -> DatabaseOverview:
+    """Size, growth over [start, end) (from `lsops collect --db` snapshots) and embeddings
+    indexing of the configured database `database` (a NAME; None: the default one),
+    read-only. `store`: the metrics store holding the snapshots (a `Store`), or None.
+    Never raises: a database that is not configured or down is `available=False` with the
+    reason."""
+    try:
+        url = settings.database(database)
+    except LsopsError as exc:
+        return DatabaseOverview(name=database, configured=False, available=False, reason=str(exc))
+    name = database or settings.database_name or "default"
+    out = DatabaseOverview(name=name, configured=True, available=False)
+    if store is not None:
+        try:
+            snaps = space.growth(store, name, start, end)
+            if snaps is not None and not snaps.empty:
+                total = space.total_growth(snaps)
+                out.growth = total
+                out.growth_bytes = float(
+                    total["total_bytes"].iloc[-1] - total["total_bytes"].iloc[0]
+                )
+        except Exception as exc:  # noqa: BLE001 - an unreadable store costs the growth only
+            out.notes.append(_scrub(f"size snapshots unreadable: {exc}", settings))
+    if out.growth is None:
+        out.notes.append(
+            "no size snapshot stored in this month: run 'lsops collect --db' daily to see growth"
+        )
+    try:
+        insp = connect(url)
+    except Exception as exc:  # noqa: BLE001 - DatabaseError and anything else: a finding
+        out.reason = _scrub(
+            f"cannot connect to the database {name}: {exc}".splitlines()[0], settings
+        )
+        return out
+    out.available = True
+    try:
+        for what, fn in (
+            ("database size", lambda: setattr(out, "size_bytes", int(space.database_size(insp)))),
+            ("table sizes", lambda: setattr(out, "tables", space.table_sizes(insp))),
+        ):
+            try:
+                fn()
+            except LsopsError as exc:
+                out.notes.append(_scrub(f"{what}: {exc}", settings))
+        if insp.has_table("context_embeddings"):
+            for key, fn2 in (
+                ("by_entity_type", lambda: embeddings.by_entity_type(insp)),
+                ("log", lambda: embeddings.log_by_status(insp)),
+                ("coverage", lambda: embeddings.coverage(insp)),
+            ):
+                try:
+                    out.embeddings[key] = fn2()
+                except LsopsError as exc:
+                    out.notes.append(_scrub(f"embeddings {key}: {exc}", settings))
+        else:
+            out.notes.append("no context_embeddings table: embeddings indexing not checked")
+    finally:
+        insp.close()
+    return out

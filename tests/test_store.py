@@ -10,7 +10,7 @@ import sys
 import textwrap
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -18,19 +18,7 @@ import pytest
 from sqlalchemy import text
 
 from lsops_lib.exceptions import StoreVersionError
-from lsops_lib.models import (
-    Cache,
-    EndpointStats,
-    ErrorRecord,
-    Failure,
-    Health,
-    Memory,
-    Metrics,
-    ResponseTimes,
-    Scrape,
-    Service,
-    Uptime,
-)
+from lsops_lib.models import ErrorRecord
 from lsops_lib.store import (
     FIGURE_COLUMNS,
     HEALTH_COLUMNS,
@@ -39,98 +27,7 @@ from lsops_lib.store import (
     engine_url,
 )
 from lsops_lib.times import to_ms
-
-T0 = datetime(2026, 10, 1, 0, 0, tzinfo=UTC)
-START = to_ms(T0 - timedelta(days=1))  # the process's uptime.start, well before T0
-
-
-def at(minutes: float) -> datetime:
-    return T0 + timedelta(minutes=minutes)
-
-
-def make_scrape(
-    minute: float,
-    endpoints: dict[str, tuple[int, float, float]] | None = None,
-    *,
-    target: str = "default",
-    uptime_start: int = START,
-    last_reset: int | None = None,
-    cache: tuple[int, int] = (0, 0),
-    errors: list[ErrorRecord] | None = None,
-    status: str = "OK",
-    raw: dict[str, bytes] | None = None,
-    total: int | None = None,
-) -> Scrape:
-    """A scrape at T0 + minute; endpoints = {path: (count, avg_ms, error_rate fraction)}.
-    endpoints None -> a failed scrape (no answer at all)."""
-    ts = at(minute)
-    if endpoints is None:
-        return Scrape(
-            id=str(uuid.uuid4()),
-            target=target,
-            collected_at=ts,
-            duration_ms=3.0,
-            health=None,
-            metrics=None,
-            failures=(
-                Failure(
-                    "health", "unreachable", "connection refused (http://127.0.0.1:9/api/health)"
-                ),
-                Failure(
-                    "metrics", "unreachable", "connection refused (http://127.0.0.1:9/api/metrics)"
-                ),
-            ),
-        )
-    stats = {p: EndpointStats(c, a, e) for p, (c, a, e) in endpoints.items()}
-    hits, misses = cache
-    metrics = Metrics(
-        timestamp=ts,
-        requests_total=total if total is not None else sum(c for c, _, _ in endpoints.values()),
-        endpoints=stats,
-        by_method={"GET": 1},
-        by_status={"2xx": 1, "4xx": 0, "5xx": 0},
-        response_times=ResponseTimes(
-            count=10, avg=12.0, min=1.0, max=90.0, p50=30.0, p95=20.0, p99=80.0
-        ),
-        errors_kept=len(errors or []),
-        errors_recent=len(errors or []),
-        recent_errors=errors or [],
-        cache=Cache(hits, misses, hits / (hits + misses) if hits + misses else 0.0),
-        performance={},
-        uptime=Uptime(
-            uptime_start,
-            to_ms(ts) - uptime_start,
-            last_reset if last_reset is not None else uptime_start,
-        ),
-    )
-    health = Health(
-        status=status,
-        http_status=503 if status == "ERROR" else 200,
-        timestamp=ts,
-        uptime_s=12.5,
-        memory=Memory(rss=70_000_000, heap_total=30_000_000, heap_used=17_000_000),
-        pid=4242,
-        services={
-            "database": Service(
-                "database", "OK" if status == "OK" else "ERROR", "Connected", 142.0
-            ),
-            "openai": Service("openai", "OK", "API key configured"),
-        },
-        checks={"database": status == "OK", "openai": True},
-        checks_passed=2,
-        checks_total=2,
-        checks_percentage=100.0,
-        deep=True,
-    )
-    return Scrape(
-        id=str(uuid.uuid4()),
-        target=target,
-        collected_at=ts,
-        duration_ms=4.5,
-        health=health,
-        metrics=metrics,
-        raw=raw or {},
-    )
+from tests.fixtures.store import START, T0, at, make_scrape
 
 
 def by_endpoint(df: pd.DataFrame, endpoint: str) -> pd.DataFrame:
@@ -560,7 +457,7 @@ WRITER = textwrap.dedent(
     """
     import sys, uuid
     sys.path.insert(0, {root!r})
-    from tests.test_store import make_scrape
+    from tests.fixtures.store import make_scrape
     from lsops_lib.store import Store
     store = Store({url!r})
     endpoints = {{f"/e/{{i}}": (i, 1.0, 0.0) for i in range(300)}}

@@ -1,13 +1,20 @@
-"""The hourly rollup of the store (schema version 2) against the raw computation.
+"""The hourly rollup and the interval reads of the store against two other computations.
 
 `Store.endpoint_intervals` answers the hour and day buckets from `lsops_rollup` (whole
-hours) plus the samples (partial hours at the edges); `Store._endpoint_intervals_raw`
-computes everything from the samples with the delta rule's one statement and is the
-oracle here. Seeded random histories of two targets (restarts, resets, counter drops, an
-endpoint's own count dropping, failed scrapes, endpoints appearing and disappearing, ts
-ties, out-of-order writes, duplicate writes) must give the same frames for many windows,
+hours) plus the samples (partial hours at the edges), the minute and scrape buckets from
+the samples. Its answers are compared with:
+
+- the raw computation, `Store._endpoint_intervals_raw`: the delta rule's one SQL statement
+  over the samples, for the hour and day buckets (the rollup must give its very figures);
+- the oracle, `tests.fixtures.store.Oracle`: the delta rule in plain Python over the
+  scrapes as they were written (no SQL, no store code), for every bucket.
+
+Seeded random histories of two targets (restarts, resets, counter drops, an endpoint's
+own count dropping, failed scrapes, endpoints appearing and disappearing, ts ties,
+out-of-order writes, duplicate writes) must give the same frames for many windows,
 aligned or not, on SQLite and PostgreSQL; so must a store migrated from version 1 and a
-store written in part by a writer that kept no rollup.
+store written in part by a writer that kept no rollup. Each rule of the oracle, left
+out, makes the comparison fail: the data exercises every one of them.
 """
 
 from __future__ import annotations
@@ -19,18 +26,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
 from sqlalchemy import text
 
 from lsops_lib.models import Scrape
-from lsops_lib.store import SCHEMA_VERSION, Store
+from lsops_lib.store import SCHEMA_VERSION, Store, rollup
 from lsops_lib.times import to_ms
-from tests.test_store import T0, make_scrape
+from tests.fixtures.store import RULES, T0, Oracle, assert_same_intervals, make_scrape
 
 HOUR = timedelta(hours=1)
-INT_COLUMNS = ["requests", "errors", "resets"]
-FLOAT_COLUMNS = ["time_sum_ms", "mean_ms", "error_rate"]
 PATHS = [
     "/api/copilot/chat",
     "/api/projects",
@@ -63,9 +67,9 @@ def history(seed: int, target: str, *, scrapes: int = 110) -> list[Scrape]:
             out.append(make_scrape(minute, None, target=target))
             minute += rng.uniform(1.0, 20.0)
         proc.uptime_start = to_ms(T0 + timedelta(minutes=minute - 0.5))
-    for _ in range(scrapes):
+    for i in range(scrapes):
         roll = rng.random()
-        if roll < 0.10:
+        if roll < 0.10 and (i > 0 or target != "b"):  # b answers first after its failures
             out.append(make_scrape(minute, None, target=target))
         else:
             ts_ms = to_ms(T0 + timedelta(minutes=minute))
@@ -96,8 +100,16 @@ def history(seed: int, target: str, *, scrapes: int = 110) -> list[Scrape]:
                 c[0] += n
                 c[1] += n * rng.uniform(5.0, 400.0)
                 c[2] += sum(rng.random() < 0.1 for _ in range(n))
+            # the error rate a little off, as a rounded percent is: errorRate x count lies
+            # within 0.3 of the errors counted, so errors per sample, round(errorRate x
+            # count), are the counted ones (never an exact half, which the backends round
+            # differently) and a sum of unrounded products would not be
             shown = {
-                p: (int(c[0]), (c[1] / c[0]) if c[0] else 0.0, (c[2] / c[0]) if c[0] else 0.0)
+                p: (
+                    int(c[0]),
+                    (c[1] / c[0]) if c[0] else 0.0,
+                    max(0.0, c[2] + rng.uniform(-0.3, 0.3)) / c[0] if c[0] else 0.0,
+                )
                 for p, c in proc.counts.items()
                 if rng.random() < 0.9  # an endpoint sometimes missing from an answer
             }
@@ -130,13 +142,19 @@ def write_order(seed: int, scrapes: list[Scrape]) -> list[Scrape]:
     return order
 
 
-def record_all(store: Store, seed: int) -> tuple[datetime, datetime]:
-    """Write the seeded two-target history; (first, last) scrape instants."""
+def record_all(store: Store, seed: int) -> list[Scrape]:
+    """Write the seeded two-target history; the scrapes in the order they were written."""
     scrapes = history(seed, "a") + history(seed, "b")
     ids: set[str] = set()
-    for s in write_order(seed, sorted(scrapes, key=lambda s: s.collected_at)):
+    order = write_order(seed, sorted(scrapes, key=lambda s: s.collected_at))
+    for s in order:
         assert store.record_scrape(s) is (s.id not in ids)
         ids.add(s.id)
+    return order
+
+
+def span(scrapes: list[Scrape]) -> tuple[datetime, datetime]:
+    """(first, last) scrape instants."""
     instants = [s.collected_at for s in scrapes]
     return min(instants), max(instants)
 
@@ -158,31 +176,28 @@ def windows(seed: int, first: datetime, last: datetime, n: int) -> list[tuple[An
     return out
 
 
-def assert_same(got: pd.DataFrame, want: pd.DataFrame, context: object) -> None:
-    assert list(got.columns) == list(want.columns), context
-    assert len(got) == len(want), context
-    assert got["ts"].tolist() == want["ts"].tolist(), context
-    assert got["endpoint"].tolist() == want["endpoint"].tolist(), context
-    for col in INT_COLUMNS:
-        assert got[col].dtype == want[col].dtype == np.dtype("int64") or got.empty, context
-        assert got[col].tolist() == want[col].tolist(), (context, col)
-    for col in FLOAT_COLUMNS:
-        # sums of floats in another order: equal to the last bits of a double
-        np.testing.assert_allclose(
-            got[col].to_numpy(float), want[col].to_numpy(float), rtol=1e-12, atol=1e-9,
-            err_msg=str((context, col)),
-        )  # fmt: skip
-
-
-def check_windows(store: Store, cases: list[tuple[Any, Any]], **kwargs: Any) -> int:
-    """Compare the rollup read with the raw oracle for every window; rows compared."""
+def check_windows(
+    store: Store,
+    cases: list[tuple[Any, Any]],
+    oracle: Oracle | None = None,
+    *,
+    buckets: tuple[str, ...] = ("hour", "day"),
+    **kwargs: Any,
+) -> int:
+    """Compare `endpoint_intervals` for every window and bucket with the raw computation
+    (hour and day) and with the oracle (every bucket, when given); rows compared."""
     rows = 0
     for start, end in cases:
-        for bucket in ("hour", "day"):
+        for bucket in buckets:
+            context = (start, end, bucket, kwargs)
             got = store.endpoint_intervals(start, end, bucket=bucket, **kwargs)
-            want = store._endpoint_intervals_raw(start, end, bucket=bucket, **kwargs)
-            assert_same(got, want, (start, end, bucket, kwargs))
-            rows += len(want)
+            if bucket in ("hour", "day"):
+                raw = store._endpoint_intervals_raw(start, end, bucket=bucket, **kwargs)
+                assert_same_intervals(got, raw, ("raw", *context))
+            if oracle is not None:
+                want = oracle.endpoint_intervals(start, end, bucket=bucket, **kwargs)
+                assert_same_intervals(got, want, ("oracle", *context))
+            rows += len(got)
     return rows
 
 
@@ -218,21 +233,23 @@ def make_v1(url: str) -> None:
 
 # --- the tests -------------------------------------------------------------------------
 
+SCOPES: list[dict[str, Any]] = [
+    {},
+    {"include_monitoring": True},
+    {"target": "a"},
+    {"target": "b", "include_monitoring": True},
+    {"target": "nobody"},
+]
+
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_rollup_equals_raw_oracle(store_url: str, seed: int) -> None:
+def test_rollup_equals_raw_and_oracle(store_url: str, seed: int) -> None:
     with Store(store_url) as store:
-        first, last = record_all(store, seed)
+        written = record_all(store, seed)
+        oracle = Oracle(written)
+        first, last = span(written)
         cases = windows(seed, first, last, 40)
-        rows = 0
-        for kwargs in (
-            {},
-            {"include_monitoring": True},
-            {"target": "a"},
-            {"target": "b", "include_monitoring": True},
-            {"target": "nobody"},
-        ):
-            rows += check_windows(store, cases, **kwargs)
+        rows = sum(check_windows(store, cases, oracle, **kwargs) for kwargs in SCOPES)
         assert rows > 1000  # the comparison compared something
         # the history really holds what the rule is about
         kinds = set(store.resets()["kind"])
@@ -247,32 +264,91 @@ def test_rollup_equals_raw_oracle(store_url: str, seed: int) -> None:
         assert_same_rollup(rollup_rows(store), incremental)
 
 
-def test_minute_and_scrape_buckets_stay_raw(store: Store) -> None:
-    first, last = record_all(store, 4)
-    for bucket in ("minute", "scrape"):
-        got = store.endpoint_intervals(first, last, bucket=bucket)
-        want = store._endpoint_intervals_raw(first, last, bucket=bucket)
-        pd.testing.assert_frame_equal(got, want)
+def test_every_bucket_equals_the_oracle(store: Store) -> None:
+    """minute, scrape, hour and day, for windows of every kind, per target and summed; and
+    the series starts (`resets`)."""
+    written = record_all(store, 4)
+    oracle = Oracle(written)
+    first, last = span(written)
+    cases = windows(4, first, last, 12)
+    buckets = ("minute", "scrape", "hour", "day")
+    rows = sum(check_windows(store, cases, oracle, buckets=buckets, **kw) for kw in SCOPES)
+    assert rows > 1000
+    for (start, end), target in zip(cases, [None, "a", "b"] * 4, strict=False):
+        got = store.resets(start, end, target=target)
+        assert sorted(zip(got["ts"], got["kind"], got["target"], strict=True)) == (
+            oracle.resets(start, end, target=target)
+        ), (start, end, target)
+
+
+def test_the_oracle_tells_each_rule(store: Store) -> None:
+    """The comparison can fail: the oracle without any one of its rules disagrees with the
+    store on the seeded history (so the data exercises every rule)."""
+    written = record_all(store, 4)
+    scrape = store.endpoint_intervals(bucket="scrape", include_monitoring=True)
+    hour = store.endpoint_intervals(bucket="hour", include_monitoring=True)
+    resets = store.resets()
+    starts = sorted(zip(resets["ts"], resets["kind"], resets["target"], strict=True))
+    assert_same_intervals(
+        scrape, Oracle(written).endpoint_intervals(bucket="scrape", include_monitoring=True)
+    )
+
+    def agrees(oracle: Oracle) -> bool:
+        try:
+            for got, bucket in ((scrape, "scrape"), (hour, "hour")):
+                want = oracle.endpoint_intervals(bucket=bucket, include_monitoring=True)
+                assert_same_intervals(got, want)
+        except AssertionError:
+            return False
+        return starts == oracle.resets()
+
+    assert agrees(Oracle(written))
+    for rule in sorted(RULES):
+        assert not agrees(Oracle(written, skip={rule})), f"nothing tells the rule {rule!r}"
+
+
+def test_errors_of_a_sample_round_halves_alike(
+    store: Store, request: pytest.FixtureRequest
+) -> None:
+    """round(errorRate x count) of an exact half: SQLite's ROUND goes away from zero,
+    PostgreSQL's round(double precision) to the even integer: the two backends count
+    errors differently (a known divergence, not fixed: it would change stored figures)."""
+    if store.dialect == "postgresql":
+        request.applymarker(
+            pytest.mark.xfail(strict=True, reason="PostgreSQL rounds a double's half to even")
+        )
+    written = [
+        make_scrape(0, {"/api/agents": (0, 0.0, 0.0)}),
+        make_scrape(1, {"/api/agents": (5, 10.0, 0.5)}),  # 2.5 errors
+    ]
+    for s in written:
+        store.record_scrape(s)
+    got = store.endpoint_intervals(bucket="scrape")
+    assert got["errors"].tolist() == [3]
+    assert_same_intervals(got, Oracle(written).endpoint_intervals(bucket="scrape"))
 
 
 def test_migration_from_version_1(store_url: str) -> None:
     with Store(store_url) as store:
-        first, last = record_all(store, 5)
+        written = record_all(store, 5)
+        first, last = span(written)
         cases = windows(5, first, last, 25)
         before = [store.endpoint_intervals(a, b, bucket="day") for a, b in cases]
     make_v1(store_url)
     with Store(store_url) as store:  # migrates: creates and fills the rollup, version 2
         assert store.schema_version() == SCHEMA_VERSION == 2
-        check_windows(store, cases)
-        check_windows(store, cases, include_monitoring=True, target="a")
+        oracle = Oracle(written)
+        check_windows(store, cases, oracle)
+        check_windows(store, cases, oracle, include_monitoring=True, target="a")
         after = [store.endpoint_intervals(a, b, bucket="day") for a, b in cases]
         for (a, b), x, y in zip(cases, before, after, strict=True):
-            assert_same(y, x, (a, b))
+            assert_same_intervals(y, x, (a, b))
         # and it keeps rolling up what is written next, out of order too
-        more = history(55, "a", scrapes=30)
-        for s in more[::-1]:
+        more = history(55, "a", scrapes=30)[::-1]
+        for s in more:
             store.record_scrape(s)
-        check_windows(store, windows(55, first, max(s.collected_at for s in more), 20))
+        cases = windows(55, first, max(s.collected_at for s in more), 20)
+        check_windows(store, cases, Oracle(written + more))
     with Store(store_url) as store:  # opening again: nothing to migrate
         assert store.schema_version() == SCHEMA_VERSION
 
@@ -288,36 +364,37 @@ def test_scrapes_written_without_rollup_are_caught_up(
         for s in scrapes[:half]:
             store.record_scrape(s)
     reader = Store(store_url)  # open before: sees the rollup fall behind, reads the samples
+    late = scrapes[half::3]  # some of them written later still, out of order
+    bulk = [s for s in scrapes[half:] if s not in late]
     with monkeypatch.context() as m:
-        m.setattr(Store, "_roll_up", lambda self, conn, target_id, sid, ts: None)
+        m.setattr(rollup, "roll_up", lambda conn, target_id, sid, ts: None)
         with Store(store_url) as store:
-            late = scrapes[half::3]  # some of them written later still, out of order
-            for s in scrapes[half:]:
-                if s not in late:
-                    store.record_scrape(s)
+            for s in bulk:
+                store.record_scrape(s)
+    first, last = scrapes[0].collected_at, scrapes[-1].collected_at
     with reader:
         with reader.engine.connect() as conn:
-            assert reader._stale(reader._rollup_state(conn))
-        first, last = scrapes[0].collected_at, scrapes[-1].collected_at
-        check_windows(reader, windows(8, first, last, 10), include_monitoring=True)
+            assert rollup.is_stale(rollup.rollup_state(conn))
+        oracle = Oracle(scrapes[:half] + bulk)
+        check_windows(reader, windows(8, first, last, 10), oracle, include_monitoring=True)
     with Store(store_url) as store:
         for s in late:
             store.record_scrape(s)  # the mark is below the bulk-written scrapes still
     with Store(store_url) as store:
-        first, last = scrapes[0].collected_at, scrapes[-1].collected_at
-        check_windows(store, windows(6, first, last, 30), include_monitoring=True)
-        check_windows(store, windows(7, first, last, 10), target="b")
+        oracle = Oracle(scrapes[:half] + bulk + late)
+        check_windows(store, windows(6, first, last, 30), oracle, include_monitoring=True)
+        check_windows(store, windows(7, first, last, 10), oracle, target="b")
 
 
 def test_edges_of_a_window_inside_one_hour(store: Store) -> None:
     """Partial hours only, one whole hour, and windows whose edges fall on scrapes."""
     base = T0 + timedelta(hours=5)
-    for i, minute in enumerate([0, 10, 30, 59.99, 60, 60.5, 119, 185]):
-        store.record_scrape(
-            make_scrape(
-                minute + 300, {"/api/agents": (10 * (i + 1), 20.0 + i, 0.1)}, uptime_start=0
-            )
-        )
+    written = [
+        make_scrape(minute + 300, {"/api/agents": (10 * (i + 1), 20.0 + i, 0.1)}, uptime_start=0)
+        for i, minute in enumerate([0, 10, 30, 59.99, 60, 60.5, 119, 185])
+    ]
+    for s in written:
+        store.record_scrape(s)
     scrape_at: Callable[[float], datetime] = lambda m: base + timedelta(minutes=m)  # noqa: E731
     cases = [
         (scrape_at(a), scrape_at(b))
@@ -332,7 +409,7 @@ def test_edges_of_a_window_inside_one_hour(store: Store) -> None:
             (30, 200),
         ]
     ]
-    check_windows(store, cases)
+    check_windows(store, cases, Oracle(written), buckets=("minute", "scrape", "hour", "day"))
     got = store.endpoint_intervals(scrape_at(0), scrape_at(120))
     assert got["requests"].tolist() == [30, 30]  # 10 -> 40 in 05:00, 40 -> 70 in 06:00
 
@@ -348,16 +425,17 @@ def test_segments_collected_side_by_side(store_url: str) -> None:
         for s in order:
             assert store.record_scrape(s)
         first, last = scrapes[0].collected_at, scrapes[-1].collected_at
-        check_windows(store, windows(9, first, last, 30), include_monitoring=True)
-        check_windows(store, windows(10, first, last, 10))
+        oracle = Oracle(order)
+        check_windows(store, windows(9, first, last, 30), oracle, include_monitoring=True)
+        check_windows(store, windows(10, first, last, 10), oracle)
 
 
 def test_a_dropped_rollup_table_is_rebuilt(store_url: str) -> None:
     with Store(store_url) as store:
-        first, last = record_all(store, 11)
+        written = record_all(store, 11)
         want = rollup_rows(store)
         with store.engine.begin() as conn:
             conn.execute(text("DROP TABLE lsops_rollup"))
     with Store(store_url) as store:
         assert_same_rollup(rollup_rows(store), want)
-        check_windows(store, windows(11, first, last, 10))
+        check_windows(store, windows(11, *span(written), 10), Oracle(written))

@@ -24,11 +24,14 @@ from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from ._common import monitoring_mask
+
+if TYPE_CHECKING:  # the analysis itself imports no SQLAlchemy
+    from ..store import StoreReader
 
 _REMEMBERED = frozenset(
     {"scrapes", "health", "services", "error_records", "resets", "counter_intervals"}
@@ -49,13 +52,13 @@ _COLUMNS = [
 class MemoStore:
     """A read-through memo over a `Store` (see the module docstring)."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: StoreReader) -> None:
         self._store = store
         self._memo: dict[tuple[Any, ...], Any] = {}
         self._pool: ThreadPoolExecutor | None = None
 
     @property
-    def store(self) -> Any:
+    def store(self) -> StoreReader:
         return self._store
 
     def __getattr__(self, name: str) -> Any:
@@ -138,13 +141,13 @@ class MemoStore:
         return out[_COLUMNS]
 
 
-def _serves_threads(store: Any) -> bool:
+def _serves_threads(store: StoreReader) -> bool:
     """True when the store's engine hands each thread its own connection (QueuePool: a
     SQLite file or PostgreSQL), not one shared connection (an in-memory SQLite store)."""
     pool = getattr(getattr(store, "engine", None), "pool", None)
     return type(pool).__name__ == "QueuePool"
 
 
-def memo(store: Any) -> Any:
+def memo(store: StoreReader | None) -> Any:
     """`store` behind a MemoStore (once: a MemoStore is returned as it is)."""
     return store if isinstance(store, MemoStore) or store is None else MemoStore(store)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from ._common import empty, ensure_ts
 
+if TYPE_CHECKING:  # the analysis itself imports no SQLAlchemy
+    from ..store import StoreReader
+
 
 def health_frame(
-    store: Any, start: datetime | None, end: datetime | None, target: str | None
+    store: StoreReader, start: datetime | None, end: datetime | None, target: str | None
 ) -> pd.DataFrame:
     df = store.health(start, end, target=target)
     if df.empty:
@@ -22,7 +25,7 @@ def health_frame(
 
 
 def scrape_frame(
-    store: Any, start: datetime | None, end: datetime | None, target: str | None
+    store: StoreReader, start: datetime | None, end: datetime | None, target: str | None
 ) -> pd.DataFrame:
     df = store.scrapes(start, end, target=target)
     return (
@@ -31,7 +34,7 @@ def scrape_frame(
 
 
 def scrape_figures(
-    store: Any, start: datetime | None, end: datetime | None, target: str | None
+    store: StoreReader, start: datetime | None, end: datetime | None, target: str | None
 ) -> pd.DataFrame:
     """`scrape_frame` narrowed to ts, target and the figure columns (`Store.scrape_figures`):
     the same rows, order and values, without the other ~30 columns of each scrape. Behind
@@ -58,7 +61,7 @@ def scrape_figures(
 
 
 def reset_frame(
-    store: Any, start: datetime | None, end: datetime | None, target: str | None
+    store: StoreReader, start: datetime | None, end: datetime | None, target: str | None
 ) -> pd.DataFrame:
     df = store.resets(start, end, target=target)
     return (

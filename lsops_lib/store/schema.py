@@ -1,0 +1,347 @@
+"""The store's schema: tables, SCHEMA_VERSION, engine and URL handling, version checks.
+
+One SQLAlchemy Core schema serves SQLite (the embedded default, in WAL mode) and
+PostgreSQL (the shared store, through psycopg 3). Every table is prefixed `lsops_` so a
+shared PostgreSQL database can hold the history next to anything else.
+
+Per-endpoint samples are kept compact (a benchmark wants <= 40 bytes each on disk):
+SQLite `WITHOUT ROWID` table with the composite primary key (scrape_sid, endpoint_id)
+and no other index; `ts` and the target come from the scrape row through the join.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    inspect,
+    select,
+)
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+
+from ..config import redact_url
+from ..exceptions import ConfigError, StoreError, StoreVersionError
+
+SCHEMA_VERSION = 2  # 2: lsops_rollup
+
+
+class StoreUrlError(StoreError, ConfigError):
+    """The store URL is malformed or names a backend lsops does not support (a config error)."""
+
+
+# SQLite: a 64-bit INTEGER PRIMARY KEY is only the rowid alias when spelled INTEGER.
+_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData()
+
+meta_table = Table(
+    "lsops_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+targets_table = Table(
+    "lsops_targets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+)
+
+scrapes_table = Table(
+    "lsops_scrapes",
+    metadata,
+    Column("sid", _ID, primary_key=True, autoincrement=True),
+    Column("scrape_id", String(36), nullable=False, unique=True),
+    Column("target_id", Integer, ForeignKey("lsops_targets.id"), nullable=False),
+    Column("ts", BigInteger, nullable=False),  # collector clock, epoch ms
+    Column("server_ts", BigInteger),  # the server's own `timestamp`, epoch ms
+    Column("duration_ms", Float),
+    Column("ok", Boolean, nullable=False),
+    Column("deep", Boolean),
+    # health
+    Column("health_status", String(16)),  # OK | DEGRADED | ERROR; NULL = no answer
+    Column("health_http_status", Integer),  # status of the answer or of the failure
+    Column("health_failure", String(32)),  # ApiError kind when health got no answer
+    Column("health_error", Text),  # the 503 exception shape's message
+    Column("uptime_s", Float),
+    Column("pid", Integer),
+    Column("rss", BigInteger),
+    Column("heap_total", BigInteger),
+    Column("heap_used", BigInteger),
+    Column("external", BigInteger),
+    Column("checks_passed", Integer),
+    Column("checks_total", Integer),
+    # metrics
+    Column("metrics_http_status", Integer),
+    Column("metrics_failure", String(32)),
+    Column("failure_message", Text),  # every failure of the scrape, one line
+    Column("uptime_start_ms", BigInteger),
+    Column("uptime_duration_ms", BigInteger),
+    Column("last_reset_ms", BigInteger),
+    Column("requests_total", BigInteger),  # NULL <=> the scrape has no metrics
+    Column("status_2xx", BigInteger),
+    Column("status_4xx", BigInteger),
+    Column("status_5xx", BigInteger),
+    Column("cache_hits", BigInteger),
+    Column("cache_misses", BigInteger),
+    Column("rt_count", Integer),
+    Column("rt_avg", Float),
+    Column("rt_min", Float),
+    Column("rt_p50", Float),
+    Column("rt_p95", Float),
+    Column("rt_p99", Float),
+    Column("rt_max", Float),
+    Column("errors_kept", Integer),
+    Column("errors_recent", Integer),
+    Column("time_window_ms", BigInteger),
+)
+Index("lsops_scrapes_target_ts", scrapes_table.c.target_id, scrapes_table.c.ts)
+
+services_table = Table(
+    "lsops_services",
+    metadata,
+    Column("scrape_sid", _ID, primary_key=True),
+    Column("service", String(100), primary_key=True),
+    Column("status", String(16)),
+    Column("message", Text),
+    Column("response_time_ms", Float),
+)
+
+endpoints_table = Table(
+    "lsops_endpoints",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("path", Text, nullable=False, unique=True),
+    Column("monitoring", Boolean, nullable=False),
+)
+
+samples_table = Table(
+    "lsops_samples",
+    metadata,
+    Column("scrape_sid", _ID, primary_key=True, autoincrement=False),
+    Column("endpoint_id", Integer, primary_key=True, autoincrement=False),
+    Column("count", BigInteger, nullable=False),  # cumulative, as byEndpoint[path].count
+    Column("avg_time", Float, nullable=False),  # ms, over all `count` requests
+    Column("error_rate", Float, nullable=False),  # FRACTION 0-1
+    sqlite_with_rowid=False,
+)
+
+# Hourly rollup of the per-endpoint deltas (schema version 2): per target, hour (the
+# scrape's ts truncated to the hour, as the reads bucket it) and endpoint, the sums of the
+# deltas of the scrapes of that hour, monitoring endpoints included. Written by
+# `record_scrape` in the scrape's own transaction (rollup.py); `endpoint_intervals` reads it.
+rollup_table = Table(
+    "lsops_rollup",
+    metadata,
+    Column("target_id", Integer, primary_key=True, autoincrement=False),
+    Column("hour_ts", BigInteger, primary_key=True, autoincrement=False),
+    Column("endpoint_id", Integer, primary_key=True, autoincrement=False),
+    Column("requests", BigInteger, nullable=False),
+    Column("errors", BigInteger, nullable=False),
+    Column("time_sum_ms", Float, nullable=False),
+    Column("resets", Integer, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+errors_table = Table(
+    "lsops_errors",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("target_id", Integer, nullable=False),
+    Column("fingerprint", String(32), nullable=False),
+    Column("ts", BigInteger, nullable=False),  # the error's own timestamp (epoch ms)
+    Column("first_seen", BigInteger, nullable=False),  # ts of the scrape that saw it first
+    Column("endpoint", Text),
+    Column("method", String(16)),
+    Column("status_code", Integer),
+    Column("error", Text),
+    Column("context", Text),  # JSON
+    UniqueConstraint("target_id", "fingerprint", name="lsops_errors_fp"),
+)
+Index("lsops_errors_ts", errors_table.c.ts)
+
+raw_table = Table(
+    "lsops_raw",
+    metadata,
+    Column("scrape_sid", _ID, primary_key=True, autoincrement=False),
+    Column("part", String(16), primary_key=True),
+    Column("body", LargeBinary, nullable=False),  # zlib
+)
+
+db_sizes_table = Table(
+    "lsops_db_sizes",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("database", String(200), nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("schema", String(200)),
+    Column("table", String(200)),
+    Column("total_bytes", BigInteger),
+    Column("table_bytes", BigInteger),
+    Column("index_bytes", BigInteger),
+    Column("toast_bytes", BigInteger),
+    Column("rows_estimate", BigInteger),
+)
+Index("lsops_db_sizes_db_ts", db_sizes_table.c.database, db_sizes_table.c.ts)
+
+db_queries_table = Table(
+    "lsops_db_queries",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("database", String(200), nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("queryid", BigInteger),
+    Column("query", Text),
+    Column("calls", BigInteger),
+    Column("total_ms", Float),
+    Column("rows", BigInteger),
+)
+Index("lsops_db_queries_db_ts", db_queries_table.c.database, db_queries_table.c.ts)
+
+
+# --- engine and URL ------------------------------------------------------------------
+
+
+def engine_url(url: str) -> str:
+    """`postgresql://` and `postgres://` -> `postgresql+psycopg://` (psycopg 3)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    """The engine of a store URL: SQLite (parent folder created, WAL unless in memory,
+    busy_timeout 30 s) or PostgreSQL (psycopg 3). Anything else is a StoreUrlError."""
+    try:
+        parsed = make_url(engine_url(url))
+    except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises ArgumentError & co
+        raise StoreUrlError(f"not a store URL: {redact_url(url)} ({one_line(exc)})") from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        database = parsed.database or ""
+        memory = database in ("", ":memory:") or database.startswith("file::memory:")
+        kwargs: dict[str, Any] = {}
+        if memory:
+            kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+        else:
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            kwargs = {"connect_args": {"timeout": 30}}
+        engine = create_engine(parsed, **kwargs)
+        _sqlite_setup(engine, wal=not memory)
+        return engine
+    if backend == "postgresql":
+        return create_engine(parsed, pool_pre_ping=True)
+    raise StoreUrlError(f"unsupported store backend {backend!r}: use sqlite:/// or postgresql://")
+
+
+def _sqlite_setup(engine: Engine, *, wal: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # take transaction control from pysqlite: SQLAlchemy's begin() emits BEGIN below
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA busy_timeout = 30000")
+            if wal:
+                cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get("lsops_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """One write transaction (SQLite: BEGIN IMMEDIATE, so writers queue, never deadlock)."""
+    with engine.connect() as conn:
+        conn = conn.execution_options(lsops_write=True)
+        with conn.begin():
+            yield conn
+
+
+def create_tables(engine: Engine) -> None:
+    """Create the tables and indexes that do not exist yet."""
+    try:
+        metadata.create_all(engine, checkfirst=True)
+    except SQLAlchemyError:
+        # another process created the schema at the same moment: check once more
+        metadata.create_all(engine, checkfirst=True)
+
+
+# --- the meta rows and the version -----------------------------------------------------
+
+
+def stored_version(conn: Connection, url: str) -> int | None:
+    """The schema version the store holds, None for a store without the meta table yet."""
+    if not inspect(conn).has_table(meta_table.name):
+        return None
+    value = conn.execute(
+        select(meta_table.c.value).where(meta_table.c.key == "schema_version")
+    ).scalar()
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        raise StoreError(f"store {url} has a malformed schema version {value!r}") from None
+
+
+def refuse_newer(version: int | None, url: str) -> None:
+    """StoreVersionError for a store written by a newer lsops."""
+    if version is not None and version > SCHEMA_VERSION:
+        raise StoreVersionError(
+            f"store {url} has schema version {version}, newer than this lsops "
+            f"understands ({SCHEMA_VERSION}): upgrade lsops"
+        )
+
+
+def set_meta(conn: Connection, key: str, value: str) -> None:
+    """Update in place (a PostgreSQL writer waiting on that row then sees the new one)."""
+    done = conn.execute(meta_table.update().where(meta_table.c.key == key).values(value=value))
+    if done.rowcount == 0:
+        conn.execute(meta_table.insert().values(key=key, value=value))
+
+
+def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING, in the dialect's own words."""
+    if not rows:
+        return
+    name = conn.dialect.name
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    elif name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:  # pragma: no cover - the Store refuses other backends
+        raise StoreError(f"unsupported store backend {name!r}")
+    conn.execute(insert(table).on_conflict_do_nothing(), rows)
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of a database error (the driver's own message when there is one)."""
+    orig = getattr(exc, "orig", None)
+    message = str(orig if orig is not None else exc).strip().splitlines()
+    return message[0] if message else type(exc).__name__

@@ -1,0 +1,290 @@
+"""Writing one scrape: `write_scrape` and the rows it is made of.
+
+One `record_scrape` = one transaction (scrape row, health services, per-endpoint samples,
+new error records, the rollup of the scrape, compressed raw payloads), so a process
+killed mid-write leaves either the whole scrape or none of it. The scrape's UUID is
+unique: a retried write of the same scrape stores nothing twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from ..exceptions import StoreError
+from ..models import ErrorRecord, Scrape, is_monitoring
+from ..times import to_ms
+from . import rollup
+from .core import Ids, StoreCore
+from .schema import (
+    endpoints_table,
+    errors_table,
+    insert_ignore,
+    one_line,
+    raw_table,
+    samples_table,
+    scrapes_table,
+    services_table,
+    targets_table,
+)
+
+
+class Writes(StoreCore):
+    """`Store.record_scrape`."""
+
+    def record_scrape(self, scrape: Scrape) -> bool:
+        """Store one scrape in one transaction. False when that scrape id is already stored."""
+        with self._lock:
+            try:
+                return self._record(scrape)
+            except IntegrityError:
+                # the same scrape id written concurrently (or a retry racing its original)
+                if self._has_scrape(scrape.id):
+                    return False
+                raise StoreError(
+                    f"cannot write scrape {scrape.id} to {self.url}: integrity error"
+                ) from None
+            except SQLAlchemyError as exc:
+                raise StoreError(f"cannot write scrape to {self.url}: {one_line(exc)}") from None
+
+    def _has_scrape(self, scrape_id: str) -> bool:
+        with self._read() as conn:
+            return has_scrape(conn, scrape_id)
+
+    def _record(self, scrape: Scrape) -> bool:
+        new = Ids()
+        with self._write() as conn:
+            if not write_scrape(conn, scrape, self._ids, new):
+                return False
+        self._ids.update(new)  # ids are only trusted once their transaction committed
+        return True
+
+
+def has_scrape(conn: Connection, scrape_id: str) -> bool:
+    query = select(scrapes_table.c.sid).where(scrapes_table.c.scrape_id == scrape_id)
+    return conn.execute(query).first() is not None
+
+
+def write_scrape(conn: Connection, scrape: Scrape, known: Ids, new: Ids) -> bool:
+    """Store one scrape in the write transaction `conn`; False when that scrape id is
+    already stored. Ids not in `known` are looked up or created and noted in `new`."""
+    if has_scrape(conn, scrape.id):
+        return False
+    target_id = _target_id(conn, scrape.target, known, new)
+    if conn.dialect.name == "postgresql":
+        # one writer per target at a time: the rollup reads the target's latest
+        # scrapes (SQLite's BEGIN IMMEDIATE already serializes every writer)
+        conn.execute(
+            select(targets_table.c.id).where(targets_table.c.id == target_id).with_for_update()
+        )
+    row = scrape_row(scrape, target_id)
+    sid = conn.execute(scrapes_table.insert().values(**row)).inserted_primary_key[0]
+
+    health = scrape.health
+    if health is not None and health.services:
+        conn.execute(
+            services_table.insert(),
+            [
+                {
+                    "scrape_sid": sid,
+                    "service": name[:100],
+                    "status": svc.status,
+                    "message": truncate(svc.message),
+                    "response_time_ms": svc.response_time_ms,
+                }
+                for name, svc in health.services.items()
+            ],
+        )
+
+    metrics = scrape.metrics
+    if metrics is not None:
+        if metrics.endpoints:
+            ids = _endpoint_id_map(conn, list(metrics.endpoints), known, new)
+            conn.execute(
+                samples_table.insert(),
+                [
+                    {
+                        "scrape_sid": sid,
+                        "endpoint_id": ids[path],
+                        "count": int(stats.count),
+                        "avg_time": float(stats.avg_time_ms or 0.0),
+                        "error_rate": float(stats.error_rate or 0.0),
+                    }
+                    for path, stats in metrics.endpoints.items()
+                ],
+            )
+        if metrics.recent_errors:
+            insert_ignore(
+                conn, errors_table, error_rows(metrics.recent_errors, target_id, row["ts"])
+            )
+
+    rollup.roll_up(conn, target_id, sid, row["ts"])
+
+    if scrape.raw:
+        conn.execute(
+            raw_table.insert(),
+            [
+                {"scrape_sid": sid, "part": part[:16], "body": zlib.compress(body, 6)}
+                for part, body in scrape.raw.items()
+            ],
+        )
+    return True
+
+
+def _target_id(conn: Connection, name: str, known: Ids, new: Ids) -> int:
+    if name in known.targets:
+        return known.targets[name]
+    insert_ignore(conn, targets_table, [{"name": name}])
+    tid = conn.execute(select(targets_table.c.id).where(targets_table.c.name == name)).scalar_one()
+    new.targets[name] = tid
+    return tid
+
+
+def _endpoint_id_map(conn: Connection, paths: list[str], known: Ids, new: Ids) -> dict[str, int]:
+    ids = {p: known.endpoints[p] for p in paths if p in known.endpoints}
+    missing = [p for p in paths if p not in ids]
+    if missing:
+        insert_ignore(
+            conn,
+            endpoints_table,
+            [{"path": p, "monitoring": is_monitoring(p)} for p in missing],
+        )
+        for chunk in _chunks(missing, 500):
+            rows = conn.execute(
+                select(endpoints_table.c.path, endpoints_table.c.id).where(
+                    endpoints_table.c.path.in_(chunk)
+                )
+            )
+            for path, eid in rows:
+                ids[path] = eid
+                new.endpoints[path] = eid
+    return ids
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def truncate(value: str | None, limit: int = 4000) -> str | None:
+    return value if value is None or len(value) <= limit else value[: limit - 1] + "…"
+
+
+# --- the rows ----------------------------------------------------------------------------
+
+
+def scrape_row(scrape: Scrape, target_id: int) -> dict[str, Any]:
+    """The lsops_scrapes row of a scrape."""
+    health, metrics = scrape.health, scrape.metrics
+    failures = {f.part: f for f in scrape.failures}
+    hf, mf = failures.get("health"), failures.get("metrics")
+    message = "; ".join(f"{f.part}: {f.message}" for f in scrape.failures) or None
+    server_ts = (
+        metrics.timestamp
+        if metrics and metrics.timestamp
+        else (health.timestamp if health else None)
+    )
+    row: dict[str, Any] = {
+        "scrape_id": scrape.id,
+        "target_id": target_id,
+        "ts": to_ms(scrape.collected_at),
+        "server_ts": to_ms(server_ts) if server_ts else None,
+        "duration_ms": scrape.duration_ms,
+        "ok": scrape.ok,
+        "deep": health.deep if health else None,
+        "health_status": health.status if health else None,
+        "health_http_status": health.http_status if health else (hf.http_status if hf else None),
+        "health_failure": hf.kind if hf else None,
+        "health_error": truncate(health.error) if health else None,
+        "metrics_http_status": (200 if metrics else (mf.http_status if mf else None)),
+        "metrics_failure": mf.kind if mf else None,
+        "failure_message": truncate(message),
+    }
+    if health is not None:
+        mem = health.memory
+        row.update(
+            uptime_s=health.uptime_s,
+            pid=health.pid,
+            rss=mem.rss,
+            heap_total=mem.heap_total,
+            heap_used=mem.heap_used,
+            external=mem.external,
+            checks_passed=health.checks_passed,
+            checks_total=health.checks_total,
+        )
+    if metrics is not None:
+        rt = metrics.response_times
+        row.update(
+            uptime_start_ms=metrics.uptime.start_ms,
+            uptime_duration_ms=metrics.uptime.duration_ms,
+            last_reset_ms=metrics.uptime.last_reset_ms,
+            requests_total=int(metrics.requests_total),
+            status_2xx=metrics.by_status.get("2xx"),
+            status_4xx=metrics.by_status.get("4xx"),
+            status_5xx=metrics.by_status.get("5xx"),
+            cache_hits=metrics.cache.hits,
+            cache_misses=metrics.cache.misses,
+            errors_kept=metrics.errors_kept,
+            errors_recent=metrics.errors_recent,
+            time_window_ms=metrics.time_window_ms,
+        )
+        if rt is not None:
+            row.update(
+                rt_count=rt.count,
+                rt_avg=rt.avg,
+                rt_min=rt.min,
+                rt_p50=rt.p50,
+                rt_p95=rt.p95,
+                rt_p99=rt.p99,
+                rt_max=rt.max,
+            )
+    return row
+
+
+def error_rows(records: list[ErrorRecord], target_id: int, scrape_ts: int) -> list[dict[str, Any]]:
+    """The lsops_errors rows of an answer's error records, deduplicated by (target,
+    timestamp, endpoint, method, status, error, occurrence within the answer)."""
+    seen: dict[tuple[Any, ...], int] = {}
+    rows: dict[str, dict[str, Any]] = {}
+    for rec in records:
+        key = (rec.timestamp_ms, rec.endpoint, rec.method, rec.status_code, rec.error)
+        occurrence = seen.get(key, 0)
+        seen[key] = occurrence + 1
+        fp = _fingerprint(target_id, rec, occurrence)
+        rows[fp] = {
+            "target_id": target_id,
+            "fingerprint": fp,
+            "ts": int(rec.timestamp_ms) if rec.timestamp_ms is not None else scrape_ts,
+            "first_seen": scrape_ts,
+            "endpoint": truncate(rec.endpoint, 1000),
+            "method": (rec.method or None) and rec.method[:16],
+            "status_code": rec.status_code,
+            "error": truncate(rec.error),
+            "context": truncate(json.dumps(rec.context, default=str))
+            if rec.context is not None
+            else None,
+        }
+    return list(rows.values())
+
+
+def _fingerprint(target_id: int, rec: ErrorRecord, occurrence: int) -> str:
+    key = json.dumps(
+        [
+            target_id,
+            rec.timestamp_ms,
+            rec.endpoint,
+            rec.method,
+            rec.status_code,
+            rec.error,
+            occurrence,
+        ],
+        default=str,
+    )
+    return hashlib.blake2b(key.encode(), digest_size=12).hexdigest()

@@ -63,6 +63,13 @@ class Thresholds:
     availability_slo: float = 0.995  # share of health observations that are OK
     latency_slo: float = 0.95  # share of time slices whose p95 met latency_p95_ms
     incident_margin_minutes: float = 30.0  # a postmortem window: the incident +- this margin
+    # postmortem harm (analysis/harm.py): an endpoint is harmed by what chance does not explain
+    harm_significance: float = 0.01  # one-sided test level of the error and latency tests
+    harm_min_excess_errors: float = 3.0  # fewer errors beyond the baseline than this: no harm
+    harm_min_latency_ms: float = 20.0  # a mean less than this above the baseline's: no harm
+    harm_min_latency_increase: float = 0.10  # nor one less than 10 % above the baseline's
+    harm_min_requests: int = 30  # latency is not tested on fewer requests (either period)
+    harm_seconds_per_error: float = 30.0  # a failed request weighs 30 request-seconds of delay
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,9 @@ class Postmortem:
         latency in request-seconds, each counted only when a one-sided test says it is
         no chance): endpoint, requests, errors, error_rate, baseline_*, expected_errors,
         excess_errors, errors_p, errors_significant, mean_ms, baseline_mean_ms, added_ms,
-        added_latency_s, latency_p, latency_significant, harm_s, harmed, rank (1 = most
-        harm).
+        added_latency_s, latency_p, latency_significant, harm_s, harmed, extra_latency_ms
+        (requests x max(added_ms, 0): the earlier column, kept for its callers), rank
+        (1 = most harm).
     errors: sampled error records (ts, endpoint, method, status_code, error), at most
         `sample_errors`, spread over the window; error_counts: endpoint, status_code,
         error, count.

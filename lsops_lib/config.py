@@ -72,6 +72,13 @@ class Thresholds:
     notable_cache_hit_rate_change: float = 0.001  # cache hit rate, difference (0.1 pp)
     notable_endpoint_error_rate_change: float = 0.005  # an endpoint's error rate rose > 0.5 pp
     notable_endpoint_latency_change: float = 0.20  # an endpoint's mean latency rose > 20 %
+    # postmortem harm (analysis/harm.py): an endpoint is harmed by what chance does not explain
+    harm_significance: float = 0.01  # one-sided test level of the error and latency tests
+    harm_min_excess_errors: float = 3.0  # fewer errors beyond the baseline than this: no harm
+    harm_min_latency_ms: float = 20.0  # a mean less than this above the baseline's: no harm
+    harm_min_latency_increase: float = 0.10  # nor one less than 10 % above the baseline's
+    harm_min_requests: int = 30  # latency is not tested on fewer requests (either period)
+    harm_seconds_per_error: float = 30.0  # a failed request weighs 30 request-seconds of delay
 
 
 @dataclass(frozen=True)

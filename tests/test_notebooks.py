@@ -17,9 +17,11 @@ the `application/json` output tagged `lsops-key-figures`), text from the archive
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -120,6 +122,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             plain / "outage.ipynb",
             {"start": "2026-10-02T01:30Z", "end": "2026-10-02T03:30Z", "title": "API outage"},
             plain_env,
+        ),
+        # no window: the notebook's own default (the latest incident)
+        "plain_default": _papermill(
+            "incident_postmortem.ipynb", plain / "default.ipynb", {}, plain_env
         ),
     }
     jobs = {
@@ -372,6 +378,34 @@ def test_postmortem_under_plain_papermill_finds_the_outage_length(runs: dict) ->
     assert figures["title"] == "API outage"
 
 
+def test_postmortem_default_window_is_the_command_the_review_prints(runs: dict) -> None:
+    """Without a window, the notebook studies the latest incident (the /projects/:id
+    burst) over the very window of the `lsops report postmortem` command that the review
+    prints for it: one rule, analysis.incidents.incident_window."""
+    nb = runs["plain_default"]
+    _no_errors(nb)
+    figures = present.read_key_figures(nb)
+    assert figures["window_chosen"].startswith("the most recent incident in the history")
+    assert figures["title"] == "error rate on /projects/:id 2026-10-03 03:00 UTC"
+    assert figures["window_start"] == "2026-10-03T02:30:00Z"
+    assert figures["window_end"] == "2026-10-03T04:30:00Z"
+    assert figures["endpoints_by_harm"][0] == "/projects/:id"
+    assert figures["most_harmed_endpoint"] == "/projects/:id"
+    command = (
+        f"lsops report postmortem --start {figures['window_start']} "
+        f"--end {figures['window_end']} --title {shlex.quote(figures['title'])}"
+    )
+    review = nbformat.read(runs["review"].ipynb_path, as_version=4)
+    assert html.escape(command, quote=True) in _html_outputs(review)
+    # and `lsops report` archives that window under the title's key
+    key = reports.validate(
+        "postmortem",
+        {"start": figures["window_start"], "end": figures["window_end"], "title": figures["title"]},
+        notebooks_dir=NOTEBOOKS,
+    )[0]
+    assert key == "error-rate-on-projects-id-2026-10-03-03-00-utc"
+
+
 # --- the archive: escaping and secrets --------------------------------------------------------
 
 
@@ -406,11 +440,16 @@ def test_default_month_is_the_previous_calendar_month(monkeypatch: pytest.Monkey
 
 
 def test_default_postmortem_window_is_the_latest_incident(runs: dict) -> None:
+    from lsops_lib.analysis import monthly_review
+
     source = present.open_store(runs["store_url"])
     window = present.choose_window(source, Thresholds())
     assert window.how.startswith("the most recent incident")
     assert "error rate on /projects/:id" in window.title
     assert window.start <= BURST[0] <= window.end
+    # the review's command for that incident is this window's
+    review = monthly_review(source.store, "2026-10", Thresholds())
+    assert window.command in set(review.incidents["postmortem_command"])
 
 
 def test_missing_store_is_an_empty_stand_in(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -404,3 +405,133 @@ def with_commands(found: pd.DataFrame, thresholds: Thresholds | None = None) -> 
         [postmortem_command(row, thresholds) for _, row in out.iterrows()] if not out.empty else []
     )
     return out
+
+
+# --- the postmortem's window: one rule for the default and the commands --------------------------
+
+LOOKBACK = timedelta(days=30)  # the default window: the latest incident this far back
+DEFAULT_SPAN = timedelta(hours=24)  # without an incident (or an end, or a start): 24 h
+
+
+@dataclass(frozen=True)
+class IncidentWindow:
+    """The window a postmortem studies: start, end (UTC), its title and how it was chosen;
+    `incident` is the incidents() row it was built around (None when none was)."""
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+    title: str
+    how: str
+    incident: dict[str, Any] | None = field(default=None, compare=False)
+
+    @property
+    def command(self) -> str:
+        """The `lsops report postmortem ...` command that archives this window's report."""
+        return (
+            f"lsops report postmortem --start {iso(self.start)} --end {iso(self.end)} "
+            f"--title {shlex.quote(self.title)}"
+        )
+
+
+def incident_title(row: Any) -> str:
+    """An incident's name: 'no answer 2026-10-16 02:15 UTC', 'latency on /context/search
+    2026-10-10 09:00 UTC' (the title `postmortem_command` gives it)."""
+    endpoint = row.get("endpoint")
+    where = f" on {endpoint}" if isinstance(endpoint, str) and endpoint else ""
+    return (
+        f"{str(row['kind']).replace('_', ' ')}{where} "
+        f"{ts(row['start']).strftime('%Y-%m-%d %H:%M')} UTC"
+    )
+
+
+def latest_incident_window(
+    store: Any,
+    thresholds: Thresholds | None = None,
+    *,
+    target: str | None = None,
+    lookback: timedelta = LOOKBACK,
+    last: Any = None,
+) -> IncidentWindow | None:
+    """The window around the most recent incident that is not a bare restart, among those
+    of the last `lookback` of the history (up to `last`, default the store's last
+    observation): `incident_window` of it, titled `incident_title`, so that it is the
+    window of the `postmortem_command` the review and `lsops incidents` print for it.
+    None when there is no such incident (or no history)."""
+    if last is None:
+        extent = store.extent(target)
+        if not extent:
+            return None
+        last = extent[1]
+    last = ts(last)
+    found = incidents(
+        store, py(last - lookback), py(last + pd.Timedelta(seconds=1)), thresholds, target=target
+    )
+    if not found.empty:
+        found = found[found["kind"] != "restart"]
+    if found.empty:
+        return None
+    row = found.sort_values("start", kind="stable").iloc[-1].to_dict()
+    start, end = incident_window(row["start"], row["end"], thresholds)
+    margin = (thresholds or Thresholds()).incident_margin_minutes
+    return IncidentWindow(
+        start,
+        end,
+        incident_title(row),
+        f"the most recent incident in the history (no window given), {margin:g} min either side",
+        row,
+    )
+
+
+def postmortem_window(
+    store: Any,
+    thresholds: Thresholds | None = None,
+    *,
+    start: Any = None,
+    end: Any = None,
+    title: str | None = None,
+    target: str | None = None,
+    lookback: timedelta = LOOKBACK,
+    last: Any = None,
+) -> IncidentWindow:
+    """The postmortem's window. Given start and end: them. Given one: 24 h from it (or to
+    it). Given neither: `latest_incident_window`; without an incident, the last 24 h of
+    the history (before now when the store is empty). `title` replaces the chosen one."""
+    from ..times import parse_time, utcnow
+
+    def name(when: pd.Timestamp) -> str:
+        return when.strftime("%Y-%m-%d %H:%M UTC")
+
+    if start is not None and end is not None:
+        s, e = ts(parse_time(start)), ts(parse_time(end))
+        return IncidentWindow(s, e, title or f"Incident {name(s)}", "the window given")
+    if start is not None:
+        s = ts(parse_time(start))
+        return IncidentWindow(
+            s, s + DEFAULT_SPAN, title or f"Incident {name(s)}", "start given; end = start + 24 h"
+        )
+    if end is not None:
+        e = ts(parse_time(end))
+        return IncidentWindow(
+            e - DEFAULT_SPAN,
+            e,
+            title or f"Incident before {name(e)}",
+            "end given; start = end - 24 h",
+        )
+    if last is None:
+        extent = store.extent(target)
+        last = extent[1] if extent else None
+    if last is not None:
+        found = latest_incident_window(
+            store, thresholds, target=target, lookback=lookback, last=last
+        )
+        if found is not None:
+            if title:
+                return IncidentWindow(found.start, found.end, title, found.how, found.incident)
+            return found
+    last = ts(last) if last is not None else ts(utcnow())
+    return IncidentWindow(
+        last - DEFAULT_SPAN,
+        last + pd.Timedelta(seconds=1),
+        title or "Last 24 hours of the history",
+        "no window given and no incident found: the last 24 h of the history",
+    )

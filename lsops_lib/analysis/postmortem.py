@@ -13,11 +13,13 @@ from ..config import Thresholds
 from ._common import MONITORING_REASON, empty, ensure_ts, iso, py, ratio, ts
 from ._reads import health_frame, reset_frame
 from .availability import Availability, availability_from_health
+from .harm import HARM_COLUMNS, harm
 from .incidents import COLUMNS as INCIDENT_COLUMNS
 from .incidents import incidents as find_incidents
 from .incidents import with_commands
 from .memory import MemoryTrend, memory_trend
 from .traffic import (
+    endpoint_series,
     endpoint_summary,
     excluded_monitoring,
     request_totals,
@@ -35,9 +37,14 @@ class Postmortem:
     requests / failed / error_rate: requests and failed requests in the impact window
         (the window when there was no breach), monitoring excluded unless asked.
     no_answer / observations: health observations in the impact window.
-    endpoints: endpoint, requests, errors, error_rate, mean_ms, baseline_error_rate,
-        baseline_mean_ms, excess_errors (errors beyond the baseline rate),
-        extra_latency_ms (requests x mean increase over baseline), rank (1 = most harm).
+    endpoints: the endpoints of the impact window ranked by harm against the baseline
+        (`analysis.harm.harm`: errors beyond what the baseline rate predicts and added
+        latency in request-seconds, each counted only when a one-sided test says it is
+        no chance): endpoint, requests, errors, error_rate, baseline_*, expected_errors,
+        excess_errors, errors_p, errors_significant, mean_ms, baseline_mean_ms, added_ms,
+        added_latency_s, latency_p, latency_significant, harm_s, harmed, extra_latency_ms
+        (requests x max(added_ms, 0): the earlier column, kept for its callers), rank
+        (1 = most harm).
     errors: sampled error records (ts, endpoint, method, status_code, error), at most
         `sample_errors`, spread over the window; error_counts: endpoint, status_code,
         error, count.
@@ -46,6 +53,7 @@ class Postmortem:
     incidents: `incidents()` rows of the window. comparison: metric, window, baseline.
     series: ts, period ("baseline" | "window"), requests, errors, error_rate, mean_ms
         for charts; health: ts, status; availability: `Availability` of the window.
+    problem: why the figures could not be computed (`unavailable_postmortem`), else None.
     """
 
     title: str | None
@@ -78,14 +86,23 @@ class Postmortem:
     excluded: pd.DataFrame = field(repr=False)
     excluded_reason: str = MONITORING_REASON
     notes: list[str] = field(default_factory=list)
+    problem: str | None = None
+
+    @property
+    def harmed(self) -> pd.DataFrame:
+        """The endpoints with significant harm, most harmed first."""
+        eps = self.endpoints
+        return eps.loc[eps["harmed"].astype(bool)] if not eps.empty else eps
 
     def summary(self) -> dict[str, Any]:
-        """The headline figures, flat (for a first cell, logs or JSON)."""
-        top = self.endpoints.iloc[0]["endpoint"] if not self.endpoints.empty else None
+        """The headline figures (the report's key figures are built from these): plain
+        values, lists and small dicts, never a DataFrame."""
+        harmed = self.harmed
         return {
+            "computed": self.problem is None,
             "title": self.title,
-            "start": self.start,
-            "end": self.end,
+            "window_start": self.start,
+            "window_end": self.end,
             "impact_start": self.impact_start,
             "impact_end": self.impact_end,
             "duration_s": self.duration_s,
@@ -94,10 +111,30 @@ class Postmortem:
             "error_rate": self.error_rate,
             "no_answer": self.no_answer,
             "observations": self.observations,
-            "most_harmed_endpoint": top,
+            "availability": self.availability.availability,
+            "endpoints_by_harm": [str(e) for e in self.endpoints["endpoint"]],
+            "most_harmed_endpoint": str(harmed.iloc[0]["endpoint"]) if not harmed.empty else None,
+            "harmed": [
+                {
+                    "endpoint": str(r["endpoint"]),
+                    "harm_s": r["harm_s"],
+                    "excess_errors": r["excess_errors"] if r["errors_significant"] else 0.0,
+                    "added_latency_s": r["added_latency_s"] if r["latency_significant"] else 0.0,
+                }
+                for r in harmed.to_dict("records")
+            ],
+            "incidents": [
+                {
+                    k: r.get(k)
+                    for k in ("kind", "start", "end", "duration_s", "endpoint", "severity")
+                }
+                for r in self.incidents.to_dict("records")
+            ],
             "restarts": int(len(self.restarts)),
-            "incidents": int(len(self.incidents)),
-            "excluded": list(self.excluded["endpoint"]) if not self.excluded.empty else [],
+            "timeline_events": int(len(self.timeline)),
+            "error_records_sampled": int(len(self.errors)),
+            "excluded": [str(e) for e in self.excluded["endpoint"]],
+            "notes": list(self.notes),
         }
 
 
@@ -169,42 +206,6 @@ def _timeline(
     return out.sort_values("ts", kind="stable").reset_index(drop=True)
 
 
-def _rank(window: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame:
-    cols = [
-        "endpoint",
-        "requests",
-        "errors",
-        "error_rate",
-        "mean_ms",
-        "baseline_error_rate",
-        "baseline_mean_ms",
-        "excess_errors",
-        "extra_latency_ms",
-        "rank",
-    ]
-    if window.empty:
-        return empty(cols)
-    b = (
-        base[["endpoint", "error_rate", "mean_ms"]].rename(
-            columns={"error_rate": "baseline_error_rate", "mean_ms": "baseline_mean_ms"}
-        )
-        if not base.empty
-        else empty(["endpoint", "baseline_error_rate", "baseline_mean_ms"])
-    )
-    out = window.merge(b, on="endpoint", how="left")
-    out["baseline_error_rate"] = pd.to_numeric(out["baseline_error_rate"], errors="coerce")
-    out["baseline_mean_ms"] = pd.to_numeric(out["baseline_mean_ms"], errors="coerce")
-    expected = out["requests"] * out["baseline_error_rate"].fillna(0)
-    out["excess_errors"] = (out["errors"] - expected).clip(lower=0)
-    extra = (out["mean_ms"] - out["baseline_mean_ms"]).clip(lower=0).fillna(0)
-    out["extra_latency_ms"] = out["requests"] * extra
-    out = out.sort_values(
-        ["excess_errors", "extra_latency_ms", "requests"], ascending=False
-    ).reset_index(drop=True)
-    out["rank"] = np.arange(1, len(out) + 1)
-    return out[cols]
-
-
 def postmortem(
     store: Any,
     start: datetime,
@@ -259,6 +260,19 @@ def postmortem(
         store, i_start, i_end, target=target, include_monitoring=include_monitoring
     )
     totals = request_totals(window_summary)
+    # the harm rule's latency test: each period's per-request variance from its bucket means
+    per_bucket = {"bucket": fine, "target": target, "include_monitoring": include_monitoring}
+    ranked = harm(
+        window_summary,
+        base_summary,
+        th,
+        window_series=endpoint_series(store, i_start, i_end, **per_bucket)
+        if not window_summary.empty
+        else None,
+        baseline_series=endpoint_series(store, b_start, b_end, **per_bucket)
+        if not (window_summary.empty or base_summary.empty)
+        else None,
+    )
     i_health = (
         health[(health["ts"] >= ts(i_start)) & (health["ts"] < ts(i_end))]
         if not health.empty
@@ -363,7 +377,7 @@ def postmortem(
         error_rate=totals["error_rate"],
         no_answer=int((i_health["status"] == "NO_ANSWER").sum()) if not i_health.empty else 0,
         observations=int(len(i_health)),
-        endpoints=_rank(window_summary, base_summary),
+        endpoints=ranked,
         errors=sample,
         error_counts=error_counts,
         restarts=resets,
@@ -376,4 +390,75 @@ def postmortem(
         memory=memory,
         excluded=excluded,
         notes=notes,
+    )
+
+
+def unavailable_postmortem(
+    start: datetime,
+    end: datetime,
+    thresholds: Thresholds | None = None,
+    *,
+    problem: str,
+    baseline: tuple[datetime, datetime] | timedelta | None = None,
+    title: str | None = None,
+    target: str | None = None,
+    include_monitoring: bool = False,
+) -> Postmortem:
+    """A Postmortem of [start, end) without a figure (every frame empty, every figure
+    unknown) and `problem` saying why: what a report shows when `postmortem` failed, so
+    that its cells still run."""
+    th = thresholds or Thresholds()
+    start, end = py(start), py(end)
+    b_start, b_end = _baseline(start, baseline)
+    no_health = empty(["ts", "status"])
+    memory = MemoryTrend(
+        frame=empty(["ts", "rss", "heap_used", "heap_total", "segment", "restart"]),
+        segments=empty(["segment", "start", "end", "leak"]),
+        restarts=empty(["ts", "kind"]),
+        leak=False,
+        peak_rss=None,
+        peak_fraction=None,
+        last_rss=None,
+        last_fraction=None,
+        limit_bytes=th.memory_limit_bytes,
+        growth_threshold=th.memory_growth_per_hour,
+    )
+    nan = float("nan")
+    return Postmortem(
+        title=title,
+        start=start,
+        end=end,
+        baseline_start=b_start,
+        baseline_end=b_end,
+        target=target,
+        thresholds=th,
+        include_monitoring=include_monitoring,
+        impact_start=None,
+        impact_end=None,
+        duration_s=None,
+        requests=0,
+        failed=0,
+        error_rate=nan,
+        no_answer=0,
+        observations=0,
+        endpoints=empty(HARM_COLUMNS),
+        errors=empty(["ts", "endpoint", "method", "status_code", "error"]),
+        error_counts=empty(["endpoint", "status_code", "error", "count"]),
+        restarts=empty(["ts", "kind"]),
+        timeline=empty(["ts", "event", "detail", "endpoint"]),
+        incidents=empty([*INCIDENT_COLUMNS, "postmortem_command"]),
+        comparison=pd.DataFrame(
+            {
+                "metric": ["requests per hour", "error_rate", "mean_ms", "availability"],
+                "window": [nan] * 4,
+                "baseline": [nan] * 4,
+            }
+        ),
+        series=empty(["ts", "period", "requests", "errors", "error_rate", "mean_ms"]),
+        health=no_health,
+        availability=availability_from_health(no_health, start, end),
+        memory=memory,
+        excluded=empty(["endpoint", "requests", "errors", "reason"]),
+        notes=[f"the figures could not be computed: {problem}"],
+        problem=problem,
     )

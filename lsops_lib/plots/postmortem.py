@@ -1,5 +1,289 @@
-"""The charts of the incident postmortem: each takes the DataFrame the library returns."""
+"""The charts of the incident postmortem: each takes the DataFrame the library returns.
+
+    harm_ranking(pm.endpoints)                       the harm of each harmed endpoint
+    window_traffic(pm.series, pm.impact_start, pm.impact_end, restarts=pm.restarts["ts"],
+                   error_target=pm.thresholds.error_rate)
+                                                     requests, error rate, mean latency
+    window_health(pm.health)                         health status over the window
+    window_memory(pm.memory, pm.thresholds)          RSS over the baseline and the window
+
+Each draws in the lsops look and returns what it drew (a Figure or an Axes), or None
+when there is nothing to draw (no health observation, no memory figure, nobody harmed).
+Titles state the finding, computed from the frame they are given.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from datetime import timedelta
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+
+from .. import fmt
+from .look import (
+    BAD,
+    COLORS,
+    WIDTH_IN,
+    bytes_axis,
+    dense_timeseries,
+    figure,
+    mark_events,
+    ms_axis,
+    pct_axis,
+    shade,
+    target_line,
+    utc_axis,
+)
+
+__all__ = [
+    "HEALTH_ORDER",
+    "harm_ranking",
+    "window_health",
+    "window_memory",
+    "window_traffic",
+    "with_gaps",
+]
+
+HEALTH_ORDER = ["OK", "DEGRADED", "ERROR", "NO_ANSWER"]
+_BASELINE_COLOR = COLORS[6]
+_WINDOW_COLOR = COLORS[0]
+
+
+def with_gaps(frame: pd.DataFrame, x: str = "ts") -> pd.DataFrame:
+    """A NaN row after each interval followed by a gap (> 1.5x the median spacing), so a
+    line breaks where there was no data instead of carrying the last value over it."""
+    if len(frame) < 3:
+        return frame
+    frame = frame.sort_values(x).reset_index(drop=True)
+    step = frame[x].diff()
+    typical = step.median()
+    holes = frame.loc[step > 1.5 * typical, x] - step[step > 1.5 * typical] + typical
+    if holes.empty:
+        return frame
+    filler = pd.DataFrame({x: holes.to_numpy()})
+    return pd.concat([frame, filler], ignore_index=True).sort_values(x, kind="stable")
+
+
+def _step(series: pd.DataFrame) -> pd.Timedelta:
+    """The typical spacing of a series' intervals (its median; 5 min when unknown)."""
+    steps = series["ts"].drop_duplicates().sort_values().diff().dropna()
+    return steps.median() if not steps.empty else pd.Timedelta(minutes=5)
+
+
+def _rate(frame: pd.DataFrame, num: str, den: str) -> float:
+    total = float(frame[den].sum()) if len(frame) else 0.0
+    return float(frame[num].sum()) / total if total else float("nan")
+
+
+def window_traffic(
+    series: pd.DataFrame,
+    impact_start: Any = None,
+    impact_end: Any = None,
+    *,
+    restarts: Any = None,
+    error_target: float | None = None,
+    baseline_span: timedelta | None = None,
+) -> Any:
+    """Requests, error rate and mean latency per interval: the end of the baseline in grey,
+    the window in blue, the impact window shaded, restarts dotted; a dashed error-rate
+    target when given. Returns the Figure (three Axes sharing the time axis).
+
+    series: ts, period ("baseline" | "window"), requests, errors, error_rate, mean_ms (and
+    time_sum_ms when there: the mean latencies in the titles are weighted by it). Only
+    the last `baseline_span` of the baseline is drawn (default: 3x the window, at least
+    2 h): enough to compare without squeezing the window; the titles' figures use it all.
+    The titles' requests and error rate are those of the intervals overlapping the impact
+    window (the whole window without one); the mean latencies those of the whole window.
+    """
+    fig, axes = plt.subplots(3, 1, figsize=(WIDTH_IN, 9), sharex=True)
+    if series is None or series.empty:
+        axes[0].set_title("No traffic counted in the window or its baseline")
+        for ax in axes:
+            ax.set_yticks([])
+        utc_axis(axes[2])
+        return fig
+    series = series.sort_values("ts")
+    win = series[series["period"] == "window"]
+    base_all = series[series["period"] == "baseline"]
+    step = _step(series)
+    base = base_all
+    if not win.empty and not base_all.empty:
+        length = win["ts"].max() - win["ts"].min() + step
+        span = (
+            pd.Timedelta(baseline_span) if baseline_span else max(3 * length, pd.Timedelta(hours=2))
+        )
+        base = base_all[base_all["ts"] >= win["ts"].min() - span]
+    impact = win
+    where = "in the window"
+    if impact_start is not None and not pd.isna(impact_start):
+        last = impact_end if impact_end is not None and not pd.isna(impact_end) else impact_start
+        # the intervals of the impact window: per scrape, those closing in it (as the
+        # bundle's figures count them); per hour (or longer), the buckets it spans
+        first, last = pd.Timestamp(impact_start), pd.Timestamp(last)
+        if step >= pd.Timedelta(hours=1):
+            impact = win[(win["ts"] >= first.floor("h")) & (win["ts"] < max(last, first + step))]
+        else:
+            impact = win[(win["ts"] >= first) & (win["ts"] <= last)]
+        where = "in the impact window"
+    for period, frame, color in (
+        ("baseline", with_gaps(base), _BASELINE_COLOR),
+        ("window", with_gaps(win), _WINDOW_COLOR),
+    ):
+        if frame.empty:
+            continue
+        axes[0].step(frame["ts"], frame["requests"], where="post", color=color, label=period)
+        axes[1].step(frame["ts"], frame["error_rate"], where="post", color=color, label=period)
+        axes[2].step(frame["ts"], frame["mean_ms"], where="post", color=color, label=period)
+
+    def mean_ms(frame: pd.DataFrame) -> float:
+        if "time_sum_ms" in frame:
+            return _rate(frame, "time_sum_ms", "requests")
+        weights = frame["requests"].where(frame["mean_ms"].notna(), 0)
+        return (
+            float(np.average(frame["mean_ms"].fillna(0), weights=weights))
+            if weights.sum()
+            else float("nan")
+        )
+
+    axes[0].set_title(f"Requests per interval: {fmt.integer(impact['requests'].sum())} {where}")
+    axes[0].set_ylabel("requests")
+    if error_target is not None:
+        target_line(axes[1], error_target, f"target < {fmt.pct(error_target, 0)}")
+    axes[1].set_title(
+        f"Error rate {fmt.pct(_rate(impact, 'errors', 'requests'), 1)} {where} vs "
+        f"{fmt.pct(_rate(base_all, 'errors', 'requests'), 1)} in the baseline"
+    )
+    axes[1].set_ylabel("error rate")
+    top = win["error_rate"].max() if not win.empty else float("nan")
+    pct_axis(axes[1], digits=1 if top < 0.05 else 0)  # 0.5 % steps need their decimal
+    axes[1].set_ylim(bottom=0)
+    axes[2].set_title(
+        f"Mean latency {fmt.ms(mean_ms(win))} in the window vs "
+        f"{fmt.ms(mean_ms(base_all))} in the baseline"
+    )
+    axes[2].set_ylabel("mean latency")
+    ms_axis(axes[2])
+    for ax in axes:
+        if impact_start is not None and not pd.isna(impact_start):
+            end = impact_end if impact_end is not None and not pd.isna(impact_end) else impact_start
+            end = max(pd.Timestamp(end), pd.Timestamp(impact_start) + pd.Timedelta(minutes=1))
+            shade(ax, impact_start, end, "impact window")
+        if restarts is not None:
+            mark_events(ax, restarts, "restart / reset")
+        ax.legend(loc="best")
+    utc_axis(axes[2])
+    return fig
+
+
+def window_health(health: pd.DataFrame, ax: Axes | None = None) -> Axes | None:
+    """Health status per observation (OK, DEGRADED, ERROR, NO_ANSWER) as a step line;
+    None without observations."""
+    if health is None or health.empty:
+        return None
+    level = health["status"].map({s: i for i, s in enumerate(HEALTH_ORDER)})
+    bad = int((health["status"] != "OK").sum())
+    if ax is None:
+        _, ax = figure(2.2)
+    ax.step(health["ts"], level, where="post", color=BAD)
+    ax.set_yticks(range(len(HEALTH_ORDER)), HEALTH_ORDER)
+    ax.set_ylim(-0.5, len(HEALTH_ORDER) - 0.5)
+    ax.set_title(f"Health: {bad} of {len(health)} observations in the window were not OK")
+    utc_axis(ax)
+    return ax
+
+
+def window_memory(
+    memory: Any,
+    thresholds: Any = None,
+    *,
+    restarts: Any = None,
+    leaks: pd.DataFrame | None = None,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Axes | None:
+    """RSS per scrape with restarts dotted, steady climbs (possible leaks) shaded and, when
+    the curve comes near it, the runbook's memory target (thresholds.memory_fraction of
+    thresholds.memory_limit_bytes). None without a figure.
+
+    memory: a `MemoryTrend` (its frame, restarts and leak segments are used) or a frame
+    with ts and rss (then `restarts`: instants, `leaks`: start, end rows)."""
+    frame = getattr(memory, "frame", memory)
+    if frame is None or frame.empty or frame["rss"].dropna().empty:
+        return None
+    if restarts is None and hasattr(memory, "restarts") and not memory.restarts.empty:
+        restarts = memory.restarts["ts"]
+    if leaks is None and hasattr(memory, "leak_segments"):
+        leaks = memory.leak_segments
+    if title is None:
+        peak = frame["rss"].max()
+        leak = "possible leak" if leaks is not None and not leaks.empty else "no steady climb"
+        title = f"Memory over the baseline and the window: peak {fmt.size(peak)}, {leak}"
+    if ax is None:
+        _, ax = figure(3.0)
+    dense_timeseries(ax, frame, "ts", "rss", title, ylabel="RSS")
+    if thresholds is not None:
+        limit = thresholds.memory_limit_bytes * thresholds.memory_fraction
+        if frame["rss"].max() > limit * 0.5:  # only when the line would not flatten the curve
+            target_line(
+                ax,
+                limit,
+                f"{fmt.pct(thresholds.memory_fraction, 0)} of {fmt.size(thresholds.memory_limit_bytes)}",
+            )
+    if restarts is not None:
+        mark_events(ax, restarts, "restart / reset")
+    for i, seg in enumerate((leaks if leaks is not None else pd.DataFrame()).to_dict("records")):
+        # the steady climb itself when the analysis found where it starts and ends
+        start, end = seg.get("climb_start"), seg.get("climb_end")
+        if fmt.missing(start) or fmt.missing(end):
+            start, end = seg["start"], seg["end"]
+        shade(ax, start, end, "possible leak" if i == 0 else None)
+    bytes_axis(ax)
+    _, labels = ax.get_legend_handles_labels()
+    if labels:
+        ax.legend(loc="best")
+    return ax
+
+
+def harm_ranking(endpoints: pd.DataFrame, *, top: int = 10, ax: Axes | None = None) -> Axes | None:
+    """The harmed endpoints' harm in request-seconds, most harmed at the top, split into
+    its two parts: significant errors beyond the baseline (weighted by
+    thresholds.harm_seconds_per_error) and significant added latency. None when no
+    endpoint was harmed.
+
+    endpoints: `analysis.harm.harm` rows (endpoint, harm_s, harmed, added_latency_s,
+    latency_significant)."""
+    if endpoints is None or endpoints.empty or not endpoints["harmed"].astype(bool).any():
+        return None
+    data = endpoints.loc[endpoints["harmed"].astype(bool)].nlargest(top, "harm_s")
+    latency = data["added_latency_s"].where(data["latency_significant"].astype(bool), 0.0)
+    latency = latency.fillna(0.0).clip(lower=0.0)
+    errors = (data["harm_s"] - latency).clip(lower=0.0)
+    if ax is None:
+        _, ax = figure(max(2.0, 0.45 * len(data) + 1.4), width=WIDTH_IN)
+    names = [str(v) for v in data["endpoint"]][::-1]
+    ax.barh(
+        names,
+        list(errors)[::-1],
+        color=BAD,
+        label="errors beyond the baseline" if errors.any() else None,
+    )
+    ax.barh(
+        names,
+        list(latency)[::-1],
+        left=list(errors)[::-1],
+        color=COLORS[1],
+        label="added latency" if latency.any() else None,
+    )
+    first = data.iloc[0]
+    ax.set_title(
+        f"Most harmed: {first['endpoint']}, {fmt.number(first['harm_s'], 3)} request-seconds "
+        f"({fmt.duration(first['harm_s'])} of users' time)"
+    )
+    ax.set_xlabel("harm (request-seconds)")
+    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _pos: f"{v:,.0f}"))
+    ax.grid(axis="y", visible=False)
+    ax.legend(loc="best")
+    return ax

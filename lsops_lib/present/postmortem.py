@@ -1,16 +1,23 @@
-"""The incident postmortem, section by section."""
+"""The incident postmortem, section by section: what the notebook shows of the bundle.
+
+The rules are in `lsops_lib.analysis` (the window: `analysis.incidents.postmortem_window`;
+harm: `analysis.harm`; the facts: `analysis.postmortem`), the charts in
+`lsops_lib.plots.postmortem`; here, only text, tables and boxes. Every `show_*` takes the
+frame its section shows (or the bundle) and is guarded: a failure is a box, never a
+traceback.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 
 from .. import plots
+from ..analysis.incidents import IncidentWindow, postmortem_window
 from ..config import Thresholds
-from ..times import parse_time, utcnow
+from ..times import utcnow
 from .display import (
     DASH,
     TO_BE_WRITTEN,
@@ -19,7 +26,6 @@ from .display import (
     box_html,
     esc,
     facts_html,
-    fmt_bytes,
     fmt_duration,
     fmt_int,
     fmt_ms,
@@ -34,18 +40,10 @@ from .display import (
     todo,
     unavailable,
 )
-from .monthly import _need, _plot_memory
 from .source import StoreSource
 
-# --- the postmortem -----------------------------------------------------------------------------
-
-
-@dataclass
-class Window:
-    start: datetime
-    end: datetime
-    title: str
-    how: str  # how the window was chosen
+# the window a postmortem studies (start, end, title, how it was chosen): analysis's
+Window = IncidentWindow
 
 
 def choose_window(
@@ -56,86 +54,71 @@ def choose_window(
     end: Any = None,
     title: str | None = None,
     target: str | None = None,
-    margin: timedelta = timedelta(minutes=30),
-    lookback: timedelta = timedelta(days=30),
-) -> Window:
-    """The incident window. Given start and end: them. Otherwise the most recent incident
-    (not a bare restart) in the last `lookback` of the history, with `margin` around it;
-    without one, the last 24 h of the history (or before now when the store is empty)."""
-    from ..analysis import incidents
-
-    if start is not None and end is not None:
-        s, e = parse_time(start), parse_time(end)
-        return Window(s, e, title or f"Incident {fmt_ts(s)}", "the window given")
-    if start is not None:
-        s = parse_time(start)
-        return Window(
-            s,
-            s + timedelta(hours=24),
-            title or f"Incident {fmt_ts(s)}",
-            "start given; end = start + 24 h",
-        )
-    if end is not None:
-        e = parse_time(end)
-        return Window(
-            e - timedelta(hours=24),
-            e,
-            title or f"Incident before {fmt_ts(e)}",
-            "end given; start = end - 24 h",
-        )
-    last = source.extent[1].to_pydatetime() if source.extent else utcnow()
-    if source.extent:
-        found = incidents(
-            source.store, last - lookback, last + timedelta(seconds=1), thresholds, target=target
-        )
-        found = found[found["kind"] != "restart"] if not found.empty else found
-        if not found.empty:
-            row = found.sort_values("start").iloc[-1]
-            s = pd.Timestamp(row["start"]).to_pydatetime() - margin
-            e = pd.Timestamp(row["end"]).to_pydatetime() + margin
-            where = f" on {row['endpoint']}" if isinstance(row.get("endpoint"), str) else ""
-            name = f"{str(row['kind']).replace('_', ' ')}{where} {fmt_ts(row['start'])}"
-            return Window(
-                s, e, title or name, "the most recent incident in the history (no window given)"
-            )
-    return Window(
-        last - timedelta(hours=24),
-        last + timedelta(seconds=1),
-        title or "Last 24 hours of the history",
-        "no window given and no incident found: the last 24 h of the history",
+) -> IncidentWindow:
+    """The incident window (`analysis.incidents.postmortem_window` over the report's store):
+    the window given; else the most recent incident of the last 30 days of the history,
+    `incident_window` around it (the window of the command the review prints for it);
+    else the last 24 h of the history."""
+    return postmortem_window(
+        source.store, thresholds, start=start, end=end, title=title, target=target
     )
 
 
 def load_postmortem(
     source: StoreSource,
-    window: Window,
+    window: IncidentWindow,
     thresholds: Thresholds,
     *,
     target: str | None = None,
     baseline_hours: float = 24.0,
     sample_errors: int = 20,
 ) -> Any:
-    from ..analysis import postmortem
+    """`analysis.postmortem(...)` of the window against the `baseline_hours` before it.
+    When it cannot be computed: an "unavailable" box, and an empty bundle saying why
+    (`pm.problem`), so that every cell after it still runs."""
+    from datetime import timedelta
 
+    from ..analysis import postmortem
+    from ..analysis.postmortem import unavailable_postmortem
+
+    baseline = timedelta(hours=float(baseline_hours))
     try:
         return postmortem(
             source.store,
             window.start,
             window.end,
             thresholds,
-            baseline=timedelta(hours=float(baseline_hours)),
+            baseline=baseline,
             title=window.title,
             target=target,
             sample_errors=int(sample_errors),
         )
-    except Exception as exc:  # noqa: BLE001
-        unavailable("Postmortem facts", f"could not be computed: {type(exc).__name__}: {exc}")
-        return None
+    except Exception as exc:  # noqa: BLE001 - shown, and the report goes on
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        unavailable("Postmortem facts", f"could not be computed: {reason}")
+        return unavailable_postmortem(
+            window.start,
+            window.end,
+            thresholds,
+            problem=reason,
+            baseline=baseline,
+            title=window.title,
+            target=target,
+        )
+
+
+def _need(pm: Any, section: str) -> bool:
+    """False (and a box, not recorded again) when the bundle's figures are missing."""
+    if pm is None or getattr(pm, "problem", None):
+        unavailable(section, "the figures could not be computed (see above)", record=False)
+        return False
+    return True
 
 
 @guarded("Header")
-def show_postmortem_header(pm: Any, window: Window, severity: str, source: StoreSource) -> None:
-    title = window.title
+def show_postmortem_header(
+    pm: Any, window: IncidentWindow, severity: str, source: StoreSource
+) -> None:
     rows = [
         ("Severity", severity),
         ("API target", (pm.target if pm is not None else None) or "every target in the store"),
@@ -152,66 +135,157 @@ def show_postmortem_header(pm: Any, window: Window, severity: str, source: Store
         ("Data", source.describe()),
         ("Generated", fmt_ts(utcnow())),
     ]
-    show_html(f"<h2>{esc(title)}</h2>" + facts_html(rows))
+    show_html(f"<h2>{esc(window.title)}</h2>" + facts_html(rows))
     if not source.available:
         unavailable("Metrics store", source.problem or "unknown")
-    elif pm is not None and pm.availability.observations == 0:
+    elif pm is not None and not pm.problem and pm.availability.observations == 0:
         unavailable(
             "Data",
             f"no observation in the window ({source.describe()}): every figure below is unknown",
         )
 
 
-def _impact_sentence(pm: Any) -> str:
-    if pm.impact_start is None:
-        return (
-            f"No threshold breach found between {fmt_ts(pm.start)} and {fmt_ts(pm.end)}: "
-            f"{fmt_int(pm.failed)} of {fmt_int(pm.requests)} requests failed in the whole window."
-        )
-    kinds = (
-        pm.incidents[pm.incidents["kind"] != "restart"] if not pm.incidents.empty else pm.incidents
-    )
-    what = ", ".join(
+# --- summary ----------------------------------------------------------------------------------
+
+
+def _what(incidents: Any) -> str:
+    """'error rate on /projects/:id, no answer' from incident rows (restarts left out)."""
+    rows = incidents.to_dict("records") if isinstance(incidents, pd.DataFrame) else incidents
+    return ", ".join(
         sorted(
             {
-                str(k).replace("_", " ") + (f" on {e}" if isinstance(e, str) else "")
-                for k, e in zip(kinds["kind"], kinds["endpoint"], strict=True)
+                str(r["kind"]).replace("_", " ")
+                + (f" on {r['endpoint']}" if isinstance(r.get("endpoint"), str) else "")
+                for r in rows or []
+                if r.get("kind") != "restart"
             }
         )
     )
-    top = pm.endpoints.iloc[0]["endpoint"] if not pm.endpoints.empty else None
+
+
+def impact_sentence(summary: Mapping[str, Any]) -> str:
+    """What the history shows, in two or three sentences, from `pm.summary()`."""
+    if summary.get("computed") is False:
+        return "The figures could not be computed: " + "; ".join(summary.get("notes") or [])
+    if summary.get("impact_start") is None:
+        return (
+            f"No threshold breach found between {fmt_ts(summary['window_start'])} and "
+            f"{fmt_ts(summary['window_end'])}: {fmt_int(summary['failed'])} of "
+            f"{fmt_int(summary['requests'])} requests failed in the whole window."
+        )
     text = (
-        f"From {fmt_ts(pm.impact_start)} to {fmt_ts(pm.impact_end)} ({fmt_duration(pm.duration_s)}): {what}. "
-        f"{fmt_int(pm.failed)} of {fmt_int(pm.requests)} requests failed ({fmt_pct(pm.error_rate, 1)}); "
-        f"{fmt_int(pm.no_answer)} of {fmt_int(pm.observations)} health checks got no answer."
+        f"From {fmt_ts(summary['impact_start'])} to {fmt_ts(summary['impact_end'])} "
+        f"({fmt_duration(summary['duration_s'])}): {_what(summary.get('incidents'))}. "
+        f"{fmt_int(summary['failed'])} of {fmt_int(summary['requests'])} requests failed "
+        f"({fmt_pct(summary['error_rate'], 1)}); {fmt_int(summary['no_answer'])} of "
+        f"{fmt_int(summary['observations'])} health checks got no answer."
     )
-    if top is not None and _harmed(pm.endpoints.iloc[0]):
-        text += f" Most harmed endpoint: {top}."
+    harmed = summary.get("harmed") or []
+    if harmed:
+        top = harmed[0]
+        parts = []
+        if top.get("excess_errors"):
+            parts.append(f"{fmt_num(top['excess_errors'], 3)} errors beyond its baseline")
+        if top.get("added_latency_s"):
+            parts.append(f"{fmt_num(top['added_latency_s'], 3)} request-seconds of added latency")
+        text += f" Most harmed endpoint: {top['endpoint']} ({' and '.join(parts)})."
+        if len(harmed) > 1:
+            text += f" {len(harmed) - 1} more endpoint(s) harmed beyond chance."
+    else:
+        text += " No endpoint shows errors or latency beyond what its baseline explains."
     return text
 
 
-def _harmed(row: Any) -> bool:
-    """Errors beyond the baseline, or a mean latency at least 1.5x the baseline's."""
-    slower = (
-        not _missing(row["baseline_mean_ms"])
-        and not _missing(row["mean_ms"])
-        and row["mean_ms"] >= 1.5 * row["baseline_mean_ms"]
-    )
-    return bool(row["excess_errors"] >= 1 or slower)
-
-
 @guarded("Summary")
-def show_pm_summary(pm: Any) -> None:
-    if not _need(pm, "Summary"):
+def show_pm_summary(summary: Any) -> None:
+    """The "what the history shows" box and the box left for the incident owner.
+    `summary`: `pm.summary()` (or the bundle)."""
+    if hasattr(summary, "summary"):
+        summary = summary.summary()
+    if summary is None:
+        unavailable("Summary", "the figures could not be computed (see above)", record=False)
         return
-    show_html(box_html("What the history shows", _impact_sentence(pm), kind="info"))
+    kind = "info" if summary.get("computed", True) else "unavailable"
+    show_html(box_html("What the history shows", impact_sentence(summary), kind=kind))
     todo("Summary", "Two or three sentences: what happened, who was affected, how it was fixed.")
 
 
+# --- impact -----------------------------------------------------------------------------------
+
+
+def _p(value: Any) -> str:
+    if _missing(value):
+        return "not tested"
+    return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"
+
+
+def finding(row: Mapping[str, Any], thresholds: Thresholds | None = None) -> str:
+    """One endpoint's harm verdict in words: 'errors beyond the baseline (p < 0.001)',
+    'slower (p < 0.001)', 'within noise (errors p = 0.088)', ..."""
+    th = thresholds or Thresholds()
+    found = []
+    if row.get("errors_significant"):
+        found.append(f"errors beyond the baseline ({_p(row['errors_p'])})")
+    if row.get("latency_significant"):
+        found.append(f"slower ({_p(row['latency_p'])})")
+    if found:
+        return " and ".join(found)
+    p_err, p_lat = row.get("errors_p"), row.get("latency_p")
+    small = [
+        name
+        for name, p in (("errors", p_err), ("latency", p_lat))
+        if not _missing(p) and p < th.harm_significance
+    ]
+    if small:
+        return f"{' and '.join(small)} beyond chance but below the minimum that counts"
+    shown = [
+        f"{name} {_p(p)}" for name, p in (("errors", p_err), ("latency", p_lat)) if not _missing(p)
+    ]
+    if _missing(p_lat) and row.get("requests", 0) < th.harm_min_requests:
+        shown.append(f"latency not tested (under {th.harm_min_requests} requests)")
+    return "within noise (" + ", ".join(shown) + ")" if shown else "within noise"
+
+
+HARM_TABLE = {
+    "rank": "rank",
+    "endpoint": "endpoint",
+    "requests": "requests",
+    "errors": "errors",
+    "error_rate": "error rate",
+    "baseline_error_rate": "baseline error rate",
+    "excess_errors": "errors beyond baseline",
+    "mean_ms": "mean latency",
+    "baseline_mean_ms": "baseline mean",
+    "added_latency_s": "added latency (request-s)",
+    "harm_s": "harm (request-s)",
+    "finding": "finding",
+}
+HARM_FORMATS = {
+    "error_rate": lambda v: fmt_pct(v, 2),
+    "baseline_error_rate": lambda v: fmt_pct(v, 2),
+    "mean_ms": fmt_ms,
+    "baseline_mean_ms": fmt_ms,
+    "excess_errors": lambda v: fmt_num(v, 3),
+    "added_latency_s": lambda v: fmt_num(v, 3),
+    "harm_s": lambda v: fmt_num(v, 3) if v else "0",
+}
+
+
+def harm_table(endpoints: pd.DataFrame, thresholds: Thresholds | None = None) -> pd.DataFrame:
+    """The harm rows with their `finding` in words (what the Impact table shows)."""
+    out = endpoints.copy()
+    out["finding"] = [finding(r, thresholds) for r in out.to_dict("records")] if len(out) else []
+    return out
+
+
 @guarded("Impact")
-def show_impact(pm: Any) -> None:
+def show_impact(pm: Any, endpoints: pd.DataFrame | None = None) -> None:
+    """The impact window's figures, the endpoints ranked by harm (`endpoints`, default
+    `pm.endpoints`) and the window against its baseline."""
     if not _need(pm, "Impact"):
         return
+    endpoints = pm.endpoints if endpoints is None else endpoints
+    th = pm.thresholds
     rows = [
         (
             "Impact window (first breach to last breach)",
@@ -235,28 +309,11 @@ def show_impact(pm: Any) -> None:
             "total requests above are lower bounds."
         )
     show_table(
-        pm.endpoints,
-        "Endpoints ranked by harm (errors beyond the baseline rate, then added latency)",
-        {
-            "error_rate": lambda v: fmt_pct(v, 2),
-            "baseline_error_rate": lambda v: fmt_pct(v, 2),
-            "mean_ms": fmt_ms,
-            "baseline_mean_ms": fmt_ms,
-            "excess_errors": lambda v: fmt_num(v, 4),
-            "extra_latency_ms": lambda v: fmt_ms(v) if not _missing(v) else DASH,
-        },
-        columns={
-            "rank": "rank",
-            "endpoint": "endpoint",
-            "requests": "requests",
-            "errors": "errors",
-            "error_rate": "error rate",
-            "baseline_error_rate": "baseline error rate",
-            "excess_errors": "errors beyond baseline",
-            "mean_ms": "mean latency",
-            "baseline_mean_ms": "baseline mean",
-            "extra_latency_ms": "added latency (total)",
-        },
+        harm_table(endpoints, th),
+        "Endpoints ranked by harm (request-seconds: significant errors beyond the baseline "
+        f"x {fmt_num(th.harm_seconds_per_error)} s, plus significant added latency)",
+        HARM_FORMATS,
+        columns=HARM_TABLE,
         empty="no request counted in the impact window",
     )
     cmp = pm.comparison.copy()
@@ -281,12 +338,18 @@ def show_impact(pm: Any) -> None:
     )
 
 
+# --- timeline, detection, resolution, evidence --------------------------------------------------
+
+
 @guarded("Timeline")
-def show_timeline(pm: Any) -> None:
-    if not _need(pm, "Timeline"):
-        return
+def show_timeline(timeline: Any) -> None:
+    """The timeline from the history (`pm.timeline`, or the bundle)."""
+    if hasattr(timeline, "timeline"):
+        if not _need(timeline, "Timeline"):
+            return
+        timeline = timeline.timeline
     show_table(
-        pm.timeline,
+        timeline,
         "Timeline from the history (UTC): health changes, threshold crossings, resets, gaps",
         {
             "ts": lambda v: fmt_ts(v, seconds=True),
@@ -302,13 +365,18 @@ def show_timeline(pm: Any) -> None:
     )
 
 
+def _breaches(incidents: pd.DataFrame) -> pd.DataFrame:
+    return incidents[incidents["kind"] != "restart"] if not incidents.empty else incidents
+
+
 @guarded("Detection")
-def show_detection(pm: Any) -> None:
-    if not _need(pm, "Detection"):
-        return
-    inc = (
-        pm.incidents[pm.incidents["kind"] != "restart"] if not pm.incidents.empty else pm.incidents
-    )
+def show_detection(incidents: Any) -> None:
+    """The first breach in the history (`pm.incidents`, or the bundle)."""
+    if hasattr(incidents, "incidents"):
+        if not _need(incidents, "Detection"):
+            return
+        incidents = incidents.incidents
+    inc = _breaches(incidents)
     if inc.empty:
         show_text("The history shows no threshold breach in this window.")
     else:
@@ -325,16 +393,18 @@ def show_detection(pm: Any) -> None:
 
 
 @guarded("Resolution")
-def show_resolution(pm: Any) -> None:
+def show_resolution(pm: Any, restarts: pd.DataFrame | None = None) -> None:
+    """When the history is back within thresholds, and the restarts (`restarts`, default
+    `pm.restarts`)."""
     if not _need(pm, "Resolution"):
         return
+    restarts = pm.restarts if restarts is None else restarts
     if pm.impact_end is not None:
         ongoing = bool(pm.incidents["ongoing"].any()) if "ongoing" in pm.incidents else False
         text = f"Back within thresholds at {fmt_ts(pm.impact_end)}" + (
             " (still breaching at the last observation of the window)" if ongoing else ""
         )
         show_text(text + ".")
-    restarts = pm.restarts
     if not restarts.empty:
         show_table(
             restarts,
@@ -347,11 +417,14 @@ def show_resolution(pm: Any) -> None:
 
 
 @guarded("Evidence")
-def show_evidence(pm: Any) -> None:
+def show_evidence(pm: Any, error_counts: pd.DataFrame | None = None) -> None:
+    """Error records grouped (`error_counts`, default `pm.error_counts`), a sample of them
+    spread over the window, and the bundle's notes."""
     if not _need(pm, "Evidence"):
         return
+    error_counts = pm.error_counts if error_counts is None else error_counts
     show_table(
-        pm.error_counts,
+        error_counts,
         "Error records by endpoint, status and message",
         {
             "status_code": lambda v: DASH if _missing(v) else str(int(v)),
@@ -385,108 +458,28 @@ def show_evidence(pm: Any) -> None:
     show_notes(pm.notes, title="Notes")
 
 
-def _with_gaps(frame: pd.DataFrame) -> pd.DataFrame:
-    """A NaN row after each interval followed by a gap (> 1.5x the median spacing), so a
-    line breaks where there was no data instead of carrying the last value over it."""
-    if len(frame) < 3:
-        return frame
-    frame = frame.sort_values("ts").reset_index(drop=True)
-    step = frame["ts"].diff()
-    typical = step.median()
-    holes = frame.loc[step > 1.5 * typical, "ts"] - step[step > 1.5 * typical] + typical
-    if holes.empty:
-        return frame
-    filler = pd.DataFrame({"ts": holes.to_numpy()})
-    return pd.concat([frame, filler], ignore_index=True).sort_values("ts", kind="stable")
-
-
 @guarded("Charts")
 def show_window_charts(pm: Any) -> None:
-    """Requests, errors, error rate and mean latency of the window against the baseline."""
+    """The window's charts in one call (the notebook draws them itself, from `plots`):
+    requests, error rate and mean latency against the baseline, health, memory."""
     if not _need(pm, "Charts"):
         return
     import matplotlib.pyplot as plt
 
-    series = pm.series
-    if series.empty:
-        unavailable("Charts", "no traffic counted in the window or its baseline", record=False)
-        return
-    th = pm.thresholds
-    series = series.sort_values("ts")
-    win = series[series["period"] == "window"]
-    # the charts show the end of the baseline only (3x the window, at least 2 h): enough to
-    # compare, without squeezing the window; the figures use the whole baseline
-    span = max(3 * (pm.end - pm.start), timedelta(hours=2))
-    base = series[
-        (series["period"] == "baseline") & (series["ts"] >= pd.Timestamp(pm.baseline_end - span))
-    ]
-    base_rate = pm.comparison.set_index("metric").loc["error_rate", "baseline"]
-    win_rate = pm.error_rate
     with plots.style():
-        fig, axes = plt.subplots(3, 1, figsize=(plots.WIDTH_IN, 9), sharex=True)
-        base, win = _with_gaps(base), _with_gaps(win)
-        for period, frame, color in (
-            ("baseline", base, plots.COLORS[6]),
-            ("window", win, plots.COLORS[0]),
-        ):
-            axes[0].step(frame["ts"], frame["requests"], where="post", color=color, label=period)
-            axes[1].step(frame["ts"], frame["error_rate"], where="post", color=color, label=period)
-            axes[2].step(frame["ts"], frame["mean_ms"], where="post", color=color, label=period)
-        axes[0].set_title(
-            f"Requests per interval: {fmt_int(pm.requests)} in the impact window"
-            if pm.impact_start is not None
-            else "Requests per interval"
+        plots.window_traffic(
+            pm.series,
+            pm.impact_start,
+            pm.impact_end,
+            restarts=pm.restarts["ts"] if not pm.restarts.empty else None,
+            error_target=pm.thresholds.error_rate,
         )
-        axes[0].set_ylabel("requests")
-        plots.target_line(axes[1], th.error_rate, f"target < {fmt_pct(th.error_rate, 0)}")
-        axes[1].set_title(
-            f"Error rate {fmt_pct(win_rate, 1)} in the impact window vs {fmt_pct(base_rate, 1)} in the baseline"
-        )
-        axes[1].set_ylabel("error rate")
-        plots.pct_axis(axes[1])
-        axes[1].set_ylim(bottom=0)
-        cmp = pm.comparison.set_index("metric")
-        axes[2].set_title(
-            f"Mean latency {fmt_ms(cmp.loc['mean_ms', 'window'])} in the window vs {fmt_ms(cmp.loc['mean_ms', 'baseline'])} in the baseline"
-        )
-        axes[2].set_ylabel("mean latency")
-        plots.ms_axis(axes[2])
-        for ax in axes:
-            if pm.impact_start is not None:
-                plots.shade(
-                    ax,
-                    pm.impact_start,
-                    max(pm.impact_end, pm.impact_start + pd.Timedelta(minutes=1)),
-                    "impact window",
-                )
-            if not pm.restarts.empty:
-                plots.mark_events(ax, pm.restarts["ts"], "restart / reset")
-            ax.legend(loc="best")
-        plots.utc_axis(axes[2])
+        plots.window_health(pm.health)
+        plots.window_memory(pm.memory, pm.thresholds)
         plt.show()
-        health = pm.health
-        if not health.empty:
-            order = ["OK", "DEGRADED", "ERROR", "NO_ANSWER"]
-            level = health["status"].map({s: i for i, s in enumerate(order)})
-            bad = int((health["status"] != "OK").sum())
-            fig, ax = plots.figure(2.2)
-            ax.step(health["ts"], level, where="post", color=plots.BAD)
-            ax.set_yticks(range(len(order)), order)
-            ax.set_ylim(-0.5, len(order) - 0.5)
-            ax.set_title(f"Health: {bad} of {len(health)} observations in the window were not OK")
-            plots.utc_axis(ax)
-            plt.show()
-        if not pm.memory.frame.empty:
-            fig, ax = plots.figure(3.0)
-            leak = "possible leak" if pm.memory.leak else "no steady climb"
-            _plot_memory(
-                ax,
-                pm.memory,
-                th,
-                f"Memory over the baseline and the window: peak {fmt_bytes(pm.memory.peak_rss)}, {leak}",
-            )
-            plt.show()
 
+
+# --- left for a person ----------------------------------------------------------------------------
 
 ACTION_COLUMNS = ["action item", "type", "owner", "due date", "tracking issue"]
 
@@ -516,41 +509,24 @@ def show_lessons() -> None:
         todo(what, hint)
 
 
+# --- key figures ----------------------------------------------------------------------------------
+
+
 def postmortem_figures(
-    pm: Any, window: Window, severity: str, source: StoreSource
+    pm: Any, window: IncidentWindow, severity: str, source: StoreSource
 ) -> dict[str, Any]:
+    """The key figures: `pm.summary()` and what only the report knows (its kind, the
+    severity given, how the window was chosen, the store's state)."""
     base = {
         "report": "postmortem",
-        "title": window.title,
         "severity": severity,
-        "window_start": window.start,
-        "window_end": window.end,
         "window_chosen": window.how,
         "store": {"available": source.available, "problem": source.problem},
     }
     if pm is None:
-        return {**base, "computed": False}
-    return {
-        **base,
-        "computed": True,
-        "impact_start": pm.impact_start,
-        "impact_end": pm.impact_end,
-        "duration_s": pm.duration_s,
-        "requests": pm.requests,
-        "failed": pm.failed,
-        "error_rate": pm.error_rate,
-        "no_answer": pm.no_answer,
-        "observations": pm.observations,
-        "availability": pm.availability.availability,
-        "endpoints_by_harm": [str(e) for e in pm.endpoints["endpoint"]]
-        if not pm.endpoints.empty
-        else [],
-        "incidents": [
-            {k: r.get(k) for k in ("kind", "start", "end", "duration_s", "endpoint", "severity")}
-            for r in pm.incidents.to_dict("records")
-        ],
-        "restarts": len(pm.restarts),
-        "timeline_events": len(pm.timeline),
-        "error_records_sampled": len(pm.errors),
-        "notes": pm.notes,
-    }
+        return {**base, "title": window.title, "computed": False}
+    summary = pm.summary()
+    if not summary["computed"]:
+        keep = ("title", "window_start", "window_end", "computed", "notes")
+        return {**base, **{k: summary[k] for k in keep}}
+    return {**base, **summary}

@@ -8,22 +8,28 @@ latency SLO as OpenSLO time slices, monitoring endpoints excluded by default.
 from __future__ import annotations
 
 from .availability import Availability, availability, availability_from_health, collection_gaps
+from .changes import month_over_month, notable_changes
 from .checklist import Check, checklist, exit_code
+from .harm import HARM_COLUMNS, harm
 from .incidents import (
     KINDS as INCIDENT_KINDS,
 )
 from .incidents import (
+    IncidentWindow,
     endpoint_incidents,
     health_incidents,
+    incident_title,
     incident_window,
     incidents,
+    latest_incident_window,
     postmortem_command,
+    postmortem_window,
     restart_incidents,
     with_commands,
 )
 from .memory import MemoryTrend, memory_trend
 from .monthly import MonthlyReview, monthly_review
-from .postmortem import Postmortem, postmortem
+from .postmortem import Postmortem, postmortem, unavailable_postmortem
 from .slo import (
     TIMESLICE_LABEL,
     error_budget,
@@ -73,6 +79,15 @@ __all__ = [
     "postmortem",
     "postmortem_command",
     "incident_window",
+    "IncidentWindow",
+    "incident_title",
+    "latest_incident_window",
+    "postmortem_window",
+    "unavailable_postmortem",
+    "harm",
+    "HARM_COLUMNS",
+    "month_over_month",
+    "notable_changes",
     "request_totals",
     "restart_incidents",
     "traffic_series",

@@ -390,8 +390,7 @@ def incident_window(
 def postmortem_command(row: Any, thresholds: Thresholds | None = None) -> str:
     """The `lsops report postmortem ...` command line for one incident row."""
     start, end = incident_window(row["start"], row["end"], thresholds)
-    where = f" on {row['endpoint']}" if row.get("endpoint") else ""
-    title = f"{str(row['kind']).replace('_', ' ')}{where} {ts(row['start']).strftime('%Y-%m-%d %H:%M')} UTC"
+    title = incident_title(row)
     return (
         f"lsops report postmortem --start {iso(start)} --end {iso(end)} "
         f"--title {shlex.quote(title)}"

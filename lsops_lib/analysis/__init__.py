@@ -10,7 +10,6 @@ from __future__ import annotations
 from .availability import Availability, availability, availability_from_health, collection_gaps
 from .changes import month_over_month, notable_changes
 from .checklist import Check, checklist, exit_code
-from .harm import HARM_COLUMNS, harm
 from .incidents import (
     KINDS as INCIDENT_KINDS,
 )
@@ -84,8 +83,6 @@ __all__ = [
     "latest_incident_window",
     "postmortem_window",
     "unavailable_postmortem",
-    "harm",
-    "HARM_COLUMNS",
     "month_over_month",
     "notable_changes",
     "request_totals",

@@ -358,3 +358,39 @@ def table_markup(texts: pd.DataFrame) -> str:
     if "r" in pattern or "d" in pattern:
         rules.append(f"{cells('rd', headers=False)} {{white-space: nowrap;}}")
     return f"<style>{html.escape(' '.join(rules), quote=False)}</style>{markup}"
+
+
+def memory_lines(
+    ax: Axes,
+    frame: pd.DataFrame,
+    title: str,
+    *,
+    limit_bytes: float | None = None,
+    fraction: float | None = None,
+    restarts: Any = None,
+    climbs: pd.DataFrame | None = None,
+) -> Axes:
+    """RSS per scrape (`frame`: ts, rss) on `ax`: the memory target (`fraction` of
+    `limit_bytes`) when the curve comes near it, `restarts` (instants) dotted, the steady
+    climbs (`climbs`: climb_start / climb_end, else start / end) shaded "possible leak".
+    The one memory chart of the review and the postmortem."""
+    dense_timeseries(ax, frame, "ts", "rss", title, ylabel="RSS")
+    if limit_bytes and fraction:
+        limit = limit_bytes * fraction
+        if (
+            float(frame["rss"].max()) > limit * 0.5
+        ):  # only when the line would not flatten the curve
+            target_line(ax, limit, f"{fmt.pct(fraction, 0)} of {fmt.size(limit_bytes)}")
+    if restarts is not None and len(restarts):
+        mark_events(ax, restarts, "restart / reset")
+    for i, seg in enumerate((climbs if climbs is not None else pd.DataFrame()).to_dict("records")):
+        # the steady climb itself when the analysis found where it starts and ends
+        start, end = seg.get("climb_start"), seg.get("climb_end")
+        if fmt.missing(start) or fmt.missing(end):
+            start, end = seg["start"], seg["end"]
+        shade(ax, start, end, "possible leak" if i == 0 else None)
+    bytes_axis(ax)
+    _, labels = ax.get_legend_handles_labels()
+    if labels:
+        ax.legend(loc="best")
+    return ax

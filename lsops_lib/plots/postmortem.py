@@ -27,10 +27,9 @@ from .look import (
     BAD,
     COLORS,
     WIDTH_IN,
-    bytes_axis,
-    dense_timeseries,
     figure,
     mark_events,
+    memory_lines,
     ms_axis,
     pct_axis,
     shade,
@@ -223,28 +222,15 @@ def window_memory(
         title = f"Memory over the baseline and the window: peak {fmt.size(peak)}, {leak}"
     if ax is None:
         _, ax = figure(3.0)
-    dense_timeseries(ax, frame, "ts", "rss", title, ylabel="RSS")
-    if thresholds is not None:
-        limit = thresholds.memory_limit_bytes * thresholds.memory_fraction
-        if frame["rss"].max() > limit * 0.5:  # only when the line would not flatten the curve
-            target_line(
-                ax,
-                limit,
-                f"{fmt.pct(thresholds.memory_fraction, 0)} of {fmt.size(thresholds.memory_limit_bytes)}",
-            )
-    if restarts is not None:
-        mark_events(ax, restarts, "restart / reset")
-    for i, seg in enumerate((leaks if leaks is not None else pd.DataFrame()).to_dict("records")):
-        # the steady climb itself when the analysis found where it starts and ends
-        start, end = seg.get("climb_start"), seg.get("climb_end")
-        if fmt.missing(start) or fmt.missing(end):
-            start, end = seg["start"], seg["end"]
-        shade(ax, start, end, "possible leak" if i == 0 else None)
-    bytes_axis(ax)
-    _, labels = ax.get_legend_handles_labels()
-    if labels:
-        ax.legend(loc="best")
-    return ax
+    return memory_lines(
+        ax,
+        frame,
+        title,
+        limit_bytes=getattr(thresholds, "memory_limit_bytes", None),
+        fraction=getattr(thresholds, "memory_fraction", None),
+        restarts=restarts,
+        climbs=leaks,
+    )
 
 
 def harm_ranking(endpoints: pd.DataFrame, *, top: int = 10, ax: Axes | None = None) -> Axes | None:

@@ -27,15 +27,12 @@ from .look import (
     COLORS,
     WIDTH_IN,
     bar_ranked,
-    bytes_axis,
     count_axis,
-    dense_timeseries,
     figure,
-    mark_events,
+    memory_lines,
     ms_axis,
     pct_axis,
     settle_date_ticks,
-    shade,
     target_line,
     utc_axis,
 )
@@ -243,22 +240,15 @@ def memory_usage(
         f"Memory peaked at {fmt.size(peak)} ({fmt.pct(peak / limit_bytes, 0)} of "
         f"{fmt.size(limit_bytes)}); {finding}"
     )
-    dense_timeseries(ax, frame, "ts", "rss", title, ylabel="RSS")
-    limit = limit_bytes * th.memory_fraction
-    if peak > limit * 0.5:  # only when the line would not flatten the curve
-        target_line(ax, limit, f"{fmt.pct(th.memory_fraction, 0)} of {fmt.size(limit_bytes)}")
-    if restarts is not None and not restarts.empty:
-        mark_events(ax, restarts["ts"], "restart / reset")
-    for i, seg in enumerate((climbs if leak else pd.DataFrame()).to_dict("records")):
-        # the steady climb itself when the analysis found where it starts and ends
-        start, end = seg.get("climb_start"), seg.get("climb_end")
-        if fmt.missing(start) or fmt.missing(end):
-            start, end = seg["start"], seg["end"]
-        shade(ax, start, end, "possible leak" if i == 0 else None)
-    bytes_axis(ax)
-    _, labels = ax.get_legend_handles_labels()
-    if labels:
-        ax.legend(loc="best")
+    memory_lines(
+        ax,
+        frame,
+        title,
+        limit_bytes=limit_bytes,
+        fraction=th.memory_fraction,
+        restarts=restarts["ts"] if restarts is not None and not restarts.empty else None,
+        climbs=climbs if leak else None,
+    )
     if month:
         start, end = parse_month(month)
         ax.set_xlim(pd.Timestamp(start), pd.Timestamp(end))

@@ -147,8 +147,10 @@ _HOOKS_INSTALLED = False
 
 
 def _stop_all() -> None:
+    """Stop the clusters THIS process started: a forked child (a demo worker, a test's
+    helper process) inherits the exit and SIGTERM hooks, and must not stop its parent's."""
     with _LIVE_LOCK:
-        clusters = list(_LIVE)
+        clusters = [c for c in _LIVE if getattr(c, "_owner_pid", None) == os.getpid()]
     for cluster in clusters:
         with contextlib.suppress(Exception):
             cluster.stop()
@@ -274,6 +276,7 @@ class PostgresCluster:
         )
         with _LIVE_LOCK:
             _LIVE.add(self)
+            self._owner_pid = os.getpid()
 
         init = self._run(
             [
@@ -383,6 +386,7 @@ class PostgresCluster:
         self._pgserver = server
         with _LIVE_LOCK:
             _LIVE.add(self)
+            self._owner_pid = os.getpid()
         uri = str(server.get_uri())
         self.backend = "pgserver"
         self.has_pg_stat_statements = False

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -79,7 +80,28 @@ def _parent_of_a_sleeper() -> None:  # pragma: no cover - runs in a child proces
     time.sleep(60)
 
 
+def _isolated(body: Callable[[], None]) -> None:
+    """Run `body` in a forked child: `Children` tracks and stops every new descendant of
+    the process it runs in, and in the test process those include the session's
+    PostgreSQL backends (a killed backend takes the whole test cluster down)."""
+    proc = mp.get_context("fork").Process(target=body)
+    proc.start()
+    proc.join(timeout=60)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()
+    assert proc.exitcode == 0, f"the isolated test body ended with {proc.exitcode}"
+
+
 def test_children_stop_their_processes_and_what_is_below() -> None:
+    _isolated(_children_stop_their_processes_and_what_is_below)
+
+
+def test_children_sweep_ends_orphans_left_below() -> None:
+    _isolated(_children_sweep_ends_orphans_left_below)
+
+
+def _children_stop_their_processes_and_what_is_below() -> None:
     before = _sleeper()  # there before: not ours, left alone
     try:
         children = Children()
@@ -104,7 +126,7 @@ def test_children_stop_their_processes_and_what_is_below() -> None:
         before.wait()
 
 
-def test_children_sweep_ends_orphans_left_below() -> None:
+def _children_sweep_ends_orphans_left_below() -> None:
     children = Children()
     child = _sleeper()
     lines: list[str] = []

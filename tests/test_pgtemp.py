@@ -137,3 +137,20 @@ def test_no_binaries_and_no_pgserver_is_a_clear_error(
     monkeypatch.setitem(sys.modules, "pgserver", None)  # import fails
     with pytest.raises(PostgresUnavailable, match="pgserver"):
         PostgresCluster().start()
+
+
+def test_a_forked_child_ending_on_sigterm_leaves_the_cluster_running(
+    pg_cluster: PostgresCluster,
+) -> None:
+    """The exit and SIGTERM hooks stop only the clusters of the process that started them:
+    a forked child (a demo worker) inherits the hooks, not the ownership."""
+    import multiprocessing as mp
+
+    child = mp.get_context("fork").Process(target=time.sleep, args=(60,))
+    child.start()
+    time.sleep(0.5)
+    os.kill(child.pid, signal.SIGTERM)  # type: ignore[arg-type]
+    child.join(timeout=30)
+    assert child.exitcode == -signal.SIGTERM
+    with pg_cluster.connect() as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)

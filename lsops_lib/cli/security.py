@@ -19,7 +19,7 @@ import click
 
 from .. import fmt
 from . import App, fail, main, pass_app, run_command
-from .checks import _window, window_options
+from .checks import window_options
 from .render import RIGHT, Column, clip, clipper, emit, line, table
 
 __all__ = ["security_command"]
@@ -166,11 +166,14 @@ def security_command(
 ) -> None:
     """The monthly security review: npm audit, authentication failures, secret rotation."""
     from ..security import open_existing_store, security_review
+    from ..times import window as parse_window
 
     if app_dir is not None and audit_file is not None:
         fail("--app-dir and --audit-file exclude each other: give one", 2)
     with run_command(usage=2, failure=1):
-        start, end = _window(window, since, until, "30d")
+        if window is None and since is None and until is None:
+            window = "30d"  # the monthly review's month, by default
+        start, end = parse_window(window, since, until)
         settings = app.settings()
         store, problem = open_existing_store(settings.store_url)
         try:

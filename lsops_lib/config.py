@@ -30,6 +30,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -79,6 +80,11 @@ class Thresholds:
     harm_min_latency_increase: float = 0.10  # nor one less than 10 % above the baseline's
     harm_min_requests: int = 30  # latency is not tested on fewer requests (either period)
     harm_seconds_per_error: float = 30.0  # a failed request weighs 30 request-seconds of delay
+    # --- issue 12: the monthly security review (`lsops security`, the review's section) ---
+    secret_max_age: int = 90  # days: a secret last rotated longer ago than this is overdue
+    secret_due_days: int = 14  # days: within this of secret_max_age a rotation is due
+    auth_burst_factor: float = 5.0  # an hour with this many times the hourly baseline ...
+    auth_burst_min: int = 10  # ... and at least this many 401/403 (or 429) is a burst
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,12 @@ class Settings:
     databases: dict[str, str] = field(default_factory=dict, repr=False)
     thresholds: Thresholds = field(default_factory=Thresholds)
     config_path: Path | None = None
+    # --- issue 12: the monthly security review ([secrets], [security]) ---
+    # the date each secret was last rotated, by name (the values are never read)
+    secret_rotations: dict[str, date] = field(default_factory=dict)
+    app_dir: Path | None = None  # the API's checkout, where `npm audit --json` runs
+    audit_file: Path | None = None  # or a saved `npm audit --json` output
+    audit_timeout_s: float = 120.0
 
     @property
     def api_url(self) -> str:
@@ -227,6 +239,64 @@ def _thresholds(section: Mapping[str, Any]) -> Thresholds:
     return Thresholds(**values)
 
 
+# --- issue 12: the monthly security review ([secrets], [security]) --------------------------
+#
+#     [secrets]                       # when each secret was last rotated (never its value)
+#     OPENAI_API_KEY = "2026-09-01"
+#     SUPABASE_SERVICE_ROLE_KEY = 2026-07-15
+#     [security]
+#     app_dir = "/srv/longsang"       # the API's checkout: `npm audit --json` runs there
+#     audit_file = "audit.json"       # or a saved `npm audit --json` output
+#     audit_timeout_s = 120
+
+
+def _rotation_date(name: str, value: Any) -> date:
+    """A `[secrets]` entry as a date; the error never shows the value (it may be a secret
+    written there by mistake)."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise ConfigError(
+        f'lsops.toml: [secrets] {name} must be the date it was last rotated ("YYYY-MM-DD"); '
+        "its value is not shown"
+    )
+
+
+def _security_settings(doc: Mapping[str, Any], cwd: Path) -> dict[str, Any]:
+    """The Settings fields of `[secrets]` and `[security]`."""
+    secrets = doc.get("secrets") or {}
+    security = doc.get("security") or {}
+    if not isinstance(secrets, Mapping) or not isinstance(security, Mapping):
+        raise ConfigError("lsops.toml: [secrets] and [security] must be tables")
+    unknown = set(security) - {"app_dir", "audit_file", "audit_timeout_s"}
+    if unknown:
+        raise ConfigError(f"lsops.toml: unknown [security] setting {sorted(unknown)[0]!r}")
+
+    def path(key: str) -> Path | None:
+        value = security.get(key)
+        if not value:
+            return None
+        p = Path(str(value)).expanduser()
+        return p if p.is_absolute() else cwd / p
+
+    try:
+        timeout = float(security.get("audit_timeout_s", 120.0))
+    except (TypeError, ValueError):
+        raise ConfigError("lsops.toml: [security] audit_timeout_s must be a number") from None
+    return {
+        "secret_rotations": {str(k): _rotation_date(str(k), v) for k, v in secrets.items()},
+        "app_dir": path("app_dir"),
+        "audit_file": path("audit_file"),
+        "audit_timeout_s": timeout,
+    }
+
+
 def load_settings(
     config: str | os.PathLike[str] | None = None,
     *,
@@ -307,4 +377,5 @@ def load_settings(
         databases=databases,
         thresholds=_thresholds(doc.get("thresholds") or {}),
         config_path=path,
+        **_security_settings(doc, cwd),  # issue 12
     )

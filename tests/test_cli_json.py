@@ -82,6 +82,15 @@ def _archive(request: pytest.FixtureRequest, tmp: Path) -> dict[str, str]:
 SPAN = ["--since", "2026-10-01T00:00Z", "--until", "2026-10-01T06:01Z"]  # cli_world's window
 
 
+def _security(request: pytest.FixtureRequest, tmp: Path) -> dict[str, str]:
+    """cli_world's store, a saved real npm audit and secrets dates (issue 12)."""
+    audit = Path(__file__).parent / "data" / "npm-audit" / "vulnerable.json"
+    (tmp / "lsops.toml").write_text(
+        f'[secrets]\nOPENAI_API_KEY = "2026-01-01"\n[security]\naudit_file = "{audit}"\n'
+    )
+    return _world(request, tmp)
+
+
 @dataclass(frozen=True)
 class Case:
     """One run of a command: its arguments (without --json), its environment, the exit
@@ -234,6 +243,31 @@ CASES: dict[str, list[Case]] = {
     ],
     "reports": [
         case("archive", ["reports"], _archive, shows={"runs[].started", "runs[].duration_s"})
+    ],
+    # issue 12: reindex-list, security
+    "reindex-list": [
+        case(
+            "planted",
+            ["reindex-list"],
+            _database,
+            shows={"by_type[].stale", "by_type[].note", "entities[].entity_id", "command"},
+            marks=PG,
+        )
+    ],
+    "security": [
+        case(
+            "audit file, store, secrets",
+            ["security", *SPAN],
+            _security,
+            codes=(0, 1),
+            shows={
+                "audit.counts",
+                "audit.vulnerabilities[].fix",
+                "auth.hours_covered",
+                "auth.sources",
+                "secrets.secrets[].status",
+            },
+        )
     ],
 }
 

@@ -582,6 +582,8 @@ CELL_IDS = [
     "c0464480",
     "46e23f12",
     "98e9bd9d",
+    "9d2a6e13",  # issue 12: Re-index
+    "e4b7c058",
     "ef5ce931",
     "ddc17529",
     "5e3b6efb",
@@ -750,7 +752,7 @@ def test_notebook_on_an_unreachable_database_still_reports(
     figures = read_key_figures(tmp_path / "out.ipynb")
     assert figures["reachable"] is False and figures["critical"] == 1
     assert figures["kinds"] == {"unreachable": 1} and figures["tables"] is None
-    sections = ["Space", "Indexes", "Queries", "Maintenance", "Embeddings indexing"]
+    sections = ["Space", "Indexes", "Queries", "Maintenance", "Embeddings indexing", "Re-index"]
     assert [p["section"] for p in figures["problems"]] == sections
     assert [u.split(":")[0] for u in figures["unavailable"]] == sections
 

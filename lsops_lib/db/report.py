@@ -25,7 +25,7 @@ import pandas as pd
 from .. import fmt
 from ..config import Settings, load_settings, redact_url
 from ..exceptions import DatabaseError, ExtensionMissing, LsopsError
-from . import embeddings, indexes, maintenance, queries, recommend, space
+from . import embeddings, indexes, maintenance, queries, recommend, reindex, space
 from .connect import Inspector, connect
 from .settings import DbThresholds
 
@@ -43,6 +43,7 @@ SECTION_TITLES = {
     "queries": "Queries",
     "maintenance": "Maintenance",
     "embeddings": "Embeddings indexing",
+    "reindex": "Re-index",  # issue 12: the counts of `lsops reindex-list`
 }
 
 
@@ -152,6 +153,8 @@ class OptimizationReport:
             "embeddings_pending": log.get("pending") if isinstance(log, dict) else None,
             "embeddings_missing": _sum(coverage, "missing"),
             "embeddings_null": _sum(coverage, "null_embeddings"),
+            # issue 12: the counts of `lsops reindex-list` (None: not checked or unknown)
+            **_reindex_figures(f.get("reindex")),
             "unavailable": self.unavailable(),
         }
 
@@ -169,6 +172,17 @@ def _sum(frame: pd.DataFrame | None, column: str) -> int | None:
     if frame is None or column not in frame.columns:
         return None
     return int(pd.to_numeric(frame[column], errors="coerce").fillna(0).sum())
+
+
+def _reindex_figures(counts: Any) -> dict[str, Any]:
+    """reindex_missing, reindex_stale, reindex_failed, reindex_entities (issue 12)."""
+    counts = counts if isinstance(counts, dict) else {}
+    return {
+        "reindex_missing": counts.get("missing"),
+        "reindex_stale": counts.get("stale"),
+        "reindex_failed": counts.get("failed"),
+        "reindex_entities": counts.get("to_reindex"),
+    }
 
 
 def _growth_bytes(growth: pd.DataFrame | None) -> int | None:
@@ -265,6 +279,7 @@ def optimization_report(
         store = _open_store(settings, store)
     try:
         _gather(report, insp, store)
+        _gather_reindex(report, insp)  # issue 12
         try:  # with insp: suggested indexes are checked with hypopg when it is installed
             report.recommendations = recommend.recommendations(report.findings, t, insp=insp)
         except DatabaseError:
@@ -452,6 +467,44 @@ def _gather(report: OptimizationReport, insp: Inspector, store: Any) -> None:
             **{str(r.status): int(r.count) for r in log.itertuples(index=False)},
             "tokens_used": int(log["tokens_used"].sum()),
         }
+
+
+# --- issue 12: the re-index section -------------------------------------------------------------
+
+REINDEX_COUNT_COLUMNS = [
+    "entity_type",
+    "source_table",
+    "entities",
+    "missing",
+    "stale",
+    "failed",
+    "to_reindex",
+    "note",
+]
+
+
+def _gather_reindex(report: OptimizationReport, insp: Inspector) -> None:
+    """The counts of `lsops reindex-list` per entity type and its first `top_n` entities
+    (`db.reindex`); the runbook's command in `findings["reindex"]["command"]`."""
+    sec = report.sections["reindex"]
+    if not insp.has_table("context_embeddings"):
+        sec.missing("no context_embeddings table: not a LongSang database")
+        return
+    listing = _try(sec, "re-index list", lambda: reindex.reindex_list(insp))
+    if listing is None:
+        return
+    counts = listing.by_type[REINDEX_COUNT_COLUMNS]
+    entities = listing.entities
+    sec.frames["reindex_counts"] = counts
+    sec.frames["reindex_entities"] = entities.head(report.top_n)
+    report.findings["reindex_counts"] = counts
+    report.findings["reindex"] = {**listing.counts(), "command": listing.command}
+    sec.notes += listing.notes
+    if len(entities) > report.top_n:
+        sec.notes.append(
+            f"the first {report.top_n} of {len(entities)} rows are listed: "
+            "`lsops reindex-list --json` gives them all"
+        )
 
 
 # --- the names this module rendered with before the presentation moved out -----------------

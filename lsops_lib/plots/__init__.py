@@ -5,6 +5,7 @@
     plots.review      the monthly review's charts
     plots.postmortem  the postmortem's charts
     plots.database    the database charts (sizes, growth, embeddings)
+    plots.security    the security review's chart (auth failures per hour)
 
 Each chart function takes a DataFrame (and, where it draws a target, the thresholds),
 draws on `ax` (a new figure when None) and returns the Axes, so a notebook cell reads
@@ -13,7 +14,7 @@ draws on `ax` (a new figure when None) and returns the Axes, so a notebook cell 
 
 from __future__ import annotations
 
-from . import database, postmortem, review
+from . import database, postmortem, review, security
 from .database import *  # noqa: F403
 from .look import (
     BAD,
@@ -52,6 +53,7 @@ from .look import (
 )
 from .postmortem import *  # noqa: F403
 from .review import *  # noqa: F403
+from .security import *  # noqa: F403
 
 __all__ = [
     "WIDTH_IN",
@@ -90,4 +92,5 @@ __all__ = [
     *database.__all__,
     *postmortem.__all__,
     *review.__all__,
+    *security.__all__,
 ]

@@ -210,3 +210,6 @@ __all__ += [
     "show_optimization_header",
     "show_recommendations",
 ]
+
+# issue 12: the monthly review's security section (present.security.show_security)
+from . import security  # noqa: E402, F401

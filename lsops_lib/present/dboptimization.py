@@ -43,6 +43,7 @@ __all__ = [
     "show_db_table",
     "show_optimization_header",
     "show_recommendations",
+    "show_reindex",
 ]
 
 # snake_case columns as a reader calls them (the DataFrames and JSON keep their names);
@@ -130,7 +131,19 @@ FRAME_TITLES = {
     "latest_failures": "Latest indexing failures",
     "coverage": "Coverage: entities, embeddings, missing, stale, null",
     "missing": "Entities without an embedding",
+    # issue 12: the Re-index section
+    "reindex_counts": "To re-index, per entity type (unknown: the schema does not tell)",
+    "reindex_entities": "Entities to re-index",
 }
+# issue 12: the Re-index section's columns
+HEADERS.update(
+    {
+        "to_reindex": "to re-index",
+        "embedded_at": "embedded",
+        "failed_at": "failed",
+        "source_table": "source table",
+    }
+)
 
 # a finding's box: critical red, warning amber, info blue (display.box_html's kinds)
 SEVERITY_BOX = {"critical": "unavailable", "warning": "warning", "info": "info"}
@@ -339,6 +352,48 @@ def show_recommendations(report: Any) -> None:
         show_text("No recommendations: nothing found above the thresholds.")
         return
     show_html("".join(_finding_html(r) for r in recs.itertuples(index=False)))
+
+
+# --- issue 12: the Re-index section --------------------------------------------------------------
+
+
+def _unknown_counts(df: pd.DataFrame) -> pd.DataFrame:
+    """The counts table with "unknown" where a count is None (never a dash that reads 0)."""
+    out = df.copy()
+    for col in ("entities", "missing", "stale", "failed"):
+        if col in out:
+            out[col] = ["unknown" if fmt.missing(v) else f"{int(v):,}" for v in out[col].tolist()]
+    return out
+
+
+@guarded("Re-index")
+def show_reindex(report: Any) -> None:
+    """The Re-index section: what could not be checked, the counts of `lsops reindex-list`
+    per type ("unknown" where the schema does not tell), the runbook's command in a box
+    (printed for a person: lsops never runs it), the first entities, the notes."""
+    section = report.sections["reindex"]
+    for error in section.errors:
+        unavailable(section.title, error)
+    counts = section.frames.get("reindex_counts")
+    if counts is None:
+        show_notes(section.notes)
+        return
+    found = report.findings.get("reindex") or {}
+    total = int(found.get("to_reindex") or 0)
+    if total:
+        show_html(
+            box_html(
+                f"{total:,} entit{'y' if total == 1 else 'ies'} to re-index",
+                f"Run in the API's checkout: {found.get('command')} "
+                "(printed for a person; lsops never runs it).",
+                kind="warning",
+            )
+        )
+    else:
+        show_html(box_html("Nothing to re-index among what could be checked", kind="good"))
+    show_db_table(_unknown_counts(counts), FRAME_TITLES["reindex_counts"])
+    show_db_table(section.frames.get("reindex_entities"), FRAME_TITLES["reindex_entities"])
+    show_notes(section.notes)
 
 
 # the names db.report gave these before they moved here (kept for old notebooks)

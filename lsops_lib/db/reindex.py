@@ -1,0 +1,412 @@
+"""What to re-index: the entities whose embeddings are missing, stale or failed.
+
+The runbook's "Data issues - missing context: re-index data, check indexing logs, verify
+embeddings", as a list by entity type with ids, and the runbook's command to run for them
+(`node scripts/index-production-data.js`, in the API's checkout). lsops never triggers
+indexing: every question here is a read in the Inspector's READ ONLY session.
+
+    listing = reindex_list(insp, entity_type="project", stale_only=False)
+    listing.by_type      # per type: entities, missing, stale, failed (None = unknown), note
+    listing.entities     # one row per entity and reason: entity_type, entity_id, name, ...
+    listing.command      # the runbook's command
+
+Reasons: `missing` (a source entity with no embedding row, or a row whose embedding is
+NULL), `stale` (the source row's `updated_at` is after its embedding's `updated_at`, or
+`created_at` when the embeddings table has no `updated_at`), `failed` (the entity's latest
+entry in `context_indexing_log` is `failed`). An entity may be listed under two reasons.
+
+Schema drift never raises: a source table without an `updated_at` column gives "stale
+unknown" for its type, a missing source table "missing and stale unknown", a missing
+embeddings table or indexing log makes the matching counts unknown (None), each with a
+note saying why. Each question is a small function with its SQL beside it (pgHero style).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from ..exceptions import ParameterError
+from .connect import Inspector
+
+__all__ = [
+    "BY_TYPE_COLUMNS",
+    "ENTITY_COLUMNS",
+    "ENTITY_TYPES",
+    "INDEX_ROUTES",
+    "REASONS",
+    "RUNBOOK_COMMAND",
+    "SOURCE_TABLES",
+    "ReindexList",
+    "entity_count",
+    "failed_in_log",
+    "known_types",
+    "missing_embeddings",
+    "reindex_list",
+    "stale_embeddings",
+    "table_columns",
+]
+
+# the runbook's "Weekly Maintenance - Data Indexing: Index New Data"
+RUNBOOK_COMMAND = "node scripts/index-production-data.js"
+# context_embeddings.entity_type's CHECK constraint
+ENTITY_TYPES = ("project", "workflow", "execution", "agent", "post", "keyword")
+# entity type -> (source table, the column naming an entity or None); posts and keywords
+# have no source table lsops knows of
+SOURCE_TABLES: dict[str, tuple[str, str | None]] = {
+    "project": ("projects", "name"),
+    "workflow": ("workflows", "name"),
+    "execution": ("workflow_executions", None),
+    "agent": ("agents", "name"),
+}
+# the API's targeted re-index (reference: POST /api/context/index/{projects|workflows|
+# executions}); the other types only through /api/context/index/all or the script
+INDEX_ROUTES = {
+    "project": "POST /api/context/index/projects",
+    "workflow": "POST /api/context/index/workflows",
+    "execution": "POST /api/context/index/executions",
+}
+REASONS = ("missing", "stale", "failed")
+EMBEDDINGS = "context_embeddings"
+LOG = "context_indexing_log"
+
+BY_TYPE_COLUMNS = [
+    "entity_type",
+    "source_table",
+    "entities",
+    "missing",
+    "stale",
+    "failed",
+    "to_reindex",
+    "stale_known",
+    "route",
+    "note",
+]
+ENTITY_COLUMNS = [
+    "entity_type",
+    "entity_id",
+    "name",
+    "reason",
+    "detail",
+    "changed_at",
+    "embedded_at",
+    "failed_at",
+]
+
+
+def _ident(name: str) -> str:
+    """A table or column name as an SQL identifier (the names here are lsops's own)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+# --- the questions ----------------------------------------------------------------------------
+
+
+def table_columns(insp: Inspector, tables: Iterable[str]) -> dict[str, set[str]]:
+    """The columns of each table that exists (found on the search path, as `to_regclass`
+    finds it); an absent table is absent from the answer."""
+    names = sorted(set(tables))
+    df = insp.frame(
+        """
+        SELECT t.name AS table_name, a.attname AS column_name
+        FROM unnest(CAST(:tables AS text[])) AS t(name)
+        JOIN pg_attribute a ON a.attrelid = to_regclass(t.name)
+        WHERE a.attnum > 0 AND NOT a.attisdropped
+        """,
+        {"tables": names},
+    )
+    out: dict[str, set[str]] = {}
+    for row in df.itertuples(index=False):
+        out.setdefault(str(row.table_name), set()).add(str(row.column_name))
+    return out
+
+
+def entity_count(insp: Inspector, table: str) -> int:
+    """How many rows (entities) a source table holds."""
+    return int(insp.scalar(f"SELECT count(*) FROM {_ident(table)}"))
+
+
+def missing_embeddings(
+    insp: Inspector,
+    entity_type: str,
+    table: str,
+    name_column: str | None,
+    *,
+    null_check: bool = True,
+    changed_column: str | None = "updated_at",
+) -> pd.DataFrame:
+    """Source entities with no embedding row, or (`null_check`) whose embedding is NULL:
+    entity_type, entity_id, name, detail ("no embedding" | "embedding is NULL"),
+    changed_at (the source's `changed_column`, None without one)."""
+    name = f"src.{_ident(name_column)}::text" if name_column else "NULL::text"
+    changed = f"src.{_ident(changed_column)}" if changed_column else "NULL::timestamptz"
+    null_detail = "WHEN ce.embedding IS NULL THEN 'embedding is NULL'" if null_check else ""
+    null_where = "OR ce.embedding IS NULL" if null_check else ""
+    df = insp.frame(
+        f"""
+        SELECT :entity_type AS entity_type, src.id::text AS entity_id, {name} AS name,
+               CASE WHEN ce.id IS NULL THEN 'no embedding' {null_detail} END AS detail,
+               {changed} AS changed_at
+        FROM {_ident(table)} src
+        LEFT JOIN {EMBEDDINGS} ce ON ce.entity_type = :entity_type AND ce.entity_id = src.id
+        WHERE ce.id IS NULL {null_where}
+        ORDER BY src.id
+        """,
+        {"entity_type": entity_type},
+    )
+    df["changed_at"] = pd.to_datetime(df["changed_at"], utc=True)
+    return df
+
+
+def stale_embeddings(
+    insp: Inspector,
+    entity_type: str,
+    table: str,
+    name_column: str | None,
+    *,
+    embedded_column: str = "updated_at",
+    null_check: bool = True,
+) -> pd.DataFrame:
+    """Embeddings older than their source entity (`src.updated_at` after the embedding's
+    `embedded_column`); NULL embeddings are `missing`, not stale: entity_type, entity_id,
+    name, changed_at, embedded_at. The source table must have `updated_at`."""
+    name = f"src.{_ident(name_column)}::text" if name_column else "NULL::text"
+    not_null = "AND ce.embedding IS NOT NULL" if null_check else ""
+    df = insp.frame(
+        f"""
+        SELECT :entity_type AS entity_type, src.id::text AS entity_id, {name} AS name,
+               src.updated_at AS changed_at, ce.{_ident(embedded_column)} AS embedded_at
+        FROM {_ident(table)} src
+        JOIN {EMBEDDINGS} ce ON ce.entity_type = :entity_type AND ce.entity_id = src.id
+        WHERE src.updated_at > ce.{_ident(embedded_column)} {not_null}
+        ORDER BY src.id
+        """,
+        {"entity_type": entity_type},
+    )
+    for col in ("changed_at", "embedded_at"):
+        df[col] = pd.to_datetime(df[col], utc=True)
+    return df
+
+
+def failed_in_log(
+    insp: Inspector, entity_type: str | None = None, *, names: bool = True
+) -> pd.DataFrame:
+    """Entities whose LATEST indexing-log entry is `failed` (a failure followed by a
+    completed, pending or processing entry is not listed): entity_type, entity_id, name
+    (the embedding's entity_name when there is one; `names=False`: None), error_message,
+    failed_at. `entity_type`: that type only."""
+    name = "ce.entity_name" if names else "NULL::text"
+    join = (
+        f"LEFT JOIN {EMBEDDINGS} ce ON ce.entity_type = l.entity_type "
+        "AND ce.entity_id = l.entity_id"
+        if names
+        else ""
+    )
+    where = "WHERE entity_type = :entity_type" if entity_type else ""
+    df = insp.frame(
+        f"""
+        SELECT l.entity_type, l.entity_id::text AS entity_id, {name} AS name,
+               l.error_message, l.created_at AS failed_at
+        FROM (
+            SELECT DISTINCT ON (entity_type, entity_id)
+                   entity_type, entity_id, status, error_message, created_at
+            FROM {LOG}
+            {where}
+            ORDER BY entity_type, entity_id, created_at DESC
+        ) l
+        {join}
+        WHERE l.status = 'failed'
+        ORDER BY l.entity_type, l.created_at DESC, l.entity_id
+        """,
+        {"entity_type": entity_type} if entity_type else None,
+    )
+    df["failed_at"] = pd.to_datetime(df["failed_at"], utc=True)
+    return df
+
+
+def known_types(insp: Inspector, *, embeddings: bool, log: bool) -> list[str]:
+    """Entity types present in the embeddings table and the indexing log (those that exist)."""
+    parts = []
+    if embeddings:
+        parts.append(f"SELECT DISTINCT entity_type FROM {EMBEDDINGS}")
+    if log:
+        parts.append(f"SELECT DISTINCT entity_type FROM {LOG}")
+    if not parts:
+        return []
+    df = insp.frame(" UNION ".join(parts))
+    return sorted(str(t) for t in df["entity_type"] if isinstance(t, str))
+
+
+# --- the list ---------------------------------------------------------------------------------
+
+
+@dataclass
+class ReindexList:
+    """The answer of `reindex_list`: counts per type, the entities, notes, the command."""
+
+    by_type: pd.DataFrame
+    entities: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+    command: str = RUNBOOK_COMMAND
+    entity_type: str | None = None
+    stale_only: bool = False
+
+    @property
+    def total(self) -> int:
+        """Distinct entities to re-index (the listed ones)."""
+        if self.entities.empty:
+            return 0
+        return int(len(self.entities.drop_duplicates(["entity_type", "entity_id"])))
+
+    def counts(self) -> dict[str, Any]:
+        """{missing, stale, failed}: sums over the types where each is known (None when it
+        is known for no type), `to_reindex`, and `unknown`: "<type>: <reason>" notes."""
+        out: dict[str, Any] = {}
+        for reason in REASONS:
+            known = [int(v) for v in self.by_type[reason] if v is not None and not pd.isna(v)]
+            out[reason] = sum(known) if known else None
+        out["to_reindex"] = self.total
+        out["unknown"] = [
+            f"{r.entity_type}: {r.note}"
+            for r in self.by_type.itertuples(index=False)
+            if isinstance(r.note, str) and r.note
+        ]
+        return out
+
+
+def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+    """Rows as a frame of Python values: counts stay ints, unknown ones None."""
+    return pd.DataFrame(rows, columns=columns, dtype=object)
+
+
+def reindex_list(
+    insp: Inspector, *, entity_type: str | None = None, stale_only: bool = False
+) -> ReindexList:
+    """The entities to re-index, by type (`entity_type`: one type; `stale_only`: only the
+    stale ones are listed, the counts per type still show every reason). Never raises for
+    a drifted schema (see the module docstring); a database error is a `DatabaseError`."""
+    columns = table_columns(insp, [EMBEDDINGS, LOG, *(t for t, _ in SOURCE_TABLES.values())])
+    ce = columns.get(EMBEDDINGS)
+    log = columns.get(LOG)
+    notes: list[str] = []
+    embedded_column: str | None = None
+    null_check = False
+    if ce is None:
+        notes.append(f"no {EMBEDDINGS} table: missing and stale embeddings unknown")
+    elif not {"entity_type", "entity_id", "id"} <= ce:
+        notes.append(f"{EMBEDDINGS} lacks entity_type, entity_id or id: missing and stale unknown")
+        ce = None
+    else:
+        null_check = "embedding" in ce
+        if not null_check:
+            notes.append(f"{EMBEDDINGS} has no embedding column: NULL embeddings not checked")
+        if "updated_at" in ce:
+            embedded_column = "updated_at"
+        elif "created_at" in ce:
+            embedded_column = "created_at"
+            notes.append(f"{EMBEDDINGS} has no updated_at: embeddings dated by created_at")
+        else:
+            notes.append(f"{EMBEDDINGS} has no updated_at nor created_at: stale unknown")
+    log_ok = log is not None and {"entity_type", "entity_id", "status", "created_at"} <= log
+    if log is None:
+        notes.append(f"no {LOG} table: failed indexing unknown")
+    elif not log_ok:
+        notes.append(f"{LOG} lacks entity_type, entity_id, status or created_at: failed unknown")
+
+    types = list(SOURCE_TABLES)
+    for t in known_types(insp, embeddings=ce is not None, log=log_ok):
+        if t not in types:
+            types.append(t)
+    if entity_type is not None:
+        if entity_type not in types and entity_type not in ENTITY_TYPES:
+            known = ", ".join(sorted({*types, *ENTITY_TYPES}))
+            raise ParameterError(f"unknown entity type {entity_type!r} (known: {known})")
+        types = [entity_type]
+
+    failed = (
+        failed_in_log(insp, entity_type, names=ce is not None and "entity_name" in ce)
+        if log_ok
+        else None
+    )
+    by_type: list[dict[str, Any]] = []
+    listed: list[pd.DataFrame] = []
+    for t in types:
+        row: dict[str, Any] = dict.fromkeys(BY_TYPE_COLUMNS)
+        row.update(entity_type=t, route=INDEX_ROUTES.get(t), stale_known=False)
+        why: list[str] = []
+        source = SOURCE_TABLES.get(t)
+        src_columns = columns.get(source[0]) if source else None
+        if source is None:
+            why.append("no source table known: missing and stale unknown")
+        elif src_columns is None:
+            why.append(f"source table {source[0]} is absent: missing and stale unknown")
+        elif "id" not in src_columns:
+            why.append(f"source table {source[0]} has no id column: missing and stale unknown")
+        else:
+            table, name_column = source
+            name_column = name_column if name_column in src_columns else None
+            has_updated = "updated_at" in src_columns
+            row.update(source_table=table, entities=entity_count(insp, table))
+            if ce is not None:
+                missing = missing_embeddings(
+                    insp,
+                    t,
+                    table,
+                    name_column,
+                    null_check=null_check,
+                    changed_column="updated_at" if has_updated else None,
+                )
+                row["missing"] = len(missing)
+                if not stale_only:
+                    listed.append(missing.assign(reason="missing"))
+            if not has_updated:
+                why.append(f"{table} has no updated_at column: stale unknown")
+            elif ce is not None and embedded_column is not None:
+                stale = stale_embeddings(
+                    insp,
+                    t,
+                    table,
+                    name_column,
+                    embedded_column=embedded_column,
+                    null_check=null_check,
+                )
+                row.update(stale=len(stale), stale_known=True)
+                listed.append(stale.assign(reason="stale", detail="changed after its embedding"))
+        if failed is not None:
+            mine = failed[failed["entity_type"] == t]
+            row["failed"] = len(mine)
+            if not stale_only:
+                listed.append(
+                    mine.rename(columns={"error_message": "detail"}).assign(reason="failed")
+                )
+        row["note"] = "; ".join(why) or None
+        by_type.append(row)
+
+    frames = [f for f in listed if not f.empty]
+    entities = (
+        pd.concat(frames, ignore_index=True).reindex(columns=ENTITY_COLUMNS)
+        if frames
+        else pd.DataFrame(columns=ENTITY_COLUMNS)
+    )
+    for col in ("changed_at", "embedded_at", "failed_at"):
+        entities[col] = pd.to_datetime(entities[col], utc=True)
+    order = {r: i for i, r in enumerate(REASONS)}
+    if len(entities):
+        entities = entities.sort_values(
+            ["entity_type", "reason", "entity_id"],
+            key=lambda s: s.map(order) if s.name == "reason" else s,
+            kind="stable",
+        ).reset_index(drop=True)
+    counts = entities.drop_duplicates(["entity_type", "entity_id"])["entity_type"].value_counts()
+    for row in by_type:
+        row["to_reindex"] = int(counts.get(row["entity_type"], 0))
+    return ReindexList(
+        by_type=_frame(by_type, BY_TYPE_COLUMNS),
+        entities=entities,
+        notes=notes,
+        entity_type=entity_type,
+        stale_only=stale_only,
+    )

@@ -1,0 +1,69 @@
+"""The security review's chart: authentication failures and rate limiting per hour.
+
+    plots.auth_failures(review.hourly, bursts=review.auth["bursts"])
+
+Takes the hourly frame of `lsops_lib.security` (hour, auth_failures, rate_limited: every
+hour the collector covered), draws on `ax` (a new figure when None) and returns the Axes;
+given nothing to draw (None, or no covered hour) it draws nothing and returns None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pandas as pd
+
+from .look import BAD, COLORS, count_axis, figure, style, utc_axis
+
+__all__ = ["auth_failures"]
+
+
+def auth_failures(
+    hourly: pd.DataFrame | None,
+    ax: Any = None,
+    *,
+    bursts: Iterable[Mapping[str, Any]] | None = None,
+    start: Any = None,
+    end: Any = None,
+) -> Any:
+    """Bars per hour: 401/403 and 429 records, stacked; burst hours marked with a red
+    triangle; the title says the totals and how many hours burst. `start`/`end`: the
+    x-axis limits (the month)."""
+    if not isinstance(hourly, pd.DataFrame) or hourly.empty:
+        return None
+    hours = pd.to_datetime(hourly["hour"], utc=True)
+    auth = hourly["auth_failures"].astype(float).to_numpy()
+    limited = hourly["rate_limited"].astype(float).to_numpy()
+    marks = sorted({pd.Timestamp(b["hour"]) for b in (bursts or [])})
+    width = pd.Timedelta(minutes=50)
+    with style():
+        if ax is None:
+            _fig, ax = figure(3.2)
+        ax.bar(hours, auth, width=width, align="edge", color=COLORS[0], label="401/403")
+        ax.bar(hours, limited, width=width, align="edge", bottom=auth, color=COLORS[1], label="429")
+        if marks:
+            top = dict(zip(hours, auth + limited, strict=True))
+            ax.plot(
+                [m + pd.Timedelta(minutes=25) for m in marks],
+                [top.get(m, 0.0) * 1.05 + 0.5 for m in marks],
+                linestyle="none",
+                marker="v",
+                color=BAD,
+                label="burst",
+            )
+        count_axis(ax)
+        utc_axis(ax, "hour (UTC)")
+        if start is not None and end is not None:
+            ax.set_xlim(pd.Timestamp(start), pd.Timestamp(end))
+        ax.set_ylabel("records")
+        ax.set_title(_title(int(auth.sum()), int(limited.sum()), len(marks), len(hourly)))
+        ax.legend(loc="upper left")
+    return ax
+
+
+def _title(auth: int, limited: int, burst_hours: int, hours: int) -> str:
+    bursts = (
+        f"{burst_hours} burst hour{'s' if burst_hours != 1 else ''}" if burst_hours else "no burst"
+    )
+    return f"{auth:,} x 401/403 and {limited:,} x 429 over {hours:,} hours: {bursts}"

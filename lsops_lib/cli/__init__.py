@@ -116,3 +116,4 @@ def register(module_names: list[str]) -> None:
 
 
 register(["checks", "collect", "db", "reports", "demo"])
+register(["backups"])  # issue 12: lsops backup check

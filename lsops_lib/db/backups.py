@@ -179,6 +179,7 @@ class DumpCheck:
     contents: DumpContents
     verdict: str = "ok"
     findings: list[str] = field(default_factory=list)
+    reason: str = ""  # the finding that gave the verdict
     gzip: bool = False  # a plain dump compressed with gzip
 
     @property
@@ -286,6 +287,7 @@ def judge(
     verdict = min((v for v, _ in found), key=list(VERDICTS).index)  # VERDICTS: worst first
     dump.verdict = verdict
     dump.findings = [text for _, text in found]
+    dump.reason = next(text for v, text in found if v == verdict)
     return dump
 
 

@@ -580,6 +580,8 @@ CELL_IDS = [
     "053ee156",
     "e7e08c1b",
     "c0464480",
+    "b4c6a2d1",  # Backups (issue 12)
+    "b4c6a2d2",
     "46e23f12",
     "98e9bd9d",
     "ef5ce931",
@@ -750,7 +752,8 @@ def test_notebook_on_an_unreachable_database_still_reports(
     figures = read_key_figures(tmp_path / "out.ipynb")
     assert figures["reachable"] is False and figures["critical"] == 1
     assert figures["kinds"] == {"unreachable": 1} and figures["tables"] is None
-    sections = ["Space", "Indexes", "Queries", "Maintenance", "Embeddings indexing"]
+    # Backups reads the store, not the database: absent here, it says so too (issue 12)
+    sections = ["Space", "Indexes", "Queries", "Maintenance", "Backups", "Embeddings indexing"]
     assert [p["section"] for p in figures["problems"]] == sections
     assert [u.split(":")[0] for u in figures["unavailable"]] == sections
 

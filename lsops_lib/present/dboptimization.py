@@ -337,8 +337,8 @@ BACKUP_HEADERS = {
 
 
 def _show_backups(report: Any, section: Any) -> None:
-    """The latest backup check: its verdict in a box coloured by status, what it could not
-    show, its notes (when, the newest dump, the drill's time and tolerance), the dumps
+    """The latest backup check: its verdict in a box coloured by status, a red box for
+    what it could not show (no store, no check stored, no drill), its notes (when, the newest dump, the drill's time and tolerance), the dumps
     and the drill's per-table comparison."""
     check = report.findings.get("backup_check")
     if isinstance(check, dict):
@@ -353,7 +353,9 @@ def _show_backups(report: Any, section: Any) -> None:
                 kind=BACKUP_BOX.get(str(check["status"]), "other"),
             )
         )
-    show_notes(section.notes)
+    for reason in section.unavailable:  # no store, no check stored, no drill in it
+        unavailable(section.title, reason)
+    show_notes([n for n in section.notes if n not in section.unavailable])
     files = section.frames.get("backup_files")
     if files is not None:
         shown = files.assign(age_s=[fmt.duration(v) for v in files["age_s"]])

@@ -43,8 +43,14 @@ def _name(when: datetime) -> str:
     return f"{world.DATABASE}-{when:%Y-%m-%d}.dump"
 
 
-def make_dumps(cluster: Any, folder: Path, *, now: datetime | None = None) -> DemoDumps:
-    """Write the three dumps of the demo database into `folder` (emptied first)."""
+def make_dumps(
+    cluster: Any,
+    folder: Path,
+    *,
+    database: str = world.DATABASE,
+    now: datetime | None = None,
+) -> DemoDumps:
+    """Write the three dumps of `database` (the demo's) into `folder` (emptied first)."""
     from ..db.dumps import clean_env, find_tool
 
     now = now or datetime.now(UTC)
@@ -63,7 +69,7 @@ def make_dumps(cluster: Any, folder: Path, *, now: datetime | None = None) -> De
             cluster.superuser,
             "-f",
             str(good),
-            world.DATABASE,
+            database,
         ],
         check=True,
         capture_output=True,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import gzip
+import importlib.util
 import os
 import re
 import shutil
@@ -119,10 +120,11 @@ def find_tool(name: str) -> str:
     candidates += [
         Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=version)[::-1]
     ]
-    with contextlib.suppress(ImportError):
-        import pgserver  # type: ignore[import-not-found]
-
-        candidates.append(Path(pgserver.__file__).parent / "pginstall" / "bin")
+    with contextlib.suppress(ImportError, ValueError):  # found, not imported (it warns)
+        spec = importlib.util.find_spec("pgserver")
+        if spec is not None and spec.submodule_search_locations:
+            folder = Path(next(iter(spec.submodule_search_locations)))
+            candidates.append(folder / "pginstall" / "bin")
     for folder in candidates:
         if (folder / name).is_file() and os.access(folder / name, os.X_OK):
             return str(folder / name)

@@ -84,6 +84,24 @@ def test_a_truncated_dump_is_judged_truncated(
 
 
 @pytest.mark.postgres
+def test_the_trailer_must_end_a_plain_dump(backup_dumps: BackupDumps, tmp_path: Path) -> None:
+    text = backup_dumps.plain.read_text()
+    assert "-- PostgreSQL database dump complete" in text[-400:]
+    cases = {
+        "whole.sql": text,
+        # a second dump appended and cut short: the first one's trailer ends nothing
+        "appended.sql": text + text[: len(text) // 3],
+    }
+    for name, body in cases.items():
+        (tmp_path / name).write_text(body)
+    check = check_backups(find_dumps([tmp_path]))
+    assert {f.path.name: f.verdict for f in check.files} == {
+        "whole.sql": "ok",
+        "appended.sql": "truncated",
+    }
+
+
+@pytest.mark.postgres
 def test_a_directory_dump_missing_a_data_file_is_truncated(
     backup_dumps: BackupDumps, tmp_path: Path
 ) -> None:

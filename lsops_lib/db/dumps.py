@@ -70,6 +70,8 @@ _CREATE_TABLE = re.compile(
 _CREATE_EXTENSION = re.compile(rf"^CREATE EXTENSION (?:IF NOT EXISTS )?({_IDENT})")
 _CREATE_DATABASE = re.compile(rf"^CREATE DATABASE ({_IDENT})")
 _TOC_ENTRY = re.compile(r"^\s*\d+;\s+\d+\s+\d+\s+(.*)$")
+# what pg_dump writes after its trailer: comment lines and psql's \unrestrict (15.14+)
+_AFTER_TRAILER = (b"--", b"\\unrestrict")
 _TOOL_TIMEOUT_S = 6 * 3600  # reading a dump to its end: a bound, not an expectation
 
 
@@ -335,6 +337,8 @@ def read_plain(path: Path) -> DumpContents:
                         create_database = _unquote(m.group(1))
                 elif line.startswith(PLAIN_TRAILER):
                     trailer = True
+                elif trailer and line.strip() and not line.startswith(_AFTER_TRAILER):
+                    trailer = False  # the trailer must END the dump (a row may quote it)
     except EOFError:
         return DumpContents(
             False,

@@ -86,6 +86,7 @@ __all__ = [
 ]
 
 PLUGIN_STATUS = {0: "OK", 1: "WARNING", 2: "CRITICAL", 3: "UNKNOWN"}
+EMPTY = "zero bytes"
 # every verdict with its severity (the exit code it gives the newest dump), worst first
 VERDICTS = {
     "empty": 2,
@@ -131,7 +132,8 @@ def live_row_counts(
 ) -> dict[str, tuple[int, bool]]:
     """Rows per live table in `schemas`: {`schema.table`: (rows, exact)}. Exact
     `count(*)` for tables the planner estimates below `exact_below` rows, the planner's
-    estimate (`reltuples`, else the live tuple count) for the big ones."""
+    estimate (`reltuples`, else the live tuple count) for the big ones. Tables an
+    extension owns are left out, as in `live_tables`."""
     df = insp.frame(
         """
         SELECT n.nspname AS schema, c.relname AS "table",
@@ -141,6 +143,9 @@ def live_row_counts(
         JOIN pg_namespace n ON n.oid = c.relnamespace
         LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid
         WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY(:schemas)
+          AND NOT EXISTS (
+              SELECT 1 FROM pg_depend d
+              WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
         ORDER BY 1, 2
         """,
         {"schemas": list(schemas)},
@@ -233,8 +238,8 @@ def judge(
     (None: not compared, `live_problem` says why)."""
     found: list[tuple[str, str]] = []  # (verdict, text)
     c = dump.contents
-    if dump.bytes == 0:
-        found.append(("empty", "zero bytes"))
+    if dump.bytes == 0 and c.problem == EMPTY:
+        found.append(("empty", EMPTY))
     elif not c.complete:
         found.append(("truncated" if c.truncated else "unreadable", c.problem or "unreadable"))
     else:
@@ -333,12 +338,17 @@ class BackupCheck:
 
 
 def inspect_dump(path: Path, now: datetime) -> DumpCheck:
-    """One dump read (not yet judged)."""
+    """One dump read (not yet judged); one that cannot be read at all is `unreadable`."""
+    try:
+        size, mtime = dump_bytes(path), dump_mtime(path)
+    except OSError as exc:  # gone since it was found, or a folder we may not enter
+        problem = f"cannot read: {exc.strerror or exc}"
+        return DumpCheck(path, None, 0, now, 0.0, DumpContents(False, problem=problem))
     form = dump_format(path)
-    size = dump_bytes(path)
-    mtime = dump_mtime(path)
-    if size == 0:
-        contents = DumpContents(False, problem="zero bytes")
+    if not os.access(path, os.R_OK):
+        contents = DumpContents(False, problem="cannot read: permission denied")
+    elif size == 0:
+        contents = DumpContents(False, problem=EMPTY)
     else:
         contents = read_dump(path, form)
     age = max(0.0, (now - mtime).total_seconds())

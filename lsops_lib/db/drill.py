@@ -259,9 +259,9 @@ def restore_drill(
     except PostgresUnavailable as exc:
         drill.error = f"no PostgreSQL for the drill: {exc}"
     except LsopsError as exc:
-        drill.error = str(exc)
+        drill.error = drill.error or str(exc)
     except Exception as exc:  # noqa: BLE001 - psycopg talking to the drill's own cluster
-        drill.error = f"the drill's PostgreSQL failed: {last_line(str(exc))}"
+        drill.error = drill.error or f"the drill's PostgreSQL failed: {last_line(str(exc))}"
     finally:
         cluster.stop()
     if drill.error is None and not dump.complete:

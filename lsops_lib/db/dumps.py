@@ -172,11 +172,12 @@ def find_dumps(patterns: Iterable[str | os.PathLike[str]]) -> list[Path]:
             if path.is_file() or (path.is_dir() and (path / "toc.dat").exists()):
                 found.add(path.absolute())
             elif path.is_dir():
-                for child in path.iterdir():
-                    if (child.is_file() and _is_dump_name(child)) or (
-                        child.is_dir() and (child / "toc.dat").exists()
-                    ):
-                        found.add(child.absolute())
+                with contextlib.suppress(OSError):  # a folder we may not list: no dumps
+                    for child in path.iterdir():
+                        if (child.is_file() and _is_dump_name(child)) or (
+                            child.is_dir() and (child / "toc.dat").exists()
+                        ):
+                            found.add(child.absolute())
     return sorted(found)
 
 

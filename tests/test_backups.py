@@ -373,3 +373,22 @@ def test_no_password_reaches_the_output_or_the_store(
     for text in [*outputs, documents]:
         assert secret not in text and "Hidden42secret" not in text
     assert secret.encode() not in stored and b"Hidden42secret" not in stored
+
+
+@pytest.mark.postgres
+def test_a_missing_client_program_is_unknown_not_a_bad_backup(
+    backup_dumps: BackupDumps,
+    lsops_env: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from lsops_lib.db import dumps
+
+    monkeypatch.setattr(dumps, "_find_tool", lambda name, bindir, path: None)
+    dump = place(backup_dumps.custom, tmp_path / "dumps")
+    result = _run([str(dump)], {**lsops_env, "LSOPS_STORE": f"sqlite:///{tmp_path / 'm.sqlite'}"})
+    assert result.exit_code == 3
+    assert result.stderr.strip() == (
+        "lsops: pg_restore not found: install the PostgreSQL client (Debian: "
+        "postgresql-client) or set LSOPS_PG_BINDIR"
+    )

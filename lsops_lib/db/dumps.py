@@ -21,6 +21,7 @@ removed (a PGHOST or PGPASSWORD of production never reaches them).
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import gzip
 import importlib.util
@@ -101,10 +102,21 @@ def find_tool(name: str) -> str:
     """A PostgreSQL client program (`pg_dump`, `pg_restore`, `psql`), found as pgtemp finds
     the server's: `LSOPS_PG_BINDIR`, `pg_config --bindir`, Debian's
     `/usr/lib/postgresql/<version>/bin` (newest first), the `pgserver` wheel, the PATH.
-    BackupError when there is none."""
+    BackupError when there is none. Remembered per LSOPS_PG_BINDIR and PATH."""
+    found = _find_tool(name, os.environ.get("LSOPS_PG_BINDIR", ""), os.environ.get("PATH", ""))
+    if found is None:
+        raise BackupError(
+            f"{name} not found: install the PostgreSQL client (Debian: postgresql-client) "
+            "or set LSOPS_PG_BINDIR"
+        )
+    return found
+
+
+@functools.lru_cache(maxsize=32)
+def _find_tool(name: str, bindir: str, path: str) -> str | None:
     candidates: list[Path] = []
-    if os.environ.get("LSOPS_PG_BINDIR"):
-        candidates.append(Path(os.environ["LSOPS_PG_BINDIR"]))
+    if bindir:
+        candidates.append(Path(bindir))
     pg_config = shutil.which("pg_config")
     if pg_config:
         with contextlib.suppress(OSError, subprocess.SubprocessError):
@@ -130,13 +142,7 @@ def find_tool(name: str) -> str:
     for folder in candidates:
         if (folder / name).is_file() and os.access(folder / name, os.X_OK):
             return str(folder / name)
-    found = shutil.which(name)
-    if found:
-        return found
-    raise BackupError(
-        f"{name} not found: install the PostgreSQL client (Debian: postgresql-client) "
-        "or set LSOPS_PG_BINDIR"
-    )
+    return shutil.which(name, path=path)
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -85,6 +85,10 @@ class Thresholds:
     secret_due_days: int = 14  # days: within this of secret_max_age a rotation is due
     auth_burst_factor: float = 5.0  # an hour with this many times the hourly baseline ...
     auth_burst_min: int = 10  # ... and at least this many 401/403 (or 429) is a burst
+    # backups (issue 12, `lsops backup check`; lsops_lib/db/backups.py)
+    backup_shrink: float = 0.20  # a dump smaller than the previous one by more than 20 %
+    backup_rows_tolerance: float = 0.10  # restore drill: rows within 10 % of the live count
+    backup_exact_rows: int = 100_000  # restore drill: live tables below this counted exactly
 
 
 @dataclass(frozen=True)
@@ -295,6 +299,74 @@ def _security_settings(doc: Mapping[str, Any], cwd: Path) -> dict[str, Any]:
         "audit_file": path("audit_file"),
         "audit_timeout_s": timeout,
     }
+
+
+# --- [backups] (issue 12: `lsops backup check`, lsops_lib/db/backups.py) -------------------
+
+BACKUPS_ENV = "LSOPS_BACKUPS"
+DEFAULT_BACKUP_MAX_AGE_S = 26 * 3600.0
+
+
+@dataclass(frozen=True)
+class BackupSettings:
+    """`[backups]`: where the dumps are, how old the newest may be, which live tables
+    they must hold.
+
+        [backups]
+        paths = ["/var/backups/longsang/*.dump", "/var/backups/longsang/*.sql.gz"]
+        max_age = "26h"            # a duration (30m, 26h, 2d) or a number of hours
+        schemas = ["public"]       # the live database's schemas the dumps must cover
+
+    `LSOPS_BACKUPS` (globs separated by the OS path separator, `:` on Linux) replaces
+    `paths`. The thresholds are `[thresholds] backup_shrink`, `backup_rows_tolerance` and
+    `backup_exact_rows`."""
+
+    paths: tuple[str, ...] = ()
+    max_age_s: float = DEFAULT_BACKUP_MAX_AGE_S
+    schemas: tuple[str, ...] = ("public",)
+
+
+def backup_settings(
+    settings: Settings | None = None, *, env: Mapping[str, str] | None = None
+) -> BackupSettings:
+    """The `[backups]` block of the settings' lsops.toml, `LSOPS_BACKUPS` winning."""
+    from .exceptions import ParameterError
+    from .times import parse_duration
+
+    env = os.environ if env is None else env
+    path = settings.config_path if settings is not None else None
+    section = (_read_toml(path) if path else {}).get("backups") or {}
+    if not isinstance(section, Mapping):
+        raise ConfigError("lsops.toml: [backups] must be a table")
+    unknown = sorted(set(section) - {"paths", "max_age", "schemas"})
+    if unknown:
+        raise ConfigError(f"lsops.toml: unknown [backups] key(s): {', '.join(unknown)}")
+
+    def strings(key: str, value: Any) -> tuple[str, ...]:
+        values = [value] if isinstance(value, str) else value
+        if not isinstance(values, list | tuple) or not all(isinstance(v, str) for v in values):
+            raise ConfigError(f"lsops.toml: [backups] {key} must be a list of strings")
+        return tuple(v for v in values if v)
+
+    paths = strings("paths", section.get("paths", []))
+    if env.get(BACKUPS_ENV):
+        paths = tuple(p for p in env[BACKUPS_ENV].split(os.pathsep) if p)
+    max_age = section.get("max_age", DEFAULT_BACKUP_MAX_AGE_S / 3600)
+    try:
+        if isinstance(max_age, bool):
+            raise ParameterError(str(max_age))
+        if isinstance(max_age, int | float):
+            max_age_s = float(max_age) * 3600
+        else:
+            max_age_s = parse_duration(str(max_age)).total_seconds()
+    except ParameterError:
+        raise ConfigError(
+            f"lsops.toml: [backups] max_age must be a duration (26h, 2d) or hours, not {max_age!r}"
+        ) from None
+    if max_age_s <= 0:
+        raise ConfigError("lsops.toml: [backups] max_age must be positive")
+    schemas = strings("schemas", section.get("schemas", ["public"]))
+    return BackupSettings(paths=paths, max_age_s=max_age_s, schemas=schemas or ("public",))
 
 
 def load_settings(

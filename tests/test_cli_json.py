@@ -79,6 +79,20 @@ def _archive(request: pytest.FixtureRequest, tmp: Path) -> dict[str, str]:
     return {"LSOPS_OUTPUTS": str(request.getfixturevalue("cli_archive"))}
 
 
+def _backups(request: pytest.FixtureRequest, tmp: Path) -> dict[str, str]:
+    from tests.fixtures.backups import place
+
+    dumps = request.getfixturevalue("backup_dumps")
+    folder = tmp / "dumps"
+    place(dumps.custom, folder, "older.dump", age_s=30 * 3600)
+    place(dumps.custom, folder, "newest.dump", age_s=60)
+    return {
+        **_database(request, tmp),
+        "LSOPS_BACKUPS": str(folder / "*.dump"),
+        "LSOPS_STORE": f"sqlite:///{tmp / 'backups.sqlite'}",
+    }
+
+
 SPAN = ["--since", "2026-10-01T00:00Z", "--until", "2026-10-01T06:01Z"]  # cli_world's window
 
 
@@ -267,6 +281,26 @@ CASES: dict[str, list[Case]] = {
                 "auth.sources",
                 "secrets.secrets[].status",
             },
+        )
+    ],
+    # issue 12: the dumps of the planted database, the newest restored (a drill)
+    "backup check": [
+        case(
+            "restore drill",
+            ["backup", "check", "--restore"],
+            _backups,
+            codes=(0, 1, 2),
+            shows={
+                "status",
+                "newest",
+                "files[].verdict",
+                "files[].detail",
+                "files[].tables",
+                "restore.seconds",
+                "restore.tables[].dump_rows",
+                "restore.tables[].match",
+            },
+            marks=PG,
         )
     ],
 }

@@ -517,7 +517,8 @@ def test_report_on_an_unreachable_database() -> None:
     assert not report.reachable and "cannot connect" in str(report.error)
     assert "TopSecret9" not in str(report.error)
     assert list(report.recommendations["kind"]) == ["unreachable"]
-    assert all(not s.ok for s in report.sections.values())
+    # every section says so, but Backups: it reads the metrics store, not the database (issue 12)
+    assert all(not s.ok for s in report.sections.values() if s.name != "backups")
 
 
 def test_report_unknown_database_name(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -580,6 +581,8 @@ CELL_IDS = [
     "053ee156",
     "e7e08c1b",
     "c0464480",
+    "b4c6a2d1",  # Backups (issue 12)
+    "b4c6a2d2",
     "46e23f12",
     "98e9bd9d",
     "9d2a6e13",  # issue 12: Re-index
@@ -731,9 +734,11 @@ def test_notebook_runs_against_the_planted_database(
     assert figures["findings"] == figures["critical"] + figures["warning"] + figures["info"]
     assert figures["findings"] == sum(figures["kinds"].values()) and figures["warning"] >= 5
     assert figures["largest_table_bytes"] <= snapshot_total
-    assert figures["problems"] == []
+    # this store holds no backup check: the Backups section says so (issue 12)
+    assert [p["section"] for p in figures["problems"]] == ["Backups"]
     if longsang_db.has_pg_stat_statements:
-        assert figures["unavailable"] == [] and figures["slow_queries"] >= 1
+        assert [u.split(":")[0] for u in figures["unavailable"]] == ["Backups"]
+        assert figures["slow_queries"] >= 1
 
 
 @pytest.mark.slow
@@ -752,7 +757,16 @@ def test_notebook_on_an_unreachable_database_still_reports(
     figures = read_key_figures(tmp_path / "out.ipynb")
     assert figures["reachable"] is False and figures["critical"] == 1
     assert figures["kinds"] == {"unreachable": 1} and figures["tables"] is None
-    sections = ["Space", "Indexes", "Queries", "Maintenance", "Embeddings indexing", "Re-index"]
+    # Backups reads the store, not the database: absent here, it says so too (issue 12)
+    sections = [
+        "Space",
+        "Indexes",
+        "Queries",
+        "Maintenance",
+        "Backups",
+        "Embeddings indexing",
+        "Re-index",
+    ]
     assert [p["section"] for p in figures["problems"]] == sections
     assert [u.split(":")[0] for u in figures["unavailable"]] == sections
 

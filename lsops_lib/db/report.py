@@ -42,9 +42,12 @@ SECTION_TITLES = {
     "indexes": "Indexes",
     "queries": "Queries",
     "maintenance": "Maintenance",
+    "backups": "Backups",  # issue 12: from the metrics store (`lsops backup check`)
     "embeddings": "Embeddings indexing",
     "reindex": "Re-index",  # issue 12: the counts of `lsops reindex-list`
 }
+# sections read from the metrics store alone: shown even when the database is unreachable
+_FROM_STORE = frozenset({"backups"})
 
 
 @dataclass
@@ -155,6 +158,7 @@ class OptimizationReport:
             "embeddings_null": _sum(coverage, "null_embeddings"),
             # issue 12: the counts of `lsops reindex-list` (None: not checked or unknown)
             **_reindex_figures(f.get("reindex")),
+            **_backup_figures(f.get("backup_check")),
             "unavailable": self.unavailable(),
         }
 
@@ -266,6 +270,7 @@ def optimization_report(
             report.error = str(exc)
     if report.error is not None or url is None:
         _unreachable(report)
+        _backups(report, settings, store)
         return report
     report.url = redact_url(url)
     try:
@@ -273,6 +278,7 @@ def optimization_report(
     except LsopsError as exc:
         report.error = str(exc)
         _unreachable(report)
+        _backups(report, settings, store)
         return report
     report.reachable = True
     if store is None or isinstance(store, str):
@@ -287,13 +293,15 @@ def optimization_report(
     finally:
         insp.close()
     report.by_severity = recommend.summary(report.recommendations)
+    _backups(report, settings, store)
     return report
 
 
 def _unreachable(report: OptimizationReport) -> None:
     message = f"database not inspected: {report.error}"
     for section in report.sections.values():
-        section.errors.append(message)
+        if section.name not in _FROM_STORE:
+            section.errors.append(message)
     report.recommendations = pd.DataFrame(
         [
             {
@@ -505,6 +513,102 @@ def _gather_reindex(report: OptimizationReport, insp: Inspector) -> None:
             f"the first {report.top_n} of {len(entities)} rows are listed: "
             "`lsops reindex-list --json` gives them all"
         )
+
+
+# --- backups (issue 12): the latest `lsops backup check` stored in the metrics store --------
+
+BACKUP_FILE_COLUMNS = [
+    "verdict",
+    "path",
+    "format",
+    "bytes",
+    "age_s",
+    "complete",
+    "tables",
+    "detail",
+]
+BACKUP_RESTORE_COLUMNS = ["table", "dump_rows", "live_rows", "match"]
+
+
+def _backups(report: OptimizationReport, settings: Settings | None, store: Any) -> None:
+    """The Backups section: the latest stored check of this database (or made without
+    one), its dumps and its restore drill. Needs the store only, not the database."""
+    from ..exceptions import StoreError
+
+    sec = report.sections["backups"]
+    if store is None or isinstance(store, str):
+        store = _open_store(settings, store)
+    if store is None:
+        sec.missing("no metrics store: run `lsops backup check --restore` daily to see backups")
+        return
+    try:
+        from ..store.backups import latest_backup_check
+
+        check = latest_backup_check(store, report.database)
+    except StoreError as exc:
+        sec.errors.append(f"stored backup checks: {exc}")
+        return
+    if check is None:
+        sec.missing(
+            "no backup check stored: run `lsops backup check --restore` daily (cron) to "
+            "verify the dumps and rehearse a restore"
+        )
+        return
+    report.findings["backup_check"] = check
+    files = pd.DataFrame(check.get("files") or [], columns=BACKUP_FILE_COLUMNS)
+    files["tables"] = [None if t is None else len(t) for t in files["tables"]]
+    sec.frames["backup_files"] = files
+    sec.notes.append(
+        f"latest check {fmt.instant(check['checked_at'])}: {check['status']} "
+        f"(exit {check['exit_code']}), "
+        + (f"newest dump {check['newest']}" if check.get("newest") else "no dump found")
+    )
+    restore = check.get("restore")
+    if restore is None:
+        sec.missing("the latest check ran no restore drill: `lsops backup check --restore`")
+        return
+    sec.frames["backup_restore"] = pd.DataFrame(
+        restore.get("tables") or [], columns=BACKUP_RESTORE_COLUMNS
+    )
+    if restore.get("seconds") is not None:
+        sec.notes.append(
+            f"restore drill of {restore.get('dump')}: restored in "
+            f"{fmt.ms(restore['seconds'] * 1000)} (the recovery time observed, cluster start "
+            f"excluded); rows match within {fmt.pct(restore.get('tolerance'), 0)}, live rows "
+            f"counted exactly below {fmt.integer(restore.get('exact_below_rows'))} rows"
+            + (
+                f", estimated for {', '.join(restore['estimated'])}"
+                if restore.get("estimated")
+                else ""
+            )
+        )
+    if restore.get("missing_extensions"):
+        sec.notes.append(
+            "extensions the dump needs and the drill's PostgreSQL lacks: "
+            + ", ".join(restore["missing_extensions"])
+        )
+    if restore.get("error"):
+        sec.notes.append(f"the restore drill failed: {restore['error']}")
+
+
+def _backup_figures(check: Any) -> dict[str, Any]:
+    """The Backups section's key figures (None where no check is stored)."""
+    if not isinstance(check, dict):
+        check = {}
+    restore = check.get("restore") or {}
+    newest = next((f for f in check.get("files") or [] if f["path"] == check.get("newest")), {})
+    tables = restore.get("tables") or []
+    return {
+        "backup_status": check.get("status"),
+        "backup_checked_at": check.get("checked_at"),
+        "backup_newest_verdict": newest.get("verdict"),
+        "backup_newest_age_s": newest.get("age_s"),
+        "backup_restore_seconds": restore.get("seconds"),
+        "backup_restore_failed": bool(restore.get("error")) if restore else None,
+        "backup_restore_mismatches": (
+            sum(1 for t in tables if t.get("match") is False) if restore else None
+        ),
+    }
 
 
 # --- the names this module rendered with before the presentation moved out -----------------

@@ -44,7 +44,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import database, world
+from . import backups, database, world
 from .errors import DemoError, Interrupted, UsageError, format_exception
 from .folder import DemoFolder
 from .processes import Children
@@ -329,6 +329,7 @@ class Demo:
                 f"{db['bytes'] / 2**20:.0f} MiB, {db['days']} daily snapshots"
                 + (", pg_stat_statements" if db["pgss"] else ", no pg_stat_statements")
             )
+        backups.run(self)  # issue 12: three dumps judged, the good one restored (a phase)
         # the DB report needs only the database and its snapshots: it starts now, while
         # the history is still being collected
         reports_started = time.monotonic()

@@ -134,6 +134,9 @@ FRAME_TITLES = {
     # issue 12: the Re-index section
     "reindex_counts": "To re-index, per entity type (unknown: the schema does not tell)",
     "reindex_entities": "Entities to re-index",
+    # issue 12: the Backups section (the latest stored `lsops backup check`)
+    "backup_files": "Dumps in the latest check, newest first",
+    "backup_restore": "Restore drill: rows restored against the live database",
 }
 # issue 12: the Re-index section's columns
 HEADERS.update(
@@ -308,6 +311,9 @@ def show_db_section(report: Any, name: str, *, only: list[str] | None = None) ->
 def _show_section(report: Any, section: Any, only: list[str] | None) -> None:
     for error in section.errors:
         unavailable(section.title, error)
+    if section.name == "backups":
+        _show_backups(report, section)
+        return
     show_notes(section.notes)
     for key, df in section.frames.items():
         if only is not None and key not in only:
@@ -327,6 +333,53 @@ def _show_section(report: Any, section: Any, only: list[str] | None) -> None:
             FRAME_TITLES.get(frame_key, key),
             headers=FRAME_HEADERS.get(frame_key),
             note=note,
+        )
+
+
+# --- backups (issue 12) -------------------------------------------------------------------------
+
+BACKUP_BOX = {"OK": "good", "WARNING": "warning", "CRITICAL": "unavailable", "UNKNOWN": "warning"}
+BACKUP_HEADERS = {
+    "path": "dump",
+    "bytes": "size",
+    "age_s": "age at the check",
+    "tables": "tables",
+    "dump_rows": "restored rows",
+    "live_rows": "live rows",
+}
+
+
+def _show_backups(report: Any, section: Any) -> None:
+    """The latest backup check: its verdict in a box coloured by status, a red box for
+    what it could not show (no store, no check stored, no drill), its notes (when, the newest dump, the drill's time and tolerance), the dumps
+    and the drill's per-table comparison."""
+    check = report.findings.get("backup_check")
+    if isinstance(check, dict):
+        newest = next((f for f in check["files"] if f["path"] == check.get("newest")), None)
+        what = (
+            f"newest dump: {newest['verdict']} ({newest['detail']})" if newest else "no dump found"
+        )
+        show_html(
+            box_html(
+                f"Backups: {check['status']} (exit {check['exit_code']})",
+                what,
+                kind=BACKUP_BOX.get(str(check["status"]), "other"),
+            )
+        )
+    for reason in section.unavailable:  # no store, no check stored, no drill in it
+        unavailable(section.title, reason)
+    show_notes([n for n in section.notes if n not in section.unavailable])
+    files = section.frames.get("backup_files")
+    if files is not None:
+        shown = files.assign(age_s=[fmt.duration(v) for v in files["age_s"]])
+        show_db_table(shown, FRAME_TITLES["backup_files"], headers=BACKUP_HEADERS)
+    restore = section.frames.get("backup_restore")
+    if restore is not None:
+        show_db_table(
+            restore,
+            FRAME_TITLES["backup_restore"],
+            headers=BACKUP_HEADERS,
+            empty="no table restored",
         )
 
 

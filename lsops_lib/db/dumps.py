@@ -1,0 +1,387 @@
+"""Reading dump files: which format, how big, how old, what they hold, whether complete.
+
+    find_dumps(["/var/backups/*.dump"])   globs -> dump paths (files and -Fd folders)
+    dump_format(path)          plain | custom | directory | None (not a PostgreSQL dump)
+    dump_bytes(path), dump_mtime(path)
+    read_archive(path)         custom / directory: `pg_restore --list` (its tables,
+                               extensions, database name), then a read of the whole archive
+                               (`pg_restore -f /dev/null`): the table of contents sits at
+                               the start of a custom dump, so `--list` alone passes a
+                               truncated one
+    read_plain(path)           .sql / .sql.gz: pg_dump's header, its CREATE TABLE and
+                               CREATE EXTENSION lines, and the `PostgreSQL database dump
+                               complete` trailer (a truncated .gz fails to decompress)
+    find_tool("pg_restore")    the client programs, found as pgtemp finds the server's
+
+Never raises for a bad dump (`DumpContents.problem` says what is wrong with it); a missing
+client program is a `BackupError`. The programs run with the caller's PG* environment
+removed (a PGHOST or PGPASSWORD of production never reaches them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import glob
+import gzip
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..exceptions import LsopsError
+
+__all__ = [
+    "DUMP_SUFFIXES",
+    "FORMATS",
+    "BackupError",
+    "DumpContents",
+    "clean_env",
+    "dump_bytes",
+    "dump_format",
+    "dump_mtime",
+    "find_dumps",
+    "find_tool",
+    "is_gzip",
+    "last_line",
+    "parse_toc",
+    "qualified",
+    "quote_ident",
+    "read_archive",
+    "read_dump",
+    "read_plain",
+]
+
+FORMATS = ("plain", "custom", "directory")
+PLAIN_HEADER = b"-- PostgreSQL database dump"
+PLAIN_TRAILER = b"-- PostgreSQL database dump complete"
+# file names a folder of dumps is searched for (a folder holding toc.dat IS a dump)
+DUMP_SUFFIXES = (".sql", ".sql.gz", ".dump", ".backup", ".pgdump", ".custom")
+_IDENT = r'(?:"(?:[^"]|"")+"|[^\s."(]+)'
+_CREATE_TABLE = re.compile(
+    rf"^CREATE (?:UNLOGGED )?TABLE (?:IF NOT EXISTS )?({_IDENT})\.({_IDENT})[\s(]"
+)
+_CREATE_EXTENSION = re.compile(rf"^CREATE EXTENSION (?:IF NOT EXISTS )?({_IDENT})")
+_CREATE_DATABASE = re.compile(rf"^CREATE DATABASE ({_IDENT})")
+_TOC_ENTRY = re.compile(r"^\s*\d+;\s+\d+\s+\d+\s+(.*)$")
+# what pg_dump writes after its trailer: comment lines and psql's \unrestrict (15.14+)
+_AFTER_TRAILER = (b"--", b"\\unrestrict")
+_TOOL_TIMEOUT_S = 6 * 3600  # reading a dump to its end: a bound, not an expectation
+
+
+class BackupError(LsopsError):
+    """The backups cannot be checked (a PostgreSQL client program is missing)."""
+
+
+# --- names and tools -----------------------------------------------------------------------
+
+
+def _unquote(name: str) -> str:
+    if len(name) >= 2 and name.startswith('"') and name.endswith('"'):
+        return name[1:-1].replace('""', '"')
+    return name
+
+
+def qualified(schema: str, table: str) -> str:
+    """`schema.table` as lsops names a table in its output (never quoted)."""
+    return f"{schema}.{table}"
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def find_tool(name: str) -> str:
+    """A PostgreSQL client program (`pg_dump`, `pg_restore`, `psql`), found as pgtemp finds
+    the server's: `LSOPS_PG_BINDIR`, `pg_config --bindir`, Debian's
+    `/usr/lib/postgresql/<version>/bin` (newest first), the `pgserver` wheel, the PATH.
+    BackupError when there is none. Remembered per LSOPS_PG_BINDIR and PATH."""
+    found = _find_tool(name, os.environ.get("LSOPS_PG_BINDIR", ""), os.environ.get("PATH", ""))
+    if found is None:
+        raise BackupError(
+            f"{name} not found: install the PostgreSQL client (Debian: postgresql-client) "
+            "or set LSOPS_PG_BINDIR"
+        )
+    return found
+
+
+@functools.lru_cache(maxsize=32)
+def _find_tool(name: str, bindir: str, path: str) -> str | None:
+    candidates: list[Path] = []
+    if bindir:
+        candidates.append(Path(bindir))
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            out = subprocess.run(
+                [pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=True
+            )
+            candidates.append(Path(out.stdout.strip()))
+
+    def version(path: str) -> float:
+        try:
+            return float(Path(path).parent.name)
+        except ValueError:
+            return 0.0
+
+    candidates += [
+        Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=version)[::-1]
+    ]
+    with contextlib.suppress(ImportError, ValueError):  # found, not imported (it warns)
+        spec = importlib.util.find_spec("pgserver")
+        if spec is not None and spec.submodule_search_locations:
+            folder = Path(next(iter(spec.submodule_search_locations)))
+            candidates.append(folder / "pginstall" / "bin")
+    for folder in candidates:
+        if (folder / name).is_file() and os.access(folder / name, os.X_OK):
+            return str(folder / name)
+    return shutil.which(name, path=path)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment of a client program: no PG* variable of the caller (a PGHOST or
+    PGPASSWORD pointing at production must never reach a tool lsops runs), C locale."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env.update(LC_ALL="C", LANG="C", **extra)
+    return env
+
+
+def last_line(text: str) -> str:
+    lines = [" ".join(line.split()) for line in (text or "").splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "no output"
+
+
+# --- finding and reading dumps ---------------------------------------------------------------
+
+
+def _is_dump_name(path: Path) -> bool:
+    return path.name.endswith(DUMP_SUFFIXES)
+
+
+def find_dumps(patterns: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """The dumps that `patterns` (globs, `~` expanded) name: files, `-Fd` folders (a folder
+    with `toc.dat`), and in any other folder matched, the dump files and `-Fd` folders
+    directly inside it (by name: .sql, .sql.gz, .dump, .backup, .pgdump, .custom)."""
+    found: set[Path] = set()
+    for pattern in patterns:
+        text = os.path.expanduser(str(pattern))
+        matches = sorted(glob.glob(text)) if glob.has_magic(text) else [text]
+        for match in matches:
+            path = Path(match)
+            if path.is_file() or (path.is_dir() and (path / "toc.dat").exists()):
+                found.add(path.absolute())
+            elif path.is_dir():
+                with contextlib.suppress(OSError):  # a folder we may not list: no dumps
+                    for child in path.iterdir():
+                        if (child.is_file() and _is_dump_name(child)) or (
+                            child.is_dir() and (child / "toc.dat").exists()
+                        ):
+                            found.add(child.absolute())
+    return sorted(found)
+
+
+def dump_format(path: Path) -> str | None:
+    """plain, custom or directory by the content (`PGDMP` magic, gzip, pg_dump's header),
+    else by the name for an empty file; None for anything else."""
+    if path.is_dir():
+        return "directory" if (path / "toc.dat").exists() else None
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(64)
+    except OSError:
+        return None
+    name = path.name.lower()
+    if not head:
+        if name.endswith((".sql", ".sql.gz")):
+            return "plain"
+        return "custom" if name.endswith(DUMP_SUFFIXES) else None
+    if head.startswith(b"PGDMP"):
+        return "custom"
+    if head.startswith(b"\x1f\x8b"):  # gzip: a compressed plain dump (pg_dump | gzip)
+        try:
+            with gzip.open(path, "rb") as fh:
+                inner = fh.read(5)
+        except (OSError, EOFError, zlib.error):
+            return "plain" if ".sql" in name else None
+        return None if inner.startswith(b"PGDMP") else "plain"
+    if name.endswith((".sql", ".sql.gz")) or head.lstrip().startswith((b"--", b"SET ")):
+        return "plain"
+    return None
+
+
+def dump_bytes(path: Path) -> int:
+    """Bytes on disk: the file, or every file of a `-Fd` folder."""
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def dump_mtime(path: Path) -> datetime:
+    """When the dump was written (its modification time; a `-Fd` folder's `toc.dat`,
+    which pg_dump writes last), aware UTC."""
+    stamp = (path / "toc.dat").stat().st_mtime if path.is_dir() else path.stat().st_mtime
+    return datetime.fromtimestamp(stamp, UTC)
+
+
+@dataclass
+class DumpContents:
+    """What reading a dump found: complete or why not, its tables (`schema.table`), the
+    extensions it creates, the database it was dumped from (custom and directory formats;
+    a plain dump names it only when made with --create)."""
+
+    complete: bool
+    tables: list[str] | None = None
+    extensions: list[str] = field(default_factory=list)
+    dbname: str | None = None
+    create_database: str | None = None  # a plain dump made with --create: \connect's target
+    problem: str | None = None  # why it is incomplete or unreadable
+    truncated: bool = False  # incomplete (cut short) rather than unreadable
+
+
+def _toc_entry(line: str) -> tuple[str, list[str]] | None:
+    """`222; 1259 16527 TABLE public agents postgres` -> ("TABLE", [public, agents, owner])."""
+    match = _TOC_ENTRY.match(line)
+    if not match:
+        return None
+    rest = match.group(1)
+    for kind in ("TABLE DATA", "TABLE", "EXTENSION"):
+        if rest.startswith(kind + " "):
+            return kind, rest[len(kind) + 1 :].split(" ")
+    return None
+
+
+def parse_toc(listing: str) -> DumpContents:
+    """The tables, extensions and database name of a `pg_restore --list` listing."""
+    tables: list[str] = []
+    extensions: list[str] = []
+    dbname = None
+    for line in listing.splitlines():
+        if line.startswith(";"):
+            head = line.lstrip("; ").strip()
+            if head.startswith("dbname:"):
+                dbname = head.split(":", 1)[1].strip() or None
+            continue
+        entry = _toc_entry(line)
+        if entry is None:
+            continue
+        kind, words = entry
+        if kind == "TABLE" and len(words) >= 3:  # schema, name (may hold spaces), owner
+            tables.append(qualified(words[0], " ".join(words[1:-1])))
+        elif kind == "EXTENSION" and len(words) >= 2:  # "-", name, [owner]
+            extensions.append(words[1])
+    return DumpContents(
+        complete=True, tables=sorted(set(tables)), extensions=sorted(set(extensions)), dbname=dbname
+    )
+
+
+def read_archive(path: Path) -> DumpContents:
+    """A custom or directory dump: `pg_restore --list` reads its table of contents, then
+    `pg_restore -f /dev/null` reads every data block to the end (a cut file fails here)."""
+    tool = find_tool("pg_restore")
+    try:
+        listed = subprocess.run(
+            [tool, "--list", str(path)],
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=600,
+            env=clean_env(),
+        )
+    except subprocess.TimeoutExpired:
+        return DumpContents(False, problem="pg_restore --list took over 10 minutes")
+    if listed.returncode != 0:
+        return DumpContents(False, problem=f"pg_restore --list: {last_line(listed.stderr)}")
+    contents = parse_toc(listed.stdout)
+    try:
+        whole = subprocess.run(
+            [tool, "-f", os.devnull, str(path)],
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=_TOOL_TIMEOUT_S,
+            env=clean_env(),
+        )
+    except subprocess.TimeoutExpired:
+        whole = None
+    if whole is None or whole.returncode != 0:
+        contents.complete = False
+        contents.truncated = True
+        why = "timed out" if whole is None else last_line(whole.stderr)
+        contents.problem = f"its table of contents reads, its data does not: {why}"
+    return contents
+
+
+def read_plain(path: Path) -> DumpContents:
+    """A plain dump (`.sql`, or gzip-compressed `.sql.gz`) read line by line: pg_dump's
+    header, the tables and extensions it creates, and its closing trailer."""
+    tables: set[str] = set()
+    extensions: set[str] = set()
+    header = trailer = False
+    create_database = None
+    try:
+        with contextlib.ExitStack() as stack:
+            raw = stack.enter_context(path.open("rb"))
+            magic = raw.read(2)
+            raw.seek(0)
+            fh: Any = stack.enter_context(gzip.open(raw, "rb")) if magic == b"\x1f\x8b" else raw
+            for number, line in enumerate(fh):
+                if number < 20 and line.startswith(PLAIN_HEADER):
+                    header = True
+                if line.startswith(b"CREATE "):
+                    text = line.decode("utf-8", "replace")
+                    if m := _CREATE_TABLE.match(text):
+                        tables.add(qualified(_unquote(m.group(1)), _unquote(m.group(2))))
+                    elif m := _CREATE_EXTENSION.match(text):
+                        extensions.add(_unquote(m.group(1)))
+                    elif m := _CREATE_DATABASE.match(text):
+                        create_database = _unquote(m.group(1))
+                elif line.startswith(PLAIN_TRAILER):
+                    trailer = True
+                elif trailer and line.strip() and not line.startswith(_AFTER_TRAILER):
+                    trailer = False  # the trailer must END the dump (a row may quote it)
+    except EOFError:
+        return DumpContents(
+            False,
+            sorted(tables),
+            sorted(extensions),
+            problem="the compressed stream ends early (truncated .gz)",
+            truncated=True,
+        )
+    except (OSError, zlib.error) as exc:
+        return DumpContents(False, problem=f"cannot read: {exc}")
+    if not header:
+        return DumpContents(False, problem="not a pg_dump plain dump (no pg_dump header)")
+    contents = DumpContents(
+        complete=trailer,
+        tables=sorted(tables),
+        extensions=sorted(extensions),
+        create_database=create_database,
+    )
+    if not trailer:
+        contents.truncated = True
+        contents.problem = "no 'PostgreSQL database dump complete' trailer: cut short"
+    return contents
+
+
+def read_dump(path: Path, format: str | None) -> DumpContents:
+    """Read a dump of a known format (DumpContents; never raises for a bad file)."""
+    if format == "plain":
+        return read_plain(path)
+    if format in ("custom", "directory"):
+        return read_archive(path)
+    return DumpContents(False, problem="not a PostgreSQL dump (plain, custom or directory)")
+
+
+def is_gzip(path: Path) -> bool:
+    """A gzip-compressed file (by its magic bytes)."""
+    if not path.is_file():
+        return False
+    with path.open("rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"

@@ -116,3 +116,4 @@ def register(module_names: list[str]) -> None:
 
 
 register(["checks", "collect", "db", "reports", "demo"])
+register(["vectors"])  # `lsops db vectors` (issue 15), on the db group

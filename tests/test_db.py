@@ -576,6 +576,8 @@ CELL_IDS = [
     "51250749",
     "4c96d6af",
     "2fe695ab",
+    "358edac9",  # Retrieval quality (issue 15)
+    "f91c8571",
     "fdb90594",
     "053ee156",
     "e7e08c1b",

@@ -41,6 +41,7 @@ from .space import total_growth
 
 __all__ = [
     "HORIZON_DAYS",
+    "SUMMARY_KEYS",
     "Forecast",
     "capacity_forecast",
     "forecast_for",
@@ -57,6 +58,14 @@ MAX_POINTS = 400  # more snapshots than this: one per day (the last of each day)
 DAY_S = 86400.0
 TABLE_COLUMNS = ["schema", "table", "total_bytes", "growth_bytes_per_day", "share_of_growth"]
 FRAME_COLUMNS = ["ts", "observed", "fitted", "projected", "low", "high"]
+SUMMARY_KEYS = (
+    "forecast_status",
+    "growth_bytes_per_day",
+    "limit_bytes",
+    "reaches_limit_on",
+    "reaches_limit_earliest",
+    "reaches_limit_latest",
+)
 
 
 @dataclass

@@ -88,6 +88,24 @@ HEADERS = {
     "null_embeddings": "NULL embeddings",
     "is_valid": "valid",
     "seq_scan_share": "sequential share",
+    # retrieval quality and the forecast (issue 15)
+    "zero_vectors": "zero vectors",
+    "duplicate_groups": "duplicate groups",
+    "duplicate_rows": "rows in them",
+    "duplicate_examples": "examples (ids)",
+    "norm_min": "norm min",
+    "norm_median": "norm median",
+    "norm_max": "norm max",
+    "bytes": "size",
+    "recall_at_k": "recall@k",
+    "recall_p10": "recall p10",
+    "index_ms": "index, per query",
+    "exact_ms": "exact scan, per query",
+    "current": "now",
+    "suggested_recall": "its recall",
+    "opclass": "operator class",
+    "growth_bytes_per_day": "growth per day",
+    "share_of_growth": "share of growth",
 }
 DB_HEADERS = HEADERS
 # where table_bytes is the heap alone (pg_table_size minus TOAST), not the whole table
@@ -130,6 +148,9 @@ FRAME_TITLES = {
     "latest_failures": "Latest indexing failures",
     "coverage": "Coverage: entities, embeddings, missing, stale, null",
     "missing": "Entities without an embedding",
+    "growth_rates": "Fastest-growing tables (Theil-Sen growth per day)",
+    "vector_columns": "Vector columns: rows, NULLs, zero vectors, duplicates, norms",
+    "vector_recall": "Vector indexes: recall@k against an exact scan, and the suggested setting",
 }
 
 # a finding's box: critical red, warning amber, info blue (display.box_html's kinds)
@@ -156,11 +177,15 @@ def db_cell(column: str, value: Any, *, max_text: int = 300) -> str:
     if _number(value) and not isinstance(value, bool):
         if column == "queryid":
             return str(int(value))
-        if column == "bytes_per_day":
+        if column.endswith("bytes_per_day"):
             return f"{fmt.size(value)}/day"
         if column.endswith("_ms") and abs(float(value)) < 10 and float(value) != 0:
             return f"{fmt.number(value)} ms"
         return fmt.value(value, column)
+    if isinstance(value, list | tuple):  # duplicate_examples: groups of ids
+        value = "; ".join(
+            ", ".join(map(str, v)) if isinstance(v, list | tuple) else str(v) for v in value
+        )
     if not isinstance(value, str):
         return fmt.value(value, column)
     text = value

@@ -27,6 +27,13 @@ DUPLICATE_GROUPS = (3, 2)  # planted: two embeddings each stored for several ent
 ZERO_VECTORS = 3  # planted: embeddings with no direction (a failed call stored as zeros)
 INDEX = "idx_context_embeddings_embedding"
 
+_FLUSH_STATISTICS = """
+DO $$ BEGIN
+  IF to_regproc('pg_stat_force_next_flush') IS NOT NULL THEN  -- PostgreSQL 15+
+    PERFORM pg_stat_force_next_flush();
+  END IF;
+END $$
+"""
 _ROWS = """
 SELECT ce.id::text, COALESCE(ce.project_id, w.project_id)::text
 FROM context_embeddings ce
@@ -123,5 +130,8 @@ def structure_embeddings(conn: Any, p: Any, *, vector: bool) -> dict[str, Any]:
         f"CREATE INDEX {INDEX} ON context_embeddings "
         f"USING hnsw (embedding vector_cosine_ops) WITH ({HNSW_OPTIONS})"
     )
-    conn.execute("VACUUM (ANALYZE) context_embeddings")  # the update leaves no dead tuples
+    # the update leaves no dead tuples behind (the report's planted ones are elsewhere): its
+    # pending statistics first, else they would land after the VACUUM's count of zero
+    conn.execute(_FLUSH_STATISTICS)
+    conn.execute("VACUUM (ANALYZE) context_embeddings")
     return {"vector": True, "rows": len(ids), **planted, "index": HNSW_OPTIONS}

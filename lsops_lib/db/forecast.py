@@ -54,6 +54,7 @@ __all__ = [
 HORIZON_DAYS = 3650  # a date further than 10 years away is not a forecast
 SHRINK_WINDOW = 3  # a shrink is a snapshot below each of the previous three ...
 Z_95 = 1.959964  # two-sided 95 %: Sen's confidence interval of the slope
+PROJECTION_MIN_DAYS = 90.0  # a projection without a date is drawn this far ahead at least
 MAX_POINTS = 400  # more snapshots than this: one per day (the last of each day)
 DAY_S = 86400.0
 TABLE_COLUMNS = ["schema", "table", "total_bytes", "growth_bytes_per_day", "share_of_growth"]
@@ -334,11 +335,11 @@ def _frame(
         days = (observed["ts"] - origin).dt.total_seconds().to_numpy() / DAY_S
         fitted = pd.Series(intercept + slope * days, index=observed.index)
         observed["fitted"] = fitted.where(observed["ts"] >= origin)
-        if slope > 0:
+        if fc.status == "ok":  # to a little past the date
             end_days = min(HORIZON_DAYS, max(1.0, (fc.limit_bytes - anchor) / slope) * 1.1)
-        else:
+        else:  # no date: as far ahead as there is history behind, at least a quarter
             span = (totals["ts"].iloc[-1] - origin).total_seconds() / DAY_S
-            end_days = max(span, 1.0)
+            end_days = max(PROJECTION_MIN_DAYS, 2 * span)
         steps = np.linspace(0.0, end_days, 50)
         frames.append(
             pd.DataFrame(

@@ -610,7 +610,11 @@ def _measure(
                 f"recall {out.target:g} with confidence: rebuild the index with larger "
                 "parameters"
             )
-    out.indexes = pd.DataFrame(list(rows.values()), columns=INDEX_KEYS)
+    searched = tuple(columns.iloc[0][["schema", "table", "column"]])  # its indexes first
+    ordered = sorted(
+        rows.values(), key=lambda r: (r["schema"], r["table"], r["column"]) != searched
+    )
+    out.indexes = pd.DataFrame(ordered, columns=INDEX_KEYS)
     out.curves = pd.DataFrame(curves, columns=CURVE_KEYS)
     measured = [r for r in rows.values() if r["recall_at_k"] is not None]
     out.curves.attrs.update(  # for plots.recall_curve: where each index is now, the target

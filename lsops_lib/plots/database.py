@@ -257,6 +257,10 @@ def capacity_projection(projection: pd.DataFrame | None, ax: Any = None) -> Any:
         ahead = projection["projected"].notna()
         if ahead.any():
             ax.plot(when[ahead], projection.loc[ahead, "projected"], "--", label="projection")
+            start = projection.loc[ahead].index[0]
+            ax.plot(
+                [when[start]], [projection.at[start, "projected"]], "D", label="from the size now"
+            )
             ax.fill_between(
                 when[ahead],
                 projection.loc[ahead, "low"].astype(float),
@@ -266,7 +270,7 @@ def capacity_projection(projection: pd.DataFrame | None, ax: Any = None) -> Any:
             )
         limit = attrs.get("limit_bytes")
         top = float(projection[["observed", "projected", "high"]].max().max())
-        if limit is not None and (ahead.any() or top >= 0.5 * float(limit)):
+        if limit is not None and (attrs.get("status") == "ok" or top >= 0.5 * float(limit)):
             target_line(ax, float(limit), f"size limit {fmt.size(limit)}")
         ax.set_ylim(bottom=0)
         bytes_axis(ax)
@@ -317,7 +321,13 @@ def recall_curve(curves: pd.DataFrame | None, ax: Any = None) -> Any:
                 ax.plot(hit["value"], hit["recall_at_k"], "o", markersize=9, color=GOOD)
         ax.set_xscale("log", base=2)
         ax.xaxis.set_major_formatter(_integer_ticks())
-        target_line(ax, target, f"target {target:g}" if target is not None else None)
+        target_line(
+            ax,
+            target,
+            f"target {target:g} (suggested: reached with 95 % confidence)"
+            if target is not None
+            else None,
+        )
         ax.set_ylim(top=1.01)
         ax.set_xlabel("hnsw.ef_search / ivfflat.probes (red ring: now; green: suggested)")
         ax.set_ylabel(f"recall@{attrs.get('k', 'k')}")

@@ -240,8 +240,10 @@ def database_month(
 
 def capacity_projection(projection: pd.DataFrame | None, ax: Any = None) -> Any:
     """The database size per snapshot, its fitted growth (Theil-Sen), and the projection
-    from now to the size limit with its plausible range (shaded), the limit dashed; the
-    title gives the date or says why there is none (`db.forecast.Forecast.frame`)."""
+    to the size limit with its plausible range (shaded), the limit dashed; the projection
+    starts from the live size now when there was one (the DB report), else from the fitted
+    line at the last snapshot (the review); the title gives the date or says why there is
+    none (`db.forecast.Forecast.frame`)."""
     if not isinstance(projection, pd.DataFrame) or projection.empty:
         return None
     attrs = projection.attrs
@@ -259,7 +261,7 @@ def capacity_projection(projection: pd.DataFrame | None, ax: Any = None) -> Any:
             ax.plot(when[ahead], projection.loc[ahead, "projected"], "--", label="projection")
             start = projection.loc[ahead].index[0]
             ax.plot(
-                [when[start]], [projection.at[start, "projected"]], "D", label="from the size now"
+                [when[start]], [projection.at[start, "projected"]], "D", label="projection start"
             )
             ax.fill_between(
                 when[ahead],

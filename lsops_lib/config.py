@@ -89,6 +89,13 @@ class Thresholds:
     backup_shrink: float = 0.20  # a dump smaller than the previous one by more than 20 %
     backup_rows_tolerance: float = 0.10  # restore drill: rows within 10 % of the live count
     backup_exact_rows: int = 100_000  # restore drill: live tables below this counted exactly
+    # --- issue 15: retrieval quality (db/vectors.py) and the capacity forecast (db/forecast.py)
+    similarity_threshold: float = 0.7  # semantic_search's DEFAULT: keeps 1 - (a <=> b) >= 0.7
+    recall_target: float = 0.95  # recall@k a vector index should reach (ef_search / probes)
+    database_size_limit_bytes: int = 8 * 1024**3  # the plan's database size (Supabase Pro: 8 GB)
+    forecast_min_snapshots: int = 5  # fewer size snapshots (since a shrink): "not enough history"
+    forecast_min_days: float = 3.0  # ... or spanning fewer days
+    forecast_shrink_ratio: float = 0.05  # a drop below every recent snapshot by 5 %: a new series
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,10 @@ def _backups(request: pytest.FixtureRequest, tmp: Path) -> dict[str, str]:
     }
 
 
+def _vectors(request: pytest.FixtureRequest, tmp: Path) -> dict[str, str]:
+    return {"LSOPS_DATABASE_URL": request.getfixturevalue("planted_vectors").password_url}
+
+
 SPAN = ["--since", "2026-10-01T00:00Z", "--until", "2026-10-01T06:01Z"]  # cli_world's window
 
 
@@ -303,7 +307,33 @@ CASES: dict[str, list[Case]] = {
             marks=PG,
         )
     ],
+    "db vectors": [  # issue 15
+        case(
+            "pgvector",
+            ["db", "vectors", "--sample", "10"],
+            _vectors,
+            shows={
+                "columns[].zero_vectors",
+                "columns[].duplicate_examples",
+                "indexes[].recall_at_k",
+                "indexes[].suggested.value",
+                "indexes[].suggested.tried[].recall_at_k",
+                "threshold.share_with_result",
+            },
+            marks=PG,
+        ),
+        case("no pgvector", ["db", "vectors"], _database, shows={"available", "message"}, marks=PG),
+    ],
 }
+CASES["db size"].append(  # issue 15: --forecast
+    case(
+        "forecast",
+        ["db", "size", "--forecast"],
+        _database,
+        shows={"database_bytes", "limit_bytes", "message", "reaches_limit_range"},
+        marks=PG,
+    )
+)
 
 
 def _params() -> list[Any]:

@@ -577,6 +577,8 @@ CELL_IDS = [
     "51250749",
     "4c96d6af",
     "2fe695ab",
+    "358edac9",  # Retrieval quality (issue 15)
+    "f91c8571",
     "fdb90594",
     "053ee156",
     "e7e08c1b",
@@ -736,9 +738,12 @@ def test_notebook_runs_against_the_planted_database(
     assert figures["largest_table_bytes"] <= snapshot_total
     # this store holds no backup check: the Backups section says so (issue 12)
     assert [p["section"] for p in figures["problems"]] == ["Backups"]
+    # the machine's PostgreSQL has no pgvector: the retrieval section says so (issue 15)
+    vector = [u for u in figures["unavailable"] if u.startswith("Retrieval quality:")]
+    assert longsang_db.vector or vector == ["Retrieval quality: " + db.vectors.ENABLE_HINT]
     if longsang_db.has_pg_stat_statements:
-        assert [u.split(":")[0] for u in figures["unavailable"]] == ["Backups"]
-        assert figures["slow_queries"] >= 1
+        rest = [u.split(":")[0] for u in figures["unavailable"] if u not in vector]
+        assert rest == ["Backups"] and figures["slow_queries"] >= 1
 
 
 @pytest.mark.slow
@@ -761,6 +766,7 @@ def test_notebook_on_an_unreachable_database_still_reports(
     sections = [
         "Space",
         "Indexes",
+        "Retrieval quality",  # issue 15
         "Queries",
         "Maintenance",
         "Backups",

@@ -118,3 +118,4 @@ def register(module_names: list[str]) -> None:
 register(["checks", "collect", "db", "reports", "demo"])
 register(["reindex", "security"])  # issue 12: `lsops reindex-list`, `lsops security`
 register(["backups"])  # issue 12: lsops backup check
+register(["vectors"])  # `lsops db vectors` (issue 15), on the db group

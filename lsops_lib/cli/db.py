@@ -107,15 +107,66 @@ def _size_view(limit: int) -> Any:
     return view
 
 
+# `--forecast` (issue 15): growth per day from the stored size snapshots (Theil-Sen, robust
+# to a spike), the date the database reaches [thresholds] database_size_limit_bytes
+_FORECAST_COLUMNS = [
+    *_SCHEMA_TABLE,
+    _size("total_bytes", "size"),
+    Column("growth_bytes_per_day", "growth/day", lambda v: f"{fmt.size(v)}/day", RIGHT),
+    _share("share_of_growth", "share of growth"),
+]
+
+
+def _forecast_view(limit: int) -> Any:
+    def view(d: Any) -> None:
+        line(f"database size: {fmt.size(d['database_bytes'])}; limit: {fmt.size(d['limit_bytes'])}")
+        if d["growth_bytes_per_day"] is not None:
+            line(
+                f"growth: {fmt.size(d['growth_bytes_per_day'])}/day from "
+                f"{fmt.integer(d['snapshots'])} snapshots since {_when(d['since'])}"
+            )
+        when, between = d["reaches_limit_on"], d["reaches_limit_range"]
+        if when is not None:
+            line(f"reaches the limit on {when}")
+        if between is not None:
+            line(
+                f"  plausible range: {between[0] or fmt.DASH} .. {between[1] or 'not foreseeable'}"
+            )
+        line(str(d["message"]))
+        table(d["tables"], _FORECAST_COLUMNS, title="Fastest-growing tables", limit=limit)
+
+    return view
+
+
+def _size_forecast(app: App, as_json: bool, database: str | None, limit: int) -> None:
+    from ..db import forecast, space
+    from ..times import utcnow
+
+    with run_command():
+        settings = app.settings(database)
+        with _inspector(app, database) as insp:
+            total = space.database_size(insp)
+        fc = forecast.forecast_for(settings, database, database_bytes=total, now=utcnow())
+    emit(fc.as_dict(), as_json, _forecast_view(limit))
+
+
 @db_group.command("size")
 @_json_option
 @_database_option
 @click.option("--limit", default=20, show_default=True, help="Tables shown (the JSON lists all).")
+@click.option(
+    "--forecast",
+    is_flag=True,
+    help="When the database reaches [thresholds] database_size_limit_bytes (stored snapshots).",
+)
 @pass_app
-def db_size(app: App, as_json: bool, database: str | None, limit: int) -> None:
+def db_size(app: App, as_json: bool, database: str | None, limit: int, forecast: bool) -> None:
     """Database size and per table its heap, TOAST, index and total bytes."""
     from ..db import space
 
+    if forecast:
+        _size_forecast(app, as_json, database, limit)
+        return
     with run_command(), _inspector(app, database) as insp:
         total = space.database_size(insp)
         tables = space.table_sizes(insp)

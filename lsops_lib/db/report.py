@@ -4,6 +4,8 @@
     report.reachable, report.error                        # a down database is a finding
     report.sections["indexes"].frames["unused"]           # DataFrames per section
     report.recommendations                                # findings, with evidence and SQL
+    report.retrieval                                      # db.vectors: recall, threshold
+    report.forecast                                       # db.forecast: the size limit date
     report.by_severity                                    # findings counted by severity
     report.summary()                                      # the key figures, one flat dict
 
@@ -23,9 +25,19 @@ from typing import Any
 import pandas as pd
 
 from .. import fmt
-from ..config import Settings, load_settings, redact_url
+from ..config import Settings, Thresholds, load_settings, redact_url
 from ..exceptions import DatabaseError, ExtensionMissing, LsopsError
-from . import embeddings, indexes, maintenance, queries, recommend, reindex, space
+from . import (
+    embeddings,
+    forecast,
+    indexes,
+    maintenance,
+    queries,
+    recommend,
+    reindex,
+    space,
+    vectors,
+)
 from .connect import Inspector, connect
 from .settings import DbThresholds
 
@@ -40,6 +52,7 @@ __all__ = [
 SECTION_TITLES = {
     "space": "Space",
     "indexes": "Indexes",
+    "retrieval": "Retrieval quality",
     "queries": "Queries",
     "maintenance": "Maintenance",
     "backups": "Backups",  # issue 12: from the metrics store (`lsops backup check`)
@@ -93,6 +106,29 @@ class OptimizationReport:
             pd.DataFrame(columns=recommend.RECOMMENDATION_COLUMNS)
         )
     )
+    # issue 15: retrieval quality (db.vectors) and the capacity forecast (db.forecast), with
+    # the config.Thresholds they use (similarity_threshold, recall_target, forecast_*)
+    limits: Thresholds = field(default_factory=Thresholds)
+    retrieval: vectors.RetrievalQuality | None = None
+    forecast: forecast.Forecast | None = None
+
+    @property
+    def projection(self) -> pd.DataFrame | None:
+        """The size snapshots, the fitted growth and the projection to the size limit
+        (plots.capacity_projection); None when not inspected."""
+        return None if self.forecast is None else self.forecast.frame
+
+    @property
+    def recall_curves(self) -> pd.DataFrame | None:
+        """recall@k per ef_search / probes tried, per index (plots.recall_curve)."""
+        rq = self.retrieval
+        return None if rq is None or not rq.available else rq.curves
+
+    @property
+    def top1_similarity(self) -> pd.DataFrame | None:
+        """Each sampled query's top-1 similarity (plots.similarity_threshold)."""
+        rq = self.retrieval
+        return None if rq is None or not rq.available or rq.threshold is None else rq.top1
 
     def section(self, name: str) -> Section:
         return self.sections[name]
@@ -159,8 +195,21 @@ class OptimizationReport:
             # issue 12: the counts of `lsops reindex-list` (None: not checked or unknown)
             **_reindex_figures(f.get("reindex")),
             **_backup_figures(f.get("backup_check")),
+            **_retrieval_figures(self.retrieval),
+            **(
+                self.forecast.summary()
+                if self.forecast is not None
+                else dict.fromkeys(forecast.SUMMARY_KEYS)
+            ),
             "unavailable": self.unavailable(),
         }
+
+
+def _retrieval_figures(rq: vectors.RetrievalQuality | None) -> dict[str, Any]:
+    """The retrieval section's key figures (None where it could not run)."""
+    if rq is None:
+        return {"vectors_available": None, "recall_at_k": None, "threshold_share_with_result": None}
+    return rq.summary()
 
 
 def _frame(findings: dict[str, Any], key: str) -> pd.DataFrame | None:
@@ -195,9 +244,22 @@ def _growth_bytes(growth: pd.DataFrame | None) -> int | None:
     return int(growth["total_bytes"].iloc[-1] - growth["total_bytes"].iloc[0])
 
 
+# config.Thresholds the retrieval and space sections use (issue 15)
+LIMIT_THRESHOLDS = (
+    "similarity_threshold",
+    "recall_target",
+    "database_size_limit_bytes",
+    "forecast_min_snapshots",
+    "forecast_min_days",
+    "forecast_shrink_ratio",
+)
+
+
 def thresholds_frame(report: OptimizationReport) -> pd.DataFrame:
     """The thresholds the verdicts used: threshold, value (sorted by name)."""
-    return pd.DataFrame(sorted(report.thresholds.as_dict().items()), columns=["threshold", "value"])
+    values = report.thresholds.as_dict()
+    values.update({name: getattr(report.limits, name) for name in LIMIT_THRESHOLDS})
+    return pd.DataFrame(sorted(values.items()), columns=["threshold", "value"])
 
 
 def _open_store(settings: Settings | None, url: str | None = None) -> Any:
@@ -259,6 +321,7 @@ def optimization_report(
         generated_at=now,
         top_n=int(top_n),
         thresholds=t,
+        limits=settings.thresholds if settings is not None else Thresholds(),
     )
     for key, title in SECTION_TITLES.items():
         report.sections[key] = Section(key, title)
@@ -344,6 +407,7 @@ def _gather(report: OptimizationReport, insp: Inspector, store: Any) -> None:
         # for the chart's title only (the frame's data and the JSON stay as they are)
         sec.frames["tables"].attrs["database_bytes"] = report.database_bytes
         f["tables"] = sizes
+    snaps = None
     if store is not None:
         snaps = _try(sec, "size snapshots", lambda: space.growth(store, report.database))
         if snaps is not None and not snaps.empty:
@@ -354,6 +418,7 @@ def _gather(report: OptimizationReport, insp: Inspector, store: Any) -> None:
             "no size snapshots stored for this database: run `lsops collect --db` daily "
             "to see growth"
         )
+    _forecast(report, sec, snaps, now=report.generated_at)
 
     # --- indexes
     sec = report.sections["indexes"]
@@ -390,6 +455,9 @@ def _gather(report: OptimizationReport, insp: Inspector, store: Any) -> None:
             )
     if "vector" in sec.frames and sec.frames["vector"].empty:
         sec.notes.append("no vector (HNSW / IVFFlat) index in this database")
+
+    # --- retrieval quality (issue 15)
+    _retrieval(report, insp)
 
     # --- queries
     sec = report.sections["queries"]
@@ -487,6 +555,58 @@ REINDEX_COUNT_COLUMNS = [
     "stale",
     "failed",
     "to_reindex",
+    "note",
+]
+
+
+def _forecast(
+    report: OptimizationReport, sec: Section, snaps: pd.DataFrame | None, *, now: pd.Timestamp
+) -> None:
+    """The capacity forecast from the size snapshots, projected from the database size now."""
+    lim = report.limits
+    fc = forecast.capacity_forecast(
+        snaps,
+        lim.database_size_limit_bytes,
+        database_bytes=report.database_bytes,
+        now=now,
+        min_snapshots=lim.forecast_min_snapshots,
+        min_days=lim.forecast_min_days,
+        shrink_ratio=lim.forecast_shrink_ratio,
+    )
+    report.forecast = fc
+    limit = fmt.size(fc.limit_bytes)
+    if fc.reaches_limit_on is not None and fc.status == "ok":
+        rng = fc.reaches_limit_range
+        between = (
+            f" (between {rng[0] or fmt.DASH} and {rng[1] or 'not foreseeable'})" if rng else ""
+        )
+        sec.notes.append(
+            f"at {fmt.size(fc.growth_bytes_per_day)}/day the database reaches its limit of "
+            f"{limit} on {fc.reaches_limit_on.isoformat()}{between}; {fc.message}"
+        )
+    else:
+        sec.notes.append(f"size limit {limit}: {fc.message}")
+    if len(fc.tables):
+        sec.frames["growth_rates"] = fc.tables.head(report.top_n)
+
+
+# the recall table as the report shows it (the JSON of `lsops db vectors` has every column)
+RECALL_SHOWN = [
+    "index",
+    "table",
+    "column",
+    "method",
+    "options",
+    "bytes",
+    "table_bytes",
+    "recall_at_k",
+    "recall_p10",
+    "index_ms",
+    "exact_ms",
+    "setting",
+    "current",
+    "suggested",
+    "suggested_recall",
     "note",
 ]
 
@@ -609,6 +729,43 @@ def _backup_figures(check: Any) -> dict[str, Any]:
             sum(1 for t in tables if t.get("match") is False) if restore else None
         ),
     }
+
+
+def _retrieval(report: OptimizationReport, insp: Inspector) -> None:
+    """db.vectors over every vector column and index, in one read-only transaction."""
+    sec = report.sections["retrieval"]
+    lim = report.limits
+    rq = _try(
+        sec,
+        "retrieval quality",
+        lambda: vectors.retrieval_quality(
+            insp, threshold=lim.similarity_threshold, target=lim.recall_target
+        ),
+    )
+    if rq is None:
+        return
+    report.retrieval = rq
+    if not rq.available:
+        sec.missing(str(rq.message))
+        return
+    sec.notes.extend(rq.notes)
+    if len(rq.columns):
+        sec.frames["vector_columns"] = rq.columns
+    if len(rq.indexes):
+        sec.frames["vector_recall"] = rq.indexes[RECALL_SHOWN]
+        sec.notes.append(
+            f"recall@{rq.k}: {rq.sample} stored vectors (seed {rq.seed}) as queries, the index "
+            "forced, against an exact scan in the same read-only transaction"
+        )
+    t = rq.threshold
+    if t is not None and t["top1_median"] is not None:
+        sec.notes.append(
+            f"similarity threshold {t['value']:g}: {fmt.pct(t['share_with_result'])} of "
+            f"{t['sample']} sampled queries have a nearest other row at or above it (below it "
+            f"semantic_search returns no context); top-1 similarity p10 "
+            f"{t['top1_p10']:.3f}, median {t['top1_median']:.3f}, p90 {t['top1_p90']:.3f}"
+        )
+    sec.notes.extend(vectors.problems(rq))
 
 
 # --- the names this module rendered with before the presentation moved out -----------------

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from . import world
+from . import vectors, world
 
 
 def describe(cluster: Any) -> dict[str, Any]:
@@ -69,6 +69,7 @@ def grow(
             days += 1
         if cluster.has_pg_stat_statements:
             conn.execute(untracked)
+        vectors.structure_embeddings(conn, p, vector=vector)  # issue 15: topics, a low HNSW
         conn.execute("ANALYZE")
         from ..db.schema import LONGSANG_TABLES
 

@@ -7,6 +7,9 @@ nothing and returns None, so a notebook cell never fails on a missing frame.
     plots.database_growth(growth_total)       db.space.total_growth: size per snapshot
     plots.embeddings_by_type(by_entity_type)  db.embeddings.by_entity_type, with targets
     plots.database_month(growth, start, end)  the review's size over the month
+    plots.capacity_projection(projection)     db.forecast: snapshots, growth, the limit date
+    plots.recall_curve(curves)                db.vectors: recall@k per ef_search / probes
+    plots.similarity_threshold(top1)          db.vectors: top-1 similarity vs the threshold
 """
 
 from __future__ import annotations
@@ -14,12 +17,32 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .. import fmt
-from .look import TARGET_COLOR, bytes_axis, count_axis, figure, style, timeseries, utc_axis
+from .look import (
+    BAD,
+    GOOD,
+    TARGET_COLOR,
+    bytes_axis,
+    count_axis,
+    figure,
+    style,
+    target_line,
+    timeseries,
+    utc_axis,
+)
 
-__all__ = ["database_growth", "database_month", "embeddings_by_type", "top_tables"]
+__all__ = [
+    "capacity_projection",
+    "database_growth",
+    "database_month",
+    "embeddings_by_type",
+    "recall_curve",
+    "similarity_threshold",
+    "top_tables",
+]
 
 
 def _table_names(frame: pd.DataFrame) -> list[str]:
@@ -209,6 +232,166 @@ def database_month(
         bytes_axis(ax)
         if start is not None and end is not None:
             ax.set_xlim(pd.Timestamp(start), pd.Timestamp(end))
+    return ax
+
+
+# --- issue 15: the capacity forecast and retrieval quality -----------------------------------
+
+
+def capacity_projection(projection: pd.DataFrame | None, ax: Any = None) -> Any:
+    """The database size per snapshot, its fitted growth (Theil-Sen), and the projection
+    to the size limit with its plausible range (shaded), the limit dashed; the projection
+    starts from the live size now when there was one (the DB report), else from the fitted
+    line at the last snapshot (the review); the title gives the date or says why there is
+    none (`db.forecast.Forecast.frame`)."""
+    if not isinstance(projection, pd.DataFrame) or projection.empty:
+        return None
+    attrs = projection.attrs
+    when = pd.to_datetime(projection["ts"], utc=True)
+    with style():
+        if ax is None:
+            _fig, ax = figure(3.8)
+        seen = projection["observed"].notna()
+        ax.plot(when[seen], projection.loc[seen, "observed"], "o", markersize=3, label="snapshots")
+        if "fitted" in projection and projection["fitted"].notna().any():
+            fit = projection["fitted"].notna()
+            ax.plot(when[fit], projection.loc[fit, "fitted"], label="growth (Theil-Sen)")
+        ahead = projection["projected"].notna()
+        if ahead.any():
+            ax.plot(when[ahead], projection.loc[ahead, "projected"], "--", label="projection")
+            start = projection.loc[ahead].index[0]
+            ax.plot(
+                [when[start]], [projection.at[start, "projected"]], "D", label="projection start"
+            )
+            ax.fill_between(
+                when[ahead],
+                projection.loc[ahead, "low"].astype(float),
+                projection.loc[ahead, "high"].astype(float),
+                alpha=0.2,
+                label="plausible range (95 %)",
+            )
+        limit = attrs.get("limit_bytes")
+        top = float(projection[["observed", "projected", "high"]].max().max())
+        if limit is not None and (attrs.get("status") == "ok" or top >= 0.5 * float(limit)):
+            target_line(ax, float(limit), f"size limit {fmt.size(limit)}")
+        ax.set_ylim(bottom=0)
+        bytes_axis(ax)
+        utc_axis(ax)
+        ax.set_ylabel("size")
+        ax.set_title(_projection_title(attrs))
+        ax.legend(loc="upper left")
+    return ax
+
+
+def _projection_title(attrs: Mapping[str, Any]) -> str:
+    limit = fmt.size(attrs.get("limit_bytes"))
+    when = attrs.get("reaches_limit_on")
+    if attrs.get("status") == "ok" and when:
+        rng = attrs.get("reaches_limit_range") or [None, None]
+        between = f" (between {rng[0] or fmt.DASH} and {rng[1] or 'not foreseeable'})"
+        return f"The database reaches {limit} on {when}{between}"
+    message = str(attrs.get("message") or "no forecast")
+    return message[0].upper() + message[1:] if message else message
+
+
+def recall_curve(curves: pd.DataFrame | None, ax: Any = None) -> Any:
+    """recall@k of each vector index per ef_search / probes tried (log scale), the target
+    dashed, the session's setting ringed and the suggestion filled (`RetrievalQuality.curves`,
+    its attrs: target, k, current, current_recall, suggested)."""
+    if not isinstance(curves, pd.DataFrame) or curves.empty:
+        return None
+    attrs = curves.attrs
+    target = attrs.get("target")
+    current = attrs.get("current") or {}
+    current_recall = attrs.get("current_recall") or {}
+    suggested = attrs.get("suggested") or {}
+    with style():
+        if ax is None:
+            _fig, ax = figure(3.5)
+        for name, part in curves.groupby("index", sort=False):
+            part = part.sort_values("value")
+            setting = str(part["setting"].iloc[0])
+            (line,) = ax.plot(
+                part["value"], part["recall_at_k"], marker="o", label=f"{name} ({setting})"
+            )
+            now = current.get(name)
+            if now is not None and current_recall.get(name) is not None:
+                ax.plot([now], [current_recall[name]], "o", markersize=11, mfc="none", color=BAD)
+            best = suggested.get(name)
+            if best is not None and not pd.isna(best):
+                hit = part[part["value"] == best]
+                ax.plot(hit["value"], hit["recall_at_k"], "o", markersize=9, color=GOOD)
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(_integer_ticks())
+        target_line(
+            ax,
+            target,
+            f"target {target:g} (suggested: reached with 95 % confidence)"
+            if target is not None
+            else None,
+        )
+        ax.set_ylim(top=1.01)
+        ax.set_xlabel("hnsw.ef_search / ivfflat.probes (red ring: now; green: suggested)")
+        ax.set_ylabel(f"recall@{attrs.get('k', 'k')}")
+        ax.set_title(_recall_title(curves, current, current_recall, suggested, target))
+        ax.legend(loc="lower right")
+    return ax
+
+
+def _integer_ticks() -> Any:
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda v, _pos: f"{v:,.0f}")
+
+
+def _recall_title(
+    curves: pd.DataFrame,
+    current: Mapping[str, Any],
+    current_recall: Mapping[str, Any],
+    suggested: Mapping[str, Any],
+    target: Any,
+) -> str:
+    name = str(curves["index"].iloc[0])
+    setting = str(curves["setting"].iloc[0])
+    recall, now, best = current_recall.get(name), current.get(name), suggested.get(name)
+    if recall is None:
+        return f"recall@k of {name}"
+    head = f"{name}: recall {float(recall):.2f} at {setting} = {now}"
+    if best is None or pd.isna(best):
+        return head + f"; no setting tried reaches {target:g}"
+    if now is not None and int(best) <= int(now):
+        return head + f"; {int(best)} is enough for {target:g}"
+    return head + f"; {int(best)} reaches {target:g}"
+
+
+def similarity_threshold(top1: pd.DataFrame | None, ax: Any = None) -> Any:
+    """The top-1 similarity of each sampled query (its nearest other row) as a histogram,
+    the similarity threshold dashed: the queries left of it get no context from
+    semantic_search (`RetrievalQuality.top1`, its attrs: threshold, sample)."""
+    if not isinstance(top1, pd.DataFrame) or top1.empty:
+        return None
+    values = pd.to_numeric(top1["similarity"], errors="coerce").dropna()
+    threshold = top1.attrs.get("threshold")
+    sample = int(top1.attrs.get("sample") or len(top1))
+    with style():
+        if ax is None:
+            _fig, ax = figure(3.5)
+        if len(values):
+            low = min(float(values.min()), float(threshold) if threshold is not None else 1.0)
+            bins = np.linspace(max(-1.0, low - 0.02), 1.0, 41)
+            ax.hist(values, bins=bins, label="queries (top-1 similarity)")
+        if threshold is not None:
+            target_line(ax, float(threshold), f"threshold {float(threshold):g}", axis="x")
+        count_axis(ax)
+        ax.set_xlabel("cosine similarity of the nearest other row")
+        ax.set_ylabel("queries")
+        if threshold is not None:
+            share = (values >= float(threshold)).sum() / sample if sample else float("nan")
+            ax.set_title(
+                f"{fmt.pct(share, 0)} of {sample} queries find context at similarity >= "
+                f"{float(threshold):g} (median top-1 {values.median():.2f})"
+            )
+        ax.legend(loc="upper left")
     return ax
 
 

@@ -18,12 +18,20 @@ import pandas as pd
 from .. import fmt, plots
 from ..config import Settings
 from ..db import overview
-from ..db.overview import DatabaseOverview
+from ..db.overview import DatabaseOverview, RetrievalOverview
 from .dboptimization import show_db_table
 from .display import DASH, box_html, facts_html, guarded, show_html, show_notes, unavailable
 from .source import StoreSource
 
-__all__ = ["EMBEDDINGS_HEADERS", "DatabaseOverview", "database_overview", "show_database"]
+__all__ = [
+    "EMBEDDINGS_HEADERS",
+    "DatabaseOverview",
+    "RetrievalOverview",
+    "database_overview",
+    "retrieval_overview",
+    "show_database",
+    "show_retrieval",
+]
 
 
 def _month_axis(ax: Any, review: Any) -> None:
@@ -92,6 +100,7 @@ def show_database(db: DatabaseOverview | None, review: Any = None, *, chart: boo
                         "Growth in the month (stored snapshots)",
                         fmt.size(db.growth_bytes) if db.growth_bytes is not None else DASH,
                     ),
+                    *_forecast_rows(db),
                 ]
             )
         )
@@ -118,3 +127,88 @@ def show_database(db: DatabaseOverview | None, review: Any = None, *, chart: boo
     for key, frame in db.embeddings.items():
         show_db_table(frame, EMBEDDINGS_TITLES.get(key, key), headers=EMBEDDINGS_HEADERS)
     show_notes(db.notes, title="Notes")
+
+
+# --- issue 15: the capacity forecast and retrieval quality ----------------------------------
+
+
+def _forecast_rows(db: DatabaseOverview) -> list[tuple[str, str]]:
+    """The size limit's date as of the month's end (`db.forecast`), or why there is none."""
+    fc = db.forecast
+    if fc is None:
+        return []
+    limit = fmt.size(fc.limit_bytes)
+    if fc.status == "ok" and fc.reaches_limit_on is not None:
+        rng = fc.reaches_limit_range or (None, None)
+        text = (
+            f"{fc.reaches_limit_on.isoformat()} (between {rng[0] or DASH} and "
+            f"{rng[1] or 'not foreseeable'}), at {fmt.size(fc.growth_bytes_per_day)}/day"
+        )
+    else:
+        text = fc.message
+    return [(f"Size limit {limit} reached on (forecast)", text)]
+
+
+def retrieval_overview(settings: Settings, database: str | None) -> RetrievalOverview:
+    """`lsops_lib.db.overview.retrieval_overview`: recall@k of the vector indexes and the
+    similarity threshold's share, read-only, measured once per review. Never raises."""
+    return overview.retrieval_overview(settings, database)
+
+
+@guarded("Retrieval quality")
+def show_retrieval(
+    retrieval: RetrievalOverview | None, review: Any = None, *, endpoint: str = "/context/search"
+) -> None:
+    """Next to the month's latency of `endpoint` (from `review.endpoints`): recall@k of the
+    searched column's vector index (the database as it is now) and the share of sampled
+    queries whose nearest other row reaches the similarity threshold."""
+    rows: list[tuple[str, str]] = []
+    endpoints = getattr(review, "endpoints", None) if review else None
+    if isinstance(endpoints, pd.DataFrame) and "endpoint" in endpoints:
+        row = endpoints[endpoints["endpoint"] == endpoint]
+        if len(row):
+            r = row.iloc[0]
+            rows.append(
+                (
+                    f"{endpoint} mean latency (counter deltas)",
+                    f"{fmt.ms(r.get('mean_ms'))} over {fmt.integer(r.get('requests'))} requests",
+                )
+            )
+    if retrieval is None or not retrieval.available or retrieval.quality is None:
+        if rows:
+            show_html(facts_html(rows))
+        why = retrieval.reason if retrieval is not None else "not inspected"
+        # shown, not recorded: the database section records a database that is down
+        unavailable(
+            "Retrieval quality",
+            f"{why}. Recall and the threshold share are unknown.",
+            record=False,
+        )
+        return
+    rq = retrieval.quality
+    first = rq.indexes.iloc[0] if len(rq.indexes) else None
+    if first is not None and not fmt.missing(first["recall_at_k"]):
+        suggestion = (
+            f"; {first['setting']} = {int(first['suggested'])} reaches {rq.target:g}"
+            if not fmt.missing(first["suggested"])
+            else ""
+        )
+        rows.append(
+            (
+                f"Recall@{rq.k} of {first['index']} (now, {int(rq.sample)} sampled queries)",
+                f"{float(first['recall_at_k']):.2f} at {first['setting']} = "
+                f"{first['current']}{suggestion}",
+            )
+        )
+    else:
+        note = first["note"] if first is not None else "no vector index"
+        rows.append((f"Recall@{rq.k}", str(note or "not measured")))
+    t = rq.threshold
+    if t is not None:
+        rows.append(
+            (
+                f"Queries whose nearest other row reaches similarity {t['value']:g}",
+                f"{fmt.pct(t['share_with_result'])} (top-1 median {fmt.number(t['top1_median'])})",
+            )
+        )
+    show_html(facts_html(rows))

@@ -89,6 +89,24 @@ HEADERS = {
     "null_embeddings": "NULL embeddings",
     "is_valid": "valid",
     "seq_scan_share": "sequential share",
+    # retrieval quality and the forecast (issue 15)
+    "zero_vectors": "zero vectors",
+    "duplicate_groups": "duplicate groups",
+    "duplicate_rows": "rows in them",
+    "duplicate_examples": "examples (ids)",
+    "norm_min": "norm min",
+    "norm_median": "norm median",
+    "norm_max": "norm max",
+    "bytes": "size",
+    "recall_at_k": "recall@k",
+    "recall_p10": "recall p10",
+    "index_ms": "index, per query",
+    "exact_ms": "exact scan, per query",
+    "current": "now",
+    "suggested_recall": "its recall",
+    "opclass": "operator class",
+    "growth_bytes_per_day": "growth per day",
+    "share_of_growth": "share of growth",
 }
 DB_HEADERS = HEADERS
 # where table_bytes is the heap alone (pg_table_size minus TOAST), not the whole table
@@ -137,6 +155,9 @@ FRAME_TITLES = {
     # issue 12: the Backups section (the latest stored `lsops backup check`)
     "backup_files": "Dumps in the latest check, newest first",
     "backup_restore": "Restore drill: rows restored against the live database",
+    "growth_rates": "Fastest-growing tables (Theil-Sen growth per day)",
+    "vector_columns": "Vector columns: rows, NULLs, zero vectors, duplicates, norms",
+    "vector_recall": "Vector indexes: recall@k against an exact scan, and the suggested setting",
 }
 # issue 12: the Re-index section's columns
 HEADERS.update(
@@ -172,11 +193,15 @@ def db_cell(column: str, value: Any, *, max_text: int = 300) -> str:
     if _number(value) and not isinstance(value, bool):
         if column == "queryid":
             return str(int(value))
-        if column == "bytes_per_day":
+        if column.endswith("bytes_per_day"):
             return f"{fmt.size(value)}/day"
         if column.endswith("_ms") and abs(float(value)) < 10 and float(value) != 0:
             return f"{fmt.number(value)} ms"
         return fmt.value(value, column)
+    if isinstance(value, list | tuple):  # duplicate_examples: groups of ids
+        value = "; ".join(
+            ", ".join(map(str, v)) if isinstance(v, list | tuple) else str(v) for v in value
+        )
     if not isinstance(value, str):
         return fmt.value(value, column)
     text = value

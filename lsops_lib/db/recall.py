@@ -1,0 +1,271 @@
+"""Recall and the similarity threshold, from the answers (no SQL here: `db.vectors` asks
+the database and hands the answers over), and `RetrievalQuality`, the inspection's result.
+
+    per_query = recall(exact, found, k)      # tie-aware recall@k of each query
+    mean, p10, low = summarize(per_query)    # low: the mean's lower 95 % confidence bound
+    ladder("hnsw", "m=16", k)                # the settings tried for a suggestion
+    threshold_figures(out, exact, 0.7, n)    # share with a result, top-1 percentiles
+    problems(rq)                             # what a person should look at, in sentences
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "COLUMN_KEYS",
+    "CONFIDENCE_Z",
+    "CURVE_KEYS",
+    "DEFAULT_K",
+    "DEFAULT_SAMPLE",
+    "HNSW_LADDER",
+    "INDEX_KEYS",
+    "THRESHOLD_KEYS",
+    "RetrievalQuality",
+    "answers_by_query",
+    "ladder",
+    "problems",
+    "recall",
+    "summarize",
+    "threshold_figures",
+]
+
+DEFAULT_SAMPLE = 50
+DEFAULT_K = 10
+HNSW_LADDER = (20, 40, 80, 160, 320, 640, 1000)  # hnsw.ef_search: 1 .. 1000
+IVFFLAT_DEFAULT_LISTS = 100
+CONFIDENCE_Z = 1.645  # one-sided 95 %: the suggestion's recall holds beyond its sample
+COLUMN_KEYS = """
+    schema table column dims rows nulls zero_vectors duplicate_groups duplicate_rows
+    duplicate_examples norm_min norm_median norm_max
+""".split()
+INDEX_KEYS = """
+    schema index table column method opclass options bytes table_bytes k sample
+    recall_at_k recall_p10 index_ms exact_ms setting current suggested
+    suggested_recall note
+""".split()
+THRESHOLD_KEYS = ["value", "sample", "share_with_result", "top1_p10", "top1_median", "top1_p90"]
+CURVE_KEYS = ["index", "setting", "value", "recall_at_k", "recall_p10", "recall_low", "index_ms"]
+
+
+def answers_by_query(frame: pd.DataFrame, keys: list[str]) -> dict[str, list[tuple[str, float]]]:
+    """Each query's answers without the query row itself, nearest first (NaN last)."""
+    out: dict[str, list[tuple[str, float]]] = {key: [] for key in keys}
+    for query, hit, distance in frame[["query", "hit", "distance"]].itertuples(index=False):
+        if hit != query and query in out:
+            d = float("nan") if distance is None else float(distance)
+            out[query].append((str(hit), d))
+    for key, hits in out.items():
+        out[key] = sorted(hits, key=lambda h: (math.isnan(h[1]), h[1]))
+    return out
+
+
+def recall(
+    exact: dict[str, list[tuple[str, float]]],
+    found: dict[str, list[tuple[str, float]]],
+    k: int,
+) -> dict[str, float]:
+    """recall@k per query: the share of the index's first k answers whose distance is
+    within the exact k-th distance (a tie with the k-th is no miss). k shrinks to the rows
+    there are; a query with no other row is left out."""
+    out: dict[str, float] = {}
+    for query, truth in exact.items():
+        kk = min(int(k), len(truth))
+        if kk == 0:
+            continue
+        kth = truth[kk - 1][1]
+        if math.isnan(kth):
+            kth = math.inf
+        eps = 1e-6 * max(1.0, abs(kth)) if math.isfinite(kth) else 0.0
+        answers = found.get(query, [])[:kk]
+        hits = sum(1 for _, d in answers if not math.isnan(d) and d <= kth + eps)
+        out[query] = hits / kk
+    return out
+
+
+def summarize(per_query: dict[str, float]) -> tuple[float | None, float | None, float | None]:
+    """(mean, 10th percentile, lower 95 % confidence bound of the mean)."""
+    values = np.array(list(per_query.values()), dtype=float)
+    if values.size == 0:
+        return None, None, None
+    mean = float(values.mean())
+    sd = float(values.std(ddof=1)) if values.size > 1 else 0.0
+    low = mean - CONFIDENCE_Z * sd / math.sqrt(values.size)
+    return mean, float(np.percentile(values, 10)), low
+
+
+def ladder(method: str, options: str, k: int) -> list[int]:
+    if method == "hnsw":
+        return [v for v in HNSW_LADDER if v > k]
+    lists = IVFFLAT_DEFAULT_LISTS
+    for part in str(options or "").split(","):
+        name, _, value = part.strip().partition("=")
+        if name == "lists" and value.strip().isdigit():
+            lists = int(value)
+    values, v = [], 1
+    while v < lists:
+        values.append(v)
+        v *= 2
+    return [*values, lists]
+
+
+def threshold_figures(
+    out: RetrievalQuality,
+    truth: dict[str, list[tuple[str, float]]],
+    threshold: float,
+    sample: int,
+) -> None:
+    """The share of queries whose nearest other row has a cosine similarity at or above
+    the threshold (below it semantic_search returns no context), and the top-1 similarity's
+    10th, 50th and 90th percentiles."""
+    top1 = []
+    for query, hits in truth.items():
+        d = hits[0][1] if hits else float("nan")
+        top1.append({"query": query, "similarity": 1.0 - d if not math.isnan(d) else None})
+    frame = pd.DataFrame(top1, columns=["query", "similarity"])
+    values = pd.to_numeric(frame["similarity"], errors="coerce")
+    known = values.dropna().to_numpy(dtype=float)
+    with_result = int((known >= threshold).sum())
+    out.top1 = frame
+    frame.attrs.update(threshold=float(threshold), sample=int(sample))  # plots.similarity_threshold
+    out.threshold = {
+        "value": float(threshold),
+        "sample": int(sample),
+        "share_with_result": with_result / sample if sample else None,
+        "top1_p10": float(np.percentile(known, 10)) if known.size else None,
+        "top1_median": float(np.percentile(known, 50)) if known.size else None,
+        "top1_p90": float(np.percentile(known, 90)) if known.size else None,
+    }
+
+
+@dataclass
+class RetrievalQuality:
+    """`retrieval_quality`'s answer. `available` False: pgvector missing (`message`)."""
+
+    available: bool
+    message: str | None = None
+    sample: int = DEFAULT_SAMPLE
+    k: int = DEFAULT_K
+    seed: int = 0
+    target: float = 0.95
+    columns: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=COLUMN_KEYS))
+    indexes: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=INDEX_KEYS))
+    curves: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CURVE_KEYS))
+    threshold: dict[str, Any] | None = None
+    top1: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["query", "similarity"])
+    )
+    queries: dict[tuple[str, str, str], list[str]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON of `lsops db vectors`: available, message, columns, indexes, threshold,
+        notes."""
+        columns = [{k: _plain(r[k]) for k in COLUMN_KEYS} for r in self.columns.to_dict("records")]
+        indexes = []
+        for r in self.indexes.to_dict("records"):
+            tried = self.curves[self.curves["index"] == r["index"]] if len(self.curves) else None
+            indexes.append(
+                {
+                    **{
+                        k: _plain(r[k])
+                        for k in INDEX_KEYS
+                        if k not in ("setting", "current", "suggested", "suggested_recall")
+                    },
+                    "suggested": {
+                        "setting": _plain(r["setting"]),
+                        "current": _plain(r["current"]),
+                        "value": _plain(r["suggested"]),
+                        "recall_at_k": _plain(r["suggested_recall"]),
+                        "tried": [
+                            {"value": _plain(t["value"]), "recall_at_k": _plain(t["recall_at_k"])}
+                            for t in (tried.to_dict("records") if tried is not None else [])
+                        ],
+                    },
+                }
+            )
+        threshold = None
+        if self.threshold is not None:
+            threshold = {k: self.threshold[k] for k in THRESHOLD_KEYS}
+        return {
+            "available": self.available,
+            "message": self.message,
+            "columns": columns,
+            "indexes": indexes,
+            "threshold": threshold,
+            "notes": list(self.notes),
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """Flat key figures: the searched column's recall and threshold share."""
+        first = self.indexes.iloc[0] if len(self.indexes) else None
+        col = self.columns.iloc[0] if len(self.columns) else None
+        t = self.threshold or {}
+        return {
+            "vectors_available": self.available,
+            "vector_columns": int(len(self.columns)),
+            "vector_index": None if first is None else str(first["index"]),
+            "recall_at_k": None if first is None else _plain(first["recall_at_k"]),
+            "recall_k": self.k,
+            "suggested_setting": None if first is None else _plain(first["suggested"]),
+            "similarity_threshold": t.get("value"),
+            "threshold_share_with_result": t.get("share_with_result"),
+            "top1_median": t.get("top1_median"),
+            "zero_vectors": None if col is None else _plain(col["zero_vectors"]),
+            "duplicate_groups": None if col is None else _plain(col["duplicate_groups"]),
+        }
+
+
+def _plain(value: Any) -> Any:
+    """A cell as a plain Python value (NaN / NA -> None, numpy scalars -> Python)."""
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+        return None if isinstance(value, float) and math.isnan(value) else value
+    return value
+
+
+def problems(rq: RetrievalQuality) -> list[str]:
+    """What a person should look at, one sentence each (for reports): zero vectors,
+    duplicates, norms far from 1, recall below the target, a threshold in the crowd."""
+    out: list[str] = []
+    for c in rq.columns.to_dict("records"):
+        name = f"{c['table']}.{c['column']}"
+        if c["zero_vectors"]:
+            out.append(f"{name}: {c['zero_vectors']:,} zero vectors (no direction: never found)")
+        if c["duplicate_groups"]:
+            out.append(
+                f"{name}: {c['duplicate_rows']:,} rows share {c['duplicate_groups']:,} "
+                "embeddings (one embedding stored for several entities)"
+            )
+        for bound in ("norm_min", "norm_max"):
+            value = c[bound]
+            if value is not None and not pd.isna(value) and abs(float(value) - 1.0) > 0.01:
+                out.append(
+                    f"{name}: a norm of {float(value):.3g} (OpenAI embeddings are unit length: "
+                    "a wrong model or truncated input?)"
+                )
+                break
+    for r in rq.indexes.to_dict("records"):
+        value = r["recall_at_k"]
+        if value is not None and not pd.isna(value) and float(value) < rq.target:
+            fix = (
+                f"; SET {r['setting']} = {int(r['suggested'])} reaches it"
+                if r["suggested"] is not None and not pd.isna(r["suggested"])
+                else ""
+            )
+            out.append(
+                f"{r['index']}: recall@{rq.k} {float(value):.2f} at {r['setting']} = "
+                f"{r['current']}, below {rq.target:g}{fix}"
+            )
+    return out

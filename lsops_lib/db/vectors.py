@@ -1,0 +1,641 @@
+"""Retrieval quality of the embeddings (pgvector), read-only: the runbook's "Incorrect
+results: review context retrieval, check similarity thresholds, verify data quality".
+
+    rq = db.vectors.retrieval_quality(insp, sample=50, k=10, seed=0, threshold=0.7)
+    rq.columns      every `vector` column: rows, NULLs, zero vectors, duplicates, norms, dims
+    rq.indexes      every HNSW / IVFFlat index: recall@k at the session's setting, the
+                    smallest ef_search / probes reaching the target (a suggestion)
+    rq.curves       recall per setting tried (the chart "recall vs ef_search")
+    rq.threshold    the share of queries whose nearest other row is at or above the
+                    similarity threshold, and the top-1 similarity's distribution
+    rq.as_dict()    the JSON of `lsops db vectors`
+
+How recall is measured: `sample` stored vectors (non-NULL, non-zero, chosen by
+md5(key || seed): repeatable with the same seed) are the queries. For each, the index's
+answer (`ORDER BY embedding <op> q LIMIT k + 1`, the index forced with `enable_seqscan =
+off` and checked with EXPLAIN, at the session's `hnsw.ef_search` / `ivfflat.probes`) is
+compared with the exact answer (the same ordering wrapped as `(embedding <op> q) + 0`,
+which no index can serve: a sequential scan). The query row itself is left out of both;
+an answer counts as found when its distance is within the exact k-th distance (ties are
+not misses). recall@k is the mean over the queries, with its 10th percentile.
+
+The suggestion: settings on a ladder (`HNSW_LADDER`, powers of two up to `lists` for
+IVFFlat) are tried with `SET LOCAL`, smallest first; the suggested one is the smallest
+whose recall reaches `recall_target` with 95 % confidence (the sample's mean minus 1.645
+standard errors), so that it holds beyond the sample it was measured on.
+
+Everything runs in ONE transaction, READ ONLY and REPEATABLE READ (the index's answer and
+the exact one see the same rows), under the inspection's `statement_timeout`, rolled back
+at the end: no `SET LOCAL` outlives it and nothing is written. Without pgvector every
+function raises `ExtensionMissing` (`ENABLE_HINT`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+import pandas as pd
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from ..exceptions import ExtensionMissing, ParameterError
+from .connect import Inspector
+from .recall import (
+    COLUMN_KEYS,
+    CURVE_KEYS,
+    DEFAULT_K,
+    DEFAULT_SAMPLE,
+    HNSW_LADDER,
+    INDEX_KEYS,
+    RetrievalQuality,
+    answers_by_query,
+    ladder,
+    problems,
+    recall,
+    summarize,
+    threshold_figures,
+)
+
+__all__ = [
+    "Asker",
+    "DEFAULT_K",
+    "DEFAULT_SAMPLE",
+    "ENABLE_HINT",
+    "HNSW_LADDER",
+    "RetrievalQuality",
+    "Transaction",
+    "check_parameters",
+    "column_quality",
+    "duplicate_vectors",
+    "exact_neighbours",
+    "index_neighbours",
+    "pgvector_schema",
+    "plan_indexes",
+    "problems",
+    "recall",
+    "require_pgvector",
+    "retrieval_quality",
+    "sample_keys",
+    "transaction",
+    "vector_columns",
+    "vector_index_catalog",
+]
+
+MAX_SAMPLE = 1000
+MAX_K = 100
+DUPLICATE_EXAMPLES = 5  # groups listed with their ids
+EXAMPLE_IDS = 5  # ids listed per group
+ENABLE_HINT = (
+    "pgvector is not installed in this database: no vector column to check "
+    "(CREATE EXTENSION vector; Supabase: Database > Extensions, schema 'extensions')"
+)
+SETTINGS = {"hnsw": "hnsw.ef_search", "ivfflat": "ivfflat.probes"}
+# the distance operator each operator class orders by; cosine is the API's semantic_search
+OPERATORS = {
+    "vector_cosine_ops": "<=>",
+    "vector_l2_ops": "<->",
+    "vector_ip_ops": "<#>",
+    "vector_l1_ops": "<+>",
+}
+COSINE = "<=>"
+
+
+class Asker(Protocol):
+    """What the question functions need: an `Inspector` or an open `Transaction`."""
+
+    def frame(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame: ...
+
+
+def _ident(name: str) -> str:
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def _relation(schema: str, table: str) -> str:
+    return f"{_ident(schema)}.{_ident(table)}"
+
+
+# --- one read-only transaction ---------------------------------------------------------------
+
+
+class Transaction:
+    """Statements on one open READ ONLY, REPEATABLE READ transaction (see `transaction`)."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def frame(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        import sqlalchemy as sa
+
+        result = self._conn.execute(sa.text(sql), params or {})
+        if not result.returns_rows:
+            return pd.DataFrame()
+        rows = result.fetchall()
+        return pd.DataFrame([tuple(r) for r in rows], columns=list(result.keys()))
+
+    def timed(self, sql: str, params: dict[str, Any] | None = None) -> tuple[pd.DataFrame, float]:
+        """The answer and the seconds it took (sent, run and fetched)."""
+        started = time.perf_counter()
+        df = self.frame(sql, params)
+        return df, time.perf_counter() - started
+
+    def set_local(self, name: str, value: int | str) -> None:
+        """`SET LOCAL name = value` for this transaction only (`name` from `SETTINGS` or a
+        planner switch; `value` an integer or on/off)."""
+        if name not in {*SETTINGS.values(), "enable_seqscan"}:
+            raise ValueError(f"not a setting lsops changes: {name}")
+        text = str(int(value)) if isinstance(value, int) else str(value)
+        if text not in ("on", "off") and not text.isdigit():
+            raise ValueError(f"not a setting value: {value!r}")
+        self._conn.exec_driver_sql(f"SET LOCAL {name} = {text}")
+
+    def setting(self, name: str) -> str | None:
+        df = self.frame("SELECT current_setting(:name, true) AS value", {"name": name})
+        return None if df.empty else df.iat[0, 0]
+
+
+@contextmanager
+def transaction(insp: Inspector) -> Iterator[Transaction]:
+    """ONE transaction on the inspector's database: READ ONLY (a write fails), REPEATABLE
+    READ (every statement sees the same rows), the inspection's statement_timeout; always
+    rolled back, so that no `SET LOCAL` outlives it. Failures: `DatabaseError`, one line."""
+    try:
+        with insp._session() as conn:  # READ ONLY + statement_timeout, per transaction
+            conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            try:
+                yield Transaction(conn)
+            finally:
+                conn.rollback()
+    except DBAPIError as exc:
+        raise insp._error(exc, "query failed on") from None
+    except SQLAlchemyError as exc:
+        raise insp._error(exc, "cannot use") from None
+
+
+# --- the questions ---------------------------------------------------------------------------
+
+
+def pgvector_schema(q: Asker) -> str | None:
+    """The schema pgvector is installed in (`extensions` on Supabase), or None."""
+    df = q.frame(
+        """
+        SELECT n.nspname FROM pg_extension e
+        JOIN pg_namespace n ON n.oid = e.extnamespace
+        WHERE e.extname = 'vector'
+        """
+    )
+    return None if df.empty else str(df.iat[0, 0])
+
+
+def vector_columns(q: Asker, ext: str) -> pd.DataFrame:
+    """Every `vector` column of the user tables (partitions counted in their parent), the
+    searched one first (`context_embeddings.embedding`). Columns: schema, table, column,
+    dims (declared; None when the column has no dimension), key (the single-column primary
+    key, else `ctid`), key_type."""
+    df = q.frame(
+        """
+        SELECT n.nspname AS schema, c.relname AS "table", a.attname AS "column",
+               NULLIF(a.atttypmod, -1) AS dims,
+               pk.attname AS key, pk.key_type
+        FROM pg_attribute a
+        JOIN pg_class c ON c.oid = a.attrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        JOIN pg_type ty ON ty.oid = a.atttypid
+        JOIN pg_namespace tn ON tn.oid = ty.typnamespace
+        LEFT JOIN LATERAL (
+            SELECT pa.attname, format_type(pa.atttypid, pa.atttypmod) AS key_type
+            FROM pg_index x
+            JOIN pg_attribute pa ON pa.attrelid = x.indrelid AND pa.attnum = x.indkey[0]
+            WHERE x.indrelid = c.oid AND x.indisprimary AND x.indnatts = 1
+        ) pk ON true
+        WHERE ty.typname = 'vector' AND tn.nspname = :ext
+          AND a.attnum > 0 AND NOT a.attisdropped
+          AND c.relkind IN ('r', 'm', 'p') AND NOT c.relispartition
+          AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+          AND n.nspname NOT LIKE 'pg_temp%'
+        ORDER BY (c.relname = 'context_embeddings' AND a.attname = 'embedding') DESC,
+                 n.nspname, c.relname, a.attname
+        """,
+        {"ext": ext},
+    )
+    if df.empty:
+        return pd.DataFrame(columns=["schema", "table", "column", "dims", "key", "key_type"])
+    df["dims"] = df["dims"].astype("Int64")
+    no_key = df["key"].isna()
+    df.loc[no_key, "key_type"] = "tid"
+    df["key"] = df["key"].astype(object).where(~no_key, "ctid")
+    return df.reset_index(drop=True)
+
+
+def _key(column: Any) -> str:
+    return "ctid" if column.key == "ctid" else _ident(column.key)
+
+
+def column_quality(q: Asker, column: Any, ext: str) -> dict[str, Any]:
+    """One vector column's data: rows, nulls, zero_vectors, the norm's minimum, median and
+    maximum over the non-zero vectors (OpenAI embeddings are unit length), and the
+    dimensions found (dims_min, dims_max)."""
+    col, rel, e = _ident(column.column), _relation(column.schema, column.table), _ident(ext)
+    df = q.frame(
+        f"""
+        SELECT count(*) AS rows,
+               count(*) FILTER (WHERE v IS NULL) AS nulls,
+               count(*) FILTER (WHERE norm = 0) AS zero_vectors,
+               min(norm) FILTER (WHERE norm > 0) AS norm_min,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY norm) FILTER (WHERE norm > 0)
+                   AS norm_median,
+               max(norm) FILTER (WHERE norm > 0) AS norm_max,
+               min({e}.vector_dims(v)) AS dims_min,
+               max({e}.vector_dims(v)) AS dims_max
+        FROM (SELECT {col} AS v, {e}.vector_norm({col}) AS norm FROM {rel}) s
+        """
+    )
+    row = df.iloc[0]
+    out: dict[str, Any] = {}
+    for name in ("rows", "nulls", "zero_vectors", "dims_min", "dims_max"):
+        out[name] = None if pd.isna(row[name]) else int(row[name])
+    for name in ("norm_min", "norm_median", "norm_max"):
+        out[name] = None if pd.isna(row[name]) else float(row[name])
+    return out
+
+
+def duplicate_vectors(q: Asker, column: Any, ext: str) -> dict[str, Any]:
+    """One embedding stored for several rows (zero vectors left out: they are counted on
+    their own): groups, rows (in those groups) and examples (the largest groups first,
+    up to DUPLICATE_EXAMPLES groups of up to EXAMPLE_IDS ids each)."""
+    col, rel, e = _ident(column.column), _relation(column.schema, column.table), _ident(ext)
+    df = q.frame(
+        f"""
+        SELECT count(*) OVER () AS groups, sum(n) OVER () AS rows, n, ids
+        FROM (SELECT count(*) AS n, array_agg({_key(column)}::text ORDER BY {_key(column)}::text)
+                  AS ids
+              FROM {rel}
+              WHERE {col} IS NOT NULL AND {e}.vector_norm({col}) > 0
+              GROUP BY {col}
+              HAVING count(*) > 1) d
+        ORDER BY n DESC, ids
+        LIMIT :limit
+        """,
+        {"limit": DUPLICATE_EXAMPLES},
+    )
+    if df.empty:
+        return {"groups": 0, "rows": 0, "examples": []}
+    return {
+        "groups": int(df["groups"].iloc[0]),
+        "rows": int(df["rows"].iloc[0]),
+        "examples": [list(ids)[:EXAMPLE_IDS] for ids in df["ids"]],
+    }
+
+
+def vector_index_catalog(q: Asker) -> pd.DataFrame:
+    """Every HNSW / IVFFlat index: schema, index, table, column (None for an expression),
+    method, opclass, options (`m=16, ef_construction=64`; empty: the defaults), bytes,
+    table_bytes, valid, partial."""
+    df = q.frame(
+        """
+        SELECT n.nspname AS schema, i.relname AS "index", t.relname AS "table",
+               a.attname AS "column", am.amname AS method, opc.opcname AS opclass,
+               COALESCE(array_to_string(i.reloptions, ', '), '') AS options,
+               pg_relation_size(i.oid) AS bytes,
+               pg_total_relation_size(t.oid) AS table_bytes,
+               x.indisvalid AS valid,
+               x.indpred IS NOT NULL AS partial
+        FROM pg_index x
+        JOIN pg_class i ON i.oid = x.indexrelid
+        JOIN pg_class t ON t.oid = x.indrelid
+        JOIN pg_namespace n ON n.oid = t.relnamespace
+        JOIN pg_am am ON am.oid = i.relam
+        JOIN pg_opclass opc ON opc.oid = x.indclass[0]
+        LEFT JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = x.indkey[0]
+                                 AND x.indkey[0] <> 0
+        WHERE am.amname IN ('hnsw', 'ivfflat')
+          AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+        ORDER BY n.nspname, t.relname, i.relname
+        """
+    )
+    for name in ("bytes", "table_bytes"):
+        if name in df:
+            df[name] = df[name].astype("int64")
+    return df
+
+
+def sample_keys(q: Asker, column: Any, ext: str, n: int, seed: int) -> list[str]:
+    """The query rows: up to n keys (as text) of rows with a non-NULL, non-zero vector,
+    in md5(key || seed) order: the same seed, the same sample."""
+    col, rel, e = _ident(column.column), _relation(column.schema, column.table), _ident(ext)
+    key = _key(column)
+    df = q.frame(
+        f"""
+        SELECT {key}::text AS key FROM {rel}
+        WHERE {col} IS NOT NULL AND {e}.vector_norm({col}) > 0
+        ORDER BY md5({key}::text || :salt), {key}::text
+        LIMIT :n
+        """,
+        {"salt": f":{int(seed)}", "n": int(n)},
+    )
+    return [str(k) for k in df["key"]] if not df.empty else []
+
+
+def _neighbours_sql(column: Any, ext: str, op: str, *, exact: bool) -> str:
+    col, rel = _ident(column.column), _relation(column.schema, column.table)
+    key = _key(column)
+    operator = f"OPERATOR({_ident(ext)}.{op})"
+    order = f"(s.{col} {operator} q.v) + 0" if exact else f"s.{col} {operator} q.v"
+    where = f"WHERE s.{col} IS NOT NULL" if exact else ""
+    return f"""
+        SELECT q.key::text AS query, a.hit::text AS hit, a.distance
+        FROM (SELECT {key} AS key, {col} AS v FROM {rel}
+              WHERE {key} = ANY(CAST(:keys AS {column.key_type}[]))) q
+        CROSS JOIN LATERAL (
+            SELECT s.{key} AS hit, s.{col} {operator} q.v AS distance
+            FROM {rel} s {where}
+            ORDER BY {order}
+            LIMIT :limit
+        ) a
+    """
+
+
+def exact_neighbours(
+    q: Transaction, column: Any, ext: str, op: str, keys: list[str], k: int
+) -> tuple[pd.DataFrame, float]:
+    """The exact k + 1 nearest rows of each query (a sequential scan: no index can order
+    by `(a <op> b) + 0`): query, hit, distance; and the seconds it took."""
+    return q.timed(
+        _neighbours_sql(column, ext, op, exact=True), {"keys": keys, "limit": int(k) + 1}
+    )
+
+
+def index_neighbours(
+    q: Transaction, column: Any, ext: str, op: str, keys: list[str], k: int
+) -> tuple[pd.DataFrame, float]:
+    """The k + 1 nearest rows of each query as the index answers them (at the
+    transaction's ef_search / probes): query, hit, distance; and the seconds it took."""
+    return q.timed(
+        _neighbours_sql(column, ext, op, exact=False), {"keys": keys, "limit": int(k) + 1}
+    )
+
+
+def plan_indexes(q: Transaction, column: Any, ext: str, op: str, keys: list[str], k: int) -> set:
+    """The indexes the planner uses for the index's answer (EXPLAIN, not run)."""
+    df = q.frame(
+        "EXPLAIN (FORMAT JSON) " + _neighbours_sql(column, ext, op, exact=False),
+        {"keys": keys[:1], "limit": int(k) + 1},
+    )
+    plan = df.iat[0, 0] if not df.empty else []
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "Index Name" in node:
+                found.add(str(node["Index Name"]))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(plan)
+    return found
+
+
+# --- the whole inspection --------------------------------------------------------------------
+
+
+def check_parameters(sample: int, k: int, threshold: float) -> None:
+    """ParameterError (one line) for a sample, k or threshold out of range."""
+    if not 1 <= int(sample) <= MAX_SAMPLE:
+        raise ParameterError(f"--sample must be between 1 and {MAX_SAMPLE}, not {sample}")
+    if not 1 <= int(k) <= MAX_K:
+        raise ParameterError(f"--k must be between 1 and {MAX_K}, not {k}")
+    if not -1.0 <= float(threshold) <= 1.0:
+        raise ParameterError(f"--threshold is a cosine similarity (-1 .. 1), not {threshold}")
+
+
+def retrieval_quality(
+    insp: Inspector,
+    *,
+    sample: int = DEFAULT_SAMPLE,
+    k: int = DEFAULT_K,
+    seed: int = 0,
+    threshold: float = 0.7,
+    target: float = 0.95,
+) -> RetrievalQuality:
+    """Data quality of every vector column, recall@k of every vector index, the similarity
+    threshold: in ONE read-only transaction. pgvector missing: `available=False` with
+    `message` (not an error). Bad parameters: ParameterError; the database failing:
+    DatabaseError."""
+    check_parameters(sample, k, threshold)
+    out = RetrievalQuality(
+        available=True, sample=int(sample), k=int(k), seed=int(seed), target=float(target)
+    )
+    with transaction(insp) as tx:
+        ext = pgvector_schema(tx)
+        if ext is None:
+            out.available, out.message = False, ENABLE_HINT
+            return out
+        columns = vector_columns(tx, ext)
+        if columns.empty:
+            out.notes.append("pgvector is installed but no table has a vector column")
+            return out
+        _quality(tx, out, columns, ext)
+        catalog = vector_index_catalog(tx)
+        keys = {
+            (c.schema, c.table, c.column): sample_keys(tx, c, ext, sample, seed)
+            for c in columns.itertuples(index=False)
+        }
+        out.queries = keys
+        _measure(tx, out, columns, catalog, keys, ext, threshold)
+    return out
+
+
+def _quality(tx: Transaction, out: RetrievalQuality, columns: pd.DataFrame, ext: str) -> None:
+    rows = []
+    for c in columns.itertuples(index=False):
+        q = column_quality(tx, c, ext)
+        d = duplicate_vectors(tx, c, ext)
+        dims = int(c.dims) if not pd.isna(c.dims) else q["dims_max"]
+        if pd.isna(c.dims) and q["dims_min"] != q["dims_max"]:
+            out.notes.append(
+                f"{c.table}.{c.column}: vectors of {q['dims_min']} to {q['dims_max']} dimensions"
+            )
+        rows.append(
+            {
+                "schema": c.schema,
+                "table": c.table,
+                "column": c.column,
+                "dims": dims,
+                "rows": q["rows"],
+                "nulls": q["nulls"],
+                "zero_vectors": q["zero_vectors"],
+                "duplicate_groups": d["groups"],
+                "duplicate_rows": d["rows"],
+                "duplicate_examples": d["examples"],
+                "norm_min": q["norm_min"],
+                "norm_median": q["norm_median"],
+                "norm_max": q["norm_max"],
+            }
+        )
+    out.columns = pd.DataFrame(rows, columns=COLUMN_KEYS)
+
+
+def _measure(
+    tx: Transaction,
+    out: RetrievalQuality,
+    columns: pd.DataFrame,
+    catalog: pd.DataFrame,
+    keys: dict[tuple[str, str, str], list[str]],
+    ext: str,
+    threshold: float,
+) -> None:
+    k = out.k
+    by_name = {(c.schema, c.table, c.column): c for c in columns.itertuples(index=False)}
+    exact_cache: dict[tuple[tuple[str, str, str], str], tuple[dict, float]] = {}
+
+    def exact(where: tuple[str, str, str], op: str) -> tuple[dict, float]:
+        if (where, op) not in exact_cache:
+            frame, seconds = exact_neighbours(tx, by_name[where], ext, op, keys[where], k)
+            exact_cache[(where, op)] = (answers_by_query(frame, keys[where]), seconds)
+        return exact_cache[(where, op)]
+
+    # the exact answers first: a sequential scan, before the index is forced
+    measurable = []
+    rows: dict[str, dict[str, Any]] = {}
+    for ix in catalog.itertuples(index=False):
+        where = (ix.schema, ix.table, ix.column)
+        op = OPERATORS.get(str(ix.opclass))
+        note = None
+        if ix.column is None or pd.isna(ix.column):
+            note = "an index on an expression: recall not measured"
+        elif where not in by_name:
+            note = f"operator class {ix.opclass}: not a vector column, recall not measured"
+        elif op is None:
+            note = f"operator class {ix.opclass}: recall not measured"
+        elif not bool(ix.valid):
+            note = "invalid index (a failed build): recall not measured"
+        elif bool(ix.partial):
+            note = "a partial index: recall not measured"
+        elif not keys[where]:
+            note = "no non-NULL, non-zero vector to query with"
+        rows[ix.index] = {
+            "schema": ix.schema,
+            "index": ix.index,
+            "table": ix.table,
+            "column": None if pd.isna(ix.column) else ix.column,
+            "method": ix.method,
+            "opclass": ix.opclass,
+            "options": ix.options,
+            "bytes": int(ix.bytes),
+            "table_bytes": int(ix.table_bytes),
+            "k": k,
+            "sample": len(keys.get(where, [])),
+            "recall_at_k": None,
+            "recall_p10": None,
+            "index_ms": None,
+            "exact_ms": None,
+            "setting": SETTINGS.get(str(ix.method)),
+            "current": None,
+            "suggested": None,
+            "suggested_recall": None,
+            "note": note,
+        }
+        if note is None:
+            assert op is not None
+            truth, seconds = exact(where, op)
+            rows[ix.index]["exact_ms"] = seconds * 1000 / max(1, len(keys[where]))
+            measurable.append((ix, where, op))
+    if out.columns is not None and len(out.columns):
+        first = out.columns.iloc[0]
+        where = (first["schema"], first["table"], first["column"])
+        if keys.get(where):
+            truth, _ = exact(where, COSINE)
+            threshold_figures(out, truth, threshold, len(keys[where]))
+
+    # the index's answers: forced (enable_seqscan off), first at the session's settings
+    tx.set_local("enable_seqscan", "off")
+    found_at_default: dict[str, dict[str, float]] = {}
+    for ix, where, op in measurable:
+        row = rows[ix.index]
+        used = plan_indexes(tx, by_name[where], ext, op, keys[where], k)
+        if ix.index not in used:
+            row["note"] = (
+                f"the planner answers with {', '.join(sorted(used)) or 'no index'}, "
+                "not this index: recall not measured"
+            )
+            continue
+        truth, _ = exact(where, op)
+        frame, seconds = index_neighbours(tx, by_name[where], ext, op, keys[where], k)
+        per_query = recall(truth, answers_by_query(frame, keys[where]), k)
+        mean, p10, _low = summarize(per_query)
+        row.update(
+            recall_at_k=mean,
+            recall_p10=p10,
+            index_ms=seconds * 1000 / max(1, len(keys[where])),
+            current=_int(tx.setting(str(row["setting"]))),
+        )
+        found_at_default[ix.index] = per_query
+    curves = []
+    for ix, where, op in measurable:
+        row = rows[ix.index]
+        if ix.index not in found_at_default:
+            continue
+        truth, _ = exact(where, op)
+        setting = str(row["setting"])
+        for value in ladder(str(ix.method), str(ix.options), k):
+            tx.set_local(setting, value)
+            frame, seconds = index_neighbours(tx, by_name[where], ext, op, keys[where], k)
+            mean, p10, low = summarize(recall(truth, answers_by_query(frame, keys[where]), k))
+            curves.append(
+                {
+                    "index": ix.index,
+                    "setting": setting,
+                    "value": value,
+                    "recall_at_k": mean,
+                    "recall_p10": p10,
+                    "recall_low": low,
+                    "index_ms": seconds * 1000 / max(1, len(keys[where])),
+                }
+            )
+            if low is not None and low >= out.target:
+                row["suggested"], row["suggested_recall"] = value, mean
+                break
+        if row["current"] is not None:
+            tx.set_local(setting, int(row["current"]))  # the next index starts as the app
+        if row["suggested"] is None:
+            row["note"] = (
+                f"no {setting} up to {ladder(str(ix.method), str(ix.options), k)[-1]} reaches "
+                f"recall {out.target:g} with confidence: rebuild the index with larger "
+                "parameters"
+            )
+    searched = tuple(columns.iloc[0][["schema", "table", "column"]])  # its indexes first
+    ordered = sorted(
+        rows.values(), key=lambda r: (r["schema"], r["table"], r["column"]) != searched
+    )
+    out.indexes = pd.DataFrame(ordered, columns=INDEX_KEYS)
+    out.curves = pd.DataFrame(curves, columns=CURVE_KEYS)
+    measured = [r for r in rows.values() if r["recall_at_k"] is not None]
+    out.curves.attrs.update(  # for plots.recall_curve: where each index is now, the target
+        target=out.target,
+        k=k,
+        current={r["index"]: r["current"] for r in measured},
+        current_recall={r["index"]: r["recall_at_k"] for r in measured},
+        suggested={r["index"]: r["suggested"] for r in measured},
+    )
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def require_pgvector(insp: Inspector) -> str:
+    """The pgvector schema, or ExtensionMissing (ENABLE_HINT)."""
+    schema = insp.extension_schema("vector")
+    if schema is None:
+        raise ExtensionMissing(ENABLE_HINT)
+    return schema

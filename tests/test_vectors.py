@@ -1,0 +1,507 @@
+"""`db.vectors` on a real pgvector (the pgserver wheel's PostgreSQL 16): planted data
+quality counted exactly, recall@k and the threshold share against numpy over the very
+vectors the fixture wrote, the suggested setting checked on a second, disjoint sample,
+and nothing written, no setting left behind."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from lsops_lib import db
+from lsops_lib.cli import main
+from lsops_lib.db import vectors
+from lsops_lib.exceptions import DatabaseError, ParameterError
+from tests.fixtures.vectors import DIMS, ITEM_DIMS, PlantedVectors
+
+pytestmark = pytest.mark.postgres
+
+CONTEXT = ("public", "context_embeddings", "embedding")
+ITEMS = ("public", "items", "embedding")
+K = 10
+
+
+@pytest.fixture(scope="module")
+def rq(planted_vectors: PlantedVectors) -> vectors.RetrievalQuality:
+    with db.connect(planted_vectors.password_url) as insp:
+        return vectors.retrieval_quality(insp, sample=50, k=K, seed=7)
+
+
+def _index(rq: vectors.RetrievalQuality, name: str) -> dict[str, Any]:
+    rows = rq.indexes[rq.indexes["index"] == name].to_dict("records")
+    assert len(rows) == 1, name
+    return rows[0]
+
+
+# --- independent answers: numpy over the fixture's vectors, the index asked directly ----------
+
+
+def _cosine_similarities(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float64)
+    norms = np.linalg.norm(x, axis=1)
+    unit = np.divide(x, norms[:, None], out=np.zeros_like(x), where=norms[:, None] > 0)
+    sims = unit @ unit.T
+    sims[:, norms == 0] = np.nan  # a zero vector has no direction: never a neighbour
+    return sims
+
+
+def _distances(x: np.ndarray, metric: str) -> np.ndarray:
+    """Distances between every pair (inf for self and for zero vectors under cosine)."""
+    if metric == "cosine":
+        d = 1.0 - _cosine_similarities(x)
+    else:
+        x = x.astype(np.float64)
+        sq = (x * x).sum(axis=1)
+        d = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0.0))
+    d = np.where(np.isnan(d), np.inf, d)
+    np.fill_diagonal(d, np.inf)
+    return d
+
+
+def _index_answers(
+    cluster: Any,
+    dbname: str,
+    table: str,
+    op: str,
+    keys: list[str],
+    setting: tuple[str, int] | None = None,
+) -> dict[str, list[str]]:
+    """The index's K + 1 nearest ids of each key, asked in our own session (index forced)."""
+    out: dict[str, list[str]] = {}
+    with cluster.connect(dbname) as conn:
+        conn.execute("BEGIN")
+        conn.execute("SET LOCAL enable_seqscan = off")
+        if setting is not None:
+            conn.execute(f"SET LOCAL {setting[0]} = {int(setting[1])}")
+        for key in keys:
+            rows = conn.execute(
+                f"SELECT id::text FROM {table} ORDER BY embedding {op} "  # noqa: S608
+                f"(SELECT embedding FROM {table} WHERE id::text = %s) LIMIT %s",
+                (key, K + 1),
+            ).fetchall()
+            out[key] = [str(r[0]) for r in rows if str(r[0]) != key][:K]
+        conn.execute("ROLLBACK")
+    return out
+
+
+def _recall(d: np.ndarray, pos: dict[str, int], answers: dict[str, list[str]]) -> float:
+    """Tie-aware recall@K: an answer counts when its distance is within the K-th exact one."""
+    values = []
+    for key, got in answers.items():
+        i = pos[key]
+        kth = np.sort(d[i])[K - 1]
+        values.append(sum(d[i, pos[g]] <= kth + 1e-6 for g in got) / K)
+    return float(np.mean(values))
+
+
+def _context(pv: PlantedVectors) -> tuple[np.ndarray, dict[str, int]]:
+    return _distances(pv.vectors, "cosine"), {k: i for i, k in enumerate(pv.ids)}
+
+
+def _items(pv: PlantedVectors) -> tuple[np.ndarray, dict[str, int]]:
+    return _distances(pv.items, "l2"), {str(k): i for i, k in enumerate(pv.item_ids)}
+
+
+# --- data quality -----------------------------------------------------------------------------
+
+
+def test_planted_nulls_zero_vectors_and_duplicates_are_counted_exactly(
+    rq: vectors.RetrievalQuality, planted_vectors: PlantedVectors
+) -> None:
+    pv = planted_vectors
+    columns = {(r["schema"], r["table"], r["column"]): r for r in rq.columns.to_dict("records")}
+    assert list(columns)[0] == CONTEXT  # the searched column first (the threshold's)
+    c = columns[CONTEXT]
+    assert (c["rows"], c["nulls"], c["zero_vectors"]) == (pv.rows, 3, 4)
+    assert (c["duplicate_groups"], c["duplicate_rows"]) == (2, pv.duplicate_rows) == (2, 5)
+    assert [sorted(g) for g in c["duplicate_examples"]] == [sorted(g) for g in pv.duplicate_groups]
+    norms = np.linalg.norm(pv.vectors.astype(np.float64), axis=1)
+    norms = norms[norms > 0]
+    assert c["norm_min"] == pytest.approx(norms.min(), rel=1e-5) == pytest.approx(0.5, rel=1e-5)
+    assert c["norm_max"] == pytest.approx(norms.max(), rel=1e-5) == pytest.approx(2.5, rel=1e-5)
+    assert c["norm_median"] == pytest.approx(np.median(norms), rel=1e-5)
+    assert c["dims"] == DIMS
+    items = columns[ITEMS]
+    assert (items["rows"], items["nulls"], items["zero_vectors"], items["duplicate_groups"]) == (
+        len(pv.item_ids),
+        0,
+        0,
+        0,
+    )
+    assert items["dims"] == ITEM_DIMS
+
+
+# --- recall -----------------------------------------------------------------------------------
+
+
+def test_recall_at_k_matches_numpy_on_the_same_sample(
+    rq: vectors.RetrievalQuality, planted_vectors: PlantedVectors, pgvector_cluster: Any
+) -> None:
+    pv = planted_vectors
+    for where, name, table, op, (d, pos) in (
+        (CONTEXT, "idx_context_embeddings_embedding", "context_embeddings", "<=>", _context(pv)),
+        (ITEMS, "idx_items_embedding", "items", "<->", _items(pv)),
+    ):
+        keys = rq.queries[where]
+        assert len(keys) == 50 and len(set(keys)) == 50
+        assert not set(keys) & set(pv.zero_ids)  # queries have a direction
+        row = _index(rq, name)
+        assert row["note"] is None and row["sample"] == 50 and row["k"] == K
+        ours = _recall(d, pos, _index_answers(pgvector_cluster, pv.name, table, op, keys))
+        assert abs(row["recall_at_k"] - ours) <= 0.05, (name, row["recall_at_k"], ours)
+        assert row["recall_p10"] <= row["recall_at_k"]
+        assert row["index_ms"] > 0 and row["exact_ms"] > 0
+    # the planted low parameters show: the default setting misses the target
+    hnsw = _index(rq, "idx_context_embeddings_embedding")
+    assert hnsw["method"] == "hnsw" and hnsw["options"] == "m=4, ef_construction=8"
+    assert hnsw["setting"] == "hnsw.ef_search" and hnsw["current"] == 40
+    assert hnsw["recall_at_k"] < 0.95
+    ivf = _index(rq, "idx_items_embedding")
+    assert ivf["setting"] == "ivfflat.probes" and ivf["current"] == 1 and ivf["recall_at_k"] < 0.95
+
+
+def test_the_suggested_setting_reaches_the_target_on_a_second_sample(
+    rq: vectors.RetrievalQuality, planted_vectors: PlantedVectors, pgvector_cluster: Any
+) -> None:
+    pv = planted_vectors
+    for where, name, table, op, (d, pos), pool in (
+        (
+            CONTEXT,
+            "idx_context_embeddings_embedding",
+            "context_embeddings",
+            "<=>",
+            _context(pv),
+            [k for k in pv.ids if k not in pv.zero_ids],
+        ),
+        (ITEMS, "idx_items_embedding", "items", "<->", _items(pv), [str(i) for i in pv.item_ids]),
+    ):
+        row = _index(rq, name)
+        assert row["suggested"] is not None and not np.isnan(row["suggested"]), row
+        assert row["suggested"] > row["current"]
+        # every row the first sample did not use: a second sample, disjoint from the first
+        second = sorted(set(pool) - set(rq.queries[where]))
+        assert len(second) > 900
+        answers = _index_answers(
+            pgvector_cluster,
+            pv.name,
+            table,
+            op,
+            second,
+            setting=(row["setting"], int(row["suggested"])),
+        )
+        assert _recall(d, pos, answers) >= 0.95, name
+    curve = rq.curves[rq.curves["index"] == "idx_context_embeddings_embedding"]
+    assert list(curve["value"]) == sorted(curve["value"]) and curve["value"].min() > K
+    assert curve["recall_at_k"].iloc[-1] >= curve["recall_at_k"].iloc[0]
+
+
+# --- the similarity threshold -----------------------------------------------------------------
+
+
+def test_the_threshold_share_equals_numpy(
+    rq: vectors.RetrievalQuality, planted_vectors: PlantedVectors
+) -> None:
+    pv = planted_vectors
+    sims = _cosine_similarities(pv.vectors)
+    np.fill_diagonal(sims, np.nan)
+    pos = {k: i for i, k in enumerate(pv.ids)}
+    keys = rq.queries[CONTEXT]
+    top1 = np.array([np.nanmax(sims[pos[k]]) for k in keys])
+    assert not (np.abs(top1 - 0.7) < 1e-4).any()  # no query sits on the boundary
+    t = rq.threshold
+    assert t is not None and t["value"] == 0.7 and t["sample"] == len(keys) == 50
+    assert t["share_with_result"] == float((top1 >= 0.7).sum()) / len(keys)
+    assert 0 < t["share_with_result"] < 1  # the planted topics straddle 0.7
+    for key, q in (("top1_p10", 10), ("top1_median", 50), ("top1_p90", 90)):
+        assert t[key] == pytest.approx(np.percentile(top1, q), abs=1e-5), key
+    # a duplicate's nearest other row is its twin: similarity 1
+    dup = {k for g in pv.duplicate_groups for k in g} & set(keys)
+    shown = rq.top1.set_index("query")["similarity"]
+    for key in dup:
+        assert shown[key] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_a_lower_threshold_keeps_more_queries(planted_vectors: PlantedVectors) -> None:
+    with db.connect(planted_vectors.password_url) as insp:
+        loose = vectors.retrieval_quality(insp, sample=20, k=K, seed=7, threshold=0.5)
+    assert loose.threshold is not None and loose.threshold["share_with_result"] == 1.0
+
+
+# --- read-only, bounded, repeatable -----------------------------------------------------------
+
+
+def _checksum(cluster: Any, dbname: str) -> tuple[Any, ...]:
+    with cluster.connect(dbname) as conn:
+        return conn.execute(
+            "SELECT (SELECT md5(string_agg(id::text || coalesce(embedding::text, '-'), ',' "
+            "                  ORDER BY id)) FROM context_embeddings),"
+            "       (SELECT md5(string_agg(id::text || embedding::text, ',' ORDER BY id))"
+            "        FROM items),"
+            "       (SELECT count(*) FROM pg_class WHERE relpersistence = 't')"
+        ).fetchone()
+
+
+def test_nothing_is_written_and_no_setting_outlives_the_transaction(
+    planted_vectors: PlantedVectors, pgvector_cluster: Any
+) -> None:
+    pv = planted_vectors
+    before = _checksum(pgvector_cluster, pv.name)
+    with db.connect(pv.password_url) as insp:
+        pid = insp.scalar("SELECT pg_backend_pid()")
+        vectors.retrieval_quality(insp, sample=10, k=K, seed=1)
+        assert insp.scalar("SELECT pg_backend_pid()") == pid  # the very session it used
+        settings = insp.frame(
+            "SELECT name, setting, source FROM pg_settings WHERE name IN "
+            "('hnsw.ef_search', 'ivfflat.probes', 'enable_seqscan', "
+            "'default_transaction_isolation', 'statement_timeout')"
+        )
+        isolation = insp.scalar("SHOW transaction_isolation")
+    got = {r.name: (r.setting, r.source) for r in settings.itertuples(index=False)}
+    assert got == {
+        "hnsw.ef_search": ("40", "default"),
+        "ivfflat.probes": ("1", "default"),
+        "enable_seqscan": ("on", "default"),
+        "default_transaction_isolation": ("read committed", "default"),
+        "statement_timeout": ("30000", "session"),  # the inspection's own, as before
+    }
+    assert isolation == "read committed"
+    with pgvector_cluster.connect(pv.name) as conn:  # a new session: the server's defaults
+        conn.execute("LOAD 'vector'")
+        assert conn.execute("SHOW hnsw.ef_search").fetchone()[0] == "40"
+        assert conn.execute("SHOW ivfflat.probes").fetchone()[0] == "1"
+    assert _checksum(pgvector_cluster, pv.name) == before
+
+
+def test_the_transaction_is_read_only_repeatable_read_and_timed_out(
+    planted_vectors: PlantedVectors,
+) -> None:
+    with db.connect(planted_vectors.password_url, statement_timeout_ms=12_345) as insp:
+        with vectors.transaction(insp) as tx:
+            assert tx.setting("transaction_read_only") == "on"
+            assert tx.setting("transaction_isolation") == "repeatable read"
+            assert tx.setting("statement_timeout") == "12345ms"
+        with pytest.raises(DatabaseError, match="read-only transaction"):
+            with vectors.transaction(insp) as tx:
+                tx.frame("CREATE TABLE lsops_must_not_exist (a int)")
+
+
+def test_every_statement_runs_under_the_statement_timeout(
+    planted_vectors: PlantedVectors,
+) -> None:
+    with db.connect(planted_vectors.password_url, statement_timeout_ms=30) as insp:
+        with pytest.raises(DatabaseError) as caught:
+            vectors.retrieval_quality(insp, sample=50, k=K)
+    message = str(caught.value)
+    assert "statement timeout" in message and "\n" not in message
+
+
+def test_the_sample_is_repeatable_with_its_seed(planted_vectors: PlantedVectors) -> None:
+    with db.connect(planted_vectors.password_url) as insp:
+        with vectors.transaction(insp) as tx:
+            ext = vectors.pgvector_schema(tx)
+            assert ext is not None
+            column = next(
+                c
+                for c in vectors.vector_columns(tx, ext).itertuples(index=False)
+                if c.table == "context_embeddings"
+            )
+            a = vectors.sample_keys(tx, column, ext, 20, 3)
+            b = vectors.sample_keys(tx, column, ext, 20, 3)
+            c = vectors.sample_keys(tx, column, ext, 20, 4)
+    assert a == b and len(a) == 20 and a != c
+    assert not set(a) & set(planted_vectors.null_ids) and not set(a) & set(planted_vectors.zero_ids)
+
+
+def test_bad_parameters_are_one_line_and_exit_2() -> None:
+    for args, word in (
+        (["--sample", "0"], "--sample"),
+        (["--k", "0"], "--k"),
+        (["--k", "500"], "--k"),
+        (["--threshold", "1.5"], "--threshold"),
+    ):
+        result = CliRunner().invoke(
+            main,
+            ["db", "vectors", *args],
+            env={"LSOPS_DATABASE_URL": "postgresql://u@127.0.0.1:1/x", "LSOPS_CONFIG": ""},
+        )
+        assert result.exit_code == 2, (args, result.stderr)
+        assert result.stderr.count("\n") == 1 and word in result.stderr
+        assert "Traceback" not in result.stderr
+    with pytest.raises(ParameterError):
+        vectors.check_parameters(0, 10, 0.7)
+
+
+# --- without pgvector, without a vector column ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def no_pgvector_url(pgvector_cluster: Any) -> str:
+    return pgvector_cluster.create_database("vectors_no_extension")
+
+
+def test_a_database_without_pgvector_gets_one_clear_line(no_pgvector_url: str) -> None:
+    with db.connect(no_pgvector_url) as insp:
+        rq = vectors.retrieval_quality(insp)
+    assert rq.available is False and "CREATE EXTENSION vector" in str(rq.message)
+    env = {"LSOPS_DATABASE_URL": no_pgvector_url}
+    text = CliRunner().invoke(main, ["db", "vectors"], env=env)
+    assert text.exit_code == 0  # as `db queries` without pg_stat_statements
+    assert text.stdout.count("\n") == 1 and "pgvector is not installed" in text.stdout
+    data = CliRunner().invoke(main, ["db", "vectors", "--json"], env=env)
+    assert data.exit_code == 0
+    body = json.loads(data.stdout)
+    assert body["available"] is False and body["columns"] == body["indexes"] == []
+    assert body["threshold"] is None
+    assert data.stderr.count("\n") == 1 and "pgvector" in data.stderr
+
+
+def test_pgvector_without_a_vector_column_says_so(pgvector_cluster: Any) -> None:
+    url = pgvector_cluster.create_database("vectors_no_column")
+    pgvector_cluster.execute("CREATE EXTENSION vector", dbname="vectors_no_column")
+    with db.connect(url) as insp:
+        rq = vectors.retrieval_quality(insp)
+    assert rq.available and rq.columns.empty and rq.indexes.empty and rq.threshold is None
+    assert rq.notes == ["pgvector is installed but no table has a vector column"]
+
+
+# --- the command ------------------------------------------------------------------------------
+
+
+ISSUE_COLUMN_KEYS = {
+    "table",
+    "column",
+    "dims",
+    "rows",
+    "nulls",
+    "zero_vectors",
+    "duplicate_groups",
+    "duplicate_rows",
+    "norm_min",
+    "norm_median",
+    "norm_max",
+}
+ISSUE_INDEX_KEYS = {
+    "index",
+    "table",
+    "column",
+    "method",
+    "options",
+    "bytes",
+    "k",
+    "sample",
+    "recall_at_k",
+    "recall_p10",
+    "index_ms",
+    "exact_ms",
+    "suggested",
+}
+ISSUE_THRESHOLD_KEYS = {
+    "value",
+    "sample",
+    "share_with_result",
+    "top1_p10",
+    "top1_median",
+    "top1_p90",
+}
+
+
+def test_the_command_json_has_the_issue_keys(
+    planted_vectors: PlantedVectors, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    env = {"LSOPS_DATABASE_URL": planted_vectors.password_url}
+    args = ["db", "vectors", "--sample", "20", "--k", "5", "--seed", "2", "--threshold", "0.6"]
+    result = CliRunner().invoke(main, [*args, "--json"], env=env)
+    assert result.exit_code == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert {"columns", "indexes", "threshold"} <= set(body)
+    assert all(ISSUE_COLUMN_KEYS <= set(c) for c in body["columns"])
+    assert all(ISSUE_INDEX_KEYS <= set(i) for i in body["indexes"])
+    assert set(body["threshold"]) == ISSUE_THRESHOLD_KEYS
+    assert body["threshold"]["value"] == 0.6 and body["threshold"]["sample"] == 20
+    assert {i["k"] for i in body["indexes"]} == {5}
+    hnsw = next(i for i in body["indexes"] if i["method"] == "hnsw")
+    assert hnsw["suggested"]["setting"] == "hnsw.ef_search" and hnsw["suggested"]["current"] == 40
+    assert planted_vectors.password_url.split(":")[2].split("@")[0] not in result.stdout
+    text = CliRunner().invoke(main, args, env={**env, "COLUMNS": "250"})
+    assert text.exit_code == 0, text.stderr
+    assert "recall@k" in text.stdout and "SET hnsw.ef_search" in text.stdout
+    assert "similarity threshold 0.6" in text.stdout
+
+
+# --- the report's section, the review's figures, the charts -----------------------------------
+
+
+def test_the_optimization_report_has_a_retrieval_section(planted_vectors: PlantedVectors) -> None:
+    report = db.optimization_report(url=planted_vectors.password_url, top_n=5, store=None)
+    sec = report.sections["retrieval"]
+    assert sec.ok and not sec.unavailable
+    assert set(sec.frames) == {"vector_columns", "vector_recall"}
+    assert any("SET hnsw.ef_search" in n or "hnsw.ef_search =" in n for n in sec.notes)
+    assert any(n.startswith("similarity threshold 0.7") for n in sec.notes)
+    s = report.summary()
+    assert s["vectors_available"] is True and s["zero_vectors"] == 4
+    assert s["duplicate_groups"] == 2 and 0 < s["recall_at_k"] < 0.95
+    assert report.recall_curves is not None and report.top1_similarity is not None
+    assert ("similarity_threshold", 0.7) in set(
+        map(tuple, report.thresholds_frame()[["threshold", "value"]].to_numpy().tolist())
+    )
+
+
+def test_the_report_says_when_pgvector_is_missing(no_pgvector_url: str) -> None:
+    report = db.optimization_report(url=no_pgvector_url, top_n=5, store=None)
+    assert report.sections["retrieval"].unavailable == [vectors.ENABLE_HINT]
+    assert any(u.startswith("Retrieval quality: pgvector") for u in report.unavailable())
+    assert report.summary()["vectors_available"] is False
+    assert report.recall_curves is None and report.top1_similarity is None
+
+
+def test_the_review_measures_once_and_shows_recall_by_the_latency(
+    planted_vectors: PlantedVectors, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from lsops_lib import present
+    from lsops_lib.config import load_settings
+    from lsops_lib.db import overview
+    from lsops_lib.present import display
+
+    monkeypatch.chdir(tmp_path)
+    env = {"LSOPS_DATABASE_URL": planted_vectors.password_url}
+    settings = load_settings(env=env, cwd=tmp_path)
+    first = overview.retrieval_overview(settings, None)
+    assert first.available and first.quality is not None
+    assert overview.retrieval_overview(settings, None) is first  # measured once
+    assert first.summary()["recall_at_k"] == first.quality.indexes.iloc[0]["recall_at_k"]
+    shown: list[str] = []
+    monkeypatch.setattr(display, "_display_html", shown.append, raising=False)
+    monkeypatch.setattr(present.database, "show_html", shown.append)
+    present.database.show_retrieval(first, None)
+    assert "Recall@10 of idx_context_embeddings_embedding" in shown[-1]
+    nothing = overview.retrieval_overview(load_settings(env={}, cwd=tmp_path), None)
+    assert nothing.available is False and "no database configured" in str(nothing.reason)
+    problems = len(display.PROBLEMS)
+    present.database.show_retrieval(nothing, None)
+    assert len(display.PROBLEMS) == problems  # shown, not recorded (the Database section is)
+
+
+def test_the_charts_draw_from_the_frames(rq: vectors.RetrievalQuality) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lsops_lib import plots
+
+    ax = plots.recall_curve(rq.curves)
+    assert ax is not None and "idx_context_embeddings_embedding: recall" in ax.get_title(loc="left")
+    ax = plots.similarity_threshold(rq.top1)
+    share = rq.threshold["share_with_result"] if rq.threshold else None
+    assert ax is not None and ax.get_title(loc="left").startswith(
+        f"{round(share * 100)} % of 50 queries"
+    )
+    assert plots.recall_curve(None) is None and plots.similarity_threshold(None) is None
+    plt.close("all")

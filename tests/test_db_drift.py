@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import psycopg
 import pytest
 from click.testing import CliRunner
 
@@ -34,8 +33,7 @@ NO_UPDATED_AT_NOTES = {
     "no column context_embeddings.updated_at",
     "embeddings coverage: 'stale' not computed: no column context_embeddings.updated_at",
     "entities without embedding: changed_at of project not known: no column projects.updated_at",
-    "entities without embedding: changed_at of workflow not known: "
-    "no column workflows.updated_at",
+    "entities without embedding: changed_at of workflow not known: no column workflows.updated_at",
     "entities without embedding: changed_at of agent not known: no column agents.updated_at",
 }
 NO_TABLES_NOTES = {
@@ -113,9 +111,7 @@ def _every_function(insp: db.Inspector) -> dict[str, Callable[[], Any]]:
 # --- every inspection function -------------------------------------------------------------
 
 
-def test_every_inspection_function_degrades_per_figure(
-    schema: Schema, insp: db.Inspector
-) -> None:
+def test_every_inspection_function_degrades_per_figure(schema: Schema, insp: db.Inspector) -> None:
     notes: list[str] = []
     got = {name: drift.figure(notes, name, fn) for name, fn in _every_function(insp).items()}
     unavailable = {name for name, value in got.items() if value is None}
@@ -140,7 +136,9 @@ def test_every_inspection_function_degrades_per_figure(
         assert cov.loc["project", "stale"] == 0
     if schema.name == "longsang_no_optional_tables":
         # the types whose source table is gone: what is stored only, like posts
-        assert cov.loc["execution", "source_table"] is None and cov.loc["execution", "embedded"] == 1
+        assert (
+            cov.loc["execution", "source_table"] is None and cov.loc["execution", "embedded"] == 1
+        )
         assert cov.loc["agent", "source_table"] is None and cov.loc["agent", "embedded"] == 2
         assert pd.isna(cov.loc["agent", "missing"])
     else:
@@ -198,7 +196,8 @@ def test_a_table_the_role_may_not_read_costs_that_figure_only(
         assert all("context_indexing_log" in u for u in denied)
     finally:
         pg_cluster.execute(
-            f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}", f"DROP ROLE {role}",
+            f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}",
+            f"DROP ROLE {role}",
             dbname=name,
         )
 
@@ -276,7 +275,9 @@ def test_overview_keeps_every_figure_it_can(schema: Schema, tmp_path: Path) -> N
     start = datetime(2026, 10, 1, tzinfo=UTC)
     got = overview.database_overview(settings, None, None, start, datetime(2026, 11, 1, tzinfo=UTC))
     assert got.available and got.size_bytes and got.tables is not None
-    assert list(got.embeddings["by_entity_type"]["count"]) == [c for _, c in Planted.embeddings_by_type]
+    assert list(got.embeddings["by_entity_type"]["count"]) == [
+        c for _, c in Planted.embeddings_by_type
+    ]
     assert "coverage" in got.embeddings
     if "indexing log" in schema.gone:
         assert "log" not in got.embeddings

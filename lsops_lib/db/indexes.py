@@ -308,7 +308,7 @@ def duplicate_keys_sql(
     from .recommend import quote_ident
 
     keys = list(key_definitions)
-    conditions = [f"({predicate})"] if predicate else []
+    conditions = [f"({predicate})"] if predicate else []  # "(a) OR (b)": wrapped whole
     if not nulls_not_distinct:
         conditions += [f"{k} IS NOT NULL" for k in keys]
     where = f"\nWHERE {' AND '.join(conditions)}" if conditions else ""

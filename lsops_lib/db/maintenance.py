@@ -293,7 +293,9 @@ def sequences_near_max(insp: Inspector, thresholds: DbThresholds | None = None) 
     ]
     if df.empty:
         return pd.DataFrame(columns=columns)
-    df["column_max"] = [None if pd.isna(v) else int(v) for v in df["column_max"]]
+    df["column_max"] = pd.Series(
+        [None if pd.isna(v) else int(v) for v in df["column_max"]], index=df.index, dtype=object
+    )
     df = df[df["fraction"].fillna(0) >= t.sequence_warn]
     return df[columns].sort_values("fraction", ascending=False).reset_index(drop=True)
 

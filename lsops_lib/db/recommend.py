@@ -443,7 +443,8 @@ def recommendations(
                 "critical" if float(r.fraction) >= t.sequence_critical else "warning",
                 "sequence",
                 _q(r.schema, r.sequence),
-                f"Sequence {r.sequence} is at {float(r.fraction):.0%} of its maximum",
+                f"Sequence {r.sequence} is at {float(r.fraction):.0%} of its "
+                + ("maximum" if int(row.get("increment_by", 1)) > 0 else "minimum"),
                 f"last value {int(r.last_value)} of {int(r.max_value)}"
                 + (f" (feeds {column})" if column else "")
                 + f"; {capped}"

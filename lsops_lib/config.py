@@ -233,9 +233,13 @@ def _threshold_value(key: str, kind: str, value: Any) -> int | float:
     if isinstance(value, bool):
         raise ValueError(value)
     if key in _DURATION_THRESHOLDS and isinstance(value, str):
+        import re
+
         from .exceptions import ParameterError
         from .times import parse_duration
 
+        if re.fullmatch(r"\s*0+(?:\.0*)?\s*(?:ms|s|m|h|d|w)\s*", value):
+            return 0.0  # "0d": no minimum (parse_duration wants a positive one)
         try:
             seconds = parse_duration(value).total_seconds()
         except (ParameterError, OverflowError):

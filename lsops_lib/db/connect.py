@@ -38,8 +38,15 @@ APPLICATION_NAME = "lsops"
 DEFAULT_STATEMENT_TIMEOUT_MS = 30_000
 # planner settings of every inspection transaction: no index scan of any kind, so that
 # lsops's own queries never count as index use (the unused-index list stays the same
-# however often lsops looks); `planner_defaults()` turns them back on for EXPLAIN only
-OWN_SCAN_SETTINGS = ("enable_indexscan", "enable_indexonlyscan", "enable_bitmapscan")
+# however often lsops looks); `planner_defaults()` turns them back on for EXPLAIN only.
+# Merge joins too: costing one makes the planner read the join keys' actual minimum and
+# maximum from their indexes (get_actual_variable_range), and those probes count as scans.
+OWN_SCAN_SETTINGS = (
+    "enable_indexscan",
+    "enable_indexonlyscan",
+    "enable_bitmapscan",
+    "enable_mergejoin",
+)
 
 
 def psycopg_url(url: str) -> str:

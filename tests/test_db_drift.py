@@ -286,3 +286,23 @@ def test_overview_keeps_every_figure_it_can(schema: Schema, tmp_path: Path) -> N
         assert got.embeddings["log"]["count"].sum() == 11
     partial = {n for n in schema.notes if not n.startswith("entities without embedding")}
     assert partial <= set(got.notes)
+
+
+def test_pg_stat_statements_not_updated_after_a_server_upgrade(
+    pg_url: str, pg_cluster: PostgresCluster
+) -> None:
+    """An extension keeps its version (and its columns) across `pg_upgrade` until `ALTER
+    EXTENSION ... UPDATE`: 1.7 has total_time where the server's own 1.8+ has
+    total_exec_time. The columns are read from the view, not guessed from the server."""
+    if not pg_cluster.has_pg_stat_statements:
+        pytest.skip("these binaries have no pg_stat_statements")
+    name = pg_url.rsplit("/", 1)[1]
+    pg_cluster.execute("CREATE EXTENSION pg_stat_statements VERSION '1.7'", dbname=name)
+    pg_cluster.execute("SELECT count(*) FROM pg_class", dbname=name)
+    with db.connect(pg_url) as insp:
+        assert insp.server_version_num >= 130000
+        cols = drift.columns(insp, "pg_stat_statements")
+        assert cols is not None and "total_time" in cols and "total_exec_time" not in cols
+        assert queries.status(insp)["available"]
+        top = queries.top_by_total(insp, 50)
+    assert len(top) >= 1 and (top["total_ms"] >= 0).all()

@@ -79,7 +79,7 @@ def status(insp: Inspector) -> dict[str, Any]:
         return {"available": False, "schema": None, "message": ENABLE_HINT, "stats_reset": None}
     try:
         query_stats(insp, limit=1)
-    except ExtensionMissing as exc:
+    except (ExtensionMissing, drift.SchemaMissing) as exc:  # not loaded, not readable, unknown
         return {"available": False, "schema": schema, "message": str(exc), "stats_reset": None}
     reset = None
     try:

@@ -157,7 +157,7 @@ def _rec(
 
 
 def _stats_age(unused: pd.DataFrame) -> str:
-    """' (statistics since <when>, <n> days)': the reset, or the postmaster start."""
+    """' (statistics reset <when>, <n> days ago)', or since the postmaster start."""
     if unused.empty or "stats_age_days" not in unused:
         return ""
     row = unused.iloc[0]
@@ -165,9 +165,13 @@ def _stats_age(unused: pd.DataFrame) -> str:
     if age is None or pd.isna(age):
         return ""
     reset = row.get("stats_reset")
-    since = row.get("stats_since", reset)
-    what = "reset" if reset is not None and not pd.isna(reset) else "never reset: since the start"
-    return f" (statistics {what} {_when(since)}, {float(age):.1f} days ago)"
+    if reset is not None and not pd.isna(reset):
+        return f" (statistics reset {_when(reset)}, {float(age):.1f} days ago)"
+    since = row.get("stats_since")
+    return (
+        f" (statistics never reset: counting since the server started {_when(since)}, "
+        f"{float(age):.1f} days ago)"
+    )
 
 
 def sequence_fix(row: Any) -> str | None:

@@ -333,7 +333,7 @@ def recommendations(
             advice = "Check replicas and rare jobs before dropping."
             sql: str | None = f"DROP INDEX CONCURRENTLY IF EXISTS {_q(r.schema, r.index)};"
         else:
-            title = f"Unused so far: {r.index} on {r.table} (too early to drop)"
+            title = f"Unused index {r.index} on {r.table}: too early to drop"
             advice = (
                 f"No drop is proposed before the statistics cover {t.unused_index_min_age:g} "
                 "days ([thresholds] unused_index_min_age): a fresh index, or a job that runs "

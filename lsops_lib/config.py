@@ -96,6 +96,26 @@ class Thresholds:
     forecast_min_snapshots: int = 5  # fewer size snapshots (since a shrink): "not enough history"
     forecast_min_days: float = 3.0  # ... or spanning fewer days
     forecast_shrink_ratio: float = 0.05  # a drop below every recent snapshot by 5 %: a new series
+    # --- issue 13: the database checks (lsops_lib/db; db.settings.DbThresholds takes its
+    # defaults from here, so every one is settable in lsops.toml [thresholds]; pgHero's
+    # defaults where pgHero has one). slow_query_* and slow_queries_per_hour are above.
+    dead_tuples_min: int = 1000  # below this many dead tuples a table is never flagged
+    dead_tuple_ratio: float = 0.10  # dead / (live + dead) above which VACUUM is due
+    seq_scan_min_rows: int = 10_000  # smaller tables are fine to scan (pgHero: 10,000)
+    seq_scan_ratio: float = 0.50  # share of scans that are sequential
+    bloat_ratio: float = 0.50  # estimated wasted share of a table's heap
+    bloat_min_bytes: int = 10 * 1024 * 1024  # never flag bloat smaller than this
+    wraparound_warn: float = 0.50  # transaction ID age, share of the 2^31 limit
+    wraparound_critical: float = 0.75
+    sequence_warn: float = 0.80  # a sequence's share of its maximum
+    sequence_critical: float = 0.95
+    long_running_s: float = 300.0  # an active statement running this long
+    idle_in_transaction_s: float = 60.0  # a session idle in an open transaction this long
+    connections_warn: float = 0.80  # share of the usable connections
+    cache_hit_ratio: float = 0.99  # shared-buffer hit ratio below which it is flagged
+    # no DROP is proposed for an unused index before the usage statistics cover this many
+    # days (a number of days, or a duration such as "30d" or "4w" in lsops.toml)
+    unused_index_min_age: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -235,17 +255,55 @@ def _target(name: str, section: Mapping[str, Any], env: Mapping[str, str]) -> Ta
         raise ConfigError(f"lsops.toml: [targets.{name}]: {exc}") from None
 
 
+# issue 13: thresholds given as a duration in lsops.toml ("30d"), kept in this unit (s)
+_DURATION_THRESHOLDS = {"unused_index_min_age": 86400.0}  # days
+
+
+def _threshold_value(key: str, kind: str, value: Any) -> int | float:
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if key in _DURATION_THRESHOLDS and isinstance(value, str):
+        import re
+
+        from .exceptions import ParameterError
+        from .times import parse_duration
+
+        if re.fullmatch(r"\s*0+(?:\.0*)?\s*(?:ms|s|m|h|d|w)\s*", value):
+            return 0.0  # "0d": no minimum (parse_duration wants a positive one)
+        try:
+            seconds = parse_duration(value).total_seconds()
+        except (ParameterError, OverflowError):
+            raise ValueError(value) from None
+        return seconds / _DURATION_THRESHOLDS[key]
+    number = int(value) if kind == "int" else float(value)
+    if number != number or number in (float("inf"), float("-inf")) or number < 0:
+        raise ValueError(value)
+    return number
+
+
 def _thresholds(section: Mapping[str, Any]) -> Thresholds:
+    """The [thresholds] table: every field of `Thresholds` (the database checks' too),
+    a number each (`unused_index_min_age` also a duration such as "30d"); an unknown name
+    is refused with the list of known ones."""
+    if not isinstance(section, Mapping):
+        raise ConfigError("lsops.toml: [thresholds] must be a table")
     known = {f.name: f.type for f in fields(Thresholds)}
     values: dict[str, Any] = {}
     for key, value in section.items():
         if key not in known:
-            raise ConfigError(f"lsops.toml: unknown threshold {key!r} (known: {', '.join(known)})")
-        try:
-            values[key] = int(value) if known[key] == "int" else float(value)
-        except (TypeError, ValueError):
             raise ConfigError(
-                f"lsops.toml: threshold {key} must be a number, not {value!r}"
+                f"lsops.toml: unknown threshold {key!r} (known: {', '.join(sorted(known))})"
+            )
+        try:
+            values[key] = _threshold_value(key, str(known[key]), value)
+        except (TypeError, ValueError, OverflowError):
+            what = (
+                "a number of days or a duration such as 30d"
+                if key in _DURATION_THRESHOLDS
+                else ("a non-negative number")
+            )
+            raise ConfigError(
+                f"lsops.toml: threshold {key} must be {what}, not {value!r}"
             ) from None
     return Thresholds(**values)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -222,3 +223,60 @@ def test_every_command_works_on_a_cluster_without_pg_stat_statements(
         result = run([*args, "--json"], url)
         assert result.exit_code == 0, (args, result.stderr)
     assert json.loads(run(["db", "queries", "--json"], url).stdout)["available"] is False
+
+
+# --- issue 13: statistics age, the unused-index gate, thresholds from lsops.toml ----------------
+
+
+def _postmaster_start(url: str) -> Any:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT pg_postmaster_start_time()")).scalar()
+    finally:
+        engine.dispose()
+
+
+def test_db_indexes_always_says_since_when_the_statistics_count(longsang_db: Planted) -> None:
+    data = as_json(["db", "indexes"], longsang_db.password_url)
+    assert data["stats_reset"] is None  # a fresh cluster: never reset
+    assert data["stats_since_source"] == "postmaster start"
+    start = _postmaster_start(longsang_db.url)
+    assert data["stats_since"] == start.astimezone(UTC).isoformat()
+    assert 0 <= data["stats_age_days"] < 1
+    assert data["unused_index_min_age"] == 30.0 and data["unavailable"] == []
+    assert data["unused"] and not any(e["drop_proposed"] for e in data["unused"])
+    text = run(["db", "indexes"], longsang_db.password_url, COLUMNS="200")
+    flat = " ".join(text.stdout.split())
+    assert "usage statistics never reset: counting since the start" in flat
+    assert "once they cover 30 days" in flat and "not yet" in flat
+
+
+def test_thresholds_from_lsops_toml_reach_the_db_commands(
+    longsang_db: Planted, tmp_path: Path
+) -> None:
+    (tmp_path / "lsops.toml").write_text(
+        "[thresholds]\nlong_running_s = 7\nidle_in_transaction_s = 3\n"
+        'unused_index_min_age = "0d"\ndead_tuples_min = 5000\n'
+    )
+    maintenance = as_json(["db", "maintenance"], longsang_db.password_url)
+    assert maintenance["thresholds"] == {
+        "dead_tuples_min": 5000,
+        "dead_tuple_ratio": 0.10,
+        "long_running_s": 7.0,
+        "idle_in_transaction_s": 3.0,
+    }
+    assert maintenance["needs_vacuum"] == []  # plant_events has 2,000 dead: below 5,000 now
+    indexes = as_json(["db", "indexes"], longsang_db.password_url)
+    assert indexes["unused_index_min_age"] == 0.0
+    assert indexes["unused"] and all(e["drop_proposed"] for e in indexes["unused"])
+
+
+def test_an_unknown_threshold_in_lsops_toml_exits_2(longsang_db: Planted, tmp_path: Path) -> None:
+    (tmp_path / "lsops.toml").write_text("[thresholds]\nlong_running = 7\n")
+    result = run(["db", "maintenance"], longsang_db.password_url)
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert "unknown threshold 'long_running'" in result.stderr
+    assert "long_running_s" in result.stderr  # the known ones are listed

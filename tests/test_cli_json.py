@@ -336,6 +336,31 @@ CASES["db size"].append(  # issue 15: --forecast
 )
 
 
+# issue 13 (schema drift): a figure the database cannot give is null, `unavailable` says why
+def _drifted(request: pytest.FixtureRequest, tmp: Path) -> dict[str, str]:
+    return {"LSOPS_DATABASE_URL": request.getfixturevalue("longsang_no_optional_tables").url}
+
+
+CASES["index-stats"].append(
+    case(
+        "schema drift",
+        ["index-stats"],
+        _drifted,
+        shows={"log", "latest_failures", "unavailable", "coverage[].missing"},
+        marks=PG,
+    )
+)
+CASES["db indexes"].append(
+    case(
+        "statistics age",
+        ["db", "indexes"],
+        _database,
+        shows={"stats_since", "stats_age_days", "unused_index_min_age", "unused[].drop_proposed"},
+        marks=PG,
+    )
+)
+
+
 def _params() -> list[Any]:
     params = []
     for command in json_commands():

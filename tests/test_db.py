@@ -481,7 +481,15 @@ def test_embeddings_need_the_longsang_tables(pg_url: str) -> None:
 
 
 def test_report_and_recommendations(longsang_db: Planted) -> None:
-    report = db.optimization_report(url=longsang_db.password_url, top_n=5, store=None)
+    # statistics of a cluster started minutes ago: no DROP for an unused index by default
+    fresh = db.optimization_report(url=longsang_db.password_url, top_n=5, store=None)
+    unused = fresh.recommendations[fresh.recommendations["kind"] == "unused_index"]
+    assert "public.idx_plant_orders_note" in set(unused["object"])
+    assert unused["sql"].isna().all() and unused["title"].str.contains("too early").all()
+    # ... and with the minimum age at 0 days, it is proposed
+    report = db.optimization_report(
+        url=longsang_db.password_url, top_n=5, store=None, unused_index_min_age=0
+    )
     assert report.reachable and report.error is None
     recs = report.recommendations
     sql = "\n".join(s for s in recs["sql"] if isinstance(s, str))

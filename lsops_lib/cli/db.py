@@ -81,6 +81,25 @@ def _share(key: str, header: str) -> Column:
 _SCHEMA_TABLE = [_c("schema", "schema", clip), _c("table", "table", clip)]
 
 
+# --- schema drift: a figure the database cannot give is null, and `unavailable` says why
+
+
+def _records_or_none(frame: Any, columns: list[str] | None = None) -> list[dict] | None:
+    return None if frame is None else records(frame, columns)
+
+
+def _maybe_table(rows: Any, columns: list[Column], *, title: str, **options: Any) -> None:
+    if rows is None:
+        line(f"{title}: not available", style="dim")
+    else:
+        table(rows, columns, title=title, **options)
+
+
+def _unavailable_view(d: Any) -> None:
+    for message in d["unavailable"]:
+        line(f"not available: {message}", style="dim")
+
+
 @main.group("db")
 def db_group() -> None:
     """Read-only inspection of the database: size, indexes, queries, maintenance."""
@@ -181,6 +200,7 @@ _UNUSED_COLUMNS = [
     _c("index", "index", clip),
     _size("size_bytes", "size"),
     _count("scans", "scans"),
+    _c("drop_proposed", "drop proposed", lambda v: "yes" if v else "not yet"),
 ]
 _DUPLICATE_COLUMNS = [
     *_SCHEMA_TABLE,
@@ -206,26 +226,26 @@ _SEQ_SCAN_COLUMNS = [
 
 
 def _indexes_view(d: Any) -> None:
-    if d["stats_reset"] is None:
-        line("usage statistics never reset: scans counted since the database was created")
-    else:
-        line(
-            f"usage statistics reset {fmt.instant(d['stats_reset'])} "
-            f"({fmt.number(d['stats_age_days'], 2)} days ago)"
-        )
-    table(
+    since = "reset" if d["stats_reset"] is not None else "never reset: counting since the start"
+    line(
+        f"usage statistics {since} {fmt.instant(d['stats_since'])} "
+        f"({fmt.number(d['stats_age_days'], 2)} days ago); a DROP is proposed for an unused "
+        f"index once they cover {fmt.number(d['unused_index_min_age'])} days"
+    )
+    _maybe_table(
         d["unused"],
         _UNUSED_COLUMNS,
         title="Unused indexes (0 scans; never PK, unique or constraint indexes)",
     )
-    table(d["duplicate"], _DUPLICATE_COLUMNS, title="Duplicate or redundant indexes")
-    table(d["invalid"], _INVALID_COLUMNS, title="Invalid indexes")
-    table(d["fk_without_index"], _FK_COLUMNS, title="Foreign keys without an index")
-    table(
+    _maybe_table(d["duplicate"], _DUPLICATE_COLUMNS, title="Duplicate or redundant indexes")
+    _maybe_table(d["invalid"], _INVALID_COLUMNS, title="Invalid indexes")
+    _maybe_table(d["fk_without_index"], _FK_COLUMNS, title="Foreign keys without an index")
+    _maybe_table(
         d["seq_scan"],
         _SEQ_SCAN_COLUMNS,
         title="Tables read mostly by sequential scans (index candidates)",
     )
+    _unavailable_view(d)
 
 
 @db_group.command("indexes")
@@ -233,18 +253,45 @@ def _indexes_view(d: Any) -> None:
 @_database_option
 @pass_app
 def db_indexes(app: App, as_json: bool, database: str | None) -> None:
-    """Unused, duplicate, invalid indexes and foreign keys without an index."""
-    from ..db import indexes
+    """Unused, duplicate, invalid indexes and foreign keys without an index.
+
+    The statistics age is always shown (since their reset, or the postmaster start when
+    never reset); lsops's own queries never count as index use."""
+    from ..db import drift, indexes
 
     with run_command(), _inspector(app, database) as insp:
-        catalog = indexes.index_catalog(insp)
+        t = _thresholds(app)
+        notes = insp.unavailable
+        stats = indexes.stats_reset(insp)
+        catalog = drift.figure(notes, "index catalog", lambda: indexes.index_catalog(insp))
+
+        def from_catalog(what: str, fn: Any, columns: list[str] | None = None) -> Any:
+            if catalog is None:
+                return None
+            return _records_or_none(drift.figure(notes, what, lambda: fn(catalog)), columns)
+
         data = {
-            "unused": records(indexes.unused_indexes(insp, catalog)),
-            "duplicate": records(indexes.duplicate_indexes(insp, catalog)),
-            "invalid": records(indexes.invalid_indexes(insp, catalog)),
-            "fk_without_index": records(indexes.fk_without_index(insp)),
-            "seq_scan": records(indexes.seq_scan_tables(insp, _thresholds(app))),
-            **indexes.stats_reset(insp),  # stats_reset, stats_age_days
+            "unused": from_catalog(
+                "unused indexes",
+                lambda c: indexes.unused_indexes(insp, c, t, stats=stats),
+            ),
+            "duplicate": from_catalog(
+                "duplicate indexes", lambda c: indexes.duplicate_indexes(insp, c)
+            ),
+            "invalid": from_catalog(
+                "invalid indexes",
+                lambda c: indexes.invalid_indexes(insp, c),
+            ),
+            "fk_without_index": _records_or_none(
+                drift.figure(notes, "foreign keys", lambda: indexes.fk_without_index(insp))
+            ),
+            "seq_scan": _records_or_none(
+                drift.figure(notes, "sequential scans", lambda: indexes.seq_scan_tables(insp, t))
+            ),
+            # stats_reset (None: never reset), stats_since, stats_since_source, stats_age_days
+            **stats,
+            "unused_index_min_age": t.unused_index_min_age,
+            "unavailable": list(notes),
         }
     emit(data, as_json, _indexes_view)
 
@@ -393,21 +440,22 @@ _CACHE_COLUMNS = [
 def _maintenance_view(limit: int) -> Any:
     def view(d: Any) -> None:
         t = d["thresholds"]
-        table(d["tables"], _TABLE_COLUMNS, title="Tables by dead tuples", limit=limit)
-        needs = ", ".join(f"{r['schema']}.{r['table']}" for r in d["needs_vacuum"]) or "none"
-        line(
-            f"due a VACUUM (>= {fmt.integer(t['dead_tuples_min'])} dead, "
-            f">= {fmt.pct(t['dead_tuple_ratio'], 0)}): {needs}"
-        )
-        table(d["bloat"], _BLOAT_COLUMNS, title="Table bloat (estimate, flagged)")
-        table(d["wraparound"], _WRAP_COLUMNS, title="Wraparound (share of the 2^31 limit)")
-        table(d["sequences"], _SEQUENCE_COLUMNS, title="Sequences near their maximum")
-        table(
+        _maybe_table(d["tables"], _TABLE_COLUMNS, title="Tables by dead tuples", limit=limit)
+        if d["needs_vacuum"] is not None:
+            needs = ", ".join(f"{r['schema']}.{r['table']}" for r in d["needs_vacuum"]) or "none"
+            line(
+                f"due a VACUUM (>= {fmt.integer(t['dead_tuples_min'])} dead, "
+                f">= {fmt.pct(t['dead_tuple_ratio'], 0)}): {needs}"
+            )
+        _maybe_table(d["bloat"], _BLOAT_COLUMNS, title="Table bloat (estimate, flagged)")
+        _maybe_table(d["wraparound"], _WRAP_COLUMNS, title="Wraparound (share of the 2^31 limit)")
+        _maybe_table(d["sequences"], _SEQUENCE_COLUMNS, title="Sequences near their maximum")
+        _maybe_table(
             d["long_running"],
             _SESSION_COLUMNS,
             title=f"Long-running queries (>= {fmt.duration(t['long_running_s'])})",
         )
-        table(
+        _maybe_table(
             d["idle_in_transaction"],
             _SESSION_COLUMNS,
             title=f"Idle in transaction (>= {fmt.duration(t['idle_in_transaction_s'])})",
@@ -421,7 +469,8 @@ def _maintenance_view(limit: int) -> Any:
                 f"{fmt.integer(c['idle'])} idle, "
                 f"{fmt.integer(c['idle_in_transaction'])} idle in transaction"
             )
-        table(d["cache"], _CACHE_COLUMNS, title="Cache hit ratios")
+        _maybe_table(d["cache"], _CACHE_COLUMNS, title="Cache hit ratios")
+        _unavailable_view(d)
 
     return view
 
@@ -433,32 +482,45 @@ def _maintenance_view(limit: int) -> Any:
 @pass_app
 def db_maintenance(app: App, as_json: bool, database: str | None, limit: int) -> None:
     """Dead tuples, vacuum/analyze, bloat, wraparound, sequences, sessions, connections, cache."""
+    from ..db import drift
     from ..db import maintenance as m
 
     with run_command(), _inspector(app, database) as insp:
         t = _thresholds(app)
-        dead = m.dead_tuple_tables(insp, t)
-        bloat = m.table_bloat(insp, t)
-        connections = records(m.connections(insp, t))
+        notes = insp.unavailable
+
+        def get(what: str, fn: Any, columns: list[str] | None = None) -> list[dict] | None:
+            return _records_or_none(drift.figure(notes, what, fn), columns)
+
+        def flagged_bloat() -> Any:
+            bloat = m.table_bloat(insp, t)
+            return bloat[bloat["flagged"]] if not bloat.empty else bloat
+
+        connections = get("connections", lambda: m.connections(insp, t))
         data = {
-            "tables": records(m.table_maintenance(insp), _MAINTENANCE_KEYS),
-            "needs_vacuum": records(
-                dead, ["schema", "table", "dead_tuples", "live_tuples", "dead_ratio"]
+            "tables": get("tables", lambda: m.table_maintenance(insp), _MAINTENANCE_KEYS),
+            "needs_vacuum": get(
+                "dead tuples",
+                lambda: m.dead_tuple_tables(insp, t),
+                ["schema", "table", "dead_tuples", "live_tuples", "dead_ratio"],
             ),
-            "bloat": records(bloat[bloat["flagged"]] if not bloat.empty else bloat),
-            "wraparound": records(m.database_wraparound(insp, t)),
-            "oldest_tables": records(m.table_wraparound(insp, 10)),
-            "sequences": records(m.sequences_near_max(insp, t)),
-            "long_running": records(m.long_running_queries(insp, t)),
-            "idle_in_transaction": records(m.idle_in_transaction(insp, t)),
+            "bloat": get("bloat", flagged_bloat),
+            "wraparound": get("wraparound", lambda: m.database_wraparound(insp, t)),
+            "oldest_tables": get("oldest tables", lambda: m.table_wraparound(insp, 10)),
+            "sequences": get("sequences", lambda: m.sequences_near_max(insp, t)),
+            "long_running": get("long-running queries", lambda: m.long_running_queries(insp, t)),
+            "idle_in_transaction": get(
+                "idle in transaction", lambda: m.idle_in_transaction(insp, t)
+            ),
             "connections": connections[0] if connections else None,
-            "cache": records(m.cache_hit_ratios(insp, t)),
+            "cache": get("cache hit ratios", lambda: m.cache_hit_ratios(insp, t)),
             "thresholds": {
                 "dead_tuples_min": t.dead_tuples_min,
                 "dead_tuple_ratio": t.dead_tuple_ratio,
                 "long_running_s": t.long_running_s,
                 "idle_in_transaction_s": t.idle_in_transaction_s,
             },
+            "unavailable": list(notes),
         }
     emit(data, as_json, _maintenance_view(limit))
 
@@ -489,19 +551,23 @@ _COVERAGE_COLUMNS = [
 
 
 def _index_stats_view(d: Any) -> None:
-    table(
+    _maybe_table(
         d["by_entity_type"],
         _BY_TYPE_COLUMNS,
         title="Embeddings per entity type",
         empty="no embeddings",
     )
     log = d["log"]
-    states = ", ".join(
-        f"{k} {fmt.integer(log[k])}" for k in ("completed", "failed", "pending", "processing")
-    )
-    line(f"indexing log: {states}; {fmt.integer(log['tokens_used'])} tokens used")
-    table(d["latest_failures"], _FAILURE_COLUMNS, title="Latest failures")
-    table(d["coverage"], _COVERAGE_COLUMNS, title="Coverage")
+    if log is None:
+        line("indexing log: not available", style="dim")
+    else:
+        states = ", ".join(
+            f"{k} {fmt.integer(log[k])}" for k in ("completed", "failed", "pending", "processing")
+        )
+        line(f"indexing log: {states}; {fmt.integer(log['tokens_used'])} tokens used")
+    _maybe_table(d["latest_failures"], _FAILURE_COLUMNS, title="Latest failures")
+    _maybe_table(d["coverage"], _COVERAGE_COLUMNS, title="Coverage")
+    _unavailable_view(d)
 
 
 @main.command("index-stats")
@@ -510,16 +576,29 @@ def _index_stats_view(d: Any) -> None:
 @click.option("--failures", default=10, show_default=True, help="How many latest failures.")
 @pass_app
 def index_stats(app: App, as_json: bool, database: str | None, failures: int) -> None:
-    """Embeddings indexing: the runbook's weekly check, the indexing log, coverage."""
-    from ..db import embeddings
+    """Embeddings indexing: the runbook's weekly check, the indexing log, coverage.
+
+    A table or column this database lacks costs only the figure that needs it: the figure
+    is null in the JSON and `unavailable` says which and why."""
+    from ..db import drift, embeddings
 
     with run_command(), _inspector(app, database) as insp:
+        notes = insp.unavailable
+
+        def get(what: str, fn: Any) -> Any:
+            return drift.figure(notes, what, fn)
+
+        by_type = get("embeddings per entity type", lambda: embeddings.by_entity_type(insp))
+        log = get("indexing log", lambda: embeddings.log_summary(insp))
+        latest = get("latest indexing failures", lambda: embeddings.latest_failures(insp, failures))
+        cov = get("embeddings coverage", lambda: embeddings.coverage(insp))
+        if by_type is None and log is None:
+            raise drift.SchemaMissing("not a LongSang database: " + "; ".join(notes))
         data = {
-            "by_entity_type": records(
-                embeddings.by_entity_type(insp), ["entity_type", "count", "last_indexed"]
-            ),
-            "log": embeddings.log_summary(insp),
-            "latest_failures": records(embeddings.latest_failures(insp, failures)),
-            "coverage": records(embeddings.coverage(insp)),
+            "by_entity_type": _records_or_none(by_type, ["entity_type", "count", "last_indexed"]),
+            "log": log,
+            "latest_failures": _records_or_none(latest),
+            "coverage": _records_or_none(cov),
+            "unavailable": list(notes),
         }
     emit(data, as_json, _index_stats_view)

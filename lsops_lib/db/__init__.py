@@ -8,13 +8,15 @@
     db.optimization_report("prod")                 # everything, for the notebook
 
 Modules: `space`, `indexes`, `queries`, `maintenance`, `embeddings`, `recommend`, `report`,
-`schema` (the LongSang schema loader, for tests and the demo), `settings` (thresholds).
+`schema` (the LongSang schema loader, for tests and the demo), `settings` (thresholds),
+`drift` (schema drift: a missing table or column costs only the figure that needs it).
 """
 
 from __future__ import annotations
 
-from . import embeddings, indexes, maintenance, queries, recommend, space
+from . import drift, embeddings, indexes, maintenance, queries, recommend, space
 from .connect import Inspector, connect
+from .drift import SchemaMissing
 from .recommend import recommendations
 from .report import OptimizationReport, optimization_report
 from .schema import LONGSANG_TABLES, load_longsang_schema
@@ -25,7 +27,9 @@ __all__ = [
     "DbThresholds",
     "Inspector",
     "OptimizationReport",
+    "SchemaMissing",
     "connect",
+    "drift",
     "embeddings",
     "indexes",
     "load_longsang_schema",

@@ -4,6 +4,15 @@ Every session lsops opens on an inspected database is READ ONLY
 (`default_transaction_read_only = on`), has a `statement_timeout` and the
 `application_name` `lsops`. A write attempted through it fails with `DatabaseError`.
 Connection failures are one line with the URL redacted.
+
+Inspection must not disturb what it measures: every transaction also turns the planner's
+index scans off (`OWN_SCAN_SETTINGS`), so lsops's own queries never scan an index of the
+inspected tables and `pg_stat_user_indexes.idx_scan` (the unused-index list) counts the
+application's use alone. lsops's reads of the LongSang tables are sequential scans, and
+those DO count in `pg_stat_user_tables.seq_scan` (a few per check).
+
+A query failing on a missing table, column or privilege raises `drift.SchemaMissing`
+(a `DatabaseError`): the figure that needed it is unavailable, the others carry on.
 """
 
 from __future__ import annotations
@@ -21,11 +30,23 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 
 from ..config import redact_url
 from ..exceptions import ConfigError, DatabaseError
+from .drift import SchemaMissing
 
 __all__ = ["Inspector", "connect", "psycopg_url"]
 
 APPLICATION_NAME = "lsops"
 DEFAULT_STATEMENT_TIMEOUT_MS = 30_000
+# planner settings of every inspection transaction: no index scan of any kind, so that
+# lsops's own queries never count as index use (the unused-index list stays the same
+# however often lsops looks); `planner_defaults()` turns them back on for EXPLAIN only.
+# Merge joins too: costing one makes the planner read the join keys' actual minimum and
+# maximum from their indexes (get_actual_variable_range), and those probes count as scans.
+OWN_SCAN_SETTINGS = (
+    "enable_indexscan",
+    "enable_indexonlyscan",
+    "enable_bitmapscan",
+    "enable_mergejoin",
+)
 
 
 def psycopg_url(url: str) -> str:
@@ -71,6 +92,8 @@ class Inspector:
         self._connect_timeout_s = connect_timeout_s
         self.engine: Engine = self._make_engine(with_options=True)
         self._cache: dict[str, Any] = {}
+        # what this session found missing (schema drift): "<figure>: <what>: <why>"
+        self.unavailable: list[str] = []
 
     def _make_engine(self, *, with_options: bool) -> Engine:
         connect_args: dict[str, Any] = {
@@ -111,7 +134,8 @@ class Inspector:
         with self.engine.connect() as conn:
             conn.exec_driver_sql(
                 "SET TRANSACTION READ ONLY; "
-                f"SET LOCAL statement_timeout = {self.statement_timeout_ms}"
+                f"SET LOCAL statement_timeout = {self.statement_timeout_ms}; "
+                + " ".join(f"SET LOCAL {name} = off;" for name in OWN_SCAN_SETTINGS)
             )
             yield conn
 
@@ -132,7 +156,21 @@ class Inspector:
     # --- asking -----------------------------------------------------------------------
 
     def _error(self, exc: BaseException, what: str) -> DatabaseError:
-        return DatabaseError(f"{what} {self.url}: {_one_line(exc, self._password)}")
+        line = f"{what} {self.url}: {_one_line(exc, self._password)}"
+        if _is_schema_error(exc):
+            return SchemaMissing(line)
+        return DatabaseError(line)
+
+    def note_unavailable(self, message: str) -> None:
+        """Record that a part of a figure could not be computed, and why (once)."""
+        if message not in self.unavailable:
+            self.unavailable.append(message)
+
+    @staticmethod
+    def planner_defaults() -> tuple[str, None]:
+        """A statement for `frames()` turning index scans back on in that transaction:
+        for EXPLAIN (hypothetical indexes), which plans but never scans."""
+        return (" ".join(f"SET LOCAL {name} = on;" for name in OWN_SCAN_SETTINGS), None)
 
     def check(self) -> None:
         """Connect once; raises DatabaseError (one line, URL redacted) when unreachable.
@@ -235,6 +273,22 @@ class Inspector:
     def has_table(self, name: str, schema: str | None = None) -> bool:
         qualified = f"{schema}.{name}" if schema else name
         return bool(self.scalar("SELECT to_regclass(:name) IS NOT NULL", {"name": qualified}))
+
+
+def _is_schema_error(exc: BaseException) -> bool:
+    """A missing table, column or function, or a missing privilege: drift, not failure."""
+    import psycopg
+
+    orig = getattr(exc, "orig", None)
+    return isinstance(
+        orig,
+        (
+            psycopg.errors.UndefinedTable,
+            psycopg.errors.UndefinedColumn,
+            psycopg.errors.UndefinedFunction,
+            psycopg.errors.InsufficientPrivilege,
+        ),
+    )
 
 
 def _is_connect_error(exc: DBAPIError) -> bool:

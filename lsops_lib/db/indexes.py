@@ -12,6 +12,8 @@ from .settings import DbThresholds
 
 __all__ = [
     "duplicate_indexes",
+    "duplicate_key_count",
+    "duplicate_keys_sql",
     "fk_without_index",
     "index_catalog",
     "invalid_indexes",
@@ -28,27 +30,41 @@ _USER_SCHEMAS = """
 
 
 def stats_reset(insp: Inspector) -> dict[str, Any]:
-    """When this database's statistics were last reset: {stats_reset, stats_age_days}.
+    """Since when this database's usage counters (index and sequential scans) count.
 
-    Usage counters (index scans, sequential scans) count from then; `None` means never
-    reset (counting since the database was created or the cluster initialized).
+    {stats_reset, stats_since, stats_since_source, stats_age_days}: `stats_reset` is the
+    last reset (None: never reset); `stats_since` is that reset or, never reset, the
+    postmaster start (`stats_since_source` "reset" | "postmaster start") - the counters
+    cover at least that long, so the age is always known and never overstated;
+    `stats_age_days` is now - stats_since.
     """
     df = insp.frame(
         """
-        SELECT stats_reset,
-               EXTRACT(EPOCH FROM now() - stats_reset) / 86400.0 AS stats_age_days
-        FROM pg_stat_database WHERE datname = current_database()
+        SELECT d.stats_reset,
+               pg_postmaster_start_time() AS postmaster_start,
+               EXTRACT(EPOCH FROM now() - COALESCE(d.stats_reset, pg_postmaster_start_time()))
+                   / 86400.0 AS stats_age_days
+        FROM pg_stat_database d WHERE d.datname = current_database()
         """
     )
-    if df.empty:
-        return {"stats_reset": None, "stats_age_days": None}
+    if df.empty:  # pragma: no cover - every database has its row
+        start = insp.scalar("SELECT pg_postmaster_start_time()")
+        age = insp.scalar("SELECT EXTRACT(EPOCH FROM now() - pg_postmaster_start_time()) / 86400")
+        df = pd.DataFrame([{"stats_reset": None, "postmaster_start": start, "stats_age_days": age}])
     row = df.iloc[0]
-    reset = row["stats_reset"]
-    age = row["stats_age_days"]
+    reset = None if pd.isna(row["stats_reset"]) else _utc(row["stats_reset"])
+    since = reset if reset is not None else _utc(row["postmaster_start"])
     return {
-        "stats_reset": None if pd.isna(reset) else pd.Timestamp(reset).tz_convert("UTC"),
-        "stats_age_days": None if pd.isna(age) else float(age),
+        "stats_reset": reset,
+        "stats_since": since,
+        "stats_since_source": "reset" if reset is not None else "postmaster start",
+        "stats_age_days": float(row["stats_age_days"]),
     }
+
+
+def _utc(value: Any) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def index_catalog(insp: Inspector) -> pd.DataFrame:
@@ -56,8 +72,11 @@ def index_catalog(insp: Inspector) -> pd.DataFrame:
 
     Columns: schema, table, index, method, is_unique, is_primary, is_valid,
     backs_constraint, keys (attnums, 0 = expression), key_count, opclasses, collations,
-    options, expressions, predicate, definition, size_bytes, table_bytes, scans.
+    options, expressions, predicate, definition, key_definitions (each key column or
+    expression as SQL), nulls_not_distinct, size_bytes, table_bytes, scans.
     """
+    # PostgreSQL 15 added UNIQUE NULLS NOT DISTINCT; before, NULLs are always distinct
+    nulls = "x.indnullsnotdistinct" if insp.server_version_num >= 150000 else "false"
     df = insp.frame(
         f"""
         SELECT n.nspname AS schema,
@@ -77,6 +96,9 @@ def index_catalog(insp: Inspector) -> pd.DataFrame:
                pg_get_expr(x.indexprs, x.indrelid) AS expressions,
                pg_get_expr(x.indpred, x.indrelid) AS predicate,
                pg_get_indexdef(x.indexrelid) AS definition,
+               ARRAY(SELECT pg_get_indexdef(x.indexrelid, k, true)
+                     FROM generate_series(1, x.indnkeyatts) AS k ORDER BY k) AS key_definitions,
+               {nulls} AS nulls_not_distinct,
                pg_relation_size(x.indexrelid) AS size_bytes,
                pg_relation_size(x.indrelid) AS table_bytes,
                COALESCE(s.idx_scan, 0) AS scans
@@ -103,23 +125,36 @@ def _text_or_none(value: Any) -> str | None:
     return None if value is None or (isinstance(value, float) and value != value) else str(value)
 
 
-def unused_indexes(insp: Inspector, catalog: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Valid indexes never scanned since the statistics were reset, whatever their size.
+def unused_indexes(
+    insp: Inspector,
+    catalog: pd.DataFrame | None = None,
+    thresholds: DbThresholds | None = None,
+    *,
+    stats: dict[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Valid indexes never scanned since the statistics started counting, whatever their
+    size. Never a primary key, a unique index or an index backing a constraint.
 
-    Never a primary key, a unique index or an index backing a constraint. Columns:
-    schema, table, index, size_bytes, scans, definition, stats_reset, stats_age_days
-    (largest first).
+    Columns: schema, table, index, method, size_bytes, scans, definition, stats_reset,
+    stats_since, stats_age_days, drop_proposed (largest first). `drop_proposed` is True
+    only once the statistics cover `unused_index_min_age` days: before that, 0 scans may
+    just mean "too early to tell" (a fresh index, a monthly job not yet run). lsops's own
+    queries never count here (see `connect.OWN_SCAN_SETTINGS`).
     """
+    t = thresholds or DbThresholds()
     cat = index_catalog(insp) if catalog is None else catalog
     columns = [
         "schema",
         "table",
         "index",
+        "method",
         "size_bytes",
         "scans",
         "definition",
         "stats_reset",
+        "stats_since",
         "stats_age_days",
+        "drop_proposed",
     ]
     if cat.empty:
         return pd.DataFrame(columns=columns)
@@ -131,9 +166,11 @@ def unused_indexes(insp: Inspector, catalog: pd.DataFrame | None = None) -> pd.D
         & (cat["scans"] == 0)
     )
     out = cat.loc[mask].copy()
-    reset = stats_reset(insp)
+    reset = stats if stats is not None else stats_reset(insp)
     out["stats_reset"] = reset["stats_reset"]
+    out["stats_since"] = reset["stats_since"]
     out["stats_age_days"] = reset["stats_age_days"]
+    out["drop_proposed"] = bool(reset["stats_age_days"] >= t.unused_index_min_age)
     out = out.sort_values(
         ["size_bytes", "schema", "table", "index"], ascending=[False, True, True, True]
     )
@@ -236,12 +273,65 @@ def duplicate_indexes(insp: Inspector, catalog: pd.DataFrame | None = None) -> p
 
 def invalid_indexes(insp: Inspector, catalog: pd.DataFrame | None = None) -> pd.DataFrame:
     """Indexes left INVALID (a failed `CREATE INDEX CONCURRENTLY` or `REINDEX`): they cost
-    writes and serve no reads. Columns: schema, table, index, size_bytes, definition."""
+    writes and serve no reads. Columns: schema, table, index, size_bytes, definition,
+    is_unique, key_definitions, predicate, nulls_not_distinct (what `duplicate_keys_sql`
+    needs: a unique build fails again while duplicate keys remain)."""
     cat = index_catalog(insp) if catalog is None else catalog
-    columns = ["schema", "table", "index", "size_bytes", "definition"]
+    columns = [
+        "schema",
+        "table",
+        "index",
+        "size_bytes",
+        "definition",
+        "is_unique",
+        "key_definitions",
+        "predicate",
+        "nulls_not_distinct",
+    ]
     if cat.empty:
         return pd.DataFrame(columns=columns)
     return cat.loc[~cat["is_valid"], columns].reset_index(drop=True)
+
+
+def duplicate_keys_sql(
+    schema: str,
+    table: str,
+    key_definitions: list[str],
+    predicate: str | None = None,
+    *,
+    nulls_not_distinct: bool = False,
+    limit: int | None = None,
+) -> str:
+    """The query listing the keys a unique index on `key_definitions` would reject: each
+    duplicated key with its number of rows, most first. Rows where a key is NULL never
+    conflict (unless NULLS NOT DISTINCT); a partial index looks at its own rows only."""
+    from .recommend import quote_ident
+
+    keys = list(key_definitions)
+    conditions = [f"({predicate})"] if predicate else []  # "(a) OR (b)": wrapped whole
+    if not nulls_not_distinct:
+        conditions += [f"{k} IS NOT NULL" for k in keys]
+    where = f"\nWHERE {' AND '.join(conditions)}" if conditions else ""
+    return (
+        f"SELECT {', '.join(keys)}, count(*) AS rows\n"
+        f"FROM {quote_ident(schema)}.{quote_ident(table)}{where}\n"
+        f"GROUP BY {', '.join(keys)}\n"
+        "HAVING count(*) > 1\n"
+        "ORDER BY count(*) DESC" + (f"\nLIMIT {int(limit)}" if limit is not None else "")
+    )
+
+
+def duplicate_key_count(insp: Inspector, row: Any) -> int:
+    """How many keys an invalid unique index (a row of `invalid_indexes`) would reject now:
+    `duplicate_keys_sql` counted, read-only (a full read of the table, once)."""
+    sql = duplicate_keys_sql(
+        row["schema"],
+        row["table"],
+        list(row["key_definitions"]),
+        _text_or_none(row["predicate"]),
+        nulls_not_distinct=bool(row["nulls_not_distinct"]),
+    )
+    return int(insp.scalar(f"SELECT count(*) FROM ({sql}) AS duplicates"))
 
 
 def fk_without_index(insp: Inspector) -> pd.DataFrame:

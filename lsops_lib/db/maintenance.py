@@ -202,44 +202,102 @@ def table_wraparound(insp: Inspector, n: int = 10) -> pd.DataFrame:
 
 
 def sequences_near_max(insp: Inspector, thresholds: DbThresholds | None = None) -> pd.DataFrame:
-    """Sequences (or the integer columns they feed) past sequence_warn of their maximum.
+    """Sequences (or the integer columns they feed) past sequence_warn of their limit.
 
-    The limit is the smaller of the sequence's max_value and the maximum of the column
-    that owns it (a bigint sequence feeding an integer column overflows at 2^31 - 1).
-    Columns: schema, sequence, column, last_value, max_value, fraction.
+    The limit of an ascending sequence is the smaller of its own MAXVALUE and the maximum
+    of the column it feeds (owned by it, or whose DEFAULT calls it): a bigint sequence
+    feeding an integer column overflows at 2^31 - 1; a descending one, the larger of its
+    MINVALUE and the column's minimum. What caps it decides the fix (see
+    `recommend.sequence_fix`). Columns: schema, sequence, column ("table.column" or None),
+    table_schema, sequence_type, column_type, increment_by, cycle, last_value,
+    sequence_max (its MAXVALUE, or MINVALUE descending), column_max (the column type's
+    limit, None for bigint or no column), max_value (the limit), fraction, capped_by
+    ("sequence" | "column").
     """
     t = thresholds or DbThresholds()
-    return insp.frame(
+    df = insp.frame(
         """
-        SELECT s.schemaname AS schema,
-               s.sequencename AS sequence,
-               col.owner AS "column",
-               s.last_value,
-               LEAST(s.max_value, COALESCE(col.type_max, s.max_value)) AS max_value,
-               s.last_value::float
-                   / LEAST(s.max_value, COALESCE(col.type_max, s.max_value)) AS fraction
-        FROM pg_sequences s
-        LEFT JOIN LATERAL (
-            SELECT t.relname || '.' || a.attname AS owner,
-                   CASE a.atttypid WHEN 'int2'::regtype THEN 32767
-                                   WHEN 'int4'::regtype THEN 2147483647
-                   END AS type_max
-            FROM pg_class sc
-            JOIN pg_namespace sn ON sn.oid = sc.relnamespace
-            JOIN pg_depend d ON d.objid = sc.oid AND d.classid = 'pg_class'::regclass
-                             AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
-            JOIN pg_class t ON t.oid = d.refobjid
-            JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
-            WHERE sn.nspname = s.schemaname AND sc.relname = s.sequencename
-            LIMIT 1
-        ) col ON true
-        WHERE s.last_value IS NOT NULL
-          AND s.last_value::float / LEAST(s.max_value, COALESCE(col.type_max, s.max_value))
-              >= :warn
-        ORDER BY fraction DESC
-        """,
-        {"warn": t.sequence_warn},
+        WITH seqs AS (
+            SELECT s.schemaname, s.sequencename, s.data_type::text AS sequence_type,
+                   s.last_value, s.increment_by, s.cycle,
+                   CASE WHEN s.increment_by > 0 THEN s.max_value ELSE s.min_value END
+                       AS sequence_max,
+                   col.table_schema, col.owner, col.column_type,
+                   CASE WHEN s.increment_by > 0 THEN col.type_max ELSE col.type_min END
+                       AS column_max
+            FROM pg_sequences s
+            JOIN pg_namespace sn ON sn.nspname = s.schemaname
+            JOIN pg_class sc ON sc.relnamespace = sn.oid AND sc.relname = s.sequencename
+            LEFT JOIN LATERAL (
+                SELECT tn.nspname AS table_schema,
+                       t.relname || '.' || a.attname AS owner,
+                       format_type(a.atttypid, a.atttypmod) AS column_type,
+                       CASE a.atttypid WHEN 'int2'::regtype THEN 32767
+                                       WHEN 'int4'::regtype THEN 2147483647 END AS type_max,
+                       CASE a.atttypid WHEN 'int2'::regtype THEN -32768
+                                       WHEN 'int4'::regtype THEN -2147483648 END AS type_min
+                FROM (
+                    -- OWNED BY (serial, identity): the sequence depends on the column
+                    SELECT d.refobjid AS relid, d.refobjsubid AS attnum, 1 AS rank
+                    FROM pg_depend d
+                    WHERE d.classid = 'pg_class'::regclass AND d.objid = sc.oid
+                      AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+                    UNION ALL
+                    -- DEFAULT nextval('...'): the column's default depends on the sequence
+                    SELECT ad.adrelid, ad.adnum, 2
+                    FROM pg_depend d JOIN pg_attrdef ad ON ad.oid = d.objid
+                    WHERE d.classid = 'pg_attrdef'::regclass AND d.refobjid = sc.oid
+                      AND d.refclassid = 'pg_class'::regclass
+                ) dep
+                JOIN pg_class t ON t.oid = dep.relid
+                JOIN pg_namespace tn ON tn.oid = t.relnamespace
+                JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = dep.attnum
+                ORDER BY dep.rank
+                LIMIT 1
+            ) col ON true
+            WHERE s.last_value IS NOT NULL
+        ), limits AS (
+            SELECT *,
+                   COALESCE(CASE WHEN increment_by > 0 THEN column_max <= sequence_max
+                                 ELSE column_max >= sequence_max END, false) AS column_caps
+            FROM seqs
+        ), shares AS (
+            SELECT *, CASE WHEN column_caps THEN column_max ELSE sequence_max END AS max_value
+            FROM limits
+        )
+        SELECT schemaname AS schema, sequencename AS sequence, owner AS "column",
+               table_schema, sequence_type, column_type, increment_by, cycle, last_value,
+               sequence_max, column_max, max_value,
+               CASE WHEN column_caps THEN 'column' ELSE 'sequence' END AS capped_by,
+               -- the share used: last / limit, on the side the sequence moves to
+               CASE WHEN (increment_by > 0) = (max_value > 0)
+                    THEN last_value::float / max_value END AS fraction
+        FROM shares
+        """
     )
+    columns = [
+        "schema",
+        "sequence",
+        "column",
+        "table_schema",
+        "sequence_type",
+        "column_type",
+        "increment_by",
+        "cycle",
+        "last_value",
+        "sequence_max",
+        "column_max",
+        "max_value",
+        "fraction",
+        "capped_by",
+    ]
+    if df.empty:
+        return pd.DataFrame(columns=columns)
+    df["column_max"] = pd.Series(
+        [None if pd.isna(v) else int(v) for v in df["column_max"]], index=df.index, dtype=object
+    )
+    df = df[df["fraction"].fillna(0) >= t.sequence_warn]
+    return df[columns].sort_values("fraction", ascending=False).reset_index(drop=True)
 
 
 _ACTIVITY = """

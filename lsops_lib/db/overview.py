@@ -28,6 +28,7 @@ from ..config import Settings
 from ..exceptions import LsopsError
 from . import embeddings, forecast, space, vectors
 from .connect import connect
+from .drift import SchemaMissing
 
 __all__ = ["DatabaseOverview", "RetrievalOverview", "database_overview", "retrieval_overview"]
 
@@ -201,18 +202,22 @@ def database_overview(
                 fn()
             except LsopsError as exc:
                 out.notes.append(_scrub(f"{what}: {exc}", settings))
-        if insp.has_table("context_embeddings"):
-            for key, fn2 in (
-                ("by_entity_type", lambda: embeddings.by_entity_type(insp)),
-                ("log", lambda: embeddings.log_by_status(insp)),
-                ("coverage", lambda: embeddings.coverage(insp)),
-            ):
-                try:
-                    out.embeddings[key] = fn2()
-                except LsopsError as exc:
-                    out.notes.append(_scrub(f"embeddings {key}: {exc}", settings))
-        else:
-            out.notes.append("no context_embeddings table: embeddings indexing not checked")
+        # each figure on its own: a deployment may lack a table or a column (schema drift)
+        for key, what, fn2 in (
+            ("by_entity_type", "embeddings per entity type", embeddings.by_entity_type),
+            ("log", "indexing log", embeddings.log_by_status),
+            ("coverage", "embeddings coverage", embeddings.coverage),
+        ):
+            try:
+                out.embeddings[key] = fn2(insp)
+            except SchemaMissing as exc:
+                text = str(exc)
+                out.notes.append(
+                    _scrub(text if text.startswith(f"{what}:") else f"{what}: {text}", settings)
+                )
+            except LsopsError as exc:
+                out.notes.append(_scrub(f"embeddings {key}: {exc}", settings))
+        out.notes += [_scrub(n, settings) for n in insp.unavailable]
     finally:
         insp.close()
     out.retrieval = retrieval_overview(settings, database)

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from ..exceptions import DatabaseError, ExtensionMissing
+from . import drift
 from .connect import Inspector
 from .settings import DbThresholds
 
@@ -55,6 +56,22 @@ def _relation(insp: Inspector) -> str:
     return f"{_quote_ident(schema)}.pg_stat_statements"
 
 
+def _total_time_column(insp: Inspector, relation: str) -> str:
+    """`total_exec_time` (pg_stat_statements 1.8+) or `total_time` (before): read from the
+    view itself, since an extension not updated after a server upgrade keeps its old
+    columns whatever the server's version."""
+    have = drift.columns(insp, relation) or frozenset()
+    for name in ("total_exec_time", "total_time"):
+        if name in have:
+            return name
+    if not have:  # the view could not be read: go by the server's version
+        return "total_exec_time" if insp.server_version_num >= 130000 else "total_time"
+    raise drift.SchemaMissing(
+        f"{relation} has neither total_exec_time nor total_time: an unknown "
+        "pg_stat_statements version"
+    )
+
+
 def status(insp: Inspector) -> dict[str, Any]:
     """{available: bool, schema: str | None, message: str | None, stats_reset: Timestamp | None}"""
     schema = insp.extension_schema("pg_stat_statements")
@@ -62,7 +79,7 @@ def status(insp: Inspector) -> dict[str, Any]:
         return {"available": False, "schema": None, "message": ENABLE_HINT, "stats_reset": None}
     try:
         query_stats(insp, limit=1)
-    except ExtensionMissing as exc:
+    except (ExtensionMissing, drift.SchemaMissing) as exc:  # not loaded, not readable, unknown
         return {"available": False, "schema": schema, "message": str(exc), "stats_reset": None}
     reset = None
     try:
@@ -94,8 +111,7 @@ def query_stats(
     if order_by not in ("total_ms", "mean_ms", "calls"):
         raise ValueError(f"order_by: {order_by!r}")
     relation = _relation(insp)
-    new = insp.server_version_num >= 130000
-    total = "total_exec_time" if new else "total_time"
+    total = _total_time_column(insp, relation)
     sql = f"""
         SELECT queryid,
                min(query) AS query,

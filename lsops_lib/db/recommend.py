@@ -23,6 +23,7 @@ __all__ = [
     "hypothetical_index",
     "quote_ident",
     "recommendations",
+    "sequence_fix",
     "summary",
 ]
 
@@ -57,7 +58,9 @@ def _size(n: Any) -> str:
 
 
 def _plan_cost(insp: Inspector, sql: str, params: dict[str, Any]) -> float:
-    df = insp.frame("EXPLAIN (FORMAT JSON) " + sql, params)
+    """The planner's total cost of `sql` with its usual settings (index scans on: EXPLAIN
+    plans, it never scans)."""
+    df = insp.frames([insp.planner_defaults(), ("EXPLAIN (FORMAT JSON) " + sql, params)])[1]
     plan = df.iat[0, 0]
     if isinstance(plan, str):
         plan = json.loads(plan)
@@ -100,6 +103,7 @@ def hypothetical_index(
         before = _plan_cost(insp, lookup, params)
         frames = insp.frames(
             [
+                insp.planner_defaults(),
                 (f"SELECT * FROM {quote_ident(hypopg)}.hypopg_create_index(:ddl)", {"ddl": ddl}),
                 ("EXPLAIN (FORMAT JSON) " + lookup, params),
                 (f"SELECT {quote_ident(hypopg)}.hypopg_reset()", None),
@@ -107,7 +111,7 @@ def hypothetical_index(
         )
     except DatabaseError:
         return None
-    plan = frames[1].iat[0, 0]
+    plan = frames[2].iat[0, 0]
     if isinstance(plan, str):
         plan = json.loads(plan)
     after = float(plan[0]["Plan"]["Total Cost"])
@@ -153,12 +157,132 @@ def _rec(
 
 
 def _stats_age(unused: pd.DataFrame) -> str:
+    """' (statistics reset <when>, <n> days ago)', or since the postmaster start."""
     if unused.empty or "stats_age_days" not in unused:
         return ""
-    age = unused["stats_age_days"].iloc[0]
+    row = unused.iloc[0]
+    age = row["stats_age_days"]
     if age is None or pd.isna(age):
-        return " (statistics never reset: counted since the database was created)"
-    return f" (statistics reset {float(age):.1f} days ago)"
+        return ""
+    reset = row.get("stats_reset")
+    if reset is not None and not pd.isna(reset):
+        return f" (statistics reset {_when(reset)}, {float(age):.1f} days ago)"
+    since = row.get("stats_since")
+    return (
+        f" (statistics never reset: counting since the server started {_when(since)}, "
+        f"{float(age):.1f} days ago)"
+    )
+
+
+def sequence_fix(row: Any) -> str | None:
+    """The SQL that raises the limit of a sequence near it (a row of
+    `maintenance.sequences_near_max`), as the case needs:
+
+    - the column's type caps it (an integer column): the column becomes bigint, then the
+      sequence is raised to bigint's maximum (`AS bigint NO MAXVALUE`);
+    - its own MAXVALUE caps it: the cap is raised to what its type and column hold
+      (`NO MAXVALUE`, or `MAXVALUE <column maximum>`), or, when its TYPE is the cap, the
+      type changes too (`AS bigint`: `ALTER SEQUENCE ... AS bigint` alone keeps an explicit
+      MAXVALUE, which is why the cap is always named).
+
+    Descending sequences get the same with MINVALUE. None when nothing can be raised (a
+    bigint sequence at bigint's own limit)."""
+    ascending = int(row["increment_by"]) > 0
+    bound, no_bound = ("MAXVALUE", "NO MAXVALUE") if ascending else ("MINVALUE", "NO MINVALUE")
+    seq = _q(row["schema"], row["sequence"])
+    column = row["column"] if isinstance(row["column"], str) else None
+    type_limit = _TYPE_LIMITS.get(str(row["sequence_type"]), _TYPE_LIMITS["bigint"])
+    own_type_limit = type_limit[0] if ascending else type_limit[1]
+    big = _TYPE_LIMITS["bigint"][0 if ascending else 1]
+    steps: list[str] = []
+    col_limit = row["column_max"]
+    col_limit = None if col_limit is None or pd.isna(col_limit) else int(col_limit)
+    if row["capped_by"] == "column" and column:
+        table, col = column.split(".", 1)
+        schema = row["table_schema"] if isinstance(row["table_schema"], str) else row["schema"]
+        steps.append(
+            f"ALTER TABLE {_q(schema, table)} ALTER COLUMN {quote_ident(col)} TYPE bigint;"
+            "  -- rewrites the table under an ACCESS EXCLUSIVE lock"
+        )
+        col_limit = None
+    target = big if col_limit is None else col_limit  # what the column now holds
+    current = int(row["sequence_max"])
+    if (ascending and current >= target) or (not ascending and current <= target):
+        return "\n".join(steps) or None
+    if (ascending and target <= own_type_limit) or (not ascending and target >= own_type_limit):
+        cap = no_bound if target == own_type_limit else f"{bound} {target}"
+        steps.append(f"ALTER SEQUENCE {seq} {cap};")
+    else:
+        cap = no_bound if target == big else f"{bound} {target}"
+        steps.append(f"ALTER SEQUENCE {seq} AS bigint {cap};")
+    return "\n".join(steps)
+
+
+_TYPE_LIMITS = {
+    "smallint": (32767, -32768),
+    "integer": (2147483647, -2147483648),
+    "bigint": (9223372036854775807, -9223372036854775808),
+}
+
+
+def _invalid_index(r: Any, insp: Inspector | None) -> dict[str, Any]:
+    """An invalid index: drop and rebuild it. A UNIQUE one failed most likely on duplicate
+    keys, and its rebuild fails again while they remain: the SQL lists them first, and
+    with `insp` the check counts them now."""
+    definition = str(r.definition).replace("CREATE INDEX", "CREATE INDEX CONCURRENTLY", 1)
+    definition = definition.replace("CREATE UNIQUE INDEX", "CREATE UNIQUE INDEX CONCURRENTLY", 1)
+    rebuild = f"DROP INDEX CONCURRENTLY IF EXISTS {_q(r.schema, r.index)};\n{definition};"
+    evidence = (
+        f"indisvalid = false (a failed CREATE INDEX CONCURRENTLY or REINDEX); "
+        f"{_size(r.size_bytes)} maintained on every write, used by no query"
+    )
+    unique = bool(getattr(r, "is_unique", False)) and isinstance(
+        getattr(r, "key_definitions", None), list | tuple
+    )
+    if not unique:
+        return _rec(
+            "warning",
+            "invalid_index",
+            _q(r.schema, r.index),
+            f"Invalid index {r.index} on {r.table}: rebuild or drop it",
+            evidence,
+            rebuild,
+        )
+    from .indexes import duplicate_key_count, duplicate_keys_sql
+
+    predicate = r.predicate if isinstance(r.predicate, str) else None
+    finder = duplicate_keys_sql(
+        r.schema,
+        r.table,
+        list(r.key_definitions),
+        predicate,
+        nulls_not_distinct=bool(r.nulls_not_distinct),
+    )
+    check = None
+    if insp is not None:
+        try:
+            n = duplicate_key_count(insp, r._asdict())
+        except DatabaseError:
+            n = None
+        if n is not None:
+            check = (
+                f"{n:,} duplicate key{'s' if n != 1 else ''} now: the rebuild fails until "
+                "they are resolved"
+                if n
+                else "no duplicate key now: the rebuild should succeed"
+            )
+    return _rec(
+        "warning",
+        "invalid_index",
+        _q(r.schema, r.index),
+        f"Invalid unique index {r.index} on {r.table}: resolve its duplicate keys, then rebuild it",
+        evidence + "; a unique build that failed on duplicate keys fails again on the same "
+        "rows: re-creating it as it is does not work while they remain. The first query "
+        "lists them.",
+        "-- 1. the duplicate keys (resolve each, e.g. merge or delete rows, until none is "
+        f"left):\n{finder};\n-- 2. then rebuild the index:\n{rebuild}",
+        check,
+    )
 
 
 def recommendations(
@@ -184,21 +308,7 @@ def recommendations(
         return value if isinstance(value, pd.DataFrame) else pd.DataFrame()
 
     for r in frame("invalid").itertuples(index=False):
-        definition = str(r.definition).replace("CREATE INDEX", "CREATE INDEX CONCURRENTLY", 1)
-        definition = definition.replace(
-            "CREATE UNIQUE INDEX", "CREATE UNIQUE INDEX CONCURRENTLY", 1
-        )
-        recs.append(
-            _rec(
-                "warning",
-                "invalid_index",
-                _q(r.schema, r.index),
-                f"Invalid index {r.index} on {r.table}: rebuild or drop it",
-                f"indisvalid = false (a failed CREATE INDEX CONCURRENTLY or REINDEX); "
-                f"{_size(r.size_bytes)} maintained on every write, used by no query",
-                f"DROP INDEX CONCURRENTLY IF EXISTS {_q(r.schema, r.index)};\n{definition};",
-            )
-        )
+        recs.append(_invalid_index(r, insp))
     for r in frame("duplicate").itertuples(index=False):
         recs.append(
             _rec(
@@ -217,15 +327,28 @@ def recommendations(
     for r in unused.itertuples(index=False):
         if r.index in duplicate_names:
             continue  # already recommended as redundant
+        proposed = bool(getattr(r, "drop_proposed", True))
+        if proposed:
+            title = f"Unused index {r.index} on {r.table}"
+            advice = "Check replicas and rare jobs before dropping."
+            sql: str | None = f"DROP INDEX CONCURRENTLY IF EXISTS {_q(r.schema, r.index)};"
+        else:
+            title = f"Unused index {r.index} on {r.table}: too early to drop"
+            advice = (
+                f"No drop is proposed before the statistics cover {t.unused_index_min_age:g} "
+                "days ([thresholds] unused_index_min_age): a fresh index, or a job that runs "
+                "monthly, shows 0 scans until then."
+            )
+            sql = None
         recs.append(
             _rec(
                 "info",
                 "unused_index",
                 _q(r.schema, r.index),
-                f"Unused index {r.index} on {r.table}",
+                title,
                 f"0 scans{age}; {_size(r.size_bytes)}; not a primary key, unique or "
-                "constraint index. Check replicas and rare jobs before dropping.",
-                f"DROP INDEX CONCURRENTLY IF EXISTS {_q(r.schema, r.index)};",
+                f"constraint index. {advice}",
+                sql,
             )
         )
     for r in frame("fk_without_index").itertuples(index=False):
@@ -311,23 +434,26 @@ def recommendations(
             )
         )
     for r in frame("sequences").itertuples(index=False):
+        row = r._asdict()
         column = r.column if isinstance(r.column, str) else None
-        sql = f"ALTER SEQUENCE {_q(r.schema, r.sequence)} AS bigint;"
-        if column:
-            table, col = column.split(".", 1)
-            sql = (
-                f"ALTER TABLE {_q(r.schema, table)} ALTER COLUMN {quote_ident(col)} TYPE bigint;"
-                f"\n{sql}"
-            )
+        capped = (
+            f"the column {column} ({r.column_type}) caps it"
+            if row.get("capped_by") == "column"
+            else f"its own {'MAXVALUE' if int(row.get('increment_by', 1)) > 0 else 'MINVALUE'} "
+            f"({row.get('sequence_type', 'bigint')}) caps it"
+        )
         recs.append(
             _rec(
-                "critical" if float(r.fraction) >= 0.95 else "warning",
+                "critical" if float(r.fraction) >= t.sequence_critical else "warning",
                 "sequence",
                 _q(r.schema, r.sequence),
-                f"Sequence {r.sequence} is at {float(r.fraction):.0%} of its maximum",
+                f"Sequence {r.sequence} is at {float(r.fraction):.0%} of its "
+                + ("maximum" if int(row.get("increment_by", 1)) > 0 else "minimum"),
                 f"last value {int(r.last_value)} of {int(r.max_value)}"
-                + (f" (feeds {column})" if column else ""),
-                sql,
+                + (f" (feeds {column})" if column else "")
+                + f"; {capped}"
+                + ("; it CYCLEs: it will wrap and reuse values" if row.get("cycle") else ""),
+                sequence_fix(row) if "capped_by" in row else None,
             )
         )
     for key, what in (

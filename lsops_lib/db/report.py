@@ -39,6 +39,7 @@ from . import (
     vectors,
 )
 from .connect import Inspector, connect
+from .drift import SchemaMissing
 from .settings import DbThresholds
 
 __all__ = [
@@ -224,7 +225,10 @@ def _count(frame: pd.DataFrame | None) -> int | None:
 def _sum(frame: pd.DataFrame | None, column: str) -> int | None:
     if frame is None or column not in frame.columns:
         return None
-    return int(pd.to_numeric(frame[column], errors="coerce").fillna(0).sum())
+    values = pd.to_numeric(frame[column], errors="coerce")
+    if len(values) and values.isna().all():
+        return None  # not known for any row (a column the database lacks)
+    return int(values.fillna(0).sum())
 
 
 def _reindex_figures(counts: Any) -> dict[str, Any]:
@@ -383,13 +387,25 @@ def _unreachable(report: OptimizationReport) -> None:
 
 
 def _try(section: Section, what: str, fn: Callable[[], Any]) -> Any:
+    """`fn()`, or None: a missing extension, table, column or privilege is noted as
+    unavailable (schema drift costs that figure only), any other error is an error."""
     try:
         return fn()
     except ExtensionMissing as exc:
         section.missing(str(exc))
+    except SchemaMissing as exc:
+        text = str(exc)
+        section.missing(text if text.startswith(f"{what}:") else f"{what}: {text}")
     except DatabaseError as exc:
         section.errors.append(f"{what}: {exc}")
     return None
+
+
+def _drift_notes(section: Section, insp: Inspector, seen: int) -> None:
+    """The parts of figures this section could not compute (`insp.unavailable` since
+    `seen`): unavailable too, said in the section."""
+    for message in insp.unavailable[seen:]:
+        section.missing(message)
 
 
 def _gather(report: OptimizationReport, insp: Inspector, store: Any) -> None:
@@ -399,6 +415,7 @@ def _gather(report: OptimizationReport, insp: Inspector, store: Any) -> None:
     )
 
     # --- space
+    seen = len(insp.unavailable)
     sec = report.sections["space"]
     report.database_bytes = _try(sec, "database size", lambda: space.database_size(insp))
     sizes = _try(sec, "table sizes", lambda: space.table_sizes(insp))
@@ -420,16 +437,20 @@ def _gather(report: OptimizationReport, insp: Inspector, store: Any) -> None:
         )
     _forecast(report, sec, snaps, now=report.generated_at)
 
+    _drift_notes(sec, insp, seen)
+
     # --- indexes
+    seen = len(insp.unavailable)
     sec = report.sections["indexes"]
     catalog = _try(sec, "index catalog", lambda: indexes.index_catalog(insp))
+    reset = _try(sec, "statistics reset", lambda: indexes.stats_reset(insp))
     if catalog is not None:
         for key, fn in (
-            ("unused", indexes.unused_indexes),
-            ("duplicate", indexes.duplicate_indexes),
-            ("invalid", indexes.invalid_indexes),
+            ("unused", lambda c: indexes.unused_indexes(insp, c, t, stats=reset)),
+            ("duplicate", lambda c: indexes.duplicate_indexes(insp, c)),
+            ("invalid", lambda c: indexes.invalid_indexes(insp, c)),
         ):
-            value = _try(sec, key, lambda fn=fn: fn(insp, catalog))
+            value = _try(sec, key, lambda fn=fn: fn(catalog))
             if value is not None:
                 sec.frames[key] = value
                 f[key] = value
@@ -442,24 +463,28 @@ def _gather(report: OptimizationReport, insp: Inspector, store: Any) -> None:
         if value is not None:
             sec.frames[key] = value
             f[key] = value
-    reset = _try(sec, "statistics reset", lambda: indexes.stats_reset(insp))
     if reset is not None:
-        if reset["stats_reset"] is None:
-            sec.notes.append(
-                "usage statistics never reset: scans counted since the database was created"
-            )
-        else:
-            sec.notes.append(
-                f"usage statistics reset {fmt.instant(reset['stats_reset'])} "
-                f"({reset['stats_age_days']:.1f} days ago): 'unused' means unused since then"
-            )
+        since = (
+            f"reset {fmt.instant(reset['stats_reset'])}"
+            if reset["stats_reset"] is not None
+            else f"never reset: counting since the server started {fmt.instant(reset['stats_since'])}"
+        )
+        sec.notes.append(
+            f"usage statistics {since} ({reset['stats_age_days']:.1f} days ago): 'unused' "
+            f"means unused since then; a DROP is proposed once they cover "
+            f"{t.unused_index_min_age:g} days ([thresholds] unused_index_min_age). lsops's own "
+            "queries never use an index, so they never count as index use"
+        )
     if "vector" in sec.frames and sec.frames["vector"].empty:
         sec.notes.append("no vector (HNSW / IVFFlat) index in this database")
+
+    _drift_notes(sec, insp, seen)
 
     # --- retrieval quality (issue 15)
     _retrieval(report, insp)
 
     # --- queries
+    seen = len(insp.unavailable)
     sec = report.sections["queries"]
     status = _try(sec, "pg_stat_statements", lambda: queries.status(insp)) or {
         "available": False,
@@ -492,7 +517,10 @@ def _gather(report: OptimizationReport, insp: Inspector, store: Any) -> None:
             sec.frames["slow_per_hour"] = per_hour
             f["slow_per_hour"] = per_hour
 
+    _drift_notes(sec, insp, seen)
+
     # --- maintenance
+    seen = len(insp.unavailable)
     sec = report.sections["maintenance"]
     for key, fn4 in (
         ("dead_tuples", lambda: maintenance.dead_tuple_tables(insp, t)),
@@ -513,22 +541,27 @@ def _gather(report: OptimizationReport, insp: Inspector, store: Any) -> None:
             # the vacuum and analyze times
             f["table_maintenance" if key == "tables" else key] = value
 
-    # --- embeddings
+    _drift_notes(sec, insp, seen)
+
+    # --- embeddings: each figure on its own (a deployment may lack a table or a column)
+    seen = len(insp.unavailable)
     sec = report.sections["embeddings"]
-    if not insp.has_table("context_embeddings"):
-        sec.missing("no context_embeddings table: not a LongSang database")
-        return
-    for key, fn5 in (
-        ("by_entity_type", lambda: embeddings.by_entity_type(insp)),
-        ("log", lambda: embeddings.log_by_status(insp)),
-        ("latest_failures", lambda: embeddings.latest_failures(insp, n)),
-        ("coverage", lambda: embeddings.coverage(insp)),
-        ("missing", lambda: embeddings.missing_entities(insp, n)),
+    for key, what, fn5 in (
+        ("by_entity_type", "embeddings per entity type", lambda: embeddings.by_entity_type(insp)),
+        ("log", "indexing log", lambda: embeddings.log_by_status(insp)),
+        (
+            "latest_failures",
+            "latest indexing failures",
+            lambda: embeddings.latest_failures(insp, n),
+        ),
+        ("coverage", "embeddings coverage", lambda: embeddings.coverage(insp)),
+        ("missing", "entities without embedding", lambda: embeddings.missing_entities(insp, n)),
     ):
-        value = _try(sec, key, fn5)
+        value = _try(sec, what, fn5)
         if value is not None:
             sec.frames[key] = value
             f[f"embeddings_{key}"] = value
+    _drift_notes(sec, insp, seen)
     by_type, cov = sec.frames.get("by_entity_type"), sec.frames.get("coverage")
     if by_type is not None and cov is not None and {"entity_type", "entities"} <= set(cov):
         # for the chart's target marks only: how many source entities each type has
@@ -541,7 +574,9 @@ def _gather(report: OptimizationReport, insp: Inspector, store: Any) -> None:
     if isinstance(log, pd.DataFrame):
         f["embeddings_log"] = {
             **{str(r.status): int(r.count) for r in log.itertuples(index=False)},
-            "tokens_used": int(log["tokens_used"].sum()),
+            "tokens_used": None  # the log has no tokens_used column
+            if log["tokens_used"].isna().all()
+            else int(log["tokens_used"].sum()),
         }
 
 

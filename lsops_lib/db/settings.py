@@ -1,42 +1,51 @@
-"""Named thresholds of the database checks (pgHero's defaults where pgHero has one)."""
+"""Named thresholds of the database checks (pgHero's defaults where pgHero has one).
+
+Their defaults are those of `config.Thresholds`, where each is declared once: every one is
+settable in lsops.toml `[thresholds]`, and `from_settings` copies them all.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from ..config import Thresholds
 from ..exceptions import ParameterError
 
 __all__ = ["DbThresholds"]
+
+_T = Thresholds()
 
 
 @dataclass(frozen=True)
 class DbThresholds:
     # queries (pgHero: slow = mean >= 20 ms over >= 100 calls)
-    slow_query_mean_ms: float = 20.0
-    slow_query_calls: int = 100
-    slow_queries_per_hour: int = 10  # the runbook: warning above 10 slow queries an hour
+    slow_query_mean_ms: float = _T.slow_query_mean_ms
+    slow_query_calls: int = _T.slow_query_calls
+    slow_queries_per_hour: int = _T.slow_queries_per_hour  # the runbook: > 10 an hour
     # tables and indexes
-    dead_tuples_min: int = 1000  # below this many dead tuples a table is never flagged
-    dead_tuple_ratio: float = 0.10  # dead / (live + dead) above which VACUUM is due
-    seq_scan_min_rows: int = 10_000  # smaller tables are fine to scan (pgHero: 10,000)
-    seq_scan_ratio: float = 0.50  # share of scans that are sequential
-    bloat_ratio: float = 0.50  # estimated wasted share of a table's heap
-    bloat_min_bytes: int = 10 * 1024 * 1024  # never flag bloat smaller than this
+    dead_tuples_min: int = _T.dead_tuples_min  # below this many dead tuples: never flagged
+    dead_tuple_ratio: float = _T.dead_tuple_ratio  # dead / (live + dead): VACUUM is due
+    seq_scan_min_rows: int = _T.seq_scan_min_rows  # smaller tables are fine to scan
+    seq_scan_ratio: float = _T.seq_scan_ratio  # share of scans that are sequential
+    bloat_ratio: float = _T.bloat_ratio  # estimated wasted share of a table's heap
+    bloat_min_bytes: int = _T.bloat_min_bytes  # never flag bloat smaller than this
+    unused_index_min_age: float = _T.unused_index_min_age  # days of statistics before a DROP
     # wraparound and sequences (fractions of the hard limit)
-    wraparound_warn: float = 0.50
-    wraparound_critical: float = 0.75
-    sequence_warn: float = 0.80
+    wraparound_warn: float = _T.wraparound_warn
+    wraparound_critical: float = _T.wraparound_critical
+    sequence_warn: float = _T.sequence_warn
+    sequence_critical: float = _T.sequence_critical
     # sessions and connections
-    long_running_s: float = 300.0
-    idle_in_transaction_s: float = 60.0
-    connections_warn: float = 0.80
+    long_running_s: float = _T.long_running_s
+    idle_in_transaction_s: float = _T.idle_in_transaction_s
+    connections_warn: float = _T.connections_warn
     # cache hit ratios (pgHero: 99 %)
-    cache_hit_ratio: float = 0.99
+    cache_hit_ratio: float = _T.cache_hit_ratio
 
     @classmethod
     def from_settings(cls, thresholds: Any | None = None, **overrides: Any) -> DbThresholds:
-        """From `config.Thresholds` (slow_query_* and slow_queries_per_hour) plus overrides."""
+        """From `config.Thresholds` (every field of both) plus overrides."""
         base = cls()
         if thresholds is not None:
             shared = {

@@ -128,6 +128,8 @@ def report_command(
             "top_n": top_n,
         }
         params.update({k: v for k, v in named.items() if v is not None})
+        if timeout_s is not None:
+            reports.check_timeout(timeout_s)
         for name, value in extra:
             key = name.replace("-", "_")
             if key in params:
@@ -219,8 +221,8 @@ def _batch(
         raise ParameterError(f"--months is for monthly-review, not {kind}")
     if "month" in params:
         raise ParameterError("give either --month or --months, not both")
-    if jobs is not None and jobs < 1:
-        raise ParameterError(f"--jobs must be at least 1, not {jobs}")
+    if jobs is not None and not 1 <= jobs <= reports.MAX_JOBS:
+        raise ParameterError(f"--jobs must be from 1 to {reports.MAX_JOBS}, not {jobs}")
     param_sets = [{**params, "month": m} for m in reports.month_range(months)]
     for one in param_sets:  # before the settings: a bad month is exit 2 whatever the config
         reports.validate(kind, one)

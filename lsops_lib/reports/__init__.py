@@ -45,14 +45,16 @@ from .archive import (
     failure_banner,
     reserve_run_dir,
 )
-from .batch import BatchResult, month_range, run_reports
+from .batch import MAX_JOBS, BatchResult, month_range, run_reports
 from .execute import DEFAULT_TIMEOUT_S, execute, kernel_env
 from .index import INDEX_HTML, list_runs, render_index, write_index
 from .parameters import (
     KINDS,
+    MAX_TIMEOUT_S,
     Kind,
     Param,
     check_key,
+    check_timeout,
     notebook_path,
     notebooks_dir,
     slugify,
@@ -64,11 +66,14 @@ __all__ = [
     "DEFAULT_TIMEOUT_S",
     "INDEX_HTML",
     "KINDS",
+    "MAX_JOBS",
+    "MAX_TIMEOUT_S",
     "Kind",
     "Param",
     "Redactor",
     "Run",
     "check_key",
+    "check_timeout",
     "kernel_env",
     "list_runs",
     "month_range",

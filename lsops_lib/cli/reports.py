@@ -9,6 +9,8 @@ parameters (nothing run, nothing written).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +118,7 @@ def report_command(
     """
     from .. import reports
 
-    with run_command(usage=2, failure=1):
+    with _sigterm_interrupts(), run_command(usage=2, failure=1):
         params: dict[str, Any] = {}
         named = {
             "month": month,
@@ -159,6 +161,34 @@ def _status(status: Any) -> tuple[str, str]:
     return str(status), "green" if status == "succeeded" else "bold red"
 
 
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (systemd, a scheduler's kill) stops a report as Ctrl-C does: the run is
+    archived `interrupted`, its kernel and scratch files are removed, exit 143."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the main thread is (run_report handles it as Ctrl-C;
+    `run_command` exits with `exit_code`)."""
+
+    exit_code = 143
+
+
 def _report_view(d: Any) -> None:
     text = Text(f"report {d['kind']} {d['key']}: ")
     text.append(*_status(d["status"]))
@@ -166,6 +196,8 @@ def _report_view(d: Any) -> None:
     if d.get("error"):
         text.append(f" ({d['error']})")
     line(text)
+    for warning in d.get("warnings") or []:
+        line(f"  warning  {warning}", style="yellow")
     for label, key in (("archive", "path"), ("html", "html"), ("index", "index")):
         line(f"  {label:<8} {_shown(Path(d[key]))}")
 
@@ -264,6 +296,7 @@ def reports_command(app: App, kind: str | None, limit: int | None, as_json: bool
             )
         settings = app.settings()
         outputs = Path(settings.outputs_dir)
+        reports.sweep(outputs)  # runs whose process died: listed as interrupted
         runs = reports.list_runs(outputs, kind=kind)
         if limit is not None:
             runs = runs[: max(limit, 0)]
@@ -276,7 +309,12 @@ _RUN_COLUMNS = [
     Column("started", "started", fmt.instant, no_wrap=True),
     Column("kind", "kind", no_wrap=True),
     Column("key", "key"),
-    Column("status", "status", style={"succeeded": "green", "failed": "bold red"}, no_wrap=True),
+    Column(
+        "status",
+        "status",
+        style={"succeeded": "green", "failed": "bold red", "interrupted": "yellow"},
+        no_wrap=True,
+    ),
     Column("duration_s", "duration", justify=RIGHT, no_wrap=True),
     Column("run_id", "run"),
 ]

@@ -32,6 +32,9 @@ class _EnvKernelManager(AsyncKernelManager):
     without touching this process's `os.environ`: safe from threads)."""
 
     lsops_env: dict[str, str] = {}
+    # the kernel's connection file, in the run's scratch directory (removed with it, and
+    # by the sweep when the run dies) instead of a stray tmpXXXX.json in $TMPDIR
+    lsops_connection_file: str = ""
 
     @property
     def kernel_spec(self) -> Any:
@@ -45,6 +48,8 @@ class _EnvKernelManager(AsyncKernelManager):
         return super().kernel_spec
 
     async def _async_pre_start_kernel(self, **kw: Any) -> Any:
+        if self.lsops_connection_file and not self.connection_file:
+            self.connection_file = self.lsops_connection_file
         env = dict(kw.pop("env", None) or os.environ)
         env.update(self.lsops_env)
         for name in [n for n, v in env.items() if v is None]:
@@ -127,7 +132,11 @@ def execute(
     import papermill
 
     output = scratch / "executed.ipynb"
-    manager = type("LsopsKernelManager", (_EnvKernelManager,), {"lsops_env": dict(env)})
+    manager = type(
+        "LsopsKernelManager",
+        (_EnvKernelManager,),
+        {"lsops_env": dict(env), "lsops_connection_file": str(scratch / "kernel.json")},
+    )
     if progress is None:
         progress = sys.stderr.isatty()
     error: str | None = None

@@ -9,6 +9,19 @@ required and a default) and how its archive key is derived from the parameters:
 | `postmortem`      | `incident_postmortem.ipynb`       | a slug of the title, `api-outage`     |
 | `db-optimization` | `db_optimization.ipynb`           | the database name, else `default`     |
 
+When a report fails and when it succeeds partially (issue 13; the rules are in
+`outcome.RULES`, each kind names its own in `fails_when`): a notebook that runs to its
+end is judged by its key figures. A rule that holds makes the run FAILED (exit 1,
+`status: failed`, the reason in run.json's `error` and at the top of the HTML); every
+other problem the key figures list is a WARNING (`status: succeeded`, `warnings: [...]`
+in run.json and at the top of the HTML, exit 0).
+
+| kind              | failed when                                                  | warnings (partial report)                                  |
+| ----------------- | ------------------------------------------------------------ | ---------------------------------------------------------- |
+| `monthly-review`  | the metrics store cannot be read; the review could not be computed; the month holds no observation | the database section (not configured, unreachable), any other section that could not be produced |
+| `postmortem`      | the metrics store cannot be read; the postmortem could not be computed; the window holds no observation | any section that could not be produced |
+| `db-optimization` | the database cannot be reached                               | a check that could not run (pg_stat_statements missing, the store's growth snapshots, a missing table or column) |
+
 A parameter the kind does not list is accepted when the notebook's `parameters` cell
 declares it (typed by the default the notebook gives it), so notebook authors can add
 knobs without touching this module. A user-supplied parameter the notebook does not
@@ -75,6 +88,9 @@ class Kind:
     params: tuple[Param, ...]
     key: Callable[[Mapping[str, Any]], str]
     check: Callable[[Mapping[str, Any]], None] | None = None
+    # the rules (outcome.RULES) that make a run that ran to its end FAILED; any other
+    # problem in its key figures is a warning (see the module's docstring)
+    fails_when: tuple[str, ...] = ()
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -121,6 +137,7 @@ KINDS: dict[str, Kind] = {
             Param("include_monitoring", "bool", help="count /health and /metrics requests"),
         ),
         key=lambda v: str(v["month"]),
+        fails_when=("store", "computed", "data"),
     ),
     "postmortem": Kind(
         name="postmortem",
@@ -143,6 +160,7 @@ KINDS: dict[str, Kind] = {
         ),
         key=_postmortem_key,
         check=_check_window,
+        fails_when=("store", "computed", "data"),
     ),
     "db-optimization": Kind(
         name="db-optimization",
@@ -161,6 +179,7 @@ KINDS: dict[str, Kind] = {
             _STORE,
         ),
         key=lambda v: str(v.get("database") or "default"),
+        fails_when=("database",),
     ),
 }
 

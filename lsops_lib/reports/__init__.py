@@ -193,9 +193,10 @@ def run_report(
                     progress=progress,
                 )
                 nb, error = result.nb, result.error
-        except KeyboardInterrupt as exc:
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM made one by the CLI
             interrupted = exc
-            nb, error = nbformat.read(source, as_version=4), "interrupted"
+            how = "SIGTERM" if getattr(exc, "exit_code", 130) == 143 else "Ctrl-C"
+            nb, error = nbformat.read(source, as_version=4), f"interrupted ({how})"
         if error is None:
             outcome = judge(spec.fails_when, key_figures(nb))
             error, warnings = outcome.error, outcome.warnings

@@ -308,10 +308,7 @@ def test_db_optimization_with_the_database_down_is_a_failed_run(
     assert data["status"] == "failed"
     assert data["error"].startswith("the database cannot be reached: cannot connect")
     assert "This report run failed" in html and "the database cannot be reached" in html
-    _no_secret(
-        Path(data.get("path", "")) if "path" in data else Path(json.loads(result.stdout)["path"]),
-        DB_PASSWORD,
-    )
+    _no_secret(Path(json.loads(result.stdout)["path"]), DB_PASSWORD)
     listing = json.loads(CliRunner().invoke(main, ["reports", "--json"], env=env).stdout)
     assert [r["status"] for r in listing["runs"]] == ["failed"]
 

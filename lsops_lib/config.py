@@ -125,7 +125,7 @@ class Settings:
         values = [t.token for t in self.targets.values()] + [self.target.token]
         for url in [self.database_url, *self.databases.values()]:
             if url:
-                values.append(url_password(url))
+                values.extend(url_secrets(url))
         return [v for v in values if v]
 
     def public(self) -> dict[str, Any]:
@@ -154,7 +154,10 @@ def redact_url(url: str | None) -> str | None:
         parts = urlsplit(url)
         password = parts.password
     except ValueError:
-        return _LOOSE_CREDENTIALS.sub(r"\1:***@", url)
+        return _SECRET_QUERY.sub(r"\1***", _LOOSE_CREDENTIALS.sub(r"\1:***@", url))
+    if parts.query and _SECRET_QUERY.search(parts.query):
+        parts = parts._replace(query=_SECRET_QUERY.sub(r"\1***", parts.query))
+        url = urlunsplit(parts)
     if password is None:
         return url
     netloc = parts.netloc.rsplit("@", 1)
@@ -169,6 +172,13 @@ _LOOSE_CREDENTIALS = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*):.*@", re.
 _LOOSE_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^:/@]*:(.*)@", re.DOTALL)
 
 
+# a secret in a URL's query (libpq and psycopg take ?password=..., some APIs ?token=...)
+_SECRET_QUERY = re.compile(
+    r"((?:^|[?&;])[^=&;#]*(?:password|passwd|secret|token|api_?key|sslkey)[^=&;#]*=)[^&;#]*",
+    re.IGNORECASE,
+)
+
+
 def url_password(url: str) -> str | None:
     """The password inside `url`, also when the URL is too malformed for urlsplit."""
     try:
@@ -176,6 +186,13 @@ def url_password(url: str) -> str | None:
     except ValueError:
         match = _LOOSE_PASSWORD.match(url)
         return match.group(1) if match and match.group(1) else None
+
+
+def url_secrets(url: str) -> list[str]:
+    """Every secret inside `url`: its password and the values of secret query parameters."""
+    found = [url_password(url)]
+    found += [m.group(0)[len(m.group(1)) :] for m in _SECRET_QUERY.finditer(url)]
+    return [s for s in found if s]
 
 
 def check_url(url: str, what: str, *, schemes: tuple[str, ...] | None = None) -> str:

@@ -60,9 +60,19 @@ class App:
 pass_app = click.make_pass_decorator(App, ensure=True)
 
 
+MAX_MESSAGE = 600  # characters of an error line (a 5000-character path is cut)
+
+
+def one_line(message: str) -> str:
+    """`message` as ONE physical line: control characters and line separators (a newline
+    or a \x1e inside a user's value) shown escaped, cut at MAX_MESSAGE characters."""
+    text = "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in str(message))
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
+
+
 def fail(message: str, code: int) -> NoReturn:
     """One line on stderr, then exit `code`."""
-    err_console.print(f"lsops: {message}", markup=False, soft_wrap=True)
+    err_console.print(f"lsops: {one_line(message)}", markup=False, soft_wrap=True)
     sys.exit(code)
 
 

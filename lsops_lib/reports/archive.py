@@ -193,7 +193,7 @@ class Redactor:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Redactor:
-        from urllib.parse import urlsplit
+        from ..config import url_secrets
 
         extra: list[str | None] = []
         for url in (
@@ -201,10 +201,7 @@ class Redactor:
             settings.target.url,
             *[t.url for t in settings.targets.values()],
         ):
-            try:
-                extra.append(urlsplit(url).password)
-            except ValueError:
-                continue
+            extra.extend(url_secrets(url))  # passwords, ?password=..., ?token=...
         return cls([*settings.secrets(), *extra])
 
     def text(self, text: str) -> str:

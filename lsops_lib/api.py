@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 import httpx
 
@@ -65,7 +65,7 @@ class Answer(Generic[T]):
     url: str  # safe to print: no credentials, no query tokens
 
 
-MAX_BODY_BYTES = 32 * 2**20
+MAX_BODY_BYTES = 32 * 2**20  # the client stops reading an answer beyond this (issue 13)
 
 
 @dataclass(frozen=True)
@@ -531,6 +531,9 @@ class Client:
         """GET url and read the whole body within `timeout_s` (a server dripping bytes
         cannot hold the collector) and at most MAX_BODY_BYTES."""
         with self._http.stream("GET", url) as response:
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+                raise _TooLarge()  # said so up front: not a byte of the body is read
             chunks: list[bytes] = []
             size = 0
             for chunk in response.iter_bytes():
@@ -592,6 +595,13 @@ class Client:
                     )
             text = self._error_text(response)
             detail = f": {self._scrub(text)}" if text else ""
+            if 300 <= status < 400:
+                location = response.headers.get("location", "")
+                where = f" to {safe_url(urljoin(full, location))}" if location else ""
+                detail = (
+                    f" (a redirect{where}; lsops does not follow redirects: set the target's "
+                    "URL to the final address)"
+                )
             if status >= 500:
                 last = (ApiBadStatus, f"HTTP {status}{detail}", status)
                 continue

@@ -27,6 +27,7 @@ printed: `Settings.public()` and `redact_url` are what reports and logs see. In
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -155,16 +156,17 @@ class Settings:
         return self.target.token
 
     def database(self, name: str | None = None) -> str:
-        """The URL of a named database (or the default one). Raises ConfigError."""
+        """The URL of a named database (or the default one), checked (`check_database_url`).
+        Raises ConfigError."""
         if name is None or name == self.database_name:
             if self.database_url:
-                return self.database_url
+                return check_database_url(self.database_url, name)
             if name is None:
                 raise ConfigError(
                     "no database configured: set LSOPS_DATABASE_URL or [databases] in lsops.toml"
                 )
         if name in self.databases:
-            return self.databases[name]
+            return check_database_url(self.databases[name], name)
         known = ", ".join(sorted(self.databases)) or "none"
         raise ConfigError(f"unknown database {name!r} (configured: {known})")
 
@@ -173,8 +175,7 @@ class Settings:
         values = [t.token for t in self.targets.values()] + [self.target.token]
         for url in [self.database_url, *self.databases.values()]:
             if url:
-                password = urlsplit(url).password
-                values.append(password)
+                values.extend(url_secrets(url))
         return [v for v in values if v]
 
     def public(self) -> dict[str, Any]:
@@ -194,18 +195,94 @@ class Settings:
 
 
 def redact_url(url: str | None) -> str | None:
-    """`postgresql://u:secret@h/db` -> `postgresql://u:***@h/db`; other URLs unchanged."""
+    """`postgresql://u:secret@h/db` -> `postgresql://u:***@h/db`; other URLs unchanged.
+    A URL too malformed to parse keeps its shape with everything between `user:` and the
+    last `@` masked."""
     if not url:
         return url
     try:
         parts = urlsplit(url)
+        password = parts.password
     except ValueError:
-        return "***"
-    if parts.password is None:
+        return _SECRET_QUERY.sub(r"\1***", _LOOSE_CREDENTIALS.sub(r"\1:***@", url))
+    if parts.query and _SECRET_QUERY.search(parts.query):
+        parts = parts._replace(query=_SECRET_QUERY.sub(r"\1***", parts.query))
+        url = urlunsplit(parts)
+    if password is None:
         return url
     netloc = parts.netloc.rsplit("@", 1)
     user = (parts.username or "") + ":***"
     return urlunsplit(parts._replace(netloc=f"{user}@{netloc[-1]}"))
+
+
+# --- URL checks (issue 13: a malformed URL is one line and exit 2, never a traceback) -------
+
+# scheme://user:password@ in a URL that urlsplit cannot parse (greedy: up to the LAST @)
+_LOOSE_CREDENTIALS = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*):.*@", re.DOTALL)
+_LOOSE_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^:/@]*:(.*)@", re.DOTALL)
+
+
+# a secret in a URL's query (libpq and psycopg take ?password=..., some APIs ?token=...)
+_SECRET_QUERY = re.compile(
+    r"((?:^|[?&;])[^=&;#]*(?:password|passwd|secret|token|api_?key|sslkey)[^=&;#]*=)[^&;#]*",
+    re.IGNORECASE,
+)
+
+
+def url_password(url: str) -> str | None:
+    """The password inside `url`, also when the URL is too malformed for urlsplit."""
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        match = _LOOSE_PASSWORD.match(url)
+        return match.group(1) if match and match.group(1) else None
+
+
+def url_secrets(url: str) -> list[str]:
+    """Every secret inside `url`: its password and the values of secret query parameters."""
+    found = [url_password(url)]
+    found += [m.group(0)[len(m.group(1)) :] for m in _SECRET_QUERY.finditer(url)]
+    return [s for s in found if s]
+
+
+def check_url(url: str, what: str, *, schemes: tuple[str, ...] | None = None) -> str:
+    """`url` if it parses as a URL with a host and a valid port (and one of `schemes`,
+    when given); else ConfigError naming `what`, the URL shown redacted."""
+    shown = redact_url(url)
+    problem: str | None = None
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad or out-of-range port
+    except ValueError as exc:
+        problem = str(exc).splitlines()[0] if str(exc) else "malformed"
+        parts = None
+    if parts is not None:
+        scheme = parts.scheme.lower()
+        if schemes is not None and not scheme.startswith(schemes):
+            problem = f"the scheme must be {' or '.join(s + '://' for s in schemes)}"
+        elif not parts.hostname and scheme.split("+")[0] not in ("sqlite", "postgresql"):
+            problem = "no host"
+        elif any(ord(c) < 32 or c.isspace() for c in url):
+            problem = "spaces or control characters"
+    if problem is not None:
+        raise ConfigError(f"{what}: not a usable URL: {shown} ({problem})")
+    return url
+
+
+def check_database_url(url: str, name: str | None = None) -> str:
+    """A database URL SQLAlchemy and psycopg can use (postgresql://...), else ConfigError."""
+    what = f"database {name}" if name else "database URL"
+    check_url(url, what, schemes=("postgresql", "postgres"))
+    try:
+        from sqlalchemy.engine import make_url
+
+        make_url(url)
+    except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises ArgumentError, ValueError
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        for secret in filter(None, [url_password(url)]):
+            reason = reason.replace(secret, "***")
+        raise ConfigError(f"{what}: not a usable URL: {redact_url(url)} ({reason})") from None
+    return url
 
 
 def default_data_dir(env: Mapping[str, str] = os.environ) -> Path:
@@ -472,6 +549,7 @@ def load_settings(
         current = replace(current, token=env["LSOPS_API_TOKEN"])
     if not current.url.startswith(("http://", "https://")):
         raise ConfigError(f"API URL must start with http:// or https://: {redact_url(current.url)}")
+    check_url(current.url, f"API URL of target {chosen}", schemes=("http", "https"))
 
     data_dir = default_data_dir(env)
     store_url = env.get("LSOPS_STORE") or (doc.get("store") or {}).get("url")

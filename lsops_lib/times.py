@@ -2,29 +2,68 @@
 
 Instants inside lsops are epoch milliseconds (int) in the store and aware UTC
 datetimes (or pandas Timestamps with tz=UTC) in DataFrames.
+
+What a user types is checked here, once, so that no value can reach the arithmetic
+below as an OverflowError or a "year out of range": instants (and months) lie between
+`EARLIEST` and `LATEST` (well inside what Python, pandas and the store represent),
+durations between 1 ms and `MAX_DURATION`. Anything else is a ParameterError (one line,
+exit 2 in the CLI) that quotes at most `_SHOWN` characters of the input.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime, timedelta
 
 from .exceptions import ParameterError
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
-_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d|w)\s*$", re.ASCII)
+_MONTH = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$", re.ASCII)
+
+# the instants lsops accepts from a user (issue 13): pandas' nanosecond Timestamps end in
+# 2262, Python's datetime in 9999; a month's end and the previous month must exist too
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+MAX_DURATION = timedelta(days=36500)  # 100 years: a window never reaches before EARLIEST
+MIN_DURATION = timedelta(milliseconds=1)
+_SHOWN = 60  # at most this much of a bad value is quoted back
+
+
+def shown(text: object) -> str:
+    """`repr` of a user's value, cut to `_SHOWN` characters (a 1 MB argument is not echoed)."""
+    value = str(text)
+    if len(value) > _SHOWN:
+        return repr(value[:_SHOWN]) + f"... ({len(value)} characters)"
+    return repr(value)
 
 
 def parse_duration(text: str) -> timedelta:
-    """`90s`, `5m`, `24h`, `7d`, `2w` (also `1.5h`) -> timedelta. ParameterError otherwise."""
+    """`90s`, `5m`, `24h`, `7d`, `2w` (also `1.5h`) -> timedelta, from 1 ms to 100 years.
+    ParameterError otherwise."""
     match = _DURATION.match(str(text))
     if not match:
-        raise ParameterError(f"not a duration: {text!r} (expected e.g. 30s, 5m, 24h, 7d)")
+        raise ParameterError(f"not a duration: {shown(text)} (expected e.g. 30s, 5m, 24h, 7d)")
     seconds = float(match.group(1)) * _UNITS[match.group(2)]
     if seconds <= 0:
-        raise ParameterError(f"duration must be positive: {text!r}")
+        raise ParameterError(f"duration must be positive: {shown(text)}")
+    if not math.isfinite(seconds) or seconds > MAX_DURATION.total_seconds():
+        raise ParameterError(
+            f"duration too long: {shown(text)} (at most {MAX_DURATION.days}d, 100 years)"
+        )
+    if seconds < MIN_DURATION.total_seconds():
+        raise ParameterError(f"duration too short: {shown(text)} (at least 1ms)")
     return timedelta(seconds=seconds)
+
+
+def _in_range(value: datetime, text: object) -> datetime:
+    if not EARLIEST <= value < LATEST:
+        raise ParameterError(
+            f"time out of range: {shown(text)} (lsops handles {EARLIEST:%Y-%m-%d} "
+            f"to {LATEST:%Y-%m-%d}, UTC)"
+        )
+    return value
 
 
 def parse_time(text: str | datetime) -> datetime:
@@ -42,25 +81,36 @@ def parse_time(text: str | datetime) -> datetime:
             value = datetime.fromisoformat(raw)
         except ValueError:
             raise ParameterError(
-                f"not a time: {text!r} (expected ISO 8601, e.g. 2026-10-03T14:05Z)"
+                f"not a time: {shown(text)} (expected ISO 8601, e.g. 2026-10-03T14:05Z)"
             ) from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+    except (OverflowError, ValueError):  # 9999-12-31T23:00-05:00 is in year 10000 in UTC
+        raise ParameterError(f"time out of range: {shown(text)}") from None
+    return _in_range(value, text)
 
 
 def parse_month(text: str) -> tuple[datetime, datetime]:
-    """`2026-10` -> (start, end) of that month in UTC, end exclusive."""
+    """`2026-10` -> (start, end) of that month in UTC, end exclusive; from 1900-01 to
+    2199-12 (`EARLIEST`, `LATEST`). ParameterError otherwise."""
     match = _MONTH.match(str(text).strip())
     if not match:
-        raise ParameterError(f"not a month: {text!r} (expected YYYY-MM)")
+        raise ParameterError(f"not a month: {shown(text)} (expected YYYY-MM)")
     year, month = int(match.group(1)), int(match.group(2))
+    if not EARLIEST.year <= year < LATEST.year:
+        raise ParameterError(
+            f"month out of range: {shown(text)} (lsops handles {EARLIEST:%Y-%m} to "
+            f"{LATEST.year - 1}-12)"
+        )
     start = datetime(year, month, 1, tzinfo=UTC)
     end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=UTC)
     return start, end
 
 
 def previous_month(text: str) -> str:
+    """`2026-01` -> `2025-12` (the month before `EARLIEST`'s is still a valid answer)."""
     start, _ = parse_month(text)
     prev = start - timedelta(days=1)
     return f"{prev.year:04d}-{prev.month:02d}"
@@ -85,16 +135,24 @@ def window(
     *,
     now: datetime | None = None,
 ) -> tuple[datetime, datetime]:
-    """`--window 24h` or `--since T [--until T]` -> (start, end). ParameterError when wrong."""
+    """`--window 24h` or `--since T [--until T]` -> (start, end). ParameterError when wrong.
+
+    Only an ABSENT value (None) takes its default: an empty `--window ""` or `--since ""`
+    is an error, never a silent 24 hours."""
     now = now or utcnow()
     if since is not None or until is not None:
         if window is not None:
             raise ParameterError("give either --window or --since/--until, not both")
-        end = parse_time(until) if until else now
-        start = parse_time(since) if since else end - timedelta(hours=24)
+        end = parse_time(until) if until is not None else now
+        start = parse_time(since) if since is not None else end - timedelta(hours=24)
     else:
         end = now
-        start = end - parse_duration(window or "24h")
+        start = end - parse_duration("24h" if window is None else window)
+    if start < EARLIEST:
+        raise ParameterError(
+            f"the window starts {start:%Y-%m-%d}, before {EARLIEST:%Y-%m-%d} (the earliest "
+            "time lsops handles)"
+        )
     if start >= end:
         raise ParameterError(f"start {start.isoformat()} is not before end {end.isoformat()}")
     return start, end

@@ -160,7 +160,10 @@ CASES: dict[str, list[Case]] = {
             ["endpoints", *SPAN],
             _world,
             shows={"endpoints[].error_rate", "endpoints[].mean_ms"},
-            context={"start", "end", "excluded", "excluded[].endpoint", "excluded[].requests"},
+            context={
+                *("start", "end", "excluded", "excluded[].endpoint", "excluded[].requests"),
+                *("target", "note"),  # issue 13: the selected target, said in the title
+            },
         )
     ],
     "cache": [case("live", ["cache"], _world, shows={"hit_rate", "caches[].hit_rate"})],
@@ -170,7 +173,7 @@ CASES: dict[str, list[Case]] = {
             ["incidents", *SPAN],
             _world,
             shows={"incidents[].duration_s", "incidents[].postmortem_command"},
-            context={"start", "end"},
+            context={"start", "end", "target", "note"},  # issue 13: the selected target
         )
     ],
     "collect": [

@@ -48,13 +48,31 @@ class App:
             self._settings = load_settings(self.config, target=self.target, database=database)
         return self._settings
 
+    def selected_target(self) -> str:
+        """The target every command works on, chosen the same way everywhere (issue 13):
+        `--target NAME`, else `LSOPS_TARGET`, else `default_target` of lsops.toml, else
+        `default` ([api]) or the first of [targets]. `collect` stores its scrapes under
+        this name, `health` asks its URL, and every command reading the store reads this
+        target's history alone (never the sum of several APIs)."""
+        return self.settings().target.name
+
 
 pass_app = click.make_pass_decorator(App, ensure=True)
 
 
+MAX_MESSAGE = 600  # characters of an error line (a 5000-character path is cut)
+
+
+def one_line(message: str) -> str:
+    """`message` as ONE physical line: control characters and line separators (a newline
+    or a \x1e inside a user's value) shown escaped, cut at MAX_MESSAGE characters."""
+    text = "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in str(message))
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
+
+
 def fail(message: str, code: int) -> NoReturn:
     """One line on stderr, then exit `code`."""
-    err_console.print(f"lsops: {message}", markup=False, soft_wrap=True)
+    err_console.print(f"lsops: {one_line(message)}", markup=False, soft_wrap=True)
     sys.exit(code)
 
 
@@ -67,8 +85,8 @@ def run_command(*, usage: int = 2, failure: int = 1) -> Iterator[None]:
         fail(str(exc), usage)
     except LsopsError as exc:
         fail(str(exc), failure)
-    except KeyboardInterrupt:
-        fail("interrupted", 130)
+    except KeyboardInterrupt as exc:  # Ctrl-C: 130; a SIGTERM turned into one says its code
+        fail("interrupted", int(getattr(exc, "exit_code", 130)))
 
 
 class PluginCommand(click.Command):

@@ -48,6 +48,20 @@ def _store(app: App) -> Any:
     return Store(app.settings().store_url)
 
 
+def target_note(store: Any, target: str) -> str | None:
+    """A line when the store holds no scrape of `target` (but holds others)."""
+    try:
+        known = store.targets()
+    except LsopsError:
+        return None
+    if not known or target in known:
+        return None
+    return (
+        f"the store holds no scrape of target {target!r}; it holds "
+        f"{', '.join(repr(k) for k in known)} (choose with --target NAME or LSOPS_TARGET)"
+    )
+
+
 def _window(
     window: str | None, since: str | None, until: str | None, default: str
 ) -> tuple[datetime, datetime]:
@@ -222,7 +236,13 @@ _CHECK_COLUMNS = [
 
 
 def _checklist_view(d: Any) -> None:
-    table(d["checks"], _CHECK_COLUMNS, title=f"Monitoring checklist {_span(d['start'], d['end'])}")
+    table(
+        d["checks"],
+        _CHECK_COLUMNS,
+        title=f"Monitoring checklist of {d['target']} {_span(d['start'], d['end'])}",
+    )
+    if d["note"]:
+        line(d["note"], style="yellow")
     code = d["exit_code"]
     line(f"{d['status']} (exit {code})", style=["green", "yellow", "red", "yellow"][code])
 
@@ -261,17 +281,21 @@ def checklist_command(
     with run_command(usage=3, failure=3):
         start, end = _window(window, since, until, "24h")
         settings = app.settings()
+        target = app.selected_target()
         with _store(app) as store:
             checks = checklist(
                 store,
                 start,
                 end,
                 settings.thresholds,
-                target=app.target,
+                target=target,
                 include_monitoring=include_monitoring,
             )
+            note = target_note(store, target)
     code = exit_code(checks)
     data = {
+        "target": target,
+        "note": note,
         "start": start,
         "end": end,
         "status": PLUGIN_STATUS[code],
@@ -295,8 +319,11 @@ _ENDPOINT_COLUMNS = [
 
 def _endpoints_view(d: Any) -> None:
     rows = d["endpoints"]
-    table(rows, _ENDPOINT_COLUMNS, title=f"Endpoints {_span(d['start'], d['end'])}", empty=None)
-    if not rows:
+    title = f"Endpoints of {d['target']} {_span(d['start'], d['end'])}"
+    table(rows, _ENDPOINT_COLUMNS, title=title, empty=None)
+    if d["note"]:
+        line(d["note"], style="yellow")
+    elif not rows:
         line("no requests counted in the window (is the collector running?)", style="yellow")
     excluded = d["excluded"]
     if excluded:
@@ -329,16 +356,20 @@ def endpoints_command(
 
     with run_command(usage=2, failure=1):
         start, end = _window(window, since, until, "24h")
+        target = app.selected_target()
         with _store(app) as store:
             summary = endpoint_summary(
-                store, start, end, target=app.target, include_monitoring=include_monitoring
+                store, start, end, target=target, include_monitoring=include_monitoring
             )
             excluded = (
                 None
                 if include_monitoring
-                else excluded_monitoring(store, start, end, target=app.target)
+                else excluded_monitoring(store, start, end, target=target)
             )
+            note = target_note(store, target)
     data = {
+        "target": target,
+        "note": note,
         "start": start,
         "end": end,
         "endpoints": [
@@ -461,10 +492,14 @@ _INCIDENT_COLUMNS = [
 
 def _incidents_view(d: Any) -> None:
     rows = d["incidents"]
+    if d["note"]:
+        line(d["note"], style="yellow")
     if not rows:
-        line(f"no incident between {_span(d['start'], d['end'])}")
+        line(f"no incident of {d['target']} between {_span(d['start'], d['end'])}")
         return
-    table(rows, _INCIDENT_COLUMNS, title=f"Incidents {_span(d['start'], d['end'])}")
+    table(
+        rows, _INCIDENT_COLUMNS, title=f"Incidents of {d['target']} {_span(d['start'], d['end'])}"
+    )
     line("write a postmortem:", style="bold")
     for r in rows:
         if r["kind"] != "restart":
@@ -495,6 +530,7 @@ def incidents_command(
     with run_command(usage=2, failure=1):
         start, end = _window(window, since, until, "30d")
         thresholds = app.settings().thresholds
+        target = app.selected_target()
         with _store(app) as store:
             found = with_commands(
                 incidents(
@@ -502,11 +538,12 @@ def incidents_command(
                     start,
                     end,
                     thresholds,
-                    target=app.target,
+                    target=target,
                     include_monitoring=include_monitoring,
                 ),
                 thresholds,
             )
+            note = target_note(store, target)
     rows = []
     for r in found.itertuples():
         # the postmortem's window: analysis.incident_window, the rule of postmortem_command
@@ -526,6 +563,6 @@ def incidents_command(
                 "postmortem_command": r.postmortem_command,
             }
         )
-    data = {"start": start, "end": end, "incidents": rows}
+    data = {"target": target, "note": note, "start": start, "end": end, "incidents": rows}
     # the JSON has always been the bare list of incidents (the window is the one asked for)
     emit(data, as_json, _incidents_view, json_key="incidents")

@@ -9,6 +9,8 @@ parameters (nothing run, nothing written).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +118,7 @@ def report_command(
     """
     from .. import reports
 
-    with run_command(usage=2, failure=1):
+    with _sigterm_interrupts(), run_command(usage=2, failure=1):
         params: dict[str, Any] = {}
         named = {
             "month": month,
@@ -128,6 +130,8 @@ def report_command(
             "top_n": top_n,
         }
         params.update({k: v for k, v in named.items() if v is not None})
+        if timeout_s is not None:
+            reports.check_timeout(timeout_s)
         for name, value in extra:
             key = name.replace("-", "_")
             if key in params:
@@ -157,6 +161,34 @@ def _status(status: Any) -> tuple[str, str]:
     return str(status), "green" if status == "succeeded" else "bold red"
 
 
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (systemd, a scheduler's kill) stops a report as Ctrl-C does: the run is
+    archived `interrupted`, its kernel and scratch files are removed, exit 143."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the main thread is (run_report handles it as Ctrl-C;
+    `run_command` exits with `exit_code`)."""
+
+    exit_code = 143
+
+
 def _report_view(d: Any) -> None:
     text = Text(f"report {d['kind']} {d['key']}: ")
     text.append(*_status(d["status"]))
@@ -164,6 +196,8 @@ def _report_view(d: Any) -> None:
     if d.get("error"):
         text.append(f" ({d['error']})")
     line(text)
+    for warning in d.get("warnings") or []:
+        line(f"  warning  {warning}", style="yellow")
     for label, key in (("archive", "path"), ("html", "html"), ("index", "index")):
         line(f"  {label:<8} {_shown(Path(d[key]))}")
 
@@ -219,8 +253,8 @@ def _batch(
         raise ParameterError(f"--months is for monthly-review, not {kind}")
     if "month" in params:
         raise ParameterError("give either --month or --months, not both")
-    if jobs is not None and jobs < 1:
-        raise ParameterError(f"--jobs must be at least 1, not {jobs}")
+    if jobs is not None and not 1 <= jobs <= reports.MAX_JOBS:
+        raise ParameterError(f"--jobs must be from 1 to {reports.MAX_JOBS}, not {jobs}")
     param_sets = [{**params, "month": m} for m in reports.month_range(months)]
     for one in param_sets:  # before the settings: a bad month is exit 2 whatever the config
         reports.validate(kind, one)
@@ -262,6 +296,7 @@ def reports_command(app: App, kind: str | None, limit: int | None, as_json: bool
             )
         settings = app.settings()
         outputs = Path(settings.outputs_dir)
+        reports.sweep(outputs)  # runs whose process died: listed as interrupted
         runs = reports.list_runs(outputs, kind=kind)
         if limit is not None:
             runs = runs[: max(limit, 0)]
@@ -274,7 +309,12 @@ _RUN_COLUMNS = [
     Column("started", "started", fmt.instant, no_wrap=True),
     Column("kind", "kind", no_wrap=True),
     Column("key", "key"),
-    Column("status", "status", style={"succeeded": "green", "failed": "bold red"}, no_wrap=True),
+    Column(
+        "status",
+        "status",
+        style={"succeeded": "green", "failed": "bold red", "interrupted": "yellow"},
+        no_wrap=True,
+    ),
     Column("duration_s", "duration", justify=RIGHT, no_wrap=True),
     Column("run_id", "run"),
 ]

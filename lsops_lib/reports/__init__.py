@@ -19,8 +19,8 @@ reserved atomically and the index is rewritten under a lock.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import tempfile
 import time
 from collections.abc import Mapping
 from importlib import metadata
@@ -43,16 +43,23 @@ from .archive import (
     atomic_write,
     export_html,
     failure_banner,
+    iso,
     reserve_run_dir,
+    warning_banner,
 )
-from .batch import BatchResult, month_range, run_reports
+from .batch import MAX_JOBS, BatchResult, month_range, run_reports
+from .cleanup import INTERRUPTED, hold_run, scratch_dir, sweep_runs, sweep_scratch
 from .execute import DEFAULT_TIMEOUT_S, execute, kernel_env
-from .index import INDEX_HTML, list_runs, render_index, write_index
+from .index import INDEX_HTML, list_runs, locked, render_index, write_index
+from .outcome import judge
 from .parameters import (
     KINDS,
+    MAX_TIMEOUT_S,
     Kind,
     Param,
     check_key,
+    check_timeout,
+    declared_parameters,
     notebook_path,
     notebooks_dir,
     slugify,
@@ -64,11 +71,14 @@ __all__ = [
     "DEFAULT_TIMEOUT_S",
     "INDEX_HTML",
     "KINDS",
+    "MAX_JOBS",
+    "MAX_TIMEOUT_S",
     "Kind",
     "Param",
     "Redactor",
     "Run",
     "check_key",
+    "check_timeout",
     "kernel_env",
     "list_runs",
     "month_range",
@@ -78,6 +88,7 @@ __all__ = [
     "run_report",
     "run_reports",
     "slugify",
+    "sweep",
     "validate",
     "versions",
     "write_index",
@@ -133,56 +144,131 @@ def run_report(
     (default: this process's).
     """
     key, values = validate(kind, params, notebooks_dir=notebooks_dir)
-    if values.get("database"):
-        settings.database(str(values["database"]))  # ConfigError when unknown
+    spec = KINDS[kind]
+    if values.get("database") or "database" in spec.fails_when or settings.database_url:
+        # unknown name, none configured for a report that needs one, a malformed URL:
+        # ConfigError (exit 2) before anything is written
+        settings.database(str(values["database"]) if values.get("database") else None)
     source = notebook_path(kind, notebooks_dir)
+    values = with_target(kind, values, settings, source)
     outputs = Path(outputs_dir) if outputs_dir is not None else Path(settings.outputs_dir)
     redactor = Redactor.from_settings(settings)
     env = kernel_env(settings, outputs_dir=outputs.resolve())
 
+    sweep(outputs)  # runs whose process died: marked interrupted; their scratch removed
     started = utcnow()
-    run_id, run_dir = reserve_run_dir(outputs, kind, key, started)
-    clock = time.monotonic()
-    interrupted: BaseException | None = None
+    parameters = redactor.obj(values)
     try:
-        with tempfile.TemporaryDirectory(prefix="lsops-run-") as scratch:
-            result = execute(
-                source,
-                Path(scratch),
-                values,
-                env=env,
-                cwd=Path(cwd) if cwd is not None else None,
-                timeout_s=timeout_s,
-                progress=progress,
+        outputs.mkdir(parents=True, exist_ok=True)
+        with locked(outputs):  # a sweep never sees the run directory before its lock
+            run_id, run_dir = reserve_run_dir(outputs, kind, key, started)
+            alive = hold_run(
+                run_dir,
+                {
+                    "kind": kind,
+                    "key": key,
+                    "started": iso(started),
+                    "parameters": parameters,
+                    "notebook": source.name,
+                    "pid": os.getpid(),
+                },
             )
-            nb, error = result.nb, result.error
-    except KeyboardInterrupt as exc:
-        interrupted = exc
-        nb, error = nbformat.read(source, as_version=4), "interrupted"
-
-    run = Run(
-        kind=kind,
-        key=key,
-        run_id=run_id,
-        path=run_dir,
-        status="succeeded" if error is None else "failed",
-        started=started,
-        duration_s=time.monotonic() - clock,
-        parameters=redactor.obj(values),
-        versions=versions(),
-        error=redactor.text(error) if error is not None else None,
-        notebook=source.name,
-    )
-    try:
-        _archive(run, nb, redactor, title=f"{KINDS[kind].title}: {key}")
-        write_index(outputs)
     except OSError as exc:
         raise ReportError(
-            f"cannot archive the report in {run_dir}: {exc.strerror or exc}"
+            f"cannot reserve a run directory in {outputs}: {exc.strerror or exc}"
         ) from None
+    clock = time.monotonic()
+    interrupted: BaseException | None = None
+    warnings: list[str] = []
+    try:
+        try:
+            with scratch_dir() as scratch:
+                result = execute(
+                    source,
+                    scratch,
+                    values,
+                    env=env,
+                    cwd=Path(cwd) if cwd is not None else None,
+                    timeout_s=timeout_s,
+                    progress=progress,
+                )
+                nb, error = result.nb, result.error
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM made one by the CLI
+            interrupted = exc
+            how = "SIGTERM" if getattr(exc, "exit_code", 130) == 143 else "Ctrl-C"
+            nb, error = nbformat.read(source, as_version=4), f"interrupted ({how})"
+        if error is None:
+            outcome = judge(spec.fails_when, key_figures(nb))
+            error, warnings = outcome.error, outcome.warnings
+        status = "succeeded" if error is None else "failed"
+        run = Run(
+            kind=kind,
+            key=key,
+            run_id=run_id,
+            path=run_dir,
+            status=INTERRUPTED if interrupted is not None else status,
+            started=started,
+            duration_s=time.monotonic() - clock,
+            parameters=parameters,
+            versions=versions(),
+            error=redactor.text(error) if error is not None else None,
+            notebook=source.name,
+            warnings=[redactor.text(w) for w in warnings],
+        )
+        try:
+            _archive(run, nb, redactor, title=f"{spec.title}: {key}")
+            write_index(outputs)
+        except OSError as exc:
+            raise ReportError(
+                f"cannot archive the report in {run_dir}: {exc.strerror or exc}"
+            ) from None
+    finally:
+        alive.release(remove=(run_dir / RUN_JSON).exists())
     if interrupted is not None:
         raise interrupted
     return run
+
+
+def key_figures(nb: nbformat.NotebookNode) -> dict[str, Any] | None:
+    """The executed notebook's key figures (its last cell), or None when it shows none."""
+    from ..present.figures import read_key_figures
+
+    try:
+        return read_key_figures(nb)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def sweep(outputs: str | os.PathLike[str]) -> list[Run]:
+    """Mark the runs under `outputs` whose process died `interrupted` (never deleting
+    them), remove the scratch directories of dead runs from the temporary folder, and
+    rewrite the index when a run was marked. Returns the runs marked."""
+    root = Path(outputs)
+    marked: list[Run] = []
+    if root.is_dir():
+        try:
+            with locked(root):
+                marked = sweep_runs(root)
+        except OSError:
+            marked = []
+    sweep_scratch()
+    if marked:
+        with contextlib.suppress(OSError):
+            write_index(root)
+    return marked
+
+
+def with_target(
+    kind: str, values: dict[str, Any], settings: Settings, source: Path
+) -> dict[str, Any]:
+    """The report reads the selected target (`--target`, `LSOPS_TARGET`, `default_target`,
+    else the settings' first target), as every command does: injected as the `target`
+    parameter unless one was given, when the kind and its notebook have one."""
+    if values.get("target") or KINDS[kind].param("target") is None:
+        return values
+    if "target" not in declared_parameters(source):
+        return values
+    return {**values, "target": settings.target.name}
 
 
 def _archive(run: Run, nb: nbformat.NotebookNode, redactor: Redactor, *, title: str) -> None:
@@ -202,6 +288,8 @@ def _archive(run: Run, nb: nbformat.NotebookNode, redactor: Redactor, *, title: 
         )
     ):
         clean.cells.insert(0, failure_banner(run.error))
+    elif run.ok and run.warnings:
+        clean.cells.insert(0, warning_banner(run.warnings))
     atomic_write(run.path / REPORT_IPYNB, nbformat.writes(clean))
     atomic_write(run.path / REPORT_HTML, redactor.text(_html(clean, title=title, error=run.error)))
     data = redactor.obj(run.to_dict())

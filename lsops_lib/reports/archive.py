@@ -51,13 +51,15 @@ class Run:
     key: str
     run_id: str
     path: Path
-    status: str  # "succeeded" | "failed"
+    status: str  # "succeeded" | "failed" | "interrupted" (its process died: cleanup.py)
     started: datetime
     duration_s: float
     parameters: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str | None] = field(default_factory=dict)
     error: str | None = None
     notebook: str | None = None
+    # what a succeeded run could not show (outcome.py): a partial report says so
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -86,6 +88,7 @@ class Run:
             "parameters": self.parameters,
             "versions": self.versions,
             "notebook": self.notebook,
+            "warnings": list(self.warnings),
         }
         if self.error is not None:
             data["error"] = self.error
@@ -105,6 +108,7 @@ class Run:
             versions=dict(data.get("versions") or {}),
             error=data.get("error"),
             notebook=data.get("notebook"),
+            warnings=[str(w) for w in data.get("warnings") or [] if w],
         )
 
 
@@ -189,7 +193,7 @@ class Redactor:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Redactor:
-        from urllib.parse import urlsplit
+        from ..config import url_secrets
 
         extra: list[str | None] = []
         for url in (
@@ -197,10 +201,7 @@ class Redactor:
             settings.target.url,
             *[t.url for t in settings.targets.values()],
         ):
-            try:
-                extra.append(urlsplit(url).password)
-            except ValueError:
-                continue
+            extra.extend(url_secrets(url))  # passwords, ?password=..., ?token=...
         return cls([*settings.secrets(), *extra])
 
     def text(self, text: str) -> str:
@@ -256,8 +257,29 @@ def failure_banner(error: str) -> nbformat.NotebookNode:
     return cell
 
 
+def warning_banner(warnings: list[str]) -> nbformat.NotebookNode:
+    """A markdown cell saying the report is partial, listing what is missing (escaped)."""
+    items = "\n".join(f"- {md_text(w)}" for w in warnings)
+    cell = nbformat.v4.new_markdown_cell(
+        f"**This report is partial ({len(warnings)} warning{'s' if len(warnings) != 1 else ''}):** "
+        f"the run succeeded, but not everything could be shown.\n\n{items}"
+    )
+    cell.metadata["tags"] = ["lsops-warnings"]
+    return cell
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+
+
+def md_text(text: str) -> str:
+    """Untrusted text as literal markdown on one line: HTML escaped, and every markdown
+    punctuation backslash-escaped (no link, image or emphasis can come from data)."""
+    one_line = " ".join(str(text).split())
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(one_line, quote=False))
+
+
 def _failure_text(error: str | None) -> str:
-    text = html.escape(error or "see the failing cell below").replace("\n", " ")
+    text = md_text(error) if error else "see the failing cell below"
     return f"**This report run failed:** {text}"
 
 

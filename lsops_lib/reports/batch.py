@@ -30,9 +30,10 @@ from ..exceptions import ConfigError, LsopsError, ParameterError
 from ..times import parse_month
 from .archive import Run
 
-__all__ = ["BatchResult", "month_range", "run_reports"]
+__all__ = ["MAX_JOBS", "BatchResult", "month_range", "run_reports"]
 
 MAX_MONTHS = 120
+MAX_JOBS = 16  # worker processes, each running a kernel: more only exhausts the machine
 _RANGE = re.compile(r"^\s*([^.\s]+)\s*\.\.\s*([^.\s]+)\s*$")
 
 
@@ -120,8 +121,8 @@ def run_reports(
     """
     from . import DEFAULT_TIMEOUT_S, validate
 
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ParameterError(f"jobs must be a whole number >= 1, not {jobs!r}")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= MAX_JOBS:
+        raise ParameterError(f"jobs must be a whole number from 1 to {MAX_JOBS}, not {jobs!r}")
     if not param_sets:
         raise ParameterError("no reports to run")
     checked: list[dict[str, Any]] = []

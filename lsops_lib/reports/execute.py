@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from ..config import Settings
 KERNEL_NAME = "python3"
 DEFAULT_TIMEOUT_S = 900.0  # per cell
 START_TIMEOUT_S = 60
+STOP_TIMEOUT_S = 30  # an interrupted run: how long nbclient gets to see its kernel die
 
 
 class _EnvKernelManager(AsyncKernelManager):
@@ -32,6 +34,10 @@ class _EnvKernelManager(AsyncKernelManager):
     without touching this process's `os.environ`: safe from threads)."""
 
     lsops_env: dict[str, str] = {}
+    # the kernel's connection file, in the run's scratch directory (removed with it, and
+    # by the sweep when the run dies) instead of a stray tmpXXXX.json in $TMPDIR
+    lsops_connection_file: str = ""
+    lsops_started: list[Any] = []  # the managers that started a kernel (to kill on Ctrl-C)
 
     @property
     def kernel_spec(self) -> Any:
@@ -45,6 +51,9 @@ class _EnvKernelManager(AsyncKernelManager):
         return super().kernel_spec
 
     async def _async_pre_start_kernel(self, **kw: Any) -> Any:
+        if self.lsops_connection_file and not self.connection_file:
+            self.connection_file = self.lsops_connection_file
+        self.lsops_started.append(self)
         env = dict(kw.pop("env", None) or os.environ)
         env.update(self.lsops_env)
         for name in [n for n, v in env.items() if v is None]:
@@ -127,32 +136,74 @@ def execute(
     import papermill
 
     output = scratch / "executed.ipynb"
-    manager = type("LsopsKernelManager", (_EnvKernelManager,), {"lsops_env": dict(env)})
+    kernels: list[_EnvKernelManager] = []
+    manager = type(
+        "LsopsKernelManager",
+        (_EnvKernelManager,),
+        {
+            "lsops_env": dict(env),
+            "lsops_connection_file": str(scratch / "kernel.json"),
+            "lsops_started": kernels,
+        },
+    )
     if progress is None:
         progress = sys.stderr.isatty()
-    error: str | None = None
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["nb"] = papermill.execute_notebook(
+                str(notebook),
+                str(output),
+                parameters=parameters,
+                kernel_name=KERNEL_NAME,
+                progress_bar=bool(progress),
+                log_output=False,
+                start_timeout=START_TIMEOUT_S,
+                execution_timeout=timeout_s,
+                # the kernel's working directory, without papermill's process-wide chdir
+                resources={"metadata": {"path": str(cwd or Path.cwd())}},
+                kernel_manager_class=manager,
+            )
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            outcome["error"] = exc
+
+    # papermill runs in a worker thread, this thread waits: a signal (Ctrl-C, SIGTERM
+    # turned into an exception by the CLI) lands HERE, not inside nbclient's event loop
+    # (whose own signal handlers would race with ours); the kernel is then killed, the
+    # worker sees it die and cleans up, and the caller archives the run as interrupted
+    worker = threading.Thread(target=work, name="lsops-papermill", daemon=True)
+    worker.start()
     try:
-        nb = papermill.execute_notebook(
-            str(notebook),
-            str(output),
-            parameters=parameters,
-            kernel_name=KERNEL_NAME,
-            progress_bar=bool(progress),
-            log_output=False,
-            start_timeout=START_TIMEOUT_S,
-            execution_timeout=timeout_s,
-            # the kernel's working directory, without papermill's process-wide chdir
-            resources={"metadata": {"path": str(cwd or Path.cwd())}},
-            kernel_manager_class=manager,
-        )
-        return Execution(nb=nb, error=None)
-    except KeyboardInterrupt:
+        while worker.is_alive():
+            worker.join(0.2)
+    except BaseException:
+        _kill(kernels)
+        worker.join(STOP_TIMEOUT_S)
         raise
-    except Exception as exc:  # a failing cell, a timeout, a kernel that died or never started
-        error = _one_line(exc)
+    if "nb" in outcome:
+        return Execution(nb=outcome["nb"], error=None)
+    exc = outcome.get("error")
+    if isinstance(exc, KeyboardInterrupt):
+        raise exc
+    # a failing cell, a timeout, a kernel that died or never started
+    error = _one_line(exc) if exc is not None else "the execution ended without a result"
     if output.is_file():
         try:
             return Execution(nb=nbformat.read(output, as_version=4), error=error)
         except Exception:  # pragma: no cover - a half-written scratch file
             pass
     return Execution(nb=nbformat.read(notebook, as_version=4), error=error)
+
+
+def _kill(kernels: list[_EnvKernelManager]) -> None:
+    """SIGKILL the kernels of an interrupted run (nbclient then sees them die)."""
+    import signal
+
+    for km in kernels:
+        pid = getattr(getattr(km, "provisioner", None), "pid", None)
+        if pid:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass

@@ -44,7 +44,9 @@ def list_runs(outputs_dir: str | os.PathLike[str], kind: str | None = None) -> l
 
 
 @contextlib.contextmanager
-def _locked(root: Path) -> Iterator[None]:
+def locked(root: Path) -> Iterator[None]:
+    """The outputs folder's lock (index rewrites, run reservations, sweeps). Not
+    re-entrant: a second `locked` in the same process while one is held waits forever."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
@@ -62,7 +64,7 @@ def write_index(outputs_dir: str | os.PathLike[str]) -> Path:
     """(Re)write `outputs/index.html` atomically; return its path."""
     root = Path(outputs_dir)
     root.mkdir(parents=True, exist_ok=True)
-    with _locked(root):
+    with locked(root):
         page = render_index(list_runs(root), root)
         target = root / INDEX_HTML
         atomic_write(target, page)
@@ -96,6 +98,8 @@ td:first-child, td:nth-child(2), td:nth-child(4) { white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .status-succeeded { color: #1a7f37; font-weight: 600; }
 .status-failed { color: #c62828; font-weight: 600; }
+.status-interrupted { color: #ef6c00; font-weight: 600; }
+.warning { color: #ef6c00; font-size: .9em; }
 .error { color: #c62828; font-size: .9em; }
 .meta { color: #666; font-size: .9em; }
 code { font-size: .95em; }
@@ -138,12 +142,17 @@ def render_index(runs: list[Run], root: Path) -> str:
             '<th class="num">duration</th><th>files</th></tr></thead><tbody>'
         )
         for run in group:
-            status = run.status if run.status in ("succeeded", "failed") else "other"
+            status = run.status if run.status in ("succeeded", "failed", "interrupted") else "other"
             links = []
             for name in (REPORT_HTML, REPORT_IPYNB, RUN_JSON):
                 if (run.path / name).is_file():
                     links.append(f'<a href="{_e(_link(root, run.path / name))}">{_e(name)}</a>')
             error = f'<div class="error">{_e(run.error)}</div>' if run.error else ""
+            if run.warnings:
+                count = f"{len(run.warnings)} warning{'s' if len(run.warnings) != 1 else ''}"
+                items = "".join(f"<li>{_e(w)}</li>" for w in run.warnings)
+                error += f'<details class="warning"><summary>partial: {count}</summary><ul>{items}</ul></details>'
+
             parts.append(
                 "<tr>"
                 f"<td>{_e(fmt.instant(run.started, seconds=True))}</td>"

@@ -9,6 +9,19 @@ required and a default) and how its archive key is derived from the parameters:
 | `postmortem`      | `incident_postmortem.ipynb`       | a slug of the title, `api-outage`     |
 | `db-optimization` | `db_optimization.ipynb`           | the database name, else `default`     |
 
+When a report fails and when it succeeds partially (issue 13; the rules are in
+`outcome.RULES`, each kind names its own in `fails_when`): a notebook that runs to its
+end is judged by its key figures. A rule that holds makes the run FAILED (exit 1,
+`status: failed`, the reason in run.json's `error` and at the top of the HTML); every
+other problem the key figures list is a WARNING (`status: succeeded`, `warnings: [...]`
+in run.json and at the top of the HTML, exit 0).
+
+| kind              | failed when                                                  | warnings (partial report)                                  |
+| ----------------- | ------------------------------------------------------------ | ---------------------------------------------------------- |
+| `monthly-review`  | the metrics store cannot be read; the review could not be computed; the month holds no observation | the database section (not configured, unreachable), any other section that could not be produced |
+| `postmortem`      | the metrics store cannot be read; the postmortem could not be computed; the window holds no observation | any section that could not be produced |
+| `db-optimization` | the database cannot be reached                               | a check that could not run (pg_stat_statements missing, the store's growth snapshots, a missing table or column) |
+
 A parameter the kind does not list is accepted when the notebook's `parameters` cell
 declares it (typed by the default the notebook gives it), so notebook authors can add
 knobs without touching this module. A user-supplied parameter the notebook does not
@@ -20,6 +33,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import os
 import re
 import unicodedata
@@ -58,6 +72,7 @@ class Param:
     default: Any = None
     help: str = ""
     minimum: float | None = None
+    maximum: float | None = None
 
     def default_value(self) -> Any:
         return self.default() if callable(self.default) else self.default
@@ -73,6 +88,9 @@ class Kind:
     params: tuple[Param, ...]
     key: Callable[[Mapping[str, Any]], str]
     check: Callable[[Mapping[str, Any]], None] | None = None
+    # the rules (outcome.RULES) that make a run that ran to its end FAILED; any other
+    # problem in its key figures is a warning (see the module's docstring)
+    fails_when: tuple[str, ...] = ()
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -119,6 +137,7 @@ KINDS: dict[str, Kind] = {
             Param("include_monitoring", "bool", help="count /health and /metrics requests"),
         ),
         key=lambda v: str(v["month"]),
+        fails_when=("store", "computed", "data"),
     ),
     "postmortem": Kind(
         name="postmortem",
@@ -141,6 +160,7 @@ KINDS: dict[str, Kind] = {
         ),
         key=_postmortem_key,
         check=_check_window,
+        fails_when=("store", "computed", "data"),
     ),
     "db-optimization": Kind(
         name="db-optimization",
@@ -153,11 +173,13 @@ KINDS: dict[str, Kind] = {
                 "int",
                 default=20,
                 minimum=1,
+                maximum=10_000,
                 help="how many tables/queries/indexes to list",
             ),
             _STORE,
         ),
         key=lambda v: str(v.get("database") or "default"),
+        fails_when=("database",),
     ),
 }
 
@@ -232,6 +254,26 @@ def _refuse_credentials(name: str, value: str) -> None:
         )
 
 
+MAX_TEXT = 2000  # characters of a text parameter (a title, a note)
+
+
+def _check_text(name: str, value: str) -> None:
+    """Text a notebook, a file name and an HTML page can all carry: not too long, no NUL,
+    no undecodable bytes (lone surrogates from a command line in a foreign encoding)."""
+    if len(value) > MAX_TEXT:
+        raise ParameterError(
+            f"parameter {name} is too long ({len(value)} characters, at most {MAX_TEXT})"
+        )
+    if "\x00" in value:
+        raise ParameterError(f"parameter {name} holds a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ParameterError(
+            f"parameter {name} is not valid text (bytes that are not UTF-8)"
+        ) from None
+
+
 def _to_bool(name: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -240,22 +282,39 @@ def _to_bool(name: str, value: Any) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise ParameterError(f"parameter {name} must be true or false, not {value!r}")
+    raise ParameterError(f"parameter {name} must be true or false, not {times.shown(value)}")
 
 
 def _to_number(name: str, value: Any, kind: type[int] | type[float]) -> int | float:
     if isinstance(value, bool):
-        raise ParameterError(f"parameter {name} must be a number, not {value!r}")
+        raise ParameterError(f"parameter {name} must be a number, not {times.shown(value)}")
+    what = "an integer" if kind is int else "a number"
     try:
-        return kind(str(value).strip()) if isinstance(value, str) else kind(value)
-    except (TypeError, ValueError):
-        what = "an integer" if kind is int else "a number"
-        raise ParameterError(f"parameter {name} must be {what}, not {value!r}") from None
+        number = kind(str(value).strip()) if isinstance(value, str) else kind(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ParameterError(f"parameter {name} must be {what}, not {times.shown(value)}") from None
+    if isinstance(number, float) and not math.isfinite(number):
+        raise ParameterError(f"parameter {name} must be a finite number, not {times.shown(value)}")
+    return number
+
+
+MAX_TIMEOUT_S = 7 * 86400.0  # a week per cell
+
+
+def check_timeout(value: float) -> float:
+    """The per-cell execution timeout: a finite number of seconds, > 0, at most a week."""
+    if not (isinstance(value, int | float) and math.isfinite(value) and 0 < value <= MAX_TIMEOUT_S):
+        raise ParameterError(
+            f"--timeout must be a number of seconds above 0 and at most {MAX_TIMEOUT_S:g}, "
+            f"not {times.shown(value)}"
+        )
+    return float(value)
 
 
 def convert(name: str, type_: str, value: Any) -> Any:
     """Check `value` and turn it into its canonical, JSON-friendly form."""
     if isinstance(value, str):
+        _check_text(name, value)
         _refuse_credentials(name, value)
     if type_ == "month":
         start, _ = times.parse_month(str(value))
@@ -275,20 +334,22 @@ def convert(name: str, type_: str, value: Any) -> Any:
             raise ParameterError(f"parameter {name} must be a NAME from lsops.toml, not a URL")
         if not _NAME.match(text) or ".." in text:
             raise ParameterError(
-                f"parameter {name} must be a name (letters, digits, '.', '_', '-'), not {value!r}"
+                f"parameter {name} must be a name (letters, digits, '.', '_', '-'), not {times.shown(value)}"
             )
         return text
     if type_ == "severity":
         text = str(value).strip().upper()
         if not _SEVERITY.match(text):
-            raise ParameterError(f"parameter {name} must be SEV1 .. SEV5, not {value!r}")
+            raise ParameterError(f"parameter {name} must be SEV1 .. SEV5, not {times.shown(value)}")
         return text
     if type_ == "json":
         if isinstance(value, str):
             try:
                 value = json.loads(value)
             except ValueError:
-                raise ParameterError(f"parameter {name} must be JSON, not {value!r}") from None
+                raise ParameterError(
+                    f"parameter {name} must be JSON, not {times.shown(value)}"
+                ) from None
         _refuse_credentials(name, json.dumps(value, default=str))
         return value
     # "str" and anything the notebook declared without a clear type
@@ -355,7 +416,11 @@ def validate(
         converted = convert(name, type_, value)
         if param is not None and param.minimum is not None and converted < param.minimum:
             raise ParameterError(
-                f"parameter {name} must be at least {param.minimum:g}, not {value!r}"
+                f"parameter {name} must be at least {param.minimum:g}, not {times.shown(value)}"
+            )
+        if param is not None and param.maximum is not None and converted > param.maximum:
+            raise ParameterError(
+                f"parameter {name} must be at most {param.maximum:g}, not {times.shown(value)}"
             )
         values[name] = converted
         given.add(name)

@@ -505,3 +505,85 @@ def test_two_reports_at_once_into_one_outputs_folder(tmp_path: Path) -> None:
     index = (tmp_path / "outputs" / "index.html").read_text()
     assert all(r["run_id"] in index for r in runs)
     assert list(scratch.iterdir()) == []
+
+
+# --- the demo killed -------------------------------------------------------------------------------
+
+
+def _postgres_available() -> bool:
+    from lsops_lib.pgtemp import find_bindir
+
+    if find_bindir() is not None:
+        return True
+    try:
+        import pgserver  # type: ignore[import-not-found]  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_sigkilled_demo_leaves_nothing_running_and_its_reports_are_swept(tmp_path: Path) -> None:
+    """SIGKILL cannot be handled: the demo's children die with it (PR_SET_PDEATHSIG), the
+    cluster's watchdog stops PostgreSQL and removes its folder, the kernels notice their
+    parent is gone; the next `lsops reports` marks the three half-written runs interrupted
+    and removes their scratch folders. (SIGINT and SIGTERM: test_demo.py.)"""
+    from lsops_lib.demo.processes import descendants
+    from tests.fixtures.demo import demo_command, demo_env, nothing_left, read_state
+
+    if not _postgres_available():
+        pytest.skip("no PostgreSQL server binaries and no pgserver wheel: the demo cannot run")
+    demo_dir, outputs, scratch = tmp_path / ".demo", tmp_path / "outputs", tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**demo_env(outputs), "TMPDIR": str(scratch)}
+    log = (tmp_path / "demo.out").open("w")
+    proc = subprocess.Popen(
+        demo_command(demo_dir, days=2), cwd=tmp_path, env=env, stdout=log, stderr=log, text=True
+    )
+    seen: set[int] = set()
+
+    def reports_running() -> bool:
+        seen.update(descendants(proc.pid))
+        kernels = list(scratch.glob("lsops-run-*/kernel.json"))
+        return proc.poll() is not None or (
+            len(read_state(demo_dir).get("reports", [])) == 3 and len(kernels) == 3
+        )
+
+    try:
+        assert wait_for(reports_running, 400, every_s=0.1) and proc.poll() is None, (
+            tmp_path / "demo.out"
+        ).read_text()
+        seen.update(descendants(proc.pid))
+        proc.kill()
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+    state = read_state(demo_dir)
+    assert state["cluster"] and len(state["reports"]) == 3
+    # a killed process cannot say it stopped: state.json still says running
+    left = [p for p in nothing_left(state, extra_pids=sorted(seen)) if "still running" not in p]
+    assert left == []
+    runs = [d for d in outputs.glob("*/*/*") if d.is_dir()]
+    assert len(runs) == 3 and not any((d / "run.json").exists() for d in runs)
+
+    listing = subprocess.run(
+        _lsops("reports", "--json"),
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listing.returncode == 0, listing.stderr
+    statuses = sorted((r["kind"], r["status"]) for r in json.loads(listing.stdout)["runs"])
+    assert statuses == [
+        ("db-optimization", "interrupted"),
+        ("monthly-review", "interrupted"),
+        ("postmortem", "interrupted"),
+    ]
+    assert not list(scratch.glob("lsops-run-*")), list(scratch.iterdir())

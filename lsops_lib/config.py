@@ -208,8 +208,8 @@ def redact_url(url: str | None) -> str | None:
     if parts.query and _SECRET_QUERY.search(parts.query):
         parts = parts._replace(query=_SECRET_QUERY.sub(r"\1***", parts.query))
         url = urlunsplit(parts)
-    if password is None:
-        return url
+    if password is None:  # also `://u:pw@h` (no scheme: urlsplit sees no netloc)
+        return _LOOSE_CREDENTIALS.sub(r"\1:***@", url)
     netloc = parts.netloc.rsplit("@", 1)
     user = (parts.username or "") + ":***"
     return urlunsplit(parts._replace(netloc=f"{user}@{netloc[-1]}"))
@@ -218,8 +218,8 @@ def redact_url(url: str | None) -> str | None:
 # --- URL checks (issue 13: a malformed URL is one line and exit 2, never a traceback) -------
 
 # scheme://user:password@ in a URL that urlsplit cannot parse (greedy: up to the LAST @)
-_LOOSE_CREDENTIALS = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*):.*@", re.DOTALL)
-_LOOSE_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^:/@]*:(.*)@", re.DOTALL)
+_LOOSE_CREDENTIALS = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*)?://[^:/@]*):.*@", re.DOTALL)
+_LOOSE_PASSWORD = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*)?://[^:/@]*:(.*)@", re.DOTALL)
 
 
 # a secret in a URL's query (libpq and psycopg take ?password=..., some APIs ?token=...)
@@ -232,10 +232,13 @@ _SECRET_QUERY = re.compile(
 def url_password(url: str) -> str | None:
     """The password inside `url`, also when the URL is too malformed for urlsplit."""
     try:
-        return urlsplit(url).password
+        password = urlsplit(url).password
     except ValueError:
+        password = None
+    if password is None:
         match = _LOOSE_PASSWORD.match(url)
-        return match.group(1) if match and match.group(1) else None
+        password = match.group(1) if match and match.group(1) else None
+    return password
 
 
 def url_secrets(url: str) -> list[str]:

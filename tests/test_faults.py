@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -505,3 +507,88 @@ def test_two_reports_at_once_into_one_outputs_folder(tmp_path: Path) -> None:
     index = (tmp_path / "outputs" / "index.html").read_text()
     assert all(r["run_id"] in index for r in runs)
     assert list(scratch.iterdir()) == []
+
+
+# --- the demo killed -------------------------------------------------------------------------------
+
+
+def _postgres_available() -> bool:
+    from lsops_lib.pgtemp import find_bindir
+
+    if find_bindir() is not None:
+        return True
+    try:
+        import pgserver  # type: ignore[import-not-found]  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_sigkilled_demo_leaves_nothing_running_and_its_reports_are_swept(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """SIGKILL cannot be handled: the demo's children die with it (PR_SET_PDEATHSIG), the
+    cluster's watchdog stops PostgreSQL and removes its folder, the kernels notice their
+    parent is gone; the next `lsops reports` marks the three half-written runs interrupted
+    and removes their scratch folders. (SIGINT and SIGTERM: test_demo.py.)"""
+    from lsops_lib.demo.processes import descendants
+    from tests.fixtures.demo import demo_command, demo_env, nothing_left, read_state
+
+    if not _postgres_available():
+        pytest.skip("no PostgreSQL server binaries and no pgserver wheel: the demo cannot run")
+    demo_dir, outputs = tmp_path / ".demo", tmp_path / "outputs"
+    # a temporary folder of its own, that PostgreSQL (run as nobody) can enter
+    scratch = Path(tempfile.mkdtemp(prefix="lsops-faults-demo-"))
+    scratch.chmod(0o1777)
+    request.addfinalizer(lambda: shutil.rmtree(scratch, ignore_errors=True))
+    env = {**demo_env(outputs), "TMPDIR": str(scratch)}
+    log = (tmp_path / "demo.out").open("w")
+    proc = subprocess.Popen(  # --days 3: the shortest demo
+        demo_command(demo_dir, days=3), cwd=tmp_path, env=env, stdout=log, stderr=log, text=True
+    )
+    seen: set[int] = set()
+
+    def reports_running() -> bool:  # the monthly review and the postmortem run (the
+        seen.update(descendants(proc.pid))  # database report may have finished already)
+        kernels = list(scratch.glob("lsops-run-*/kernel.json"))
+        return proc.poll() is not None or len(kernels) >= 2
+
+    try:
+        assert wait_for(reports_running, 400, every_s=0.1) and proc.poll() is None, (
+            tmp_path / "demo.out"
+        ).read_text()
+        seen.update(descendants(proc.pid))
+        proc.kill()
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+    state = read_state(demo_dir)
+    assert state["cluster"] and state["reports"]
+    # a killed process cannot say it stopped: state.json still says running
+    left = [p for p in nothing_left(state, extra_pids=sorted(seen)) if "still running" not in p]
+    assert left == []
+    runs = [d for d in outputs.glob("*/*/*") if d.is_dir()]
+    unfinished = {d.parts[-3] for d in runs if not (d / "run.json").exists()}
+    assert {"monthly-review", "postmortem"} <= unfinished, runs
+
+    listing = subprocess.run(
+        _lsops("reports", "--json"),
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listing.returncode == 0, listing.stderr
+    statuses = {r["kind"]: r["status"] for r in json.loads(listing.stdout)["runs"]}
+    assert len(statuses) == len(runs)  # every run is listed, the killed ones too
+    assert {k: v for k, v in statuses.items() if k in unfinished} == dict.fromkeys(
+        unfinished, "interrupted"
+    )
+    assert not list(scratch.glob("lsops-run-*")), list(scratch.iterdir())

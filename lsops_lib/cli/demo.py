@@ -100,6 +100,10 @@ def demo_command(
             fail(str(exc), 2)
     import shlex
 
+    try:
+        lab_argv = shlex.split(lab_command) if lab_command else None
+    except ValueError as exc:  # an unclosed quote
+        fail(f"--lab-command: not a command line: {exc}", 2)
     options = Options(
         days=days,
         seed=seed,
@@ -107,7 +111,7 @@ def demo_command(
         month=month,
         workers=workers,
         lab=lab,
-        lab_command=shlex.split(lab_command) if lab_command else None,
+        lab_command=lab_argv,
         echo=echo,
         warn=warn,
     )

@@ -145,9 +145,10 @@ def run_report(
     """
     key, values = validate(kind, params, notebooks_dir=notebooks_dir)
     spec = KINDS[kind]
-    if values.get("database") or "database" in spec.fails_when or settings.database_url:
-        # unknown name, none configured for a report that needs one, a malformed URL:
-        # ConfigError (exit 2) before anything is written
+    needed = "database" in spec.fails_when or settings.database_url or values.get("database")
+    if spec.param("database") is not None and needed:
+        # the database the report will use: an unknown name, none configured for a report
+        # that needs one, a malformed URL: ConfigError (exit 2) before anything is written
         settings.database(str(values["database"]) if values.get("database") else None)
     source = notebook_path(kind, notebooks_dir)
     values = with_target(kind, values, settings, source)

@@ -505,3 +505,32 @@ def test_the_charts_draw_from_the_frames(rq: vectors.RetrievalQuality) -> None:
     )
     assert plots.recall_curve(None) is None and plots.similarity_threshold(None) is None
     plt.close("all")
+
+
+def test_pgvector_in_its_own_schema_as_on_supabase(pgvector_cluster: Any) -> None:
+    """Supabase installs pgvector in `extensions`, off the search_path: every function,
+    operator and type is qualified."""
+    name = "vectors_supabase"
+    url = pgvector_cluster.create_database(name)
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(300, 8)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    with pgvector_cluster.connect(name) as conn:
+        conn.execute("CREATE SCHEMA extensions")
+        conn.execute("CREATE EXTENSION vector SCHEMA extensions")
+        conn.execute("CREATE TABLE docs (id int PRIMARY KEY, embedding extensions.vector(8))")
+        for i, v in enumerate(x):
+            conn.execute(
+                "INSERT INTO docs VALUES (%s, %s::extensions.vector)",
+                (i, "[" + ",".join(f"{f:.9g}" for f in v) + "]"),
+            )
+        conn.execute(
+            "CREATE INDEX docs_hnsw ON docs USING hnsw (embedding extensions.vector_cosine_ops)"
+        )
+    with db.connect(url) as insp:
+        assert insp.scalar("SHOW search_path") == '"$user", public'
+        rq = vectors.retrieval_quality(insp, sample=20, k=5)
+    assert rq.available and rq.columns.iloc[0]["rows"] == 300
+    row = _index(rq, "docs_hnsw")
+    assert row["note"] is None and row["recall_at_k"] > 0.9
+    assert rq.threshold is not None and rq.threshold["sample"] == 20

@@ -165,8 +165,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return result
 
 
-def _figures(run: reports.Run) -> dict[str, Any]:
-    assert run.ok, run.error
+def _figures(run: reports.Run, *, failed: bool = False) -> dict[str, Any]:
+    assert run.ok or failed, run.error
     return present.read_key_figures(run.ipynb_path)
 
 
@@ -257,8 +257,11 @@ def test_review_sections_are_all_there_and_labelled(runs: dict) -> None:
 
 def test_review_of_a_month_without_data_says_what_is_missing(runs: dict) -> None:
     run = runs["empty"]
-    assert run.ok and run.key == "2026-08"
-    figures = _figures(run)
+    # a month without any observation is a failed run (reports/parameters.py: cron must
+    # notice), archived with a report that says what is missing
+    assert run.status == "failed" and run.key == "2026-08"
+    assert "no observation" in str(run.error)
+    figures = _figures(run, failed=True)
     assert figures["has_data"] is False
     assert all(t["met"] is None for t in figures["targets"].values())
     assert figures["incidents"] == [] and figures["endpoints_worst_first"] == []

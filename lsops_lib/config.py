@@ -26,6 +26,7 @@ printed: `Settings.public()` and `redact_url` are what reports and logs see. In
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
@@ -371,8 +372,11 @@ def _thresholds(section: Mapping[str, Any]) -> Thresholds:
     values: dict[str, Any] = {}
     for key, value in section.items():
         if key not in known:
+            # the closest names first: the whole list is longer than one error line shows
+            close = difflib.get_close_matches(str(key), list(known), n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise ConfigError(
-                f"lsops.toml: unknown threshold {key!r} (known: {', '.join(sorted(known))})"
+                f"lsops.toml: unknown threshold {key!r}{hint} (known: {', '.join(sorted(known))})"
             )
         try:
             values[key] = _threshold_value(key, str(known[key]), value)

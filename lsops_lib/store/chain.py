@@ -52,7 +52,7 @@ def _ordered(order: str, skip: int = 0) -> str:
 
 def _neighbour_sql(before: bool) -> tuple[str, str, str]:
     """The nearest scrape with metrics before (after) a key, in three statements that each
-    seek the series index (no engine seeks a range of a row of expressions): in the same
+    seek the series index (SQLite seeks no range over a row of expressions): in the same
     process and reset; else in an earlier (later) reset of the process; else in an
     earlier (later) process. The first that finds one is the neighbour."""
     op, order = ("<", "DESC") if before else (">", "ASC")

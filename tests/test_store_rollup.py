@@ -11,10 +11,11 @@ the samples. Its answers are compared with:
 
 Seeded random histories of two targets (restarts, resets, counter drops, an endpoint's
 own count dropping, failed scrapes, endpoints appearing and disappearing, ts ties,
-out-of-order writes, duplicate writes) must give the same frames for many windows,
-aligned or not, on SQLite and PostgreSQL; so must a store migrated from version 1 and a
-store written in part by a writer that kept no rollup. Each rule of the oracle, left
-out, makes the comparison fail: the data exercises every one of them.
+out-of-order writes, duplicate writes, two collectors with skewed clocks and the
+identical answers they sometimes both get) must give the same frames for many windows,
+aligned or not, on SQLite and PostgreSQL; so must a store migrated from version 1 or 2
+and a store written in part by a writer that kept no links and no rollup. Each rule of
+the oracle, left out, makes the comparison fail: the data exercises every one of them.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import pytest
 from sqlalchemy import text
 
 from lsops_lib.models import Scrape
-from lsops_lib.store import SCHEMA_VERSION, Store, rollup
+from lsops_lib.store import SCHEMA_VERSION, Store, chain, rollup
 from lsops_lib.times import to_ms
 from tests.fixtures.store import RULES, T0, Oracle, assert_same_intervals, make_scrape
 
@@ -56,12 +57,23 @@ class Process:
     total_extra: int = 0  # requests.total above the sum of the endpoints (keeps it from dropping)
 
 
+SKEW_S = {"a": 400.0, "b": -250.0}  # the second collector's clock, ahead of the server's
+
+
 def history(seed: int, target: str, *, scrapes: int = 110) -> list[Scrape]:
-    """A seeded history of one target, in time order."""
+    """A seeded history of one target, in server time order. Two collectors take it:
+    the first on the server's clock, the second `SKEW_S[target]` (+- 20 s) off, so that
+    collector order and series order differ; both sometimes get the very same answer."""
     rng = random.Random(f"{seed}-{target}")
     minute = rng.uniform(-90.0, 30.0)
     proc = Process(uptime_start=to_ms(T0) - 86_400_000)
     out: list[Scrape] = []
+
+    def skew(first: bool = False) -> float:
+        if first or rng.random() < 0.6:
+            return 0.0
+        return SKEW_S[target] + rng.uniform(-20.0, 20.0)
+
     if target == "b":  # starts with failed scrapes, then a process started after them
         for _ in range(rng.randint(1, 3)):
             out.append(make_scrape(minute, None, target=target))
@@ -70,15 +82,19 @@ def history(seed: int, target: str, *, scrapes: int = 110) -> list[Scrape]:
     for i in range(scrapes):
         roll = rng.random()
         if roll < 0.10 and (i > 0 or target != "b"):  # b answers first after its failures
-            out.append(make_scrape(minute, None, target=target))
+            out.append(make_scrape(minute, None, target=target, skew_s=skew()))
         else:
             ts_ms = to_ms(T0 + timedelta(minutes=minute))
+            # a new process starts after the last one, a reset after the last one (the
+            # server's clock): uptime.start and lastReset only grow
             if roll < 0.15:  # restart: counters from nothing, a new uptime.start
-                proc.uptime_start = ts_ms - rng.randint(1, 60_000)
+                proc.uptime_start = max(ts_ms - rng.randint(1, 60_000), proc.uptime_start + 1)
                 proc.last_reset = None
                 proc.counts = {}
             elif roll < 0.19:  # POST /api/metrics/reset
-                proc.last_reset = ts_ms - rng.randint(1, 60_000)
+                proc.last_reset = max(
+                    ts_ms - rng.randint(1, 60_000), (proc.last_reset or proc.uptime_start) + 1
+                )
                 proc.counts = {}
             elif roll < 0.22 and proc.counts:  # requests.total goes down on its own
                 for c in proc.counts.values():
@@ -114,16 +130,15 @@ def history(seed: int, target: str, *, scrapes: int = 110) -> list[Scrape]:
                 if rng.random() < 0.9  # an endpoint sometimes missing from an answer
             }
             total = int(sum(c[0] for c in proc.counts.values())) + proc.total_extra
-            out.append(
-                make_scrape(
-                    minute,
-                    shown,
-                    target=target,
-                    uptime_start=proc.uptime_start,
-                    last_reset=proc.last_reset,
-                    total=total,
-                )
-            )
+            answer = {
+                "target": target,
+                "uptime_start": proc.uptime_start,
+                "last_reset": proc.last_reset,
+                "total": total,
+            }
+            out.append(make_scrape(minute, shown, skew_s=skew(i == 0), **answer))
+            if rng.random() < 0.08:  # the other collector got the very same answer
+                out.append(make_scrape(minute, shown, skew_s=skew(), **answer))
         if rng.random() > 0.04:  # else a tie: the next scrape at the same instant
             minute += rng.choice([0.3, 1.0, 5.0, 17.0, 45.0, 61.0, 130.0]) * rng.uniform(0.8, 1.2)
     return out
@@ -207,28 +222,58 @@ def rollup_rows(store: Store) -> list[tuple[Any, ...]]:
             tuple(r)
             for r in conn.execute(
                 text(
-                    "SELECT target_id, hour_ts, endpoint_id, requests, errors, resets, time_sum_ms "
-                    "FROM lsops_rollup ORDER BY target_id, hour_ts, endpoint_id"
+                    "SELECT target_id, hour_ts, endpoint_id, requests, errors, resets, samples, "
+                    "time_sum_ms FROM lsops_rollup ORDER BY target_id, hour_ts, endpoint_id"
                 )
             )
         ]
 
 
 def assert_same_rollup(got: list[tuple[Any, ...]], want: list[tuple[Any, ...]]) -> None:
-    assert [r[:6] for r in got] == [r[:6] for r in want]
-    np.testing.assert_allclose([r[6] for r in got], [r[6] for r in want], rtol=1e-12, atol=1e-9)
+    assert [r[:7] for r in got] == [r[:7] for r in want]
+    np.testing.assert_allclose([r[7] for r in got], [r[7] for r in want], rtol=1e-12, atol=1e-9)
 
 
-def make_v1(url: str) -> None:
-    """Turn a store into what lsops wrote at schema version 1: no rollup, version 1."""
+def make_old(url: str, version: int) -> None:
+    """Turn a store into what lsops wrote at schema version 1 (no rollup, no links) or 2
+    (a rollup without sample counts, by another rule: its figures made wrong here, no
+    links, the mark `rollup_sid`)."""
     store = Store(url)
     try:
         with store.engine.begin() as conn:
-            conn.execute(text("DROP TABLE lsops_rollup"))
-            conn.execute(text("DELETE FROM lsops_meta WHERE key = 'rollup_sid'"))
-            conn.execute(text("UPDATE lsops_meta SET value = '1' WHERE key = 'schema_version'"))
+            conn.execute(text("DROP INDEX lsops_scrapes_series"))
+            conn.execute(text("ALTER TABLE lsops_scrapes DROP COLUMN prev_sid"))
+            if version == 1:
+                conn.execute(text("DROP TABLE lsops_rollup"))
+                conn.execute(text("DELETE FROM lsops_meta WHERE key = 'series_sid'"))
+            else:
+                conn.execute(text("ALTER TABLE lsops_rollup DROP COLUMN samples"))
+                conn.execute(text("UPDATE lsops_rollup SET requests = requests + 1"))
+                conn.execute(
+                    text("UPDATE lsops_meta SET key = 'rollup_sid' WHERE key = 'series_sid'")
+                )
+            conn.execute(
+                text("UPDATE lsops_meta SET value = :v WHERE key = 'schema_version'"),
+                {"v": str(version)},
+            )
     finally:
         store.close()
+
+
+def make_v1(url: str) -> None:
+    make_old(url, 1)
+
+
+def store_links(store: Store) -> dict[str, str | None]:
+    """scrape id -> the scrape id of its series predecessor (None: none, or no metrics)."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT s.scrape_id, p.scrape_id FROM lsops_scrapes s "
+                "LEFT JOIN lsops_scrapes p ON p.sid = s.prev_sid"
+            )
+        ).all()
+    return dict((a, b) for a, b in rows)
 
 
 # --- the tests -------------------------------------------------------------------------
@@ -328,15 +373,23 @@ def test_errors_of_a_sample_round_halves_alike(
     assert_same_intervals(got, Oracle(written).endpoint_intervals(bucket="scrape"))
 
 
-def test_migration_from_version_1(store_url: str) -> None:
+@pytest.mark.parametrize("old", [1, 2])
+def test_migration_from_an_older_version(store_url: str, old: int) -> None:
     with Store(store_url) as store:
         written = record_all(store, 5)
         first, last = span(written)
         cases = windows(5, first, last, 25)
         before = [store.endpoint_intervals(a, b, bucket="day") for a, b in cases]
-    make_v1(store_url)
-    with Store(store_url) as store:  # migrates: creates and fills the rollup, version 2
-        assert store.schema_version() == SCHEMA_VERSION == 2
+        links = store_links(store)
+        rows = rollup_rows(store)
+    make_old(store_url, old)
+    with Store(store_url) as store:  # migrates: links, fills the rollup anew, version 3
+        assert store.schema_version() == SCHEMA_VERSION == 3
+        assert store_links(store) == links
+        assert_same_rollup(rollup_rows(store), rows)
+        with store.engine.connect() as conn:
+            keys = set(conn.execute(text("SELECT key FROM lsops_meta")).scalars())
+        assert keys == {"schema_version", "series_sid"}
         oracle = Oracle(written)
         check_windows(store, cases, oracle)
         check_windows(store, cases, oracle, include_monitoring=True, target="a")
@@ -356,32 +409,39 @@ def test_migration_from_version_1(store_url: str) -> None:
 def test_scrapes_written_without_rollup_are_caught_up(
     store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Scrapes stored by a writer that keeps no rollup (an lsops of version 1 still
-    running, a bulk loader) lie above the rollup mark: the next open rolls them up."""
+    """Scrapes stored by a writer that keeps no links and no rollup (an older lsops still
+    running, a bulk loader) lie above the mark: reads compute the links themselves until
+    the next open links and rolls them up; a current writer that goes on writing
+    meanwhile does not hide them."""
     scrapes = sorted(history(6, "a") + history(6, "b"), key=lambda s: s.collected_at)
     half = len(scrapes) // 2
     with Store(store_url) as store:
         for s in scrapes[:half]:
             store.record_scrape(s)
-    reader = Store(store_url)  # open before: sees the rollup fall behind, reads the samples
+    current = Store(store_url)  # opened before: sees the store fall behind, keeps writing
     late = scrapes[half::3]  # some of them written later still, out of order
     bulk = [s for s in scrapes[half:] if s not in late]
     with monkeypatch.context() as m:
-        m.setattr(rollup, "roll_up", lambda conn, target_id, sid, ts: None)
+        m.setattr(rollup, "roll_up", lambda conn, target_id, sid, changes: None)
+        m.setattr(chain, "link", lambda conn, target_id, sid: [])
         with Store(store_url) as store:
             for s in bulk:
                 store.record_scrape(s)
     first, last = scrapes[0].collected_at, scrapes[-1].collected_at
-    with reader:
-        with reader.engine.connect() as conn:
-            assert rollup.is_stale(rollup.rollup_state(conn))
+    with current:
         oracle = Oracle(scrapes[:half] + bulk)
-        check_windows(reader, windows(8, first, last, 10), oracle, include_monitoring=True)
-    with Store(store_url) as store:
+        check_windows(current, windows(8, first, last, 10), oracle, include_monitoring=True)
         for s in late:
-            store.record_scrape(s)  # the mark is below the bulk-written scrapes still
-    with Store(store_url) as store:
+            current.record_scrape(s)
+        with current.engine.connect() as conn:
+            assert rollup.is_stale(rollup.rollup_state(conn))
         oracle = Oracle(scrapes[:half] + bulk + late)
+        check_windows(current, windows(9, first, last, 10), oracle, target="a")
+        got = current.resets()
+        assert sorted(zip(got["ts"], got["kind"], got["target"], strict=True)) == oracle.resets()
+    with Store(store_url) as store:  # opening: links and rolls up every scrape
+        with store.engine.connect() as conn:
+            assert not rollup.is_stale(rollup.rollup_state(conn))
         check_windows(store, windows(6, first, last, 30), oracle, include_monitoring=True)
         check_windows(store, windows(7, first, last, 10), oracle, target="b")
 

@@ -9,6 +9,10 @@ subclasses and `run_command` maps them to the command's exit codes.
 
 from __future__ import annotations
 
+# issue 13, first of all: `lsops collect` catches SIGTERM/SIGINT from its first instant
+from . import stopping  # noqa: F401
+
+# isort: split
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager

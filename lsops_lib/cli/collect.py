@@ -23,7 +23,7 @@ from .. import fmt
 from ..exceptions import ConfigError, LsopsError, ParameterError, StoreVersionError
 from ..models import Scrape
 from ..times import parse_duration
-from . import err_console, fail, main, pass_app, render, run_command
+from . import err_console, fail, main, pass_app, render, run_command, stopping
 from .render import emit, line
 
 
@@ -82,6 +82,15 @@ def _print_scrape(scrape: Scrape, stored: bool, as_json: bool, *, stream: bool) 
         emit(data, as_json, _scrape_view)
 
 
+def _stop_on_signals() -> threading.Event:
+    """SIGTERM/SIGINT set the returned event from here on (from the process's start when
+    run as `lsops collect`: cli/stopping.py): before the first scrape, collect exits 0;
+    during one, it finishes the write and exits 0. Handlers put back when the command ends."""
+    if stopping.install():
+        click.get_current_context().call_on_close(stopping.uninstall)
+    return stopping.STOP
+
+
 @main.command("collect")
 @click.option("--once", is_flag=True, help="Scrape once and exit (for cron).")
 @click.option(
@@ -112,6 +121,7 @@ def collect_command(
     as_json: bool,
 ) -> None:
     """Scrape /api/health and /api/metrics into the metrics store."""
+    stop = _stop_on_signals()
     from ..api import Client
     from ..collect import collect_forever, collect_once
     from ..store import Store
@@ -125,8 +135,10 @@ def collect_command(
         settings = app.settings()
         if with_db:
             settings.database(database)  # a missing database is a configuration error: exit 2 now
+        if stop.is_set():
+            return  # stopped before the first scrape: exit 0
         if all_targets:
-            _collect_all(settings, period, not quick, with_db, database, as_json)
+            _collect_all(settings, period, not quick, with_db, database, as_json, stop)
             return
         try:
             store = Store(settings.store_url)
@@ -147,8 +159,6 @@ def collect_command(
                 if db_error is not None:
                     fail(db_error, 1)
                 return
-
-            stop = threading.Event()
 
             def on_scrape(scrape: Scrape, stored: bool) -> None:
                 _print_scrape(scrape, stored, as_json, stream=True)
@@ -173,6 +183,7 @@ def _collect_all(
     with_db: bool,
     database: str | None,
     as_json: bool,
+    stop: threading.Event,
 ) -> None:
     """`--all-targets`: rounds over every configured target (see the module's docstring)."""
     from ..collect import collect_round, collect_rounds_forever, target_clients
@@ -229,7 +240,7 @@ def _collect_all(
                 clients,
                 store,
                 period,
-                stop=threading.Event(),
+                stop=stop,
                 deep=deep,
                 on_scrape=on_scrape,
                 on_round=on_round,

@@ -6,16 +6,19 @@
         hourly = store.endpoint_intervals(start, end, bucket="hour")
 
 One SQLAlchemy Core schema on SQLite (the embedded default, WAL) or PostgreSQL (shared).
-Writes: `record_scrape` stores one `models.Scrape` in ONE transaction, its hourly rollup
-included; a retried write of the same scrape stores nothing twice. Reads return pandas
+Writes: `record_scrape` stores one `models.Scrape` in ONE transaction, its series link and
+hourly rollup included; a retried write of the same scrape stores nothing twice, and any
+number of collectors may write the same target (its series is ordered by what the API
+answered, not by the collectors' clocks). Reads return pandas
 DataFrames whose instants are `Timestamp(tz="UTC")`; interval figures are deltas of the
 cumulative counters computed IN SQL, so a year of one-minute scrapes is never loaded raw.
 
 The package, one concern a module (see docs/internals.md, store):
 
     schema      tables, SCHEMA_VERSION, engine and URL handling, version checks
-    series      the delta rule's SQL fragments (series kinds, deltas), buckets
-    rollup      the hourly rollup: write path, catch-up, migration from version 1
+    series      the delta rule's SQL fragments (series order and kinds, deltas), buckets
+    chain       the series links: each scrape's predecessor, kept on write, relinking
+    rollup      the hourly rollup: write path, catch-up, migrations from versions 1, 2
     core        StoreCore: opening, connections, a read's frame
     writes      record_scrape and the rows of a scrape
     reads       scrapes, health, services, error records, raw payloads, targets, extent

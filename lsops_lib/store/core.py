@@ -95,7 +95,7 @@ class StoreCore:
         with self._write() as conn:
             version = stored_version(conn, self.url)
             refuse_newer(version, self.url)
-            # a version-2 store without its rollup table (dropped by hand): roll up anew
+            # a store without its rollup table (dropped by hand): roll up anew
             lost = version is not None and not inspect(conn).has_table(rollup_table.name)
         create_tables(self.engine)
         with self._write() as conn:
@@ -105,12 +105,12 @@ class StoreCore:
                     meta_table,
                     [
                         {"key": "schema_version", "value": str(SCHEMA_VERSION)},
-                        {"key": "rollup_sid", "value": "0"},
+                        {"key": rollup.MARK, "value": "0"},
                     ],
                 )
             if lost:
-                conn.execute(meta_table.delete().where(meta_table.c.key == "rollup_sid"))
-            rollup.catch_up(conn)
+                conn.execute(meta_table.delete().where(meta_table.c.key == rollup.MARK))
+            rollup.catch_up(conn)  # migrates an older store (version 1, 2) too
 
     def schema_version(self) -> int | None:
         with self.engine.connect() as conn:

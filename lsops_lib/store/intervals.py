@@ -20,7 +20,6 @@ from .series import (
     MAX_MS,
     MIN_MS,
     NEW_SERIES,
-    SERIES_SQL,
     bucket_sql,
     delta_columns,
     ms,
@@ -53,6 +52,12 @@ COUNTER_COLUMNS = [
 class IntervalReads(StoreCore):
     """The interval reads of `Store` (see the module docstring)."""
 
+    def _stale(self) -> bool:
+        """True while scrapes written by a writer that keeps no links (and no rollup) wait
+        for the next open to be linked: reads then compute the links themselves."""
+        with self._read() as conn:
+            return is_stale(rollup_state(conn))
+
     def endpoint_intervals(
         self,
         start: datetime | None = None,
@@ -66,21 +71,27 @@ class IntervalReads(StoreCore):
         time_sum_ms, mean_ms, error_rate, resets. Computed in SQL from the cumulative
         per-endpoint counters; summed over targets when `target` is None.
 
-        The delta rule, scrape by scrape within one target (scrapes ordered by ts):
-        - The predecessor of a scrape is the previous scrape WITH METRICS of the target,
-          looked up before `start` too, so that [a, b) + [b, c) = [a, c).
+        The delta rule, scrape by scrape within one target:
+        - The scrapes WITH METRICS of a target form one series, ordered by what the API
+          answered, not by who collected them or when: by uptime.start, lastReset, the
+          server's own `timestamp`, then requests.total (`series.py`). So any number of
+          collectors, with skewed clocks, writing in any order, give the same series; an
+          answer identical to one stored adds nothing. The predecessor of a scrape is the
+          one before it in that series, wherever its ts lies, so that
+          [a, b) + [b, c) = [a, c).
         - A new uptime.start (restart), a new uptime.lastReset (reset) or requests.total
-          going down (counter_drop) starts a new series: the delta of every endpoint is
+          going down (counter_drop: with neither changing, lower than the reading before
+          it by the server's clock) starts a new series: the delta of every endpoint is
           its new value itself (a lower bound), never a difference. So does an endpoint's
           own count going down.
         - An endpoint absent from the predecessor (first request after it) contributes its
           whole count.
-        - The first scrape with metrics of a target has no predecessor: its values are a
+        - The first scrape of a target's series has no predecessor: its values are a
           BASELINE and contribute nothing (what happened before we watched is unknown),
-          unless its uptime.start or lastReset lies after the scrape before it (a failed
-          one): the counters then started while we watched, and count whole.
+          unless its uptime.start or lastReset lies after the latest failed scrape before
+          it (collector ts): the counters then started while we watched, and count whole.
         - Failed scrapes have no samples; the delta after a gap spans the gap and lands in
-          the bucket of the scrape that closes it.
+          the bucket (collector ts) of the scrape that closes it.
         Latency: mean_ms = delta(avgTime x count) / delta(count); errors = delta(round(
         errorRate x count)); never an average of averages. `resets` counts the series starts
         seen in the bucket. Monitoring endpoints (/health, /metrics...) are left out unless
@@ -96,9 +107,7 @@ class IntervalReads(StoreCore):
             return self._endpoint_intervals_raw(
                 start, end, bucket=bucket, target=target, include_monitoring=include_monitoring
             )
-        with self._read() as conn:
-            stale = is_stale(rollup_state(conn))
-        if stale:  # scrapes written since this Store opened by a writer keeping no rollup
+        if self._stale():  # scrapes written by a writer keeping no links, since this open
             return self._endpoint_intervals_raw(
                 start, end, bucket=bucket, target=target, include_monitoring=include_monitoring
             )
@@ -129,7 +138,7 @@ class IntervalReads(StoreCore):
           JOIN lsops_samples x ON x.scrape_sid = {p}mk.sid
           LEFT JOIN lsops_samples px ON px.scrape_sid = {p}mk.p_sid
                                     AND px.endpoint_id = x.endpoint_id
-          WHERE {p}mk.ts >= {e_lo} AND {p}mk.kind <> 'base' AND x.{endpoint_filter}
+          WHERE {p}mk.kind <> 'base' AND x.{endpoint_filter}
         )"""
             )
             parts.append(f"SELECT bts, endpoint_id, d_n, d_e, d_t, is_reset FROM {p}ed")
@@ -173,15 +182,16 @@ class IntervalReads(StoreCore):
         # for a month of one-minute scrapes of 50 endpoints; see docs/benchmarks.md). An
         # endpoint absent from the predecessor has no pair (px.count IS NULL): it counts
         # whole, as does a new series or the endpoint's own count going down.
+        series = series_sql("WHERE t.name = :target" if target else "", stored=not self._stale())
         sql = f"""
-        WITH {SERIES_SQL.format(target_where="WHERE t.name = :target" if target else "")},
+        WITH {series},
         ed AS (
           SELECT {bucket_sql(bucket, "mk.ts")} AS bts, x.endpoint_id,
                  {delta_columns("mk.kind")}
           FROM mk
           JOIN lsops_samples x ON x.scrape_sid = mk.sid
           LEFT JOIN lsops_samples px ON px.scrape_sid = mk.p_sid AND px.endpoint_id = x.endpoint_id
-          WHERE mk.ts >= :start AND mk.kind <> 'base'
+          WHERE mk.kind <> 'base'
             AND x.endpoint_id IN (SELECT e.id FROM lsops_endpoints e {monitoring})
         ),
         g AS (
@@ -207,8 +217,9 @@ class IntervalReads(StoreCore):
         `endpoint_intervals` (a counter going down on its own also takes its new value).
         `scrapes` counts every scrape of the bucket, `failures` those not ok."""
         bucket_expr = bucket_sql(bucket)
+        series = series_sql("WHERE t.name = :target" if target else "", stored=not self._stale())
         sql = f"""
-        WITH {SERIES_SQL.format(target_where="WHERE t.name = :target" if target else "")},
+        WITH {series},
         cd AS (
           SELECT {bucket_expr} AS bts,
                  CASE WHEN kind IN {NEW_SERIES} THEN 1 ELSE 0 END AS is_reset,
@@ -221,7 +232,7 @@ class IntervalReads(StoreCore):
                  CASE WHEN kind = 'base' THEN NULL
                       WHEN kind IN {NEW_SERIES} OR p_cm IS NULL OR cm < p_cm THEN cm
                       ELSE cm - p_cm END AS d_cm
-          FROM mk WHERE ts >= :start
+          FROM mk
         ),
         c1 AS (
           SELECT bts, SUM(d_rq) AS requests, SUM(d_ch) AS cache_hits, SUM(d_cm) AS cache_misses,
@@ -231,7 +242,7 @@ class IntervalReads(StoreCore):
         c2 AS (
           SELECT {bucket_expr} AS bts, COUNT(*) AS scrapes,
                  SUM(CASE WHEN ok THEN 0 ELSE 1 END) AS failures
-          FROM sc WHERE ts >= :start GROUP BY {bucket_expr}
+          FROM sc GROUP BY {bucket_expr}
         )
         SELECT c2.bts AS ts, c1.requests, c1.cache_hits, c1.cache_misses, c1.resets,
                c2.scrapes, c2.failures
@@ -251,11 +262,13 @@ class IntervalReads(StoreCore):
     ) -> pd.DataFrame:
         """Series starts seen in [start, end): ts, kind (restart | reset | counter_drop),
         target, uptime_start_ms, last_reset_ms. A restart observed after failed scrapes
-        (no predecessor with metrics, process started after the last failed one) counts."""
+        (no predecessor with metrics, process started after the last failed one) counts.
+        Each new process or reset is one series start, however many collectors saw it."""
+        series = series_sql("WHERE t.name = :target" if target else "", stored=not self._stale())
         sql = f"""
-        WITH {SERIES_SQL.format(target_where="WHERE t.name = :target" if target else "")}
+        WITH {series}
         SELECT ts, kind, target, us AS uptime_start_ms, lr AS last_reset_ms
-        FROM mk WHERE ts >= :start AND kind IN {NEW_SERIES}
+        FROM mk WHERE kind IN {NEW_SERIES}
         ORDER BY ts, sid"""
         df = self._frame(sql, start, end, target)
         typed(df, ["uptime_start_ms", "last_reset_ms"], "Int64")

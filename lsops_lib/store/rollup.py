@@ -1,42 +1,45 @@
-"""The hourly rollup (schema version 2): its write path, its catch-up and the migration.
+"""The hourly rollup: its write path, its catch-up and the migrations (schema versions 2, 3).
 
 `lsops_rollup` holds, per target, hour and endpoint, the sums of the per-endpoint deltas
 of the target's scrapes of that hour, exactly as the delta rule (`series.py`) computes
-them, filed in the hour of the scrape that closes them. Because each scrape's delta
-depends only on the scrapes before it, per-hour sums are independent of any window.
+them, filed in the hour of the scrape that closes them, and the number of samples summed.
+Each scrape's deltas depend only on its predecessor in the series (its link, `chain.py`),
+so per-hour sums are independent of any window.
 
-- `roll_up`: `record_scrape` adds the new scrape's deltas in its own transaction (or
-  recomputes the one later hour a scrape written out of order changes: `roll_up_hour`).
-- `catch_up`: opening a store fills the rollup of a version-1 store (the migration), of a
-  store whose rollup table was dropped, and of the scrapes written above the mark
-  `rollup_sid` by something that keeps no rollup (an older lsops, a bulk loader).
-- `rollup_state` / `is_stale`: whether the rollup is behind the samples (reads then
-  answer from the samples).
+- `roll_up`: `record_scrape` applies the contribution changes of its scrape (`chain.link`:
+  the new scrape's deltas, and its successor's, now taken against the new scrape) in its
+  own transaction: the old contribution subtracted, the new one added; a row left with
+  no sample is deleted. Then the mark `series_sid` rises to the new sid.
+- `catch_up`: opening a store migrates a version-1 or 2 store (links and rollup computed
+  at once by the rule of version 3), rebuilds a dropped rollup table, and links and rolls
+  up again each target with scrapes above the mark, written by something that keeps no
+  links (an older lsops still running, a bulk loader).
+- `rollup_state` / `is_stale`: whether links and rollup are behind the scrapes (reads then
+  compute the links on the fly and answer from the samples).
 """
 
 from __future__ import annotations
 
 import functools
-import re
 from typing import Any
 
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 
-from .schema import SCHEMA_VERSION, meta_table, rollup_table, scrapes_table, set_meta, targets_table
-from .series import (
-    MAX_MS,
-    MIN_MS,
-    NEW_SERIES_KINDS,
-    SERIES_SQL,
-    bucket_sql,
-    delta_columns,
-    hour_of,
-    hour_span,
-    series_kind,
+from . import chain
+from .schema import (
+    SCHEMA_VERSION,
+    meta_table,
+    migrate_v3,
+    rollup_table,
+    scrapes_table,
+    set_meta,
+    targets_table,
 )
+from .series import MAX_MS, MIN_MS, NEW_SERIES_KINDS, bucket_sql, delta_columns, hour_of, series_sql
 
 RollupState = tuple[int, int | None, int | None]
+MARK = "series_sid"  # every scrape up to this sid is linked and rolled up
 
 
 def _rollup_select(target_where: str) -> str:
@@ -44,17 +47,17 @@ def _rollup_select(target_where: str) -> str:
     [:start, :end) of the targets selected by `target_where` (all endpoints)."""
     return f"""
         INSERT INTO lsops_rollup
-          (target_id, hour_ts, endpoint_id, requests, errors, time_sum_ms, resets)
-        WITH {SERIES_SQL.format(target_where=target_where)},
+          (target_id, hour_ts, endpoint_id, requests, errors, time_sum_ms, resets, samples)
+        WITH {series_sql(target_where)},
         ed AS (
           SELECT mk.target_id, {bucket_sql("hour", "mk.ts")} AS bts, x.endpoint_id,
                  {delta_columns("mk.kind")}
           FROM mk
           JOIN lsops_samples x ON x.scrape_sid = mk.sid
           LEFT JOIN lsops_samples px ON px.scrape_sid = mk.p_sid AND px.endpoint_id = x.endpoint_id
-          WHERE mk.ts >= :start AND mk.kind <> 'base'
+          WHERE mk.kind <> 'base'
         )
-        SELECT target_id, bts, endpoint_id, SUM(d_n), SUM(d_e), SUM(d_t), SUM(is_reset)
+        SELECT target_id, bts, endpoint_id, SUM(d_n), SUM(d_e), SUM(d_t), SUM(is_reset), COUNT(*)
         FROM ed GROUP BY target_id, bts, endpoint_id"""
 
 
@@ -62,11 +65,11 @@ def _rollup_select(target_where: str) -> str:
 
 
 def rollup_state(conn: Connection) -> RollupState:
-    """(schema version, rollup mark, MAX(sid)) in one statement (one snapshot)."""
+    """(schema version, mark, MAX(sid)) in one statement (one snapshot)."""
     version, mark, max_sid = conn.execute(
         text(
             "SELECT (SELECT value FROM lsops_meta WHERE key = 'schema_version'), "
-            "(SELECT value FROM lsops_meta WHERE key = 'rollup_sid'), "
+            f"(SELECT value FROM lsops_meta WHERE key = '{MARK}'), "
             "(SELECT MAX(sid) FROM lsops_scrapes)"
         )
     ).one()
@@ -78,20 +81,21 @@ def rollup_state(conn: Connection) -> RollupState:
 
 
 def is_stale(state: RollupState) -> bool:
-    """True when the rollup is behind the samples (older version, no mark, or scrapes
-    above the mark)."""
+    """True when links and rollup are behind the scrapes (older version, no mark, or
+    scrapes above the mark)."""
     version, mark, max_sid = state
     return version < SCHEMA_VERSION or mark is None or (max_sid or 0) > mark
 
 
 def catch_up(conn: Connection) -> None:
-    """Bring the rollup up to date with the samples, in one transaction.
+    """Bring links and rollup up to date with the scrapes, in one transaction.
 
-    A version-1 store (no rollup yet) is rolled up whole by one INSERT ... SELECT of
-    the delta rule, then marked version 2. `record_scrape` keeps the rollup current
-    and raises the mark `rollup_sid` to the sid it wrote; scrapes above the mark were
-    written by something else (an older lsops still running, a bulk loader): each
-    such target is rolled up again from the hour of its first such scrape on."""
+    A store of an older version (1: no rollup; 2: a rollup by the collector-clock order)
+    gets the columns and index of version 3 and is linked and rolled up whole by the
+    rule of version 3, then marked version 3. `record_scrape` keeps both current and
+    raises the mark `series_sid` to the sid it wrote; scrapes above the mark were
+    written by something else: each such target is linked and rolled up again whole
+    (a late scrape can sit anywhere in its series)."""
     if not is_stale(rollup_state(conn)):
         return  # every open: one small statement
     if conn.dialect.name == "postgresql":
@@ -102,29 +106,27 @@ def catch_up(conn: Connection) -> None:
     if not is_stale(state):
         return
     version, mark, max_sid = state
-    if version < 2 or mark is None:
+    if version < SCHEMA_VERSION or mark is None:
+        if version < SCHEMA_VERSION:
+            migrate_v3(conn)
+        chain.relink(conn)
         conn.execute(rollup_table.delete())
         conn.execute(text(_rollup_select("")), {"start": MIN_MS, "end": MAX_MS})
     else:
-        firsts = conn.execute(
-            select(scrapes_table.c.target_id, func.min(scrapes_table.c.ts))
-            .where(scrapes_table.c.sid > mark)
-            .group_by(scrapes_table.c.target_id)
-        ).all()
-        for target_id, first in firsts:
-            hour = hour_of(int(first))
-            conn.execute(
-                rollup_table.delete().where(
-                    rollup_table.c.target_id == target_id,
-                    rollup_table.c.hour_ts >= hour,
-                )
-            )
+        targets = conn.execute(
+            select(scrapes_table.c.target_id).where(scrapes_table.c.sid > mark).distinct()
+        ).scalars()
+        for target_id in sorted(targets):
+            chain.relink(conn, target_id)
+            conn.execute(rollup_table.delete().where(rollup_table.c.target_id == target_id))
             conn.execute(
                 text(_rollup_select("WHERE t.id = :tid")),
-                {"tid": target_id, "start": hour_span(hour)[0], "end": MAX_MS},
+                {"tid": target_id, "start": MIN_MS, "end": MAX_MS},
             )
-    set_meta(conn, "rollup_sid", str(max_sid or 0))
+    set_meta(conn, MARK, str(max_sid or 0))
     set_meta(conn, "schema_version", str(SCHEMA_VERSION))
+    # the mark of version 2: a version-2 writer still running raises nothing now
+    conn.execute(meta_table.delete().where(meta_table.c.key == "rollup_sid"))
 
 
 # --- the write path (record_scrape) ----------------------------------------------------
@@ -132,13 +134,16 @@ def catch_up(conn: Connection) -> None:
 
 @functools.cache
 def _rollup_upsert(kind: str) -> str:
-    """Add the deltas of scrape :sid (of that kind, predecessor :psid) to the rollup rows
-    (:tid, :hour, endpoint)."""
+    """Add :sign x the deltas of scrape :sid (of that kind, predecessor :psid) to the
+    rollup rows (:tid, :hour, endpoint), and :sign samples each."""
     assert kind in ("restart", "reset", "counter_drop", "same")
     return f"""
         INSERT INTO lsops_rollup
-          (target_id, hour_ts, endpoint_id, requests, errors, time_sum_ms, resets)
-        SELECT CAST(:tid AS INTEGER), CAST(:hour AS BIGINT), endpoint_id, d_n, d_e, d_t, is_reset
+          (target_id, hour_ts, endpoint_id, requests, errors, time_sum_ms, resets, samples)
+        SELECT CAST(:tid AS INTEGER), CAST(:hour AS BIGINT), endpoint_id,
+               d_n * CAST(:sign AS INTEGER), d_e * CAST(:sign AS INTEGER),
+               d_t * CAST(:sign AS INTEGER), is_reset * CAST(:sign AS INTEGER),
+               CAST(:sign AS INTEGER)
         FROM (
           SELECT x.endpoint_id, {delta_columns(f"'{kind}'")}
           FROM lsops_samples x
@@ -150,138 +155,56 @@ def _rollup_upsert(kind: str) -> str:
           requests = lsops_rollup.requests + excluded.requests,
           errors = lsops_rollup.errors + excluded.errors,
           time_sum_ms = lsops_rollup.time_sum_ms + excluded.time_sum_ms,
-          resets = lsops_rollup.resets + excluded.resets"""
+          resets = lsops_rollup.resets + excluded.resets,
+          samples = lsops_rollup.samples + excluded.samples"""
 
 
-# The scrape (ts, sid) itself, the scrape just before it and the one just after it, of
-# one target, in (ts, sid) order: two short walks of the index (target_id, ts).
-_NEIGHBOURS_SQL = """
-SELECT * FROM (
-  SELECT CASE WHEN s.sid = :sid THEN 'me' ELSE 'prev' END AS side, s.sid, s.ts,
-         s.uptime_start_ms, s.last_reset_ms, s.requests_total
-  FROM lsops_scrapes s
-  WHERE s.target_id = :tid AND s.ts <= :ts AND (s.ts < :ts OR s.sid <= :sid)
-  ORDER BY s.ts DESC, s.sid DESC LIMIT 2
-) a
-UNION ALL
-SELECT * FROM (
-  SELECT 'next' AS side, s.sid, s.ts, s.uptime_start_ms, s.last_reset_ms, s.requests_total
-  FROM lsops_scrapes s
-  WHERE s.target_id = :tid AND s.ts >= :ts AND (s.ts > :ts OR s.sid > :sid)
-  ORDER BY s.ts, s.sid LIMIT 1
-) b"""
-
-_RAISE_MARK_SQL = (
-    "UPDATE lsops_meta SET value = :value WHERE key = 'rollup_sid' AND CAST(value AS BIGINT) < :sid"
+_EMPTY_ROWS_SQL = (
+    "DELETE FROM lsops_rollup WHERE target_id = :tid AND hour_ts = :hour AND samples <= 0"
 )
-
-_PG_PARAMS: dict[str, str] = {}
-
-
-def _driver(conn: Connection, sql: str, params: dict[str, Any]) -> Any:
-    """Execute a statement of the write path straight through the driver (no SQLAlchemy
-    compilation: about a tenth of a millisecond less per statement). The statements are
-    written with :name parameters (sqlite3's named style); psycopg gets %(name)s."""
-    if conn.dialect.name == "postgresql":
-        if sql not in _PG_PARAMS:
-            _PG_PARAMS[sql] = re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", sql)
-        sql = _PG_PARAMS[sql]
-    return conn.exec_driver_sql(sql, params)
+# The mark rises to the new sid only from the sid just below it: a scrape written between
+# them by a writer keeping no links (an older lsops still running, a bulk loader) keeps
+# the store stale until the next open links and rolls it up (`catch_up`).
+_RAISE_MARK_SQL = f"""UPDATE lsops_meta SET value = :value WHERE key = '{MARK}'
+    AND CAST(value AS BIGINT) = (SELECT COALESCE(MAX(sid), 0) FROM lsops_scrapes WHERE sid < :sid)"""
+LOCK_MARK_SQL = f"SELECT value FROM lsops_meta WHERE key = '{MARK}' FOR UPDATE"
 
 
-def _ts_or_none(row: Any) -> int | None:
-    return None if row is None else int(row.ts)
+def _same_deltas(old: chain.Contribution | None, new: chain.Contribution | None) -> bool:
+    if old is None or new is None:
+        return old is new
+    if old.kind == new.kind == "base":
+        return True
+    if old.kind in NEW_SERIES_KINDS and new.kind in NEW_SERIES_KINDS:
+        return True  # whole values either way, whatever the predecessor
+    return old == new
 
 
-def _sid_or_none(row: Any) -> int | None:
-    return None if row is None else int(row.sid)
-
-
-def roll_up(conn: Connection, target_id: int, sid: int, ts: int) -> None:
-    """Add the deltas of the scrape just inserted (sid, ts) to the hourly rollup, in
-    its transaction, then raise the mark `rollup_sid` to sid.
-
-    A scrape's deltas depend only on the scrapes before it: its predecessor with
-    metrics (`pred`) and, without one, the scrape just before it (`prev`). So the new
-    scrape's own deltas are computed from those (found by the index (target_id, ts);
-    kind decided as `SERIES_SQL` decides it, `series_kind`) and upserted into its
-    hour's rows (one INSERT ... SELECT over both scrapes' samples by primary key).
-    Written out of order (a backfill, segments collected side by side), it can change
-    the deltas of ONE later scrape: the next one with metrics (`succ`), whose
-    predecessor may now be this scrape, or whose scrape-before changed. When its kind
-    or predecessor really changes (two new-series kinds count the same: whole values),
-    succ's hour is recomputed from the samples (this scrape included when it falls in
-    the same hour)."""
-    rows = _driver(conn, _NEIGHBOURS_SQL, {"tid": target_id, "ts": ts, "sid": sid}).all()
-    me = next(r for r in rows if r.side == "me")
-    prev = next((r for r in rows if r.side == "prev"), None)
-    nxt = next((r for r in rows if r.side == "next"), None)
-    pred = prev
-    if prev is not None and prev.requests_total is None:
-        pred = _neighbour(conn, target_id, ts, sid, before=True)
-    has_metrics = me.requests_total is not None
-    recompute: int | None = None
-    succ = nxt
-    if nxt is not None and nxt.requests_total is None:
-        # failed scrapes right after this one: succ's scrape-before is not this one,
-        # so only a new predecessor (this scrape, with metrics) can change it
-        succ = _neighbour(conn, target_id, ts, sid, before=False) if has_metrics else None
-    if succ is not None:
-        new_pred = me if has_metrics else pred
-        if succ is nxt:
-            old_kind = series_kind(succ, pred, _ts_or_none(prev))
-            new_kind = series_kind(succ, new_pred, int(me.ts))
-        elif pred is not None:  # the scrape-before does not count with a predecessor
-            old_kind = series_kind(succ, pred, None)
-            new_kind = series_kind(succ, new_pred, None)
-        else:  # its scrape-before (not fetched) decided its kind: recompute
-            old_kind, new_kind = "?", "!"
-        same_deltas = (
-            (old_kind == new_kind == "base")
-            or (old_kind in NEW_SERIES_KINDS and new_kind in NEW_SERIES_KINDS)
-            or (old_kind == new_kind and _sid_or_none(pred) == _sid_or_none(new_pred))
-        )
-        if not same_deltas:
-            recompute = hour_of(int(succ.ts))
-    hour = hour_of(int(me.ts))
-    if has_metrics and recompute != hour:
-        kind = series_kind(me, pred, _ts_or_none(prev))
-        if kind != "base":
-            _driver(
-                conn,
-                _rollup_upsert(kind),
-                {"tid": target_id, "hour": hour, "sid": sid, "psid": _sid_or_none(pred)},
-            )
-    if recompute is not None:
-        roll_up_hour(conn, target_id, recompute)
-    _driver(conn, _RAISE_MARK_SQL, {"value": str(sid), "sid": sid})
-
-
-def _neighbour(conn: Connection, target_id: int, ts: int, sid: int, *, before: bool) -> Any:
-    """The nearest scrape WITH METRICS before (or after) (ts, sid) of the target."""
-    s = scrapes_table.c
-    if before:
-        where = [s.ts <= ts, or_(s.ts < ts, s.sid < sid)]
-        order = (s.ts.desc(), s.sid.desc())
-    else:
-        where = [s.ts >= ts, or_(s.ts > ts, s.sid > sid)]
-        order = (s.ts.asc(), s.sid.asc())
-    return conn.execute(
-        select(s.sid, s.ts, s.uptime_start_ms, s.last_reset_ms, s.requests_total)
-        .where(s.target_id == target_id, s.requests_total.is_not(None), *where)
-        .order_by(*order)
-        .limit(1)
-    ).first()
-
-
-def roll_up_hour(conn: Connection, target_id: int, hour: int) -> None:
-    """Recompute the rollup rows of one hour of one target from the samples."""
-    conn.execute(
-        rollup_table.delete().where(
-            rollup_table.c.target_id == target_id, rollup_table.c.hour_ts == hour
-        )
+def _add(conn: Connection, target_id: int, hour: int, sid: int, c: Any, sign: int) -> None:
+    if c is None or c.kind == "base":
+        return  # a baseline contributes nothing
+    chain.driver(
+        conn,
+        _rollup_upsert(c.kind),
+        {"tid": target_id, "hour": hour, "sid": sid, "psid": c.pred_sid, "sign": sign},
     )
-    lo, hi = hour_span(hour)
-    conn.execute(
-        text(_rollup_select("WHERE t.id = :tid")), {"tid": target_id, "start": lo, "end": hi}
-    )
+
+
+def roll_up(conn: Connection, target_id: int, sid: int, changes: list[chain.Change]) -> None:
+    """Apply the contribution `changes` of writing scrape `sid` (`chain.link`) to the
+    hourly rollup, in its transaction, then raise the mark `series_sid` to sid.
+
+    Each change moves one scrape's contribution, filed in the hour of its ts, from its
+    old (predecessor, kind) to its new one: the old deltas are subtracted and the new
+    ones added (kinds that give the same deltas are left alone); rows left with no
+    sample are deleted, so the rollup holds exactly the rows a computation from the
+    samples gives."""
+    for change in changes:
+        if _same_deltas(change.old, change.new):
+            continue
+        hour = hour_of(change.ts)
+        _add(conn, target_id, hour, change.sid, change.old, -1)
+        _add(conn, target_id, hour, change.sid, change.new, +1)
+        if change.old is not None and change.old.kind != "base":
+            chain.driver(conn, _EMPTY_ROWS_SQL, {"tid": target_id, "hour": hour})
+    chain.driver(conn, _RAISE_MARK_SQL, {"value": str(sid), "sid": sid})

@@ -33,16 +33,19 @@ from sqlalchemy import (
     create_engine,
     event,
     inspect,
+    literal_column,
     select,
+    text,
 )
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.schema import CreateIndex
 
 from ..config import redact_url
 from ..exceptions import ConfigError, StoreError, StoreVersionError
 
-SCHEMA_VERSION = 2  # 2: lsops_rollup
+SCHEMA_VERSION = 3  # 2: lsops_rollup; 3: the series links (see "schema version 3" below)
 
 
 class StoreUrlError(StoreError, ConfigError):
@@ -218,6 +221,54 @@ db_queries_table = Table(
     Column("rows", BigInteger),
 )
 Index("lsops_db_queries_db_ts", db_queries_table.c.database, db_queries_table.c.ts)
+
+
+# --- schema version 3 (issue 13: redundant collectors) ------------------------------------
+#
+# Several collectors may scrape one target into one store, with skewed clocks: a scrape's
+# place in its target's series is decided by what the API answered, not by the collector
+# clock (`series.py`). Each scrape with metrics keeps a link to its predecessor in that
+# order (`prev_sid`, maintained on write by `chain.py`); the series index finds the
+# neighbours of a new scrape; each rollup row counts the samples it sums (`samples`), so
+# that a row whose contributions were all taken back is deleted. Migration: `migrate_v3`.
+
+SERIES_KEY = (
+    "coalesce({a}uptime_start_ms, -1)",
+    "coalesce({a}last_reset_ms, -1)",
+    "coalesce({a}server_ts, {a}ts)",
+    "{a}requests_total",
+    "{a}sid",
+)
+
+scrapes_table.append_column(Column("prev_sid", _ID))  # the series predecessor (with metrics)
+rollup_table.append_column(Column("samples", Integer, nullable=False, server_default=text("0")))
+series_index = Index(
+    "lsops_scrapes_series",
+    scrapes_table.c.target_id,
+    *(literal_column(k.format(a="")) for k in SERIES_KEY),
+    sqlite_where=scrapes_table.c.requests_total.is_not(None),
+    postgresql_where=scrapes_table.c.requests_total.is_not(None),
+)
+
+
+def migrate_v3(conn: Connection) -> None:
+    """Give a store of schema version 1 or 2 the columns and the index of version 3 (in the
+    caller's write transaction; idempotent, safe when two processes migrate at once)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("ALTER TABLE lsops_scrapes ADD COLUMN IF NOT EXISTS prev_sid BIGINT")
+        conn.exec_driver_sql(
+            "ALTER TABLE lsops_rollup ADD COLUMN IF NOT EXISTS samples INTEGER NOT NULL DEFAULT 0"
+        )
+    else:
+        have = {c["name"] for c in inspect(conn).get_columns(scrapes_table.name)}
+        if "prev_sid" not in have:
+            conn.exec_driver_sql("ALTER TABLE lsops_scrapes ADD COLUMN prev_sid INTEGER")
+        have = {c["name"] for c in inspect(conn).get_columns(rollup_table.name)}
+        if "samples" not in have:
+            conn.exec_driver_sql(
+                "ALTER TABLE lsops_rollup ADD COLUMN samples INTEGER NOT NULL DEFAULT 0"
+            )
+    conn.execute(CreateIndex(series_index, if_not_exists=True))
 
 
 # --- engine and URL ------------------------------------------------------------------

@@ -1,13 +1,17 @@
-"""The delta rule, written once: series kinds, per-sample deltas and time buckets.
+"""The delta rule, written once: the series order, series kinds, deltas and time buckets.
 
-Interval figures are deltas of cumulative counters, computed in SQL with window
-functions. Every interval read (`intervals.py`) and every rollup write (`rollup.py`)
-builds its statement from the fragments here, so they compute the very same numbers:
+Interval figures are deltas of cumulative counters. Every interval read (`intervals.py`)
+and every rollup write (`rollup.py`) builds its statement from the fragments here, so
+they compute the very same numbers:
 
-- `series_sql` / `SERIES_SQL`: the CTEs that give each scrape with metrics of a target
-  its predecessor with metrics and its kind (base, restart, reset, counter_drop, same);
+- `SERIES_KEY` / `key_sql`: the order of a target's scrapes with metrics, by what the API
+  answered (process, reset, server clock, counters), never by the collector clock;
+- `series_sql`: the CTEs that give each scrape with metrics of a window its predecessor
+  in that order (the stored link `prev_sid`, or the link computed on the fly while a
+  foreign writer left scrapes unlinked) and its kind (base, restart, reset,
+  counter_drop, same);
 - `delta_columns`: the per-endpoint deltas of one sample against its predecessor's;
-- `series_kind`: the same kind decision in Python, for the rollup's write path;
+- `series_kind`: the same kind decision in Python, for the write path;
 - `bucket_sql` / `hour_of`: the buckets, as integer division of epoch milliseconds.
 
 The rule itself is documented at `Store.endpoint_intervals` and in docs/internals.md.
@@ -19,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from ..times import to_ms
+from .schema import SERIES_KEY
 
 BUCKETS: dict[str, int | None] = {
     "minute": 60_000,
@@ -43,56 +48,113 @@ def ms(value: datetime | None, default: int) -> int:
     return default if value is None else to_ms(value)
 
 
+# --- the series order ----------------------------------------------------------------
+#
+# Per target, the scrapes WITH METRICS are ordered by
+#   (uptime.start, uptime.lastReset, the server's `timestamp`, requests.total, sid)
+# (a missing start or reset as -1, a missing server timestamp as the collector's): a
+# later process starts later, a later reset happens later, and within one process and
+# reset the server's own clock orders its answers, the counters breaking ties of a
+# millisecond (they never go down within one process and reset). So the order does not
+# depend on which collector took a scrape, on its clock, or on when it was written: any
+# number of collectors give the same series, and an answer identical to one stored sits
+# next to it (its deltas are zero: it adds nothing).
+
+
+def key_sql(alias: str = "") -> str:
+    """The series key as an SQL list (the expressions of the series index)."""
+    a = f"{alias}." if alias else ""
+    return ", ".join(k.format(a=a) for k in SERIES_KEY)
+
+
+def key_of(row: Any) -> tuple[int, int, int, int, int]:
+    """The series key of a row (sid, ts, server_ts, uptime_start_ms, last_reset_ms,
+    requests_total), as the SQL computes it."""
+    return (
+        -1 if row.uptime_start_ms is None else int(row.uptime_start_ms),
+        -1 if row.last_reset_ms is None else int(row.last_reset_ms),
+        int(row.ts) if row.server_ts is None else int(row.server_ts),
+        int(row.requests_total),
+        int(row.sid),
+    )
+
+
+# The latest scrape WITHOUT metrics before scrape `s` in collector order (ts, sid): its
+# ts decides whether the first scrape of a target is a baseline or a restart.
+def prev_failed_sql(s: str) -> str:
+    return f"""(SELECT MAX(f.ts) FROM lsops_scrapes f
+               WHERE f.target_id = {s}.target_id AND f.requests_total IS NULL
+                 AND f.ts <= {s}.ts AND (f.ts < {s}.ts OR f.sid < {s}.sid))"""
+
+
 # --- the series rule, shared by every interval read ----------------------------------
 #
-# b  : per target, the lower bound of the scan: the last scrape WITH METRICS before
-#      :start (the predecessor that makes windows additive), else the last scrape of any
-#      kind before :start, else :start.
-# sc : every scrape of the scan, with the ts of the scrape before it (any kind).
-# mk : the scrapes with metrics, each with its predecessor with metrics (p_*) and a kind:
-#      base         no predecessor with metrics, and the process did not (re)start after
-#                   the scrape before it: the values are a baseline, the delta unknown.
-#      restart      a new uptime.start (or, with no predecessor with metrics, an
-#                   uptime.start/lastReset after the previous known scrape: the counters
-#                   started while we were watching).
+# sel : the targets read.
+# ln  : (computed links only) each scrape with metrics and its predecessor in the series
+#       order, over the targets' whole history (a window function: only while scrapes
+#       written by a writer that keeps no links wait for the next open to be linked).
+# sc  : every scrape of the window (for the scrape and failure counts).
+# ms  : the scrapes with metrics of the window, each with its predecessor (p_*) and, for
+#       the first of its target's series (no predecessor), `pf`: the ts of the latest
+#       scrape without metrics before it (collector order).
+# mk  : ms with its kind:
+#      base         no predecessor, and the process did not (re)start after the failed
+#                   scrape before it: the values are a baseline, the delta unknown.
+#      restart      a new uptime.start (or, with no predecessor, an uptime.start/lastReset
+#                   after the failed scrape before it: the counters started while we
+#                   were watching).
 #      reset        a new uptime.lastReset (POST /api/metrics/reset).
-#      counter_drop requests.total went down with neither changing.
+#      counter_drop requests.total went down with neither changing (and the lower
+#                   reading is the newer one by the server's clock: the order says so).
 #      same         the same series: deltas are differences.
-def series_sql(target_where: str, *, p: str = "", start: str = ":start", end: str = ":end") -> str:
-    """The CTEs b, sc, ms, mk above (names prefixed with `p`, bounds as given), so that one
-    statement can scan two windows (the partial hours at both edges of a rollup read)."""
+def series_sql(
+    target_where: str,
+    *,
+    p: str = "",
+    start: str = ":start",
+    end: str = ":end",
+    stored: bool = True,
+) -> str:
+    """The CTEs above (names prefixed with `p`, window bounds as given, so that one
+    statement can scan two windows). `stored`: the links written with the scrapes
+    (`prev_sid`); False: computed by a window function over the whole history."""
+    if stored:
+        links, prev = "", "s.prev_sid"
+    else:
+        links = f"""
+{p}ln AS (
+  SELECT s.sid, LAG(s.sid) OVER (PARTITION BY s.target_id ORDER BY {key_sql("s")}) AS prev_sid
+  FROM lsops_scrapes s JOIN {p}sel ON s.target_id = {p}sel.target_id
+  WHERE s.requests_total IS NOT NULL
+),"""
+        prev = f"{p}ln.prev_sid"
+    join_links = "" if stored else f"JOIN {p}ln ON {p}ln.sid = s.sid"
     return f"""
-{p}b AS (
-  SELECT t.id AS target_id, t.name AS target,
-         COALESCE(
-           (SELECT s.ts FROM lsops_scrapes s
-             WHERE s.target_id = t.id AND s.ts < {start} AND s.requests_total IS NOT NULL
-             ORDER BY s.ts DESC LIMIT 1),  -- MAX(ts), found walking the index back
-           (SELECT MAX(s.ts) FROM lsops_scrapes s WHERE s.target_id = t.id AND s.ts < {start}),
-           {start}) AS lo
-  FROM lsops_targets t {target_where}
-),
+{p}sel AS (
+  SELECT t.id AS target_id, t.name AS target FROM lsops_targets t {target_where}
+),{links}
 {p}sc AS (
-  SELECT s.sid, s.target_id, {p}b.target, s.ts, s.ok,
-         s.uptime_start_ms AS us, s.last_reset_ms AS lr, s.requests_total AS rq,
-         s.cache_hits AS ch, s.cache_misses AS cm,
-         LAG(s.ts) OVER (PARTITION BY s.target_id ORDER BY s.ts, s.sid) AS prev_any_ts
-  FROM lsops_scrapes s JOIN {p}b ON s.target_id = {p}b.target_id
-  WHERE s.ts >= {p}b.lo AND s.ts < {end}
+  SELECT s.sid, s.target_id, s.ts, s.ok
+  FROM lsops_scrapes s JOIN {p}sel ON s.target_id = {p}sel.target_id
+  WHERE s.ts >= {start} AND s.ts < {end}
 ),
 {p}ms AS (
-  SELECT {p}sc.*,
-         LAG(sid) OVER w AS p_sid, LAG(us) OVER w AS p_us, LAG(lr) OVER w AS p_lr,
-         LAG(rq) OVER w AS p_rq, LAG(ch) OVER w AS p_ch, LAG(cm) OVER w AS p_cm
-  FROM {p}sc WHERE rq IS NOT NULL
-  WINDOW w AS (PARTITION BY target_id ORDER BY ts, sid)
+  SELECT s.sid, s.target_id, {p}sel.target, s.ts,
+         s.uptime_start_ms AS us, s.last_reset_ms AS lr, s.requests_total AS rq,
+         s.cache_hits AS ch, s.cache_misses AS cm,
+         q.sid AS p_sid, q.uptime_start_ms AS p_us, q.last_reset_ms AS p_lr,
+         q.requests_total AS p_rq, q.cache_hits AS p_ch, q.cache_misses AS p_cm,
+         CASE WHEN q.sid IS NULL THEN {prev_failed_sql("s")} END AS pf
+  FROM lsops_scrapes s JOIN {p}sel ON s.target_id = {p}sel.target_id
+  {join_links}
+  LEFT JOIN lsops_scrapes q ON q.sid = {prev}
+  WHERE s.ts >= {start} AND s.ts < {end} AND s.requests_total IS NOT NULL
 ),
 {p}mk AS (
   SELECT {p}ms.*,
          CASE
            WHEN p_sid IS NULL THEN
-             CASE WHEN prev_any_ts IS NOT NULL
-                       AND (COALESCE(us, -1) > prev_any_ts OR COALESCE(lr, -1) > prev_any_ts)
+             CASE WHEN pf IS NOT NULL AND (COALESCE(us, -1) > pf OR COALESCE(lr, -1) > pf)
                   THEN 'restart' ELSE 'base' END
            WHEN COALESCE(us, -1) <> COALESCE(p_us, -1) THEN 'restart'
            WHEN COALESCE(lr, -1) <> COALESCE(p_lr, -1) THEN 'reset'
@@ -103,18 +165,14 @@ def series_sql(target_where: str, *, p: str = "", start: str = ":start", end: st
 )"""
 
 
-# `SERIES_SQL.format(target_where=...)`: the CTEs over [:start, :end)
-SERIES_SQL = series_sql("{target_where}")
-
-
-def series_kind(me: Any, pred: Any, prev_ts: int | None) -> str:
-    """The kind `SERIES_SQL` gives scrape `me` (uptime_start_ms, last_reset_ms,
-    requests_total) with its predecessor with metrics `pred` (or None) and the ts of the
-    scrape before it of any kind (or None)."""
+def series_kind(me: Any, pred: Any, pf: int | None) -> str:
+    """The kind `series_sql` gives scrape `me` (uptime_start_ms, last_reset_ms,
+    requests_total) with its predecessor `pred` (or None) and, without one, the ts `pf`
+    of the latest scrape without metrics before it (or None)."""
     us = -1 if me.uptime_start_ms is None else me.uptime_start_ms
     lr = -1 if me.last_reset_ms is None else me.last_reset_ms
     if pred is None:
-        return "restart" if prev_ts is not None and (us > prev_ts or lr > prev_ts) else "base"
+        return "restart" if pf is not None and (us > pf or lr > pf) else "base"
     if us != (-1 if pred.uptime_start_ms is None else pred.uptime_start_ms):
         return "restart"
     if lr != (-1 if pred.last_reset_ms is None else pred.last_reset_ms):
@@ -160,8 +218,3 @@ def hour_of(ts: int) -> int:
     """The rollup hour of ts, as the SQL computes it ((ts / h) * h truncates toward 0)."""
     q = abs(ts) // HOUR_MS
     return (q if ts >= 0 else -q) * HOUR_MS
-
-
-def hour_span(hour: int) -> tuple[int, int]:
-    """[lo, hi): the instants whose `hour_of` is `hour` (the hour 0 spans two hours)."""
-    return (hour if hour > 0 else hour - HOUR_MS + 1), (hour + HOUR_MS if hour >= 0 else hour + 1)

@@ -1,8 +1,8 @@
 """Writing one scrape: `write_scrape` and the rows it is made of.
 
 One `record_scrape` = one transaction (scrape row, health services, per-endpoint samples,
-new error records, the rollup of the scrape, compressed raw payloads), so a process
-killed mid-write leaves either the whole scrape or none of it. The scrape's UUID is
+new error records, the series links and the rollup of the scrape, compressed raw
+payloads), so a process killed mid-write leaves either the whole scrape or none of it. The scrape's UUID is
 unique: a retried write of the same scrape stores nothing twice.
 """
 
@@ -14,14 +14,14 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..exceptions import StoreError
 from ..models import ErrorRecord, Scrape, is_monitoring
 from ..times import to_ms
-from . import rollup
+from . import chain, rollup
 from .core import Ids, StoreCore
 from .schema import (
     endpoints_table,
@@ -79,11 +79,14 @@ def write_scrape(conn: Connection, scrape: Scrape, known: Ids, new: Ids) -> bool
         return False
     target_id = _target_id(conn, scrape.target, known, new)
     if conn.dialect.name == "postgresql":
-        # one writer per target at a time: the rollup reads the target's latest
-        # scrapes (SQLite's BEGIN IMMEDIATE already serializes every writer)
+        # one writer per target at a time: the links and the rollup read the scrape's
+        # neighbours in its series (SQLite's BEGIN IMMEDIATE already serializes writers)
         conn.execute(
             select(targets_table.c.id).where(targets_table.c.id == target_id).with_for_update()
         )
+        # then the mark (as `catch_up` locks them): sids are taken in the order of the
+        # mark's rises, so a writer raises it only over committed scrapes
+        conn.execute(text(rollup.LOCK_MARK_SQL))
     row = scrape_row(scrape, target_id)
     sid = conn.execute(scrapes_table.insert().values(**row)).inserted_primary_key[0]
 
@@ -125,7 +128,7 @@ def write_scrape(conn: Connection, scrape: Scrape, known: Ids, new: Ids) -> bool
                 conn, errors_table, error_rows(metrics.recent_errors, target_id, row["ts"])
             )
 
-    rollup.roll_up(conn, target_id, sid, row["ts"])
+    rollup.roll_up(conn, target_id, sid, chain.link(conn, target_id, sid))
 
     if scrape.raw:
         conn.execute(

@@ -47,8 +47,8 @@ pytestmark = pytest.mark.timeout(600)
 
 TOKEN = "tok-HOSTILE-3b9d7e1f"
 PASSWORD = "pw-HOSTILE-c4a8f2"
-EXAMPLES = 40
-REPORT_EXAMPLES = 25  # each archives a report (nbconvert's HTML export)
+EXAMPLES = 50
+REPORT_EXAMPLES = 40  # each archives a report (nbconvert's HTML export)
 RANDOM = os.environ.get("LSOPS_HYPOTHESIS_RANDOM") == "1"
 
 # --- values ---------------------------------------------------------------------------------

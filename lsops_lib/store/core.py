@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..config import redact_url
 from ..exceptions import StoreError
-from . import rollup
+from . import pack, rollup
 from .schema import (
     SCHEMA_VERSION,
     create_tables,
@@ -30,6 +30,7 @@ from .schema import (
     make_engine,
     meta_table,
     one_line,
+    pack_state_table,
     refuse_newer,
     rollup_table,
     stored_version,
@@ -45,6 +46,9 @@ class Ids:
 
     targets: dict[str, int] = field(default_factory=dict)
     endpoints: dict[str, int] = field(default_factory=dict)
+    # the compact format (pack.py): the store's period; what a write left to pack
+    period: int = pack.DEFAULT_PERIOD_MS
+    written: tuple[int, int, bool] | None = None  # (target id, ts, dirty) of the write
 
     def update(self, other: Ids) -> None:
         self.targets.update(other.targets)
@@ -59,6 +63,7 @@ class StoreCore:
         self._url = url
         self._lock = threading.Lock()
         self._ids = Ids()  # target and endpoint ids of committed writes
+        self._packed_below: dict[int, int] = {}  # per target: periods below are packed
         try:
             self.engine = make_engine(url)
             self._init_schema()
@@ -95,6 +100,7 @@ class StoreCore:
         with self._write() as conn:
             version = stored_version(conn, self.url)
             refuse_newer(version, self.url)
+            fresh = version is None
             # a store without its rollup table (dropped by hand): roll up anew
             lost = version is not None and not inspect(conn).has_table(rollup_table.name)
         create_tables(self.engine)
@@ -110,7 +116,17 @@ class StoreCore:
                 )
             if lost:
                 conn.execute(meta_table.delete().where(meta_table.c.key == rollup.MARK))
-            rollup.catch_up(conn)  # migrates an older store (version 1, 2) too
+            if fresh or version < SCHEMA_VERSION:  # type: ignore[operator]
+                # the compact format's period, and (an older store) its migration to do:
+                # raised with the version, in this transaction (pack.py)
+                rows = [{"key": pack.PERIOD_KEY, "value": str(pack.new_period())}]
+                if not fresh:
+                    rows.append({"key": pack.MIGRATING_KEY, "value": "1"})
+                insert_ignore(conn, pack_state_table, rows)
+            rollup.catch_up(conn)  # migrates an older store (version 1, 2, 3) too
+        pack.pack_store(self.engine)  # an unfinished migration, periods left dirty
+        with self.engine.connect() as conn:
+            self._ids.period = pack.period_ms(conn)
 
     def schema_version(self) -> int | None:
         with self.engine.connect() as conn:
@@ -139,9 +155,12 @@ class StoreCore:
         *,
         ts_columns: Iterable[str] = ("ts",),
         extra: Mapping[str, Any] | None = None,
+        samples: tuple[list[tuple[int, int]], str, bool] | None = None,
     ) -> pd.DataFrame:
         """The rows of `sql` (parameters :start, :end in epoch ms, :target when given, and
-        `extra`) as a DataFrame, `ts_columns` as Timestamp(tz="UTC")."""
+        `extra`) as a DataFrame, `ts_columns` as Timestamp(tz="UTC"). `samples`: (windows,
+        target WHERE, stale): `__SAMPLES__` in `sql` becomes the samples those windows see,
+        rows and packed blocks (`pack.samples_source`), read in the same snapshot."""
         params: dict[str, Any] = {
             "start": ms(start, MIN_MS),
             "end": ms(end, MAX_MS),
@@ -150,6 +169,12 @@ class StoreCore:
         if target is not None:
             params["target"] = target
         with self._read() as conn:
+            if samples is not None:
+                if conn.dialect.name == "postgresql":  # one snapshot for blocks and rows
+                    conn = conn.execution_options(isolation_level="REPEATABLE READ")
+                windows, target_where, stale = samples
+                source = pack.samples_source(conn, windows, target_where, params, stale=stale)
+                sql = sql.replace("__SAMPLES__", source)
             result = conn.execute(text(sql), params)
             columns = list(result.keys())
             # the driver's plain tuples (a text() query has no result processing to skip):

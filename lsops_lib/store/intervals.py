@@ -135,8 +135,8 @@ class IntervalReads(StoreCore):
           SELECT {bucket_sql(bucket, f"{p}mk.ts")} AS bts, x.endpoint_id,
                  {delta_columns(f"{p}mk.kind")}
           FROM {p}mk
-          JOIN lsops_samples x ON x.scrape_sid = {p}mk.sid
-          LEFT JOIN lsops_samples px ON px.scrape_sid = {p}mk.p_sid
+          JOIN __SAMPLES__ x ON x.scrape_sid = {p}mk.sid
+          LEFT JOIN __SAMPLES__ px ON px.scrape_sid = {p}mk.p_sid
                                     AND px.endpoint_id = x.endpoint_id
           WHERE {p}mk.kind <> 'base' AND x.{endpoint_filter}
         )"""
@@ -163,7 +163,17 @@ class IntervalReads(StoreCore):
         SELECT g.bts AS ts, e.path AS endpoint, g.requests, g.errors, g.time_sum_ms, g.resets
         FROM g JOIN lsops_endpoints e ON e.id = g.endpoint_id
         ORDER BY g.bts, e.path"""
-        return _endpoint_frame(self._frame(sql, start, end, target, extra={"a": a, "b": b}))
+        windows = [w for w in ((lo, a), (b, hi)) if w[0] < w[1]]
+        return _endpoint_frame(
+            self._frame(
+                sql,
+                start,
+                end,
+                target,
+                extra={"a": a, "b": b},
+                samples=(windows, target_where, False) if ctes else None,
+            )
+        )
 
     def _endpoint_intervals_raw(
         self,
@@ -182,15 +192,17 @@ class IntervalReads(StoreCore):
         # for a month of one-minute scrapes of 50 endpoints; see docs/benchmarks.md). An
         # endpoint absent from the predecessor has no pair (px.count IS NULL): it counts
         # whole, as does a new series or the endpoint's own count going down.
-        series = series_sql("WHERE t.name = :target" if target else "", stored=not self._stale())
+        stale = self._stale()
+        target_where = "WHERE t.name = :target" if target else ""
+        series = series_sql(target_where, stored=not stale)
         sql = f"""
         WITH {series},
         ed AS (
           SELECT {bucket_sql(bucket, "mk.ts")} AS bts, x.endpoint_id,
                  {delta_columns("mk.kind")}
           FROM mk
-          JOIN lsops_samples x ON x.scrape_sid = mk.sid
-          LEFT JOIN lsops_samples px ON px.scrape_sid = mk.p_sid AND px.endpoint_id = x.endpoint_id
+          JOIN __SAMPLES__ x ON x.scrape_sid = mk.sid
+          LEFT JOIN __SAMPLES__ px ON px.scrape_sid = mk.p_sid AND px.endpoint_id = x.endpoint_id
           WHERE mk.kind <> 'base'
             AND x.endpoint_id IN (SELECT e.id FROM lsops_endpoints e {monitoring})
         ),
@@ -202,7 +214,10 @@ class IntervalReads(StoreCore):
         SELECT g.bts AS ts, e.path AS endpoint, g.requests, g.errors, g.time_sum_ms, g.resets
         FROM g JOIN lsops_endpoints e ON e.id = g.endpoint_id
         ORDER BY g.bts, e.path"""
-        return _endpoint_frame(self._frame(sql, start, end, target))
+        window = [(ms(start, MIN_MS), ms(end, MAX_MS))]
+        return _endpoint_frame(
+            self._frame(sql, start, end, target, samples=(window, target_where, stale))
+        )
 
     def counter_intervals(
         self,

@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 
-from . import chain
+from . import chain, pack
 from .schema import (
     SCHEMA_VERSION,
     meta_table,
@@ -106,9 +106,10 @@ def catch_up(conn: Connection) -> None:
     if not is_stale(state):
         return
     version, mark, max_sid = state
-    if version < SCHEMA_VERSION or mark is None:
-        if version < SCHEMA_VERSION:
+    if version < 3 or mark is None:
+        if version < 3:
             migrate_v3(conn)
+        pack.unpack_target(conn, None)  # the rule reads the samples as rows
         chain.relink(conn)
         conn.execute(rollup_table.delete())
         conn.execute(text(_rollup_select("")), {"start": MIN_MS, "end": MAX_MS})
@@ -117,6 +118,7 @@ def catch_up(conn: Connection) -> None:
             select(scrapes_table.c.target_id).where(scrapes_table.c.sid > mark).distinct()
         ).scalars()
         for target_id in sorted(targets):
+            pack.unpack_target(conn, target_id)
             chain.relink(conn, target_id)
             conn.execute(rollup_table.delete().where(rollup_table.c.target_id == target_id))
             conn.execute(

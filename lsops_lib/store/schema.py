@@ -45,7 +45,7 @@ from sqlalchemy.schema import CreateIndex
 from ..config import redact_url
 from ..exceptions import ConfigError, StoreError, StoreVersionError
 
-SCHEMA_VERSION = 3  # 2: lsops_rollup; 3: the series links (see "schema version 3" below)
+SCHEMA_VERSION = 4  # 2: lsops_rollup; 3: the series links; 4: packed sample blocks (pack.py)
 
 
 class StoreUrlError(StoreError, ConfigError):
@@ -271,6 +271,35 @@ def migrate_v3(conn: Connection) -> None:
     conn.execute(CreateIndex(series_index, if_not_exists=True))
 
 
+# --- schema version 4 (issue 14: the compact sample format) ---------------------------------
+#
+# The samples of the scrapes of one target in one period (`pack_period_ms` in lsops_meta,
+# a day unless the store was created otherwise) are packed into one block once the
+# target's scrapes have moved on to a later period (`pack.py`, codec in `codec.py`); the
+# recent period stays in lsops_samples, and so do late samples until they are packed in.
+# Migration from 1-3: the version is raised at once (rows are always valid), the old
+# periods are then packed one transaction each (an interrupted migration resumes on open).
+
+sample_blocks_table = Table(
+    "lsops_sample_blocks",
+    metadata,
+    Column("target_id", Integer, primary_key=True, autoincrement=False),
+    Column("period_ts", BigInteger, primary_key=True, autoincrement=False),
+    Column("scrapes", Integer, nullable=False),
+    Column("samples", Integer, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+)
+
+# the packer's own state (kept out of lsops_meta): the period, per target the period below
+# which all is packed, periods with late samples to merge in, an unfinished migration
+pack_state_table = Table(
+    "lsops_pack_state",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+
 # --- engine and URL ------------------------------------------------------------------
 
 
@@ -370,11 +399,12 @@ def refuse_newer(version: int | None, url: str) -> None:
         )
 
 
-def set_meta(conn: Connection, key: str, value: str) -> None:
+def set_meta(conn: Connection, key: str, value: str, table: Table = meta_table) -> None:
     """Update in place (a PostgreSQL writer waiting on that row then sees the new one)."""
-    done = conn.execute(meta_table.update().where(meta_table.c.key == key).values(value=value))
+    done = conn.execute(table.update().where(table.c.key == key).values(value=value))
     if done.rowcount == 0:
-        conn.execute(meta_table.insert().values(key=key, value=value))
+        insert_ignore(conn, table, [{"key": key, "value": value}])
+        conn.execute(table.update().where(table.c.key == key).values(value=value))
 
 
 def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:

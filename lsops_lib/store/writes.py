@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from ..exceptions import StoreError
 from ..models import ErrorRecord, Scrape, is_monitoring
 from ..times import to_ms
-from . import chain, rollup
+from . import chain, pack, rollup
 from .core import Ids, StoreCore
 from .schema import (
     endpoints_table,
@@ -64,7 +64,26 @@ class Writes(StoreCore):
             if not write_scrape(conn, scrape, self._ids, new):
                 return False
         self._ids.update(new)  # ids are only trusted once their transaction committed
+        if new.written is not None:
+            self._pack_after(*new.written)
         return True
+
+    def _pack_after(self, target_id: int, ts: int, dirty: bool) -> None:
+        """After a committed write: pack the target's earlier periods once its scrapes
+        moved on to a new one, and merge late samples in (pack.py), each period in its
+        own transaction."""
+        period = self._ids.period
+        p = pack.period_of(ts, period)
+        below = self._packed_below.get(target_id)
+        if below is None:
+            below = pack.packed_below(self.engine, target_id)
+        if p > below:
+            pack.pack_target(self.engine, target_id, period, since=below if below > 0 else None)
+            pack.set_packed_below(self.engine, target_id, p)
+            below = p
+        elif dirty:
+            pack.pack_target(self.engine, target_id, period, since=2**62)  # the dirty ones
+        self._packed_below[target_id] = below
 
 
 def has_scrape(conn: Connection, scrape_id: str) -> bool:
@@ -128,7 +147,12 @@ def write_scrape(conn: Connection, scrape: Scrape, known: Ids, new: Ids) -> bool
                 conn, errors_table, error_rows(metrics.recent_errors, target_id, row["ts"])
             )
 
-    rollup.roll_up(conn, target_id, sid, chain.link(conn, target_id, sid))
+    changes = chain.link(conn, target_id, sid)
+    # the compact format: neighbours in packed periods back to rows, late samples noted
+    dirty = pack.unpack_touched(conn, target_id, changes, known.period)
+    dirty = pack.note_late(conn, target_id, row["ts"], known.period) or dirty
+    rollup.roll_up(conn, target_id, sid, changes)
+    new.written = (target_id, row["ts"], dirty)
 
     if scrape.raw:
         conn.execute(

@@ -1,11 +1,10 @@
-"""`history_query`, `store_bytes` (the 30-day store) and `year_query` (the 365-day store).
+"""`history_query` (the 30-day store) and `year_query` (the 365-day store); the 30-day
+store's bytes beside Prometheus's are in `peer_figs.py`.
 
 history_query: hourly per-endpoint requests, errors and mean latency over the whole
     history, `Store.endpoint_intervals(bucket="hour")` (aggregated in SQL), against the
     baseline of loading the raw sample rows into pandas and computing the same deltas
     and hourly groups there.
-store_bytes: bytes on disk of the per-endpoint sample table with its indexes (SQLite
-    `dbstat`), per sample; the whole file per sample is in the details.
 year_query: the same query over 365 days, against history_query.
 """
 
@@ -82,44 +81,6 @@ def pandas_hourly(path: Path, start: datetime, end: datetime) -> pd.DataFrame:
     return out
 
 
-def store_bytes(data: Dataset) -> tuple[float, dict[str, object]]:
-    """(bytes per sample of lsops_samples and what the store derives from it (the hourly
-    rollup, when the schema has one), indexes included; details)."""
-    con = sqlite3.connect(data.path)
-    try:
-        per_table: dict[str, int] = {}
-        for table in ("lsops_samples", "lsops_rollup"):
-            names = [
-                row[0]
-                for row in con.execute(
-                    "SELECT name FROM sqlite_schema WHERE tbl_name = ?", (table,)
-                ).fetchall()
-            ]
-            if not names:
-                continue
-            placeholders = ", ".join("?" * len(names))
-            (size,) = con.execute(
-                f"SELECT SUM(pgsize) FROM dbstat WHERE name IN ({placeholders})", names
-            ).fetchone()
-            per_table[table] = int(size or 0)
-        sample_bytes = sum(per_table.values())
-        page_size, page_count = (
-            con.execute("PRAGMA page_size").fetchone()[0],
-            con.execute("PRAGMA page_count").fetchone()[0],
-        )
-    finally:
-        con.close()
-    file_bytes = data.path.stat().st_size
-    return sample_bytes / data.samples, {
-        "table_bytes": per_table,
-        "samples_only_per_sample": round(per_table.get("lsops_samples", 0) / data.samples, 2),
-        "file_bytes": file_bytes,
-        "file_bytes_per_sample": round(file_bytes / data.samples, 2),
-        "db_pages": page_count,
-        "page_size": page_size,
-    }
-
-
 def _best(ctx: Context, fn, repeats: int) -> tuple[float, object, float]:  # noqa: ANN001
     """(best wall seconds, its value, the CPU seconds of this process in that run)."""
     best, value, cpu = float("inf"), None, float("nan")
@@ -172,18 +133,7 @@ def history_figures(ctx: Context) -> list[Result]:
             "repeats": repeats,
         },
     )
-    per_sample, details = store_bytes(data)
-    ctx.log(f"  {per_sample:.1f} bytes per sample (file {details['file_bytes_per_sample']})")
-    size = Result(
-        "store_bytes",
-        per_sample,
-        "B/sample",
-        16.0,
-        "value <= 40 bytes per sample",
-        per_sample <= 40.0,
-        {"dataset": data.as_dict(), **details},
-    )
-    return [history, size]
+    return [history]
 
 
 def year_figure(ctx: Context) -> list[Result]:

@@ -31,6 +31,8 @@ NAMES = [
     "history_query",
     "year_query",
     "store_bytes",
+    "hourly_vs_peer",
+    "ingest_cpu",
     "collect_fanout",
     "inspect_large_catalog",
     "reports_parallel",
@@ -45,10 +47,12 @@ def steps() -> list[tuple[tuple[str, ...], Callable[[Context], list[Result]]]]:
     from demo_figs import demo_wall
     from history import history_figures, year_figure
     from inspect_figs import inspect_large_catalog
+    from peer_figs import peer_figures
     from reports_figs import report_overhead, reports_parallel
 
     return [
-        (("history_query", "store_bytes"), history_figures),
+        (("history_query",), history_figures),
+        (("store_bytes", "hourly_vs_peer", "ingest_cpu"), peer_figures),
         (("year_query",), year_figure),
         (("report_overhead",), report_overhead),
         (("reports_parallel",), reports_parallel),
@@ -58,7 +62,13 @@ def steps() -> list[tuple[tuple[str, ...], Callable[[Context], list[Result]]]]:
     ]
 
 
-NEEDS = {"year_query": "history_query", "report_overhead": "history_query"}
+NEEDS = {
+    "year_query": "history_query",
+    "report_overhead": "history_query",
+    "store_bytes": "history_query",
+    "hourly_vs_peer": "history_query",
+    "ingest_cpu": "history_query",
+}
 RESULTS = HERE / "results.json"
 DOCS = REPO / "docs" / "benchmarks.md"
 

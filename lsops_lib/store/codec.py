@@ -23,6 +23,7 @@ the doubles bit for bit; tests/test_store_compact.py).
 
 from __future__ import annotations
 
+import json
 import struct
 import zlib
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from typing import NamedTuple
 import numpy as np
 
 VERSION = 1
-LEVEL = 9  # zlib level (measured: 9 vs 6 is ~3 % smaller, the CPU once per period)
+LEVEL = 6  # zlib level (measured on a day of 50 endpoints: 9 is 1.4 % smaller, 7x the CPU)
 
 
 class Samples(NamedTuple):
@@ -222,7 +223,34 @@ def _get_floats(
 
 
 def encode(s: Samples) -> bytes:
-    """The compressed block of samples `s` (any order; (sid, endpoint) pairs unique)."""
+    """The block of samples `s` (any order; (sid, endpoint) pairs unique): one chunk."""
+    return _frame(_encode_chunk(s))
+
+
+def append(body: bytes, s: Samples) -> bytes:
+    """A block with the samples `s` added as one more chunk (no re-encoding of the rest;
+    the packer merges the chunks once the period is over)."""
+    return body + _frame(_encode_chunk(s))
+
+
+def chunks(body: bytes) -> int:
+    return len(_split(body))
+
+
+def _frame(chunk: bytes) -> bytes:
+    return struct.pack("<I", len(chunk)) + chunk
+
+
+def _split(body: bytes) -> list[bytes]:
+    out, pos = [], 0
+    while pos < len(body):
+        (n,) = struct.unpack_from("<I", body, pos)
+        out.append(body[pos + 4 : pos + 4 + n])
+        pos += 4 + n
+    return out
+
+
+def _encode_chunk(s: Samples) -> bytes:
     order = np.lexsort((s.sid, s.eid))
     sid, eid = s.sid[order], s.eid[order]
     count, avg, err = s.count[order], s.avg[order], s.err[order]
@@ -245,8 +273,13 @@ def encode(s: Samples) -> bytes:
 
 
 def decode(body: bytes) -> Samples:
-    """The samples of a block (endpoint-major, scrape order within an endpoint)."""
-    buf = memoryview(zlib.decompress(body))
+    """The samples of a block (per chunk: endpoint-major, scrape order within an endpoint)."""
+    parts = [_decode_chunk(c) for c in _split(body)]
+    return parts[0] if len(parts) == 1 else concat(parts)
+
+
+def _decode_chunk(chunk: bytes) -> Samples:
+    buf = memoryview(zlib.decompress(chunk))
     (version,) = struct.unpack_from("<B", buf, 0)
     if version != VERSION:
         raise ValueError(f"unknown sample block version {version}")
@@ -265,3 +298,28 @@ def decode(body: bytes) -> Samples:
     avg, pos = _get_floats(buf, pos, count, starts)
     err, pos = _get_floats(buf, pos, count, starts)
     return Samples(sids[si], eids[ei], count, avg, err)
+
+
+# --- rows of few distinct values (health services) ----------------------------------------
+
+
+def encode_rows(rows: list[tuple]) -> bytes:  # type: ignore[type-arg]
+    """Rows (first column an integer sid, the others text, numbers or None) as columns in
+    JSON (sids delta-encoded; floats written shortest-exact), compressed."""
+    cols = [list(c) for c in zip(*rows, strict=True)] if rows else []
+    if cols:
+        sids = cols[0]
+        cols[0] = [sids[0]] + [b - a for a, b in zip(sids, sids[1:], strict=False)]
+    return zlib.compress(json.dumps(cols, separators=(",", ":")).encode(), LEVEL)
+
+
+def decode_rows(body: bytes) -> list[tuple]:  # type: ignore[type-arg]
+    cols = json.loads(zlib.decompress(body))
+    if not cols:
+        return []
+    acc, sids = 0, []
+    for d in cols[0]:
+        acc += d
+        sids.append(acc)
+    cols[0] = sids
+    return list(zip(*cols, strict=True))

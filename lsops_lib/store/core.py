@@ -156,11 +156,13 @@ class StoreCore:
         ts_columns: Iterable[str] = ("ts",),
         extra: Mapping[str, Any] | None = None,
         samples: tuple[list[tuple[int, int]], str, bool] | None = None,
+        services: str | None = None,
     ) -> pd.DataFrame:
         """The rows of `sql` (parameters :start, :end in epoch ms, :target when given, and
         `extra`) as a DataFrame, `ts_columns` as Timestamp(tz="UTC"). `samples`: (windows,
         target WHERE, stale): `__SAMPLES__` in `sql` becomes the samples those windows see,
-        rows and packed blocks (`pack.samples_source`), read in the same snapshot."""
+        rows and packed blocks (`pack.samples_source`), read in the same snapshot;
+        `services` (target WHERE): `__SERVICES__` the services rows, likewise."""
         params: dict[str, Any] = {
             "start": ms(start, MIN_MS),
             "end": ms(end, MAX_MS),
@@ -169,9 +171,12 @@ class StoreCore:
         if target is not None:
             params["target"] = target
         with self._read() as conn:
+            if (samples is not None or services is not None) and self.dialect == "postgresql":
+                # one snapshot for the blocks and the rows
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            if services is not None:
+                sql = sql.replace("__SERVICES__", pack.services_source(conn, services, params))
             if samples is not None:
-                if conn.dialect.name == "postgresql":  # one snapshot for blocks and rows
-                    conn = conn.execution_options(isolation_level="REPEATABLE READ")
                 windows, target_where, stale = samples
                 source = pack.samples_source(conn, windows, target_where, params, stale=stale)
                 sql = sql.replace("__SAMPLES__", source)

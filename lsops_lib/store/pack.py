@@ -36,13 +36,14 @@ from sqlalchemy.engine import Connection, Engine
 from . import codec
 from .chain import Change, driver
 from .schema import pack_state_table as meta_table
-from .schema import sample_blocks_table, write_transaction
+from .schema import sample_blocks_table, service_blocks_table, write_transaction
 from .schema import set_meta as _set_meta
 
 PERIOD_KEY = "pack_period_ms"
 MIGRATING_KEY = "pack_migrating"
 DIRTY = "pack_dirty:"
 DEFAULT_PERIOD_MS = 86_400_000
+HOUR_MS = 3_600_000
 PERIOD_ENV = "LSOPS_PACK_PERIOD_MS"
 UNPACKED = "lsops_unpacked"  # the temporary table of decoded samples a read joins
 
@@ -52,9 +53,10 @@ def set_meta(conn: Connection, key: str, value: str) -> None:
 
 
 def new_period() -> int:
-    """The period of a store being created: a day, or LSOPS_PACK_PERIOD_MS (tests)."""
+    """The period of a store being created: a day, or LSOPS_PACK_PERIOD_MS (tests; 0:
+    every sample stays a row, as before version 4)."""
     value = os.environ.get(PERIOD_ENV, "")
-    return int(value) if value.isdigit() and int(value) > 0 else DEFAULT_PERIOD_MS
+    return int(value) if value.isdigit() else DEFAULT_PERIOD_MS  # 0: never pack
 
 
 def period_ms(conn: Connection) -> int:
@@ -70,9 +72,14 @@ def period_of(ts: int, period: int) -> int:
     return ts - ts % period
 
 
+def recent_ms(period: int) -> int:
+    """The recent part kept as rows: the latest hour (or period, when shorter)."""
+    return min(HOUR_MS, period)
+
+
 # --- packing -----------------------------------------------------------------------------
 
-_ROWS_SQL = """SELECT x.scrape_sid, x.endpoint_id, x.count, x.avg_time, x.error_rate
+_ROWS_SQL = """SELECT x.scrape_sid, x.endpoint_id, x.count, x.avg_time, x.error_rate, s.ts
     FROM lsops_samples x JOIN lsops_scrapes s ON s.sid = x.scrape_sid
     WHERE s.target_id = :tid AND s.ts >= :lo AND s.ts < :hi"""
 _DELETE_ROWS_SQL = """DELETE FROM lsops_samples WHERE scrape_sid IN
@@ -89,24 +96,66 @@ def _lock(conn: Connection, target_id: int) -> None:
         driver(conn, "SELECT id FROM lsops_targets WHERE id = :tid FOR UPDATE", {"tid": target_id})
 
 
-def pack_period(conn: Connection, target_id: int, p: int, period: int) -> int:
-    """Pack the rows of (target, period) into its block (merged with the block there is),
-    in the caller's write transaction; the number of rows packed."""
-    params = {"tid": target_id, "lo": p, "hi": p + period, "p": p}
-    rows = driver(conn, _ROWS_SQL, params).fetchall()
-    if rows:
-        old = driver(conn, _BLOCK_SQL, params).scalar()
-        merged = codec.concat(
-            [codec.decode(old) if old is not None else codec.empty(), codec.Samples.of_rows(rows)]
+_SERVICE_ROWS_SQL = """SELECT v.scrape_sid, v.service, v.status, v.message, v.response_time_ms
+    FROM lsops_services v JOIN lsops_scrapes s ON s.sid = v.scrape_sid
+    WHERE s.target_id = :tid AND s.ts >= :lo AND s.ts < :hi"""
+_DELETE_SERVICES_SQL = """DELETE FROM lsops_services WHERE scrape_sid IN
+    (SELECT sid FROM lsops_scrapes WHERE target_id = :tid AND ts >= :lo AND ts < :hi)"""
+_SERVICE_BLOCK_SQL = (
+    "SELECT body FROM lsops_service_blocks WHERE target_id = :tid AND period_ts = :p"
+)
+_DROP_SERVICE_BLOCK_SQL = (
+    "DELETE FROM lsops_service_blocks WHERE target_id = :tid AND period_ts = :p"
+)
+
+
+def _pack_services(conn: Connection, params: dict[str, int]) -> None:
+    rows = [tuple(r) for r in driver(conn, _SERVICE_ROWS_SQL, params).fetchall()]
+    if not rows:
+        return
+    old = driver(conn, _SERVICE_BLOCK_SQL, params).scalar()
+    merged = sorted((codec.decode_rows(old) if old is not None else []) + rows, key=_by_sid)
+    driver(conn, _DROP_SERVICE_BLOCK_SQL, params)
+    conn.execute(
+        service_blocks_table.insert().values(
+            target_id=params["tid"], period_ts=params["p"], body=codec.encode_rows(merged)
         )
+    )
+    driver(conn, _DELETE_SERVICES_SQL, params)
+
+
+def _by_sid(row: tuple[Any, ...]) -> tuple[int, str]:
+    return (int(row[0]), str(row[1]))
+
+
+def pack_period(conn: Connection, target_id: int, p: int, period: int, cut: int) -> int:
+    """Pack the rows of (target, period) of scrapes before `cut` into its block (merged
+    with the block there is), in the caller's write transaction; the rows packed."""
+    hi = min(p + period, max(cut, p))
+    params = {"tid": target_id, "lo": p, "hi": hi, "p": p}
+    _pack_services(conn, params)
+    rows = driver(conn, _ROWS_SQL, params).fetchall()
+    old = driver(conn, _BLOCK_SQL.replace("body", "body, until_ts, scrapes"), params).first()
+    over = hi == p + period  # the period is over: its block in one chunk
+    if rows or (old is not None and over and codec.chunks(old[0]) > 1):
+        new = codec.Samples.of_rows([r[:5] for r in rows])
+        late = old is not None and any(int(r[5]) < int(old[1]) for r in rows)
+        if old is None:
+            body, scrapes = codec.encode(new), len(set(new.sid.tolist()))
+        elif late or over:  # merge (a late sample may repeat nothing: sids are unique)
+            merged = codec.concat([codec.decode(old[0]), new])
+            body, scrapes = codec.encode(merged), len(set(merged.sid.tolist()))
+        else:  # the next hours of the period: one more chunk
+            body = codec.append(old[0], new)
+            scrapes = int(old[2]) + len(set(new.sid.tolist()))
         driver(conn, _DROP_BLOCK_SQL, params)
         conn.execute(
             sample_blocks_table.insert().values(
                 target_id=target_id,
                 period_ts=p,
-                scrapes=len(set(merged.sid.tolist())),
-                samples=len(merged),
-                body=codec.encode(merged),
+                scrapes=scrapes,
+                until_ts=max(hi, int(old[1])) if old is not None else hi,
+                body=body,
             )
         )
         driver(conn, _DELETE_ROWS_SQL, params)
@@ -145,13 +194,19 @@ def unpack_target(conn: Connection, target_id: int | None) -> None:
         unpack_period(conn, int(tid), int(p))
 
 
+def request_full_pass(conn: Connection) -> None:
+    """Every target's old periods to be packed on open (a migration, a bulk load caught
+    up: the rows written behind the store's back)."""
+    set_meta(conn, MIGRATING_KEY, "1")
+
+
 def mark_dirty(conn: Connection, target_id: int, p: int) -> None:
     set_meta(conn, f"{DIRTY}{target_id}:{p}", "1")
 
 
 _TOUCHED_SQL = """SELECT DISTINCT b.period_ts FROM lsops_scrapes s
     JOIN lsops_sample_blocks b ON b.target_id = s.target_id
-     AND b.period_ts <= s.ts AND b.period_ts > s.ts - :period
+     AND b.period_ts <= s.ts AND b.period_ts > s.ts - :period AND s.ts < b.until_ts
     WHERE s.sid IN ({sids})"""
 
 
@@ -160,6 +215,8 @@ def unpack_touched(
 ) -> bool:
     """Before the rollup reads the samples of the scrapes `changes` involve (the scrapes and
     their old and new predecessors), unpack the periods among them that are packed."""
+    if not period:
+        return False
     sids: set[int] = set()
     for ch in changes:
         sids.add(ch.sid)
@@ -180,8 +237,12 @@ def unpack_touched(
 
 def note_late(conn: Connection, target_id: int, ts: int, period: int) -> bool:
     """A scrape written into a period that already has a block: merge it in later."""
+    if not period:
+        return False
     p = period_of(ts, period)
-    if driver(conn, _BLOCK_SQL, {"tid": target_id, "p": p}).first() is None:
+    sql = "SELECT until_ts FROM lsops_sample_blocks WHERE target_id = :tid AND period_ts = :p"
+    until = driver(conn, sql, {"tid": target_id, "p": p}).scalar()
+    if until is None or ts >= int(until):
         return False
     mark_dirty(conn, target_id, p)
     return True
@@ -212,13 +273,14 @@ _DUE_SQL = """SELECT DISTINCT s.ts FROM lsops_scrapes s
       AND EXISTS (SELECT 1 FROM lsops_samples x WHERE x.scrape_sid = s.sid)"""
 
 
-def due(conn: Connection, target_id: int, period: int, since: int | None) -> list[int]:
-    """The periods of a target, from `since` (None: all), before the period of its latest
-    scrape, that hold sample rows; and the dirty ones."""
+def due(conn: Connection, target_id: int, period: int, since: int | None) -> tuple[list[int], int]:
+    """(the periods of a target with sample rows of scrapes from `since` (None: all) to
+    the recent part (the hour of its latest scrape), and the dirty ones; that cut)."""
     latest = driver(conn, _CURRENT_SQL, {"tid": target_id}).scalar()
     periods: set[int] = set()
+    hi = -(2**62)
     if latest is not None:
-        hi = period_of(int(latest), period)
+        hi = period_of(int(latest), recent_ms(period))
         lo = -(2**62) if since is None else since
         for (ts,) in driver(conn, _DUE_SQL, {"tid": target_id, "lo": lo, "hi": hi}):
             periods.add(period_of(int(ts), period))
@@ -228,18 +290,18 @@ def due(conn: Connection, target_id: int, period: int, since: int | None) -> lis
         .where(meta_table.c.key.like(f"{DIRTY}{target_id}:%"))
     ):
         periods.add(int(key.rsplit(":", 1)[1]))
-    return sorted(periods)
+    return sorted(periods), hi
 
 
 def pack_target(engine: Engine, target_id: int, period: int, since: int | None = None) -> int:
     """Pack what is due for one target, one period a transaction; rows packed."""
     with engine.connect() as conn:
-        todo = due(conn, target_id, period, since)
+        todo, cut = due(conn, target_id, period, since)
     packed = 0
     for p in todo:
         with write_transaction(engine) as conn:
             _lock(conn, target_id)
-            packed += pack_period(conn, target_id, p, period)
+            packed += pack_period(conn, target_id, p, period, cut)
     return packed
 
 
@@ -261,6 +323,8 @@ def pack_store(engine: Engine) -> None:
             .all()
         )
         targets = [int(t) for t in conn.execute(text("SELECT id FROM lsops_targets")).scalars()]
+    if not period:
+        targets, dirty = [], []
     if migrating is not None:
         for tid in targets:
             pack_target(engine, tid, period)
@@ -268,11 +332,27 @@ def pack_store(engine: Engine) -> None:
             for tid in targets:
                 latest = driver(conn, _CURRENT_SQL, {"tid": tid}).scalar()
                 if latest is not None:
-                    set_meta(conn, f"{BELOW}{tid}", str(period_of(int(latest), period)))
+                    cut = period_of(int(latest), recent_ms(period))
+                    set_meta(conn, f"{BELOW}{tid}", str(cut))
             conn.execute(meta_table.delete().where(meta_table.c.key == MIGRATING_KEY))
+        _vacuum(engine)
     elif dirty:
         for tid in sorted({int(k[len(DIRTY) :].split(":")[0]) for k in dirty}):
             pack_target(engine, tid, period, since=2**62)
+
+
+def _vacuum(engine: Engine) -> None:
+    """SQLite: give the pages the packed rows held back to the file system, after a full
+    pass (the rows of a new period reuse the pages of the period packed before them)."""
+    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+        return
+    raw = engine.raw_connection()
+    try:
+        raw.driver_connection.execute("VACUUM")  # type: ignore[union-attr]
+    except Exception:  # noqa: BLE001 - busy (another process reads): reused by later writes
+        pass
+    finally:
+        raw.close()  # busy (another process reads): the space is reused by later writes
 
 
 # --- reads -------------------------------------------------------------------------------
@@ -336,6 +416,45 @@ def samples_source(
     samples = codec.concat([codec.decode(b) for b in blocks.values()])
     _fill(conn, samples)
     return f"(SELECT {COLUMNS} FROM lsops_samples UNION ALL SELECT {COLUMNS} FROM {UNPACKED})"
+
+
+_WINDOW_SERVICES_SQL = """SELECT b.body FROM lsops_service_blocks b
+    WHERE b.target_id IN (SELECT t.id FROM lsops_targets t {target_where})
+      AND b.period_ts < :end AND b.period_ts > :start - :period"""
+SERVICE_COLUMNS = "scrape_sid, service, status, message, response_time_ms"
+UNPACKED_SERVICES = "lsops_unpacked_services"
+
+
+def services_source(conn: Connection, target_where: str, params: dict[str, Any]) -> str:
+    """The services rows a read of [:start, :end) sees: lsops_services, or its union with
+    the decoded service blocks of the window (a temporary table filled here)."""
+    if conn.exec_driver_sql("SELECT 1 FROM lsops_service_blocks LIMIT 1").first() is None:
+        return "lsops_services"
+    w = {**params, "period": period_ms(conn)}
+    rows: list[tuple[Any, ...]] = []
+    for (body,) in conn.execute(text(_WINDOW_SERVICES_SQL.format(target_where=target_where)), w):
+        rows += codec.decode_rows(body)
+    if not rows:
+        return "lsops_services"
+    pg = conn.dialect.name == "postgresql"
+    conn.exec_driver_sql(
+        f"CREATE TEMP TABLE IF NOT EXISTS {UNPACKED_SERVICES} (scrape_sid BIGINT,"
+        " service VARCHAR(100), status VARCHAR(16), message TEXT,"
+        f" response_time_ms {'DOUBLE PRECISION' if pg else 'REAL'})"
+    )
+    if pg:
+        conn.exec_driver_sql(f"TRUNCATE {UNPACKED_SERVICES}")
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        with cursor.copy(f"COPY {UNPACKED_SERVICES} ({SERVICE_COLUMNS}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    else:
+        conn.exec_driver_sql(f"DELETE FROM {UNPACKED_SERVICES}")
+        conn.exec_driver_sql(f"INSERT INTO {UNPACKED_SERVICES} VALUES (?, ?, ?, ?, ?)", rows)
+    return (
+        f"(SELECT {SERVICE_COLUMNS} FROM lsops_services"
+        f" UNION ALL SELECT {SERVICE_COLUMNS} FROM {UNPACKED_SERVICES})"
+    )
 
 
 def _fill(conn: Connection, samples: codec.Samples) -> None:

@@ -206,12 +206,13 @@ class ScrapeReads(StoreCore):
         """ts, service, status, message, response_time_ms, target."""
         sql = f"""
         SELECT s.ts, v.service, v.status, v.message, v.response_time_ms, t.name AS target
-        FROM lsops_services v
+        FROM __SERVICES__ v
         JOIN lsops_scrapes s ON s.sid = v.scrape_sid
         JOIN lsops_targets t ON t.id = s.target_id
         WHERE s.ts >= :start AND s.ts < :end {"AND t.name = :target" if target else ""}
         ORDER BY s.ts, s.sid, v.service"""
-        df = self._frame(sql, start, end, target)
+        where = "WHERE t.name = :target" if target else ""
+        df = self._frame(sql, start, end, target, services=where)
         typed(df, ["response_time_ms"], "float64")
         return df
 

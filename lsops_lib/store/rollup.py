@@ -110,6 +110,7 @@ def catch_up(conn: Connection) -> None:
         if version < 3:
             migrate_v3(conn)
         pack.unpack_target(conn, None)  # the rule reads the samples as rows
+        pack.request_full_pass(conn)  # packed again after this transaction
         chain.relink(conn)
         conn.execute(rollup_table.delete())
         conn.execute(text(_rollup_select("")), {"start": MIN_MS, "end": MAX_MS})
@@ -119,6 +120,7 @@ def catch_up(conn: Connection) -> None:
         ).scalars()
         for target_id in sorted(targets):
             pack.unpack_target(conn, target_id)
+            pack.request_full_pass(conn)
             chain.relink(conn, target_id)
             conn.execute(rollup_table.delete().where(rollup_table.c.target_id == target_id))
             conn.execute(

@@ -286,7 +286,16 @@ sample_blocks_table = Table(
     Column("target_id", Integer, primary_key=True, autoincrement=False),
     Column("period_ts", BigInteger, primary_key=True, autoincrement=False),
     Column("scrapes", Integer, nullable=False),
-    Column("samples", Integer, nullable=False),
+    Column("until_ts", BigInteger, nullable=False),  # the scrapes before it are in the block
+    Column("body", LargeBinary, nullable=False),
+)
+
+# the health services of those scrapes, packed with them (codec.encode_rows)
+service_blocks_table = Table(
+    "lsops_service_blocks",
+    metadata,
+    Column("target_id", Integer, primary_key=True, autoincrement=False),
+    Column("period_ts", BigInteger, primary_key=True, autoincrement=False),
     Column("body", LargeBinary, nullable=False),
 )
 

@@ -8,6 +8,7 @@ unique: a retried write of the same scrape stores nothing twice.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import zlib
@@ -29,9 +30,6 @@ from .schema import (
     insert_ignore,
     one_line,
     raw_table,
-    samples_table,
-    scrapes_table,
-    services_table,
     targets_table,
 )
 
@@ -73,7 +71,9 @@ class Writes(StoreCore):
         moved on to a new one, and merge late samples in (pack.py), each period in its
         own transaction."""
         period = self._ids.period
-        p = pack.period_of(ts, period)
+        if not period:
+            return  # a store that keeps every sample as a row
+        p = pack.period_of(ts, pack.recent_ms(period))
         below = self._packed_below.get(target_id)
         if below is None:
             below = pack.packed_below(self.engine, target_id)
@@ -87,8 +87,39 @@ class Writes(StoreCore):
 
 
 def has_scrape(conn: Connection, scrape_id: str) -> bool:
-    query = select(scrapes_table.c.sid).where(scrapes_table.c.scrape_id == scrape_id)
-    return conn.execute(query).first() is not None
+    sql = "SELECT sid FROM lsops_scrapes WHERE scrape_id = :id"
+    return chain.driver(conn, sql, {"id": scrape_id}).first() is not None
+
+
+# The write path's statements go straight through the driver (issue 14: SQLAlchemy's
+# compilation of a 40-column insert and its cache key cost more CPU than the write).
+
+
+@functools.cache
+def _insert_sql(table: str, columns: tuple[str, ...], returning: str | None) -> str:
+    sql = (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})"
+    )
+    return f"{sql} RETURNING {returning}" if returning else sql
+
+
+def _insert_many(conn: Connection, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:  # type: ignore[type-arg]
+    mark = "?" if conn.dialect.name == "sqlite" else "%s"
+    conn.exec_driver_sql(
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})",
+        rows,
+    )
+
+
+def _insert_scrape(conn: Connection, row: dict[str, Any]) -> int:
+    if conn.dialect.name == "postgresql":
+        sql = _insert_sql("lsops_scrapes", tuple(row), "sid")
+        return int(chain.driver(conn, sql, row).scalar_one())
+    return int(chain.driver(conn, _insert_sql("lsops_scrapes", tuple(row), None), row).lastrowid)
+
+
+_SERVICE_COLUMNS = ("scrape_sid", "service", "status", "message", "response_time_ms")
+_SAMPLE_COLUMNS = ("scrape_sid", "endpoint_id", "count", "avg_time", "error_rate")
 
 
 def write_scrape(conn: Connection, scrape: Scrape, known: Ids, new: Ids) -> bool:
@@ -107,20 +138,16 @@ def write_scrape(conn: Connection, scrape: Scrape, known: Ids, new: Ids) -> bool
         # mark's rises, so a writer raises it only over committed scrapes
         conn.execute(text(rollup.LOCK_MARK_SQL))
     row = scrape_row(scrape, target_id)
-    sid = conn.execute(scrapes_table.insert().values(**row)).inserted_primary_key[0]
+    sid = _insert_scrape(conn, row)
 
     health = scrape.health
     if health is not None and health.services:
-        conn.execute(
-            services_table.insert(),
+        _insert_many(
+            conn,
+            "lsops_services",
+            _SERVICE_COLUMNS,
             [
-                {
-                    "scrape_sid": sid,
-                    "service": name[:100],
-                    "status": svc.status,
-                    "message": truncate(svc.message),
-                    "response_time_ms": svc.response_time_ms,
-                }
+                (sid, name[:100], svc.status, truncate(svc.message), svc.response_time_ms)
                 for name, svc in health.services.items()
             ],
         )
@@ -129,16 +156,18 @@ def write_scrape(conn: Connection, scrape: Scrape, known: Ids, new: Ids) -> bool
     if metrics is not None:
         if metrics.endpoints:
             ids = _endpoint_id_map(conn, list(metrics.endpoints), known, new)
-            conn.execute(
-                samples_table.insert(),
+            _insert_many(
+                conn,
+                "lsops_samples",
+                _SAMPLE_COLUMNS,
                 [
-                    {
-                        "scrape_sid": sid,
-                        "endpoint_id": ids[path],
-                        "count": int(stats.count),
-                        "avg_time": float(stats.avg_time_ms or 0.0),
-                        "error_rate": float(stats.error_rate or 0.0),
-                    }
+                    (
+                        sid,
+                        ids[path],
+                        int(stats.count),
+                        float(stats.avg_time_ms or 0.0),
+                        float(stats.error_rate or 0.0),
+                    )
                     for path, stats in metrics.endpoints.items()
                 ],
             )

@@ -23,9 +23,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from lsops_lib.models import is_monitoring
-from lsops_lib.store import Store
+from lsops_lib.store import Store, codec
 
 MINUTE_MS = 60_000
 DAY_MS = 86_400_000
@@ -175,8 +176,9 @@ def generate(
             cm[r:] -= cm[r] - (cache_ops[r] - cache_hit[r])
             hits, misses = int(ch[-1]), int(cm[-1])
         rss = (95 + 10 * np.sin(idx / 5000.0) + rng.normal(0, 1, n)) * 1024 * 1024
-        p50 = rng.gamma(4.0, 12.0, n)
-        p95 = p50 * rng.uniform(2.5, 6.0, n)
+        # the API's percentiles are whole milliseconds (its avg is not)
+        p50 = np.rint(rng.gamma(4.0, 12.0, n))
+        p95 = np.rint(p50 * rng.uniform(2.5, 6.0, n))
         sids = idx + 1
 
         scrape_rows = [
@@ -214,8 +216,8 @@ def generate(
                 1.0,
                 float(a50),
                 float(a95),
-                float(a95) * 1.3,
-                float(a95) * 1.8,
+                float(np.rint(a95 * 1.3)),
+                float(np.rint(a95 * 1.8)),
                 0,
                 0,
                 3_600_000,
@@ -298,6 +300,29 @@ _SCRAPE_INSERT = (
     f"INSERT INTO lsops_scrapes ({_SCRAPE_COLUMNS}) VALUES "
     f"({', '.join('?' * len(_SCRAPE_COLUMNS.split(',')))})"
 )
+
+
+def raw_samples(path: Path) -> pd.DataFrame:
+    """Every sample of a store (sid, endpoint_id, count, avg_time, error_rate): the packed
+    blocks decoded (`lsops_lib.store.codec`) and the rows not packed yet."""
+    con = sqlite3.connect(path)
+    try:
+        parts = [codec.decode(b) for (b,) in con.execute("SELECT body FROM lsops_sample_blocks")]
+        rows = con.execute(
+            "SELECT scrape_sid, endpoint_id, count, avg_time, error_rate FROM lsops_samples"
+        ).fetchall()
+    finally:
+        con.close()
+    s = codec.concat([*parts, codec.Samples.of_rows(rows)])
+    return pd.DataFrame(
+        {
+            "sid": s.sid,
+            "endpoint_id": s.eid,
+            "count": s.count,
+            "avg_time": s.avg,
+            "error_rate": s.err,
+        }
+    )
 
 
 def month_start(text: str) -> datetime:

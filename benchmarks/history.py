@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from common import Context, Result, timed
-from datasets import Dataset, generate, month_start
+from datasets import Dataset, generate, month_start, raw_samples
 
 from lsops_lib.store import Store
 
@@ -40,17 +40,20 @@ def pandas_hourly(path: Path, start: datetime, end: datetime) -> pd.DataFrame:
     """The baseline: raw rows into pandas, deltas per endpoint across restarts, hourly sums."""
     con = sqlite3.connect(path)
     try:
-        raw = pd.read_sql_query(
-            "SELECT s.ts, s.sid, s.uptime_start_ms AS us, s.last_reset_ms AS lr, "
-            "e.path AS endpoint, x.count, x.avg_time, x.error_rate "
-            "FROM lsops_samples x JOIN lsops_scrapes s ON s.sid = x.scrape_sid "
-            "JOIN lsops_endpoints e ON e.id = x.endpoint_id "
-            "WHERE s.ts >= ? AND s.ts < ? AND NOT e.monitoring",
+        scrapes = pd.read_sql_query(
+            "SELECT sid, ts, uptime_start_ms AS us, last_reset_ms AS lr FROM lsops_scrapes "
+            "WHERE ts >= ? AND ts < ?",
             con,
             params=(int(start.timestamp() * 1000), int(end.timestamp() * 1000)),
         )
+        endpoints = pd.read_sql_query(
+            "SELECT id AS endpoint_id, path AS endpoint FROM lsops_endpoints WHERE NOT monitoring",
+            con,
+        )
     finally:
         con.close()
+    # the samples as stored (schema 4: packed blocks and recent rows), decoded
+    raw = raw_samples(path).merge(scrapes, on="sid").merge(endpoints, on="endpoint_id")
     raw = raw.sort_values(["endpoint", "ts", "sid"], kind="stable")
     raw["tsum"] = raw["avg_time"] * raw["count"]
     raw["errs"] = (raw["error_rate"] * raw["count"]).round()

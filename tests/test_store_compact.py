@@ -23,6 +23,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -233,7 +234,7 @@ def _urls(store_url: str, request: pytest.FixtureRequest, tmp_path: Path, n: int
     if store_url.startswith("sqlite"):
         return [f"sqlite:///{tmp_path / f'h{n}-{k}.sqlite'}" for k in ("packed", "rows")]
     cluster = request.getfixturevalue("pg_cluster")
-    return [cluster.create_database(f"t_compact_{os.getpid()}_{n}_{k}") for k in ("p", "r")]
+    return [cluster.create_database(f"t_compact_{uuid.uuid4().hex[:12]}_{k}") for k in "pr"]
 
 
 @pytest.mark.parametrize("examples", [8])

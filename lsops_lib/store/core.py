@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..config import redact_url
 from ..exceptions import StoreError
-from . import pack, rollup
+from . import pack, pack_scrapes, rollup
 from .schema import (
     SCHEMA_VERSION,
     create_tables,
@@ -157,12 +157,14 @@ class StoreCore:
         extra: Mapping[str, Any] | None = None,
         samples: tuple[list[tuple[int, int]], str, bool] | None = None,
         services: str | None = None,
+        scrapes: str | None = None,
     ) -> pd.DataFrame:
         """The rows of `sql` (parameters :start, :end in epoch ms, :target when given, and
         `extra`) as a DataFrame, `ts_columns` as Timestamp(tz="UTC"). `samples`: (windows,
         target WHERE, stale): `__SAMPLES__` in `sql` becomes the samples those windows see,
         rows and packed blocks (`pack.samples_source`), read in the same snapshot;
-        `services` (target WHERE): `__SERVICES__` the services rows, likewise."""
+        `services` (target WHERE): `__SERVICES__` the services rows, likewise; `scrapes`
+        (target WHERE): `__SCRAPES__` the scrape rows (`pack_scrapes.scrapes_source`)."""
         params: dict[str, Any] = {
             "start": ms(start, MIN_MS),
             "end": ms(end, MAX_MS),
@@ -171,9 +173,12 @@ class StoreCore:
         if target is not None:
             params["target"] = target
         with self._read() as conn:
-            if (samples is not None or services is not None) and self.dialect == "postgresql":
+            if (samples, services, scrapes) != (None, None, None) and self.dialect == "postgresql":
                 # one snapshot for the blocks and the rows
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            if scrapes is not None:
+                source = pack_scrapes.scrapes_source(conn, scrapes, params, self._ids.period)
+                sql = sql.replace("__SCRAPES__", source)
             if services is not None:
                 sql = sql.replace("__SERVICES__", pack.services_source(conn, services, params))
             if samples is not None:

@@ -33,7 +33,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
-from . import codec
+from . import codec, pack_scrapes
 from .chain import Change, driver
 from .schema import pack_state_table as meta_table
 from .schema import sample_blocks_table, service_blocks_table, write_transaction
@@ -134,6 +134,7 @@ def pack_period(conn: Connection, target_id: int, p: int, period: int, cut: int)
     hi = min(p + period, max(cut, p))
     params = {"tid": target_id, "lo": p, "hi": hi, "p": p}
     _pack_services(conn, params)
+    pack_scrapes.pack(conn, params)
     rows = driver(conn, _ROWS_SQL, params).fetchall()
     old = driver(conn, _BLOCK_SQL.replace("body", "body, until_ts, scrapes"), params).first()
     over = hi == p + period  # the period is over: its block in one chunk

@@ -188,10 +188,11 @@ class ScrapeReads(StoreCore):
         window, oldest first, typed as `scrapes` types them."""
         sql = f"""
         SELECT {", ".join(f"{expr} AS {name}" for name, expr in exprs.items())}
-        FROM lsops_scrapes s JOIN lsops_targets t ON t.id = s.target_id
+        FROM __SCRAPES__ s JOIN lsops_targets t ON t.id = s.target_id
         WHERE s.ts >= :start AND s.ts < :end {"AND t.name = :target" if target else ""}
         ORDER BY s.ts, s.sid"""
-        df = self._frame(sql, start, end, target, ts_columns=("ts", "server_ts"))
+        where = "WHERE t.name = :target" if target else ""
+        df = self._frame(sql, start, end, target, ts_columns=("ts", "server_ts"), scrapes=where)
         if "ok" in df.columns:
             df["ok"] = df["ok"].astype(bool)
         if "deep" in df.columns:

@@ -299,6 +299,15 @@ service_blocks_table = Table(
     Column("body", LargeBinary, nullable=False),
 )
 
+# the wide columns of the scrape rows of a packed period (pack_scrapes.py)
+scrape_blocks_table = Table(
+    "lsops_scrape_blocks",
+    metadata,
+    Column("target_id", Integer, primary_key=True, autoincrement=False),
+    Column("period_ts", BigInteger, primary_key=True, autoincrement=False),
+    Column("body", LargeBinary, nullable=False),
+)
+
 # the packer's own state (kept out of lsops_meta): the period, per target the period below
 # which all is packed, periods with late samples to merge in, an unfinished migration
 pack_state_table = Table(

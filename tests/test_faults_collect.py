@@ -33,6 +33,7 @@ import pytest
 
 from lsops_lib.sim import EndpointSpec, Scenario, SimulatedAPI
 from lsops_lib.store import Store
+from tests.fixtures.store import sample_counts
 
 ROOT = Path(__file__).resolve().parent.parent
 SIGTERM_BIT = 1 << (signal.SIGTERM - 1)  # in /proc/PID/status SigCgt
@@ -174,13 +175,7 @@ def test_sigkill_mid_write_ten_times_loses_no_confirmed_scrape(
         con.close()
     with Store(url) as store:
         stored = store.scrapes()
-        with store.engine.connect() as conn:
-            samples = dict(
-                conn.exec_driver_sql(
-                    "SELECT s.scrape_id, COUNT(*) FROM lsops_samples x "
-                    "JOIN lsops_scrapes s ON s.sid = x.scrape_sid GROUP BY s.scrape_id"
-                ).all()
-            )
+        samples = sample_counts(store)  # rows and packed blocks (schema version 4)
         ids = set(stored["scrape_id"])
         assert {c["scrape_id"] for c in confirmed} <= ids
         assert len(ids) - len(confirmed) <= 10  # at most the write each kill cut short

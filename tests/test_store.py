@@ -27,7 +27,7 @@ from lsops_lib.store import (
     engine_url,
 )
 from lsops_lib.times import to_ms
-from tests.fixtures.store import START, T0, at, make_scrape
+from tests.fixtures.store import START, T0, at, make_scrape, sample_counts
 
 
 def by_endpoint(df: pd.DataFrame, endpoint: str) -> pd.DataFrame:
@@ -421,7 +421,8 @@ def test_db_snapshots(store: Store) -> None:
 
 
 def test_endpoint_samples_are_compact(tmp_path: Path) -> None:
-    """<= 40 bytes per endpoint sample on disk, index included (SQLite dbstat)."""
+    """<= 40 bytes per endpoint sample on disk, index included (SQLite dbstat): the rows
+    of the latest hour and the packed blocks of the hours before (schema version 4)."""
     path = tmp_path / "m.sqlite"
     endpoints = [f"/copilot/endpoint-{i}" for i in range(40)]
     with Store(f"sqlite:///{path}") as store:
@@ -435,12 +436,13 @@ def test_endpoint_samples_are_compact(tmp_path: Path) -> None:
                 for i, p in enumerate(endpoints)
             }
             store.record_scrape(make_scrape(minute, counts))
+        rows = sum(sample_counts(store).values())
     conn = sqlite3.connect(path)
     try:
         size = conn.execute(
             "SELECT SUM(pgsize) FROM dbstat WHERE name LIKE 'lsops_samples%'"
+            " OR name LIKE 'lsops_sample_blocks%'"
         ).fetchone()[0]
-        rows = conn.execute("SELECT COUNT(*) FROM lsops_samples").fetchone()[0]
         indexes = conn.execute(
             "SELECT COUNT(*) FROM sqlite_master WHERE type='index' AND tbl_name='lsops_samples'"
         ).fetchone()[0]
@@ -508,12 +510,9 @@ def test_sigkill_mid_write_loses_nothing_reported(store_url: str) -> None:
         stored = store.scrapes()
         assert set(reported) <= set(stored["scrape_id"])
         assert len(stored) - len(reported) in (0, 1)  # at most the write that was committing
-        # every stored scrape is whole: 300 samples each
-        with store.engine.connect() as conn:
-            counts = conn.execute(
-                text("SELECT scrape_sid, COUNT(*) FROM lsops_samples GROUP BY scrape_sid")
-            ).all()
-        assert len(counts) == len(stored) and {c for _, c in counts} == {300}
+        # every stored scrape is whole: 300 samples each (rows or packed)
+        counts = sample_counts(store)
+        assert len(counts) == len(stored) and set(counts.values()) == {300}
         assert store.record_scrape(make_scrape(10_000, {"/a": (1, 1.0, 0.0)}))
 
 

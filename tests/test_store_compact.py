@@ -410,3 +410,21 @@ def test_a_migration_killed_midway_resumes_on_open(tmp_path: Path, backend: str)
             _assert_same_reads(_reads(store, scrapes, 11), want)
         break
     assert partial, "no kill landed inside the migration"
+
+
+def test_an_older_lsops_refuses_the_packed_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """lsops of schema version 3 (simulated: its SCHEMA_VERSION) opening a version-4 store:
+    its clear message, nothing changed."""
+    from lsops_lib.store import StoreVersionError, schema
+
+    url = f"sqlite:///{tmp_path / 'm.sqlite'}"
+    with Store(url) as store:
+        store.record_scrape(make_scrape(0, {"/a": (1, 2.0, 0.0)}))
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 3)
+    with pytest.raises(StoreVersionError, match=r"schema version 4, newer than this lsops"):
+        Store(url)
+    monkeypatch.undo()
+    with Store(url) as store:
+        assert store.schema_version() == 4 and len(store.scrapes()) == 1

@@ -19,6 +19,9 @@ The package, one concern a module (see docs/internals.md, store):
     series      the delta rule's SQL fragments (series order and kinds, deltas), buckets
     chain       the series links: each scrape's predecessor, kept on write, relinking
     rollup      the hourly rollup: write path, catch-up, migrations from versions 1, 2
+    codec       the packed sample block (schema 4): lossless encoding and decoding
+    pack        packing past periods, unpacking, the samples and services reads see
+    pack_scrapes  the wide columns of packed scrape rows, and the scrape rows reads see
     core        StoreCore: opening, connections, a read's frame
     writes      record_scrape and the rows of a scrape
     reads       scrapes, health, services, error records, raw payloads, targets, extent
@@ -44,10 +47,14 @@ from .schema import (
     errors_table,
     meta_table,
     metadata,
+    pack_state_table,
     raw_table,
     rollup_table,
+    sample_blocks_table,
     samples_table,
+    scrape_blocks_table,
     scrapes_table,
+    service_blocks_table,
     services_table,
     targets_table,
 )
@@ -91,10 +98,14 @@ __all__ = [
     "errors_table",
     "meta_table",
     "metadata",
+    "pack_state_table",
     "raw_table",
     "rollup_table",
+    "sample_blocks_table",
     "samples_table",
+    "scrape_blocks_table",
     "scrapes_table",
+    "service_blocks_table",
     "services_table",
     "targets_table",
 ]

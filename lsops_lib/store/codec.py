@@ -27,7 +27,7 @@ import json
 import struct
 import zlib
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -304,22 +304,66 @@ def _decode_chunk(chunk: bytes) -> Samples:
 
 
 def encode_rows(rows: list[tuple]) -> bytes:  # type: ignore[type-arg]
-    """Rows (first column an integer sid, the others text, numbers or None) as columns in
-    JSON (sids delta-encoded; floats written shortest-exact), compressed."""
+    """Rows (first column an integer sid, the others text, numbers, booleans or None) by
+    columns: integer and boolean columns as delta-encoded integers, float columns as the
+    doubles' integers (`_put_floats`: whole numbers, ms / 1000...) or their bits, each
+    with a bitmap of its NULLs; any other column as JSON. One zlib stream."""
     cols = [list(c) for c in zip(*rows, strict=True)] if rows else []
-    if cols:
-        sids = cols[0]
-        cols[0] = [sids[0]] + [b - a for a, b in zip(sids, sids[1:], strict=False)]
-    return zlib.compress(json.dumps(cols, separators=(",", ":")).encode(), LEVEL)
+    out: list[bytes] = [struct.pack("<BI", VERSION, len(rows))]
+    one = np.ones(len(rows), np.int64)
+    start = np.zeros(1, np.int64)
+    for col in cols:
+        kinds = {type(v) for v in col if v is not None}
+        nulls = np.array([v is None for v in col], bool)
+        kind = "j"
+        if kinds <= {int} and all(v is None or abs(v) < 2**62 for v in col):
+            kind = "i"
+        elif kinds == {bool}:
+            kind = "b"
+        elif kinds == {float}:
+            kind = "f"
+        out.append(kind.encode())
+        if kind == "j":
+            text = json.dumps(col, separators=(",", ":")).encode()
+            out.append(struct.pack("<I", len(text)) + text)
+            continue
+        bitmap = np.packbits(nulls).tobytes()
+        out.append(bitmap)
+        if kind == "f":
+            v = np.array([0.0 if x is None else x for x in col], np.float64)
+            _put_floats(out, v, one, start)
+        else:
+            x = np.array([0 if v is None else int(v) for v in col], np.int64)
+            _put_ints(out, np.diff(x, prepend=np.int64(0)))
+    return zlib.compress(b"".join(out), LEVEL)
 
 
 def decode_rows(body: bytes) -> list[tuple]:  # type: ignore[type-arg]
-    cols = json.loads(zlib.decompress(body))
-    if not cols:
-        return []
-    acc, sids = 0, []
-    for d in cols[0]:
-        acc += d
-        sids.append(acc)
-    cols[0] = sids
-    return list(zip(*cols, strict=True))
+    buf = memoryview(zlib.decompress(body))
+    version, n = struct.unpack_from("<BI", buf, 0)
+    if version != VERSION:
+        raise ValueError(f"unknown row block version {version}")
+    pos = 5
+    one = np.ones(n, np.int64)
+    start = np.zeros(1, np.int64)
+    cols: list[list[Any]] = []
+    while pos < len(buf):
+        kind = bytes(buf[pos : pos + 1]).decode()
+        pos += 1
+        if kind == "j":
+            (size,) = struct.unpack_from("<I", buf, pos)
+            cols.append(json.loads(bytes(buf[pos + 4 : pos + 4 + size])))
+            pos += 4 + size
+            continue
+        nb = (n + 7) // 8
+        nulls = np.unpackbits(np.frombuffer(buf, np.uint8, nb, pos))[:n].astype(bool)
+        pos += nb
+        if kind == "f":
+            v, pos = _get_floats(buf, pos, one, start)
+            values: list[Any] = v.tolist()
+        else:
+            d, pos = _get_ints(buf, pos)
+            x = np.cumsum(d)
+            values = [bool(i) for i in x.tolist()] if kind == "b" else x.tolist()
+        cols.append([None if z else v for z, v in zip(nulls.tolist(), values, strict=True)])
+    return list(zip(*cols, strict=True)) if cols else []

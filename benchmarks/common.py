@@ -71,9 +71,11 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """This environment without any LSOPS_* setting, plus `extra`."""
+    """This environment without any LSOPS_* setting, plus `extra`; the commands run the
+    lsops of this tree (PYTHONPATH: it, whatever the venv was installed from, e.g. a git
+    worktree beside the tree the venv's editable install points at)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LSOPS_")}
-    env.pop("PYTHONPATH", None)
+    env["PYTHONPATH"] = str(REPO)
     env.update(extra or {})
     return env
 

@@ -92,10 +92,12 @@ def catch_up(conn: Connection) -> None:
 
     A store of an older version (1: no rollup; 2: a rollup by the collector-clock order)
     gets the columns and index of version 3 and is linked and rolled up whole by the
-    rule of version 3, then marked version 3. `record_scrape` keeps both current and
-    raises the mark `series_sid` to the sid it wrote; scrapes above the mark were
-    written by something else: each such target is linked and rolled up again whole
-    (a late scrape can sit anywhere in its series)."""
+    rule of version 3; a version-3 store needs nothing here; either is then marked
+    version 4 (the compact format: its packing follows the open, `pack.pack_store`).
+    `record_scrape` keeps both current and raises the mark `series_sid` to the sid it
+    wrote; scrapes above the mark were written by something else: each such target's
+    samples are unpacked, it is linked and rolled up again whole (a late scrape can sit
+    anywhere in its series), and packed again after the open."""
     if not is_stale(rollup_state(conn)):
         return  # every open: one small statement
     if conn.dialect.name == "postgresql":

@@ -63,7 +63,10 @@ class Writes(StoreCore):
                 return False
         self._ids.update(new)  # ids are only trusted once their transaction committed
         if new.written is not None:
-            self._pack_after(*new.written)
+            try:
+                self._pack_after(*new.written)
+            except SQLAlchemyError:
+                pass  # the scrape is stored; packing is tried again by the next write or open
         return True
 
     def _pack_after(self, target_id: int, ts: int, dirty: bool) -> None:

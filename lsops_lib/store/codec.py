@@ -335,11 +335,43 @@ def encode_rows(rows: list[tuple]) -> bytes:  # type: ignore[type-arg]
         else:
             x = np.array([0 if v is None else int(v) for v in col], np.int64)
             _put_ints(out, np.diff(x, prepend=np.int64(0)))
-    return zlib.compress(b"".join(out), LEVEL)
+    return ROWS_MAGIC + _frame(zlib.compress(b"".join(out), LEVEL))
+
+
+ROWS_MAGIC = b"LSR1"  # a row block: chunks, each (u32 length, zlib stream)
+
+
+def rows_block(old: bytes | None, rows: list[tuple], over: bool) -> bytes:  # type: ignore[type-arg]
+    """The row block `old` (None: none yet) with `rows` added: one more chunk while the
+    period goes on, everything in one chunk (by sid) once it is over."""
+    if old is None:
+        return encode_rows(sorted(rows, key=_first))
+    if over:
+        return encode_rows(sorted(decode_rows(old) + rows, key=_first))
+    return old + encode_rows(sorted(rows, key=_first))
+
+
+def _first(row: tuple) -> Any:  # type: ignore[type-arg]
+    return (row[0], str(row[1]) if len(row) > 1 else "")
 
 
 def decode_rows(body: bytes) -> list[tuple]:  # type: ignore[type-arg]
-    buf = memoryview(zlib.decompress(body))
+    """The rows of a row block, chunk after chunk."""
+    body = bytes(body)
+    if not body.startswith(ROWS_MAGIC):
+        return _decode_rows_chunk(body)  # one bare stream (written before chunks existed)
+    out: list[tuple] = []  # type: ignore[type-arg]
+    pos = 0
+    while pos < len(body):
+        assert body[pos : pos + 4] == ROWS_MAGIC
+        (n,) = struct.unpack_from("<I", body, pos + 4)
+        out += _decode_rows_chunk(body[pos + 8 : pos + 8 + n])
+        pos += 8 + n
+    return out
+
+
+def _decode_rows_chunk(chunk: bytes) -> list[tuple]:  # type: ignore[type-arg]
+    buf = memoryview(zlib.decompress(chunk))
     version, n = struct.unpack_from("<BI", buf, 0)
     if version != VERSION:
         raise ValueError(f"unknown row block version {version}")

@@ -109,23 +109,19 @@ _DROP_SERVICE_BLOCK_SQL = (
 )
 
 
-def _pack_services(conn: Connection, params: dict[str, int]) -> None:
+def _pack_services(conn: Connection, params: dict[str, int], over: bool) -> None:
     rows = [tuple(r) for r in driver(conn, _SERVICE_ROWS_SQL, params).fetchall()]
     if not rows:
         return
     old = driver(conn, _SERVICE_BLOCK_SQL, params).scalar()
-    merged = sorted((codec.decode_rows(old) if old is not None else []) + rows, key=_by_sid)
+    body = codec.rows_block(None if old is None else bytes(old), rows, over)
     driver(conn, _DROP_SERVICE_BLOCK_SQL, params)
     conn.execute(
         service_blocks_table.insert().values(
-            target_id=params["tid"], period_ts=params["p"], body=codec.encode_rows(merged)
+            target_id=params["tid"], period_ts=params["p"], body=body
         )
     )
     driver(conn, _DELETE_SERVICES_SQL, params)
-
-
-def _by_sid(row: tuple[Any, ...]) -> tuple[int, str]:
-    return (int(row[0]), str(row[1]))
 
 
 def pack_period(conn: Connection, target_id: int, p: int, period: int, cut: int) -> int:
@@ -133,11 +129,11 @@ def pack_period(conn: Connection, target_id: int, p: int, period: int, cut: int)
     with the block there is), in the caller's write transaction; the rows packed."""
     hi = min(p + period, max(cut, p))
     params = {"tid": target_id, "lo": p, "hi": hi, "p": p}
-    _pack_services(conn, params)
-    pack_scrapes.pack(conn, params)
+    over = hi == p + period  # the period is over: its blocks in one chunk each
+    _pack_services(conn, params, over)
+    pack_scrapes.pack(conn, params, over)
     rows = driver(conn, _ROWS_SQL, params).fetchall()
     old = driver(conn, _BLOCK_SQL.replace("body", "body, until_ts, scrapes"), params).first()
-    over = hi == p + period  # the period is over: its block in one chunk
     if rows or (old is not None and over and codec.chunks(old[0]) > 1):
         new = codec.Samples.of_rows([r[:5] for r in rows])
         late = old is not None and any(int(r[5]) < int(old[1]) for r in rows)

@@ -3,7 +3,7 @@
 A scrape row keeps, for ever, what the SQL of the store reads (its key, target, instants,
 ok, the series key and counters, its link); the other ~28 columns (health details,
 memory, response-time percentiles, status counts...) of the scrapes of a packed period
-move into one lsops_scrape_blocks row (columns as JSON, zlib: `codec.encode_rows`) and
+move into one lsops_scrape_blocks row (typed columns, zlib: `codec.encode_rows`) and
 are set to NULL in the row (a NULL costs a byte of the row's header). A row whose
 `duration_ms` is not NULL is not packed yet (every write sets it). Reads of whole scrape
 rows (`scrapes`, `health`, `scrape_figures`) see the columns through `scrapes_source`:
@@ -41,21 +41,18 @@ _DROP_SQL = "DELETE FROM lsops_scrape_blocks WHERE target_id = :tid AND period_t
 _INSERT_SQL = "INSERT INTO lsops_scrape_blocks (target_id, period_ts, body) VALUES (:tid, :p, :b)"
 
 
-def pack(conn: Connection, params: dict[str, int]) -> None:
+def pack(conn: Connection, params: dict[str, int], over: bool) -> None:
     """Move the wide columns of the scrapes of (:tid, [:lo, :hi)) not packed yet into the
-    block of period :p (the caller's write transaction)."""
+    block of period :p (the caller's write transaction); `over`: the period is over, its
+    block becomes one chunk."""
     rows = [tuple(r) for r in driver(conn, _ROWS_SQL, params).fetchall()]
     if not rows:
         return
     old = driver(conn, _BLOCK_SQL, params).scalar()
-    merged = sorted((codec.decode_rows(old) if old is not None else []) + rows, key=_sid)
+    body = codec.rows_block(None if old is None else bytes(old), rows, over)
     driver(conn, _DROP_SQL, params)
-    driver(conn, _INSERT_SQL, {**params, "b": codec.encode_rows(merged)})
+    driver(conn, _INSERT_SQL, {**params, "b": body})
     driver(conn, _NULL_SQL, params)
-
-
-def _sid(row: tuple[Any, ...]) -> int:
-    return int(row[0])
 
 
 _WINDOW_SQL = """SELECT b.body FROM lsops_scrape_blocks b

@@ -30,6 +30,7 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
@@ -207,13 +208,14 @@ _TOUCHED_SQL = """SELECT DISTINCT b.period_ts FROM lsops_scrapes s
     WHERE s.sid IN ({sids})"""
 
 
-def unpack_touched(
+def borrow_touched(
     conn: Connection, target_id: int, changes: Iterable[Change], period: int
-) -> bool:
+) -> list[int]:
     """Before the rollup reads the samples of the scrapes `changes` involve (the scrapes and
-    their old and new predecessors), unpack the periods among them that are packed."""
+    their old and new predecessors): those in packed blocks are copied out as rows (the
+    blocks stay as they are); the sids copied, for `give_back` after the rollup."""
     if not period:
-        return False
+        return []
     sids: set[int] = set()
     for ch in changes:
         sids.add(ch.sid)
@@ -221,15 +223,40 @@ def unpack_touched(
             if c is not None and c.pred_sid is not None:
                 sids.add(c.pred_sid)
     if not sids:
-        return False
+        return []
     found = driver(
         conn,
         _TOUCHED_SQL.format(sids=", ".join(str(int(s)) for s in sorted(sids))),
         {"period": period},
     ).fetchall()
+    borrowed: list[int] = []
     for (p,) in found:
-        unpack_period(conn, target_id, int(p))
-    return bool(found)
+        body = driver(conn, _BLOCK_SQL, {"tid": target_id, "p": int(p)}).scalar()
+        if body is None:
+            continue
+        samples = codec.decode(bytes(body))
+        keep = np.isin(samples.sid, np.array(sorted(sids), np.int64))
+        rows = codec.Samples(*(col[keep] for col in samples)).rows()
+        if rows:
+            _insert_rows(conn, rows)
+            borrowed += sorted({r[0] for r in rows})
+    return borrowed
+
+
+def give_back(conn: Connection, borrowed: list[int]) -> None:
+    """Drop the rows `borrow_touched` copied out of the blocks (still in them)."""
+    if borrowed:
+        sids = ", ".join(str(int(s)) for s in borrowed)
+        driver(conn, f"DELETE FROM lsops_samples WHERE scrape_sid IN ({sids})", {})
+
+
+def _insert_rows(conn: Connection, rows: list[tuple[int, int, int, float, float]]) -> None:
+    mark = "?" if conn.dialect.name == "sqlite" else "%s"
+    conn.exec_driver_sql(
+        "INSERT INTO lsops_samples (scrape_sid, endpoint_id, count, avg_time, error_rate) "
+        f"VALUES ({', '.join([mark] * 5)})",
+        rows,
+    )
 
 
 def note_late(conn: Connection, target_id: int, ts: int, period: int) -> bool:

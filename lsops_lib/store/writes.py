@@ -84,8 +84,7 @@ class Writes(StoreCore):
             pack.pack_target(self.engine, target_id, period, since=below if below > 0 else None)
             pack.set_packed_below(self.engine, target_id, p)
             below = p
-        elif dirty:
-            pack.pack_target(self.engine, target_id, period, since=2**62)  # the dirty ones
+        # (late samples: merged in when the target's scrapes reach a new hour, or on open)
         self._packed_below[target_id] = below
 
 
@@ -180,10 +179,12 @@ def write_scrape(conn: Connection, scrape: Scrape, known: Ids, new: Ids) -> bool
             )
 
     changes = chain.link(conn, target_id, sid)
-    # the compact format: neighbours in packed periods back to rows, late samples noted
-    dirty = pack.unpack_touched(conn, target_id, changes, known.period)
-    dirty = pack.note_late(conn, target_id, row["ts"], known.period) or dirty
+    # the compact format: the samples of neighbours in packed blocks copied out as rows
+    # for the rollup and dropped again; late samples noted, merged in by the packer
+    borrowed = pack.borrow_touched(conn, target_id, changes, known.period)
+    dirty = pack.note_late(conn, target_id, row["ts"], known.period)
     rollup.roll_up(conn, target_id, sid, changes)
+    pack.give_back(conn, borrowed)
     new.written = (target_id, row["ts"], dirty)
 
     if scrape.raw:

@@ -139,7 +139,10 @@ NOTES: dict[str, str] = {
         "**Fixed:** a profile of the write showed SQLAlchemy's statement compilation "
         "and result wrapping costing more CPU than SQLite: the write path now runs its "
         "statements through the DBAPI cursor (`chain.driver`), ~5 ms -> ~2.6 ms a "
-        "scrape on this machine (parse included, ~1 ms of it)."
+        "scrape on this machine (parse included, ~1 ms of it). After this run the "
+        "services and wide scrape columns are appended to their day blocks hour by hour "
+        "instead of re-encoded: 2.4-2.6 ms by hand (`benchmarks/ingest.py`, 1,440 "
+        "scrapes, load ~2-3), ratio ~1.45-1.5 against this run's Prometheus figure."
     ),
     "report_overhead": (
         "**Fixed:** a pyinstrument profile of the notebook's cells on the 30-day store "
@@ -164,7 +167,13 @@ NOTES: dict[str, str] = {
         "figures (matplotlib's fixed cost per axis), ~0.2 s more in papermill (it rewrites "
         "the ~500 KB notebook around each of its 21 cells) and ~0.15 s more in the HTML "
         "export. Meeting 1.5x would mean drawing fewer axes (e.g. merging the two "
-        "mean-latency panels) or a lighter pipeline than papermill's per-cell rewrite."
+        "mean-latency panels) or a lighter pipeline than papermill's per-cell rewrite.\n\n"
+        "**Issue 14, worse in this run (2.68):** besides the load (the trivial notebook "
+        "itself took 7.6 s against 3.3 s before), the review's scrape and services reads "
+        "now rebuild the month's packed scrape columns and services in temporary tables "
+        "(`pack_scrapes.scrapes_source`, `pack.services_source`: ~0.1-0.2 s per 3 days "
+        "each, so ~1-2 s per read of a month). Not fixed yet: reading only the columns a "
+        "read names, and answering services from the decoded rows in pandas, are next."
     ),
     "collect_fanout": (
         "**Fixed:** a profile of the 100-target round put 3.2 of its 3.7 s in "
@@ -195,7 +204,13 @@ NOTES: dict[str, str] = {
         "measure (build time in the details)."
     ),
     "demo_wall": (
-        "Measured as delivered by the demo's owner (lsops_lib/demo*); not profiled here."
+        "Measured as delivered by the demo's owner (lsops_lib/demo*); not profiled here. "
+        "**Issue 14, after this run:** the 369 s here came from the compact format's "
+        "first handling of late writes (the demo's workers backfill the month out of "
+        "order: each write unpacked and repacked a day block); a write now copies just "
+        "its neighbours' samples out of the block, and late samples are merged hourly. "
+        "Re-measured by hand at load ~2.5: `lsops demo` 77 s, main's 84 s the minute "
+        "after (the 60 s goal was missed by both under that load)."
     ),
 }
 

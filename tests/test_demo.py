@@ -135,6 +135,27 @@ def test_postmortem_and_review_find_the_outage_with_its_length(demo_run: DemoRun
 
 @pytest.mark.postgres
 @pytest.mark.slow
+def test_review_projects_the_database_size_to_its_limit(demo_run: DemoRun) -> None:
+    """Issue 15: the review's Database section draws the capacity projection from the size
+    snapshots the demo collected, and its key figures carry the forecast it draws."""
+    run = _first_run(demo_run, "monthly-review")
+    database = _key_figures(run)["database"]
+    assert database["available"] is True
+    assert database["forecast_status"] is not None and database["limit_bytes"] > 0
+    nb = json.loads((run.path / "report.ipynb").read_text())
+    (cell,) = [
+        c
+        for c in nb["cells"]
+        if c["cell_type"] == "code"
+        and "plots.capacity_projection(db.projection)" in "".join(c["source"])
+    ]
+    images = [o for o in cell["outputs"] if "image/png" in o.get("data", {})]
+    # the month's growth and the projection (drawn whenever there are snapshots)
+    assert len(images) == 2, [list(o.get("data", {})) for o in cell["outputs"]]
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
 def test_postmortem_window_is_the_incident_window(demo_run: DemoRun) -> None:
     """The demo's postmortem studies the window `lsops incidents` and the review suggest
     for the outage (analysis.incident_window), not one of its own."""

@@ -100,18 +100,27 @@ def climbs(part: pd.DataFrame, thresholds: Thresholds) -> list[tuple[int, int]]:
     out = []
     for lo, hi in runs(covered):
         t_lo, t_hi = t[lo], t[hi]
-        # the start: among the scrapes from the run's first to one window later, fitted
-        # on two windows before and three after (never beyond the run)
-        cands = np.arange(lo, _index(t, t_lo + hours) + 1)
-        data = slice(_index(t, t_lo - 2 * hours), _index(t, min(t_lo + 3 * hours, t_hi)) + 1)
-        first = _break(t[data], y[data], cands - data.start, flat_after=False) + data.start
-        # the end: among the scrapes from one window before the run's last to one after
-        lo_end = max(first + 1, _index(t, t_hi - hours))
-        cands = np.arange(lo_end, _index(t, t_hi + hours) + 1)
-        data = slice(max(first, _index(t, t_hi - 3 * hours)), _index(t, t_hi + 2 * hours) + 1)
-        if len(cands) == 0 or data.stop - data.start < MIN_POINTS:
-            continue
-        last = _break(t[data], y[data], cands - data.start, flat_after=True) + data.start
+        # what is fitted ends two windows after the run, or where the RSS fell back below
+        # the middle of the run's rise (a recovery is no plateau)
+        stop = _index(t, t_hi + 2 * hours) + 1
+        peak = lo + int(np.argmax(y[lo : hi + 1]))
+        fell = np.flatnonzero(y[peak:stop] < (y[lo : peak + 1].min() + y[peak]) / 2)
+        if len(fell):
+            stop = peak + int(fell[0])
+        # the start among the scrapes from the run's first to one window later, the end
+        # among those from one window before the run's last to the end of what is fitted;
+        # each fitted on the data up to the other (twice: the first start is fitted up to
+        # the end of what is fitted)
+        first, last = lo, stop - 1
+        for _ in range(2):
+            cands = np.arange(lo, min(_index(t, t_lo + hours), last) + 1)
+            data = slice(_index(t, t_lo - 2 * hours), last + 1)
+            first = _break(t[data], y[data], cands - data.start, flat_after=False) + data.start
+            cands = np.arange(max(first + 1, _index(t, t_hi - hours)), stop)
+            if len(cands) == 0:
+                break
+            data = slice(first, stop)
+            last = _break(t[data], y[data], cands - data.start, flat_after=True) + data.start
         if t[last] - t[first] < hours or last - first + 1 < MIN_POINTS:
             continue
         b = np.polyfit(t[first : last + 1], y[first : last + 1], 1)[0]

@@ -23,6 +23,7 @@ warning), `info` otherwise.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
@@ -32,7 +33,7 @@ import pandas as pd
 from .. import fmt
 from ..config import Thresholds
 from ._common import ensure_ts
-from .incident_base import frame, row, runs, wilson_lower
+from .incident_base import frame, row, runs
 
 KIND = "cache_fall"
 Z = 1.645  # one-sided 95 %: the Wilson bound that chance on few operations stays above
@@ -68,9 +69,23 @@ def cache_intervals(counters: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)[INTERVAL_COLUMNS]
 
 
+def _seconds(stamps: pd.Series) -> np.ndarray:
+    """UTC instants as float seconds since the epoch."""
+    naive = pd.to_datetime(stamps, utc=True).dt.tz_convert(None)
+    return (naive - pd.Timestamp(0)).dt.total_seconds().to_numpy(dtype=float)
+
+
 def _upper(hits: int, ops: int) -> float:
-    """Upper bound of the Wilson score interval of hits / ops (one-sided, `Z`)."""
-    return float(1.0 - wilson_lower(pd.Series([ops - hits]), pd.Series([ops]), Z).iloc[0])
+    """Upper bound of the Wilson score interval of hits / ops (one-sided, `Z`; 1 without
+    operations): one minus the lower bound of the misses' share, the bound
+    `incident_base.wilson_lower` computes for a column, for one pair."""
+    if ops <= 0:
+        return 1.0
+    n, z2 = float(ops), Z * Z
+    p = (ops - hits) / n
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = Z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return 1.0 - max(centre - half, 0.0)
 
 
 def cache_falls(intervals: pd.DataFrame, thresholds: Thresholds) -> pd.DataFrame:
@@ -85,6 +100,9 @@ def cache_falls(intervals: pd.DataFrame, thresholds: Thresholds) -> pd.DataFrame
     hit_sum = np.concatenate([[0], np.cumsum(hits)])
     ops_sum = np.concatenate([[0], np.cumsum(total)])
     min_s = th.cache_fall_min_minutes * 60
+    # seconds since the epoch (plain floats: quick to compare in the loops below)
+    starts = _seconds(intervals["start"])
+    ends = _seconds(intervals["end"])
 
     def upper(first: int, last: int) -> float:
         return _upper(
@@ -98,11 +116,11 @@ def cache_falls(intervals: pd.DataFrame, thresholds: Thresholds) -> pd.DataFrame
     for first, last in runs(below):
         if merged:
             was, until = merged[-1]
-            back = intervals["start"].iloc[first] - intervals["end"].iloc[until]
+            back = starts[first] - ends[until]
             bridge_hits = hit_sum[last + 1] - hit_sum[until + 1]
             bridge_ops = ops_sum[last + 1] - ops_sum[until + 1]
             if (
-                back.total_seconds() < min_s
+                back < min_s
                 and bridge_hits < th.cache_hit_rate * bridge_ops
                 and upper(was, until) < th.cache_hit_rate
             ):
@@ -111,10 +129,12 @@ def cache_falls(intervals: pd.DataFrame, thresholds: Thresholds) -> pd.DataFrame
         merged.append((first, last))
     rows = []
     for first, last in merged:
+        if ends[last] - starts[first] < min_s:
+            continue
+        if upper(first, last) >= th.cache_hit_rate:
+            continue
         run = intervals.iloc[first : last + 1]
         start, end = run["start"].iloc[0], run["end"].iloc[-1]
-        if (end - start).total_seconds() < min_s or upper(first, last) >= th.cache_hit_rate:
-            continue
         n_hits, n_ops = int(run["hits"].sum()), int(run["ops"].sum())
         rate = n_hits / n_ops
         lowest = float((run["hits"] / run["ops"].where(run["ops"] > 0)).min())

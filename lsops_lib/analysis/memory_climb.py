@@ -37,6 +37,7 @@ from .memory import memory_trend
 
 KIND = "memory_climb"
 MIN_POINTS = 3  # a line through two scrapes is no trend
+FIT_WINDOWS = 8  # a climb's start and end are fitted on at most 8 windows of it
 
 
 def _window_slopes(t: np.ndarray, y: np.ndarray, hours: float) -> tuple[np.ndarray, np.ndarray]:
@@ -111,15 +112,18 @@ def climbs(part: pd.DataFrame, thresholds: Thresholds) -> list[tuple[int, int]]:
         # among those from one window before the run's last to the end of what is fitted;
         # each fitted on the data up to the other (twice: the first start is fitted up to
         # the end of what is fitted)
+        # the end of what is fitted, its start at most FIT_WINDOWS windows from the other
         first, last = lo, stop - 1
         for _ in range(2):
             cands = np.arange(lo, min(_index(t, t_lo + hours), last) + 1)
-            data = slice(_index(t, t_lo - 2 * hours), last + 1)
+            data = slice(
+                _index(t, t_lo - 2 * hours), min(last, _index(t, t_lo + FIT_WINDOWS * hours)) + 1
+            )
             first = _break(t[data], y[data], cands - data.start, flat_after=False) + data.start
             cands = np.arange(max(first + 1, _index(t, t_hi - hours)), stop)
             if len(cands) == 0:
                 break
-            data = slice(first, stop)
+            data = slice(max(first, _index(t, t_hi - FIT_WINDOWS * hours)), stop)
             last = _break(t[data], y[data], cands - data.start, flat_after=True) + data.start
         if t[last] - t[first] < hours or last - first + 1 < MIN_POINTS:
             continue

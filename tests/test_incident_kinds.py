@@ -108,8 +108,9 @@ def test_a_clean_history_has_no_cache_fall_nor_memory_climb(short_history: Short
 # --- hand-built histories: exact counters -----------------------------------------------
 
 
-def test_a_metrics_reset_inside_a_fall_neither_splits_nor_hides_it(sqlite_store: Store) -> None:
-    h = History(sqlite_store)
+def test_a_metrics_reset_inside_a_fall_neither_splits_nor_hides_it(store: Store) -> None:
+    """On both store backends (the deltas are the store's SQL)."""
+    h = History(store)
     h.scrape()  # 00:00
     for _ in range(12):  # 00:05 .. 01:00 at 80 %
         h.cache(80, 20).scrape()
@@ -121,7 +122,7 @@ def test_a_metrics_reset_inside_a_fall_neither_splits_nor_hides_it(sqlite_store:
         if i == 6:
             h.reset()
         h.cache(80, 20).scrape()
-    found = _kind(A.incidents(sqlite_store, None, None, Thresholds()), "cache_fall")
+    found = _kind(A.incidents(store, None, None, Thresholds()), "cache_fall")
     assert len(found) == 1
     # the first interval below target is (01:00, 01:05], the last (01:55, 02:00]
     assert found["start"][0] == pd.Timestamp(T0 + timedelta(hours=1))

@@ -118,6 +118,12 @@ class Thresholds:
     # no DROP is proposed for an unused index before the usage statistics cover this many
     # days (a number of days, or a duration such as "30d" or "4w" in lsops.toml)
     unused_index_min_age: float = 30.0
+    # --- issue 10 (point 6): incident kinds cache_fall and memory_climb
+    # (analysis/cache_fall.py, analysis/memory_climb.py)
+    cache_fall_min_minutes: float = 30.0  # a hit rate below cache_hit_rate this long: a fall
+    cache_fall_min_ops_per_minute: float = 1.0  # intervals with fewer cache ops are not judged
+    memory_climb_per_hour: float = 0.002  # RSS growth, share of memory_limit_bytes an hour
+    memory_climb_min_hours: float = 3.0  # a climb lasting this long (also its slope window)
 
 
 @dataclass(frozen=True)

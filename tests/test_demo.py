@@ -202,6 +202,50 @@ def test_slow_endpoint_is_ranked_worst_in_its_days(demo_run: DemoRun) -> None:
 
 @pytest.mark.postgres
 @pytest.mark.slow
+def test_incidents_lists_the_planted_cache_fall_and_memory_climb(demo_run: DemoRun) -> None:
+    """`lsops incidents` on the demo's store (its own settings, lsops.env) lists the cache
+    fall and the memory climb the plan planted (state.json), once each: the fall within a
+    scrape interval (5 min) of its bounds; the climb ending at the deploy's restart (the
+    first scrape of the new process), starting within 3 intervals of the planted start (a
+    2.3 MiB/h climb under the simulator's ~1 MiB RSS noise per scrape places its first
+    scrape to a few minutes, not to one interval)."""
+    plan = demo_run.state["plan"]
+    env = demo_env(demo_run.outputs)
+    for line in (demo_run.demo_dir / "lsops.env").read_text().splitlines():
+        if line.startswith("LSOPS_"):
+            name, _, value = line.partition("=")
+            env[name] = value
+    lsops = demo_command(demo_run.demo_dir)[:-5]  # the lsops command, without `demo ...`
+    proc = subprocess.run(
+        [*lsops, "incidents", "--since", plan["start"], "--until", plan["end"], "--json"],
+        cwd=demo_run.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    found = json.loads(proc.stdout)
+    every = 300.0
+
+    def off(a: str, b: str) -> float:
+        return abs((_ts(a) - _ts(b)).total_seconds())
+
+    falls = [i for i in found if i["kind"] == "cache_fall"]
+    assert len(falls) == 1, falls
+    assert off(falls[0]["start"], plan["cache"][0]) <= every
+    assert off(falls[0]["end"], plan["cache"][1]) <= every
+    climbs = [i for i in found if i["kind"] == "memory_climb"]
+    assert len(climbs) == 1, climbs
+    assert off(climbs[0]["start"], plan["memory"][0]) <= 3 * every
+    deploy = plan["restarts"][-1]  # the restart that ended the climb
+    assert off(climbs[0]["end"], deploy) <= every
+    assert "ended by a restart" in climbs[0]["detail"]
+    assert climbs[0]["postmortem_command"].startswith("lsops report postmortem --start ")
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
 def test_db_report_recommends_removing_the_redundant_index(demo_run: DemoRun) -> None:
     text = _html_text(_first_run(demo_run, "db-optimization"))
     assert "Redundant index idx_context_embeddings_entity_type" in text

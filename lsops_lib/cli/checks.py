@@ -524,7 +524,8 @@ def incidents_command(
     as_json: bool,
 ) -> None:
     """Incidents the history shows (no answer, ERROR/DEGRADED health, error-rate and latency
-    breaches, restarts), each with the command that writes its postmortem."""
+    breaches, restarts, cache hit-rate falls, memory climbs), each with the command that
+    writes its postmortem."""
     from ..analysis import incident_window, incidents, with_commands
 
     with run_command(usage=2, failure=1):

@@ -121,7 +121,8 @@ def _interval_s(ts: pd.Series) -> float | None:
     """The collection interval: the median gap between consecutive scrapes."""
     if len(ts) < 2:
         return None
-    gaps = np.diff(ts.astype("int64").to_numpy()) / 1e9
+    seconds = (ts - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
+    gaps = np.diff(seconds)
     gaps = gaps[gaps > 0]
     return float(np.median(gaps)) if len(gaps) else None
 

@@ -26,7 +26,7 @@ from .notify import _mask, deliver_entries
 from .settings import AlertSettings, alert_settings
 from .state import apply_round, settle
 
-__all__ = ["evaluate", "evaluate_targets"]
+__all__ = ["after_round", "evaluate", "evaluate_targets"]
 
 
 def _lease_s(cfg: AlertSettings) -> float:
@@ -72,15 +72,22 @@ def evaluate(
                        "alerts": len(found or []), "note": None})  # fmt: skip
     rows, claims = apply_round(store, target, now, results, cfg, lease_s=_lease_s(cfg))
     sent: list[dict[str, Any]] = []
+    left: dict[str, int] = {}
     for claim in claims:
         delivered, attempts = deliver_entries(claim.entries, cfg, now, secrets)
         settle(store, claim, delivered, attempts, now)
         sent += [{"name": claim.name, **a} for a in attempts]
+        left[claim.key] = len(claim.entries) - len(delivered)
+    alerts = []
+    for row in rows:
+        if row["state"] != "inactive":
+            alerts.append(_public(row))
+            alerts[-1]["owed"] = left.get(row["key"], alerts[-1]["owed"])
     return {
         "target": target,
         "now": now,
         "rules": report,
-        "alerts": [_public(r) for r in rows if r["state"] != "inactive"],
+        "alerts": alerts,
         "notifications": sent,
     }
 
@@ -115,3 +122,38 @@ def evaluate_targets(
     if not cfg.enabled:
         return []
     return [evaluate(store, settings, target=t, now=now, alerts=cfg) for t in targets]
+
+
+def after_round(
+    store: Any,
+    settings: Any,
+    targets: list[str],
+    *,
+    now: datetime | None = None,
+    on_error: Any = None,
+) -> list[dict[str, Any]]:
+    """The collector's hook: `evaluate_targets` after a collection round, which never
+    raises (alerting must not stop a collection): a failure, and every notification that
+    could not be delivered, is one line through `on_error` (default: stderr)."""
+    import sys
+
+    def report(message: str) -> None:
+        if on_error is not None:
+            on_error(message)
+        else:
+            print(f"lsops: alerts: {message}", file=sys.stderr, flush=True)
+
+    try:
+        results = evaluate_targets(store, settings, targets, now=now)
+    except Exception as exc:  # noqa: BLE001 - LsopsError (store, config) or a bug: say it
+        secrets = settings.secrets() if hasattr(settings, "secrets") else []
+        report(_mask(str(exc) or type(exc).__name__, secrets))
+        return []
+    for result in results:
+        for sent in result["notifications"]:
+            if not sent["ok"]:
+                report(
+                    f"{sent['notifier']}: {sent['name']} {sent['state']} not delivered "
+                    f"({sent['error']}); retried next round"
+                )
+    return results

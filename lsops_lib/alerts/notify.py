@@ -158,7 +158,9 @@ def _command(n: NotifierSettings, body: dict[str, Any]) -> None:
         raise RuntimeError(f"cannot run the command: {exc.strerror}") from None
     if done.returncode != 0:
         said = done.stderr.decode(errors="replace").strip().splitlines()
-        raise RuntimeError(f"the command exited {done.returncode}" + (f": {said[-1]}" if said else ""))
+        raise RuntimeError(
+            f"the command exited {done.returncode}" + (f": {said[-1]}" if said else "")
+        )
 
 
 _KINDS = {"webhook": _webhook, "email": _email, "command": _command}

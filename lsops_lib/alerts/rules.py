@@ -153,9 +153,7 @@ def _reads(store: Any, now: datetime, config: RuleConfig, target: str) -> Any:
     if key not in config.cache:
         a = config.alerts
         windows = {w for p in (*a.page, *a.ticket) for w in (p.long_s, p.short_s)}
-        config.cache[key] = objective_reads(
-            store, target, now, windows, config.settings.thresholds
-        )
+        config.cache[key] = objective_reads(store, target, now, windows, config.settings.thresholds)
     return config.cache[key]
 
 
@@ -178,8 +176,14 @@ def burn_alert(
         if pair_fires(long.burn, short.burn, p.factor):
             what = objective.replace("_", " ")
             return [
-                Alert(name, name, severity, f"{what} {describe(p.factor, long, short)}",
-                      long.burn, p.factor)  # fmt: skip
+                Alert(
+                    name,
+                    name,
+                    severity,
+                    f"{what} {describe(p.factor, long, short)}",
+                    long.burn,
+                    p.factor,
+                )  # fmt: skip
             ]
     return []
 

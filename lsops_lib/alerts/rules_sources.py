@@ -51,10 +51,15 @@ def sentry_fatal(store: Any, now: datetime, config: RuleConfig, target: str) -> 
         title = str(item.get("title") or item.get("culprit") or ident)
         count = item.get("count")
         out.append(
-            Alert("sentry_fatal", "sentry_fatal", "critical",
-                  f"new fatal Sentry issue {ident}: {title}",
-                  float(count) if isinstance(count, int | float) else None, None,
-                  key=f"sentry_fatal:{ident}")  # fmt: skip
+            Alert(
+                "sentry_fatal",
+                "sentry_fatal",
+                "critical",
+                f"new fatal Sentry issue {ident}: {title}",
+                float(count) if isinstance(count, int | float) else None,
+                None,
+                key=f"sentry_fatal:{ident}",
+            )  # fmt: skip
         )
     return out
 
@@ -73,10 +78,15 @@ def log_error_pattern(
         pattern = str(item.get("pattern") or item.get("example") or ident)
         count = item.get("count")
         out.append(
-            Alert("log_error_pattern", "log_error_pattern", "warning",
-                  f"new error log pattern: {pattern}",
-                  float(count) if isinstance(count, int | float) else None, None,
-                  key=f"log_error_pattern:{ident}")  # fmt: skip
+            Alert(
+                "log_error_pattern",
+                "log_error_pattern",
+                "warning",
+                f"new error log pattern: {pattern}",
+                float(count) if isinstance(count, int | float) else None,
+                None,
+                key=f"log_error_pattern:{ident}",
+            )  # fmt: skip
         )
     return out
 
@@ -99,16 +109,27 @@ def backup_too_old(
     )
     if newest is None or newest.get("age_s") is None:
         return [
-            Alert("backup_too_old", "backup_too_old", "warning",
-                  "the last backup check found no dump", None, max_age_s)  # fmt: skip
+            Alert(
+                "backup_too_old",
+                "backup_too_old",
+                "warning",
+                "the last backup check found no dump",
+                None,
+                max_age_s,
+            )  # fmt: skip
         ]
     age = float(newest["age_s"]) + (now - check["checked_at"].to_pydatetime()).total_seconds()
     if age <= max_age_s:
         return []
     return [
-        Alert("backup_too_old", "backup_too_old", "warning",
-              f"the newest backup is {fmt.duration(age)} old (allowed: "
-              f"{fmt.duration(max_age_s)})", age, max_age_s)  # fmt: skip
+        Alert(
+            "backup_too_old",
+            "backup_too_old",
+            "warning",
+            f"the newest backup is {fmt.duration(age)} old (allowed: {fmt.duration(max_age_s)})",
+            age,
+            max_age_s,
+        )  # fmt: skip
     ]
 
 
@@ -130,9 +151,15 @@ def capacity(store: Any, now: datetime, config: RuleConfig, target: str) -> list
     days = config.alerts.capacity_warning_days
     if fc.status == "over_limit":
         return [
-            Alert("capacity", "capacity", "warning",
-                  f"database {name} is over its size limit ({fmt.size(fc.limit_bytes)})",
-                  0.0, days, key=f"capacity:{name}")  # fmt: skip
+            Alert(
+                "capacity",
+                "capacity",
+                "warning",
+                f"database {name} is over its size limit ({fmt.size(fc.limit_bytes)})",
+                0.0,
+                days,
+                key=f"capacity:{name}",
+            )  # fmt: skip
         ]
     if fc.status != "ok" or fc.reaches_limit_on is None:
         return None if fc.status == "not_enough_history" else []
@@ -140,8 +167,14 @@ def capacity(store: Any, now: datetime, config: RuleConfig, target: str) -> list
     if left >= days:
         return []
     return [
-        Alert("capacity", "capacity", "warning",
-              f"database {name} reaches its size limit ({fmt.size(fc.limit_bytes)}) on "
-              f"{fc.reaches_limit_on.isoformat()}, in {left} days", float(left), days,
-              key=f"capacity:{name}")  # fmt: skip
+        Alert(
+            "capacity",
+            "capacity",
+            "warning",
+            f"database {name} reaches its size limit ({fmt.size(fc.limit_bytes)}) on "
+            f"{fc.reaches_limit_on.isoformat()}, in {left} days",
+            float(left),
+            days,
+            key=f"capacity:{name}",
+        )  # fmt: skip
     ]

@@ -304,7 +304,11 @@ def parse_alert_settings(section: Any, *, env: Mapping[str, str]) -> AlertSettin
         )
     routes = []
     for item in section.get("route") or []:
-        if not isinstance(item, Mapping) or not set(item) <= {"severity", "notify", "business_hours"}:
+        if not isinstance(item, Mapping) or not set(item) <= {
+            "severity",
+            "notify",
+            "business_hours",
+        }:
             raise ConfigError("lsops.toml: [[alerts.route]] has severity, notify, business_hours")
         severity = item.get("severity", "*")
         if severity not in (*SEVERITIES, "*"):

@@ -380,7 +380,11 @@ def test_two_collectors_sharing_a_store_never_notify_twice(
             rule.seen = seen
             barrier = threading.Barrier(2)
 
-            def one(store: Store, now: datetime = T0 + timedelta(minutes=5 * step)) -> None:
+            def one(
+                store: Store,
+                now: datetime = T0 + timedelta(minutes=5 * step),
+                barrier: threading.Barrier = barrier,
+            ) -> None:
                 barrier.wait()
                 evaluate(store, settings, now=now, alerts=cfg, rules={"probe": rule})
 

@@ -495,3 +495,70 @@ def test_an_outage_and_a_latency_regression_notify_exactly_what_they_should(
     # the first slice after the regression (10:05) ends it through the 5-min window
     assert seen_at[("slo_latency_page", "firing")] == h(4.75)
     assert seen_at[("slo_latency_page", "resolved")] == h(5) + timedelta(minutes=5)
+
+
+# --- the CLI: the selected target, and the collector's hook -------------------------------------
+
+
+def _now_minutes(back: float) -> float:
+    """make_scrape's minute (after tests.fixtures.store.T0) of `back` minutes ago."""
+    from tests.fixtures.store import T0 as STORE_T0
+
+    return (datetime.now(UTC) - STORE_T0).total_seconds() / 60 - back
+
+
+def test_alerts_check_judges_the_selected_target(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from lsops_lib.cli import main
+
+    url = f"sqlite:///{tmp_path / 'two.sqlite'}"
+    with Store(url) as store:
+        for back in (10, 5):  # bravo does not answer; alpha does
+            store.record_scrape(make_scrape(_now_minutes(back), None, target="bravo"))
+            store.record_scrape(make_scrape(_now_minutes(back), {"/p": (10, 5.0, 0.0)},
+                                            target="alpha"))  # fmt: skip
+    config = tmp_path / "lsops.toml"
+    config.write_text(
+        f'[targets.alpha]\nurl = "http://127.0.0.1:9"\n[targets.bravo]\nurl = "http://127.0.0.1:9"\n'
+        f'[store]\nurl = "{url}"\n'
+    )
+    runner = CliRunner()
+    for options, env, firing in [
+        (["--target", "bravo"], {}, ["api_down"]),
+        ([], {"LSOPS_TARGET": "bravo"}, ["api_down"]),
+        ([], {}, []),  # the first target: alpha
+    ]:
+        out = runner.invoke(main, ["--config", str(config), *options, "alerts", "check", "--json"],
+                            env=env)  # fmt: skip
+        assert out.exit_code == 0, out.output
+        doc = json.loads(out.stdout)
+        assert [a["name"] for a in doc["alerts"] if a["state"] == "firing"] == firing
+        listing = runner.invoke(main, ["--config", str(config), *options, "alerts", "--json"],
+                                env=env)  # fmt: skip
+        assert [a["name"] for a in json.loads(listing.stdout)["alerts"]] == firing
+
+
+def test_collect_once_evaluates_the_rules_after_its_round(
+    tmp_path: Path, webhook_receiver: Receiver
+) -> None:
+    import socket
+
+    from click.testing import CliRunner
+
+    from lsops_lib.cli import main
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    env = {
+        "LSOPS_API_URL": dead,
+        "LSOPS_STORE": f"sqlite:///{tmp_path / 'c.sqlite'}",
+        "LSOPS_ALERT_WEBHOOK": webhook_receiver.url,
+    }
+    runner = CliRunner()
+    for _ in range(2):  # down_after = 2: the second unanswered round pages
+        out = runner.invoke(main, ["collect", "--once", "--json"], env=env)
+        assert out.exit_code == 1  # the API did not answer (the failure is stored)
+        assert "Traceback" not in out.output and "secret-token-123" not in out.output
+    assert _states(webhook_receiver.bodies) == [("api_down", "firing", "critical")]

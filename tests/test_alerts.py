@@ -562,3 +562,82 @@ def test_collect_once_evaluates_the_rules_after_its_round(
         assert out.exit_code == 1  # the API did not answer (the failure is stored)
         assert "Traceback" not in out.output and "secret-token-123" not in out.output
     assert _states(webhook_receiver.bodies) == [("api_down", "firing", "critical")]
+
+
+# --- capacity (issue 15's forecast) ----------------------------------------------------------
+
+
+def test_capacity_alert_when_the_limit_is_closer_than_the_warning_days(tmp_path: Path) -> None:
+    from lsops_lib.alerts import RULES
+
+    mib, gib = 2**20, 2**30
+    day0 = datetime(2026, 1, 1, 6, 0, tzinfo=UTC)
+    (tmp_path / "lsops.toml").write_text("[thresholds]\ndatabase_size_limit_bytes = 2147483648\n")
+    env = {
+        "LSOPS_STORE": f"sqlite:///{tmp_path / 'cap.sqlite'}",
+        "LSOPS_CONFIG": str(tmp_path / "lsops.toml"),
+        "LSOPS_DATABASE_URL": "postgresql://lsops@127.0.0.1:9/never_connected",
+    }
+    settings = load_settings(env=env, cwd=tmp_path)
+    cfg = parse_alert_settings({}, env={})
+    rules = {"capacity": RULES["capacity"]}
+
+    def snapshot(store: Store, day: int) -> None:
+        import pandas as pd
+
+        total = gib + 10 * mib * day  # 10 MiB a day from 1 GiB
+        frame = pd.DataFrame([{"schema": "public", "table": "context_embeddings",
+                               "total_bytes": total, "table_bytes": total, "index_bytes": 0,
+                               "toast_bytes": 0, "rows_estimate": 0}])  # fmt: skip
+        store.record_db_sizes("default", day0 + timedelta(days=day), frame)
+
+    def judge(store: Store, now: datetime) -> dict[str, Any]:
+        return evaluate(store, settings, now=now, alerts=cfg, rules=rules)
+
+    with Store(settings.store_url) as store:
+        for day in range(3):
+            snapshot(store, day)
+        assert judge(store, day0 + timedelta(days=3))["rules"][0]["status"] == "skipped"
+        for day in range(3, 30):
+            snapshot(store, day)
+        # by hand: 1 GiB + 290 MiB on day 29, 734 MiB to go at 10 MiB a day: 73.4 days
+        # later, day 102.4 = 2026-04-13; on 2026-03-01 that is 43 days away, on 03-20 24
+        assert judge(store, datetime(2026, 3, 1, tzinfo=UTC))["alerts"] == []
+        (alert,) = judge(store, datetime(2026, 3, 20, tzinfo=UTC))["alerts"]
+    assert (alert["name"], alert["state"], alert["severity"]) == ("capacity", "firing", "warning")
+    assert alert["value"] == 24 and alert["threshold"] == 30
+    assert "2026-04-13" in alert["summary"]
+
+
+def test_backup_age_and_the_sources_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    from lsops_lib.alerts import RULES
+    from lsops_lib.store.backups import record_backup_check
+
+    settings, _ = _env(tmp_path, '[backups]\nmax_age = "26h"\n')
+    cfg = parse_alert_settings({}, env={})
+    names = ("backup_too_old", "sentry_fatal", "log_error_pattern")
+    rules = {n: RULES[n] for n in names}
+    monkeypatch.setitem(sys.modules, "lsops_lib.sources", None)  # not there: not judged
+    with Store(settings.store_url) as store:
+        result = evaluate(store, settings, now=T0, alerts=cfg, rules=rules)
+        assert {r["rule"]: r["status"] for r in result["rules"]} == dict.fromkeys(names, "skipped")
+        check = {"status": "OK", "exit_code": 0, "newest": "/b/new.dump",
+                 "files": [{"path": "/b/new.dump", "verdict": "ok", "age_s": 3600.0}]}  # fmt: skip
+        record_backup_check(store, check, taken_at=T0)
+        # 1 h old when checked; 26 h allowed: fine 20 h later, too old 26 h later
+        sources = types.ModuleType("lsops_lib.sources")
+        sources.new_fatal_sentry_issues = lambda store, target, since, until: [  # type: ignore[attr-defined]
+            {"id": "42", "title": "TypeError: <b>x</b>", "count": 3}
+        ]
+        sources.new_error_log_patterns = lambda store, target, since, until: []  # type: ignore[attr-defined]
+        monkeypatch.setitem(sys.modules, "lsops_lib.sources", sources)
+        result = evaluate(store, settings, now=T0 + timedelta(hours=20), alerts=cfg, rules=rules)
+        assert [a["name"] for a in result["alerts"]] == ["sentry_fatal"]
+        assert result["alerts"][0]["key"] == "sentry_fatal:42"
+        result = evaluate(store, settings, now=T0 + timedelta(hours=26), alerts=cfg, rules=rules)
+    firing = {a["name"]: a for a in result["alerts"] if a["state"] == "firing"}
+    assert set(firing) == {"backup_too_old", "sentry_fatal"}
+    assert firing["backup_too_old"]["value"] == pytest.approx(27 * 3600)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from sqlalchemy import text
 
@@ -36,6 +37,11 @@ from tests.fixtures.alerts import SMTP_PASSWORD, SMTP_USER, Receiver, command_re
 from tests.fixtures.store import at, make_scrape
 
 pytestmark = pytest.mark.timeout(180)
+
+
+def pd_ts(value: datetime) -> pd.Timestamp:
+    return pd.Timestamp(value)
+
 
 HOUR = 3600.0
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
@@ -495,6 +501,24 @@ def test_an_outage_and_a_latency_regression_notify_exactly_what_they_should(
     # the first slice after the regression (10:05) ends it through the 5-min window
     assert seen_at[("slo_latency_page", "firing")] == h(4.75)
     assert seen_at[("slo_latency_page", "resolved")] == h(5) + timedelta(minutes=5)
+
+    # the reports (point 5): the postmortem's Detection and the month's alerts
+    from lsops_lib.alerts.report import detection, month_alerts
+    from lsops_lib.analysis import incidents
+
+    with Store(settings.store_url) as store:
+        found = detection(store, pd_ts(h(2)), pd_ts(h(2.5)), h(1.5), h(3), "default")
+        month = month_alerts(store, T0, h(6), "default",
+                             incidents(store, T0, h(6), Thresholds(), target="default"))  # fmt: skip
+        planted = pd.DataFrame([{"kind": "latency", "start": pd_ts(h(0.5)), "end": pd_ts(h(0.6))}])
+        missed = month_alerts(store, T0, h(6), "default", planted)
+    # the page came 5 min after the outage began; it resolved with the first answer, 30 min in
+    assert (found["alert"], found["time_to_detect_s"], found["time_to_recover_s"]) == (
+        "api_down", 300.0, 1800.0)  # fmt: skip
+    assert found["alerts"] == 2  # api_down, and the availability page it covered
+    assert month["pages"] == 2 and month["pages_per_week"] == pytest.approx(2 / (6 / 168))
+    assert month["uncaught"].empty  # the outage and the regression were both caught
+    assert len(missed["uncaught"]) == 1  # an incident at 00:30, when nothing fired
 
 
 # --- the CLI: the selected target, and the collector's hook -------------------------------------

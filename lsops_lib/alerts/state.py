@@ -167,7 +167,8 @@ def apply_round(
                                     "business_hours": hours, "payload": body})  # fmt: skip
                     row["due"] = json.dumps(due)
                 if new in ("pending", "firing", "resolved"):
-                    notified = None if new == "pending" else owed is not None
+                    told = owed is not None and bool(cfg.notifiers_for(row["severity"]))
+                    notified = None if new == "pending" else told
                     events.append({k: row[k] for k in ("target", "key", "name", "severity",
                                    "state", "value", "threshold", "summary")}
                                   | {"ts": now_ms, "notified": notified})  # fmt: skip

@@ -159,35 +159,52 @@ def objective_reads(
         "error_rate": 1.0 - thresholds.error_rate,
         "latency": thresholds.latency_slo,
     }
-    now_ts = pd.Timestamp(now)
+    # each series as (instants in ms, sorted; cumulative bad; cumulative total): a window's
+    # figures are two binary searches away (one round reads every window of its rules)
+    series = {
+        "availability": _cumulative(health["ts"], health["status"] != "OK", None),
+        "error_rate": _cumulative(deltas["ts"], deltas["errors"], deltas["requests"])
+        if not deltas.empty
+        else _cumulative(pd.Series(dtype="datetime64[ns, UTC]"), pd.Series(dtype=float), None),
+        "latency": _cumulative(slices["ts"], ~slices["met"].astype(bool), None),
+    }
+    now_ms = int(pd.Timestamp(now).value // 1_000_000)
     out: dict[str, dict[float, WindowRead]] = {k: {} for k in OBJECTIVES}
     for w in sorted(windows):
-        lo = now_ts - pd.Timedelta(seconds=w)
-        h = health[(health["ts"] > lo) & (health["ts"] <= now_ts)]
-        n = len(h)
+        lo = now_ms - int(w * 1000)
+        figures = {name: _window(cum, lo, now_ms) for name, cum in series.items()}
+        n = figures["availability"][1]
         coverage = min(1.0, n * interval / w) if interval and n else 0.0
-        figures = {
-            "availability": (float((h["status"] != "OK").sum()), float(n)),
-            "error_rate": _deltas(deltas, lo, now_ts),
-            "latency": _slices(slices, lo, now_ts),
-        }
         for name, (bad, total) in figures.items():
             out[name][w] = WindowRead(w, bad, total, coverage, burn_rate(bad, total, slos[name]))
     return out
 
 
-def _deltas(frame: pd.DataFrame, lo: pd.Timestamp, hi: pd.Timestamp) -> tuple[float, float]:
-    if frame.empty:
-        return 0.0, 0.0
-    part = frame[(frame["ts"] > lo) & (frame["ts"] <= hi)]
-    return float(part["errors"].sum()), float(part["requests"].sum())
+def _cumulative(
+    ts: pd.Series, bad: pd.Series, total: pd.Series | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ms instants, cumulative bad, cumulative total) with a leading 0; `total` None:
+    one per row."""
+    ms = (
+        (pd.to_datetime(ts, utc=True) - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)
+    ).to_numpy(dtype="int64")
+    order = np.argsort(ms, kind="stable")
+    b = pd.to_numeric(bad, errors="coerce").fillna(0).to_numpy(dtype=float)[order]
+    t = (
+        np.ones(len(ms))
+        if total is None
+        else pd.to_numeric(total, errors="coerce").fillna(0).to_numpy(dtype=float)[order]
+    )
+    return ms[order], np.concatenate([[0.0], np.cumsum(b)]), np.concatenate([[0.0], np.cumsum(t)])
 
 
-def _slices(frame: pd.DataFrame, lo: pd.Timestamp, hi: pd.Timestamp) -> tuple[float, float]:
-    if frame.empty:
-        return 0.0, 0.0
-    part = frame[(frame["ts"] > lo) & (frame["ts"] <= hi)]
-    return float((~part["met"].astype(bool)).sum()), float(len(part))
+def _window(
+    cum: tuple[np.ndarray, np.ndarray, np.ndarray], lo: int, hi: int
+) -> tuple[float, float]:
+    """(bad, total) of the rows with lo < ts <= hi."""
+    ms, bad, total = cum
+    i, j = np.searchsorted(ms, lo, side="right"), np.searchsorted(ms, hi, side="right")
+    return float(bad[j] - bad[i]), float(total[j] - total[i])
 
 
 def describe(factor: float, long: WindowRead, short: WindowRead) -> str:

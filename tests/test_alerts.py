@@ -665,3 +665,61 @@ def test_backup_age_and_the_sources_rules(tmp_path: Path, monkeypatch: pytest.Mo
     firing = {a["name"]: a for a in result["alerts"] if a["state"] == "firing"}
     assert set(firing) == {"backup_too_old", "sentry_fatal"}
     assert firing["backup_too_old"]["value"] == pytest.approx(27 * 3600)
+
+
+def test_alerts_test_says_which_notifier_failed_and_exits_1(
+    tmp_path: Path, smtp_server: Any, command_notifier: Any
+) -> None:
+    from click.testing import CliRunner
+
+    from lsops_lib.cli import main
+
+    argv, received = command_notifier
+    toml = (
+        f'[alerts.notifiers.mail]\nkind = "email"\nhost = "127.0.0.1"\nport = {smtp_server.port}\n'
+        f'username = "{SMTP_USER}"\npassword_env = "SMTP_PASSWORD"\nfrom = "a@example.com"\n'
+        f'to = ["b@example.com"]\nca_file = "{smtp_server.cert}"\ntimeout_s = 2\n'
+        f'[alerts.notifiers.pager]\nkind = "command"\ncommand = {json.dumps(argv)}\n'
+    )
+    wrong = "wrong-pa55word-abc"
+    _, env = _env(tmp_path, toml, SMTP_PASSWORD=wrong)
+    out = CliRunner().invoke(main, ["alerts", "test", "--json"], env=env)
+    assert out.exit_code == 1, out.output
+    results = {n["notifier"]: n for n in json.loads(out.stdout)["notifiers"]}
+    assert results["pager"]["ok"] and not results["mail"]["ok"]
+    assert results["mail"]["error"].startswith("SMTP: ")  # refused login (aiosmtpd: or a hang)
+    assert results["mail"]["where"].startswith("127.0.0.1:")
+    assert command_received(received)[0]["alert"]["name"] == "lsops_test"
+    text = CliRunner().invoke(main, ["alerts", "test"], env=env)
+    assert text.exit_code == 1 and "1 notifier(s) failed" in text.stdout
+    for shown in (out.output, text.output):
+        assert wrong not in shown
+    # no notifier at all: a configuration error (exit 2), one line
+    none = CliRunner().invoke(main, ["alerts", "test"], env={**env, "LSOPS_CONFIG": ""})
+    assert none.exit_code == 2 and "no notifier configured" in none.stderr
+
+
+def test_collect_all_targets_alerts_each_target(tmp_path: Path, webhook_receiver: Receiver) -> None:
+    import socket
+
+    from click.testing import CliRunner
+
+    from lsops_lib.cli import main
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    config = tmp_path / "lsops.toml"
+    config.write_text(
+        "".join(f'[targets.{n}]\nurl = "http://127.0.0.1:{p}"\n' for n, p in zip("ab", ports, strict=True))
+        + '[alerts]\ndown_after = 1\n'
+    )  # fmt: skip
+    env = {"LSOPS_STORE": f"sqlite:///{tmp_path / 'all.sqlite'}",
+           "LSOPS_ALERT_WEBHOOK": webhook_receiver.url}  # fmt: skip
+    out = CliRunner().invoke(main, ["--config", str(config), "collect", "--once", "--all-targets"],
+                             env=env)  # fmt: skip
+    assert out.exit_code == 1 and "Traceback" not in out.output
+    assert sorted((b["alert"]["target"], b["alert"]["name"]) for b in webhook_receiver.bodies) == [
+        ("a", "api_down"), ("b", "api_down")]  # fmt: skip

@@ -33,3 +33,28 @@ def test_the_outage_pages_once_and_resolves_once(demo_run: DemoRun) -> None:
     ]
     assert demo_run.state["alerts"]["notifications"] == [b["alert"] for b in bodies]
     assert "the outage paged: api_down firing 02:20, api_down resolved 02:55" in demo_run.stdout
+
+
+def _report_text(demo_run: DemoRun, kind: str) -> str:
+    import html
+    import re
+
+    from lsops_lib.reports import list_runs
+
+    runs = sorted(list_runs(demo_run.outputs, kind), key=lambda r: (r.started, r.run_id))
+    assert runs, f"no {kind} run archived"
+    page = (runs[0].path / "report.html").read_text()
+    page = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", page, flags=re.S)
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page)))
+
+
+def test_the_reports_tell_the_alerts(demo_run: DemoRun) -> None:
+    # the postmortem's Detection: the page came 8 min after the first unanswered scrape
+    # (02:12 planted, seen at 02:15, paged at 02:20), resolved with the first answer
+    postmortem = _report_text(demo_run, "postmortem")
+    assert "First alert: api_down (critical) at" in postmortem
+    assert "Time to detect:" in postmortem and "time to recover:" in postmortem
+    # the monthly review: the month's alerts, and every incident checked against them
+    review = _report_text(demo_run, "monthly-review")
+    assert "paged someone" in review
+    assert "Every alert (fired, resolved, time to resolve)" in review

@@ -96,7 +96,7 @@ NOT_STORE_READERS = {
     # above; its window figures are tested in test_security (one target)
     "security",
     # issue 11: `alerts check` evaluates (and writes the state of) app.target alone; the
-    # selection is tested in test_alerts (test_alerts_check_judges_the_selected_target)
+    # selection is tested in test_alerts_cli (test_alerts_check_judges_the_selected_target)
     "alerts check",
     "alerts test",  # the notifiers
 }

@@ -121,6 +121,8 @@ def test_a_window_the_collector_did_not_cover_does_not_count(store: Store) -> No
     result = evaluate(store, settings, now=at(60), alerts=cfg)
     status = {r["rule"]: r["status"] for r in result["rules"]}
     assert status["slo_availability_page"] == "skipped"  # 42 % < 75 %: not judged
+    (note,) = [r["note"] for r in result["rules"] if r["rule"] == "slo_availability_page"]
+    assert "cover 41.7 % of 1 h 00 min" in note and "75.0 % of both windows is needed" in note
     assert status["api_down"] == "evaluated"
 
 

@@ -68,8 +68,9 @@ def evaluate(
                            "note": _mask(f"{type(exc).__name__}: {exc}", secrets)})  # fmt: skip
             continue
         results[name] = found
+        note = _mask(config.why.get(name, "could not judge"), secrets) if found is None else None
         report.append({"rule": name, "status": "skipped" if found is None else "evaluated",
-                       "alerts": len(found or []), "note": None})  # fmt: skip
+                       "alerts": len(found or []), "note": note})  # fmt: skip
     rows, claims = apply_round(store, target, now, results, cfg, lease_s=_lease_s(cfg))
     sent: list[dict[str, Any]] = []
     left: dict[str, int] = {}

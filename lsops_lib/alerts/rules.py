@@ -57,6 +57,11 @@ class RuleConfig:
     settings: Any
     alerts: AlertSettings
     cache: dict[str, Any] = field(default_factory=dict)
+    why: dict[str, str] = field(default_factory=dict)  # rule -> why it could not judge
+
+    def skip(self, rule: str, reason: str) -> None:
+        """Say why `rule` returns None (shown by `lsops alerts check`)."""
+        self.why[rule] = reason
 
 
 Rule = Callable[[Any, datetime, RuleConfig, str], "list[Alert] | None"]
@@ -89,6 +94,7 @@ def api_down(store: Any, now: datetime, config: RuleConfig, target: str) -> list
     """The API did not answer the last `down_after` scrapes (pending after the first)."""
     df = _latest(store, now, config, target)
     if df.empty:
+        config.skip("api_down", "no scrape of this target in the last day")
         return None
     unanswered = 0
     for status in reversed(df["health_status"].tolist()):
@@ -116,6 +122,7 @@ def api_down(store: Any, now: datetime, config: RuleConfig, target: str) -> list
 def health_error(store: Any, now: datetime, config: RuleConfig, target: str) -> list[Alert] | None:
     df = _latest(store, now, config, target)
     if df.empty:
+        config.skip("health_error", "no scrape of this target in the last day")
         return None
     if df["health_status"].iloc[-1] != "ERROR":
         return []
@@ -128,6 +135,7 @@ def memory_critical(
 ) -> list[Alert] | None:
     df = _latest(store, now, config, target).dropna(subset=["rss"])
     if df.empty:
+        config.skip("memory_critical", "no memory figure in the last day")
         return None
     t = config.settings.thresholds
     share = float(df["rss"].iloc[-1]) / t.memory_limit_bytes
@@ -192,7 +200,17 @@ def _burn_rule(objective: str, severity: str) -> Rule:
     def rule(store: Any, now: datetime, config: RuleConfig, target: str) -> list[Alert] | None:
         pairs = config.alerts.page if severity == "critical" else config.alerts.ticket
         reads = _reads(store, now, config, target)[objective]
-        return burn_alert(objective, severity, pairs, reads, config.alerts.min_coverage)
+        found = burn_alert(objective, severity, pairs, reads, config.alerts.min_coverage)
+        if found is None:
+            p = pairs[0]
+            config.skip(
+                rule.__name__,
+                f"no window pair covered enough: the scrapes cover "
+                f"{fmt.share(reads[p.long_s].coverage)} of {fmt.duration(p.long_s)} and "
+                f"{fmt.share(reads[p.short_s].coverage)} of {fmt.duration(p.short_s)}; "
+                f"{fmt.share(config.alerts.min_coverage)} of both windows is needed",
+            )
+        return found
 
     rule.__name__ = f"slo_{objective}_{'page' if severity == 'critical' else 'ticket'}"
     return rule

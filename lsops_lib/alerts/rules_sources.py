@@ -20,15 +20,17 @@ def _sources() -> Any:
 
 
 def _new_items(kind: str, store: Any, now: datetime, config: RuleConfig, target: str) -> Any:
+    rule = {"new_fatal_sentry_issues": "sentry_fatal"}.get(kind, "log_error_pattern")
     sources = _sources()
     function = getattr(sources, kind, None) if sources is not None else None
     if function is None:
+        config.skip(rule, f"lsops_lib.sources.{kind} is not available")
         return None
     since = now - timedelta(seconds=config.alerts.new_within_s)
     try:
         return function(store, target, since, now)
     except Exception as exc:  # noqa: BLE001 - a source not configured or unreachable: skip
-        config.cache.setdefault("notes", []).append(f"{kind}: {exc}")
+        config.skip(rule, f"{type(exc).__name__}: {exc}")
         return None
 
 
@@ -102,6 +104,7 @@ def backup_too_old(
 
     check = latest_backup_check(store)
     if check is None:
+        config.skip("backup_too_old", "no backup check stored (lsops backup check)")
         return None
     max_age_s = backup_settings(config.settings).max_age_s
     newest = next(
@@ -145,6 +148,7 @@ def capacity(store: Any, now: datetime, config: RuleConfig, target: str) -> list
     try:
         settings.database()
     except ConfigError:
+        config.skip("capacity", "no database configured")
         return None
     name = settings.database_name or "default"
     fc = forecast_for(settings, name, database_bytes=None, now=now, store=store)
@@ -161,8 +165,11 @@ def capacity(store: Any, now: datetime, config: RuleConfig, target: str) -> list
                 key=f"capacity:{name}",
             )  # fmt: skip
         ]
+    if fc.status == "not_enough_history":
+        config.skip("capacity", fc.message)
+        return None
     if fc.status != "ok" or fc.reaches_limit_on is None:
-        return None if fc.status == "not_enough_history" else []
+        return []
     left = (fc.reaches_limit_on - now.date()).days
     if left >= days:
         return []

@@ -364,6 +364,45 @@ CASES["db indexes"].append(
 )
 
 
+# issue 11: alerts. `check` on a store whose last two scrapes got no answer (api_down
+# fires; nothing is configured to notify); `test` through a webhook nobody listens to.
+def _alerting(request: pytest.FixtureRequest, tmp: Path) -> dict[str, str]:
+    from datetime import UTC, datetime
+
+    from lsops_lib.store import Store
+    from tests.fixtures.store import T0, make_scrape
+
+    url = f"sqlite:///{tmp / 'alerts.sqlite'}"
+    minutes = (datetime.now(UTC) - T0).total_seconds() / 60
+    with Store(url) as store:
+        for back in (10, 5):
+            store.record_scrape(make_scrape(minutes - back, None))
+    return {"LSOPS_STORE": url}
+
+
+def _dead_webhook(request: pytest.FixtureRequest, tmp: Path) -> dict[str, str]:
+    return {"LSOPS_ALERT_WEBHOOK": _dead_api(request, tmp)["LSOPS_API_URL"] + "/hook"}
+
+
+CASES["alerts check"] = [
+    case(
+        "api down",
+        ["alerts", "check"],
+        _alerting,
+        shows={"target", "rules[].rule", "rules[].status", "alerts[].name", "alerts[].state"},
+    )
+]
+CASES["alerts test"] = [
+    case(
+        "unreachable webhook",
+        ["alerts", "test"],
+        _dead_webhook,
+        codes=(1,),
+        shows={"notifiers[].notifier", "notifiers[].ok", "notifiers[].error"},
+    )
+]
+
+
 def _params() -> list[Any]:
     params = []
     for command in json_commands():

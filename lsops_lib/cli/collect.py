@@ -152,6 +152,7 @@ def collect_command(
                 scrape = collect_once(client, store, target=target, deep=deep)
                 _print_scrape(scrape, True, as_json, stream=False)
                 db_error = _db_snapshot(settings, store, database, as_json) if with_db else None
+                _alerts_hook(settings, store, [target])  # issue 11
                 if not scrape.ok:
                     first = scrape.failures[0] if scrape.failures else None
                     reason = f"{first.part}: {first.message}" if first else "incomplete answer"
@@ -166,6 +167,7 @@ def collect_command(
                     error = _db_snapshot(settings, store, database, as_json, stream=True)
                     if error:
                         err_console.print(f"lsops: {error}", markup=False, soft_wrap=True)
+                _alerts_hook(settings, store, [target])  # issue 11
 
             code = collect_forever(
                 client, store, period, stop=stop, target=target, deep=deep, on_scrape=on_scrape
@@ -215,6 +217,7 @@ def _collect_all(
                     if with_db
                     else None
                 )
+                _alerts_hook(settings, store, list(clients))  # issue 11
                 failed = [s for s in scrapes if not s.ok]
                 if failed:
                     reasons = "; ".join(_reason(s) for s in failed)
@@ -235,6 +238,7 @@ def _collect_all(
                     error = _db_snapshot(settings, store, database, as_json, stream=True)
                     if error:
                         err_console.print(f"lsops: {error}", markup=False, soft_wrap=True)
+                _alerts_hook(settings, store, list(clients))  # issue 11
 
             code = collect_rounds_forever(
                 clients,
@@ -284,3 +288,17 @@ def _db_view(d: Any) -> None:
     else:
         text += f", {fmt.integer(db['queries'])} queries"
     line(text)
+
+
+# --- issue 11: alerts after every collection round -------------------------------------------
+
+
+def _alerts_hook(settings: Any, store: Any, targets: list[str]) -> None:
+    """Evaluate the alert rules after a round (lsops_lib.alerts.evaluate.after_round):
+    never raises, never changes the exit code; failures are one line on stderr."""
+    from ..alerts.evaluate import after_round
+
+    def report(message: str) -> None:
+        err_console.print(f"lsops: alerts: {message}", markup=False, soft_wrap=True)
+
+    after_round(store, settings, targets, on_error=report)

@@ -44,6 +44,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from . import alerts as demo_alerts
 from . import backups, database, world
 from .errors import DemoError, Interrupted, UsageError, format_exception
 from .folder import DemoFolder
@@ -77,6 +78,7 @@ class Result:
     runs: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     postmortem: dict[str, Any] | None = None
+    alerts: dict[str, Any] | None = None  # issue 11: what the outage notified
 
 
 # --- the demo ------------------------------------------------------------------------------------
@@ -345,6 +347,10 @@ class Demo:
         with self.phase("incidents") as info:
             outage = self.find_outage(p)
             info["detail"] = f"outage found: {outage['found']}"
+        # issue 11: the outage's alerts, into a loopback webhook and SMTP server (before the
+        # reports that read the alert history: the review's alerts, the postmortem's Detection)
+        told = demo_alerts.run(self, outage)
+        self.save_state(alerts={k: told[k] for k in ("notifications", "mails", "folder")})
         handles.append(self.start_report("monthly-review", {"month": p.month}))
         handles.append(
             self.start_report(
@@ -384,6 +390,7 @@ class Demo:
             runs=runs,
             timings=dict(self.timings),
             postmortem=outage,
+            alerts=told,
         )
 
 

@@ -8,6 +8,7 @@ one machine-readable block of key figures per report.
     present.database    the database section of the review
     present.dboptimization  the DB optimization report
     present.postmortem  the incident postmortem
+    present.alerts      alerting in the reports (issue 11)
 
 Rules kept here, once:
 
@@ -22,6 +23,7 @@ Rules kept here, once:
 
 from __future__ import annotations
 
+from . import alerts as alerts  # issue 11: the alerts of the month, the first alert
 from .database import (
     EMBEDDINGS_HEADERS,
     DatabaseOverview,

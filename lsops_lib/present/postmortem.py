@@ -370,8 +370,10 @@ def _breaches(incidents: pd.DataFrame) -> pd.DataFrame:
 
 
 @guarded("Detection")
-def show_detection(incidents: Any) -> None:
-    """The first breach in the history (`pm.incidents`, or the bundle)."""
+def show_detection(incidents: Any, detection: dict[str, Any] | None = None) -> None:
+    """The first breach in the history (`pm.incidents`, or the bundle), and (issue 11)
+    the first alert against the start of impact (`detection`: present.alerts.alert_detection,
+    time to detect and to recover)."""
     if hasattr(incidents, "incidents"):
         if not _need(incidents, "Detection"):
             return
@@ -386,6 +388,19 @@ def show_detection(incidents: Any) -> None:
             f"The first breaching observation in the history: {fmt_ts(first['start'])}, "
             f"{str(first['kind']).replace('_', ' ')}{where} ({first['detail']})."
         )
+    if detection is not None:  # issue 11: what lsops alerting did
+        show_text(str(detection["message"]))
+        if detection.get("time_to_detect_s") is not None:
+            show_text(
+                f"Time to detect: {fmt_duration(max(0.0, detection['time_to_detect_s']))}; "
+                "time to recover: "
+                + (
+                    fmt_duration(detection["time_to_recover_s"])
+                    if detection.get("time_to_recover_s") is not None
+                    else "not recovered in this window"
+                )
+                + " (from the start of impact)."
+            )
     todo(
         "Detection",
         "How was the team alerted (alert, user report, on-call check)? When? Time to detect.",

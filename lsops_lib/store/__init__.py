@@ -30,6 +30,7 @@ The package, one concern a module (see docs/internals.md, store):
 from __future__ import annotations
 
 from ..exceptions import StoreError, StoreVersionError
+from . import alerts as alerts  # issue 11: the alert state tables, created on open
 from . import backups as backups  # issue 12: the lsops_backup_checks table, created on open
 from .intervals import IntervalReads
 from .reader import StoreReader

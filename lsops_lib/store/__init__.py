@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from ..exceptions import StoreError, StoreVersionError
 from . import backups as backups  # issue 12: the lsops_backup_checks table, created on open
+from . import sources as sources  # issue 10: Sentry, log and pm2 tables, created on open
 from .intervals import IntervalReads
 from .reader import StoreReader
 from .reads import FIGURE_COLUMNS, HEALTH_COLUMNS, SCRAPE_COLUMNS, ScrapeReads

@@ -1,0 +1,645 @@
+"""The tables of issue 10's sources (Sentry, the service's logs, pm2) and their reads/writes.
+
+Every table joins the store's shared `metadata` when this module is imported
+(`lsops_lib.store` does), so `Store(url)` creates it on open (NEW tables only: no
+schema-version bump). Everything is kept per target (the name `lsops collect` stores the
+scrapes under), instants in epoch milliseconds.
+
+    lsops_source_runs      one row per source per collection: ok or the failure's line
+    lsops_sentry_issues    the latest state of each Sentry issue (upserted)
+    lsops_sentry_events    events per issue per hour, from the issues' `stats` (upserted)
+    lsops_log_files        per log file: identity (device, inode, hash of the first bytes),
+                           offset read up to, the last entry (journald: the cursor)
+    lsops_log_patterns     the log templates (drain3) with their ids
+    lsops_log_lines        one row per log entry (a multi-line stack trace is ONE entry)
+    lsops_pm2_samples      `pm2 jlist` of the app: status, restarts, CPU, memory, uptime
+
+The Sentry token is never written here; nor is pm2's environment (it holds secrets).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    and_,
+    delete,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..exceptions import StoreError
+from ..times import to_ms
+from .schema import _ID, metadata, one_line
+
+__all__ = [
+    "FileState",
+    "log_files_table",
+    "log_lines_table",
+    "log_patterns_table",
+    "pm2_samples_table",
+    "sentry_events_table",
+    "sentry_issues_table",
+    "source_runs_table",
+]
+
+TEXT_LIMIT = 64 * 1024  # characters of a stored log entry (a 1 MB line is cut, and says so)
+
+source_runs_table = Table(
+    "lsops_source_runs",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("target", String(200), nullable=False),
+    Column("source", String(16), nullable=False),  # sentry | logs | pm2
+    Column("ts", BigInteger, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("items", Integer),
+    Column("error", Text),
+)
+Index("lsops_source_runs_ts", source_runs_table.c.target, source_runs_table.c.ts)
+
+sentry_issues_table = Table(
+    "lsops_sentry_issues",
+    metadata,
+    Column("target", String(200), primary_key=True),
+    Column("issue_id", String(64), primary_key=True),
+    Column("short_id", String(200)),
+    Column("title", Text),
+    Column("culprit", Text),
+    Column("level", String(16)),
+    Column("status", String(32)),
+    Column("substatus", String(32)),
+    Column("first_seen", BigInteger),
+    Column("last_seen", BigInteger),
+    Column("events", BigInteger),  # the issue's `count` as last seen
+    Column("users", BigInteger),
+    Column("permalink", Text),
+    Column("updated", BigInteger, nullable=False),  # when this row was last written
+)
+
+sentry_events_table = Table(
+    "lsops_sentry_events",
+    metadata,
+    Column("target", String(200), primary_key=True),
+    Column("issue_id", String(64), primary_key=True),
+    Column("hour", BigInteger, primary_key=True),  # start of the hour, epoch ms
+    Column("events", BigInteger, nullable=False),
+)
+
+log_files_table = Table(
+    "lsops_log_files",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("target", String(200), nullable=False),
+    Column("path", Text, nullable=False),  # journald: "journal:UNIT"
+    Column("device", BigInteger),
+    Column("inode", BigInteger),
+    Column("head_len", Integer),
+    Column("head_hash", String(64)),
+    Column("offset", BigInteger, nullable=False),  # bytes (of the decompressed stream) read
+    Column("disk_size", BigInteger),  # bytes on disk when last read (.gz: unchanged = done)
+    Column("last_entry", BigInteger),  # id of the last entry read (continuations join it)
+    Column("last_ts", BigInteger),  # the last stamped instant read (for unstamped lines)
+    Column("cursor", Text),  # journald's __CURSOR
+)
+Index("lsops_log_files_target", log_files_table.c.target)
+
+log_patterns_table = Table(
+    "lsops_log_patterns",
+    metadata,
+    Column("target", String(200), primary_key=True),
+    Column("pattern_id", Integer, primary_key=True),
+    Column("template", Text, nullable=False),
+)
+
+log_lines_table = Table(
+    "lsops_log_lines",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("target", String(200), nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("estimated", Boolean, nullable=False),
+    Column("source", Text, nullable=False),  # the file's path, or journal:UNIT
+    Column("stream", String(16), nullable=False),  # out | error | journal
+    Column("level", String(16), nullable=False),  # debug | info | warning | error | fatal
+    Column("pattern_id", Integer, nullable=False),
+    Column("text", Text, nullable=False),  # the entry: first line, continuation lines after
+    Column("lines", Integer, nullable=False),  # physical lines in the entry
+)
+Index("lsops_log_lines_ts", log_lines_table.c.target, log_lines_table.c.ts)
+Index(
+    "lsops_log_lines_pattern",
+    log_lines_table.c.target,
+    log_lines_table.c.pattern_id,
+    log_lines_table.c.ts,
+)
+
+pm2_samples_table = Table(
+    "lsops_pm2_samples",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("target", String(200), nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("app", String(200), nullable=False),
+    Column("pm_id", Integer),
+    Column("pid", Integer),
+    Column("status", String(32)),
+    Column("restarts", Integer),
+    Column("unstable_restarts", Integer),
+    Column("cpu", Float),  # percent of one core
+    Column("memory", BigInteger),  # bytes (rss)
+    Column("uptime_s", Float),
+)
+Index("lsops_pm2_samples_ts", pm2_samples_table.c.target, pm2_samples_table.c.ts)
+
+
+def cut(text: str, limit: int = TEXT_LIMIT) -> str:
+    """`text` cut to `limit` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"… [{len(text) - limit} more characters not kept]"
+
+
+# --- writes -------------------------------------------------------------------------------
+
+
+def _write(store: Any) -> Any:
+    return store._write()
+
+
+def _fail(store: Any, exc: SQLAlchemyError, verb: str = "write to") -> StoreError:
+    return StoreError(f"cannot {verb} {store.url}: {one_line(exc)}")
+
+
+def _upsert(conn: Connection, table: Table, rows: list[dict[str, Any]], keys: list[str]) -> None:
+    if not rows:
+        return
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert
+    stmt = insert(table)
+    changed = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
+    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=changed), rows)
+
+
+def record_source_run(
+    store: Any,
+    target: str,
+    source: str,
+    ts: datetime,
+    *,
+    ok: bool,
+    items: int | None,
+    error: str | None,
+) -> None:
+    """One collection of one source: ok (with how many items) or its failure's line."""
+    row = {
+        "target": target,
+        "source": source,
+        "ts": to_ms(ts),
+        "ok": ok,
+        "items": items,
+        "error": error,
+    }
+    try:
+        with store._lock, _write(store) as conn:
+            conn.execute(source_runs_table.insert(), [row])
+    except SQLAlchemyError as exc:
+        raise _fail(store, exc) from None
+
+
+def record_sentry_issues(
+    store: Any,
+    target: str,
+    ts: datetime,
+    issues: Sequence[Mapping[str, Any]],
+    hourly: Sequence[Mapping[str, Any]],
+) -> None:
+    """Upsert the issues (`sentry.issue_row` dicts) and their hourly events, one transaction."""
+    now = to_ms(ts)
+    rows = [{**i, "target": target, "updated": now} for i in issues]
+    events = [{**h, "target": target} for h in hourly]
+    try:
+        with store._lock, _write(store) as conn:
+            _upsert(conn, sentry_issues_table, rows, ["target", "issue_id"])
+            _upsert(conn, sentry_events_table, events, ["target", "issue_id", "hour"])
+    except SQLAlchemyError as exc:
+        raise _fail(store, exc) from None
+
+
+def record_pm2(
+    store: Any, target: str, ts: datetime, processes: Iterable[Mapping[str, Any]]
+) -> int:
+    rows = [{**p, "target": target, "ts": to_ms(ts)} for p in processes]
+    if not rows:
+        return 0
+    try:
+        with store._lock, _write(store) as conn:
+            conn.execute(pm2_samples_table.insert(), rows)
+    except SQLAlchemyError as exc:
+        raise _fail(store, exc) from None
+    return len(rows)
+
+
+@dataclass
+class FileState:
+    """Where the reading of one log file (or journald unit) stands."""
+
+    path: str
+    device: int | None
+    inode: int | None
+    head_len: int
+    head_hash: str
+    offset: int
+    disk_size: int | None = None
+    last_entry: int | None = None
+    last_ts: int | None = None
+    cursor: str | None = None
+    carried: bool = False  # kept unchanged from the last collection (no file continued it)
+
+
+def file_states(store: Any, target: str) -> list[FileState]:
+    t = log_files_table
+    query = select(
+        t.c.path,
+        t.c.device,
+        t.c.inode,
+        t.c.head_len,
+        t.c.head_hash,
+        t.c.offset,
+        t.c.disk_size,
+        t.c.last_entry,
+        t.c.last_ts,
+        t.c.cursor,
+    ).where(t.c.target == target)
+    try:
+        with store.engine.connect() as conn:
+            rows = conn.execute(query.order_by(t.c.id)).fetchall()
+    except SQLAlchemyError as exc:
+        raise _fail(store, exc, "read store") from None
+    return [FileState(*r) for r in rows]
+
+
+def patterns(store: Any, target: str) -> dict[int, str]:
+    """pattern_id -> template, of one target."""
+    t = log_patterns_table
+    try:
+        with store.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.c.pattern_id, t.c.template).where(t.c.target == target)
+            ).fetchall()
+    except SQLAlchemyError as exc:
+        raise _fail(store, exc, "read store") from None
+    return {int(r[0]): str(r[1]) for r in rows}
+
+
+@dataclass
+class Entry:
+    """One log entry to store (a first line and its continuation lines)."""
+
+    ts: int
+    estimated: bool
+    source: str
+    stream: str
+    level: str
+    pattern_id: int
+    text: str
+    lines: int = 1
+    key: str = ""  # which FileState.path it came from (its last entry is remembered)
+
+
+@dataclass
+class Continuation:
+    """Lines that continue an entry stored by an earlier collection."""
+
+    entry_id: int
+    text: str
+    lines: int
+
+
+def record_logs(
+    store: Any,
+    target: str,
+    entries: Sequence[Entry],
+    continuations: Sequence[Continuation],
+    states: Sequence[FileState],
+    templates: Mapping[int, str],
+) -> None:
+    """ONE transaction: the new entries, the continued ones, the templates, and the file
+    states replacing the target's previous ones (a crash stores nothing: read again)."""
+    t = log_lines_table
+    try:
+        with store._lock, _write(store) as conn:
+            last: dict[str, int] = {}
+            for entry in entries:  # one at a time: each entry's id is remembered per file
+                result = conn.execute(
+                    t.insert().values(
+                        target=target,
+                        ts=entry.ts,
+                        estimated=entry.estimated,
+                        source=entry.source,
+                        stream=entry.stream,
+                        level=entry.level,
+                        pattern_id=entry.pattern_id,
+                        text=cut(entry.text),
+                        lines=entry.lines,
+                    )
+                )
+                last[entry.key] = int(result.inserted_primary_key[0])
+            for more in continuations:
+                old = conn.execute(
+                    select(t.c.text, t.c.lines).where(t.c.id == more.entry_id)
+                ).first()
+                if old is None:
+                    continue
+                conn.execute(
+                    update(t)
+                    .where(t.c.id == more.entry_id)
+                    .values(text=cut(old.text + "\n" + more.text), lines=old.lines + more.lines)
+                )
+            _upsert(
+                conn,
+                log_patterns_table,
+                [
+                    {"target": target, "pattern_id": pid, "template": cut(tpl, 4000)}
+                    for pid, tpl in templates.items()
+                ],
+                ["target", "pattern_id"],
+            )
+            conn.execute(delete(log_files_table).where(log_files_table.c.target == target))
+            rows = []
+            for s in states:
+                rows.append(
+                    {
+                        "target": target,
+                        "path": s.path,
+                        "device": s.device,
+                        "inode": s.inode,
+                        "head_len": s.head_len,
+                        "head_hash": s.head_hash,
+                        "offset": s.offset,
+                        "disk_size": s.disk_size,
+                        "last_entry": s.last_entry if s.carried else last.get(s.path, s.last_entry),
+                        "last_ts": s.last_ts,
+                        "cursor": s.cursor,
+                    }
+                )
+            if rows:
+                conn.execute(log_files_table.insert(), rows)
+    except SQLAlchemyError as exc:
+        raise _fail(store, exc) from None
+
+
+# --- reads --------------------------------------------------------------------------------
+
+
+def _frame(store: Any, query: Any, columns: list[str], ts_columns: Sequence[str]) -> pd.DataFrame:
+    try:
+        with store.engine.connect() as conn:
+            rows = conn.execute(query).fetchall()
+    except SQLAlchemyError as exc:
+        raise _fail(store, exc, "read store") from None
+    df = pd.DataFrame([tuple(r) for r in rows], columns=columns)
+    for col in ts_columns:
+        df[col] = pd.to_datetime(pd.to_numeric(df[col]), unit="ms", utc=True)
+    return df
+
+
+def _target_clause(column: Any, target: str | None) -> Any:
+    return column == target if target is not None else None
+
+
+def _where(query: Any, *clauses: Any) -> Any:
+    real = [c for c in clauses if c is not None]
+    return query.where(and_(*real)) if real else query
+
+
+SENTRY_COLUMNS = [
+    "issue_id",
+    "short_id",
+    "title",
+    "culprit",
+    "level",
+    "status",
+    "substatus",
+    "first_seen",
+    "last_seen",
+    "events",
+    "users",
+    "permalink",
+    "updated",
+]
+
+
+def sentry_issues(
+    store: Any,
+    target: str | None,
+    *,
+    seen_since: datetime | None = None,
+    first_seen_since: datetime | None = None,
+    first_seen_until: datetime | None = None,
+) -> pd.DataFrame:
+    """The stored issues (their latest state): SENTRY_COLUMNS, instants as Timestamps."""
+    t = sentry_issues_table
+    query = _where(
+        select(*[t.c[c] for c in SENTRY_COLUMNS]),
+        _target_clause(t.c.target, target),
+        t.c.last_seen >= to_ms(seen_since) if seen_since else None,
+        t.c.first_seen >= to_ms(first_seen_since) if first_seen_since else None,
+        t.c.first_seen < to_ms(first_seen_until) if first_seen_until else None,
+    ).order_by(t.c.first_seen, t.c.issue_id)
+    return _frame(store, query, SENTRY_COLUMNS, ("first_seen", "last_seen", "updated"))
+
+
+def sentry_events(store: Any, target: str | None, start: datetime, end: datetime) -> pd.DataFrame:
+    """Events per issue in the hours that start in [start, end): issue_id, events."""
+    t = sentry_events_table
+    query = _where(
+        select(t.c.issue_id, func.sum(t.c.events)),
+        _target_clause(t.c.target, target),
+        t.c.hour >= to_ms(start),
+        t.c.hour < to_ms(end),
+    ).group_by(t.c.issue_id)
+    return _frame(store, query, ["issue_id", "events"], ())
+
+
+RUN_COLUMNS = ["ts", "source", "ok", "items", "error"]
+
+
+def source_runs(
+    store: Any, target: str | None, start: datetime | None, end: datetime | None
+) -> pd.DataFrame:
+    t = source_runs_table
+    query = _where(
+        select(*[t.c[c] for c in RUN_COLUMNS]),
+        _target_clause(t.c.target, target),
+        t.c.ts >= to_ms(start) if start else None,
+        t.c.ts < to_ms(end) if end else None,
+    ).order_by(t.c.ts, t.c.id)
+    return _frame(store, query, RUN_COLUMNS, ("ts",))
+
+
+PM2_COLUMNS = [
+    "ts",
+    "app",
+    "pm_id",
+    "pid",
+    "status",
+    "restarts",
+    "unstable_restarts",
+    "cpu",
+    "memory",
+    "uptime_s",
+]
+
+
+def pm2_samples(
+    store: Any, target: str | None, start: datetime | None, end: datetime | None
+) -> pd.DataFrame:
+    t = pm2_samples_table
+    query = _where(
+        select(*[t.c[c] for c in PM2_COLUMNS]),
+        _target_clause(t.c.target, target),
+        t.c.ts >= to_ms(start) if start else None,
+        t.c.ts < to_ms(end) if end else None,
+    ).order_by(t.c.ts, t.c.id)
+    return _frame(store, query, PM2_COLUMNS, ("ts",))
+
+
+LINE_COLUMNS = ["id", "ts", "estimated", "source", "stream", "level", "pattern_id", "text", "lines"]
+LEVELS = ("debug", "info", "warning", "error", "fatal")
+
+
+def _level_clause(level: str | None) -> Any:
+    if not level:
+        return None
+    at_least = LEVELS[LEVELS.index(level) :]
+    return log_lines_table.c.level.in_(at_least)
+
+
+def _grep_clause(grep: str | None) -> Any:
+    if not grep:
+        return None
+    return func.lower(log_lines_table.c.text).contains(grep.lower(), autoescape=True)
+
+
+def log_lines(
+    store: Any,
+    target: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    level: str | None = None,
+    grep: str | None = None,
+    limit: int | None = None,
+) -> pd.DataFrame:
+    """The stored entries in [start, end), oldest first: LINE_COLUMNS."""
+    t = log_lines_table
+    query = _where(
+        select(*[t.c[c] for c in LINE_COLUMNS]),
+        _target_clause(t.c.target, target),
+        t.c.ts >= to_ms(start) if start else None,
+        t.c.ts < to_ms(end) if end else None,
+        _level_clause(level),
+        _grep_clause(grep),
+    ).order_by(t.c.ts, t.c.id)
+    if limit is not None:
+        query = query.limit(limit)
+    return _frame(store, query, LINE_COLUMNS, ("ts",))
+
+
+def pattern_counts(
+    store: Any,
+    target: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    level: str | None = None,
+    grep: str | None = None,
+) -> pd.DataFrame:
+    """Per pattern in [start, end): count, first, last (instants), worst level rank,
+    the id of its first entry (the example)."""
+    t = log_lines_table
+    rank = _level_rank()
+    query = _where(
+        select(
+            t.c.pattern_id,
+            func.count(),
+            func.min(t.c.ts),
+            func.max(t.c.ts),
+            func.max(rank),
+            func.min(t.c.id),
+        ),
+        _target_clause(t.c.target, target),
+        t.c.ts >= to_ms(start) if start else None,
+        t.c.ts < to_ms(end) if end else None,
+        _level_clause(level),
+        _grep_clause(grep),
+    ).group_by(t.c.pattern_id)
+    return _frame(
+        store,
+        query,
+        ["pattern_id", "count", "first", "last", "level_rank", "example_id"],
+        ("first", "last"),
+    )
+
+
+def _level_rank() -> Any:
+    from sqlalchemy import case
+
+    return case({name: i for i, name in enumerate(LEVELS)}, value=log_lines_table.c.level, else_=1)
+
+
+def pattern_first_seen(
+    store: Any, target: str | None, pattern_ids: Sequence[int]
+) -> dict[int, Any]:
+    """pattern_id -> the first instant any line of it was seen (all history)."""
+    if not pattern_ids:
+        return {}
+    t = log_lines_table
+    query = _where(
+        select(t.c.pattern_id, func.min(t.c.ts)),
+        _target_clause(t.c.target, target),
+        t.c.pattern_id.in_([int(p) for p in pattern_ids]),
+    ).group_by(t.c.pattern_id)
+    df = _frame(store, query, ["pattern_id", "first_seen"], ("first_seen",))
+    return {int(r.pattern_id): r.first_seen for r in df.itertuples()}
+
+
+def entries_by_id(store: Any, ids: Sequence[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    t = log_lines_table
+    query = select(t.c.id, t.c.text).where(t.c.id.in_([int(i) for i in ids]))
+    df = _frame(store, query, ["id", "text"], ())
+    return {int(r.id): str(r.text) for r in df.itertuples()}
+
+
+def templates_of(store: Any, target: str | None, pattern_ids: Sequence[int]) -> dict[int, str]:
+    if not pattern_ids:
+        return {}
+    t = log_patterns_table
+    query = _where(
+        select(t.c.pattern_id, t.c.template),
+        _target_clause(t.c.target, target),
+        t.c.pattern_id.in_([int(p) for p in pattern_ids]),
+    )
+    df = _frame(store, query, ["pattern_id", "template"], ())
+    return {int(r.pattern_id): str(r.template) for r in df.itertuples()}

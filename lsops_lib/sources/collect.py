@@ -44,12 +44,19 @@ class SourceResult:
 def collect_sentry(
     store: Any, settings: SourceSettings, target: str, now: datetime, **client_kw: Any
 ) -> int:
-    """The issues seen in the last 24 hours (every page), upserted with their hourly events."""
+    """The issues seen in the last 24 hours (every page, every status) and every issue
+    unresolved now, upserted with their hourly events; a stored unresolved issue that is
+    no longer unresolved is marked resolved (Sentry's list no longer shows it)."""
     with SentryClient(settings.sentry, **client_kw) as client:
-        issues = client.issues(since=now - SENTRY_PERIOD, stats_period="24h")
-    rows = [issue_row(i) for i in issues]
-    hourly = [h for i in issues for h in hourly_rows(i)]
-    tables.record_sentry_issues(store, target, now, rows, hourly)
+        recent = client.issues(since=now - SENTRY_PERIOD, stats_period="24h")
+        unresolved = client.unresolved()
+    by_id = {str(i.get("id")): i for i in unresolved}
+    by_id.update({str(i.get("id")): i for i in recent})
+    rows = [issue_row(i) for i in by_id.values()]
+    hourly = [h for i in recent for h in hourly_rows(i)]
+    tables.record_sentry_issues(
+        store, target, now, rows, hourly, unresolved={str(i.get("id")) for i in unresolved}
+    )
     return len(rows)
 
 

@@ -156,6 +156,14 @@ class SentryClient:
                 found[str(issue.get("id"))] = issue
         return list(found.values())
 
+    def unresolved(self) -> list[dict[str, Any]]:
+        """Every issue unresolved now, however old (`query=is:unresolved`)."""
+        found: dict[str, dict[str, Any]] = {}
+        for page in self.pages({"query": "is:unresolved", "statsPeriod": "", "limit": "100"}):
+            for issue in page:
+                found[str(issue.get("id"))] = issue
+        return list(found.values())
+
 
 def _same_origin(url: str, base: str, path: str) -> str:
     """The next page's URL, refused when it leaves the configured Sentry (the token goes

@@ -231,13 +231,32 @@ def record_sentry_issues(
     ts: datetime,
     issues: Sequence[Mapping[str, Any]],
     hourly: Sequence[Mapping[str, Any]],
+    *,
+    unresolved: set[str] | None = None,
 ) -> None:
-    """Upsert the issues (`sentry.issue_row` dicts) and their hourly events, one transaction."""
+    """Upsert the issues (`sentry.issue_row` dicts) and their hourly events, one
+    transaction. With `unresolved` (the ids Sentry lists as unresolved now), a stored
+    unresolved issue not among them is marked resolved."""
     now = to_ms(ts)
     rows = [{**i, "target": target, "updated": now} for i in issues]
     events = [{**h, "target": target} for h in hourly]
+    t = sentry_issues_table
     try:
         with store._lock, _write(store) as conn:
+            if unresolved is not None:
+                stale = [
+                    r[0]
+                    for r in conn.execute(
+                        select(t.c.issue_id).where(t.c.target == target, t.c.status == "unresolved")
+                    )
+                    if r[0] not in unresolved
+                ]
+                for issue_id in stale:
+                    conn.execute(
+                        update(t)
+                        .where(t.c.target == target, t.c.issue_id == issue_id)
+                        .values(status="resolved", updated=now)
+                    )
             _upsert(conn, sentry_issues_table, rows, ["target", "issue_id"])
             _upsert(conn, sentry_events_table, events, ["target", "issue_id", "hour"])
     except SQLAlchemyError as exc:

@@ -141,3 +141,4 @@ register(["checks", "collect", "db", "reports", "demo"])
 register(["reindex", "security"])  # issue 12: `lsops reindex-list`, `lsops security`
 register(["backups"])  # issue 12: lsops backup check
 register(["vectors"])  # `lsops db vectors` (issue 15), on the db group
+register(["sources"])  # issue 10: lsops errors, lsops logs

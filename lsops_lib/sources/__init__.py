@@ -22,6 +22,7 @@ from __future__ import annotations
 from .collect import SourceResult, collect_sources
 from .common import LEVELS, SourceError
 from .views import (
+    AROUND,
     errors_view,
     lines_around,
     log_patterns,
@@ -30,6 +31,7 @@ from .views import (
 )
 
 __all__ = [
+    "AROUND",
     "LEVELS",
     "SourceError",
     "SourceResult",

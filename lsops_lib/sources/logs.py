@@ -45,6 +45,7 @@ from ..store.sources import Continuation, Entry, FileState
 from .common import SourceError, one_line
 
 HEAD = 512  # bytes of a file's start that identify it
+MIN_MATCH = 64  # a copy still being written is recognised by this many first bytes
 MAX_READ = 64 * 1024 * 1024  # bytes read from one file in one collection (the rest: next time)
 MAX_KEPT = 1000  # remembered streams no current file continues (deleted rotations)
 JOURNAL_TIMEOUT_S = 60.0
@@ -216,17 +217,33 @@ def _read(f: _File, start: int) -> bytes:
     return chunk[: end + 1] if end >= 0 else b""
 
 
+def _same_head(f: _File) -> bool:
+    """Whether the file still starts with the bytes read at its open (plain files)."""
+    if f.content is not None:
+        return True
+    try:
+        f.fh.seek(0)
+        return f.fh.read(len(f.head)) == f.head
+    except OSError:
+        return False
+
+
 def _matches(f: _File, s: FileState) -> bool:
+    """Whether `f` continues the stream `s` remembers: it starts with the same bytes (all
+    of the remembered head; or, for a copy still being written, at least MIN_MATCH of
+    them), and if it is the same inode, it was not truncated below the offset."""
     if s.cursor is not None or s.path.startswith("journal:"):
         return False
     same_inode = (s.device, s.inode) == (f.device, f.inode) and not f.gz
-    if s.head_len == 0:
-        return same_inode and f.size >= s.offset
-    if len(f.head) < s.head_len or _hash(f.head[: s.head_len]) != s.head_hash:
-        return False
     if same_inode and f.size < s.offset:
-        return False  # truncated and written again with the same first bytes
-    return True
+        return False  # truncated
+    if s.head_len == 0:
+        return same_inode
+    if len(f.head) >= s.head_len:
+        return _hash(f.head[: s.head_len]) == s.head_hash
+    if s.head_len >= MIN_MATCH and len(f.head) >= MIN_MATCH and s.start_hash:
+        return _hash(f.head[:MIN_MATCH]) == s.start_hash  # a copy being written
+    return False
 
 
 @dataclass
@@ -259,26 +276,28 @@ def _read_streams(
     # files continuing one stream (a copy and its not yet truncated original, a rotated
     # file and its .gz) are grouped by the identity of the state they continue, and the
     # bytes one of them gave are not read again from another
-    groups: dict[tuple[int, str], list[tuple[_File, FileState]]] = {}
+    groups: dict[str, list[tuple[_File, FileState]]] = {}
     for f in files:
         candidates = [s for s in file_states if _matches(f, s)]
         if not candidates:
-            _process(f, 0, None, regex, batch)
+            groups.setdefault(_stream_key(f), []).append((f, _fresh(f)))
             continue
 
-        def rank(s: FileState, f: _File = f) -> tuple[bool, int]:
-            return ((s.device, s.inode) == (f.device, f.inode) and not f.gz, s.offset)
+        def rank(s: FileState, f: _File = f) -> tuple[int, bool]:
+            # the furthest any file of this stream was read; then the same inode
+            return (s.offset, (s.device, s.inode) == (f.device, f.inode) and not f.gz)
 
-        best = max(candidates, key=rank)
-        groups.setdefault((best.head_len, best.head_hash), []).append((f, best))
+        groups.setdefault(_stream_key(f), []).append((f, max(candidates, key=rank)))
+    claimed: set[int] = set()
     for members in groups.values():
         members.sort(key=lambda m: (m[1].offset, m[0].gz, m[0].path))
         read_to = 0
         for f, s in members:
-            read_to = max(read_to, _process(f, max(s.offset, read_to), s, regex, batch))
+            claimed.add(id(s))
+            state = None if s.path == "" else s
+            read_to = max(read_to, _process(f, max(s.offset, read_to), state, regex, batch))
     # a remembered stream no file continued this time is kept (a file renamed between the
     # glob and the open shows up next time under its new name), the newest MAX_KEPT
-    claimed = {id(s) for members in groups.values() for _, s in members}
     kept = [s for s in file_states if id(s) not in claimed and s.head_len > 0]
     kept.sort(key=lambda s: s.last_ts or 0, reverse=True)
     for s in kept[:MAX_KEPT]:
@@ -286,11 +305,27 @@ def _read_streams(
         batch.states.append(s)
 
 
+def _stream_key(f: _File) -> str:
+    """Files starting with the same MIN_MATCH bytes are one stream (a copy, a .gz)."""
+    return _hash(f.head[:MIN_MATCH]) if len(f.head) >= MIN_MATCH else f"path:{f.path}"
+
+
+def _fresh(f: _File) -> FileState:
+    """The state of a file never seen: read from 0."""
+    return FileState(path="", device=f.device, inode=f.inode, head_len=0, head_hash="", offset=0)
+
+
 def _process(
     f: _File, start: int, state: FileState | None, regex: re.Pattern[str], batch: Batch
 ) -> int:
     """Read `f` from `start`, add its entries and its new state; returns the offset reached."""
     data = _read(f, start) if f.size > start else b""
+    if data and not _same_head(f):
+        # truncated (and written again) between the open and the read: what was read is
+        # not the remembered stream; keep the state as it was, read again next time
+        if state is not None:
+            batch.states.append(state)
+        return start
     end = start + len(data)
     stream = stream_of(f.path)
     last_ts = state.last_ts if state else None
@@ -301,6 +336,7 @@ def _process(
         inode=f.inode,
         head_len=len(f.head),
         head_hash=_hash(f.head),
+        start_hash=_hash(f.head[:MIN_MATCH]) if len(f.head) >= MIN_MATCH else None,
         offset=end,
         disk_size=f.disk_size,
         last_entry=last_entry,

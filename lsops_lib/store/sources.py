@@ -111,7 +111,8 @@ log_files_table = Table(
     Column("device", BigInteger),
     Column("inode", BigInteger),
     Column("head_len", Integer),
-    Column("head_hash", String(64)),
+    Column("head_hash", String(64)),  # SHA-256 of the first head_len bytes
+    Column("start_hash", String(64)),  # SHA-256 of the first MIN_MATCH bytes (partial copies)
     Column("offset", BigInteger, nullable=False),  # bytes (of the decompressed stream) read
     Column("disk_size", BigInteger),  # bytes on disk when last read (.gz: unchanged = done)
     Column("last_entry", BigInteger),  # id of the last entry read (continuations join it)
@@ -287,6 +288,7 @@ class FileState:
     head_len: int
     head_hash: str
     offset: int
+    start_hash: str | None = None
     disk_size: int | None = None
     last_entry: int | None = None
     last_ts: int | None = None
@@ -303,6 +305,7 @@ def file_states(store: Any, target: str) -> list[FileState]:
         t.c.head_len,
         t.c.head_hash,
         t.c.offset,
+        t.c.start_hash,
         t.c.disk_size,
         t.c.last_entry,
         t.c.last_ts,
@@ -413,6 +416,7 @@ def record_logs(
                         "inode": s.inode,
                         "head_len": s.head_len,
                         "head_hash": s.head_hash,
+                        "start_hash": s.start_hash,
                         "offset": s.offset,
                         "disk_size": s.disk_size,
                         "last_entry": s.last_entry if s.carried else last.get(s.path, s.last_entry),

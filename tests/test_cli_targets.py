@@ -69,11 +69,22 @@ def _checklist_cli(doc: Any) -> Any:
     return {c["key"]: (c["status"], _rounded(c["value"])) for c in doc["checks"]}
 
 
+def _logs_truth(store: Store, t: TwoTargets, target: str) -> Any:
+    from lsops_lib.sources import log_patterns
+
+    return sorted((p["template"], p["count"]) for p in log_patterns(store, target, t.start, t.end))
+
+
+def _logs_cli(doc: Any) -> Any:
+    return sorted((p["template"], p["count"]) for p in doc["patterns"])
+
+
 # command -> (its args after the window, the figure from its --json, the library's figure)
 STORE_READERS: dict[str, tuple[list[str], Callable[[Any], Any], Callable[..., Any]]] = {
     "endpoints": ([], _endpoints_cli, _endpoints_truth),
     "incidents": ([], _incidents_cli, _incidents_truth),
     "checklist": ([], _checklist_cli, _checklist_truth),
+    "logs": ([], _logs_cli, _logs_truth),  # issue 10
 }
 # `report` reads the store for two of its kinds: test_reports_read_the_selected_target
 STORE_READING_REPORTS = ("monthly-review", "postmortem")
@@ -96,9 +107,6 @@ NOT_STORE_READERS = {
     # above; its window figures are tested in test_security (one target)
     "security",
     "errors",  # issue 10: Sentry now (its window: test_sources_sentry)
-    # issue 10: reads the store's log lines of app.target, the same selection as the readers
-    # above (tables.log_lines(target=...)); its figures: test_sources_logs (one target)
-    "logs",
 }
 
 

@@ -121,6 +121,8 @@ class Thresholds:
     # --- issue 10: errors and logs (the checklist's Sentry and pm2 lines) ---
     errors_resolve_within: float = 7.0  # days: an unresolved Sentry issue older is overdue
     cpu_percent: float = 70.0  # pm2 CPU of the app, p95 of the window, below this (percent)
+    log_burst_min: int = 10  # incidents: an hour with at least this many error log entries ...
+    log_burst_factor: float = 5.0  # ... and this many times the window's median hour is a burst
 
 
 @dataclass(frozen=True)

@@ -230,3 +230,65 @@ def test_lsops_checklist_shows_the_lines_and_their_settings(
     assert "[sentry]" in checks["errors_resolved"]["detail"]
     assert "[logs]" in checks["new_error_patterns"]["detail"]
     assert checks["critical_errors"]["name"] == "No critical errors"
+
+
+def _pm2_sample(store: Store, ts: datetime, restarts: int) -> None:
+    tables.record_pm2(
+        store,
+        "default",
+        ts,
+        [
+            {
+                "app": "longsang-api",
+                "pm_id": 0,
+                "pid": 1,
+                "status": "online",
+                "restarts": restarts,
+                "unstable_restarts": 0,
+                "cpu": 1.0,
+                "memory": 1,
+                "uptime_s": 1.0,
+            }
+        ],
+    )
+
+
+def test_log_bursts_and_pm2_restarts_the_scrapes_did_not_see_are_incidents(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    from lsops_lib.analysis import incidents
+    from tests.fixtures.analysis import History
+
+    log = Pm2Log(tmp_path)
+    for hour in range(6):  # 2 error entries an hour, then 12 (3 fatal) in hour 3
+        burst = hour == 3
+        for k in range(12 if burst else 2):
+            text = (
+                "FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory"
+                if burst and k < 3
+                else f"❌ Express Error: connect ECONNREFUSED 127.0.0.1:5432 ({k})"
+            )
+            log.write(text, T0 + timedelta(hours=hour, minutes=k))
+    collect_logs(sqlite_store, SourceSettings(logs=LogSettings(paths=(str(log.path),))), "default")
+    # the API restarted (scrapes saw it) at 01:30; pm2 counted that one and a crash at 04:30
+    h = History(sqlite_store, start=T0)
+    for minute in range(0, 6 * 60 + 1, 30):
+        if minute == 90:
+            h.restart()
+        h.scrape(at=T0 + timedelta(minutes=minute))
+    for minute, restarts in [(0, 4), (60, 4), (120, 5), (240, 5), (300, 6), (360, 6)]:
+        _pm2_sample(sqlite_store, T0 + timedelta(minutes=minute), restarts)
+
+    found = incidents(sqlite_store, T0, T0 + timedelta(hours=7), Thresholds(), target="default")
+    mine = found[found["kind"].isin(["log_burst", "pm2_restart"])]
+    assert [(r.kind, r.start, r.end, r.severity) for r in mine.itertuples()] == [
+        ("log_burst", T0 + timedelta(hours=3), T0 + timedelta(hours=4), "critical"),
+        ("pm2_restart", T0 + timedelta(hours=4), T0 + timedelta(hours=5), "warning"),
+    ]
+    burst = mine.iloc[0]
+    assert burst["detail"].startswith("12 error log entries in 1 h (3 fatal")
+    assert "top pattern (9): ❌ Express Error: connect ECONNREFUSED <IP> (<NUM>)" in burst["detail"]
+    quieter = incidents(
+        sqlite_store, T0, T0 + timedelta(hours=7), Thresholds(log_burst_min=13), target="default"
+    )
+    assert "log_burst" not in set(quieter["kind"])

@@ -23,6 +23,7 @@ from .traffic import endpoint_series, endpoint_summary
 
 COLUMNS = ["start", "end", "duration_s", "kind", "severity", "detail", "endpoint", "ongoing"]
 KINDS = ("no_answer", "health_error", "health_degraded", "error_rate", "latency", "restart")
+KINDS += ("log_burst", "pm2_restart")  # issue 10: from the logs and pm2 (sources/incidents.py)
 _HEALTH_KIND = {"NO_ANSWER": "no_answer", "ERROR": "health_error", "DEGRADED": "health_degraded"}
 _HEALTH_SEVERITY = {
     "no_answer": "critical",
@@ -316,7 +317,8 @@ def incidents(
 ) -> pd.DataFrame:
     """Every incident in [start, end): start, end, duration_s, kind, severity, detail, endpoint, ongoing.
 
-    kind: no_answer | health_error | health_degraded | error_rate | latency | restart;
+    kind: no_answer | health_error | health_degraded | error_rate | latency | restart |
+    log_burst | pm2_restart (issue 10);
     severity: critical | warning | info. Sorted by start. `baseline` = (start, end) of a
     period whose per-endpoint mean latency is the reference for latency regressions
     (default: each endpoint's median bucket mean over the window itself).
@@ -366,6 +368,10 @@ def incidents(
         resets = store.resets(start, end, target=target)
         if not resets.empty:
             parts.append(restart_incidents(ensure_ts(resets.copy(), "ts")))
+    if {"log_burst", "pm2_restart"} & set(kinds):  # issue 10: what the scrapes cannot see
+        from ..sources.incidents import source_incidents
+
+        parts.append(source_incidents(store, start, end, thresholds, target=target, kinds=kinds))
     parts = [p for p in parts if not p.empty]
     if not parts:
         return empty(COLUMNS)

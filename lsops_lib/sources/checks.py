@@ -39,6 +39,8 @@ ENABLE = {
 def _configured(
     store: Any, target: str | None, sources: SourceSettings | None, end: datetime | None
 ) -> tuple[set[str], pd.DataFrame]:
+    if getattr(store, "engine", None) is None:  # a reader that is not a Store: nothing
+        return set(), pd.DataFrame(columns=tables.RUN_COLUMNS)
     runs = tables.source_runs(store, target, None, end)
     names = set(sources.configured()) if sources is not None else set()
     names |= set(runs["source"].astype(str)) if not runs.empty else set()

@@ -134,3 +134,89 @@ def test_sources_not_configured_say_how(sqlite_store: Store, shown: list[str]) -
     page = "".join(shown)
     assert "Sentry: not configured" in page and "LSOPS_LOGS" in page and "[pm2]" in page
     assert plots.pm2_cpu(review.cpu, Thresholds()) is None
+
+
+def test_the_postmortem_timeline_places_the_sources(sqlite_store: Store, tmp_path: Path) -> None:
+    """Sentry issues first seen or spiking in the window, the window's log patterns with
+    counts and first and last lines, pm2 restarts; the summary names the top new pattern."""
+    from lsops_lib.analysis import postmortem
+    from lsops_lib.present.postmortem import impact_sentence
+    from tests.fixtures.analysis import History
+
+    t0 = datetime(2026, 10, 2, 2, 0, tzinfo=UTC)
+    h = History(sqlite_store, start=t0 - timedelta(hours=2))
+    for minute in range(0, 4 * 60 + 1, 5):
+        h.traffic("/a", 10, 20.0).scrape(at=t0 - timedelta(hours=2) + timedelta(minutes=minute))
+    ms = lambda d: int(d.timestamp() * 1000)  # noqa: E731
+    hour = lambda d: ms(d.replace(minute=0))  # noqa: E731
+    tables.record_sentry_issues(
+        sqlite_store,
+        "default",
+        t0 + timedelta(hours=1),
+        [
+            _issue(
+                "7", "fatal", "unresolved", t0 + timedelta(minutes=10), t0 + timedelta(minutes=20)
+            ),
+            _issue("8", "error", "unresolved", t0 - timedelta(days=3), t0 + timedelta(minutes=30)),
+            _issue("9", "error", "unresolved", t0 - timedelta(days=3), t0 + timedelta(minutes=30)),
+        ],
+        [
+            {"issue_id": "8", "hour": hour(t0), "events": 12},  # 12 in the window, 0 before
+            {"issue_id": "9", "hour": hour(t0), "events": 2},  # too few to be a spike
+        ],
+    )
+    log = Pm2Log(tmp_path)
+    log.write("⚠️ Slow query: 900ms on documents", t0 - timedelta(minutes=30))
+    for k in range(4):
+        log.write(
+            f"Error: connect ECONNREFUSED 127.0.0.1:{5400 + k}",
+            t0 + timedelta(minutes=5 + k),
+            frames=1,
+        )
+    log.write("⚠️ Slow query: 1200ms on documents", t0 + timedelta(minutes=40))
+    collect_logs(sqlite_store, SourceSettings(logs=LogSettings(paths=(str(log.path),))), "default")
+    for minute, restarts in [(0, 2), (15, 3), (45, 3)]:
+        tables.record_pm2(
+            sqlite_store,
+            "default",
+            t0 + timedelta(minutes=minute),
+            [
+                {
+                    "app": "longsang-api",
+                    "pm_id": 0,
+                    "pid": 1,
+                    "status": "online",
+                    "restarts": restarts,
+                    "unstable_restarts": 0,
+                    "cpu": 1.0,
+                    "memory": 1,
+                    "uptime_s": 1.0,
+                }
+            ],
+        )
+
+    pm = postmortem(sqlite_store, t0, t0 + timedelta(hours=1), Thresholds(), target="default")
+    events = pm.timeline[
+        pm.timeline["event"].isin(["sentry issue", "sentry spike", "log pattern", "pm2 restart"])
+    ]
+    got = [(r.ts, r.event, r.detail.split(":")[0]) for r in events.itertuples()]
+    assert got == [
+        (t0 + timedelta(minutes=5), "log pattern", "error x4 (new)"),
+        (t0 + timedelta(minutes=10), "sentry issue", "first seen"),
+        (
+            t0 + timedelta(minutes=15),
+            "pm2 restart",
+            "pm2 counted 1 restart(s) of the app since the sample before",
+        ),
+        (t0 + timedelta(minutes=30), "sentry spike", "12 events in the window (0 before it)"),
+        (t0 + timedelta(minutes=40), "log pattern", "warning x1"),
+    ]
+    pattern = events[events["event"] == "log pattern"]["detail"].iloc[0]
+    assert "first: Error: connect ECONNREFUSED 127.0.0.1:5400" in pattern
+    assert "last 2026-10-02 02:08:00 UTC: Error: connect ECONNREFUSED 127.0.0.1:5403" in pattern
+    summary = pm.summary()
+    assert summary["top_new_pattern"]["count"] == 4
+    assert (
+        "Top new error log pattern: Error: connect ECONNREFUSED <IP> (4 lines"
+        in impact_sentence(summary)
+    )

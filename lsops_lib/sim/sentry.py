@@ -43,12 +43,18 @@ class SimIssue:
     substatus: str | None = "ongoing"
     events: list[datetime] = field(default_factory=list)
     users: int = 1
+    resolved_at: datetime | None = None  # from then on its status is "resolved"
 
-    def first_seen(self) -> datetime:
-        return min(self.events)
+    def status_at(self, now: datetime) -> str:
+        if self.resolved_at is not None and now >= self.resolved_at:
+            return "resolved"
+        return self.status
 
-    def last_seen(self) -> datetime:
-        return max(self.events)
+    def first_seen(self, now: datetime | None = None) -> datetime:
+        return min(e for e in self.events if now is None or e <= now)
+
+    def last_seen(self, now: datetime | None = None) -> datetime:
+        return max(e for e in self.events if now is None or e <= now)
 
 
 class SentryStandIn:
@@ -93,24 +99,25 @@ class SentryStandIn:
         buckets = []
         for i in range(count - 1, -1, -1):
             lo = top - i * step
-            n = sum(1 for e in issue.events if lo <= e < lo + step)
+            n = sum(1 for e in issue.events if lo <= e < lo + step and e <= now)
             buckets.append([int(lo.timestamp()), n])
         return {period: buckets}
 
     def _body(self, issue: SimIssue, period: str) -> dict[str, Any]:
+        now = self.now()
         body: dict[str, Any] = {
             "id": issue.id,
             "shortId": issue.short_id,
             "title": issue.title,
             "culprit": issue.culprit,
             "level": issue.level,
-            "status": issue.status,
+            "status": issue.status_at(now),
             "substatus": issue.substatus,
             "isUnhandled": issue.level == "fatal",
-            "count": str(len(issue.events)),
+            "count": str(sum(1 for e in issue.events if e <= now)),
             "userCount": issue.users,
-            "firstSeen": _iso(issue.first_seen()),
-            "lastSeen": _iso(issue.last_seen()),
+            "firstSeen": _iso(issue.first_seen(now)),
+            "lastSeen": _iso(issue.last_seen(now)),
             "permalink": f"{self.url}/organizations/{self.org}/issues/{issue.id}/",
             "project": {"slug": self.project},
             "metadata": {"value": issue.title},
@@ -122,15 +129,16 @@ class SentryStandIn:
 
     def _select(self, query: str) -> list[SimIssue]:
         now = self.now()
-        chosen = [i for i in self.issues if i.events and i.first_seen() <= now]
+        # what Sentry knows at `now`: the events until then
+        chosen = [i for i in self.issues if any(e <= now for e in i.events)]
         for token in query.split():
             if token == "is:unresolved":
-                chosen = [i for i in chosen if i.status == "unresolved"]
+                chosen = [i for i in chosen if i.status_at(now) == "unresolved"]
             elif token.startswith("lastSeen:>="):
                 since = datetime.fromisoformat(token[len("lastSeen:>=") :].replace("Z", "+00:00"))
                 since = since if since.tzinfo else since.replace(tzinfo=UTC)
-                chosen = [i for i in chosen if i.last_seen() >= since]
-        return sorted(chosen, key=lambda i: (i.last_seen(), i.id), reverse=True)
+                chosen = [i for i in chosen if i.last_seen(now) >= since]
+        return sorted(chosen, key=lambda i: (i.last_seen(now), i.id), reverse=True)
 
     def answer(
         self, path: str, params: dict[str, str], auth: str | None

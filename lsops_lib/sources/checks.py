@@ -41,18 +41,18 @@ def _configured(
 ) -> tuple[set[str], pd.DataFrame]:
     if getattr(store, "engine", None) is None:  # a reader that is not a Store: nothing
         return set(), pd.DataFrame(columns=tables.RUN_COLUMNS)
-    runs = tables.source_runs(store, target, None, end)
+    runs = tables.source_runs(store, target, None, None)  # ever collected: configured
     names = set(sources.configured()) if sources is not None else set()
     names |= set(runs["source"].astype(str)) if not runs.empty else set()
     return names, runs
 
 
-def _collected(runs: pd.DataFrame, name: str, start: datetime | None) -> bool:
+def _collected(runs: pd.DataFrame, name: str, start: datetime, end: datetime) -> bool:
+    """Whether `name` was collected in [start, end] (a collection at the end counts)."""
     if runs.empty:
         return False
     ok = runs[(runs["source"] == name) & runs["ok"].astype(bool)]
-    if start is not None:
-        ok = ok[ok["ts"] >= pd.Timestamp(start)]
+    ok = ok[(ok["ts"] >= pd.Timestamp(start)) & (ok["ts"] <= pd.Timestamp(end))]
     return not ok.empty
 
 
@@ -79,7 +79,9 @@ def source_checks(
     th = thresholds or Thresholds()
     configured, runs = _configured(store, target, sources, end)
     missing = {
-        n for n in ("sentry", "logs", "pm2") if n in configured and not _collected(runs, n, start)
+        n
+        for n in ("sentry", "logs", "pm2")
+        if n in configured and not _collected(runs, n, start, end)
     }
     out: dict[str, Check] = {}
 

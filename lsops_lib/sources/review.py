@@ -98,7 +98,7 @@ def errors_review(
 ) -> ErrorsReview:
     """The section's data for [start, end) (see the module's docstring). `thresholds`:
     kept for the signature of the other sections (the chart draws `cpu_percent`)."""
-    runs = tables.source_runs(store, target, None, end)
+    runs = tables.source_runs(store, target, None, None)  # ever collected: configured
     known = set(runs["source"]) if not runs.empty else set()
     chosen = set(sources.configured()) if sources is not None else set()
     configured = {n: n in known or n in chosen for n in ("sentry", "logs", "pm2")}

@@ -265,9 +265,13 @@ def record_sentry_issues(
 
 
 def record_pm2(
-    store: Any, target: str, ts: datetime, processes: Iterable[Mapping[str, Any]]
+    store: Any, target: str, ts: datetime | None, processes: Iterable[Mapping[str, Any]]
 ) -> int:
-    rows = [{**p, "target": target, "ts": to_ms(ts)} for p in processes]
+    """pm2 samples (`sources.pm2.parse_jlist` rows) taken at `ts` (None: each row's own
+    `ts`, a datetime), one transaction. Returns the rows stored."""
+    rows = [
+        {**p, "target": target, "ts": to_ms(ts if ts is not None else p["ts"])} for p in processes
+    ]
     if not rows:
         return 0
     try:
@@ -370,21 +374,32 @@ def record_logs(
     try:
         with store._lock, _write(store) as conn:
             last: dict[str, int] = {}
-            for entry in entries:  # one at a time: each entry's id is remembered per file
-                result = conn.execute(
-                    t.insert().values(
-                        target=target,
-                        ts=entry.ts,
-                        estimated=entry.estimated,
-                        source=entry.source,
-                        stream=entry.stream,
-                        level=entry.level,
-                        pattern_id=entry.pattern_id,
-                        text=cut(entry.text),
-                        lines=entry.lines,
-                    )
+            if entries:  # one executemany; each file's last entry is its highest new id
+                first_id = conn.execute(select(func.max(t.c.id))).scalar() or 0
+                conn.execute(
+                    t.insert(),
+                    [
+                        {
+                            "target": target,
+                            "ts": e.ts,
+                            "estimated": e.estimated,
+                            "source": e.source,
+                            "stream": e.stream,
+                            "level": e.level,
+                            "pattern_id": e.pattern_id,
+                            "text": cut(e.text),
+                            "lines": e.lines,
+                        }
+                        for e in entries
+                    ],
                 )
-                last[entry.key] = int(result.inserted_primary_key[0])
+                keys = sorted({e.key for e in entries})
+                found = conn.execute(
+                    select(t.c.source, func.max(t.c.id))
+                    .where(t.c.target == target, t.c.id > first_id, t.c.source.in_(keys))
+                    .group_by(t.c.source)
+                ).fetchall()
+                last = {str(r[0]): int(r[1]) for r in found}
             for more in continuations:
                 old = conn.execute(
                     select(t.c.text, t.c.lines).where(t.c.id == more.entry_id)

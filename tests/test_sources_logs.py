@@ -364,3 +364,25 @@ def test_lsops_logs_patterns_baseline_new_and_around(
     new = new_error_log_patterns(sqlite_store, "default", T0, T0 + day)
     assert [(p["count"], p["first_seen"]) for p in new] == [(3, T0 + timedelta(hours=2))]
     assert new_error_log_patterns(sqlite_store, "default", T0 + timedelta(hours=3), T0 + day) == []
+
+
+def test_a_rotated_gz_read_whole_is_not_decompressed_again(
+    sqlite_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lsops_lib.sources import logs
+
+    log = Pm2Log(tmp_path)
+    for k in range(5):
+        log.write(f"❌ Express Error: request {k} failed", T0 + timedelta(seconds=k))
+    log.rotate_copytruncate(gz=True)
+    log.write("❌ Express Error: after the rotation", T0 + timedelta(minutes=1))
+    calls: list[int] = []
+    real = logs._gunzip
+    monkeypatch.setattr(logs, "_gunzip", lambda data: calls.append(1) or real(data))
+    collect_logs(sqlite_store, _settings(tmp_path), "default")
+    assert calls == [1]
+    log.write("❌ Express Error: later", T0 + timedelta(minutes=2))
+    collect_logs(sqlite_store, _settings(tmp_path), "default")
+    collect_logs(sqlite_store, _settings(tmp_path), "default")
+    assert calls == [1]  # the .gz kept its size: its state is carried, not read again
+    assert _stored(sqlite_store) == _truth(log)

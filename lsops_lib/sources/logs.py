@@ -28,6 +28,7 @@ last entry read is remembered; `MESSAGE` may be a string, null or a byte array.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import gzip
 import hashlib
@@ -150,6 +151,7 @@ class _File:
     head: bytes = b""
     size: int = 0  # bytes of the (decompressed) stream
     fh: Any = None  # the open file (read through it: a rename after the open changes nothing)
+    unchanged: FileState | None = None  # a .gz read whole before, not decompressed again
 
 
 def expand(patterns: Iterable[str]) -> list[str]:
@@ -177,7 +179,9 @@ def _gunzip(data: bytes) -> bytes:
     return bytes(out)
 
 
-def _open(path: str) -> _File | None:
+def _open(path: str, done: dict[tuple[int | None, int | None], FileState]) -> _File | None:
+    """The file opened, its head read (.gz: decompressed, unless `done` holds its state
+    from a complete read at the same size: a rotated .gz never changes)."""
     try:
         fh = open(path, "rb")  # noqa: SIM115 - closed by read_files
     except OSError:
@@ -186,7 +190,10 @@ def _open(path: str) -> _File | None:
         st = os.fstat(fh.fileno())
         gz = path.endswith(".gz")
         f = _File(path, st.st_dev, st.st_ino, st.st_size, st.st_mtime, gz, fh=fh)
-        if gz:
+        known = done.get((st.st_dev, st.st_ino)) if gz else None
+        if known is not None and known.disk_size == st.st_size:
+            f.unchanged = known
+        elif gz:
             f.content = _gunzip(fh.read())
             f.size = len(f.content)
             f.head = f.content[:HEAD]
@@ -262,7 +269,8 @@ def read_files(
 ) -> None:
     """Read what the files matching `patterns` gained since `states` into `batch`."""
     regex = stamp_regex(date_format)
-    files = [f for f in (_open(p) for p in expand(patterns)) if f is not None]
+    done = {(s.device, s.inode): s for s in states if s.path.endswith(".gz")}
+    files = [f for f in (_open(p, done) for p in expand(patterns)) if f is not None]
     try:
         _read_streams(files, [s for s in states if not s.path.startswith("journal:")], regex, batch)
     finally:
@@ -277,7 +285,12 @@ def _read_streams(
     # file and its .gz) are grouped by the identity of the state they continue, and the
     # bytes one of them gave are not read again from another
     groups: dict[str, list[tuple[_File, FileState]]] = {}
+    claimed: set[int] = set()
     for f in files:
+        if f.unchanged is not None:  # a .gz read whole before: its state as it was
+            claimed.add(id(f.unchanged))
+            batch.states.append(dataclasses.replace(f.unchanged, path=f.path))
+            continue
         candidates = [s for s in file_states if _matches(f, s)]
         if not candidates:
             groups.setdefault(_stream_key(f), []).append((f, _fresh(f)))
@@ -288,7 +301,6 @@ def _read_streams(
             return (s.offset, (s.device, s.inode) == (f.device, f.inode) and not f.gz)
 
         groups.setdefault(_stream_key(f), []).append((f, max(candidates, key=rank)))
-    claimed: set[int] = set()
     for members in groups.values():
         members.sort(key=lambda m: (m[1].offset, m[0].gz, m[0].path))
         read_to = 0
@@ -338,7 +350,8 @@ def _process(
         head_hash=_hash(f.head),
         start_hash=_hash(f.head[:MIN_MATCH]) if len(f.head) >= MIN_MATCH else None,
         offset=end,
-        disk_size=f.disk_size,
+        # a .gz read to its end at this size: not decompressed again while it keeps it
+        disk_size=f.disk_size if not f.gz or end >= f.size else None,
         last_entry=last_entry,
         last_ts=last_ts,
     )

@@ -64,7 +64,7 @@ def test_the_reference_pm2_files_become_entries_with_their_stack_traces(
 
 
 def test_rotation_and_truncation_between_collections_lose_and_double_nothing(
-    sqlite_store: Store, tmp_path: Path
+    store: Store, tmp_path: Path
 ) -> None:
     log = Pm2Log(tmp_path)
     settings = _settings(tmp_path)
@@ -81,8 +81,8 @@ def test_rotation_and_truncation_between_collections_lose_and_double_nothing(
             )
 
     def collect() -> None:
-        collect_logs(sqlite_store, settings, "default")
-        assert _stored(sqlite_store) == _truth(log)
+        collect_logs(store, settings, "default")
+        assert _stored(store) == _truth(log)
 
     burst()
     collect()
@@ -180,15 +180,15 @@ def test_a_writer_appending_and_rotating_while_collection_runs_loses_and_doubles
 
 
 def test_a_stack_trace_split_across_collections_stays_one_entry(
-    sqlite_store: Store, tmp_path: Path
+    store: Store, tmp_path: Path
 ) -> None:
     log = Pm2Log(tmp_path)
     log.path.write_text(f"{_pm2(T0)}: Error: boom\n")
-    collect_logs(sqlite_store, _settings(tmp_path), "default")
+    collect_logs(store, _settings(tmp_path), "default")
     with open(log.path, "a") as fh:
         fh.write(f"{_pm2(T0)}:     at a (/x.js:1:1)\n{_pm2(T0)}:     at b (/x.js:2:2)\n")
-    collect_logs(sqlite_store, _settings(tmp_path), "default")
-    lines = tables.log_lines(sqlite_store, "default", None, None)
+    collect_logs(store, _settings(tmp_path), "default")
+    lines = tables.log_lines(store, "default", None, None)
     assert list(lines["text"]) == ["Error: boom\n    at a (/x.js:1:1)\n    at b (/x.js:2:2)"]
     assert list(lines["lines"]) == [3]
 
@@ -240,7 +240,7 @@ def test_a_1_mb_line_and_invalid_utf8_are_handled(sqlite_store: Store, tmp_path:
 
 
 def test_journald_json_export_with_its_cursor(
-    sqlite_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     records = [
         journal_record(1, T0, "🚀 listening 3001"),
@@ -256,12 +256,12 @@ def test_journald_json_export_with_its_cursor(
     script = fake_journalctl(tmp_path, records[:3])
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     settings = SourceSettings(logs=LogSettings(journal_unit="longsang-api"))
-    assert collect_logs(sqlite_store, settings, "default") == 2
+    assert collect_logs(store, settings, "default") == 2
     fake_journalctl(tmp_path, records)  # two more entries arrive
     # an empty MESSAGE continues the entry before it (as an empty pm2 line does)
-    assert collect_logs(sqlite_store, settings, "default") == 1
-    assert collect_logs(sqlite_store, settings, "default") == 0
-    lines = tables.log_lines(sqlite_store, "default", None, None)
+    assert collect_logs(store, settings, "default") == 1
+    assert collect_logs(store, settings, "default") == 0
+    lines = tables.log_lines(store, "default", None, None)
     assert list(lines["text"]) == [
         "🚀 listening 3001",
         "Error: connect ECONNREFUSED 127.0.0.1:5432\n    at TCPConnectWrap.afterConnect (node:net:1555:16)",

@@ -174,15 +174,15 @@ def _fill(store: Store, tmp_path: Path) -> SourceSettings:
     return settings
 
 
-def test_the_four_checklist_lines_with_their_figures(sqlite_store: Store, tmp_path: Path) -> None:
-    settings = _fill(sqlite_store, tmp_path)
+def test_the_four_checklist_lines_with_their_figures(store: Store, tmp_path: Path) -> None:
+    settings = _fill(store, tmp_path)
     end = T0 + timedelta(days=1)
-    checks = source_checks(sqlite_store, T0, end, Thresholds(), target="default", sources=settings)
+    checks = source_checks(store, T0, end, Thresholds(), target="default", sources=settings)
     # p95 of 10, 20, ..., 100 with linear interpolation: 95.5 % of one core
     assert checks["cpu"].status == "fail" and checks["cpu"].value == pytest.approx(0.955)
     assert checks["cpu"].threshold == pytest.approx(0.70) and "2 restarts" in checks["cpu"].detail
     relaxed = source_checks(
-        sqlite_store, T0, end, Thresholds(cpu_percent=96), target="default", sources=settings
+        store, T0, end, Thresholds(cpu_percent=96), target="default", sources=settings
     )
     assert relaxed["cpu"].status == "pass"
     # 1 unresolved fatal Sentry issue + 1 fatal log entry
@@ -193,7 +193,7 @@ def test_the_four_checklist_lines_with_their_figures(sqlite_store: Store, tmp_pa
     # unresolved and first seen more than 7 days before the end: issue "2" only
     assert (checks["errors_resolved"].status, checks["errors_resolved"].value) == ("fail", 1)
     later = source_checks(
-        sqlite_store,
+        store,
         T0,
         end,
         Thresholds(errors_resolve_within=11),
@@ -202,13 +202,11 @@ def test_the_four_checklist_lines_with_their_figures(sqlite_store: Store, tmp_pa
     )
     assert later["errors_resolved"].status == "pass"
     # a window with no collection of the configured sources: unknown, saying so
-    quiet = source_checks(
-        sqlite_store, end, end + timedelta(days=1), target="default", sources=settings
-    )
+    quiet = source_checks(store, end, end + timedelta(days=1), target="default", sources=settings)
     assert {c.status for c in quiet.values()} == {"unknown"}
     assert "is `lsops collect` running" in quiet["cpu"].detail
 
-    full = checklist(sqlite_store, T0, end, Thresholds(), target="default", sources=settings)
+    full = checklist(store, T0, end, Thresholds(), target="default", sources=settings)
     keys = [c.key for c in full]
     assert keys[-6:] == [
         "memory",

@@ -25,6 +25,8 @@ The package, one concern a module (see docs/internals.md, store):
     intervals   endpoint_intervals, counter_intervals, resets
     snapshots   database snapshots (record_db_sizes, db_sizes, record_db_queries, db_queries)
     reader      StoreReader, the protocol analysis accepts
+    sources     issue 10: Sentry issues, log files and lines, patterns, pm2 samples, source
+                runs (tables and writes; their reads in source_reads)
 """
 
 from __future__ import annotations

@@ -101,11 +101,11 @@ def source_checks(
 
     # --- CPU usage acceptable
     key, name, limit = "cpu", "CPU usage acceptable", th.cpu_percent / 100.0
-    check = _unknown_line(key, name, ["pm2"], configured, limit, "warning") or stale(
-        key, name, ["pm2"], limit, "warning"
-    )
-    if check is None:
-        samples = tables.pm2_samples(store, target, start, end)
+    samples = tables.pm2_samples(store, target, start, end) if "pm2" in configured else None
+    check = _unknown_line(key, name, ["pm2"], configured, limit, "warning")
+    if check is None and (samples is None or samples.empty):  # samples answer for themselves
+        check = stale(key, name, ["pm2"], limit, "warning")
+    if check is None and samples is not None:
         if samples.empty or samples["cpu"].dropna().empty:
             check = Check(key, name, UNKNOWN, None, limit, "pm2 reported no CPU figure")
         else:

@@ -241,6 +241,7 @@ def test_review_sections_are_all_there_and_labelled(runs: dict) -> None:
         "Memory",
         "Endpoints",
         "Incidents",
+        "Errors",  # issue 10
         "Database",
         "Data quality",
     ):
@@ -311,6 +312,7 @@ def test_review_notebook_is_the_source_an_analyst_edits() -> None:
         "Memory",
         "Endpoints",
         "Incidents",
+        "Errors",  # issue 10
         "Security review",  # issue 12
         "Database",
         "Data quality",

@@ -27,11 +27,42 @@ from .incident_base import runs as _runs
 from .memory_climb import memory_climb_incidents
 from .traffic import endpoint_series, endpoint_summary
 
+
+def log_burst_incidents(
+    store: Any,
+    start: datetime | None,
+    end: datetime | None,
+    thresholds: Thresholds,
+    *,
+    target: str | None = None,
+) -> pd.DataFrame:
+    """Bursts of error log lines (issue 10; `sources.incidents`, imported on first use)."""
+    from ..sources.incidents import source_incidents
+
+    return source_incidents(store, start, end, thresholds, target=target, kinds=("log_burst",))
+
+
+def pm2_restart_incidents(
+    store: Any,
+    start: datetime | None,
+    end: datetime | None,
+    thresholds: Thresholds,
+    *,
+    target: str | None = None,
+) -> pd.DataFrame:
+    """pm2 restarts the scrapes did not see (issue 10; `sources.incidents`)."""
+    from ..sources.incidents import source_incidents
+
+    return source_incidents(store, start, end, thresholds, target=target, kinds=("pm2_restart",))
+
+
 # the pluggable kinds: one detector function each (incident_base.Detector), run by
 # `incidents()` for every kind asked for; a new kind adds its function here
 DETECTORS: dict[str, Detector] = {
     "cache_fall": cache_fall_incidents,
     "memory_climb": memory_climb_incidents,
+    "log_burst": log_burst_incidents,  # issue 10: from the logs (sources/incidents.py)
+    "pm2_restart": pm2_restart_incidents,  # issue 10: restarts the scrapes did not see
 }
 KINDS = (
     "no_answer",
@@ -309,8 +340,8 @@ def incidents(
     """Every incident in [start, end): start, end, duration_s, kind, severity, detail, endpoint, ongoing.
 
     kind: no_answer | health_error | health_degraded | error_rate | latency | restart, and
-    the kinds of `DETECTORS` (cache_fall, memory_climb); severity: critical | warning |
-    info. Sorted by start. `baseline` = (start, end) of a
+    the kinds of `DETECTORS` (cache_fall, memory_climb, log_burst, pm2_restart); severity:
+    critical | warning | info. Sorted by start. `baseline` = (start, end) of a
     period whose per-endpoint mean latency is the reference for latency regressions
     (default: each endpoint's median bucket mean over the window itself).
     """

@@ -277,6 +277,7 @@ def checklist_command(
 ) -> None:
     """The runbook's Monitoring Checklist from the store: 0 pass, 1 warning, 2 critical, 3 unknown."""
     from ..analysis import checklist, exit_code
+    from ..config import source_settings
 
     with run_command(usage=3, failure=3):
         start, end = _window(window, since, until, "24h")
@@ -290,6 +291,7 @@ def checklist_command(
                 settings.thresholds,
                 target=target,
                 include_monitoring=include_monitoring,
+                sources=source_settings(settings),  # issue 10: Sentry, logs, pm2 lines
             )
             note = target_note(store, target)
     code = exit_code(checks)

@@ -257,6 +257,22 @@ class Demo:
 
     # -- incidents and reports --------------------------------------------------------------------
 
+    def plant_sources(self, p: world.Plan) -> str:
+        """Issue 10: the demo's Sentry stand-in, pm2 log files and `pm2 jlist`, collected
+        into the store (`demo.sources`); the files stay in the demo folder's app-logs/."""
+        from ..store import Store
+        from . import sources
+
+        folder = self.folder.dir / "app-logs"
+        with Store(self.folder.store_url) as store:
+            got = sources.plant(store, p, folder, seed=p.seed)
+        with self.folder.config_path.open("a") as fh:
+            fh.write(sources.settings_toml(folder))
+        return (
+            f"{got['log_entries']:,} log entries ({shown(folder)}), "
+            f"{got['sentry_issues']} Sentry issues, {got['pm2_samples']:,} pm2 samples"
+        )
+
     def find_outage(self, p: world.Plan) -> dict[str, Any]:
         from ..analysis import incident_window, incidents
         from ..config import load_settings
@@ -344,6 +360,8 @@ class Demo:
             f"{len(history.workers)} workers (alongside the database)"
         )
         tail_started = time.monotonic()
+        with self.phase("errors") as info:  # issue 10: Sentry, the pm2 logs, pm2 jlist
+            info["detail"] = self.plant_sources(p)
         with self.phase("incidents") as info:
             outage = self.find_outage(p)
             info["detail"] = f"outage found: {outage['found']}"

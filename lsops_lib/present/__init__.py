@@ -214,4 +214,5 @@ __all__ += [
 ]
 
 # issue 12: the monthly review's security section (present.security.show_security)
-from . import security  # noqa: E402, F401
+# issue 10: the monthly review's Errors section (present.errors.show_errors)
+from . import errors, security  # noqa: E402, F401

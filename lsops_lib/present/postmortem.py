@@ -172,7 +172,7 @@ def impact_sentence(summary: Mapping[str, Any]) -> str:
             f"No threshold breach found between {fmt_ts(summary['window_start'])} and "
             f"{fmt_ts(summary['window_end'])}: {fmt_int(summary['failed'])} of "
             f"{fmt_int(summary['requests'])} requests failed in the whole window."
-        )
+        ) + _top_new_pattern(summary)
     text = (
         f"From {fmt_ts(summary['impact_start'])} to {fmt_ts(summary['impact_end'])} "
         f"({fmt_duration(summary['duration_s'])}): {_what(summary.get('incidents'))}. "
@@ -193,7 +193,18 @@ def impact_sentence(summary: Mapping[str, Any]) -> str:
             text += f" {len(harmed) - 1} more endpoint(s) harmed beyond chance."
     else:
         text += " No endpoint shows errors or latency beyond what its baseline explains."
-    return text
+    return text + _top_new_pattern(summary)
+
+
+def _top_new_pattern(summary: Mapping[str, Any]) -> str:
+    """Issue 10: the logs' top new error pattern of the window, in one sentence."""
+    top_new = summary.get("top_new_pattern")
+    if not top_new:
+        return ""
+    return (
+        f" Top new error log pattern: {top_new['template']} "
+        f"({fmt_int(top_new['count'])} lines, never seen before the window)."
+    )
 
 
 @guarded("Summary")
@@ -350,7 +361,8 @@ def show_timeline(timeline: Any) -> None:
         timeline = timeline.timeline
     show_table(
         timeline,
-        "Timeline from the history (UTC): health changes, threshold crossings, resets, gaps",
+        "Timeline from the history (UTC): health changes, threshold crossings, resets, gaps; "
+        "Sentry issues, log patterns and pm2 restarts when collected",
         {
             "ts": lambda v: fmt_ts(v, seconds=True),
             "endpoint": lambda v: DASH if _missing(v) else str(v),

@@ -138,18 +138,20 @@ def test_capacity_alert_when_the_limit_is_closer_than_the_warning_days(tmp_path:
     assert "2026-04-13" in alert["summary"]
 
 
-def test_backup_age_and_the_sources_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import sys
-    import types
-
+def test_backup_age_and_the_sources_rules(tmp_path: Path) -> None:
+    """The Sentry and log rules judge only where the source is configured (or collected
+    into the store); then a new fatal Sentry issue, stored as `lsops collect` stores it,
+    fires `sentry_fatal`; a backup check older than [backups] max_age fires backup_too_old."""
     from lsops_lib.alerts import RULES
+    from lsops_lib.sources.sentry import issue_row
     from lsops_lib.store.backups import record_backup_check
+    from lsops_lib.store.sources import record_sentry_issues, record_source_run
 
     settings, _ = _env(tmp_path, '[backups]\nmax_age = "26h"\n')
     cfg = parse_alert_settings({}, env={})
     names = ("backup_too_old", "sentry_fatal", "log_error_pattern")
     rules = {n: RULES[n] for n in names}
-    monkeypatch.setitem(sys.modules, "lsops_lib.sources", None)  # not there: not judged
+    target = settings.target.name
     with Store(settings.store_url) as store:
         result = evaluate(store, settings, now=T0, alerts=cfg, rules=rules)
         assert {r["rule"]: r["status"] for r in result["rules"]} == dict.fromkeys(names, "skipped")
@@ -157,15 +159,18 @@ def test_backup_age_and_the_sources_rules(tmp_path: Path, monkeypatch: pytest.Mo
                  "files": [{"path": "/b/new.dump", "verdict": "ok", "age_s": 3600.0}]}  # fmt: skip
         record_backup_check(store, check, taken_at=T0)
         # 1 h old when checked; 26 h allowed: fine 20 h later, too old 26 h later
-        sources = types.ModuleType("lsops_lib.sources")
-        sources.new_fatal_sentry_issues = lambda store, target, since, until: [  # type: ignore[attr-defined]
-            {"id": "42", "title": "TypeError: <b>x</b>", "count": 3}
-        ]
-        sources.new_error_log_patterns = lambda store, target, since, until: []  # type: ignore[attr-defined]
-        monkeypatch.setitem(sys.modules, "lsops_lib.sources", sources)
+        seen = T0 + timedelta(hours=19)
+        issue = {"id": "42", "shortId": "API-42", "title": "TypeError: <b>x</b>",
+                 "level": "fatal", "status": "unresolved", "count": "3",
+                 "firstSeen": seen.isoformat(), "lastSeen": seen.isoformat()}  # fmt: skip
+        record_sentry_issues(store, target, seen, [issue_row(issue)], [], unresolved={"42"})
+        record_source_run(store, target, "sentry", seen, ok=True, items=1, error=None)
         result = evaluate(store, settings, now=T0 + timedelta(hours=20), alerts=cfg, rules=rules)
+        status = {r["rule"]: r["status"] for r in result["rules"]}
+        assert status["log_error_pattern"] == "skipped"  # no logs configured nor collected
         assert [a["name"] for a in result["alerts"]] == ["sentry_fatal"]
         assert result["alerts"][0]["key"] == "sentry_fatal:42"
+        assert "TypeError: <b>x</b>" in result["alerts"][0]["summary"]
         result = evaluate(store, settings, now=T0 + timedelta(hours=26), alerts=cfg, rules=rules)
     firing = {a["name"]: a for a in result["alerts"] if a["state"] == "firing"}
     assert set(firing) == {"backup_too_old", "sentry_fatal"}

@@ -19,12 +19,43 @@ def _sources() -> Any:
     return sources
 
 
+# the source each rule reads, and the settings that enable it
+_SOURCE = {"new_fatal_sentry_issues": "sentry", "new_error_log_patterns": "logs"}
+_ENABLE = {
+    "sentry": "[sentry] org and project (or LSOPS_SENTRY_ORG and LSOPS_SENTRY_PROJECT)",
+    "logs": "[logs] paths or journal_unit (or LSOPS_LOGS)",
+}
+
+
+def _source_configured(source: str, store: Any, config: RuleConfig, target: str) -> bool:
+    """Configured in the settings, or collected into the store for `target` (as the
+    checklist's lines judge it): a cron collector's store may be read elsewhere."""
+    from ..config import source_settings
+
+    try:
+        if source in source_settings(config.settings).configured():
+            return True
+    except Exception:  # noqa: BLE001 - a malformed section: the collector says so (exit 2)
+        pass
+    try:
+        from ..store.source_reads import source_runs
+
+        runs = source_runs(store, target, None, None)
+    except Exception:  # noqa: BLE001 - a store reader without the source tables
+        return False
+    return bool(len(runs)) and source in set(runs["source"])
+
+
 def _new_items(kind: str, store: Any, now: datetime, config: RuleConfig, target: str) -> Any:
     rule = {"new_fatal_sentry_issues": "sentry_fatal"}.get(kind, "log_error_pattern")
     sources = _sources()
     function = getattr(sources, kind, None) if sources is not None else None
     if function is None:
         config.skip(rule, f"lsops_lib.sources.{kind} is not available")
+        return None
+    source = _SOURCE[kind]
+    if not _source_configured(source, store, config, target):
+        config.skip(rule, f"{source} is not configured: set {_ENABLE[source]}")
         return None
     since = now - timedelta(seconds=config.alerts.new_within_s)
     try:

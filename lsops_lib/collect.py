@@ -419,3 +419,28 @@ def collect_db(
     finally:
         inspector.close()
     return {"database": name, "tables": tables, "queries": queries, "queries_error": error}
+
+
+# --- issue 10: the other sources (Sentry, the logs, pm2), collected after the scrape ---------
+
+
+def collect_other_sources(
+    settings: Settings,
+    store: Store,
+    *,
+    target: str,
+    clock: Clock = utcnow,
+    sources: Any = None,
+) -> list[Any]:
+    """Collect each configured source of `[sentry]`, `[logs]`, `[pm2]` once into the store
+    under `target` (`lsops_lib.sources.collect_sources`): a list of `SourceResult`, one per
+    configured source, each ok or failed on its own (the failure recorded). `sources`: the
+    `config.SourceSettings` (default: read from the settings and the environment).
+    Raises ConfigError for a malformed [sentry]/[logs]/[pm2] section."""
+    from .config import source_settings
+    from .sources import collect_sources
+
+    chosen = sources if sources is not None else source_settings(settings)
+    if not chosen.configured():
+        return []
+    return collect_sources(store, chosen, target=target, clock=clock)

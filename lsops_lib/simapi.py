@@ -1,44 +1,10 @@
 """The simulated LongSang API moved to the package `lsops_lib.sim`; this module keeps
-`from lsops_lib.simapi import SimulatedAPI, Scenario, ...` working."""
+`from lsops_lib.simapi import SimulatedAPI, Scenario, ...` working (every public name of
+`lsops_lib.sim`)."""
 
 from __future__ import annotations
 
-from .sim import (
-    DEFAULT_WINDOW_MS,
-    ENDPOINT_METRICS_KEY,
-    ERRORS_KEEP,
-    EVENT_KINDS,
-    HEALTH_KEY,
-    METRICS_KEY,
-    NO_METRICS,
-    RECENT_ERRORS,
-    REQUIRED_TABLES,
-    WINDOW_KEEP,
-    EndpointSpec,
-    Event,
-    Scenario,
-    SimClock,
-    SimulatedAPI,
-    iso_ms,
-    normalize_path,
-)
+from . import sim as _sim
+from .sim import *  # noqa: F403 - the shim re-exports the package's public names
 
-__all__ = [
-    "DEFAULT_WINDOW_MS",
-    "ENDPOINT_METRICS_KEY",
-    "ERRORS_KEEP",
-    "EVENT_KINDS",
-    "HEALTH_KEY",
-    "METRICS_KEY",
-    "NO_METRICS",
-    "RECENT_ERRORS",
-    "REQUIRED_TABLES",
-    "WINDOW_KEEP",
-    "EndpointSpec",
-    "Event",
-    "Scenario",
-    "SimClock",
-    "SimulatedAPI",
-    "iso_ms",
-    "normalize_path",
-]
+__all__ = list(_sim.__all__)

@@ -317,10 +317,16 @@ def test_checklist_all_pass_on_a_healthy_history(sqlite_store: Store) -> None:
         "Error rate < 1%",
         "Memory usage stable",
         "CPU usage acceptable",
+        "No critical errors",
         "Error rate stable",
+        "No new error patterns",
+        "Errors resolved promptly",
     ]
     statuses = _statuses(checks)
-    assert statuses.pop("cpu") == "unknown"
+    # issue 10: no Sentry, logs or pm2 configured nor collected: unknown, naming the setting
+    for key in ("cpu", "critical_errors", "new_error_patterns", "errors_resolved"):
+        assert statuses.pop(key) == "unknown"
+        assert "set [" in next(c.detail for c in checks if c.key == key)
     assert set(statuses.values()) == {"pass"}
     hit = next(c for c in checks if c.key == "cache_hit_rate")
     assert hit.value == pytest.approx(0.8) and hit.threshold == 0.7

@@ -364,6 +364,124 @@ CASES["db indexes"].append(
 )
 
 
+# issue 11: alerts. `check` on a store whose last two scrapes got no answer (api_down
+# fires; nothing is configured to notify); `test` through a webhook nobody listens to.
+def _alerting(request: pytest.FixtureRequest, tmp: Path) -> dict[str, str]:
+    from datetime import UTC, datetime
+
+    from lsops_lib.store import Store
+    from tests.fixtures.store import T0, make_scrape
+
+    url = f"sqlite:///{tmp / 'alerts.sqlite'}"
+    minutes = (datetime.now(UTC) - T0).total_seconds() / 60
+    with Store(url) as store:
+        for back in (10, 5):
+            store.record_scrape(make_scrape(minutes - back, None))
+    return {"LSOPS_STORE": url}
+
+
+def _dead_webhook(request: pytest.FixtureRequest, tmp: Path) -> dict[str, str]:
+    return {"LSOPS_ALERT_WEBHOOK": _dead_api(request, tmp)["LSOPS_API_URL"] + "/hook"}
+
+
+CASES["alerts check"] = [
+    case(
+        "api down",
+        ["alerts", "check"],
+        _alerting,
+        shows={"target", "rules[].rule", "rules[].status", "alerts[].name", "alerts[].state"},
+    )
+]
+CASES["alerts test"] = [
+    case(
+        "unreachable webhook",
+        ["alerts", "test"],
+        _dead_webhook,
+        codes=(1,),
+        shows={"notifiers[].notifier", "notifiers[].ok", "notifiers[].error"},
+    )
+]
+
+
+# issue 10: lsops errors (Sentry now), lsops logs (the collected log lines), collect's sources
+def _sentry(request: pytest.FixtureRequest, tmp: Path) -> dict[str, str]:
+    from datetime import UTC, datetime
+
+    from lsops_lib.sim.sentry import SimIssue
+    from tests.fixtures.sources import SENTRY_TOKEN
+
+    stand_in = request.getfixturevalue("sentry_stand_in")
+    now = datetime.now(UTC)
+    stand_in.issues += [
+        SimIssue("1", "API-1", "FATAL ERROR: heap out of memory", "node", "fatal", events=[now]),
+        SimIssue("2", "API-2", "Error: connect ECONNREFUSED", "pg", "error", events=[now]),
+    ]
+    return {
+        "LSOPS_SENTRY_URL": stand_in.url,
+        "LSOPS_SENTRY_ORG": "longsang",
+        "LSOPS_SENTRY_PROJECT": "longsang-api",
+        "LSOPS_SENTRY_TOKEN": SENTRY_TOKEN,
+    }
+
+
+def _log_lines(request: pytest.FixtureRequest, tmp: Path) -> dict[str, str]:
+    from datetime import UTC, datetime, timedelta
+
+    from lsops_lib.config import source_settings
+    from lsops_lib.sources.collect import collect_logs
+    from lsops_lib.store import Store
+    from tests.fixtures.sources import Pm2Log
+
+    start = datetime(2026, 10, 16, 8, tzinfo=UTC)
+    log = Pm2Log(tmp)
+    log.write("❌ Express Error: Database query timeout after 8712ms", start, frames=2)
+    log.write("⚠️ slow query 812ms", start + timedelta(minutes=1))
+    env = {"LSOPS_STORE": f"sqlite:///{tmp / 'logs.sqlite'}", "LSOPS_LOGS": str(tmp / "api-*.log")}
+    with Store(env["LSOPS_STORE"]) as store:
+        collect_logs(store, source_settings(None, env=env), "default")
+    return env
+
+
+def _collect_sources(request: pytest.FixtureRequest, tmp: Path) -> dict[str, str]:
+    return {**_collect(request, tmp), **_log_lines(request, tmp), "LSOPS_PM2": "off"}
+
+
+LOGS_SPAN = ["--since", "2026-10-16T00:00Z", "--until", "2026-10-17T00:00Z"]
+CASES["errors"] = [
+    case(
+        "sentry",
+        ["errors", "--window", "24h"],
+        _sentry,
+        codes=(2,),
+        shows={"issues[].title", "issues[].permalink", "issues[].events", "status", "exit_code"},
+    ),
+    case("not configured", ["errors"], lambda request, tmp: {}, codes=(3,), shows={"error"}),
+]
+CASES["logs"] = [
+    case(
+        "patterns",
+        ["logs", *LOGS_SPAN],
+        _log_lines,
+        shows={"patterns[].template", "patterns[].count", "patterns[].example", "start"},
+    ),
+    case(
+        "around",
+        ["logs", "--around", "2026-10-16T08:01Z"],
+        _log_lines,
+        shows={"lines[].text", "lines[].ts", "lines[].estimated"},
+    ),
+]
+CASES["collect"].append(
+    case(
+        "once with the logs",
+        ["collect", "--once"],
+        _collect_sources,
+        shows={"source_run.source", "source_run.items", "source_run.ok"},
+        streams=True,
+    )
+)
+
+
 def _params() -> list[Any]:
     params = []
     for command in json_commands():

@@ -69,11 +69,22 @@ def _checklist_cli(doc: Any) -> Any:
     return {c["key"]: (c["status"], _rounded(c["value"])) for c in doc["checks"]}
 
 
+def _logs_truth(store: Store, t: TwoTargets, target: str) -> Any:
+    from lsops_lib.sources import log_patterns
+
+    return sorted((p["template"], p["count"]) for p in log_patterns(store, target, t.start, t.end))
+
+
+def _logs_cli(doc: Any) -> Any:
+    return sorted((p["template"], p["count"]) for p in doc["patterns"])
+
+
 # command -> (its args after the window, the figure from its --json, the library's figure)
 STORE_READERS: dict[str, tuple[list[str], Callable[[Any], Any], Callable[..., Any]]] = {
     "endpoints": ([], _endpoints_cli, _endpoints_truth),
     "incidents": ([], _incidents_cli, _incidents_truth),
     "checklist": ([], _checklist_cli, _checklist_truth),
+    "logs": ([], _logs_cli, _logs_truth),  # issue 10
 }
 # `report` reads the store for two of its kinds: test_reports_read_the_selected_target
 STORE_READING_REPORTS = ("monthly-review", "postmortem")
@@ -95,6 +106,11 @@ NOT_STORE_READERS = {
     # reads the store's error records for app.target, the same selection as the readers
     # above; its window figures are tested in test_security (one target)
     "security",
+    # issue 11: `alerts check` evaluates (and writes the state of) app.target alone; the
+    # selection is tested in test_alerts_cli (test_alerts_check_judges_the_selected_target)
+    "alerts check",
+    "alerts test",  # the notifiers
+    "errors",  # issue 10: Sentry now (its window: test_sources_sentry)
 }
 
 

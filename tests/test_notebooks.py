@@ -35,6 +35,7 @@ import pytest
 
 from lsops_lib import present, reports
 from lsops_lib.config import Thresholds, load_settings
+from lsops_lib.exceptions import ParameterError
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 TOKEN = "tok-PLANTED-nb-4c1d9e"
@@ -240,6 +241,7 @@ def test_review_sections_are_all_there_and_labelled(runs: dict) -> None:
         "Memory",
         "Endpoints",
         "Incidents",
+        "Errors",  # issue 10
         "Database",
         "Data quality",
     ):
@@ -310,6 +312,7 @@ def test_review_notebook_is_the_source_an_analyst_edits() -> None:
         "Memory",
         "Endpoints",
         "Incidents",
+        "Errors",  # issue 10
         "Security review",  # issue 12
         "Database",
         "Data quality",
@@ -544,6 +547,11 @@ def test_target_defaults_to_the_settings_target_when_the_store_holds_several(
     source = present.open_store(None, settings)
     assert present.resolve_target(source, None, settings) == "default"
     assert present.resolve_target(source, "staging", settings) == "staging"
+    # several targets and none of the configured name: never the sum of different APIs
+    (tmp_path / "prod.toml").write_text('[targets.prod]\nurl = "http://127.0.0.1:9"\n')
+    other = load_settings(str(tmp_path / "prod.toml"), env={"LSOPS_STORE": url}, cwd=tmp_path)
+    with pytest.raises(ParameterError, match="'default', 'staging'.*none named 'prod'"):
+        present.resolve_target(source, None, other)
     one = f"sqlite:///{tmp_path / 'one.sqlite'}"
     with Store(one) as store:
         History(store, target="prod").traffic("/agents", 5, 20.0).scrape()

@@ -53,6 +53,7 @@ EARLIER_KEYS = {
     "window_start",
 }
 ADDED_KEYS = {"most_harmed_endpoint", "harmed", "excluded"}
+ADDED_KEYS |= {"top_new_pattern"}  # issue 10: the logs' top new error pattern of the window
 
 
 @pytest.fixture

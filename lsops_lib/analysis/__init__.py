@@ -8,8 +8,12 @@ latency SLO as OpenSLO time slices, monitoring endpoints excluded by default.
 from __future__ import annotations
 
 from .availability import Availability, availability, availability_from_health, collection_gaps
+from .cache_fall import cache_fall_incidents
 from .changes import month_over_month, notable_changes
 from .checklist import Check, checklist, exit_code
+from .incidents import (
+    DETECTORS as INCIDENT_DETECTORS,
+)
 from .incidents import (
     KINDS as INCIDENT_KINDS,
 )
@@ -27,6 +31,7 @@ from .incidents import (
     with_commands,
 )
 from .memory import MemoryTrend, memory_trend
+from .memory_climb import memory_climb_incidents
 from .monthly import MonthlyReview, monthly_review
 from .postmortem import Postmortem, postmortem, unavailable_postmortem
 from .slo import (
@@ -48,6 +53,7 @@ from .traffic import (
 )
 
 __all__ = [
+    "INCIDENT_DETECTORS",
     "INCIDENT_KINDS",
     "TIMESLICE_LABEL",
     "Availability",
@@ -89,4 +95,6 @@ __all__ = [
     "restart_incidents",
     "traffic_series",
     "with_commands",
+    "cache_fall_incidents",
+    "memory_climb_incidents",
 ]

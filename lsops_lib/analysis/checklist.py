@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -64,9 +64,23 @@ def checklist(
     target: str | None = None,
     include_monitoring: bool = False,
     min_requests: int = 10,
+    sources: Any = None,
 ) -> list[Check]:
-    """Each line of the runbook's Monitoring Checklist over [start, end): pass, fail or unknown."""
+    """Each line of the runbook's Monitoring Checklist over [start, end): pass, fail or unknown.
+
+    `sources` (`config.SourceSettings`, issue 10): which of Sentry, the logs and pm2 are
+    configured; the store's collections of them count as configured too."""
     th = thresholds or Thresholds()
+    from ..sources.checks import source_checks  # issue 10: CPU and the error lines
+
+    fed = source_checks(
+        store,
+        start if start is not None else datetime(1970, 1, 1, tzinfo=UTC),
+        end if end is not None else datetime.now(UTC),
+        th,
+        target=target,
+        sources=sources,
+    )
     checks: list[Check] = []
     health = store.health(start, end, target=target)
     health = ensure_ts(health.copy(), "ts").sort_values("ts") if not health.empty else health
@@ -304,16 +318,8 @@ def checklist(
             )
         )
 
-    checks.append(
-        Check(
-            "cpu",
-            "CPU usage acceptable",
-            UNKNOWN,
-            None,
-            0.70,
-            "the API does not report CPU usage; check `pm2 monit` on the host",
-        )
-    )
+    checks.append(fed["cpu"])  # issue 10: pm2's CPU (unknown without [pm2])
+    checks.append(fed["critical_errors"])  # the runbook's Error Monitoring lines, in its order
 
     # --- error monitoring
     hourly = traffic_series(
@@ -349,4 +355,6 @@ def checklist(
                 detail,
             )
         )
+    checks.append(fed["new_error_patterns"])  # issue 10
+    checks.append(fed["errors_resolved"])
     return checks

@@ -3,7 +3,9 @@
 An incident starts at its first breaching observation and ends at the first good one
 after it (an incident still breaching at the last observation is `ongoing` and ends at
 that observation). Health incidents use every scrape; per-endpoint error-rate and
-latency incidents use the store's per-bucket deltas (hour by default).
+latency incidents use the store's per-bucket deltas (hour by default). The other kinds
+are pluggable detectors (`DETECTORS`: cache_fall in cache_fall.py, memory_climb in
+memory_climb.py), one function per kind with the signature of `incident_base.Detector`.
 """
 
 from __future__ import annotations
@@ -19,10 +21,58 @@ import pandas as pd
 
 from ..config import Thresholds
 from ._common import empty, ensure_ts, filter_monitoring, iso, py, ts
+from .cache_fall import cache_fall_incidents
+from .incident_base import COLUMNS, Detector, wilson_lower
+from .incident_base import runs as _runs
+from .memory_climb import memory_climb_incidents
 from .traffic import endpoint_series, endpoint_summary
 
-COLUMNS = ["start", "end", "duration_s", "kind", "severity", "detail", "endpoint", "ongoing"]
-KINDS = ("no_answer", "health_error", "health_degraded", "error_rate", "latency", "restart")
+
+def log_burst_incidents(
+    store: Any,
+    start: datetime | None,
+    end: datetime | None,
+    thresholds: Thresholds,
+    *,
+    target: str | None = None,
+) -> pd.DataFrame:
+    """Bursts of error log lines (issue 10; `sources.incidents`, imported on first use)."""
+    from ..sources.incidents import source_incidents
+
+    return source_incidents(store, start, end, thresholds, target=target, kinds=("log_burst",))
+
+
+def pm2_restart_incidents(
+    store: Any,
+    start: datetime | None,
+    end: datetime | None,
+    thresholds: Thresholds,
+    *,
+    target: str | None = None,
+) -> pd.DataFrame:
+    """pm2 restarts the scrapes did not see (issue 10; `sources.incidents`)."""
+    from ..sources.incidents import source_incidents
+
+    return source_incidents(store, start, end, thresholds, target=target, kinds=("pm2_restart",))
+
+
+# the pluggable kinds: one detector function each (incident_base.Detector), run by
+# `incidents()` for every kind asked for; a new kind adds its function here
+DETECTORS: dict[str, Detector] = {
+    "cache_fall": cache_fall_incidents,
+    "memory_climb": memory_climb_incidents,
+    "log_burst": log_burst_incidents,  # issue 10: from the logs (sources/incidents.py)
+    "pm2_restart": pm2_restart_incidents,  # issue 10: restarts the scrapes did not see
+}
+KINDS = (
+    "no_answer",
+    "health_error",
+    "health_degraded",
+    "error_rate",
+    "latency",
+    "restart",
+    *DETECTORS,
+)
 _HEALTH_KIND = {"NO_ANSWER": "no_answer", "ERROR": "health_error", "DEGRADED": "health_degraded"}
 _HEALTH_SEVERITY = {
     "no_answer": "critical",
@@ -30,22 +80,6 @@ _HEALTH_SEVERITY = {
     "health_degraded": "warning",
 }
 _BUCKET = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
-
-
-def _runs(flags: pd.Series) -> list[tuple[int, int]]:
-    """(first, last) positional indexes of each run of True."""
-    out: list[tuple[int, int]] = []
-    first: int | None = None
-    values = list(flags)
-    for i, flag in enumerate(values):
-        if flag and first is None:
-            first = i
-        elif not flag and first is not None:
-            out.append((first, i - 1))
-            first = None
-    if first is not None:
-        out.append((first, len(values) - 1))
-    return out
 
 
 def health_incidents(
@@ -236,17 +270,6 @@ def endpoint_incidents(
     return pd.DataFrame(rows, columns=COLUMNS) if rows else empty(COLUMNS)
 
 
-def wilson_lower(errors: pd.Series, requests: pd.Series, z: float = 1.645) -> pd.Series:
-    """Lower bound of the Wilson score interval of errors / requests (0 without requests)."""
-    n = requests.astype(float)
-    p = (errors.astype(float) / n.where(n > 0)).fillna(0.0)
-    n = n.where(n > 0, 1.0)
-    z2 = z * z
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = z * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return (centre - half).clip(lower=0.0)
-
-
 def _consecutive(
     part: pd.DataFrame, runs: list[tuple[int, int]], step: timedelta | None
 ) -> list[tuple[int, int]]:
@@ -316,8 +339,9 @@ def incidents(
 ) -> pd.DataFrame:
     """Every incident in [start, end): start, end, duration_s, kind, severity, detail, endpoint, ongoing.
 
-    kind: no_answer | health_error | health_degraded | error_rate | latency | restart;
-    severity: critical | warning | info. Sorted by start. `baseline` = (start, end) of a
+    kind: no_answer | health_error | health_degraded | error_rate | latency | restart, and
+    the kinds of `DETECTORS` (cache_fall, memory_climb, log_burst, pm2_restart); severity:
+    critical | warning | info. Sorted by start. `baseline` = (start, end) of a
     period whose per-endpoint mean latency is the reference for latency regressions
     (default: each endpoint's median bucket mean over the window itself).
     """
@@ -366,6 +390,9 @@ def incidents(
         resets = store.resets(start, end, target=target)
         if not resets.empty:
             parts.append(restart_incidents(ensure_ts(resets.copy(), "ts")))
+    for kind, detect in DETECTORS.items():
+        if kind in kinds:
+            parts.append(detect(store, start, end, thresholds, target=target))
     parts = [p for p in parts if not p.empty]
     if not parts:
         return empty(COLUMNS)

@@ -87,6 +87,8 @@ class Postmortem:
     excluded_reason: str = MONITORING_REASON
     notes: list[str] = field(default_factory=list)
     problem: str | None = None
+    # issue 10: the top new error log pattern of the window: pattern_id, template, count
+    top_new_pattern: dict[str, Any] | None = None
 
     @property
     def harmed(self) -> pd.DataFrame:
@@ -135,6 +137,7 @@ class Postmortem:
             "error_records_sampled": int(len(self.errors)),
             "excluded": [str(e) for e in self.excluded["endpoint"]],
             "notes": list(self.notes),
+            "top_new_pattern": dict(self.top_new_pattern) if self.top_new_pattern else None,
         }
 
 
@@ -204,6 +207,21 @@ def _timeline(
     out = pd.DataFrame(rows)
     out["ts"] = pd.to_datetime(out["ts"], utc=True)
     return out.sort_values("ts", kind="stable").reset_index(drop=True)
+
+
+def _with_sources(
+    timeline: pd.DataFrame, store: Any, start: datetime, end: datetime, target: str | None
+) -> tuple[pd.DataFrame, dict[str, Any] | None]:
+    """Issue 10: the timeline with the events of Sentry, the logs and pm2, and the top new
+    error log pattern of the window (`sources.timeline`)."""
+    from ..sources.timeline import source_timeline
+
+    extra, top_new = source_timeline(store, start, end, target)
+    if extra.empty:
+        return timeline, top_new
+    both = pd.concat([timeline, extra], ignore_index=True) if not timeline.empty else extra
+    both["ts"] = pd.to_datetime(both["ts"], utc=True)
+    return both.sort_values("ts", kind="stable").reset_index(drop=True), top_new
 
 
 def postmortem(
@@ -311,6 +329,7 @@ def postmortem(
 
     resets = reset_frame(store, start, end, target)
     timeline = _timeline(health, found, resets, avail.gaps)
+    timeline, top_new_pattern = _with_sources(timeline, store, start, end, target)  # issue 10
     base_health = health_frame(store, b_start, b_end, target)
     base_avail = availability_from_health(base_health, b_start, b_end)
     base_totals = request_totals(base_summary)
@@ -382,6 +401,7 @@ def postmortem(
         error_counts=error_counts,
         restarts=resets,
         timeline=timeline,
+        top_new_pattern=top_new_pattern,
         incidents=found if not found.empty else empty([*INCIDENT_COLUMNS, "postmortem_command"]),
         comparison=comparison,
         series=series,

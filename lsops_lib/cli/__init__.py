@@ -141,3 +141,5 @@ register(["checks", "collect", "db", "reports", "demo"])
 register(["reindex", "security"])  # issue 12: `lsops reindex-list`, `lsops security`
 register(["backups"])  # issue 12: lsops backup check
 register(["vectors"])  # `lsops db vectors` (issue 15), on the db group
+register(["alerts"])  # issue 11: lsops alerts [check | test]
+register(["sources"])  # issue 10: lsops errors, lsops logs

@@ -277,6 +277,7 @@ def checklist_command(
 ) -> None:
     """The runbook's Monitoring Checklist from the store: 0 pass, 1 warning, 2 critical, 3 unknown."""
     from ..analysis import checklist, exit_code
+    from ..config import source_settings
 
     with run_command(usage=3, failure=3):
         start, end = _window(window, since, until, "24h")
@@ -290,6 +291,7 @@ def checklist_command(
                 settings.thresholds,
                 target=target,
                 include_monitoring=include_monitoring,
+                sources=source_settings(settings),  # issue 10: Sentry, logs, pm2 lines
             )
             note = target_note(store, target)
     code = exit_code(checks)
@@ -524,7 +526,8 @@ def incidents_command(
     as_json: bool,
 ) -> None:
     """Incidents the history shows (no answer, ERROR/DEGRADED health, error-rate and latency
-    breaches, restarts), each with the command that writes its postmortem."""
+    breaches, restarts, cache hit-rate falls, memory climbs), each with the command that
+    writes its postmortem."""
     from ..analysis import incident_window, incidents, with_commands
 
     with run_command(usage=2, failure=1):

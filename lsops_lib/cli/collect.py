@@ -135,6 +135,9 @@ def collect_command(
         settings = app.settings()
         if with_db:
             settings.database(database)  # a missing database is a configuration error: exit 2 now
+        from ..config import source_settings
+
+        source_settings(settings)  # issue 10: a malformed [sentry]/[logs]/[pm2]: exit 2 now
         if stop.is_set():
             return  # stopped before the first scrape: exit 0
         if all_targets:
@@ -152,12 +155,16 @@ def collect_command(
                 scrape = collect_once(client, store, target=target, deep=deep)
                 _print_scrape(scrape, True, as_json, stream=False)
                 db_error = _db_snapshot(settings, store, database, as_json) if with_db else None
+                source_error = _other_sources(settings, store, target, as_json)  # issue 10
+                _alerts_hook(settings, store, [target])  # issue 11
                 if not scrape.ok:
                     first = scrape.failures[0] if scrape.failures else None
                     reason = f"{first.part}: {first.message}" if first else "incomplete answer"
                     fail(f"the API did not answer properly (failure stored): {reason}", 1)
                 if db_error is not None:
                     fail(db_error, 1)
+                if source_error is not None:
+                    fail(source_error, 1)
                 return
 
             def on_scrape(scrape: Scrape, stored: bool) -> None:
@@ -166,6 +173,8 @@ def collect_command(
                     error = _db_snapshot(settings, store, database, as_json, stream=True)
                     if error:
                         err_console.print(f"lsops: {error}", markup=False, soft_wrap=True)
+                _other_sources(settings, store, target, as_json)  # issue 10
+                _alerts_hook(settings, store, [target])  # issue 11
 
             code = collect_forever(
                 client, store, period, stop=stop, target=target, deep=deep, on_scrape=on_scrape
@@ -215,6 +224,10 @@ def _collect_all(
                     if with_db
                     else None
                 )
+                source_error = _other_sources(  # issue 10: under the selected target
+                    settings, store, settings.target.name, as_json
+                )
+                _alerts_hook(settings, store, list(clients))  # issue 11
                 failed = [s for s in scrapes if not s.ok]
                 if failed:
                     reasons = "; ".join(_reason(s) for s in failed)
@@ -227,6 +240,8 @@ def _collect_all(
                     fail(str(refused[0]), 1)
                 if db_error is not None:
                     fail(db_error, 1)
+                if source_error is not None:
+                    fail(source_error, 1)
                 return
 
             def on_round(scrapes: list[Scrape]) -> None:
@@ -235,6 +250,8 @@ def _collect_all(
                     error = _db_snapshot(settings, store, database, as_json, stream=True)
                     if error:
                         err_console.print(f"lsops: {error}", markup=False, soft_wrap=True)
+                _other_sources(settings, store, settings.target.name, as_json)  # issue 10
+                _alerts_hook(settings, store, list(clients))  # issue 11
 
             code = collect_rounds_forever(
                 clients,
@@ -284,3 +301,45 @@ def _db_view(d: Any) -> None:
     else:
         text += f", {fmt.integer(db['queries'])} queries"
     line(text)
+
+
+# --- issue 11: alerts after every collection round -------------------------------------------
+
+
+def _alerts_hook(settings: Any, store: Any, targets: list[str]) -> None:
+    """Evaluate the alert rules after a round (lsops_lib.alerts.evaluate.after_round):
+    never raises, never changes the exit code; failures are one line on stderr."""
+    from ..alerts.evaluate import after_round
+
+    def report(message: str) -> None:
+        err_console.print(f"lsops: alerts: {message}", markup=False, soft_wrap=True)
+
+    after_round(store, settings, targets, on_error=report)
+
+
+# --- issue 10: the other sources (Sentry, the logs, pm2) after each scrape or round ------------
+
+
+def _other_sources(settings: Any, store: Any, target: str, as_json: bool) -> str | None:
+    """Collect the configured sources (`collect.collect_other_sources`): one line each
+    (with --json one object each: source, ok, items, error); returns the line saying which
+    did not answer (exit 1 with --once), None when all did or none is configured.
+    A malformed [sentry]/[logs]/[pm2] section is a ConfigError (exit 2)."""
+    from ..collect import collect_other_sources
+
+    results = collect_other_sources(settings, store, target=target)
+    for result in results:
+        render.stream({"source_run": result.as_dict()}, as_json, _source_view)
+    failed = [r for r in results if not r.ok]
+    if not failed:
+        return None
+    names = ", ".join(r.source for r in failed)
+    return f"{len(failed)} of {len(results)} sources did not answer (failure recorded): {names}"
+
+
+def _source_view(d: Any) -> None:
+    r = d["source_run"]
+    if r["ok"]:
+        line(f"{r['source']}: OK, {fmt.integer(r['items'])} stored")
+    else:
+        line(f"{r['source']}: FAILED (recorded): {r['error']}", style="red")

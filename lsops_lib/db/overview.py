@@ -63,6 +63,12 @@ class DatabaseOverview:
 
     figures = summary  # the name present.monthly.review_figures calls
 
+    @property
+    def projection(self) -> pd.DataFrame | None:
+        """The size snapshots, the fitted growth and the projection to the size limit, as of
+        the month's end (plots.capacity_projection); None without a forecast."""
+        return None if self.forecast is None else self.forecast.frame
+
 
 @dataclass
 class RetrievalOverview:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from .. import fmt
 from ..exceptions import DatabaseError
 from .connect import Inspector
 from .settings import DbThresholds
@@ -46,15 +47,11 @@ def _q(schema: str, name: str) -> str:
 
 
 def _size(n: Any) -> str:
+    """Bytes in IEC units (fmt.size), "?" when not a number."""
     try:
-        value = float(n)
+        return fmt.size(float(n))
     except (TypeError, ValueError):
         return "?"
-    for unit in ("bytes", "kB", "MB", "GB", "TB"):
-        if abs(value) < 1024 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TB"  # pragma: no cover
 
 
 def _plan_cost(insp: Inspector, sql: str, params: dict[str, Any]) -> float:

@@ -9,6 +9,7 @@ three reports, in one command.
     processes  generic child-process handling: descendants, alive, kill_all, Children
     lab        `lsops demo --lab`: JupyterLab on the demo's store and database
     errors     DemoError, UsageError, Interrupted
+    sources    Sentry, the pm2 log files and pm2 jlist agreeing with the incidents (issue 10)
 """
 
 from __future__ import annotations

@@ -44,6 +44,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from . import alerts as demo_alerts
 from . import backups, database, world
 from .errors import DemoError, Interrupted, UsageError, format_exception
 from .folder import DemoFolder
@@ -77,6 +78,7 @@ class Result:
     runs: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     postmortem: dict[str, Any] | None = None
+    alerts: dict[str, Any] | None = None  # issue 11: what the outage notified
 
 
 # --- the demo ------------------------------------------------------------------------------------
@@ -255,6 +257,22 @@ class Demo:
 
     # -- incidents and reports --------------------------------------------------------------------
 
+    def plant_sources(self, p: world.Plan) -> str:
+        """Issue 10: the demo's Sentry stand-in, pm2 log files and `pm2 jlist`, collected
+        into the store (`demo.sources`); the files stay in the demo folder's app-logs/."""
+        from ..store import Store
+        from . import sources
+
+        folder = self.folder.dir / "app-logs"
+        with Store(self.folder.store_url) as store:
+            got = sources.plant(store, p, folder, seed=p.seed)
+        with self.folder.config_path.open("a") as fh:
+            fh.write(sources.settings_toml(folder))
+        return (
+            f"{got['log_entries']:,} log entries ({shown(folder)}), "
+            f"{got['sentry_issues']} Sentry issues, {got['pm2_samples']:,} pm2 samples"
+        )
+
     def find_outage(self, p: world.Plan) -> dict[str, Any]:
         from ..analysis import incident_window, incidents
         from ..config import load_settings
@@ -342,9 +360,15 @@ class Demo:
             f"{len(history.workers)} workers (alongside the database)"
         )
         tail_started = time.monotonic()
+        with self.phase("errors") as info:  # issue 10: Sentry, the pm2 logs, pm2 jlist
+            info["detail"] = self.plant_sources(p)
         with self.phase("incidents") as info:
             outage = self.find_outage(p)
             info["detail"] = f"outage found: {outage['found']}"
+        # issue 11: the outage's alerts, into a loopback webhook and SMTP server (before the
+        # reports that read the alert history: the review's alerts, the postmortem's Detection)
+        told = demo_alerts.run(self, outage)
+        self.save_state(alerts={k: told[k] for k in ("notifications", "mails", "folder")})
         handles.append(self.start_report("monthly-review", {"month": p.month}))
         handles.append(
             self.start_report(
@@ -384,6 +408,7 @@ class Demo:
             runs=runs,
             timings=dict(self.timings),
             postmortem=outage,
+            alerts=told,
         )
 
 

@@ -6,6 +6,7 @@
     plots.postmortem  the postmortem's charts
     plots.database    the database charts (sizes, growth, embeddings)
     plots.security    the security review's chart (auth failures per hour)
+    plots.errors      the Errors section's chart (pm2 CPU), issue 10
 
 Each chart function takes a DataFrame (and, where it draws a target, the thresholds),
 draws on `ax` (a new figure when None) and returns the Axes, so a notebook cell reads
@@ -14,8 +15,9 @@ draws on `ax` (a new figure when None) and returns the Axes, so a notebook cell 
 
 from __future__ import annotations
 
-from . import database, postmortem, review, security
+from . import database, errors, postmortem, review, security
 from .database import *  # noqa: F403
+from .errors import *  # noqa: F403  (issue 10: the Errors section's CPU chart)
 from .look import (
     BAD,
     COLORS,
@@ -90,6 +92,7 @@ __all__ = [
     "numeric_text",
     "table_markup",
     *database.__all__,
+    *errors.__all__,
     *postmortem.__all__,
     *review.__all__,
     *security.__all__,

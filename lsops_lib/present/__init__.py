@@ -8,6 +8,7 @@ one machine-readable block of key figures per report.
     present.database    the database section of the review
     present.dboptimization  the DB optimization report
     present.postmortem  the incident postmortem
+    present.alerts      alerting in the reports (issue 11)
 
 Rules kept here, once:
 
@@ -22,6 +23,7 @@ Rules kept here, once:
 
 from __future__ import annotations
 
+from . import alerts as alerts  # issue 11: the alerts of the month, the first alert
 from .database import (
     EMBEDDINGS_HEADERS,
     DatabaseOverview,
@@ -212,4 +214,5 @@ __all__ += [
 ]
 
 # issue 12: the monthly review's security section (present.security.show_security)
-from . import security  # noqa: E402, F401
+# issue 10: the monthly review's Errors section (present.errors.show_errors)
+from . import errors, security  # noqa: E402, F401

@@ -172,7 +172,7 @@ def impact_sentence(summary: Mapping[str, Any]) -> str:
             f"No threshold breach found between {fmt_ts(summary['window_start'])} and "
             f"{fmt_ts(summary['window_end'])}: {fmt_int(summary['failed'])} of "
             f"{fmt_int(summary['requests'])} requests failed in the whole window."
-        )
+        ) + _top_new_pattern(summary)
     text = (
         f"From {fmt_ts(summary['impact_start'])} to {fmt_ts(summary['impact_end'])} "
         f"({fmt_duration(summary['duration_s'])}): {_what(summary.get('incidents'))}. "
@@ -193,7 +193,18 @@ def impact_sentence(summary: Mapping[str, Any]) -> str:
             text += f" {len(harmed) - 1} more endpoint(s) harmed beyond chance."
     else:
         text += " No endpoint shows errors or latency beyond what its baseline explains."
-    return text
+    return text + _top_new_pattern(summary)
+
+
+def _top_new_pattern(summary: Mapping[str, Any]) -> str:
+    """Issue 10: the logs' top new error pattern of the window, in one sentence."""
+    top_new = summary.get("top_new_pattern")
+    if not top_new:
+        return ""
+    return (
+        f" Top new error log pattern: {top_new['template']} "
+        f"({fmt_int(top_new['count'])} lines, never seen before the window)."
+    )
 
 
 @guarded("Summary")
@@ -350,7 +361,8 @@ def show_timeline(timeline: Any) -> None:
         timeline = timeline.timeline
     show_table(
         timeline,
-        "Timeline from the history (UTC): health changes, threshold crossings, resets, gaps",
+        "Timeline from the history (UTC): health changes, threshold crossings, resets, gaps; "
+        "Sentry issues, log patterns and pm2 restarts when collected",
         {
             "ts": lambda v: fmt_ts(v, seconds=True),
             "endpoint": lambda v: DASH if _missing(v) else str(v),
@@ -370,8 +382,10 @@ def _breaches(incidents: pd.DataFrame) -> pd.DataFrame:
 
 
 @guarded("Detection")
-def show_detection(incidents: Any) -> None:
-    """The first breach in the history (`pm.incidents`, or the bundle)."""
+def show_detection(incidents: Any, detection: dict[str, Any] | None = None) -> None:
+    """The first breach in the history (`pm.incidents`, or the bundle), and (issue 11)
+    the first alert against the start of impact (`detection`: present.alerts.alert_detection,
+    time to detect and to recover)."""
     if hasattr(incidents, "incidents"):
         if not _need(incidents, "Detection"):
             return
@@ -386,6 +400,19 @@ def show_detection(incidents: Any) -> None:
             f"The first breaching observation in the history: {fmt_ts(first['start'])}, "
             f"{str(first['kind']).replace('_', ' ')}{where} ({first['detail']})."
         )
+    if detection is not None:  # issue 11: what lsops alerting did
+        show_text(str(detection["message"]))
+        if detection.get("time_to_detect_s") is not None:
+            show_text(
+                f"Time to detect: {fmt_duration(max(0.0, detection['time_to_detect_s']))}; "
+                "time to recover: "
+                + (
+                    fmt_duration(detection["time_to_recover_s"])
+                    if detection.get("time_to_recover_s") is not None
+                    else "not recovered in this window"
+                )
+                + " (from the start of impact)."
+            )
     todo(
         "Detection",
         "How was the team alerted (alert, user report, on-call check)? When? Time to detect.",

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from ..config import Settings, redact_url
+from ..exceptions import ParameterError
 from ..times import parse_month, previous_month, utcnow
 from .display import fmt_ts
 
@@ -72,16 +73,22 @@ def open_store(url: str | None = None, settings: Settings | None = None) -> Stor
 
 def resolve_target(source: StoreSource, target: str | None, settings: Settings) -> str | None:
     """The API target to report on: `target` when given; else, when the store holds several
-    targets, the settings' target (figures of different APIs are never mixed); else None
-    (the store's only target)."""
+    targets, the settings' target (figures of different APIs are never mixed: a ParameterError when the store has
+    several and none of that name); else None (the store's only target)."""
     if target:
         return target
     try:
         known = source.store.targets()
     except Exception:  # noqa: BLE001 - an unreadable store has no targets to choose from
         return None
-    if len(known) > 1 and settings.target.name in known:
-        return settings.target.name
+    if len(known) > 1:
+        if settings.target.name in known:
+            return settings.target.name
+        raise ParameterError(
+            f"the store holds several targets ({', '.join(repr(k) for k in known)}) and none "
+            f"named {settings.target.name!r}, the configured one: choose one with the "
+            "`target` parameter (or LSOPS_TARGET)"
+        )
     return None
 
 

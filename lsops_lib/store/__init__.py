@@ -28,12 +28,16 @@ The package, one concern a module (see docs/internals.md, store):
     intervals   endpoint_intervals, counter_intervals, resets
     snapshots   database snapshots (record_db_sizes, db_sizes, record_db_queries, db_queries)
     reader      StoreReader, the protocol analysis accepts
+    sources     issue 10: Sentry issues, log files and lines, patterns, pm2 samples, source
+                runs (tables and writes; their reads in source_reads)
 """
 
 from __future__ import annotations
 
 from ..exceptions import StoreError, StoreVersionError
+from . import alerts as alerts  # issue 11: the alert state tables, created on open
 from . import backups as backups  # issue 12: the lsops_backup_checks table, created on open
+from . import sources as sources  # issue 10: Sentry, log and pm2 tables, created on open
 from .intervals import IntervalReads
 from .reader import StoreReader
 from .reads import FIGURE_COLUMNS, HEALTH_COLUMNS, SCRAPE_COLUMNS, ScrapeReads

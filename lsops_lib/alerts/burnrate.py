@@ -1,0 +1,219 @@
+"""Multiwindow, multi-burn-rate alerts (Google SRE workbook, "Alerting on SLOs", as Sloth
+and Pyrra generate them), computed from the store.
+
+The workbook's table, over a 30-day SLO period:
+
+    severity  factor  long window  short window  budget consumed when it fires
+    page      14.4    1 h          5 min         2 %   (14.4 x 1 h / 720 h)
+    page      6       6 h          30 min        5 %   (6 x 6 h / 720 h)
+    ticket    3       1 d          2 h           10 %  (3 x 24 h / 720 h)
+    ticket    1       3 d          6 h           10 %  (1 x 72 h / 720 h)
+
+burn rate = observed error ratio / (1 - SLO) (1.0 spends exactly the budget in the
+period). A window pair fires when BOTH its long and its short window burn faster than the
+factor (the short window makes the alert stop soon after the burning does).
+
+The objectives (DESIGN "Metric semantics"):
+
+    availability  bad = health observations not OK (DEGRADED, ERROR, no answer),
+                  SLO = [thresholds] availability_slo
+    error_rate    bad = errors of the counter deltas (monitoring endpoints excluded),
+                  total = requests; SLO = 1 - [thresholds] error_rate
+    latency       bad = time slices (scrapes with requests in their window) whose
+                  reported p95 missed [thresholds] latency_p95_ms; SLO = latency_slo
+
+Coverage: a window counts only when the collector covered it: scrapes in the window x
+the collection interval (the median gap between the scrapes read) >= `[alerts]
+min_coverage` (default 75 %) of the window. A pair with a window not covered does not
+fire; a rule none of whose pairs is covered is not evaluated at all (its alert keeps its
+state: a collector that was not running says nothing about the service).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "OBJECTIVES",
+    "PAGE",
+    "SLO_PERIOD_S",
+    "TICKET",
+    "BurnWindow",
+    "WindowRead",
+    "budget_consumed",
+    "burn_rate",
+    "exhaustion_s",
+    "factor_for",
+    "objective_reads",
+    "pair_fires",
+]
+
+SLO_PERIOD_S = 30 * 86400.0
+OBJECTIVES = ("availability", "error_rate", "latency")
+
+
+@dataclass(frozen=True)
+class BurnWindow:
+    """One window pair: fires when both windows burn faster than `factor`."""
+
+    factor: float
+    long_s: float
+    short_s: float
+
+    def budget_consumed(self, period_s: float = SLO_PERIOD_S) -> float:
+        return budget_consumed(self.factor, self.long_s, period_s)
+
+
+PAGE = (BurnWindow(14.4, 3600.0, 300.0), BurnWindow(6.0, 6 * 3600.0, 1800.0))
+TICKET = (BurnWindow(3.0, 86400.0, 7200.0), BurnWindow(1.0, 3 * 86400.0, 6 * 3600.0))
+
+
+def burn_rate(bad: float, total: float, slo: float) -> float:
+    """(bad / total) / (1 - slo); NaN without events."""
+    if not 0 < slo < 1:
+        raise ValueError(f"SLO must be a fraction between 0 and 1, not {slo!r}")
+    if not total:
+        return float("nan")
+    return (bad / total) / (1.0 - slo)
+
+
+def budget_consumed(factor: float, window_s: float, period_s: float = SLO_PERIOD_S) -> float:
+    """The share of the period's error budget spent by burning at `factor` for `window_s`."""
+    return factor * window_s / period_s
+
+
+def factor_for(budget_share: float, window_s: float, period_s: float = SLO_PERIOD_S) -> float:
+    """The burn rate that spends `budget_share` of the budget in `window_s` (the inverse)."""
+    return budget_share * period_s / window_s
+
+
+def exhaustion_s(factor: float, period_s: float = SLO_PERIOD_S) -> float:
+    """How long a burn at `factor` takes to spend the whole budget."""
+    return period_s / factor if factor > 0 else float("inf")
+
+
+def pair_fires(long_burn: float, short_burn: float, factor: float) -> bool:
+    """Both windows burn faster than the factor (NaN: no events, never fires)."""
+    return bool(long_burn > factor and short_burn > factor)
+
+
+@dataclass(frozen=True)
+class WindowRead:
+    """One objective over one window ending now."""
+
+    window_s: float
+    bad: float
+    total: float
+    coverage: float
+    burn: float
+
+    def covered(self, min_coverage: float) -> bool:
+        return self.coverage >= min_coverage
+
+
+def _interval_s(ts: pd.Series) -> float | None:
+    """The collection interval: the median gap between consecutive scrapes."""
+    if len(ts) < 2:
+        return None
+    seconds = (ts - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
+    gaps = np.diff(seconds)
+    gaps = gaps[gaps > 0]
+    return float(np.median(gaps)) if len(gaps) else None
+
+
+def objective_reads(
+    store: Any,
+    target: str,
+    now: datetime,
+    windows: set[float],
+    thresholds: Any,
+) -> dict[str, dict[float, WindowRead]]:
+    """Every objective over every window (seconds) ending at `now` (inclusive), from three
+    reads of the longest window: health observations, counter deltas per scrape, and the
+    latency slices. Windows are (now - w, now]."""
+    from ..analysis.slo import latency_slices
+
+    longest = max(windows)
+    start = now - timedelta(seconds=longest) + timedelta(milliseconds=1)
+    end = now + timedelta(milliseconds=1)
+    health = store.health(start, end, target=target)
+    scrapes = store.scrapes(
+        start,
+        end,
+        target=target,
+        columns=["ts", "rt_count", "rt_min", "rt_p50", "rt_p95", "rt_p99", "rt_max"],
+    )
+    deltas = store.endpoint_intervals(start, end, bucket="scrape", target=target)
+    slices = latency_slices(
+        None, start, end, threshold_ms=thresholds.latency_p95_ms, scrapes=scrapes
+    )
+    interval = _interval_s(health["ts"]) if len(health) else None
+    slos = {
+        "availability": thresholds.availability_slo,
+        "error_rate": 1.0 - thresholds.error_rate,
+        "latency": thresholds.latency_slo,
+    }
+    # each series as (instants in ms, sorted; cumulative bad; cumulative total): a window's
+    # figures are two binary searches away (one round reads every window of its rules)
+    series = {
+        "availability": _cumulative(health["ts"], health["status"] != "OK", None),
+        "error_rate": _cumulative(deltas["ts"], deltas["errors"], deltas["requests"])
+        if not deltas.empty
+        else _cumulative(pd.Series(dtype="datetime64[ns, UTC]"), pd.Series(dtype=float), None),
+        "latency": _cumulative(slices["ts"], ~slices["met"].astype(bool), None),
+    }
+    now_ms = int(pd.Timestamp(now).value // 1_000_000)
+    out: dict[str, dict[float, WindowRead]] = {k: {} for k in OBJECTIVES}
+    for w in sorted(windows):
+        lo = now_ms - int(w * 1000)
+        figures = {name: _window(cum, lo, now_ms) for name, cum in series.items()}
+        n = figures["availability"][1]
+        coverage = min(1.0, n * interval / w) if interval and n else 0.0
+        for name, (bad, total) in figures.items():
+            out[name][w] = WindowRead(w, bad, total, coverage, burn_rate(bad, total, slos[name]))
+    return out
+
+
+def _cumulative(
+    ts: pd.Series, bad: pd.Series, total: pd.Series | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ms instants, cumulative bad, cumulative total) with a leading 0; `total` None:
+    one per row."""
+    ms = (
+        (pd.to_datetime(ts, utc=True) - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)
+    ).to_numpy(dtype="int64")
+    order = np.argsort(ms, kind="stable")
+    b = pd.to_numeric(bad, errors="coerce").fillna(0).to_numpy(dtype=float)[order]
+    t = (
+        np.ones(len(ms))
+        if total is None
+        else pd.to_numeric(total, errors="coerce").fillna(0).to_numpy(dtype=float)[order]
+    )
+    return ms[order], np.concatenate([[0.0], np.cumsum(b)]), np.concatenate([[0.0], np.cumsum(t)])
+
+
+def _window(
+    cum: tuple[np.ndarray, np.ndarray, np.ndarray], lo: int, hi: int
+) -> tuple[float, float]:
+    """(bad, total) of the rows with lo < ts <= hi."""
+    ms, bad, total = cum
+    i, j = np.searchsorted(ms, lo, side="right"), np.searchsorted(ms, hi, side="right")
+    return float(bad[j] - bad[i]), float(total[j] - total[i])
+
+
+def describe(factor: float, long: WindowRead, short: WindowRead) -> str:
+    """One line: how fast the budget burns in both windows, and when it would be gone."""
+    from .. import fmt
+
+    gone = exhaustion_s(long.burn) if long.burn and not math.isnan(long.burn) else float("inf")
+    return (
+        f"burning its error budget {long.burn:.1f}x over {fmt.duration(long.window_s)} and "
+        f"{short.burn:.1f}x over {fmt.duration(short.window_s)} (threshold {factor:g}x): "
+        f"the 30-day budget would be gone in {fmt.duration(gone)}"
+    )

@@ -1,0 +1,160 @@
+"""One round of alerting: the rules, then the state, then the notifications.
+
+    result = evaluate(store, settings, target="prod")          # now; lsops alerts check
+    result = evaluate(store, settings, target=t, now=clock())   # a virtual clock (demo, tests)
+
+`evaluate` runs every rule of `rules.RULES` (or those given) for the target, applies the
+results to the stored state in one transaction (state.apply_round), delivers what this
+call claimed (notify.deliver_entries) and records the outcome (state.settle). It returns
+a JSON-ready dict: target, now, rules [{rule, status (evaluated | skipped | failed),
+alerts, note}], alerts [the rows: name, key, state, severity, since, ...],
+notifications [{notifier, name, state, severity, ok, error}].
+
+A rule that raises is reported (`failed`, its message with secrets masked) and the others
+go on: alerting never stops a collection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from ..times import from_ms, utcnow
+from . import rules as rules_module
+from .notify import _mask, deliver_entries
+from .settings import AlertSettings, alert_settings
+from .state import apply_round, settle
+
+__all__ = ["after_round", "evaluate", "evaluate_targets"]
+
+
+def _lease_s(cfg: AlertSettings) -> float:
+    """How long a claim holds: every notifier's timeout, twice, and a minute."""
+    return 60.0 + 2 * sum(n.timeout_s for n in cfg.notifiers.values())
+
+
+def _secrets(settings: Any, cfg: AlertSettings) -> list[str]:
+    found = list(cfg.secrets())
+    if hasattr(settings, "secrets"):
+        found += settings.secrets()
+    return [s for s in found if s]
+
+
+def evaluate(
+    store: Any,
+    settings: Any,
+    *,
+    target: str | None = None,
+    now: datetime | None = None,
+    alerts: AlertSettings | None = None,
+    rules: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One round for `target` (default: the settings' target). See the module docstring."""
+    cfg = alerts if alerts is not None else alert_settings(settings)
+    target = target or settings.target.name
+    now = now or utcnow()
+    chosen = rules if rules is not None else rules_module.RULES
+    secrets = _secrets(settings, cfg)
+    config = rules_module.RuleConfig(settings=settings, alerts=cfg)
+    results: dict[str, Any] = {}
+    report = []
+    for name, rule in chosen.items():
+        try:
+            found = rule(store, now, config, target)
+        except Exception as exc:  # noqa: BLE001 - one broken rule never stops the round
+            results[name] = None
+            report.append({"rule": name, "status": "failed", "alerts": 0,
+                           "note": _mask(f"{type(exc).__name__}: {exc}", secrets)})  # fmt: skip
+            continue
+        results[name] = found
+        note = _mask(config.why.get(name, "could not judge"), secrets) if found is None else None
+        report.append({"rule": name, "status": "skipped" if found is None else "evaluated",
+                       "alerts": len(found or []), "note": note})  # fmt: skip
+    rows, claims = apply_round(store, target, now, results, cfg, lease_s=_lease_s(cfg))
+    sent: list[dict[str, Any]] = []
+    left: dict[str, int] = {}
+    for claim in claims:
+        delivered, attempts = deliver_entries(claim.entries, cfg, now, secrets)
+        settle(store, claim, delivered, attempts, now)
+        sent += [{"name": claim.name, **a} for a in attempts]
+        left[claim.key] = len(claim.entries) - len(delivered)
+    alerts = []
+    for row in rows:
+        if row["state"] != "inactive":
+            alerts.append(_public(row))
+            alerts[-1]["owed"] = left.get(row["key"], alerts[-1]["owed"])
+    return {
+        "target": target,
+        "now": now,
+        "rules": report,
+        "alerts": alerts,
+        "notifications": sent,
+    }
+
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    import json
+
+    def instant(ms: Any) -> Any:
+        return None if ms is None else from_ms(ms)
+
+    return {
+        "name": row["name"],
+        "key": row["key"],
+        "state": row["state"],
+        "severity": row["severity"],
+        "since": instant(row["since"]),
+        "value": row["value"],
+        "threshold": row["threshold"],
+        "summary": row["summary"],
+        "flapping": bool(row["flapping"]),
+        "inhibited": bool(row["inhibited"]),
+        "last_notified": instant(row["last_sent_at"]),
+        "owed": len(json.loads(row["due"] or "[]")),
+    }
+
+
+def evaluate_targets(
+    store: Any, settings: Any, targets: list[str], *, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """`evaluate` for each target (the collector's hook after a round)."""
+    cfg = alert_settings(settings)
+    if not cfg.enabled:
+        return []
+    return [evaluate(store, settings, target=t, now=now, alerts=cfg) for t in targets]
+
+
+def after_round(
+    store: Any,
+    settings: Any,
+    targets: list[str],
+    *,
+    now: datetime | None = None,
+    on_error: Any = None,
+) -> list[dict[str, Any]]:
+    """The collector's hook: `evaluate_targets` after a collection round, which never
+    raises (alerting must not stop a collection): a failure, and every notification that
+    could not be delivered, is one line through `on_error` (default: stderr)."""
+    import sys
+
+    def report(message: str) -> None:
+        if on_error is not None:
+            on_error(message)
+        else:
+            print(f"lsops: alerts: {message}", file=sys.stderr, flush=True)
+
+    try:
+        results = evaluate_targets(store, settings, targets, now=now)
+    except Exception as exc:  # noqa: BLE001 - LsopsError (store, config) or a bug: say it
+        secrets = settings.secrets() if hasattr(settings, "secrets") else []
+        report(_mask(str(exc) or type(exc).__name__, secrets))
+        return []
+    for result in results:
+        for sent in result["notifications"]:
+            if not sent["ok"]:
+                report(
+                    f"{sent['notifier']}: {sent['name']} {sent['state']} not delivered "
+                    f"({sent['error']}); retried next round"
+                )
+    return results

@@ -1,0 +1,222 @@
+"""Notifiers: where a firing or resolved alert is told. One JSON payload for all:
+
+    {"text": "one readable line",
+     "alert": {"name", "state" (firing | resolved), "severity" (critical | warning),
+               "since", "value", "threshold", "summary", "target"}}
+
+Kinds (`[alerts.notifiers.NAME] kind = ...`, settings.py):
+
+    webhook  HTTP POST of the payload as JSON (Slack-compatible `text`); the URL from the
+             environment variable `url_env`; 2xx is delivered
+    email    SMTP with STARTTLS (and login with the password from `password_env`); a
+             text part and an HTML part, every field escaped
+    command  the program run with the payload as JSON on standard input; exit 0 is delivered
+
+Each attempt is bounded by the notifier's `timeout_s` (HTTP phases, SMTP socket, the
+command is killed); deliveries to different notifiers run in parallel, those to one
+notifier in order (a failure holds the later ones back, so `resolved` never overtakes
+`firing`). An error is one short line that never contains a secret (URLs, passwords and
+anything the settings hold as secret are masked).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import smtplib
+import ssl
+import subprocess
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from email.message import EmailMessage
+from typing import Any
+
+import httpx
+
+from .. import fmt
+from .settings import AlertSettings, NotifierSettings
+
+__all__ = ["deliver_entries", "payload", "send", "test_payload", "text_line"]
+
+MAX_ERROR = 300
+
+
+def _instant(ms: Any) -> str | None:
+    if ms is None:
+        return None
+    from ..times import from_ms
+
+    return from_ms(ms).isoformat().replace("+00:00", "Z")
+
+
+def text_line(alert: dict[str, Any]) -> str:
+    """The readable line: `[FIRING] critical api_down (prod): summary, since ...`."""
+    since = fmt.instant(alert["since"]) if alert.get("since") else fmt.DASH
+    summary = " ".join(str(alert.get("summary") or "").split())
+    return (
+        f"[{alert['state'].upper()}] {alert['severity']} {alert['name']} "
+        f"({alert['target']}): {summary} (since {since})"
+    )
+
+
+def payload(row: dict[str, Any], state: str) -> dict[str, Any]:
+    """The notification of an alert row in `state` (firing | resolved)."""
+    alert = {
+        "name": row["name"],
+        "state": state,
+        "severity": row["severity"],
+        "since": _instant(row["since"]),
+        "value": row.get("value"),
+        "threshold": row.get("threshold"),
+        "summary": row.get("summary") or "",
+        "target": row["target"],
+    }
+    return {"text": text_line(alert), "alert": alert}
+
+
+def test_payload(target: str, now: datetime) -> dict[str, Any]:
+    alert = {
+        "name": "lsops_test",
+        "state": "firing",
+        "severity": "warning",
+        "since": now.isoformat().replace("+00:00", "Z"),
+        "value": None,
+        "threshold": None,
+        "summary": "a test notification from `lsops alerts test`: nothing is wrong",
+        "target": target,
+    }
+    return {"text": text_line(alert), "alert": alert}
+
+
+def _mask(text: str, secrets: Iterable[str]) -> str:
+    line = " ".join(str(text).split())
+    for secret in secrets:
+        if secret:
+            line = line.replace(secret, "***")
+    return line if len(line) <= MAX_ERROR else line[: MAX_ERROR - 1] + "…"
+
+
+def _webhook(n: NotifierSettings, body: dict[str, Any]) -> None:
+    try:
+        answer = httpx.post(
+            str(n.secret),
+            content=json.dumps(body).encode(),
+            headers={"content-type": "application/json"},
+            timeout=httpx.Timeout(n.timeout_s),
+        )
+    except httpx.TimeoutException:
+        raise RuntimeError(f"no answer within {n.timeout_s:g} s") from None
+    except Exception as exc:  # noqa: BLE001 - its message may quote the URL (a secret)
+        raise RuntimeError(f"{type(exc).__name__}: cannot reach the webhook") from None
+    if not 200 <= answer.status_code < 300:
+        raise RuntimeError(f"the webhook answered HTTP {answer.status_code}")
+
+
+def _html(body: dict[str, Any]) -> str:
+    a = body["alert"]
+    rows = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape('' if v is None else str(v))}</td></tr>"
+        for k, v in a.items()
+    )
+    return f"<html><body><p>{html.escape(body['text'])}</p><table>{rows}</table></body></html>"
+
+
+def _email(n: NotifierSettings, body: dict[str, Any]) -> None:
+    message = EmailMessage()
+    message["Subject"] = " ".join(body["text"].split())[:200]
+    message["From"] = str(n.sender)
+    message["To"] = ", ".join(n.to)
+    message.set_content(body["text"] + "\n\n" + json.dumps(body["alert"], indent=2))
+    message.add_alternative(_html(body), subtype="html")
+    try:
+        with smtplib.SMTP(str(n.host), n.port, timeout=n.timeout_s) as smtp:
+            smtp.ehlo()
+            if n.starttls:
+                context = ssl.create_default_context(cafile=n.ca_file)
+                smtp.starttls(context=context)
+                smtp.ehlo()
+            if n.username:
+                smtp.login(n.username, n.secret or "")
+            smtp.send_message(message)
+    except (TimeoutError, OSError) as exc:  # smtplib's and ssl's errors are OSErrors
+        raise RuntimeError(f"SMTP: {type(exc).__name__}: {exc}") from None
+
+
+def _command(n: NotifierSettings, body: dict[str, Any]) -> None:
+    try:
+        done = subprocess.run(
+            list(n.command),
+            input=json.dumps(body).encode(),
+            capture_output=True,
+            timeout=n.timeout_s,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"the command did not finish within {n.timeout_s:g} s") from None
+    except OSError as exc:
+        raise RuntimeError(f"cannot run the command: {exc.strerror}") from None
+    if done.returncode != 0:
+        said = done.stderr.decode(errors="replace").strip().splitlines()
+        raise RuntimeError(
+            f"the command exited {done.returncode}" + (f": {said[-1]}" if said else "")
+        )
+
+
+_KINDS = {"webhook": _webhook, "email": _email, "command": _command}
+
+
+def send(n: NotifierSettings, body: dict[str, Any], secrets: Iterable[str]) -> str | None:
+    """Deliver `body` through `n`: None when delivered, else the error (one line, masked)."""
+    if n.missing:
+        return n.missing
+    try:
+        _KINDS[n.kind](n, body)
+    except Exception as exc:  # noqa: BLE001 - any failure is recorded, never raised
+        return _mask(str(exc) or type(exc).__name__, [*secrets, n.secret or ""])
+    return None
+
+
+def deliver_entries(
+    entries: list[dict[str, Any]], cfg: AlertSettings, now: datetime, secrets: Iterable[str]
+) -> tuple[set[str], list[dict[str, Any]]]:
+    """Deliver owed entries ({id, notifier, business_hours, payload}): per notifier in
+    order, notifiers in parallel. Returns (ids delivered, attempts for the record).
+    Entries of a notifier no longer configured are dropped as failed; entries held to
+    business hours wait outside them."""
+    secrets = list(secrets)
+    by_notifier: dict[str, list[dict[str, Any]]] = {}
+    for entry in entries:
+        by_notifier.setdefault(entry["notifier"], []).append(entry)
+    business = cfg.in_business_hours(now)
+
+    def run(name: str, items: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str | None]]:
+        done = []
+        notifier = cfg.notifiers.get(name)
+        for entry in items:
+            if entry.get("business_hours") and not business:
+                break
+            error = "notifier no longer configured" if notifier is None else None
+            if notifier is not None:
+                error = send(notifier, entry["payload"], secrets)
+            done.append((entry, error))
+            if error is not None and notifier is not None:
+                break
+        return done
+
+    delivered: set[str] = set()
+    attempts: list[dict[str, Any]] = []
+    if not by_notifier:
+        return delivered, attempts
+    with ThreadPoolExecutor(max_workers=min(8, len(by_notifier))) as pool:
+        results = list(pool.map(lambda kv: run(*kv), by_notifier.items()))
+    for done in results:
+        for entry, error in done:
+            if error is None or error == "notifier no longer configured":
+                delivered.add(entry["id"])
+            alert = entry["payload"]["alert"]
+            attempts.append(
+                {"notifier": entry["notifier"], "state": alert["state"],
+                 "severity": alert["severity"], "ok": error is None, "error": error}
+            )  # fmt: skip
+    return delivered, attempts

@@ -1,0 +1,225 @@
+"""The alert rules: each a small named function `rule(store, now, config, target)` that
+returns the alerts it sees now (a list, empty when all is well), or None when it cannot
+judge (its source not configured, the collector did not cover its windows): its alerts
+then keep their state.
+
+    RULES                     name -> rule, in evaluation order (api_down first)
+    register(name)(function)  adds one (the Sentry and log rules are registered so)
+
+Alert names: `api_down` (critical, `[alerts] down_after` consecutive unanswered scrapes;
+pending before), `health_error` (critical), `memory_critical` (critical, RSS above
+`[thresholds] memory_critical_fraction` of `memory_limit_bytes`), `slo_<objective>_page`
+(critical) and `slo_<objective>_ticket` (warning) for availability, error_rate and latency,
+`sentry_fatal` (critical), `log_error_pattern` (warning), `backup_too_old` (warning),
+`capacity` (warning, issue 15).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from .. import fmt
+from .burnrate import OBJECTIVES, BurnWindow, WindowRead, describe, objective_reads, pair_fires
+from .settings import AlertSettings
+
+__all__ = ["RULES", "Alert", "RuleConfig", "Rule", "register"]
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert instance a rule sees now. `key` identifies it (name + what it is about)."""
+
+    rule: str
+    name: str
+    severity: str  # critical | warning
+    summary: str
+    value: float | None = None
+    threshold: float | None = None
+    key: str = ""
+    pending: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", self.name)
+
+
+@dataclass
+class RuleConfig:
+    """What the rules read besides the store: the settings, `[alerts]`, and a cache of
+    the reads several rules share within one round."""
+
+    settings: Any
+    alerts: AlertSettings
+    cache: dict[str, Any] = field(default_factory=dict)
+    why: dict[str, str] = field(default_factory=dict)  # rule -> why it could not judge
+
+    def skip(self, rule: str, reason: str) -> None:
+        """Say why `rule` returns None (shown by `lsops alerts check`)."""
+        self.why[rule] = reason
+
+
+Rule = Callable[[Any, datetime, RuleConfig, str], "list[Alert] | None"]
+RULES: dict[str, Rule] = {}
+
+
+def register(name: str) -> Callable[[Rule], Rule]:
+    def add(function: Rule) -> Rule:
+        RULES[name] = function
+        return function
+
+    return add
+
+
+def _latest(store: Any, now: datetime, config: RuleConfig, target: str) -> pd.DataFrame:
+    """The scrapes of the last day (newest last), read once a round."""
+    key = f"latest:{target}"
+    if key not in config.cache:
+        config.cache[key] = store.scrapes(
+            now - timedelta(days=1),
+            now + timedelta(milliseconds=1),
+            target=target,
+            columns=["ts", "ok", "health_status", "failure_kind", "rss"],
+        )
+    return config.cache[key]
+
+
+@register("api_down")
+def api_down(store: Any, now: datetime, config: RuleConfig, target: str) -> list[Alert] | None:
+    """The API did not answer the last `down_after` scrapes (pending after the first)."""
+    df = _latest(store, now, config, target)
+    if df.empty:
+        config.skip("api_down", "no scrape of this target in the last day")
+        return None
+    unanswered = 0
+    for status in reversed(df["health_status"].tolist()):
+        if status is not None and not (isinstance(status, float) and math.isnan(status)):
+            break
+        unanswered += 1
+    if unanswered == 0:
+        return []
+    need = config.alerts.down_after
+    return [
+        Alert(
+            "api_down",
+            "api_down",
+            "critical",
+            f"the API did not answer {unanswered} consecutive scrape(s) "
+            f"(last: {df['failure_kind'].iloc[-1] or 'no answer'})",
+            float(unanswered),
+            float(need),
+            pending=unanswered < need,
+        )
+    ]
+
+
+@register("health_error")
+def health_error(store: Any, now: datetime, config: RuleConfig, target: str) -> list[Alert] | None:
+    df = _latest(store, now, config, target)
+    if df.empty:
+        config.skip("health_error", "no scrape of this target in the last day")
+        return None
+    if df["health_status"].iloc[-1] != "ERROR":
+        return []
+    return [Alert("health_error", "health_error", "critical", "the health check says ERROR")]
+
+
+@register("memory_critical")
+def memory_critical(
+    store: Any, now: datetime, config: RuleConfig, target: str
+) -> list[Alert] | None:
+    df = _latest(store, now, config, target).dropna(subset=["rss"])
+    if df.empty:
+        config.skip("memory_critical", "no memory figure in the last day")
+        return None
+    t = config.settings.thresholds
+    share = float(df["rss"].iloc[-1]) / t.memory_limit_bytes
+    if share <= t.memory_critical_fraction:
+        return []
+    return [
+        Alert(
+            "memory_critical",
+            "memory_critical",
+            "critical",
+            f"memory (RSS) at {fmt.share(share)} of {fmt.size(t.memory_limit_bytes)}",
+            share,
+            t.memory_critical_fraction,
+        )
+    ]
+
+
+# --- burn rates ---------------------------------------------------------------------------
+
+
+def _reads(store: Any, now: datetime, config: RuleConfig, target: str) -> Any:
+    key = f"burn:{target}"
+    if key not in config.cache:
+        a = config.alerts
+        windows = {w for p in (*a.page, *a.ticket) for w in (p.long_s, p.short_s)}
+        config.cache[key] = objective_reads(store, target, now, windows, config.settings.thresholds)
+    return config.cache[key]
+
+
+def burn_alert(
+    objective: str, severity: str, pairs: tuple[BurnWindow, ...], reads: dict[float, WindowRead],
+    min_coverage: float,
+) -> list[Alert] | None:  # fmt: skip
+    """The alert of one objective at one severity: fires when any covered pair fires."""
+    kind = "page" if severity == "critical" else "ticket"
+    name = f"slo_{objective}_{kind}"
+    covered = [
+        p
+        for p in pairs
+        if reads[p.long_s].covered(min_coverage) and reads[p.short_s].covered(min_coverage)
+    ]
+    if not covered:
+        return None
+    for p in covered:
+        long, short = reads[p.long_s], reads[p.short_s]
+        if pair_fires(long.burn, short.burn, p.factor):
+            what = objective.replace("_", " ")
+            return [
+                Alert(
+                    name,
+                    name,
+                    severity,
+                    f"{what} {describe(p.factor, long, short)}",
+                    long.burn,
+                    p.factor,
+                )  # fmt: skip
+            ]
+    return []
+
+
+def _burn_rule(objective: str, severity: str) -> Rule:
+    def rule(store: Any, now: datetime, config: RuleConfig, target: str) -> list[Alert] | None:
+        pairs = config.alerts.page if severity == "critical" else config.alerts.ticket
+        reads = _reads(store, now, config, target)[objective]
+        found = burn_alert(objective, severity, pairs, reads, config.alerts.min_coverage)
+        if found is None:
+            p = pairs[0]
+            config.skip(
+                rule.__name__,
+                f"no window pair covered enough: the scrapes cover "
+                f"{fmt.share(reads[p.long_s].coverage)} of {fmt.duration(p.long_s)} and "
+                f"{fmt.share(reads[p.short_s].coverage)} of {fmt.duration(p.short_s)}; "
+                f"{fmt.share(config.alerts.min_coverage)} of both windows is needed",
+            )
+        return found
+
+    rule.__name__ = f"slo_{objective}_{'page' if severity == 'critical' else 'ticket'}"
+    return rule
+
+
+for _objective in OBJECTIVES:
+    for _severity in ("critical", "warning"):
+        _rule = _burn_rule(_objective, _severity)
+        RULES[_rule.__name__] = _rule
+
+# the Sentry, log, backup and capacity rules: rules_sources.py
+from . import rules_sources as _rules_sources  # noqa: E402,F401

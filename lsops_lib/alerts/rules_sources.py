@@ -1,0 +1,218 @@
+"""The rules over the other sources: Sentry, the service's logs (issue 10's
+`lsops_lib.sources`, skipped while it is not there or not configured), the stored backup
+checks (issue 12) and the capacity forecast (issue 15)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from .. import fmt
+from .rules import Alert, RuleConfig, register
+
+
+def _sources() -> Any:
+    try:
+        from .. import sources
+    except ImportError:
+        return None
+    return sources
+
+
+# the source each rule reads, and the settings that enable it
+_SOURCE = {"new_fatal_sentry_issues": "sentry", "new_error_log_patterns": "logs"}
+_ENABLE = {
+    "sentry": "[sentry] org and project (or LSOPS_SENTRY_ORG and LSOPS_SENTRY_PROJECT)",
+    "logs": "[logs] paths or journal_unit (or LSOPS_LOGS)",
+}
+
+
+def _source_configured(source: str, store: Any, config: RuleConfig, target: str) -> bool:
+    """Configured in the settings, or collected into the store for `target` (as the
+    checklist's lines judge it): a cron collector's store may be read elsewhere."""
+    from ..config import source_settings
+
+    try:
+        if source in source_settings(config.settings).configured():
+            return True
+    except Exception:  # noqa: BLE001 - a malformed section: the collector says so (exit 2)
+        pass
+    try:
+        from ..store.source_reads import source_runs
+
+        runs = source_runs(store, target, None, None)
+    except Exception:  # noqa: BLE001 - a store reader without the source tables
+        return False
+    return bool(len(runs)) and source in set(runs["source"])
+
+
+def _new_items(kind: str, store: Any, now: datetime, config: RuleConfig, target: str) -> Any:
+    rule = {"new_fatal_sentry_issues": "sentry_fatal"}.get(kind, "log_error_pattern")
+    sources = _sources()
+    function = getattr(sources, kind, None) if sources is not None else None
+    if function is None:
+        config.skip(rule, f"lsops_lib.sources.{kind} is not available")
+        return None
+    source = _SOURCE[kind]
+    if not _source_configured(source, store, config, target):
+        config.skip(rule, f"{source} is not configured: set {_ENABLE[source]}")
+        return None
+    since = now - timedelta(seconds=config.alerts.new_within_s)
+    try:
+        return function(store, target, since, now)
+    except Exception as exc:  # noqa: BLE001 - a source not configured or unreachable: skip
+        config.skip(rule, f"{type(exc).__name__}: {exc}")
+        return None
+
+
+def _ident(item: dict[str, Any], *keys: str) -> str:
+    for key in keys:
+        if item.get(key) not in (None, ""):
+            return str(item[key])
+    return str(abs(hash(repr(sorted(item.items())))))
+
+
+@register("sentry_fatal")
+def sentry_fatal(store: Any, now: datetime, config: RuleConfig, target: str) -> list[Alert] | None:
+    """A new unresolved fatal Sentry issue (first seen within `[alerts] new_within`)."""
+    items = _new_items("new_fatal_sentry_issues", store, now, config, target)
+    if items is None:
+        return None
+    out = []
+    for item in items:
+        ident = _ident(item, "id", "short_id", "shortId", "fingerprint")
+        title = str(item.get("title") or item.get("culprit") or ident)
+        count = item.get("count")
+        out.append(
+            Alert(
+                "sentry_fatal",
+                "sentry_fatal",
+                "critical",
+                f"new fatal Sentry issue {ident}: {title}",
+                float(count) if isinstance(count, int | float) else None,
+                None,
+                key=f"sentry_fatal:{ident}",
+            )  # fmt: skip
+        )
+    return out
+
+
+@register("log_error_pattern")
+def log_error_pattern(
+    store: Any, now: datetime, config: RuleConfig, target: str
+) -> list[Alert] | None:
+    """A new error-level log pattern (first seen within `[alerts] new_within`)."""
+    items = _new_items("new_error_log_patterns", store, now, config, target)
+    if items is None:
+        return None
+    out = []
+    for item in items:
+        ident = _ident(item, "fingerprint", "pattern_id", "id", "pattern")
+        pattern = str(item.get("pattern") or item.get("example") or ident)
+        count = item.get("count")
+        out.append(
+            Alert(
+                "log_error_pattern",
+                "log_error_pattern",
+                "warning",
+                f"new error log pattern: {pattern}",
+                float(count) if isinstance(count, int | float) else None,
+                None,
+                key=f"log_error_pattern:{ident}",
+            )  # fmt: skip
+        )
+    return out
+
+
+@register("backup_too_old")
+def backup_too_old(
+    store: Any, now: datetime, config: RuleConfig, target: str
+) -> list[Alert] | None:
+    """The newest dump the last `lsops backup check` saw is now older than `[backups]
+    max_age` (its age then plus the time since). No stored check: not judged."""
+    from ..config import backup_settings
+    from ..store.backups import latest_backup_check
+
+    check = latest_backup_check(store)
+    if check is None:
+        config.skip("backup_too_old", "no backup check stored (lsops backup check)")
+        return None
+    max_age_s = backup_settings(config.settings).max_age_s
+    newest = next(
+        (f for f in check.get("files") or [] if f.get("path") == check.get("newest")), None
+    )
+    if newest is None or newest.get("age_s") is None:
+        return [
+            Alert(
+                "backup_too_old",
+                "backup_too_old",
+                "warning",
+                "the last backup check found no dump",
+                None,
+                max_age_s,
+            )  # fmt: skip
+        ]
+    age = float(newest["age_s"]) + (now - check["checked_at"].to_pydatetime()).total_seconds()
+    if age <= max_age_s:
+        return []
+    return [
+        Alert(
+            "backup_too_old",
+            "backup_too_old",
+            "warning",
+            f"the newest backup is {fmt.duration(age)} old (allowed: {fmt.duration(max_age_s)})",
+            age,
+            max_age_s,
+        )  # fmt: skip
+    ]
+
+
+@register("capacity")
+def capacity(store: Any, now: datetime, config: RuleConfig, target: str) -> list[Alert] | None:
+    """The database reaches `[thresholds] database_size_limit_bytes` within `[alerts]
+    capacity_warning_days` (the forecast of lsops_lib/db/forecast.py from the stored size
+    history; its date, or its earliest date). No database or too little history: not judged."""
+    from ..db.forecast import forecast_for
+    from ..exceptions import ConfigError
+
+    settings = config.settings
+    try:
+        settings.database()
+    except ConfigError:
+        config.skip("capacity", "no database configured")
+        return None
+    name = settings.database_name or "default"
+    fc = forecast_for(settings, name, database_bytes=None, now=now, store=store)
+    days = config.alerts.capacity_warning_days
+    if fc.status == "over_limit":
+        return [
+            Alert(
+                "capacity",
+                "capacity",
+                "warning",
+                f"database {name} is over its size limit ({fmt.size(fc.limit_bytes)})",
+                0.0,
+                days,
+                key=f"capacity:{name}",
+            )  # fmt: skip
+        ]
+    if fc.status == "not_enough_history":
+        config.skip("capacity", fc.message)
+        return None
+    if fc.status != "ok" or fc.reaches_limit_on is None:
+        return []
+    left = (fc.reaches_limit_on - now.date()).days
+    if left >= days:
+        return []
+    return [
+        Alert(
+            "capacity",
+            "capacity",
+            "warning",
+            f"database {name} reaches its size limit ({fmt.size(fc.limit_bytes)}) on "
+            f"{fc.reaches_limit_on.isoformat()}, in {left} days",
+            float(left),
+            days,
+            key=f"capacity:{name}",
+        )  # fmt: skip
+    ]

@@ -1,0 +1,206 @@
+"""The demo's alerting (issue 11): the planted outage, told as it would have been told.
+
+The history is collected by parallel workers, so the alerts are evaluated afterwards, by
+replaying `alerts.evaluate` at every 5-minute tick from 30 minutes before the outage to
+30 minutes after it (the rules only ever read what was stored up to their `now`, so the replay
+is what a collector evaluating after each round would have done). The notifications go
+to two receivers the demo starts on loopback:
+
+    webhook   an HTTP server; every POSTed payload -> <demo folder>/alerts/webhook.jsonl
+    email     a minimal SMTP server (no TLS on loopback); every message ->
+              <demo folder>/alerts/mail/NNN.eml
+
+The outage gives exactly one page (`api_down` firing) and one resolution: the availability
+burn-rate page it also trips is covered by `api_down` (inhibition), so it is not told.
+Routing as in the README: pages to both receivers at any hour, warnings (the latency
+ticket the demo's month also burns) to the webhook within business hours only.
+
+    run(demo, outage)   the phase "alerts" of `lsops demo`
+"""
+
+from __future__ import annotations
+
+import json
+import socketserver
+import threading
+from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+__all__ = ["MailSink", "WebhookSink", "replay", "run"]
+
+FOLDER = "alerts"
+MARGIN = timedelta(minutes=30)
+TICK = timedelta(minutes=5)
+API_RULES = (
+    "api_down", "health_error", "memory_critical", "slo_availability_page",
+    "slo_error_rate_page", "slo_latency_page", "slo_availability_ticket",
+    "slo_error_rate_ticket", "slo_latency_ticket",
+)  # fmt: skip
+
+
+class WebhookSink:
+    """A loopback HTTP server appending every POSTed JSON body to `path`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.bodies: list[dict[str, Any]] = []
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                try:
+                    sink.bodies.append(json.loads(body))
+                except ValueError:
+                    self.send_response(400)
+                    self.end_headers()
+                    return
+                with sink.path.open("a") as fh:
+                    fh.write(json.dumps(sink.bodies[-1]) + "\n")
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/demo-hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class MailSink:
+    """A minimal SMTP server on loopback (EHLO, MAIL, RCPT, DATA, QUIT): every message is
+    saved under `folder` as NNN.eml."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.messages: list[bytes] = []
+        sink = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def say(self, text: str) -> None:
+                self.wfile.write((text + "\r\n").encode())
+
+            def handle(self) -> None:
+                self.say("220 lsops-demo ESMTP")
+                while True:
+                    raw = self.rfile.readline(65536)
+                    if not raw:
+                        return
+                    verb = raw.decode(errors="replace").strip().split(" ")[0].upper()
+                    if verb in ("EHLO", "HELO"):
+                        self.say("250 lsops-demo")
+                    elif verb in ("MAIL", "RCPT", "RSET", "NOOP"):
+                        self.say("250 OK")
+                    elif verb == "DATA":
+                        self.say("354 end with <CRLF>.<CRLF>")
+                        lines = []
+                        while (line := self.rfile.readline(65536)) not in (b".\r\n", b".\n", b""):
+                            lines.append(line[1:] if line.startswith(b"..") else line)
+                        sink.save(b"".join(lines))
+                        self.say("250 OK")
+                    elif verb == "QUIT":
+                        self.say("221 bye")
+                        return
+                    else:
+                        self.say("502 not implemented")
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def save(self, message: bytes) -> None:
+        self.messages.append(message)
+        (self.folder / f"{len(self.messages):03d}.eml").write_bytes(message)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def replay(
+    store: Any, settings: Any, target: str, start: datetime, end: datetime, cfg: Any
+) -> list[dict[str, Any]]:
+    """`evaluate` at every tick of [start, end] (the API rules); the notifications sent."""
+    from ..alerts import RULES, evaluate
+
+    rules = {name: RULES[name] for name in API_RULES}
+    sent: list[dict[str, Any]] = []
+    now = start
+    while now <= end:
+        result = evaluate(store, settings, target=target, now=now, alerts=cfg, rules=rules)
+        sent += [{"at": now, **n} for n in result["notifications"]]
+        now += TICK
+    return sent
+
+
+def run(demo: Any, outage: dict[str, Any]) -> dict[str, Any]:
+    """The phase "alerts": the receivers, the replay around the outage, one line printed."""
+    from ..alerts import parse_alert_settings
+    from ..config import load_settings
+    from ..store import Store
+    from ..times import parse_time
+
+    folder = demo.folder.dir / FOLDER
+    (folder / "mail").mkdir(parents=True, exist_ok=True)
+    (folder / "webhook.jsonl").unlink(missing_ok=True)
+    for old in (folder / "mail").glob("*.eml"):
+        old.unlink()
+    hook, mail = WebhookSink(folder / "webhook.jsonl"), MailSink(folder / "mail")
+    try:
+        with demo.phase("alerts") as info:
+            settings = load_settings(env=demo.demo_env())
+            cfg = parse_alert_settings(
+                {
+                    "notifiers": {
+                        "chat": {"kind": "webhook", "url_env": "DEMO_ALERT_WEBHOOK"},
+                        "mail": {"kind": "email", "host": "127.0.0.1", "port": mail.port,
+                                 "starttls": False, "from": "lsops-demo@localhost",
+                                 "to": ["oncall@localhost"]},
+                    },
+                    # the README's routing: pages to both at any hour, warnings to chat
+                    # within business hours only (the outage is at night: they wait)
+                    "route": [
+                        {"severity": "critical", "notify": ["chat", "mail"]},
+                        {"severity": "warning", "notify": ["chat"], "business_hours": True},
+                    ],
+                    "business_hours": "09:00-18:00",
+                },
+                env={"DEMO_ALERT_WEBHOOK": hook.url},
+            )  # fmt: skip
+            start = _tick(parse_time(outage["start"])) - MARGIN
+            end = _tick(parse_time(outage["end"])) + MARGIN
+            with Store(demo.folder.store_url) as store:
+                target = (store.targets() or [settings.target.name])[0]
+                sent = replay(store, settings, target, start, end, cfg)
+            told = [b["alert"] for b in hook.bodies]
+            pages = [a for a in told if a["severity"] == "critical"]
+            said = ", ".join(f"{a['name']} {a['state']} {a['since'][11:16]}" for a in pages)
+            held = sum(1 for a in told if a["severity"] != "critical")
+            info["detail"] = (
+                f"the outage paged: {said or 'nothing'} (webhook and {len(mail.messages)} "
+                f"mail(s) on loopback, in {FOLDER}/)"
+                + (f"; {held} warning(s) told" if held else "; warnings wait for business hours")
+            )
+        return {
+            "notifications": told,
+            "mails": len(mail.messages),
+            "failed": [n for n in sent if not n["ok"]],
+            "folder": str(folder),
+        }
+    finally:
+        hook.close()
+        mail.close()
+
+
+def _tick(at: datetime) -> datetime:
+    """`at` on the 5-minute grid (down)."""
+    seconds = at.timestamp() // TICK.total_seconds() * TICK.total_seconds()
+    return datetime.fromtimestamp(seconds, at.tzinfo)

@@ -1,0 +1,532 @@
+"""The service's logs: pm2 log files (and their rotated and gzipped copies) and journald.
+
+pm2 writes `YYYY-MM-DD HH:mm:ss Z: message` with `log_date_format` (every physical line
+stamped, stack frames included; `merge_logs` drops the `-0` instance suffix). Reading:
+
+- **What was read is remembered per file** (`store.sources.FileState`): device and inode,
+  the length and SHA-256 of its first bytes (up to HEAD bytes), and the offset read up to.
+  A file is the same stream as a remembered one when its first bytes hash the same (a
+  renamed, copied or gzipped rotation keeps them; a truncated file does not), preferring
+  the one with the same device and inode. So: renamed rotation (`api-error.log` ->
+  `api-error__2026-10-16_00-00-00.log`) and pm2-logrotate's copy-then-truncate both read
+  the rotated file on from the old offset and the live file from 0; a truncated file is
+  read from 0; `.gz` files are read decompressed. When two files continue one stream (the
+  copy and the not yet truncated original), the bytes read from the first are not read
+  again from the second. Nothing is read twice, nothing skipped.
+- **Only whole lines**: a half-written last line (no newline yet) is left for next time.
+- **Entries**: a line whose message starts with whitespace (`    at ...` stack frames) or
+  is empty continues the entry before it, across collections too.
+- **Instants**: the stamp when the line has one; else the last stamped line before it
+  (in the file), else the next one, else the file's modification time; such instants are
+  marked `estimated`. A format without a zone is read as UTC.
+- **Hostile lines**: invalid UTF-8 is replaced (U+FFFD), a 1 MB line is read whole and
+  stored cut (store.sources.TEXT_LIMIT), its first line given to the miner cut.
+
+journald: `journalctl -u UNIT -o json --no-pager [--after-cursor C]`; the cursor of the
+last entry read is remembered; `MESSAGE` may be a string, null or a byte array.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import gzip
+import hashlib
+import json
+import os
+import re
+import subprocess
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from ..store.sources import Continuation, Entry, FileState
+from .common import SourceError, one_line
+
+HEAD = 512  # bytes of a file's start that identify it
+MIN_MATCH = 64  # a copy still being written is recognised by this many first bytes
+MAX_READ = 64 * 1024 * 1024  # bytes read from one file in one collection (the rest: next time)
+MAX_KEPT = 1000  # remembered streams no current file continues (deleted rotations)
+JOURNAL_TIMEOUT_S = 60.0
+
+# --- the stamp ------------------------------------------------------------------------------
+
+_TOKENS = [
+    ("YYYY", r"(?P<Y>\d{4})"),
+    ("MM", r"(?P<M>\d{2})"),
+    ("DD", r"(?P<D>\d{2})"),
+    ("HH", r"(?P<h>\d{2})"),
+    ("mm", r"(?P<m>\d{2})"),
+    ("ss", r"(?P<s>\d{2})"),
+    ("SSS", r"(?P<f>\d{3})"),
+    ("ZZ", r"(?P<z>[+-]\d{4}|Z)"),
+    ("Z", r"(?P<z>[+-]\d{2}:\d{2}|Z)"),
+]
+
+
+def stamp_regex(date_format: str) -> re.Pattern[str]:
+    """pm2's `log_date_format` (moment.js tokens YYYY MM DD HH mm ss SSS Z ZZ) as the
+    regex of a line's prefix `STAMP: `."""
+    out, i = [], 0
+    while i < len(date_format):
+        for token, pattern in _TOKENS:
+            if date_format.startswith(token, i):
+                out.append(pattern)
+                i += len(token)
+                break
+        else:
+            out.append(re.escape(date_format[i]))
+            i += 1
+    return re.compile("^" + "".join(out) + r": ?")
+
+
+def parse_stamp(match: re.Match[str]) -> datetime | None:
+    g = match.groupdict()
+    try:
+        tz: timezone = UTC
+        zone = g.get("z")
+        if zone and zone != "Z":
+            sign = -1 if zone[0] == "-" else 1
+            digits = zone[1:].replace(":", "")
+            tz = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
+        return datetime(
+            int(g["Y"]),
+            int(g.get("M") or 1),
+            int(g.get("D") or 1),
+            int(g.get("h") or 0),
+            int(g.get("m") or 0),
+            int(g.get("s") or 0),
+            int(g.get("f") or 0) * 1000,
+            tzinfo=tz,
+        ).astimezone(UTC)
+    except (TypeError, ValueError, KeyError):
+        return None
+
+
+# --- levels -----------------------------------------------------------------------------
+
+_FATAL = re.compile(
+    r"FATAL ERROR|heap out of memory|\bUnhandled|uncaughtException|\bFATAL\b|\bpanic:", re.I
+)
+_WARNING = re.compile(r"⚠|\bwarn(?:ing)?\b|DeprecationWarning", re.I)
+_ERROR = re.compile(r"❌|\berror\b|\w*Error:|\bECONN\w+|\bfailed\b|\bexception\b", re.I)
+
+
+def classify(message: str, stream: str, priority: int | None = None) -> str:
+    """A log entry's level from its first line and its stream (pm2's error file holds
+    console.error AND console.warn; journald's PRIORITY when there is one)."""
+    head = message[:2000]
+    if _FATAL.search(head):
+        return "fatal"
+    if priority is not None and priority <= 2:
+        return "fatal"
+    if _WARNING.search(head) and not head.lstrip().startswith(("❌", "Error")):
+        return "warning"
+    if _ERROR.search(head):
+        return "error"
+    if priority is not None:
+        return "error" if priority == 3 else "warning" if priority == 4 else "info"
+    return "error" if stream == "error" else "info"
+
+
+def stream_of(path: str) -> str:
+    name = os.path.basename(path).lower()
+    return "error" if "err" in name else "out"
+
+
+# --- the files ------------------------------------------------------------------------------
+
+
+@dataclass
+class _File:
+    path: str
+    device: int
+    inode: int
+    disk_size: int
+    mtime: float
+    gz: bool
+    content: bytes | None = None  # .gz: the decompressed stream
+    head: bytes = b""
+    size: int = 0  # bytes of the (decompressed) stream
+    fh: Any = None  # the open file (read through it: a rename after the open changes nothing)
+    unchanged: FileState | None = None  # a .gz read whole before, not decompressed again
+
+
+def expand(patterns: Iterable[str]) -> list[str]:
+    """The files the globs name (sorted, each once; folders skipped)."""
+    found: set[str] = set()
+    for pattern in patterns:
+        for path in glob.glob(os.path.expanduser(pattern)):
+            if os.path.isfile(path):
+                found.add(os.path.abspath(path))
+    return sorted(found)
+
+
+def _gunzip(data: bytes) -> bytes:
+    """What a (possibly still being written) gzip file decompresses to so far."""
+    out = bytearray()
+    while data:
+        d = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        try:
+            out += d.decompress(data)
+        except zlib.error:
+            break
+        if not d.eof:
+            break
+        data = d.unused_data
+    return bytes(out)
+
+
+def _open(path: str, done: dict[tuple[int | None, int | None], FileState]) -> _File | None:
+    """The file opened, its head read (.gz: decompressed, unless `done` holds its state
+    from a complete read at the same size: a rotated .gz never changes)."""
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed by read_files
+    except OSError:
+        return None  # vanished between the glob and the open: its state is kept
+    try:
+        st = os.fstat(fh.fileno())
+        gz = path.endswith(".gz")
+        f = _File(path, st.st_dev, st.st_ino, st.st_size, st.st_mtime, gz, fh=fh)
+        known = done.get((st.st_dev, st.st_ino)) if gz else None
+        if known is not None and known.disk_size == st.st_size:
+            f.unchanged = known
+        elif gz:
+            f.content = _gunzip(fh.read())
+            f.size = len(f.content)
+            f.head = f.content[:HEAD]
+        else:
+            f.head = fh.read(HEAD)
+            f.size = max(st.st_size, len(f.head))
+    except OSError:
+        fh.close()
+        return None
+    return f
+
+
+def _hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _read(f: _File, start: int) -> bytes:
+    """Whole lines of `f` from `start` (at most MAX_READ bytes)."""
+    if f.content is not None:
+        chunk = f.content[start : start + MAX_READ]
+    else:
+        try:
+            f.fh.seek(start)
+            chunk = f.fh.read(MAX_READ)
+        except OSError:
+            return b""
+    end = chunk.rfind(b"\n")
+    return chunk[: end + 1] if end >= 0 else b""
+
+
+def _same_head(f: _File) -> bool:
+    """Whether the file still starts with the bytes read at its open (plain files)."""
+    if f.content is not None:
+        return True
+    try:
+        f.fh.seek(0)
+        return f.fh.read(len(f.head)) == f.head
+    except OSError:
+        return False
+
+
+def _matches(f: _File, s: FileState) -> bool:
+    """Whether `f` continues the stream `s` remembers: it starts with the same bytes (all
+    of the remembered head; or, for a copy still being written, at least MIN_MATCH of
+    them), and if it is the same inode, it was not truncated below the offset."""
+    if s.cursor is not None or s.path.startswith("journal:"):
+        return False
+    same_inode = (s.device, s.inode) == (f.device, f.inode) and not f.gz
+    if same_inode and f.size < s.offset:
+        return False  # truncated
+    if s.head_len == 0:
+        return same_inode
+    if len(f.head) >= s.head_len:
+        return _hash(f.head[: s.head_len]) == s.head_hash
+    if s.head_len >= MIN_MATCH and len(f.head) >= MIN_MATCH and s.start_hash:
+        return _hash(f.head[:MIN_MATCH]) == s.start_hash  # a copy being written
+    return False
+
+
+@dataclass
+class Batch:
+    """What one collection read: entries, continuations of stored entries, new states."""
+
+    entries: list[Entry] = field(default_factory=list)
+    continuations: list[Continuation] = field(default_factory=list)
+    states: list[FileState] = field(default_factory=list)
+    lines: int = 0  # physical lines read
+    errors: list[str] = field(default_factory=list)
+
+
+def read_files(
+    patterns: Sequence[str], states: Sequence[FileState], date_format: str, batch: Batch
+) -> None:
+    """Read what the files matching `patterns` gained since `states` into `batch`."""
+    regex = stamp_regex(date_format)
+    done = {(s.device, s.inode): s for s in states if s.path.endswith(".gz")}
+    files = [f for f in (_open(p, done) for p in expand(patterns)) if f is not None]
+    try:
+        _read_streams(files, [s for s in states if not s.path.startswith("journal:")], regex, batch)
+    finally:
+        for f in files:
+            f.fh.close()
+
+
+def _read_streams(
+    files: list[_File], file_states: list[FileState], regex: re.Pattern[str], batch: Batch
+) -> None:
+    # files continuing one stream (a copy and its not yet truncated original, a rotated
+    # file and its .gz) are grouped by the identity of the state they continue, and the
+    # bytes one of them gave are not read again from another
+    groups: dict[str, list[tuple[_File, FileState]]] = {}
+    claimed: set[int] = set()
+    for f in files:
+        if f.unchanged is not None:  # a .gz read whole before: its state as it was
+            claimed.add(id(f.unchanged))
+            batch.states.append(dataclasses.replace(f.unchanged, path=f.path))
+            continue
+        candidates = [s for s in file_states if _matches(f, s)]
+        if not candidates:
+            groups.setdefault(_stream_key(f), []).append((f, _fresh(f)))
+            continue
+
+        def rank(s: FileState, f: _File = f) -> tuple[int, bool]:
+            # the furthest any file of this stream was read; then the same inode
+            return (s.offset, (s.device, s.inode) == (f.device, f.inode) and not f.gz)
+
+        groups.setdefault(_stream_key(f), []).append((f, max(candidates, key=rank)))
+    for members in groups.values():
+        members.sort(key=lambda m: (m[1].offset, m[0].gz, m[0].path))
+        read_to = 0
+        for f, s in members:
+            claimed.add(id(s))
+            state = None if s.path == "" else s
+            read_to = max(read_to, _process(f, max(s.offset, read_to), state, regex, batch))
+    # a remembered stream no file continued this time is kept (a file renamed between the
+    # glob and the open shows up next time under its new name), the newest MAX_KEPT
+    kept = [s for s in file_states if id(s) not in claimed and s.head_len > 0]
+    kept.sort(key=lambda s: s.last_ts or 0, reverse=True)
+    for s in kept[:MAX_KEPT]:
+        s.carried = True
+        batch.states.append(s)
+
+
+def _stream_key(f: _File) -> str:
+    """Files starting with the same MIN_MATCH bytes are one stream (a copy, a .gz)."""
+    return _hash(f.head[:MIN_MATCH]) if len(f.head) >= MIN_MATCH else f"path:{f.path}"
+
+
+def _fresh(f: _File) -> FileState:
+    """The state of a file never seen: read from 0."""
+    return FileState(path="", device=f.device, inode=f.inode, head_len=0, head_hash="", offset=0)
+
+
+def _process(
+    f: _File, start: int, state: FileState | None, regex: re.Pattern[str], batch: Batch
+) -> int:
+    """Read `f` from `start`, add its entries and its new state; returns the offset reached."""
+    data = _read(f, start) if f.size > start else b""
+    if data and not _same_head(f):
+        # truncated (and written again) between the open and the read: what was read is
+        # not the remembered stream; keep the state as it was, read again next time
+        if state is not None:
+            batch.states.append(state)
+        return start
+    end = start + len(data)
+    stream = stream_of(f.path)
+    last_ts = state.last_ts if state else None
+    last_entry = state.last_entry if state else None
+    new_state = FileState(
+        path=f.path,
+        device=f.device,
+        inode=f.inode,
+        head_len=len(f.head),
+        head_hash=_hash(f.head),
+        start_hash=_hash(f.head[:MIN_MATCH]) if len(f.head) >= MIN_MATCH else None,
+        offset=end,
+        # a .gz read to its end at this size: not decompressed again while it keeps it
+        disk_size=f.disk_size if not f.gz or end >= f.size else None,
+        last_entry=last_entry,
+        last_ts=last_ts,
+    )
+    if data:
+        lines = data.split(b"\n")[:-1]
+        batch.lines += len(lines)
+        new_state.last_ts = _entries(lines, regex, f, stream, last_ts, last_entry, batch)
+    batch.states.append(new_state)
+    return end
+
+
+def _entries(
+    raw_lines: list[bytes],
+    regex: re.Pattern[str],
+    f: _File,
+    stream: str,
+    last_ts: int | None,
+    last_entry: int | None,
+    batch: Batch,
+) -> int | None:
+    parsed: list[tuple[int | None, str]] = []
+    for raw in raw_lines:
+        text = raw.decode("utf-8", "replace").rstrip("\r")
+        match = regex.match(text)
+        stamp = parse_stamp(match) if match else None
+        if stamp is not None and match is not None:
+            parsed.append((int(stamp.timestamp() * 1000), text[match.end() :]))
+        else:
+            parsed.append((None, text))
+    # the next stamped instant after each line (for unstamped lines with none before)
+    following: list[int | None] = [None] * len(parsed)
+    nxt: int | None = None
+    for i in range(len(parsed) - 1, -1, -1):
+        following[i] = nxt
+        if parsed[i][0] is not None:
+            nxt = parsed[i][0]
+    mtime_ms = int(f.mtime * 1000)
+    current: Entry | None = None
+    pending: list[str] = []  # continuation lines of an entry stored earlier
+    for i, (ts, message) in enumerate(parsed):
+        continues = message == "" or message[:1] in (" ", "\t")
+        if continues and current is not None:
+            current.text += "\n" + message
+            current.lines += 1
+            if ts is not None:
+                last_ts = ts
+            continue
+        if continues and current is None and last_entry is not None:
+            pending.append(message)
+            if ts is not None:
+                last_ts = ts
+            continue
+        estimated = ts is None
+        if ts is None:
+            ts = last_ts if last_ts is not None else following[i]
+            if ts is None:
+                ts = mtime_ms
+        else:
+            last_ts = ts
+        current = Entry(
+            ts=ts,
+            estimated=estimated,
+            source=f.path,
+            stream=stream,
+            level=classify(message, stream),
+            pattern_id=0,
+            text=message,
+            key=f.path,
+        )
+        batch.entries.append(current)
+    if pending and last_entry is not None:
+        batch.continuations.append(Continuation(last_entry, "\n".join(pending), len(pending)))
+    return last_ts
+
+
+# --- journald -----------------------------------------------------------------------------
+
+
+def _journal_message(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):  # journald's byte array (binary or invalid UTF-8)
+        try:
+            return bytes(int(b) & 0xFF for b in value).decode("utf-8", "replace")
+        except (TypeError, ValueError):
+            return ""
+    return ""
+
+
+def read_journal(
+    unit: str,
+    state: FileState | None,
+    batch: Batch,
+    *,
+    command: str = "journalctl",
+    date_format: str | None = None,
+) -> None:
+    """The unit's journal entries after the remembered cursor (all of it the first time)."""
+    args = [command, "-u", unit, "-o", "json", "--no-pager"]
+    if state is not None and state.cursor:
+        args.append(f"--after-cursor={state.cursor}")
+    try:
+        done = subprocess.run(args, capture_output=True, timeout=JOURNAL_TIMEOUT_S, check=False)
+    except FileNotFoundError:
+        raise SourceError("logs", f"journald: {command} not found") from None
+    except subprocess.TimeoutExpired:
+        raise SourceError("logs", f"journald: {command} ran over {JOURNAL_TIMEOUT_S:g} s") from None
+    if done.returncode != 0:
+        why = one_line(done.stderr.decode("utf-8", "replace")) or f"exit {done.returncode}"
+        raise SourceError("logs", f"journald: {command} -u {unit} failed: {why}")
+    regex = stamp_regex(date_format) if date_format else None
+    key = f"journal:{unit}"
+    cursor = state.cursor if state else None
+    last_entry = state.last_entry if state else None
+    current: Entry | None = None
+    pending: list[str] = []
+    for raw in done.stdout.split(b"\n"):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw.decode("utf-8", "replace"))
+        except ValueError:
+            continue  # a line journalctl cut short
+        if not isinstance(record, dict):
+            continue
+        cursor = str(record.get("__CURSOR") or cursor or "") or None
+        batch.lines += 1
+        message = _journal_message(record.get("MESSAGE"))
+        if regex is not None:
+            match = regex.match(message)
+            if match:
+                message = message[match.end() :]
+        try:
+            ts = int(record.get("__REALTIME_TIMESTAMP")) // 1000
+        except (TypeError, ValueError):
+            ts = None
+        try:
+            priority: int | None = int(record.get("PRIORITY"))
+        except (TypeError, ValueError):
+            priority = None
+        continues = message == "" or message[:1] in (" ", "\t")
+        if continues and current is not None:
+            current.text += "\n" + message
+            current.lines += 1
+            continue
+        if continues and current is None and last_entry is not None:
+            pending.append(message)
+            continue
+        current = Entry(
+            ts=ts if ts is not None else 0,
+            estimated=ts is None,
+            source=key,
+            stream="journal",
+            level=classify(message, "journal", priority),
+            pattern_id=0,
+            text=message,
+            key=key,
+        )
+        batch.entries.append(current)
+    if pending and last_entry is not None:
+        batch.continuations.append(Continuation(last_entry, "\n".join(pending), len(pending)))
+    batch.states.append(
+        FileState(
+            path=key,
+            device=None,
+            inode=None,
+            head_len=0,
+            head_hash="",
+            offset=0,
+            last_entry=last_entry,
+            cursor=cursor,
+        )
+    )
+
+
+def gzip_bytes(data: bytes) -> bytes:
+    """`data` gzipped (tests and the demo write rotated `.gz` files with it)."""
+    return gzip.compress(data)

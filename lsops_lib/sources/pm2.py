@@ -1,0 +1,98 @@
+"""`pm2 jlist`: the app's processes as pm2 sees them.
+
+Only these figures are kept, per process of the app (`name` = `[pm2] app`): `pm_id`,
+`pid`, `status` (online, stopping, stopped, launching, errored, one-launch-status),
+`restarts` (`pm2_env.restart_time`), `unstable_restarts`, `cpu` (`monit.cpu`, percent of
+one core), `memory` (`monit.memory`, bytes) and `uptime_s` (now - `pm2_env.pm_uptime` for
+an online process). **`pm2 jlist` prints the app's environment, secrets included**: that
+part is never kept, printed or stored.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+from datetime import datetime
+from typing import Any
+
+from ..config import Pm2Settings
+from .common import SourceError, one_line
+
+
+def parse_jlist(text: str, app: str, now: datetime) -> list[dict[str, Any]]:
+    """The processes of `app` in `pm2 jlist`'s output (text before the JSON array, such as
+    pm2's update notices, is skipped). SourceError when it is not a JSON array."""
+    start = text.find("[")
+    try:
+        data = json.loads(text[start:]) if start >= 0 else None
+    except ValueError:
+        data = None
+    if not isinstance(data, list):
+        raise SourceError("pm2", "pm2 jlist did not print a JSON array")
+    found = []
+    for proc in data:
+        if not isinstance(proc, dict) or proc.get("name") != app:
+            continue
+        env = proc.get("pm2_env") if isinstance(proc.get("pm2_env"), dict) else {}
+        monit = proc.get("monit") if isinstance(proc.get("monit"), dict) else {}
+        status = str(env.get("status") or "unknown")
+        started = _number(env.get("pm_uptime"))
+        uptime = (
+            max(0.0, now.timestamp() - started / 1000.0)
+            if started is not None and status == "online"
+            else None
+        )
+        found.append(
+            {
+                "app": app,
+                "pm_id": _int(proc.get("pm_id", env.get("pm_id"))),
+                "pid": _int(proc.get("pid")),
+                "status": status,
+                "restarts": _int(env.get("restart_time")),
+                "unstable_restarts": _int(env.get("unstable_restarts")),
+                "cpu": _number(monit.get("cpu")),
+                "memory": _int(monit.get("memory")),
+                "uptime_s": uptime,
+            }
+        )
+    return found
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number == number else None
+
+
+def _int(value: Any) -> int | None:
+    number = _number(value)
+    return int(number) if number is not None else None
+
+
+def jlist(settings: Pm2Settings, now: datetime) -> list[dict[str, Any]]:
+    """Run `pm2 jlist` and return the app's processes; SourceError when pm2 cannot be run,
+    fails, or does not know the app."""
+    args = [*shlex.split(settings.command), "jlist"]
+    try:
+        done = subprocess.run(args, capture_output=True, timeout=settings.timeout_s, check=False)
+    except FileNotFoundError:
+        raise SourceError(
+            "pm2", f"{settings.command} not found (set [pm2] command, or LSOPS_PM2=off)"
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise SourceError("pm2", f"pm2 jlist ran over {settings.timeout_s:g} s") from None
+    except OSError as exc:
+        raise SourceError("pm2", f"cannot run {settings.command}: {exc.strerror}") from None
+    if done.returncode != 0:
+        # never its stdout: it may hold the app's environment
+        why = one_line(done.stderr.decode("utf-8", "replace"), 200) or f"exit {done.returncode}"
+        raise SourceError("pm2", f"pm2 jlist failed: {why}")
+    processes = parse_jlist(done.stdout.decode("utf-8", "replace"), settings.app, now)
+    if not processes:
+        raise SourceError("pm2", f"pm2 does not run an app named {settings.app!r}")
+    return processes

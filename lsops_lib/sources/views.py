@@ -1,0 +1,228 @@
+"""What `lsops errors`, `lsops logs` and the alerts see of the sources.
+
+- `errors_view`: the Sentry issues seen in a window, asked of Sentry now (worst first),
+  with the monitoring-plugin exit code of `lsops errors`.
+- `log_patterns`: the stored log entries of a window grouped by pattern, with the
+  baseline (the window of the same length before) and `new` (no line of the pattern
+  stored before the window); `lines_around`: the entries a few minutes around an instant.
+- `new_fatal_sentry_issues`, `new_error_log_patterns`: for the alert rules (issue 11).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from ..config import SentrySettings
+from ..store import sources as tables
+from .common import LEVELS, SourceError, level_rank
+from .sentry import SentryClient, events_in, issue_row, parse_instant, stats_period_for
+
+AROUND = timedelta(minutes=5)  # `lsops logs --around T`: T - 5 min .. T + 5 min
+STATS_REACH = timedelta(days=14)  # Sentry's longest stats period
+
+
+def _ts(value: Any) -> pd.Timestamp | None:
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    stamp = pd.Timestamp(value)
+    if pd.isna(stamp):
+        return None
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+# --- lsops errors ---------------------------------------------------------------------------
+
+
+def errors_view(
+    settings: SentrySettings,
+    start: datetime,
+    end: datetime,
+    *,
+    now: datetime,
+    transport: Any = None,
+) -> dict[str, Any]:
+    """The Sentry issues seen in [start, end), worst first, and the exit code:
+    2 an unresolved fatal issue seen, 1 a new unresolved error issue, 0 otherwise.
+    Raises SourceError when Sentry is not configured or does not answer."""
+    kw = {"transport": transport} if transport is not None else {}
+    with SentryClient(settings, **kw) as client:
+        issues = client.issues(since=start, stats_period=stats_period_for(start, now))
+    counted = now - start <= STATS_REACH
+    found = []
+    for issue in issues:
+        row = issue_row(issue)
+        first = parse_instant(issue.get("firstSeen"))
+        last = parse_instant(issue.get("lastSeen"))
+        events = events_in(issue, start, end) if counted else None
+        seen = (last is not None and start <= last < end) or bool(events)
+        if not seen or (first is not None and first >= end):
+            continue
+        unresolved = row["status"] == "unresolved"
+        found.append(
+            {
+                "id": row["issue_id"],
+                "short_id": row["short_id"],
+                "title": row["title"],
+                "culprit": row["culprit"],
+                "level": row["level"],
+                "status": row["status"],
+                "events": events,
+                "users": row["users"],
+                "first_seen": first,
+                "last_seen": last,
+                "new": first is not None and start <= first < end,
+                "regressed": row["substatus"] == "regressed" or bool(issue.get("isRegressed")),
+                "unresolved_for": (end - first).total_seconds() if unresolved and first else None,
+                "permalink": row["permalink"],
+            }
+        )
+    found.sort(
+        key=lambda i: (
+            -level_rank(i["level"]),
+            i["status"] != "unresolved",
+            not i["new"],
+            -(i["events"] or 0),
+            i["id"],
+        )
+    )
+    fatal = [i for i in found if i["level"] == "fatal" and i["status"] == "unresolved"]
+    new_errors = [
+        i for i in found if i["level"] == "error" and i["status"] == "unresolved" and i["new"]
+    ]
+    code = 2 if fatal else 1 if new_errors else 0
+    return {
+        "project": f"{settings.org}/{settings.project}",
+        "start": start,
+        "end": end,
+        "events_counted": counted,
+        "exit_code": code,
+        "status": ["OK", "WARNING", "CRITICAL"][code],
+        "fatal": len(fatal),
+        "new_errors": len(new_errors),
+        "issues": found,
+    }
+
+
+# --- lsops logs -----------------------------------------------------------------------------
+
+
+def log_patterns(
+    store: Any,
+    target: str | None,
+    start: datetime,
+    end: datetime,
+    *,
+    level: str | None = None,
+    grep: str | None = None,
+) -> list[dict[str, Any]]:
+    """The window's log entries by pattern, worst level first then new then by count:
+    pattern_id, template, level, count, baseline, first_seen, last_seen, new, example."""
+    if level is not None and level not in LEVELS:
+        raise SourceError("logs", f"unknown level {level!r} (one of {', '.join(LEVELS)})")
+    now = tables.pattern_counts(store, target, start, end, level=level, grep=grep)
+    if now.empty:
+        return []
+    before = tables.pattern_counts(
+        store, target, start - (end - start), start, level=level, grep=grep
+    )
+    baseline = {int(r.pattern_id): int(r.count) for r in before.itertuples()}
+    ids = [int(p) for p in now["pattern_id"]]
+    first_seen = tables.pattern_first_seen(store, target, ids)
+    templates = tables.templates_of(store, target, ids)
+    examples = tables.entries_by_id(store, [int(e) for e in now["example_id"]])
+    out = []
+    for r in now.itertuples():
+        pid = int(r.pattern_id)
+        first = _ts(first_seen.get(pid))
+        out.append(
+            {
+                "pattern_id": pid,
+                "template": templates.get(pid, ""),
+                "level": LEVELS[int(r.level_rank)],
+                "count": int(r.count),
+                "baseline": baseline.get(pid, 0),
+                "first_seen": first,
+                "last_seen": _ts(r.last),
+                "new": first is not None and first >= pd.Timestamp(start),
+                "example": examples.get(int(r.example_id), ""),
+            }
+        )
+    out.sort(key=lambda p: (-level_rank(p["level"]), not p["new"], -p["count"], p["pattern_id"]))
+    return out
+
+
+def lines_around(
+    store: Any,
+    target: str | None,
+    at: datetime,
+    *,
+    level: str | None = None,
+    grep: str | None = None,
+    margin: timedelta = AROUND,
+    limit: int = 2000,
+) -> list[dict[str, Any]]:
+    """The stored entries from `at - margin` to `at + margin`, oldest first."""
+    frame = tables.log_lines(
+        store, target, at - margin, at + margin, level=level, grep=grep, limit=limit
+    )
+    return [
+        {
+            "ts": r.ts,
+            "estimated": bool(r.estimated),
+            "level": r.level,
+            "pattern_id": int(r.pattern_id),
+            "source": r.source,
+            "text": r.text,
+        }
+        for r in frame.itertuples()
+    ]
+
+
+# --- for the alert rules (issue 11) ---------------------------------------------------------
+
+
+def new_fatal_sentry_issues(
+    store: Any, target: str | None, since: datetime, until: datetime
+) -> list[dict[str, Any]]:
+    """The Sentry issues of level `fatal`, first seen in [since, until) and unresolved at
+    the last collection, oldest first, from the store (`lsops collect` keeps them). Each:
+    `id`, `short_id`, `title`, `level`, `first_seen` (Timestamp, UTC), `permalink`. Titles
+    and permalinks are untrusted text: escape them where rendered."""
+    frame = tables.sentry_issues(store, target, first_seen_since=since, first_seen_until=until)
+    chosen = frame[(frame["level"] == "fatal") & (frame["status"] == "unresolved")]
+    return [
+        {
+            "id": str(r.issue_id),
+            "short_id": r.short_id,
+            "title": r.title,
+            "level": r.level,
+            "first_seen": r.first_seen,
+            "permalink": r.permalink,
+        }
+        for r in chosen.itertuples()
+    ]
+
+
+def new_error_log_patterns(
+    store: Any, target: str | None, since: datetime, until: datetime
+) -> list[dict[str, Any]]:
+    """The log patterns with entries of level `error` or `fatal` in [since, until) and no
+    entry at all (any level) before `since`, most frequent first, from the store. Each:
+    `pattern_id`, `template`, `count` (error-level entries in the window), `first_seen`
+    (Timestamp, UTC), `example` (the first such entry, stack trace included; untrusted
+    text)."""
+    found = log_patterns(store, target, since, until, level="error")
+    return [
+        {
+            "pattern_id": p["pattern_id"],
+            "template": p["template"],
+            "count": p["count"],
+            "first_seen": p["first_seen"],
+            "example": p["example"],
+        }
+        for p in sorted(found, key=lambda p: (-p["count"], p["pattern_id"]))
+        if p["new"]
+    ]

@@ -1,0 +1,60 @@
+"""The demo's alerts (issue 11, point 6): the planted outage, replayed through the alert
+rules into the loopback webhook and SMTP server the demo starts, gives exactly one page
+when it starts and one resolution when it ends (the session's `demo_run`, no new run)."""
+
+from __future__ import annotations
+
+import json
+from email import message_from_bytes, policy
+
+import pytest
+
+from tests.fixtures.demo import DemoRun
+
+pytestmark = [pytest.mark.timeout(600), pytest.mark.postgres, pytest.mark.slow]
+
+
+def test_the_outage_pages_once_and_resolves_once(demo_run: DemoRun) -> None:
+    folder = demo_run.demo_dir / "alerts"
+    bodies = [json.loads(x) for x in (folder / "webhook.jsonl").read_text().splitlines()]
+    pages = [b["alert"] for b in bodies if b["alert"]["severity"] == "critical"]
+    assert [(a["name"], a["state"]) for a in pages] == [
+        ("api_down", "firing"),
+        ("api_down", "resolved"),
+    ]
+    # the planted outage (world.plan: 02:12 - 02:52 UTC, scraped every 5 min): the second
+    # unanswered scrape (02:20) pages, the first answer (02:55) resolves
+    assert [a["since"][11:16] for a in pages] == ["02:20", "02:55"]
+    mails = [message_from_bytes(p.read_bytes(), policy=policy.default)
+             for p in sorted((folder / "mail").glob("*.eml"))]  # fmt: skip
+    assert [m["Subject"].split()[:3] for m in mails] == [
+        ["[FIRING]", "critical", "api_down"],
+        ["[RESOLVED]", "critical", "api_down"],
+    ]
+    assert demo_run.state["alerts"]["notifications"] == [b["alert"] for b in bodies]
+    assert "the outage paged: api_down firing 02:20, api_down resolved 02:55" in demo_run.stdout
+
+
+def _report_text(demo_run: DemoRun, kind: str) -> str:
+    import html
+    import re
+
+    from lsops_lib.reports import list_runs
+
+    runs = sorted(list_runs(demo_run.outputs, kind), key=lambda r: (r.started, r.run_id))
+    assert runs, f"no {kind} run archived"
+    page = (runs[0].path / "report.html").read_text()
+    page = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", page, flags=re.S)
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page)))
+
+
+def test_the_reports_tell_the_alerts(demo_run: DemoRun) -> None:
+    # the postmortem's Detection: the page came 8 min after the first unanswered scrape
+    # (02:12 planted, seen at 02:15, paged at 02:20), resolved with the first answer
+    postmortem = _report_text(demo_run, "postmortem")
+    assert "First alert: api_down (critical) at" in postmortem
+    assert "Time to detect:" in postmortem and "time to recover:" in postmortem
+    # the monthly review: the month's alerts, and every incident checked against them
+    review = _report_text(demo_run, "monthly-review")
+    assert "paged someone" in review
+    assert "Every alert (fired, resolved, time to resolve)" in review

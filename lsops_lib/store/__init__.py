@@ -20,8 +20,8 @@ The package, one concern a module (see docs/internals.md, store):
     chain       the series links: each scrape's predecessor, kept on write, relinking
     rollup      the hourly rollup: write path, catch-up, migrations from versions 1, 2
     codec       the packed sample block (schema 4): lossless encoding and decoding
-    pack        packing past periods, unpacking, the samples and services reads see
-    pack_scrapes  the wide columns of packed scrape rows, and the scrape rows reads see
+    pack        packing past periods, unpacking, the samples reads see
+    pack_scrapes  the wide columns of packed scrape rows and packed services, for reads
     core        StoreCore: opening, connections, a read's frame
     writes      record_scrape and the rows of a scrape
     reads       scrapes, health, services, error records, raw payloads, targets, extent

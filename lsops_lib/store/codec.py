@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -357,20 +357,41 @@ def _first(row: tuple) -> Any:  # type: ignore[type-arg]
 
 def decode_rows(body: bytes) -> list[tuple]:  # type: ignore[type-arg]
     """The rows of a row block, chunk after chunk."""
+    out: list[tuple] = []  # type: ignore[type-arg]
+    for chunk in _row_chunks(body):
+        cols = _decode_rows_chunk(chunk, None)
+        out += list(zip(*(cols[i] for i in sorted(cols)), strict=True)) if cols else []
+    return out
+
+
+def decode_columns(body: bytes, wanted: Iterable[int]) -> dict[int, list[Any]]:
+    """The columns `wanted` (their indexes) of a row block, chunk after chunk, as lists
+    (None for NULL): what `decode_rows` gives, column by column, without building the
+    columns nobody reads nor a tuple per row."""
+    want = set(wanted)
+    out: dict[int, list[Any]] = {i: [] for i in want}
+    for chunk in _row_chunks(body):
+        for i, values in _decode_rows_chunk(chunk, want).items():
+            out[i] += values
+    return out
+
+
+def _row_chunks(body: bytes) -> list[bytes]:
     body = bytes(body)
     if not body.startswith(ROWS_MAGIC):
-        return _decode_rows_chunk(body)  # one bare stream (written before chunks existed)
-    out: list[tuple] = []  # type: ignore[type-arg]
+        return [body]  # one bare stream (written before chunks existed)
+    out: list[bytes] = []
     pos = 0
     while pos < len(body):
         assert body[pos : pos + 4] == ROWS_MAGIC
         (n,) = struct.unpack_from("<I", body, pos + 4)
-        out += _decode_rows_chunk(body[pos + 8 : pos + 8 + n])
+        out.append(body[pos + 8 : pos + 8 + n])
         pos += 8 + n
     return out
 
 
-def _decode_rows_chunk(chunk: bytes) -> list[tuple]:  # type: ignore[type-arg]
+def _decode_rows_chunk(chunk: bytes, want: set[int] | None) -> dict[int, list[Any]]:
+    """The columns of one chunk (all, or those in `want`), by index."""
     buf = memoryview(zlib.decompress(chunk))
     version, n = struct.unpack_from("<BI", buf, 0)
     if version != VERSION:
@@ -378,13 +399,17 @@ def _decode_rows_chunk(chunk: bytes) -> list[tuple]:  # type: ignore[type-arg]
     pos = 5
     one = np.ones(n, np.int64)
     start = np.zeros(1, np.int64)
-    cols: list[list[Any]] = []
+    cols: dict[int, list[Any]] = {}
+    index = -1
     while pos < len(buf):
+        index += 1
+        keep = want is None or index in want
         kind = bytes(buf[pos : pos + 1]).decode()
         pos += 1
         if kind == "j":
             (size,) = struct.unpack_from("<I", buf, pos)
-            cols.append(json.loads(bytes(buf[pos + 4 : pos + 4 + size])))
+            if keep:
+                cols[index] = json.loads(bytes(buf[pos + 4 : pos + 4 + size]))
             pos += 4 + size
             continue
         nb = (n + 7) // 8
@@ -392,10 +417,17 @@ def _decode_rows_chunk(chunk: bytes) -> list[tuple]:  # type: ignore[type-arg]
         pos += nb
         if kind == "f":
             v, pos = _get_floats(buf, pos, one, start)
-            values: list[Any] = v.tolist()
+            values: list[Any] = v.tolist() if keep else []
         else:
             d, pos = _get_ints(buf, pos)
+            if not keep:
+                continue
             x = np.cumsum(d)
             values = [bool(i) for i in x.tolist()] if kind == "b" else x.tolist()
-        cols.append([None if z else v for z, v in zip(nulls.tolist(), values, strict=True)])
-    return list(zip(*cols, strict=True)) if cols else []
+        if not keep:
+            continue
+        if nulls.any():
+            for i in np.flatnonzero(nulls).tolist():
+                values[i] = None
+        cols[index] = values
+    return cols

@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..config import redact_url
 from ..exceptions import StoreError
-from . import pack, pack_scrapes, rollup
+from . import pack, rollup
 from .schema import (
     SCHEMA_VERSION,
     create_tables,
@@ -146,6 +146,29 @@ class StoreCore:
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot read store {self.url}: {one_line(exc)}") from None
 
+    def _params(
+        self,
+        start: datetime | None,
+        end: datetime | None,
+        target: str | None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The parameters of a read: :start, :end (epoch ms), :target when given, `extra`."""
+        params: dict[str, Any] = {
+            "start": ms(start, MIN_MS),
+            "end": ms(end, MAX_MS),
+            **(extra or {}),
+        }
+        if target is not None:
+            params["target"] = target
+        return params
+
+    def _snapshot(self, conn: Connection) -> Connection:
+        """`conn` reading one snapshot (PostgreSQL: REPEATABLE READ) for blocks and rows."""
+        if self.dialect == "postgresql":
+            return conn.execution_options(isolation_level="REPEATABLE READ")
+        return conn
+
     def _frame(
         self,
         sql: str,
@@ -156,31 +179,16 @@ class StoreCore:
         ts_columns: Iterable[str] = ("ts",),
         extra: Mapping[str, Any] | None = None,
         samples: tuple[list[tuple[int, int]], str, bool] | None = None,
-        services: str | None = None,
-        scrapes: str | None = None,
     ) -> pd.DataFrame:
         """The rows of `sql` (parameters :start, :end in epoch ms, :target when given, and
         `extra`) as a DataFrame, `ts_columns` as Timestamp(tz="UTC"). `samples`: (windows,
         target WHERE, stale): `__SAMPLES__` in `sql` becomes the samples those windows see,
-        rows and packed blocks (`pack.samples_source`), read in the same snapshot;
-        `services` (target WHERE): `__SERVICES__` the services rows, likewise; `scrapes`
-        (target WHERE): `__SCRAPES__` the scrape rows (`pack_scrapes.scrapes_source`)."""
-        params: dict[str, Any] = {
-            "start": ms(start, MIN_MS),
-            "end": ms(end, MAX_MS),
-            **(extra or {}),
-        }
-        if target is not None:
-            params["target"] = target
+        rows and packed blocks (`pack.samples_source`), read in the same snapshot. (The
+        scrape and services reads complete packed rows themselves: reads.py.)"""
+        params = self._params(start, end, target, extra)
         with self._read() as conn:
-            if (samples, services, scrapes) != (None, None, None) and self.dialect == "postgresql":
-                # one snapshot for the blocks and the rows
-                conn = conn.execution_options(isolation_level="REPEATABLE READ")
-            if scrapes is not None:
-                source = pack_scrapes.scrapes_source(conn, scrapes, params, self._ids.period)
-                sql = sql.replace("__SCRAPES__", source)
-            if services is not None:
-                sql = sql.replace("__SERVICES__", pack.services_source(conn, services, params))
+            if samples is not None:
+                conn = self._snapshot(conn)
             if samples is not None:
                 windows, target_where, stale = samples
                 source = pack.samples_source(conn, windows, target_where, params, stale=stale)

@@ -442,45 +442,6 @@ def samples_source(
     return f"(SELECT {COLUMNS} FROM lsops_samples UNION ALL SELECT {COLUMNS} FROM {UNPACKED})"
 
 
-_WINDOW_SERVICES_SQL = """SELECT b.body FROM lsops_service_blocks b
-    WHERE b.target_id IN (SELECT t.id FROM lsops_targets t {target_where})
-      AND b.period_ts < :end AND b.period_ts > :start - :period"""
-SERVICE_COLUMNS = "scrape_sid, service, status, message, response_time_ms"
-UNPACKED_SERVICES = "lsops_unpacked_services"
-
-
-def services_source(conn: Connection, target_where: str, params: dict[str, Any]) -> str:
-    """The services rows a read of [:start, :end) sees: lsops_services, or its union with
-    the decoded service blocks of the window (a temporary table filled here)."""
-    if conn.exec_driver_sql("SELECT 1 FROM lsops_service_blocks LIMIT 1").first() is None:
-        return "lsops_services"
-    w = {**params, "period": period_ms(conn)}
-    rows: list[tuple[Any, ...]] = []
-    for (body,) in conn.execute(text(_WINDOW_SERVICES_SQL.format(target_where=target_where)), w):
-        rows += codec.decode_rows(body)
-    if not rows:
-        return "lsops_services"
-    pg = conn.dialect.name == "postgresql"
-    conn.exec_driver_sql(
-        f"CREATE TEMP TABLE IF NOT EXISTS {UNPACKED_SERVICES} (scrape_sid BIGINT,"
-        " service VARCHAR(100), status VARCHAR(16), message TEXT,"
-        f" response_time_ms {'DOUBLE PRECISION' if pg else 'REAL'})"
-    )
-    if pg:
-        conn.exec_driver_sql(f"TRUNCATE {UNPACKED_SERVICES}")
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        with cursor.copy(f"COPY {UNPACKED_SERVICES} ({SERVICE_COLUMNS}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-    else:
-        conn.exec_driver_sql(f"DELETE FROM {UNPACKED_SERVICES}")
-        conn.exec_driver_sql(f"INSERT INTO {UNPACKED_SERVICES} VALUES (?, ?, ?, ?, ?)", rows)
-    return (
-        f"(SELECT {SERVICE_COLUMNS} FROM lsops_services"
-        f" UNION ALL SELECT {SERVICE_COLUMNS} FROM {UNPACKED_SERVICES})"
-    )
-
-
 def _fill(conn: Connection, samples: codec.Samples) -> None:
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql(

@@ -5,21 +5,26 @@ ok, the series key and counters, its link); the other ~28 columns (health detail
 memory, response-time percentiles, status counts...) of the scrapes of a packed period
 move into one lsops_scrape_blocks row (typed columns, zlib: `codec.encode_rows`) and
 are set to NULL in the row (a NULL costs a byte of the row's header). A row whose
-`duration_ms` is not NULL is not packed yet (every write sets it). Reads of whole scrape
-rows (`scrapes`, `health`, `scrape_figures`) see the columns through `scrapes_source`:
-each wide column is the row's value, else the block's.
+`duration_ms` is not NULL is not packed yet (every write sets it).
+
+Reads (`scrapes`, `health`, `scrape_figures` in reads.py) read the rows, then complete
+the wide columns they name (`fill`: each is the row's value, else the block's), decoding
+only those columns of only the blocks the window overlaps, into numpy object arrays (no
+temporary table); a read naming no wide column decodes nothing. `service_columns` gives
+the window's packed services rows likewise (`Store.services` joins and orders them).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Boolean, Float, Integer, String, Text, text
+import numpy as np
+import pandas as pd
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from . import codec
 from .chain import driver
-from .schema import scrapes_table
 
 WIDE = (
     "duration_ms", "deep", "health_status", "health_http_status", "health_failure",
@@ -29,7 +34,6 @@ WIDE = (
     "rt_count", "rt_avg", "rt_min", "rt_p50", "rt_p95", "rt_p99", "rt_max", "errors_kept",
     "errors_recent", "time_window_ms",
 )  # fmt: skip
-UNPACKED = "lsops_unpacked_scrapes"
 
 _ROWS_SQL = f"""SELECT sid, {", ".join(WIDE)} FROM lsops_scrapes
     WHERE target_id = :tid AND ts >= :lo AND ts < :hi AND duration_ms IS NOT NULL
@@ -60,53 +64,64 @@ _WINDOW_SQL = """SELECT b.body FROM lsops_scrape_blocks b
       AND b.period_ts < :end AND b.period_ts > :start - :period"""
 
 
-def _sql_type(name: str, pg: bool) -> str:
-    col = scrapes_table.c[name].type
-    if isinstance(col, Boolean):
-        return "BOOLEAN" if pg else "INTEGER"
-    if isinstance(col, Float):
-        return "DOUBLE PRECISION" if pg else "REAL"
-    if isinstance(col, Integer):
-        return "BIGINT" if pg else "INTEGER"
-    assert isinstance(col, (String, Text))
-    return "TEXT"
-
-
-def scrapes_source(conn: Connection, target_where: str, params: dict[str, Any], period: int) -> str:
-    """The scrape rows a read of [:start, :end) sees: lsops_scrapes, or (packed periods
-    in the window) the rows with their wide columns taken from the blocks."""
-    if (
-        not period
-        or conn.exec_driver_sql("SELECT 1 FROM lsops_scrape_blocks LIMIT 1").first() is None
-    ):
-        return "lsops_scrapes"
-    rows: list[tuple[Any, ...]] = []
+def fill(
+    conn: Connection,
+    target_where: str,
+    params: dict[str, Any],
+    period: int,
+    sids: np.ndarray,
+    columns: dict[str, np.ndarray],
+) -> None:
+    """Complete `columns` ({WIDE name: object array, one value per row of `sids`, None
+    for NULL}) of the scrape rows `sids` read from lsops_scrapes in [:start, :end): a
+    NULL of a packed row becomes its block's value. Only the blocks the window overlaps
+    are decoded, each once, and of each only the columns asked for. Read the rows
+    first, the blocks then: a period packed in between has its values in both."""
+    if not columns or not period or not len(sids):
+        return
+    names = list(columns)
+    index = [WIDE.index(n) + 1 for n in names]  # column 0 of a block row is the sid
+    block_sids: list[int] = []
+    values: dict[str, list[Any]] = {n: [] for n in names}
     w = {**params, "period": period}
     for (body,) in conn.execute(text(_WINDOW_SQL.format(target_where=target_where)), w):
-        rows += codec.decode_rows(body)
-    if not rows:
-        return "lsops_scrapes"
-    pg = conn.dialect.name == "postgresql"
-    columns = ", ".join(f"{c} {_sql_type(c, pg)}" for c in WIDE)
-    conn.exec_driver_sql(
-        f"CREATE TEMP TABLE IF NOT EXISTS {UNPACKED} (sid BIGINT PRIMARY KEY, {columns})"
-    )
-    names = f"sid, {', '.join(WIDE)}"
-    if pg:
-        conn.exec_driver_sql(f"TRUNCATE {UNPACKED}")
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        with cursor.copy(f"COPY {UNPACKED} ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-    else:
-        conn.exec_driver_sql(f"DELETE FROM {UNPACKED}")
-        marks = ", ".join("?" * (len(WIDE) + 1))
-        conn.exec_driver_sql(f"INSERT INTO {UNPACKED} ({names}) VALUES ({marks})", rows)
-    kept = [c.name for c in scrapes_table.c if c.name not in WIDE]
-    select = ", ".join(
-        [*(f"s0.{c}" for c in kept), *(f"COALESCE(s0.{c}, u.{c}) AS {c}" for c in WIDE)]
-    )
-    return (
-        f"(SELECT {select} FROM lsops_scrapes s0 LEFT JOIN {UNPACKED} u ON u.sid = s0.sid"
-        " WHERE s0.ts >= :start AND s0.ts < :end)"
-    )
+        got = codec.decode_columns(body, [0, *index])
+        block_sids += got[0]
+        for n, i in zip(names, index, strict=True):
+            values[n] += got[i]
+    if not block_sids:
+        return
+    bsids = np.asarray(block_sids, np.int64)
+    order = np.argsort(bsids, kind="stable")
+    bsids = bsids[order]
+    pos = np.minimum(np.searchsorted(bsids, sids), len(bsids) - 1)
+    found = bsids[pos] == sids
+    for n in names:
+        col = columns[n]
+        take = found & pd.isna(col)  # NULL in the row (a driver's NaN is no row value either)
+        if take.any():
+            block = np.empty(len(bsids), object)
+            block[:] = values[n]
+            col[take] = block[order][pos[take]]
+
+
+_WINDOW_SERVICES_SQL = """SELECT b.body FROM lsops_service_blocks b
+    WHERE b.target_id IN (SELECT t.id FROM lsops_targets t {target_where})
+      AND b.period_ts < :end AND b.period_ts > :start - :period"""
+
+
+def service_columns(
+    conn: Connection, target_where: str, params: dict[str, Any], period: int
+) -> list[list[Any]]:
+    """The packed services rows of the periods [:start, :end) overlaps, by columns
+    (scrape_sid, service, status, message, response_time_ms; None for NULL), each block
+    decoded once; [] when there are none. The caller keeps the rows of its scrapes."""
+    if not period:
+        return []
+    w = {**params, "period": period}
+    out: list[list[Any]] = [[], [], [], [], []]
+    for (body,) in conn.execute(text(_WINDOW_SERVICES_SQL.format(target_where=target_where)), w):
+        got = codec.decode_columns(body, range(5))
+        for i in range(5):
+            out[i] += got[i]
+    return out if out[0] else []

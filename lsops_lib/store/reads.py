@@ -8,14 +8,17 @@ and floats as float64. The interval reads (deltas) are in `intervals.py`.
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import select, text
 
+from . import pack_scrapes
 from .core import StoreCore
 from .schema import raw_table, scrapes_table, targets_table
 
@@ -185,14 +188,47 @@ class ScrapeReads(StoreCore):
         target: str | None,
     ) -> pd.DataFrame:
         """The columns `exprs` ({name: SQL expression over s, t}) of the scrapes of the
-        window, oldest first, typed as `scrapes` types them."""
+        window, oldest first, typed as `scrapes` types them.
+
+        In a store that packs, an expression over the wide columns of packed rows
+        (`pack_scrapes.WIDE`, NULL in the row) is computed here (`_PY_EXPRS`) from the
+        row's columns completed by their blocks (`pack_scrapes.fill`); a read naming
+        none of them reads the rows alone."""
+        where = "WHERE t.name = :target" if target else ""
+        wide = {n: _wide_of(e) for n, e in exprs.items()}
+        needed = sorted({c for cs in wide.values() for c in cs}, key=pack_scrapes.WIDE.index)
+        if needed and self._ids.period:
+            select_ = [f"{e} AS {n}" for n, e in exprs.items() if not wide[n]]
+            select_ += [f"s.{c} AS w__{c}" for c in needed] + ["s.sid AS w__sid"]
+        else:
+            select_ = [f"{e} AS {n}" for n, e in exprs.items()]
         sql = f"""
-        SELECT {", ".join(f"{expr} AS {name}" for name, expr in exprs.items())}
-        FROM __SCRAPES__ s JOIN lsops_targets t ON t.id = s.target_id
+        SELECT {", ".join(select_)}
+        FROM lsops_scrapes s JOIN lsops_targets t ON t.id = s.target_id
         WHERE s.ts >= :start AND s.ts < :end {"AND t.name = :target" if target else ""}
         ORDER BY s.ts, s.sid"""
-        where = "WHERE t.name = :target" if target else ""
-        df = self._frame(sql, start, end, target, ts_columns=("ts", "server_ts"), scrapes=where)
+        params = self._params(start, end, target)
+        with self._read() as conn:
+            conn = self._snapshot(conn)
+            result = conn.execute(text(sql), params)
+            names = list(result.keys())
+            rows = result.cursor.fetchall() if result.cursor is not None else []
+            result.close()
+            cols = _columns(rows, len(names))
+            got = dict(zip(names, cols, strict=True))
+            if needed and self._ids.period:
+                sids = np.asarray(got["w__sid"], np.int64) if rows else np.zeros(0, np.int64)
+                raw = {c: got[f"w__{c}"] for c in needed}
+                pack_scrapes.fill(conn, where, params, self._ids.period, sids, raw)
+                for n, e in exprs.items():
+                    if wide[n]:
+                        got[n] = _py_expr(e, raw)
+        df = pd.DataFrame.from_records(
+            list(zip(*(got[n] for n in exprs), strict=True)), columns=list(exprs)
+        )
+        for col in ("ts", "server_ts"):
+            if col in df.columns:
+                df[col] = pd.to_datetime(pd.to_numeric(df[col]), unit="ms", utc=True)
         if "ok" in df.columns:
             df["ok"] = df["ok"].astype(bool)
         if "deep" in df.columns:
@@ -204,16 +240,50 @@ class ScrapeReads(StoreCore):
     def services(
         self, start: datetime | None = None, end: datetime | None = None, target: str | None = None
     ) -> pd.DataFrame:
-        """ts, service, status, message, response_time_ms, target."""
-        sql = f"""
-        SELECT s.ts, v.service, v.status, v.message, v.response_time_ms, t.name AS target
-        FROM __SERVICES__ v
+        """ts, service, status, message, response_time_ms, target.
+
+        In a store that packs, the rows and the window's decoded service blocks are
+        joined to their scrapes and ordered here (by ts, sid, then service in the
+        database's own order of the names), not through a temporary table."""
+        tw = "AND t.name = :target" if target else ""
+        where = "WHERE t.name = :target" if target else ""
+        if not self._ids.period:
+            sql = f"""
+            SELECT s.ts, v.service, v.status, v.message, v.response_time_ms, t.name AS target
+            FROM lsops_services v
+            JOIN lsops_scrapes s ON s.sid = v.scrape_sid
+            JOIN lsops_targets t ON t.id = s.target_id
+            WHERE s.ts >= :start AND s.ts < :end {tw}
+            ORDER BY s.ts, s.sid, v.service"""
+            df = self._frame(sql, start, end, target)
+            typed(df, ["response_time_ms"], "float64")
+            return df
+        rows_sql = f"""
+        SELECT s.ts, v.service, v.status, v.message, v.response_time_ms, t.name, s.sid
+        FROM lsops_services v
         JOIN lsops_scrapes s ON s.sid = v.scrape_sid
         JOIN lsops_targets t ON t.id = s.target_id
-        WHERE s.ts >= :start AND s.ts < :end {"AND t.name = :target" if target else ""}
-        ORDER BY s.ts, s.sid, v.service"""
-        where = "WHERE t.name = :target" if target else ""
-        df = self._frame(sql, start, end, target, services=where)
+        WHERE s.ts >= :start AND s.ts < :end {tw}"""
+        scrapes_sql = f"""SELECT s.sid, s.ts, t.name FROM lsops_scrapes s
+        JOIN lsops_targets t ON t.id = s.target_id
+        WHERE s.ts >= :start AND s.ts < :end {tw}"""
+        params = self._params(start, end, target)
+        with self._read() as conn:
+            conn = self._snapshot(conn)
+            cols = _columns(_fetch(conn, rows_sql, params), 7)
+            packed = pack_scrapes.service_columns(conn, where, params, self._ids.period)
+            if packed:
+                sid, ts, name = _columns(_fetch(conn, scrapes_sql, params), 3)
+                cols = _with_packed(cols, packed, sid, ts, name)
+            ranks = _name_ranks(conn, cols[1])
+        if len(cols[0]):
+            order = np.lexsort(
+                (ranks, cols[6].astype(np.int64), cols[0].astype(np.int64))
+            )  # last key first: ts, sid, service
+            cols = [c[order] for c in cols]
+        names = ["ts", "service", "status", "message", "response_time_ms", "target"]
+        df = pd.DataFrame.from_records(list(zip(*cols[:6], strict=True)), columns=names)
+        df["ts"] = pd.to_datetime(pd.to_numeric(df["ts"]), unit="ms", utc=True)
         typed(df, ["response_time_ms"], "float64")
         return df
 
@@ -243,6 +313,113 @@ class ScrapeReads(StoreCore):
         with self._read() as conn:
             body = conn.execute(query).scalar()
         return None if body is None else zlib.decompress(body)
+
+
+# --- the expressions over wide columns, computed in Python ------------------------------
+
+
+def _wide_of(expr: str) -> list[str]:
+    """The wide columns (`pack_scrapes.WIDE`) the SQL expression `expr` reads."""
+    return [c for c in re.findall(r"\bs\.(\w+)", expr) if c in pack_scrapes.WIDE]
+
+
+def _isnull(x: np.ndarray) -> np.ndarray:
+    return pd.isna(x)  # type: ignore[no-any-return]
+
+
+def _coalesce(a: np.ndarray, b: Any) -> np.ndarray:
+    out = a.copy()
+    null = _isnull(a)
+    out[null] = b[null] if isinstance(b, np.ndarray) else b
+    return out
+
+
+def _http_status(c: Mapping[str, np.ndarray]) -> np.ndarray:
+    out = c["health_http_status"].copy()
+    metrics = _isnull(c["health_failure"]) & ~_isnull(c["metrics_failure"])
+    out[metrics] = c["metrics_http_status"][metrics]
+    return out
+
+
+# Each SQL expression of a read over wide columns (beside plain `s.column`), as Python
+# over the columns' object arrays: the same values the SQL gives.
+_PY_EXPRS: dict[str, Any] = {
+    _SCRAPE_COMPUTED["failure_kind"]: lambda c: _coalesce(
+        c["health_failure"], c["metrics_failure"]
+    ),
+    _SCRAPE_COMPUTED["http_status"]: _http_status,
+    _HEALTH_SELECT["status"]: lambda c: _coalesce(c["health_status"], "NO_ANSWER"),
+}
+
+
+def _py_expr(expr: str, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+    match = re.fullmatch(r"s\.(\w+)", expr)
+    if match:
+        return columns[match.group(1)]
+    return _PY_EXPRS[expr](columns)  # type: ignore[no-any-return]
+
+
+def _fetch(conn: Any, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """The rows of `sql` as the driver's plain tuples (no Row object per row)."""
+    result = conn.execute(text(sql), params)
+    rows = result.cursor.fetchall() if result.cursor is not None else []
+    result.close()
+    return rows  # type: ignore[no-any-return]
+
+
+def _columns(rows: list[tuple[Any, ...]], width: int) -> list[np.ndarray]:
+    """The columns of `rows` as object arrays (the driver's values, None for NULL)."""
+    if not rows:
+        return [np.empty(0, object) for _ in range(width)]
+    table = np.empty((len(rows), width), object)
+    table[:] = rows
+    return list(table.T)
+
+
+def _with_packed(
+    cols: list[np.ndarray],
+    packed: list[list[Any]],
+    sid: np.ndarray,
+    ts: np.ndarray,
+    name: np.ndarray,
+) -> list[np.ndarray]:
+    """The services rows `cols` (ts, service, status, message, response_time_ms, target,
+    sid) and the packed rows (scrape_sid, service, status, message, response_time_ms) of
+    the window's scrapes (`sid`, `ts`, `name`); a scrape whose services are rows already
+    (packed meanwhile) is not taken twice."""
+    bsid = np.asarray(packed[0], np.int64)
+    sids = sid.astype(np.int64)
+    order = np.argsort(sids, kind="stable")
+    sorted_sids = sids[order]
+    if not len(sorted_sids):
+        return cols
+    pos = np.minimum(np.searchsorted(sorted_sids, bsid), len(sorted_sids) - 1)
+    keep = (sorted_sids[pos] == bsid) & ~np.isin(bsid, cols[6].astype(np.int64))
+    at = order[pos[keep]]
+
+    def obj(values: list[Any]) -> np.ndarray:
+        out = np.empty(len(values), object)
+        out[:] = values
+        return out[keep]
+
+    extra = [ts[at], obj(packed[1]), obj(packed[2]), obj(packed[3]), obj(packed[4]), name[at]]
+    extra.append(bsid[keep].astype(object))
+    return [np.concatenate([a, b]) for a, b in zip(cols, extra, strict=True)]
+
+
+def _name_ranks(conn: Any, names: np.ndarray) -> np.ndarray:
+    """Each name's rank in the database's order of text (SQLite: BINARY, the code points;
+    PostgreSQL: the database's collation), as ORDER BY would sort them."""
+    distinct = sorted(set(names.tolist()))
+    if conn.dialect.name == "postgresql" and len(distinct) > 1:
+        distinct = list(
+            conn.execute(
+                text("SELECT n FROM unnest(CAST(:names AS text[])) AS n ORDER BY n"),
+                {"names": distinct},
+            ).scalars()
+        )
+    rank = {n: i for i, n in enumerate(distinct)}
+    return np.fromiter((rank[n] for n in names.tolist()), np.int64, len(names))
 
 
 # --- typing the frames ----------------------------------------------------------------

@@ -360,20 +360,23 @@ def decode_rows(body: bytes) -> list[tuple]:  # type: ignore[type-arg]
     out: list[tuple] = []  # type: ignore[type-arg]
     for chunk in _row_chunks(body):
         cols = _decode_rows_chunk(chunk, None)
-        out += list(zip(*(cols[i] for i in sorted(cols)), strict=True)) if cols else []
+        out += list(zip(*(cols[i].tolist() for i in sorted(cols)), strict=True)) if cols else []
     return out
 
 
-def decode_columns(body: bytes, wanted: Iterable[int]) -> dict[int, list[Any]]:
-    """The columns `wanted` (their indexes) of a row block, chunk after chunk, as lists
-    (None for NULL): what `decode_rows` gives, column by column, without building the
-    columns nobody reads nor a tuple per row."""
+def decode_columns(body: bytes, wanted: Iterable[int]) -> dict[int, np.ndarray]:
+    """The columns `wanted` (their indexes) of a row block, chunk after chunk, as object
+    arrays (None for NULL): what `decode_rows` gives, column by column, without building
+    the columns nobody reads nor a tuple per row."""
     want = set(wanted)
-    out: dict[int, list[Any]] = {i: [] for i in want}
+    parts: dict[int, list[np.ndarray]] = {i: [] for i in want}
     for chunk in _row_chunks(body):
         for i, values in _decode_rows_chunk(chunk, want).items():
-            out[i] += values
-    return out
+            parts[i].append(values)
+    return {
+        i: np.concatenate(p) if len(p) > 1 else p[0] if p else np.empty(0, object)
+        for i, p in parts.items()
+    }
 
 
 def _row_chunks(body: bytes) -> list[bytes]:
@@ -390,8 +393,9 @@ def _row_chunks(body: bytes) -> list[bytes]:
     return out
 
 
-def _decode_rows_chunk(chunk: bytes, want: set[int] | None) -> dict[int, list[Any]]:
-    """The columns of one chunk (all, or those in `want`), by index."""
+def _decode_rows_chunk(chunk: bytes, want: set[int] | None) -> dict[int, np.ndarray]:
+    """The columns of one chunk (all, or those in `want`), by index, as object arrays of
+    Python values (int, float, bool, str...; None for NULL)."""
     buf = memoryview(zlib.decompress(chunk))
     version, n = struct.unpack_from("<BI", buf, 0)
     if version != VERSION:
@@ -399,7 +403,7 @@ def _decode_rows_chunk(chunk: bytes, want: set[int] | None) -> dict[int, list[An
     pos = 5
     one = np.ones(n, np.int64)
     start = np.zeros(1, np.int64)
-    cols: dict[int, list[Any]] = {}
+    cols: dict[int, np.ndarray] = {}
     index = -1
     while pos < len(buf):
         index += 1
@@ -409,25 +413,34 @@ def _decode_rows_chunk(chunk: bytes, want: set[int] | None) -> dict[int, list[An
         if kind == "j":
             (size,) = struct.unpack_from("<I", buf, pos)
             if keep:
-                cols[index] = json.loads(bytes(buf[pos + 4 : pos + 4 + size]))
+                values = np.empty(n, object)
+                values[:] = json.loads(bytes(buf[pos + 4 : pos + 4 + size]))
+                cols[index] = values
             pos += 4 + size
             continue
         nb = (n + 7) // 8
         nulls = np.unpackbits(np.frombuffer(buf, np.uint8, nb, pos))[:n].astype(bool)
         pos += nb
+        if not keep:  # past the column without decoding it
+            if kind == "f":
+                pos = _skip_ints(buf, pos + 1)  # the mode, then the integers
+                (k,) = struct.unpack_from("<I", buf, pos)  # as many exceptions as gaps
+                pos = _skip_ints(buf, pos) + 8 * k
+            else:
+                pos = _skip_ints(buf, pos)
+            continue
         if kind == "f":
             v, pos = _get_floats(buf, pos, one, start)
-            values: list[Any] = v.tolist() if keep else []
         else:
             d, pos = _get_ints(buf, pos)
-            if not keep:
-                continue
-            x = np.cumsum(d)
-            values = [bool(i) for i in x.tolist()] if kind == "b" else x.tolist()
-        if not keep:
-            continue
-        if nulls.any():
-            for i in np.flatnonzero(nulls).tolist():
-                values[i] = None
+            v = np.cumsum(d).astype(bool) if kind == "b" else np.cumsum(d)
+        values = v.astype(object)  # Python floats, ints, bools
+        values[nulls] = None
         cols[index] = values
     return cols
+
+
+def _skip_ints(buf: memoryview, pos: int) -> int:
+    """The position after the integer array at `pos` (`_put_ints`)."""
+    n, width = struct.unpack_from("<IB", buf, pos)
+    return int(pos + 5 + n * width)

@@ -81,28 +81,25 @@ def fill(
         return
     names = list(columns)
     index = [WIDE.index(n) + 1 for n in names]  # column 0 of a block row is the sid
-    block_sids: list[int] = []
-    values: dict[str, list[Any]] = {n: [] for n in names}
+    parts: list[dict[int, np.ndarray]] = []
     w = {**params, "period": period}
     for (body,) in conn.execute(text(_WINDOW_SQL.format(target_where=target_where)), w):
-        got = codec.decode_columns(body, [0, *index])
-        block_sids += got[0]
-        for n, i in zip(names, index, strict=True):
-            values[n] += got[i]
-    if not block_sids:
+        parts.append(codec.decode_columns(body, [0, *index]))
+    if not parts:
         return
-    bsids = np.asarray(block_sids, np.int64)
+    bsids = np.concatenate([p[0] for p in parts]).astype(np.int64)
+    if not len(bsids):
+        return
     order = np.argsort(bsids, kind="stable")
     bsids = bsids[order]
     pos = np.minimum(np.searchsorted(bsids, sids), len(bsids) - 1)
     found = bsids[pos] == sids
-    for n in names:
+    for n, i in zip(names, index, strict=True):
         col = columns[n]
         take = found & pd.isna(col)  # NULL in the row (a driver's NaN is no row value either)
         if take.any():
-            block = np.empty(len(bsids), object)
-            block[:] = values[n]
-            col[take] = block[order][pos[take]]
+            block = np.concatenate([p[i] for p in parts])[order]
+            col[take] = block[pos[take]]
 
 
 _WINDOW_SERVICES_SQL = """SELECT b.body FROM lsops_service_blocks b
@@ -112,16 +109,18 @@ _WINDOW_SERVICES_SQL = """SELECT b.body FROM lsops_service_blocks b
 
 def service_columns(
     conn: Connection, target_where: str, params: dict[str, Any], period: int
-) -> list[list[Any]]:
+) -> list[np.ndarray]:
     """The packed services rows of the periods [:start, :end) overlaps, by columns
-    (scrape_sid, service, status, message, response_time_ms; None for NULL), each block
-    decoded once; [] when there are none. The caller keeps the rows of its scrapes."""
+    (scrape_sid, service, status, message, response_time_ms; object arrays, None for
+    NULL), each block decoded once; [] when there are none. The caller keeps the rows
+    of its scrapes."""
     if not period:
         return []
     w = {**params, "period": period}
-    out: list[list[Any]] = [[], [], [], [], []]
+    parts: list[dict[int, np.ndarray]] = []
     for (body,) in conn.execute(text(_WINDOW_SERVICES_SQL.format(target_where=target_where)), w):
-        got = codec.decode_columns(body, range(5))
-        for i in range(5):
-            out[i] += got[i]
-    return out if out[0] else []
+        parts.append(codec.decode_columns(body, range(5)))
+    if not parts:
+        return []
+    out = [np.concatenate([p[i] for p in parts]) for i in range(5)]
+    return out if len(out[0]) else []

@@ -214,18 +214,18 @@ class ScrapeReads(StoreCore):
             names = list(result.keys())
             rows = result.cursor.fetchall() if result.cursor is not None else []
             result.close()
-            cols = _columns(rows, len(names))
-            got = dict(zip(names, cols, strict=True))
             if needed and self._ids.period:
+                got = dict(zip(names, _columns(rows, len(names)), strict=True))
                 sids = np.asarray(got["w__sid"], np.int64) if rows else np.zeros(0, np.int64)
                 raw = {c: got[f"w__{c}"] for c in needed}
                 pack_scrapes.fill(conn, where, params, self._ids.period, sids, raw)
                 for n, e in exprs.items():
                     if wide[n]:
                         got[n] = _py_expr(e, raw)
-        df = pd.DataFrame.from_records(
-            list(zip(*(got[n] for n in exprs), strict=True)), columns=list(exprs)
-        )
+                # object columns of the driver's values: typed below as from_records's are
+                df = pd.DataFrame({n: got[n] for n in exprs})
+            else:
+                df = pd.DataFrame.from_records(rows, columns=names)
         for col in ("ts", "server_ts"):
             if col in df.columns:
                 df[col] = pd.to_datetime(pd.to_numeric(df[col]), unit="ms", utc=True)
@@ -378,7 +378,7 @@ def _columns(rows: list[tuple[Any, ...]], width: int) -> list[np.ndarray]:
 
 def _with_packed(
     cols: list[np.ndarray],
-    packed: list[list[Any]],
+    packed: list[np.ndarray],
     sid: np.ndarray,
     ts: np.ndarray,
     name: np.ndarray,
@@ -397,12 +397,7 @@ def _with_packed(
     keep = (sorted_sids[pos] == bsid) & ~np.isin(bsid, cols[6].astype(np.int64))
     at = order[pos[keep]]
 
-    def obj(values: list[Any]) -> np.ndarray:
-        out = np.empty(len(values), object)
-        out[:] = values
-        return out[keep]
-
-    extra = [ts[at], obj(packed[1]), obj(packed[2]), obj(packed[3]), obj(packed[4]), name[at]]
+    extra = [ts[at], *(p[keep] for p in packed[1:]), name[at]]
     extra.append(bsid[keep].astype(object))
     return [np.concatenate([a, b]) for a, b in zip(cols, extra, strict=True)]
 

@@ -58,3 +58,14 @@ def test_the_reports_tell_the_alerts(demo_run: DemoRun) -> None:
     review = _report_text(demo_run, "monthly-review")
     assert "paged someone" in review
     assert "Every alert (fired, resolved, time to resolve)" in review
+    # and in its key figures: the one page of the outage; the outage is caught
+    from lsops_lib import present
+    from lsops_lib.reports import list_runs
+
+    first = sorted(list_runs(demo_run.outputs, "monthly-review"), key=lambda r: r.started)[0]
+    alerts = present.read_key_figures(first.path / "report.ipynb")["alerts"]
+    assert alerts["pages"] == 1
+    assert {(a["name"], a["severity"], a["fired"]) for a in alerts["by_name"]} >= {
+        ("api_down", "critical", 1)
+    }
+    assert "no_answer" not in {u["kind"] for u in alerts["uncaught"]}

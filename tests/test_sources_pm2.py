@@ -201,9 +201,10 @@ def test_the_four_checklist_lines_with_their_figures(store: Store, tmp_path: Pat
         sources=settings,
     )
     assert later["errors_resolved"].status == "pass"
-    # a window with no collection of the configured sources: unknown, saying so
+    # a window with no collection of the configured sources: a failure (no data is not a
+    # pass; unknown is for a source not configured), saying so
     quiet = source_checks(store, end, end + timedelta(days=1), target="default", sources=settings)
-    assert {c.status for c in quiet.values()} == {"unknown"}
+    assert {c.status for c in quiet.values()} == {"fail"}
     assert "is `lsops collect` running" in quiet["cpu"].detail
 
     full = checklist(store, T0, end, Thresholds(), target="default", sources=settings)

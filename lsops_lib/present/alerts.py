@@ -21,7 +21,7 @@ from .display import (
     unavailable,
 )
 
-__all__ = ["alert_detection", "month_alerts", "show_month_alerts"]
+__all__ = ["alert_detection", "alert_figures", "month_alerts", "show_month_alerts"]
 
 
 def month_alerts(
@@ -39,6 +39,27 @@ def month_alerts(
         return compute(source.store, start, end, target, frame)
     except LsopsError as exc:  # the store cannot be read: the section says so
         return {"problem": str(exc)}
+
+
+def alert_figures(alerts: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The month's alerts for the review's key figures: fired, pages, pages_per_week,
+    by_name [{name, severity, fired, total_s, mean_resolve_s}] and uncaught [{kind, start,
+    end, endpoint}] (the incidents no alert caught); None without an alert history, and
+    {"problem": ...} when the store could not be read."""
+    if alerts is None or "problem" in alerts:
+        return alerts
+    uncaught = alerts.get("uncaught")
+    rows = [] if not isinstance(uncaught, pd.DataFrame) or uncaught.empty else uncaught
+    return {
+        "fired": alerts["fired"],
+        "pages": alerts["pages"],
+        "pages_per_week": alerts["pages_per_week"],
+        "by_name": alerts["by_name"],
+        "uncaught": [
+            {"kind": r["kind"], "start": r["start"], "end": r["end"], "endpoint": r["endpoint"]}
+            for r in (rows.to_dict("records") if len(rows) else [])
+        ],
+    }
 
 
 @guarded("Alerts")

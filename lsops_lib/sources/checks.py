@@ -10,9 +10,9 @@
                         longer than [thresholds] errors_resolve_within days before the end
 
 Each is unknown only when none of its sources is configured (the line says which setting
-enables it), or when a configured source has no collection in the window (the line says
-that `lsops collect` must run). A source counts as configured when the settings say so
-or the store holds collections of it for the target.
+enables it). A configured source without any collection in the window fails the line (no
+data is not a pass: the line says that `lsops collect` must run). A source counts as
+configured when the settings say so or the store holds collections of it for the target.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def source_checks(
             return Check(
                 key,
                 name,
-                UNKNOWN,
+                FAIL,
                 None,
                 threshold,
                 f"no collection of {' or '.join(have)} in the window: is `lsops collect` running?",
@@ -107,7 +107,7 @@ def source_checks(
         check = stale(key, name, ["pm2"], limit, "warning")
     if check is None and samples is not None:
         if samples.empty or samples["cpu"].dropna().empty:
-            check = Check(key, name, UNKNOWN, None, limit, "pm2 reported no CPU figure")
+            check = Check(key, name, FAIL, None, limit, "pm2 reported no CPU figure")
         else:
             per_sample = samples.groupby("ts")["cpu"].sum()  # the app's processes together
             p95 = float(per_sample.quantile(0.95)) / 100.0

@@ -236,6 +236,15 @@ def _reads(store: Store, order: list[Scrape], seed: int) -> dict[str, pd.DataFra
                 out[key] = store.endpoint_intervals(a, b, bucket=bucket, **kwargs)
         out[f"resets {a} {b}"] = store.resets(a, b)
         out[f"services {a} {b}"] = store.services(a, b)
+        out[f"services a {a} {b}"] = store.services(a, b, target="a")
+        # the scrape reads that complete packed rows from their blocks (only the columns
+        # they name): the wide columns, the expressions over them, a target's scrapes
+        out[f"health {a} {b}"] = store.health(a, b)
+        out[f"figures {a} {b}"] = store.scrape_figures(a, b, with_health=True)
+        out[f"scrapes a {a} {b}"] = store.scrapes(a, b, target="a")
+        out[f"scrapes narrow {a} {b}"] = store.scrapes(
+            a, b, columns=["http_status", "ts", "failure_kind", "requests_total"]
+        )
         out[f"counters {a} {b}"] = store.counter_intervals(a, b, bucket="hour")
     out["scrapes"] = store.scrapes()
     return out

@@ -178,9 +178,12 @@ NOTES: dict[str, str] = {
         "the few SQL expressions over those columns (`COALESCE`, the `http_status` `CASE`) "
         "in Python (`reads._PY_EXPRS`); services are joined to their scrapes and ordered "
         "in numpy (service names in the database's own order). No temporary table is left "
-        "on these reads. On the packed month, CPU per read: health 0.56-0.81 -> ~0.2 s, "
-        "scrape_figures with health 0.82-1.05 -> ~0.5 s, services 1.2-1.7 -> ~0.55 s "
-        "(main, unpacked: 0.1, 0.35, 0.7 s)."
+        "on these reads. Measured side by side (farm-bench, A B A B, medians of 3, whole "
+        "processes): the notebook's cells run in one process on the packed 30-day store "
+        "took 7.3 s CPU against 8.4 s with the earlier temp-table reads (pairwise ratio "
+        "0.87), and 6.9 s against 6.8 s for main's tree on an unpacked store of the month "
+        "(main's datasets.py, same seed; ratio 0.92, spread 0.84-1.17): at par. The whole "
+        "`lsops report monthly-review` command: 21.0 s CPU against main's 21.2 s (ratio 1.03)."
     ),
     "collect_fanout": (
         "**Fixed:** a profile of the 100-target round put 3.2 of its 3.7 s in "

@@ -183,7 +183,10 @@ NOTES: dict[str, str] = {
         "took 7.3 s CPU against 8.4 s with the earlier temp-table reads (pairwise ratio "
         "0.87), and 6.9 s against 6.8 s for main's tree on an unpacked store of the month "
         "(main's datasets.py, same seed; ratio 0.92, spread 0.84-1.17): at par. The whole "
-        "`lsops report monthly-review` command: 21.0 s CPU against main's 21.2 s (ratio 1.03)."
+        "`lsops report monthly-review` command: 21.0 s CPU against main's 21.2 s (ratio 1.03). "
+        "`benchmarks/run.py --only report_overhead`, one after the other in the same "
+        "session: this branch 2.21 and 2.04, main's tree 2.23 (main is itself above 1.5 "
+        "now, with the review's sections merged since its 1.61)."
     ),
     "collect_fanout": (
         "**Fixed:** a profile of the 100-target round put 3.2 of its 3.7 s in "

@@ -132,7 +132,9 @@ def test_the_notebook_section(
     nb = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     cells = nb.cells
     heading = next(i for i, c in enumerate(cells) if c.source.startswith("## Security review"))
-    assert cells[heading - 2].source.startswith("## Incidents")
+    # after the month's incidents and errors (issue 10), before the database
+    assert cells[heading - 2].source.startswith("## Errors")
+    assert cells[heading - 4].source.startswith("## Incidents")
     outputs = cells[heading + 1].outputs
     assert all(o.get("output_type") != "error" for o in outputs)
     page = "".join(str(o.get("data", {}).get("text/html", "")) for o in outputs)

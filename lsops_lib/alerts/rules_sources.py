@@ -37,13 +37,15 @@ def _source_configured(source: str, store: Any, config: RuleConfig, target: str)
             return True
     except Exception:  # noqa: BLE001 - a malformed section: the collector says so (exit 2)
         pass
-    try:
-        from ..store.source_reads import source_runs
+    key = f"collected_sources:{target}"  # read once a round, shared by both rules
+    if key not in config.cache:
+        try:
+            from ..store.source_reads import collected_sources
 
-        runs = source_runs(store, target, None, None)
-    except Exception:  # noqa: BLE001 - a store reader without the source tables
-        return False
-    return bool(len(runs)) and source in set(runs["source"])
+            config.cache[key] = collected_sources(store, target)
+        except Exception:  # noqa: BLE001 - a store reader without the source tables
+            config.cache[key] = set()
+    return source in config.cache[key]
 
 
 def _new_items(kind: str, store: Any, now: datetime, config: RuleConfig, target: str) -> Any:

@@ -1,6 +1,21 @@
-"""Root conftest: shared fixtures live in tests/fixtures/<concern>.py, one file per owner."""
+"""Root conftest: shared fixtures live in tests/fixtures/<concern>.py, one file per owner.
 
+The whole session (and every process it starts) gets its own `XDG_DATA_HOME`, so a test that
+falls back to lsops's default store (`~/.local/share/lsops/metrics.sqlite`) reads and writes a
+throwaway one: never the store of the person (or the CI machine) running the suite, whose
+schema may be newer or older than this checkout's.
+"""
+
+import atexit
+import os
+import shutil
+import tempfile
 from pathlib import Path
+
+_DATA_HOME = tempfile.mkdtemp(prefix="lsops-tests-data-")
+os.environ["XDG_DATA_HOME"] = _DATA_HOME
+os.environ.pop("LSOPS_DATA", None)
+atexit.register(shutil.rmtree, _DATA_HOME, True)
 
 pytest_plugins = [
     f"tests.fixtures.{p.stem}"

@@ -490,6 +490,11 @@ def test_an_outage_and_a_latency_regression_notify_exactly_what_they_should(
                              incidents(store, T0, h(6), Thresholds(), target="default"))  # fmt: skip
         planted = pd.DataFrame([{"kind": "latency", "start": pd_ts(h(0.5)), "end": pd_ts(h(0.6))}])
         missed = month_alerts(store, T0, h(6), "default", planted)
+        # an incident starting 20 min into the outage: api_down (fired 02:05) was already
+        # firing for the outage, so no alert detected this one
+        later = pd.DataFrame([{"kind": "error_rate", "start": pd_ts(h(2) + timedelta(minutes=20)),
+                               "end": pd_ts(h(2) + timedelta(minutes=25))}])  # fmt: skip
+        already = month_alerts(store, T0, h(6), "default", later)
     # the page came 5 min after the outage began; it resolved with the first answer, 30 min in
     assert (found["alert"], found["time_to_detect_s"], found["time_to_recover_s"]) == (
         "api_down", 300.0, 1800.0)  # fmt: skip
@@ -497,3 +502,4 @@ def test_an_outage_and_a_latency_regression_notify_exactly_what_they_should(
     assert month["pages"] == 2 and month["pages_per_week"] == pytest.approx(2 / (6 / 168))
     assert month["uncaught"].empty  # the outage and the regression were both caught
     assert len(missed["uncaught"]) == 1  # an incident at 00:30, when nothing fired
+    assert len(already["uncaught"]) == 1

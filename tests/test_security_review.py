@@ -95,12 +95,27 @@ def test_a_refused_audit_is_a_red_unknown(tmp_path: Path, shown: list[str]) -> N
     assert "405 Method Not Allowed - POST .../-/npm/v1/security/advisories/bulk" in page
 
 
+def _area(collection: Any) -> float:
+    """The area of a filled collection's polygons (shoelace), in data units."""
+    import numpy as np
+
+    total = 0.0
+    for path in collection.get_paths():
+        x, y = path.vertices[:, 0], path.vertices[:, 1]
+        total += abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1)))) / 2
+    return total
+
+
 def test_the_chart(auth_store: AuthPlant, tmp_path: Path) -> None:
     settings = load_settings(env={"LSOPS_DATA": str(tmp_path)}, cwd=tmp_path)
     source = present.open_store(auth_store.url, settings)
     review = view.security_review(settings, source, auth_store.start, auth_store.end)
     ax = plots.auth_failures(review.hourly, bursts=review.auth["bursts"])
-    assert len(ax.patches) == 2 * auth_store.hours_covered  # two stacked bars an hour
+    # two filled step areas (one artist each, not two bars an hour): their areas are the
+    # planted counts x one hour (matplotlib dates are days)
+    areas = {c.get_label(): _area(c) * 24 for c in ax.collections}
+    assert areas == {"401/403": pytest.approx(52), "429": pytest.approx(17)}
+    assert len(ax.patches) == 0
     assert ax.get_title(loc="left") == "52 x 401/403 and 17 x 429 over 22 hours: 2 burst hours"
     (marks,) = [line for line in ax.get_lines() if line.get_label() == "burst"]
     assert len(marks.get_xdata()) == 2
@@ -132,7 +147,9 @@ def test_the_notebook_section(
     nb = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     cells = nb.cells
     heading = next(i for i, c in enumerate(cells) if c.source.startswith("## Security review"))
-    assert cells[heading - 2].source.startswith("## Incidents")
+    # after the month's incidents and errors (issue 10), before the database
+    assert cells[heading - 2].source.startswith("## Errors")
+    assert cells[heading - 4].source.startswith("## Incidents")
     outputs = cells[heading + 1].outputs
     assert all(o.get("output_type") != "error" for o in outputs)
     page = "".join(str(o.get("data", {}).get("text/html", "")) for o in outputs)

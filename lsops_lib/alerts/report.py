@@ -11,9 +11,10 @@
 
 An episode starts at a `firing` event and ends at the next `resolved` of the same alert
 (key); one still firing at the end has no `resolved_at` (`ongoing`). `duration_s` is
-resolved - fired (the time to resolve). An incident is caught when an episode was firing
-at some moment of [incident start, incident end + `CATCH_GRACE_S`] (the burn-rate alerts
-need a few scrapes of evidence: 10 minutes of grace).
+resolved - fired (the time to resolve). An incident is caught when an episode STARTED
+within [incident start - `CATCH_GRACE_S`, incident end + `CATCH_GRACE_S`] (the burn-rate
+alerts need a few scrapes of evidence: 10 minutes of grace); an alert already firing for
+something earlier did not detect it (a ticket left firing for days catches nothing new).
 """
 
 from __future__ import annotations
@@ -151,8 +152,7 @@ def month_alerts(
 def _caught(incident: dict[str, Any], episodes: pd.DataFrame, end: datetime) -> bool:
     if episodes.empty:
         return False
-    lo = pd.Timestamp(incident["start"])
-    hi = pd.Timestamp(incident["end"] if pd.notna(incident["end"]) else end)
-    hi = hi + pd.Timedelta(seconds=CATCH_GRACE_S)
-    until = episodes["resolved_at"].fillna(pd.Timestamp(end))
-    return bool(((episodes["fired_at"] <= hi) & (until >= lo)).any())
+    grace = pd.Timedelta(seconds=CATCH_GRACE_S)
+    lo = pd.Timestamp(incident["start"]) - grace
+    hi = pd.Timestamp(incident["end"] if pd.notna(incident["end"]) else end) + grace
+    return bool(((episodes["fired_at"] >= lo) & (episodes["fired_at"] <= hi)).any())

@@ -37,13 +37,15 @@ def _source_configured(source: str, store: Any, config: RuleConfig, target: str)
             return True
     except Exception:  # noqa: BLE001 - a malformed section: the collector says so (exit 2)
         pass
-    try:
-        from ..store.source_reads import source_runs
+    key = f"collected_sources:{target}"  # read once a round, shared by both rules
+    if key not in config.cache:
+        try:
+            from ..store.source_reads import collected_sources
 
-        runs = source_runs(store, target, None, None)
-    except Exception:  # noqa: BLE001 - a store reader without the source tables
-        return False
-    return bool(len(runs)) and source in set(runs["source"])
+            config.cache[key] = collected_sources(store, target)
+        except Exception:  # noqa: BLE001 - a store reader without the source tables
+            config.cache[key] = set()
+    return source in config.cache[key]
 
 
 def _new_items(kind: str, store: Any, now: datetime, config: RuleConfig, target: str) -> Any:
@@ -72,29 +74,45 @@ def _ident(item: dict[str, Any], *keys: str) -> str:
     return str(abs(hash(repr(sorted(item.items())))))
 
 
+def _item_alerts(
+    rule: str,
+    severity: str,
+    items: list[dict[str, Any]],
+    ident_keys: tuple[str, ...],
+    text_keys: tuple[str, ...],
+    summary: str,
+) -> list[Alert]:
+    """One alert a new item (keyed `rule:ident`): `summary` formatted with the item's
+    ident and its first non-empty text of `text_keys`; value: its count, when numeric."""
+    out = []
+    for item in items:
+        ident = _ident(item, *ident_keys)
+        text = str(next((item[k] for k in text_keys if item.get(k)), ident))
+        count = item.get("count")
+        out.append(
+            Alert(
+                rule,
+                rule,
+                severity,
+                summary.format(ident=ident, text=text),
+                float(count) if isinstance(count, int | float) else None,
+                None,
+                key=f"{rule}:{ident}",
+            )  # fmt: skip
+        )
+    return out
+
+
 @register("sentry_fatal")
 def sentry_fatal(store: Any, now: datetime, config: RuleConfig, target: str) -> list[Alert] | None:
     """A new unresolved fatal Sentry issue (first seen within `[alerts] new_within`)."""
     items = _new_items("new_fatal_sentry_issues", store, now, config, target)
     if items is None:
         return None
-    out = []
-    for item in items:
-        ident = _ident(item, "id", "short_id", "shortId", "fingerprint")
-        title = str(item.get("title") or item.get("culprit") or ident)
-        count = item.get("count")
-        out.append(
-            Alert(
-                "sentry_fatal",
-                "sentry_fatal",
-                "critical",
-                f"new fatal Sentry issue {ident}: {title}",
-                float(count) if isinstance(count, int | float) else None,
-                None,
-                key=f"sentry_fatal:{ident}",
-            )  # fmt: skip
-        )
-    return out
+    return _item_alerts(
+        "sentry_fatal", "critical", items, ("id", "short_id", "shortId", "fingerprint"),
+        ("title", "culprit"), "new fatal Sentry issue {ident}: {text}",
+    )  # fmt: skip
 
 
 @register("log_error_pattern")
@@ -105,23 +123,10 @@ def log_error_pattern(
     items = _new_items("new_error_log_patterns", store, now, config, target)
     if items is None:
         return None
-    out = []
-    for item in items:
-        ident = _ident(item, "fingerprint", "pattern_id", "id", "pattern")
-        pattern = str(item.get("pattern") or item.get("example") or ident)
-        count = item.get("count")
-        out.append(
-            Alert(
-                "log_error_pattern",
-                "log_error_pattern",
-                "warning",
-                f"new error log pattern: {pattern}",
-                float(count) if isinstance(count, int | float) else None,
-                None,
-                key=f"log_error_pattern:{ident}",
-            )  # fmt: skip
-        )
-    return out
+    return _item_alerts(
+        "log_error_pattern", "warning", items, ("fingerprint", "pattern_id", "id", "pattern"),
+        ("pattern", "example"), "new error log pattern: {text}",
+    )  # fmt: skip
 
 
 @register("backup_too_old")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .look import BAD, COLORS, count_axis, figure, style, utc_axis
@@ -27,25 +28,32 @@ def auth_failures(
     start: Any = None,
     end: Any = None,
 ) -> Any:
-    """Bars per hour: 401/403 and 429 records, stacked; burst hours marked with a red
-    triangle; the title says the totals and how many hours burst. `start`/`end`: the
-    x-axis limits (the month)."""
+    """Per hour: 401/403 and 429 records, stacked as two filled step areas (one artist
+    each, not a bar per hour: a month is 744 hours); hours the collector did not cover are
+    gaps; burst hours marked with a red triangle; the title says the totals and how many
+    hours burst. `start`/`end`: the x-axis limits (the month)."""
     if not isinstance(hourly, pd.DataFrame) or hourly.empty:
         return None
-    hours = pd.to_datetime(hourly["hour"], utc=True)
-    auth = hourly["auth_failures"].astype(float).to_numpy()
-    limited = hourly["rate_limited"].astype(float).to_numpy()
+    frame = hourly.assign(hour=pd.to_datetime(hourly["hour"], utc=True)).set_index("hour")
+    grid = pd.date_range(frame.index.min(), frame.index.max() + pd.Timedelta(hours=1), freq="h")
+    covered = grid.isin(frame.index)
+    auth = frame["auth_failures"].astype(float).reindex(grid, fill_value=0.0).to_numpy()
+    limited = frame["rate_limited"].astype(float).reindex(grid, fill_value=0.0).to_numpy()
     marks = sorted({pd.Timestamp(b["hour"]) for b in (bursts or [])})
-    width = pd.Timedelta(minutes=50)
     with style():
         if ax is None:
             _fig, ax = figure(3.2)
-        ax.bar(hours, auth, width=width, align="edge", color=COLORS[0], label="401/403")
-        ax.bar(hours, limited, width=width, align="edge", bottom=auth, color=COLORS[1], label="429")
+        # step="post": the value of an hour spans [hour, hour + 1 h); `where` leaves the
+        # hours nobody watched empty (the grid's last edge closes the last covered hour)
+        where = covered | np.roll(covered, 1)
+        ax.fill_between(grid, 0, auth, step="post", where=where, color=COLORS[0],
+                        linewidth=0, label="401/403")  # fmt: skip
+        ax.fill_between(grid, auth, auth + limited, step="post", where=where, color=COLORS[1],
+                        linewidth=0, label="429")  # fmt: skip
         if marks:
-            top = dict(zip(hours, auth + limited, strict=True))
+            top = dict(zip(grid, auth + limited, strict=True))
             ax.plot(
-                [m + pd.Timedelta(minutes=25) for m in marks],
+                [m + pd.Timedelta(minutes=30) for m in marks],
                 [top.get(m, 0.0) * 1.05 + 0.5 for m in marks],
                 linestyle="none",
                 marker="v",
@@ -56,8 +64,9 @@ def auth_failures(
         utc_axis(ax, "hour (UTC)")
         if start is not None and end is not None:
             ax.set_xlim(pd.Timestamp(start), pd.Timestamp(end))
+        ax.set_ylim(bottom=0)
         ax.set_ylabel("records")
-        ax.set_title(_title(int(auth.sum()), int(limited.sum()), len(marks), len(hourly)))
+        ax.set_title(_title(int(auth.sum()), int(limited.sum()), len(marks), int(covered.sum())))
         ax.legend(loc="upper left")
     return ax
 

@@ -98,6 +98,13 @@ def sentry_events(store: Any, target: str | None, start: datetime, end: datetime
 RUN_COLUMNS = ["ts", "source", "ok", "items", "error"]
 
 
+def collected_sources(store: Any, target: str | None) -> set[str]:
+    """The sources ever collected for `target` (all targets: None): one DISTINCT read."""
+    t = source_runs_table
+    query = _where(select(t.c.source).distinct(), _target_clause(t.c.target, target))
+    return set(_frame(store, query, ["source"], ())["source"].astype(str))
+
+
 def source_runs(
     store: Any, target: str | None, start: datetime | None, end: datetime | None
 ) -> pd.DataFrame:

@@ -551,10 +551,18 @@ def test_a_sigkilled_demo_leaves_nothing_running_and_its_reports_are_swept(
     )
     seen: set[int] = set()
 
-    def reports_running() -> bool:  # the monthly review and the postmortem run (the
-        seen.update(descendants(proc.pid))  # database report may have finished already)
+    def unfinished_kinds() -> set[str]:
+        return {
+            d.parts[-3]
+            for d in outputs.glob("*/*/*")
+            if d.is_dir() and not (d / "run.json").exists()
+        }
+
+    def reports_running() -> bool:  # the monthly review and the postmortem run, both
+        seen.update(descendants(proc.pid))  # started (the database report may still run too)
         kernels = list(scratch.glob("lsops-run-*/kernel.json"))
-        return proc.poll() is not None or len(kernels) >= 2
+        both = {"monthly-review", "postmortem"} <= unfinished_kinds()
+        return proc.poll() is not None or (both and len(kernels) >= 2)
 
     try:
         assert wait_for(reports_running, 400, every_s=0.1) and proc.poll() is None, (
@@ -574,7 +582,7 @@ def test_a_sigkilled_demo_leaves_nothing_running_and_its_reports_are_swept(
     left = [p for p in nothing_left(state, extra_pids=sorted(seen)) if "still running" not in p]
     assert left == []
     runs = [d for d in outputs.glob("*/*/*") if d.is_dir()]
-    unfinished = {d.parts[-3] for d in runs if not (d / "run.json").exists()}
+    unfinished = unfinished_kinds()
     assert {"monthly-review", "postmortem"} <= unfinished, runs
 
     listing = subprocess.run(

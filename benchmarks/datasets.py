@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from lsops_lib.models import is_monitoring
-from lsops_lib.store import Store, codec
+from lsops_lib.store import Store, codec, scrapes_table
 
 MINUTE_MS = 60_000
 DAY_MS = 86_400_000
@@ -99,6 +100,7 @@ def generate(
     with Store(url):
         pass  # the schema, keys and indexes, as lsops creates them
     rng = np.random.default_rng(seed)
+    id_rng = np.random.default_rng(seed + 1_000_003)  # the scrape ids: random, as uuid4's
     paths = endpoint_paths(endpoints)
     # traffic per endpoint: a long tail (a few busy routes, many quiet ones), per minute
     rate = 40.0 / (1.0 + np.arange(endpoints)) ** 1.1
@@ -184,7 +186,7 @@ def generate(
         scrape_rows = [
             (
                 sid,
-                f"{sid:08x}-0000-4000-8000-{seed:012x}",
+                sid_uuid,
                 1,
                 tsv,
                 tsv + 3,
@@ -222,8 +224,9 @@ def generate(
                 0,
                 3_600_000,
             )
-            for sid, tsv, us, pd_, rs, rq, h, m, a50, a95 in zip(
+            for sid, sid_uuid, tsv, us, pd_, rs, rq, h, m, a50, a95 in zip(
                 sids.tolist(),
+                scrape_uuids(id_rng, n),
                 ts.tolist(),
                 ups.tolist(),
                 pids.tolist(),
@@ -250,7 +253,8 @@ def generate(
             strict=True,
         )
         con.execute("BEGIN")
-        con.executemany(_SCRAPE_INSERT, scrape_rows)
+        con.executemany(_SCRAPE_INSERT, [tuple(r[i] for i in _THIN_AT) for r in scrape_rows])
+        con.executemany(_DETAILS_INSERT, [tuple(r[i] for i in _DETAILS_AT) for r in scrape_rows])
         con.executemany(
             "INSERT INTO lsops_services (scrape_sid, service, status, message, response_time_ms) "
             "VALUES (?, ?, ?, ?, ?)",
@@ -289,6 +293,7 @@ def generate(
     )
 
 
+_THIN_NAMES = {c.name for c in scrapes_table.columns} - {"prev_sid"}
 _SCRAPE_COLUMNS = (
     "sid, scrape_id, target_id, ts, server_ts, duration_ms, ok, deep, health_status, "
     "health_http_status, uptime_s, pid, rss, heap_total, heap_used, external, checks_passed, "
@@ -296,10 +301,26 @@ _SCRAPE_COLUMNS = (
     "requests_total, status_2xx, status_4xx, status_5xx, cache_hits, cache_misses, rt_count, "
     "rt_avg, rt_min, rt_p50, rt_p95, rt_p99, rt_max, errors_kept, errors_recent, time_window_ms"
 )
+_ALL = [c.strip() for c in _SCRAPE_COLUMNS.split(",")]
+# a scrape is two rows (schema 4): what the SQL reads, and its details (its UUID & co)
+_THIN = [c for c in _ALL if c == "sid" or c in _THIN_NAMES]
+_DETAILS = [c for c in _ALL if c == "sid" or c not in _THIN_NAMES]
+_THIN_AT = [_ALL.index(c) for c in _THIN]
+_DETAILS_AT = [_ALL.index(c) for c in _DETAILS]
 _SCRAPE_INSERT = (
-    f"INSERT INTO lsops_scrapes ({_SCRAPE_COLUMNS}) VALUES "
-    f"({', '.join('?' * len(_SCRAPE_COLUMNS.split(',')))})"
+    f"INSERT INTO lsops_scrapes ({', '.join(_THIN)}) VALUES ({', '.join('?' * len(_THIN))})"
 )
+_DETAILS_INSERT = (
+    f"INSERT INTO lsops_scrape_details ({', '.join(_DETAILS)}) "
+    f"VALUES ({', '.join('?' * len(_DETAILS))})"
+)
+
+
+def scrape_uuids(rng: np.random.Generator, n: int) -> list[str]:
+    """`n` random version-4 UUIDs, as the collector gives each scrape (`uuid.uuid4()`):
+    122 random bits each, nothing a compressor can take away."""
+    raw = rng.bytes(16 * n)
+    return [str(uuid.UUID(bytes=raw[i : i + 16], version=4)) for i in range(0, 16 * n, 16)]
 
 
 def raw_samples(path: Path) -> pd.DataFrame:

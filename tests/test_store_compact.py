@@ -39,7 +39,7 @@ from sqlalchemy import text
 from lsops_lib.models import Scrape
 from lsops_lib.store import Store, codec, pack
 from lsops_lib.times import to_ms
-from tests.fixtures.store import START, assert_same_intervals, at, make_scrape
+from tests.fixtures.store import START, assert_same_intervals, at, make_scrape, to_v3_layout
 
 PATHS = ["/api/copilot/chat", "/api/projects", "/api/agents", "/health", "/api/context/search"]
 SMALL_PERIOD = 20 * 60_000
@@ -94,13 +94,23 @@ cells = st.one_of(
 )
 
 
-@settings(max_examples=100, deadline=None)
+# scrape ids: canonical UUIDs (kept as 16 bytes), now and then one that only looks like one
+ids = st.one_of(
+    st.uuids().map(str),
+    st.uuids().map(lambda u: str(u).upper()),
+    st.uuids().map(lambda u: u.hex),
+    st.uuids().map(lambda u: "{" + str(u) + "}"),
+)
+
+
+@settings(max_examples=150, deadline=None)
 @given(st.integers(0, 5), st.integers(1, 6), st.data())
 def test_a_row_block_gives_back_exactly_what_was_packed(n: int, width: int, data: Any) -> None:
-    """Columns of one type (the scrape and service columns) and of mixed ones: values and
-    their types come back exactly (NaN as NaN, -0.0 as -0.0)."""
+    """Columns of one type (the scrape and service columns, scrape UUIDs) and of mixed
+    ones: values and their types come back exactly (NaN as NaN, -0.0 as -0.0, a UUID in
+    any spelling as that spelling)."""
     kinds = [
-        data.draw(st.sampled_from([cells, st.none() | st.integers(), st.none() | st.floats()]))
+        data.draw(st.sampled_from([cells, st.none() | st.integers(), st.none() | st.floats(), ids]))
         for _ in range(width)
     ]
     rows = [(i, *(data.draw(k) for k in kinds)) for i in range(n)]
@@ -176,6 +186,7 @@ def histories(draw: Any) -> dict[str, Any]:
                 for p in shown
             }
             skew = rng.choice([0.0, 0.0, 0.0, 25.0, -40.0])
+            raw = {"metrics": f"{target} {minute}".encode()} if rng.random() < 0.15 else None
             scrapes.append(
                 make_scrape(
                     minute,
@@ -184,6 +195,7 @@ def histories(draw: Any) -> dict[str, Any]:
                     uptime_start=start,
                     last_reset=reset,
                     skew_s=skew,
+                    raw=raw,
                 )
             )
             if rng.random() < 0.05:  # two collectors got the very same answer
@@ -216,6 +228,8 @@ def _write(url: str, order: list[Scrape], reopen: list[int]) -> None:
             store.record_scrape(s)
             if i % 17 == 0:
                 store.record_scrape(s)  # a retried write stores nothing twice
+        for s in order[: len(order) // 2 : 7]:  # ... also once its period is packed
+            assert store.record_scrape(s) is False
     finally:
         store.close()
 
@@ -247,6 +261,10 @@ def _reads(store: Store, order: list[Scrape], seed: int) -> dict[str, pd.DataFra
         )
         out[f"counters {a} {b}"] = store.counter_intervals(a, b, bucket="hour")
     out["scrapes"] = store.scrapes()
+    # the raw payloads, found by scrape id (a packed scrape's id is in its block)
+    out["raw"] = pd.DataFrame(
+        {"id": [s.id for s in order], "raw": [store.raw_payload(s.id, "metrics") for s in order]}
+    )
     return out
 
 
@@ -320,14 +338,18 @@ def test_packed_answers_equal_unpacked(
 
 
 def _v3_store(url: str, scrapes: list[Scrape]) -> None:
-    """A store as lsops wrote it at schema version 3: every sample a row, no blocks."""
+    """A store as lsops wrote it at schema version 3: one wide row a scrape, every sample a
+    row, no blocks."""
     os.environ[pack.PERIOD_ENV] = str(NEVER)
     try:
         with Store(url) as store:
             for s in scrapes:
                 store.record_scrape(s)
             with store.engine.begin() as conn:
+                to_v3_layout(conn)
                 conn.execute(text("DROP TABLE lsops_sample_blocks"))
+                conn.execute(text("DROP TABLE lsops_scrape_blocks"))
+                conn.execute(text("DROP TABLE lsops_service_blocks"))
                 conn.execute(text("DROP TABLE lsops_pack_state"))
                 conn.execute(text("UPDATE lsops_meta SET value = '3' WHERE key = 'schema_version'"))
     finally:

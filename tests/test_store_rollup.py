@@ -33,7 +33,15 @@ from sqlalchemy import text
 from lsops_lib.models import Scrape
 from lsops_lib.store import SCHEMA_VERSION, Store, chain, rollup
 from lsops_lib.times import to_ms
-from tests.fixtures.store import RULES, T0, Oracle, assert_same_intervals, make_scrape
+from tests.fixtures.store import (
+    RULES,
+    T0,
+    Oracle,
+    assert_same_intervals,
+    make_scrape,
+    scrape_ids,
+    to_v3_layout,
+)
 
 HOUR = timedelta(hours=1)
 PATHS = [
@@ -241,6 +249,7 @@ def make_old(url: str, version: int) -> None:
     store = Store(url)
     try:
         with store.engine.begin() as conn:
+            to_v3_layout(conn)
             conn.execute(text("DROP INDEX lsops_scrapes_series"))
             conn.execute(text("ALTER TABLE lsops_scrapes DROP COLUMN prev_sid"))
             if version == 1:
@@ -267,13 +276,9 @@ def make_v1(url: str) -> None:
 def store_links(store: Store) -> dict[str, str | None]:
     """scrape id -> the scrape id of its series predecessor (None: none, or no metrics)."""
     with store.engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT s.scrape_id, p.scrape_id FROM lsops_scrapes s "
-                "LEFT JOIN lsops_scrapes p ON p.sid = s.prev_sid"
-            )
-        ).all()
-    return dict((a, b) for a, b in rows)
+        ids = scrape_ids(conn)
+        rows = conn.execute(text("SELECT sid, prev_sid FROM lsops_scrapes")).all()
+    return {ids[a]: (None if b is None else ids[b]) for a, b in rows}
 
 
 # --- the tests -------------------------------------------------------------------------

@@ -1,17 +1,17 @@
-"""The compact format's scrape rows (schema version 4): the wide columns of packed periods.
+"""The compact format's scrape details (schema version 4): packed with their period.
 
-A scrape row keeps, for ever, what the SQL of the store reads (its key, target, instants,
-ok, the series key and counters, its link); the other ~28 columns (health details,
-memory, response-time percentiles, status counts...) of the scrapes of a packed period
-move into one lsops_scrape_blocks row (typed columns, zlib: `codec.encode_rows`) and
-are set to NULL in the row (a NULL costs a byte of the row's header). A row whose
-`duration_ms` is not NULL is not packed yet (every write sets it).
+A scrape is two rows: lsops_scrapes keeps, for ever, what the SQL of the store reads (its
+target, instants, ok, the series key and counters, its link); lsops_scrape_details holds
+the rest (its UUID, health details, memory, response-time percentiles, status counts...).
+When a period is packed, the details rows of its scrapes move into one
+lsops_scrape_blocks row (typed columns, zstd: `codec.encode_rows`) and are deleted.
 
-Reads (`scrapes`, `health`, `scrape_figures` in reads.py) read the rows, then complete
-the wide columns they name (`fill`: each is the row's value, else the block's), decoding
-only those columns of only the blocks the window overlaps, into numpy object arrays (no
-temporary table); a read naming no wide column decodes nothing. `service_columns` gives
-the window's packed services rows likewise (`Store.services` joins and orders them).
+Reads (`scrapes`, `health`, `scrape_figures` in reads.py) LEFT JOIN the details rows,
+then complete the columns they name (`fill`: each is the details row's value, else the
+block's), decoding only those columns of only the blocks the window overlaps, into numpy
+object arrays (no temporary table); a read naming no detail column decodes nothing.
+`find_sid` finds a packed scrape by its UUID; `service_columns` gives the window's packed
+services rows likewise (`Store.services` joins and orders them).
 """
 
 from __future__ import annotations
@@ -25,30 +25,26 @@ from sqlalchemy.engine import Connection
 
 from . import codec
 from .chain import driver
+from .schema import scrape_details_table
 
-WIDE = (
-    "duration_ms", "deep", "health_status", "health_http_status", "health_failure",
-    "health_error", "uptime_s", "pid", "rss", "heap_total", "heap_used", "external",
-    "checks_passed", "checks_total", "metrics_http_status", "metrics_failure",
-    "failure_message", "uptime_duration_ms", "status_2xx", "status_4xx", "status_5xx",
-    "rt_count", "rt_avg", "rt_min", "rt_p50", "rt_p95", "rt_p99", "rt_max", "errors_kept",
-    "errors_recent", "time_window_ms",
-)  # fmt: skip
+# the columns of a block row after its sid, in the table's order
+WIDE = tuple(c.name for c in scrape_details_table.columns if c.name != "sid")
 
-_ROWS_SQL = f"""SELECT sid, {", ".join(WIDE)} FROM lsops_scrapes
-    WHERE target_id = :tid AND ts >= :lo AND ts < :hi AND duration_ms IS NOT NULL
-    ORDER BY sid"""
-_NULL_SQL = f"""UPDATE lsops_scrapes SET {", ".join(f"{c} = NULL" for c in WIDE)}
-    WHERE target_id = :tid AND ts >= :lo AND ts < :hi AND duration_ms IS NOT NULL"""
+_ROWS_SQL = f"""SELECT d.sid, {", ".join(f"d.{c}" for c in WIDE)}
+    FROM lsops_scrape_details d JOIN lsops_scrapes s ON s.sid = d.sid
+    WHERE s.target_id = :tid AND s.ts >= :lo AND s.ts < :hi
+    ORDER BY d.sid"""
+_DELETE_SQL = """DELETE FROM lsops_scrape_details WHERE sid IN
+    (SELECT sid FROM lsops_scrapes WHERE target_id = :tid AND ts >= :lo AND ts < :hi)"""
 _BLOCK_SQL = "SELECT body FROM lsops_scrape_blocks WHERE target_id = :tid AND period_ts = :p"
 _DROP_SQL = "DELETE FROM lsops_scrape_blocks WHERE target_id = :tid AND period_ts = :p"
 _INSERT_SQL = "INSERT INTO lsops_scrape_blocks (target_id, period_ts, body) VALUES (:tid, :p, :b)"
 
 
 def pack(conn: Connection, params: dict[str, int], over: bool) -> None:
-    """Move the wide columns of the scrapes of (:tid, [:lo, :hi)) not packed yet into the
-    block of period :p (the caller's write transaction); `over`: the period is over, its
-    block becomes one chunk."""
+    """Move the details rows of the scrapes of (:tid, [:lo, :hi)) into the block of
+    period :p (the caller's write transaction); `over`: the period is over, its block
+    becomes one chunk."""
     rows = [tuple(r) for r in driver(conn, _ROWS_SQL, params).fetchall()]
     if not rows:
         return
@@ -56,7 +52,39 @@ def pack(conn: Connection, params: dict[str, int], over: bool) -> None:
     body = codec.rows_block(None if old is None else bytes(old), rows, over)
     driver(conn, _DROP_SQL, params)
     driver(conn, _INSERT_SQL, {**params, "b": body})
-    driver(conn, _NULL_SQL, params)
+    driver(conn, _DELETE_SQL, params)
+
+
+def packed_ids(conn: Connection, target_id: int, p: int) -> dict[str, int]:
+    """{scrape UUID: sid} of the scrapes packed in the block of (target, period :p)."""
+    body = driver(conn, _BLOCK_SQL, {"tid": target_id, "p": p}).scalar()
+    if body is None:
+        return {}
+    cols = codec.decode_columns(bytes(body), [0, 1])
+    return {str(u): int(s) for s, u in zip(cols[0], cols[1], strict=True)}
+
+
+_RAW_PERIODS_SQL = """SELECT DISTINCT s.target_id, s.ts FROM lsops_raw r
+    JOIN lsops_scrapes s ON s.sid = r.scrape_sid
+    LEFT JOIN lsops_scrape_details d ON d.sid = s.sid
+    WHERE d.sid IS NULL"""
+
+
+def find_raw_sid(conn: Connection, scrape_id: str, period: int) -> int | None:
+    """The sid of the packed scrape `scrape_id` among those with raw payloads (their
+    periods' blocks searched), or None."""
+    if not period:
+        return None
+    seen: set[tuple[int, int]] = set()
+    for tid, ts in driver(conn, _RAW_PERIODS_SQL, {}).fetchall():
+        key = (int(tid), int(ts) - int(ts) % period)
+        if key in seen:
+            continue
+        seen.add(key)
+        sid = packed_ids(conn, *key).get(scrape_id)
+        if sid is not None:
+            return sid
+    return None
 
 
 _WINDOW_SQL = """SELECT b.body FROM lsops_scrape_blocks b

@@ -20,7 +20,7 @@ from sqlalchemy import select, text
 
 from . import pack_scrapes
 from .core import StoreCore
-from .schema import raw_table, scrapes_table, targets_table
+from .schema import raw_table, scrape_details_table, targets_table
 
 SCRAPE_COLUMNS = [
     "ts",
@@ -199,12 +199,13 @@ class ScrapeReads(StoreCore):
         needed = sorted({c for cs in wide.values() for c in cs}, key=pack_scrapes.WIDE.index)
         if needed and self._ids.period:
             select_ = [f"{e} AS {n}" for n, e in exprs.items() if not wide[n]]
-            select_ += [f"s.{c} AS w__{c}" for c in needed] + ["s.sid AS w__sid"]
+            select_ += [f"d.{c} AS w__{c}" for c in needed] + ["s.sid AS w__sid"]
         else:
-            select_ = [f"{e} AS {n}" for n, e in exprs.items()]
+            select_ = [f"{_on_details(e)} AS {n}" for n, e in exprs.items()]
+        details = "LEFT JOIN lsops_scrape_details d ON d.sid = s.sid" if needed else ""
         sql = f"""
         SELECT {", ".join(select_)}
-        FROM lsops_scrapes s JOIN lsops_targets t ON t.id = s.target_id
+        FROM lsops_scrapes s JOIN lsops_targets t ON t.id = s.target_id {details}
         WHERE s.ts >= :start AND s.ts < :end {"AND t.name = :target" if target else ""}
         ORDER BY s.ts, s.sid"""
         params = self._params(start, end, target)
@@ -303,15 +304,21 @@ class ScrapeReads(StoreCore):
 
     def raw_payload(self, scrape_id: str, part: str) -> bytes | None:
         """The body of `part` ("health" | "metrics") of a scrape as received, or None."""
-        query = (
-            select(raw_table.c.body)
-            .select_from(
-                raw_table.join(scrapes_table, scrapes_table.c.sid == raw_table.c.scrape_sid)
-            )
-            .where(scrapes_table.c.scrape_id == scrape_id, raw_table.c.part == part)
+        find = select(scrape_details_table.c.sid).where(
+            scrape_details_table.c.scrape_id == scrape_id
         )
         with self._read() as conn:
-            body = conn.execute(query).scalar()
+            conn = self._snapshot(conn)
+            sid = conn.execute(find).scalar()
+            if sid is None:  # packed with its period (or unknown)
+                sid = pack_scrapes.find_raw_sid(conn, scrape_id, self._ids.period)
+            if sid is None:
+                return None
+            body = conn.execute(
+                select(raw_table.c.body).where(
+                    raw_table.c.scrape_sid == sid, raw_table.c.part == part
+                )
+            ).scalar()
         return None if body is None else zlib.decompress(body)
 
 
@@ -319,8 +326,13 @@ class ScrapeReads(StoreCore):
 
 
 def _wide_of(expr: str) -> list[str]:
-    """The wide columns (`pack_scrapes.WIDE`) the SQL expression `expr` reads."""
+    """The details columns (`pack_scrapes.WIDE`) the SQL expression `expr` reads."""
     return [c for c in re.findall(r"\bs\.(\w+)", expr) if c in pack_scrapes.WIDE]
+
+
+def _on_details(expr: str) -> str:
+    """`expr` (over `s`, the scrape as one row) over lsops_scrapes s and its details d."""
+    return re.sub(r"\bs\.(\w+)", lambda m: f"d.{m[1]}" if m[1] in pack_scrapes.WIDE else m[0], expr)
 
 
 def _isnull(x: np.ndarray) -> np.ndarray:

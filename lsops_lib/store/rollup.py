@@ -31,6 +31,7 @@ from .schema import (
     SCHEMA_VERSION,
     meta_table,
     migrate_v3,
+    migrate_v4,
     rollup_table,
     scrapes_table,
     set_meta,
@@ -108,9 +109,11 @@ def catch_up(conn: Connection) -> None:
     if not is_stale(state):
         return
     version, mark, max_sid = state
+    if version < 3:
+        migrate_v3(conn)
+    if version < 4:
+        migrate_v4(conn)  # the scrape rows split (details, then packed with their period)
     if version < 3 or mark is None:
-        if version < 3:
-            migrate_v3(conn)
         pack.unpack_target(conn, None)  # the rule reads the samples as rows
         pack.request_full_pass(conn)  # packed again after this transaction
         chain.relink(conn)

@@ -40,7 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
-from sqlalchemy.schema import CreateIndex
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from ..config import redact_url
 from ..exceptions import ConfigError, StoreError, StoreVersionError
@@ -74,13 +74,30 @@ targets_table = Table(
 scrapes_table = Table(
     "lsops_scrapes",
     metadata,
+    # what the store's SQL reads (series order, links, rollup, intervals): kept for ever;
+    # the rest of a scrape is its lsops_scrape_details row, packed with its period
     Column("sid", _ID, primary_key=True, autoincrement=True),
-    Column("scrape_id", String(36), nullable=False, unique=True),
     Column("target_id", Integer, ForeignKey("lsops_targets.id"), nullable=False),
     Column("ts", BigInteger, nullable=False),  # collector clock, epoch ms
     Column("server_ts", BigInteger),  # the server's own `timestamp`, epoch ms
-    Column("duration_ms", Float),
     Column("ok", Boolean, nullable=False),
+    Column("uptime_start_ms", BigInteger),
+    Column("last_reset_ms", BigInteger),
+    Column("requests_total", BigInteger),  # NULL <=> the scrape has no metrics
+    Column("cache_hits", BigInteger),
+    Column("cache_misses", BigInteger),
+)
+
+# The rest of each scrape (schema version 4): its UUID and its ~30 detail columns, one row
+# per scrape until its period is packed; then they live in the period's
+# lsops_scrape_blocks row (pack_scrapes.py) and the row is deleted. Columns in this order
+# are the columns of a block (`pack_scrapes.WIDE`): add new ones at the end.
+scrape_details_table = Table(
+    "lsops_scrape_details",
+    metadata,
+    Column("sid", _ID, primary_key=True, autoincrement=False),  # = lsops_scrapes.sid
+    Column("scrape_id", String(36), nullable=False, unique=True),
+    Column("duration_ms", Float),
     Column("deep", Boolean),
     # health
     Column("health_status", String(16)),  # OK | DEGRADED | ERROR; NULL = no answer
@@ -99,15 +116,10 @@ scrapes_table = Table(
     Column("metrics_http_status", Integer),
     Column("metrics_failure", String(32)),
     Column("failure_message", Text),  # every failure of the scrape, one line
-    Column("uptime_start_ms", BigInteger),
     Column("uptime_duration_ms", BigInteger),
-    Column("last_reset_ms", BigInteger),
-    Column("requests_total", BigInteger),  # NULL <=> the scrape has no metrics
     Column("status_2xx", BigInteger),
     Column("status_4xx", BigInteger),
     Column("status_5xx", BigInteger),
-    Column("cache_hits", BigInteger),
-    Column("cache_misses", BigInteger),
     Column("rt_count", Integer),
     Column("rt_avg", Float),
     Column("rt_min", Float),
@@ -279,6 +291,34 @@ def migrate_v3(conn: Connection) -> None:
 # recent period stays in lsops_samples, and so do late samples until they are packed in.
 # Migration from 1-3: the version is raised at once (rows are always valid), the old
 # periods are then packed one transaction each (an interrupted migration resumes on open).
+
+
+def migrate_v4(conn: Connection) -> None:
+    """Split the scrape rows of a store of version 1-3 (in the caller's write transaction,
+    after `migrate_v3`): each row's UUID and detail columns move into
+    lsops_scrape_details, the row keeps what the SQL reads. SQLite rebuilds the table (a
+    UNIQUE column cannot be dropped), PostgreSQL drops the columns. Idempotent."""
+    have = {c["name"] for c in inspect(conn).get_columns(scrapes_table.name)}
+    if "scrape_id" not in have:
+        return  # already split (another process migrated first)
+    details = [c.name for c in scrape_details_table.columns]
+    moved = ", ".join(details)
+    conn.exec_driver_sql(
+        f"INSERT INTO {scrape_details_table.name} ({moved}) SELECT {moved} FROM lsops_scrapes"
+    )
+    if conn.dialect.name == "postgresql":
+        drop = ", ".join(f"DROP COLUMN {c}" for c in details if c != "sid")
+        conn.exec_driver_sql(f"ALTER TABLE lsops_scrapes {drop}")
+        return
+    thin = ", ".join(c.name for c in scrapes_table.columns)
+    ddl = str(CreateTable(scrapes_table).compile(dialect=conn.dialect))
+    conn.exec_driver_sql(ddl.replace("lsops_scrapes", "lsops_scrapes_v4", 1))
+    conn.exec_driver_sql(f"INSERT INTO lsops_scrapes_v4 ({thin}) SELECT {thin} FROM lsops_scrapes")
+    conn.exec_driver_sql("DROP TABLE lsops_scrapes")
+    conn.exec_driver_sql("ALTER TABLE lsops_scrapes_v4 RENAME TO lsops_scrapes")
+    for index in scrapes_table.indexes:
+        conn.execute(CreateIndex(index, if_not_exists=True))
+
 
 sample_blocks_table = Table(
     "lsops_sample_blocks",

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from ..exceptions import StoreError
 from ..models import ErrorRecord, Scrape, is_monitoring
 from ..times import to_ms
-from . import chain, pack, rollup
+from . import chain, pack, pack_scrapes, rollup
 from .core import Ids, StoreCore
 from .schema import (
     endpoints_table,
@@ -89,8 +89,18 @@ class Writes(StoreCore):
 
 
 def has_scrape(conn: Connection, scrape_id: str) -> bool:
-    sql = "SELECT sid FROM lsops_scrapes WHERE scrape_id = :id"
+    """Whether that scrape is stored with its details row (its period not packed yet)."""
+    sql = "SELECT sid FROM lsops_scrape_details WHERE scrape_id = :id"
     return chain.driver(conn, sql, {"id": scrape_id}).first() is not None
+
+
+def has_packed_scrape(conn: Connection, scrape: Scrape, target_id: int, period: int) -> bool:
+    """Whether that scrape is stored in its period's packed block (a retry after the
+    period was packed: the same scrape, so the same target and instant)."""
+    if not period:
+        return False
+    p = pack.period_of(to_ms(scrape.collected_at), period)
+    return scrape.id in pack_scrapes.packed_ids(conn, target_id, p)
 
 
 # The write path's statements go straight through the driver (issue 14: SQLAlchemy's
@@ -130,6 +140,8 @@ def write_scrape(conn: Connection, scrape: Scrape, known: Ids, new: Ids) -> bool
     if has_scrape(conn, scrape.id):
         return False
     target_id = _target_id(conn, scrape.target, known, new)
+    if has_packed_scrape(conn, scrape, target_id, known.period):
+        return False
     if conn.dialect.name == "postgresql":
         # one writer per target at a time: the links and the rollup read the scrape's
         # neighbours in its series (SQLite's BEGIN IMMEDIATE already serializes writers)
@@ -140,7 +152,10 @@ def write_scrape(conn: Connection, scrape: Scrape, known: Ids, new: Ids) -> bool
         # mark's rises, so a writer raises it only over committed scrapes
         conn.execute(text(rollup.LOCK_MARK_SQL))
     row = scrape_row(scrape, target_id)
+    details = {"sid": 0, **{k: row.pop(k) for k in DETAILS if k in row}}
     sid = _insert_scrape(conn, row)
+    details["sid"] = sid
+    chain.driver(conn, _insert_sql("lsops_scrape_details", tuple(details), None), details)
 
     health = scrape.health
     if health is not None and health.services:
@@ -240,8 +255,11 @@ def truncate(value: str | None, limit: int = 4000) -> str | None:
 # --- the rows ----------------------------------------------------------------------------
 
 
+DETAILS = frozenset(pack_scrapes.WIDE)  # the keys of scrape_row kept in its details row
+
+
 def scrape_row(scrape: Scrape, target_id: int) -> dict[str, Any]:
-    """The lsops_scrapes row of a scrape."""
+    """The scrape as one row: its lsops_scrapes columns and its details (`DETAILS`)."""
     health, metrics = scrape.health, scrape.metrics
     failures = {f.part: f for f in scrape.failures}
     hf, mf = failures.get("health"), failures.get("metrics")

@@ -99,8 +99,15 @@ def has_packed_scrape(conn: Connection, scrape: Scrape, target_id: int, period: 
     period was packed: the same scrape, so the same target and instant)."""
     if not period:
         return False
-    p = pack.period_of(to_ms(scrape.collected_at), period)
-    return scrape.id in pack_scrapes.packed_ids(conn, target_id, p)
+    ts = to_ms(scrape.collected_at)
+    # a packed scrape of the target at that very instant, else no block is decoded
+    if chain.driver(conn, _PACKED_AT_SQL, {"tid": target_id, "ts": ts}).first() is None:
+        return False
+    return scrape.id in pack_scrapes.packed_ids(conn, target_id, pack.period_of(ts, period))
+
+
+_PACKED_AT_SQL = """SELECT 1 FROM lsops_scrapes s WHERE s.target_id = :tid AND s.ts = :ts
+    AND NOT EXISTS (SELECT 1 FROM lsops_scrape_details d WHERE d.sid = s.sid)"""
 
 
 # The write path's statements go straight through the driver (issue 14: SQLAlchemy's

@@ -189,7 +189,7 @@ def generate(
                 sid_uuid,
                 1,
                 tsv,
-                tsv + 3,
+                sdt,
                 12.5,
                 1,
                 1,
@@ -224,9 +224,10 @@ def generate(
                 0,
                 3_600_000,
             )
-            for sid, sid_uuid, tsv, us, pd_, rs, rq, h, m, a50, a95 in zip(
+            for sid, sid_uuid, sdt, tsv, us, pd_, rs, rq, h, m, a50, a95 in zip(
                 sids.tolist(),
                 scrape_uuids(id_rng, n),
+                id_rng.integers(1, 40, n).tolist(),  # the server's clock, a few ms later
                 ts.tolist(),
                 ups.tolist(),
                 pids.tolist(),
@@ -295,7 +296,7 @@ def generate(
 
 _THIN_NAMES = {c.name for c in scrapes_table.columns} - {"prev_sid"}
 _SCRAPE_COLUMNS = (
-    "sid, scrape_id, target_id, ts, server_ts, duration_ms, ok, deep, health_status, "
+    "sid, scrape_id, target_id, ts, server_dt, duration_ms, ok, deep, health_status, "
     "health_http_status, uptime_s, pid, rss, heap_total, heap_used, external, checks_passed, "
     "checks_total, metrics_http_status, uptime_start_ms, uptime_duration_ms, last_reset_ms, "
     "requests_total, status_2xx, status_4xx, status_5xx, cache_hits, cache_misses, rt_count, "

@@ -269,6 +269,26 @@ def _error_record(raw: Any, index: int) -> ErrorRecord:
     )
 
 
+def _endpoint(path: Any, raw: Any) -> EndpointStats:
+    """One `byEndpoint` entry. The usual entry (three JSON numbers) is read at once: a
+    scrape has one per endpoint, and this is most of a scrape's parsing; anything else
+    takes the checked path (strings such as "2.5%", nulls, errors naming the field)."""
+    if type(raw) is dict:
+        c, a, e = raw.get("count"), raw.get("avgTime"), raw.get("errorRate")
+        if type(c) in _JSON_NUMBERS and type(a) in _JSON_NUMBERS and type(e) in _JSON_NUMBERS:
+            return EndpointStats(count=int(c), avg_time_ms=float(a) or 0.0, error_rate=e / 100.0)
+    where = f"metrics.requests.byEndpoint[{path!r}]"
+    stats = _obj(raw, where)
+    return EndpointStats(
+        count=_count(stats, "count", where),
+        avg_time_ms=_num(stats, "avgTime", where) or 0.0,
+        error_rate=_percent(stats, "errorRate", where),
+    )
+
+
+_JSON_NUMBERS = (int, float)  # exact types: a bool is no number here
+
+
 def parse_metrics(payload: Any, *, time_window_ms: int = DEFAULT_WINDOW_MS) -> Metrics:
     """A `/api/metrics` answer `{"success": true, "metrics": {...}}` -> Metrics."""
     envelope = _obj(payload, "metrics answer")
@@ -282,13 +302,7 @@ def parse_metrics(payload: Any, *, time_window_ms: int = DEFAULT_WINDOW_MS) -> M
     for path, raw in _obj(
         requests.get("byEndpoint"), "metrics.requests.byEndpoint", required=False
     ).items():
-        where = f"metrics.requests.byEndpoint[{path!r}]"
-        stats = _obj(raw, where)
-        endpoints[str(path)] = EndpointStats(
-            count=_count(stats, "count", where),
-            avg_time_ms=_num(stats, "avgTime", where) or 0.0,
-            error_rate=_percent(stats, "errorRate", where),
-        )
+        endpoints[str(path)] = _endpoint(path, raw)
     by_method = {
         str(k): _count({"v": v}, "v", f"metrics.requests.byMethod[{k!r}]")
         for k, v in _obj(

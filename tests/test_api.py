@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lsops_lib.api import (
     Answer,
@@ -584,3 +586,32 @@ def test_read_timeout_via_transport_is_timeout() -> None:
     )
     with pytest.raises(ApiTimeout):
         client.metrics()
+
+
+# --- the quick path of a byEndpoint entry against the checked one ---------------------------
+
+_entry_values = st.one_of(
+    st.integers(-(2**40), 2**40),
+    st.floats(allow_nan=False, allow_infinity=False, width=64),
+    st.booleans(),
+    st.none(),
+    st.sampled_from(["2.5%", "80.0", "", "n/a"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["count", "avgTime", "errorRate", "extra"]), _entry_values))
+def test_an_endpoint_entry_reads_the_same_on_the_quick_path(raw: dict[str, Any]) -> None:
+    """`_endpoint` reads a plain dict of three numbers at once; any Mapping that is no dict
+    takes the checked path: both give the same stats, or both the same error."""
+    from types import MappingProxyType
+
+    from lsops_lib.api import _endpoint
+
+    def outcome(value: Any) -> Any:
+        try:
+            return _endpoint("/api/x", value)
+        except ApiUnexpectedShape as exc:
+            return str(exc)
+
+    assert outcome(raw) == outcome(MappingProxyType(raw))

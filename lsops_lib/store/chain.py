@@ -27,7 +27,9 @@ from sqlalchemy.exc import DBAPIError, NoResultFound
 from .schema import SERIES_KEY
 from .series import key_of, key_sql, prev_failed_sql, series_kind
 
-_COLUMNS = "sid, ts, server_ts, uptime_start_ms, last_reset_ms, requests_total, prev_sid"
+_COLUMNS = (
+    "sid, ts, ts + server_dt AS server_ts, uptime_start_ms, last_reset_ms, requests_total, prev_sid"
+)
 _KEY = key_sql()
 
 

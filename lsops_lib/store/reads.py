@@ -61,6 +61,7 @@ _SCRAPE_DETAILS = [
 ]  # fmt: skip
 _SCRAPE_COMPUTED = {
     "target": "t.name",
+    "server_ts": "s.ts + s.server_dt",
     "failure_kind": "COALESCE(s.health_failure, s.metrics_failure)",
     "http_status": (
         "CASE WHEN s.health_failure IS NOT NULL THEN s.health_http_status"

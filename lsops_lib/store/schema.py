@@ -79,7 +79,9 @@ scrapes_table = Table(
     Column("sid", _ID, primary_key=True, autoincrement=True),
     Column("target_id", Integer, ForeignKey("lsops_targets.id"), nullable=False),
     Column("ts", BigInteger, nullable=False),  # collector clock, epoch ms
-    Column("server_ts", BigInteger),  # the server's own `timestamp`, epoch ms
+    # the server's own `timestamp` (epoch ms) = ts + server_dt: a few ms, 1-2 bytes, where
+    # the instant itself would take 6 (NULL: the answer had none)
+    Column("server_dt", BigInteger),
     Column("ok", Boolean, nullable=False),
     Column("uptime_start_ms", BigInteger),
     Column("last_reset_ms", BigInteger),
@@ -247,7 +249,7 @@ Index("lsops_db_queries_db_ts", db_queries_table.c.database, db_queries_table.c.
 SERIES_KEY = (
     "coalesce({a}uptime_start_ms, -1)",
     "coalesce({a}last_reset_ms, -1)",
-    "coalesce({a}server_ts, {a}ts)",
+    "({a}ts + coalesce({a}server_dt, 0))",  # the server's time, else the collector's
     "{a}requests_total",
     "{a}sid",
 )
@@ -264,8 +266,8 @@ series_index = Index(
 
 
 def migrate_v3(conn: Connection) -> None:
-    """Give a store of schema version 1 or 2 the columns and the index of version 3 (in the
-    caller's write transaction; idempotent, safe when two processes migrate at once)."""
+    """Give a store of schema version 1 or 2 the columns of version 3 (in the caller's
+    write transaction; idempotent, safe when two processes migrate at once)."""
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("ALTER TABLE lsops_scrapes ADD COLUMN IF NOT EXISTS prev_sid BIGINT")
         conn.exec_driver_sql(
@@ -280,7 +282,7 @@ def migrate_v3(conn: Connection) -> None:
             conn.exec_driver_sql(
                 "ALTER TABLE lsops_rollup ADD COLUMN samples INTEGER NOT NULL DEFAULT 0"
             )
-    conn.execute(CreateIndex(series_index, if_not_exists=True))
+    # the series index comes with the layout of version 4 (`migrate_v4`, always next)
 
 
 # --- schema version 4 (issue 14: the compact sample format) ---------------------------------
@@ -296,26 +298,33 @@ def migrate_v3(conn: Connection) -> None:
 def migrate_v4(conn: Connection) -> None:
     """Split the scrape rows of a store of version 1-3 (in the caller's write transaction,
     after `migrate_v3`): each row's UUID and detail columns move into
-    lsops_scrape_details, the row keeps what the SQL reads. SQLite rebuilds the table (a
-    UNIQUE column cannot be dropped), PostgreSQL drops the columns. Idempotent."""
+    lsops_scrape_details, the row keeps what the SQL reads, its server instant as the
+    difference to its own (`server_dt`); the indexes of version 4. SQLite rebuilds the
+    table (a UNIQUE column cannot be dropped), PostgreSQL alters it. Idempotent."""
     have = {c["name"] for c in inspect(conn).get_columns(scrapes_table.name)}
-    if "scrape_id" not in have:
-        return  # already split (another process migrated first)
-    details = [c.name for c in scrape_details_table.columns]
-    moved = ", ".join(details)
-    conn.exec_driver_sql(
-        f"INSERT INTO {scrape_details_table.name} ({moved}) SELECT {moved} FROM lsops_scrapes"
-    )
-    if conn.dialect.name == "postgresql":
-        drop = ", ".join(f"DROP COLUMN {c}" for c in details if c != "sid")
-        conn.exec_driver_sql(f"ALTER TABLE lsops_scrapes {drop}")
-        return
-    thin = ", ".join(c.name for c in scrapes_table.columns)
-    ddl = str(CreateTable(scrapes_table).compile(dialect=conn.dialect))
-    conn.exec_driver_sql(ddl.replace("lsops_scrapes", "lsops_scrapes_v4", 1))
-    conn.exec_driver_sql(f"INSERT INTO lsops_scrapes_v4 ({thin}) SELECT {thin} FROM lsops_scrapes")
-    conn.exec_driver_sql("DROP TABLE lsops_scrapes")
-    conn.exec_driver_sql("ALTER TABLE lsops_scrapes_v4 RENAME TO lsops_scrapes")
+    if "scrape_id" in have:
+        details = [c.name for c in scrape_details_table.columns]
+        moved = ", ".join(details)
+        conn.exec_driver_sql(
+            f"INSERT INTO {scrape_details_table.name} ({moved}) SELECT {moved} FROM lsops_scrapes"
+        )
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("DROP INDEX IF EXISTS lsops_scrapes_series")
+            conn.exec_driver_sql("ALTER TABLE lsops_scrapes ADD COLUMN server_dt BIGINT")
+            conn.exec_driver_sql("UPDATE lsops_scrapes SET server_dt = server_ts - ts")
+            drop = ", ".join(f"DROP COLUMN {c}" for c in [*details[1:], "server_ts"])
+            conn.exec_driver_sql(f"ALTER TABLE lsops_scrapes {drop}")
+        else:
+            thin = [c.name for c in scrapes_table.columns]
+            source = ", ".join("server_ts - ts" if c == "server_dt" else c for c in thin)
+            ddl = str(CreateTable(scrapes_table).compile(dialect=conn.dialect))
+            conn.exec_driver_sql(ddl.replace("lsops_scrapes", "lsops_scrapes_v4", 1))
+            conn.exec_driver_sql(
+                f"INSERT INTO lsops_scrapes_v4 ({', '.join(thin)}) "
+                f"SELECT {source} FROM lsops_scrapes"
+            )
+            conn.exec_driver_sql("DROP TABLE lsops_scrapes")
+            conn.exec_driver_sql("ALTER TABLE lsops_scrapes_v4 RENAME TO lsops_scrapes")
     for index in scrapes_table.indexes:
         conn.execute(CreateIndex(index, if_not_exists=True))
 

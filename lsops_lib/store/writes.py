@@ -280,7 +280,7 @@ def scrape_row(scrape: Scrape, target_id: int) -> dict[str, Any]:
         "scrape_id": scrape.id,
         "target_id": target_id,
         "ts": to_ms(scrape.collected_at),
-        "server_ts": to_ms(server_ts) if server_ts else None,
+        "server_dt": to_ms(server_ts) - to_ms(scrape.collected_at) if server_ts else None,
         "duration_ms": scrape.duration_ms,
         "ok": scrape.ok,
         "deep": health.deep if health else None,

@@ -256,10 +256,14 @@ SERIES_KEY = (
 
 scrapes_table.append_column(Column("prev_sid", _ID))  # the series predecessor (with metrics)
 rollup_table.append_column(Column("samples", Integer, nullable=False, server_default=text("0")))
+# The index holds the key's first three parts (process, reset, instant): the last two
+# (requests_total, sid) only break ties between scrapes of the very same instant, which a
+# read sorts among themselves (SQLite: "temp b-tree for right part of ORDER BY"); 9 bytes
+# a scrape less (schema version 4).
 series_index = Index(
     "lsops_scrapes_series",
     scrapes_table.c.target_id,
-    *(literal_column(k.format(a="")) for k in SERIES_KEY),
+    *(literal_column(k.format(a="")) for k in SERIES_KEY[:3]),
     sqlite_where=scrapes_table.c.requests_total.is_not(None),
     postgresql_where=scrapes_table.c.requests_total.is_not(None),
 )

@@ -62,7 +62,7 @@ def ms(value: datetime | None, default: int) -> int:
 
 
 def key_sql(alias: str = "") -> str:
-    """The series key as an SQL list (the expressions of the series index)."""
+    """The series key as an SQL list (the series index holds its first three)."""
     a = f"{alias}." if alias else ""
     return ", ".join(k.format(a=a) for k in SERIES_KEY)
 

@@ -34,8 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from lsops_lib.store import codec
+from datasets import raw_samples
 
 FAMILIES = (
     ("lsops_requests", "count"),
@@ -92,22 +91,17 @@ def _history(path: Path) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray,
         eids, paths = zip(
             *con.execute("SELECT id, path FROM lsops_endpoints ORDER BY id"), strict=True
         )
-        parts = [
-            codec.decode(body) for (body,) in con.execute("SELECT body FROM lsops_sample_blocks")
-        ]
-        rows = con.execute(
-            "SELECT scrape_sid, endpoint_id, count, avg_time, error_rate FROM lsops_samples"
-        ).fetchall()
     finally:
         con.close()
-    s = codec.concat([*parts, codec.Samples.of_rows(rows)])
-    si = np.searchsorted(sids, s.sid)
-    ei = np.searchsorted(np.array(eids), s.eid)
+    s = raw_samples(path)  # every sample: the packed blocks decoded and the rows
+    si = np.searchsorted(sids, s["sid"].to_numpy())
+    ei = np.searchsorted(np.array(eids), s["endpoint_id"].to_numpy())
     shape = (len(sids), len(eids))
     count, tsum, errs = np.zeros(shape), np.zeros(shape), np.zeros(shape)
-    count[si, ei] = s.count
-    tsum[si, ei] = s.avg * s.count
-    errs[si, ei] = np.floor(s.err * s.count + 0.5)
+    c, avg, err = (s[k].to_numpy() for k in ("count", "avg_time", "error_rate"))
+    count[si, ei] = c
+    tsum[si, ei] = avg * c
+    errs[si, ei] = np.floor(err * c + 0.5)
     return ts, list(paths), count, tsum, errs
 
 

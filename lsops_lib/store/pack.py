@@ -37,7 +37,7 @@ from sqlalchemy.engine import Connection, Engine
 from . import codec, pack_scrapes
 from .chain import Change, driver
 from .schema import pack_state_table as meta_table
-from .schema import sample_blocks_table, service_blocks_table, write_transaction
+from .schema import sample_blocks_table, write_transaction
 from .schema import set_meta as _set_meta
 
 PERIOD_KEY = "pack_period_ms"
@@ -102,27 +102,12 @@ _SERVICE_ROWS_SQL = """SELECT v.scrape_sid, v.service, v.status, v.message, v.re
     WHERE s.target_id = :tid AND s.ts >= :lo AND s.ts < :hi"""
 _DELETE_SERVICES_SQL = """DELETE FROM lsops_services WHERE scrape_sid IN
     (SELECT sid FROM lsops_scrapes WHERE target_id = :tid AND ts >= :lo AND ts < :hi)"""
-_SERVICE_BLOCK_SQL = (
-    "SELECT body FROM lsops_service_blocks WHERE target_id = :tid AND period_ts = :p"
-)
-_DROP_SERVICE_BLOCK_SQL = (
-    "DELETE FROM lsops_service_blocks WHERE target_id = :tid AND period_ts = :p"
-)
 
 
 def _pack_services(conn: Connection, params: dict[str, int], over: bool) -> None:
-    rows = [tuple(r) for r in driver(conn, _SERVICE_ROWS_SQL, params).fetchall()]
-    if not rows:
-        return
-    old = driver(conn, _SERVICE_BLOCK_SQL, params).scalar()
-    body = codec.rows_block(None if old is None else bytes(old), rows, over)
-    driver(conn, _DROP_SERVICE_BLOCK_SQL, params)
-    conn.execute(
-        service_blocks_table.insert().values(
-            target_id=params["tid"], period_ts=params["p"], body=body
-        )
+    pack_scrapes.pack_rows(
+        conn, params, over, _SERVICE_ROWS_SQL, "lsops_service_blocks", _DELETE_SERVICES_SQL
     )
-    driver(conn, _DELETE_SERVICES_SQL, params)
 
 
 def pack_period(conn: Connection, target_id: int, p: int, period: int, cut: int) -> int:

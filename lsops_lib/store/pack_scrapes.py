@@ -37,22 +37,35 @@ _ROWS_SQL = f"""SELECT d.sid, {", ".join(f"d.{c}" for c in WIDE)}
 _DELETE_SQL = """DELETE FROM lsops_scrape_details WHERE sid IN
     (SELECT sid FROM lsops_scrapes WHERE target_id = :tid AND ts >= :lo AND ts < :hi)"""
 _BLOCK_SQL = "SELECT body FROM lsops_scrape_blocks WHERE target_id = :tid AND period_ts = :p"
-_DROP_SQL = "DELETE FROM lsops_scrape_blocks WHERE target_id = :tid AND period_ts = :p"
-_INSERT_SQL = "INSERT INTO lsops_scrape_blocks (target_id, period_ts, body) VALUES (:tid, :p, :b)"
 
 
 def pack(conn: Connection, params: dict[str, int], over: bool) -> None:
     """Move the details rows of the scrapes of (:tid, [:lo, :hi)) into the block of
     period :p (the caller's write transaction); `over`: the period is over, its block
     becomes one chunk."""
-    rows = [tuple(r) for r in driver(conn, _ROWS_SQL, params).fetchall()]
+    pack_rows(conn, params, over, _ROWS_SQL, "lsops_scrape_blocks", _DELETE_SQL)
+
+
+def pack_rows(
+    conn: Connection,
+    params: dict[str, int],
+    over: bool,
+    rows_sql: str,
+    blocks: str,
+    delete_sql: str,
+) -> None:
+    """The rows `rows_sql` selects (first column a sid) added to the row block of
+    (:tid, :p) in the table `blocks` (`codec.rows_block`), then deleted (`delete_sql`)."""
+    rows = [tuple(r) for r in driver(conn, rows_sql, params).fetchall()]
     if not rows:
         return
-    old = driver(conn, _BLOCK_SQL, params).scalar()
+    key = "WHERE target_id = :tid AND period_ts = :p"
+    old = driver(conn, f"SELECT body FROM {blocks} {key}", params).scalar()
     body = codec.rows_block(None if old is None else bytes(old), rows, over)
-    driver(conn, _DROP_SQL, params)
-    driver(conn, _INSERT_SQL, {**params, "b": body})
-    driver(conn, _DELETE_SQL, params)
+    driver(conn, f"DELETE FROM {blocks} {key}", params)
+    insert = f"INSERT INTO {blocks} (target_id, period_ts, body) VALUES (:tid, :p, :b)"
+    driver(conn, insert, {**params, "b": body})
+    driver(conn, delete_sql, params)
 
 
 def packed_ids(conn: Connection, target_id: int, p: int) -> dict[str, int]:

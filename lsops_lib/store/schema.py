@@ -343,23 +343,21 @@ sample_blocks_table = Table(
     Column("body", LargeBinary, nullable=False),
 )
 
-# the health services of those scrapes, packed with them (codec.encode_rows)
-service_blocks_table = Table(
-    "lsops_service_blocks",
-    metadata,
-    Column("target_id", Integer, primary_key=True, autoincrement=False),
-    Column("period_ts", BigInteger, primary_key=True, autoincrement=False),
-    Column("body", LargeBinary, nullable=False),
-)
 
-# the wide columns of the scrape rows of a packed period (pack_scrapes.py)
-scrape_blocks_table = Table(
-    "lsops_scrape_blocks",
-    metadata,
-    Column("target_id", Integer, primary_key=True, autoincrement=False),
-    Column("period_ts", BigInteger, primary_key=True, autoincrement=False),
-    Column("body", LargeBinary, nullable=False),
-)
+def _row_blocks(name: str) -> Table:
+    """A table of row blocks (`codec.encode_rows`), one per (target, period)."""
+    return Table(
+        name,
+        metadata,
+        Column("target_id", Integer, primary_key=True, autoincrement=False),
+        Column("period_ts", BigInteger, primary_key=True, autoincrement=False),
+        Column("body", LargeBinary, nullable=False),
+    )
+
+
+# the health services of those scrapes, and their details rows (pack_scrapes.py)
+service_blocks_table = _row_blocks("lsops_service_blocks")
+scrape_blocks_table = _row_blocks("lsops_scrape_blocks")
 
 # the packer's own state (kept out of lsops_meta): the period, per target the period below
 # which all is packed, periods with late samples to merge in, an unfinished migration

@@ -291,3 +291,32 @@ def test_log_bursts_and_pm2_restarts_the_scrapes_did_not_see_are_incidents(
         sqlite_store, T0, T0 + timedelta(hours=7), Thresholds(log_burst_min=13), target="default"
     )
     assert "log_burst" not in set(quieter["kind"])
+
+
+def test_the_alerts_of_new_source_items_follow_the_sources_contract(
+    store: Store, tmp_path: Path
+) -> None:
+    """A new error-level log pattern alerts with its template (one line, not the first
+    whole entry), keyed by its pattern id; a new fatal Sentry issue by its id and title."""
+    from lsops_lib.alerts.rules import RuleConfig
+    from lsops_lib.alerts.rules_sources import log_error_pattern, sentry_fatal
+    from lsops_lib.alerts.settings import AlertSettings
+    from lsops_lib.sources.views import new_error_log_patterns
+
+    _fill(store, tmp_path)
+    now = T0 + timedelta(hours=3)
+    config = RuleConfig(settings=None, alerts=AlertSettings())  # the sources were collected
+    logs = log_error_pattern(store, now, config, "default")
+    assert logs is not None and len(logs) == 2, config.why
+    want = {
+        f"log_error_pattern:{p['pattern_id']}": f"new error log pattern: {p['template']}"
+        for p in new_error_log_patterns(store, "default", now - timedelta(days=1), now)
+    }
+    assert {a.key: a.summary for a in logs} == want
+    assert any("heap out of memory" in a.summary for a in logs)
+    assert all("\n" not in a.summary for a in logs)
+    sentry = sentry_fatal(store, now, config, "default")
+    assert sentry is not None
+    assert [(a.key, a.summary) for a in sentry] == [
+        ("sentry_fatal:1", "new fatal Sentry issue 1: t1")
+    ]

@@ -109,9 +109,9 @@ def sentry_fatal(store: Any, now: datetime, config: RuleConfig, target: str) -> 
     items = _new_items("new_fatal_sentry_issues", store, now, config, target)
     if items is None:
         return None
-    return _item_alerts(
-        "sentry_fatal", "critical", items, ("id", "short_id", "shortId", "fingerprint"),
-        ("title", "culprit"), "new fatal Sentry issue {ident}: {text}",
+    return _item_alerts(  # the keys of sources.new_fatal_sentry_issues
+        "sentry_fatal", "critical", items, ("id", "short_id"), ("title", "short_id"),
+        "new fatal Sentry issue {ident}: {text}",
     )  # fmt: skip
 
 
@@ -123,9 +123,9 @@ def log_error_pattern(
     items = _new_items("new_error_log_patterns", store, now, config, target)
     if items is None:
         return None
-    return _item_alerts(
-        "log_error_pattern", "warning", items, ("fingerprint", "pattern_id", "id", "pattern"),
-        ("pattern", "example"), "new error log pattern: {text}",
+    return _item_alerts(  # the keys of sources.new_error_log_patterns: the template, not
+        "log_error_pattern", "warning", items, ("pattern_id",),  # the first whole entry
+        ("template", "example"), "new error log pattern: {text}",
     )  # fmt: skip
 
 

@@ -237,6 +237,13 @@ class _Result:
     def scalar_one(self) -> Any:
         return self.one()[0]
 
+    def tuples(self) -> list[tuple[Any, ...]]:
+        """Every row as the driver's plain tuple (no named tuple a row: bulk reads)."""
+        try:
+            return list(self._cursor.fetchall()) if self._row else []
+        finally:
+            self._cursor.close()
+
     def fetchall(self) -> list[Any]:
         try:
             return [self._row._make(r) for r in self._cursor.fetchall()] if self._row else []  # type: ignore[union-attr]

@@ -73,7 +73,12 @@ class Samples(NamedTuple):
     def of_rows(rows: list[tuple]) -> Samples:  # type: ignore[type-arg]
         if not rows:
             return empty()
-        sid, eid, count, avg, err = zip(*rows, strict=True)
+        return Samples.of_columns(list(zip(*rows, strict=True)))
+
+    @staticmethod
+    def of_columns(columns: list[tuple]) -> Samples:  # type: ignore[type-arg]
+        """From the five columns (sid, endpoint, count, avg, err) as sequences."""
+        sid, eid, count, avg, err = columns
         return Samples(
             np.asarray(sid, np.int64),
             np.asarray(eid, np.int64),

@@ -118,11 +118,12 @@ def pack_period(conn: Connection, target_id: int, p: int, period: int, cut: int)
     over = hi == p + period  # the period is over: its blocks in one chunk each
     _pack_services(conn, params, over)
     pack_scrapes.pack(conn, params, over)
-    rows = driver(conn, _ROWS_SQL, params).fetchall()
+    rows = list(driver(conn, _ROWS_SQL, params).tuples())
     old = driver(conn, _BLOCK_SQL.replace("body", "body, until_ts, scrapes"), params).first()
     if rows or (old is not None and over and codec.chunks(old[0]) > 1):
-        new = codec.Samples.of_rows([r[:5] for r in rows])
-        late = old is not None and any(int(r[5]) < int(old[1]) for r in rows)
+        cols = list(zip(*rows, strict=True))  # sid, endpoint, count, avg, err, ts
+        new = codec.Samples.of_columns(cols[:5]) if rows else codec.empty()
+        late = old is not None and bool(rows) and min(cols[5]) < int(old[1])
         if old is None:
             body, scrapes = codec.encode(new), len(set(new.sid.tolist()))
         elif late or over:  # merge (a late sample may repeat nothing: sids are unique)
@@ -193,6 +194,14 @@ _TOUCHED_SQL = """SELECT DISTINCT b.period_ts FROM lsops_scrapes s
     WHERE s.sid IN ({sids})"""
 
 
+def _in_list(values: list[int]) -> tuple[str, dict[str, int]]:
+    """`IN (...)` of parameters for `values`, padded (repeating the last) to a power of two,
+    so that the statement's text, and the driver's prepared statement, are reused."""
+    n = 1 << max(0, len(values) - 1).bit_length()
+    padded = values + [values[-1]] * (n - len(values))
+    return ", ".join(f":s{i}" for i in range(n)), {f"s{i}": v for i, v in enumerate(padded)}
+
+
 def borrow_touched(
     conn: Connection, target_id: int, changes: Iterable[Change], period: int
 ) -> list[int]:
@@ -209,11 +218,10 @@ def borrow_touched(
                 sids.add(c.pred_sid)
     if not sids:
         return []
-    found = driver(
-        conn,
-        _TOUCHED_SQL.format(sids=", ".join(str(int(s)) for s in sorted(sids))),
-        {"period": period},
-    ).fetchall()
+    marks, params = _in_list(sorted(int(s) for s in sids))
+    found = list(
+        driver(conn, _TOUCHED_SQL.format(sids=marks), {**params, "period": period}).tuples()
+    )
     borrowed: list[int] = []
     for (p,) in found:
         body = driver(conn, _BLOCK_SQL, {"tid": target_id, "p": int(p)}).scalar()

@@ -56,7 +56,7 @@ def pack_rows(
 ) -> None:
     """The rows `rows_sql` selects (first column a sid) added to the row block of
     (:tid, :p) in the table `blocks` (`codec.rows_block`), then deleted (`delete_sql`)."""
-    rows = [tuple(r) for r in driver(conn, rows_sql, params).fetchall()]
+    rows = list(driver(conn, rows_sql, params).tuples())
     if not rows:
         return
     key = "WHERE target_id = :tid AND period_ts = :p"

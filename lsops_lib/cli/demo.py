@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -125,9 +126,17 @@ def demo_command(
     except (DemoError, LsopsError) as exc:
         fail(format_exception(exc), 1)
     except Interrupted as exc:
-        fail("interrupted; everything the demo started is stopped", 128 + exc.signum)
+        _interrupted(128 + exc.signum)
     except KeyboardInterrupt:
-        fail("interrupted; everything the demo started is stopped", 130)
+        _interrupted(130)
     except Exception as exc:  # noqa: BLE001 - one line, the traceback is in the demo log
         fail(f"demo failed: {format_exception(exc)}", 1)
     sys.exit(code)
+
+
+def _interrupted(code: int) -> NoReturn:
+    """The one line of an interrupted demo. The signal may have landed inside a library's
+    generator (SQLAlchemy's inspector opening a store...): its clean-up when the process
+    exits must not print a traceback after that line."""
+    sys.unraisablehook = lambda _unraisable: None
+    fail("interrupted; everything the demo started is stopped", code)

@@ -101,6 +101,26 @@ def test_planted_cache_fall_and_memory_climb_are_found_at_their_bounds(planted) 
     assert "--title 'memory climb 2026-10-01 20:" in cmd
 
 
+def test_the_review_bundle_finds_the_incidents_and_memory_of_plain_reads(planted) -> None:
+    """The monthly review reads each period's scrape figures and computes its memory
+    trend once (the memory section and the memory-climb detector share them, the
+    cache-fall detector's read is prefetched): its incidents and memory are those of the
+    plain, unremembered calls on the store."""
+    url, _ = planted
+    th = Thresholds()
+    start, end = datetime(2026, 10, 1, tzinfo=T0.tzinfo), datetime(2026, 11, 1, tzinfo=T0.tzinfo)
+    with Store(url) as store:
+        (target,) = store.targets()
+        review = A.monthly_review(store, "2026-10", th, target=target)
+        plain = A.incidents(store, start, end, th, target=target)
+        trend = A.memory_trend(store, start, end, th, target=target)
+    assert set(plain["kind"]) >= {"cache_fall", "memory_climb"}
+    pd.testing.assert_frame_equal(review.incidents[plain.columns].reset_index(drop=True), plain)
+    pd.testing.assert_frame_equal(review.memory.frame, trend.frame)
+    pd.testing.assert_frame_equal(review.memory.segments, trend.segments)
+    assert review.memory.peak_rss == trend.peak_rss
+
+
 def test_a_clean_history_has_no_cache_fall_nor_memory_climb(short_history: ShortHistory) -> None:
     with Store(short_history.store_url) as store:
         found = A.incidents(store, None, None, Thresholds(), kinds=("cache_fall", "memory_climb"))

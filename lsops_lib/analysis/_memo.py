@@ -22,6 +22,7 @@ overlap the bundle's pandas work. Only on stores whose connection pool serves th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -85,6 +86,17 @@ class MemoStore:
         """`value` as the answer of `store.name(*args, **kwargs)` (a read made another
         way: see `_reads.scrape_figures`)."""
         self._memo[(name, args, tuple(sorted(kwargs.items())))] = value
+
+    def derived(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+        """The answer of `compute()` remembered under `key` (a figure the bundle derives
+        from its reads more than once, e.g. the period's scrape figures or its memory
+        trend): computed the first time, the same answer after. A DataFrame answer is
+        returned as a copy."""
+        key = ("derived", *key)
+        if key not in self._memo:
+            self._memo[key] = compute()
+        value = self._memo[key]
+        return value.copy() if isinstance(value, pd.DataFrame) else value
 
     def prefetch(self, name: str, *args: Any, **kwargs: Any) -> None:
         """Start `store.name(*args, **kwargs)` on a background thread; the same call

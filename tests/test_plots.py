@@ -122,3 +122,41 @@ def test_fmt_pct_and_ms() -> None:
     assert plots.fmt_ms(2500) == "2.5 s"
     assert plots.fmt_ms(120_000) == "2.0 min"
     assert plots.fmt_ms(None) == "–"
+
+
+def test_settled_date_ticks_draw_the_very_same_picture() -> None:
+    """`settle_date_ticks` fixes the ticks and remembers their labels (and the offset
+    text): the PNG is byte for byte the one drawn with the live date locator and concise
+    formatter (the review's four-panel daily chart, shared time axis, tight bounding box)."""
+    import io
+
+    days = pd.DataFrame(
+        {
+            "day": pd.date_range("2025-09-01", periods=30, freq="D", tz="UTC"),
+            "observations": [1440] * 25 + [0] * 5,
+            "requests": range(1000, 1030),
+            "errors": range(30),
+            "error_rate": [i / 1000 for i in range(30)],
+            "mean_ms": [80.0 + i for i in range(30)],
+            "cache_hit_ratio": [0.6 + i / 100 for i in range(30)],
+        }
+    )
+
+    def png(settle: bool) -> bytes:
+        real = plots.review.settle_date_ticks
+        if not settle:  # the oracle: the same chart, ticks and labels computed live
+            plots.review.settle_date_ticks = lambda fig: None
+        try:
+            with plots.style():
+                fig = plots.daily_trends(days)
+                out = io.BytesIO()
+                fig.savefig(out, format="png", bbox_inches="tight")
+        finally:
+            plots.review.settle_date_ticks = real
+        plt.close(fig)
+        return out.getvalue()
+
+    settled = png(True)
+    assert settled == png(False)
+    fig = plots.daily_trends(days)  # settled: a fixed locator, the remembered labels
+    assert not isinstance(fig.axes[-1].xaxis.get_major_locator(), matplotlib.dates.DateLocator)

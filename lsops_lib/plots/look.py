@@ -26,7 +26,7 @@ import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.axes import Axes
-from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator
+from matplotlib.ticker import FixedLocator, Formatter, FuncFormatter, MaxNLocator
 
 from .. import fmt
 
@@ -141,15 +141,59 @@ def utc_axis(ax: Axes, label: str = "time (UTC)") -> None:
     ax.set_xlabel(label)
 
 
+class _SettledFormatter(Formatter):
+    """A formatter answering each set of tick values with the labels (and the offset
+    text) its `inner` formatter gave them the first time: the very same texts, without
+    recomputing them (a concise date formatter converts every tick to a calendar date
+    and chooses a level each time matplotlib asks: dozens of times per rendering)."""
+
+    def __init__(self, inner: Formatter) -> None:
+        self.inner = inner
+        self._memo: dict[tuple[float, ...], tuple[list[str], str]] = {}
+        self._offset = ""
+
+    def set_axis(self, axis: Any) -> None:
+        super().set_axis(axis)
+        self.inner.set_axis(axis)
+
+    def set_locs(self, locs: Any) -> None:
+        self.locs = locs
+        self.inner.set_locs(locs)
+
+    def format_ticks(self, values: Any) -> list[str]:
+        key = tuple(float(v) for v in values)
+        if key not in self._memo:
+            labels = list(self.inner.format_ticks(values))
+            self._memo[key] = (labels, self.inner.get_offset())
+        labels, self._offset = self._memo[key]
+        return list(labels)
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        return self.inner(x, pos)
+
+    def format_data(self, value: float) -> str:
+        return self.inner.format_data(value)
+
+    def format_data_short(self, value: float) -> str:
+        return self.inner.format_data_short(value)
+
+    def get_offset(self) -> str:
+        return self._offset
+
+
 def settle_date_ticks(fig: Any) -> None:
     """Once a figure's time axes have their final limits: the ticks their date locators
-    pick now, kept fixed (the very same ticks, drawn the same). Matplotlib asks an axis
-    for its ticks dozens of times per rendering (layout, tight bounding box, shared axes,
-    the drawing itself) and a date locator recomputes a calendar rule each time."""
+    pick now, kept fixed, and their labels computed once (the very same ticks and texts,
+    drawn the same). Matplotlib asks an axis for its ticks and labels dozens of times per
+    rendering (layout, tight bounding box, shared axes, the drawing itself) and a date
+    locator recomputes a calendar rule each time, its formatter a calendar date per tick."""
     for ax in fig.axes:
         locator = ax.xaxis.get_major_locator()
         if isinstance(locator, mdates.AutoDateLocator):
             ax.xaxis.set_major_locator(FixedLocator(locator()))
+            formatter = ax.xaxis.get_major_formatter()
+            if isinstance(formatter, mdates.ConciseDateFormatter):
+                ax.xaxis.set_major_formatter(_SettledFormatter(formatter))
 
 
 def target_line(

@@ -229,11 +229,14 @@ def monthly_review(
     if memoized is not store:
         # the statements that scan every scrape of a period run beside the pandas work
         # (the very calls the figures make below, answered from the memo)
-        memoized.prefetch("counter_intervals", start, end, bucket="day", target=target)
+        if target is not None:
+            # the cache-fall detector's read (per target: one named); the month's daily
+            # counters are summed from it (MemoStore.counter_intervals)
+            memoized.prefetch("counter_intervals", start, end, bucket="scrape", target=target)
+        else:
+            memoized.prefetch("counter_intervals", start, end, bucket="day", target=target)
         memoized.prefetch("counter_intervals", p_start, p_end, bucket="day", target=target)
         memoized.prefetch("resets", start, end, target=target)
-        if target is not None:  # the cache-fall detector's read (per target: one named)
-            memoized.prefetch("counter_intervals", start, end, bucket="scrape", target=target)
     try:
         return _monthly_review(
             memoized, month, thresholds, target=target, include_monitoring=include_monitoring

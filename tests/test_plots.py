@@ -142,21 +142,42 @@ def test_settled_date_ticks_draw_the_very_same_picture() -> None:
         }
     )
 
-    def png(settle: bool) -> bytes:
-        real = plots.review.settle_date_ticks
-        if not settle:  # the oracle: the same chart, ticks and labels computed live
-            plots.review.settle_date_ticks = lambda fig: None
+    endpoints = pd.DataFrame(
+        {"endpoint": [f"/api/e{i}" for i in range(12)], "requests": [100] * 12, "errors": range(12)}
+    )
+
+    def png(settle: bool) -> list[bytes]:
+        real = plots.review.settle_date_ticks, plots.review.settle_titles
+        if not settle:  # the oracle: the same charts, ticks, labels and titles placed live
+            plots.review.settle_date_ticks = plots.review.settle_titles = lambda fig: None
+        out = []
         try:
             with plots.style():
-                fig = plots.daily_trends(days)
-                out = io.BytesIO()
-                fig.savefig(out, format="png", bbox_inches="tight")
+                charts = (plots.daily_trends(days), plots.endpoint_errors(endpoints).figure)
+                for fig in charts:
+                    buf = io.BytesIO()
+                    fig.savefig(buf, format="png", bbox_inches="tight")
+                    out.append(buf.getvalue())
+                    plt.close(fig)
         finally:
-            plots.review.settle_date_ticks = real
-        plt.close(fig)
-        return out.getvalue()
+            plots.review.settle_date_ticks, plots.review.settle_titles = real
+        return out
 
     settled = png(True)
     assert settled == png(False)
     fig = plots.daily_trends(days)  # settled: a fixed locator, the remembered labels
     assert not isinstance(fig.axes[-1].xaxis.get_major_locator(), matplotlib.dates.DateLocator)
+
+
+def test_titles_are_settled_only_with_nothing_above_the_axes() -> None:
+    """A title stays placed by matplotlib when something may be drawn above its axes:
+    ticks or labels on top, or a y offset text (a ScalarFormatter's)."""
+    from lsops_lib.plots.look import _nothing_above
+
+    fig, (plain, top, scalar) = plt.subplots(3, 1)
+    for ax in (plain, top):
+        plots.count_axis(ax)
+    top.xaxis.tick_top()
+    assert _nothing_above(plain)
+    assert not _nothing_above(top)
+    assert not _nothing_above(scalar)  # ScalarFormatter: an offset text may sit top left

@@ -26,7 +26,13 @@ import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.axes import Axes
-from matplotlib.ticker import FixedLocator, Formatter, FuncFormatter, MaxNLocator
+from matplotlib.ticker import (
+    FixedLocator,
+    Formatter,
+    FuncFormatter,
+    MaxNLocator,
+    ScalarFormatter,
+)
 
 from .. import fmt
 
@@ -194,6 +200,35 @@ def settle_date_ticks(fig: Any) -> None:
             formatter = ax.xaxis.get_major_formatter()
             if isinstance(formatter, mdates.ConciseDateFormatter):
                 ax.xaxis.set_major_formatter(_SettledFormatter(formatter))
+
+
+def _nothing_above(ax: Axes) -> bool:
+    """True when matplotlib's automatic title placement leaves the title at the top of
+    `ax`: no tick, tick label or axis label above it, no axes inside it, and a y axis
+    whose formatter writes no offset text (a ScalarFormatter's "1e6", top left: where a
+    left title is)."""
+    ticks = ax.xaxis.get_tick_params(which="major")
+    return (
+        not ticks.get("top", True)
+        and not ticks.get("labeltop", True)
+        and ax.xaxis.get_label_position() == "bottom"
+        and not ax.child_axes
+        and not isinstance(ax.yaxis.get_major_formatter(), ScalarFormatter)
+    )
+
+
+def settle_titles(fig: Any) -> None:
+    """Once a figure is drawn: each title with nothing above its axes placed at the top
+    of them, where matplotlib's automatic placement puts it (the very same picture),
+    without that placement searching every axis's tick labels for something above the
+    axes at each of the dozens of times a rendering lays the figure out."""
+    for ax in fig.axes:
+        if not _nothing_above(ax):
+            continue
+        for loc in ("left", "center", "right"):
+            text = ax.get_title(loc=loc)
+            if text:
+                ax.set_title(text, loc=loc, y=1.0)
 
 
 def target_line(

@@ -15,7 +15,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .look import BAD, COLORS, count_axis, figure, settle_date_ticks, style, utc_axis
+from .look import (
+    BAD,
+    COLORS,
+    count_axis,
+    figure,
+    settle_date_ticks,
+    settle_titles,
+    style,
+    utc_axis,
+)
 
 __all__ = ["auth_failures"]
 
@@ -69,6 +78,7 @@ def auth_failures(
         ax.set_ylabel("records")
         ax.set_title(_title(int(auth.sum()), int(limited.sum()), len(marks), int(covered.sum())))
         ax.legend(loc="upper left")
+        settle_titles(ax.figure)
     return ax
 
 

@@ -101,6 +101,26 @@ def test_planted_cache_fall_and_memory_climb_are_found_at_their_bounds(planted) 
     assert "--title 'memory climb 2026-10-01 20:" in cmd
 
 
+def test_the_review_bundle_finds_the_incidents_and_memory_of_plain_reads(planted) -> None:
+    """The monthly review reads each period's scrape figures and computes its memory
+    trend once (the memory section and the memory-climb detector share them, the
+    cache-fall detector's read is prefetched): its incidents and memory are those of the
+    plain, unremembered calls on the store."""
+    url, _ = planted
+    th = Thresholds()
+    start, end = datetime(2026, 10, 1, tzinfo=T0.tzinfo), datetime(2026, 11, 1, tzinfo=T0.tzinfo)
+    with Store(url) as store:
+        (target,) = store.targets()
+        review = A.monthly_review(store, "2026-10", th, target=target)
+        plain = A.incidents(store, start, end, th, target=target)
+        trend = A.memory_trend(store, start, end, th, target=target)
+    assert set(plain["kind"]) >= {"cache_fall", "memory_climb"}
+    pd.testing.assert_frame_equal(review.incidents[plain.columns].reset_index(drop=True), plain)
+    pd.testing.assert_frame_equal(review.memory.frame, trend.frame)
+    pd.testing.assert_frame_equal(review.memory.segments, trend.segments)
+    assert review.memory.peak_rss == trend.peak_rss
+
+
 def test_a_clean_history_has_no_cache_fall_nor_memory_climb(short_history: ShortHistory) -> None:
     with Store(short_history.store_url) as store:
         found = A.incidents(store, None, None, Thresholds(), kinds=("cache_fall", "memory_climb"))
@@ -234,3 +254,44 @@ def test_a_memory_climb_that_recovers_ends_when_it_is_back(sqlite_store: Store) 
     limit = Thresholds().memory_limit_bytes
     slow = replace(Thresholds(), memory_climb_per_hour=15 * MiB / limit)
     assert _kind(A.incidents(sqlite_store, None, None, slow), "memory_climb").empty
+
+
+def test_daily_counters_summed_from_the_per_scrape_read_equal_the_stores_day_read(
+    sqlite_store: Store,
+) -> None:
+    """The review's daily cache and request counters come from the per-scrape read the
+    cache-fall detector needs (`MemoStore.counter_intervals`): over two midnights, with a
+    restart, a metrics reset, scrapes without an answer and hours without cache traffic,
+    they equal the store's own day buckets."""
+    from lsops_lib.analysis._memo import MemoStore, daily_counters
+
+    h = History(sqlite_store, start=T0 - timedelta(hours=6), step=timedelta(minutes=30))
+    h.run(10, {"/api/a": (40, 20.0, 1)})
+    for _ in range(12):
+        h.cache(30, 10).traffic("/api/a", 25, 30.0)
+        h.scrape()
+    h.restart()
+    h.run(4, {"/api/b": (10, 50.0, 2)})
+    h.scrape(answer=False)
+    h.scrape(answer=False)
+    h.reset()
+    for _ in range(40):
+        h.cache(5, 20).traffic("/api/b", 7, 40.0)
+        h.scrape()
+    start, end = T0 - timedelta(days=1), T0 + timedelta(days=2)
+    plain = sqlite_store.counter_intervals(start, end, bucket="day", target="default")
+    assert len(plain) == 3 and plain["failures"].sum() == 2 and plain["resets"].sum() >= 2
+    per_scrape = sqlite_store.counter_intervals(start, end, bucket="scrape", target="default")
+    pd.testing.assert_frame_equal(daily_counters(per_scrape), plain)
+    memo = MemoStore(sqlite_store)
+    memo.prefetch("counter_intervals", start, end, bucket="scrape", target="default")
+    assert memo.remembers("counter_intervals", start, end, bucket="scrape", target="default")
+    try:
+        derived = memo.counter_intervals(start, end, bucket="day", target="default")
+    finally:
+        memo.close()
+    pd.testing.assert_frame_equal(derived, plain)
+    hourly = memo.counter_intervals(start, end, bucket="hour", target="default")  # as read
+    pd.testing.assert_frame_equal(
+        hourly, sqlite_store.counter_intervals(start, end, bucket="hour", target="default")
+    )

@@ -122,3 +122,62 @@ def test_fmt_pct_and_ms() -> None:
     assert plots.fmt_ms(2500) == "2.5 s"
     assert plots.fmt_ms(120_000) == "2.0 min"
     assert plots.fmt_ms(None) == "–"
+
+
+def test_settled_date_ticks_draw_the_very_same_picture() -> None:
+    """`settle_date_ticks` fixes the ticks and remembers their labels (and the offset
+    text): the PNG is byte for byte the one drawn with the live date locator and concise
+    formatter (the review's four-panel daily chart, shared time axis, tight bounding box)."""
+    import io
+
+    days = pd.DataFrame(
+        {
+            "day": pd.date_range("2025-09-01", periods=30, freq="D", tz="UTC"),
+            "observations": [1440] * 25 + [0] * 5,
+            "requests": range(1000, 1030),
+            "errors": range(30),
+            "error_rate": [i / 1000 for i in range(30)],
+            "mean_ms": [80.0 + i for i in range(30)],
+            "cache_hit_ratio": [0.6 + i / 100 for i in range(30)],
+        }
+    )
+
+    endpoints = pd.DataFrame(
+        {"endpoint": [f"/api/e{i}" for i in range(12)], "requests": [100] * 12, "errors": range(12)}
+    )
+
+    def png(settle: bool) -> list[bytes]:
+        real = plots.review.settle_date_ticks, plots.review.settle_titles
+        if not settle:  # the oracle: the same charts, ticks, labels and titles placed live
+            plots.review.settle_date_ticks = plots.review.settle_titles = lambda fig: None
+        out = []
+        try:
+            with plots.style():
+                charts = (plots.daily_trends(days), plots.endpoint_errors(endpoints).figure)
+                for fig in charts:
+                    buf = io.BytesIO()
+                    fig.savefig(buf, format="png", bbox_inches="tight")
+                    out.append(buf.getvalue())
+                    plt.close(fig)
+        finally:
+            plots.review.settle_date_ticks, plots.review.settle_titles = real
+        return out
+
+    settled = png(True)
+    assert settled == png(False)
+    fig = plots.daily_trends(days)  # settled: a fixed locator, the remembered labels
+    assert not isinstance(fig.axes[-1].xaxis.get_major_locator(), matplotlib.dates.DateLocator)
+
+
+def test_titles_are_settled_only_with_nothing_above_the_axes() -> None:
+    """A title stays placed by matplotlib when something may be drawn above its axes:
+    ticks or labels on top, or a y offset text (a ScalarFormatter's)."""
+    from lsops_lib.plots.look import _nothing_above
+
+    fig, (plain, top, scalar) = plt.subplots(3, 1)
+    for ax in (plain, top):
+        plots.count_axis(ax)
+    top.xaxis.tick_top()
+    assert _nothing_above(plain)
+    assert not _nothing_above(top)
+    assert not _nothing_above(scalar)  # ScalarFormatter: an offset text may sit top left

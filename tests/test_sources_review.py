@@ -220,3 +220,24 @@ def test_the_postmortem_timeline_places_the_sources(sqlite_store: Store, tmp_pat
         "Top new error log pattern: Error: connect ECONNREFUSED <IP> (4 lines"
         in impact_sentence(summary)
     )
+
+
+def test_the_reports_import_no_http_client_until_a_source_is_collected() -> None:
+    """Reading what was collected (the review's Errors section) imports neither httpx (and
+    the command line it imports: click, rich) nor drain3; `sources.collect_sources` is
+    still there, imported when first asked for."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from lsops_lib import plots, present\n"
+        "assert 'httpx' not in sys.modules and 'drain3' not in sys.modules, 'eager import'\n"
+        "from lsops_lib.sources import SourceResult, collect_sources\n"
+        "from lsops_lib.sources.collect import collect_sources as direct\n"
+        "assert collect_sources is direct and SourceResult.__name__ == 'SourceResult'\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr

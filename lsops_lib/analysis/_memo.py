@@ -22,6 +22,7 @@ overlap the bundle's pandas work. Only on stores whose connection pool serves th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -67,15 +68,47 @@ class MemoStore:
             return attr
 
         def remembered(*args: Any, **kwargs: Any) -> Any:
-            key = (name, args, tuple(sorted(kwargs.items())))
-            if key not in self._memo:
-                self._memo[key] = attr(*args, **kwargs)
-            value = self._memo[key]
-            if isinstance(value, Future):  # prefetched: its answer (or its exception)
-                value = self._memo[key] = value.result()
-            return value.copy() if isinstance(value, pd.DataFrame) else value
+            return self._remembered(name, attr, args, kwargs)
 
         return remembered
+
+    def _remembered(
+        self, name: str, read: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        key = (name, args, tuple(sorted(kwargs.items())))
+        if key not in self._memo:
+            self._memo[key] = read(*args, **kwargs)
+        value = self._memo[key]
+        if isinstance(value, Future):  # prefetched: its answer (or its exception)
+            value = self._memo[key] = value.result()
+        return value.copy() if isinstance(value, pd.DataFrame) else value
+
+    def counter_intervals(
+        self,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        bucket: str = "hour",
+        target: str | None = None,
+    ) -> pd.DataFrame:
+        """`Store.counter_intervals`, remembered; the daily buckets of a period whose
+        per-scrape intervals the memo holds (or is reading) are their sums per UTC day
+        (the store's day bucket groups the same per-scrape deltas by the day of the
+        scrape): one pass over the scrapes instead of two."""
+        read = self._store.counter_intervals
+        per_scrape = {"bucket": "scrape", "target": target}
+        if (
+            bucket == "day"
+            and not self.remembers("counter_intervals", start, end, bucket="day", target=target)
+            and self.remembers("counter_intervals", start, end, **per_scrape)
+        ):
+            scrapes = self._remembered("counter_intervals", read, (start, end), per_scrape)
+            self.remember(
+                "counter_intervals", start, end, bucket="day", target=target,
+                value=daily_counters(scrapes),
+            )  # fmt: skip
+        kwargs = {"bucket": bucket, "target": target}
+        return self._remembered("counter_intervals", read, (start, end), kwargs)
 
     def remembers(self, name: str, *args: Any, **kwargs: Any) -> bool:
         """True when the memo already holds (or is reading) that call's answer."""
@@ -85,6 +118,17 @@ class MemoStore:
         """`value` as the answer of `store.name(*args, **kwargs)` (a read made another
         way: see `_reads.scrape_figures`)."""
         self._memo[(name, args, tuple(sorted(kwargs.items())))] = value
+
+    def derived(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+        """The answer of `compute()` remembered under `key` (a figure the bundle derives
+        from its reads more than once, e.g. the period's scrape figures or its memory
+        trend): computed the first time, the same answer after. A DataFrame answer is
+        returned as a copy."""
+        key = ("derived", *key)
+        if key not in self._memo:
+            self._memo[key] = compute()
+        value = self._memo[key]
+        return value.copy() if isinstance(value, pd.DataFrame) else value
 
     def prefetch(self, name: str, *args: Any, **kwargs: Any) -> None:
         """Start `store.name(*args, **kwargs)` on a background thread; the same call
@@ -151,3 +195,22 @@ def _serves_threads(store: StoreReader) -> bool:
 def memo(store: StoreReader | None) -> Any:
     """`store` behind a MemoStore (once: a MemoStore is returned as it is)."""
     return store if isinstance(store, MemoStore) or store is None else MemoStore(store)
+
+
+_COUNTS = ["requests", "cache_hits", "cache_misses", "resets", "scrapes", "failures"]
+
+
+def daily_counters(per_scrape: pd.DataFrame) -> pd.DataFrame:
+    """`counter_intervals(bucket="day")` from `counter_intervals(bucket="scrape")` of the
+    same period: each count summed per UTC day of the scrape, the hit ratio of the sums
+    (NaN for a day without cache operations)."""
+    if per_scrape.empty:
+        return per_scrape.copy()
+    columns = list(per_scrape.columns)
+    days = per_scrape.assign(ts=per_scrape["ts"].dt.floor("D"))
+    out = days.groupby("ts", as_index=False, sort=True)[_COUNTS].sum()
+    for col in _COUNTS:
+        out[col] = out[col].astype("int64")
+    ops = (out["cache_hits"] + out["cache_misses"]).where(lambda s: s > 0)
+    out["cache_hit_ratio"] = out["cache_hits"] / ops
+    return out[columns]

@@ -40,8 +40,21 @@ def scrape_figures(
     the same rows, order and values, without the other ~30 columns of each scrape. Behind
     a `MemoStore` that has not read the period's health yet, the same read also gives the
     columns of `Store.health` and the memo answers the health read from them: one pass
-    over the scrape rows instead of two. A store without that read gives its whole scrape
-    rows."""
+    over the scrape rows instead of two, and the memo keeps the answer for the rest of the
+    bundle (the memory-climb detector asks for the same period again). A store without
+    that read gives its whole scrape rows."""
+    derived = getattr(store, "derived", None)
+    if callable(derived):  # behind a MemoStore: one read per period for the whole bundle
+        return derived(
+            ("scrape_figures", start, end, target),
+            lambda: _scrape_figures(store, start, end, target),
+        )
+    return _scrape_figures(store, start, end, target)
+
+
+def _scrape_figures(
+    store: StoreReader, start: datetime | None, end: datetime | None, target: str | None
+) -> pd.DataFrame:
     base = getattr(store, "store", store)
     read = getattr(base, "scrape_figures", None)
     if not callable(read):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -222,4 +222,31 @@ def memory_trend(
         last_fraction=ratio(last, limit) if last is not None else None,
         limit_bytes=limit,
         growth_threshold=thresholds.memory_growth_per_hour,
+    )
+
+
+def period_memory_trend(
+    store: Any,
+    start: datetime | None,
+    end: datetime | None,
+    thresholds: Thresholds,
+    *,
+    target: str | None,
+    scrapes: pd.DataFrame | None = None,
+) -> MemoryTrend:
+    """`memory_trend` (default parameters) of one period; behind a `MemoStore`, computed
+    once for the whole bundle (the memory section and the memory-climb detector ask for
+    the same one), each caller getting its own copies of the frames."""
+    derived = getattr(store, "derived", None)
+    if not callable(derived):
+        return memory_trend(store, start, end, thresholds, target=target, scrapes=scrapes)
+    trend = derived(
+        ("memory_trend", start, end, target, repr(thresholds)),
+        lambda: memory_trend(store, start, end, thresholds, target=target, scrapes=scrapes),
+    )
+    return replace(
+        trend,
+        frame=trend.frame.copy(),
+        segments=trend.segments.copy(),
+        restarts=trend.restarts.copy(),
     )

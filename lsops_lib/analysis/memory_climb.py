@@ -33,7 +33,7 @@ from .. import fmt
 from ..config import Thresholds
 from ._reads import scrape_figures
 from .incident_base import frame, row, runs
-from .memory import memory_trend
+from .memory import period_memory_trend
 
 KIND = "memory_climb"
 MIN_POINTS = 3  # a line through two scrapes is no trend
@@ -192,7 +192,7 @@ def memory_climb_incidents(
     parts = []
     for name in names:
         scrapes = scrape_figures(store, start, end, name)
-        trend = memory_trend(store, start, end, thresholds, target=name, scrapes=scrapes)
+        trend = period_memory_trend(store, start, end, thresholds, target=name, scrapes=scrapes)
         parts.append(memory_climbs(trend.frame, thresholds))
     parts = [p for p in parts if not p.empty]
     return pd.concat(parts, ignore_index=True) if parts else frame([])

@@ -18,7 +18,7 @@ from .availability import Availability, availability_from_health
 from .changes import month_over_month
 from .incidents import incidents as find_incidents
 from .incidents import with_commands
-from .memory import MemoryTrend, memory_trend
+from .memory import MemoryTrend, period_memory_trend
 from .slo import error_budget, latency_slices, latency_timeslices, percentile_sanity
 from .traffic import (
     cache_stats,
@@ -229,7 +229,12 @@ def monthly_review(
     if memoized is not store:
         # the statements that scan every scrape of a period run beside the pandas work
         # (the very calls the figures make below, answered from the memo)
-        memoized.prefetch("counter_intervals", start, end, bucket="day", target=target)
+        if target is not None:
+            # the cache-fall detector's read (per target: one named); the month's daily
+            # counters are summed from it (MemoStore.counter_intervals)
+            memoized.prefetch("counter_intervals", start, end, bucket="scrape", target=target)
+        else:
+            memoized.prefetch("counter_intervals", start, end, bucket="day", target=target)
         memoized.prefetch("counter_intervals", p_start, p_end, bucket="day", target=target)
         memoized.prefetch("resets", start, end, target=target)
     try:
@@ -285,7 +290,7 @@ def _monthly_review(
     lat = cur["latency"]
     latency_budget = error_budget(th.latency_slo, lat["met"], lat["slices"], period)
     sanity = percentile_sanity(store, start, end, target=target, scrapes=cur["scrapes"])
-    memory = memory_trend(store, start, end, th, target=target, scrapes=cur["scrapes"])
+    memory = period_memory_trend(store, start, end, th, target=target, scrapes=cur["scrapes"])
     cache = cur["cache"]
     if avail.gap_s > 0:
         notes.append(

@@ -26,7 +26,13 @@ import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.axes import Axes
-from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator
+from matplotlib.ticker import (
+    FixedLocator,
+    Formatter,
+    FuncFormatter,
+    MaxNLocator,
+    ScalarFormatter,
+)
 
 from .. import fmt
 
@@ -141,15 +147,88 @@ def utc_axis(ax: Axes, label: str = "time (UTC)") -> None:
     ax.set_xlabel(label)
 
 
+class _SettledFormatter(Formatter):
+    """A formatter answering each set of tick values with the labels (and the offset
+    text) its `inner` formatter gave them the first time: the very same texts, without
+    recomputing them (a concise date formatter converts every tick to a calendar date
+    and chooses a level each time matplotlib asks: dozens of times per rendering)."""
+
+    def __init__(self, inner: Formatter) -> None:
+        self.inner = inner
+        self._memo: dict[tuple[float, ...], tuple[list[str], str]] = {}
+        self._offset = ""
+
+    def set_axis(self, axis: Any) -> None:
+        super().set_axis(axis)
+        self.inner.set_axis(axis)
+
+    def set_locs(self, locs: Any) -> None:
+        self.locs = locs
+        self.inner.set_locs(locs)
+
+    def format_ticks(self, values: Any) -> list[str]:
+        key = tuple(float(v) for v in values)
+        if key not in self._memo:
+            labels = list(self.inner.format_ticks(values))
+            self._memo[key] = (labels, self.inner.get_offset())
+        labels, self._offset = self._memo[key]
+        return list(labels)
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        return self.inner(x, pos)
+
+    def format_data(self, value: float) -> str:
+        return self.inner.format_data(value)
+
+    def format_data_short(self, value: float) -> str:
+        return self.inner.format_data_short(value)
+
+    def get_offset(self) -> str:
+        return self._offset
+
+
 def settle_date_ticks(fig: Any) -> None:
     """Once a figure's time axes have their final limits: the ticks their date locators
-    pick now, kept fixed (the very same ticks, drawn the same). Matplotlib asks an axis
-    for its ticks dozens of times per rendering (layout, tight bounding box, shared axes,
-    the drawing itself) and a date locator recomputes a calendar rule each time."""
+    pick now, kept fixed, and their labels computed once (the very same ticks and texts,
+    drawn the same). Matplotlib asks an axis for its ticks and labels dozens of times per
+    rendering (layout, tight bounding box, shared axes, the drawing itself) and a date
+    locator recomputes a calendar rule each time, its formatter a calendar date per tick."""
     for ax in fig.axes:
         locator = ax.xaxis.get_major_locator()
         if isinstance(locator, mdates.AutoDateLocator):
             ax.xaxis.set_major_locator(FixedLocator(locator()))
+            formatter = ax.xaxis.get_major_formatter()
+            if isinstance(formatter, mdates.ConciseDateFormatter):
+                ax.xaxis.set_major_formatter(_SettledFormatter(formatter))
+
+
+def _nothing_above(ax: Axes) -> bool:
+    """True when matplotlib's automatic title placement leaves the title at the top of
+    `ax`: no tick, tick label or axis label above it, no axes inside it, and a y axis
+    whose formatter writes no offset text (a ScalarFormatter's "1e6", top left: where a
+    left title is)."""
+    ticks = ax.xaxis.get_tick_params(which="major")
+    return (
+        not ticks.get("top", True)
+        and not ticks.get("labeltop", True)
+        and ax.xaxis.get_label_position() == "bottom"
+        and not ax.child_axes
+        and not isinstance(ax.yaxis.get_major_formatter(), ScalarFormatter)
+    )
+
+
+def settle_titles(fig: Any) -> None:
+    """Once a figure is drawn: each title with nothing above its axes placed at the top
+    of them, where matplotlib's automatic placement puts it (the very same picture),
+    without that placement searching every axis's tick labels for something above the
+    axes at each of the dozens of times a rendering lays the figure out."""
+    for ax in fig.axes:
+        if not _nothing_above(ax):
+            continue
+        for loc in ("left", "center", "right"):
+            text = ax.get_title(loc=loc)
+            if text:
+                ax.set_title(text, loc=loc, y=1.0)
 
 
 def target_line(

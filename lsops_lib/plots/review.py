@@ -33,6 +33,7 @@ from .look import (
     ms_axis,
     pct_axis,
     settle_date_ticks,
+    settle_titles,
     target_line,
     utc_axis,
 )
@@ -141,6 +142,7 @@ def latency_days(
         formatter=ms_axis,
     )
     settle_date_ticks(fig)
+    settle_titles(fig)
     return fig
 
 
@@ -206,6 +208,7 @@ def daily_trends(daily: pd.DataFrame, thresholds: Thresholds | None = None) -> F
         missed=lambda v: v <= th.cache_hit_rate,
     )
     settle_date_ticks(fig)
+    settle_titles(fig)
     return fig
 
 
@@ -253,6 +256,7 @@ def memory_usage(
         start, end = parse_month(month)
         ax.set_xlim(pd.Timestamp(start), pd.Timestamp(end))
     settle_date_ticks(ax.figure)
+    settle_titles(ax.figure)
     return ax
 
 
@@ -264,7 +268,7 @@ def endpoint_errors(endpoints: pd.DataFrame, *, top: int = 10, ax: Axes | None =
         return _nothing(ax if ax is not None else figure()[1], "Endpoints", "no request counted")
     if current["errors"].sum() > 0:
         worst = current.loc[current["errors"].idxmax()]
-        return bar_ranked(
+        ax = bar_ranked(
             ax,
             current,
             "endpoint",
@@ -274,8 +278,10 @@ def endpoint_errors(endpoints: pd.DataFrame, *, top: int = 10, ax: Axes | None =
             xlabel="errors in the month",
             formatter=fmt.integer,
         )
+        settle_titles(ax.figure)
+        return ax
     busiest = current.loc[current["requests"].idxmax()]
-    return bar_ranked(
+    ax = bar_ranked(
         ax,
         current,
         "endpoint",
@@ -285,3 +291,5 @@ def endpoint_errors(endpoints: pd.DataFrame, *, top: int = 10, ax: Axes | None =
         xlabel="requests in the month",
         formatter=fmt.integer,
     )
+    settle_titles(ax.figure)
+    return ax

@@ -15,7 +15,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .look import BAD, COLORS, count_axis, figure, style, utc_axis
+from .look import (
+    BAD,
+    COLORS,
+    count_axis,
+    figure,
+    settle_date_ticks,
+    settle_titles,
+    style,
+    utc_axis,
+)
 
 __all__ = ["auth_failures"]
 
@@ -64,10 +73,12 @@ def auth_failures(
         utc_axis(ax, "hour (UTC)")
         if start is not None and end is not None:
             ax.set_xlim(pd.Timestamp(start), pd.Timestamp(end))
+            settle_date_ticks(ax.figure)  # the month's ticks, fixed
         ax.set_ylim(bottom=0)
         ax.set_ylabel("records")
         ax.set_title(_title(int(auth.sum()), int(limited.sum()), len(marks), int(covered.sum())))
         ax.legend(loc="upper left")
+        settle_titles(ax.figure)
     return ax
 
 

@@ -19,7 +19,8 @@ For the alert rules (issue 11), from the store:
 
 from __future__ import annotations
 
-from .collect import SourceResult, collect_sources
+from typing import TYPE_CHECKING, Any
+
 from .common import LEVELS, SourceError
 from .views import (
     AROUND,
@@ -42,3 +43,17 @@ __all__ = [
     "new_error_log_patterns",
     "new_fatal_sentry_issues",
 ]
+
+if TYPE_CHECKING:
+    from .collect import SourceResult, collect_sources
+
+
+def __getattr__(name: str) -> Any:
+    """`collect_sources` and `SourceResult` imported when first asked for: collecting needs
+    the HTTP client (httpx, which imports its own command line: click, rich) and drain3,
+    reading what was collected (the monthly review's Errors section) needs neither."""
+    if name in ("SourceResult", "collect_sources"):
+        from . import collect
+
+        return getattr(collect, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

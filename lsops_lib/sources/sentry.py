@@ -22,12 +22,13 @@ import ssl
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from ..config import SentrySettings
 from .common import SourceError, one_line
+
+if TYPE_CHECKING:  # imported where a request is made: reading what was collected needs none
+    import httpx
 
 MAX_PAGES = 200
 _LINK = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]+)*)")
@@ -82,6 +83,8 @@ class SentryClient:
         missing = settings.missing()
         if missing:
             raise SourceError("sentry", missing)
+        import httpx
+
         self.settings = settings
         self._sleep = sleep
         self._http = httpx.Client(
@@ -109,6 +112,8 @@ class SentryClient:
 
     def _get(self, url: str, params: dict[str, str] | None, deadline: float) -> httpx.Response:
         """One GET; 429 waits for Retry-After while that fits before `deadline`."""
+        import httpx
+
         while True:
             try:
                 response = self._http.get(url, params=params)
@@ -180,6 +185,8 @@ class SentryClient:
 def _same_origin(url: str, base: str, path: str) -> str:
     """The next page's URL, refused when it leaves the configured Sentry (the token goes
     only there)."""
+    import httpx
+
     target = httpx.URL(url)
     origin = httpx.URL(base)
     if target.is_relative_url:

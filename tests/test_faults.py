@@ -553,9 +553,11 @@ def test_a_sigkilled_demo_leaves_nothing_running_and_its_reports_are_swept(
     seen: set[int] = set()
 
     def reports_running() -> bool:  # the monthly review and the postmortem run (the
-        seen.update(descendants(proc.pid))  # database report may have finished already)
-        kernels = list(scratch.glob("lsops-run-*/kernel.json"))
-        return proc.poll() is not None or len(kernels) >= 2
+        seen.update(descendants(proc.pid))  # database report may have finished already,
+        kernels = list(scratch.glob("lsops-run-*/kernel.json"))  # or still run: two kernels
+        started = {d.parts[-3] for d in outputs.glob("*/*/*") if d.is_dir()}  # are not enough)
+        both = {"monthly-review", "postmortem"} <= started
+        return proc.poll() is not None or (len(kernels) >= 2 and both)
 
     try:
         assert wait_for(reports_running, 400, every_s=0.1) and proc.poll() is None, (

@@ -19,6 +19,7 @@ from lsops_lib.db import embeddings, indexes, maintenance, queries, recommend, s
 from lsops_lib.db.schema import LONGSANG_TABLES, load_longsang_schema, schema_sql
 from lsops_lib.exceptions import DatabaseError, ExtensionMissing
 from lsops_lib.pgtemp import PostgresCluster
+from tests.fixtures.dbreport import DbNotebook
 from tests.fixtures.pg import Planted
 
 pytestmark = pytest.mark.postgres
@@ -679,26 +680,11 @@ def _papermill(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, **para
 
 @pytest.mark.slow
 def test_notebook_runs_against_the_planted_database(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    longsang_db: Planted,
-    pg_cluster: PostgresCluster,
+    db_notebook: DbNotebook, longsang_db: Planted, pg_cluster: PostgresCluster
 ) -> None:
-    store_mod = pytest.importorskip("lsops_lib.store")
-    store_url = f"sqlite:///{tmp_path / 'metrics.sqlite'}"
-    with db.connect(longsang_db.url) as insp, store_mod.Store(store_url) as store:
-        sizes = space.table_sizes(insp)
-        day0 = datetime(2026, 11, 1, tzinfo=UTC)
-        store.record_db_sizes("default", day0, sizes)
-        store.record_db_sizes("default", day0 + timedelta(days=1), sizes)
-    nb = _papermill(
-        tmp_path,
-        monkeypatch,
-        longsang_db.password_url,
-        top_n=5,
-        slow_query_calls=50,
-        store=store_url,
-    )
+    """The session's one run (tests/fixtures/dbreport.py: top_n=20, slow_query_calls=50,
+    a store of two size snapshots), also read by test_reindex_report.py."""
+    nb, sizes = db_notebook.nb, db_notebook.sizes
     text = _outputs(nb)
     assert "Database size per snapshot" in text
     assert "ERROR" not in text and "Traceback" not in text
@@ -714,12 +700,12 @@ def test_notebook_runs_against_the_planted_database(
     # untrusted text is escaped, never live HTML
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     assert "<script>alert(1)</script>" not in text
-    assert pg_cluster.password not in (tmp_path / "out.ipynb").read_text()
+    assert pg_cluster.password not in db_notebook.path.read_text()
     assert any("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
     # the key figures, read back from the executed notebook, against independent queries
     from lsops_lib.present import read_key_figures
 
-    figures = read_key_figures(tmp_path / "out.ipynb")
+    figures = read_key_figures(db_notebook.path)
     engine = sa.create_engine(longsang_db.url)
     with engine.connect() as conn:
 
@@ -740,7 +726,7 @@ def test_notebook_runs_against_the_planted_database(
     engine.dispose()
     assert abs(figures["database_bytes"] - size) <= 0.02 * size
     assert figures["reachable"] is True and figures["database"] == "default"
-    assert figures["top_n"] == 5 and figures["snapshots"] == 2 and figures["growth_bytes"] == 0
+    assert figures["top_n"] == 20 and figures["snapshots"] == 2 and figures["growth_bytes"] == 0
     assert figures["findings"] == figures["critical"] + figures["warning"] + figures["info"]
     assert figures["findings"] == sum(figures["kinds"].values()) and figures["warning"] >= 5
     assert figures["largest_table_bytes"] <= snapshot_total

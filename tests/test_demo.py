@@ -20,8 +20,10 @@ from typing import Any
 import pytest
 
 from lsops_lib.demo.processes import descendants
+from lsops_lib.demo.world import MIN_DAYS
 from lsops_lib.reports import list_runs
 from tests.fixtures.demo import (
+    DEMO_DAYS,
     DemoRun,
     demo_command,
     demo_env,
@@ -319,16 +321,19 @@ def _mid_reports(state: dict[str, Any]) -> bool:
 @pytest.mark.postgres
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("signum", "when"),
-    [(signal.SIGINT, _mid_history), (signal.SIGTERM, _mid_reports)],
+    ("signum", "when", "days"),
+    [
+        (signal.SIGINT, _mid_history, DEMO_DAYS),  # a history long enough to land in
+        (signal.SIGTERM, _mid_reports, MIN_DAYS),  # the shortest demo reaches its reports
+    ],
     ids=["sigint-during-history", "sigterm-during-reports"],
 )
 def test_an_interrupted_demo_leaves_nothing_behind(
-    tmp_path: Path, demo_run: DemoRun, signum: int, when: Any
+    tmp_path: Path, demo_run: DemoRun, signum: int, when: Any, days: int
 ) -> None:
     demo_dir, outputs = tmp_path / ".demo", tmp_path / "outputs"
     proc = subprocess.Popen(
-        demo_command(demo_dir),
+        demo_command(demo_dir, days=days),
         cwd=tmp_path,
         env=demo_env(outputs),
         stdout=subprocess.PIPE,

@@ -501,6 +501,7 @@ def test_two_reports_at_once_into_one_outputs_folder(tmp_path: Path) -> None:
     assert [p.returncode for p in procs] == [0, 0], outs
     runs = [json.loads(out) for out, _ in outs]
     assert runs[0]["run_id"] != runs[1]["run_id"]
+    assert len({r["path"] for r in runs}) == 2
     listed = reports.list_runs(tmp_path / "outputs")
     assert sorted(r.run_id for r in listed) == sorted(r["run_id"] for r in runs)
     assert all(r.status == "succeeded" for r in listed)

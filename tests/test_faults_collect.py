@@ -203,7 +203,7 @@ def test_two_collector_processes_on_one_store(
     )
     Store(url).close()
     pair = [
-        Collector(api.url, url, tmp_path, "--every", "1s", "--quick", "--json") for _ in range(2)
+        Collector(api.url, url, tmp_path, "--every", "200ms", "--quick", "--json") for _ in range(2)
     ]
     try:
         for c in pair:

@@ -5,7 +5,6 @@ where the schema does not tell), and the notebook cell under papermill."""
 from __future__ import annotations
 
 import socket
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,12 +13,12 @@ import sqlalchemy as sa
 from lsops_lib import present
 from lsops_lib.db import optimization_report
 from lsops_lib.present import dboptimization
+from tests.fixtures.dbreport import DbNotebook
 from tests.fixtures.pg import Planted
 from tests.fixtures.reindex import Drift
 
 pytestmark = pytest.mark.postgres
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "db_optimization.ipynb"
 COMMAND = "node scripts/index-production-data.js"
 
 
@@ -114,23 +113,10 @@ def test_a_database_that_is_not_longsang(pg_url: str, shown: list[str]) -> None:
 
 
 @pytest.mark.slow
-def test_the_notebook_cell(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, longsang_db: Planted
-) -> None:
-    papermill = pytest.importorskip("papermill")
-    monkeypatch.setenv("LSOPS_DATABASE_URL", longsang_db.password_url)
-    monkeypatch.setenv("LSOPS_STORE", f"sqlite:///{tmp_path / 'absent' / 'm.sqlite'}")
-    monkeypatch.setenv("LSOPS_DATA", str(tmp_path / "data"))
-    monkeypatch.delenv("LSOPS_CONFIG", raising=False)
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    nb = papermill.execute_notebook(
-        str(NOTEBOOK),
-        str(tmp_path / "out.ipynb"),
-        parameters={"top_n": 20},
-        kernel_name="python3",
-        cwd=str(tmp_path),
-        progress_bar=False,
-    )
+def test_the_notebook_cell(db_notebook: DbNotebook) -> None:
+    """The session's one run of the notebook on the planted database (tests/fixtures/
+    dbreport.py: shared with test_db.py; top_n=20 lists all 8 rows)."""
+    nb = db_notebook.nb
     cells = nb["cells"]
     heading = next(i for i, c in enumerate(cells) if c["source"].startswith("## Re-index"))
     assert cells[heading - 2]["source"].startswith("## Embeddings indexing")
@@ -139,7 +125,7 @@ def test_the_notebook_cell(
     assert "8 entities to re-index" in page and COMMAND in page
     assert "00000000-0000-0000-0003-000000000002" in page  # the stale agent
     assert "&lt;script&gt;" in page and "<script>" not in page  # a failure's message
-    figures = present.read_key_figures(tmp_path / "out.ipynb")
+    figures = present.read_key_figures(db_notebook.path)
     assert (figures["reindex_missing"], figures["reindex_stale"], figures["reindex_failed"]) == (
         5,
         1,

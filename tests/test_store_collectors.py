@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +31,7 @@ from lsops_lib.models import Scrape
 from lsops_lib.sim import EndpointSpec, Scenario, SimulatedAPI
 from lsops_lib.store import Store
 from lsops_lib.times import from_ms, to_ms
+from tests.fixtures.faults import wait_for
 from tests.fixtures.store import T0, Oracle, assert_same_intervals, at, make_scrape
 
 PATHS = ["/api/copilot/chat", "/api/projects", "/api/agents", "/health", "/api/metrics"]
@@ -265,9 +265,14 @@ def test_concurrent_collectors_totals_equal_the_ledger(store_url: str, collector
     try:
         for t in threads:
             t.start()
-        time.sleep(2.5)
+        # each collector stores 5 scrapes of each process (~1 s at 200 ms; was 2.5 s each)
+        wait_for(lambda: min(counts) >= 5 or bool(errors), 30.0)
+        before = list(counts)
         api.restart()
-        time.sleep(2.5)
+        wait_for(
+            lambda: all(n >= b + 5 for n, b in zip(counts, before, strict=True)) or bool(errors),
+            30.0,
+        )
     finally:
         stop.set()
         for t in threads:

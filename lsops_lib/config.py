@@ -26,6 +26,7 @@ printed: `Settings.public()` and `redact_url` are what reports and logs see. In
 
 from __future__ import annotations
 
+import copy
 import difflib
 import os
 import re
@@ -320,10 +321,23 @@ def _secret(section: Mapping[str, Any], key: str, env: Mapping[str, str], where:
     return str(value) if value is not None else None
 
 
+# parsed lsops.toml files by their bytes: the collector's alert round read and parsed the
+# file again for every rule and target (a 100-target file: ~6 ms a parse, 300 parses)
+_TOML_CACHE: dict[bytes, dict[str, Any]] = {}
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
+    """The parsed file (a copy: callers may change it); the same bytes are parsed once."""
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
+        raw = path.read_bytes()
+        if raw not in _TOML_CACHE:
+            doc = tomllib.loads(raw.decode())
+            if len(_TOML_CACHE) >= 16:
+                _TOML_CACHE.clear()
+            _TOML_CACHE[raw] = doc
+        return copy.deepcopy(_TOML_CACHE[raw])
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: not UTF-8 ({exc.reason})") from None
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except tomllib.TOMLDecodeError as exc:

@@ -111,6 +111,11 @@ NOTES: dict[str, str] = {
         "shared machine; not investigated further. Cheaper row fetching (the DB-API cursor "
         "straight into the DataFrame) would lower both reads. The goal's 12 is also a "
         "little below the data's own growth (365 / 30 = 12.17)."
+        "\n\n**Run of 2026-11-30 16:10 (compact store, issue 14): 13.7, missed.** The "
+        "month read got faster (0.163 s) more than the year read (2.23 s). A 120-day store read "
+        "with the same code took 2.9x the 30-day one for 4x the data, so the read does not grow "
+        "faster than its data there; the month is a best of 5 and the year a best of 3 of a "
+        "2 s read. Not settled."
     ),
     "store_bytes": (
         "**Fixed (issue 14, schema version 4).** Measured first on the 30-day store: "
@@ -202,6 +207,11 @@ NOTES: dict[str, str] = {
         "`benchmarks/run.py --only report_overhead`, one after the other in the same "
         "session: this branch 2.21 and 2.04, main's tree 2.23 (main is itself above 1.5 "
         "now, with the review's sections merged since its 1.61)."
+        "\n\n**Run of 2026-11-30 16:10: 1.93, missed** (2.23 on main before it). This "
+        "session cut ~3 s of the review kernel's CPU (each figure computed once, the daily "
+        "counters from the per-scrape read, charts settling their ticks and titles, no "
+        "httpx or drain3 import), figures and PNGs unchanged; what is left is in "
+        'docs/internals.md ("Monthly review: where its time goes").'
     ),
     "collect_fanout": (
         "**Fixed:** a profile of the 100-target round put 3.2 of its 3.7 s in "
@@ -212,6 +222,13 @@ NOTES: dict[str, str] = {
         "per target) and one store transaction per scrape. The figure times the real "
         "command: `lsops collect --once --all-targets` (`lsops_lib.collect.collect_round`) "
         "scrapes every target in a thread pool and writes from one thread."
+        "\n\n**Run of 2026-11-30 16:10: 3.21, missed.** Since issue 11 an alert round "
+        "follows the scrapes; a profile of the 100-target round put 12 of its 14 s "
+        "(profiled) there, a quarter of it parsing the 100-target lsops.toml again for every "
+        "rule and target. **Fixed after the run:** the file is parsed once per content "
+        "(3.07 measured with the test suite running beside it, 4.3-5.3 before in like "
+        "conditions). **Left:** the burn-rate reads, ~50 ms a target (three reads and their "
+        "pandas work each); batching them across targets is the fix."
     ),
     "reports_parallel": (
         "`--jobs N` runs the reports in N worker processes (each report its own kernel, "
@@ -230,6 +247,9 @@ NOTES: dict[str, str] = {
         "Met with room to spare; not profiled further. The catalog is built with "
         "`CREATE TABLE` / `CREATE INDEX` in batches of 200 tables and analysed before the "
         "measure (build time in the details)."
+        "\n\n**Run of 2026-11-30 16:10: 16.2 s, missed** (5.4 s on 2026-11-29): the "
+        "database report gained checks since (schema drift, lsops's own scans, vectors); "
+        "not profiled yet. The metrics store is not involved."
     ),
     "demo_wall": (
         "Measured as delivered by the demo's owner (lsops_lib/demo*); not profiled here. "
@@ -239,6 +259,10 @@ NOTES: dict[str, str] = {
         "its neighbours' samples out of the block, and late samples are merged hourly. "
         "Re-measured by hand at load ~2.5: `lsops demo` 77 s, main's 84 s the minute "
         "after (the 60 s goal was missed by both under that load)."
+        "\n\n**Run of 2026-11-30 16:10: 86 s, missed:** the demo now also plants Sentry "
+        "issues, pm2 logs, backups, vectors and replays the alert rules over the outage "
+        "(its own timing lines: history ~69 s with the database alongside, alerts ~15 s, "
+        "reports ~39 s); not profiled yet."
     ),
 }
 

@@ -3,6 +3,7 @@ and vector indexes. Every verdict on usage comes with the age of the statistics 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -177,7 +178,7 @@ def unused_indexes(
     return out[columns].reset_index(drop=True)
 
 
-def _covers(a: pd.Series, b: pd.Series) -> bool:
+def _covers(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     """Whether index `b` makes index `a` redundant (same table assumed)."""
     if a["method"] != b["method"]:
         return False
@@ -230,14 +231,17 @@ def duplicate_indexes(insp: Inspector, catalog: pd.DataFrame | None = None) -> p
     rows: list[dict[str, Any]] = []
     if cat.empty:
         return pd.DataFrame(columns=columns)
-    valid = cat[cat["is_valid"]]
-    for (_schema, _table), group in valid.groupby(["schema", "table"], sort=True):
-        items = list(group.itertuples(index=False))
-        series = [pd.Series(item._asdict()) for item in items]
+    # each index as a plain dict, grouped by table (a pandas Series an index cost ~8 ms a
+    # table: 40 s on a catalog of 5,000 tables, benchmarks' inspect_large_catalog)
+    tables: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for record in cat[cat["is_valid"]].to_dict("records"):
+        tables.setdefault((record["schema"], record["table"]), []).append(record)
+    for key in sorted(tables):
+        series = tables[key]
         for a in series:
             if a["is_unique"] or a["is_primary"] or a["backs_constraint"]:
                 continue
-            best: pd.Series | None = None
+            best: dict[str, Any] | None = None
             for b in series:
                 if b["index"] == a["index"] or not _covers(a, b):
                     continue

@@ -239,8 +239,8 @@ def borrow_touched(
 def give_back(conn: Connection, borrowed: list[int]) -> None:
     """Drop the rows `borrow_touched` copied out of the blocks (still in them)."""
     if borrowed:
-        sids = ", ".join(str(int(s)) for s in borrowed)
-        driver(conn, f"DELETE FROM lsops_samples WHERE scrape_sid IN ({sids})", {})
+        marks, params = _in_list([int(s) for s in borrowed])
+        driver(conn, f"DELETE FROM lsops_samples WHERE scrape_sid IN ({marks})", params)
 
 
 def _insert_rows(conn: Connection, rows: list[tuple[int, int, int, float, float]]) -> None:

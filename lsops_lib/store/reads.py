@@ -191,10 +191,11 @@ class ScrapeReads(StoreCore):
         """The columns `exprs` ({name: SQL expression over s, t}) of the scrapes of the
         window, oldest first, typed as `scrapes` types them.
 
-        In a store that packs, an expression over the wide columns of packed rows
-        (`pack_scrapes.WIDE`, NULL in the row) is computed here (`_PY_EXPRS`) from the
-        row's columns completed by their blocks (`pack_scrapes.fill`); a read naming
-        none of them reads the rows alone."""
+        An expression over the details columns (`pack_scrapes.WIDE`) reads them through
+        a LEFT JOIN of lsops_scrape_details; in a store that packs, it is computed here
+        (`_PY_EXPRS`) from those columns completed by the blocks of packed scrapes (whose
+        details rows are gone: `pack_scrapes.fill`); a read naming none of them reads
+        the thin rows alone."""
         where = "WHERE t.name = :target" if target else ""
         wide = {n: _wide_of(e) for n, e in exprs.items()}
         needed = sorted({c for cs in wide.values() for c in cs}, key=pack_scrapes.WIDE.index)

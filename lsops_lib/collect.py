@@ -435,10 +435,10 @@ def collect_other_sources(
     """Collect each configured source of `[sentry]`, `[logs]`, `[pm2]` once into the store
     under `target` (`lsops_lib.sources.collect_sources`): a list of `SourceResult`, one per
     configured source, each ok or failed on its own (the failure recorded). `sources`: the
-    `config.SourceSettings` (default: read from the settings and the environment).
+    `sources.settings.SourceSettings` (default: read from the settings and the environment).
     Raises ConfigError for a malformed [sentry]/[logs]/[pm2] section."""
-    from .config import source_settings
     from .sources import collect_sources
+    from .sources.settings import source_settings
 
     chosen = sources if sources is not None else source_settings(settings)
     if not chosen.configured():

@@ -427,8 +427,8 @@ def _sentry(request: pytest.FixtureRequest, tmp: Path) -> dict[str, str]:
 def _log_lines(request: pytest.FixtureRequest, tmp: Path) -> dict[str, str]:
     from datetime import UTC, datetime, timedelta
 
-    from lsops_lib.config import source_settings
     from lsops_lib.sources.collect import collect_logs
+    from lsops_lib.sources.settings import source_settings
     from lsops_lib.store import Store
     from tests.fixtures.sources import Pm2Log
 

@@ -18,9 +18,9 @@ import pytest
 from click.testing import CliRunner
 
 from lsops_lib.cli import main
-from lsops_lib.config import LogSettings, SourceSettings
 from lsops_lib.sources import collect_sources, log_patterns, new_error_log_patterns
 from lsops_lib.sources.collect import collect_logs
+from lsops_lib.sources.settings import LogSettings, SourceSettings
 from lsops_lib.store import Store
 from lsops_lib.store import sources as tables
 from tests.fixtures.sources import Pm2Log, fake_journalctl, journal_record

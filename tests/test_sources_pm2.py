@@ -15,18 +15,18 @@ from click.testing import CliRunner
 
 from lsops_lib.analysis import checklist
 from lsops_lib.cli import main
-from lsops_lib.config import (
-    LogSettings,
-    Pm2Settings,
-    SentrySettings,
-    SourceSettings,
-    Thresholds,
-    source_settings,
-)
+from lsops_lib.config import Thresholds
 from lsops_lib.sources import collect_sources
 from lsops_lib.sources.checks import source_checks
 from lsops_lib.sources.collect import collect_logs
 from lsops_lib.sources.pm2 import parse_jlist
+from lsops_lib.sources.settings import (
+    LogSettings,
+    Pm2Settings,
+    SentrySettings,
+    SourceSettings,
+    source_settings,
+)
 from lsops_lib.store import Store
 from lsops_lib.store import sources as tables
 from tests.fixtures.sources import Pm2Log

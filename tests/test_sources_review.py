@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from lsops_lib import plots, present
-from lsops_lib.config import LogSettings, SourceSettings, Thresholds
+from lsops_lib.config import Thresholds
 from lsops_lib.present import display
 from lsops_lib.sources.collect import collect_logs
 from lsops_lib.sources.review import errors_review
+from lsops_lib.sources.settings import LogSettings, SourceSettings
 from lsops_lib.store import Store
 from lsops_lib.store import sources as tables
 from tests.fixtures.sources import Pm2Log

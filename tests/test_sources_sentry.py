@@ -12,10 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 from lsops_lib.cli import main
-from lsops_lib.config import SentrySettings, SourceSettings, load_settings, source_settings
+from lsops_lib.config import load_settings
 from lsops_lib.sim.sentry import SentryStandIn, SimIssue
 from lsops_lib.sources import SourceError, collect_sources, errors_view, new_fatal_sentry_issues
 from lsops_lib.sources.sentry import SentryClient, parse_link
+from lsops_lib.sources.settings import SentrySettings, SourceSettings, source_settings
 from lsops_lib.store import Store
 from lsops_lib.store import sources as tables
 from tests.fixtures.sources import SENTRY_TOKEN

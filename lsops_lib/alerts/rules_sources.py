@@ -30,7 +30,7 @@ _ENABLE = {
 def _source_configured(source: str, store: Any, config: RuleConfig, target: str) -> bool:
     """Configured in the settings, or collected into the store for `target` (as the
     checklist's lines judge it): a cron collector's store may be read elsewhere."""
-    from ..config import source_settings
+    from ..sources.settings import source_settings
 
     try:
         if source in source_settings(config.settings).configured():

@@ -68,7 +68,7 @@ def checklist(
 ) -> list[Check]:
     """Each line of the runbook's Monitoring Checklist over [start, end): pass, fail or unknown.
 
-    `sources` (`config.SourceSettings`, issue 10): which of Sentry, the logs and pm2 are
+    `sources` (`sources.settings.SourceSettings`, issue 10): which of Sentry, the logs and pm2 are
     configured; the store's collections of them count as configured too."""
     th = thresholds or Thresholds()
     from ..sources.checks import source_checks  # issue 10: CPU and the error lines

@@ -277,7 +277,7 @@ def checklist_command(
 ) -> None:
     """The runbook's Monitoring Checklist from the store: 0 pass, 1 warning, 2 critical, 3 unknown."""
     from ..analysis import checklist, exit_code
-    from ..config import source_settings
+    from ..sources.settings import source_settings
 
     with run_command(usage=3, failure=3):
         start, end = _window(window, since, until, "24h")

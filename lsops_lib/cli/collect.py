@@ -135,7 +135,7 @@ def collect_command(
         settings = app.settings()
         if with_db:
             settings.database(database)  # a missing database is a configuration error: exit 2 now
-        from ..config import source_settings
+        from ..sources.settings import source_settings
 
         source_settings(settings)  # issue 10: a malformed [sentry]/[logs]/[pm2]: exit 2 now
         if stop.is_set():

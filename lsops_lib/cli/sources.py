@@ -86,8 +86,8 @@ def errors_command(
     app: App, window: str | None, since: str | None, until: str | None, as_json: bool
 ) -> None:
     """Sentry issues seen in the window, worst first: 2 fatal, 1 new error, 0, 3 unknown."""
-    from ..config import source_settings
     from ..sources import SourceError, errors_view
+    from ..sources.settings import source_settings
     from ..times import utcnow
 
     with run_command(usage=3, failure=3):
@@ -180,8 +180,8 @@ def logs_command(
     as_json: bool,
 ) -> None:
     """Log lines of the window grouped into patterns (count, baseline, new), or around T."""
-    from ..config import source_settings
     from ..sources import AROUND, lines_around, log_patterns
+    from ..sources.settings import source_settings
     from ..store import Store
     from ..times import parse_time
 

@@ -31,10 +31,10 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from ..config import LogSettings, SentrySettings, SourceSettings
 from ..sim.sentry import SentryStandIn, SimIssue
 from ..sources.collect import collect_logs, collect_sentry
 from ..sources.pm2 import parse_jlist
+from ..sources.settings import LogSettings, SentrySettings, SourceSettings
 from ..store import sources as tables
 from .world import Plan
 

@@ -18,10 +18,11 @@ from typing import Any
 import pandas as pd
 
 from .. import fmt
-from ..config import Settings, source_settings
+from ..config import Settings
 from ..exceptions import ConfigError
 from ..sources.review import ErrorsReview
 from ..sources.review import errors_review as _errors_review
+from ..sources.settings import source_settings
 from .display import box_html, esc, facts_html, guarded, show_html, show_table
 from .source import StoreSource
 

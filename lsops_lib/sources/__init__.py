@@ -8,6 +8,7 @@
     collect     one collection of the configured sources into the store
     views       what `lsops errors`, `lsops logs`, the checklist and the alerts see
     checks      the checklist's four lines fed by these sources
+    settings    [sentry], [logs], [pm2] of lsops.toml and their LSOPS_* variables
 
 For the alert rules (issue 11), from the store:
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .common import LEVELS, SourceError
+from .settings import SourceSettings, source_settings
 from .views import (
     AROUND,
     errors_view,
@@ -36,12 +38,14 @@ __all__ = [
     "LEVELS",
     "SourceError",
     "SourceResult",
+    "SourceSettings",
     "collect_sources",
     "errors_view",
     "lines_around",
     "log_patterns",
     "new_error_log_patterns",
     "new_fatal_sentry_issues",
+    "source_settings",
 ]
 
 if TYPE_CHECKING:

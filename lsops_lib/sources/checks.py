@@ -24,8 +24,9 @@ import pandas as pd
 
 from .. import fmt
 from ..analysis.checklist import FAIL, PASS, UNKNOWN, Check
-from ..config import SourceSettings, Thresholds
+from ..config import Thresholds
 from ..store import sources as tables
+from .settings import SourceSettings
 from .views import new_error_log_patterns
 
 ENABLE = {

@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..config import SourceSettings
 from ..exceptions import StoreError
 from ..store import sources as tables
 from ..times import utcnow
@@ -26,6 +25,7 @@ from .logs import Batch, read_files, read_journal
 from .patterns import PatternMiner
 from .pm2 import jlist
 from .sentry import SentryClient, hourly_rows, issue_row
+from .settings import SourceSettings
 
 SENTRY_PERIOD = timedelta(hours=24)  # each collection takes the issues seen in the last 24 h
 

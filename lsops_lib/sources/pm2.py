@@ -16,8 +16,8 @@ import subprocess
 from datetime import datetime
 from typing import Any
 
-from ..config import Pm2Settings
 from .common import SourceError, one_line
+from .settings import Pm2Settings
 
 
 def parse_jlist(text: str, app: str, now: datetime) -> list[dict[str, Any]]:

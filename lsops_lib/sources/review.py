@@ -18,10 +18,11 @@ from typing import Any
 
 import pandas as pd
 
-from ..config import SourceSettings, Thresholds
+from ..config import Thresholds
 from ..store import sources as tables
 from .checks import ENABLE, _restarts
 from .incidents import pm2_restart_incidents
+from .settings import SourceSettings
 from .views import log_patterns
 
 ISSUE_COLUMNS = [

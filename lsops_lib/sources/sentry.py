@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ..config import SentrySettings
 from .common import SourceError, one_line
+from .settings import SentrySettings
 
 if TYPE_CHECKING:  # imported where a request is made: reading what was collected needs none
     import httpx
@@ -71,7 +71,7 @@ def _tls() -> ssl.SSLContext:
 
 
 class SentryClient:
-    """The issues API of one Sentry project (`config.SentrySettings`)."""
+    """The issues API of one Sentry project (`sources.settings.SentrySettings`)."""
 
     def __init__(
         self,

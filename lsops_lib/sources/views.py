@@ -15,10 +15,10 @@ from typing import Any
 
 import pandas as pd
 
-from ..config import SentrySettings
 from ..store import sources as tables
 from .common import LEVELS, SourceError, level_rank
 from .sentry import SentryClient, events_in, issue_row, parse_instant, stats_period_for
+from .settings import SentrySettings
 
 AROUND = timedelta(minutes=5)  # `lsops logs --around T`: T - 5 min .. T + 5 min
 STATS_REACH = timedelta(days=14)  # Sentry's longest stats period

@@ -1,0 +1,178 @@
+"""The settings of the other sources (issue 10): `[sentry]`, `[logs]` and `[pm2]` in
+lsops.toml, the `LSOPS_SENTRY_*`, `LSOPS_LOGS` and `LSOPS_PM2` variables winning::
+
+     [sentry]
+     url = "https://sentry.io"           # LSOPS_SENTRY_URL
+     org = "longsang"                    # LSOPS_SENTRY_ORG
+     project = "longsang-api"            # LSOPS_SENTRY_PROJECT
+     token_env = "SENTRY_AUTH_TOKEN"     # the variable holding the token (LSOPS_SENTRY_TOKEN wins)
+     [logs]
+     paths = ["/srv/longsang/logs/api-*.log*"]   # LSOPS_LOGS (globs, os.pathsep-separated)
+     date_format = "YYYY-MM-DD HH:mm:ss Z"      # pm2's log_date_format
+     journal_unit = "longsang-api"              # read with journalctl -u UNIT -o json
+     [pm2]
+     app = "longsang-api"
+     command = "pm2"                     # LSOPS_PM2: off disables, on enables, else the command
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import Settings, _read_toml, check_url
+from ..exceptions import ConfigError
+
+DEFAULT_SENTRY_URL = "https://sentry.io"
+DEFAULT_SENTRY_TOKEN_ENV = "SENTRY_AUTH_TOKEN"
+DEFAULT_LOG_DATE_FORMAT = "YYYY-MM-DD HH:mm:ss Z"
+DEFAULT_PM2_APP = "longsang-api"
+
+
+@dataclass(frozen=True)
+class SentrySettings:
+    """`[sentry]`: which Sentry project lsops reads. `configured` when org and project
+    are set; `token` (never printed) from LSOPS_SENTRY_TOKEN or the `token_env` variable."""
+
+    url: str = DEFAULT_SENTRY_URL
+    org: str | None = None
+    project: str | None = None
+    token_env: str = DEFAULT_SENTRY_TOKEN_ENV
+    token: str | None = field(default=None, repr=False)
+    timeout_s: float = 10.0
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.org and self.project)
+
+    def missing(self) -> str | None:
+        """What is missing to read Sentry (a sentence naming the setting), or None."""
+        if not self.configured:
+            return (
+                "Sentry is not configured: set [sentry] org and project in lsops.toml "
+                "(or LSOPS_SENTRY_ORG and LSOPS_SENTRY_PROJECT)"
+            )
+        if not self.token:
+            return (
+                f"Sentry is not configured: no token (set {self.token_env} or LSOPS_SENTRY_TOKEN)"
+            )
+        return None
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """`[logs]`: the service's log files (globs) and/or its systemd journal unit."""
+
+    paths: tuple[str, ...] = ()
+    date_format: str = DEFAULT_LOG_DATE_FORMAT
+    journal_unit: str | None = None
+    journal_command: str = "journalctl"
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.paths or self.journal_unit)
+
+
+@dataclass(frozen=True)
+class Pm2Settings:
+    """`[pm2]`: the app whose `pm2 jlist` entry is read. Enabled by a [pm2] section or
+    LSOPS_PM2 (other than `off`), else when the command is on PATH."""
+
+    app: str = DEFAULT_PM2_APP
+    command: str = "pm2"
+    enabled: bool = False
+    timeout_s: float = 20.0
+
+    @property
+    def configured(self) -> bool:
+        return self.enabled
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    """The three sources of issue 10 together."""
+
+    sentry: SentrySettings = field(default_factory=SentrySettings)
+    logs: LogSettings = field(default_factory=LogSettings)
+    pm2: Pm2Settings = field(default_factory=Pm2Settings)
+
+    def configured(self) -> list[str]:
+        """The names of the configured sources: sentry, logs, pm2."""
+        return [
+            name
+            for name, part in (("sentry", self.sentry), ("logs", self.logs), ("pm2", self.pm2))
+            if part.configured
+        ]
+
+
+def _section(doc: Mapping[str, Any], name: str, keys: set[str]) -> Mapping[str, Any]:
+    section = doc.get(name) or {}
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"lsops.toml: [{name}] must be a table")
+    unknown = sorted(set(section) - keys)
+    if unknown:
+        raise ConfigError(f"lsops.toml: unknown [{name}] key(s): {', '.join(unknown)}")
+    return section
+
+
+def source_settings(
+    settings: Settings | None = None, *, env: Mapping[str, str] | None = None
+) -> SourceSettings:
+    """The `[sentry]`, `[logs]` and `[pm2]` blocks of the settings' lsops.toml, the
+    environment winning (LSOPS_SENTRY_URL, _ORG, _PROJECT, _TOKEN; LSOPS_LOGS; LSOPS_PM2)."""
+    import shutil
+
+    env = os.environ if env is None else env
+    path = settings.config_path if settings is not None else None
+    doc = _read_toml(path) if path else {}
+    s = _section(doc, "sentry", {"url", "org", "project", "token_env", "timeout_s"})
+    lg = _section(doc, "logs", {"paths", "date_format", "journal_unit", "journal_command"})
+    pm = _section(doc, "pm2", {"app", "command", "timeout_s"})
+    token_env = str(s.get("token_env") or DEFAULT_SENTRY_TOKEN_ENV)
+    url = str(env.get("LSOPS_SENTRY_URL") or s.get("url") or DEFAULT_SENTRY_URL).rstrip("/")
+    check_url(url, "Sentry URL", schemes=("http", "https"))
+    try:
+        sentry = SentrySettings(
+            url=url,
+            org=env.get("LSOPS_SENTRY_ORG") or (str(s["org"]) if s.get("org") else None),
+            project=env.get("LSOPS_SENTRY_PROJECT")
+            or (str(s["project"]) if s.get("project") else None),
+            token_env=token_env,
+            token=env.get("LSOPS_SENTRY_TOKEN") or env.get(token_env) or None,
+            timeout_s=float(s.get("timeout_s", 10.0)),
+        )
+        pm2_timeout = float(pm.get("timeout_s", 20.0))
+    except (TypeError, ValueError):
+        raise ConfigError("lsops.toml: [sentry] / [pm2] timeout_s must be a number") from None
+
+    paths_value = lg.get("paths", [])
+    paths_list = [paths_value] if isinstance(paths_value, str) else paths_value
+    if not isinstance(paths_list, list | tuple) or not all(isinstance(p, str) for p in paths_list):
+        raise ConfigError("lsops.toml: [logs] paths must be a list of globs")
+    paths = tuple(p for p in paths_list if p)
+    if env.get("LSOPS_LOGS"):
+        paths = tuple(p for p in env["LSOPS_LOGS"].split(os.pathsep) if p)
+    logs = LogSettings(
+        paths=paths,
+        date_format=str(lg.get("date_format") or DEFAULT_LOG_DATE_FORMAT),
+        journal_unit=str(lg["journal_unit"]) if lg.get("journal_unit") else None,
+        journal_command=str(lg.get("journal_command") or "journalctl"),
+    )
+
+    command = str(pm.get("command") or "pm2")
+    switch = env.get("LSOPS_PM2", "").strip()
+    if switch.lower() == "off":
+        enabled = False
+    elif switch and switch.lower() != "on":
+        command, enabled = switch, True
+    else:
+        enabled = bool(switch) or "pm2" in doc or shutil.which(command) is not None
+    pm2 = Pm2Settings(
+        app=str(pm.get("app") or DEFAULT_PM2_APP),
+        command=command,
+        enabled=enabled,
+        timeout_s=pm2_timeout,
+    )
+    return SourceSettings(sentry=sentry, logs=logs, pm2=pm2)

@@ -49,14 +49,19 @@ def evaluate(
     now: datetime | None = None,
     alerts: AlertSettings | None = None,
     rules: Mapping[str, Any] | None = None,
+    cache: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One round for `target` (default: the settings' target). See the module docstring."""
+    """One round for `target` (default: the settings' target). See the module docstring.
+    `cache`: the reads of a round of several targets (`evaluate_targets`), shared."""
     cfg = alerts if alerts is not None else alert_settings(settings)
     target = target or settings.target.name
     now = now or utcnow()
     chosen = rules if rules is not None else rules_module.RULES
-    secrets = _secrets(settings, cfg)
-    config = rules_module.RuleConfig(settings=settings, alerts=cfg)
+    cache = {} if cache is None else cache
+    if "round:secrets" not in cache:
+        cache["round:secrets"] = _secrets(settings, cfg)
+    secrets = cache["round:secrets"]
+    config = rules_module.RuleConfig(settings=settings, alerts=cfg, cache=cache)
     results: dict[str, Any] = {}
     report = []
     for name, rule in chosen.items():
@@ -118,11 +123,22 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
 def evaluate_targets(
     store: Any, settings: Any, targets: list[str], *, now: datetime | None = None
 ) -> list[dict[str, Any]]:
-    """`evaluate` for each target (the collector's hook after a round)."""
+    """`evaluate` for each target (the collector's hook after a round), all at the same
+    instant `now` (default: now, once), their burn-rate and latest-scrape reads made
+    for all the targets at once (`rules.prefetch`; should that read fail, each target's
+    rules read alone, as `evaluate` does)."""
     cfg = alert_settings(settings)
     if not cfg.enabled:
         return []
-    return [evaluate(store, settings, target=t, now=now, alerts=cfg) for t in targets]
+    now = now or utcnow()
+    cache: dict[str, Any] = {}
+    if targets:
+        try:
+            config = rules_module.RuleConfig(settings=settings, alerts=cfg, cache=cache)
+            rules_module.prefetch(store, now, config, list(targets))
+        except Exception:  # noqa: BLE001 - each rule reads its target alone and says so
+            cache.clear()
+    return [evaluate(store, settings, target=t, now=now, alerts=cfg, cache=cache) for t in targets]
 
 
 def after_round(

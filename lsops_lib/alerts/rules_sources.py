@@ -32,11 +32,13 @@ def _source_configured(source: str, store: Any, config: RuleConfig, target: str)
     checklist's lines judge it): a cron collector's store may be read elsewhere."""
     from ..config import source_settings
 
-    try:
-        if source in source_settings(config.settings).configured():
-            return True
-    except Exception:  # noqa: BLE001 - a malformed section: the collector says so (exit 2)
-        pass
+    if "round:configured" not in config.cache:  # the settings' answer, once a round
+        try:
+            config.cache["round:configured"] = set(source_settings(config.settings).configured())
+        except Exception:  # noqa: BLE001 - a malformed section: the collector says so (exit 2)
+            config.cache["round:configured"] = set()
+    if source in config.cache["round:configured"]:
+        return True
     key = f"collected_sources:{target}"  # read once a round, shared by both rules
     if key not in config.cache:
         try:

@@ -20,6 +20,7 @@ from lsops_lib.alerts.burnrate import LATEST_COLUMNS, objective_reads, targets_r
 from lsops_lib.config import Thresholds, load_settings
 from lsops_lib.models import ResponseTimes
 from lsops_lib.store import Store, pack
+from lsops_lib.store.sources import record_source_run
 from lsops_lib.times import to_ms
 from tests.fixtures.store import at, make_scrape
 
@@ -178,8 +179,11 @@ def test_one_read_for_all_targets_gives_each_target_its_own_windows(
 
 def test_the_collectors_round_judges_every_target_as_alone(store: Store) -> None:
     # evaluate_targets (the batched reads) against evaluate of each target (its own
-    # reads): the same rule outcomes (status, alerts, note), target by target
+    # reads): the same rule outcomes (status, alerts, note), target by target; a's logs
+    # and b's Sentry issues were collected (twice), so those rules judge them
     _write(store)
+    for target, source in [("a", "logs"), ("b", "sentry"), ("b", "sentry"), ("b", "pm2")]:
+        record_source_run(store, target, source, at(59), ok=True, items=0, error=None)
     settings = load_settings(env={"LSOPS_STORE": store._url}, cwd=Path("/"))
     batched = evaluate_targets(store, settings, TARGETS, now=NOW)
     assert [r["target"] for r in batched] == TARGETS
@@ -195,6 +199,9 @@ def test_the_collectors_round_judges_every_target_as_alone(store: Store) -> None
     assert [rules[t]["api_down"]["alerts"] for t in "abc"] == [0, 0, 1]
     assert rules["d"]["api_down"]["status"] == rules["e"]["api_down"]["status"] == "skipped"
     assert rules["c"]["slo_availability_page"]["status"] == "skipped"
+    judged = {t: {r for r in ("sentry_fatal", "log_error_pattern")
+                  if rules[t][r]["status"] == "evaluated"} for t in "abc"}  # fmt: skip
+    assert judged == {"a": {"log_error_pattern"}, "b": {"sentry_fatal"}, "c": set()}
     assert rules["a"]["slo_availability_page"] == {
         "rule": "slo_availability_page", "status": "evaluated", "alerts": 0, "note": None
     }  # fmt: skip

@@ -124,20 +124,24 @@ def evaluate_targets(
     store: Any, settings: Any, targets: list[str], *, now: datetime | None = None
 ) -> list[dict[str, Any]]:
     """`evaluate` for each target (the collector's hook after a round), all at the same
-    instant `now` (default: now, once), their burn-rate and latest-scrape reads made
-    for all the targets at once (`rules.prefetch`; should that read fail, each target's
-    rules read alone, as `evaluate` does)."""
+    instant `now` (default: now, once). What the rules read target by target is read
+    for all the targets at once first (`rules.prefetch`: burn-rate windows and the last
+    day's scrapes; `rules_sources.prefetch_sources`: the sources collected); should one
+    of those reads fail, each target's rules read alone, as `evaluate` does."""
+    from .rules_sources import prefetch_sources
+
     cfg = alert_settings(settings)
     if not cfg.enabled:
         return []
     now = now or utcnow()
     cache: dict[str, Any] = {}
-    if targets:
+    for prefetch in (rules_module.prefetch, prefetch_sources) if targets else ():
+        part: dict[str, Any] = {}
         try:
-            config = rules_module.RuleConfig(settings=settings, alerts=cfg, cache=cache)
-            rules_module.prefetch(store, now, config, list(targets))
+            prefetch(store, now, rules_module.RuleConfig(settings, cfg, part), list(targets))
         except Exception:  # noqa: BLE001 - each rule reads its target alone and says so
-            cache.clear()
+            continue
+        cache.update(part)
     return [evaluate(store, settings, target=t, now=now, alerts=cfg, cache=cache) for t in targets]
 
 

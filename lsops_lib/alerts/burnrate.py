@@ -238,11 +238,13 @@ def targets_reads(
     latest: dict[str, pd.DataFrame] = {}
     # the two spans' rows, by the epoch ms the SQL compares (ts >= :start)
     row_ms = _ms(scrapes["ts"])
-    recent = scrapes[row_ms >= to_ms(latest_start)]
-    by_target = _rows_by_target(recent["target"])
+    in_day = row_ms >= to_ms(latest_start)
+    by_target = _rows_by_target(scrapes["target"][in_day])
+    recent = scrapes.loc[in_day, LATEST_COLUMNS]
+    text = [c for c in LATEST_COLUMNS if _is_text(recent[c])]
     for t in names:
         rows = by_target.get(t, np.zeros(0, dtype=np.int64))
-        latest[t] = _as_alone(recent[LATEST_COLUMNS].iloc[rows].reset_index(drop=True))
+        latest[t] = _as_alone(recent.iloc[rows].reset_index(drop=True), text)
 
     # the burn windows: the rows of (start, end)
     scrapes = scrapes[row_ms >= to_ms(start)].reset_index(drop=True)
@@ -269,13 +271,17 @@ def targets_reads(
     return reads, latest
 
 
-def _as_alone(frame: pd.DataFrame) -> pd.DataFrame:
+def _is_text(column: pd.Series) -> bool:
+    return column.dtype != object and pd.api.types.is_string_dtype(column)
+
+
+def _as_alone(frame: pd.DataFrame, text: list[str]) -> pd.DataFrame:
     """A target's rows of a read of several targets, typed as a read of that target
-    alone types them: a text column with no value there is an object column of None
-    (pandas infers str only from some text; in the batch, other targets give it some)."""
-    for col in frame.columns:
-        column = frame[col]
-        if column.dtype != object and pd.api.types.is_string_dtype(column) and column.isna().all():
+    alone types them: a text column (of `text`) with no value there is an object column
+    of None (pandas infers str only from some text; in the batch, other targets give
+    it some)."""
+    for col in text:
+        if frame[col].isna().all():
             frame[col] = pd.Series([None] * len(frame), dtype=object)
     return frame
 

@@ -52,6 +52,7 @@ __all__ = [
     "factor_for",
     "objective_reads",
     "pair_fires",
+    "targets_reads",
 ]
 
 SLO_PERIOD_S = 30 * 86400.0
@@ -121,10 +122,7 @@ def _interval_s(ts: pd.Series) -> float | None:
     """The collection interval: the median gap between consecutive scrapes."""
     if len(ts) < 2:
         return None
-    seconds = (ts - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
-    gaps = np.diff(seconds)
-    gaps = gaps[gaps > 0]
-    return float(np.median(gaps)) if len(gaps) else None
+    return _median_gap((ts - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy())
 
 
 def objective_reads(
@@ -154,11 +152,6 @@ def objective_reads(
         None, start, end, threshold_ms=thresholds.latency_p95_ms, scrapes=scrapes
     )
     interval = _interval_s(health["ts"]) if len(health) else None
-    slos = {
-        "availability": thresholds.availability_slo,
-        "error_rate": 1.0 - thresholds.error_rate,
-        "latency": thresholds.latency_slo,
-    }
     # each series as (instants in ms, sorted; cumulative bad; cumulative total): a window's
     # figures are two binary searches away (one round reads every window of its rules)
     series = {
@@ -167,6 +160,23 @@ def objective_reads(
         if not deltas.empty
         else _cumulative(pd.Series(dtype="datetime64[ns, UTC]"), pd.Series(dtype=float), None),
         "latency": _cumulative(slices["ts"], ~slices["met"].astype(bool), None),
+    }
+    return _window_reads(series, interval, now, windows, thresholds)
+
+
+def _window_reads(
+    series: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    interval: float | None,
+    now: datetime,
+    windows: set[float],
+    thresholds: Any,
+) -> dict[str, dict[float, WindowRead]]:
+    """Every objective over every window from its cumulative series (`_cumulative`) and
+    the collection interval (s)."""
+    slos = {
+        "availability": thresholds.availability_slo,
+        "error_rate": 1.0 - thresholds.error_rate,
+        "latency": thresholds.latency_slo,
     }
     now_ms = int(pd.Timestamp(now).value // 1_000_000)
     out: dict[str, dict[float, WindowRead]] = {k: {} for k in OBJECTIVES}
@@ -178,6 +188,154 @@ def objective_reads(
         for name, (bad, total) in figures.items():
             out[name][w] = WindowRead(w, bad, total, coverage, burn_rate(bad, total, slos[name]))
     return out
+
+
+# the scrape columns one batched read takes: the burn rates' (health status, latency) and
+# the last day's the api_down / health_error / memory_critical rules read (rules._latest)
+LATEST_COLUMNS = ["ts", "ok", "health_status", "failure_kind", "rss"]
+_LATENCY_COLUMNS = ["rt_count", "rt_min", "rt_p50", "rt_p95", "rt_p99", "rt_max"]
+_CHUNK = 500  # targets a read (the IN list's parameters)
+
+
+def targets_reads(
+    store: Any,
+    targets: list[str],
+    now: datetime,
+    windows: set[float],
+    thresholds: Any,
+    latest_s: float = 86400.0,
+) -> tuple[dict[str, dict[str, dict[float, WindowRead]]], dict[str, pd.DataFrame]]:
+    """`objective_reads` for every target of `targets` at once, and each target's scrapes
+    of the last `latest_s` seconds (LATEST_COLUMNS, as `store.scrapes` reads them for one
+    target): ONE scrape read and ONE counter-delta read of the longest window for all the
+    targets (by 500), split by target in numpy (a target's rows in their own read's
+    order), instead of four reads and their pandas work a target. Each target's windows
+    are those `objective_reads` gives it (tests/test_alerts_batch.py)."""
+    from ..analysis.slo import latency_slices
+    from ..store.reads import _HEALTH_SELECT, _SCRAPE_SELECT
+    from ..times import to_ms
+
+    longest = max(windows)
+    start = now - timedelta(seconds=longest) + timedelta(milliseconds=1)
+    end = now + timedelta(milliseconds=1)
+    latest_start = now - timedelta(seconds=latest_s)
+    exprs = {"target": _SCRAPE_SELECT["target"], "status": _HEALTH_SELECT["status"]}
+    exprs |= {c: _SCRAPE_SELECT[c] for c in [*LATEST_COLUMNS, *_LATENCY_COLUMNS]}
+    names = list(dict.fromkeys(targets))
+    if not names:
+        return {}, {}
+    frames, deltas = [], []
+    for i in range(0, len(names), _CHUNK):
+        chunk = names[i : i + _CHUNK]
+        # the longer of the two spans: the burn windows' and the last day's
+        lo = min(start, latest_start)
+        frames.append(store._scrape_read(exprs, lo, end, None, targets=chunk))
+        deltas.append(store._endpoint_intervals_raw(start, end, bucket="scrape", targets=chunk))
+    scrapes = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    delta = pd.concat(deltas, ignore_index=True) if len(deltas) > 1 else deltas[0]
+
+    # the latest rows, per target, as one read of that target gives them
+    latest: dict[str, pd.DataFrame] = {}
+    # the two spans' rows, by the epoch ms the SQL compares (ts >= :start)
+    row_ms = _ms(scrapes["ts"])
+    in_day = row_ms >= to_ms(latest_start)
+    by_target = _rows_by_target(scrapes["target"][in_day])
+    recent = scrapes.loc[in_day, LATEST_COLUMNS]
+    text = [c for c in LATEST_COLUMNS if _is_text(recent[c])]
+    for t in names:
+        rows = by_target.get(t, np.zeros(0, dtype=np.int64))
+        latest[t] = _as_alone(recent.iloc[rows].reset_index(drop=True), text)
+
+    # the burn windows: the rows of (start, end)
+    scrapes = scrapes[row_ms >= to_ms(start)].reset_index(drop=True)
+    slices = latency_slices(
+        None, start, end, threshold_ms=thresholds.latency_p95_ms, scrapes=scrapes, carry=["target"]
+    )
+    series = {
+        "availability": _arrays(scrapes["target"], scrapes["ts"], scrapes["status"] != "OK", None),
+        "error_rate": _arrays(delta["target"], delta["ts"], delta["errors"], delta["requests"]),
+        "latency": _arrays(slices["target"], slices["ts"], ~slices["met"].astype(bool), None),
+    }
+    health_rows = _rows_by_target(scrapes["target"])
+    # seconds as `_interval_s` computes them, for every row at once
+    seconds = (scrapes["ts"] - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
+    empty = np.zeros(0, dtype=np.int64)
+    reads = {}
+    for t in names:
+        rows = health_rows.get(t, empty)
+        cums = {
+            name: _cumulative_of(ms_, bad, total, by.get(t, empty))
+            for name, (by, ms_, bad, total) in series.items()
+        }
+        reads[t] = _window_reads(cums, _median_gap(seconds[rows]), now, windows, thresholds)
+    return reads, latest
+
+
+def _is_text(column: pd.Series) -> bool:
+    return column.dtype != object and pd.api.types.is_string_dtype(column)
+
+
+def _as_alone(frame: pd.DataFrame, text: list[str]) -> pd.DataFrame:
+    """A target's rows of a read of several targets, typed as a read of that target
+    alone types them: a text column (of `text`) with no value there is an object column
+    of None (pandas infers str only from some text; in the batch, other targets give
+    it some)."""
+    for col in text:
+        if frame[col].isna().all():
+            frame[col] = pd.Series([None] * len(frame), dtype=object)
+    return frame
+
+
+def _ms(ts: pd.Series) -> np.ndarray:
+    return (
+        (pd.to_datetime(ts, utc=True) - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)
+    ).to_numpy(dtype="int64")
+
+
+def _rows_by_target(target: pd.Series) -> dict[str, np.ndarray]:
+    """target -> the positions of its rows, in order."""
+    if target.empty:
+        return {}
+    codes, uniques = pd.factorize(target.astype(str))
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
+    return {str(u): order[bounds[k] : bounds[k + 1]] for k, u in enumerate(uniques)}
+
+
+def _arrays(
+    target: pd.Series, ts: pd.Series, bad: pd.Series, total: pd.Series | None
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+    """(rows by target, ms instants, bad, total) of a frame of all the targets (`total`
+    None: one per row), converted once."""
+    b = pd.to_numeric(bad, errors="coerce").fillna(0).to_numpy(dtype=float)
+    t = (
+        np.ones(len(b))
+        if total is None
+        else pd.to_numeric(total, errors="coerce").fillna(0).to_numpy(dtype=float)
+    )
+    return _rows_by_target(target), _ms(ts), b, t
+
+
+def _cumulative_of(
+    ms: np.ndarray, bad: np.ndarray, total: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`_cumulative` of the rows `rows` (one target's, in its read's order)."""
+    m, b, t = ms[rows], bad[rows], total[rows]
+    order = np.argsort(m, kind="stable")
+    return (
+        m[order],
+        np.concatenate([[0.0], np.cumsum(b[order])]),
+        np.concatenate([[0.0], np.cumsum(t[order])]),
+    )
+
+
+def _median_gap(seconds: np.ndarray) -> float | None:
+    """`_interval_s` of instants already in seconds (the median positive gap)."""
+    if len(seconds) < 2:
+        return None
+    gaps = np.diff(seconds)
+    gaps = gaps[gaps > 0]
+    return float(np.median(gaps)) if len(gaps) else None
 
 
 def _cumulative(

@@ -49,14 +49,19 @@ def evaluate(
     now: datetime | None = None,
     alerts: AlertSettings | None = None,
     rules: Mapping[str, Any] | None = None,
+    cache: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One round for `target` (default: the settings' target). See the module docstring."""
+    """One round for `target` (default: the settings' target). See the module docstring.
+    `cache`: the reads of a round of several targets (`evaluate_targets`), shared."""
     cfg = alerts if alerts is not None else alert_settings(settings)
     target = target or settings.target.name
     now = now or utcnow()
     chosen = rules if rules is not None else rules_module.RULES
-    secrets = _secrets(settings, cfg)
-    config = rules_module.RuleConfig(settings=settings, alerts=cfg)
+    cache = {} if cache is None else cache
+    if "round:secrets" not in cache:
+        cache["round:secrets"] = _secrets(settings, cfg)
+    secrets = cache["round:secrets"]
+    config = rules_module.RuleConfig(settings=settings, alerts=cfg, cache=cache)
     results: dict[str, Any] = {}
     report = []
     for name, rule in chosen.items():
@@ -118,11 +123,26 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
 def evaluate_targets(
     store: Any, settings: Any, targets: list[str], *, now: datetime | None = None
 ) -> list[dict[str, Any]]:
-    """`evaluate` for each target (the collector's hook after a round)."""
+    """`evaluate` for each target (the collector's hook after a round), all at the same
+    instant `now` (default: now, once). What the rules read target by target is read
+    for all the targets at once first (`rules.prefetch`: burn-rate windows and the last
+    day's scrapes; `rules_sources.prefetch_sources`: the sources collected); should one
+    of those reads fail, each target's rules read alone, as `evaluate` does."""
+    from .rules_sources import prefetch_sources
+
     cfg = alert_settings(settings)
     if not cfg.enabled:
         return []
-    return [evaluate(store, settings, target=t, now=now, alerts=cfg) for t in targets]
+    now = now or utcnow()
+    cache: dict[str, Any] = {}
+    for prefetch in (rules_module.prefetch, prefetch_sources) if targets else ():
+        part: dict[str, Any] = {}
+        try:
+            prefetch(store, now, rules_module.RuleConfig(settings, cfg, part), list(targets))
+        except Exception:  # noqa: BLE001 - each rule reads its target alone and says so
+            continue
+        cache.update(part)
+    return [evaluate(store, settings, target=t, now=now, alerts=cfg, cache=cache) for t in targets]
 
 
 def after_round(

@@ -25,10 +25,19 @@ from typing import Any
 import pandas as pd
 
 from .. import fmt
-from .burnrate import OBJECTIVES, BurnWindow, WindowRead, describe, objective_reads, pair_fires
+from .burnrate import (
+    LATEST_COLUMNS,
+    OBJECTIVES,
+    BurnWindow,
+    WindowRead,
+    describe,
+    objective_reads,
+    pair_fires,
+    targets_reads,
+)
 from .settings import AlertSettings
 
-__all__ = ["RULES", "Alert", "RuleConfig", "Rule", "register"]
+__all__ = ["RULES", "Alert", "RuleConfig", "Rule", "prefetch", "register"]
 
 
 @dataclass(frozen=True)
@@ -84,7 +93,7 @@ def _latest(store: Any, now: datetime, config: RuleConfig, target: str) -> pd.Da
             now - timedelta(days=1),
             now + timedelta(milliseconds=1),
             target=target,
-            columns=["ts", "ok", "health_status", "failure_kind", "rss"],
+            columns=LATEST_COLUMNS,
         )
     return config.cache[key]
 
@@ -133,12 +142,12 @@ def health_error(store: Any, now: datetime, config: RuleConfig, target: str) -> 
 def memory_critical(
     store: Any, now: datetime, config: RuleConfig, target: str
 ) -> list[Alert] | None:
-    df = _latest(store, now, config, target).dropna(subset=["rss"])
-    if df.empty:
+    rss = _latest(store, now, config, target)["rss"].dropna()
+    if rss.empty:
         config.skip("memory_critical", "no memory figure in the last day")
         return None
     t = config.settings.thresholds
-    share = float(df["rss"].iloc[-1]) / t.memory_limit_bytes
+    share = float(rss.iloc[-1]) / t.memory_limit_bytes
     if share <= t.memory_critical_fraction:
         return []
     return [
@@ -156,13 +165,27 @@ def memory_critical(
 # --- burn rates ---------------------------------------------------------------------------
 
 
+def _windows(a: AlertSettings) -> set[float]:
+    return {w for p in (*a.page, *a.ticket) for w in (p.long_s, p.short_s)}
+
+
 def _reads(store: Any, now: datetime, config: RuleConfig, target: str) -> Any:
     key = f"burn:{target}"
     if key not in config.cache:
-        a = config.alerts
-        windows = {w for p in (*a.page, *a.ticket) for w in (p.long_s, p.short_s)}
-        config.cache[key] = objective_reads(store, target, now, windows, config.settings.thresholds)
+        t = config.settings.thresholds
+        config.cache[key] = objective_reads(store, target, now, _windows(config.alerts), t)
     return config.cache[key]
+
+
+def prefetch(store: Any, now: datetime, config: RuleConfig, targets: list[str]) -> None:
+    """Read what `_latest` and `_reads` read, for every target of a round at once
+    (`burnrate.targets_reads`: two reads in all instead of four a target), into
+    `config.cache`: the same frames and windows each target's own reads give."""
+    t = config.settings.thresholds
+    reads, latest = targets_reads(store, targets, now, _windows(config.alerts), t)
+    for target in targets:
+        config.cache[f"burn:{target}"] = reads[target]
+        config.cache[f"latest:{target}"] = latest[target]
 
 
 def burn_alert(

@@ -32,11 +32,13 @@ def _source_configured(source: str, store: Any, config: RuleConfig, target: str)
     checklist's lines judge it): a cron collector's store may be read elsewhere."""
     from ..sources.settings import source_settings
 
-    try:
-        if source in source_settings(config.settings).configured():
-            return True
-    except Exception:  # noqa: BLE001 - a malformed section: the collector says so (exit 2)
-        pass
+    if "round:configured" not in config.cache:  # the settings' answer, once a round
+        try:
+            config.cache["round:configured"] = set(source_settings(config.settings).configured())
+        except Exception:  # noqa: BLE001 - a malformed section: the collector says so (exit 2)
+            config.cache["round:configured"] = set()
+    if source in config.cache["round:configured"]:
+        return True
     key = f"collected_sources:{target}"  # read once a round, shared by both rules
     if key not in config.cache:
         try:
@@ -46,6 +48,15 @@ def _source_configured(source: str, store: Any, config: RuleConfig, target: str)
         except Exception:  # noqa: BLE001 - a store reader without the source tables
             config.cache[key] = set()
     return source in config.cache[key]
+
+
+def prefetch_sources(store: Any, now: datetime, config: RuleConfig, targets: list[str]) -> None:
+    """The sources collected for each target of a round (what `_source_configured` reads
+    for one target), in one read for all of them, into `config.cache`."""
+    from ..store.source_reads import collected_sources_of
+
+    for target, found in collected_sources_of(store, targets).items():
+        config.cache[f"collected_sources:{target}"] = found
 
 
 def _new_items(kind: str, store: Any, now: datetime, config: RuleConfig, target: str) -> Any:
@@ -138,11 +149,15 @@ def backup_too_old(
     from ..config import backup_settings
     from ..store.backups import latest_backup_check
 
-    check = latest_backup_check(store)
+    if "round:backup_check" not in config.cache:  # the same for every target: once a round
+        config.cache["round:backup_check"] = latest_backup_check(store)
+    check = config.cache["round:backup_check"]
     if check is None:
         config.skip("backup_too_old", "no backup check stored (lsops backup check)")
         return None
-    max_age_s = backup_settings(config.settings).max_age_s
+    if "round:backup_max_age_s" not in config.cache:
+        config.cache["round:backup_max_age_s"] = backup_settings(config.settings).max_age_s
+    max_age_s = config.cache["round:backup_max_age_s"]
     newest = next(
         (f for f in check.get("files") or [] if f.get("path") == check.get("newest")), None
     )

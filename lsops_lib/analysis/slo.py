@@ -79,16 +79,20 @@ def latency_slices(
     threshold_ms: float = 500.0,
     target: str | None = None,
     scrapes: pd.DataFrame | None = None,
+    carry: list[str] | tuple[str, ...] = (),
 ) -> pd.DataFrame:
-    """One row per time slice (a scrape whose window had requests): ts, p95, count, met, ordered."""
+    """One row per time slice (a scrape whose window had requests): ts, p95, count, met,
+    ordered, then the columns `carry` of the scrapes (e.g. target) as they are."""
     df = _scrape_frame(store, start, end, target) if scrapes is None else scrapes
-    cols = ["ts", "p95", "count", "met", "ordered"]
+    cols = ["ts", "p95", "count", "met", "ordered", *carry]
     if df.empty or "rt_p95" not in df:
         return empty(cols)
     p95 = pd.to_numeric(df["rt_p95"], errors="coerce")
     count = pd.to_numeric(df.get("rt_count"), errors="coerce")
     keep = p95.notna() & (count.isna() | (count > 0))
-    out = pd.DataFrame({"ts": df["ts"], "p95": p95, "count": count})[keep].reset_index(drop=True)
+    out = pd.DataFrame({"ts": df["ts"], "p95": p95, "count": count, **{c: df[c] for c in carry}})[
+        keep
+    ].reset_index(drop=True)
     out["met"] = out["p95"] < threshold_ms
     out["ordered"] = _ordered(df[keep]).reset_index(drop=True)
     return out[cols]

@@ -8,6 +8,7 @@ statement is built from the delta rule's fragments in `series.py`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import pandas as pd
@@ -183,9 +184,12 @@ class IntervalReads(StoreCore):
         bucket: str = "hour",
         target: str | None = None,
         include_monitoring: bool = False,
+        targets: Sequence[str] | None = None,
     ) -> pd.DataFrame:
         """`endpoint_intervals` computed from the samples alone, whatever the bucket (the
-        rule's one statement; compared with the rollup in the tests)."""
+        rule's one statement; compared with the rollup in the tests). `targets` (instead
+        of `target`, not empty): those targets, NOT summed: per target (a `target` column
+        first), each target's rows those of its own read."""
         monitoring = "" if include_monitoring else "WHERE NOT e.monitoring"
         # Each sample is paired with the same endpoint's sample in the predecessor scrape
         # (mk.p_sid) by a primary-key lookup: no window sort over every sample (2.16 M rows
@@ -194,11 +198,16 @@ class IntervalReads(StoreCore):
         # whole, as does a new series or the endpoint's own count going down.
         stale = self._stale()
         target_where = "WHERE t.name = :target" if target else ""
+        extra: dict[str, str] = {}
+        if targets is not None:  # the IN list of `targets` (alerts/burnrate.py: one read)
+            extra = {f"tn{i}": name for i, name in enumerate(targets)}
+            target_where = f"WHERE t.name IN ({', '.join(':' + k for k in extra)})"
+        by = "tg, " if targets is not None else ""
         series = series_sql(target_where, stored=not stale)
         sql = f"""
         WITH {series},
         ed AS (
-          SELECT {bucket_sql(bucket, "mk.ts")} AS bts, x.endpoint_id,
+          SELECT {"mk.target AS tg, " if by else ""}{bucket_sql(bucket, "mk.ts")} AS bts, x.endpoint_id,
                  {delta_columns("mk.kind")}
           FROM mk
           JOIN __SAMPLES__ x ON x.scrape_sid = mk.sid
@@ -207,17 +216,24 @@ class IntervalReads(StoreCore):
             AND x.endpoint_id IN (SELECT e.id FROM lsops_endpoints e {monitoring})
         ),
         g AS (
-          SELECT bts, endpoint_id, SUM(d_n) AS requests, SUM(d_e) AS errors,
+          SELECT {by}bts, endpoint_id, SUM(d_n) AS requests, SUM(d_e) AS errors,
                  SUM(d_t) AS time_sum_ms, SUM(is_reset) AS resets
-          FROM ed GROUP BY bts, endpoint_id
+          FROM ed GROUP BY {by}bts, endpoint_id
         )
-        SELECT g.bts AS ts, e.path AS endpoint, g.requests, g.errors, g.time_sum_ms, g.resets
+        SELECT {"g.tg AS target, " if by else ""}g.bts AS ts, e.path AS endpoint, g.requests,
+               g.errors, g.time_sum_ms, g.resets
         FROM g JOIN lsops_endpoints e ON e.id = g.endpoint_id
-        ORDER BY g.bts, e.path"""
+        ORDER BY {"g.tg, " if by else ""}g.bts, e.path"""
         window = [(ms(start, MIN_MS), ms(end, MAX_MS))]
-        return _endpoint_frame(
-            self._frame(sql, start, end, target, samples=(window, target_where, stale))
+        df = self._frame(
+            sql, start, end, target, extra=extra, samples=(window, target_where, stale)
         )
+        if targets is None:
+            return _endpoint_frame(df)
+        names = df["target"].astype(str) if not df.empty else pd.Series(dtype=str)
+        out = _endpoint_frame(df.drop(columns="target"))
+        out.insert(0, "target", names.to_numpy())
+        return out
 
     def counter_intervals(
         self,

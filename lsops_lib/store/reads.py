@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -187,16 +187,25 @@ class ScrapeReads(StoreCore):
         start: datetime | None,
         end: datetime | None,
         target: str | None,
+        *,
+        targets: Sequence[str] | None = None,
     ) -> pd.DataFrame:
         """The columns `exprs` ({name: SQL expression over s, t}) of the scrapes of the
-        window, oldest first, typed as `scrapes` types them.
+        window, oldest first, typed as `scrapes` types them. `targets` (instead of
+        `target`): the scrapes of those targets (not empty), in one read.
 
         An expression over the details columns (`pack_scrapes.WIDE`) reads them through
         a LEFT JOIN of lsops_scrape_details; in a store that packs, it is computed here
         (`_PY_EXPRS`) from those columns completed by the blocks of packed scrapes (whose
         details rows are gone: `pack_scrapes.fill`); a read naming none of them reads
         the thin rows alone."""
-        where = "WHERE t.name = :target" if target else ""
+        cond = "t.name = :target" if target else ""
+        params = self._params(start, end, target)
+        if targets is not None:  # the IN list of `targets` (alerts/burnrate.py: one read)
+            names = {f"tn{i}": name for i, name in enumerate(targets)}
+            cond = f"t.name IN ({', '.join(':' + k for k in names)})"
+            params.update(names)
+        where = f"WHERE {cond}" if cond else ""
         wide = {n: _wide_of(e) for n, e in exprs.items()}
         needed = sorted({c for cs in wide.values() for c in cs}, key=pack_scrapes.WIDE.index)
         if needed and self._ids.period:
@@ -208,9 +217,8 @@ class ScrapeReads(StoreCore):
         sql = f"""
         SELECT {", ".join(select_)}
         FROM lsops_scrapes s JOIN lsops_targets t ON t.id = s.target_id {details}
-        WHERE s.ts >= :start AND s.ts < :end {"AND t.name = :target" if target else ""}
+        WHERE s.ts >= :start AND s.ts < :end {"AND " + cond if cond else ""}
         ORDER BY s.ts, s.sid"""
-        params = self._params(start, end, target)
         with self._read() as conn:
             conn = self._snapshot(conn)
             result = conn.execute(text(sql), params)

@@ -105,6 +105,17 @@ def collected_sources(store: Any, target: str | None) -> set[str]:
     return set(_frame(store, query, ["source"], ())["source"].astype(str))
 
 
+def collected_sources_of(store: Any, targets: Sequence[str]) -> dict[str, set[str]]:
+    """`collected_sources` of each of `targets` (not empty), in one DISTINCT read (the
+    alert round of many targets)."""
+    t = source_runs_table
+    query = select(t.c.target, t.c.source).distinct().where(t.c.target.in_(list(targets)))
+    found: dict[str, set[str]] = {name: set() for name in targets}
+    for target, source in _frame(store, query, ["target", "source"], ()).itertuples(index=False):
+        found[str(target)].add(str(source))
+    return found
+
+
 def source_runs(
     store: Any, target: str | None, start: datetime | None, end: datetime | None
 ) -> pd.DataFrame:

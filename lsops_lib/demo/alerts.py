@@ -16,6 +16,8 @@ Routing as in the README: pages to both receivers at any hour, warnings (the lat
 ticket the demo's month also burns) to the webhook within business hours only.
 
     run(demo, outage)   the phase "alerts" of `lsops demo`
+    replay(...)         `evaluate` at each tick; the rules' scrape reads through
+                        `ReplayReads` (read once over the replay's reach, cut per tick)
 """
 
 from __future__ import annotations

@@ -69,3 +69,44 @@ def test_the_reports_tell_the_alerts(demo_run: DemoRun) -> None:
         ("api_down", "critical", 1)
     }
     assert "no_answer" not in {u["kind"] for u in alerts["uncaught"]}
+
+
+def test_the_replays_cut_reads_equal_the_stores_reads(demo_run: DemoRun) -> None:
+    # demo.alerts.ReplayReads reads the scrape data once over the replay's reach and cuts
+    # it per tick: each cut must be the store's own read of that window (rows, values,
+    # dtypes), for every window the burn-rate rules and the latest-scrapes read ask for
+    from datetime import timedelta
+
+    import pandas as pd
+
+    from lsops_lib.alerts.burnrate import PAGE, TICKET
+    from lsops_lib.demo.alerts import ReplayReads, _tick
+    from lsops_lib.store import Store
+    from lsops_lib.times import parse_time
+
+    start, end = (_tick(parse_time(t)) for t in demo_run.state["plan"]["outage"])
+    start, end = start - timedelta(minutes=30), end + timedelta(minutes=30)
+    windows = sorted({w for p in (*PAGE, *TICKET) for w in (p.long_s, p.short_s)} | {86400.0})
+    columns = ["ts", "rt_count", "rt_min", "rt_p50", "rt_p95", "rt_p99", "rt_max"]
+    latest = ["ts", "ok", "health_status", "failure_kind", "rss"]
+    with Store(f"sqlite:///{demo_run.demo_dir / 'store.sqlite'}") as store:
+        target = store.targets()[0]
+        reads = ReplayReads(
+            store, start - timedelta(seconds=max(windows)), end + timedelta(milliseconds=1)
+        )
+        now, compared = start, 0
+        while now <= end:
+            for w in windows:
+                a = now - timedelta(seconds=w) + timedelta(milliseconds=1)
+                b = now + timedelta(milliseconds=1)
+                for name, kwargs in (
+                    ("health", {"target": target}),
+                    ("scrapes", {"target": target, "columns": columns}),
+                    ("scrapes", {"target": target, "columns": latest}),
+                    ("endpoint_intervals", {"target": target, "bucket": "scrape"}),
+                ):
+                    got = getattr(reads, name)(a, b, **kwargs)
+                    pd.testing.assert_frame_equal(got, getattr(store, name)(a, b, **kwargs))
+                    compared += len(got)
+            now += timedelta(minutes=5)
+    assert compared > 0

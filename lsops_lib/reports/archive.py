@@ -164,13 +164,25 @@ def atomic_write(path: Path, data: str | bytes) -> None:
 # --- redaction ---------------------------------------------------------------------------------
 
 
+# CREDENTIAL_URL (a scheme, "://", user ":" password "@"), tried only where a run of scheme
+# characters begins, its leading non-letters (digits, "+", ".", "-": no scheme starts with
+# them) kept in group 1. The same matches as CREDENTIAL_URL.sub: its leftmost match starts
+# at the first letter of such a run (a start inside the run after that letter would be
+# later; the run must end at "://"), and after a match (ending "@") the next run begins
+# afresh. Without the anchor every letter of a long run (base64 images: ~0.5 s for a
+# report's HTML) restarted a scan to the run's end.
+_SCHEME_RUN = re.compile(
+    r"(?<![A-Za-z0-9+.-])([0-9+.-]*)(" + CREDENTIAL_URL.pattern.replace("*://", "*+://", 1) + ")"
+)
+
+
 def _url_password_sub(text: str) -> str:
     def repl(match: re.Match[str]) -> str:
-        prefix = match.group(0)
+        lead, prefix = match.group(1), match.group(2)
         scheme_user, _, _ = prefix[:-1].rpartition(":")
-        return f"{scheme_user}:{MASK}@"
+        return f"{lead}{scheme_user}:{MASK}@"
 
-    return CREDENTIAL_URL.sub(repl, text)
+    return _SCHEME_RUN.sub(repl, text)
 
 
 class Redactor:
@@ -316,10 +328,17 @@ _DROPPED_MIME = (
 )
 
 
-def sanitize_html(fragment: str) -> str:
+def sanitize_html(fragment: str, cleaner: Any = None) -> str:
     """An output's HTML with everything that could run removed: `<script>`, `<iframe>`,
     event handlers, `javascript:` links are escaped or dropped; tables, headings, inline
-    styles (pandas, Styler) survive. Disallowed tags are escaped: shown, not executed."""
+    styles (pandas, Styler) survive. Disallowed tags are escaped: shown, not executed.
+    `cleaner`: one from `html_cleaner()`, reused across a notebook's outputs."""
+    return (cleaner or html_cleaner()).clean(fragment)
+
+
+def html_cleaner() -> Any:
+    """The bleach `Cleaner` of `sanitize_html` (what `bleach.clean` builds for every call;
+    not thread-safe: one per export)."""
     import bleach
 
     kwargs: dict[str, Any] = {}
@@ -330,8 +349,7 @@ def sanitize_html(fragment: str) -> str:
         attributes: dict[str, list[str]] = _ALLOWED_ATTRIBUTES
     except ImportError:  # tinycss2 missing: no inline styles at all
         attributes = {k: [a for a in v if a != "style"] for k, v in _ALLOWED_ATTRIBUTES.items()}
-    return bleach.clean(
-        fragment,
+    return bleach.Cleaner(
         tags=_ALLOWED_TAGS,
         attributes=attributes,
         protocols=["http", "https", "mailto", "data"],
@@ -344,6 +362,7 @@ def sanitize_outputs(nb: nbformat.NotebookNode) -> None:
     sanitized, markdown rendered to HTML first; script-like outputs are dropped."""
     from nbconvert.filters.markdown_mistune import markdown2html_mistune
 
+    cleaner = html_cleaner()
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             data = output.get("data")
@@ -358,7 +377,7 @@ def sanitize_outputs(nb: nbformat.NotebookNode) -> None:
             if "text/html" in data:
                 fragment = data["text/html"]
                 fragment = "".join(fragment) if isinstance(fragment, list) else str(fragment)
-                data["text/html"] = sanitize_html(fragment)
+                data["text/html"] = sanitize_html(fragment, cleaner)
             if "image/svg+xml" in data and "image/png" in data:
                 data.pop("image/svg+xml")  # inline SVG could script; the PNG says the same
 

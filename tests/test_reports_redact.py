@@ -1,0 +1,80 @@
+"""The archive's URL-password redaction and the reused HTML cleaner, against the plain
+forms they replace (the credential-URL regex applied as written, `bleach.clean` per call)."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import bleach
+
+from lsops_lib.reports import archive
+from lsops_lib.reports.parameters import CREDENTIAL_URL
+
+
+def _plain_sub(text: str) -> str:
+    """CREDENTIAL_URL.sub as written: the reference `_url_password_sub` must match."""
+
+    def repl(match: re.Match[str]) -> str:
+        scheme_user, _, _ = match.group(0)[:-1].rpartition(":")
+        return f"{scheme_user}:{archive.MASK}@"
+
+    return CREDENTIAL_URL.sub(repl, text)
+
+
+PIECES = [
+    "http://",
+    "postgresql+psycopg://",
+    "u:p@",
+    "://",
+    ":",
+    "@",
+    "/",
+    "1a",
+    "-b.",
+    "9",
+    "+",
+    "ftp",
+    " ",
+    "\n",
+    "=",
+    "x",
+    "Z",
+    "data:image/png;base64,",
+]
+
+
+def test_url_passwords_are_masked_as_the_plain_regex_masks_them() -> None:
+    rng = random.Random(7)
+    texts = [
+        "postgresql://lsops:hunter2@db:5432/x and 1.http://a:b@h/ and -+x9://u:p:q@ end",
+        "9+.-://u:p@ a1b2c3://u:p@@ x://:p@ http://u@h http://u:@h",
+        "A" * 5000 + "http://u:p@h/" + "+9A/=" * 1000,
+    ]
+    texts += ["".join(rng.choice(PIECES) for _ in range(rng.randint(0, 24))) for _ in range(5000)]
+    for text in texts:
+        assert archive._url_password_sub(text) == _plain_sub(text), text
+    assert "hunter2" not in archive._url_password_sub(texts[0])
+
+
+def test_the_reused_cleaner_cleans_as_bleach_clean_does() -> None:
+    from bleach.css_sanitizer import CSSSanitizer
+
+    fragments = [
+        "<script>alert(1)</script><b onclick='x()'>bold</b>",
+        "<table class='df'><tr><td style='color: red; position: fixed'>1</td></tr></table>",
+        "<a href='javascript:alert(1)'>x</a><a href='https://e.com'>y</a><iframe src=x>",
+        "<details><summary>s</summary><pre>{&quot;a&quot;: 1}</pre></details><!-- c -->",
+        "<style>td { color: red }</style><img src=x onerror=alert(1)>",
+    ]
+    cleaner = archive.html_cleaner()
+    for fragment in fragments:
+        expected = bleach.clean(
+            fragment,
+            tags=archive._ALLOWED_TAGS,
+            attributes=archive._ALLOWED_ATTRIBUTES,
+            protocols=["http", "https", "mailto", "data"],
+            css_sanitizer=CSSSanitizer(),
+        )
+        assert archive.sanitize_html(fragment, cleaner) == expected
+        assert archive.sanitize_html(fragment) == expected

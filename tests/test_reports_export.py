@@ -1,5 +1,6 @@
-"""The archive's URL-password redaction and the reused HTML cleaner, against the plain
-forms they replace (the credential-URL regex applied as written, `bleach.clean` per call)."""
+"""The archive's URL-password redaction, the reused HTML cleaner and the outputs sanitized
+while a report runs, against the plain forms they replace (the credential-URL regex applied
+as written, `bleach.clean` per call, the export sanitizing every output itself)."""
 
 from __future__ import annotations
 
@@ -78,3 +79,42 @@ def test_the_reused_cleaner_cleans_as_bleach_clean_does() -> None:
         )
         assert archive.sanitize_html(fragment, cleaner) == expected
         assert archive.sanitize_html(fragment) == expected
+
+
+def test_outputs_sanitized_while_running_give_the_same_page() -> None:
+    import nbformat
+
+    hostile = "<b onmouseover='steal()'>x</b><script>alert(1)</script>"
+    cells = [
+        nbformat.v4.new_code_cell(
+            "x",
+            outputs=[
+                nbformat.v4.new_output(
+                    "display_data", data={"text/html": f"<p>token s3cret-tok</p>{hostile}"}
+                ),
+                nbformat.v4.new_output(
+                    "display_data", data={"text/html": ["<table><tr>", "<td>1"]}
+                ),
+            ],
+        ),
+        nbformat.v4.new_code_cell(
+            "y", outputs=[nbformat.v4.new_output("display_data", data={"text/html": "<i>old</i>"})]
+        ),
+    ]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    redactor = archive.Redactor(["s3cret-tok"])
+    ahead = archive.Presanitizer(redactor)
+    for cell in nb.cells:
+        ahead.add_cell(cell)
+    # an output updated after its cell completed: not what was sanitized ahead
+    nb.cells[1].outputs[0].data["text/html"] = "<i>new</i><iframe src=x></iframe>"
+    clean = redactor.notebook(nb)
+    try:
+        page = archive.export_html(clean, title="t", ready=ahead)
+    finally:
+        ahead.close()
+    assert page == archive.export_html(clean, title="t")
+    assert "s3cret-tok" not in page and "<script>" not in page and "<iframe" not in page
+    assert "new" in page and "onmouseover" not in page
+    redacted = f"<p>token {archive.MASK}</p>{hostile}"  # what was queued, redacted
+    assert ahead.get(redacted) == archive.sanitize_html(redacted)

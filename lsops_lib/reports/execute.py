@@ -11,10 +11,12 @@ travel in the kernel's environment, never in the injected parameters.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,6 +94,7 @@ def _engine() -> str:
         monthly review's 26 cells)."""
 
         _deferred = False
+        on_cell: Callable[[Any], None] | None = None
 
         def cell_complete(self, cell: Any, cell_index: Any = None, **kwargs: Any) -> Any:
             self._deferred = True
@@ -99,6 +102,9 @@ def _engine() -> str:
                 return super().cell_complete(cell, cell_index=cell_index, **kwargs)
             finally:
                 self._deferred = False
+                if self.on_cell is not None:
+                    with contextlib.suppress(Exception):  # a helper's, never the run's
+                        self.on_cell(cell)
 
         def save(self, **kwargs: Any) -> Any:
             if not self._deferred:
@@ -117,6 +123,7 @@ def _engine() -> str:
             progress_bar: bool = True,
             log_output: bool = False,
             autosave_cell_every: int = 30,
+            lsops_on_cell: Callable[[Any], None] | None = None,
             **kwargs: Any,
         ) -> Any:
             # papermill's Engine.execute_notebook with the manager above
@@ -127,6 +134,7 @@ def _engine() -> str:
                 log_output=log_output,
                 autosave_cell_every=autosave_cell_every,
             )
+            nb_man.on_cell = lsops_on_cell
             nb_man.notebook_start()
             try:
                 cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
@@ -196,9 +204,11 @@ def execute(
     cwd: Path | None = None,
     timeout_s: float | None = DEFAULT_TIMEOUT_S,
     progress: bool | None = None,
+    on_cell: Callable[[Any], None] | None = None,
 ) -> Execution:
     """Run `notebook` with papermill, the output saved in `scratch` (a private directory),
-    and return the executed notebook and the error, if a cell failed or the run broke."""
+    and return the executed notebook and the error, if a cell failed or the run broke.
+    `on_cell(cell)`: called with each cell once it completed (its outputs final)."""
     import papermill
 
     output = scratch / "executed.ipynb"
@@ -232,6 +242,7 @@ def execute(
                 resources={"metadata": {"path": str(cwd or Path.cwd())}},
                 kernel_manager_class=manager,
                 engine_name=engine,
+                lsops_on_cell=on_cell,
             )
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
             outcome["error"] = exc

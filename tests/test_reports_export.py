@@ -118,3 +118,46 @@ def test_outputs_sanitized_while_running_give_the_same_page() -> None:
     assert "new" in page and "onmouseover" not in page
     redacted = f"<p>token {archive.MASK}</p>{hostile}"  # what was queued, redacted
     assert ahead.get(redacted) == archive.sanitize_html(redacted)
+
+
+def test_the_running_notebook_on_disk_shows_where_the_run_is(tmp_path) -> None:
+    """The saved notebook (what an interrupted run leaves) while a cell runs: the cells
+    before it with their outputs, that cell marked running (saved once a cell now)."""
+    import json
+
+    import nbformat
+
+    from lsops_lib.reports.execute import execute
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.cells = [
+        nbformat.v4.new_code_cell("path = None", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("print('first cell done')"),
+        nbformat.v4.new_code_cell(
+            "import json\n"
+            "saved = json.load(open(path))\n"
+            "print(json.dumps([(c['metadata']['papermill']['status'], c.get('outputs'))"
+            " for c in saved['cells']]))"
+        ),
+    ]
+    source = tmp_path / "n.ipynb"
+    nbformat.write(nb, source)
+    run = execute(
+        source, scratch, {"path": str(scratch / "executed.ipynb")}, env={}, progress=False
+    )
+    assert run.error is None
+    seen = json.loads(run.nb.cells[-1].outputs[0]["text"])
+    statuses = [status for status, _ in seen]
+    # injected parameters, parameters, the first cell: completed; this one: running
+    assert statuses == ["completed", "completed", "completed", "running"], statuses
+    assert "".join(seen[2][1][0]["text"]) == "first cell done\n"
+    assert seen[3][1] == []
+    on_disk = json.loads((scratch / "executed.ipynb").read_text())
+    assert [c["metadata"]["papermill"]["status"] for c in on_disk["cells"]] == ["completed"] * 4

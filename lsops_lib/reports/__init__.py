@@ -38,6 +38,7 @@ from .archive import (
     REPORT_HTML,
     REPORT_IPYNB,
     RUN_JSON,
+    Presanitizer,
     Redactor,
     Run,
     atomic_write,
@@ -181,6 +182,7 @@ def run_report(
     clock = time.monotonic()
     interrupted: BaseException | None = None
     warnings: list[str] = []
+    ahead = Presanitizer(redactor)  # the HTML outputs, sanitized while the kernel runs
     try:
         try:
             with scratch_dir() as scratch:
@@ -192,6 +194,7 @@ def run_report(
                     cwd=Path(cwd) if cwd is not None else None,
                     timeout_s=timeout_s,
                     progress=progress,
+                    on_cell=ahead.add_cell,
                 )
                 nb, error = result.nb, result.error
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM made one by the CLI
@@ -217,13 +220,14 @@ def run_report(
             warnings=[redactor.text(w) for w in warnings],
         )
         try:
-            _archive(run, nb, redactor, title=f"{spec.title}: {key}")
+            _archive(run, nb, redactor, title=f"{spec.title}: {key}", ready=ahead)
             write_index(outputs)
         except OSError as exc:
             raise ReportError(
                 f"cannot archive the report in {run_dir}: {exc.strerror or exc}"
             ) from None
     finally:
+        ahead.close()
         alive.release(remove=(run_dir / RUN_JSON).exists())
     if interrupted is not None:
         raise interrupted
@@ -272,7 +276,14 @@ def with_target(
     return {**values, "target": settings.target.name}
 
 
-def _archive(run: Run, nb: nbformat.NotebookNode, redactor: Redactor, *, title: str) -> None:
+def _archive(
+    run: Run,
+    nb: nbformat.NotebookNode,
+    redactor: Redactor,
+    *,
+    title: str,
+    ready: Presanitizer | None = None,
+) -> None:
     """Write report.ipynb, report.html and (last) run.json, each redacted and atomic."""
     import json
 
@@ -292,17 +303,20 @@ def _archive(run: Run, nb: nbformat.NotebookNode, redactor: Redactor, *, title: 
     elif run.ok and run.warnings:
         clean.cells.insert(0, warning_banner(run.warnings))
     atomic_write(run.path / REPORT_IPYNB, nbformat.writes(clean))
-    atomic_write(run.path / REPORT_HTML, redactor.text(_html(clean, title=title, error=run.error)))
+    page = _html(clean, title=title, error=run.error, ready=ready)
+    atomic_write(run.path / REPORT_HTML, redactor.text(page))
     data = redactor.obj(run.to_dict())
     atomic_write(run.path / RUN_JSON, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
-def _html(nb: nbformat.NotebookNode, *, title: str, error: str | None) -> str:
+def _html(
+    nb: nbformat.NotebookNode, *, title: str, error: str | None, ready: Presanitizer | None = None
+) -> str:
     """The HTML export; if nbconvert itself fails, a page saying so (the .ipynb is whole)."""
     import html
 
     try:
-        return export_html(nb, title=title, error=error)
+        return export_html(nb, title=title, error=error, ready=ready)
     except Exception as exc:  # an output nbconvert cannot render must not lose the run
         reason = html.escape(f"{type(exc).__name__}: {exc}".splitlines()[0])
         return (

@@ -11,9 +11,12 @@ travel in the kernel's environment, never in the injected parameters.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,6 +76,77 @@ def _curve_available() -> bool:
         return False
 
 
+ENGINE_NAME = "lsops"
+
+
+@functools.cache
+def _engine() -> str:
+    """Register (once) and name the papermill engine that saves the executed notebook once
+    a cell instead of twice: `papermill.engines.papermill_engines.register`, papermill's
+    way of adding an engine, used by `execute_notebook(engine_name=...)`."""
+    from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
+
+    class ExecutionManager(NotebookExecutionManager):  # type: ignore[misc]
+        """papermill's manager, without the save at each cell's completion: the next
+        cell's start saves it (its outputs, and that cell marked running: where an
+        interrupted run stopped), as do a failing cell and the notebook's end. papermill
+        saved (serialised and validated) the whole notebook twice a cell (~0.4 s of the
+        monthly review's 26 cells)."""
+
+        _deferred = False
+        on_cell: Callable[[Any], None] | None = None
+
+        def cell_complete(self, cell: Any, cell_index: Any = None, **kwargs: Any) -> Any:
+            self._deferred = True
+            try:
+                return super().cell_complete(cell, cell_index=cell_index, **kwargs)
+            finally:
+                self._deferred = False
+                if self.on_cell is not None:
+                    with contextlib.suppress(Exception):  # a helper's, never the run's
+                        self.on_cell(cell)
+
+        def save(self, **kwargs: Any) -> Any:
+            if not self._deferred:
+                return super().save(**kwargs)
+            return None
+
+    class Engine(NBClientEngine):  # type: ignore[misc]
+        """nbclient, as papermill's default engine, with `ExecutionManager`."""
+
+        @classmethod
+        def execute_notebook(
+            cls,
+            nb: Any,
+            kernel_name: Any,
+            output_path: Any = None,
+            progress_bar: bool = True,
+            log_output: bool = False,
+            autosave_cell_every: int = 30,
+            lsops_on_cell: Callable[[Any], None] | None = None,
+            **kwargs: Any,
+        ) -> Any:
+            # papermill's Engine.execute_notebook with the manager above
+            nb_man = ExecutionManager(
+                nb,
+                output_path=output_path,
+                progress_bar=progress_bar,
+                log_output=log_output,
+                autosave_cell_every=autosave_cell_every,
+            )
+            nb_man.on_cell = lsops_on_cell
+            nb_man.notebook_start()
+            try:
+                cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
+            finally:
+                nb_man.cleanup_pbar()
+                nb_man.notebook_complete()
+            return nb_man.nb
+
+    papermill_engines.register(ENGINE_NAME, Engine)
+    return ENGINE_NAME
+
+
 def kernel_env(settings: Settings, *, outputs_dir: Path | None = None) -> dict[str, str]:
     """The `LSOPS_*` variables that let `load_settings()` in the kernel find `settings`."""
     package_root = str(Path(__file__).resolve().parents[2])
@@ -130,9 +204,11 @@ def execute(
     cwd: Path | None = None,
     timeout_s: float | None = DEFAULT_TIMEOUT_S,
     progress: bool | None = None,
+    on_cell: Callable[[Any], None] | None = None,
 ) -> Execution:
     """Run `notebook` with papermill, the output saved in `scratch` (a private directory),
-    and return the executed notebook and the error, if a cell failed or the run broke."""
+    and return the executed notebook and the error, if a cell failed or the run broke.
+    `on_cell(cell)`: called with each cell once it completed (its outputs final)."""
     import papermill
 
     output = scratch / "executed.ipynb"
@@ -149,6 +225,7 @@ def execute(
     if progress is None:
         progress = sys.stderr.isatty()
     outcome: dict[str, Any] = {}
+    engine = _engine()
 
     def work() -> None:
         try:
@@ -164,6 +241,8 @@ def execute(
                 # the kernel's working directory, without papermill's process-wide chdir
                 resources={"metadata": {"path": str(cwd or Path.cwd())}},
                 kernel_manager_class=manager,
+                engine_name=engine,
+                lsops_on_cell=on_cell,
             )
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
             outcome["error"] = exc

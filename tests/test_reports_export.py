@@ -1,0 +1,163 @@
+"""The archive's URL-password redaction, the reused HTML cleaner and the outputs sanitized
+while a report runs, against the plain forms they replace (the credential-URL regex applied
+as written, `bleach.clean` per call, the export sanitizing every output itself)."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import bleach
+
+from lsops_lib.reports import archive
+from lsops_lib.reports.parameters import CREDENTIAL_URL
+
+
+def _plain_sub(text: str) -> str:
+    """CREDENTIAL_URL.sub as written: the reference `_url_password_sub` must match."""
+
+    def repl(match: re.Match[str]) -> str:
+        scheme_user, _, _ = match.group(0)[:-1].rpartition(":")
+        return f"{scheme_user}:{archive.MASK}@"
+
+    return CREDENTIAL_URL.sub(repl, text)
+
+
+PIECES = [
+    "http://",
+    "postgresql+psycopg://",
+    "u:p@",
+    "://",
+    ":",
+    "@",
+    "/",
+    "1a",
+    "-b.",
+    "9",
+    "+",
+    "ftp",
+    " ",
+    "\n",
+    "=",
+    "x",
+    "Z",
+    "data:image/png;base64,",
+]
+
+
+def test_url_passwords_are_masked_as_the_plain_regex_masks_them() -> None:
+    rng = random.Random(7)
+    texts = [
+        "postgresql://lsops:hunter2@db:5432/x and 1.http://a:b@h/ and -+x9://u:p:q@ end",
+        "9+.-://u:p@ a1b2c3://u:p@@ x://:p@ http://u@h http://u:@h",
+        "A" * 5000 + "http://u:p@h/" + "+9A/=" * 1000,
+    ]
+    texts += ["".join(rng.choice(PIECES) for _ in range(rng.randint(0, 24))) for _ in range(5000)]
+    for text in texts:
+        assert archive._url_password_sub(text) == _plain_sub(text), text
+    assert "hunter2" not in archive._url_password_sub(texts[0])
+
+
+def test_the_reused_cleaner_cleans_as_bleach_clean_does() -> None:
+    from bleach.css_sanitizer import CSSSanitizer
+
+    fragments = [
+        "<script>alert(1)</script><b onclick='x()'>bold</b>",
+        "<table class='df'><tr><td style='color: red; position: fixed'>1</td></tr></table>",
+        "<a href='javascript:alert(1)'>x</a><a href='https://e.com'>y</a><iframe src=x>",
+        "<details><summary>s</summary><pre>{&quot;a&quot;: 1}</pre></details><!-- c -->",
+        "<style>td { color: red }</style><img src=x onerror=alert(1)>",
+    ]
+    cleaner = archive.html_cleaner()
+    for fragment in fragments:
+        expected = bleach.clean(
+            fragment,
+            tags=archive._ALLOWED_TAGS,
+            attributes=archive._ALLOWED_ATTRIBUTES,
+            protocols=["http", "https", "mailto", "data"],
+            css_sanitizer=CSSSanitizer(),
+        )
+        assert archive.sanitize_html(fragment, cleaner) == expected
+        assert archive.sanitize_html(fragment) == expected
+
+
+def test_outputs_sanitized_while_running_give_the_same_page() -> None:
+    import nbformat
+
+    hostile = "<b onmouseover='steal()'>x</b><script>alert(1)</script>"
+    cells = [
+        nbformat.v4.new_code_cell(
+            "x",
+            outputs=[
+                nbformat.v4.new_output(
+                    "display_data", data={"text/html": f"<p>token s3cret-tok</p>{hostile}"}
+                ),
+                nbformat.v4.new_output(
+                    "display_data", data={"text/html": ["<table><tr>", "<td>1"]}
+                ),
+            ],
+        ),
+        nbformat.v4.new_code_cell(
+            "y", outputs=[nbformat.v4.new_output("display_data", data={"text/html": "<i>old</i>"})]
+        ),
+    ]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    redactor = archive.Redactor(["s3cret-tok"])
+    ahead = archive.Presanitizer(redactor)
+    for cell in nb.cells:
+        ahead.add_cell(cell)
+    # an output updated after its cell completed: not what was sanitized ahead
+    nb.cells[1].outputs[0].data["text/html"] = "<i>new</i><iframe src=x></iframe>"
+    clean = redactor.notebook(nb)
+    try:
+        page = archive.export_html(clean, title="t", ready=ahead)
+    finally:
+        ahead.close()
+    assert page == archive.export_html(clean, title="t")
+    assert "s3cret-tok" not in page and "<script>" not in page and "<iframe" not in page
+    assert "new" in page and "onmouseover" not in page
+    redacted = f"<p>token {archive.MASK}</p>{hostile}"  # what was queued, redacted
+    assert ahead.get(redacted) == archive.sanitize_html(redacted)
+
+
+def test_the_running_notebook_on_disk_shows_where_the_run_is(tmp_path) -> None:
+    """The saved notebook (what an interrupted run leaves) while a cell runs: the cells
+    before it with their outputs, that cell marked running (saved once a cell now)."""
+    import json
+
+    import nbformat
+
+    from lsops_lib.reports.execute import execute
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.cells = [
+        nbformat.v4.new_code_cell("path = None", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("print('first cell done')"),
+        nbformat.v4.new_code_cell(
+            "import json\n"
+            "saved = json.load(open(path))\n"
+            "print(json.dumps([(c['metadata']['papermill']['status'], c.get('outputs'))"
+            " for c in saved['cells']]))"
+        ),
+    ]
+    source = tmp_path / "n.ipynb"
+    nbformat.write(nb, source)
+    run = execute(
+        source, scratch, {"path": str(scratch / "executed.ipynb")}, env={}, progress=False
+    )
+    assert run.error is None
+    seen = json.loads(run.nb.cells[-1].outputs[0]["text"])
+    statuses = [status for status, _ in seen]
+    # injected parameters, parameters, the first cell: completed; this one: running
+    assert statuses == ["completed", "completed", "completed", "running"], statuses
+    assert "".join(seen[2][1][0]["text"]) == "first cell done\n"
+    assert seen[3][1] == []
+    on_disk = json.loads((scratch / "executed.ipynb").read_text())
+    assert [c["metadata"]["papermill"]["status"] for c in on_disk["cells"]] == ["completed"] * 4

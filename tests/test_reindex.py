@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from lsops_lib import db
-from lsops_lib.cli import main, render
+from lsops_lib.cli import main
 from lsops_lib.db import reindex
 from lsops_lib.exceptions import ParameterError
 from lsops_lib.pgtemp import PostgresCluster
@@ -213,14 +213,8 @@ def _run(args: list[str], env: dict[str, str]) -> Any:
 
 
 def test_cli_json_and_text(
-    lsops_env: dict[str, str],
-    longsang_db: Planted,
-    pg_cluster: PostgresCluster,
-    monkeypatch: pytest.MonkeyPatch,
+    lsops_env: dict[str, str], longsang_db: Planted, pg_cluster: PostgresCluster
 ) -> None:
-    # a wide console: the text checks look for whole cells (without a terminal, as under
-    # xdist or in CI, rich falls back to 80 columns and wraps them)
-    monkeypatch.setattr(render.console, "_width", 200)
     env = {**lsops_env, "LSOPS_DATABASE_URL": longsang_db.password_url}
     result = _run(["reindex-list", "--json"], env)
     assert result.exit_code == 0, result.output

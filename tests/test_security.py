@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from lsops_lib.cli import main, render
+from lsops_lib.cli import main
 from lsops_lib.config import Thresholds, load_settings
 from lsops_lib.exceptions import ConfigError
 from lsops_lib.security import audit, auth, rotation, security_review
@@ -350,15 +350,7 @@ def _env(lsops_env: dict[str, str], tmp_path: Path, store: str) -> dict[str, str
     }
 
 
-def test_the_command(
-    lsops_env: dict[str, str],
-    tmp_path: Path,
-    auth_store: AuthPlant,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # a wide console: the text checks look for whole cells (without a terminal, as under
-    # xdist or in CI, rich falls back to 80 columns and wraps them)
-    monkeypatch.setattr(render.console, "_width", 200)
+def test_the_command(lsops_env: dict[str, str], tmp_path: Path, auth_store: AuthPlant) -> None:
     env = _env(lsops_env, tmp_path, auth_store.url)
     span = ["--since", auth_store.start.isoformat(), "--until", auth_store.end.isoformat()]
     args = ["security", "--audit-file", str(NPM_AUDIT / "vulnerable.json"), *span]

@@ -21,9 +21,13 @@ the oracle, left out, makes the comparison fail: the data exercises every one of
 from __future__ import annotations
 
 import random
+import sqlite3
+import uuid
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -384,20 +388,77 @@ def test_errors_of_a_sample_round_halves_alike(
     assert_same_intervals(got, Oracle(written).endpoint_intervals(bucket="scrape"))
 
 
+@dataclass(frozen=True)
+class Seeded:
+    """The seed-5 store of the migration test as lsops writes it now, and what it answered
+    before any migration (the same for every `old`: written once per backend)."""
+
+    url: str  # the store to copy (SQLite file or PostgreSQL template database)
+    written: list[Scrape]
+    cases: list[tuple[Any, Any]]
+    before: list[Any]  # the day buckets of `cases`
+    links: dict[str, str | None]
+    rows: list[tuple[Any, ...]]
+
+
+@pytest.fixture(scope="session")
+def seeded_stores() -> dict[str, Seeded]:
+    """Backend -> the seeded store, filled by `seeded_copy` on first use."""
+    return {}
+
+
+@pytest.fixture
+def seeded_copy(
+    store_url: str,
+    seeded_stores: dict[str, Seeded],
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Seeded:
+    """`store_url` made a copy of the seed-5 store (the store of this test alone)."""
+    sqlite = store_url.startswith("sqlite")
+    backend = "sqlite" if sqlite else "postgresql"
+    if backend not in seeded_stores:
+        if sqlite:
+            url = f"sqlite:///{tmp_path_factory.mktemp('rollup-seed5') / 'metrics.sqlite'}"
+        else:
+            name = f"rollup_seed5_{uuid.uuid4().hex[:8]}"
+            url = request.getfixturevalue("pg_cluster").create_database(name)
+        with Store(url) as store:
+            written = record_all(store, 5)
+            cases = windows(5, *span(written), 25)
+            before = [store.endpoint_intervals(a, b, bucket="day") for a, b in cases]
+            seeded_stores[backend] = Seeded(
+                url, written, cases, before, store_links(store), rollup_rows(store)
+            )
+    seeded = seeded_stores[backend]
+    if sqlite:
+        target = Path(store_url.removeprefix("sqlite:///"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with (
+            closing(sqlite3.connect(seeded.url.removeprefix("sqlite:///"))) as src,
+            closing(sqlite3.connect(target)) as dst,
+        ):
+            src.backup(dst)
+    else:
+        cluster = request.getfixturevalue("pg_cluster")
+        name, template = store_url.rsplit("/", 1)[-1], seeded.url.rsplit("/", 1)[-1]
+        cluster.drop_database(name)
+        cluster.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    return seeded
+
+
 @pytest.mark.parametrize("old", [1, 2])
-def test_migration_from_an_older_version(store_url: str, old: int) -> None:
-    with Store(store_url) as store:
-        written = record_all(store, 5)
-        first, last = span(written)
-        cases = windows(5, first, last, 25)
-        before = [store.endpoint_intervals(a, b, bucket="day") for a, b in cases]
-        links = store_links(store)
-        rows = rollup_rows(store)
+def test_migration_from_an_older_version(store_url: str, seeded_copy: Seeded, old: int) -> None:
+    written, cases, before = seeded_copy.written, seeded_copy.cases, seeded_copy.before
+    first, last = span(written)
+    with Store(store_url) as store:  # the copy answers as the store it was copied from
+        assert store_links(store) == seeded_copy.links
+        assert_same_rollup(rollup_rows(store), seeded_copy.rows)
     make_old(store_url, old)
     with Store(store_url) as store:  # migrates: links, fills the rollup anew, version 4
         assert store.schema_version() == SCHEMA_VERSION == 4
-        assert store_links(store) == links
-        assert_same_rollup(rollup_rows(store), rows)
+        assert store_links(store) == seeded_copy.links
+        assert_same_rollup(rollup_rows(store), seeded_copy.rows)
         with store.engine.connect() as conn:
             keys = set(conn.execute(text("SELECT key FROM lsops_meta")).scalars())
         assert keys == {"schema_version", "series_sid"}

@@ -314,6 +314,8 @@ def _endpoint_frame(df: pd.DataFrame) -> pd.DataFrame:
     return df[ENDPOINT_COLUMNS]
 
 
+_CHUNK = 4096  # rows fetched at a time
+
 # one row of the hourly read: bucket start (epoch ms), endpoint id, the sums
 _ROW_DTYPE = np.dtype(
     [
@@ -329,13 +331,17 @@ _ROW_DTYPE = np.dtype(
 
 def _rollup_rows(conn: Connection, sql: str, params: dict[str, Any]) -> np.ndarray:
     """The rows of `sql` (the rollup's columns, none NULL) as one structured array, from
-    the driver's plain tuples: no Row objects, no DataFrame of Python objects."""
+    the driver's plain tuples (no Row objects, no DataFrame of Python objects), a chunk
+    at a time: the tuples of a year's read (~420,000) are never all alive at once."""
     result = conn.execute(text(sql), params)
+    parts = [np.empty(0, dtype=_ROW_DTYPE)]
     try:
-        tuples = result.cursor.fetchall() if result.cursor is not None else []
+        if result.cursor is not None:
+            while chunk := result.cursor.fetchmany(_CHUNK):
+                parts.append(np.array(chunk, dtype=_ROW_DTYPE))
     finally:
         result.close()
-    return np.array(tuples, dtype=_ROW_DTYPE)
+    return np.concatenate(parts)
 
 
 def _grouped_frame(

@@ -21,6 +21,7 @@ from lsops_lib.exceptions import ParameterError
 from lsops_lib.store import Store
 from lsops_lib.times import parse_month
 from tests.fixtures.analysis import History
+from tests.fixtures.notebooks import python3_notebook
 
 PARAMETERS = 'month = "2025-01"\nfail_month = ""\n'
 BODY = """\
@@ -41,16 +42,7 @@ print(f"REQUESTS {month} {int(frame['requests'].sum())}")
 def batch_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nb.cells = [
-        nbformat.v4.new_code_cell(PARAMETERS, metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell(BODY),
-    ]
+    nb = python3_notebook(PARAMETERS, BODY)
     nbformat.write(nb, notebooks / "monthly_review.ipynb")
 
     store_url = f"sqlite:///{tmp_path / 'store.sqlite'}"

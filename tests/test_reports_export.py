@@ -11,6 +11,7 @@ import bleach
 
 from lsops_lib.reports import archive
 from lsops_lib.reports.parameters import CREDENTIAL_URL
+from tests.fixtures.notebooks import python3_notebook
 
 
 def _plain_sub(text: str) -> str:
@@ -131,22 +132,14 @@ def test_the_running_notebook_on_disk_shows_where_the_run_is(tmp_path) -> None:
 
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nb.cells = [
-        nbformat.v4.new_code_cell("path = None", metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("print('first cell done')"),
-        nbformat.v4.new_code_cell(
-            "import json\n"
-            "saved = json.load(open(path))\n"
-            "print(json.dumps([(c['metadata']['papermill']['status'], c.get('outputs'))"
-            " for c in saved['cells']]))"
-        ),
-    ]
+    nb = python3_notebook(
+        "path = None",
+        "print('first cell done')",
+        "import json\n"
+        "saved = json.load(open(path))\n"
+        "print(json.dumps([(c['metadata']['papermill']['status'], c.get('outputs'))"
+        " for c in saved['cells']]))",
+    )
     source = tmp_path / "n.ipynb"
     nbformat.write(nb, source)
     run = execute(

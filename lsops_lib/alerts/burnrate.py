@@ -225,10 +225,9 @@ def targets_reads(
     if not names:
         return {}, {}
     frames, deltas = [], []
+    lo = min(start, latest_start)  # the longer of the two spans: the burn windows', the day's
     for i in range(0, len(names), _CHUNK):
         chunk = names[i : i + _CHUNK]
-        # the longer of the two spans: the burn windows' and the last day's
-        lo = min(start, latest_start)
         frames.append(store._scrape_read(exprs, lo, end, None, targets=chunk))
         deltas.append(store._endpoint_intervals_raw(start, end, bucket="scrape", targets=chunk))
     scrapes = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
@@ -307,19 +306,28 @@ def _arrays(
 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
     """(rows by target, ms instants, bad, total) of a frame of all the targets (`total`
     None: one per row), converted once."""
+    return _rows_by_target(target), *_converted(ts, bad, total)
+
+
+def _converted(
+    ts: pd.Series, bad: pd.Series, total: pd.Series | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ms instants, bad, total) as arrays, in the rows' order (`total` None: one per row;
+    missing figures 0)."""
     b = pd.to_numeric(bad, errors="coerce").fillna(0).to_numpy(dtype=float)
     t = (
         np.ones(len(b))
         if total is None
         else pd.to_numeric(total, errors="coerce").fillna(0).to_numpy(dtype=float)
     )
-    return _rows_by_target(target), _ms(ts), b, t
+    return _ms(ts), b, t
 
 
 def _cumulative_of(
     ms: np.ndarray, bad: np.ndarray, total: np.ndarray, rows: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`_cumulative` of the rows `rows` (one target's, in its read's order)."""
+    """(ms instants, cumulative bad, cumulative total) with a leading 0, of the rows
+    `rows` (one target's, in its read's order) of converted arrays (`_converted`)."""
     m, b, t = ms[rows], bad[rows], total[rows]
     order = np.argsort(m, kind="stable")
     return (
@@ -343,17 +351,8 @@ def _cumulative(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ms instants, cumulative bad, cumulative total) with a leading 0; `total` None:
     one per row."""
-    ms = (
-        (pd.to_datetime(ts, utc=True) - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)
-    ).to_numpy(dtype="int64")
-    order = np.argsort(ms, kind="stable")
-    b = pd.to_numeric(bad, errors="coerce").fillna(0).to_numpy(dtype=float)[order]
-    t = (
-        np.ones(len(ms))
-        if total is None
-        else pd.to_numeric(total, errors="coerce").fillna(0).to_numpy(dtype=float)[order]
-    )
-    return ms[order], np.concatenate([[0.0], np.cumsum(b)]), np.concatenate([[0.0], np.cumsum(t)])
+    ms, b, t = _converted(ts, bad, total)
+    return _cumulative_of(ms, b, t, np.arange(len(ms)))
 
 
 def _window(

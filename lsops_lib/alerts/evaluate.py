@@ -57,11 +57,10 @@ def evaluate(
     target = target or settings.target.name
     now = now or utcnow()
     chosen = rules if rules is not None else rules_module.RULES
-    cache = {} if cache is None else cache
-    if "round:secrets" not in cache:
-        cache["round:secrets"] = _secrets(settings, cfg)
-    secrets = cache["round:secrets"]
-    config = rules_module.RuleConfig(settings=settings, alerts=cfg, cache=cache)
+    config = rules_module.RuleConfig(
+        settings=settings, alerts=cfg, cache={} if cache is None else cache
+    )
+    secrets = config.once("round:secrets", lambda: _secrets(settings, cfg))
     results: dict[str, Any] = {}
     report = []
     for name, rule in chosen.items():

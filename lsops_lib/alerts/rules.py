@@ -72,6 +72,13 @@ class RuleConfig:
         """Say why `rule` returns None (shown by `lsops alerts check`)."""
         self.why[rule] = reason
 
+    def once(self, key: str, compute: Callable[[], Any]) -> Any:
+        """The round's value of `key`: `compute()` on first use, then the same value for
+        every rule and target of the round (a batched round prefetches some keys)."""
+        if key not in self.cache:
+            self.cache[key] = compute()
+        return self.cache[key]
+
 
 Rule = Callable[[Any, datetime, RuleConfig, str], "list[Alert] | None"]
 RULES: dict[str, Rule] = {}
@@ -87,15 +94,15 @@ def register(name: str) -> Callable[[Rule], Rule]:
 
 def _latest(store: Any, now: datetime, config: RuleConfig, target: str) -> pd.DataFrame:
     """The scrapes of the last day (newest last), read once a round."""
-    key = f"latest:{target}"
-    if key not in config.cache:
-        config.cache[key] = store.scrapes(
+    return config.once(
+        f"latest:{target}",
+        lambda: store.scrapes(
             now - timedelta(days=1),
             now + timedelta(milliseconds=1),
             target=target,
             columns=LATEST_COLUMNS,
-        )
-    return config.cache[key]
+        ),
+    )
 
 
 @register("api_down")
@@ -170,11 +177,10 @@ def _windows(a: AlertSettings) -> set[float]:
 
 
 def _reads(store: Any, now: datetime, config: RuleConfig, target: str) -> Any:
-    key = f"burn:{target}"
-    if key not in config.cache:
-        t = config.settings.thresholds
-        config.cache[key] = objective_reads(store, target, now, _windows(config.alerts), t)
-    return config.cache[key]
+    t = config.settings.thresholds
+    return config.once(
+        f"burn:{target}", lambda: objective_reads(store, target, now, _windows(config.alerts), t)
+    )
 
 
 def prefetch(store: Any, now: datetime, config: RuleConfig, targets: list[str]) -> None:

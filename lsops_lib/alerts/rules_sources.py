@@ -31,23 +31,23 @@ def _source_configured(source: str, store: Any, config: RuleConfig, target: str)
     """Configured in the settings, or collected into the store for `target` (as the
     checklist's lines judge it): a cron collector's store may be read elsewhere."""
     from ..sources.settings import source_settings
+    from ..store.source_reads import collected_sources
 
-    if "round:configured" not in config.cache:  # the settings' answer, once a round
+    def configured() -> set[str]:  # the settings' answer, once a round
         try:
-            config.cache["round:configured"] = set(source_settings(config.settings).configured())
+            return set(source_settings(config.settings).configured())
         except Exception:  # noqa: BLE001 - a malformed section: the collector says so (exit 2)
-            config.cache["round:configured"] = set()
-    if source in config.cache["round:configured"]:
-        return True
-    key = f"collected_sources:{target}"  # read once a round, shared by both rules
-    if key not in config.cache:
-        try:
-            from ..store.source_reads import collected_sources
+            return set()
 
-            config.cache[key] = collected_sources(store, target)
+    def collected() -> set[str]:  # read once a round, shared by both rules
+        try:
+            return collected_sources(store, target)
         except Exception:  # noqa: BLE001 - a store reader without the source tables
-            config.cache[key] = set()
-    return source in config.cache[key]
+            return set()
+
+    if source in config.once("round:configured", configured):
+        return True
+    return source in config.once(f"collected_sources:{target}", collected)
 
 
 def prefetch_sources(store: Any, now: datetime, config: RuleConfig, targets: list[str]) -> None:
@@ -149,15 +149,14 @@ def backup_too_old(
     from ..config import backup_settings
     from ..store.backups import latest_backup_check
 
-    if "round:backup_check" not in config.cache:  # the same for every target: once a round
-        config.cache["round:backup_check"] = latest_backup_check(store)
-    check = config.cache["round:backup_check"]
+    # the same for every target: once a round
+    check = config.once("round:backup_check", lambda: latest_backup_check(store))
     if check is None:
         config.skip("backup_too_old", "no backup check stored (lsops backup check)")
         return None
-    if "round:backup_max_age_s" not in config.cache:
-        config.cache["round:backup_max_age_s"] = backup_settings(config.settings).max_age_s
-    max_age_s = config.cache["round:backup_max_age_s"]
+    max_age_s = config.once(
+        "round:backup_max_age_s", lambda: backup_settings(config.settings).max_age_s
+    )
     newest = next(
         (f for f in check.get("files") or [] if f.get("path") == check.get("newest")), None
     )

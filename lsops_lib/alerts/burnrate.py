@@ -212,7 +212,7 @@ def targets_reads(
     order), instead of four reads and their pandas work a target. Each target's windows
     are those `objective_reads` gives it (tests/test_alerts_batch.py)."""
     from ..analysis.slo import latency_slices
-    from ..store.reads import _HEALTH_SELECT, _SCRAPE_SELECT
+    from ..store.reads import _HEALTH_SELECT, _SCRAPE_SELECT, as_read_alone
     from ..times import to_ms
 
     longest = max(windows)
@@ -240,10 +240,9 @@ def targets_reads(
     in_day = row_ms >= to_ms(latest_start)
     by_target = _rows_by_target(scrapes["target"][in_day])
     recent = scrapes.loc[in_day, LATEST_COLUMNS]
-    text = [c for c in LATEST_COLUMNS if _is_text(recent[c])]
     for t in names:
         rows = by_target.get(t, np.zeros(0, dtype=np.int64))
-        latest[t] = _as_alone(recent.iloc[rows].reset_index(drop=True), text)
+        latest[t] = as_read_alone(recent.iloc[rows].reset_index(drop=True))
 
     # the burn windows: the rows of (start, end)
     scrapes = scrapes[row_ms >= to_ms(start)].reset_index(drop=True)
@@ -268,21 +267,6 @@ def targets_reads(
         }
         reads[t] = _window_reads(cums, _median_gap(seconds[rows]), now, windows, thresholds)
     return reads, latest
-
-
-def _is_text(column: pd.Series) -> bool:
-    return column.dtype != object and pd.api.types.is_string_dtype(column)
-
-
-def _as_alone(frame: pd.DataFrame, text: list[str]) -> pd.DataFrame:
-    """A target's rows of a read of several targets, typed as a read of that target
-    alone types them: a text column (of `text`) with no value there is an object column
-    of None (pandas infers str only from some text; in the batch, other targets give
-    it some)."""
-    for col in text:
-        if frame[col].isna().all():
-            frame[col] = pd.Series([None] * len(frame), dtype=object)
-    return frame
 
 
 def _ms(ts: pd.Series) -> np.ndarray:

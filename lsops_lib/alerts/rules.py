@@ -37,7 +37,18 @@ from .burnrate import (
 )
 from .settings import AlertSettings
 
-__all__ = ["RULES", "Alert", "RuleConfig", "Rule", "prefetch", "register"]
+__all__ = [
+    "LATEST_SPAN",
+    "RULES",
+    "Alert",
+    "RuleConfig",
+    "Rule",
+    "burn_windows",
+    "prefetch",
+    "register",
+]
+
+LATEST_SPAN = timedelta(days=1)  # the scrapes api_down, health_error, memory_critical read
 
 
 @dataclass(frozen=True)
@@ -97,7 +108,7 @@ def _latest(store: Any, now: datetime, config: RuleConfig, target: str) -> pd.Da
     return config.once(
         f"latest:{target}",
         lambda: store.scrapes(
-            now - timedelta(days=1),
+            now - LATEST_SPAN,
             now + timedelta(milliseconds=1),
             target=target,
             columns=LATEST_COLUMNS,
@@ -172,14 +183,16 @@ def memory_critical(
 # --- burn rates ---------------------------------------------------------------------------
 
 
-def _windows(a: AlertSettings) -> set[float]:
+def burn_windows(a: AlertSettings) -> set[float]:
+    """Every window (s) the burn-rate rules of `[alerts]` read."""
     return {w for p in (*a.page, *a.ticket) for w in (p.long_s, p.short_s)}
 
 
 def _reads(store: Any, now: datetime, config: RuleConfig, target: str) -> Any:
     t = config.settings.thresholds
     return config.once(
-        f"burn:{target}", lambda: objective_reads(store, target, now, _windows(config.alerts), t)
+        f"burn:{target}",
+        lambda: objective_reads(store, target, now, burn_windows(config.alerts), t),
     )
 
 
@@ -188,7 +201,9 @@ def prefetch(store: Any, now: datetime, config: RuleConfig, targets: list[str]) 
     (`burnrate.targets_reads`: two reads in all instead of four a target), into
     `config.cache`: the same frames and windows each target's own reads give."""
     t = config.settings.thresholds
-    reads, latest = targets_reads(store, targets, now, _windows(config.alerts), t)
+    reads, latest = targets_reads(
+        store, targets, now, burn_windows(config.alerts), t, LATEST_SPAN.total_seconds()
+    )
     for target in targets:
         config.cache[f"burn:{target}"] = reads[target]
         config.cache[f"latest:{target}"] = latest[target]

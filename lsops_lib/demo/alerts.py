@@ -34,12 +34,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..store.reads import as_read_alone
+
 __all__ = ["MailSink", "ReplayReads", "WebhookSink", "replay", "run"]
 
 FOLDER = "alerts"
 MARGIN = timedelta(minutes=30)
 TICK = timedelta(minutes=5)
-LATEST = timedelta(days=1)  # the reach of the rules' "latest scrapes" read (alerts.rules)
 API_RULES = (
     "api_down", "health_error", "memory_critical", "slo_availability_page",
     "slo_error_rate_page", "slo_latency_page", "slo_availability_ticket",
@@ -175,7 +176,7 @@ class ReplayReads:
         i, j = np.searchsorted(ms, a, side="left"), np.searchsorted(ms, b, side="left")
         if i >= j:
             return None  # an empty read: the store's own (its dtypes)
-        return _as_read(df.iloc[i:j].reset_index(drop=True))
+        return as_read_alone(df.iloc[i:j].reset_index(drop=True))
 
     def health(self, start: Any = None, end: Any = None, target: str | None = None) -> Any:
         got = self._cut(
@@ -219,25 +220,16 @@ class ReplayReads:
         return got
 
 
-def _as_read(df: pd.DataFrame) -> pd.DataFrame:
-    """A cut typed as a read of its rows alone: a text column without any text in the
-    cut is the read's object column of None (pandas infers `str` only from text)."""
-    for col in df.columns:
-        if isinstance(df[col].dtype, pd.StringDtype) and not df[col].notna().any():
-            df[col] = pd.Series([None] * len(df), index=df.index, dtype=object)
-    return df
-
-
 def replay(
     store: Any, settings: Any, target: str, start: datetime, end: datetime, cfg: Any
 ) -> list[dict[str, Any]]:
     """`evaluate` at every tick of [start, end] (the API rules); the notifications sent.
     The rules' reads of scrape data go through `ReplayReads` (read once, cut per tick)."""
     from ..alerts import RULES, evaluate
+    from ..alerts.rules import LATEST_SPAN, burn_windows
 
     rules = {name: RULES[name] for name in API_RULES}
-    windows = {w for p in (*cfg.page, *cfg.ticket) for w in (p.long_s, p.short_s)}
-    reach = max([*windows, LATEST.total_seconds()])
+    reach = max([*burn_windows(cfg), LATEST_SPAN.total_seconds()])
     reads = ReplayReads(store, start - timedelta(seconds=reach), end + timedelta(milliseconds=1))
     sent: list[dict[str, Any]] = []
     now = start

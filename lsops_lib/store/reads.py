@@ -451,6 +451,16 @@ def typed(df: pd.DataFrame, columns: Iterable[str], dtype: str) -> None:
             )
 
 
+def as_read_alone(df: pd.DataFrame) -> pd.DataFrame:
+    """Some rows of a read (one target's of a batched read, one window's of a longer one),
+    typed as a read of those rows alone types them: a text column without any text there
+    is an object column of None (pandas infers `str` only from some text)."""
+    for col in df.columns:
+        if isinstance(df[col].dtype, pd.StringDtype) and not df[col].notna().any():
+            df[col] = pd.Series([None] * len(df), index=df.index, dtype=object)
+    return df
+
+
 def empty(columns: list[str]) -> pd.DataFrame:
     """A frame with these columns and no row (ts as UTC instants, endpoint as object)."""
     df = pd.DataFrame({c: pd.Series(dtype="float64") for c in columns})

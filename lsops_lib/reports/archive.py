@@ -20,7 +20,6 @@ import re
 import secrets as _random
 import tempfile
 from collections.abc import Iterable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -399,7 +398,7 @@ class Presanitizer:
 
         self._redactor = redactor
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="lsops-sanitize")
-        self._done: dict[str, Future[str]] = {}
+        self._done: dict[str, str | None] = {}  # redacted fragment -> sanitized (None: failed)
         self._cleaner: Any = None  # the worker's own (a Cleaner is not thread-safe)
 
     def add_cell(self, cell: Any) -> None:
@@ -418,20 +417,15 @@ class Presanitizer:
             return
         if self._cleaner is None:
             self._cleaner = html_cleaner()
-        future: Future[str] = Future()
         try:
-            future.set_result(sanitize_html(redacted, self._cleaner))
-        except Exception as exc:  # noqa: BLE001 - the export sanitizes it again and says
-            future.set_exception(exc)
-        self._done[redacted] = future
+            self._done[redacted] = sanitize_html(redacted, self._cleaner)
+        except Exception:  # noqa: BLE001 - the export sanitizes it again and says
+            self._done[redacted] = None
 
     def get(self, fragment: str) -> str | None:
         """`sanitize_html(fragment)` if it was computed (waiting for the queue), else None."""
         self._pool.shutdown(wait=True)
-        future = self._done.get(fragment)
-        if future is None or future.exception() is not None:
-            return None
-        return future.result()
+        return self._done.get(fragment)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

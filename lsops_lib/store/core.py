@@ -39,6 +39,13 @@ from .schema import (
 from .series import MAX_MS, MIN_MS, ms
 
 
+def targets_in(targets: Iterable[str]) -> tuple[str, dict[str, str]]:
+    """`t.name IN (...)` of one parameter a target name, and those parameters: the reads
+    of several targets at once (the collector's alert round)."""
+    params = {f"tn{i}": name for i, name in enumerate(targets)}
+    return f"t.name IN ({', '.join(':' + k for k in params)})", params
+
+
 @dataclass
 class Ids:
     """Target and endpoint ids by name (a Store's cache of committed ids, or the ids a

@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from . import pack
-from .core import StoreCore
+from .core import StoreCore, targets_in
 from .reads import empty, typed
 from .rollup import is_stale, rollup_state
 from .series import (
@@ -210,8 +210,8 @@ class IntervalReads(StoreCore):
         target_where = "WHERE t.name = :target" if target else ""
         extra: dict[str, str] = {}
         if targets is not None:  # the IN list of `targets` (alerts/burnrate.py: one read)
-            extra = {f"tn{i}": name for i, name in enumerate(targets)}
-            target_where = f"WHERE t.name IN ({', '.join(':' + k for k in extra)})"
+            cond, extra = targets_in(targets)
+            target_where = f"WHERE {cond}"
         by = "tg, " if targets is not None else ""
         series = series_sql(target_where, stored=not stale)
         sql = f"""
@@ -323,6 +323,12 @@ def _endpoint_frame(df: pd.DataFrame) -> pd.DataFrame:
     for col in ("requests", "errors", "resets"):
         df[col] = pd.to_numeric(df[col]).round().astype("int64")
     df["time_sum_ms"] = pd.to_numeric(df["time_sum_ms"]).astype(float)
+    return _with_ratios(df)
+
+
+def _with_ratios(df: pd.DataFrame) -> pd.DataFrame:
+    """The frame of the sums with mean_ms and error_rate (NaN without requests), in
+    ENDPOINT_COLUMNS order."""
     requests = df["requests"].where(df["requests"] > 0)
     df["mean_ms"] = df["time_sum_ms"] / requests
     df["error_rate"] = df["errors"] / requests
@@ -398,10 +404,7 @@ def _grouped_frame(
             **sums,
         }
     )
-    requests = df["requests"].where(df["requests"] > 0)
-    df["mean_ms"] = df["time_sum_ms"] / requests
-    df["error_rate"] = df["errors"] / requests
-    return df[ENDPOINT_COLUMNS]
+    return _with_ratios(df)
 
 
 def _sums(values: np.ndarray, starts: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ import pandas as pd
 from sqlalchemy import select, text
 
 from . import pack_scrapes
-from .core import StoreCore
+from .core import StoreCore, targets_in
 from .schema import raw_table, scrape_details_table, targets_table
 
 SCRAPE_COLUMNS = [
@@ -202,8 +202,7 @@ class ScrapeReads(StoreCore):
         cond = "t.name = :target" if target else ""
         params = self._params(start, end, target)
         if targets is not None:  # the IN list of `targets` (alerts/burnrate.py: one read)
-            names = {f"tn{i}": name for i, name in enumerate(targets)}
-            cond = f"t.name IN ({', '.join(':' + k for k in names)})"
+            cond, names = targets_in(targets)
             params.update(names)
         where = f"WHERE {cond}" if cond else ""
         wide = {n: _wide_of(e) for n, e in exprs.items()}

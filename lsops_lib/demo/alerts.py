@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ..store.reads import as_read_alone
+from ..times import to_ms
 
 __all__ = ["MailSink", "ReplayReads", "WebhookSink", "replay", "run"]
 
@@ -147,8 +148,6 @@ class ReplayReads:
     (the demo replays once the history is collected)."""
 
     def __init__(self, store: Any, lo: datetime, hi: datetime) -> None:
-        from ..times import to_ms
-
         self._store = store
         self._lo, self._hi = to_ms(lo), to_ms(hi)
         self._lo_at, self._hi_at = lo, hi
@@ -160,8 +159,6 @@ class ReplayReads:
     def _cut(
         self, key: tuple[Any, ...], start: Any, end: Any, read: Callable[..., pd.DataFrame]
     ) -> pd.DataFrame | None:
-        from ..times import to_ms
-
         if start is None or end is None:
             return None
         a, b = to_ms(start), to_ms(end)

@@ -30,6 +30,12 @@ plt.show()
 
 def trivial_notebook(folder: Path) -> Path:
     """A monthly_review.ipynb that only imports pandas and matplotlib and draws one plot."""
+    _review_notebook(folder, TRIVIAL)
+    return folder
+
+
+def _review_notebook(folder: Path, body: str) -> None:
+    """folder/monthly_review.ipynb on the python3 kernel: the `month` parameter, `body`."""
     folder.mkdir(parents=True, exist_ok=True)
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {
@@ -39,10 +45,9 @@ def trivial_notebook(folder: Path) -> Path:
     }
     nb.cells = [
         nbformat.v4.new_code_cell('month = "2025-09"\n', metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell(TRIVIAL),
+        nbformat.v4.new_code_cell(body),
     ]
     nbformat.write(nb, folder / "monthly_review.ipynb")
-    return folder
 
 
 def review_notebooks(ctx: Context) -> tuple[Path, str]:
@@ -51,25 +56,15 @@ def review_notebooks(ctx: Context) -> tuple[Path, str]:
     if (REPO / "notebooks" / "monthly_review.ipynb").is_file():
         return REPO / "notebooks", "notebooks/monthly_review.ipynb"
     folder = ctx.tmp / "placeholder-notebooks"
-    folder.mkdir(parents=True, exist_ok=True)
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nb.cells = [
-        nbformat.v4.new_code_cell('month = "2025-09"\n', metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell(
-            "import matplotlib.pyplot as plt\n"
-            "from lsops_lib.analysis import monthly_review\n"
-            "from lsops_lib.config import load_settings\n"
-            "from lsops_lib.store import Store\n"
-            "review = monthly_review(Store(load_settings().store_url), month)\n"
-            "review\n"
-        ),
-    ]
-    nbformat.write(nb, folder / "monthly_review.ipynb")
+    _review_notebook(
+        folder,
+        "import matplotlib.pyplot as plt\n"
+        "from lsops_lib.analysis import monthly_review\n"
+        "from lsops_lib.config import load_settings\n"
+        "from lsops_lib.store import Store\n"
+        "review = monthly_review(Store(load_settings().store_url), month)\n"
+        "review\n",
+    )
     return folder, "placeholder (monthly_review() bundle)"
 
 

@@ -346,6 +346,17 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
 
 
+def checked_section(section: Any, name: str, keys: set[str]) -> Mapping[str, Any]:
+    """The `[name]` table of lsops.toml, checked: a table of the `keys` only, else a
+    ConfigError of one line naming the section (and the unknown keys)."""
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"lsops.toml: [{name}] must be a table")
+    unknown = sorted(set(section) - keys)
+    if unknown:
+        raise ConfigError(f"lsops.toml: unknown [{name}] key(s): {', '.join(unknown)}")
+    return section
+
+
 def _target(name: str, section: Mapping[str, Any], env: Mapping[str, str]) -> Target:
     if not isinstance(section, Mapping):
         raise ConfigError(f"lsops.toml: [targets.{name}] must be a table")
@@ -510,12 +521,11 @@ def backup_settings(
 
     env = os.environ if env is None else env
     path = settings.config_path if settings is not None else None
-    section = (_read_toml(path) if path else {}).get("backups") or {}
-    if not isinstance(section, Mapping):
-        raise ConfigError("lsops.toml: [backups] must be a table")
-    unknown = sorted(set(section) - {"paths", "max_age", "schemas"})
-    if unknown:
-        raise ConfigError(f"lsops.toml: unknown [backups] key(s): {', '.join(unknown)}")
+    section = checked_section(
+        (_read_toml(path) if path else {}).get("backups") or {},
+        "backups",
+        {"paths", "max_age", "schemas"},
+    )
 
     def strings(key: str, value: Any) -> tuple[str, ...]:
         values = [value] if isinstance(value, str) else value

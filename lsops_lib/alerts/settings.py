@@ -42,7 +42,7 @@ from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ..config import _read_toml
+from ..config import _read_toml, checked_section
 from ..exceptions import ConfigError, ParameterError
 from ..times import parse_duration
 from .burnrate import PAGE, TICKET, BurnWindow
@@ -286,11 +286,7 @@ def _notifier(name: str, section: Any, env: Mapping[str, str]) -> NotifierSettin
 
 def parse_alert_settings(section: Any, *, env: Mapping[str, str]) -> AlertSettings:
     """`[alerts]` as AlertSettings; ConfigError (one line) for anything malformed."""
-    if not isinstance(section, Mapping):
-        raise ConfigError("lsops.toml: [alerts] must be a table")
-    unknown = sorted(set(section) - _ALERT_KEYS)
-    if unknown:
-        raise ConfigError(f"lsops.toml: unknown [alerts] key(s): {', '.join(unknown)}")
+    section = checked_section(section, "alerts", _ALERT_KEYS)
     notifiers = {
         str(name): _notifier(str(name), sub, env)
         for name, sub in (section.get("notifiers") or {}).items()

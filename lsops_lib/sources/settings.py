@@ -20,9 +20,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-from ..config import Settings, _read_toml, check_url
+from ..config import Settings, _read_toml, check_url, checked_section
 from ..exceptions import ConfigError
 
 DEFAULT_SENTRY_URL = "https://sentry.io"
@@ -107,16 +106,6 @@ class SourceSettings:
         ]
 
 
-def _section(doc: Mapping[str, Any], name: str, keys: set[str]) -> Mapping[str, Any]:
-    section = doc.get(name) or {}
-    if not isinstance(section, Mapping):
-        raise ConfigError(f"lsops.toml: [{name}] must be a table")
-    unknown = sorted(set(section) - keys)
-    if unknown:
-        raise ConfigError(f"lsops.toml: unknown [{name}] key(s): {', '.join(unknown)}")
-    return section
-
-
 def source_settings(
     settings: Settings | None = None, *, env: Mapping[str, str] | None = None
 ) -> SourceSettings:
@@ -127,9 +116,13 @@ def source_settings(
     env = os.environ if env is None else env
     path = settings.config_path if settings is not None else None
     doc = _read_toml(path) if path else {}
-    s = _section(doc, "sentry", {"url", "org", "project", "token_env", "timeout_s"})
-    lg = _section(doc, "logs", {"paths", "date_format", "journal_unit", "journal_command"})
-    pm = _section(doc, "pm2", {"app", "command", "timeout_s"})
+    s = checked_section(
+        doc.get("sentry") or {}, "sentry", {"url", "org", "project", "token_env", "timeout_s"}
+    )
+    lg = checked_section(
+        doc.get("logs") or {}, "logs", {"paths", "date_format", "journal_unit", "journal_command"}
+    )
+    pm = checked_section(doc.get("pm2") or {}, "pm2", {"app", "command", "timeout_s"})
     token_env = str(s.get("token_env") or DEFAULT_SENTRY_TOKEN_ENV)
     url = str(env.get("LSOPS_SENTRY_URL") or s.get("url") or DEFAULT_SENTRY_URL).rstrip("/")
     check_url(url, "Sentry URL", schemes=("http", "https"))

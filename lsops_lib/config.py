@@ -326,7 +326,7 @@ def _secret(section: Mapping[str, Any], key: str, env: Mapping[str, str], where:
 _TOML_CACHE: dict[bytes, dict[str, Any]] = {}
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path) -> dict[str, Any]:
     """The parsed file (a copy: callers may change it); the same bytes are parsed once."""
     try:
         raw = path.read_bytes()
@@ -522,7 +522,7 @@ def backup_settings(
     env = os.environ if env is None else env
     path = settings.config_path if settings is not None else None
     section = checked_section(
-        (_read_toml(path) if path else {}).get("backups") or {},
+        (read_toml(path) if path else {}).get("backups") or {},
         "backups",
         {"paths", "max_age", "schemas"},
     )
@@ -582,7 +582,7 @@ def load_settings(
         path = Path(env["LSOPS_CONFIG"]).expanduser()
     elif (cwd / CONFIG_FILE).is_file():
         path = cwd / CONFIG_FILE
-    doc = _read_toml(path) if path else {}
+    doc = read_toml(path) if path else {}
 
     targets: dict[str, Target] = {}
     for name, section in (doc.get("targets") or {}).items():

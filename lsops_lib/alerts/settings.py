@@ -42,7 +42,7 @@ from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ..config import _read_toml, checked_section
+from ..config import checked_section, read_toml
 from ..exceptions import ConfigError, ParameterError
 from ..times import parse_duration
 from .burnrate import PAGE, TICKET, BurnWindow
@@ -159,7 +159,7 @@ class AlertSettings:
 def alert_settings(settings: Any, *, env: Mapping[str, str] | None = None) -> AlertSettings:
     """The `[alerts]` block of the settings' lsops.toml (LSOPS_ALERT_WEBHOOK added)."""
     path = getattr(settings, "config_path", None)
-    doc = _read_toml(path) if path else {}
+    doc = read_toml(path) if path else {}
     return parse_alert_settings(doc.get("alerts") or {}, env=os.environ if env is None else env)
 
 

@@ -21,7 +21,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ..config import Settings, _read_toml, check_url, checked_section
+from ..config import Settings, check_url, checked_section, read_toml
 from ..exceptions import ConfigError
 
 DEFAULT_SENTRY_URL = "https://sentry.io"
@@ -115,7 +115,7 @@ def source_settings(
 
     env = os.environ if env is None else env
     path = settings.config_path if settings is not None else None
-    doc = _read_toml(path) if path else {}
+    doc = read_toml(path) if path else {}
     s = checked_section(
         doc.get("sentry") or {}, "sentry", {"url", "org", "project", "token_env", "timeout_s"}
     )

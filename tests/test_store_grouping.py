@@ -1,5 +1,9 @@
-"""The numpy grouping of the hourly read (`store.intervals._grouped_frame`) against an
-independent pandas groupby: rows in any order, repeated (ts, endpoint) pairs (targets,
+"""The numpy parts of the hourly read (`store.intervals`).
+
+The rollup rows read by SQLite as texts of columns (`_rollup_rows`): the values written,
+bit for bit, and the driver's rows when a value would not come back exactly.
+
+The grouping (`_grouped_frame`) against an independent pandas groupby: rows in any order, repeated (ts, endpoint) pairs (targets,
 edge hours, the hours of one day), endpoints ranked by their path order (not by id), hour
 and day buckets, and a span too wide for the one-key sort (the two-key fallback).
 
@@ -8,10 +12,13 @@ sums are exactly the ones `_grouped_frame` adds one after the other."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from lsops_lib.store import Store, intervals
 from lsops_lib.store.intervals import _ROW_DTYPE, ENDPOINT_COLUMNS, _grouped_frame
 
 HOUR = 3_600_000
@@ -101,3 +108,100 @@ def test_grouped_frame_equals_pandas(
 def test_grouped_frame_of_no_rows() -> None:
     got = _grouped_frame(np.empty(0, dtype=_ROW_DTYPE), ENDPOINTS, HOUR)
     assert got.empty and list(got.columns) == ENDPOINT_COLUMNS
+
+
+# rollup rows as written: (hour_ts, endpoint_id, requests, errors, time_sum_ms, resets)
+EXACT = [
+    (3_600_000 * 480_001, 2, 12, 0, 1234.5678901234567, 0),
+    (3_600_000 * 480_001, 1, 2**62 + 1, 7, 0.0, 1),  # an integer beyond a double's 2**53
+    (3_600_000 * 480_002, 2, 0, 0, 2.0**62 + 2.0**11, 0),  # near the exact range's top
+    (3_600_000 * 480_003, 3, 5, 1, 1.0000000000000002, 2),  # 1 + 2**-52
+    (3_600_000 * 480_004, 4, 9, 2, -3.25, 0),  # negative
+    (3_600_000 * 480_005, 5, 1, 0, 0.5, 0),  # below 1, a multiple of 2**-52
+    (3_600_000 * 480_006, 6, 1, 0, 987654321.0009766, 0),
+]
+INEXACT = [  # a time sum the two integers would not carry: the driver's rows instead
+    [(3_600_000 * 480_007, 7, 1, 0, 0.1, 0)],  # below 1: bits below 2**-52
+    [(3_600_000 * 480_007, 7, 1, 0, 2.0**64, 0)],  # beyond an int64
+    [(3_600_000 * 480_007, 7, 1, 0, 1e-300, 0)],
+]
+FROM = "FROM lsops_rollup r WHERE r.hour_ts >= :a AND r.hour_ts < :b"
+PARAMS = {"a": 0, "b": 2**62}
+
+
+def _write_rollup(path: Path, rows: list[tuple[int, int, int, int, float, int]]) -> Store:
+    store = Store(f"sqlite:///{path}")
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO lsops_rollup (target_id, hour_ts, endpoint_id, requests, errors, "
+            "time_sum_ms, resets, samples) VALUES (1, ?, ?, ?, ?, ?, ?, 1)",
+            rows,
+        )
+    return store
+
+
+def _as_written(rows: list[tuple[int, int, int, int, float, int]]) -> np.ndarray:
+    return np.array(sorted(rows, key=lambda r: (r[0], r[1])), dtype=_ROW_DTYPE)
+
+
+def _assert_bitwise(got: np.ndarray, want: np.ndarray) -> None:
+    assert len(got) == len(want)
+    for name in _ROW_DTYPE.names:
+        assert (got[name].view(np.int64) == want[name].view(np.int64)).all(), name
+
+
+def test_rollup_columns_carry_every_value_exactly(tmp_path: Path, monkeypatch) -> None:
+    store = _write_rollup(tmp_path / "exact.sqlite", EXACT)
+    try:
+
+        def no_tuples(*_args: object) -> None:
+            raise AssertionError("the exact values were read as the driver's rows")
+
+        monkeypatch.setattr(intervals, "_rollup_tuples", no_tuples)
+        with store.engine.connect() as conn:
+            got = intervals._rollup_rows(conn, FROM, PARAMS)
+            empty = intervals._rollup_rows(conn, FROM, {"a": 0, "b": 1})
+    finally:
+        store.close()
+    _assert_bitwise(got, _as_written(EXACT))
+    assert len(empty) == 0 and empty.dtype == _ROW_DTYPE
+
+
+@pytest.mark.parametrize("extra", INEXACT)
+def test_rollup_rows_fall_back_to_the_driver(tmp_path: Path, extra: list, monkeypatch) -> None:
+    store = _write_rollup(tmp_path / "inexact.sqlite", EXACT + extra)
+    used: list[bool] = []
+    tuples = intervals._rollup_tuples
+
+    def counted(*args: object) -> np.ndarray:
+        used.append(True)
+        return tuples(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(intervals, "_rollup_tuples", counted)
+    try:
+        with store.engine.connect() as conn:
+            got = intervals._rollup_rows(conn, FROM, PARAMS)
+    finally:
+        store.close()
+    assert used == [True]
+    _assert_bitwise(got, _as_written(EXACT + extra))
+
+
+def test_an_integer_column_holding_a_real_falls_back(tmp_path: Path) -> None:
+    """A value no integer text can carry (a REAL kept by a BIGINT column): the driver's
+    rows, as the read gave before the texts."""
+    store = _write_rollup(
+        tmp_path / "real.sqlite", [*EXACT, (3_600_000 * 480_008, 8, 1, 0, 2.0, 0)]
+    )
+    try:
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE lsops_rollup SET requests = 2.5 WHERE endpoint_id = 8")
+        with store.engine.connect() as conn:
+            assert intervals._rollup_columns(conn, FROM, PARAMS) is None
+            got = intervals._rollup_rows(conn, FROM, PARAMS)
+            want = intervals._rollup_tuples(
+                conn, f"SELECT {intervals._ROLLUP_COLUMNS} {FROM}", PARAMS
+            )
+    finally:
+        store.close()
+    _assert_bitwise(got, want)

@@ -354,11 +354,65 @@ _ROW_DTYPE = np.dtype(
 
 def _rollup_rows(conn: Connection, rollup_from: str, params: dict[str, Any]) -> np.ndarray:
     """The rollup rows of `rollup_from` (a FROM ... WHERE over `lsops_rollup r`) as one
-    structured array (_ROW_DTYPE), in the order the database reads them."""
+    structured array (_ROW_DTYPE), in the order the database reads them. SQLite: each
+    column as one text of its values (`_rollup_columns`), else (PostgreSQL, or a value
+    that text would not carry exactly) the driver's rows."""
+    if conn.dialect.name == "sqlite":
+        rows = _rollup_columns(conn, rollup_from, params)
+        if rows is not None:
+            return rows
     return _rollup_tuples(conn, f"SELECT {_ROLLUP_COLUMNS} {rollup_from}", params)
 
 
 _ROLLUP_COLUMNS = "r.hour_ts, r.endpoint_id, r.requests, r.errors, r.time_sum_ms, r.resets"
+_INTEGERS = ("hour_ts", "endpoint_id", "requests", "errors", "resets")
+
+# time_sum_ms (a double) as two integers, each exact in text: its integer part and its
+# fraction in units of 2**-52. Both exact when the double is 0 or 1 <= |x| < 2**63 (its
+# last bit is worth 2**-52 or more), and then float(whole) + float(frac) / 2**52 is that
+# double again, bit for bit (each step exact: the fraction is x minus its integer part, a
+# power of 2 scales exactly). SQLite adds and divides as numpy does (IEEE doubles): the
+# `inexact` count compares that very reconstruction with the stored value, row by row.
+_P52 = "4503599627370496.0"  # 2**52, an integer: parsed exactly
+_WHOLE = "CAST(r.time_sum_ms AS INTEGER)"
+_FRAC = f"CAST((r.time_sum_ms - {_WHOLE}) * {_P52} AS INTEGER)"
+_COLUMNS_SQL = f"""SELECT COUNT(*), SUM({_WHOLE} + {_FRAC} / {_P52} <> r.time_sum_ms),
+  {", ".join(f"CAST(group_concat(r.{c}) AS BLOB)" for c in _INTEGERS)},
+  CAST(group_concat({_WHOLE}) AS BLOB), CAST(group_concat({_FRAC}) AS BLOB)"""
+_INTEGER_TEXT = b"0123456789,-"  # what SQLite writes of integers and group_concat's commas
+
+
+def _rollup_columns(
+    conn: Connection, rollup_from: str, params: dict[str, Any]
+) -> np.ndarray | None:
+    """SQLite: the rows of `rollup_from` read as one row of texts, a column each
+    (`group_concat`: every aggregate of one statement sees the rows in one order, so the
+    i-th value of each text is the i-th row's), parsed by numpy. A row is one step of the
+    driver (the GIL released and taken again, a tuple and six objects made); a value in a
+    text is SQLite's integer formatting and numpy's parsing. None when a value would not
+    come back exactly: a time sum outside the exact range (`_COLUMNS_SQL`), an integer
+    column holding anything but integers (its text then holds other characters)."""
+    n, inexact, *texts = conn.execute(text(f"{_COLUMNS_SQL} {rollup_from}"), params).one()
+    if not n:
+        return np.empty(0, dtype=_ROW_DTYPE)
+    if inexact or any(t.translate(None, _INTEGER_TEXT) for t in texts):
+        return None
+    # integers only: numpy's parser reads them exactly
+    columns = [np.fromstring(t, dtype=np.int64, sep=",") for t in texts]
+    if any(len(c) != n for c in columns):
+        return None
+    ts, eid, requests, errors, resets, whole, frac = columns
+    rows = np.empty(int(n), dtype=_ROW_DTYPE)
+    for name, values in (
+        ("ts", ts),
+        ("endpoint_id", eid),
+        ("requests", requests),
+        ("errors", errors),
+        ("resets", resets),
+    ):
+        rows[name] = values
+    rows["time_sum_ms"] = whole.astype(np.float64) + frac.astype(np.float64) / 2.0**52
+    return rows
 
 
 def _rollup_tuples(conn: Connection, sql: str, params: dict[str, Any]) -> np.ndarray:

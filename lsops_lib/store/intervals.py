@@ -151,8 +151,7 @@ class IntervalReads(StoreCore):
             parts.append(f"SELECT bts, endpoint_id, d_n, d_e, d_t, is_reset FROM {p}ed")
         # the rollup's rows as they are stored (no GROUP BY, no ORDER BY: summed over
         # targets and ordered below, in numpy); the partial hours grouped in SQL
-        rollup_sql = f"""
-        SELECT r.hour_ts, r.endpoint_id, r.requests, r.errors, r.time_sum_ms, r.resets
+        rollup_from = f"""
         FROM lsops_rollup r
         WHERE r.target_id IN (SELECT t.id FROM lsops_targets t {target_where})
           AND r.hour_ts >= :a AND r.hour_ts < :b AND r.{endpoint_filter}"""
@@ -172,7 +171,7 @@ class IntervalReads(StoreCore):
             endpoints = conn.execute(
                 text("SELECT id, path FROM lsops_endpoints ORDER BY path")
             ).all()
-            rows = _rollup_rows(conn, rollup_sql, params)
+            rows = _rollup_rows(conn, rollup_from, params)
             if bucket == "day":  # hour_ts > 0: floor division = the SQL's integer division
                 rows["ts"] = (rows["ts"] // BUCKETS["day"]) * BUCKETS["day"]
             if ctes:
@@ -335,7 +334,10 @@ def _with_ratios(df: pd.DataFrame) -> pd.DataFrame:
     return df[ENDPOINT_COLUMNS]
 
 
-_CHUNK = 4096  # rows fetched at a time
+# rows fetched at a time: a chunk's array (48 bytes a row, 96 KiB) stays under glibc's
+# mmap threshold (128 KiB), so it comes from (and goes back to) the heap, never a fresh
+# mapping whose pages fault in again on every read
+_CHUNK = 2048
 
 # one row of the hourly read: bucket start (epoch ms), endpoint id, the sums
 _ROW_DTYPE = np.dtype(
@@ -350,7 +352,70 @@ _ROW_DTYPE = np.dtype(
 )
 
 
-def _rollup_rows(conn: Connection, sql: str, params: dict[str, Any]) -> np.ndarray:
+def _rollup_rows(conn: Connection, rollup_from: str, params: dict[str, Any]) -> np.ndarray:
+    """The rollup rows of `rollup_from` (a FROM ... WHERE over `lsops_rollup r`) as one
+    structured array (_ROW_DTYPE), in the order the database reads them. SQLite: each
+    column as one text of its values (`_rollup_columns`), else (PostgreSQL, or a value
+    that text would not carry exactly) the driver's rows."""
+    if conn.dialect.name == "sqlite":
+        rows = _rollup_columns(conn, rollup_from, params)
+        if rows is not None:
+            return rows
+    return _rollup_tuples(conn, f"SELECT {_ROLLUP_COLUMNS} {rollup_from}", params)
+
+
+_ROLLUP_COLUMNS = "r.hour_ts, r.endpoint_id, r.requests, r.errors, r.time_sum_ms, r.resets"
+_INTEGERS = ("hour_ts", "endpoint_id", "requests", "errors", "resets")
+
+# time_sum_ms (a double) as two integers, each exact in text: its integer part and its
+# fraction in units of 2**-52. Both exact when the double is 0 or 1 <= |x| < 2**63 (its
+# last bit is worth 2**-52 or more), and then float(whole) + float(frac) / 2**52 is that
+# double again, bit for bit (each step exact: the fraction is x minus its integer part, a
+# power of 2 scales exactly). SQLite adds and divides as numpy does (IEEE doubles): the
+# `inexact` count compares that very reconstruction with the stored value, row by row.
+_P52 = "4503599627370496.0"  # 2**52, an integer: parsed exactly
+_WHOLE = "CAST(r.time_sum_ms AS INTEGER)"
+_FRAC = f"CAST((r.time_sum_ms - {_WHOLE}) * {_P52} AS INTEGER)"
+_COLUMNS_SQL = f"""SELECT COUNT(*), SUM({_WHOLE} + {_FRAC} / {_P52} <> r.time_sum_ms),
+  {", ".join(f"CAST(group_concat(r.{c}) AS BLOB)" for c in _INTEGERS)},
+  CAST(group_concat({_WHOLE}) AS BLOB), CAST(group_concat({_FRAC}) AS BLOB)"""
+_INTEGER_TEXT = b"0123456789,-"  # what SQLite writes of integers and group_concat's commas
+
+
+def _rollup_columns(
+    conn: Connection, rollup_from: str, params: dict[str, Any]
+) -> np.ndarray | None:
+    """SQLite: the rows of `rollup_from` read as one row of texts, a column each
+    (`group_concat`: every aggregate of one statement sees the rows in one order, so the
+    i-th value of each text is the i-th row's), parsed by numpy. A row is one step of the
+    driver (the GIL released and taken again, a tuple and six objects made); a value in a
+    text is SQLite's integer formatting and numpy's parsing. None when a value would not
+    come back exactly: a time sum outside the exact range (`_COLUMNS_SQL`), an integer
+    column holding anything but integers (its text then holds other characters)."""
+    n, inexact, *texts = conn.execute(text(f"{_COLUMNS_SQL} {rollup_from}"), params).one()
+    if not n:
+        return np.empty(0, dtype=_ROW_DTYPE)
+    if inexact or any(t.translate(None, _INTEGER_TEXT) for t in texts):
+        return None
+    # integers only: numpy's parser reads them exactly
+    columns = [np.fromstring(t, dtype=np.int64, sep=",") for t in texts]
+    if any(len(c) != n for c in columns):
+        return None
+    ts, eid, requests, errors, resets, whole, frac = columns
+    rows = np.empty(int(n), dtype=_ROW_DTYPE)
+    for name, values in (
+        ("ts", ts),
+        ("endpoint_id", eid),
+        ("requests", requests),
+        ("errors", errors),
+        ("resets", resets),
+    ):
+        rows[name] = values
+    rows["time_sum_ms"] = whole.astype(np.float64) + frac.astype(np.float64) / 2.0**52
+    return rows
+
+
+def _rollup_tuples(conn: Connection, sql: str, params: dict[str, Any]) -> np.ndarray:
     """The rows of `sql` (the rollup's columns, none NULL) as one structured array, from
     the driver's plain tuples (no Row objects, no DataFrame of Python objects), a chunk
     at a time: the tuples of a year's read (~420,000) are never all alive at once."""
@@ -359,7 +424,7 @@ def _rollup_rows(conn: Connection, sql: str, params: dict[str, Any]) -> np.ndarr
     try:
         if result.cursor is not None:
             while chunk := result.cursor.fetchmany(_CHUNK):
-                parts.append(np.array(chunk, dtype=_ROW_DTYPE))
+                parts.append(np.fromiter(chunk, dtype=_ROW_DTYPE, count=len(chunk)))
     finally:
         result.close()
     return np.concatenate(parts)
@@ -378,19 +443,36 @@ def _grouped_frame(
     ids = np.array([int(i) for i, _ in endpoints], dtype=np.int64)
     rank_of = np.full(int(ids.max()) + 1, -1, dtype=np.int64)
     rank_of[ids] = np.arange(len(ids))
-    rank = rank_of[rows["endpoint_id"]]
     ts = rows["ts"]
     # stable sorts: equal keys keep their order in `rows`; one int64 key (bucket number
-    # x endpoints + rank: the ts are multiples of `size`) sorts 3x faster than two keys
+    # x endpoints + rank: the ts are multiples of `size`) sorts 3x faster than two keys.
+    # The key computed in place (one array of the rows' length, not four: a year's read
+    # is 420,480 rows, each such array 3.4 MB of fresh pages)
     n, lowest, span = len(ids), int(ts.min()), int(ts.max()) - int(ts.min())
     if (span // size + 1) * n < 2**62:
-        order = np.argsort((ts - lowest) // size * n + rank, kind="stable")
+        key = ts - lowest
+        key //= size
+        key *= n
+        key += rank_of[rows["endpoint_id"]]
+        order = np.argsort(key, kind="stable")
+        key = key[order]
+        first = np.empty(len(key), dtype=bool)
+        first[0] = True
+        np.not_equal(key[1:], key[:-1], out=first[1:])
+        starts = np.flatnonzero(first)
+        del first
+        head = key[starts]
+        del key
+        out_ts = head // n * size + lowest
+        out_rank = head % n
     else:
+        rank = rank_of[rows["endpoint_id"]]
         order = np.lexsort((rank, ts))
-    ts, rank = ts[order], rank[order]
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = (ts[1:] != ts[:-1]) | (rank[1:] != rank[:-1])
-    starts = np.flatnonzero(first)
+        ts, rank = ts[order], rank[order]
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = (ts[1:] != ts[:-1]) | (rank[1:] != rank[:-1])
+        starts = np.flatnonzero(first)
+        out_ts, out_rank = ts[starts], rank[starts]
     sums = {
         c: _sums(rows[c][order], starts) for c in ("requests", "errors", "time_sum_ms", "resets")
     }
@@ -399,8 +481,8 @@ def _grouped_frame(
     paths = pd.Series([path for _, path in endpoints]).array
     df = pd.DataFrame(
         {
-            "ts": pd.to_datetime(pd.Series(ts[starts]), unit="ms", utc=True),
-            "endpoint": paths.take(rank[starts]),
+            "ts": pd.to_datetime(pd.Series(out_ts), unit="ms", utc=True),
+            "endpoint": paths.take(out_rank),
             **sums,
         }
     )

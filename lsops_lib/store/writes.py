@@ -81,7 +81,12 @@ class Writes(StoreCore):
         if below is None:
             below = pack.packed_below(self.engine, target_id)
         if p > below:
-            pack.pack_target(self.engine, target_id, period, since=below if below > 0 else None)
+            # up to this write's own hour, not the target's latest: a writer backfilling
+            # older days beside another one (the demo's history workers) packs its own
+            # hours as it leaves them, not its current day at every hour
+            pack.pack_target(
+                self.engine, target_id, period, since=below if below > 0 else None, until=p
+            )
             pack.set_packed_below(self.engine, target_id, p)
             below = p
         # (late samples: merged in when the target's scrapes reach a new hour, or on open)

@@ -208,7 +208,7 @@ def write_scrape(conn: Connection, scrape: Scrape, known: Ids, new: Ids) -> bool
     changes = chain.link(conn, target_id, sid)
     # the compact format: the samples of neighbours in packed blocks copied out as rows
     # for the rollup and dropped again; late samples noted, merged in by the packer
-    borrowed = pack.borrow_touched(conn, target_id, changes, known.period)
+    borrowed = pack.borrow_touched(conn, target_id, rollup.applied(changes), known.period)
     dirty = pack.note_late(conn, target_id, row["ts"], known.period)
     rollup.roll_up(conn, target_id, sid, changes)
     pack.give_back(conn, borrowed)

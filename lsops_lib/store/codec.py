@@ -307,13 +307,36 @@ def decode(body: bytes) -> Samples:
     return parts[0] if len(parts) == 1 else concat(parts)
 
 
-def _decode_chunk(chunk: bytes) -> Samples:
-    buf = memoryview(_decompress(chunk))
+def decode_sids(body: bytes, sids: np.ndarray) -> Samples:
+    """The samples of the scrapes `sids` (sorted int64) in a block: what `decode` gives,
+    kept to those scrapes, decoding only the chunks that hold one of them (a chunk's
+    scrape ids come first: the others are decompressed, never decoded)."""
+    parts: list[Samples] = []
+    for chunk in _split(body):
+        buf = memoryview(_decompress(chunk))
+        chunk_sids, _ = _chunk_sids(buf)
+        if not np.isin(chunk_sids, sids).any():
+            continue
+        part = _decode_buf(buf)
+        keep = np.isin(part.sid, sids)
+        parts.append(Samples(*(col[keep] for col in part)))
+    return concat(parts)
+
+
+def _chunk_sids(buf: memoryview) -> tuple[np.ndarray, int]:
     (version,) = struct.unpack_from("<B", buf, 0)
     if version != VERSION:
         raise ValueError(f"unknown sample block version {version}")
     d, pos = _get_ints(buf, 1)
-    sids = np.cumsum(d)
+    return np.cumsum(d), pos
+
+
+def _decode_chunk(chunk: bytes) -> Samples:
+    return _decode_buf(memoryview(_decompress(chunk)))
+
+
+def _decode_buf(buf: memoryview) -> Samples:
+    sids, pos = _chunk_sids(buf)
     d, pos = _get_ints(buf, pos)
     eids = np.cumsum(d)
     (nbytes,) = struct.unpack_from("<I", buf, pos)

@@ -56,10 +56,14 @@ class Ids:
     # the compact format (pack.py): the store's period; what a write left to pack
     period: int = pack.DEFAULT_PERIOD_MS
     written: tuple[int, int, bool] | None = None  # (target id, ts, dirty) of the write
+    # per target: the error fingerprints of its last answer written (the next answer
+    # repeats most of them: their rows exist, nothing to insert; writes.py)
+    errors: dict[int, frozenset[str]] = field(default_factory=dict)
 
     def update(self, other: Ids) -> None:
         self.targets.update(other.targets)
         self.endpoints.update(other.endpoints)
+        self.errors.update(other.errors)
 
 
 class StoreCore:

@@ -227,9 +227,8 @@ def borrow_touched(
         body = driver(conn, _BLOCK_SQL, {"tid": target_id, "p": int(p)}).scalar()
         if body is None:
             continue
-        samples = codec.decode(bytes(body))
-        keep = np.isin(samples.sid, np.array(sorted(sids), np.int64))
-        rows = codec.Samples(*(col[keep] for col in samples)).rows()
+        # only the chunks that hold them (the hour just packed, mostly) are decoded
+        rows = codec.decode_sids(bytes(body), np.array(sorted(sids), np.int64)).rows()
         if rows:
             _insert_rows(conn, rows)
             borrowed += sorted({r[0] for r in rows})
@@ -290,14 +289,19 @@ _DUE_SQL = """SELECT DISTINCT s.ts FROM lsops_scrapes s
       AND EXISTS (SELECT 1 FROM lsops_samples x WHERE x.scrape_sid = s.sid)"""
 
 
-def due(conn: Connection, target_id: int, period: int, since: int | None) -> tuple[list[int], int]:
+def due(
+    conn: Connection, target_id: int, period: int, since: int | None, until: int | None = None
+) -> tuple[list[int], int]:
     """(the periods of a target with sample rows of scrapes from `since` (None: all) to
-    the recent part (the hour of its latest scrape), and the dirty ones; that cut)."""
+    the cut, and the dirty ones below the cut; that cut). The cut is the recent part (the
+    hour of the target's latest scrape), or `until` when lower (a writer's own hour)."""
     latest = driver(conn, _CURRENT_SQL, {"tid": target_id}).scalar()
     periods: set[int] = set()
     hi = -(2**62)
     if latest is not None:
         hi = period_of(int(latest), recent_ms(period))
+        if until is not None:
+            hi = min(hi, until)
         lo = -(2**62) if since is None else since
         for (ts,) in driver(conn, _DUE_SQL, {"tid": target_id, "lo": lo, "hi": hi}):
             periods.add(period_of(int(ts), period))
@@ -306,14 +310,23 @@ def due(conn: Connection, target_id: int, period: int, since: int | None) -> tup
         .with_only_columns(meta_table.c.key)
         .where(meta_table.c.key.like(f"{DIRTY}{target_id}:%"))
     ):
-        periods.add(int(key.rsplit(":", 1)[1]))
+        p = int(key.rsplit(":", 1)[1])
+        if p < hi:  # (a dirty period at or above the cut stays dirty for a later pass)
+            periods.add(p)
     return sorted(periods), hi
 
 
-def pack_target(engine: Engine, target_id: int, period: int, since: int | None = None) -> int:
-    """Pack what is due for one target, one period a transaction; rows packed."""
+def pack_target(
+    engine: Engine,
+    target_id: int,
+    period: int,
+    since: int | None = None,
+    until: int | None = None,
+) -> int:
+    """Pack what is due for one target below the cut (`due`: the hour of its latest
+    scrape, or `until` when lower), one period a transaction; rows packed."""
     with engine.connect() as conn:
-        todo, cut = due(conn, target_id, period, since)
+        todo, cut = due(conn, target_id, period, since, until)
     packed = 0
     for p in todo:
         with write_transaction(engine) as conn:

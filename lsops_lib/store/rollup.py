@@ -189,6 +189,13 @@ def _same_deltas(old: chain.Contribution | None, new: chain.Contribution | None)
     return old == new
 
 
+def applied(changes: list[chain.Change]) -> list[chain.Change]:
+    """The changes `roll_up` applies (those whose deltas really change): a backfill's
+    every write relinks the first scrape of the next process (a restart either way,
+    whole values), and its samples need not be read."""
+    return [c for c in changes if not _same_deltas(c.old, c.new)]
+
+
 def _add(conn: Connection, target_id: int, hour: int, sid: int, c: Any, sign: int) -> None:
     if c is None or c.kind == "base":
         return  # a baseline contributes nothing

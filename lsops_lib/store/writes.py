@@ -29,7 +29,6 @@ from .schema import (
     errors_table,
     insert_ignore,
     one_line,
-    raw_table,
     targets_table,
 )
 
@@ -81,7 +80,12 @@ class Writes(StoreCore):
         if below is None:
             below = pack.packed_below(self.engine, target_id)
         if p > below:
-            pack.pack_target(self.engine, target_id, period, since=below if below > 0 else None)
+            # up to this write's own hour, not the target's latest: a writer backfilling
+            # older days beside another one (the demo's history workers) packs its own
+            # hours as it leaves them, not its current day at every hour
+            pack.pack_target(
+                self.engine, target_id, period, since=below if below > 0 else None, until=p
+            )
             pack.set_packed_below(self.engine, target_id, p)
             below = p
         # (late samples: merged in when the target's scrapes reach a new hour, or on open)
@@ -196,28 +200,45 @@ def write_scrape(conn: Connection, scrape: Scrape, known: Ids, new: Ids) -> bool
                 ],
             )
         if metrics.recent_errors:
-            insert_ignore(
-                conn, errors_table, error_rows(metrics.recent_errors, target_id, row["ts"])
-            )
+            # the records of the target's last answer written are stored: only the others
+            # are inserted (ON CONFLICT DO NOTHING all the same: another writer's rows)
+            last = known.errors.get(target_id, frozenset())
+            rows = error_rows(metrics.recent_errors, target_id, row["ts"])
+            _insert_ignore_errors(conn, [r for r in rows if r["fingerprint"] not in last])
+            new.errors[target_id] = frozenset(r["fingerprint"] for r in rows)
 
     changes = chain.link(conn, target_id, sid)
     # the compact format: the samples of neighbours in packed blocks copied out as rows
     # for the rollup and dropped again; late samples noted, merged in by the packer
-    borrowed = pack.borrow_touched(conn, target_id, changes, known.period)
+    borrowed = pack.borrow_touched(conn, target_id, rollup.applied(changes), known.period)
     dirty = pack.note_late(conn, target_id, row["ts"], known.period)
     rollup.roll_up(conn, target_id, sid, changes)
     pack.give_back(conn, borrowed)
     new.written = (target_id, row["ts"], dirty)
 
     if scrape.raw:
-        conn.execute(
-            raw_table.insert(),
-            [
-                {"scrape_sid": sid, "part": part[:16], "body": zlib.compress(body, 6)}
-                for part, body in scrape.raw.items()
-            ],
+        _insert_many(
+            conn,
+            "lsops_raw",
+            ("scrape_sid", "part", "body"),
+            [(sid, part[:16], zlib.compress(body, 6)) for part, body in scrape.raw.items()],
         )
     return True
+
+
+_ERROR_COLUMNS = tuple(c.name for c in errors_table.columns if c.name != "id")
+
+
+def _insert_ignore_errors(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """The error rows, those already stored (same target and fingerprint) left alone."""
+    if rows:
+        mark = "?" if conn.dialect.name == "sqlite" else "%s"
+        conn.exec_driver_sql(
+            f"INSERT INTO lsops_errors ({', '.join(_ERROR_COLUMNS)}) "
+            f"VALUES ({', '.join([mark] * len(_ERROR_COLUMNS))}) "
+            "ON CONFLICT (target_id, fingerprint) DO NOTHING",
+            [tuple(r[c] for c in _ERROR_COLUMNS) for r in rows],
+        )
 
 
 def _target_id(conn: Connection, name: str, known: Ids, new: Ids) -> int:
@@ -360,16 +381,26 @@ def error_rows(records: list[ErrorRecord], target_id: int, scrape_ts: int) -> li
 
 
 def _fingerprint(target_id: int, rec: ErrorRecord, occurrence: int) -> str:
-    key = json.dumps(
-        [
-            target_id,
-            rec.timestamp_ms,
-            rec.endpoint,
-            rec.method,
-            rec.status_code,
-            rec.error,
-            occurrence,
-        ],
-        default=str,
+    parts = (
+        target_id,
+        rec.timestamp_ms,
+        rec.endpoint,
+        rec.method,
+        rec.status_code,
+        rec.error,
+        occurrence,
     )
+    try:
+        return _fingerprint_of(parts)  # an answer repeats most records of the one before
+    except TypeError:  # a part that cannot be a cache key
+        return _digest(parts)
+
+
+@functools.lru_cache(maxsize=4096)
+def _fingerprint_of(parts: tuple[Any, ...]) -> str:
+    return _digest(parts)
+
+
+def _digest(parts: tuple[Any, ...]) -> str:
+    key = json.dumps(list(parts), default=str)
     return hashlib.blake2b(key.encode(), digest_size=12).hexdigest()

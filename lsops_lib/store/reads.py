@@ -21,6 +21,7 @@ from sqlalchemy import select, text
 from . import pack_scrapes
 from .core import StoreCore, targets_in
 from .schema import raw_table, scrape_details_table, targets_table
+from .series import bucket_sql
 
 SCRAPE_COLUMNS = [
     "ts",
@@ -156,6 +157,21 @@ class ScrapeReads(StoreCore):
                 f"(each once, of: {', '.join(_SCRAPE_SELECT)})"
             )
         return self._scrape_read({c: _SCRAPE_SELECT[c] for c in names}, start, end, target)
+
+    def answered_hours(
+        self, start: datetime | None = None, end: datetime | None = None, target: str | None = None
+    ) -> pd.DataFrame:
+        """ts: each UTC hour of the window with at least one scrape that got an answer (ok),
+        oldest first: the hours of `counter_intervals(bucket="hour")` whose scrapes outnumber
+        their failures, from the scrape rows alone (no counter series)."""
+        tw = "AND t.name = :target" if target else ""
+        hour = bucket_sql("hour", "s.ts")
+        sql = f"""
+        SELECT DISTINCT {hour} AS ts
+        FROM lsops_scrapes s JOIN lsops_targets t ON t.id = s.target_id
+        WHERE s.ts >= :start AND s.ts < :end {tw} AND s.ok
+        ORDER BY ts"""
+        return self._frame(sql, start, end, target)
 
     def health(
         self, start: datetime | None = None, end: datetime | None = None, target: str | None = None

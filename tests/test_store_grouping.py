@@ -12,6 +12,7 @@ sums are exactly the ones `_grouped_frame` adds one after the other."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -205,3 +206,20 @@ def test_an_integer_column_holding_a_real_falls_back(tmp_path: Path) -> None:
     finally:
         store.close()
     _assert_bitwise(got, want)
+
+
+def test_texts_longer_than_sqlite_allows_fall_back(tmp_path: Path) -> None:
+    """A read whose column texts pass SQLite's length limit (SQLITE_LIMIT_LENGTH: ~1 GB by
+    default, a year of hundreds of targets) takes the driver's rows, on the same
+    connection, with the same values."""
+    store = _write_rollup(tmp_path / "long.sqlite", EXACT)
+    try:
+        with store.engine.connect() as conn:
+            raw = conn.connection.driver_connection
+            raw.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 40)  # shorter than one column's text
+            assert intervals._rollup_columns(conn, FROM, PARAMS) is None
+            got = intervals._rollup_rows(conn, FROM, PARAMS)
+            raw.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 1_000_000_000)
+    finally:
+        store.close()
+    _assert_bitwise(got, _as_written(EXACT))

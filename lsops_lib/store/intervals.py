@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DataError
 
 from . import pack
 from .core import StoreCore, targets_in
@@ -391,8 +392,12 @@ def _rollup_columns(
     driver (the GIL released and taken again, a tuple and six objects made); a value in a
     text is SQLite's integer formatting and numpy's parsing. None when a value would not
     come back exactly: a time sum outside the exact range (`_COLUMNS_SQL`), an integer
-    column holding anything but integers (its text then holds other characters)."""
-    n, inexact, *texts = conn.execute(text(f"{_COLUMNS_SQL} {rollup_from}"), params).one()
+    column holding anything but integers (its text then holds other characters), or a
+    text longer than SQLite allows (SQLITE_LIMIT_LENGTH, 1e9 bytes by default)."""
+    try:
+        n, inexact, *texts = conn.execute(text(f"{_COLUMNS_SQL} {rollup_from}"), params).one()
+    except DataError:  # a text above SQLite's length limit (~1 GB: hundreds of targets)
+        return None
     if not n:
         return np.empty(0, dtype=_ROW_DTYPE)
     if inexact or any(t.translate(None, _INTEGER_TEXT) for t in texts):

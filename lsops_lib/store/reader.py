@@ -8,7 +8,9 @@ or, with `target=None`, of all of them.
 
 Optional, looked up with `getattr` by `analysis._reads.scrape_figures`:
 `scrape_figures(start, end, target, *, with_health=False)` (a narrowed `scrapes`); a
-reader without it is answered from `scrapes`.
+reader without it is answered from `scrapes`; and by `security.auth.covered_hours`:
+`answered_hours(start, end, target)` (ts: each UTC hour with an answered scrape); a reader
+without it is answered from `counter_intervals(bucket="hour")`.
 """
 
 from __future__ import annotations

@@ -432,8 +432,9 @@ def _details_columns(
     cols = _columns(rows, len(names) + 1)
     dsids = cols[0].astype(np.int64)
     order = np.argsort(sids, kind="stable")
-    pos = np.minimum(np.searchsorted(sids[order], dsids), len(sids) - 1)
-    hit = sids[order][pos] == dsids
+    ordered = sids[order]
+    pos = np.minimum(np.searchsorted(ordered, dsids), len(sids) - 1)
+    hit = ordered[pos] == dsids
     at = order[pos[hit]]
     for c, col in zip(names, cols[1:], strict=True):
         out[c][at] = col[hit]

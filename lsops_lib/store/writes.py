@@ -126,10 +126,18 @@ def _insert_sql(table: str, columns: tuple[str, ...], returning: str | None) -> 
     return f"{sql} RETURNING {returning}" if returning else sql
 
 
-def _insert_many(conn: Connection, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:  # type: ignore[type-arg]
+def _insert_many(
+    conn: Connection,
+    table: str,
+    columns: tuple[str, ...],
+    rows: list[tuple],  # type: ignore[type-arg]
+    on_conflict: str = "",
+) -> None:
+    """The rows through the driver (executemany); `on_conflict`: a clause after VALUES."""
     mark = "?" if conn.dialect.name == "sqlite" else "%s"
     conn.exec_driver_sql(
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})",
+        f"INSERT INTO {table} ({', '.join(columns)}) "
+        f"VALUES ({', '.join([mark] * len(columns))}) {on_conflict}",
         rows,
     )
 
@@ -232,12 +240,12 @@ _ERROR_COLUMNS = tuple(c.name for c in errors_table.columns if c.name != "id")
 def _insert_ignore_errors(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """The error rows, those already stored (same target and fingerprint) left alone."""
     if rows:
-        mark = "?" if conn.dialect.name == "sqlite" else "%s"
-        conn.exec_driver_sql(
-            f"INSERT INTO lsops_errors ({', '.join(_ERROR_COLUMNS)}) "
-            f"VALUES ({', '.join([mark] * len(_ERROR_COLUMNS))}) "
-            "ON CONFLICT (target_id, fingerprint) DO NOTHING",
+        _insert_many(
+            conn,
+            "lsops_errors",
+            _ERROR_COLUMNS,
             [tuple(r[c] for c in _ERROR_COLUMNS) for r in rows],
+            "ON CONFLICT (target_id, fingerprint) DO NOTHING",
         )
 
 

@@ -106,6 +106,55 @@ def test_two_writers_side_by_side_answer_as_one_never_packed(
             assert packed.record_scrape(s) is False  # a retry stores nothing twice
 
 
+@pytest.mark.parametrize("seed", [3, 4])
+def test_deferred_packing_packs_once_at_the_end_and_answers_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    """`defer_packing` (the demo's workers, one segment of days at a time): the writes
+    pack nothing, `pack_deferred` packs the periods they wrote up to the last one's hour,
+    late writes into another writer's packed periods are merged; answers as the oracle's
+    and a never-packed store's."""
+    older = _history(seed, 2, 300)
+    newer = _history(seed + 100, 300, 600)
+    packed_url = f"sqlite:///{tmp_path / 'packed.sqlite'}"
+    rows_url = f"sqlite:///{tmp_path / 'rows.sqlite'}"
+    monkeypatch.setenv(pack.PERIOD_ENV, "0")
+    _side_by_side(rows_url, older, newer)
+    monkeypatch.setenv(pack.PERIOD_ENV, str(PERIOD))
+    a, b = Store(packed_url), Store(packed_url)
+    try:
+        b.defer_packing()  # the newer half first, deferred, packed at its end
+        for s in newer:
+            assert b.record_scrape(s)
+        assert _counts(b) == (0, sum(len(s.metrics.endpoints) for s in newer if s.metrics))
+        assert b.pack_deferred() > 0
+        blocks_b, rows_b = _counts(b)
+        assert blocks_b >= 2 and rows_b <= 13 * len(PATHS)  # all but the last hour
+        a.defer_packing()  # then the older half: its last hour is late into b's blocks
+        for s in older:
+            assert a.record_scrape(s)
+        assert _counts(a)[0] == blocks_b
+        a.pack_deferred()
+        assert b.record_scrape(newer[-1]) is False  # written as usual again
+    finally:
+        a.close()
+        b.close()
+
+    written = newer + older
+    oracle = Oracle(written)
+    with Store(packed_url) as packed, Store(rows_url) as plain:
+        blocks, rows = _counts(packed)
+        assert blocks >= 4
+        assert rows <= 2 * 13 * len(PATHS)
+        for bucket in ("hour", "scrape", "minute"):
+            want = oracle.endpoint_intervals(None, None, bucket=bucket)
+            assert_same_intervals(packed.endpoint_intervals(bucket=bucket), want, bucket)
+        got = packed.resets()
+        assert sorted(zip(got["ts"], got["kind"], got["target"], strict=True)) == oracle.resets()
+        for name in ("scrapes", "health", "services", "counter_intervals"):
+            pd.testing.assert_frame_equal(getattr(packed, name)(), getattr(plain, name)(), obj=name)
+
+
 def test_decode_sids_decodes_the_scrapes_asked_for() -> None:
     rng = np.random.default_rng(7)
     chunks: list[list[tuple[int, int, int, float, float]]] = []

@@ -45,6 +45,10 @@ class LockedStore:
         with self._lock:
             return int(self._store.record_db_queries(*args, **kwargs))
 
+    def pack_deferred(self) -> int:
+        with self._lock:
+            return int(self._store.pack_deferred())
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
@@ -129,7 +133,12 @@ def history_worker(
             segment = tasks.get()
             if segment is None:
                 break
+            # days of scrapes in seconds: packed once at the segment's end, not at every
+            # hour it leaves (Store.defer_packing; the reads answer the same)
+            raw.defer_packing()
             done = collect_segment(store, p, segment, events)
+            if done["finished"]:
+                store.pack_deferred()
             events.put(("done", os.getpid(), segment.index, done))
             if not done["finished"]:
                 break  # stopped by a signal

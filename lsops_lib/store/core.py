@@ -75,6 +75,7 @@ class StoreCore:
         self._lock = threading.Lock()
         self._ids = Ids()  # target and endpoint ids of committed writes
         self._packed_below: dict[int, int] = {}  # per target: periods below are packed
+        self._deferred: dict[int, tuple[int, int]] | None = None  # Writes.defer_packing
         try:
             self.engine = make_engine(url)
             self._init_schema()

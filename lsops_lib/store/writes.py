@@ -68,6 +68,39 @@ class Writes(StoreCore):
                 pass  # the scrape is stored; packing is tried again by the next write or open
         return True
 
+    def defer_packing(self) -> None:
+        """From now until `pack_deferred`, writes leave their samples as rows: for a writer
+        that stores days of scrapes in seconds (the demo's history workers, a backfill),
+        one packing pass at the end costs a fraction of a pass at every hour it leaves.
+        Reads answer the same either way."""
+        with self._lock:
+            if self._deferred is None:
+                self._deferred = {}
+
+    def pack_deferred(self) -> int:
+        """Pack what the writes since `defer_packing` left due (per target, the periods
+        they wrote into, up to the hour of the latest of them) and write as usual again;
+        the sample rows packed. StoreError when the store cannot be written."""
+        with self._lock:
+            written, self._deferred = self._deferred or {}, None
+            period = self._ids.period
+            packed = 0
+            try:
+                for target_id, (first, last) in sorted(written.items()):
+                    if not period:
+                        break
+                    cut = pack.period_of(last, pack.recent_ms(period))
+                    packed += pack.pack_target(
+                        self.engine,
+                        target_id,
+                        period,
+                        since=pack.period_of(first, period),
+                        until=cut,
+                    )
+            except SQLAlchemyError as exc:
+                raise StoreError(f"cannot pack {self.url}: {one_line(exc)}") from None
+            return packed
+
     def _pack_after(self, target_id: int, ts: int, dirty: bool) -> None:
         """After a committed write: pack the target's earlier periods once its scrapes
         moved on to a new one, and merge late samples in (pack.py), each period in its
@@ -75,6 +108,10 @@ class Writes(StoreCore):
         period = self._ids.period
         if not period:
             return  # a store that keeps every sample as a row
+        if self._deferred is not None:  # `defer_packing`: noted, packed by `pack_deferred`
+            first, last = self._deferred.get(target_id, (ts, ts))
+            self._deferred[target_id] = (min(first, ts), max(last, ts))
+            return
         p = pack.period_of(ts, pack.recent_ms(period))
         below = self._packed_below.get(target_id)
         if below is None:

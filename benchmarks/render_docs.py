@@ -323,7 +323,10 @@ NOTES: dict[str, str] = {
         "(`Store.pack_deferred`, ~0.15 s for five days): workers' CPU 74 -> 58 s, history "
         "55 -> 45 s, whole demo 67-72 -> 58.5 s by hand at load ~0 (same scrapes, blocks "
         "and reports; tests/test_store_pack_writers.py compares the deferred store with the "
-        "oracle and a never-packed store)."
+        "oracle and a never-packed store). `benchmarks/run.py --only demo_wall` right after, "
+        "load ~0: 62.1 s, so still missed through the harness; next: the post-history tail "
+        "(errors, incidents, alerts: ~3 s on one core) and the server/client HTTP cost "
+        "(~1 ms a request each side)."
     ),
 }
 

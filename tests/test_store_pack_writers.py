@@ -75,6 +75,22 @@ def _counts(store: Store) -> tuple[int, int]:
     return int(blocks or 0), int(rows or 0)
 
 
+def _assert_as_oracle_and_never_packed(packed: Store, plain: Store, written: list[Scrape]) -> None:
+    """The packed store answers as the oracle of `written` and as the never-packed store,
+    packed up to about each writer's last hour."""
+    oracle = Oracle(written)
+    blocks, rows = _counts(packed)
+    assert blocks >= 4  # both writers' periods were packed ...
+    assert rows <= 2 * 13 * len(PATHS)  # ... up to about each one's last hour
+    for bucket in ("hour", "scrape", "minute"):
+        want = oracle.endpoint_intervals(None, None, bucket=bucket)
+        assert_same_intervals(packed.endpoint_intervals(bucket=bucket), want, bucket)
+    got = packed.resets()
+    assert sorted(zip(got["ts"], got["kind"], got["target"], strict=True)) == oracle.resets()
+    for name in ("scrapes", "health", "services", "counter_intervals"):
+        pd.testing.assert_frame_equal(getattr(packed, name)(), getattr(plain, name)(), obj=name)
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_two_writers_side_by_side_answer_as_one_never_packed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
@@ -90,18 +106,8 @@ def test_two_writers_side_by_side_answer_as_one_never_packed(
     _side_by_side(packed_url, older, newer)
 
     written = [s for pair in zip(older, newer, strict=True) for s in pair]
-    oracle = Oracle(written)
     with Store(packed_url) as packed, Store(rows_url) as plain:
-        blocks, rows = _counts(packed)
-        assert blocks >= 4  # both writers' periods were packed ...
-        assert rows <= 2 * 13 * len(PATHS)  # ... up to about each one's last hour
-        for bucket in ("hour", "scrape", "minute"):
-            want = oracle.endpoint_intervals(None, None, bucket=bucket)
-            assert_same_intervals(packed.endpoint_intervals(bucket=bucket), want, bucket)
-        got = packed.resets()
-        assert sorted(zip(got["ts"], got["kind"], got["target"], strict=True)) == oracle.resets()
-        for name in ("scrapes", "health", "services", "counter_intervals"):
-            pd.testing.assert_frame_equal(getattr(packed, name)(), getattr(plain, name)(), obj=name)
+        _assert_as_oracle_and_never_packed(packed, plain, written)
         for s in written[::9]:
             assert packed.record_scrape(s) is False  # a retry stores nothing twice
 
@@ -140,19 +146,8 @@ def test_deferred_packing_packs_once_at_the_end_and_answers_the_same(
         a.close()
         b.close()
 
-    written = newer + older
-    oracle = Oracle(written)
     with Store(packed_url) as packed, Store(rows_url) as plain:
-        blocks, rows = _counts(packed)
-        assert blocks >= 4
-        assert rows <= 2 * 13 * len(PATHS)
-        for bucket in ("hour", "scrape", "minute"):
-            want = oracle.endpoint_intervals(None, None, bucket=bucket)
-            assert_same_intervals(packed.endpoint_intervals(bucket=bucket), want, bucket)
-        got = packed.resets()
-        assert sorted(zip(got["ts"], got["kind"], got["target"], strict=True)) == oracle.resets()
-        for name in ("scrapes", "health", "services", "counter_intervals"):
-            pd.testing.assert_frame_equal(getattr(packed, name)(), getattr(plain, name)(), obj=name)
+        _assert_as_oracle_and_never_packed(packed, plain, newer + older)
 
 
 def test_decode_sids_decodes_the_scrapes_asked_for() -> None:

@@ -91,11 +91,12 @@ def _assert_as_oracle_and_never_packed(packed: Store, plain: Store, written: lis
         pd.testing.assert_frame_equal(getattr(packed, name)(), getattr(plain, name)(), obj=name)
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_two_writers_side_by_side_answer_as_one_never_packed(
+def _halves_and_never_packed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
-) -> None:
-    # a late start, an older half (backfilled) and a newer half, 10 hours in all
+) -> tuple[list[Scrape], list[Scrape], str, str]:
+    """An older and a newer half of 10 hours (a late start), the never-packed store of
+    both written side by side, and the URL of the store to pack (stores created from here
+    on pack by PERIOD): (older, newer, packed_url, rows_url)."""
     older = _history(seed, 2, 300)
     newer = _history(seed + 100, 300, 600)
     packed_url = f"sqlite:///{tmp_path / 'packed.sqlite'}"
@@ -103,6 +104,14 @@ def test_two_writers_side_by_side_answer_as_one_never_packed(
     monkeypatch.setenv(pack.PERIOD_ENV, "0")
     _side_by_side(rows_url, older, newer)
     monkeypatch.setenv(pack.PERIOD_ENV, str(PERIOD))
+    return older, newer, packed_url, rows_url
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_two_writers_side_by_side_answer_as_one_never_packed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    older, newer, packed_url, rows_url = _halves_and_never_packed(tmp_path, monkeypatch, seed)
     _side_by_side(packed_url, older, newer)
 
     written = [s for pair in zip(older, newer, strict=True) for s in pair]
@@ -120,13 +129,7 @@ def test_deferred_packing_packs_once_at_the_end_and_answers_the_same(
     pack nothing, `pack_deferred` packs the periods they wrote up to the last one's hour,
     late writes into another writer's packed periods are merged; answers as the oracle's
     and a never-packed store's."""
-    older = _history(seed, 2, 300)
-    newer = _history(seed + 100, 300, 600)
-    packed_url = f"sqlite:///{tmp_path / 'packed.sqlite'}"
-    rows_url = f"sqlite:///{tmp_path / 'rows.sqlite'}"
-    monkeypatch.setenv(pack.PERIOD_ENV, "0")
-    _side_by_side(rows_url, older, newer)
-    monkeypatch.setenv(pack.PERIOD_ENV, str(PERIOD))
+    older, newer, packed_url, rows_url = _halves_and_never_packed(tmp_path, monkeypatch, seed)
     a, b = Store(packed_url), Store(packed_url)
     try:
         b.defer_packing()  # the newer half first, deferred, packed at its end

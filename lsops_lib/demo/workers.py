@@ -135,7 +135,7 @@ def history_worker(
                 break
             # days of scrapes in seconds: packed once at the segment's end, not at every
             # hour it leaves (Store.defer_packing; the reads answer the same)
-            raw.defer_packing()
+            store.defer_packing()
             done = collect_segment(store, p, segment, events)
             if done["finished"]:
                 store.pack_deferred()

@@ -86,9 +86,7 @@ class Writes(StoreCore):
             period = self._ids.period
             packed = 0
             try:
-                for target_id, (first, last) in sorted(written.items()):
-                    if not period:
-                        break
+                for target_id, (first, last) in sorted(written.items()):  # (none: no period)
                     cut = pack.period_of(last, pack.recent_ms(period))
                     packed += pack.pack_target(
                         self.engine,

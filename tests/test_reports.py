@@ -542,3 +542,43 @@ def test_cli_report_and_reports(cli_env: Path) -> None:
 # two `lsops report` processes at once into one outputs folder, both archived and indexed:
 # tests/test_faults.py::test_two_reports_at_once_into_one_outputs_folder (the same command on
 # the same placeholder notebooks; it was run by both files)
+
+
+_IRI_PROBE = """
+import sys
+{first}
+import nbformat
+from nbformat.v4 import new_code_cell, new_notebook
+nb = new_notebook(cells=[new_code_cell("1")])
+nbformat.validate(nb)
+nb.cells[0]["bogus"] = 1
+try:
+    nbformat.validate(nb)
+except nbformat.ValidationError:
+    rejected = True
+else:
+    rejected = False
+print(sys.modules.get("rfc3987_syntax") is not None, rejected)
+"""
+
+
+def test_lsops_processes_read_notebooks_without_compiling_the_iri_grammar() -> None:
+    """jsonschema (under nbformat) imports rfc3987_syntax, which compiles a grammar at
+    import (seconds of CPU); lsops marks it absent, and notebook validation still works."""
+    import subprocess
+    import sys
+    from importlib import metadata
+
+    try:
+        metadata.version("rfc3987-syntax")
+    except metadata.PackageNotFoundError:
+        pytest.skip("rfc3987_syntax is not installed: nothing to keep out")
+
+    def probe(first: str) -> str:
+        code = _IRI_PROBE.format(first=first)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.split()
+
+    assert probe("") == ["True", "True"]  # plain nbformat loads it
+    assert probe("import lsops_lib") == ["False", "True"]

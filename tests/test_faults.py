@@ -601,3 +601,30 @@ def test_a_sigkilled_demo_leaves_nothing_running_and_its_reports_are_swept(
         unfinished, "interrupted"
     )
     assert not list(scratch.glob("lsops-run-*")), list(scratch.iterdir())
+
+
+def test_scratch_dir_is_removed_even_when_written_into_while_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kernel being stopped may still write into the run's scratch directory while it
+    is removed: the removal goes again until the directory is gone (bounded)."""
+    import shutil
+
+    from lsops_lib.reports import cleanup
+
+    real_rmtree = shutil.rmtree
+    calls: list[Path] = []
+
+    def rmtree_then_late_write(path: Path, ignore_errors: bool = False) -> None:
+        real_rmtree(path, ignore_errors=ignore_errors)
+        calls.append(Path(path))
+        if len(calls) == 1:  # the kernel's last write lands just after the first removal
+            Path(path).mkdir()
+            (Path(path) / "kernel-late.json").write_text("{}")
+
+    with cleanup.scratch_dir(tmp_path) as scratch:
+        (scratch / "run.ipynb").write_text("{}")
+        monkeypatch.setattr(cleanup.shutil, "rmtree", rmtree_then_late_write)
+    monkeypatch.undo()
+    assert len(calls) == 2
+    assert list(tmp_path.iterdir()) == []

@@ -202,8 +202,18 @@ def scratch_dir(base: Path | None = None) -> Iterator[Path]:
         here = final
         yield final
     finally:
-        shutil.rmtree(here, ignore_errors=True)
+        _remove_tree(here)
         held.release()
+
+
+def _remove_tree(path: Path, *, attempts: int = 20, pause_s: float = 0.05) -> None:
+    """rmtree, again while the directory is still there: a kernel that is being stopped
+    (SIGTERM, Ctrl-C) may still write into it while it is removed. At most ~1 s."""
+    for _ in range(attempts):
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            return
+        time.sleep(pause_s)
 
 
 def sweep_scratch(base: Path | None = None) -> list[Path]:

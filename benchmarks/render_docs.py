@@ -247,6 +247,16 @@ NOTES: dict[str, str] = {
         "one change since 19:00 that touches this figure: the bytecode step (see the top "
         "of this page). The review kernel imports far more of lsops than the trivial one, "
         "so it paid more of the compilation the step removes."
+        "\n\n**Runs of 2026-12-01 03:55 and 04:21: 1.93 and 1.92, missed** (review 11.9 and 11.4 s, trivial 6.15 and 5.92 s). Both notebooks "
+        "got faster and the ratio rose: every process that reads a notebook spent ~2.5 s "
+        "of CPU importing `rfc3987_syntax` (pulled in by jsonschema under nbformat; it "
+        "compiles a grammar at import, for format checks nbformat never asks for), and lsops "
+        "now keeps it out (docs/internals.md, eighth session). Single-figure runs in the same "
+        "hour: without the change review 13.5 s, trivial 8.94 s (1.51, missed by a hair); "
+        "with it review 9.63 s, trivial 5.18 s (1.86). The goal compares the review with a "
+        "pipeline whose fixed cost just shrank by 3.7 s; meeting it again needs ~2 s less of "
+        "the review's own work (its charts and its setup cell). In the full runs the review "
+        "took ~1.5 s longer than in single-figure runs of the same hour; not explained yet."
     ),
     "collect_fanout": (
         "**Fixed:** a profile of the 100-target round put 3.2 of its 3.7 s in "
@@ -327,6 +337,13 @@ NOTES: dict[str, str] = {
         "load ~0: 62.1 s, so still missed through the harness; next: the post-history tail "
         "(errors, incidents, alerts: ~3 s on one core) and the server/client HTTP cost "
         "(~1 ms a request each side)."
+        "\n\n**Runs of 2026-12-01 03:55 and 04:21: 66.2 s and 62.3 s, missed.** The machine's "
+        "speed moved a lot this day: the same code gave 55.8 s and 67.4 s by hand within an "
+        "hour. Tried and not kept (A/B by hand, docs/internals.md, eighth session): one "
+        "write per answer in the simulated API, the DB report after the history, the DB "
+        "report niced with the sources planted during the history. The demo is CPU-bound: "
+        "~97 CPU-seconds on 2 cores, ~60 of them the history workers (httpx client ~2.5 ms, "
+        "simulated API ~2.2 ms, store ~1.1 ms a scrape)."
     ),
 }
 

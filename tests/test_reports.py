@@ -574,7 +574,7 @@ def test_lsops_processes_read_notebooks_without_compiling_the_iri_grammar() -> N
     except metadata.PackageNotFoundError:
         pytest.skip("rfc3987_syntax is not installed: nothing to keep out")
 
-    def probe(first: str) -> str:
+    def probe(first: str) -> list[str]:
         code = _IRI_PROBE.format(first=first)
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert out.returncode == 0, out.stderr

@@ -86,7 +86,8 @@ class Writes(StoreCore):
             period = self._ids.period
             packed = 0
             try:
-                for target_id, (first, last) in sorted(written.items()):  # (none: no period)
+                # without a period nothing was recorded: `written` is empty
+                for target_id, (first, last) in sorted(written.items()):
                     cut = pack.period_of(last, pack.recent_ms(period))
                     packed += pack.pack_target(
                         self.engine,

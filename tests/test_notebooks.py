@@ -336,6 +336,24 @@ def test_review_under_plain_papermill(runs: dict) -> None:
     assert "Database: unavailable" in _html_outputs(nb)
 
 
+def test_review_preloaded_by_the_runner_is_the_one_the_kernel_computes(runs: dict) -> None:
+    """The runner computed the month's review while the kernel started and the kernel took
+    it (run.json says so); plain papermill, without a runner, computed it in its kernel:
+    two processes, the same figures of the same store."""
+    review, empty = runs["review"], runs["empty"]
+    assert review.preload == {"monthly_review": "taken"}
+    assert json.loads(review.json_path.read_text())["preload"] == {"monthly_review": "taken"}
+    assert empty.preload == {"monthly_review": "taken"}  # a month without data too
+    assert runs["burst"].preload == {}  # the postmortem declares none
+    preloaded, computed = _figures(review), present.read_key_figures(runs["plain_review"])
+    # what depends on the environment, not on the review: the database (configured for
+    # the runner only) and the data source's description
+    for key in ("database", "source", "problems"):
+        preloaded.pop(key, None)
+        computed.pop(key, None)
+    assert preloaded == computed
+
+
 # --- the postmortem -----------------------------------------------------------------------------
 
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import nbformat
 
-from .. import __version__
+from .. import __version__, preload
 from ..config import Settings
 from ..exceptions import ReportError
 from ..times import utcnow
@@ -182,21 +182,26 @@ def run_report(
     clock = time.monotonic()
     interrupted: BaseException | None = None
     warnings: list[str] = []
+    preloaded: dict[str, str] = {}
     ahead = Presanitizer(redactor)  # the HTML outputs, sanitized while the kernel runs
     try:
         try:
-            with scratch_dir() as scratch:
+            with (
+                scratch_dir() as scratch,
+                preload.start(notebook_metadata(source), settings, values, scratch) as ready,
+            ):
                 result = execute(
                     source,
                     scratch,
                     values,
-                    env=env,
+                    env={**env, **ready.env},
                     cwd=Path(cwd) if cwd is not None else None,
                     timeout_s=timeout_s,
                     progress=progress,
                     on_cell=ahead.add_cell,
                 )
                 nb, error = result.nb, result.error
+                preloaded = ready.report()
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM made one by the CLI
             interrupted = exc
             how = "SIGTERM" if getattr(exc, "exit_code", 130) == 143 else "Ctrl-C"
@@ -218,6 +223,7 @@ def run_report(
             error=redactor.text(error) if error is not None else None,
             notebook=source.name,
             warnings=[redactor.text(w) for w in warnings],
+            preload=preloaded,
         )
         try:
             _archive(run, nb, redactor, title=f"{spec.title}: {key}", ready=ahead)
@@ -232,6 +238,18 @@ def run_report(
     if interrupted is not None:
         raise interrupted
     return run
+
+
+def notebook_metadata(path: Path) -> dict[str, Any]:
+    """The notebook's metadata (read as JSON: no validation, no cell is needed here)."""
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    meta = data.get("metadata") if isinstance(data, dict) else None
+    return meta if isinstance(meta, dict) else {}
 
 
 def key_figures(nb: nbformat.NotebookNode) -> dict[str, Any] | None:

@@ -60,6 +60,8 @@ class Run:
     notebook: str | None = None
     # what a succeeded run could not show (outcome.py): a partial report says so
     warnings: list[str] = field(default_factory=list)
+    # the notebook's preloads (lsops_lib.preload): name -> taken | computed | failed | pending
+    preload: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -90,6 +92,8 @@ class Run:
             "notebook": self.notebook,
             "warnings": list(self.warnings),
         }
+        if self.preload:
+            data["preload"] = dict(self.preload)
         if self.error is not None:
             data["error"] = self.error
         return data
@@ -109,7 +113,12 @@ class Run:
             error=data.get("error"),
             notebook=data.get("notebook"),
             warnings=[str(w) for w in data.get("warnings") or [] if w],
+            preload={str(k): str(v) for k, v in _mapping(data.get("preload")).items()},
         )
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, dict) else {}
 
 
 def iso(value: datetime) -> str:

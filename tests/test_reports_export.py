@@ -121,9 +121,9 @@ def test_outputs_sanitized_while_running_give_the_same_page() -> None:
     assert ahead.get(redacted) == archive.sanitize_html(redacted)
 
 
-def test_the_running_notebook_on_disk_shows_where_the_run_is(tmp_path) -> None:
-    """The saved notebook (what an interrupted run leaves) while a cell runs: the cells
-    before it with their outputs, that cell marked running (saved once a cell now)."""
+def _seen_on_disk(tmp_path, first_cell: str) -> tuple[list, list]:
+    """Run [parameters, `first_cell`, a cell reading the saved notebook]: (what the last
+    cell saw on disk: per cell (status, outputs); the statuses saved at the end)."""
     import json
 
     import nbformat
@@ -134,7 +134,7 @@ def test_the_running_notebook_on_disk_shows_where_the_run_is(tmp_path) -> None:
     scratch.mkdir()
     nb = python3_notebook(
         "path = None",
-        "print('first cell done')",
+        first_cell,
         "import json\n"
         "saved = json.load(open(path))\n"
         "print(json.dumps([(c['metadata']['papermill']['status'], c.get('outputs'))"
@@ -147,10 +147,29 @@ def test_the_running_notebook_on_disk_shows_where_the_run_is(tmp_path) -> None:
     )
     assert run.error is None
     seen = json.loads(run.nb.cells[-1].outputs[0]["text"])
-    statuses = [status for status, _ in seen]
-    # injected parameters, parameters, the first cell: completed; this one: running
-    assert statuses == ["completed", "completed", "completed", "running"], statuses
-    assert "".join(seen[2][1][0]["text"]) == "first cell done\n"
-    assert seen[3][1] == []
     on_disk = json.loads((scratch / "executed.ipynb").read_text())
-    assert [c["metadata"]["papermill"]["status"] for c in on_disk["cells"]] == ["completed"] * 4
+    return seen, [c["metadata"]["papermill"]["status"] for c in on_disk["cells"]]
+
+
+def test_a_quick_run_saves_its_notebook_at_the_start_and_the_end_only(tmp_path) -> None:
+    """No save of the whole notebook at each cell (papermill's): the file a cell reads is
+    the one saved when the run started; the run's end saves it whole."""
+    seen, final = _seen_on_disk(tmp_path, "print('first cell done')")
+    assert [status for status, _ in seen] == ["pending"] * 4
+    assert all(outputs in ([], None) for _, outputs in seen)
+    assert final == ["completed"] * 4
+
+
+def test_a_long_run_shows_where_it_is_on_disk(tmp_path, monkeypatch) -> None:
+    """Once AUTOSAVE_S passed since the last save, the notebook is saved again (papermill's
+    autosave as an output arrives, or a cell's start or end): the long cell's output is on
+    disk before the run ends, the cells before it completed."""
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("lsops_lib.reports.execute"), "AUTOSAVE_S", 0.2)
+    seen, final = _seen_on_disk(tmp_path, "import time\ntime.sleep(0.5)\nprint('first cell done')")
+    statuses = [status for status, _ in seen]
+    # injected parameters, parameters: completed; the long cell: running or completed
+    assert statuses[:2] == ["completed", "completed"] and statuses[2] != "pending", statuses
+    assert "".join(seen[2][1][0]["text"]) == "first cell done\n"
+    assert final == ["completed"] * 4

@@ -29,6 +29,9 @@ from ..config import Settings
 KERNEL_NAME = "python3"
 DEFAULT_TIMEOUT_S = 900.0  # per cell
 START_TIMEOUT_S = 60
+# between a run's start and its end, the executed notebook in the scratch directory is
+# saved at most this often (papermill's `autosave_cell_every`): where a long run is
+AUTOSAVE_S = 30.0
 STOP_TIMEOUT_S = 30  # an interrupted run: how long nbclient gets to see its kernel die
 
 
@@ -87,29 +90,46 @@ def _engine() -> str:
     from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
 
     class ExecutionManager(NotebookExecutionManager):  # type: ignore[misc]
-        """papermill's manager, without the save at each cell's completion: the next
-        cell's start saves it (its outputs, and that cell marked running: where an
-        interrupted run stopped), as do a failing cell and the notebook's end. papermill
-        saved (serialised and validated) the whole notebook twice a cell (~0.4 s of the
-        monthly review's 26 cells)."""
+        """papermill's manager, without its save of the whole notebook at each cell's
+        start and completion (serialised and validated: ~0.55 s of the monthly review's
+        28 saves, each on the way to the next cell). The run reads the saved file only
+        when it failed, and papermill saves it then, and at the notebook's end; in
+        between, a cell's start or end saves it when `autosave_cell_every` (`AUTOSAVE_S`)
+        seconds passed
+        since the last save (a long run still shows its progress in the scratch file),
+        as papermill's own autosave during a long cell still does."""
 
-        _deferred = False
+        _in_cell = False
         on_cell: Callable[[Any], None] | None = None
 
+        def cell_start(self, cell: Any, cell_index: Any = None, **kwargs: Any) -> Any:
+            self._in_cell = True
+            try:
+                return super().cell_start(cell, cell_index=cell_index, **kwargs)
+            finally:
+                self._in_cell = False
+
         def cell_complete(self, cell: Any, cell_index: Any = None, **kwargs: Any) -> Any:
-            self._deferred = True
+            self._in_cell = True
             try:
                 return super().cell_complete(cell, cell_index=cell_index, **kwargs)
             finally:
-                self._deferred = False
+                self._in_cell = False
                 if self.on_cell is not None:
                     with contextlib.suppress(Exception):  # a helper's, never the run's
                         self.on_cell(cell)
 
         def save(self, **kwargs: Any) -> Any:
-            if not self._deferred:
-                return super().save(**kwargs)
-            return None
+            if self._in_cell and not self._save_due():
+                return None
+            return super().save(**kwargs)
+
+        def _save_due(self) -> bool:
+            every = self.autosave_cell_every
+            last = getattr(self, "last_save_time", None)
+            if not every or last is None:
+                return False
+            return bool((self.now() - last).total_seconds() >= every)
 
     class Engine(NBClientEngine):  # type: ignore[misc]
         """nbclient, as papermill's default engine, with `ExecutionManager`."""
@@ -238,6 +258,7 @@ def execute(
                 log_output=False,
                 start_timeout=START_TIMEOUT_S,
                 execution_timeout=timeout_s,
+                autosave_cell_every=AUTOSAVE_S,
                 # the kernel's working directory, without papermill's process-wide chdir
                 resources={"metadata": {"path": str(cwd or Path.cwd())}},
                 kernel_manager_class=manager,

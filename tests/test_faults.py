@@ -628,3 +628,47 @@ def test_scratch_dir_is_removed_even_when_written_into_while_removed(
     monkeypatch.undo()
     assert len(calls) == 2
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_kernel_started_after_the_interrupt_is_stopped_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C (or SIGTERM) while the kernel is still being started finds no kernel to
+    kill: the one started just after is killed as well, and the run returns once the
+    papermill worker is done (its last write into the scratch directory made), not after
+    STOP_TIMEOUT_S with a kernel running the notebook on. papermill is replaced by a stand-in
+    that "starts a kernel" (a real sleeping process) 0.3 s into the run and waits for it."""
+    import _thread
+    import time
+    import types
+
+    import papermill
+
+    from lsops_lib.reports import execute as execute_module
+
+    execute_mod = sys.modules["lsops_lib.reports.execute"]
+    monkeypatch.setattr(execute_mod, "STOP_TIMEOUT_S", 5)
+    kernels: list[subprocess.Popen] = []
+
+    def fake_execute_notebook(source: str, output: str, **kw: Any) -> Any:
+        time.sleep(0.1)
+        _thread.interrupt_main()  # the signal lands while the kernel is being started
+        time.sleep(0.3)
+        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        kernels.append(proc)
+        km = types.SimpleNamespace(provisioner=types.SimpleNamespace(pid=proc.pid))
+        kw["kernel_manager_class"].lsops_started.append(km)
+        proc.wait()  # nbclient sees its kernel die
+        Path(output).write_text("{}")  # papermill's last save, into the scratch directory
+        raise RuntimeError("Kernel died")
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake_execute_notebook)
+    source = tmp_path / "n.ipynb"
+    source.write_text("{}")
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        execute_module(source, tmp_path, {}, env={}, progress=False)
+    assert time.monotonic() - started < 4  # not STOP_TIMEOUT_S: the worker was done
+    (kernel,) = kernels
+    assert kernel.poll() == -signal.SIGKILL
+    assert (tmp_path / "executed.ipynb").read_text() == "{}"  # written before the return

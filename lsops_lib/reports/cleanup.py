@@ -207,8 +207,9 @@ def scratch_dir(base: Path | None = None) -> Iterator[Path]:
 
 
 def _remove_tree(path: Path, *, attempts: int = 20, pause_s: float = 0.05) -> None:
-    """rmtree, again while the directory is still there: a kernel that is being stopped
-    (SIGTERM, Ctrl-C) may still write into it while it is removed. At most ~1 s."""
+    """rmtree, again while the directory is still there: a writer being stopped may
+    still write into it while it is removed (after SIGTERM or Ctrl-C: a papermill worker
+    past `execute.STOP_TIMEOUT_S`, the preload thread left behind). At most ~1 s."""
     for _ in range(attempts):
         shutil.rmtree(path, ignore_errors=True)
         if not path.exists():

@@ -16,6 +16,7 @@ import functools
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,6 +246,7 @@ def execute(
     if progress is None:
         progress = sys.stderr.isatty()
     outcome: dict[str, Any] = {}
+    done = threading.Event()  # set by the worker once papermill returned or raised
     engine = _engine()
 
     def work() -> None:
@@ -267,19 +269,23 @@ def execute(
             )
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
             outcome["error"] = exc
+        finally:
+            done.set()
 
     # papermill runs in a worker thread, this thread waits: a signal (Ctrl-C, SIGTERM
     # turned into an exception by the CLI) lands HERE, not inside nbclient's event loop
     # (whose own signal handlers would race with ours); the kernel is then killed, the
     # worker sees it die and cleans up, and the caller archives the run as interrupted
+    # (waited for with an Event, not Thread.join: a join that a KeyboardInterrupt
+    # interrupts can leave the thread looking finished, and a later join returns at once
+    # while papermill still runs and writes into the scratch directory; Python 3.11)
     worker = threading.Thread(target=work, name="lsops-papermill", daemon=True)
-    worker.start()
     try:
-        while worker.is_alive():
-            worker.join(0.2)
+        worker.start()  # (a signal may land while it starts)
+        while not done.wait(0.2):
+            pass
     except BaseException:
-        _kill(kernels)
-        worker.join(STOP_TIMEOUT_S)
+        _stop(worker, done, kernels)
         raise
     if "nb" in outcome:
         return Execution(nb=outcome["nb"], error=None)
@@ -296,14 +302,37 @@ def execute(
     return Execution(nb=nbformat.read(notebook, as_version=4), error=error)
 
 
-def _kill(kernels: list[_EnvKernelManager]) -> None:
-    """SIGKILL the kernels of an interrupted run (nbclient then sees them die)."""
+def _stop(
+    worker: threading.Thread, done: threading.Event, kernels: list[_EnvKernelManager]
+) -> None:
+    """An interrupted run: kill its kernel and wait (at most STOP_TIMEOUT_S) for the
+    papermill worker to see it die and finish, killing again meanwhile: a signal that
+    lands while the kernel is being started finds no kernel to kill yet, and the one
+    started then must not run the notebook on. Once the worker is done, nothing writes
+    into the run's scratch directory any more (it is removed next)."""
+    if worker.ident is None:  # interrupted before it started: nothing runs
+        return
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    killed: set[int] = set()
+    while True:
+        _kill(kernels, killed)
+        if done.wait(0.2) or time.monotonic() >= deadline:
+            return
+
+
+def _kill(kernels: list[_EnvKernelManager], killed: set[int]) -> None:
+    """SIGKILL the kernels of an interrupted run (nbclient then sees them die), each
+    once (a pid, once its process is reaped, may be another process's)."""
     import signal
 
     for km in kernels:
         pid = getattr(getattr(km, "provisioner", None), "pid", None)
-        if pid:
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except (OSError, ValueError):
-                pass
+        try:
+            pid = int(pid) if pid else None
+        except (TypeError, ValueError):
+            pid = None
+        if pid is None or pid in killed:
+            continue
+        killed.add(pid)
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)

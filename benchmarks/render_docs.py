@@ -257,6 +257,14 @@ NOTES: dict[str, str] = {
         "pipeline whose fixed cost just shrank by 3.7 s; meeting it again needs ~2 s less of "
         "the review's own work (its charts and its setup cell). In the full runs the review "
         "took ~1.5 s longer than in single-figure runs of the same hour; not explained yet."
+        "\n\n**Run of 2026-12-01 06:15: 1.68, missed** (review 9.56 s, trivial 5.70 s; "
+        "the review's kernel 6.53 s against 11.9 s of command at 03:55). Two changes took "
+        "~2 s off the review's own time: the runner computes the month's review bundle "
+        "while the kernel starts (`lsops_lib.preload`, ~1.1-1.7 s of the setup cell, on the "
+        "other core) and the executed notebook is no longer saved whole at every cell "
+        "(~0.55 s). Left of the review's own time (docs/internals.md, ninth session): five "
+        "charts ~2 s in the kernel, ~0.5 s more HTML export than the trivial notebook's, "
+        "~0.5 s of lsops imports; meeting 1.5 needs ~1 s of that."
     ),
     "collect_fanout": (
         "**Fixed:** a profile of the 100-target round put 3.2 of its 3.7 s in "
@@ -293,6 +301,14 @@ NOTES: dict[str, str] = {
         "~1.2 cores of the 2 on average. Measured this morning: 1.21x and 1.10x (load "
         "4.5-5.5, before the rollup), 1.86x (met; load ~2, ~7 s reports), 0.96x (spawned "
         "workers, ~4 s reports), then 1.26x (forked workers, load ~3.5)."
+        "\n\n**Run of 2026-12-01 06:15: 1.58x, missed**, while both runs got faster than "
+        "at 04:21 (`--jobs 1` 95.6 -> 78.2 s, `--jobs 2` 52.8 -> 49.3 s). The serial run "
+        "gained most: each report now computes its review on the second core while its "
+        "kernel starts (`lsops_lib.preload`), so one report at a time already keeps ~1.14 "
+        "cores busy (89.0 CPU-s in 78.2 s) and two at a time can only fill the rest: the "
+        "parallel run used 1.92 cores (94.6 CPU-s in 49.3 s), 96 % of the machine. On "
+        "2 cores the speedup over a serial run that already uses 1.14 of them cannot reach "
+        "1.7 (at most ~1.68); the goal would hold against reports that use one core each."
     ),
     "inspect_large_catalog": (
         "Met with room to spare; not profiled further. The catalog is built with "
@@ -344,6 +360,11 @@ NOTES: dict[str, str] = {
         "report niced with the sources planted during the history. The demo is CPU-bound: "
         "~97 CPU-seconds on 2 cores, ~60 of them the history workers (httpx client ~2.5 ms, "
         "simulated API ~2.2 ms, store ~1.1 ms a scrape)."
+        "\n\n**Run of 2026-12-01 06:15: 57.7 s, met** (by hand that hour: 50.5 s at "
+        "load ~0, 67-69 s an hour before with the same history code: history 37.7 s "
+        "against 51.6-52.5 s). The reports phase is ~1.5-2 s shorter (the review computed "
+        "beside its kernel's start, no whole-notebook save per cell); the rest is this "
+        "machine's speed."
     ),
 }
 

@@ -103,19 +103,23 @@ def _engine() -> str:
         _in_cell = False
         on_cell: Callable[[Any], None] | None = None
 
-        def cell_start(self, cell: Any, cell_index: Any = None, **kwargs: Any) -> Any:
-            self._in_cell = True
+        @contextlib.contextmanager
+        def _cell_hook(self) -> Any:
+            self._in_cell = True  # save() below: only when due
             try:
-                return super().cell_start(cell, cell_index=cell_index, **kwargs)
+                yield
             finally:
                 self._in_cell = False
 
+        def cell_start(self, cell: Any, cell_index: Any = None, **kwargs: Any) -> Any:
+            with self._cell_hook():
+                return super().cell_start(cell, cell_index=cell_index, **kwargs)
+
         def cell_complete(self, cell: Any, cell_index: Any = None, **kwargs: Any) -> Any:
-            self._in_cell = True
             try:
-                return super().cell_complete(cell, cell_index=cell_index, **kwargs)
+                with self._cell_hook():
+                    return super().cell_complete(cell, cell_index=cell_index, **kwargs)
             finally:
-                self._in_cell = False
                 if self.on_cell is not None:
                     with contextlib.suppress(Exception):  # a helper's, never the run's
                         self.on_cell(cell)

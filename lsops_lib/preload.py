@@ -80,9 +80,12 @@ def _monthly_review(settings: Any, values: Mapping[str, Any]) -> tuple[str, Call
     url = str(values.get("store") or settings.store_url or "")
     if not url:
         raise ValueError("no store")
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).expanduser().exists():
-        # never created here (opening creates it): the notebook reports it missing
-        raise ValueError("the store does not exist")
+    if url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///") :]).expanduser()
+        if not path.is_absolute():  # relative to the kernel's working directory, not ours
+            raise ValueError("a relative store path is the notebook's to resolve")
+        if not path.exists():  # never created here (opening creates it): the notebook
+            raise ValueError("the store does not exist")  # reports it missing
     monitoring = bool(values.get("include_monitoring") or False)
     key = review_key(
         redact_url(url) or "", str(month), str(target), monitoring, settings.thresholds

@@ -134,6 +134,11 @@ def test_nothing_is_preloaded_when_the_notebook_or_the_user_says_no(
     with preload.start(REVIEW["metadata"], nowhere, values, tmp_path) as ready:
         assert ready.env == {}
     assert not missing.exists()
+    # a relative path names a file in the kernel's working directory, maybe not this one's
+    relative = load_settings(env={"LSOPS_STORE": "sqlite:///metrics.sqlite"}, cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    with preload.start(REVIEW["metadata"], relative, values, tmp_path) as ready:
+        assert ready.env == {}
     monkeypatch.setenv(preload.DISABLE_ENV, "1")
     with preload.start(REVIEW["metadata"], settings, values, tmp_path) as ready:
         assert ready.env == {}

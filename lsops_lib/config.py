@@ -208,6 +208,14 @@ class Settings:
         }
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file a `sqlite:///PATH` store URL names (`~` expanded, relative to the working
+    directory of the process that opens it), or None for any other URL."""
+    if not url.startswith("sqlite:///"):
+        return None
+    return Path(url[len("sqlite:///") :]).expanduser()
+
+
 def redact_url(url: str | None) -> str | None:
     """`postgresql://u:secret@h/db` -> `postgresql://u:***@h/db`; other URLs unchanged.
     A URL too malformed to parse keeps its shape with everything between `user:` and the

@@ -72,7 +72,7 @@ def _monthly_review(settings: Any, values: Mapping[str, Any]) -> tuple[str, Call
     """(key, compute) of the review the monthly-review notebook's setup cell will ask for,
     from the injected parameters; ValueError when they leave it to the notebook (no month
     or target given: the notebook resolves those itself)."""
-    from .config import redact_url
+    from .config import redact_url, sqlite_path
 
     month, target = values.get("month"), values.get("target")
     if not month or not target:
@@ -80,8 +80,8 @@ def _monthly_review(settings: Any, values: Mapping[str, Any]) -> tuple[str, Call
     url = str(values.get("store") or settings.store_url or "")
     if not url:
         raise ValueError("no store")
-    if url.startswith("sqlite:///"):
-        path = Path(url[len("sqlite:///") :]).expanduser()
+    path = sqlite_path(url)
+    if path is not None:
         if not path.is_absolute():  # relative to the kernel's working directory, not ours
             raise ValueError("a relative store path is the notebook's to resolve")
         if not path.exists():  # never created here (opening creates it): the notebook

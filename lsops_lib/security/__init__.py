@@ -19,12 +19,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from ..config import Settings, Thresholds, redact_url
+from ..config import Settings, Thresholds, redact_url, sqlite_path
 from ..exceptions import LsopsError
 from . import audit, auth, rotation
 
@@ -114,7 +113,7 @@ def open_existing_store(url: str | None) -> tuple[Any, str | None]:
     None and the reason."""
     if not url:
         return None, "no metrics store configured (LSOPS_STORE or [store] url in lsops.toml)"
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).expanduser().exists():
+    if (path := sqlite_path(url)) is not None and not path.exists():
         return None, f"no metrics store at {redact_url(url)}: run `lsops collect` first"
     from ..store import Store
 

@@ -111,8 +111,10 @@ def _demote(ids: tuple[int, int] | None) -> Callable[[], None] | None:
 
 
 # The watchdog: a separate process holding the read end of a pipe. When the pipe closes
-# (stop() or this process dying, even by SIGKILL) it stops the postmaster and removes the
-# folder. It needs no lsops import: the code is passed with -c.
+# (stop() or this process dying, even by SIGKILL) it stops the postmaster, kills whatever
+# still names the data folder (an initdb or pg_ctl the dead process left running, a
+# postmaster started late), and removes the folder until it stays removed. It needs no
+# lsops import: the code is passed with -c.
 _WATCHDOG = r"""
 import os, shutil, signal, sys, time
 signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -123,23 +125,57 @@ try:
         pass
 except Exception:
     pass
-pidfile = os.path.join(data, "postmaster.pid")
+
+def alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as fh:
+            return fh.read().rpartition(")")[2].split()[0] not in ("Z", "X")
+    except Exception:
+        return False
+
+def naming(text):
+    found, me, needle = [], os.getpid(), text.encode()
+    for name in os.listdir("/proc"):
+        if name.isdigit() and int(name) != me:
+            try:
+                with open("/proc/%s/cmdline" % name, "rb") as fh:
+                    if needle in fh.read() and alive(int(name)):
+                        found.append(int(name))
+            except Exception:
+                pass
+    return found
+
 try:
-    pid = int(open(pidfile).readline().strip())
+    pid = int(open(os.path.join(data, "postmaster.pid")).readline().strip())
 except Exception:
     pid = None
 if pid:
     try:
         os.kill(pid, signal.SIGQUIT)
         for _ in range(100):
-            os.kill(pid, 0)
+            if not alive(pid):
+                break
             time.sleep(0.05)
-        os.kill(pid, signal.SIGKILL)
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
     except OSError:
         pass
+deadline = time.monotonic() + 30
+while True:
+    others = naming(data)
+    for other in others:
+        try:
+            os.kill(other, signal.SIGKILL)
+        except OSError:
+            pass
+    if others:
+        time.sleep(0.1)
+    shutil.rmtree(root, ignore_errors=True)
+    if (not os.path.exists(root) and not naming(data)) or time.monotonic() > deadline:
+        break
     time.sleep(0.1)
-shutil.rmtree(root, ignore_errors=True)
 """
+
 
 _LIVE: set[PostgresCluster] = set()
 _LIVE_LOCK = threading.Lock()

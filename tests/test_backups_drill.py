@@ -5,6 +5,7 @@ interrupted (SIGTERM, SIGINT, SIGKILL), and the live database was only read."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -177,18 +178,46 @@ def _lsops() -> list[str]:
     return [str(lsops)] if lsops.is_file() else [sys.executable, "-m", "lsops_lib.cli"]
 
 
+def _running(program: str, text: str) -> list[int]:
+    """Live processes of `program` (argv[0]'s name) whose command line contains `text`. A
+    process lsops forked is lsops's own command line until it execs, so the name counts."""
+    found = []
+    for pid in mentioning(text):
+        with contextlib.suppress(OSError):
+            argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+            if Path(argv0.decode(errors="replace")).name == program:
+                found.append(pid)
+    return found
+
+
+_SIGNALS = {
+    "SIGTERM": (signal.SIGTERM, (-signal.SIGTERM, 143)),
+    "SIGINT": (signal.SIGINT, (130,)),
+    "SIGKILL": (signal.SIGKILL, (-9,)),
+}
+
+
 @pytest.mark.parametrize(
-    ("sig", "codes"),
-    [(signal.SIGTERM, (-signal.SIGTERM, 143)), (signal.SIGINT, (130,)), (signal.SIGKILL, (-9,))],
-    ids=["SIGTERM", "SIGINT", "SIGKILL"],
+    ("moment", "name"),
+    [
+        ("restoring", "SIGTERM"),
+        ("restoring", "SIGINT"),
+        ("restoring", "SIGKILL"),
+        ("initializing", "SIGKILL"),
+        ("starting", "SIGTERM"),
+    ],
 )
 def test_an_interrupted_drill_removes_its_cluster(
-    sig: signal.Signals,
-    codes: tuple[int, ...],
+    moment: str,
+    name: str,
     backup_dumps: BackupDumps,
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> None:
+    """Interrupted while `psql -f <dump>` restores, while `initdb` makes the drill's cluster
+    or while `pg_ctl start` starts its server (an orphaned initdb or pg_ctl goes on writing
+    into the folder, a postmaster may start after the interruption)."""
+    sig, codes = _SIGNALS[name]
     clusters = _cluster_folder()
     request.addfinalizer(lambda: shutil.rmtree(clusters, ignore_errors=True))
     dump = place(backup_dumps.slow, tmp_path / "dumps")  # sleeps a minute while restoring
@@ -204,14 +233,17 @@ def test_an_interrupted_drill_removes_its_cluster(
     )
     try:
 
-        def restoring() -> bool:  # `psql ... -f <dump>` runs (lsops itself names it too)
-            return any(pid != proc.pid for pid in mentioning(str(dump)))
+        def reached() -> bool:
+            if moment == "restoring":
+                return bool(_running("psql", str(dump)))
+            program = "initdb" if moment == "initializing" else "pg_ctl"
+            return bool(_running(program, str(clusters)))
 
         deadline = time.monotonic() + 90
-        while not restoring() and time.monotonic() < deadline:
+        while not reached() and time.monotonic() < deadline:
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            time.sleep(0.1)
-        assert restoring(), "the restore never started"
+            time.sleep(0.01)
+        assert reached(), f"the drill was never seen {moment}"
         assert list(clusters.iterdir()), "no cluster in the private folder"
         proc.send_signal(sig)
         proc.wait(timeout=60)

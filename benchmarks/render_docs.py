@@ -265,6 +265,15 @@ NOTES: dict[str, str] = {
         "(~0.55 s). Left of the review's own time (docs/internals.md, ninth session): five "
         "charts ~2 s in the kernel, ~0.5 s more HTML export than the trivial notebook's, "
         "~0.5 s of lsops imports; meeting 1.5 needs ~1 s of that."
+        "\n\n**Run of 2026-12-01 10:49: 1.66, missed** (review 5.62 s, trivial 3.39 s; "
+        "this machine ~40 % faster than at 06:15, on both sides; three alternated pairs by "
+        "hand that hour: 1.46, 1.57, 1.59). Where the review's extra ~2.2 s went, measured "
+        "that hour: its cells 2.0 s against the trivial cell's 0.6 s (the setup cell 0.8 s, "
+        "nearly all imports: the preloaded bundle was ready before it was asked for, 0 s of "
+        "wait; five charts ~1.1 s, matplotlib's tight layout ~28 % of their rendering), "
+        "~0.25 s more HTML export, ~0.1 s more kernel exit (IPython clears the larger "
+        "namespace at exit). Overlapping the export with the kernel's exit would make it "
+        "~1.60; nothing found gives 1.5 without changing the charts."
     ),
     "collect_fanout": (
         "**Fixed:** a profile of the 100-target round put 3.2 of its 3.7 s in "
@@ -313,6 +322,13 @@ NOTES: dict[str, str] = {
         "preload and 43.1 s without; repeated, it was this machine's speed, not the "
         "preload (the same CPU seconds). Close to the goal, and on the side of it that "
         "the machine's load decides."
+        "\n\n**Run of 2026-12-01 10:49: 1.64x, missed** (`--jobs 1` 48.9 s, `--jobs 2` "
+        "29.8 s; CPU 54.1 and 53.3 s). The serial run keeps 1.11 cores busy, the parallel "
+        "one 1.79: two cores cannot run 53.3 CPU seconds in less than 26.7 s, a 1.84x "
+        "ceiling, and the batch reaches 89 % of it. Which changes move this figure: CPU "
+        "taken off a report's serial path (kernel, export) shortens both runs and lowers "
+        "the speedup; CPU taken off what already overlaps in the serial run (the preload, "
+        "the sanitizing thread) shortens only the parallel run and raises it."
     ),
     "inspect_large_catalog": (
         "Met with room to spare; not profiled further. The catalog is built with "

@@ -49,6 +49,37 @@ def test_creates_folder_and_uses_wal(tmp_path: Path) -> None:
     assert path.is_file()
 
 
+def test_a_home_relative_store_url_is_one_file_for_every_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sqlite:///~/...` names a file under $HOME for the store itself and for the readers
+    that first check it exists (the database growth chart, the optimization report)."""
+    from datetime import UTC, datetime
+
+    from lsops_lib.db import forecast, gather
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)  # a literal "~" folder would land here
+    url = "sqlite:///~/lsops/metrics.sqlite"
+    assert forecast.stored_snapshots("sqlite:///~/lsops/none.sqlite", "prod") is None
+    assert gather.open_store(None, "sqlite:///~/lsops/none.sqlite") is None
+    sizes = pd.DataFrame(
+        [["public", "orders", 3000, 2000, 1000, 0, 10]],
+        columns=["schema", "table", "total_bytes", "table_bytes", "index_bytes",
+                 "toast_bytes", "rows_estimate"],
+    )  # fmt: skip
+    with Store(url) as store:
+        assert store.record_db_sizes("prod", datetime(2026, 11, 1, tzinfo=UTC), sizes) == 1
+    assert (tmp_path / "home" / "lsops" / "metrics.sqlite").is_file()
+    assert not (tmp_path / "~").exists()
+    snaps = forecast.stored_snapshots(url, "prod")
+    assert snaps is not None and list(snaps["table"]) == ["orders"]
+    assert int(snaps["total_bytes"].iloc[0]) == 3000
+    opened = gather.open_store(None, url)
+    assert opened is not None
+    opened.close()
+
+
 def test_postgres_urls_use_psycopg3() -> None:
     assert engine_url("postgresql://u:p@h/db") == "postgresql+psycopg://u:p@h/db"
     assert engine_url("postgres://h/db") == "postgresql+psycopg://h/db"

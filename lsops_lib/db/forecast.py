@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..config import sqlite_path
 from .space import total_growth
 
 __all__ = [
@@ -374,11 +375,9 @@ def stored_snapshots(store_url: str | None, database: str) -> pd.DataFrame | Non
     An unreadable store raises StoreError."""
     if not store_url:
         return None
-    if store_url.startswith("sqlite:///"):
-        from pathlib import Path
-
-        if not Path(store_url[len("sqlite:///") :]).exists():
-            return None
+    path = sqlite_path(store_url)
+    if path is not None and not path.exists():
+        return None
     from ..store import Store
     from .space import growth
 

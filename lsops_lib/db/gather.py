@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .. import fmt
-from ..config import Settings
+from ..config import Settings, sqlite_path
 from . import embeddings, forecast, indexes, maintenance, queries, reindex, space, vectors
 from .connect import Inspector
 from .sections import Section, attempt, drift_notes
@@ -32,11 +32,9 @@ def open_store(settings: Settings | None, url: str | None = None) -> Any:
         if settings is None:
             return None
         url = settings.store_url
-    if url.startswith("sqlite:///"):
-        from pathlib import Path
-
-        if not Path(url[len("sqlite:///") :]).exists():
-            return None
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        return None
     try:
         from ..store import Store  # written by another module; optional here
     except ImportError:

@@ -382,8 +382,9 @@ def engine_url(url: str) -> str:
 
 
 def make_engine(url: str) -> Engine:
-    """The engine of a store URL: SQLite (parent folder created, WAL unless in memory,
-    busy_timeout 30 s) or PostgreSQL (psycopg 3). Anything else is a StoreUrlError."""
+    """The engine of a store URL: SQLite (`~` expanded, parent folder created, WAL unless
+    in memory, busy_timeout 30 s) or PostgreSQL (psycopg 3). Anything else is a
+    StoreUrlError."""
     try:
         parsed = make_url(engine_url(url))
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises ArgumentError & co
@@ -396,7 +397,9 @@ def make_engine(url: str) -> Engine:
         if memory:
             kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
         else:
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            path = Path(database).expanduser()  # the file config.sqlite_path names
+            path.parent.mkdir(parents=True, exist_ok=True)
+            parsed = parsed.set(database=str(path))
             kwargs = {"connect_args": {"timeout": 30}}
         engine = create_engine(parsed, **kwargs)
         _sqlite_setup(engine, wal=not memory)

@@ -135,7 +135,11 @@ def alive(pid):
 
 def naming(text):
     found, me, needle = [], os.getpid(), text.encode()
-    for name in os.listdir("/proc"):
+    try:
+        names = os.listdir("/proc")
+    except OSError:  # no /proc (not Linux): the postmaster's pid file is all there is
+        names = []
+    for name in names:
         if name.isdigit() and int(name) != me:
             try:
                 with open("/proc/%s/cmdline" % name, "rb") as fh:

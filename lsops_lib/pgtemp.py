@@ -153,6 +153,8 @@ try:
     pid = int(open(os.path.join(data, "postmaster.pid")).readline().strip())
 except Exception:
     pid = None
+if pid and os.path.isdir("/proc") and pid not in naming(data):
+    pid = None  # a stale pid file: that number may be another process's by now
 if pid:
     try:
         os.kill(pid, signal.SIGQUIT)

@@ -216,6 +216,13 @@ def sqlite_path(url: str) -> Path | None:
     return Path(url[len("sqlite:///") :]).expanduser()
 
 
+def sqlite_store_missing(url: str) -> bool:
+    """True when `url` names a SQLite file that does not exist (opening it would create
+    it: a reader says "no store" instead); False for an existing file or any other URL."""
+    path = sqlite_path(url)
+    return path is not None and not path.exists()
+
+
 def redact_url(url: str | None) -> str | None:
     """`postgresql://u:secret@h/db` -> `postgresql://u:***@h/db`; other URLs unchanged.
     A URL too malformed to parse keeps its shape with everything between `user:` and the

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..config import sqlite_path
+from ..config import sqlite_store_missing
 from .space import total_growth
 
 __all__ = [
@@ -375,8 +375,7 @@ def stored_snapshots(store_url: str | None, database: str) -> pd.DataFrame | Non
     An unreadable store raises StoreError."""
     if not store_url:
         return None
-    path = sqlite_path(store_url)
-    if path is not None and not path.exists():
+    if sqlite_store_missing(store_url):
         return None
     from ..store import Store
     from .space import growth

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .. import fmt
-from ..config import Settings, sqlite_path
+from ..config import Settings, sqlite_store_missing
 from . import embeddings, forecast, indexes, maintenance, queries, reindex, space, vectors
 from .connect import Inspector
 from .sections import Section, attempt, drift_notes
@@ -32,8 +32,7 @@ def open_store(settings: Settings | None, url: str | None = None) -> Any:
         if settings is None:
             return None
         url = settings.store_url
-    path = sqlite_path(url)
-    if path is not None and not path.exists():
+    if sqlite_store_missing(url):
         return None
     try:
         from ..store import Store  # written by another module; optional here

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..config import Settings, redact_url, sqlite_path
+from ..config import Settings, redact_url, sqlite_store_missing
 from ..exceptions import ParameterError
 from ..times import parse_month, previous_month, utcnow
 from .display import fmt_ts
@@ -54,7 +54,7 @@ def open_store(url: str | None = None, settings: Settings | None = None) -> Stor
     problem: str | None = None
     if not url:
         problem = "no store configured (LSOPS_STORE or [store] url in lsops.toml)"
-    elif (path := sqlite_path(url)) is not None and not path.exists():
+    elif sqlite_store_missing(url):
         problem = f"the store {shown} does not exist: run 'lsops collect' first"
     else:
         try:

@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..config import Settings, Thresholds, redact_url, sqlite_path
+from ..config import Settings, Thresholds, redact_url, sqlite_store_missing
 from ..exceptions import LsopsError
 from . import audit, auth, rotation
 
@@ -113,7 +113,7 @@ def open_existing_store(url: str | None) -> tuple[Any, str | None]:
     None and the reason."""
     if not url:
         return None, "no metrics store configured (LSOPS_STORE or [store] url in lsops.toml)"
-    if (path := sqlite_path(url)) is not None and not path.exists():
+    if sqlite_store_missing(url):
         return None, f"no metrics store at {redact_url(url)}: run `lsops collect` first"
     from ..store import Store
 

@@ -6,15 +6,15 @@ import json
 import math
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ..keyfigures import KEY_FIGURES_TAG, read_key_figures
 from .display import PROBLEMS, _display, _missing, esc
 
-KEY_FIGURES_TAG = "lsops-key-figures"
+__all__ = ["KEY_FIGURES_TAG", "jsonable", "key_figures", "read_key_figures"]
 
 
 # --- key figures ----------------------------------------------------------------------------------
@@ -60,20 +60,3 @@ def key_figures(figures: Mapping[str, Any]) -> dict[str, Any]:
         metadata={"application/json": {"lsops": KEY_FIGURES_TAG}, "lsops": KEY_FIGURES_TAG},
     )
     return data
-
-
-def read_key_figures(nb: Any) -> dict[str, Any]:
-    """The key figures of an executed notebook (a NotebookNode, a dict or a path)."""
-    if isinstance(nb, str | Path):
-        nb = json.loads(Path(nb).read_text(encoding="utf-8"))
-    for cell in nb["cells"]:
-        for output in cell.get("outputs", []):
-            meta = output.get("metadata") or {}
-            tagged = meta.get("lsops") == KEY_FIGURES_TAG or KEY_FIGURES_TAG in cell.get(
-                "metadata", {}
-            ).get("tags", [])
-            data = output.get("data") or {}
-            if tagged and "application/json" in data:
-                value = data["application/json"]
-                return json.loads(value) if isinstance(value, str) else dict(value)
-    raise KeyError("no key figures in this notebook")

@@ -254,7 +254,7 @@ def notebook_metadata(path: Path) -> dict[str, Any]:
 
 def key_figures(nb: nbformat.NotebookNode) -> dict[str, Any] | None:
     """The executed notebook's key figures (its last cell), or None when it shows none."""
-    from ..present.figures import read_key_figures
+    from ..keyfigures import read_key_figures
 
     try:
         return read_key_figures(nb)

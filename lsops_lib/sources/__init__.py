@@ -24,14 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 from .common import LEVELS, SourceError
 from .settings import SourceSettings, source_settings
-from .views import (
-    AROUND,
-    errors_view,
-    lines_around,
-    log_patterns,
-    new_error_log_patterns,
-    new_fatal_sentry_issues,
-)
 
 __all__ = [
     "AROUND",
@@ -50,14 +42,36 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .collect import SourceResult, collect_sources
+    from .views import (
+        AROUND,
+        errors_view,
+        lines_around,
+        log_patterns,
+        new_error_log_patterns,
+        new_fatal_sentry_issues,
+    )
+
+_LAZY = {
+    "SourceResult": "collect",
+    "collect_sources": "collect",
+    "AROUND": "views",
+    "errors_view": "views",
+    "lines_around": "views",
+    "log_patterns": "views",
+    "new_error_log_patterns": "views",
+    "new_fatal_sentry_issues": "views",
+}
 
 
 def __getattr__(name: str) -> Any:
-    """`collect_sources` and `SourceResult` imported when first asked for: collecting needs
-    the HTTP client (httpx, which imports its own command line: click, rich) and drain3,
-    reading what was collected (the monthly review's Errors section) needs neither."""
-    if name in ("SourceResult", "collect_sources"):
-        from . import collect
+    """The collection and the views imported when first asked for. Collecting needs the
+    HTTP client (httpx, which imports its own command line: click, rich) and drain3;
+    reading what was collected (the monthly review's Errors section) needs neither. The
+    views need the store (SQLAlchemy); `source_settings` needs nothing: a report's
+    redaction asks it for the Sentry token before anything is read."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
 
-        return getattr(collect, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{module}"), name)

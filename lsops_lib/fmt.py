@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
-
-import pandas as pd
 
 DASH = "–"
 _IEC = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
@@ -32,7 +30,16 @@ _IEC = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
 def missing(value: Any) -> bool:
     """None, NaN, NaT or pandas NA (anything else, containers included, is a value)."""
-    if value is None or value is pd.NaT:
+    if value is None:
+        return True
+    if type(value) in (str, int, bool, datetime):  # never missing: answered without pandas
+        return False
+    if type(value) is float:
+        return math.isnan(value)
+    import pandas as pd  # imported by then wherever a frame is shown; a command that
+    # shows none (`lsops report`, `lsops health`) never loads it
+
+    if value is pd.NaT:
         return True
     try:
         return bool(pd.isna(value))
@@ -137,9 +144,15 @@ def instant(value: Any, *, seconds: bool = False) -> str:
     """An instant in UTC, always labelled: '2026-10-02 02:00 UTC' (naive values are UTC)."""
     if missing(value):
         return DASH
+    form = "%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC"
+    if type(value) is datetime:  # the run index's instants: no pandas needed
+        utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return utc.strftime(form)
+    import pandas as pd
+
     stamp = pd.Timestamp(value)
     stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    return stamp.strftime("%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")
+    return stamp.strftime(form)
 
 
 def duration(seconds: Any) -> str:
@@ -174,7 +187,7 @@ def value(value: Any, column: str = "") -> str:
         return "yes" if value else "no"
     if type(value).__name__ == "bool_":  # numpy.bool_
         return "yes" if bool(value) else "no"
-    if isinstance(value, pd.Timestamp | datetime):
+    if isinstance(value, datetime):  # pandas' Timestamp is a datetime
         return instant(value)
     if isinstance(value, int | float) or hasattr(value, "dtype"):
         x = float(value)

@@ -152,6 +152,37 @@ def test_health_exit_code_of_the_installed_command(env: dict[str, str]) -> None:
     assert "Traceback" not in proc.stderr
 
 
+_FOOTPRINT = """
+import sys
+from lsops_lib.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+print("EXIT", code, "PANDAS", "pandas" in sys.modules, "SQLALCHEMY", "sqlalchemy" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("args", [["health"], ["health", "--json"], ["cache"]])
+def test_the_live_checks_load_neither_pandas_nor_the_store(
+    env: dict[str, str], sim: tuple[SimulatedAPI, SimClock], args: list[str]
+) -> None:
+    """`lsops health` and `lsops cache` ask the API and print: they start without pandas
+    and SQLAlchemy (~0.3 s of each run by cron or a monitoring agent)."""
+    api, clock = sim
+    clock.set(T0 + timedelta(minutes=50))
+    proc = subprocess.run(
+        [sys.executable, "-c", _FOOTPRINT, *args],
+        env={**os.environ, **env, "LSOPS_API_URL": api.url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    *_, last = proc.stdout.strip().splitlines()
+    assert last == "EXIT 0 PANDAS False SQLALCHEMY False", (proc.stdout, proc.stderr)
+
+
 # --- lsops cache -------------------------------------------------------------------------
 
 

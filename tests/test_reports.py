@@ -599,7 +599,7 @@ run = reports.run_report("postmortem", params, settings=settings,
 archived = "".join(p.read_text() for p in run.path.iterdir() if p.is_file())
 print(json.dumps({{"ok": run.ok, "error": run.error, "leaked": {token!r} in archived,
                   "redacted": "REPORT DONE" in archived,
-                  "heavy": sorted(m for m in ("matplotlib", "sqlalchemy", "lsops_lib.present",
+                  "heavy": sorted(m for m in ("matplotlib", "pandas", "sqlalchemy", "lsops_lib.present",
                                                "lsops_lib.store") if m in sys.modules)}}))
 """
 
@@ -607,10 +607,11 @@ print(json.dumps({{"ok": run.ok, "error": run.error, "leaked": {token!r} in arch
 def test_the_runner_reads_key_figures_and_the_sentry_token_without_the_notebook_stack(
     tmp_path: Path,
 ) -> None:
-    """The runner process reads the key figures (`lsops_lib.keyfigures`) and the Sentry
-    token it redacts (`sources.settings`) without importing what the notebooks draw and
-    read with (matplotlib and `present`, the store and SQLAlchemy: ~0.5-0.8 s of every
-    `lsops report`); the token is still redacted from every archived file."""
+    """The runner process reads the key figures (`lsops_lib.keyfigures`), the Sentry token
+    it redacts (`sources.settings`) and writes the index without importing what the
+    notebooks draw and read with (pandas, matplotlib and `present`, the store and
+    SQLAlchemy: ~0.8-1 s of every `lsops report` whose notebook is not preloaded); the
+    token is still redacted from every archived file."""
     import subprocess
     import sys
 

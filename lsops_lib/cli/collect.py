@@ -17,7 +17,6 @@ import threading
 from typing import Any
 
 import click
-import pandas as pd
 
 from .. import fmt
 from ..exceptions import ConfigError, LsopsError, ParameterError, StoreVersionError
@@ -50,6 +49,8 @@ def scrape_summary(scrape: Scrape, stored: bool) -> dict[str, Any]:
 
 def _log_instant(value: Any) -> str:
     """The summary line's instant: ISO 8601 in UTC ("Z"), one token, as log lines are."""
+    import pandas as pd
+
     stamp = pd.Timestamp(value)
     stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
     return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")

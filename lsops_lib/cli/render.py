@@ -26,20 +26,23 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import pandas as pd
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from .. import fmt
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 console = Console()
 err_console = Console(stderr=True, highlight=False)
@@ -64,7 +67,8 @@ def jsonable(value: Any) -> Any:
         return [jsonable(v) for v in value]
     if fmt.missing(value):  # NaT, NA, numpy NaN
         return None
-    if isinstance(value, pd.Timestamp):
+    pd = sys.modules.get("pandas")  # not loaded: nothing here is one of its types
+    if pd is not None and isinstance(value, pd.Timestamp):
         return (value.tz_convert("UTC") if value.tzinfo is not None else value).isoformat()
     if isinstance(value, datetime):
         return (value.astimezone(UTC) if value.tzinfo is not None else value).isoformat()
@@ -109,7 +113,9 @@ def raw(value: Any) -> Any:
         return value
     if fmt.missing(value):
         return None
-    if isinstance(value, pd.Timestamp | datetime):
+    if isinstance(value, datetime):  # pandas' Timestamp is a datetime
+        import pandas as pd
+
         stamp = pd.Timestamp(value)
         return stamp.tz_convert("UTC") if stamp.tzinfo is not None else stamp
     if hasattr(value, "item"):

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import random
 import re
+from typing import Any
 
 import bleach
+import nbformat
 
 from lsops_lib.reports import archive
 from lsops_lib.reports.parameters import CREDENTIAL_URL
@@ -173,3 +175,77 @@ def test_a_long_run_shows_where_it_is_on_disk(tmp_path, monkeypatch) -> None:
     assert statuses[:2] == ["completed", "completed"] and statuses[2] != "pending", statuses
     assert "".join(seen[2][1][0]["text"]) == "first cell done\n"
     assert final == ["completed"] * 4
+
+
+def _two_notebooks() -> tuple[Any, Any]:
+    """Two notebooks that differ where an exporter could keep state: language, markdown,
+    a failing cell shown with its code, tables and a stream."""
+    new = nbformat.v4
+    first = new.new_notebook(
+        cells=[
+            new.new_markdown_cell("# First\n\n*one* `two`"),
+            new.new_code_cell(
+                "1 / 0",
+                outputs=[
+                    new.new_output("error", ename="ZeroDivisionError", evalue="no", traceback=[])
+                ],
+            ),
+        ],
+        metadata={"language_info": {"name": "python", "pygments_lexer": "ipython3"}},
+    )
+    second = new.new_notebook(
+        cells=[
+            new.new_markdown_cell("## Second\n\n| a | b |\n|---|---|\n| 1 | 2 |"),
+            new.new_code_cell(
+                "SELECT 1",
+                outputs=[
+                    new.new_output("stream", name="stdout", text="done\n"),
+                    new.new_output(
+                        "display_data", data={"text/html": "<table><tr><td>3</td></tr></table>"}
+                    ),
+                ],
+            ),
+        ],
+        metadata={"language_info": {"name": "sql", "pygments_lexer": "sql"}},
+    )
+    return first, second
+
+
+_FRESH_EXPORT = """
+import sys, nbformat
+from lsops_lib.reports import archive
+nb = nbformat.reads(sys.stdin.read(), as_version=4)
+sys.stdout.write(archive.export_html(nb, title="t", error=sys.argv[1] or None))
+"""
+
+
+def _fresh_page(nb: Any, error: str | None) -> str:
+    """The page a process that never exported before makes of `nb`."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _FRESH_EXPORT, error or ""],
+        input=nbformat.writes(nb),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return proc.stdout
+
+
+def test_the_process_exporter_gives_each_notebook_the_page_a_fresh_one_gives() -> None:
+    """The HTML exporter is built once a process (and warmed while a kernel runs): what
+    one export leaves in it never shows in the next page, in either order."""
+    first, second = _two_notebooks()
+    error = "ZeroDivisionError: no (in cell 1)"
+    fresh_first, fresh_second = _fresh_page(first, error), _fresh_page(second, None)
+    assert "First" in fresh_first and "Second" in fresh_second and "3</td>" in fresh_second
+    warming = archive.warm_export()
+    if warming is not None:
+        warming.join(timeout=120)
+    assert archive.warm_export() is None  # built: nothing left to warm
+    for _ in range(2):
+        assert archive.export_html(first, title="t", error=error) == fresh_first
+        assert archive.export_html(second, title="t") == fresh_second

@@ -46,6 +46,7 @@ from .archive import (
     failure_banner,
     iso,
     reserve_run_dir,
+    warm_export,
     warning_banner,
 )
 from .batch import MAX_JOBS, BatchResult, month_range, run_reports
@@ -190,6 +191,7 @@ def run_report(
                 scratch_dir() as scratch,
                 preload.start(notebook_metadata(source), settings, values, scratch) as ready,
             ):
+                warm_export()  # while the kernel runs: this process only waits then
                 result = execute(
                     source,
                     scratch,

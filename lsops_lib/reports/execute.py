@@ -34,6 +34,7 @@ START_TIMEOUT_S = 60
 # saved at most this often (papermill's `autosave_cell_every`): where a long run is
 AUTOSAVE_S = 30.0
 STOP_TIMEOUT_S = 30  # an interrupted run: how long nbclient gets to see its kernel die
+SHUTDOWN_POLL_S = 0.01  # how often a run looks whether its kernel has exited
 
 
 class _EnvKernelManager(AsyncKernelManager):
@@ -69,6 +70,14 @@ class _EnvKernelManager(AsyncKernelManager):
         if _curve_available():  # encrypted kernel channels when pyzmq can (no TCP warning)
             kw.setdefault("transport_encryption", "auto")
         return await super()._async_pre_start_kernel(**kw)
+
+    async def _async_finish_shutdown(
+        self, waittime: float | None = None, pollinterval: float = 0.1, restart: bool = False
+    ) -> None:
+        """jupyter_client's wait for the kernel to exit, looking every 10 ms instead of every
+        100 ms (a process poll is one system call): the run goes on ~50 ms sooner on
+        average, as soon as the kernel is gone."""
+        await super()._async_finish_shutdown(waittime, min(pollinterval, SHUTDOWN_POLL_S), restart)
 
 
 def _curve_available() -> bool:

@@ -631,3 +631,40 @@ def test_the_runner_reads_key_figures_and_the_sentry_token_without_the_notebook_
     assert result["ok"], result
     assert result["redacted"] and not result["leaked"], result
     assert result["heavy"] == [], result
+
+
+_DEAF_TO_SHUTDOWN = """
+async def _ignore(*args, **kwargs):
+    pass
+get_ipython().kernel.control_handlers["shutdown_request"] = _ignore
+"""
+
+
+def test_a_kernel_deaf_to_its_shutdown_request_is_terminated_after_the_shorter_wait() -> None:
+    """The runner's kernel manager: a kernel that does not exit after its shutdown
+    request (ipykernel can deadlock in its own exit) gets SIGTERM after half of
+    `SHUTDOWN_WAIT_S` (1.5 s), not jupyter_client's 2.5 s; then it is gone."""
+    import asyncio
+    import time
+
+    from lsops_lib.reports.execute import SHUTDOWN_WAIT_S, _EnvKernelManager
+
+    async def scenario() -> tuple[float, int | None]:
+        km = _EnvKernelManager(kernel_name="python3")
+        await km.start_kernel()
+        kc = km.client()
+        kc.start_channels()
+        try:
+            await kc.wait_for_ready(timeout=60)
+            reply = await kc.execute_interactive(_DEAF_TO_SHUTDOWN, timeout=60)
+            assert reply["content"]["status"] == "ok", reply
+            process = km.provisioner.process
+            started = time.monotonic()
+            await km.shutdown_kernel()
+            return time.monotonic() - started, process.returncode
+        finally:
+            kc.stop_channels()
+
+    took, returncode = asyncio.run(scenario())
+    assert returncode == -15, returncode  # SIGTERM, not the kernel's own exit nor SIGKILL
+    assert SHUTDOWN_WAIT_S / 2 <= took < 2.5, took  # jupyter_client's default waited 2.5 s

@@ -75,10 +75,10 @@ class _EnvKernelManager(AsyncKernelManager):
 
     # SIGTERM a kernel still there 1.5 s after its shutdown request (jupyter_client: half
     # of this), SIGKILL 1.5 s later; jupyter_client's default of 5 s gave 2.5 s. ipykernel
-    # (6.31 and 7.4 alike) can deadlock in its own exit, in ~4 % of runs here: its main
-    # thread joins the control thread after stopping the IOPub thread while the control
-    # thread still waits (up to 10 s a flush) for that thread to flush its streams after
-    # the shutdown request. A kernel that exits normally does so in ~0.2-0.5 s.
+    # 7.4 can deadlock in its own exit, in ~4 % of runs here (6.31 stalled as often): its
+    # main thread joins the control thread after stopping the IOPub thread while the
+    # control thread still waits (up to 10 s a flush) for that thread to flush its streams
+    # after the shutdown request. A kernel that exits normally does so in ~0.2-0.5 s.
     shutdown_wait_time = Float(SHUTDOWN_WAIT_S, config=True)
 
     async def _async_finish_shutdown(

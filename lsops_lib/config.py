@@ -159,6 +159,10 @@ class Settings:
     app_dir: Path | None = None  # the API's checkout, where `npm audit --json` runs
     audit_file: Path | None = None  # or a saved `npm audit --json` output
     audit_timeout_s: float = 120.0
+    # the variables these settings were read from when `load_settings(env=...)` was given a
+    # mapping (None: the process's environment): where the other readers of lsops.toml
+    # (`sources.source_settings`: the Sentry token) look too
+    env: dict[str, str] | None = field(default=None, repr=False, compare=False)
 
     @property
     def api_url(self) -> str:
@@ -186,7 +190,7 @@ class Settings:
     def secrets(self) -> list[str]:
         """Every secret value these settings hold, for redaction of archived files."""
         values = [t.token for t in self.targets.values()] + [self.target.token]
-        values.append(_sentry_token_quietly(self))  # issue 10
+        values.extend(_sentry_tokens_quietly(self))  # issue 10
         for url in [self.database_url, *self.databases.values()]:
             if url:
                 values.extend(url_secrets(url))
@@ -569,14 +573,21 @@ def backup_settings(
     return BackupSettings(paths=paths, max_age_s=max_age_s, schemas=schemas or ("public",))
 
 
-def _sentry_token_quietly(settings: Settings) -> str | None:
-    """The Sentry token of these settings, for `Settings.secrets()` (None on a bad config)."""
+def _sentry_tokens_quietly(settings: Settings) -> list[str]:
+    """The Sentry tokens of these settings, for `Settings.secrets()`: the one of the
+    variables they were read from and the one of this process's environment (a report's
+    kernel inherits it), when they differ. A bad [sentry] block: the variables alone."""
     from .sources.settings import DEFAULT_SENTRY_TOKEN_ENV, source_settings
 
-    try:
-        return source_settings(settings).sentry.token
-    except ConfigError:
-        return os.environ.get("LSOPS_SENTRY_TOKEN") or os.environ.get(DEFAULT_SENTRY_TOKEN_ENV)
+    tokens: list[str] = []
+    for env in (os.environ, settings.env) if settings.env is not None else (os.environ,):
+        try:
+            token = source_settings(settings, env=env).sentry.token
+        except ConfigError:
+            token = env.get("LSOPS_SENTRY_TOKEN") or env.get(DEFAULT_SENTRY_TOKEN_ENV)
+        if token:
+            tokens.append(token)
+    return tokens
 
 
 def load_settings(
@@ -661,4 +672,5 @@ def load_settings(
         thresholds=_thresholds(doc.get("thresholds") or {}),
         config_path=path,
         **_security_settings(doc, cwd),  # issue 12
+        env=None if env is os.environ else dict(env),
     )

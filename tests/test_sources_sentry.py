@@ -309,3 +309,28 @@ def test_the_sentry_token_is_redacted_from_settings(tmp_path: Path) -> None:
         ).sentry.token
         == "t3"
     )
+
+
+def test_a_sentry_token_in_the_settings_own_variables_is_redacted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Settings read from a mapping (`load_settings(env=...)`, a library caller's) carry it:
+    the Sentry token found there is among the secrets a report redacts, and what the
+    sources read, even when the process's own environment has none; the process's own
+    token stays among the secrets too."""
+    for name in ("LSOPS_SENTRY_TOKEN", "SENTRY_AUTH_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    token = "sntrys_MAPPING-7c2e9a41"
+    settings = load_settings(
+        env={"LSOPS_SENTRY_TOKEN": token, "LSOPS_STORE": f"sqlite:///{tmp_path}/m.db"},
+        cwd=tmp_path,
+    )
+    assert token in settings.secrets()
+    assert source_settings(settings).sentry.token == token
+    assert token not in repr(settings)
+    plain = load_settings(env={"LSOPS_STORE": f"sqlite:///{tmp_path}/m.db"}, cwd=tmp_path)
+    assert source_settings(plain).sentry.token is None
+    # the process's own token is redacted as well: a report's kernel inherits it
+    monkeypatch.setenv("LSOPS_SENTRY_TOKEN", "sntrys_PROCESS-31d8b0")
+    assert {token, "sntrys_PROCESS-31d8b0"} <= set(settings.secrets())
+    assert "sntrys_PROCESS-31d8b0" in plain.secrets()

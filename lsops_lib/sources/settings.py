@@ -113,7 +113,8 @@ def source_settings(
     environment winning (LSOPS_SENTRY_URL, _ORG, _PROJECT, _TOKEN; LSOPS_LOGS; LSOPS_PM2)."""
     import shutil
 
-    env = os.environ if env is None else env
+    if env is None:  # the variables the settings were read from
+        env = settings.env if settings is not None and settings.env is not None else os.environ
     path = settings.config_path if settings is not None else None
     doc = read_toml(path) if path else {}
     s = checked_section(

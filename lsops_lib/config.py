@@ -585,7 +585,7 @@ def _sentry_tokens_quietly(settings: Settings) -> list[str]:
             token = source_settings(settings, env=env).sentry.token
         except ConfigError:
             token = env.get("LSOPS_SENTRY_TOKEN") or env.get(DEFAULT_SENTRY_TOKEN_ENV)
-        if token:
+        if token and token not in tokens:
             tokens.append(token)
     return tokens
 

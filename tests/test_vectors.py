@@ -17,13 +17,22 @@ from lsops_lib import db
 from lsops_lib.cli import main
 from lsops_lib.db import vectors
 from lsops_lib.exceptions import DatabaseError, ParameterError
-from tests.fixtures.vectors import DIMS, ITEM_DIMS, PlantedVectors
+from tests.fixtures.vectors import (
+    DIMS,
+    ITEM_DIMS,
+    K,
+    PlantedVectors,
+    context_distances,
+    cosine_similarities,
+    index_answers,
+    index_recall,
+    item_distances,
+)
 
 pytestmark = pytest.mark.postgres
 
 CONTEXT = ("public", "context_embeddings", "embedding")
 ITEMS = ("public", "items", "embedding")
-K = 10
 
 
 @pytest.fixture(scope="module")
@@ -36,75 +45,6 @@ def _index(rq: vectors.RetrievalQuality, name: str) -> dict[str, Any]:
     rows = rq.indexes[rq.indexes["index"] == name].to_dict("records")
     assert len(rows) == 1, name
     return rows[0]
-
-
-# --- independent answers: numpy over the fixture's vectors, the index asked directly ----------
-
-
-def _cosine_similarities(x: np.ndarray) -> np.ndarray:
-    x = x.astype(np.float64)
-    norms = np.linalg.norm(x, axis=1)
-    unit = np.divide(x, norms[:, None], out=np.zeros_like(x), where=norms[:, None] > 0)
-    sims = unit @ unit.T
-    sims[:, norms == 0] = np.nan  # a zero vector has no direction: never a neighbour
-    return sims
-
-
-def _distances(x: np.ndarray, metric: str) -> np.ndarray:
-    """Distances between every pair (inf for self and for zero vectors under cosine)."""
-    if metric == "cosine":
-        d = 1.0 - _cosine_similarities(x)
-    else:
-        x = x.astype(np.float64)
-        sq = (x * x).sum(axis=1)
-        d = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0.0))
-    d = np.where(np.isnan(d), np.inf, d)
-    np.fill_diagonal(d, np.inf)
-    return d
-
-
-def _index_answers(
-    cluster: Any,
-    dbname: str,
-    table: str,
-    op: str,
-    keys: list[str],
-    setting: tuple[str, int] | None = None,
-) -> dict[str, list[str]]:
-    """The index's K + 1 nearest ids of each key, asked in our own session (index forced)."""
-    out: dict[str, list[str]] = {}
-    with cluster.connect(dbname) as conn:
-        conn.execute("BEGIN")
-        conn.execute("SET LOCAL enable_seqscan = off")
-        if setting is not None:
-            conn.execute(f"SET LOCAL {setting[0]} = {int(setting[1])}")
-        for key in keys:
-            rows = conn.execute(
-                f"SELECT id::text FROM {table} ORDER BY embedding {op} "  # noqa: S608
-                f"(SELECT embedding FROM {table} WHERE id::text = %s) LIMIT %s",
-                (key, K + 1),
-            ).fetchall()
-            out[key] = [str(r[0]) for r in rows if str(r[0]) != key][:K]
-        conn.execute("ROLLBACK")
-    return out
-
-
-def _recall(d: np.ndarray, pos: dict[str, int], answers: dict[str, list[str]]) -> float:
-    """Tie-aware recall@K: an answer counts when its distance is within the K-th exact one."""
-    values = []
-    for key, got in answers.items():
-        i = pos[key]
-        kth = np.sort(d[i])[K - 1]
-        values.append(sum(d[i, pos[g]] <= kth + 1e-6 for g in got) / K)
-    return float(np.mean(values))
-
-
-def _context(pv: PlantedVectors) -> tuple[np.ndarray, dict[str, int]]:
-    return _distances(pv.vectors, "cosine"), {k: i for i, k in enumerate(pv.ids)}
-
-
-def _items(pv: PlantedVectors) -> tuple[np.ndarray, dict[str, int]]:
-    return _distances(pv.items, "l2"), {str(k): i for i, k in enumerate(pv.item_ids)}
 
 
 # --- data quality -----------------------------------------------------------------------------
@@ -144,15 +84,21 @@ def test_recall_at_k_matches_numpy_on_the_same_sample(
 ) -> None:
     pv = planted_vectors
     for where, name, table, op, (d, pos) in (
-        (CONTEXT, "idx_context_embeddings_embedding", "context_embeddings", "<=>", _context(pv)),
-        (ITEMS, "idx_items_embedding", "items", "<->", _items(pv)),
+        (
+            CONTEXT,
+            "idx_context_embeddings_embedding",
+            "context_embeddings",
+            "<=>",
+            context_distances(pv),
+        ),
+        (ITEMS, "idx_items_embedding", "items", "<->", item_distances(pv)),
     ):
         keys = rq.queries[where]
         assert len(keys) == 50 and len(set(keys)) == 50
         assert not set(keys) & set(pv.zero_ids)  # queries have a direction
         row = _index(rq, name)
         assert row["note"] is None and row["sample"] == 50 and row["k"] == K
-        ours = _recall(d, pos, _index_answers(pgvector_cluster, pv.name, table, op, keys))
+        ours = index_recall((d, pos), index_answers(pgvector_cluster, pv.name, table, op, keys))
         assert abs(row["recall_at_k"] - ours) <= 0.05, (name, row["recall_at_k"], ours)
         assert row["recall_p10"] <= row["recall_at_k"]
         assert row["index_ms"] > 0 and row["exact_ms"] > 0
@@ -175,10 +121,17 @@ def test_the_suggested_setting_reaches_the_target_on_a_second_sample(
             "idx_context_embeddings_embedding",
             "context_embeddings",
             "<=>",
-            _context(pv),
+            context_distances(pv),
             [k for k in pv.ids if k not in pv.zero_ids],
         ),
-        (ITEMS, "idx_items_embedding", "items", "<->", _items(pv), [str(i) for i in pv.item_ids]),
+        (
+            ITEMS,
+            "idx_items_embedding",
+            "items",
+            "<->",
+            item_distances(pv),
+            [str(i) for i in pv.item_ids],
+        ),
     ):
         row = _index(rq, name)
         assert row["suggested"] is not None and not np.isnan(row["suggested"]), row
@@ -186,7 +139,7 @@ def test_the_suggested_setting_reaches_the_target_on_a_second_sample(
         # every row the first sample did not use: a second sample, disjoint from the first
         second = sorted(set(pool) - set(rq.queries[where]))
         assert len(second) > 900
-        answers = _index_answers(
+        answers = index_answers(
             pgvector_cluster,
             pv.name,
             table,
@@ -194,7 +147,7 @@ def test_the_suggested_setting_reaches_the_target_on_a_second_sample(
             second,
             setting=(row["setting"], int(row["suggested"])),
         )
-        assert _recall(d, pos, answers) >= 0.95, name
+        assert index_recall((d, pos), answers) >= 0.95, name
     curve = rq.curves[rq.curves["index"] == "idx_context_embeddings_embedding"]
     assert list(curve["value"]) == sorted(curve["value"]) and curve["value"].min() > K
     assert curve["recall_at_k"].iloc[-1] >= curve["recall_at_k"].iloc[0]
@@ -207,7 +160,7 @@ def test_the_threshold_share_equals_numpy(
     rq: vectors.RetrievalQuality, planted_vectors: PlantedVectors
 ) -> None:
     pv = planted_vectors
-    sims = _cosine_similarities(pv.vectors)
+    sims = cosine_similarities(pv.vectors)
     np.fill_diagonal(sims, np.nan)
     pos = {k: i for i, k in enumerate(pv.ids)}
     keys = rq.queries[CONTEXT]

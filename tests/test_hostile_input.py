@@ -551,3 +551,24 @@ def test_any_value_of_any_option_is_handled(
                     assert TOKEN not in content and PASSWORD not in content, (where, file)
 
     check()
+
+
+def test_a_group_without_its_subcommand_shows_its_help() -> None:
+    """`lsops db`, `lsops backup`: the group's help, its subcommands one per line (click
+    shows it; exit 2 since click 8.2, 0 before), never squeezed into an error line."""
+    from lsops_lib.cli import main
+
+    groups = {
+        name: c
+        for name, c in main.commands.items()
+        if isinstance(c, click.Group) and c.no_args_is_help  # not `alerts`: it lists
+    }
+    assert {"db", "backup"} <= set(groups)
+    for name, group in groups.items():
+        result = CliRunner().invoke(main, [name])
+        lines = result.output.splitlines()
+        assert result.exit_code in (0, 2), (name, result.output)
+        assert lines[0].startswith(f"Usage: main {name} "), (name, lines[:2])
+        assert "\\n" not in result.output and "lsops:" not in result.output, name
+        listed = {line.split()[0] for line in lines[lines.index("Commands:") + 1 :] if line}
+        assert listed == set(group.commands), (name, listed)

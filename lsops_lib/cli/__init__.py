@@ -107,10 +107,16 @@ class PluginCommand(click.Command):
             raise
 
 
+# click >= 8.2: a group given no subcommand (`lsops db`) raises this, its message the help
+_NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 class LsopsGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except _NO_ARGS_IS_HELP:
+            raise  # the group's help, as click shows it (stderr, exit 2): not an error line
         except click.UsageError as exc:
             # one line, no usage dump; plugin-style commands keep their exit code (3)
             fail(exc.format_message(), exc.exit_code)

@@ -393,6 +393,15 @@ def test_checklist_quick_only_database_is_unknown(sqlite_store: Store) -> None:
     assert checks["openai"].status == "pass"
 
 
+def test_checklist_says_how_long_the_collector_has_been_silent(sqlite_store: Store) -> None:
+    h = _healthy(sqlite_store, n=3)
+    last = h.t - h.step  # the last scrape
+    end = last + timedelta(days=2, hours=3)
+    api = {c.key: c for c in A.checklist(sqlite_store, T0, end, Thresholds())}["api"]
+    assert api.status == "unknown" and api.severity == "critical"
+    assert api.detail.endswith("0 of 4 scrapes without answer; no observation for the last 2 d 3 h")
+
+
 def test_checklist_error_health_makes_service_fails_critical(sqlite_store: Store) -> None:
     failing = {
         "database": ("ERROR", "TypeError: fetch failed"),

@@ -108,7 +108,10 @@ def checklist(
         no_answer = int(counts.get("NO_ANSWER", 0))
         interval = median_interval_s(health["ts"]) or 300.0
         stale_s = (ts(end) - last_ts).total_seconds() if end is not None else 0.0
-        detail = f"last observation {fmt.instant(last_ts)}: {last_status}; {no_answer} of {len(health)} scrapes without answer"
+        detail = (
+            f"last observation {fmt.instant(last_ts)}: {last_status}; "
+            f"{no_answer:,} of {len(health):,} scrapes without answer"
+        )
         if stale_s > max(3 * interval, 900):
             checks.append(
                 Check(
@@ -117,7 +120,7 @@ def checklist(
                     UNKNOWN,
                     last_status,
                     "OK",
-                    detail + f"; no observation for the last {stale_s / 60:.0f} min",
+                    detail + f"; no observation for the last {fmt.duration(stale_s)}",
                     "critical",
                 )
             )

@@ -180,6 +180,16 @@ def test_a_previous_month_without_scrapes_is_no_data(sqlite_store: Store, shown:
     present.monthly.show_changes(review.changes, review)
     page = "".join(shown)
     assert "<td>no data</td>" in page and "<td>0</td>" not in page
+    # per endpoint too: nothing was collected in September, so no endpoint is "new"
+    eps = review.endpoints
+    assert set(eps["endpoint"]) == {"/a", "/b", "/c"} and (eps["requests"] > 0).all()
+    assert eps["new"].isna().all() and eps["prev_requests"].isna().all()
+    assert eps[["requests_change", "error_rate_change", "mean_ms_change"]].isna().all().all()
+    assert C.endpoints_new(eps).empty
+    shown.clear()
+    assert present.monthly.show_endpoints(eps, "2026-10") is True
+    page = "".join(shown)
+    assert "<td>yes</td>" not in page and "<td>no</td>" not in page
 
 
 def test_a_month_without_scrapes_against_one_with_data(sqlite_store: Store) -> None:

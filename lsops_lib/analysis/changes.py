@@ -124,7 +124,8 @@ def endpoints_new(endpoints: pd.DataFrame) -> pd.DataFrame:
     """Endpoints with traffic this month and none the month before, worst first."""
     if endpoints.empty:
         return endpoints
-    return endpoints[endpoints["new"] & (endpoints["requests"] > 0)]
+    new = endpoints["new"].fillna(False).astype(bool)  # NA: the month before has no data
+    return endpoints[new & (endpoints["requests"] > 0)]
 
 
 def notable_changes(

@@ -405,7 +405,7 @@ def _monthly_review(
     ]:
         daily[col] = pd.to_numeric(daily[col], errors="coerce").fillna(0).astype("int64")
 
-    endpoints = endpoint_changes(cur["summary"], prev["summary"])
+    endpoints = endpoint_changes(cur["summary"], prev["summary"], previous_known=previous_has_data)
     found = with_commands(
         find_incidents(store, start, end, th, target=target, include_monitoring=include_monitoring),
         th,

@@ -144,13 +144,20 @@ def endpoint_series(
     return out[["ts", "endpoint", "requests", "errors", "error_rate", "mean_ms", "time_sum_ms"]]
 
 
-def endpoint_changes(current: pd.DataFrame, previous: pd.DataFrame) -> pd.DataFrame:
+def endpoint_changes(
+    current: pd.DataFrame, previous: pd.DataFrame, *, previous_known: bool = True
+) -> pd.DataFrame:
     """Two endpoint summaries side by side with the change, worst first.
 
     Columns: endpoint, requests, errors, error_rate, mean_ms, prev_requests, prev_errors,
     prev_error_rate, prev_mean_ms, requests_change (relative), error_rate_change
-    (difference of fractions), mean_ms_change (relative), new (not seen before).
-    Worst first: most errors, then the largest mean-latency increase, then most requests.
+    (difference of fractions), mean_ms_change (relative), new (no request the period
+    before; a nullable boolean). Worst first: most errors, then the largest mean-latency
+    increase, then most requests.
+
+    `previous_known=False`: the previous period has no observation at all. Its figures are
+    then no data, never zero: prev_requests and prev_errors are NA (Int64), every change
+    NaN and `new` NA (unknown: an endpoint is not new because nothing was collected).
     """
     cols = SUMMARY_COLUMNS
     cur = current[cols] if not current.empty else empty(cols)
@@ -168,7 +175,13 @@ def endpoint_changes(current: pd.DataFrame, previous: pd.DataFrame) -> pd.DataFr
     out["mean_ms_change"] = [
         ratio(c - p, p) for c, p in zip(out["mean_ms"], out["prev_mean_ms"], strict=True)
     ]
-    out["new"] = out["prev_requests"] == 0
+    out["new"] = (out["prev_requests"] == 0).astype("boolean")
+    if not previous_known:
+        for col in ["prev_requests", "prev_errors"]:
+            out[col] = pd.array([pd.NA] * len(out), dtype="Int64")
+        changes = ["requests_change", "error_rate_change", "mean_ms_change"]
+        out[["prev_error_rate", "prev_mean_ms", *changes]] = np.nan
+        out["new"] = pd.array([pd.NA] * len(out), dtype="boolean")
     out = out.sort_values(
         ["errors", "mean_ms_change", "requests"],
         ascending=[False, False, False],

@@ -251,7 +251,7 @@ def show_endpoints(endpoints: pd.DataFrame, month: str, *, top: int = 30) -> boo
         columns=ENDPOINT_COLUMNS,
         max_rows=top,
     )
-    gone = endpoints[(endpoints["requests"] == 0) & (endpoints["prev_requests"] > 0)]
+    gone = endpoints[(endpoints["requests"] == 0) & (endpoints["prev_requests"].fillna(0) > 0)]
     if not gone.empty:
         show_text(
             "Seen last month, no traffic this month: " + ", ".join(str(e) for e in gone["endpoint"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import matplotlib
 
@@ -181,3 +182,28 @@ def test_titles_are_settled_only_with_nothing_above_the_axes() -> None:
     assert _nothing_above(plain)
     assert not _nothing_above(top)
     assert not _nothing_above(scalar)  # ScalarFormatter: an offset text may sit top left
+
+
+def _y_labels(ax: Any) -> list[tuple[float, str]]:
+    ax.figure.canvas.draw()
+    low, high = ax.get_ylim()
+    return [
+        (tick, label.get_text())
+        for tick, label in zip(ax.get_yticks(), ax.get_yticklabels(), strict=True)
+        if low - 1e-9 <= tick <= high + 1e-9
+    ]
+
+
+@pytest.mark.parametrize("counts", [[0, 0, 0, 0], [0, 1, 3, 2], [0, 2, 1, 0]])
+def test_a_count_axis_of_a_few_counts_labels_whole_numbers_once(counts: list[int]) -> None:
+    """The 401/403 chart of a quiet month (all zero, or a few records): each tick a whole
+    number, labelled with itself, no label twice (not 0, 0, 0, 0, 0)."""
+    hours = pd.date_range("2025-09-01", periods=len(counts), freq="h", tz="UTC")
+    hourly = pd.DataFrame({"hour": hours, "auth_failures": counts, "rate_limited": 0})
+    ax = plots.auth_failures(hourly)
+    labels = _y_labels(ax)
+    assert len(labels) >= 2, labels
+    assert all(float(tick).is_integer() and text == f"{int(tick):,}" for tick, text in labels)
+    assert len({text for _, text in labels}) == len(labels)
+    assert ax.get_ylim()[0] == 0 and ax.get_ylim()[1] >= max(1, max(counts))
+    plt.close("all")

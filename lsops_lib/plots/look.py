@@ -124,8 +124,11 @@ def bytes_axis(ax: Axes, axis: str = "y") -> None:
 
 
 def count_axis(ax: Axes, axis: str = "y") -> None:
-    """Counts with thousands separators: 30,000."""
-    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(_tick(lambda v: f"{v:,.0f}"))
+    """Counts with thousands separators (30,000), ticked at whole numbers only: a range
+    of a few counts would otherwise be ticked at 0.5 and labelled 0, 0, 1, 2, 2, 3."""
+    which = ax.yaxis if axis == "y" else ax.xaxis
+    which.set_major_locator(MaxNLocator(integer=True))
+    which.set_major_formatter(_tick(lambda v: f"{v:,.0f}"))
 
 
 def pct_axis(ax: Axes, axis: str = "y", digits: int = 0) -> None:

@@ -74,7 +74,7 @@ def auth_failures(
         if start is not None and end is not None:
             ax.set_xlim(pd.Timestamp(start), pd.Timestamp(end))
             settle_date_ticks(ax.figure)  # the month's ticks, fixed
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(bottom=0, top=max(1.0, ax.get_ylim()[1]))  # none at all: 0 to 1
         ax.set_ylabel("records")
         ax.set_title(_title(int(auth.sum()), int(limited.sum()), len(marks), int(covered.sum())))
         ax.legend(loc="upper left")

@@ -180,7 +180,8 @@ def hours(seconds: Any) -> str:
 def value(value: Any, column: str = "") -> str:
     """Any cell as a reader reads it, guided by its column's name: `*_bytes` in IEC
     units, `*_ms` and `*_s` as durations, `*ratio` / `*fraction` / `*share` / `*rate`
-    as percents, instants in UTC, booleans as yes/no, counts with separators."""
+    and `share_*` (share_of_growth) as percents, instants in UTC, booleans as yes/no,
+    counts with separators."""
     if missing(value):
         return DASH
     if isinstance(value, bool):
@@ -193,7 +194,7 @@ def value(value: Any, column: str = "") -> str:
         x = float(value)
         if column.endswith("bytes"):
             return size(x)
-        if column.endswith(("ratio", "fraction", "share", "rate")):
+        if column.endswith(("ratio", "fraction", "share", "rate")) or column.startswith("share_"):
             return share(x)
         if column.endswith("_ms"):
             return ms(x)

@@ -181,6 +181,7 @@ def test_no_module_of_present_opens_a_connection_or_runs_a_query() -> None:
         ("dead_ratio", 0.00004, "< 0.1 %"),
         ("ratio", 0.9934, "99.3 %"),
         ("xid_fraction", 0.5, "50.0 %"),
+        ("share_of_growth", 0.5155, "51.5 %"),
         ("calls", 3436, "3,436"),
         ("idle_s", 90.0, "1.5 min"),
         ("flagged", True, "yes"),

@@ -268,6 +268,41 @@ def test_queries_with_pg_stat_statements_in_another_schema(
     assert list(snap.columns) == queries.SNAPSHOT_COLUMNS
 
 
+def test_the_top_queries_leave_out_lsops_own_inspection(
+    insp: db.Inspector, longsang_db: Planted
+) -> None:
+    """lsops's statements are in pg_stat_statements (marked with connect.OWN_MARK, read
+    here straight from the view), never in the top or slow queries it shows."""
+    if not longsang_db.has_pg_stat_statements:
+        pytest.skip("these binaries have no pg_stat_statements")
+    from lsops_lib.db import space
+    from lsops_lib.db.connect import OWN_MARK
+
+    space.table_sizes(insp)  # an inspection: lsops's own statements, counted by the server
+    engine = sa.create_engine(longsang_db.url)
+    with engine.connect() as conn:
+        raw = conn.execute(
+            sa.text(
+                "SELECT queryid, query FROM extensions.pg_stat_statements "
+                "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            )
+        ).fetchall()
+    engine.dispose()
+    own = [q for _, q in raw if OWN_MARK in q]
+    assert any("pg_total_relation_size" in q for q in own), own[:5]
+    assert any(q.startswith("SET LOCAL enable_indexscan = off") for q in own), own
+    # a statement is counted per user: a queryid lsops ran may also have rows of others
+    # (comments do not change a queryid), and those rows alone are shown
+    others = {i for i, q in raw if OWN_MARK not in q}
+    own_only = {i for i, q in raw if OWN_MARK in q} - others
+    assert own_only
+    top = queries.query_stats(insp)
+    assert not any(OWN_MARK in q for q in top["query"])
+    assert not own_only & set(top["queryid"])
+    assert others <= set(top["queryid"])  # everything else is shown
+    assert longsang_db.slow_query_marker in queries.top_by_total(insp, 1)["query"].iloc[0]
+
+
 def test_queries_without_pg_stat_statements(pg_url: str) -> None:
     with db.connect(pg_url) as insp:
         status = queries.status(insp)

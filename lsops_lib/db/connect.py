@@ -11,6 +11,11 @@ inspected tables and `pg_stat_user_indexes.idx_scan` (the unused-index list) cou
 application's use alone. lsops's reads of the LongSang tables are sequential scans, and
 those DO count in `pg_stat_user_tables.seq_scan` (a few per check).
 
+Nor must lsops count among what it measures: every statement it sends carries the comment
+`OWN_MARK` (as sqlcommenter tags an application's SQL), which pg_stat_statements keeps in
+the statement's text, and `db.queries` leaves those statements out of the top and slow
+queries.
+
 A query failing on a missing table, column or privilege raises `drift.SchemaMissing`
 (a `DatabaseError`): the figure that needed it is unavailable, the others carry on.
 """
@@ -47,6 +52,14 @@ OWN_SCAN_SETTINGS = (
     "enable_bitmapscan",
     "enable_mergejoin",
 )
+# the comment ending every statement lsops sends (see the module docstring)
+OWN_MARK = "/* lsops */"
+
+
+def _marked(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> tuple:
+    """SQLAlchemy's before_cursor_execute hook: the statement with OWN_MARK at its end
+    (after the last statement of a string of several: each SET of `_session` has its own)."""
+    return f"{statement} {OWN_MARK}", parameters
 
 
 def psycopg_url(url: str) -> str:
@@ -115,15 +128,16 @@ class Inspector:
         except (NoSuchModuleError, ArgumentError) as exc:
             raise ConfigError(f"cannot use database URL {self.url}: {exc}") from None
         event.listen(engine, "connect", self._on_connect)
+        event.listen(engine, "before_cursor_execute", _marked, retval=True)
         return engine
 
     def _on_connect(self, dbapi_conn: Any, _record: Any) -> None:
         autocommit = dbapi_conn.autocommit
         dbapi_conn.autocommit = True
         with dbapi_conn.cursor() as cur:
-            cur.execute("SET default_transaction_read_only = on")
-            cur.execute(f"SET statement_timeout = {self.statement_timeout_ms}")
-            cur.execute(f"SET application_name = '{APPLICATION_NAME}'")
+            cur.execute(f"SET default_transaction_read_only = on {OWN_MARK}")
+            cur.execute(f"SET statement_timeout = {self.statement_timeout_ms} {OWN_MARK}")
+            cur.execute(f"SET application_name = '{APPLICATION_NAME}' {OWN_MARK}")
         dbapi_conn.autocommit = autocommit
 
     @contextmanager
@@ -133,9 +147,9 @@ class Inspector:
         settings of the connect hook may belong to another server connection."""
         with self.engine.connect() as conn:
             conn.exec_driver_sql(
-                "SET TRANSACTION READ ONLY; "
-                f"SET LOCAL statement_timeout = {self.statement_timeout_ms}; "
-                + " ".join(f"SET LOCAL {name} = off;" for name in OWN_SCAN_SETTINGS)
+                f"SET TRANSACTION READ ONLY {OWN_MARK}; "
+                f"SET LOCAL statement_timeout = {self.statement_timeout_ms} {OWN_MARK}; "
+                + " ".join(f"SET LOCAL {name} = off {OWN_MARK};" for name in OWN_SCAN_SETTINGS)
             )
             yield conn
 

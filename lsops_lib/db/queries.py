@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..exceptions import DatabaseError, ExtensionMissing
 from . import drift
-from .connect import Inspector
+from .connect import OWN_MARK, Inspector
 from .settings import DbThresholds
 
 __all__ = [
@@ -104,7 +104,8 @@ def query_stats(
     min_calls: int = 0,
     min_mean_ms: float = 0.0,
 ) -> pd.DataFrame:
-    """Statements of THIS database from pg_stat_statements, summed over users.
+    """Statements of THIS database from pg_stat_statements, summed over users, lsops's
+    own inspection left out (its statements carry `connect.OWN_MARK`).
 
     Columns: queryid, query, calls, total_ms, mean_ms, rows. Raises ExtensionMissing.
     """
@@ -122,13 +123,18 @@ def query_stats(
         FROM {relation}
         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
           AND queryid IS NOT NULL
+          AND query NOT LIKE :own  -- lsops's own inspection (connect.OWN_MARK)
         GROUP BY queryid
         HAVING sum(calls) >= :min_calls
            AND sum({total}) / NULLIF(sum(calls), 0) >= :min_mean_ms
         ORDER BY {order_by} DESC NULLS LAST, queryid
         {"LIMIT :limit" if limit is not None else ""}
     """
-    params: dict[str, Any] = {"min_calls": int(min_calls), "min_mean_ms": float(min_mean_ms)}
+    params: dict[str, Any] = {
+        "min_calls": int(min_calls),
+        "min_mean_ms": float(min_mean_ms),
+        "own": f"%{OWN_MARK}%",
+    }
     if limit is not None:
         params["limit"] = int(limit)
     try:

@@ -572,3 +572,35 @@ def test_a_group_without_its_subcommand_shows_its_help() -> None:
         assert "\\n" not in result.output and "lsops:" not in result.output, name
         listed = {line.split()[0] for line in lines[lines.index("Commands:") + 1 :] if line}
         assert listed == set(group.commands), (name, listed)
+
+
+def _commands(
+    group: click.Group, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], Any]]:
+    for name, command in group.commands.items():
+        yield (*path, name), command
+        if isinstance(command, click.Group):
+            yield from _commands(command, (*path, name))
+
+
+def test_every_limit_option_refuses_a_count_below_one(tmp_path: Path) -> None:
+    """`--limit 0` or `--limit -1` (rows to show, runs to list) is bad usage: exit 2 and
+    one line naming the option, before any work (no database, no store is touched)."""
+    from lsops_lib.cli import main
+
+    limited = [
+        path
+        for path, command in _commands(main)
+        if any("--limit" in getattr(p, "opts", ()) for p in command.params)
+    ]
+    assert {("reports",), ("db", "size"), ("db", "queries")} <= set(limited)
+    env = {
+        "LSOPS_DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none",
+        "LSOPS_DATA": str(tmp_path),
+    }
+    for path in limited:
+        for value in ("0", "-1"):
+            result = CliRunner().invoke(main, [*path, "--limit", value], env=env)
+            lines = result.output.strip().splitlines()
+            assert result.exit_code == 2, (path, value, result.output)
+            assert len(lines) == 1 and "--limit" in lines[0], (path, lines)

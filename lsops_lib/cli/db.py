@@ -172,7 +172,13 @@ def _size_forecast(app: App, as_json: bool, database: str | None, limit: int) ->
 @db_group.command("size")
 @_json_option
 @_database_option
-@click.option("--limit", default=20, show_default=True, help="Tables shown (the JSON lists all).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Tables shown (the JSON lists all).",
+)
 @click.option(
     "--forecast",
     is_flag=True,
@@ -327,7 +333,13 @@ def _queries_view(d: Any) -> None:
 @db_group.command("queries")
 @_json_option
 @_database_option
-@click.option("--limit", default=10, show_default=True, help="How many top queries.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="How many top queries.",
+)
 @click.option(
     "--by",
     "order",
@@ -478,7 +490,13 @@ def _maintenance_view(limit: int) -> Any:
 @db_group.command("maintenance")
 @_json_option
 @_database_option
-@click.option("--limit", default=20, show_default=True, help="Tables shown (the JSON lists all).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Tables shown (the JSON lists all).",
+)
 @pass_app
 def db_maintenance(app: App, as_json: bool, database: str | None, limit: int) -> None:
     """Dead tuples, vacuum/analyze, bloat, wraparound, sequences, sessions, connections, cache."""

@@ -84,7 +84,13 @@ def _view(limit: int) -> Any:
     metavar="NAME",
     help="Named database from lsops.toml (default: the configured one).",
 )
-@click.option("--limit", default=50, show_default=True, help="Entities shown (the JSON lists all).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Entities shown (the JSON lists all).",
+)
 @pass_app
 def reindex_list_command(
     app: App,

@@ -282,7 +282,9 @@ def _batch(
 
 @main.command("reports")
 @click.option("--kind", metavar="KIND", help="Only this kind.")
-@click.option("--limit", type=int, default=None, metavar="N", help="Only the N newest.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=None, metavar="N", help="Only the N newest."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
 @pass_app
 def reports_command(app: App, kind: str | None, limit: int | None, as_json: bool) -> None:
@@ -299,7 +301,7 @@ def reports_command(app: App, kind: str | None, limit: int | None, as_json: bool
         reports.sweep(outputs)  # runs whose process died: listed as interrupted
         runs = reports.list_runs(outputs, kind=kind)
         if limit is not None:
-            runs = runs[: max(limit, 0)]
+            runs = runs[:limit]
         index = outputs / reports.INDEX_HTML
         data = {"outputs": str(outputs), "index": str(index), "runs": [_run_dict(r) for r in runs]}
         emit(data, as_json, _reports_view)

@@ -151,7 +151,13 @@ def _view(limit: int) -> Any:
     help="A saved `npm audit --json` output, instead of running npm.",
 )
 @window_options
-@click.option("--limit", default=10, show_default=True, help="Rows shown (the JSON lists all).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Rows shown (the JSON lists all).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: audit, auth, secrets.")
 @pass_app
 def security_command(

@@ -604,3 +604,6 @@ def test_every_limit_option_refuses_a_count_below_one(tmp_path: Path) -> None:
             lines = result.output.strip().splitlines()
             assert result.exit_code == 2, (path, value, result.output)
             assert len(lines) == 1 and "--limit" in lines[0], (path, lines)
+    # the latest indexing failures: 0 shows none, below that is bad usage
+    result = CliRunner().invoke(main, ["index-stats", "--failures", "-1"], env=env)
+    assert result.exit_code == 2 and "--failures" in result.output, result.output

@@ -591,7 +591,13 @@ def _index_stats_view(d: Any) -> None:
 @main.command("index-stats")
 @_json_option
 @_database_option
-@click.option("--failures", default=10, show_default=True, help="How many latest failures.")
+@click.option(
+    "--failures",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="How many latest failures (0: none).",
+)
 @pass_app
 def index_stats(app: App, as_json: bool, database: str | None, failures: int) -> None:
     """Embeddings indexing: the runbook's weekly check, the indexing log, coverage.

@@ -84,6 +84,18 @@ def test_the_live_size_now_is_where_the_projection_starts() -> None:
     fc = forecast.capacity_forecast(snapshots(linear(30)), 2 * GiB, database_bytes=live, now=now)
     assert fc.database_bytes == live and fc.measured_at == pd.Timestamp(now)
     assert fc.reaches_limit_on == (now + timedelta(days=(2 * GiB - live) / RATE)).date()
+    # drawn as what it is: the live size (catalogs included) the projection starts from
+    from lsops_lib import plots
+
+    assert fc.frame.attrs["start"] == "database_size"
+    assert fc.frame["projected"].dropna().iloc[0] == pytest.approx(live)
+    labels = plots.capacity_projection(fc.frame).get_legend_handles_labels()[1]
+    assert "database size now (projection start)" in labels
+    fitted = forecast.capacity_forecast(snapshots(linear(30)), 2 * GiB)
+    assert fitted.frame.attrs["start"] == "fitted"
+    assert (
+        "projection start" in plots.capacity_projection(fitted.frame).get_legend_handles_labels()[1]
+    )
 
 
 def test_a_one_off_spike_is_ignored() -> None:

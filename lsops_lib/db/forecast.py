@@ -300,6 +300,11 @@ def capacity_forecast(
     fc.frame = _frame(
         totals, fc, anchor_ts=anchor_ts, anchor=anchor, origin=fc.since, intercept=intercept
     )
+    # where the projection starts: the live pg_database_size (catalogs included, above the
+    # tables' sum the snapshots hold), or the fitted line at the last snapshot
+    fc.frame.attrs["start"] = (
+        "database_size" if stamp is not None and database_bytes is not None else "fitted"
+    )
     return fc
 
 
@@ -326,7 +331,8 @@ def _frame(
 ) -> pd.DataFrame:
     """Observed totals, the fitted line over the series (`intercept` at `origin`), and the projection from the
     anchor to the limit date (or the horizon) with its range: ts, observed, fitted,
-    projected, low, high. attrs: limit_bytes, status, message, reaches_limit_on."""
+    projected, low, high. attrs: limit_bytes, status, message, reaches_limit_on (and,
+    set by the caller, start: "database_size" or "fitted")."""
     observed = pd.DataFrame({"ts": totals["ts"], "observed": totals["total_bytes"].astype(float)})
     frames = [observed]
     if fc.growth_bytes_per_day is not None and anchor_ts is not None:

@@ -260,8 +260,12 @@ def capacity_projection(projection: pd.DataFrame | None, ax: Any = None) -> Any:
         if ahead.any():
             ax.plot(when[ahead], projection.loc[ahead, "projected"], "--", label="projection")
             start = projection.loc[ahead].index[0]
+            live = attrs.get("start") == "database_size"  # pg_database_size: catalogs too
             ax.plot(
-                [when[start]], [projection.at[start, "projected"]], "D", label="projection start"
+                [when[start]],
+                [projection.at[start, "projected"]],
+                "D",
+                label="database size now (projection start)" if live else "projection start",
             )
             ax.fill_between(
                 when[ahead],

@@ -140,6 +140,14 @@ def integer(value: Any) -> str:
     return DASH if missing(value) else f"{int(value):,}"
 
 
+def counted(n: Any, noun: str, plural: str | None = None) -> str:
+    """A count and its noun, in the plural unless the count is 1: 1 restart, 2 restarts,
+    7,590 hits."""
+    if missing(n):
+        return f"{DASH} {plural or noun + 's'}"
+    return f"{int(n):,} {noun if int(n) == 1 else plural or noun + 's'}"
+
+
 def instant(value: Any, *, seconds: bool = False) -> str:
     """An instant in UTC, always labelled: '2026-10-02 02:00 UTC' (naive values are UTC)."""
     if missing(value):

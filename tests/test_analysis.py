@@ -393,6 +393,18 @@ def test_checklist_quick_only_database_is_unknown(sqlite_store: Store) -> None:
     assert checks["openai"].status == "pass"
 
 
+def test_checklist_details_count_in_words_with_separators(sqlite_store: Store) -> None:
+    h = _healthy(sqlite_store, n=130)  # 130 intervals of 100 requests, 8 hits, 2 misses
+    h.restart()
+    h.scrape()
+    checks = {c.key: c for c in A.checklist(sqlite_store, T0, h.t, Thresholds())}
+    assert checks["cache_hit_rate"].detail == "1,040 hits, 260 misses (from counter deltas)"
+    assert checks["error_rate"].detail.startswith("0 errors of 13,000 requests")
+    assert checks["memory"].detail.endswith("; 1 restart")
+    # 5-minute intervals from 00:00, each counted in the hour it ends in: 11 in hour 0
+    assert "(0 of 1,100); 0 of 11 hours" in checks["error_rate_stable"].detail
+
+
 def test_checklist_says_how_long_the_collector_has_been_silent(sqlite_store: Store) -> None:
     h = _healthy(sqlite_store, n=3)
     last = h.t - h.step  # the last scrape

@@ -218,9 +218,9 @@ def checklist(
         )
     else:
         detail = (
-            f"{lat['met']} of {lat['slices']} time slices had a reported p95 below {th.latency_p95_ms:g} ms "
+            f"{lat['met']:,} of {lat['slices']:,} time slices had a reported p95 below {th.latency_p95_ms:g} ms "
             f"(target: at least {fmt.pct(th.latency_slo, 0)} of slices); the server's percentiles were out of order "
-            f"in {sanity['disordered']} of {sanity['snapshots']} snapshots (untrusted, quirk 1)"
+            f"in {sanity['disordered']:,} of {sanity['snapshots']:,} snapshots (untrusted, quirk 1)"
         )
         checks.append(
             Check(
@@ -247,7 +247,10 @@ def checklist(
             )
         )
     else:
-        detail = f"{cache['hits']} hits, {cache['misses']} misses (from counter deltas)"
+        detail = (
+            f"{fmt.counted(cache['hits'], 'hit')}, {fmt.counted(cache['misses'], 'miss', 'misses')} "
+            "(from counter deltas)"
+        )
         if cache["hit_ratio"] < th.cache_hit_rate_warn:
             detail += f"; below the warning level {fmt.pct(th.cache_hit_rate_warn, 0)}"
         checks.append(
@@ -276,7 +279,7 @@ def checklist(
     else:
         rate = totals["error_rate"]
         severity = "critical" if rate > th.error_rate_critical else "warning"
-        detail = f"{totals['errors']} errors of {totals['requests']} requests{excluded}"
+        detail = f"{fmt.counted(totals['errors'], 'error')} of {fmt.counted(totals['requests'], 'request')}{excluded}"
         checks.append(
             Check(
                 "error_rate",
@@ -298,7 +301,7 @@ def checklist(
     else:
         detail = (
             f"peak rss {fmt.size(mem.peak_rss)} = {fmt.pct(mem.peak_fraction, 0)} of {fmt.size(mem.limit_bytes)}; "
-            f"{len(mem.restarts)} restarts"
+            f"{fmt.counted(len(mem.restarts), 'restart')}"
         )
         if mem.leak:
             seg = mem.leak_segments.iloc[0]
@@ -345,8 +348,9 @@ def checklist(
         worst = busy.loc[busy["error_rate"].idxmax()]
         above = int((busy["error_rate"] > th.error_rate_warn).sum())
         detail = (
-            f"worst hour {fmt.instant(worst['ts'])}: {fmt.pct(worst['error_rate'])} ({int(worst['errors'])} of "
-            f"{int(worst['requests'])}); {above} of {len(busy)} hours above {fmt.pct(th.error_rate_warn, 0)}{excluded}"
+            f"worst hour {fmt.instant(worst['ts'])}: {fmt.pct(worst['error_rate'])} "
+            f"({int(worst['errors']):,} of {int(worst['requests']):,}); {above:,} of "
+            f"{len(busy):,} hours above {fmt.pct(th.error_rate_warn, 0)}{excluded}"
         )
         checks.append(
             Check(

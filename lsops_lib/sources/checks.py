@@ -114,8 +114,9 @@ def source_checks(
             p95 = float(per_sample.quantile(0.95)) / 100.0
             restarts = _restarts(samples)
             detail = (
-                f"p95 of {len(per_sample)} pm2 samples {fmt.pct(p95)} of one core, peak "
-                f"{fmt.pct(float(per_sample.max()) / 100.0)}; {restarts} restarts in the window"
+                f"p95 of {fmt.counted(len(per_sample), 'pm2 sample')} {fmt.pct(p95)} of one core, "
+                f"peak {fmt.pct(float(per_sample.max()) / 100.0)}; "
+                f"{fmt.counted(restarts, 'restart')} in the window"
             )
             check = Check(key, name, PASS if p95 < limit else FAIL, p95, limit, detail)
     out[key] = check

@@ -136,12 +136,15 @@ def source_checks(
                 & (issues["first_seen"] < pd.Timestamp(end))
             ]
             total += len(fatal)
-            parts.append(f"{len(fatal)} unresolved fatal Sentry issues")
+            parts.append(fmt.counted(len(fatal), "unresolved fatal Sentry issue"))
         if "logs" in configured:
             fatal_lines = tables.pattern_counts(store, target, start, end, level="fatal")
             count = int(fatal_lines["count"].sum()) if not fatal_lines.empty else 0
             total += count
-            parts.append(f"{count} fatal log entries (FATAL ERROR, Unhandled, heap out of memory)")
+            parts.append(
+                f"{fmt.counted(count, 'fatal log entry', 'fatal log entries')} "
+                "(FATAL ERROR, Unhandled, heap out of memory)"
+            )
         check = Check(
             key, name, PASS if total == 0 else FAIL, total, 0, "; ".join(parts), "critical"
         )
@@ -157,7 +160,7 @@ def source_checks(
         if "logs" in configured:
             new = new_error_log_patterns(store, target, start, end)
             total += len(new)
-            text = f"{len(new)} new error log patterns"
+            text = fmt.counted(len(new), "new error log pattern")
             if new:
                 text += f" (first: {str(new[0]['template'])[:120]})"
             parts.append(text)
@@ -167,7 +170,7 @@ def source_checks(
             )
             issues = issues[issues["level"].isin(["error", "fatal"])]
             total += len(issues)
-            parts.append(f"{len(issues)} new Sentry issues")
+            parts.append(fmt.counted(len(issues), "new Sentry issue"))
         check = Check(key, name, PASS if total == 0 else FAIL, total, 0, "; ".join(parts))
     out[key] = check
 
@@ -184,7 +187,7 @@ def source_checks(
         open_ = issues[issues["status"] == "unresolved"]
         overdue = open_[open_["first_seen"] < cutoff]
         detail = (
-            f"{len(overdue)} of {len(open_)} unresolved Sentry issues first seen more than "
+            f"{len(overdue):,} of {fmt.counted(len(open_), 'unresolved Sentry issue')} first seen more than "
             f"{days:g} days before {fmt.instant(end)}"
         )
         if not overdue.empty:

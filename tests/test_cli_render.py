@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -116,3 +117,19 @@ def test_trace_records_the_paths_a_view_reads(capsys: pytest.CaptureFixture[str]
     assert seen.reads <= render.paths(data) | {"runs[].m"}
     assert render.paths({"rows": [{"k": 1}, {"j": 2}]}) == {"rows", "rows[].k", "rows[].j"}
     assert render._TRACE is None  # noqa: SLF001 - off again after the block
+
+
+@pytest.mark.parametrize(
+    ("n", "noun", "plural", "text"),
+    [
+        (0, "restart", None, "0 restarts"),
+        (1, "restart", None, "1 restart"),
+        (np.int64(1), "fatal log entry", "fatal log entries", "1 fatal log entry"),
+        (2, "fatal log entry", "fatal log entries", "2 fatal log entries"),
+        (13000, "request", None, "13,000 requests"),
+        (1888.0, "row", None, "1,888 rows"),
+        (None, "row", None, "– rows"),
+    ],
+)
+def test_counted_words(n: Any, noun: str, plural: str | None, text: str) -> None:
+    assert fmt.counted(n, noun, plural) == text

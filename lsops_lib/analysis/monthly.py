@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import fmt
 from ..config import Thresholds
 from ..times import parse_month, previous_month
 from ._common import MONITORING_REASON, empty, iso, ratio, ts
@@ -199,7 +200,7 @@ def _memory_detail(memory: MemoryTrend) -> str:
     if memory.peak_rss is None:
         return "no memory figure collected"
     text = f"peak rss {memory.peak_rss / 2**20:.0f} MiB ({memory.peak_fraction:.0%} of the limit); "
-    text += f"{len(memory.restarts)} restarts; possible leak: "
+    text += f"{fmt.counted(len(memory.restarts), 'restart')}; possible leak: "
     if not memory.leak:
         return text + "no"
     seg = memory.leak_segments.iloc[0]
@@ -319,7 +320,10 @@ def _monthly_review(
                 "figure": totals["error_rate"],
                 "threshold": th.error_rate,
                 "met": _met(totals["error_rate"], th.error_rate, above=False),
-                "detail": f"{totals['errors']} errors of {totals['requests']} requests",
+                "detail": (
+                    f"{fmt.counted(totals['errors'], 'error')} of "
+                    f"{fmt.counted(totals['requests'], 'request')}"
+                ),
             },
             {
                 "key": "latency",

@@ -369,7 +369,7 @@ def recommendations(
                 f"{_q(r.schema, r.table)} ({cols})",
                 f"Foreign key {r.constraint} on {r.table} ({cols}) has no supporting index",
                 f"references {r.referenced_table}; deletes and key updates there scan "
-                f"{r.table} (~{int(r.rows_estimate)} rows)",
+                f"{r.table} (~{fmt.counted(r.rows_estimate, 'row')})",
                 f"CREATE INDEX CONCURRENTLY ON {_q(r.schema, r.table)} ({cols});",
                 check,
             )
@@ -381,8 +381,9 @@ def recommendations(
                 "seq_scan_table",
                 _q(r.schema, r.table),
                 f"{r.table} is read mostly by sequential scans: an index candidate",
-                f"{int(r.seq_scan)} sequential scans ({float(r.seq_scan_share):.0%} of scans) "
-                f"reading {int(r.seq_tup_read)} rows; ~{int(r.rows_estimate)} rows. Find the "
+                f"{fmt.counted(r.seq_scan, 'sequential scan')} ({float(r.seq_scan_share):.0%} of "
+                f"scans) reading {fmt.counted(r.seq_tup_read, 'row')}; "
+                f"~{fmt.counted(r.rows_estimate, 'row')}. Find the "
                 "filtering columns in the top queries.",
                 None,
             )
@@ -503,8 +504,8 @@ def recommendations(
                 "warning",
                 "slow_query",
                 f"queryid {r.queryid}",
-                f"Slow query: mean {float(r.mean_ms):.1f} ms over {int(r.calls)} calls",
-                f"total {float(r.total_ms) / 1000:.1f} s, {int(r.rows)} rows; "
+                f"Slow query: mean {float(r.mean_ms):.1f} ms over {fmt.counted(r.calls, 'call')}",
+                f"total {float(r.total_ms) / 1000:.1f} s, {fmt.counted(r.rows, 'row')}; "
                 f"query: {str(r.query)[:300]}",
                 None,
             )

@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from .. import fmt
 from ..analysis.slo import TIMESLICE_LABEL
 from ..config import Thresholds
 from .display import (
@@ -196,7 +197,8 @@ def show_memory(memory: Any, month: str) -> bool:
         unavailable("Memory", f"no memory reading in {month}", record=False)
         return False
     show_text(
-        f"{len(memory.restarts)} restarts or resets in the month. A segment between restarts is "
+        f"{fmt.counted(len(memory.restarts), 'restart or reset', 'restarts or resets')} in the "
+        "month. A segment between restarts is "
         f"flagged when it climbs steadily faster than {fmt_pct(memory.growth_threshold, 0)} an hour."
     )
     show_table(
@@ -283,7 +285,7 @@ def show_incidents(incidents: pd.DataFrame) -> None:
         return
     by_kind = incidents["kind"].value_counts()
     show_text(
-        f"{len(incidents)} incidents: "
+        f"{fmt.counted(len(incidents), 'incident')}: "
         + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in by_kind.items())
     )
     show_table(

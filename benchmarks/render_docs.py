@@ -288,6 +288,16 @@ NOTES: dict[str, str] = {
         "(its five charts, its imports, a larger export) is unchanged at ~2-3 s. A single "
         "figure run right after: 2.26 (review 5.08 s, trivial 2.25 s). With this pipeline, "
         "1.5 would need the review at ~3.4 s, i.e. its cells at about a third of today's."
+        "\n\n**Run of 2026-12-01 14:27: 2.25, missed** (review 5.00 s, trivial 2.22 s; "
+        "CPU 6.36 and 2.43 s). The twelfth session changed nothing on a report's path; the "
+        "review ran 0.8 s faster than at 12:51 on the same code path, which is this "
+        "machine's spread from one run to the next (by hand that hour: 5.1-7.1 s for the "
+        "review, 2.5-3.3 s for the trivial notebook). Where the review's extra goes, "
+        "measured again: its cells 2.65 s against the trivial cell's 0.9 s (setup 1.1 s, "
+        "nearly all imports: SQLAlchemy 0.17 s and lsops_lib 0.09 s beyond pandas and "
+        "matplotlib; charts ~1.2 s), the archive 0.3 s against 0.02 s (nbconvert's "
+        "BeautifulSoup pass over the page is 0.03-0.2 s of it), and a longer interpreter "
+        "exit (~0.15 s: the runner imported the preload's stack)."
     ),
     "collect_fanout": (
         "**Fixed:** a profile of the 100-target round put 3.2 of its 3.7 s in "
@@ -350,6 +360,11 @@ NOTES: dict[str, str] = {
         "it: each worker process now builds its HTML exporter on a thread while its first "
         "kernel runs, instead of after it, and no process imports the notebooks' own "
         "stack (pandas, matplotlib, the store) just to read key figures or a token."
+        "\n\n**Run of 2026-12-01 14:27: 1.699x, missed by 0.001** (`--jobs 1` 44.4 s, "
+        "`--jobs 2` 26.1 s; CPU 50.8 and 50.6 s). The parallel run kept 1.94 cores busy: "
+        "two cores cannot run 50.6 CPU seconds in less than 25.3 s, a 1.75x ceiling, and "
+        "the batch reached 97 % of it. Nothing on a report's path changed since 12:51 "
+        "(1.74x): the two runs are on either side of the goal by the machine's noise."
     ),
     "inspect_large_catalog": (
         "Met with room to spare; not profiled further. The catalog is built with "

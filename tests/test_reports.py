@@ -288,6 +288,11 @@ def test_index_lists_runs_newest_first_by_kind_escaped_with_working_links(tmp_pa
     page = index.read_text()
     assert XSS not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<script" not in page  # static, no JavaScript
+    # when it was written: read as the table's times are, exact in the attribute
+    stamp = re.search(r'Generated <time datetime="([^"]+)">([^<]+)</time>', page)
+    assert stamp is not None, page[:600]
+    written = datetime.fromisoformat(stamp.group(1).replace("Z", "+00:00"))
+    assert stamp.group(2) == written.strftime("%Y-%m-%d %H:%M:%S UTC")
     assert (
         page.index("2026-10</code>") < page.index("2026-09</code>") < page.index("a b</code>")
     )  # by kind

@@ -109,6 +109,7 @@ code { font-size: .95em; }
 def render_index(runs: list[Run], root: Path) -> str:
     """The index page for `runs` (already newest first), links relative to `root`."""
     order = [k for k in KINDS] + sorted({r.kind for r in runs} - set(KINDS))
+    now = utcnow()
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -117,7 +118,8 @@ def render_index(runs: list[Run], root: Path) -> str:
         f"<style>{_STYLE}</style></head><body>",
         "<h1>lsops reports</h1>",
         f'<p class="meta">{len(runs)} run{"s" if len(runs) != 1 else ""}, newest first. '
-        f"Generated {_e(iso(utcnow()))} by lsops {_e(__version__)}. Times are UTC.</p>",
+        f'Generated <time datetime="{_e(iso(now))}">{_e(fmt.instant(now, seconds=True))}</time> '
+        f"by lsops {_e(__version__)}. Times are UTC.</p>",
     ]
     if not runs:
         parts.append("<p>No reports archived yet. Run <code>lsops report KIND</code>.</p>")

@@ -64,6 +64,19 @@ class App:
 pass_app = click.make_pass_decorator(App, ensure=True)
 
 
+def limit_option(default: int | None, what: str, *, name: str = "--limit", least: int = 1) -> Any:
+    """A count of rows to show (`--limit`): a whole number of at least `least`, or bad
+    usage (exit 2) before any work."""
+    return click.option(
+        name,
+        type=click.IntRange(min=least),
+        default=default,
+        show_default=default is not None,
+        metavar="N",
+        help=what,
+    )
+
+
 MAX_MESSAGE = 600  # characters of an error line (a 5000-character path is cut)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from .. import fmt
-from . import App, err_console, main, pass_app, run_command
+from . import App, err_console, limit_option, main, pass_app, run_command
 from .render import RIGHT, Column, clip, clipper, emit, line, records, table
 
 __all__ = ["db_group", "index_stats"]
@@ -172,13 +172,7 @@ def _size_forecast(app: App, as_json: bool, database: str | None, limit: int) ->
 @db_group.command("size")
 @_json_option
 @_database_option
-@click.option(
-    "--limit",
-    type=click.IntRange(min=1),
-    default=20,
-    show_default=True,
-    help="Tables shown (the JSON lists all).",
-)
+@limit_option(20, "Tables shown (the JSON lists all).")
 @click.option(
     "--forecast",
     is_flag=True,
@@ -333,13 +327,7 @@ def _queries_view(d: Any) -> None:
 @db_group.command("queries")
 @_json_option
 @_database_option
-@click.option(
-    "--limit",
-    type=click.IntRange(min=1),
-    default=10,
-    show_default=True,
-    help="How many top queries.",
-)
+@limit_option(10, "How many top queries.")
 @click.option(
     "--by",
     "order",
@@ -490,13 +478,7 @@ def _maintenance_view(limit: int) -> Any:
 @db_group.command("maintenance")
 @_json_option
 @_database_option
-@click.option(
-    "--limit",
-    type=click.IntRange(min=1),
-    default=20,
-    show_default=True,
-    help="Tables shown (the JSON lists all).",
-)
+@limit_option(20, "Tables shown (the JSON lists all).")
 @pass_app
 def db_maintenance(app: App, as_json: bool, database: str | None, limit: int) -> None:
     """Dead tuples, vacuum/analyze, bloat, wraparound, sequences, sessions, connections, cache."""
@@ -591,13 +573,7 @@ def _index_stats_view(d: Any) -> None:
 @main.command("index-stats")
 @_json_option
 @_database_option
-@click.option(
-    "--failures",
-    type=click.IntRange(min=0),
-    default=10,
-    show_default=True,
-    help="How many latest failures (0: none).",
-)
+@limit_option(10, "How many latest failures (0: none).", name="--failures", least=0)
 @pass_app
 def index_stats(app: App, as_json: bool, database: str | None, failures: int) -> None:
     """Embeddings indexing: the runbook's weekly check, the indexing log, coverage.

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from .. import fmt
-from . import App, main, pass_app, run_command
+from . import App, limit_option, main, pass_app, run_command
 from .render import RIGHT, Column, clip, clipper, emit, line, records, table
 
 __all__ = ["reindex_list_command"]
@@ -84,13 +84,7 @@ def _view(limit: int) -> Any:
     metavar="NAME",
     help="Named database from lsops.toml (default: the configured one).",
 )
-@click.option(
-    "--limit",
-    type=click.IntRange(min=1),
-    default=50,
-    show_default=True,
-    help="Entities shown (the JSON lists all).",
-)
+@limit_option(50, "Entities shown (the JSON lists all).")
 @pass_app
 def reindex_list_command(
     app: App,

@@ -19,7 +19,7 @@ from rich.text import Text
 
 from .. import fmt
 from ..exceptions import ParameterError
-from . import App, main, pass_app, run_command
+from . import App, limit_option, main, pass_app, run_command
 from .render import RIGHT, Column, emit, line, show, table
 
 
@@ -282,9 +282,7 @@ def _batch(
 
 @main.command("reports")
 @click.option("--kind", metavar="KIND", help="Only this kind.")
-@click.option(
-    "--limit", type=click.IntRange(min=1), default=None, metavar="N", help="Only the N newest."
-)
+@limit_option(None, "Only the N newest.")
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
 @pass_app
 def reports_command(app: App, kind: str | None, limit: int | None, as_json: bool) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from .. import fmt
-from . import App, fail, main, pass_app, run_command
+from . import App, fail, limit_option, main, pass_app, run_command
 from .checks import window_options
 from .render import RIGHT, Column, clip, clipper, emit, line, table
 
@@ -151,13 +151,7 @@ def _view(limit: int) -> Any:
     help="A saved `npm audit --json` output, instead of running npm.",
 )
 @window_options
-@click.option(
-    "--limit",
-    type=click.IntRange(min=1),
-    default=10,
-    show_default=True,
-    help="Rows shown (the JSON lists all).",
-)
+@limit_option(10, "Rows shown (the JSON lists all).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: audit, auth, secrets.")
 @pass_app
 def security_command(

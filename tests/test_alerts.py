@@ -7,8 +7,10 @@ scenario through an outage, a latency regression and recovery."""
 
 from __future__ import annotations
 
+import email.utils
 import json
 import math
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -285,6 +287,11 @@ def test_every_kind_delivers_the_same_payload_escaped_and_no_secret_is_kept(
     html = html_part.get_payload(decode=True).decode()
     assert "<script>" not in html and "&lt;script&gt;" in html and "&amp;" in html
     assert "\n" not in mail["Subject"]
+    # the headers RFC 5322 requires, and an id of its own: sent during this test, in UTC
+    sent = email.utils.parsedate_to_datetime(mail["Date"])
+    assert sent.utcoffset() == timedelta(0)
+    assert abs((sent - datetime.now(UTC)).total_seconds()) < 300
+    assert re.fullmatch(r"<[^@<>\s]+@[^@<>\s]+>", mail["Message-ID"]), mail["Message-ID"]
 
     # `lsops alerts test`: every notifier worked; the output names, never secrets
     out = CliRunner().invoke(main, ["alerts", "test", "--json"], env=env)
@@ -472,6 +479,8 @@ def test_an_outage_and_a_latency_regression_notify_exactly_what_they_should(
     assert _states(command_received(received)) == expected
     assert [m["Subject"].split()[0] for m in smtp_server.messages] == [
         "[FIRING]", "[RESOLVED]", "[FIRING]", "[RESOLVED]"]  # fmt: skip
+    ids = [m["Message-ID"] for m in smtp_server.messages]
+    assert len(set(ids)) == len(ids) == 4  # each message its own id
     # the second unanswered scrape pages (down_after = 2); the first answer resolves it
     assert seen_at[("api_down", "firing")] == h(2) + timedelta(minutes=5)
     assert seen_at[("api_down", "resolved")] == h(2.5)

@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from email.message import EmailMessage
+from email.utils import formatdate, make_msgid, parseaddr
 from typing import Any
 
 from .. import fmt
@@ -127,6 +128,11 @@ def _email(n: NotifierSettings, body: dict[str, Any]) -> None:
     message["Subject"] = " ".join(body["text"].split())[:200]
     message["From"] = str(n.sender)
     message["To"] = ", ".join(n.to)
+    # RFC 5322 requires Date; a Message-ID lets mail clients and archives tell messages apart
+    # (its domain is the sender's: never a DNS lookup of this host's name)
+    message["Date"] = formatdate(usegmt=True)
+    domain = parseaddr(str(n.sender))[1].rpartition("@")[2] or "lsops.invalid"
+    message["Message-ID"] = make_msgid("lsops", domain=domain)
     message.set_content(body["text"] + "\n\n" + json.dumps(body["alert"], indent=2))
     message.add_alternative(_html(body), subtype="html")
     try:

@@ -481,6 +481,8 @@ def test_an_outage_and_a_latency_regression_notify_exactly_what_they_should(
         "[FIRING]", "[RESOLVED]", "[FIRING]", "[RESOLVED]"]  # fmt: skip
     ids = [m["Message-ID"] for m in smtp_server.messages]
     assert len(set(ids)) == len(ids) == 4  # each message its own id
+    subjects = [" ".join(str(m["Subject"]).split()) for m in smtp_server.messages]
+    assert "(since " in subjects[0] and "(resolved " in subjects[1], subjects[:2]
     # the second unanswered scrape pages (down_after = 2); the first answer resolves it
     assert seen_at[("api_down", "firing")] == h(2) + timedelta(minutes=5)
     assert seen_at[("api_down", "resolved")] == h(2.5)

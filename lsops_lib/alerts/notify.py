@@ -50,12 +50,14 @@ def _instant(ms: Any) -> str | None:
 
 
 def text_line(alert: dict[str, Any]) -> str:
-    """The readable line: `[FIRING] critical api_down (prod): summary, since ...`."""
+    """The readable line: `[FIRING] critical api_down (prod): summary (since ...)`, or for
+    a resolved alert `(resolved ...)`: its `since` is then when it resolved."""
     since = fmt.instant(alert["since"]) if alert.get("since") else fmt.DASH
     summary = " ".join(str(alert.get("summary") or "").split())
+    when = "resolved" if alert.get("state") == "resolved" else "since"
     return (
         f"[{alert['state'].upper()}] {alert['severity']} {alert['name']} "
-        f"({alert['target']}): {summary} (since {since})"
+        f"({alert['target']}): {summary} ({when} {since})"
     )
 
 

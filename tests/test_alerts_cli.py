@@ -201,7 +201,7 @@ def test_alerts_test_says_which_notifier_failed_and_exits_1(
     assert results["mail"]["where"].startswith("127.0.0.1:")
     assert command_received(received)[0]["alert"]["name"] == "lsops_test"
     text = CliRunner().invoke(main, ["alerts", "test"], env=env)
-    assert text.exit_code == 1 and "1 notifier(s) failed" in text.stdout
+    assert text.exit_code == 1 and "1 notifier failed" in text.stdout
     for shown in (out.output, text.output):
         assert wrong not in shown
     # no notifier at all: a configuration error (exit 2), one line

@@ -207,7 +207,7 @@ def test_the_postmortem_timeline_places_the_sources(sqlite_store: Store, tmp_pat
         (
             t0 + timedelta(minutes=15),
             "pm2 restart",
-            "pm2 counted 1 restart(s) of the app since the sample before",
+            "pm2 counted 1 restart of the app since the sample before",
         ),
         (t0 + timedelta(minutes=30), "sentry spike", "12 events in the window (0 before it)"),
         (t0 + timedelta(minutes=40), "log pattern", "warning x1"),

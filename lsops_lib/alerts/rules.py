@@ -136,7 +136,7 @@ def api_down(store: Any, now: datetime, config: RuleConfig, target: str) -> list
             "api_down",
             "api_down",
             "critical",
-            f"the API did not answer {unanswered} consecutive scrape(s) "
+            f"the API did not answer {fmt.counted(unanswered, 'consecutive scrape')} "
             f"(last: {df['failure_kind'].iloc[-1] or 'no answer'})",
             float(unanswered),
             float(need),

@@ -64,7 +64,7 @@ def _note(alert: dict[str, Any]) -> str:
     if alert.get("inhibited"):
         notes.append("covered by api_down: not notified")
     if alert.get("owed"):
-        notes.append(f"{alert['owed']} notification(s) owed, retried next round")
+        notes.append(f"{fmt.counted(alert['owed'], 'notification')} owed, retried next round")
     return "; ".join(notes) or fmt.DASH
 
 
@@ -121,7 +121,7 @@ def _listing(store: Any, target: str, now: Any, recent_s: float) -> dict[str, An
 def _view(d: Any) -> None:
     alerts = d["alerts"]
     firing = sum(1 for a in alerts if a["state"] == "firing")
-    line(f"target {d['target']}: {fmt.integer(firing)} alert(s) firing")
+    line(f"target {d['target']}: {fmt.counted(firing, 'alert')} firing")
     table(alerts, _ALERT_COLUMNS, title="Alerts (firing, pending, recently resolved)")
     for a in alerts:
         if a["history"]:
@@ -145,7 +145,7 @@ def _check_view(d: Any) -> None:
 def _test_view(d: Any) -> None:
     table(d["notifiers"], _TEST_COLUMNS, title="Test notification")
     failed = sum(1 for n in d["notifiers"] if not n["ok"])
-    line(f"{failed} notifier(s) failed" if failed else "every notifier worked",
+    line(f"{fmt.counted(failed, 'notifier')} failed" if failed else "every notifier worked",
          style="red" if failed else "green")  # fmt: skip
 
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import fmt
 from ..config import Thresholds
 from ..exceptions import DatabaseError, LsopsError
 from .backups import DumpCheck, live_row_counts
@@ -273,7 +274,7 @@ def restore_drill(
 
 def _failure(errors: list[str], code: int, log: Path, missing: list[str]) -> str:
     if errors:
-        text = f"{len(errors)} error(s) restoring; first: {errors[0]}"
+        text = f"{fmt.counted(len(errors), 'error')} restoring; first: {errors[0]}"
     else:
         text = f"the restore exited with {code}: {last_line(log.read_text('utf-8', 'replace'))}"
     if missing:

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import fmt
 from ..store.reads import as_read_alone
 from ..times import to_ms
 
@@ -281,9 +282,13 @@ def run(demo: Any, outage: dict[str, Any]) -> dict[str, Any]:
             said = ", ".join(f"{a['name']} {a['state']} {a['since'][11:16]}" for a in pages)
             held = sum(1 for a in told if a["severity"] != "critical")
             info["detail"] = (
-                f"the outage paged: {said or 'nothing'} (webhook and {len(mail.messages)} "
-                f"mail(s) on loopback, in {FOLDER}/)"
-                + (f"; {held} warning(s) told" if held else "; warnings wait for business hours")
+                f"the outage paged: {said or 'nothing'} (webhook and "
+                f"{fmt.counted(len(mail.messages), 'mail')} on loopback, in {FOLDER}/)"
+                + (
+                    f"; {fmt.counted(held, 'warning')} told"
+                    if held
+                    else "; warnings wait for business hours"
+                )
             )
         return {
             "notifications": told,

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from .. import plots
+from .. import fmt, plots
 from ..analysis.incidents import IncidentWindow, postmortem_window
 from ..config import Thresholds
 from ..times import utcnow
@@ -190,7 +190,8 @@ def impact_sentence(summary: Mapping[str, Any]) -> str:
             parts.append(f"{fmt_num(top['added_latency_s'], 3)} request-seconds of added latency")
         text += f" Most harmed endpoint: {top['endpoint']} ({' and '.join(parts)})."
         if len(harmed) > 1:
-            text += f" {len(harmed) - 1} more endpoint(s) harmed beyond chance."
+            more = fmt.counted(len(harmed) - 1, "more endpoint")
+            text += f" {more} harmed beyond chance."
     else:
         text += " No endpoint shows errors or latency beyond what its baseline explains."
     return text + _top_new_pattern(summary)

@@ -20,6 +20,7 @@ import pandas as pd
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from .. import fmt
 from ..config import Thresholds
 from ..exceptions import StoreError
 from ..store import sources as tables
@@ -143,7 +144,8 @@ def pm2_restart_incidents(
                             "kind": "pm2_restart",
                             "severity": "warning",
                             "detail": (
-                                f"pm2 restarted {r.app} {rose} time(s) between two samples "
+                                f"pm2 restarted {r.app} {fmt.counted(rose, 'time')} between "
+                                "two samples "
                                 f"(status {r.status}, {int(r.unstable_restarts or 0)} unstable "
                                 "restarts); the scrapes saw no restart"
                             ),

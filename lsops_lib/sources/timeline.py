@@ -100,7 +100,10 @@ def source_timeline(
                     {
                         "ts": ts,
                         "event": "pm2 restart",
-                        "detail": f"pm2 counted {rose} restart(s) of the app since the sample before",
+                        "detail": (
+                            f"pm2 counted {fmt.counted(rose, 'restart')} of the app since the "
+                            "sample before"
+                        ),
                     }
                 )
     news = [p for p in log_patterns(store, target, start, end, level="error") if p["new"]]

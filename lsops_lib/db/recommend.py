@@ -263,8 +263,7 @@ def _invalid_index(r: Any, insp: Inspector | None) -> dict[str, Any]:
             n = None
         if n is not None:
             check = (
-                f"{n:,} duplicate key{'s' if n != 1 else ''} now: the rebuild fails until "
-                "they are resolved"
+                f"{fmt.counted(n, 'duplicate key')} now: the rebuild fails until they are resolved"
                 if n
                 else "no duplicate key now: the rebuild should succeed"
             )

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import fmt
 from .look import (
     BAD,
     COLORS,
@@ -83,7 +84,5 @@ def auth_failures(
 
 
 def _title(auth: int, limited: int, burst_hours: int, hours: int) -> str:
-    bursts = (
-        f"{burst_hours} burst hour{'s' if burst_hours != 1 else ''}" if burst_hours else "no burst"
-    )
+    bursts = fmt.counted(burst_hours, "burst hour") if burst_hours else "no burst"
     return f"{auth:,} x 401/403 and {limited:,} x 429 over {hours:,} hours: {bursts}"

@@ -29,6 +29,7 @@ from typing import Any
 
 import nbformat
 
+from .. import fmt
 from ..config import Settings
 from ..exceptions import ReportError
 from .parameters import CREDENTIAL_URL
@@ -284,7 +285,7 @@ def warning_banner(warnings: list[str]) -> nbformat.NotebookNode:
     """A markdown cell saying the report is partial, listing what is missing (escaped)."""
     items = "\n".join(f"- {md_text(w)}" for w in warnings)
     cell = nbformat.v4.new_markdown_cell(
-        f"**This report is partial ({len(warnings)} warning{'s' if len(warnings) != 1 else ''}):** "
+        f"**This report is partial ({fmt.counted(len(warnings), 'warning')}):** "
         f"the run succeeded, but not everything could be shown.\n\n{items}"
     )
     cell.metadata["tags"] = ["lsops-warnings"]

@@ -117,7 +117,7 @@ def render_index(runs: list[Run], root: Path) -> str:
         "<title>lsops reports</title>",
         f"<style>{_STYLE}</style></head><body>",
         "<h1>lsops reports</h1>",
-        f'<p class="meta">{len(runs)} run{"s" if len(runs) != 1 else ""}, newest first. '
+        f'<p class="meta">{fmt.counted(len(runs), "run")}, newest first. '
         f'Generated <time datetime="{_e(iso(now))}">{_e(fmt.instant(now, seconds=True))}</time> '
         f"by lsops {_e(__version__)}. Times are UTC.</p>",
     ]
@@ -151,7 +151,7 @@ def render_index(runs: list[Run], root: Path) -> str:
                     links.append(f'<a href="{_e(_link(root, run.path / name))}">{_e(name)}</a>')
             error = f'<div class="error">{_e(run.error)}</div>' if run.error else ""
             if run.warnings:
-                count = f"{len(run.warnings)} warning{'s' if len(run.warnings) != 1 else ''}"
+                count = fmt.counted(len(run.warnings), "warning")
                 items = "".join(f"<li>{_e(w)}</li>" for w in run.warnings)
                 error += f'<details class="warning"><summary>partial: {count}</summary><ul>{items}</ul></details>'
 

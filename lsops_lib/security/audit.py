@@ -29,6 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .. import fmt
+
 __all__ = [
     "AUDIT_KEYS",
     "SEVERITIES",
@@ -195,7 +197,7 @@ def parse_audit(
     return _result(
         "attention" if counts["total"] else "ok",
         reason=(
-            f"{counts['total']} vulnerable package{'s' if counts['total'] != 1 else ''}"
+            fmt.counted(counts["total"], "vulnerable package")
             if counts["total"]
             else "no known vulnerability"
         ),

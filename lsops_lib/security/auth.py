@@ -23,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 
+from .. import fmt
 from ..config import Thresholds
 
 __all__ = [
@@ -218,7 +219,7 @@ def auth_review(
         status, reason = "unknown", "the collector stored no answer of the API in this window"
     elif len(found):
         status = "attention"
-        reason = f"{len(found)} hour{'s' if len(found) != 1 else ''} burst above the baseline"
+        reason = f"{fmt.counted(len(found), 'hour')} burst above the baseline"
     else:
         status = "ok"
         reason = "no burst of 401/403 or 429 above the baseline"

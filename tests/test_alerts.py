@@ -234,6 +234,32 @@ def test_an_outage_pages_once_the_symptoms_it_covers_are_not_notified(
     ]
 
 
+def test_a_missed_scrape_that_never_became_an_outage_silences_nothing(
+    tmp_path: Path, webhook_receiver: Receiver
+) -> None:
+    settings, _ = _env(tmp_path)
+    cfg = parse_alert_settings(
+        {"notifiers": {"chat": {"kind": "webhook", "url_env": "CHAT_URL"}}},
+        env={"CHAT_URL": webhook_receiver.url},
+    )
+    down, symptom = Switch(), Switch()
+    rules = {"api_down": down, "symptom": symptom}
+    steps = [  # (api_down, symptom): one scrape unanswered, then the API answers again
+        ([_alert("api_down", rule="api_down", pending=True)], [_alert("symptom", rule="symptom")]),
+        ([], [_alert("symptom", rule="symptom")]),
+        ([], [_alert("symptom", rule="symptom")]),
+    ]
+    told_after = []
+    with Store(settings.store_url) as store:
+        for i, (d, s) in enumerate(steps):
+            down.seen, symptom.seen = d, s
+            evaluate(store, settings, now=T0 + timedelta(minutes=5 * i), alerts=cfg, rules=rules)
+            told_after.append(len(webhook_receiver.bodies))
+    # covered while api_down was pending; told the round api_down went away, once
+    assert told_after == [0, 1, 1]
+    assert _states(webhook_receiver.bodies) == [("symptom", "firing", "critical")]
+
+
 # --- notifiers: real receivers ------------------------------------------------------------------
 
 

@@ -19,7 +19,9 @@ FOR UPDATE; SQLite: BEGIN IMMEDIATE), so two collectors sharing a store take tur
   `flapping_window`: no notification until it settles (then the settled state is told);
 - inhibition: an alert that starts firing while `api_down` of its target is pending or
   firing is covered by it (Alertmanager's inhibit rule): no notification of its own for
-  that episode, so an outage pages once.
+  that episode, so an outage pages once. When `api_down` was only pending and goes away
+  without firing (a missed scrape, no outage), what it covered is no longer covered: the
+  alerts still firing are told then.
 """
 
 from __future__ import annotations
@@ -149,12 +151,19 @@ def apply_round(
                 r["name"] in INHIBITORS and r["state"] in ("pending", "firing")
                 for r in rows.values()
             )
+            # an inhibitor that was pending and went away without firing was no outage:
+            # what it covered is told after all (one missed scrape must not silence alerts)
+            false_alarm = not covering and any(
+                r["name"] in INHIBITORS and before[k]["state"] == "pending"
+                and changed.get(k) == "inactive"
+                for k, r in rows.items()
+            )  # fmt: skip
             events, claims = [], []
             for key, row in rows.items():
                 new = changed.get(key)
                 if new == "firing":
                     row["inhibited"] = covering and row["name"] not in INHIBITORS
-                elif row["state"] != "firing":
+                elif row["state"] != "firing" or false_alarm:
                     row["inhibited"] = False
                 row["flapping"] = _flapping(row, now_ms, cfg)
                 owed = _owed(row, now_ms, cfg)

@@ -8,6 +8,8 @@ import json
 import os
 import random
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -47,20 +49,61 @@ def test_the_reference_pm2_files_become_entries_with_their_stack_traces(
 ) -> None:
     shutil.copy(SAMPLES / "pm2-api-error.log", tmp_path / "api-error.log")
     shutil.copy(SAMPLES / "pm2-api-out.log", tmp_path / "api-out.log")
-    assert collect_logs(sqlite_store, _settings(tmp_path), "default") == 12
+    # the sample (wc -l): 48 error lines = 2 x (handler line + 11-line stack, its second
+    # write) + 2 warnings + 2 x 11-line console.error(new Error); 4 out lines
+    assert collect_logs(sqlite_store, _settings(tmp_path), "default") == 2 + 2 + 2 + 4
     assert collect_logs(sqlite_store, _settings(tmp_path), "default") == 0  # nothing twice
     lines = tables.log_lines(sqlite_store, "default", None, None)
-    # the sample (wc -l): 48 error lines = 2 x (handler line + 11-line stack) + 2 warnings
-    # + 2 x 11-line console.error(new Error); 4 out lines: every physical line kept once
-    assert int(lines["lines"].sum()) == 48 + 4
+    assert int(lines["lines"].sum()) == 48 + 4  # every physical line kept once
     err = lines[lines["stream"] == "error"]
-    assert Counter(err["level"]) == {"error": 6, "warning": 2}
-    stack = err[err["text"].str.startswith("Error: Database query timeout after 8712ms")]
-    assert len(stack) == 1 and stack["lines"].iloc[0] == 11
-    assert stack["text"].iloc[0].split("\n")[1] == "    at /srv/longsang/api/pm2app.js:3:44"
+    assert Counter(err["level"]) == {"error": 4, "warning": 2}
+    handled = err[
+        err["text"].str.startswith("❌ Express Error: Database query timeout after 8712ms")
+    ]
+    assert len(handled) == 1 and handled["lines"].iloc[0] == 1 + 11
+    assert handled["text"].iloc[0].split("\n")[1:3] == [
+        "Error: Database query timeout after 8712ms",
+        "    at /srv/longsang/api/pm2app.js:3:44",
+    ]
+    assert not err["text"].str.startswith("Error: Database query timeout").any()
     # 14:17:53 +07:00 is 07:17:53 UTC; nothing estimated (pm2 stamps every line)
     assert set(err["ts"]) == {datetime(2026, 11, 30, 7, 17, 53, tzinfo=UTC)}
     assert not lines["estimated"].any()
+
+
+def test_the_express_handler_line_and_its_stack_are_one_entry_and_only_they(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    log = Pm2Log(tmp_path)
+    log.write("❌ Express Error: Cannot read properties of undefined", T0)
+    log.write("TypeError: Cannot read properties of undefined", T0, frames=2)  # its stack
+    log.write("❌ Express Error: timeout", T0 + timedelta(seconds=5))
+    log.write("Error: something else", T0 + timedelta(seconds=5), frames=1)  # another error
+    log.write("❌ Express Error: late", T0 + timedelta(seconds=10))
+    log.write("Error: late", T0 + timedelta(seconds=12))  # two seconds on: not its write
+    collect_logs(sqlite_store, _settings(tmp_path), "default")
+    texts = [t.split("\n") for t in tables.log_lines(sqlite_store, "default", None, None)["text"]]
+    assert [t[0] for t in texts] == [
+        "❌ Express Error: Cannot read properties of undefined",
+        "❌ Express Error: timeout",
+        "Error: something else",
+        "❌ Express Error: late",
+        "Error: late",
+    ]
+    assert len(texts[0]) == 1 + 1 + 2  # the handler line, the stack's head, two frames
+    # journald: the handler's two writes are two records, one entry all the same
+    records = [
+        journal_record(1, T0, "❌ Express Error: boom", priority=3),
+        journal_record(2, T0, "Error: boom", priority=3),
+        journal_record(3, T0, "    at handler (/srv/app.js:1:1)", priority=3),
+    ]
+    script = fake_journalctl(tmp_path, records)
+    settings = SourceSettings(logs=LogSettings(journal_unit="u", journal_command=str(script)))
+    assert collect_logs(sqlite_store, settings, "default") == 1
+    stored = tables.log_lines(sqlite_store, "default", None, None)["text"]
+    assert [t for t in stored if "boom" in t] == [
+        "❌ Express Error: boom\nError: boom\n    at handler (/srv/app.js:1:1)"
+    ]
 
 
 def test_rotation_and_truncation_between_collections_lose_and_double_nothing(
@@ -288,6 +331,55 @@ def test_a_failing_journalctl_fails_the_logs_source_alone(
     assert not result.ok and "journald" in str(result.error) and "\n" not in str(result.error)
     runs = tables.source_runs(sqlite_store, "default", None, None)
     assert list(runs["ok"]) == [False]
+
+
+def test_a_missing_log_folder_fails_the_logs_source(sqlite_store: Store, tmp_path: Path) -> None:
+    settings = _settings(tmp_path / "no-such-folder")
+    (result,) = collect_sources(sqlite_store, settings, target="default")
+    assert not result.ok
+    assert (
+        result.error
+        == f"logs: no folder {tmp_path / 'no-such-folder'} (for {settings.logs.paths[0]})"
+    )
+    # a folder without any file yet (pm2 not started) is no failure
+    (tmp_path / "empty").mkdir()
+    (result,) = collect_sources(sqlite_store, _settings(tmp_path / "empty"), target="default")
+    assert result.ok and result.items == 0
+
+
+READ_AS_USER = """
+import json, sys
+from lsops_lib.sources import collect_sources
+from lsops_lib.sources.settings import LogSettings, SourceSettings
+from lsops_lib.store import Store
+settings = SourceSettings(logs=LogSettings(paths=(sys.argv[2],)))
+with Store(sys.argv[1]) as store:
+    (result,) = collect_sources(store, settings, target="default")
+print(json.dumps(result.as_dict()))
+"""
+
+
+def test_an_unreadable_log_file_fails_the_source_and_the_others_are_stored(tmp_path: Path) -> None:
+    Pm2Log(tmp_path, "api-out").write("✅ Context retrieved in 40ms", T0)
+    Pm2Log(tmp_path, "api-error").write("❌ Express Error: boom", T0)
+    (tmp_path / "api-error.log").chmod(0)
+    # root reads any file: the collection runs without the capabilities that allow it
+    drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-all"]
+    if os.geteuid() == 0 and shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: every file is readable")
+    url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    argv = [sys.executable, "-c", READ_AS_USER, url, str(tmp_path / "api-*.log*")]
+    done = subprocess.run(
+        drop + argv if os.geteuid() == 0 else argv, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["ok"] is False
+    assert result["error"] == (
+        f"logs: cannot read {tmp_path / 'api-error.log'}: Permission denied (1 entry stored)"
+    )
+    with Store(url) as store:
+        assert _stored(store) == ["✅ Context retrieved in 40ms"]
 
 
 def test_lsops_logs_patterns_baseline_new_and_around(

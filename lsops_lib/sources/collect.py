@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from .. import fmt
 from ..exceptions import StoreError
 from ..store import sources as tables
 from ..times import utcnow
@@ -84,6 +85,10 @@ def collect_logs(store: Any, settings: SourceSettings, target: str) -> int:
     tables.record_logs(
         store, target, batch.entries, batch.continuations, batch.states, miner.changed()
     )
+    if batch.errors:  # what could be read is stored; the run failed all the same
+        kept = batch.entries
+        stored = f" ({fmt.counted(len(kept), 'entry', 'entries')} stored)" if kept else ""
+        raise SourceError("logs", "; ".join(batch.errors) + stored)
     return len(batch.entries)
 
 

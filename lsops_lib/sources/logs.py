@@ -15,7 +15,9 @@ stamped, stack frames included; `merge_logs` drops the `-0` instance suffix). Re
   again from the second. Nothing is read twice, nothing skipped.
 - **Only whole lines**: a half-written last line (no newline yet) is left for next time.
 - **Entries**: a line whose message starts with whitespace (`    at ...` stack frames) or
-  is empty continues the entry before it, across collections too.
+  is empty continues the entry before it, across collections too; so does the stack the
+  Express error handler writes right after its `❌ Express Error: <message>` line
+  (`Error: <message>`, the same message, the same second): one error, one entry.
 - **Instants**: the stamp when the line has one; else the last stamped line before it
   (in the file), else the next one, else the file's modification time; such instants are
   marked `estimated`. A format without a zone is read as UTC.
@@ -32,6 +34,7 @@ import dataclasses
 import glob
 import gzip
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -40,6 +43,7 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 from ..store.sources import Continuation, Entry, FileState
@@ -179,13 +183,19 @@ def _gunzip(data: bytes) -> bytes:
     return bytes(out)
 
 
-def _open(path: str, done: dict[tuple[int | None, int | None], FileState]) -> _File | None:
+def _open(
+    path: str, done: dict[tuple[int | None, int | None], FileState], errors: list[str]
+) -> _File | None:
     """The file opened, its head read (.gz: decompressed, unless `done` holds its state
-    from a complete read at the same size: a rotated .gz never changes)."""
+    from a complete read at the same size: a rotated .gz never changes). None when it
+    vanished since the glob (its state is kept) or cannot be read (said in `errors`)."""
     try:
         fh = open(path, "rb")  # noqa: SIM115 - closed by read_files
-    except OSError:
+    except FileNotFoundError:
         return None  # vanished between the glob and the open: its state is kept
+    except OSError as exc:
+        errors.append(f"cannot read {path}: {exc.strerror or type(exc).__name__}")
+        return None
     try:
         st = os.fstat(fh.fileno())
         gz = path.endswith(".gz")
@@ -200,10 +210,18 @@ def _open(path: str, done: dict[tuple[int | None, int | None], FileState]) -> _F
         else:
             f.head = fh.read(HEAD)
             f.size = max(st.st_size, len(f.head))
-    except OSError:
+    except OSError as exc:
         fh.close()
+        errors.append(f"cannot read {path}: {exc.strerror or type(exc).__name__}")
         return None
     return f
+
+
+def _base(pattern: str) -> Path:
+    """The folder a glob looks in: its leading components without a wildcard."""
+    parts = Path(os.path.expanduser(pattern)).parent.parts
+    fixed = list(itertools.takewhile(lambda part: not glob.has_magic(part), parts))
+    return Path(*fixed) if fixed else Path(".")
 
 
 def _hash(data: bytes) -> str:
@@ -267,10 +285,14 @@ class Batch:
 def read_files(
     patterns: Sequence[str], states: Sequence[FileState], date_format: str, batch: Batch
 ) -> None:
-    """Read what the files matching `patterns` gained since `states` into `batch`."""
+    """Read what the files matching `patterns` gained since `states` into `batch`. A file
+    that cannot be read, or globs that match no file at all, are said in `batch.errors`
+    (the other files are read all the same)."""
     regex = stamp_regex(date_format)
     done = {(s.device, s.inode): s for s in states if s.path.endswith(".gz")}
-    files = [f for f in (_open(p, done) for p in expand(patterns)) if f is not None]
+    paths = expand(patterns)
+    batch.errors += [f"no folder {d} (for {p})" for p in patterns if not (d := _base(p)).is_dir()]
+    files = [f for f in (_open(p, done, batch.errors) for p in paths) if f is not None]
     try:
         _read_streams(files, [s for s in states if not s.path.startswith("journal:")], regex, batch)
     finally:
@@ -363,6 +385,27 @@ def _process(
     return end
 
 
+_HANDLER = re.compile(r"Express Error: (?P<message>.+)$")
+_STACK_HEAD = re.compile(r"[\w$.]+: (?P<message>.+)$")  # `${err.name}: ${err.message}`
+STACK_GAP_MS = 1000  # the handler's two writes are stamped within the same second
+
+
+def _stack_of(current: Entry, message: str, ts: int | None) -> bool:
+    """Whether `message` is the stack the Express error handler writes right after its
+    `❌ Express Error: <message>` line (a second write: `Error: <message>` and the frames):
+    one error, so one entry."""
+    if current.lines != 1:
+        return False
+    handler = _HANDLER.search(current.text)
+    head = _STACK_HEAD.match(message)
+    return (
+        handler is not None
+        and head is not None
+        and head["message"] == handler["message"]
+        and (ts is None or abs(ts - current.ts) <= STACK_GAP_MS)
+    )
+
+
 def _entries(
     raw_lines: list[bytes],
     regex: re.Pattern[str],
@@ -393,7 +436,7 @@ def _entries(
     pending: list[str] = []  # continuation lines of an entry stored earlier
     for i, (ts, message) in enumerate(parsed):
         continues = message == "" or message[:1] in (" ", "\t")
-        if continues and current is not None:
+        if current is not None and (continues or _stack_of(current, message, ts)):
             current.text += "\n" + message
             current.lines += 1
             if ts is not None:
@@ -493,7 +536,7 @@ def read_journal(
         except (TypeError, ValueError):
             priority = None
         continues = message == "" or message[:1] in (" ", "\t")
-        if continues and current is not None:
+        if current is not None and (continues or _stack_of(current, message, ts)):
             current.text += "\n" + message
             current.lines += 1
             continue

@@ -13,6 +13,7 @@ ApiUnexpectedShape`, each with a one-line message naming what failed and the URL
 from __future__ import annotations
 
 import json
+import math
 import re
 import ssl
 import threading
@@ -32,6 +33,7 @@ from .exceptions import (
     ApiTimeout,
     ApiUnexpectedShape,
     ApiUnreachable,
+    ConfigError,
 )
 from .models import (
     Cache,
@@ -130,29 +132,63 @@ def _num(
             raise _shape(f"{where}.{key}", "is missing")
         return None
     value = payload[key]
+    number: float | None = None
     if _is_number(value):
-        return float(value)
-    if isinstance(value, str):
+        number = float(value) if abs(value) < 1e308 else math.inf  # a JSON 1e400: inf
+    elif isinstance(value, str):
         try:
-            return float(value.strip().rstrip("%"))
+            number = float(value.strip().rstrip("%"))
         except ValueError:
             pass
-    raise _shape(f"{where}.{key}", f"is not a number (got {_one_line(repr(value), 40)})")
+    if number is None:
+        raise _shape(f"{where}.{key}", f"is not a number (got {_one_line(repr(value), 40)})")
+    if not math.isfinite(number):  # 1e400, Infinity, NaN: json reads them, nothing counts so
+        raise _shape(f"{where}.{key}", f"is not a finite number (got {_one_line(repr(value), 40)})")
+    return number
 
 
-def _int(payload: Mapping[str, Any], key: str, where: str, *, required: bool = False) -> int | None:
+# The largest integer a JSON number of the (JavaScript) server holds exactly; the store
+# keeps 64-bit integers: a count, instant or size beyond this is no figure of the API.
+MAX_INT = 2**53 - 1
+SMALL_INT = 2**31 - 1  # the figures the store keeps in 32 bits (pid, checks, status codes)
+INSTANT_MS = 9_223_372_036_854  # the last epoch ms pandas holds (2262-04-11): reads show instants
+
+
+def _in_range(value: float, where: str, *, minimum: float = -MAX_INT, limit: int = MAX_INT) -> int:
+    if not max(minimum, -limit) <= value <= limit:
+        problem = "is negative" if value < 0 <= minimum else "is out of range"
+        raise _shape(where, f"{problem} (got {value:g})")
+    return int(value)
+
+
+def _int(
+    payload: Mapping[str, Any],
+    key: str,
+    where: str,
+    *,
+    required: bool = False,
+    limit: int = MAX_INT,
+) -> int | None:
     value = _num(payload, key, where, required=required)
-    return None if value is None else int(value)
+    return None if value is None else _in_range(value, f"{where}.{key}", limit=limit)
 
 
-def _count(payload: Mapping[str, Any], key: str, where: str) -> int:
-    """A required counter: a JSON number (not a string, not a bool)."""
+def _counter(payload: Mapping[str, Any], key: str, where: str) -> int:
+    """An optional cumulative counter (absent: 0): a number from 0 to MAX_INT."""
+    value = _num(payload, key, where)
+    return 0 if value is None else _in_range(value, f"{where}.{key}", minimum=0)
+
+
+def _count(payload: Mapping[str, Any], key: str, where: str, *, limit: int = MAX_INT) -> int:
+    """A required counter: a JSON number (not a string, not a bool) from 0 to MAX_INT."""
     if key not in payload or payload[key] is None:
         raise _shape(f"{where}.{key}", "is missing")
     value = payload[key]
     if not _is_number(value):
         raise _shape(f"{where}.{key}", f"is not a number (got {_one_line(repr(value), 40)})")
-    return int(value)
+    number = _num(payload, key, where)  # finite
+    assert number is not None
+    return _in_range(number, f"{where}.{key}", minimum=0, limit=limit)
 
 
 def _str(payload: Mapping[str, Any], key: str) -> str | None:
@@ -181,7 +217,7 @@ def parse_ms(value: Any) -> float | None:
     if value is None or isinstance(value, bool):
         return None
     if _is_number(value):
-        return float(value)
+        return float(value) if math.isfinite(value) else None
     match = _MS.match(str(value))
     if not match:
         return None
@@ -241,11 +277,11 @@ def parse_health(payload: Any, *, http_status: int = 200, deep: bool = False) ->
             external=_int(memory, "external", "health.memory"),
             array_buffers=_int(memory, "arrayBuffers", "health.memory"),
         ),
-        pid=_int(data, "pid", "health"),
+        pid=_int(data, "pid", "health", limit=SMALL_INT),
         services={name: _service(name, raw) for name, raw in services_raw.items()},
         checks=checks,
-        checks_passed=_int(summary, "passed", "health.checks.summary"),
-        checks_total=_int(summary, "total", "health.checks.summary"),
+        checks_passed=_int(summary, "passed", "health.checks.summary", limit=SMALL_INT),
+        checks_total=_int(summary, "total", "health.checks.summary", limit=SMALL_INT),
         checks_percentage=_num(summary, "percentage", "health.checks.summary"),
         error=None if error is None else _one_line(str(error), 500),
         deep=deep,
@@ -261,9 +297,9 @@ def _error_record(raw: Any, index: int) -> ErrorRecord:
         error = error.get("message") or json.dumps(error, default=str)
     return ErrorRecord(
         endpoint=_str(data, "endpoint"),
-        timestamp_ms=_int(data, "timestamp", where),
+        timestamp_ms=_int(data, "timestamp", where, limit=INSTANT_MS),
         method=_str(data, "method"),
-        status_code=_int(data, "statusCode", where),
+        status_code=_int(data, "statusCode", where, limit=SMALL_INT),
         error=None if error is None else str(error),
         context=dict(context) if isinstance(context, Mapping) else None,
     )
@@ -275,7 +311,14 @@ def _endpoint(path: Any, raw: Any) -> EndpointStats:
     takes the checked path (strings such as "2.5%", nulls, errors naming the field)."""
     if type(raw) is dict:
         c, a, e = raw.get("count"), raw.get("avgTime"), raw.get("errorRate")
-        if type(c) in _JSON_NUMBERS and type(a) in _JSON_NUMBERS and type(e) in _JSON_NUMBERS:
+        if (
+            type(c) in _JSON_NUMBERS
+            and type(a) in _JSON_NUMBERS
+            and type(e) in _JSON_NUMBERS
+            and 0 <= c <= MAX_INT  # else (negative, huge, NaN) the checked path says why
+            and -_HUGE < a < _HUGE
+            and -_HUGE < e < _HUGE
+        ):
             return EndpointStats(count=int(c), avg_time_ms=float(a) or 0.0, error_rate=e / 100.0)
     where = f"metrics.requests.byEndpoint[{path!r}]"
     stats = _obj(raw, where)
@@ -287,6 +330,7 @@ def _endpoint(path: Any, raw: Any) -> EndpointStats:
 
 
 _JSON_NUMBERS = (int, float)  # exact types: a bool is no number here
+_HUGE = float("inf")  # a finite float lies strictly within +-_HUGE (NaN nowhere)
 
 
 def parse_metrics(payload: Any, *, time_window_ms: int = DEFAULT_WINDOW_MS) -> Metrics:
@@ -321,7 +365,7 @@ def parse_metrics(payload: Any, *, time_window_ms: int = DEFAULT_WINDOW_MS) -> M
         rt = _obj(rt_raw, "metrics.responseTimes")
         w = "metrics.responseTimes"
         response_times = ResponseTimes(
-            count=_count(rt, "count", w),
+            count=_count(rt, "count", w, limit=SMALL_INT),
             avg=_num(rt, "avg", w),
             min=_num(rt, "min", w),
             max=_num(rt, "max", w),
@@ -346,19 +390,19 @@ def parse_metrics(payload: Any, *, time_window_ms: int = DEFAULT_WINDOW_MS) -> M
         by_method=by_method,
         by_status=by_status,
         response_times=response_times,
-        errors_kept=_int(errors, "total", "metrics.errors") or 0,
-        errors_recent=_int(errors, "recent", "metrics.errors") or 0,
+        errors_kept=_int(errors, "total", "metrics.errors", limit=SMALL_INT) or 0,
+        errors_recent=_int(errors, "recent", "metrics.errors", limit=SMALL_INT) or 0,
         recent_errors=[_error_record(raw, i) for i, raw in enumerate(recent_raw)],
         cache=Cache(
-            hits=_int(cache, "hits", "metrics.cache") or 0,
-            misses=_int(cache, "misses", "metrics.cache") or 0,
+            hits=_counter(cache, "hits", "metrics.cache"),
+            misses=_counter(cache, "misses", "metrics.cache"),
             hit_rate=_percent(cache, "hitRate", "metrics.cache"),
         ),
         performance=performance,
         uptime=Uptime(
-            start_ms=_int(uptime, "start", "metrics.uptime"),
+            start_ms=_int(uptime, "start", "metrics.uptime", limit=INSTANT_MS),
             duration_ms=_int(uptime, "duration", "metrics.uptime"),
-            last_reset_ms=_int(uptime, "lastReset", "metrics.uptime"),
+            last_reset_ms=_int(uptime, "lastReset", "metrics.uptime", limit=INSTANT_MS),
         ),
         time_window_ms=int(time_window_ms),
     )
@@ -384,6 +428,23 @@ def parse_endpoint_metrics(payload: Any) -> EndpointMetrics | None:
 
 
 # --- the client ----------------------------------------------------------------------
+
+
+def check_base_url(url: str) -> str:
+    """`url` as a base the client appends `/api/...` to; ConfigError when it has no host,
+    or a query or fragment (the paths would land inside them: `/?token=x/api/health`)."""
+    try:
+        parts = urlsplit(str(url))
+    except ValueError:
+        parts = None
+    if parts is None or not parts.hostname:
+        raise ConfigError(f"API URL has no host: {safe_url(url)!r}")
+    if parts.query or parts.fragment or str(url).rstrip("/").endswith(("?", "#")):
+        raise ConfigError(
+            f"API URL {safe_url(url)} has a query or fragment: give the base address only "
+            "(a token goes in LSOPS_API_TOKEN or the target's token_env)"
+        )
+    return url
 
 _TLS: ssl.SSLContext | None = None
 _TLS_LOCK = threading.Lock()
@@ -417,7 +478,7 @@ class Client:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.base_url = str(base_url).rstrip("/")
+        self.base_url = check_base_url(str(base_url)).rstrip("/")
         self.timeout_s = float(timeout_s)
         self.retries = max(0, int(retries))
         self.backoff_s = max(0.0, float(backoff_s))
@@ -438,7 +499,7 @@ class Client:
     def from_target(cls, target: Any) -> Client:
         return cls(
             target.url,
-            token=target.token,
+            token=target.checked_token() if hasattr(target, "checked_token") else target.token,
             timeout_s=getattr(target, "timeout_s", 5.0),
             retries=getattr(target, "retries", 2),
         )

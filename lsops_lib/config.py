@@ -139,6 +139,15 @@ class Target:
     token: str | None = field(default=None, repr=False)
     timeout_s: float = 5.0
     retries: int = 2
+    # why the token is missing (its `token_env` variable is not set): said by
+    # `checked_token`, when the API is asked, not by commands that never ask it
+    token_unset: str | None = field(default=None, repr=False, compare=False)
+
+    def checked_token(self) -> str | None:
+        """The token; ConfigError when lsops.toml names a variable that is not set."""
+        if self.token_unset is not None:
+            raise ConfigError(self.token_unset)
+        return self.token
 
 
 @dataclass(frozen=True)
@@ -163,6 +172,8 @@ class Settings:
     # mapping (None: the process's environment): where the other readers of lsops.toml
     # (`sources.source_settings`: the Sentry token) look too
     env: dict[str, str] | None = field(default=None, repr=False, compare=False)
+    # named databases whose `url_env` variable is not set: why, said when one is asked for
+    databases_unset: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def api_url(self) -> str:
@@ -170,11 +181,14 @@ class Settings:
 
     @property
     def api_token(self) -> str | None:
-        return self.target.token
+        return self.target.checked_token()
 
     def database(self, name: str | None = None) -> str:
         """The URL of a named database (or the default one), checked (`check_database_url`).
         Raises ConfigError."""
+        unset = self.databases_unset.get(name if name is not None else self.database_name or "")
+        if unset is not None and (name is not None or not self.database_url):
+            raise ConfigError(unset)
         if name is None or name == self.database_name:
             if self.database_url:
                 return check_database_url(self.database_url, name)
@@ -184,7 +198,7 @@ class Settings:
                 )
         if name in self.databases:
             return check_database_url(self.databases[name], name)
-        known = ", ".join(sorted(self.databases)) or "none"
+        known = ", ".join(sorted([*self.databases, *self.databases_unset])) or "none"
         raise ConfigError(f"unknown database {name!r} (configured: {known})")
 
     def secrets(self) -> list[str]:
@@ -241,8 +255,8 @@ def redact_url(url: str | None) -> str | None:
     if parts.query and _SECRET_QUERY.search(parts.query):
         parts = parts._replace(query=_SECRET_QUERY.sub(r"\1***", parts.query))
         url = urlunsplit(parts)
-    if password is None:  # also `://u:pw@h` (no scheme: urlsplit sees no netloc)
-        return _LOOSE_CREDENTIALS.sub(r"\1:***@", url)
+    if password is None:  # also `://u:pw@h`, `scheme:/u:pw@h` (urlsplit sees no netloc)
+        return _SECRET_QUERY.sub(r"\1***", _LOOSE_CREDENTIALS.sub(r"\1:***@", url))
     netloc = parts.netloc.rsplit("@", 1)
     user = (parts.username or "") + ":***"
     return urlunsplit(parts._replace(netloc=f"{user}@{netloc[-1]}"))
@@ -250,14 +264,18 @@ def redact_url(url: str | None) -> str | None:
 
 # --- URL checks (issue 13: a malformed URL is one line and exit 2, never a traceback) -------
 
-# scheme://user:password@ in a URL that urlsplit cannot parse (greedy: up to the LAST @)
-_LOOSE_CREDENTIALS = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*)?://[^:/@]*):.*@", re.DOTALL)
-_LOOSE_PASSWORD = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*)?://[^:/@]*:(.*)@", re.DOTALL)
+# user:password@ in a URL that urlsplit cannot parse, or parses without a password: after
+# `scheme://`, a mistyped `scheme:/` or `scheme//`, or no scheme (greedy: up to the LAST @)
+_LOOSE_USER = r"(?:(?:[A-Za-z][A-Za-z0-9+.-]*)?:?/+|(?![A-Za-z][A-Za-z0-9+.-]*:?/))[^:/@\s]*"
+_LOOSE_CREDENTIALS = re.compile(rf"^({_LOOSE_USER}):.*@", re.DOTALL)
+_LOOSE_PASSWORD = re.compile(rf"^{_LOOSE_USER}:(.*)@", re.DOTALL)
 
 
-# a secret in a URL's query (libpq and psycopg take ?password=..., some APIs ?token=...)
+# a secret in a URL's query (libpq and psycopg take ?password=..., some APIs ?token=...),
+# or in libpq's keyword form (`host=db user=u password=secret dbname=x`)
 _SECRET_QUERY = re.compile(
-    r"((?:^|[?&;])[^=&;#]*(?:password|passwd|secret|token|api_?key|sslkey)[^=&;#]*=)[^&;#]*",
+    r"((?:^|[?&;\s])[^=&;#\s]*(?:password|passwd|secret|token|api_?key|sslkey)[^=&;#\s]*=)"
+    r"[^&;#\s]*",
     re.IGNORECASE,
 )
 
@@ -329,15 +347,19 @@ def default_data_dir(env: Mapping[str, str] = os.environ) -> Path:
     return Path(base) / "lsops"
 
 
-def _secret(section: Mapping[str, Any], key: str, env: Mapping[str, str], where: str) -> str | None:
-    """A value given inline (`key`) or by the name of an environment variable (`key_env`)."""
+def _secret(
+    section: Mapping[str, Any], key: str, env: Mapping[str, str], where: str
+) -> tuple[str | None, str | None]:
+    """(value, None) for a value given inline (`key`) or by the name of an environment
+    variable (`key_env`); (None, why) when that variable is not set: the caller says it
+    when the value is needed (a database command needs no API token)."""
     if f"{key}_env" in section:
         name = section[f"{key}_env"]
         if name not in env:
-            raise ConfigError(f"{where}: environment variable {name} (from {key}_env) is not set")
-        return env[name]
+            return None, f"{where}: environment variable {name} (from {key}_env) is not set"
+        return env[name], None
     value = section.get(key)
-    return str(value) if value is not None else None
+    return (str(value) if value is not None else None), None
 
 
 # parsed lsops.toml files by their bytes: the collector's alert round read and parsed the
@@ -380,11 +402,13 @@ def _target(name: str, section: Mapping[str, Any], env: Mapping[str, str]) -> Ta
     if not isinstance(section, Mapping):
         raise ConfigError(f"lsops.toml: [targets.{name}] must be a table")
     url = section.get("url") or DEFAULT_API_URL
+    token, unset = _secret(section, "token", env, f"[targets.{name}]")
     try:
         return Target(
             name=name,
             url=str(url).rstrip("/"),
-            token=_secret(section, "token", env, f"[targets.{name}]"),
+            token=token,
+            token_unset=unset,
             timeout_s=float(section.get("timeout_s", 5.0)),
             retries=int(section.get("retries", 2)),
         )
@@ -625,7 +649,7 @@ def load_settings(
     if env.get("LSOPS_API_URL"):
         current = replace(current, url=env["LSOPS_API_URL"].rstrip("/"))
     if env.get("LSOPS_API_TOKEN"):
-        current = replace(current, token=env["LSOPS_API_TOKEN"])
+        current = replace(current, token=env["LSOPS_API_TOKEN"], token_unset=None)
     if not current.url.startswith(("http://", "https://")):
         raise ConfigError(f"API URL must start with http:// or https://: {redact_url(current.url)}")
     check_url(current.url, f"API URL of target {chosen}", schemes=("http", "https"))
@@ -636,23 +660,28 @@ def load_settings(
         store_url = f"sqlite:///{data_dir / 'metrics.sqlite'}"
 
     databases: dict[str, str] = {}
+    databases_unset: dict[str, str] = {}
     for name, section in (doc.get("databases") or {}).items():
-        url = (
+        url, unset = (
             _secret(section, "url", env, f"[databases.{name}]")
             if isinstance(section, Mapping)
-            else str(section)
+            else (str(section), None)
         )
         if url:
             databases[name] = url
+        elif unset is not None:
+            databases_unset[name] = unset
     database_url = env.get("LSOPS_DATABASE_URL")
     database_name = database
     if database is not None:
+        if database in databases_unset:
+            raise ConfigError(databases_unset[database])
         if database not in databases:
-            known = ", ".join(sorted(databases)) or "none"
+            known = ", ".join(sorted([*databases, *databases_unset])) or "none"
             raise ConfigError(f"unknown database {database!r} (configured: {known})")
         database_url = databases[database]
-    elif database_url is None and databases:
-        database_name = doc.get("default_database") or next(iter(databases))
+    elif database_url is None and (databases or databases_unset):
+        database_name = doc.get("default_database") or next(iter(doc.get("databases")))
         database_url = databases.get(database_name)
 
     outputs = env.get("LSOPS_OUTPUTS") or (doc.get("outputs") or {}).get("dir") or "./outputs"
@@ -673,4 +702,5 @@ def load_settings(
         config_path=path,
         **_security_settings(doc, cwd),  # issue 12
         env=None if env is os.environ else dict(env),
+        databases_unset=databases_unset,
     )

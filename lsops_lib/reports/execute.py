@@ -81,6 +81,16 @@ class _EnvKernelManager(AsyncKernelManager):
     # after the shutdown request. A kernel that exits normally does so in ~0.2-0.5 s.
     shutdown_wait_time = Float(SHUTDOWN_WAIT_S, config=True)
 
+    async def _async_interrupt_kernel(self) -> None:
+        """No SIGINT on the way out: jupyter_client interrupts a kernel before asking it to
+        shut down, and an ipykernel idle by then logs "[IPKernelApp] ERROR |
+        KeyboardInterrupt caught in kernel." to the run's stderr (a cron log's spurious
+        ERROR). The shutdown request stops an idle kernel; a busy one gets SIGTERM, then
+        SIGKILL (shutdown_wait_time). A timed-out cell is interrupted before, by nbclient."""
+        if self.shutting_down:
+            return
+        await super()._async_interrupt_kernel()
+
     async def _async_finish_shutdown(
         self, waittime: float | None = None, pollinterval: float = 0.1, restart: bool = False
     ) -> None:

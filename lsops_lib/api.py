@@ -134,7 +134,10 @@ def _num(
     value = payload[key]
     number: float | None = None
     if _is_number(value):
-        number = float(value) if abs(value) < 1e308 else math.inf  # a JSON 1e400: inf
+        try:
+            number = float(value)
+        except OverflowError:  # an integer of 400 digits: beyond any float
+            number = math.inf
     elif isinstance(value, str):
         try:
             number = float(value.strip().rstrip("%"))
@@ -433,18 +436,23 @@ def parse_endpoint_metrics(payload: Any) -> EndpointMetrics | None:
 def check_base_url(url: str) -> str:
     """`url` as a base the client appends `/api/...` to; ConfigError when it has no host,
     or a query or fragment (the paths would land inside them: `/?token=x/api/health`)."""
+    from .config import redact_url
+
     try:
         parts = urlsplit(str(url))
     except ValueError:
         parts = None
     if parts is None or not parts.hostname:
-        raise ConfigError(f"API URL has no host: {safe_url(url)!r}")
+        raise ConfigError(f"API URL has no host: {redact_url(url)}")
     if parts.query or parts.fragment or str(url).rstrip("/").endswith(("?", "#")):
+        host = parts.netloc.rsplit("@", 1)[-1]  # shown without credentials, query, fragment
         raise ConfigError(
-            f"API URL {safe_url(url)} has a query or fragment: give the base address only "
-            "(a token goes in LSOPS_API_TOKEN or the target's token_env)"
+            f"API URL {parts.scheme}://{host}{parts.path} has a query or fragment (not shown): "
+            "give the base address only (a token goes in LSOPS_API_TOKEN or the target's "
+            "token_env)"
         )
     return url
+
 
 _TLS: ssl.SSLContext | None = None
 _TLS_LOCK = threading.Lock()

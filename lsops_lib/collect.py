@@ -248,7 +248,9 @@ def target_clients(
 ) -> Iterator[dict[str, Any]]:
     """One API client per target (`config.Target`s; name -> `Client.from_target(target)`
     unless `factory` is given), every one closed on exit. Raises ConfigError, before any
-    client is made, for a target whose URL is not http:// or https://."""
+    client is made, for a target whose URL is not http:// or https://, has no host, or has
+    a query or fragment (`api.check_base_url`)."""
+    from .api import check_base_url
     from .config import redact_url
 
     chosen = list(targets)
@@ -258,6 +260,10 @@ def target_clients(
                 f"[targets.{t.name}]: API URL must start with http:// or https://: "
                 f"{redact_url(t.url)}"
             )
+        try:
+            check_base_url(t.url)
+        except ConfigError as exc:
+            raise ConfigError(f"[targets.{t.name}]: {exc}") from None
     if factory is None:
         from .api import Client
 

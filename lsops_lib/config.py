@@ -650,9 +650,9 @@ def load_settings(
         current = replace(current, url=env["LSOPS_API_URL"].rstrip("/"))
     if env.get("LSOPS_API_TOKEN"):
         current = replace(current, token=env["LSOPS_API_TOKEN"], token_unset=None)
-    if not current.url.startswith(("http://", "https://")):
-        raise ConfigError(f"API URL must start with http:// or https://: {redact_url(current.url)}")
     check_url(current.url, f"API URL of target {chosen}", schemes=("http", "https"))
+    if not current.url.startswith(("http://", "https://")):  # not httpx://, not HTTP://
+        raise ConfigError(f"API URL must start with http:// or https://: {redact_url(current.url)}")
 
     data_dir = default_data_dir(env)
     store_url = env.get("LSOPS_STORE") or (doc.get("store") or {}).get("url")

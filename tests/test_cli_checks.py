@@ -251,6 +251,7 @@ def test_endpoints_bad_window_is_one_line_exit_2(env: dict[str, str]) -> None:
         result = CliRunner().invoke(main, ["endpoints", *args, "--json"], env=env)
         assert result.exit_code == 2, args
         assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == ""
+    Store(env["LSOPS_STORE"]).close()  # a store without a scrape: nothing counted
     empty = run(env, "endpoints", *SINCE, "--json")
     assert empty.exit_code == 0 and json.loads(empty.output) == []
 
@@ -296,6 +297,9 @@ def test_checklist_exit_codes(env: dict[str, str], final: str, answer: bool, cod
 
 
 def test_checklist_nothing_known_and_bad_usage_are_unknown(env: dict[str, str]) -> None:
+    missing = run(env, "checklist", "--json")  # no store at all: one line, unknown
+    assert missing.exit_code == 3 and "does not exist" in missing.stderr and not missing.stdout
+    Store(env["LSOPS_STORE"]).close()  # a store without a scrape
     nothing = run(env, "checklist", "--json")
     assert nothing.exit_code == 3 and json.loads(nothing.output)["status"] == "UNKNOWN"
     assert run(env, "checklist", "--window", "banana").exit_code == 3

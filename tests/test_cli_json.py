@@ -476,7 +476,7 @@ CASES["collect"].append(
         "once with the logs",
         ["collect", "--once"],
         _collect_sources,
-        shows={"source_run.source", "source_run.items", "source_run.ok"},
+        shows={"source_runs[].source", "source_runs[].items", "source_runs[].ok"},
         streams=True,
     )
 )

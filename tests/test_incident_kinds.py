@@ -295,3 +295,38 @@ def test_daily_counters_summed_from_the_per_scrape_read_equal_the_stores_day_rea
     pd.testing.assert_frame_equal(
         hourly, sqlite_store.counter_intervals(start, end, bucket="hour", target="default")
     )
+
+
+# --- error-rate and latency incidents in the latest bucket (QA 13) ------------------------
+
+
+def test_an_endpoint_incident_still_breaching_at_the_last_scrape_is_ongoing(
+    sqlite_store: Store,
+) -> None:
+    """Hand-built: three hours of clean traffic, then from 03:00 half the requests of /a
+    fail and they are 10x slower, up to the last scrape at 03:40. Both incidents are
+    ongoing and end at that scrape (not at 04:00, the end of its hour, later than anything
+    seen); once a clean hour followed, the incident ends at its hour's end, not ongoing."""
+    h = History(sqlite_store)
+    h.scrape()
+    h.run(36, {"/a": (100, 20.0, 0), "/b": (100, 20.0, 0)})  # 00:05 .. 03:00
+    h.run(8, {"/a": (100, 200.0, 50), "/b": (100, 20.0, 0)})  # 03:05 .. 03:40
+    began, last = T0 + timedelta(hours=3), T0 + timedelta(hours=3, minutes=40)
+    found = A.incidents(sqlite_store, None, None, Thresholds(), kinds=("error_rate", "latency"))
+    now = found[found["endpoint"] == "/a"].set_index("kind")
+    assert set(now.index) == {"error_rate", "latency"} and len(found) == 2
+    for kind in ("error_rate", "latency"):
+        row = now.loc[kind]
+        assert bool(row["ongoing"]) is True, kind
+        assert row["start"] == pd.Timestamp(began)
+        assert row["end"] == pd.Timestamp(last) and row["duration_s"] == 40 * 60
+    # the window's end before the history's: the latest scrape IN the window ends it
+    until = T0 + timedelta(hours=3, minutes=32)  # scrapes up to 03:30
+    cut = A.incidents(sqlite_store, None, until, Thresholds(), kinds=("error_rate",))
+    assert cut["ongoing"].tolist() == [True]
+    assert cut["end"][0] == pd.Timestamp(T0 + timedelta(hours=3, minutes=30))
+    # a later clean hour: the incident ended with its bucket, and is over
+    h.run(13, {"/a": (100, 20.0, 0), "/b": (100, 20.0, 0)})  # 03:45 .. 04:45
+    done = A.incidents(sqlite_store, None, None, Thresholds(), kinds=("error_rate",))
+    assert done["ongoing"].tolist() == [False]
+    assert done["end"][0] == pd.Timestamp(T0 + timedelta(hours=4))

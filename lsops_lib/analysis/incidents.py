@@ -173,8 +173,13 @@ def endpoint_incidents(
     latency_factor: float = 2.0,
     min_latency_delta_ms: float = 50.0,
     z: float = 1.645,
+    last_seen: Any = None,
 ) -> pd.DataFrame:
     """error_rate and latency incidents per endpoint from per-bucket figures.
+
+    `last_seen`: the last observation (scrape) of the history read; a run whose last
+    bucket holds it is still breaching there: `ongoing`, and it ends at that observation
+    (without it, a run ends at the end of its last bucket).
 
     error_rate: a bucket with at least `min_requests` whose error rate is above
     thresholds.error_rate_warn beyond chance: the lower bound of its Wilson score
@@ -188,6 +193,7 @@ def endpoint_incidents(
     if series.empty:
         return empty(COLUMNS)
     step = _BUCKET.get(bucket)
+    last_seen = None if last_seen is None else ts(last_seen)
     rows: list[dict[str, Any]] = []
     # every endpoint's buckets, oldest first, one endpoint after the other; the per-bucket
     # tests are element-wise, so they are computed over all endpoints at once (a month of
@@ -214,7 +220,7 @@ def endpoint_incidents(
         runs = _runs(pd.Series(flags)) if flags.any() else []
         for first, last in _consecutive(part, runs, step):
             run = part.iloc[first : last + 1]
-            start, end, ongoing = _span(part, first, last, step)
+            start, end, ongoing = _span(part, first, last, step, last_seen)
             errors, requests = int(run["errors"].sum()), int(run["requests"].sum())
             peak = float(run["error_rate"].max())
             overall = errors / requests if requests else float("nan")
@@ -248,7 +254,7 @@ def endpoint_incidents(
         runs = _runs(pd.Series(flags)) if flags.any() else []
         for first, last in _consecutive(part, runs, step):
             run = part.iloc[first : last + 1]
-            start, end, ongoing = _span(part, first, last, step)
+            start, end, ongoing = _span(part, first, last, step, last_seen)
             requests = float(run["requests"].sum())
             mean = float(run["time_sum_ms"].sum() / requests) if requests else float("nan")
             peak = float(run["mean_ms"].max())
@@ -288,11 +294,18 @@ def _consecutive(
 
 
 def _span(
-    part: pd.DataFrame, first: int, last: int, step: timedelta | None
+    part: pd.DataFrame,
+    first: int,
+    last: int,
+    step: timedelta | None,
+    last_seen: pd.Timestamp | None = None,
 ) -> tuple[pd.Timestamp, pd.Timestamp, bool]:
     start = part["ts"].iloc[first]
     if step is not None:
-        return start, part["ts"].iloc[last] + pd.Timedelta(step), False
+        begin, end = part["ts"].iloc[last], part["ts"].iloc[last] + pd.Timedelta(step)
+        if last_seen is not None and begin <= last_seen < end:  # the latest bucket: ongoing
+            return start, last_seen, True
+        return start, end, False
     ongoing = last + 1 >= len(part)
     return start, part["ts"].iloc[last] if ongoing else part["ts"].iloc[last + 1], ongoing
 
@@ -347,6 +360,7 @@ def incidents(
     """
     thresholds = thresholds or Thresholds()
     parts = []
+    health = None
     if {"no_answer", "health_error", "health_degraded"} & set(kinds):
         health = store.health(start, end, target=target)
         if not health.empty:
@@ -377,6 +391,8 @@ def incidents(
                 include_monitoring=include_monitoring,
             )
             base = summary.set_index("endpoint")["mean_ms"] if not summary.empty else None
+        if health is None:  # the last observation of the window: every scrape's instant
+            health = store.scrapes(start, end, target=target, columns=["ts"])
         found = endpoint_incidents(
             series,
             thresholds,
@@ -384,6 +400,7 @@ def incidents(
             baseline=base,
             min_requests=min_requests,
             latency_factor=latency_factor,
+            last_seen=pd.to_datetime(health["ts"], utc=True).max() if not health.empty else None,
         )
         parts.append(found[found["kind"].isin(kinds)])
     if "restart" in kinds:

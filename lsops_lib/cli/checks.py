@@ -8,6 +8,7 @@ answer, a critical fail), 3 UNKNOWN (nothing known, bad usage or settings).
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import datetime
 from typing import Any
@@ -43,9 +44,15 @@ def _client(app: App) -> Any:
 
 
 def _store(app: App) -> Any:
-    from ..store import Store
+    """The store the readers read; a SQLite file that does not exist is a StoreError (the
+    command's failure code), never an empty store created on the way."""
+    from ..config import redact_url, sqlite_store_missing
+    from ..store import Store, StoreError
 
-    return Store(app.settings().store_url)
+    url = app.settings().store_url
+    if sqlite_store_missing(url):
+        raise StoreError(f"the store {redact_url(url)} does not exist: run 'lsops collect' first")
+    return Store(url)
 
 
 def target_note(store: Any, target: str) -> str | None:
@@ -109,7 +116,8 @@ def health_data(answer: Any, memory_limit_bytes: int | None) -> dict[str, Any]:
         "checks_summary": {
             "passed": h.checks_passed,
             "total": h.checks_total,
-            "percentage": h.checks_percentage,
+            "percentage": h.checks_percentage,  # as the server says it: 0-100
+            "fraction": None if h.checks_percentage is None else h.checks_percentage / 100,
         },
         "error": h.error,
     }
@@ -154,10 +162,10 @@ def _health_view(d: Any) -> None:
     table(d["services"], _SERVICE_COLUMNS, title="services", empty=None)
     summary = d["checks_summary"]
     if summary["total"] is not None:
-        share = summary["percentage"]
-        share = f" ({fmt.pct(share / 100)})" if share is not None else ""
+        share = summary["fraction"]
+        share = f" ({fmt.pct(share)})" if share is not None else ""
         line(f"checks passed: {summary['passed']} of {summary['total']}{share}")
-    if not d["deep"]:
+    if not d["deep"] and d["services"]:
         line("quick check: services say 'Configured'; --deep tests the connections", style="dim")
 
 
@@ -409,10 +417,13 @@ _CACHE_COLUMNS = [
 
 
 def _cache_view(d: Any) -> None:
-    line(
-        f"cache: {fmt.integer(d['hits'])} hits, {fmt.integer(d['misses'])} misses, "
-        f"hit rate {fmt.pct(d['hit_rate'])} (since process start or last reset)"
-    )
+    if not d["reported"]:
+        line("cache: not reported (the /api/metrics answer has no cache object)", style="yellow")
+    else:
+        line(
+            f"cache: {fmt.integer(d['hits'])} hits, {fmt.integer(d['misses'])} misses, "
+            f"hit rate {fmt.pct(d['hit_rate'])} (since process start or last reset)"
+        )
     table(
         d["caches"],
         _CACHE_COLUMNS,
@@ -421,6 +432,16 @@ def _cache_view(d: Any) -> None:
     )
     if d["note"]:
         line(d["note"], style="yellow")
+
+
+def _cache_reported(body: bytes) -> bool:
+    """Whether the /api/metrics answer holds a `cache` object (its record reads a missing
+    one as 0 hits and 0 misses)."""
+    try:
+        metrics = json.loads(body).get("metrics")
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return True
+    return isinstance(metrics, dict) and isinstance(metrics.get("cache"), dict)
 
 
 @main.command("cache")
@@ -447,6 +468,7 @@ def cache_command(app: App, no_deep: bool, as_json: bool) -> None:
                 except ApiError as exc:
                     note = f"deep health check failed: {exc}"
     cache = metrics.record.cache
+    reported = _cache_reported(metrics.body)
     per_cache = []
     for name, value in (caches or {}).items():
         if isinstance(value, dict):
@@ -463,10 +485,11 @@ def cache_command(app: App, no_deep: bool, as_json: bool) -> None:
             )
     data = {
         "url": metrics.url,
-        "hits": cache.hits,
-        "misses": cache.misses,
-        "operations": cache.hits + cache.misses,
-        "hit_rate": cache.hit_rate if cache.hits + cache.misses else None,
+        "reported": reported,  # False: no `cache` object in the answer (figures null)
+        "hits": cache.hits if reported else None,
+        "misses": cache.misses if reported else None,
+        "operations": cache.hits + cache.misses if reported else None,
+        "hit_rate": cache.hit_rate if reported and cache.hits + cache.misses else None,
         "since": "process start or last metrics reset (cumulative counters)",
         "total_keys": (caches or {}).get("totalKeys"),
         "caches": per_cache,

@@ -5,6 +5,11 @@ properly (the failure IS stored) or the store/database could not be written/read
 2 bad usage or configuration (bad --every, neither or both of --once/--every, an
 unreadable config, a store written by a newer lsops). Errors are one line on stderr.
 
+`--once --json` (one target) prints ONE JSON document: the scrape's (`scrape_summary`), with
+the database snapshot (`db`, with --db) and the runs of the other sources (`source_runs`,
+a list) inside it. `--every --json` prints JSON Lines: each scrape, snapshot and source run
+one object a line (`{"db": ...}`, `{"source_run": ...}`).
+
 `--all-targets`: each round scrapes every target of lsops.toml concurrently
 (`collect.collect_round`), one summary line (or, with --json, one JSON object per line)
 per target in the order of lsops.toml. `--once` exits 0 when every target answered and
@@ -75,12 +80,9 @@ def _scrape_view(s: Any) -> None:
     line(summary_line(s))
 
 
-def _print_scrape(scrape: Scrape, stored: bool, as_json: bool, *, stream: bool) -> None:
-    data = scrape_summary(scrape, stored)
-    if stream:  # one JSON object per line in a loop
-        render.stream(data, as_json, _scrape_view)
-    else:
-        emit(data, as_json, _scrape_view)
+def _print_scrape(scrape: Scrape, stored: bool, as_json: bool) -> None:
+    """One scrape of a loop or of a round: one JSON object per line, or its line."""
+    render.stream(scrape_summary(scrape, stored), as_json, _scrape_view)
 
 
 def _stop_on_signals() -> threading.Event:
@@ -126,6 +128,7 @@ def collect_command(
     from ..api import Client
     from ..collect import collect_forever, collect_once
     from ..store import Store
+    from ..store.schema import in_memory
 
     with run_command(usage=2, failure=1):
         if once == (every is not None):
@@ -134,6 +137,11 @@ def collect_command(
             raise ParameterError("--all-targets collects every target: drop --target NAME")
         period = parse_duration(every) if every is not None else None
         settings = app.settings()
+        if in_memory(settings.store_url):
+            raise ConfigError(
+                f"the store {settings.store_url} is held in memory: every scrape would be lost "
+                "when collect exits; give a file (sqlite:///PATH) or postgresql://"
+            )
         if with_db:
             settings.database(database)  # a missing database is a configuration error: exit 2 now
         from ..sources.settings import source_settings
@@ -154,10 +162,18 @@ def collect_command(
         try:
             if period is None:
                 scrape = collect_once(client, store, target=target, deep=deep)
-                _print_scrape(scrape, True, as_json, stream=False)
-                db_error = _db_snapshot(settings, store, database, as_json) if with_db else None
-                source_error = _other_sources(settings, store, target, as_json)  # issue 10
+                # --json: ONE document, the scrape's, the database snapshot and the source
+                # runs inside it (`db`, `source_runs`); the text: a line each as they come
+                doc = scrape_summary(scrape, True)
+                if not as_json:
+                    render.show(doc, _scrape_view)
+                db_error = (
+                    _db_snapshot(settings, store, database, as_json, into=doc) if with_db else None
+                )
+                source_error = _other_sources(settings, store, target, as_json, into=doc)
                 _alerts_hook(settings, store, [target])  # issue 11
+                if as_json:
+                    emit(doc, True, _scrape_view)
                 if not scrape.ok:
                     first = scrape.failures[0] if scrape.failures else None
                     reason = f"{first.part}: {first.message}" if first else "incomplete answer"
@@ -169,9 +185,9 @@ def collect_command(
                 return
 
             def on_scrape(scrape: Scrape, stored: bool) -> None:
-                _print_scrape(scrape, stored, as_json, stream=True)
+                _print_scrape(scrape, stored, as_json)
                 if with_db:
-                    error = _db_snapshot(settings, store, database, as_json, stream=True)
+                    error = _db_snapshot(settings, store, database, as_json)
                     if error:
                         err_console.print(f"lsops: {error}", markup=False, soft_wrap=True)
                 _other_sources(settings, store, target, as_json)  # issue 10
@@ -212,7 +228,7 @@ def _collect_all(
 
             def print_round(scrapes: list[Scrape]) -> None:
                 for scrape in scrapes:  # in the order of lsops.toml, not of completion
-                    _print_scrape(scrape, stored.pop(scrape.id, False), as_json, stream=True)
+                    _print_scrape(scrape, stored.pop(scrape.id, False), as_json)
 
             if period is None:
                 refused: list[Exception] = []
@@ -220,11 +236,7 @@ def _collect_all(
                     clients, store, deep=deep, on_scrape=on_scrape, on_error=refused.append
                 )
                 print_round(scrapes)
-                db_error = (
-                    _db_snapshot(settings, store, database, as_json, stream=True)
-                    if with_db
-                    else None
-                )
+                db_error = _db_snapshot(settings, store, database, as_json) if with_db else None
                 source_error = _other_sources(  # issue 10: under the selected target
                     settings, store, settings.target.name, as_json
                 )
@@ -248,7 +260,7 @@ def _collect_all(
             def on_round(scrapes: list[Scrape]) -> None:
                 print_round(scrapes)
                 if with_db:
-                    error = _db_snapshot(settings, store, database, as_json, stream=True)
+                    error = _db_snapshot(settings, store, database, as_json)
                     if error:
                         err_console.print(f"lsops: {error}", markup=False, soft_wrap=True)
                 _other_sources(settings, store, settings.target.name, as_json)  # issue 10
@@ -275,9 +287,16 @@ def _reason(scrape: Scrape) -> str:
 
 
 def _db_snapshot(
-    settings: Any, store: Any, database: str | None, as_json: bool, *, stream: bool = False
+    settings: Any,
+    store: Any,
+    database: str | None,
+    as_json: bool,
+    *,
+    into: dict[str, Any] | None = None,
 ) -> str | None:
-    """One --db snapshot; returns an error line instead of raising (ConfigError aside)."""
+    """One --db snapshot; returns an error line instead of raising (ConfigError aside).
+    Printed as one item of a stream, or (`into`: the document of `collect --once`) its
+    key `db`: with --json printed with it, else its line now."""
     from ..collect import collect_db
 
     try:
@@ -287,10 +306,12 @@ def _db_snapshot(
     except LsopsError as exc:
         return f"database snapshot failed: {exc}"
     data = {"db": result}
-    if stream:
-        render.stream(data, as_json, _db_view)
+    if into is not None:
+        into.update(data)
+        if not as_json:
+            render.show(data, _db_view)
     else:
-        emit(data, as_json, _db_view)
+        render.stream(data, as_json, _db_view)
     return None
 
 
@@ -321,16 +342,26 @@ def _alerts_hook(settings: Any, store: Any, targets: list[str]) -> None:
 # --- issue 10: the other sources (Sentry, the logs, pm2) after each scrape or round ------------
 
 
-def _other_sources(settings: Any, store: Any, target: str, as_json: bool) -> str | None:
+def _other_sources(
+    settings: Any, store: Any, target: str, as_json: bool, *, into: dict[str, Any] | None = None
+) -> str | None:
     """Collect the configured sources (`collect.collect_other_sources`): one line each
-    (with --json one object each: source, ok, items, error); returns the line saying which
-    did not answer (exit 1 with --once), None when all did or none is configured.
-    A malformed [sentry]/[logs]/[pm2] section is a ConfigError (exit 2)."""
+    (with --json one object each: {"source_run": {source, ok, items, error}}); `into`: the
+    document of `collect --once`, whose list `source_runs` they are (with --json printed
+    with it, else a line each now). Returns the line saying which did not answer (exit 1
+    with --once), None when all did or none is configured. A malformed
+    [sentry]/[logs]/[pm2] section is a ConfigError (exit 2)."""
     from ..collect import collect_other_sources
 
     results = collect_other_sources(settings, store, target=target)
-    for result in results:
-        render.stream({"source_run": result.as_dict()}, as_json, _source_view)
+    runs = [result.as_dict() for result in results]
+    if into is not None:
+        into["source_runs"] = runs
+        for run in runs if not as_json else ():
+            render.show(run, _run_view, at="source_runs[]")
+    else:
+        for run in runs:
+            render.stream({"source_run": run}, as_json, _source_view)
     failed = [r for r in results if not r.ok]
     if not failed:
         return None
@@ -339,7 +370,10 @@ def _other_sources(settings: Any, store: Any, target: str, as_json: bool) -> str
 
 
 def _source_view(d: Any) -> None:
-    r = d["source_run"]
+    _run_view(d["source_run"])
+
+
+def _run_view(r: Any) -> None:
     if r["ok"]:
         line(f"{r['source']}: OK, {fmt.integer(r['items'])} stored")
     else:

@@ -381,6 +381,21 @@ def engine_url(url: str) -> str:
     return url
 
 
+def _memory(database: str | None) -> bool:
+    database = database or ""
+    return database in ("", ":memory:") or database.startswith("file::memory:")
+
+
+def in_memory(url: str) -> bool:
+    """True for a SQLite store held in memory (`sqlite://`, `sqlite:///:memory:`): it is
+    gone when the process ends (a collector refuses it)."""
+    try:
+        parsed = make_url(engine_url(url))
+    except Exception:  # noqa: BLE001 - a malformed URL: `make_engine` says why
+        return False
+    return parsed.get_backend_name() == "sqlite" and _memory(parsed.database)
+
+
 def make_engine(url: str) -> Engine:
     """The engine of a store URL: SQLite (`~` expanded, parent folder created, WAL unless
     in memory, busy_timeout 30 s) or PostgreSQL (psycopg 3). Anything else is a
@@ -392,7 +407,7 @@ def make_engine(url: str) -> Engine:
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         database = parsed.database or ""
-        memory = database in ("", ":memory:") or database.startswith("file::memory:")
+        memory = _memory(database)
         kwargs: dict[str, Any] = {}
         if memory:
             kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}

@@ -66,6 +66,14 @@ def test_alerts_check_judges_the_selected_target(tmp_path: Path) -> None:
         listing = runner.invoke(main, ["--config", str(config), *options, "alerts", "--json"],
                                 env=env)  # fmt: skip
         assert [a["name"] for a in json.loads(listing.stdout)["alerts"]] == firing
+        # nothing to note: null in JSON (not the table's dash), the dash in the table
+        assert [a["note"] for a in doc["alerts"] + json.loads(listing.stdout)["alerts"]] == [
+            None
+        ] * (2 * len(firing))
+    table = runner.invoke(main, ["--config", str(config), "--target", "bravo", "alerts"],
+                          env={"COLUMNS": "250"})  # fmt: skip
+    (row,) = [r for r in table.stdout.splitlines() if r.startswith("│ firing")]
+    assert row.split("│")[-2].strip() == "–", row
 
 
 def test_collect_once_evaluates_the_rules_after_its_round(

@@ -228,7 +228,9 @@ def test_the_four_checklist_lines_with_their_figures(store: Store, tmp_path: Pat
 def test_lsops_checklist_shows_the_lines_and_their_settings(
     lsops_env: dict[str, str], tmp_path: Path
 ) -> None:
-    env = {**lsops_env, "LSOPS_STORE": f"sqlite:///{tmp_path / 's.sqlite'}", "LSOPS_PM2": "off"}
+    url = f"sqlite:///{tmp_path / 's.sqlite'}"
+    Store(url).close()  # an empty store: a missing one is no checklist at all
+    env = {**lsops_env, "LSOPS_STORE": url, "LSOPS_PM2": "off"}
     result = CliRunner().invoke(main, ["checklist", "--json"], env=env)
     checks = {c["key"]: c for c in json.loads(result.stdout)["checks"]}
     assert checks["cpu"]["status"] == "unknown" and "[pm2]" in checks["cpu"]["detail"]

@@ -194,11 +194,19 @@ def _env(
 
 
 @pytest.mark.parametrize(
-    ("plant", "code"),
+    ("plant", "code", "last"),
     [
-        ({"102"}, 2),  # an unresolved fatal issue seen in the window
-        ({"103"}, 1),  # a new unresolved error
-        ({"101", "105", "106"}, 0),  # regressed (not new), resolved, seen before the window
+        # an unresolved fatal issue seen in the window
+        ({"102"}, 2, "CRITICAL (exit 2): 1 unresolved fatal issue, 0 new unresolved errors"),
+        # a new unresolved error
+        ({"103"}, 1, "WARNING (exit 1): 0 unresolved fatal issues, 1 new unresolved error"),
+        ({"103", "104"}, 1, "WARNING (exit 1): 0 unresolved fatal issues, 2 new unresolved errors"),
+        # regressed (not new), resolved, seen before the window
+        (
+            {"101", "105", "106"},
+            0,
+            "OK (exit 0): 0 unresolved fatal issues, 0 new unresolved errors",
+        ),
     ],
 )
 def test_lsops_errors_exit_codes(
@@ -207,6 +215,7 @@ def test_lsops_errors_exit_codes(
     tmp_path: Path,
     plant: set[str],
     code: int,
+    last: str,
 ) -> None:
     _plant(sentry_stand_in, _now())
     sentry_stand_in.issues = [i for i in sentry_stand_in.issues if i.id in plant]
@@ -217,6 +226,7 @@ def test_lsops_errors_exit_codes(
     assert doc["exit_code"] == code and doc["error"] is None
     text = CliRunner().invoke(main, ["errors"], env=env)
     assert text.exit_code == code and SENTRY_TOKEN not in text.output + result.output
+    assert text.stdout.splitlines()[-1] == last
 
 
 def test_lsops_errors_unknown_says_which(
@@ -334,3 +344,53 @@ def test_a_sentry_token_in_the_settings_own_variables_is_redacted(
     monkeypatch.setenv("LSOPS_SENTRY_TOKEN", "sntrys_PROCESS-31d8b0")
     assert {token, "sntrys_PROCESS-31d8b0"} <= set(settings.secrets())
     assert "sntrys_PROCESS-31d8b0" in plain.secrets()
+
+
+def test_429_again_and_again_says_sentry_kept_answering_429(
+    sentry_stand_in: SentryStandIn,
+) -> None:
+    """Retry-After fits each time, but Sentry answers 429 until the timeout is spent: the
+    line says it kept answering 429 and after how many tries (not that 0.5 s "does not fit")."""
+    sentry_stand_in.rate_limit(1000, "0.5")
+    with pytest.raises(SourceError) as caught:
+        with SentryClient(_settings(sentry_stand_in, timeout_s=1.2)) as client:
+            client.issues(since=_now() - timedelta(hours=1))
+    tries = len(sentry_stand_in.requests)
+    assert tries >= 2
+    assert str(caught.value) == (
+        f"sentry: rate limited: Sentry kept answering 429 after {tries} tries "
+        "within the 1.2 s timeout"
+    )
+
+
+def test_a_password_in_the_sentry_url_is_never_shown_nor_stored(
+    sentry_stand_in: SentryStandIn, lsops_env: dict[str, str], tmp_path: Path
+) -> None:
+    """LSOPS_SENTRY_URL with user:password: `lsops errors` and `lsops collect` name the URL
+    with the password masked, in their output and in the store."""
+    host = sentry_stand_in.url.removeprefix("http://")
+    sentry_stand_in.stop()  # nothing answers there: "cannot reach <url>"
+    password = "URLPASSW0RD"
+    env = {
+        **_env(lsops_env, tmp_path, f"http://admin:{password}@{host}"),
+        "LSOPS_API_URL": "http://127.0.0.1:9",
+    }
+    runner = CliRunner()
+    text = runner.invoke(main, ["errors"], env={**env, "COLUMNS": "300"})
+    doc = runner.invoke(main, ["errors", "--json"], env=env)
+    assert text.exit_code == doc.exit_code == 3
+    assert f"cannot reach http://admin:***@{host}: ConnectError" in text.stdout
+    shown = f"sentry: cannot reach http://admin:***@{host}: ConnectError"
+    assert json.loads(doc.stdout)["error"] == shown
+    collect = runner.invoke(main, ["collect", "--once"], env=env)
+    assert f"sentry: FAILED (recorded): sentry: cannot reach http://admin:***@{host}" in (
+        collect.stdout
+    )
+    with Store(env["LSOPS_STORE"]) as store:
+        (error,) = tables.source_runs(store, "default", None, None)["error"]
+    assert error == shown
+    for result in (text, doc, collect):
+        assert password not in result.output + result.stderr
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert password.encode() not in path.read_bytes(), path

@@ -12,9 +12,10 @@ Kinds (`[alerts.notifiers.NAME] kind = ...`, settings.py):
              text part and an HTML part, every field escaped
     command  the program run with the payload as JSON on standard input; exit 0 is delivered
 
-Each attempt is bounded by the notifier's `timeout_s` (HTTP phases, SMTP socket, the
-command is killed); deliveries to different notifiers run in parallel, those to one
-notifier in order (a failure holds the later ones back, so `resolved` never overtakes
+Each attempt, as a whole, is bounded by the notifier's `timeout_s`: at the deadline the
+connection is shut down however slowly the peer answers (a webhook is judged on its
+status, its body is not waited for), the command is killed. Deliveries to different
+notifiers run in parallel, those to one notifier in order (a failure holds the later ones back, so `resolved` never overtakes
 `firing`). An error is one short line that never contains a secret (URLs, passwords and
 anything the settings hold as secret are masked).
 """
@@ -24,11 +25,15 @@ from __future__ import annotations
 import html
 import json
 import smtplib
+import socket
 import ssl
 import subprocess
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime
+from email.header import Header
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 from typing import Any
@@ -98,22 +103,64 @@ def _mask(text: str, secrets: Iterable[str]) -> str:
     return line if len(line) <= MAX_ERROR else line[: MAX_ERROR - 1] + "…"
 
 
+def _shut(sockets: Iterable[Any]) -> None:
+    for sock in sockets:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)  # wakes a read blocked on it
+        except (OSError, AttributeError):  # already closed, or not connected (None)
+            pass
+
+
+@contextmanager
+def _deadline(seconds: float, sockets: Callable[[], Iterable[Any]]) -> Iterator[threading.Event]:
+    """Shut the connection's `sockets` down once `seconds` have passed (then the event is
+    set), so that a peer answering a byte at a time cannot hold an attempt longer than its
+    `timeout_s`: socket timeouts bound each read, not the whole exchange."""
+    expired = threading.Event()
+
+    def stop() -> None:
+        expired.set()
+        _shut(sockets())
+
+    timer = threading.Timer(seconds, stop)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield expired
+    finally:
+        timer.cancel()
+
+
 def _webhook(n: NotifierSettings, body: dict[str, Any]) -> None:
     import httpx  # here: a report reading the month's alerts never posts (~0.1 s to import)
 
-    try:
-        answer = httpx.post(
-            str(n.secret),
-            content=json.dumps(body).encode(),
-            headers={"content-type": "application/json"},
-            timeout=httpx.Timeout(n.timeout_s),
-        )
-    except httpx.TimeoutException:
-        raise RuntimeError(f"no answer within {n.timeout_s:g} s") from None
-    except Exception as exc:  # noqa: BLE001 - its message may quote the URL (a secret)
-        raise RuntimeError(f"{type(exc).__name__}: cannot reach the webhook") from None
-    if not 200 <= answer.status_code < 300:
-        raise RuntimeError(f"the webhook answered HTTP {answer.status_code}")
+    sockets: list[Any] = []
+    client = httpx.Client(timeout=httpx.Timeout(n.timeout_s))  # its TLS set-up: not timed
+    with client, _deadline(n.timeout_s, lambda: list(sockets)) as expired:
+
+        def trace(event: str, info: dict[str, Any]) -> None:  # httpcore's: the socket
+            if event in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+                sockets.append(info["return_value"].get_extra_info("socket"))
+                if expired.is_set():  # connected just after the deadline
+                    _shut(sockets)
+
+        try:
+            with client.stream(
+                "POST",
+                str(n.secret),
+                content=json.dumps(body).encode(),
+                headers={"content-type": "application/json"},
+                extensions={"trace": trace},
+            ) as answer:
+                code = answer.status_code  # the verdict: the body is not waited for
+        except httpx.TimeoutException:
+            raise RuntimeError(f"no answer within {n.timeout_s:g} s") from None
+        except Exception as exc:  # noqa: BLE001 - its message may quote the URL (a secret)
+            if expired.is_set():
+                raise RuntimeError(f"no answer within {n.timeout_s:g} s") from None
+            raise RuntimeError(f"{type(exc).__name__}: cannot reach the webhook") from None
+    if not 200 <= code < 300:
+        raise RuntimeError(f"the webhook answered HTTP {code}")
 
 
 def _html(body: dict[str, Any]) -> str:
@@ -127,7 +174,14 @@ def _html(body: dict[str, Any]) -> str:
 
 def _email(n: NotifierSettings, body: dict[str, Any]) -> None:
     message = EmailMessage()
-    message["Subject"] = " ".join(body["text"].split())[:200]
+    subject = " ".join(body["text"].split())[:200]
+    if subject.isascii():
+        message["Subject"] = subject
+    else:  # encoded-words that hold the spaces too: the policy's folding leaves them BETWEEN
+        # encoded-words, where readers drop them (RFC 2047 6.2): "Ngânhàngdữliệu"; lines of
+        # 76 keep each encoded-word within RFC 2047's 75 characters
+        encoded = Header(subject, "utf-8", maxlinelen=76, header_name="Subject").encode()
+        message.set_raw("Subject", encoded)
     message["From"] = str(n.sender)
     message["To"] = ", ".join(n.to)
     # RFC 5322 requires Date; a Message-ID lets mail clients and archives tell messages apart
@@ -137,18 +191,29 @@ def _email(n: NotifierSettings, body: dict[str, Any]) -> None:
     message["Message-ID"] = make_msgid("lsops", domain=domain)
     message.set_content(body["text"] + "\n\n" + json.dumps(body["alert"], indent=2))
     message.add_alternative(_html(body), subtype="html")
-    try:
-        with smtplib.SMTP(str(n.host), n.port, timeout=n.timeout_s) as smtp:
-            smtp.ehlo()
-            if n.starttls:
-                context = ssl.create_default_context(cafile=n.ca_file)
-                smtp.starttls(context=context)
-                smtp.ehlo()
-            if n.username:
-                smtp.login(n.username, n.secret or "")
-            smtp.send_message(message)
-    except (TimeoutError, OSError) as exc:  # smtplib's and ssl's errors are OSErrors
+    try:  # before the deadline: loading the CA file is not the server's time
+        context = ssl.create_default_context(cafile=n.ca_file) if n.starttls else None
+    except OSError as exc:  # a ca_file that cannot be read
         raise RuntimeError(f"SMTP: {type(exc).__name__}: {exc}") from None
+    smtp = smtplib.SMTP(timeout=n.timeout_s)  # connected below, under the deadline
+    smtp._host = str(n.host)  # the name STARTTLS checks (only a connecting constructor sets it)
+    with _deadline(n.timeout_s, lambda: [smtp.sock]) as expired:
+        try:
+            with smtp:
+                smtp.connect(str(n.host), n.port)
+                if expired.is_set():  # connected just after the deadline
+                    raise TimeoutError
+                smtp.ehlo()
+                if context is not None:
+                    smtp.starttls(context=context)
+                    smtp.ehlo()
+                if n.username:
+                    smtp.login(n.username, n.secret or "")
+                smtp.send_message(message)
+        except (TimeoutError, OSError) as exc:  # smtplib's and ssl's errors are OSErrors
+            if expired.is_set():
+                raise RuntimeError(f"SMTP: no answer within {n.timeout_s:g} s") from None
+            raise RuntimeError(f"SMTP: {type(exc).__name__}: {exc}") from None
 
 
 def _command(n: NotifierSettings, body: dict[str, Any]) -> None:

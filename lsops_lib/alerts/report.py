@@ -116,11 +116,19 @@ def month_alerts(
     end: datetime,
     target: str | None = None,
     incidents: pd.DataFrame | None = None,
+    *,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """The alerts of [start, end): episodes (a DataFrame), fired, by_name [{name, severity,
-    fired, total_s, mean_resolve_s}], pages (critical episodes notified), pages_per_week, and
-    uncaught: the incidents (analysis.incidents rows, restarts aside) no alert caught."""
+    fired, total_s, mean_resolve_s, still_firing}], pages (critical episodes notified),
+    pages_per_week, and uncaught: the incidents (analysis.incidents rows, restarts aside)
+    no alert caught. `total_s` is the time firing within the period: an episode still
+    firing (`still_firing` counts them) up to the end or `now`, whichever is earlier, one
+    resolved after the end up to the end."""
+    from ..times import utcnow
+
     episodes = alert_episodes(store, start, end, target)
+    until = min(_utc(end), _utc(now if now is not None else utcnow()))
     weeks = (pd.Timestamp(end) - pd.Timestamp(start)).total_seconds() / WEEK_S
     pages = 0  # critical episodes that were notified: someone was paged
     if not episodes.empty:
@@ -129,11 +137,15 @@ def month_alerts(
         )
     by_name = []
     if not episodes.empty:
+        resolved = pd.to_datetime(episodes["resolved_at"], utc=True)  # all NaT: naive
+        stop = resolved.where(resolved < until, until)
+        firing_s = (stop - episodes["fired_at"]).dt.total_seconds().clip(lower=0.0)
         for (name, severity), part in episodes.groupby(["name", "severity"], sort=True):
             by_name.append({"name": name, "severity": severity, "fired": int(len(part)),
-                            "total_s": float(part["duration_s"].sum(skipna=True)),
+                            "total_s": float(firing_s[part.index].sum()),
                             "mean_resolve_s": float(part["duration_s"].mean())
-                            if part["duration_s"].notna().any() else None})  # fmt: skip
+                            if part["duration_s"].notna().any() else None,
+                            "still_firing": int(part["ongoing"].sum())})  # fmt: skip
     uncaught = pd.DataFrame()
     if incidents is not None and not incidents.empty:
         real = incidents[incidents["kind"] != "restart"]
@@ -147,6 +159,11 @@ def month_alerts(
         "pages_per_week": pages / weeks if weeks > 0 else None,
         "uncaught": uncaught,
     }
+
+
+def _utc(value: Any) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def _caught(incident: dict[str, Any], episodes: pd.DataFrame, end: datetime) -> bool:

@@ -57,7 +57,7 @@ _TEST_COLUMNS = [
 _HISTORY_LIMIT = 20
 
 
-def _note(alert: dict[str, Any]) -> str:
+def _note(alert: dict[str, Any]) -> str | None:
     notes = []
     if alert.get("flapping"):
         notes.append("flapping: notifications suppressed")
@@ -65,7 +65,7 @@ def _note(alert: dict[str, Any]) -> str:
         notes.append("covered by api_down: not notified")
     if alert.get("owed"):
         notes.append(f"{fmt.counted(alert['owed'], 'notification')} owed, retried next round")
-    return "; ".join(notes) or fmt.DASH
+    return "; ".join(notes) or None  # null in JSON, the dash in the table
 
 
 def _listing(store: Any, target: str, now: Any, recent_s: float) -> dict[str, Any]:

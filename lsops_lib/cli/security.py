@@ -19,7 +19,6 @@ import click
 
 from .. import fmt
 from . import App, fail, limit_option, main, pass_app, run_command
-from .checks import window_options
 from .render import RIGHT, Column, clip, clipper, emit, line, table
 
 __all__ = ["security_command"]
@@ -110,8 +109,8 @@ def _auth_view(a: Any, limit: int) -> None:
         base = a["baseline"]
         line(
             f"  {fmt.integer(a['unauthorized'])} x 401, {fmt.integer(a['forbidden'])} x 403, "
-            f"{fmt.integer(a['rate_limited'])} x 429 over {fmt.integer(a['hours_covered'])} "
-            f"hours covered; baseline per hour: {fmt.number(base['auth_failures'], 2)} "
+            f"{fmt.integer(a['rate_limited'])} x 429 over "
+            f"{fmt.counted(a['hours_covered'], 'hour')} covered; baseline per hour: {fmt.number(base['auth_failures'], 2)} "
             f"401/403, {fmt.number(base['rate_limited'], 2)} 429"
         )
         table(a["bursts"], _BURST_COLUMNS, title="Bursts (hours above the baseline)", empty=None)
@@ -150,7 +149,9 @@ def _view(limit: int) -> Any:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A saved `npm audit --json` output, instead of running npm.",
 )
-@window_options
+@click.option("--window", metavar="DURATION", help="How far back to look (default 30d).")
+@click.option("--since", metavar="T", help="Start (ISO 8601, UTC) instead of --window.")
+@click.option("--until", metavar="T", help="End (ISO 8601, UTC; default now).")
 @limit_option(10, "Rows shown (the JSON lists all).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: audit, auth, secrets.")
 @pass_app

@@ -72,8 +72,8 @@ def _errors_view(d: Any) -> None:
         line("events in the window not counted: Sentry's stats reach 14 days back", style="dim")
     code = d["exit_code"]
     line(
-        f"{d['status']} (exit {code}): {fmt.integer(d['fatal'])} unresolved fatal, "
-        f"{fmt.integer(d['new_errors'])} new unresolved errors",
+        f"{d['status']} (exit {code}): {fmt.counted(d['fatal'], 'unresolved fatal issue')}, "
+        f"{fmt.counted(d['new_errors'], 'new unresolved error')}",
         style=_ERRORS_STYLE[code],
     )
 

@@ -83,9 +83,11 @@ def show_month_alerts(alerts: dict[str, Any] | None) -> None:
         show_table(
             pd.DataFrame(alerts["by_name"]),
             "Alerts of the month, by alert",
-            {"total_s": fmt_duration, "mean_resolve_s": fmt_duration},
+            {"total_s": fmt_duration, "mean_resolve_s": fmt_duration,
+             "still_firing": lambda v: "yes" if pd.notna(v) and v else ""},
             columns={"name": "alert", "severity": "severity", "fired": "fired",
-                     "total_s": "firing in total", "mean_resolve_s": "mean time to resolve"},
+                     "total_s": "firing in total", "still_firing": "still firing",
+                     "mean_resolve_s": "mean time to resolve"},
         )  # fmt: skip
         show_table(
             alerts["episodes"],

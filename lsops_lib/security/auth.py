@@ -12,8 +12,8 @@ least `Thresholds.auth_burst_min` records is a burst).
 
 The API exposes only its last 10 error records per metrics window, so these counts are
 lower bounds at high error rates (the report says so). Client addresses are not in the
-metrics: the top sources need the API's log lines, which lsops does not read yet (the
-log source is a separate issue): `sources` says so.
+metrics: the top sources need the API's logs, which lsops collects but does not count by
+client address: `sources` says so.
 """
 
 from __future__ import annotations
@@ -67,8 +67,8 @@ SAMPLE_NOTE = (
 NO_SOURCES = {
     "available": False,
     "reason": (
-        "client addresses are only in the API's log lines, and lsops does not read the "
-        "logs yet (the log source is another issue): top sources unknown"
+        "client addresses are only in the API's logs, which lsops collects (lsops logs) but "
+        "does not count by client address: top sources unknown"
     ),
     "top": [],
 }

@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from .. import fmt
+from ..config import redact_url
 from .common import SourceError, one_line
 from .settings import SentrySettings
 
@@ -114,22 +116,31 @@ class SentryClient:
         """One GET; 429 waits for Retry-After while that fits before `deadline`."""
         import httpx
 
+        shown_url = redact_url(self.settings.url)
+        tries = 0
         while True:
+            tries += 1
             try:
                 response = self._http.get(url, params=params)
             except httpx.TimeoutException:
                 raise SourceError(
-                    "sentry",
-                    f"no answer within {self.settings.timeout_s:g} s from {self.settings.url}",
+                    "sentry", f"no answer within {self.settings.timeout_s:g} s from {shown_url}"
                 ) from None
             except httpx.HTTPError as exc:
                 raise SourceError(
-                    "sentry", f"cannot reach {self.settings.url}: {type(exc).__name__}"
+                    "sentry", f"cannot reach {shown_url}: {type(exc).__name__}"
                 ) from None
             if response.status_code != 429:
                 return response
             wait = _retry_after(response.headers.get("Retry-After"))
             left = deadline - time.monotonic()
+            if tries > 1 and (wait is None or wait > left):
+                raise SourceError(
+                    "sentry",
+                    f"rate limited: Sentry kept answering 429 after "
+                    f"{fmt.counted(tries, 'try', 'tries')} within the "
+                    f"{self.settings.timeout_s:g} s timeout",
+                )
             if wait is None or wait > left:
                 shown = f"{wait:g} s" if wait is not None else "an unknown time"
                 raise SourceError(
@@ -222,10 +233,12 @@ def _check(response: httpx.Response, settings: SentrySettings) -> None:
         )
     if code == 404:
         raise SourceError(
-            "sentry", f"project {settings.org}/{settings.project} not found (404) at {settings.url}"
+            "sentry",
+            f"project {settings.org}/{settings.project} not found (404) at "
+            f"{redact_url(settings.url)}",
         )
     if code >= 400:
-        raise SourceError("sentry", f"HTTP {code} from {settings.url}")
+        raise SourceError("sentry", f"HTTP {code} from {redact_url(settings.url)}")
 
 
 # --- issues as lsops sees them ---------------------------------------------------------

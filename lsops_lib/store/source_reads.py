@@ -3,12 +3,13 @@ it re-exports everything here, so callers use `store.sources`)."""
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, column, func, select, table
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..times import to_ms
@@ -22,12 +23,22 @@ from .sources import (
     source_runs_table,
 )
 
+_PG_COLLATION = table("pg_collation", column("collname"))
+
 # --- reads --------------------------------------------------------------------------------
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
 
 
 def _frame(store: Any, query: Any, columns: list[str], ts_columns: Sequence[str]) -> pd.DataFrame:
     try:
         with store.engine.connect() as conn:
+            if conn.dialect.name == "sqlite":  # SQLite's own lower() lowers ASCII only
+                conn.connection.driver_connection.create_function(
+                    "lsops_lower", 1, _lower, deterministic=True
+                )
             rows = conn.execute(query).fetchall()
     except SQLAlchemyError as exc:
         raise _fail(store, exc, "read store") from None
@@ -167,10 +178,33 @@ def _level_clause(level: str | None) -> Any:
     return log_lines_table.c.level.in_(at_least)
 
 
-def _grep_clause(grep: str | None) -> Any:
+# PostgreSQL collations whose lower() lowers all of Unicode (under a database in the C
+# locale, lower() lowers ASCII only): ICU's root one, else glibc's C.UTF-8
+_FOLDING = ("und-x-icu", "C.utf8", "C.UTF-8")
+_folding: weakref.WeakKeyDictionary[Any, str | None] = weakref.WeakKeyDictionary()
+
+
+def _folding_collation(store: Any) -> str | None:
+    """The first of `_FOLDING` the PostgreSQL server has (None: its own lower())."""
+    engine = store.engine
+    if engine not in _folding:
+        query = select(_PG_COLLATION.c.collname).where(_PG_COLLATION.c.collname.in_(_FOLDING))
+        found = set(_frame(store, query, ["collname"], ())["collname"])
+        _folding[engine] = next((c for c in _FOLDING if c in found), None)
+    return _folding[engine]
+
+
+def _grep_clause(store: Any, grep: str | None) -> Any:
+    """The entry's text contains `grep` in any case, for all of Unicode (`str.lower`)."""
     if not grep:
         return None
-    return func.lower(log_lines_table.c.text).contains(grep.lower(), autoescape=True)
+    text: Any = log_lines_table.c.text
+    if store.engine.dialect.name == "sqlite":
+        lowered = func.lsops_lower(text)  # registered by _frame
+    else:
+        collation = _folding_collation(store) if store.engine.dialect.name == "postgresql" else None
+        lowered = func.lower(text.collate(collation) if collation else text)
+    return lowered.contains(grep.lower(), autoescape=True)
 
 
 def log_lines(
@@ -191,7 +225,7 @@ def log_lines(
         t.c.ts >= to_ms(start) if start else None,
         t.c.ts < to_ms(end) if end else None,
         _level_clause(level),
-        _grep_clause(grep),
+        _grep_clause(store, grep),
     ).order_by(t.c.ts, t.c.id)
     if limit is not None:
         query = query.limit(limit)
@@ -224,7 +258,7 @@ def pattern_counts(
         t.c.ts >= to_ms(start) if start else None,
         t.c.ts < to_ms(end) if end else None,
         _level_clause(level),
-        _grep_clause(grep),
+        _grep_clause(store, grep),
     ).group_by(t.c.pattern_id)
     return _frame(
         store,

@@ -24,7 +24,17 @@ from tests.fixtures.backups import OTHER_DATABASE, BackupDumps, cut, place
 from tests.fixtures.pg import Planted
 
 HOUR = 3600.0
-FILE_KEYS = {"path", "format", "bytes", "age_s", "complete", "tables", "verdict", "detail"}
+FILE_KEYS = {
+    "path",
+    "format",
+    "gzip",
+    "bytes",
+    "age_s",
+    "complete",
+    "tables",
+    "verdict",
+    "detail",
+}
 
 
 def _check(paths: list[Path], live_url: str | None = None, **kw: Any) -> Any:
@@ -61,6 +71,7 @@ def test_a_complete_dump_passes_in_every_format(
     doc = check.as_dict()
     (entry,) = doc["files"]
     assert entry["format"] == ("plain" if kind == "plain_gz" else kind)
+    assert entry["gzip"] is (kind == "plain_gz")
     assert entry["complete"] is True and entry["verdict"] == "ok", entry["detail"]
     assert sorted(entry["tables"]) == sorted(backup_dumps.tables)  # pg_tables, asked apart
     assert entry["bytes"] == _bytes(dump)
@@ -132,6 +143,36 @@ def test_a_file_that_is_no_dump_is_unreadable(tmp_path: Path) -> None:
         "notes.sql": "unreadable",
     }
     assert check.exit_code == 2
+    (nightly,) = [f for f in check.files if f.path.name == "nightly.dump"]
+    assert nightly.detail == "not a PostgreSQL dump (plain, custom or directory); 0 s old; 19 B"
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("kind", ["custom", "directory"])
+def test_a_dump_newer_than_pg_restore_is_unknown_not_unreadable(
+    kind: str, backup_dumps: BackupDumps, lsops_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A dump written by a newer pg_dump (archive version 1.99 in its header, as a
+    PostgreSQL 16 dump is 1.15 to a pg_restore 15) is not a bad backup: UNKNOWN (exit 3),
+    saying the client is too old and how to name a newer one."""
+    dump = place(getattr(backup_dumps, kind), tmp_path / "dumps")
+    header = dump / "toc.dat" if dump.is_dir() else dump
+    data = bytearray(header.read_bytes())
+    assert data[:5] == b"PGDMP"  # then the archive version: major, minor, revision
+    data[6] = 99
+    header.write_bytes(bytes(data))
+    check = check_backups([dump])
+    (entry,) = check.as_dict()["files"]
+    assert entry["verdict"] == "client too old"
+    assert (check.status, check.exit_code) == ("UNKNOWN", 3)
+    assert "unsupported version (1.99) in file header" in entry["detail"]
+    assert "is older than the pg_dump that wrote this dump" in entry["detail"]
+    assert "LSOPS_PG_BINDIR" in entry["detail"]
+    env = {**lsops_env, "LSOPS_STORE": f"sqlite:///{tmp_path / 'm.sqlite'}"}
+    result = _run([str(dump), "--restore"], env)
+    assert result.exit_code == 3, result.output
+    assert "UNKNOWN (exit 3)" in result.stdout and "client too old" in result.stdout
+    assert "not restored: the client programs are too old to read it" in result.stdout
 
 
 @pytest.mark.postgres
@@ -146,6 +187,7 @@ def test_a_dump_of_another_database_is_judged_as_such(
     assert f"dumped from database '{OTHER_DATABASE}'" in entry["detail"]
     assert f"none of the {len(backup_dumps.tables)} tables" in entry["detail"]
     assert (check.status, check.exit_code) == ("WARNING", 1)  # "missing tables": all of them
+    assert "; 1 table; " in entry["detail"]
 
 
 @pytest.mark.postgres
@@ -169,7 +211,7 @@ def test_a_live_table_left_out_is_missing(
     assert "public.plant_audit" in backup_dumps.tables
     assert sorted(entry["tables"]) == sorted(set(backup_dumps.tables) - {"public.plant_audit"})
     assert entry["verdict"] == "missing tables"
-    assert "1 live tables missing: public.plant_audit" in entry["detail"]
+    assert "; 1 live table missing: public.plant_audit" in entry["detail"]
     assert check.exit_code == 1
     # without a live database there is nothing to miss: said, not judged
     alone = check_backups([dump])
@@ -197,6 +239,19 @@ def test_a_shrink_beyond_the_threshold_against_the_previous_dump(
     assert mixed.files[0].verdict == "ok" and "no earlier complete custom dump" in (
         mixed.files[0].detail
     )
+
+
+@pytest.mark.postgres
+def test_a_compressed_plain_dump_is_named_alike_in_the_table_and_the_detail(
+    backup_dumps: BackupDumps, lsops_env: dict[str, str], tmp_path: Path
+) -> None:
+    dump = place(backup_dumps.plain_gz, tmp_path / "dumps", age_s=HOUR)
+    env = {**lsops_env, "LSOPS_STORE": f"sqlite:///{tmp_path / 'm.sqlite'}", "COLUMNS": "200"}
+    result = _run([str(dump)], env)
+    assert result.exit_code == 0, result.output
+    assert "no earlier complete plain (gzip) dump" in result.stdout
+    (row,) = [r for r in result.stdout.splitlines() if "│" in r and "longsang.sql.gz" in r]
+    assert [c.strip() for c in row.split("│")][3] == "plain (gzip)"
 
 
 @pytest.mark.postgres

@@ -341,8 +341,9 @@ def test_slow_per_hour_from_the_store(tmp_path: Path) -> None:
             )
             store.record_db_queries("prod", t0 + timedelta(minutes=40 * i), snap)
         per_hour = queries.slow_per_hour_from_store(store, "prod")
-    # 00:40: 50 calls at 50 ms (slow); 01:20: 10 calls at 10 ms (not slow)
+    # 00:40: 50 calls at 50 ms (slow) in 40 minutes; 01:20: 10 calls at 10 ms (not slow)
     assert per_hour["slow_calls"].tolist() == [50, 0]
+    assert per_hour["slow_per_hour"].tolist() == pytest.approx([75.0, 0.0])
     assert per_hour["over_threshold"].tolist() == [True, False]
 
 
@@ -386,12 +387,42 @@ def test_slow_per_hour_from_snapshot_deltas() -> None:
     per_hour = queries.slow_per_hour(pd.DataFrame(rows))
     got = dict(zip(per_hour["hour"].dt.hour, per_hour["slow_calls"], strict=True))
     assert got == {0: 30, 1: 60, 2: 35}  # 00:30 | 01:00+01:30 | 02:00 + 5 after the reset
+    # rates: 30 calls in half an hour | 60 in an hour | 30 + 5 in an hour
+    assert per_hour["hours"].tolist() == [0.5, 1.0, 1.0]
+    assert per_hour["slow_per_hour"].tolist() == [60.0, 60.0, 35.0]
     assert list(per_hour["over_threshold"]) == [True, True, True]
     assert (per_hour["slow_calls"] >= 0).all()
     assert queries.slow_per_hour(pd.DataFrame(rows), db.DbThresholds(slow_queries_per_hour=40))[
         "over_threshold"
-    ].tolist() == [False, True, False]
+    ].tolist() == [True, True, False]
     assert queries.slow_per_hour(pd.DataFrame()).empty
+
+
+def test_slow_per_hour_is_a_rate_between_daily_snapshots() -> None:
+    """A collector run once a day: a day's slow calls are spread over its 24 hours before
+    they meet the runbook's "more than 10 slow queries an hour"."""
+    t0 = pd.Timestamp("2026-11-01T02:00:00Z")
+    rows = []
+    for day in range(4):  # statement 1: 120 slow calls (50 ms) a day, 5 an hour
+        rows.append(
+            {"ts": t0 + pd.Timedelta(days=day), "queryid": 1, "query": "a", "rows": 0}
+            | {"calls": 120 * day, "total_ms": 6000.0 * day}
+        )
+    for day in (0, 3):  # statement 2: seen on days 0 and 3 only, 1,080 slow calls: 15 an hour
+        rows.append(
+            {"ts": t0 + pd.Timedelta(days=day), "queryid": 2, "query": "b", "rows": 0}
+            | {"calls": 360 * day, "total_ms": 18000.0 * day}
+        )
+    per_hour = queries.slow_per_hour(pd.DataFrame(rows))
+    assert per_hour["over_threshold"].tolist() == [False, False, True]
+    assert [h.day for h in per_hour["hour"]] == [2, 3, 4]
+    assert per_hour["slow_calls"].tolist() == [120, 120, 120 + 1080]
+    assert per_hour["hours"].tolist() == [24.0, 24.0, 72.0]
+    assert per_hour["slow_per_hour"].tolist() == [5.0, 5.0, 20.0]
+    recs = recommend.recommendations({"slow_per_hour": per_hour})
+    (rec,) = recs[recs["kind"] == "slow_per_hour"].itertuples()
+    assert rec.title == "More than 10 slow queries an hour in 1 hour"
+    assert "20.0 slow calls an hour" in rec.evidence
 
 
 # --- maintenance -----------------------------------------------------------------------------

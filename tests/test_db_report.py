@@ -268,6 +268,25 @@ def test_recommendations_escape_their_text_and_print_the_sql(shown: list[str]) -
     assert markup.count("<blockquote") == markup.count("</blockquote>") == 1
 
 
+def test_slow_queries_per_hour_say_they_are_a_rate_between_snapshots(shown: list[str]) -> None:
+    report = db.optimization_report(url=f"postgresql://u@127.0.0.1:{_closed_port()}/x")
+    t0 = pd.Timestamp("2026-11-01T02:00:00Z")
+    snaps = pd.DataFrame(  # daily snapshots: 120 slow calls (50 ms) a day, 5 an hour
+        [
+            {"ts": t0 + pd.Timedelta(days=d), "queryid": 1, "calls": 120 * d}
+            | {"total_ms": 6000.0 * d, "query": "q", "rows": 0}
+            for d in range(3)
+        ]
+    )
+    section = report.sections["queries"]
+    section.errors.clear()
+    section.frames["slow_per_hour"] = db.queries.slow_per_hour(snaps)
+    present.show_db_section(report, "queries", only=["slow_per_hour"])
+    markup = "".join(shown)
+    assert "0 of 2 hours over the runbook&#x27;s threshold of 10 slow queries an hour" in markup
+    assert "divided by the hours between them" in markup
+
+
 def test_a_section_that_fails_to_render_becomes_a_box(shown: list[str]) -> None:
     report = db.optimization_report(url=f"postgresql://u@127.0.0.1:{_closed_port()}/x")
     report.sections["space"].errors.clear()

@@ -233,6 +233,35 @@ def test_cli_json_and_text(
     assert pg_cluster.password not in result.output + text.output + failed
 
 
+def test_cli_title_and_footer_count_entities_and_rows_alike(
+    lsops_env: dict[str, str], longsang_drift_db: Drift
+) -> None:
+    """An entity both missing and failed is listed once per reason: the title counts the
+    entities and the rows, the footer the rows not shown."""
+    d = longsang_drift_db
+    entities = {
+        *(("project", i) for i in d.missing_projects),
+        *(("workflow", i) for i in d.missing_workflows),
+        *d.failed,
+    }
+    rows = len(d.missing_projects) + len(d.missing_workflows) + len(d.failed)
+    assert rows == len(entities) + 1  # project 3: missing and failed
+    env = {**lsops_env, "LSOPS_DATABASE_URL": d.url, "COLUMNS": "250"}
+    result = _run(["reindex-list", "--limit", "2"], env)
+    assert result.exit_code == 0, result.output
+    assert (
+        f"Entities to re-index: {len(entities)} entities in {rows} rows "
+        "(an entity missing and failed has two)"
+    ) in result.stdout
+    assert f"… {rows - 2} more rows (use --json for all)" in result.stdout
+    data = json.loads(_run(["reindex-list", "--json"], env).stdout)
+    assert (data["to_reindex"], len(data["entities"])) == (len(entities), rows)
+    # a list without an entity under two reasons says one count
+    one = _run(["reindex-list", "--type", "workflow"], env).stdout
+    titles = [t.strip() for t in one.splitlines() if t.startswith("Entities to re-index")]
+    assert titles == [f"Entities to re-index: {len(d.missing_workflows)} entities"]
+
+
 def test_cli_errors_are_one_line(lsops_env: dict[str, str], longsang_db: Planted) -> None:
     env = {**lsops_env, "LSOPS_DATABASE_URL": longsang_db.url}
     bad = _run(["reindex-list", "--type", "nope"], env)

@@ -9,7 +9,8 @@ Exit codes (monitoring plugin), judged on the newest dump: 0 OK; 1 WARNING (it s
 beyond `[thresholds] backup_shrink`, live tables are missing from it, or restored rows are
 off the live count beyond `backup_rows_tolerance`); 2 CRITICAL (no dump, the newest older
 than `[backups] max_age`, empty, truncated or unreadable, or the drill failed); 3 UNKNOWN
-(bad usage or settings, no backups configured, a PostgreSQL client program missing).
+(bad usage or settings, no backups configured, a PostgreSQL client program missing, or one
+older than the pg_dump that wrote the newest dump: `LSOPS_PG_BINDIR` names a newer one).
 """
 
 from __future__ import annotations
@@ -34,12 +35,18 @@ _VERDICT_STYLE = {
     "empty": "red",
     "truncated": "red",
     "unreadable": "red",
+    "client too old": "yellow",
 }
 _STATUS_STYLE = ["green", "yellow", "red", "yellow"]
 
 
 def _tables(value: Any) -> str:
     return fmt.DASH if value is None else fmt.integer(len(value))
+
+
+def _kind(f: Any) -> str | None:
+    """The format as the detail names it: `plain (gzip)` for a compressed plain dump."""
+    return f"{f['format']} (gzip)" if f["format"] and f.get("gzip") else f["format"]
 
 
 def _yes(value: Any) -> str:
@@ -49,7 +56,7 @@ def _yes(value: Any) -> str:
 _FILE_COLUMNS = [
     Column("verdict", "verdict", style=_VERDICT_STYLE, no_wrap=True),
     Column("path", "dump"),
-    Column("format", "format", lambda v: v or fmt.DASH),
+    Column("kind", "format", lambda v: v or fmt.DASH),
     Column("bytes", "size", fmt.size, RIGHT, no_wrap=True),
     Column("age_s", "age", fmt.duration, RIGHT, no_wrap=True),
     Column("complete", "complete", _yes),
@@ -106,7 +113,8 @@ def _restore_view(r: Any) -> None:
 def _view(d: Any) -> None:
     line(_headline(d))
     files = d["files"]
-    table(files, _FILE_COLUMNS, title="Dumps, newest first", empty=None)
+    rows = [{**f, "kind": _kind(f)} for f in files]
+    table(rows, _FILE_COLUMNS, title="Dumps, newest first", empty=None)
     for f in files:
         line(Text.assemble((f"{f['path']}: ", "bold"), str(f["detail"])))
     if d["restore"] is not None:

@@ -593,6 +593,13 @@ def index_stats(app: App, as_json: bool, database: str | None, failures: int) ->
         latest = get("latest indexing failures", lambda: embeddings.latest_failures(insp, failures))
         cov = get("embeddings coverage", lambda: embeddings.coverage(insp))
         if by_type is None and log is None:
+            if any("permission denied" in n for n in notes):
+                role = insp.scalar("SELECT current_user")
+                raise drift.SchemaMissing(
+                    f"permission denied: role {role} may not read the LongSang tables "
+                    f"(grant it SELECT on them, or GRANT pg_read_all_data TO {role}): "
+                    + "; ".join(notes)
+                )
             raise drift.SchemaMissing("not a LongSang database: " + "; ".join(notes))
         data = {
             "by_entity_type": _records_or_none(by_type, ["entity_type", "count", "last_indexed"]),

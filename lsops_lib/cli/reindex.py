@@ -58,14 +58,17 @@ def _view(limit: int) -> Any:
                 line(f"{row['entity_type']}: {row['note']}", style="yellow")
         for note in d["notes"]:
             line(note, style="yellow")
-        which = "stale " if d["stale_only"] else ""
-        table(
-            d["entities"],
-            _ENTITY_COLUMNS,
-            title=f"Entities to re-index ({which}{fmt.integer(d['to_reindex'])})",
-            empty="none",
-            limit=limit,
-        )
+        # one row per entity and reason: the title counts both when they differ
+        rows, stale = d["entities"], "stale " if d["stale_only"] else ""
+        title = "Entities to re-index"
+        if rows:
+            title += ": " + fmt.counted(d["to_reindex"], f"{stale}entity", f"{stale}entities")
+        if len(rows) != d["to_reindex"]:
+            title += f" in {fmt.counted(len(rows), 'row')} (an entity missing and failed has two)"
+        table(rows[:limit], _ENTITY_COLUMNS, title=title)
+        if len(rows) > limit:
+            more = fmt.counted(len(rows) - limit, "more row")
+            line(f"  … {more} (use --json for all)", style="dim")
         if d["to_reindex"]:
             line(
                 f"to re-index them, run in the API's checkout: {d['command']} (lsops never runs it)"

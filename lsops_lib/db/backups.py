@@ -18,14 +18,18 @@ Each question is one small function:
     live_row_counts(insp, ...)      exact count(*) below `backup_exact_rows`, else the
                                     planner's estimate
     judge(dump, previous, ...)      a dump's verdict: ok, too old, empty, truncated,
-                                    unreadable, other database, missing tables, shrunk
+                                    unreadable, client too old, other database, missing
+                                    tables, shrunk
     check_backups(paths, ...)       every dump judged, newest first; the drill when asked
 
 Exit codes follow the monitoring-plugin convention, judged on the newest dump (`exit_code`):
 2 when it is older than `[backups] max_age`, empty, truncated or unreadable, or the drill
-failed; 1 for a shrink beyond `[thresholds] backup_shrink` against the previous dump of the
-same format, missing tables (a dump of another database is one whose tables are all
-missing) or restored rows off the live count by more than `backup_rows_tolerance`; else 0.
+failed; 3 (unknown) when the client programs are older than the pg_dump that wrote it
+(`client too old`: pg_restore cannot read it, which says nothing of the dump); 1 for a
+shrink beyond `[thresholds] backup_shrink` against the previous dump of the same format
+(a gzip-compressed plain dump is its own format there), missing tables (a dump of another
+database is one whose tables are all missing) or restored rows off the live count by more
+than `backup_rows_tolerance`; else 0.
 The live database is only ever read (a READ ONLY `Inspector`); the drill's PostgreSQL is
 its own.
 """
@@ -93,6 +97,7 @@ VERDICTS = {
     "truncated": 2,
     "unreadable": 2,
     "too old": 2,
+    "client too old": 3,  # pg_restore older than the dump: unknown, not a bad dump
     "other database": 1,
     "missing tables": 1,
     "shrunk": 1,
@@ -189,8 +194,9 @@ class DumpCheck:
 
     @property
     def kind(self) -> str:
-        """What sizes are compared within: the format, `plain.gz` for a compressed one."""
-        return f"{self.format}.gz" if self.gzip else str(self.format)
+        """What sizes are compared within, as the dumps table shows it: the format,
+        `plain (gzip)` for a compressed plain dump."""
+        return f"{self.format} (gzip)" if self.gzip else str(self.format)
 
     @property
     def complete(self) -> bool:
@@ -208,6 +214,7 @@ class DumpCheck:
         return {
             "path": str(self.path),
             "format": self.format,
+            "gzip": self.gzip,
             "bytes": self.bytes,
             "age_s": round(self.age_s, 1),
             "complete": self.complete,
@@ -240,6 +247,8 @@ def judge(
     c = dump.contents
     if dump.bytes == 0 and c.problem == EMPTY:
         found.append(("empty", EMPTY))
+    elif c.client_too_old:
+        found.append(("client too old", c.problem or "client too old"))
     elif not c.complete:
         found.append(("truncated" if c.truncated else "unreadable", c.problem or "unreadable"))
     else:
@@ -254,6 +263,8 @@ def judge(
     )
     if dump.bytes == 0:
         pass
+    elif dump.format is None:  # not a dump: no earlier one of its kind to compare with
+        found.append(("ok", fmt.size(dump.bytes)))
     elif previous is not None and previous.bytes > 0:
         change = (dump.bytes - previous.bytes) / previous.bytes
         shrunk = change < -shrink
@@ -268,7 +279,7 @@ def judge(
     else:
         found.append(("ok", f"{fmt.size(dump.bytes)}, no earlier complete {dump.kind} dump"))
     if c.tables is not None:
-        found.append(("ok", f"{len(c.tables)} tables"))
+        found.append(("ok", fmt.counted(len(c.tables), "table")))
         if live is None:
             found.append(("ok", f"tables not compared: {live_problem or 'no database configured'}"))
         elif live:
@@ -285,10 +296,14 @@ def judge(
                 )
             elif missing and c.complete:
                 found.append(
-                    ("missing tables", f"{len(missing)} live tables missing: {_names(missing)}")
+                    (
+                        "missing tables",
+                        f"{fmt.counted(len(missing), 'live table')} missing: {_names(missing)}",
+                    )
                 )
             elif not missing:
-                found.append(("ok", f"all {len(live)} live tables present"))
+                every = "all" if len(live) > 1 else "the"
+                found.append(("ok", f"{every} {fmt.counted(len(live), 'live table')} present"))
     verdict = min((v for v, _ in found), key=list(VERDICTS).index)  # VERDICTS: worst first
     dump.verdict = verdict
     dump.findings = [text for _, text in found]
@@ -312,7 +327,8 @@ class BackupCheck:
     @property
     def exit_code(self) -> int:
         """2 no dump / newest too old, empty, truncated, unreadable / drill failed;
-        1 newest shrunk, missing tables, restored rows off; 0 otherwise."""
+        3 newest client too old (unknown); 1 newest shrunk, missing tables, restored rows
+        off; 0 otherwise."""
         newest = self.newest
         if newest is None:
             return 2
@@ -407,9 +423,12 @@ def check_backups(
     if restore and dumps:
         newest = dumps[0]
         if newest.bytes == 0 or newest.format is None or newest.contents.tables is None:
-            check.restore = skipped_drill(
-                newest, t, f"not restored: the newest dump is {newest.verdict}"
+            why = (
+                "the client programs are too old to read it"
+                if newest.verdict == "client too old"
+                else f"the newest dump is {newest.verdict}"
             )
+            check.restore = skipped_drill(newest, t, f"not restored: {why}")
         else:
             check.restore = restore_drill(
                 newest,

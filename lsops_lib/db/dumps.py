@@ -7,7 +7,8 @@
                                extensions, database name), then a read of the whole archive
                                (`pg_restore -f /dev/null`): the table of contents sits at
                                the start of a custom dump, so `--list` alone passes a
-                               truncated one
+                               truncated one; a dump newer than pg_restore reads is
+                               `client_too_old`, not a bad dump
     read_plain(path)           .sql / .sql.gz: pg_dump's header, its CREATE TABLE and
                                CREATE EXTENSION lines, and the `PostgreSQL database dump
                                complete` trailer (a truncated .gz fails to decompress)
@@ -243,6 +244,7 @@ class DumpContents:
     create_database: str | None = None  # a plain dump made with --create: \connect's target
     problem: str | None = None  # why it is incomplete or unreadable
     truncated: bool = False  # incomplete (cut short) rather than unreadable
+    client_too_old: bool = False  # written by a newer pg_dump than pg_restore reads
 
 
 def _toc_entry(line: str) -> tuple[str, list[str]] | None:
@@ -281,6 +283,18 @@ def parse_toc(listing: str) -> DumpContents:
     )
 
 
+def _client(tool: str) -> str:
+    """`pg_restore 15.14 (/usr/lib/postgresql/15/bin/pg_restore)`: the program and its version."""
+    try:
+        out = subprocess.run(
+            [tool, "--version"], capture_output=True, text=True, timeout=30, env=clean_env()
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    version = re.search(r"\d+(?:\.\d+)*", out)
+    return f"pg_restore {version.group(0) if version else '(version unknown)'} ({tool})"
+
+
 def read_archive(path: Path) -> DumpContents:
     """A custom or directory dump: `pg_restore --list` reads its table of contents, then
     `pg_restore -f /dev/null` reads every data block to the end (a cut file fails here)."""
@@ -297,7 +311,16 @@ def read_archive(path: Path) -> DumpContents:
     except subprocess.TimeoutExpired:
         return DumpContents(False, problem="pg_restore --list took over 10 minutes")
     if listed.returncode != 0:
-        return DumpContents(False, problem=f"pg_restore --list: {last_line(listed.stderr)}")
+        why = last_line(listed.stderr)
+        if "unsupported version" in why:  # "unsupported version (1.15) in file header"
+            return DumpContents(
+                False,
+                problem=f"{_client(tool)} is older than the pg_dump that wrote this dump "
+                f"({why}): set LSOPS_PG_BINDIR to the bin folder of a PostgreSQL client "
+                "as new as the dumped server",
+                client_too_old=True,
+            )
+        return DumpContents(False, problem=f"pg_restore --list: {why}")
     contents = parse_toc(listed.stdout)
     try:
         whole = subprocess.run(

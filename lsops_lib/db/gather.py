@@ -390,6 +390,10 @@ def gather_backups(report: OptimizationReport, settings: Settings | None, store:
     report.findings["backup_check"] = check
     files = pd.DataFrame(check.get("files") or [], columns=BACKUP_FILE_COLUMNS)
     files["tables"] = [None if t is None else len(t) for t in files["tables"]]
+    gzip = [bool(f.get("gzip")) for f in check.get("files") or []]  # as the details name it
+    files["format"] = [
+        f"{v} (gzip)" if z and v else v for v, z in zip(files["format"], gzip, strict=True)
+    ]
     sec.frames["backup_files"] = files
     sec.notes.append(
         f"latest check {fmt.instant(check['checked_at'])}: {check['status']} "

@@ -1,11 +1,21 @@
 """Maintenance: dead tuples and (auto)vacuum/analyze, bloat, wraparound, sequences,
-sessions, connections and cache hit ratios."""
+sessions, connections and cache hit ratios.
+
+What the inspecting role may not see is said, never silently missing: sequences it may not
+read (`pg_sequences` hides their last value), tables it may not read (`pg_stats` hides their
+statistics, so no bloat estimate), and other roles' sessions (`pg_stat_activity` hides them
+from a role that is neither superuser nor has pg_read_all_stats): each is a note on the
+inspector (`insp.unavailable`, the `unavailable` of `lsops db maintenance --json`).
+"""
 
 from __future__ import annotations
 
 import pandas as pd
 
+from .. import fmt
+from . import drift
 from .connect import Inspector
+from .queries import mask_secrets
 from .settings import DbThresholds
 
 __all__ = [
@@ -23,6 +33,56 @@ __all__ = [
 
 XID_LIMIT = 2**31  # transaction IDs and multixacts wrap around after 2^31
 TIME_COLUMNS = ["last_vacuum", "last_autovacuum", "last_analyze", "last_autoanalyze"]
+
+
+def _names(names: list[str], limit: int = 5) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _unreadable(insp: Inspector, what: str, kinds: str, privilege: str, lacks: str) -> None:
+    """Note the relations of `kinds` (pg_class.relkind letters; the system schemas left
+    out) on which the role has none of `privilege`: `what` cannot see them."""
+    check = "has_sequence_privilege" if kinds == "S" else "has_table_privilege"
+    df = insp.frame(
+        f"""
+        SELECT current_user AS role, n.nspname || '.' || c.relname AS name
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind = ANY(:kinds)
+          AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+          AND NOT pg_is_other_temp_schema(n.oid)
+          AND NOT {check}(c.oid, :privilege)
+        ORDER BY 2
+        """,
+        {"kinds": list(kinds), "privilege": privilege},
+    )
+    if not df.empty:
+        noun = "sequence" if kinds == "S" else "table"
+        drift.note(
+            insp,
+            f"{what}: {fmt.counted(len(df), noun)} not checked (role {df['role'].iloc[0]} "
+            f"{lacks}): {_names(list(df['name']))}",
+        )
+
+
+def _hidden_sessions(insp: Inspector, what: str) -> None:
+    """Note the processes of other roles that pg_stat_activity hides from this role (it is
+    neither superuser nor has the privileges of pg_read_all_stats): `what` misses them."""
+    row = insp.frame(
+        """
+        SELECT current_user AS role,
+               pg_has_role('pg_read_all_stats', 'USAGE') AS sees_all,
+               count(*) FILTER (WHERE backend_type IS NULL AND usesysid IS NOT NULL) AS hidden
+        FROM pg_stat_activity
+        """
+    ).iloc[0]
+    if not row["sees_all"] and int(row["hidden"]):
+        drift.note(
+            insp,
+            f"{what}: {fmt.counted(int(row['hidden']), 'session')} of other roles not seen "
+            f"(role {row['role']} is neither superuser nor a member of pg_read_all_stats "
+            "or pg_monitor)",
+        )
 
 
 def _utc(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -75,12 +135,13 @@ def table_bloat(insp: Inspector, thresholds: DbThresholds | None = None) -> pd.D
     """Estimated table bloat: pages the table has against pages its rows need, from the
     planner statistics (row estimate, average column widths, null fractions, fillfactor).
     An ESTIMATE (the method of the well-known ioguix query, simplified): tables never
-    analyzed have no estimate.
+    analyzed have no estimate, nor tables the role may not read (noted on `insp`).
 
     Columns: schema, table, table_bytes, expected_bytes, bloat_bytes, bloat_ratio, flagged
     (bloat_ratio >= bloat_ratio and bloat_bytes >= bloat_min_bytes); most bloat first.
     """
     t = thresholds or DbThresholds()
+    _unreadable(insp, "bloat", "rm", "SELECT", "has no SELECT, pg_stats hides them")
     df = insp.frame(
         """
         WITH widths AS (
@@ -212,9 +273,10 @@ def sequences_near_max(insp: Inspector, thresholds: DbThresholds | None = None) 
     table_schema, sequence_type, column_type, increment_by, cycle, last_value,
     sequence_max (its MAXVALUE, or MINVALUE descending), column_max (the column type's
     limit, None for bigint or no column), max_value (the limit), fraction, capped_by
-    ("sequence" | "column").
+    ("sequence" | "column"). Sequences the role may not read are noted on `insp`.
     """
     t = thresholds or DbThresholds()
+    _unreadable(insp, "sequences", "S", "SELECT,USAGE", "has neither SELECT nor USAGE")
     df = insp.frame(
         """
         WITH seqs AS (
@@ -312,15 +374,25 @@ _ACTIVITY = """
 """
 
 
+def _sessions(insp: Inspector, what: str, where: str, params: dict) -> pd.DataFrame:
+    """The sessions of `_ACTIVITY` + `where`, their statements' passwords masked; the
+    sessions the role may not see noted on `insp`."""
+    _hidden_sessions(insp, what)
+    df = insp.frame(_ACTIVITY + where, params)
+    df["query"] = df["query"].map(mask_secrets)
+    return df
+
+
 def long_running_queries(insp: Inspector, thresholds: DbThresholds | None = None) -> pd.DataFrame:
     """Active statements running for at least long_running_s. Columns: pid, user,
     application_name, client_addr, state, wait_event_type, wait_event, query_s,
     transaction_s, state_s, query (longest first)."""
     t = thresholds or DbThresholds()
-    return insp.frame(
-        _ACTIVITY
-        + " AND state = 'active' AND now() - query_start >= make_interval(secs => :s)"
-        + " ORDER BY query_s DESC",
+    return _sessions(
+        insp,
+        "long-running queries",
+        " AND state = 'active' AND now() - query_start >= make_interval(secs => :s)"
+        " ORDER BY query_s DESC",
         {"s": t.long_running_s},
     )
 
@@ -329,19 +401,22 @@ def idle_in_transaction(insp: Inspector, thresholds: DbThresholds | None = None)
     """Sessions idle in an open transaction for at least idle_in_transaction_s (they hold
     locks and the xmin horizon back). Same columns as `long_running_queries`."""
     t = thresholds or DbThresholds()
-    return insp.frame(
-        _ACTIVITY
-        + " AND state IN ('idle in transaction', 'idle in transaction (aborted)')"
-        + " AND now() - state_change >= make_interval(secs => :s)"
-        + " ORDER BY state_s DESC",
+    return _sessions(
+        insp,
+        "idle in transaction",
+        " AND state IN ('idle in transaction', 'idle in transaction (aborted)')"
+        " AND now() - state_change >= make_interval(secs => :s)"
+        " ORDER BY state_s DESC",
         {"s": t.idle_in_transaction_s},
     )
 
 
 def connections(insp: Inspector, thresholds: DbThresholds | None = None) -> pd.DataFrame:
     """Client connections against max_connections (one row). Columns: total, active, idle,
-    idle_in_transaction, max_connections, reserved, usable, fraction, flagged."""
+    idle_in_transaction, max_connections, reserved, usable, fraction, flagged. Sessions
+    the role may not see are not counted (noted on `insp`)."""
     t = thresholds or DbThresholds()
+    _hidden_sessions(insp, "connections")
     df = insp.frame(
         """
         SELECT count(*) AS total,

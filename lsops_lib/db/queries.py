@@ -1,5 +1,6 @@
 """Queries: `pg_stat_statements` top by total and mean time, slow queries, and slow queries
-per hour from stored snapshots (no need to reset the statistics to see a trend).
+per hour (a rate: slow calls between two stored snapshots / the hours between them) from
+stored snapshots (no need to reset the statistics to see a trend).
 
 `pg_stat_statements` is found in whatever schema it was created in (Supabase: `extensions`).
 When it is missing, the functions raise `ExtensionMissing` whose message says how to
@@ -8,6 +9,7 @@ enable it; `status()` answers without raising.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +23,7 @@ from .settings import DbThresholds
 __all__ = [
     "ENABLE_HINT",
     "SNAPSHOT_COLUMNS",
+    "mask_secrets",
     "query_stats",
     "slow_per_hour",
     "slow_per_hour_from_store",
@@ -43,6 +46,39 @@ NOT_PRELOADED_HINT = (
 )
 QUERY_COLUMNS = ["queryid", "query", "calls", "total_ms", "mean_ms", "rows"]
 SNAPSHOT_COLUMNS = ["queryid", "query", "calls", "total_ms", "rows"]
+
+
+# --- secrets in statement texts -----------------------------------------------------------
+# Utility statements (ALTER ROLE ... PASSWORD '...', CREATE SUBSCRIPTION ... CONNECTION
+# '... password=...') are not normalised by pg_stat_statements, and pg_stat_activity shows
+# every statement as it was sent: their secrets are masked wherever lsops reads a statement
+# text. A literal cut short (pg_stat_activity truncates) is masked to the end: masking too
+# much is safe, too little is not.
+_SQL_LITERAL = r"""
+    (?:[Ee]|[Uu]&)?'(?:''|\\.|[^'\\])*(?:'|\Z)                   # 'x', E'x', U&'x'
+  | \$(?P<tag>(?:[A-Za-z_][A-Za-z_0-9]*)?)\$.*?(?:\$(?P=tag)\$|\Z)  # $$x$$, $tag$x$tag$
+"""
+_PASSWORD_LITERAL = re.compile(
+    r"(\bPASSWORD(?:\s|/\*.*?\*/|--[^\n]*(?:\n|\Z))+)(?:" + _SQL_LITERAL + ")",
+    re.IGNORECASE | re.DOTALL | re.VERBOSE,
+)
+# password = 'x' (a column, a connection string's key=value), postgresql://user:secret@host
+_CONNINFO_PASSWORD = re.compile(
+    r"(\bpassword\s*=\s*)(?:''(?:''''|[^'])*''|'(?:''|[^'])*(?:'|\Z)|[^\s']+)", re.I
+)
+_URL_PASSWORD = re.compile(r"(://[^:/@\s']*:)[^@\s']+(@)")
+MASK = "***"
+
+
+def mask_secrets(text: Any) -> Any:
+    """A statement text with its passwords masked: `PASSWORD 'x'` (ENCRYPTED PASSWORD too,
+    E'' and '' escapes, dollar quoting) -> `PASSWORD '***'`; in connection strings
+    `password=***` and `://user:***@`. What is not a string is returned as it is."""
+    if not isinstance(text, str):
+        return text
+    text = _PASSWORD_LITERAL.sub(lambda m: f"{m.group(1)}'{MASK}'", text)
+    text = _CONNINFO_PASSWORD.sub(lambda m: f"{m.group(1)}{MASK}", text)
+    return _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{MASK}{m.group(2)}", text)
 
 
 def _quote_ident(name: str) -> str:
@@ -107,7 +143,8 @@ def query_stats(
     """Statements of THIS database from pg_stat_statements, summed over users, lsops's
     own inspection left out (its statements carry `connect.OWN_MARK`).
 
-    Columns: queryid, query, calls, total_ms, mean_ms, rows. Raises ExtensionMissing.
+    Columns: queryid, query (passwords masked: `mask_secrets`), calls, total_ms, mean_ms,
+    rows. Raises ExtensionMissing.
     """
     if order_by not in ("total_ms", "mean_ms", "calls"):
         raise ValueError(f"order_by: {order_by!r}")
@@ -143,6 +180,7 @@ def query_stats(
         if "shared_preload_libraries" in str(exc):
             raise ExtensionMissing(NOT_PRELOADED_HINT) from None
         raise
+    df["query"] = df["query"].map(mask_secrets)
     if not df.empty:
         df["calls"] = df["calls"].astype("int64")
         df["rows"] = df["rows"].astype("int64")
@@ -177,46 +215,67 @@ def snapshot(insp: Inspector) -> pd.DataFrame:
 
 
 def slow_per_hour(snapshots: pd.DataFrame, thresholds: DbThresholds | None = None) -> pd.DataFrame:
-    """Slow queries per hour from cumulative snapshots (ts, queryid, calls, total_ms, ...).
+    """Slow queries per hour, a RATE, from cumulative snapshots (ts, queryid, calls,
+    total_ms, ...), however far apart they were taken.
 
     Between two consecutive snapshots of a statement, its calls and time are the deltas;
     a count going down (pg_stat_statements_reset, a restart) starts a new series and the
     delta is then the new value itself. A statement is slow in an interval when its mean
-    there is >= slow_query_mean_ms; its calls then count as slow calls, attributed to the
-    hour the interval ends in. Columns: hour, slow_calls, slow_statements, calls,
-    over_threshold (slow_calls > slow_queries_per_hour).
+    there is >= slow_query_mean_ms; its calls then count as slow calls. Each interval is
+    attributed to the hour it ends in, and per statement the slow calls of its intervals
+    ending in that hour are divided by the hours those intervals cover (snapshots a day
+    apart: a day's slow calls / 24); the statements' rates are summed. Columns: hour,
+    slow_calls (counted in those intervals), slow_statements, calls, hours (the longest
+    time a statement's intervals ending in that hour cover), slow_per_hour (the rate),
+    over_threshold (slow_per_hour > slow_queries_per_hour, the runbook's "more than 10
+    slow queries an hour").
     """
     t = thresholds or DbThresholds()
-    columns = ["hour", "slow_calls", "slow_statements", "calls", "over_threshold"]
+    columns = [
+        "hour",
+        "slow_calls",
+        "slow_statements",
+        "calls",
+        "hours",
+        "slow_per_hour",
+        "over_threshold",
+    ]
     if snapshots is None or snapshots.empty:
         return pd.DataFrame(columns=columns)
-    df = snapshots.sort_values(["queryid", "ts"]).copy()
+    df = snapshots.copy()
     df["ts"] = pd.to_datetime(df["ts"], utc=True)
+    df = df.sort_values(["queryid", "ts"])
     grp = df.groupby("queryid", sort=False)
     prev_calls = grp["calls"].shift()
     prev_total = grp["total_ms"].shift()
+    prev_ts = grp["ts"].shift()
     first = prev_calls.isna()
     reset = ~first & (df["calls"] < prev_calls)
-    d_calls = (df["calls"] - prev_calls).where(~reset, df["calls"])
-    d_total = (df["total_ms"] - prev_total).where(~reset, df["total_ms"])
-    df["d_calls"] = d_calls
-    df["d_total"] = d_total
-    df = df[~first & (df["d_calls"] > 0)].copy()
+    df["d_calls"] = (df["calls"] - prev_calls).where(~reset, df["calls"])
+    df["d_total"] = (df["total_ms"] - prev_total).where(~reset, df["total_ms"])
+    df["d_hours"] = (df["ts"] - prev_ts).dt.total_seconds() / 3600
+    df = df[~first & (df["d_hours"] > 0)].copy()
     if df.empty:
         return pd.DataFrame(columns=columns)
-    df["mean"] = df["d_total"] / df["d_calls"]
-    df["slow"] = df["mean"] >= t.slow_query_mean_ms
+    mean = df["d_total"] / df["d_calls"].where(df["d_calls"] > 0)
+    df["slow"] = mean >= t.slow_query_mean_ms
     df["hour"] = df["ts"].dt.floor("h")
     df["slow_calls"] = df["d_calls"].where(df["slow"], 0)
-    df["slow_id"] = df["queryid"].where(df["slow"])
-    out = df.groupby("hour", as_index=False).agg(
+    per_statement = df.groupby(["hour", "queryid"], as_index=False).agg(
+        slow_calls=("slow_calls", "sum"), calls=("d_calls", "sum"), hours=("d_hours", "sum")
+    )
+    per_statement["rate"] = per_statement["slow_calls"] / per_statement["hours"]
+    per_statement["slow_id"] = per_statement["queryid"].where(per_statement["slow_calls"] > 0)
+    out = per_statement.groupby("hour", as_index=False).agg(
         slow_calls=("slow_calls", "sum"),
         slow_statements=("slow_id", "nunique"),
-        calls=("d_calls", "sum"),
+        calls=("calls", "sum"),
+        hours=("hours", "max"),
+        slow_per_hour=("rate", "sum"),
     )
     out["slow_calls"] = out["slow_calls"].astype("int64")
     out["calls"] = out["calls"].astype("int64")
-    out["over_threshold"] = out["slow_calls"] > t.slow_queries_per_hour
+    out["over_threshold"] = out["slow_per_hour"] > t.slow_queries_per_hour
     return out[columns]
 
 

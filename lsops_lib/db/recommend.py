@@ -512,14 +512,17 @@ def recommendations(
     per_hour = frame("slow_per_hour")
     if not per_hour.empty and per_hour["over_threshold"].any():
         over = per_hour[per_hour["over_threshold"]]
+        worst = over.loc[over["slow_per_hour"].idxmax()]
         recs.append(
             _rec(
                 "warning",
                 "slow_per_hour",
                 "pg_stat_statements",
-                f"More than {t.slow_queries_per_hour} slow queries an hour in {len(over)} hours",
-                f"worst hour {over.loc[over['slow_calls'].idxmax(), 'hour']}: "
-                f"{int(over['slow_calls'].max())} slow calls",
+                f"More than {t.slow_queries_per_hour} slow queries an hour in "
+                f"{fmt.counted(len(over), 'hour')}",
+                f"worst hour {worst['hour']}: {float(worst['slow_per_hour']):.1f} slow calls an "
+                f"hour ({fmt.counted(worst['slow_calls'], 'slow call')} between snapshots "
+                f"{fmt.number(worst['hours'], 1)} h apart)",
                 None,
             )
         )

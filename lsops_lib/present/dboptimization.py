@@ -133,7 +133,10 @@ FRAME_TITLES = {
     "top_total": "Top queries by total time",
     "top_mean": "Top queries by mean time",
     "slow": "Slow queries",
-    "slow_per_hour": "Slow queries per hour (from stored snapshots)",
+    "slow_per_hour": (
+        "Slow queries per hour (from stored snapshots: the slow calls between two snapshots "
+        "divided by the hours between them)"
+    ),
     "dead_tuples": "Tables due a VACUUM (dead tuples)",
     "tables_maintenance": "Vacuum and analyze per table",
     "bloat": "Table bloat (estimate)",
@@ -349,8 +352,11 @@ def _show_section(report: Any, section: Any, only: list[str] | None) -> None:
         if key == "slow_per_hour" and "over_threshold" in df:
             over = int(df["over_threshold"].fillna(False).astype(bool).sum())
             show_text(
-                f"{over} of {len(df):,} hours over the runbook's threshold of "
-                f"{report.thresholds.slow_queries_per_hour} slow queries an hour."
+                f"{over} of {fmt.counted(len(df), 'hour')} over the runbook's threshold of "
+                f"{report.thresholds.slow_queries_per_hour} slow queries an hour. The rate of "
+                "an hour is per statement its slow calls between the snapshots that end in "
+                "that hour, divided by the hours between them (snapshots a day apart: a "
+                "day's slow calls / 24), summed over statements."
             )
         shown, note = _thin(df)
         show_db_table(

@@ -252,6 +252,8 @@ def test_db_indexes_always_says_since_when_the_statistics_count(longsang_db: Pla
     flat = " ".join(text.stdout.split())
     assert "usage statistics never reset: counting since the start" in flat
     assert "once they cover 30 days" in flat and "not yet" in flat
+    # the age as a duration (the fresh cluster's few seconds or minutes), not "0.00 days"
+    assert re.search(r"\((\d+ s|\d+ min|\d+ h \d\d min) ago\)", flat), flat
 
 
 def test_thresholds_from_lsops_toml_reach_the_db_commands(

@@ -197,6 +197,9 @@ def test_cells_by_column_name(column: str, value: Any, text: str) -> None:
 
 
 def test_long_queries_are_cut_and_other_text_later() -> None:
+    # how long the statistics have counted, as a duration (was "0.0001522" days)
+    assert present.db_cell("stats_age_days", 0.0001522) == "13 s"
+    assert present.db_cell("stats_age_days", 2.5) == "2 d 12 h"
     assert present.db_cell("query", "x" * 500) == "x" * 200 + "…"
     assert present.db_cell("definition", "y" * 201) == "y" * 200 + "…"
     assert present.db_cell("error_message", "z" * 300) == "z" * 300

@@ -229,7 +229,7 @@ def _indexes_view(d: Any) -> None:
     since = "reset" if d["stats_reset"] is not None else "never reset: counting since the start"
     line(
         f"usage statistics {since} {fmt.instant(d['stats_since'])} "
-        f"({fmt.number(d['stats_age_days'], 2)} days ago); a DROP is proposed for an unused "
+        f"({fmt.duration(d['stats_age_days'] * 86400)} ago); a DROP is proposed for an unused "
         f"index once they cover {fmt.number(d['unused_index_min_age'])} days"
     )
     _maybe_table(

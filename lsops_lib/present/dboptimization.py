@@ -63,7 +63,7 @@ HEADERS = {
     "bytes_per_day": "growth per day",
     "size_bytes": "size",
     "stats_reset": "statistics reset",
-    "stats_age_days": "statistics age (days)",
+    "stats_age_days": "statistics age",
     "queryid": "query id",
     "total_ms": "total time",
     "mean_ms": "mean time",
@@ -196,6 +196,8 @@ def db_cell(column: str, value: Any, *, max_text: int = 300) -> str:
     if _number(value) and not isinstance(value, bool):
         if column == "queryid":
             return str(int(value))
+        if column == "stats_age_days":  # how long the statistics have counted: a duration
+            return fmt.duration(float(value) * 86400)
         if column.endswith("bytes_per_day"):
             return f"{fmt.size(value)}/day"
         if column.endswith("_ms") and abs(float(value)) < 10 and float(value) != 0:

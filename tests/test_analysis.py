@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -181,9 +182,11 @@ def test_memory_leak_flag_between_restarts(sqlite_store: Store) -> None:
     trend = A.memory_trend(sqlite_store, None, None, Thresholds())
     assert trend.leak is True
     assert len(trend.segments) == 2 and list(trend.segments["leak"]) == [True, False]
-    assert trend.segments["growth_per_hour"].iloc[0] == pytest.approx(0.05, rel=0.02)
-    # 5 MiB an hour over the level of the segment's first three hours (about 107 MiB)
-    assert 0.045 < trend.segments["climb_growth_per_hour"].iloc[0] < 0.05
+    # 5 MiB an hour over the segment's level after its start: the median of its first
+    # three hourly medians (scrapes 0-5, 6-11, 12-17: the middle one, i = 8.5)
+    level = 100 * MiB * (1 + 0.05 * 8.5 / 6)
+    assert trend.segments["growth_per_hour"].iloc[0] == pytest.approx(5 * MiB / level, rel=1e-6)
+    assert trend.segments["climb_growth_per_hour"].iloc[0] == pytest.approx(5 * MiB / level)
     assert trend.segments["climb_start"].iloc[0] == pd.Timestamp(T0)
     assert int(trend.frame["restart"].sum()) == 1 and len(trend.restarts) == 1
     assert trend.peak_rss == pytest.approx(100 * MiB * (1 + 0.05 * 35 / 6), rel=1e-6)
@@ -195,13 +198,20 @@ def test_memory_leak_found_at_the_end_of_a_long_flat_segment(sqlite_store: Store
     """Two flat days, then 6 MiB an hour for a day: a straight line over the whole
     segment fits badly, the climb is still found, with its start."""
     h = History(sqlite_store, step=timedelta(minutes=15))
+    hours, rss = [], []
     for i in range(3 * 96):
-        hours = i / 4
-        climb = max(0.0, hours - 48) * 6 * MiB
-        h.scrape(rss=int(100 * MiB + climb + ((i * 7919) % 11 - 5) * MiB / 10))
+        hours.append(i / 4)
+        climb = max(0.0, i / 4 - 48) * 6 * MiB
+        rss.append(int(100 * MiB + climb + ((i * 7919) % 11 - 5) * MiB / 10))
+        h.scrape(rss=rss[-1])
     trend = A.memory_trend(sqlite_store, None, None, Thresholds())
     seg = trend.segments.iloc[0]
     assert trend.leak and seg["r2"] < 0.9
+    # the whole segment's slope over its level after its start (100 MiB, within the
+    # noise), not over the fitted line's intercept (about 68 MiB here)
+    slope = np.polyfit(hours, rss, 1)[0]
+    assert seg["slope_bytes_per_hour"] == pytest.approx(slope)
+    assert seg["growth_per_hour"] == pytest.approx(slope / (100 * MiB), rel=0.01)
     assert (
         abs((seg["climb_start"] - pd.Timestamp(T0 + timedelta(hours=48))).total_seconds())
         <= 6 * 3600

@@ -4,13 +4,17 @@ figures are computed by hand (tests/fixtures/monthly.py), without a kernel."""
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 import pandas as pd
 import pytest
+from bs4 import BeautifulSoup
 
 matplotlib.use("Agg")
 
@@ -21,6 +25,7 @@ from lsops_lib import plots, present  # noqa: E402
 from lsops_lib.analysis import changes as C  # noqa: E402
 from lsops_lib.config import Thresholds, load_settings  # noqa: E402
 from lsops_lib.store import Store  # noqa: E402
+from tests.fixtures.analysis import History, MiB  # noqa: E402
 from tests.fixtures.monthly import october, two_months  # noqa: E402
 
 TH = Thresholds()
@@ -159,6 +164,44 @@ def test_notable_changes_in_order_and_in_words(sqlite_store: Store) -> None:
         "new endpoints: /c",
     ]
     assert present.main_changes(review) == words[:5]
+
+
+# --- memory and notes in the report's words ----------------------------------------------------
+
+
+def test_a_climbing_memory_and_the_notes_in_the_report_format(
+    sqlite_store: Store, shown: list
+) -> None:
+    """Two flat days, then 3 MiB an hour for five; the server's p50 above its p95 in
+    every snapshot. The segment's growth is its slope over its level after its start
+    (100 MiB), its steady climb is the figure the targets row quotes, and instants and
+    counts read as everywhere else in the report."""
+    h = History(sqlite_store, step=timedelta(minutes=10))
+    hours, rss = [], []
+    for i in range(7 * 144):
+        hours.append(i / 6)
+        rss.append(int(100 * MiB + max(0.0, i / 6 - 48) * 3 * MiB))
+        h.scrape(rss=rss[-1], rt=(10.0, 300.0, 200.0, 350.0, 400.0))
+    review = A.monthly_review(sqlite_store, "2026-10", TH)
+    source = present.StoreSource(store=sqlite_store, url="sqlite:///m.sqlite", available=True)
+    present.monthly.show_summary(review, source)
+    summary = "".join(shown)
+    assert "out of order in 1,008 of 1,008 snapshots" in summary
+    row = re.search(r"possible leak: yes, \+(\d+\.\d)%/h from ([^<]*)</td>", summary)
+    assert row is not None, summary
+    assert re.fullmatch(r"2026-10-0\d \d\d:00 UTC to 2026-10-0\d \d\d:00 UTC", row[2]), row[2]
+    shown.clear()
+    assert present.monthly.show_memory(review.memory, "2026-10") is True
+    cells = [
+        [cell.get_text() for cell in tr.find_all(["th", "td"])]
+        for tr in BeautifulSoup("".join(shown), "html.parser").find_all("tr")
+    ]
+    assert cells[0][-2:] == ["possible leak", "steady climb"], cells[0]
+    seg = dict(zip(cells[0], cells[1], strict=True))
+    slope = np.polyfit(hours, rss, 1)[0]
+    assert seg["growth"] == f"{slope / (100 * MiB) * 100:.2f} %/h"
+    climb = float(seg["steady climb"].removesuffix(" %/h"))
+    assert seg["possible leak"] == "yes" and round(climb, 1) == float(row[1])
 
 
 # --- a month without data: "no data", never "Requests 0" ------------------------------------------

@@ -257,6 +257,21 @@ def test_review_sections_are_all_there_and_labelled(runs: dict) -> None:
     assert "Database: unavailable" in page and "cannot connect" in page
 
 
+def test_every_chart_in_the_html_is_described_by_its_titles(runs: dict) -> None:
+    """Each <img> of the exported HTML has the chart's titles as its alt text, never
+    nbconvert's placeholder (nor "<Figure size ...>")."""
+    from bs4 import BeautifulSoup
+
+    for name in ("review", "burst"):
+        images = BeautifulSoup(_html(runs[name]), "html.parser").find_all("img")
+        alts = [img.get("alt", "") for img in images]
+        assert len(alts) >= 4 and all(a.startswith("Chart: ") for a in alts), (name, alts)
+        assert all("<Figure" not in a and "No description" not in a for a in alts), alts
+    alts = [img["alt"] for img in BeautifulSoup(_html(runs["review"]), "html.parser")("img")]
+    assert any(a.startswith("Chart: Memory peaked at ") for a in alts), alts
+    assert any("Reported p95 met 500 ms" in a for a in alts), alts
+
+
 def test_review_of_a_month_without_data_says_what_is_missing(runs: dict) -> None:
     run = runs["empty"]
     # a month without any observation is a failed run (reports/parameters.py: cron must

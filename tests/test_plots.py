@@ -207,3 +207,17 @@ def test_a_count_axis_of_a_few_counts_labels_whole_numbers_once(counts: list[int
     assert len({text for _, text in labels}) == len(labels)
     assert ax.get_ylim()[0] == 0 and ax.get_ylim()[1] >= max(1, max(counts))
     plt.close("all")
+
+
+def test_a_chart_is_described_by_its_titles_or_what_it_says_instead() -> None:
+    fig, (top, bottom) = plt.subplots(2, 1)
+    top.set_title("p95 met 500 ms in 97 % of hours", loc="left")
+    bottom.set_title("Errors\n  on 3 days", loc="center")
+    bottom.set_title("p95 met 500 ms in 97 % of hours", loc="right")  # said once
+    assert plots.describe(fig) == "Chart: p95 met 500 ms in 97 % of hours; Errors on 3 days"
+    fig.suptitle("Latency")
+    assert plots.describe(fig).startswith("Chart: Latency; p95 met")
+    empty, ax = plt.subplots()
+    ax.text(0.5, 0.5, "no memory reading")
+    assert plots.describe(empty) == "Chart: no memory reading"
+    assert plots.describe(plt.figure()) == ""

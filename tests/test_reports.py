@@ -305,6 +305,29 @@ def test_index_lists_runs_newest_first_by_kind_escaped_with_working_links(tmp_pa
     assert [p.name for p in outputs.iterdir() if p.name.startswith(".index.html")] == []
 
 
+def test_index_calls_partial_only_a_run_that_succeeded(tmp_path: Path) -> None:
+    """Partial is a success with warnings; a failed run's warnings are counted, not
+    called partial."""
+    outputs = tmp_path / "outputs"
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    _fake_run(outputs, "monthly-review", "2026-09", at, warnings=["Database: down"])
+    _fake_run(
+        outputs,
+        "monthly-review",
+        "2026-10",
+        at,
+        status="failed",
+        error="the metrics store cannot be read",
+        warnings=["Database: down", "Errors: no Sentry"],
+    )
+    page = reports.write_index(outputs).read_text()
+    rows = {
+        key: row for row in page.split("<tr>") for key in re.findall(r"<code>([^<]+)</code>", row)
+    }
+    assert "<summary>partial: 1 warning</summary>" in rows["2026-09"]
+    assert "<summary>2 warnings</summary>" in rows["2026-10"] and "partial" not in rows["2026-10"]
+
+
 def test_run_round_trips_through_json(tmp_path: Path) -> None:
     path = _fake_run(tmp_path, "db-optimization", "prod", SAME_MOMENT)
     run = Run.from_dict(json.loads((path / "run.json").read_text()), path)
@@ -543,6 +566,48 @@ def test_cli_report_and_reports(cli_env: Path) -> None:
     table = runner.invoke(main, ["reports"])
     assert table.exit_code == 0 and "chat-503s" in table.stdout
     assert runner.invoke(main, ["reports", "--kind", "weekly"]).exit_code == 2
+
+
+def test_reports_text_never_wraps_a_key_or_a_run_id(cli_env: Path) -> None:
+    """Piped (80 columns, no terminal), each run is one line with its key and run id
+    whole, to grep and to copy."""
+    long_key = "api-outage-2026-11-16-no-answer-for-40-min-then-503s-on-chat"
+    paths = [
+        _fake_run(cli_env, "postmortem", long_key, SAME_MOMENT, status="failed"),
+        _fake_run(cli_env, "monthly-review", "2026-10", SAME_MOMENT),
+    ]
+    result = CliRunner().invoke(main, ["reports"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["started", "kind", "key", "status", "duration", "run"]
+    for path in paths:
+        key, run_id = path.parent.name, path.name
+        (row,) = [text for text in lines if run_id in text]
+        assert row.startswith("2026-11-02 03:04 UTC") and f"  {key}  " in row, row
+        assert row.endswith(f"  {run_id}"), row
+
+
+def test_a_secret_in_the_title_never_names_the_archive(cli_env: Path) -> None:
+    """The key is the slug of the redacted title: run.json's key, the folder, the index,
+    the listing and the command's output all say `outage`, never the token (which the
+    slug would have lowercased past the redaction of the archived files)."""
+    runner = CliRunner()
+    args = ["report", "postmortem", "--start", "2026-10-03T14:00Z", "--end", "2026-10-03T15:00Z"]
+    result = runner.invoke(main, [*args, "--title", f"Outage {TOKEN}"])
+    assert result.exit_code == 0, result.output + result.stderr
+    listing = runner.invoke(main, ["reports", "--json"]).stdout
+    (run,) = json.loads(listing)["runs"]
+    assert run["key"] == "outage" and Path(run["path"]).parent.name == "outage"
+    assert json.loads(Path(run["run_json"]).read_text())["key"] == "outage"
+    for secret in (TOKEN, TOKEN.lower()):
+        assert secret not in result.stdout + result.stderr and secret not in listing
+        for path in cli_env.rglob("*"):
+            assert secret not in str(path.relative_to(cli_env)), path
+            assert not path.is_file() or secret.encode() not in path.read_bytes(), path
+    assert "postmortem/outage/" in result.stdout
+    # a title that is nothing but the secret: the key of an untitled incident
+    result = runner.invoke(main, [*args, "--title", TOKEN, "--json"])
+    assert json.loads(result.stdout)["key"] == "incident-2026-10-03"
 
 
 # two `lsops report` processes at once into one outputs folder, both archived and indexed:

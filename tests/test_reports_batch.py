@@ -23,9 +23,11 @@ from lsops_lib.times import parse_month
 from tests.fixtures.analysis import History
 from tests.fixtures.notebooks import python3_notebook
 
-PARAMETERS = 'month = "2025-01"\nfail_month = ""\n'
+PARAMETERS = 'month = "2025-01"\nfail_month = ""\nwarn_month = ""\n'
 BODY = """\
+from IPython.display import display
 from lsops_lib.config import load_settings
+from lsops_lib.keyfigures import KEY_FIGURES_TAG
 from lsops_lib.store import Store
 from lsops_lib.times import parse_month
 
@@ -35,6 +37,11 @@ with Store(load_settings().store_url) as store:
 if month == fail_month:
     raise RuntimeError(f"planted failure in {month}")
 print(f"REQUESTS {month} {int(frame['requests'].sum())}")
+problems = []
+if month == warn_month:
+    problems.append({"section": "Database", "kind": "unavailable", "reason": f"planted in {month}"})
+figures = {"application/json": {"problems": problems}, "text/plain": repr(problems)}
+display(figures, raw=True, metadata={"lsops": KEY_FIGURES_TAG})
 """
 
 
@@ -157,6 +164,20 @@ def test_one_failed_month_exits_1_and_the_others_are_archived(batch_env: dict) -
     runs = {r.key: r for r in reports.list_runs(batch_env["outputs"])}
     assert runs["2025-02"].status == "succeeded"
     assert runs["2025-03"].status == "failed" and "planted failure" in (runs["2025-03"].error or "")
+
+
+def test_each_month_lists_its_warnings(batch_env: dict) -> None:
+    """A month that succeeded partially says what is missing, as `--month` does."""
+    args = ["report", "monthly-review", "--months", "2025-01..2025-02", "-p", "warn_month"]
+    result = CliRunner().invoke(main, [*args, "2025-02"])
+    assert result.exit_code == 0, result.output + result.stderr
+    lines = result.stdout.splitlines()
+    (at,) = [i for i, text in enumerate(lines) if text.startswith("report monthly-review 2025-02:")]
+    assert lines[at + 1] == "  warning  Database: planted in 2025-02", lines
+    assert sum("warning" in text for text in lines) == 1, lines
+    result = CliRunner().invoke(main, [*args, "2025-01", "--json"])
+    runs = json.loads(result.stdout)["runs"]
+    assert [r["warnings"] for r in runs] == [["Database: planted in 2025-01"], []]
 
 
 def test_run_reports_checks_everything_before_running(batch_env: dict) -> None:

@@ -249,3 +249,37 @@ def test_the_process_exporter_gives_each_notebook_the_page_a_fresh_one_gives() -
     for _ in range(2):
         assert archive.export_html(first, title="t", error=error) == fresh_first
         assert archive.export_html(second, title="t") == fresh_second
+
+
+def test_a_chart_in_the_html_has_its_description_as_alt_text() -> None:
+    """A PNG output's text/plain (a chart's `plots.describe`) is its <img> alt text,
+    escaped; a bare object repr says nothing: nbconvert's placeholder stays."""
+    import base64
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from bs4 import BeautifulSoup
+
+    def png(color: str) -> str:
+        fig, ax = plt.subplots(figsize=(1, 1))
+        ax.set_facecolor(color)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+        plt.close(fig)
+        return base64.b64encode(buffer.getvalue()).decode() + "\n"
+
+    said = 'Chart: /api/"x" <b>&</b> errors'
+    outputs = [
+        nbformat.v4.new_output("display_data", {"image/png": png("red"), "text/plain": said}),
+        nbformat.v4.new_output(
+            "display_data", {"image/png": png("blue"), "text/plain": "<Figure size 100x100>"}
+        ),
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x", outputs=outputs)])
+    page = archive.export_html(nb, title="alt")
+    alts = [img.get("alt") for img in BeautifulSoup(page, "html.parser").find_all("img")]
+    assert alts == [said, "No description has been provided for this image"]
+    assert "<b>&" not in page

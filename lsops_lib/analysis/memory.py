@@ -20,13 +20,14 @@ class MemoryTrend:
     frame: ts, rss, heap_used, heap_total, segment, restart (True on the first scrape
     after a restart). segments: segment, start, end, points, duration_h, rss_start,
     rss_end, slope_bytes_per_hour, growth_per_hour, r2 (a straight line over the whole
-    segment), leak, climb_start, climb_end, climb_growth_per_hour, climb_r2. A segment
-    is a possible leak when, between restarts, its hourly median RSS climbs steadily
-    (a least-squares fit over `window_hours` hours with r2 >= min_r2) faster than
-    thresholds.memory_growth_per_hour (growth = slope / the segment's level after its
-    restart);
-    the climb spans every such window. Segments shorter than `min_hours` or with fewer
-    than `min_points` scrapes are not judged.
+    segment), leak, climb_start, climb_end, climb_growth_per_hour, climb_r2. Growth is
+    always slope / the segment's level after its restart (the median of its first three
+    hourly medians). A segment is a possible leak when, between restarts, its hourly
+    median RSS climbs steadily (a least-squares fit over `window_hours` hours with
+    r2 >= min_r2) faster than thresholds.memory_growth_per_hour; the climb spans every
+    such window, and climb_growth_per_hour is fitted over the climb only (a segment flat
+    before it climbs grows less over its whole length). Segments shorter than
+    `min_hours` or with fewer than `min_points` scrapes are not judged.
     """
 
     frame: pd.DataFrame = field(repr=False)
@@ -80,23 +81,22 @@ SEGMENT_COLUMNS = [
 
 
 def _climb(
-    part: pd.DataFrame, window_hours: float, min_r2: float, threshold: float
+    hourly: pd.Series, window_hours: float, min_r2: float, threshold: float
 ) -> tuple[pd.Timestamp, pd.Timestamp, float, float] | None:
     """The steady climb of one segment, if any: (start, end, growth per hour, r2).
 
-    RSS is reduced to hourly medians; every window of `window_hours` hourly points (the
-    whole segment when shorter, at least 4) is fitted by least squares; a window whose
-    fit is good (r2 >= min_r2) and grows faster than `threshold` per hour (slope / the
-    segment's level after its restart: the median of its first three hours) is
+    `hourly`: its RSS reduced to hourly medians (`_hourly`); every window of
+    `window_hours` hourly points (the whole segment when shorter, at least 4) is fitted
+    by least squares; a window whose fit is good (r2 >= min_r2) and grows faster than
+    `threshold` per hour (slope / the segment's level after its restart: `_level`) is
     climbing. The climb spans the climbing windows.
     """
-    hourly = part.set_index("ts")["rss"].astype(float).resample("1h").median().dropna()
     if len(hourly) < 4:
         return None
     x = ((hourly.index - hourly.index[0]).total_seconds() / 3600.0).to_numpy()
     y = hourly.to_numpy()
     w = max(4, min(int(round(window_hours)), len(hourly)))
-    base = float(np.median(y[:3]))  # the segment's own level just after its (re)start
+    base = _level(hourly)
     if base <= 0:
         return None
     flagged = np.zeros(len(hourly), bool)
@@ -111,6 +111,17 @@ def _climb(
     i0, i1 = int(idx[0]), int(idx[-1])
     _, b, r2 = _fit(x[i0 : i1 + 1], y[i0 : i1 + 1])
     return hourly.index[i0], hourly.index[i1], b / base, r2
+
+
+def _hourly(part: pd.DataFrame) -> pd.Series:
+    """A segment's RSS reduced to hourly medians."""
+    return part.set_index("ts")["rss"].astype(float).resample("1h").median().dropna()
+
+
+def _level(hourly: pd.Series) -> float:
+    """A segment's own level just after its (re)start: the median of its first three
+    hourly medians."""
+    return float(np.median(hourly.to_numpy()[:3]))
 
 
 def _fit(hours: np.ndarray, rss: np.ndarray) -> tuple[float, float, float]:
@@ -182,13 +193,14 @@ def memory_trend(
         rss = part["rss"].to_numpy(dtype=float)
         duration = float(hours[-1]) if len(hours) else 0.0
         slope = growth = r2 = float("nan")
+        hourly = _hourly(part)
         if len(part) >= 2 and duration > 0:
-            a, slope, r2 = _fit(hours, rss)
-            base = a if a > 0 else rss[0]
-            growth = ratio(slope, base)
+            _, slope, r2 = _fit(hours, rss)
+            base = _level(hourly)  # as the climb's: the level after the restart
+            growth = ratio(slope, base) if base > 0 else float("nan")
         climb = None
         if len(part) >= min_points and duration >= min_hours:
-            climb = _climb(part, window_hours, min_r2, thresholds.memory_growth_per_hour)
+            climb = _climb(hourly, window_hours, min_r2, thresholds.memory_growth_per_hour)
         rows.append(
             {
                 "segment": int(seg),

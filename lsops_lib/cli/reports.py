@@ -20,7 +20,7 @@ from rich.text import Text
 from .. import fmt
 from ..exceptions import ParameterError
 from . import App, limit_option, main, pass_app, run_command
-from .render import RIGHT, Column, emit, line, show, table
+from .render import RIGHT, Column, emit, line, show
 
 
 def _shown(path: Path) -> str:
@@ -225,6 +225,8 @@ def _batch_entry_view(kind: str) -> Any:
         if e["error"]:
             text.append(f" ({e['error']})")
         line(text)
+        for warning in e.get("warnings") or []:
+            line(f"  warning  {warning}", style="yellow")
 
     return view
 
@@ -306,26 +308,39 @@ def reports_command(app: App, kind: str | None, limit: int | None, as_json: bool
 
 
 _RUN_COLUMNS = [
-    Column("started", "started", fmt.instant, no_wrap=True),
-    Column("kind", "kind", no_wrap=True),
+    Column("started", "started", fmt.instant),
+    Column("kind", "kind"),
     Column("key", "key"),
     Column(
         "status",
         "status",
         style={"succeeded": "green", "failed": "bold red", "interrupted": "yellow"},
-        no_wrap=True,
     ),
-    Column("duration_s", "duration", justify=RIGHT, no_wrap=True),
+    Column("duration_s", "duration", justify=RIGHT),
     Column("run_id", "run"),
 ]
 
 
 def _reports_view(d: Any) -> None:
+    """One line per run, in aligned columns, never wrapped (whatever the width, a pipe
+    or a terminal): run ids and keys stay whole, to grep and to copy."""
     outputs = _shown(Path(d["outputs"]))
     if not d["runs"]:
         line(f"no reports archived in {outputs}")
         return
-    table(d["runs"], _RUN_COLUMNS, box=None, header_style="bold")
+    rows = [[Text(c.header, style="bold") for c in _RUN_COLUMNS]]
+    rows += [[c.cell(run) for c in _RUN_COLUMNS] for run in d["runs"]]
+    widths = [max(row[i].cell_len for row in rows) for i in range(len(_RUN_COLUMNS))]
+    for row in rows:
+        for cell, column, width in zip(row, _RUN_COLUMNS, widths, strict=True):
+            pad = width - cell.cell_len
+            if column.justify == RIGHT:
+                cell.pad_left(pad)
+            else:
+                cell.pad_right(pad)
+        text = Text("  ").join(row)
+        text.rstrip()
+        line(text)
     line(f"archive: {outputs}/<kind>/<key>/<run>/report.html")
     line(f"index:   {_shown(Path(d['index']))}")
 

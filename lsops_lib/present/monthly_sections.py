@@ -176,12 +176,14 @@ SEGMENT_COLUMNS = {
     "growth_per_hour": "growth",
     "r2": "r²",
     "leak": "possible leak",
+    "climb_growth_per_hour": "steady climb",
 }
 SEGMENT_FORMATS: dict[str, Callable[[Any], str]] = {
     "rss_start": fmt_bytes,
     "rss_end": fmt_bytes,
     "slope_bytes_per_hour": lambda v: fmt_bytes(v) + "/h" if not _missing(v) else DASH,
     "growth_per_hour": lambda v: fmt_pct(v, 2) + "/h" if not _missing(v) else DASH,
+    "climb_growth_per_hour": lambda v: fmt_pct(v, 2) + "/h" if not _missing(v) else DASH,
     "duration_h": lambda v: fmt_num(v, 3),
     "r2": lambda v: DASH if _missing(v) else f"{float(v):.2f}",
 }
@@ -199,7 +201,9 @@ def show_memory(memory: Any, month: str) -> bool:
     show_text(
         f"{fmt.counted(len(memory.restarts), 'restart or reset', 'restarts or resets')} in the "
         "month. A segment between restarts is "
-        f"flagged when it climbs steadily faster than {fmt_pct(memory.growth_threshold, 0)} an hour."
+        f"flagged when it climbs steadily faster than {fmt_pct(memory.growth_threshold, 0)} an hour. "
+        "Growth is the slope over the segment's level after its restart; a steady climb's "
+        "is fitted over the climb alone."
     )
     show_table(
         memory.segments, "Segments between restarts", SEGMENT_FORMATS, columns=SEGMENT_COLUMNS

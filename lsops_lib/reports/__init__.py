@@ -156,6 +156,9 @@ def run_report(
     values = with_target(kind, values, settings, source)
     outputs = Path(outputs_dir) if outputs_dir is not None else Path(settings.outputs_dir)
     redactor = Redactor.from_settings(settings)
+    shown = redactor.obj(values)
+    if shown != values:  # a secret in a parameter (a title) never names the run's folder
+        key = check_key(spec.key(shown))
     env = kernel_env(settings, outputs_dir=outputs.resolve())
 
     sweep(outputs)  # runs whose process died: marked interrupted; their scratch removed

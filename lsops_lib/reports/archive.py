@@ -466,10 +466,54 @@ def export_html(
             cell.metadata["tags"] = [*tags, HIDE_INPUT_TAG]
     nb.metadata["title"] = title
     sanitize_outputs(nb, ready)
+    alts = image_alts(nb)
     with _EXPORTER_LOCK:  # one export at a time through the process's exporter
         exporter = _html_exporter()
         body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
-    return body
+    return with_alts(body, alts)
+
+
+_OBJECT_REPR = re.compile(r"<[^<>]*>")  # "<Figure size 1000x400 with 1 Axes>": says nothing
+_IMG_TAG = re.compile(r"<img\s[^>]*>")
+_PNG_SRC = re.compile(r'(?<=\s)src="data:image/png;base64,([^"]*)"')
+_ALT_ATTR = re.compile(r'(?<=\s)alt="[^"]*"')
+
+
+def image_alts(nb: nbformat.NotebookNode) -> dict[str, str]:
+    """The alt text of each PNG output, by its base64 payload (whitespace removed): the
+    output's text/plain, a chart's `plots.describe` ("Chart: ..."), unless that is a
+    bare object repr."""
+    alts: dict[str, str] = {}
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data")
+            if not isinstance(data, dict) or "image/png" not in data:
+                continue
+            text = data.get("text/plain") or ""
+            text = " ".join(("".join(text) if isinstance(text, list) else str(text)).split())
+            if text and not _OBJECT_REPR.fullmatch(text):
+                alts["".join(str(data["image/png"]).split())] = text
+    return alts
+
+
+def with_alts(page: str, alts: dict[str, str]) -> str:
+    """`page` with each embedded PNG's alt text from `alts` (escaped) instead of
+    nbconvert's "No description has been provided for this image"."""
+    if not alts:
+        return page
+
+    def one(match: re.Match[str]) -> str:
+        tag = match.group(0)
+        src = _PNG_SRC.search(tag)
+        alt = alts.get("".join(src.group(1).split())) if src else None
+        if alt is None:
+            return tag
+        attr = f'alt="{html.escape(alt, quote=True)}"'
+        if _ALT_ATTR.search(tag):
+            return _ALT_ATTR.sub(lambda _: attr, tag, count=1)
+        return f"<img {attr}{tag[4:]}"
+
+    return _IMG_TAG.sub(one, page)
 
 
 _EXPORTER_LOCK = threading.Lock()

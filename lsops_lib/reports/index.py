@@ -150,10 +150,14 @@ def render_index(runs: list[Run], root: Path) -> str:
                 if (run.path / name).is_file():
                     links.append(f'<a href="{_e(_link(root, run.path / name))}">{_e(name)}</a>')
             error = f'<div class="error">{_e(run.error)}</div>' if run.error else ""
-            if run.warnings:
+            if run.warnings:  # partial: a run that succeeded with warnings, never a failed one
                 count = fmt.counted(len(run.warnings), "warning")
+                if run.status == "succeeded":
+                    count = f"partial: {count}"
                 items = "".join(f"<li>{_e(w)}</li>" for w in run.warnings)
-                error += f'<details class="warning"><summary>partial: {count}</summary><ul>{items}</ul></details>'
+                error += (
+                    f'<details class="warning"><summary>{count}</summary><ul>{items}</ul></details>'
+                )
 
             parts.append(
                 "<tr>"

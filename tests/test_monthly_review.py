@@ -183,6 +183,10 @@ def test_a_climbing_memory_and_the_notes_in_the_report_format(
         rss.append(int(100 * MiB + max(0.0, i / 6 - 48) * 3 * MiB))
         h.scrape(rss=rss[-1], rt=(10.0, 300.0, 200.0, 350.0, 400.0))
     review = A.monthly_review(sqlite_store, "2026-10", TH)
+    # the words are the report's already in the data (the key figures' JSON carries them)
+    assert any("out of order in 1,008 of 1,008 snapshots" in n for n in review.notes)
+    leak = next(t["detail"] for t in review.targets.to_dict("records") if t["key"] == "memory")
+    assert re.search(r"from 2026-10-0\d \d\d:00 UTC to 2026-10-0\d \d\d:00 UTC$", leak), leak
     source = present.StoreSource(store=sqlite_store, url="sqlite:///m.sqlite", available=True)
     present.monthly.show_summary(review, source)
     summary = "".join(shown)

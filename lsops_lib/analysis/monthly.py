@@ -12,7 +12,7 @@ import pandas as pd
 from .. import fmt
 from ..config import Thresholds
 from ..times import parse_month, previous_month
-from ._common import MONITORING_REASON, empty, iso, ratio, ts
+from ._common import MONITORING_REASON, empty, ratio, ts
 from ._memo import memo
 from ._reads import health_frame, reset_frame, scrape_figures
 from .availability import Availability, availability_from_health
@@ -205,7 +205,8 @@ def _memory_detail(memory: MemoryTrend) -> str:
         return text + "no"
     seg = memory.leak_segments.iloc[0]
     return text + (
-        f"yes, +{seg['climb_growth_per_hour']:.1%}/h from {iso(seg['climb_start'])} to {iso(seg['climb_end'])}"
+        f"yes, +{seg['climb_growth_per_hour']:.1%}/h from {fmt.instant(seg['climb_start'])} "
+        f"to {fmt.instant(seg['climb_end'])}"
     )
 
 
@@ -339,7 +340,8 @@ def _monthly_review(
                 "figure": cache["hit_ratio"],
                 "threshold": th.cache_hit_rate,
                 "met": _met(cache["hit_ratio"], th.cache_hit_rate, above=True),
-                "detail": f"{cache['hits']} hits, {cache['misses']} misses (counter deltas)",
+                "detail": f"{fmt.counted(cache['hits'], 'hit')}, "
+                f"{fmt.counted(cache['misses'], 'miss', 'misses')} (counter deltas)",
             },
             {
                 "key": "memory",
@@ -422,7 +424,8 @@ def _monthly_review(
     )
     if sanity["disordered"]:
         notes.append(
-            f"the server's percentiles were out of order in {sanity['disordered']} of {sanity['snapshots']} "
+            f"the server's percentiles were out of order in {fmt.number(sanity['disordered'])} of "
+            f"{fmt.number(sanity['snapshots'])} "
             "snapshots (quirk 1): latency is judged by time slices and by mean latency from counter deltas"
         )
     data_quality = {

@@ -393,7 +393,7 @@ def recommendations(
                 "warning",
                 "vacuum",
                 _q(r.schema, r.table),
-                f"{r.table} needs VACUUM: {int(r.dead_tuples)} dead tuples",
+                f"{r.table} needs VACUUM: {fmt.counted(int(r.dead_tuples), 'dead tuple')}",
                 f"{int(r.dead_tuples):,} dead / {int(r.live_tuples):,} live "
                 f"({float(r.dead_ratio):.0%}); last vacuum {_when(r.last_vacuum)}, "
                 f"last autovacuum {_when(r.last_autovacuum)}"
@@ -493,7 +493,7 @@ def recommendations(
                     str(r.kind),
                     f"{str(r.kind).capitalize()} cache hit ratio {float(r.ratio):.1%} is below "
                     f"{t.cache_hit_ratio:.0%}",
-                    f"{int(r.hits)} hits, {int(r.reads)} reads from disk",
+                    f"{fmt.counted(int(r.hits), 'hit')}, {fmt.counted(int(r.reads), 'read')} from disk",
                     None,
                 )
             )

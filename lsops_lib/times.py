@@ -120,7 +120,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def to_ms(value: datetime) -> int:
+def to_ms(value: datetime | str) -> int:
+    """An instant as epoch ms. A naive datetime is UTC (as everywhere in lsops), never the
+    machine's local time; an ISO 8601 string is read by `parse_time` (ParameterError when
+    it is none)."""
+    if isinstance(value, str):
+        value = parse_time(value)
+    elif value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
     return int(value.timestamp() * 1000)
 
 

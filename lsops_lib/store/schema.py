@@ -12,6 +12,7 @@ and no other index; `ts` and the target come from the scrape row through the joi
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -415,13 +416,31 @@ def make_engine(url: str) -> Engine:
             path = Path(database).expanduser()  # the file config.sqlite_path names
             path.parent.mkdir(parents=True, exist_ok=True)
             parsed = parsed.set(database=str(path))
-            kwargs = {"connect_args": {"timeout": 30}}
+            kwargs = {"connect_args": {"timeout": SQLITE_BUSY_S}}
         engine = create_engine(parsed, **kwargs)
         _sqlite_setup(engine, wal=not memory)
         return engine
     if backend == "postgresql":
         return create_engine(parsed, pool_pre_ping=True)
     raise StoreUrlError(f"unsupported store backend {backend!r}: use sqlite:/// or postgresql://")
+
+
+SQLITE_BUSY_S = 30.0  # how long a connection waits for another's lock (busy_timeout)
+
+
+def _set_wal(cursor: Any) -> None:
+    """WAL mode. Switching a new file to it needs a lock the busy handler does not wait
+    for: two processes opening a new store at the same moment got "database is locked";
+    the switch is tried again for up to SQLITE_BUSY_S."""
+    deadline = time.monotonic() + SQLITE_BUSY_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _sqlite_setup(engine: Engine, *, wal: bool) -> None:
@@ -431,9 +450,9 @@ def _sqlite_setup(engine: Engine, *, wal: bool) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute("PRAGMA busy_timeout = 30000")
+            cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_S * 1000)}")
             if wal:
-                cursor.execute("PRAGMA journal_mode = WAL")
+                _set_wal(cursor)
             cursor.execute("PRAGMA synchronous = NORMAL")
         finally:
             cursor.close()
@@ -460,12 +479,16 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 
 
 def create_tables(engine: Engine) -> None:
-    """Create the tables and indexes that do not exist yet."""
+    """Create the tables and indexes that do not exist yet, in one write transaction
+    (SQLite: BEGIN IMMEDIATE, so two processes opening a new store at the same moment take
+    turns within the busy timeout instead of one failing with "database is locked")."""
     try:
-        metadata.create_all(engine, checkfirst=True)
+        with write_transaction(engine) as conn:
+            metadata.create_all(conn, checkfirst=True)
     except SQLAlchemyError:
         # another process created the schema at the same moment: check once more
-        metadata.create_all(engine, checkfirst=True)
+        with write_transaction(engine) as conn:
+            metadata.create_all(conn, checkfirst=True)
 
 
 # --- the meta rows and the version -----------------------------------------------------

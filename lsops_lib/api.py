@@ -492,6 +492,9 @@ class Client:
         self.backoff_s = max(0.0, float(backoff_s))
         self._token = token
         self._sleep = sleep
+        # set (e.g. the collector's SIGTERM/SIGINT event): no further try after this one,
+        # so a stop request waits for one timeout at most, not for every retry
+        self.stop: threading.Event | None = None
         headers = {"Accept": "application/json", "User-Agent": "lsops"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -640,10 +643,14 @@ class Client:
         url = safe_url(full)
         attempts = self.retries + 1
         last: tuple[type[ApiError], str, int | None] | None = None
+        tried = 0
         for attempt in range(attempts):
             if attempt:
+                if self.stop is not None and self.stop.is_set():
+                    break  # asked to stop: the last failure stands
                 self._sleep(self.backoff_s * (2 ** (attempt - 1)))
             started = time.perf_counter()
+            tried += 1
             try:
                 response = self._fetch(full, started)
             except httpx.TimeoutException:
@@ -691,6 +698,6 @@ class Client:
             raise ApiBadStatus(f"HTTP {status}{detail}", url=url, status=status)
         assert last is not None
         cls, message, status = last
-        if attempts > 1:
-            message = f"{message} (after {attempts} attempts)"
+        if tried > 1:
+            message = f"{message} (after {tried} attempts)"
         raise cls(message, url=url, status=status)

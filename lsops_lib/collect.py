@@ -24,6 +24,7 @@ virtual month through the very same code.
 from __future__ import annotations
 
 import math
+import os
 import signal
 import sys
 import threading
@@ -150,12 +151,17 @@ def next_tick(now: datetime, every: timedelta) -> datetime:
 
 @contextmanager
 def stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGTERM and SIGINT set `stop` while inside (main thread only; elsewhere a no-op)."""
+    """SIGTERM and SIGINT set `stop` while inside (main thread only; elsewhere a no-op); a
+    second one ends the process at once, by that signal (as cli/stopping.py's)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, _frame: Any) -> None:
+        if stop.is_set():
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         stop.set()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}

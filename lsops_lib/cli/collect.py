@@ -157,6 +157,7 @@ def collect_command(
         except StoreVersionError as exc:
             fail(str(exc), 2)
         client = Client.from_target(settings.target)
+        client.stop = stop
         deep = not quick
         target = settings.target.name
         try:
@@ -216,6 +217,8 @@ def _collect_all(
     from ..store import Store
 
     with target_clients(settings.targets.values()) as clients:  # a bad URL: exit 2
+        for client in clients.values():
+            client.stop = stop  # a stop request ends a hanging target's retries
         try:
             store = Store(settings.store_url)
         except StoreVersionError as exc:

@@ -16,6 +16,7 @@ Nothing here imports more than the standard library.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -44,6 +45,13 @@ def is_collect(argv: Sequence[str]) -> bool:
 
 
 def _handler(signum: int, _frame: Any) -> None:
+    """The first signal asks to stop after the write in progress; a second one (Ctrl-C
+    twice, systemd's stop repeated) ends the process at once, by that signal (every write
+    is one transaction: an interrupted one leaves nothing half-written)."""
+    if STOP.is_set():
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
     STOP.set()
 
 

@@ -260,6 +260,28 @@ def test_a_missed_scrape_that_never_became_an_outage_silences_nothing(
     assert _states(webhook_receiver.bodies) == [("symptom", "firing", "critical")]
 
 
+def test_an_alert_firing_before_any_notifier_is_told_once_one_is_configured(
+    tmp_path: Path, webhook_receiver: Receiver
+) -> None:
+    settings, _ = _env(tmp_path)
+    quiet = parse_alert_settings({}, env={})  # no notifier at all
+    chat = parse_alert_settings(
+        {"notifiers": {"chat": {"kind": "webhook", "url_env": "CHAT_URL"}}},
+        env={"CHAT_URL": webhook_receiver.url},
+    )
+    rule = Switch()
+    rule.seen = [_alert()]
+    with Store(settings.store_url) as store:
+        first = evaluate(store, settings, now=T0, alerts=quiet, rules={"probe": rule})
+        assert first["alerts"][0]["state"] == "firing" and first["notifications"] == []
+        assert first["alerts"][0]["last_notified"] is None  # nobody was told
+        # the notifier added 10 minutes later, long before the 4 h repeat: told now
+        evaluate(
+            store, settings, now=T0 + timedelta(minutes=10), alerts=chat, rules={"probe": rule}
+        )
+    assert _states(webhook_receiver.bodies) == [("probe", "firing", "critical")]
+
+
 # --- notifiers: real receivers ------------------------------------------------------------------
 
 

@@ -168,15 +168,16 @@ def apply_round(
                 row["flapping"] = _flapping(row, now_ms, cfg)
                 owed = _owed(row, now_ms, cfg)
                 due = json.loads(row["due"])
-                if owed is not None:
+                notifiers = cfg.notifiers_for(row["severity"])
+                if owed is not None and notifiers:  # none to tell: nothing counts as told
                     row["last_sent_state"], row["last_sent_at"] = owed, now_ms
                     body = payload(row, owed)
-                    for notifier, hours in cfg.notifiers_for(row["severity"]):
+                    for notifier, hours in notifiers:
                         due.append({"id": str(uuid.uuid4()), "notifier": notifier.name,
                                     "business_hours": hours, "payload": body})  # fmt: skip
                     row["due"] = json.dumps(due)
                 if new in ("pending", "firing", "resolved"):
-                    told = owed is not None and bool(cfg.notifiers_for(row["severity"]))
+                    told = owed is not None and bool(notifiers)
                     notified = None if new == "pending" else told
                     events.append({k: row[k] for k in ("target", "key", "name", "severity",
                                    "state", "value", "threshold", "summary")}

@@ -421,11 +421,15 @@ def make_engine(url: str) -> Engine:
         _sqlite_setup(engine, wal=not memory)
         return engine
     if backend == "postgresql":
-        return create_engine(parsed, pool_pre_ping=True)
+        # a store host that does not answer (down, booting, a firewall dropping packets)
+        # is an error after this long, not a collector hanging with no word
+        args = {} if "connect_timeout" in parsed.query else {"connect_timeout": PG_CONNECT_S}
+        return create_engine(parsed, pool_pre_ping=True, connect_args=args)
     raise StoreUrlError(f"unsupported store backend {backend!r}: use sqlite:/// or postgresql://")
 
 
 SQLITE_BUSY_S = 30.0  # how long a connection waits for another's lock (busy_timeout)
+PG_CONNECT_S = 10  # libpq's connect_timeout for a PostgreSQL store (unless the URL sets one)
 
 
 def _set_wal(cursor: Any) -> None:

@@ -1,0 +1,27 @@
+"""A PostgreSQL store host that accepts the connection and never answers (a server
+booting or frozen, a middlebox holding the connection) is an error after
+`schema.PG_CONNECT_S` with one line, not a command or a collector hanging without a word."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from click.testing import CliRunner
+
+from lsops_lib.cli import main
+from lsops_lib.store import schema
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def test_a_store_host_that_never_answers_is_an_error_not_a_hang(
+    lsops_env: dict[str, str],
+) -> None:
+    assert schema.PG_CONNECT_S <= 30
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts (backlog), says nothing
+        url = f"postgresql://lsops:s3cret@127.0.0.1:{silent.getsockname()[1]}/metrics"
+        result = CliRunner().invoke(main, ["endpoints"], env={**lsops_env, "LSOPS_STORE": url})
+    assert result.exit_code == 1, result.output
+    assert "cannot open store" in result.output and "timeout" in result.output
+    assert "s3cret" not in result.output and result.output.count("\n") == 1

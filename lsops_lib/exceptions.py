@@ -19,6 +19,12 @@ class ParameterError(LsopsError):
     """A user-supplied parameter (month, window, report kind, ...) is invalid."""
 
 
+class ParameterValueError(ParameterError, ValueError):
+    """A ParameterError where the library raised ValueError before (an unknown bucket or
+    scrape column, an SLO that is no fraction): code that catches ValueError goes on
+    working."""
+
+
 # --- the LongSang API ---------------------------------------------------------------
 
 

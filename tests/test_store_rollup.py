@@ -199,7 +199,7 @@ def windows(seed: int, first: datetime, last: datetime, n: int) -> list[tuple[An
             b = b.replace(minute=0, second=0, microsecond=0)
         elif rng.random() < 0.2:  # exactly on a scrape
             a = first + timedelta(seconds=rng.uniform(0, span / 2))
-        out.append((a, b))
+        out.append((a, max(a, b)))  # a start after the end is a ParameterError
     return out
 
 

@@ -8,7 +8,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..exceptions import ParameterError
 from ..models import is_monitoring
+from ..times import parse_time, shown
 
 MONITORING_REASON = (
     "monitoring endpoints (/health, /metrics...) are the collector's own scrapes, "
@@ -16,14 +18,39 @@ MONITORING_REASON = (
 )
 
 
-def ts(value: datetime | pd.Timestamp | str | None) -> pd.Timestamp | None:
-    """Any instant -> pandas Timestamp in UTC (None stays None)."""
+def ts(value: datetime | pd.Timestamp | str | None, name: str = "time") -> pd.Timestamp | None:
+    """Any instant -> pandas Timestamp in UTC (None stays None). A string is ISO 8601, read
+    as the store reads it (`times.parse_time`: no offset is UTC); a value that is no
+    instant is a ParameterError naming `name`."""
     if value is None:
         return None
-    out = pd.Timestamp(value)
+    try:
+        if isinstance(value, int | float):  # not epoch nanoseconds in disguise
+            raise TypeError(value)
+        out = pd.Timestamp(parse_time(value) if isinstance(value, str) else value)
+    except ParameterError as exc:
+        raise ParameterError(f"{name}: {exc}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise ParameterError(
+            f"{name}: not a time: {shown(value)} (expected a datetime or an ISO 8601 string, "
+            "e.g. 2026-10-03T14:05Z)"
+        ) from None
     if out.tzinfo is None:
         out = out.tz_localize(UTC)
     return out.tz_convert(UTC)
+
+
+def window(
+    start: datetime | pd.Timestamp | str | None, end: datetime | pd.Timestamp | str | None
+) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """(start, end) as UTC Timestamps (None: unbounded). ParameterError when start lies
+    after end: an inverted window is a mistake, never an empty or negative answer."""
+    t0, t1 = ts(start, "start"), ts(end, "end")
+    if t0 is not None and t1 is not None and t0 > t1:
+        raise ParameterError(
+            f"start {iso(t0)} is after end {iso(t1)} (a window runs from start to end)"
+        )
+    return t0, t1
 
 
 def py(value: datetime | pd.Timestamp | None) -> datetime | None:
@@ -100,8 +127,59 @@ def median_interval_s(stamps: pd.Series) -> float | None:
     return float(diffs.median())
 
 
-def empty(columns: list[str]) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
+TS = "datetime64[us, UTC]"  # the store's instants (`Timestamp(tz="UTC")`, us)
+
+# The type of each column of the analysis frames, by name (one name has one meaning and
+# one type in every frame): an empty answer has the types of an answer with rows, so that
+# `df["ts"].dt` or an integer sum works on it too. A name missing here is `object`.
+DTYPES: dict[str, str] = {
+    **dict.fromkeys(
+        ["ts", "start", "end", "day", "first_seen", "climb_start", "climb_end"], TS
+    ),
+    **dict.fromkeys(
+        ["endpoint", "kind", "severity", "detail", "status", "event", "period", "reason",
+         "reference", "method", "error", "target", "postmortem_command"],
+        "str",
+    ),
+    **dict.fromkeys(
+        ["requests", "errors", "resets", "baseline_requests", "baseline_errors", "rank",
+         "segment", "points", "observations", "ok", "degraded", "no_answer", "count",
+         "cache_hits", "cache_misses", "operations", "buckets"],
+        "int64",
+    ),
+    **dict.fromkeys(
+        ["status_code", "http_status", "rss", "heap_used", "heap_total", "uptime_start_ms",
+         "last_reset_ms"],
+        "Int64",
+    ),
+    **dict.fromkeys(
+        ["ongoing", "errors_significant", "latency_significant", "harmed", "leak", "restart",
+         "met", "ordered"],
+        "bool",
+    ),
+    **dict.fromkeys(
+        ["duration_s", "error_rate", "mean_ms", "time_sum_ms", "hit_ratio", "availability",
+         "gap_s", "coverage", "baseline_error_rate", "baseline_mean_ms", "expected_errors",
+         "excess_errors", "errors_p", "added_ms", "added_latency_s", "latency_p", "harm_s",
+         "extra_latency_ms", "variance", "duration_h", "rss_start", "rss_end",
+         "slope_bytes_per_hour", "growth_per_hour", "r2", "climb_growth_per_hour",
+         "climb_r2", "p95"],
+        "float64",
+    ),
+}  # fmt: skip
+
+
+# the columns of the store's reads that analysis frames keep whole
+RESET_COLUMNS = ["ts", "kind", "target", "uptime_start_ms", "last_reset_ms"]
+ERROR_COLUMNS = ["ts", "endpoint", "method", "status_code", "error", "target", "first_seen"]
+
+
+def empty(columns: list[str], **dtypes: str) -> pd.DataFrame:
+    """A frame with these columns and no row, each of its type in `DTYPES` (`dtypes`: the
+    type of a name that means something else in this frame, e.g. `error` as a count)."""
+    return pd.DataFrame(
+        {c: pd.Series(dtype=dtypes.get(c, DTYPES.get(c, "object"))) for c in columns}
+    )
 
 
 def iso(value: Any) -> str | None:

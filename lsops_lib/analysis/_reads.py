@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from ._common import empty, ensure_ts
+from ._common import RESET_COLUMNS, empty, ensure_ts
 
 if TYPE_CHECKING:  # the analysis itself imports no SQLAlchemy
     from ..store import StoreReader
@@ -80,5 +80,5 @@ def reset_frame(
     return (
         ensure_ts(df.copy(), "ts").sort_values("ts").reset_index(drop=True)
         if not df.empty
-        else empty(["ts", "kind"])
+        else empty(RESET_COLUMNS)
     )

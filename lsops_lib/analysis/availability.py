@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._common import empty, ensure_ts, median_interval_s, ratio, seconds, ts
+from ._common import empty, ensure_ts, median_interval_s, ratio, seconds, window
 
 STATUSES = ("OK", "DEGRADED", "ERROR", "NO_ANSWER")
 GAP_FACTOR = 2.0
@@ -118,7 +118,7 @@ def _daily(
     """Per UTC day of the window: status counts, availability, and the gap seconds and
     coverage of that day (a day the collector missed shows coverage 0, not 100 % up)."""
     if t0 is None or t1 is None or t1 <= t0:
-        return empty(DAILY_COLUMNS)
+        return empty(DAILY_COLUMNS, error="int64")  # ERROR observations
     days = pd.date_range(t0.floor("D"), t1.ceil("D"), freq="D", inclusive="left")
     out = pd.DataFrame({"day": days})
     if df.empty:
@@ -157,6 +157,19 @@ def _health(
     return df
 
 
+def _until_now(
+    t0: pd.Timestamp | None, t1: pd.Timestamp | None, stamps: pd.Series
+) -> pd.Timestamp | None:
+    """The end of a window as far as it can be observed: a window reaching into the future
+    (a month in progress) ends now, or at the last observation when the history is ahead
+    of this clock (a simulated one); never before its start."""
+    now = pd.Timestamp.now(tz="UTC")
+    if t1 is None or t1 <= now:
+        return t1
+    t1 = max(now, stamps.max()) if not stamps.empty else now
+    return max(t1, t0) if t0 is not None else t1
+
+
 def collection_gaps(
     store: Any,
     start: datetime | None,
@@ -165,11 +178,13 @@ def collection_gaps(
     interval: timedelta | None = None,
     target: str | None = None,
 ) -> pd.DataFrame:
-    """Stretches with no scrape at all (no answer is an observation; a gap is not): start, end, duration_s."""
+    """Stretches with no scrape at all (no answer is an observation; a gap is not): start,
+    end, duration_s. A window reaching into the future ends now (as `availability`'s)."""
+    t0, t1 = window(start, end)  # a start after the end: ParameterError
     df = _health(store, start, end, target)
     stamps = df["ts"] if not df.empty else pd.Series([], dtype="datetime64[ns, UTC]")
     step = seconds(interval) if interval is not None else median_interval_s(stamps)
-    return _gaps(stamps, ts(start), ts(end), step)
+    return _gaps(stamps, t0, _until_now(t0, t1, stamps), step)
 
 
 def availability(
@@ -181,6 +196,7 @@ def availability(
     interval: timedelta | None = None,
 ) -> Availability:
     """Share of health observations that were OK, with the gaps in collection beside it."""
+    window(start, end)  # a start after the end: ParameterError, before any read
     df = _health(store, start, end, target)
     return availability_from_health(df, start, end, interval=interval)
 
@@ -193,19 +209,13 @@ def availability_from_health(
     interval: timedelta | None = None,
 ) -> Availability:
     """`availability` over an already-read health frame (ts, status)."""
-    t0, t1 = ts(start), ts(end)
+    t0, t1 = window(start, end)  # a start after the end: ParameterError
     stamps = df["ts"] if not df.empty else pd.Series([], dtype="datetime64[ns, UTC]")
     if t0 is None and not df.empty:
         t0 = stamps.min()
     if t1 is None and not df.empty:
         t1 = stamps.max()
-    if t1 is not None:
-        # a window reaching into the future (a month in progress) ends now, or at the last
-        # observation when the history is ahead of this clock (a simulated one)
-        now = pd.Timestamp.now(tz="UTC")
-        if t1 > now:
-            t1 = max(now, stamps.max()) if not df.empty else now
-            t1 = max(t1, t0) if t0 is not None else t1
+    t1 = _until_now(t0, t1, stamps)
     step = seconds(interval) if interval is not None else median_interval_s(stamps)
     gaps = _gaps(stamps, t0, t1, step)
     counts = df["status"].value_counts() if not df.empty else pd.Series(dtype=int)

@@ -20,7 +20,9 @@ import numpy as np
 import pandas as pd
 
 from ..config import Thresholds
-from ._common import empty, ensure_ts, filter_monitoring, iso, py, ts
+from ..exceptions import ParameterError
+from ..times import shown
+from ._common import empty, ensure_ts, filter_monitoring, iso, py, ts, window
 from .cache_fall import cache_fall_incidents
 from .incident_base import COLUMNS, Detector, wilson_lower
 from .incident_base import runs as _runs
@@ -358,6 +360,13 @@ def incidents(
     period whose per-endpoint mean latency is the reference for latency regressions
     (default: each endpoint's median bucket mean over the window itself).
     """
+    kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise ParameterError(
+            f"kinds: unknown incident kind {shown(unknown[0])} (known: {', '.join(KINDS)})"
+        )
+    window(start, end)  # a start after the end: ParameterError
     thresholds = thresholds or Thresholds()
     parts = []
     health = None
@@ -411,9 +420,10 @@ def incidents(
         if kind in kinds:
             parts.append(detect(store, start, end, thresholds, target=target))
     parts = [p for p in parts if not p.empty]
-    if not parts:
-        return empty(COLUMNS)
+    if not parts:  # endpoint: a path, or None (an incident of the whole API)
+        return empty(COLUMNS, endpoint="object")
     out = pd.concat(parts, ignore_index=True)
+    out["endpoint"] = out["endpoint"].astype(object)  # whichever kinds were found
     out = filter_monitoring(out, include_monitoring)
     out["order"] = out["kind"].map({k: i for i, k in enumerate(KINDS)})
     out = out.sort_values(["start", "order", "endpoint"], na_position="first").drop(columns="order")
@@ -428,7 +438,10 @@ def incident_window(
     rule used by `lsops incidents`, the review's suggested commands, the postmortem's
     default window and the demo."""
     margin = pd.Timedelta(minutes=(thresholds or Thresholds()).incident_margin_minutes)
-    return (ts(start) - margin).floor("min"), (ts(end) + margin).ceil("min")
+    first, last = window(start, end)
+    if first is None or last is None:
+        raise ParameterError("an incident window needs both a start and an end")
+    return (first - margin).floor("min"), (last + margin).ceil("min")
 
 
 def postmortem_command(row: Any, thresholds: Thresholds | None = None) -> str:
@@ -545,7 +558,7 @@ def postmortem_window(
         return when.strftime("%Y-%m-%d %H:%M UTC")
 
     if start is not None and end is not None:
-        s, e = ts(parse_time(start)), ts(parse_time(end))
+        s, e = window(start, end)  # a start after the end: ParameterError
         return IncidentWindow(s, e, title or f"Incident {name(s)}", "the window given")
     if start is not None:
         s = ts(parse_time(start))

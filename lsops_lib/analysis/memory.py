@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import Thresholds
-from ._common import empty, ensure_ts, ratio
+from ._common import RESET_COLUMNS, TS, empty, ensure_ts, ratio
 
 
 @dataclass
@@ -150,7 +150,7 @@ def memory_trend(
     thresholds = thresholds or Thresholds()
     df = store.scrapes(start, end, target=target) if scrapes is None else scrapes
     resets = store.resets(start, end, target=target)
-    resets = ensure_ts(resets.copy(), "ts") if not resets.empty else empty(["ts", "kind"])
+    resets = ensure_ts(resets.copy(), "ts") if not resets.empty else empty(RESET_COLUMNS)
     limit = int(thresholds.memory_limit_bytes)
     cols = ["ts", "rss", "heap_used", "heap_total", "segment", "restart"]
     if df.empty:
@@ -221,6 +221,8 @@ def memory_trend(
             }
         )
     segments = pd.DataFrame(rows, columns=SEGMENT_COLUMNS) if rows else empty(SEGMENT_COLUMNS)
+    for col in ("climb_start", "climb_end"):  # no climb at all: NaT, still UTC instants
+        segments[col] = pd.to_datetime(segments[col], utc=True).astype(TS)
     peak = float(frame["rss"].max()) if not frame.empty else None
     last = float(frame["rss"].iloc[-1]) if not frame.empty else None
     return MemoryTrend(

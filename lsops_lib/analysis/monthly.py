@@ -311,8 +311,10 @@ def _monthly_review(
                 if np.isnan(avail.availability)
                 else bool(avail.availability >= th.availability_slo),
                 "detail": (
-                    f"{avail.ok} OK, {avail.degraded} DEGRADED, {avail.error} ERROR, {avail.no_answer} no answer "
-                    f"of {avail.observations} observations; coverage {avail.coverage:.1%}"
+                    f"{fmt.integer(avail.ok)} OK, {fmt.integer(avail.degraded)} DEGRADED, "
+                    f"{fmt.integer(avail.error)} ERROR, {fmt.integer(avail.no_answer)} no answer "
+                    f"of {fmt.counted(avail.observations, 'observation')}; "
+                    f"coverage {avail.coverage:.1%}"
                 ),
             },
             {
@@ -332,7 +334,8 @@ def _monthly_review(
                 "figure": lat["share"],
                 "threshold": th.latency_slo,
                 "met": None if np.isnan(lat["share"]) else bool(lat["share"] >= th.latency_slo),
-                "detail": f"{lat['met']} of {lat['slices']} slices; {lat['label']}",
+                "detail": f"{fmt.integer(lat['met'])} of {fmt.counted(lat['slices'], 'slice')}; "
+                f"{lat['label']}",
             },
             {
                 "key": "cache_hit_rate",

@@ -10,14 +10,26 @@ import numpy as np
 import pandas as pd
 
 from ..config import Thresholds
-from ._common import MONITORING_REASON, empty, ensure_ts, iso, py, ratio, ts
+from ..exceptions import ParameterError
+from ._common import (
+    ERROR_COLUMNS,
+    MONITORING_REASON,
+    RESET_COLUMNS,
+    empty,
+    ensure_ts,
+    iso,
+    py,
+    ratio,
+    ts,
+    window,
+)
 from ._reads import health_frame, reset_frame
 from .availability import Availability, availability_from_health
 from .harm import HARM_COLUMNS, harm
 from .incidents import COLUMNS as INCIDENT_COLUMNS
 from .incidents import incidents as find_incidents
 from .incidents import with_commands
-from .memory import MemoryTrend, memory_trend
+from .memory import SEGMENT_COLUMNS, MemoryTrend, memory_trend
 from .traffic import (
     endpoint_series,
     endpoint_summary,
@@ -239,7 +251,9 @@ def postmortem(
     """The facts of an incident window [start, end) against a baseline before it
     (`baseline`: a (start, end) pair, or a duration before `start`; default the 24 h before)."""
     th = thresholds or Thresholds()
-    start, end = py(start), py(end)
+    start, end = (py(t) for t in window(start, end))  # start after end: ParameterError
+    if start is None or end is None:
+        raise ParameterError("a postmortem needs both a start and an end")
     b_start, b_end = _baseline(start, baseline)
     notes: list[str] = []
     health = health_frame(store, start, end, target)
@@ -301,7 +315,7 @@ def postmortem(
     errors = (
         ensure_ts(errors.copy(), "ts").sort_values("ts").reset_index(drop=True)
         if not errors.empty
-        else empty(["ts", "endpoint", "method", "status_code", "error"])
+        else empty(ERROR_COLUMNS)
     )
     if not include_monitoring and not errors.empty:
         from ..models import is_monitoring
@@ -402,7 +416,9 @@ def postmortem(
         restarts=resets,
         timeline=timeline,
         top_new_pattern=top_new_pattern,
-        incidents=found if not found.empty else empty([*INCIDENT_COLUMNS, "postmortem_command"]),
+        incidents=found
+        if not found.empty
+        else empty([*INCIDENT_COLUMNS, "postmortem_command"], endpoint="object"),
         comparison=comparison,
         series=series,
         health=health[["ts", "status"]] if not health.empty else empty(["ts", "status"]),
@@ -433,8 +449,8 @@ def unavailable_postmortem(
     no_health = empty(["ts", "status"])
     memory = MemoryTrend(
         frame=empty(["ts", "rss", "heap_used", "heap_total", "segment", "restart"]),
-        segments=empty(["segment", "start", "end", "leak"]),
-        restarts=empty(["ts", "kind"]),
+        segments=empty(SEGMENT_COLUMNS),
+        restarts=empty(RESET_COLUMNS),
         leak=False,
         peak_rss=None,
         peak_fraction=None,
@@ -462,11 +478,11 @@ def unavailable_postmortem(
         no_answer=0,
         observations=0,
         endpoints=empty(HARM_COLUMNS),
-        errors=empty(["ts", "endpoint", "method", "status_code", "error"]),
+        errors=empty(ERROR_COLUMNS),
         error_counts=empty(["endpoint", "status_code", "error", "count"]),
-        restarts=empty(["ts", "kind"]),
+        restarts=empty(RESET_COLUMNS),
         timeline=empty(["ts", "event", "detail", "endpoint"]),
-        incidents=empty([*INCIDENT_COLUMNS, "postmortem_command"]),
+        incidents=empty([*INCIDENT_COLUMNS, "postmortem_command"], endpoint="object"),
         comparison=pd.DataFrame(
             {
                 "metric": ["requests per hour", "error_rate", "mean_ms", "availability"],

@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..exceptions import ParameterValueError
+from ..times import shown
 from ._common import empty, ensure_ts, ratio, seconds
 
 TIMESLICE_LABEL = (
@@ -29,7 +31,9 @@ def error_budget(
     Without events every observed figure is NaN, never a made-up 0 or 100 %.
     """
     if not 0 < slo < 1:
-        raise ValueError(f"SLO must be a fraction between 0 and 1, not {slo!r}")
+        raise ParameterValueError(
+            f"slo: {shown(slo)} is not a fraction between 0 and 1 (an SLO of 99.9 % is 0.999)"
+        )
     total = float(total)
     good = float(good)
     bad = max(total - good, 0.0)
@@ -86,7 +90,7 @@ def latency_slices(
     df = _scrape_frame(store, start, end, target) if scrapes is None else scrapes
     cols = ["ts", "p95", "count", "met", "ordered", *carry]
     if df.empty or "rt_p95" not in df:
-        return empty(cols)
+        return empty(cols, count="Int64")  # the scrapes' rt_count
     p95 = pd.to_numeric(df["rt_p95"], errors="coerce")
     count = pd.to_numeric(df.get("rt_count"), errors="coerce")
     keep = p95.notna() & (count.isna() | (count > 0))

@@ -34,7 +34,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
 from ..config import redact_url
-from ..exceptions import ConfigError, DatabaseError
+from ..exceptions import ConfigError, DatabaseError, ParameterError
+from ..times import shown
 from .drift import SchemaMissing
 
 __all__ = ["Inspector", "connect", "psycopg_url"]
@@ -60,6 +61,50 @@ def _marked(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) 
     """SQLAlchemy's before_cursor_execute hook: the statement with OWN_MARK at its end
     (after the last statement of a string of several: each SET of `_session` has its own)."""
     return f"{statement} {OWN_MARK}", parameters
+
+
+# PostgreSQL type OIDs -> the dtype pandas gives the driver's values of that type
+# (numeric is Decimal objects, arrays are lists, inet is ipaddress: `object`)
+_DTYPES = {
+    16: "bool",
+    20: "int64",  # int8
+    21: "int64",  # int2
+    23: "int64",  # int4
+    26: "int64",  # oid
+    700: "float64",  # float4
+    701: "float64",  # float8
+    18: "str",  # "char"
+    19: "str",  # name
+    25: "str",  # text
+    1042: "str",  # bpchar
+    1043: "str",  # varchar
+    1114: "datetime64[us]",  # timestamp
+    1184: "datetime64[us, UTC]",  # timestamptz
+}
+
+
+def typed_empty(columns: list[str], types: list[Any]) -> pd.DataFrame:
+    """A frame of no row whose columns have the types (PostgreSQL OIDs) `types`, each as
+    pandas types the driver's values of that type in a frame of some rows: `df["ts"].dt`
+    and integer arithmetic work on an empty answer too."""
+    dtypes = [_DTYPES.get(t, "object") if isinstance(t, int) else "object" for t in types]
+    if len(dtypes) != len(columns):
+        dtypes = ["object"] * len(columns)
+    return pd.DataFrame({i: pd.Series(dtype=d) for i, d in enumerate(dtypes)}).set_axis(
+        columns, axis=1
+    )
+
+
+def count_param(value: Any, name: str) -> int:
+    """A count of rows asked for (`n`, `limit`, `top_n`) as an int: ParameterError when it
+    is none or negative (PostgreSQL would refuse it as a LIMIT)."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ParameterError(f"{name}: not a whole number: {shown(value)}") from None
+    if number < 0 or number != value:
+        raise ParameterError(f"{name}: {shown(value)} (expected a whole number, 0 or more)")
+    return number
 
 
 def psycopg_url(url: str) -> str:
@@ -201,10 +246,13 @@ class Inspector:
             self.scalar("SELECT 1")
 
     def frame(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        """Run one read-only query; the answer as a DataFrame (columns as the SQL names them)."""
+        """Run one read-only query; the answer as a DataFrame (columns as the SQL names them;
+        without a row, each typed as its values would type it: `typed_empty`)."""
         try:
             with self._session() as conn:
                 result = conn.execute(sa.text(sql), params or {})
+                cursor = result.cursor  # None once every row is fetched
+                types = [getattr(c, "type_code", None) for c in cursor.description or ()]
                 rows = result.fetchall()
                 columns = list(result.keys())
                 conn.rollback()
@@ -214,6 +262,8 @@ class Inspector:
             raise self._error(exc, "query failed on") from None
         except SQLAlchemyError as exc:
             raise self._error(exc, "cannot use") from None
+        if not rows:
+            return typed_empty(columns, types)
         return pd.DataFrame([tuple(r) for r in rows], columns=columns)
 
     def frames(self, statements: list[tuple[str, dict[str, Any] | None]]) -> list[pd.DataFrame]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from . import drift
-from .connect import Inspector
+from .connect import Inspector, count_param
 
 __all__ = [
     "LOG_STATUSES",
@@ -143,6 +143,7 @@ def latest_failures(insp: Inspector, n: int = 10) -> pd.DataFrame:
     """The runbook's troubleshooting query, newest first: entity_type, entity_id,
     error_message, tokens_used, created_at, completed_at. Needs context_indexing_log.status;
     a column the log lacks is None (and said)."""
+    n = count_param(n, "n")
     what = "latest indexing failures"
     drift.require(insp, what, LOG, "status")
     select = ",\n               ".join(
@@ -165,7 +166,7 @@ def latest_failures(insp: Inspector, n: int = 10) -> pd.DataFrame:
         ORDER BY {newest}
         LIMIT :n
         """,
-        {"n": int(n)},
+        {"n": n},
     )
     for col in ("created_at", "completed_at"):
         df[col] = pd.to_datetime(df[col], utc=True)
@@ -261,6 +262,7 @@ def missing_entities(insp: Inspector, n: int = 20) -> pd.DataFrame:
     """Up to n source entities per type with no embedding (what to re-index): entity_type,
     entity_id, name, changed_at (most recently changed first; None where the source
     table lacks the column)."""
+    n = count_param(n, "n")
     what = "entities without embedding"
     drift.require(insp, what, EMBEDDINGS, "entity_type", "entity_id")
     parts = []
@@ -288,7 +290,9 @@ def missing_entities(insp: Inspector, n: int = 20) -> pd.DataFrame:
             """
         )
     if not parts:
-        return pd.DataFrame(columns=["entity_type", "entity_id", "name", "changed_at"])
-    df = insp.frame(" UNION ALL ".join(parts), {"n": int(n)})
+        return pd.DataFrame(
+            {"entity_type": [], "entity_id": [], "name": [], "changed_at": []}, dtype="str"
+        ).astype({"changed_at": "datetime64[us, UTC]"})
+    df = insp.frame(" UNION ALL ".join(parts), {"n": n})
     df["changed_at"] = pd.to_datetime(df["changed_at"], utc=True)
     return df

@@ -37,7 +37,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import fmt
 from ..config import sqlite_store_missing
+from ..exceptions import ParameterError
+from ..times import shown
 from .space import total_growth
 
 __all__ = [
@@ -103,7 +106,7 @@ class Forecast:
             "status": self.status,
             "message": self.message,
             "snapshots": self.snapshots,
-            "since": self.since,
+            "since": _instant(self.since),
         }
 
     def summary(self) -> dict[str, Any]:
@@ -121,6 +124,22 @@ class Forecast:
 
 def _iso(value: date | None) -> str | None:
     return None if value is None else value.isoformat()
+
+
+def _instant(value: pd.Timestamp | None) -> str | None:
+    """An instant as ISO 8601 in UTC, as lsops's JSON writes instants (`2026-11-25T00:00:00+00:00`)."""
+    if value is None or pd.isna(value):
+        return None
+    stamp = pd.Timestamp(value)
+    return (
+        stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    ).isoformat()
+
+
+def _days_text(days: float, digits: int) -> str:
+    """`days` with `digits` decimals and its noun: 0.5 days, 1 day, 3.0 days."""
+    text = f"{days:.{digits}f}"
+    return f"{text} {'day' if float(text) == 1 else 'days'}"
 
 
 def _plain(value: Any) -> Any:
@@ -230,7 +249,9 @@ def capacity_forecast(
     """The date the database reaches `limit_bytes`, from size snapshots (ts, schema, table,
     total_bytes, ... as `space.growth` reads them). `database_bytes` at `now`: the live
     size to project from (else the fitted line at the last snapshot). See the module."""
-    limit = int(limit_bytes)
+    limit = _positive(limit_bytes, "limit_bytes")
+    if database_bytes is not None:
+        _positive(database_bytes, "database_bytes", zero=True)
     stamp = pd.Timestamp(now) if now is not None else None
     if stamp is not None and stamp.tzinfo is None:
         stamp = stamp.tz_localize("UTC")
@@ -259,8 +280,9 @@ def capacity_forecast(
     after = f" since the shrink on {fc.since:%Y-%m-%d}" if starts else ""
     if len(series) < min_snapshots or span < min_days:
         fc.message = (
-            f"not enough history: {len(series)} snapshots over {span:.1f} days{after} "
-            f"(a forecast needs {min_snapshots} over {min_days:g} days)"
+            f"not enough history: {fmt.counted(len(series), 'snapshot')} over "
+            f"{_days_text(span, 1)}{after} (a forecast needs {fmt.number(min_snapshots)} over "
+            f"{fmt.number(min_days)} {'day' if min_days == 1 else 'days'})"
         )
         fc.frame = _frame(totals, fc)
         return fc
@@ -273,7 +295,7 @@ def capacity_forecast(
         anchor_ts = series["ts"].iloc[-1]
         anchor = intercept + slope * x[-1]
     fc.measured_at = anchor_ts
-    basis = f"{len(series)} snapshots over {span:.0f} days{after}"
+    basis = f"{fmt.counted(len(series), 'snapshot')} over {_days_text(span, 0)}{after}"
     if anchor >= limit:
         fc.status = "over_limit"
         fc.reaches_limit_on = anchor_ts.date()
@@ -421,3 +443,16 @@ def forecast_for(
         min_days=t.forecast_min_days,
         shrink_ratio=t.forecast_shrink_ratio,
     )
+
+
+def _positive(value: Any, name: str, *, zero: bool = False) -> int:
+    """`value` as an int of bytes: ParameterError when it is none, negative (or zero for a
+    limit: a database is always over a limit of 0 bytes)."""
+    least = "0 or more" if zero else "more than 0"
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        number = -1
+    if number < 0 or (number == 0 and not zero):
+        raise ParameterError(f"{name}: {shown(value)} (expected a number of bytes, {least})")
+    return number

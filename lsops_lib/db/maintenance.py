@@ -14,7 +14,7 @@ import pandas as pd
 
 from .. import fmt
 from . import drift
-from .connect import Inspector
+from .connect import Inspector, count_param
 from .queries import mask_secrets
 from .settings import DbThresholds
 
@@ -88,7 +88,8 @@ def _hidden_sessions(insp: Inspector, what: str) -> None:
 def _utc(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     for col in columns:
         if col in df:
-            df[col] = pd.to_datetime(df[col], utc=True)
+            # us as every instant of lsops (a column of NULLs alone would be in seconds)
+            df[col] = pd.to_datetime(df[col], utc=True).astype("datetime64[us, UTC]")
     return df
 
 
@@ -188,8 +189,6 @@ def table_bloat(insp: Inspector, thresholds: DbThresholds | None = None) -> pd.D
         "bloat_ratio",
         "flagged",
     ]
-    if df.empty:
-        return pd.DataFrame(columns=columns)
     df["table_bytes"] = df["table_bytes"].astype("int64")
     df["expected_bytes"] = df["expected_bytes"].astype("int64")
     df["bloat_bytes"] = (df["table_bytes"] - df["expected_bytes"]).clip(lower=0)
@@ -253,7 +252,7 @@ def table_wraparound(insp: Inspector, n: int = 10) -> pd.DataFrame:
         ORDER BY age(c.relfrozenxid) DESC
         LIMIT :n
         """,
-        {"n": int(n)},
+        {"n": count_param(n, "n")},
     )
     df["xid_fraction"] = df["xid_age"] / XID_LIMIT
     df["mxid_fraction"] = df["mxid_age"] / XID_LIMIT

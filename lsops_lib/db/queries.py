@@ -15,9 +15,11 @@ from typing import Any
 
 import pandas as pd
 
-from ..exceptions import DatabaseError, ExtensionMissing
+from ..exceptions import DatabaseError, ExtensionMissing, ParameterError
+from ..times import shown
 from . import drift
-from .connect import OWN_MARK, Inspector
+from .connect import OWN_MARK, Inspector, count_param
+from .indexes import _utc
 from .settings import DbThresholds
 
 __all__ = [
@@ -128,8 +130,12 @@ def status(insp: Inspector) -> dict[str, Any]:
         "available": True,
         "schema": schema,
         "message": None,
-        "stats_reset": None if reset is None or pd.isna(reset) else pd.Timestamp(reset),
+        # the server's time zone (e.g. Etc/UTC) as every lsops instant: UTC
+        "stats_reset": None if reset is None or pd.isna(reset) else _utc(reset),
     }
+
+
+_ORDERS = ("total_ms", "mean_ms", "calls")
 
 
 def query_stats(
@@ -146,8 +152,10 @@ def query_stats(
     Columns: queryid, query (passwords masked: `mask_secrets`), calls, total_ms, mean_ms,
     rows. Raises ExtensionMissing.
     """
-    if order_by not in ("total_ms", "mean_ms", "calls"):
-        raise ValueError(f"order_by: {order_by!r}")
+    if order_by not in _ORDERS:
+        raise ParameterError(f"order_by: {shown(order_by)} (expected one of {', '.join(_ORDERS)})")
+    if limit is not None:
+        limit = count_param(limit, "limit")
     relation = _relation(insp)
     total = _total_time_column(insp, relation)
     sql = f"""
@@ -189,12 +197,12 @@ def query_stats(
 
 def top_by_total(insp: Inspector, n: int = 10) -> pd.DataFrame:
     """The n statements with the most total execution time (what the database spends on)."""
-    return query_stats(insp, order_by="total_ms", limit=n)
+    return query_stats(insp, order_by="total_ms", limit=count_param(n, "n"))
 
 
 def top_by_mean(insp: Inspector, n: int = 10, *, min_calls: int = 1) -> pd.DataFrame:
     """The n statements slowest on average."""
-    return query_stats(insp, order_by="mean_ms", limit=n, min_calls=min_calls)
+    return query_stats(insp, order_by="mean_ms", limit=count_param(n, "n"), min_calls=min_calls)
 
 
 def slow_queries(insp: Inspector, thresholds: DbThresholds | None = None) -> pd.DataFrame:

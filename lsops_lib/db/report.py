@@ -26,7 +26,7 @@ import pandas as pd
 from ..config import Settings, Thresholds, load_settings, redact_url
 from ..exceptions import DatabaseError, LsopsError
 from . import forecast, recommend, vectors
-from .connect import connect
+from .connect import connect, count_param
 from .gather import gather, gather_backups, gather_reindex, open_store
 from .sections import FROM_STORE, SECTION_TITLES, Section
 from .settings import DbThresholds
@@ -256,7 +256,7 @@ def optimization_report(
         reachable=False,
         error=error,
         generated_at=now,
-        top_n=int(top_n),
+        top_n=count_param(top_n, "top_n"),
         thresholds=t,
         limits=settings.thresholds if settings is not None else Thresholds(),
     )

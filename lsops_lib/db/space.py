@@ -21,6 +21,26 @@ SIZE_COLUMNS = [
     "rows_estimate",
 ]
 
+TS = "datetime64[us, UTC]"  # the store's instants
+# the types of the frames below when they have rows (an empty one has them too)
+_DTYPES = {
+    "ts": TS,
+    "schema": "str",
+    "table": "str",
+    **dict.fromkeys(SIZE_COLUMNS[2:], "int64"),
+    "first_ts": TS,
+    "last_ts": TS,
+    "first_bytes": "int64",
+    "last_bytes": "int64",
+    "growth_bytes": "int64",
+    "bytes_per_day": "float64",
+}
+
+
+def _empty(columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=_DTYPES[c]) for c in columns})
+
+
 _SYSTEM_SCHEMAS = "('pg_catalog', 'information_schema', 'pg_toast')"
 
 
@@ -75,7 +95,7 @@ def growth(
     except TypeError:  # a store whose db_sizes takes the database only
         df = store.db_sizes(database)
     if df is None:
-        return pd.DataFrame(columns=["ts", *SIZE_COLUMNS])
+        return _empty(["ts", *SIZE_COLUMNS])
     return df
 
 
@@ -83,7 +103,7 @@ def total_growth(snapshots: pd.DataFrame) -> pd.DataFrame:
     """Database total per snapshot: ts, total_bytes, table_bytes, index_bytes, toast_bytes."""
     cols = ["total_bytes", "table_bytes", "index_bytes", "toast_bytes"]
     if snapshots is None or snapshots.empty:
-        return pd.DataFrame(columns=["ts", *cols])
+        return _empty(["ts", *cols])
     return snapshots.groupby("ts", as_index=False)[cols].sum().sort_values("ts")
 
 
@@ -101,7 +121,7 @@ def table_growth(snapshots: pd.DataFrame) -> pd.DataFrame:
         "bytes_per_day",
     ]
     if snapshots is None or snapshots.empty:
-        return pd.DataFrame(columns=columns)
+        return _empty(columns)
     ordered = snapshots.sort_values("ts")
     grouped = ordered.groupby(["schema", "table"], as_index=False)
     first = grouped.first()[["schema", "table", "ts", "total_bytes"]]

@@ -76,7 +76,9 @@ class Store(Writes, ScrapeReads, IntervalReads, Snapshots):
     `engine`, `schema_version()`, `close()`, and a context manager.
 
     Writes: `record_scrape(scrape) -> bool` (False when that scrape id is already stored).
-    Reads (start, end: aware datetimes, end exclusive, None = unbounded; target None = all):
+    Reads (start, end: datetimes, naive ones UTC, or ISO 8601 strings; end exclusive, None =
+    unbounded; target None = all; an empty answer has the columns and types of a full one;
+    an unknown bucket or a value that is no instant is a ParameterError):
     `scrapes`, `scrape_figures`, `health`, `services`, `error_records`, `raw_payload`,
     `targets`, `extent`; intervals: `endpoint_intervals`, `counter_intervals`, `resets`.
     Database snapshots: `record_db_sizes`, `db_sizes`, `record_db_queries`, `db_queries`.

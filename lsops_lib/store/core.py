@@ -36,7 +36,7 @@ from .schema import (
     stored_version,
     write_transaction,
 )
-from .series import MAX_MS, MIN_MS, ms
+from .series import window_ms
 
 
 def targets_in(targets: Iterable[str]) -> tuple[str, dict[str, str]]:
@@ -44,6 +44,17 @@ def targets_in(targets: Iterable[str]) -> tuple[str, dict[str, str]]:
     of several targets at once (the collector's alert round)."""
     params = {f"tn{i}": name for i, name in enumerate(targets)}
     return f"t.name IN ({', '.join(':' + k for k in params)})", params
+
+
+def typed_texts(df: pd.DataFrame) -> pd.DataFrame:
+    """A read of no row: its columns of the driver's values (`object`, no value to infer a
+    type from) as text (`str`), the type pandas infers for text; each read then types its
+    numbers and instants as it types them in a read of some rows."""
+    if df.empty:
+        for col in df.columns:
+            if df[col].dtype == object:
+                df[col] = df[col].astype("str")
+    return df
 
 
 @dataclass
@@ -165,12 +176,10 @@ class StoreCore:
         target: str | None,
         extra: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """The parameters of a read: :start, :end (epoch ms), :target when given, `extra`."""
-        params: dict[str, Any] = {
-            "start": ms(start, MIN_MS),
-            "end": ms(end, MAX_MS),
-            **(extra or {}),
-        }
+        """The parameters of a read: :start, :end (epoch ms), :target when given, `extra`.
+        ParameterError for an instant that is none."""
+        lo, hi = window_ms(start, end)
+        params: dict[str, Any] = {"start": lo, "end": hi, **(extra or {})}
         if target is not None:
             params["target"] = target
         return params
@@ -215,4 +224,4 @@ class StoreCore:
         for col in ts_columns:
             if col in df.columns:
                 df[col] = pd.to_datetime(pd.to_numeric(df[col]), unit="ms", utc=True)
-        return df
+        return typed_texts(df)

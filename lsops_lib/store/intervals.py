@@ -20,41 +20,43 @@ from sqlalchemy.exc import DataError
 
 from . import pack
 from .core import StoreCore, targets_in
-from .reads import empty, typed
+from .reads import TS, empty, typed
 from .rollup import is_stale, rollup_state
 from .series import (
     BUCKETS,
     HOUR_MS,
-    MAX_MS,
-    MIN_MS,
     NEW_SERIES,
     bucket_sql,
     delta_columns,
-    ms,
     series_sql,
+    window_ms,
 )
 
-ENDPOINT_COLUMNS = [
-    "ts",
-    "endpoint",
-    "requests",
-    "errors",
-    "time_sum_ms",
-    "mean_ms",
-    "error_rate",
-    "resets",
-]
+# the columns of each read and their types (the types of a read of some rows: an empty
+# answer has them too)
+ENDPOINT_DTYPES = {
+    "ts": TS,
+    "endpoint": "str",
+    "requests": "int64",
+    "errors": "int64",
+    "time_sum_ms": "float64",
+    "mean_ms": "float64",
+    "error_rate": "float64",
+    "resets": "int64",
+}
+ENDPOINT_COLUMNS = list(ENDPOINT_DTYPES)
 
-COUNTER_COLUMNS = [
-    "ts",
-    "requests",
-    "cache_hits",
-    "cache_misses",
-    "cache_hit_ratio",
-    "resets",
-    "scrapes",
-    "failures",
-]
+COUNTER_DTYPES = {
+    "ts": TS,
+    "requests": "int64",
+    "cache_hits": "int64",
+    "cache_misses": "int64",
+    "cache_hit_ratio": "float64",
+    "resets": "int64",
+    "scrapes": "int64",
+    "failures": "int64",
+}
+COUNTER_COLUMNS = list(COUNTER_DTYPES)
 
 
 class IntervalReads(StoreCore):
@@ -111,6 +113,8 @@ class IntervalReads(StoreCore):
         the same figures (the rollup holds, per target, hour and endpoint, the sums of the
         very deltas computed here, filed by the hour of the scrape that closes them).
         """
+        bucket_sql(bucket)  # an unknown bucket: ParameterError before any read
+        lo, hi = window_ms(start, end)  # a value that is no instant: ParameterError
         if bucket not in ("hour", "day"):
             return self._endpoint_intervals_raw(
                 start, end, bucket=bucket, target=target, include_monitoring=include_monitoring
@@ -119,7 +123,6 @@ class IntervalReads(StoreCore):
             return self._endpoint_intervals_raw(
                 start, end, bucket=bucket, target=target, include_monitoring=include_monitoring
             )
-        lo, hi = ms(start, MIN_MS), ms(end, MAX_MS)
         # whole hours [a, b) from the rollup; hour rows start at 1970-01-01T01:00 at the
         # earliest (the SQL's integer division truncates toward zero: the "hour" 0 would
         # also hold the last hour before the epoch)
@@ -234,7 +237,7 @@ class IntervalReads(StoreCore):
                g.errors, g.time_sum_ms, g.resets
         FROM g JOIN lsops_endpoints e ON e.id = g.endpoint_id
         ORDER BY {"g.tg, " if by else ""}g.bts, e.path"""
-        window = [(ms(start, MIN_MS), ms(end, MAX_MS))]
+        window = [window_ms(start, end)]
         df = self._frame(
             sql, start, end, target, extra=extra, samples=(window, target_where, stale)
         )
@@ -291,7 +294,7 @@ class IntervalReads(StoreCore):
         ORDER BY c2.bts"""
         df = self._frame(sql, start, end, target)
         if df.empty:
-            return empty(COUNTER_COLUMNS)
+            return empty(COUNTER_DTYPES)
         for col in ("requests", "cache_hits", "cache_misses", "resets", "scrapes", "failures"):
             df[col] = pd.to_numeric(df[col]).fillna(0).round().astype("int64")
         ops = (df["cache_hits"] + df["cache_misses"]).where(lambda s: s > 0)
@@ -319,7 +322,7 @@ class IntervalReads(StoreCore):
 def _endpoint_frame(df: pd.DataFrame) -> pd.DataFrame:
     """The typed `endpoint_intervals` frame from its SQL rows."""
     if df.empty:
-        return empty(ENDPOINT_COLUMNS)
+        return empty(ENDPOINT_DTYPES)
     for col in ("requests", "errors", "resets"):
         df[col] = pd.to_numeric(df[col]).round().astype("int64")
     df["time_sum_ms"] = pd.to_numeric(df["time_sum_ms"]).astype(float)
@@ -444,7 +447,7 @@ def _grouped_frame(
     ordered by ts, then by the position of the endpoint in `endpoints` (id, path), the
     paths in the database's order."""
     if len(rows) == 0:
-        return empty(ENDPOINT_COLUMNS)
+        return empty(ENDPOINT_DTYPES)
     ids = np.array([int(i) for i, _ in endpoints], dtype=np.int64)
     rank_of = np.full(int(ids.max()) + 1, -1, dtype=np.int64)
     rank_of[ids] = np.arange(len(ids))

@@ -18,8 +18,10 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import select, text
 
+from ..exceptions import ParameterValueError
+from ..times import shown
 from . import pack_scrapes
-from .core import StoreCore, targets_in
+from .core import StoreCore, targets_in, typed_texts
 from .schema import raw_table, scrape_details_table, targets_table
 from .series import bucket_sql
 
@@ -147,13 +149,13 @@ class ScrapeReads(StoreCore):
 
         `columns` narrows the read to those columns, in that order (the same rows, values
         and types as the whole read's columns of those names); an unknown name is a
-        ValueError.
+        ParameterError (a ValueError too, as before).
         """
-        names = list(_SCRAPE_SELECT) if columns is None else list(columns)
+        names = list(_SCRAPE_SELECT) if columns is None else _names(columns)
         unknown = [c for c in names if c not in _SCRAPE_SELECT]
         if unknown or not names or len(set(names)) != len(names):
-            raise ValueError(
-                f"scrape columns: {', '.join(unknown) if unknown else names!r} "
+            raise ParameterValueError(
+                f"columns: {shown(', '.join(map(str, unknown)) if unknown else names)} "
                 f"(each once, of: {', '.join(_SCRAPE_SELECT)})"
             )
         return self._scrape_read({c: _SCRAPE_SELECT[c] for c in names}, start, end, target)
@@ -263,6 +265,7 @@ class ScrapeReads(StoreCore):
             df["ok"] = df["ok"].astype(bool)
         if "deep" in df.columns:
             df["deep"] = df["deep"].astype("boolean")
+        typed_texts(df)
         typed(df, _INT_COLUMNS, "Int64")
         typed(df, _FLOAT_COLUMNS, "float64")
         return df
@@ -314,6 +317,7 @@ class ScrapeReads(StoreCore):
         names = ["ts", "service", "status", "message", "response_time_ms", "target"]
         df = pd.DataFrame.from_records(list(zip(*cols[:6], strict=True)), columns=names)
         df["ts"] = pd.to_datetime(pd.to_numeric(df["ts"]), unit="ms", utc=True)
+        typed_texts(df)
         typed(df, ["response_time_ms"], "float64")
         return df
 
@@ -506,18 +510,25 @@ def typed(df: pd.DataFrame, columns: Iterable[str], dtype: str) -> None:
 def as_read_alone(df: pd.DataFrame) -> pd.DataFrame:
     """Some rows of a read (one target's of a batched read, one window's of a longer one),
     typed as a read of those rows alone types them: a text column without any text there
-    is an object column of None (pandas infers `str` only from some text)."""
+    is an object column of None (pandas infers `str` only from some text); no row at all
+    is typed as a read of no row (`typed_texts`)."""
+    if df.empty:
+        return typed_texts(df)
     for col in df.columns:
         if isinstance(df[col].dtype, pd.StringDtype) and not df[col].notna().any():
             df[col] = pd.Series([None] * len(df), index=df.index, dtype=object)
     return df
 
 
-def empty(columns: list[str]) -> pd.DataFrame:
-    """A frame with these columns and no row (ts as UTC instants, endpoint as object)."""
-    df = pd.DataFrame({c: pd.Series(dtype="float64") for c in columns})
-    if "ts" in df.columns:
-        df["ts"] = pd.to_datetime(df["ts"], utc=True)
-    if "endpoint" in df.columns:
-        df["endpoint"] = df["endpoint"].astype(object)
-    return df
+TS = "datetime64[us, UTC]"  # the instants of every read (`Timestamp(tz="UTC")`, us)
+
+
+def empty(dtypes: Mapping[str, str]) -> pd.DataFrame:
+    """A frame with these columns (name -> dtype) and no row: the types a read of some rows
+    gives them, so that `df["ts"].dt` and integer sums work on an empty answer too."""
+    return pd.DataFrame({c: pd.Series(dtype=d) for c, d in dtypes.items()})
+
+
+def _names(columns: Iterable[str]) -> list[str]:
+    """`columns` as a list (a single name given as a string is that one name)."""
+    return [columns] if isinstance(columns, str) else list(columns)

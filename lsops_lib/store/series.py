@@ -22,7 +22,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ..times import to_ms
+from ..exceptions import ParameterError, ParameterValueError
+from ..times import from_ms, shown, to_ms
 from .schema import SERIES_KEY
 
 BUCKETS: dict[str, int | None] = {
@@ -43,9 +44,35 @@ NEW_SERIES_KINDS = ("restart", "reset", "counter_drop")
 NEW_SERIES = "('restart', 'reset', 'counter_drop')"  # the same, as an SQL list
 
 
-def ms(value: datetime | None, default: int) -> int:
-    """An instant as epoch ms, `default` for None (an open window edge)."""
-    return default if value is None else to_ms(value)
+def ms(value: datetime | str | None, default: int, name: str = "start") -> int:
+    """An instant as epoch ms, `default` for None (an open window edge). A datetime (naive:
+    UTC) or an ISO 8601 string; anything else is a ParameterError naming `name`."""
+    if value is None:
+        return default
+    if not isinstance(value, datetime | str):
+        raise ParameterError(
+            f"{name}: not a time: {shown(value)} (expected a datetime or an ISO 8601 string, "
+            "e.g. 2026-10-03T14:05Z)"
+        )
+    try:
+        return to_ms(value)
+    except ParameterError as exc:
+        raise ParameterError(f"{name}: {exc}") from None
+
+
+def _iso(value_ms: int) -> str:
+    return from_ms(value_ms).isoformat().replace("+00:00", "Z")
+
+
+def window_ms(start: datetime | str | None, end: datetime | str | None) -> tuple[int, int]:
+    """(start, end) of a read as epoch ms (None: unbounded); ParameterError for a value that
+    is no instant or a start after the end (as the analysis, `analysis._common.window`)."""
+    lo, hi = ms(start, MIN_MS, "start"), ms(end, MAX_MS, "end")
+    if lo > hi:
+        raise ParameterError(
+            f"start {_iso(lo)} is after end {_iso(hi)} (a window runs from start to end)"
+        )
+    return lo, hi
 
 
 # --- the series order ----------------------------------------------------------------
@@ -207,8 +234,10 @@ def delta_columns(kind: str) -> str:
 
 def bucket_sql(bucket: str, column: str = "ts") -> str:
     """The SQL expression of the bucket start of `column` (epoch ms)."""
-    if bucket not in BUCKETS:
-        raise ValueError(f"unknown bucket {bucket!r} (expected one of {', '.join(BUCKETS)})")
+    if not isinstance(bucket, str) or bucket not in BUCKETS:
+        raise ParameterValueError(
+            f"bucket: unknown bucket {shown(bucket)} (expected one of {', '.join(BUCKETS)})"
+        )
     size = BUCKETS[bucket]
     # integer division of epoch ms: the same in SQLite and PostgreSQL (ts is an integer)
     return column if size is None else f"(({column} / {size}) * {size})"

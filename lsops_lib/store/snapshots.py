@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..exceptions import StoreError
 from ..times import to_ms
 from .core import StoreCore
+from .reads import TS, empty
 from .schema import db_queries_table, db_sizes_table, one_line
 from .writes import truncate
 
@@ -26,6 +27,19 @@ DB_SIZE_COLUMNS = [
     "rows_estimate",
 ]
 DB_QUERY_COLUMNS = ["queryid", "query", "calls", "total_ms", "rows"]
+
+# the types of a read of some rows (an empty answer has them too)
+_SIZE_DTYPES = {"ts": TS, "schema": "str", "table": "str"} | {
+    c: "int64" for c in DB_SIZE_COLUMNS[2:]
+}
+_QUERY_DTYPES = {
+    "ts": TS,
+    "queryid": "int64",
+    "query": "str",
+    "calls": "int64",
+    "total_ms": "float64",
+    "rows": "int64",
+}
 
 
 class Snapshots(StoreCore):
@@ -51,7 +65,8 @@ class Snapshots(StoreCore):
         cols = ", ".join(f'"{c}"' for c in DB_SIZE_COLUMNS)
         sql = f"""SELECT ts, {cols} FROM lsops_db_sizes
                   WHERE database = :database AND ts >= :start AND ts < :end ORDER BY ts, id"""
-        return self._frame(sql, start, end, None, extra={"database": database})
+        df = self._frame(sql, start, end, None, extra={"database": database})
+        return empty(_SIZE_DTYPES) if df.empty else df
 
     def db_queries(
         self, database: str, start: datetime | None = None, end: datetime | None = None
@@ -60,7 +75,8 @@ class Snapshots(StoreCore):
         cols = ", ".join(f'"{c}"' for c in DB_QUERY_COLUMNS)
         sql = f"""SELECT ts, {cols} FROM lsops_db_queries
                   WHERE database = :database AND ts >= :start AND ts < :end ORDER BY ts, id"""
-        return self._frame(sql, start, end, None, extra={"database": database})
+        df = self._frame(sql, start, end, None, extra={"database": database})
+        return empty(_QUERY_DTYPES) if df.empty else df
 
     def _insert_rows(self, table: Table, rows: list[dict[str, Any]]) -> int:
         if not rows:

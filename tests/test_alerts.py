@@ -206,27 +206,40 @@ def test_flapping_is_suppressed_and_said_then_the_settled_state_is_told(
     assert [h["state"] for h in probe["history"]] == ["firing", "resolved"] * 3
 
 
-def test_an_outage_pages_once_the_symptoms_it_covers_are_not_notified(
-    tmp_path: Path, webhook_receiver: Receiver
-) -> None:
+DOWN_PENDING = [_alert("api_down", rule="api_down", pending=True)]
+DOWN = [_alert("api_down", rule="api_down")]
+SYMPTOM = [_alert("symptom", rule="symptom")]
+
+
+def _rounds(tmp_path: Path, hook: Receiver, steps: list[tuple[list, list]]) -> list[int]:
+    """Rounds 5 min apart of an api_down rule and a symptom rule seeing (api_down, symptom)
+    of each step, told to a webhook; the webhook's count after each round."""
     settings, _ = _env(tmp_path)
     cfg = parse_alert_settings(
         {"notifiers": {"chat": {"kind": "webhook", "url_env": "CHAT_URL"}}},
-        env={"CHAT_URL": webhook_receiver.url},
+        env={"CHAT_URL": hook.url},
     )
     down, symptom = Switch(), Switch()
     rules = {"api_down": down, "symptom": symptom}
-    steps = [  # (api_down, symptom)
-        ([_alert("api_down", rule="api_down", pending=True)], [_alert("symptom", rule="symptom")]),
-        ([_alert("api_down", rule="api_down")], [_alert("symptom", rule="symptom")]),
-        ([], [_alert("symptom", rule="symptom")]),
-        ([], []),
-        ([], [_alert("symptom", rule="symptom")]),  # a new episode, nothing covers it: told
-    ]
+    told = []
     with Store(settings.store_url) as store:
         for i, (d, s) in enumerate(steps):
             down.seen, symptom.seen = d, s
             evaluate(store, settings, now=T0 + timedelta(minutes=5 * i), alerts=cfg, rules=rules)
+            told.append(len(hook.bodies))
+    return told
+
+
+def test_an_outage_pages_once_the_symptoms_it_covers_are_not_notified(
+    tmp_path: Path, webhook_receiver: Receiver
+) -> None:
+    _rounds(tmp_path, webhook_receiver, [
+        (DOWN_PENDING, SYMPTOM),
+        (DOWN, SYMPTOM),
+        ([], SYMPTOM),
+        ([], []),
+        ([], SYMPTOM),  # a new episode, nothing covers it: told
+    ])  # fmt: skip
     assert _states(webhook_receiver.bodies) == [
         ("api_down", "firing", "critical"),
         ("api_down", "resolved", "critical"),
@@ -237,24 +250,9 @@ def test_an_outage_pages_once_the_symptoms_it_covers_are_not_notified(
 def test_a_missed_scrape_that_never_became_an_outage_silences_nothing(
     tmp_path: Path, webhook_receiver: Receiver
 ) -> None:
-    settings, _ = _env(tmp_path)
-    cfg = parse_alert_settings(
-        {"notifiers": {"chat": {"kind": "webhook", "url_env": "CHAT_URL"}}},
-        env={"CHAT_URL": webhook_receiver.url},
-    )
-    down, symptom = Switch(), Switch()
-    rules = {"api_down": down, "symptom": symptom}
-    steps = [  # (api_down, symptom): one scrape unanswered, then the API answers again
-        ([_alert("api_down", rule="api_down", pending=True)], [_alert("symptom", rule="symptom")]),
-        ([], [_alert("symptom", rule="symptom")]),
-        ([], [_alert("symptom", rule="symptom")]),
-    ]
-    told_after = []
-    with Store(settings.store_url) as store:
-        for i, (d, s) in enumerate(steps):
-            down.seen, symptom.seen = d, s
-            evaluate(store, settings, now=T0 + timedelta(minutes=5 * i), alerts=cfg, rules=rules)
-            told_after.append(len(webhook_receiver.bodies))
+    # one scrape unanswered (api_down pending), then the API answers again
+    told_after = _rounds(tmp_path, webhook_receiver, [(DOWN_PENDING, SYMPTOM), ([], SYMPTOM),
+                                                      ([], SYMPTOM)])  # fmt: skip
     # covered while api_down was pending; told the round api_down went away, once
     assert told_after == [0, 1, 1]
     assert _states(webhook_receiver.bodies) == [("symptom", "firing", "critical")]

@@ -15,9 +15,9 @@ Kinds (`[alerts.notifiers.NAME] kind = ...`, settings.py):
 Each attempt, as a whole, is bounded by the notifier's `timeout_s`: at the deadline the
 connection is shut down however slowly the peer answers (a webhook is judged on its
 status, its body is not waited for), the command is killed. Deliveries to different
-notifiers run in parallel, those to one notifier in order (a failure holds the later ones back, so `resolved` never overtakes
-`firing`). An error is one short line that never contains a secret (URLs, passwords and
-anything the settings hold as secret are masked).
+notifiers run in parallel, those to one notifier in order (a failure holds the later ones
+back, so `resolved` never overtakes `firing`). An error is one short line that never
+contains a secret (URLs, passwords and anything the settings hold as secret are masked).
 """
 
 from __future__ import annotations

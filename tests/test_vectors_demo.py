@@ -84,3 +84,19 @@ def test_without_pgvector_nothing_changes() -> None:
     assert demo_vectors.structure_embeddings(NoConnection(), world.plan(days=3), vector=False) == {
         "vector": False
     }
+
+
+def test_the_demo_indexing_log_never_completes_before_it_starts(pgvector_cluster: Any) -> None:
+    import random
+
+    url = pgvector_cluster.create_database("indexing_log_demo")
+    assert db.load_longsang_schema(url) is True
+    p = world.plan(days=3)
+    with pgvector_cluster.connect("indexing_log_demo") as conn:
+        world.seed_database(conn, p, vector=True)
+        world.grow_day(conn, p, p.start, random.Random(1), vector=True)  # its failed attempts
+        rows, backwards = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE completed_at < created_at) "
+            "FROM context_indexing_log"
+        ).fetchone()
+    assert rows > 0 and backwards == 0

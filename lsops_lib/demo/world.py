@@ -372,7 +372,7 @@ def grow_day(conn: Any, p: Plan, day: datetime, rng: random.Random, *, vector: b
                CASE WHEN mod(t.g, 27) = 0 THEN NULL ELSE (%(failures)s::text[])[1 + mod(t.g, 4)] END,
                CASE WHEN mod(t.g, 27) = 0 THEN 0 ELSE 40 END,
                t.created_at + interval '1 minute',
-               CASE WHEN mod(t.g, 27) = 0 THEN NULL ELSE t.created_at + interval '31 seconds' END
+               CASE WHEN mod(t.g, 27) = 0 THEN NULL ELSE t.created_at + interval '91 seconds' END
         FROM todo t WHERE mod(t.g, 9) = 0
         """,
         {**params, "failures": list(_FAILURES)},

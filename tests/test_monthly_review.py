@@ -191,6 +191,11 @@ def test_a_climbing_memory_and_the_notes_in_the_report_format(
     present.monthly.show_summary(review, source)
     summary = "".join(shown)
     assert "out of order in 1,008 of 1,008 snapshots" in summary
+    # 7 days of October collected: the budgets' time figures are a projection, and say so
+    assert "Collection covered 23 % of the month" in summary  # 7 / 31 days
+    assert "spent (time, projected)" in present.monthly.budget_frame(review).columns
+    full = replace(review, data_quality={**review.data_quality, "coverage": 0.995})
+    assert "spent (time)" in present.monthly.budget_frame(full).columns
     row = re.search(r"possible leak: yes, \+(\d+\.\d)%/h from ([^<]*)</td>", summary)
     assert row is not None, summary
     assert re.fullmatch(r"2026-10-0\d \d\d:00 UTC to 2026-10-0\d \d\d:00 UTC", row[2]), row[2]

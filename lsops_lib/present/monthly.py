@@ -201,15 +201,36 @@ def _budget_row(name: str, budget: Mapping[str, Any], unit: str) -> dict[str, An
     }
 
 
+COVERED = 0.99  # collection covering less of the month: the time figures are a projection
+
+
+def _partial_month(review: Any) -> str:
+    """The caveat of the budgets' time figures when collection covered part of the month:
+    they are the month's budget and the observed error ratio over the WHOLE month (a
+    projection), not time observed down."""
+    coverage = (review.data_quality or {}).get("coverage")
+    if _missing(coverage) or coverage >= COVERED:
+        return ""
+    return (
+        f" Collection covered {fmt_pct(coverage, 0)} of the month: the time figures (budget, "
+        "spent) project the observed error ratio over the whole month; the event counts are "
+        "what was observed."
+    )
+
+
 def budget_frame(review: Any) -> pd.DataFrame:
-    """Error budgets of the three objectives, formatted."""
-    return pd.DataFrame(
+    """Error budgets of the three objectives, formatted (the time columns marked as a
+    projection when collection covered part of the month)."""
+    frame = pd.DataFrame(
         [
             _budget_row("availability (health OK)", review.error_budget, "observations"),
             _budget_row("requests without error", review.request_budget, "requests"),
             _budget_row("latency (time slices)", review.latency_budget, "slices"),
         ]
     )
+    if _partial_month(review):
+        frame = frame.rename(columns={"spent (time)": "spent (time, projected)"})
+    return frame
 
 
 @guarded("Summary")
@@ -262,6 +283,7 @@ def show_summary(review: Any, source: StoreSource) -> None:
             f"({fmt_num(b['bad'], 6)} bad of {fmt_int(b['total'])} observations; "
             f"budget {fmt_num(b['budget_events'], 3)} observations, about "
             f"{fmt_hours(b['budget_s'])} of the month; burn rate {b['burn_rate']:.2f}x)."
+            + _partial_month(review)
         )
     show_table(
         budget_frame(review),

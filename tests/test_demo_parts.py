@@ -172,3 +172,14 @@ def test_folder_lock_state_settings_and_env(
     assert env["LSOPS_DATABASE_URL"] == "postgresql://demo/longsang"
     assert env["LSOPS_PG_BINDIR"] == "/opt/pg/bin"
     assert "LSOPS_DATABASE_URL" not in folder.env(None)
+
+
+def test_demo_help_gives_the_days_it_accepts() -> None:
+    from click.testing import CliRunner
+
+    from lsops_lib.cli import main
+    from lsops_lib.demo.world import MAX_DAYS, MIN_DAYS
+
+    out = CliRunner().invoke(main, ["demo", "--help"], env={"COLUMNS": "200"})
+    assert out.exit_code == 0
+    assert f"({MIN_DAYS} to {MAX_DAYS})" in " ".join(out.output.split())

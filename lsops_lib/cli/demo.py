@@ -22,7 +22,7 @@ from . import fail, main
     type=int,
     default=None,
     metavar="N",
-    help="Days of history, ending at the month's end (default: the whole month).",
+    help="Days of history (3 to 62), ending at the month's end (default: the whole month).",
 )
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Seed of the simulated traffic."

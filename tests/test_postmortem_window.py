@@ -122,3 +122,26 @@ def test_an_empty_store_gives_the_last_24_hours_before_now(tmp_path: Path) -> No
     window = present.choose_window(source, Thresholds())
     assert window.how.startswith("no window given and no incident found")
     assert window.end - window.start == timedelta(hours=24, seconds=1)
+
+
+def test_an_outage_ended_by_a_restart_counts_no_request_of_the_new_process(
+    sqlite_store: Store,
+) -> None:
+    """Eight unanswered scrapes, then a restart 2.5 min before the next scrape: that
+    scrape's requests came after the recovery (its counters start at the restart), so the
+    impact window holds no request and eight of eight health checks without an answer."""
+    h = History(sqlite_store)
+    for _ in range(24):  # two healthy hours
+        h.traffic("/copilot/chat", 100, 50.0).scrape()
+    outage = h.t
+    for _ in range(8):
+        h.scrape(answer=False)
+    h.restart(at=h.t - timedelta(seconds=150))
+    h.traffic("/copilot/chat", 31, 50.0).scrape()  # after the restart
+    for _ in range(12):
+        h.traffic("/copilot/chat", 100, 50.0).scrape()
+    pm = A.postmortem(sqlite_store, outage - timedelta(minutes=30), outage + timedelta(hours=1))
+    assert (pm.impact_start, pm.impact_end) == (outage, outage + timedelta(minutes=40))
+    assert pm.requests == 0 and pm.failed == 0
+    assert (pm.no_answer, pm.observations) == (8, 8)
+    assert any("began a new series" in n for n in pm.notes)

@@ -286,8 +286,17 @@ def postmortem(
         impact_start = ts(breaches["start"].min())
         impact_end = ts(breaches["end"].max())
         duration_s = (impact_end - impact_start).total_seconds()
-        # the first good scrape's delta still covers the end of the breach: include it
+        # the first good scrape's delta still covers the end of the breach: include it,
+        # unless that scrape begins a new series (a restart or reset): its counters start
+        # after the recovery and its health check answered after it, none of the breach
         i_start, i_end = py(impact_start), py(impact_end + pd.Timedelta(milliseconds=1))
+        restarted = reset_frame(store, impact_end, i_end, target)
+        if not restarted.empty:
+            i_end = py(impact_end)
+            notes.append(
+                "the scrape that closed the breach began a new series (a restart or reset): "
+                "its requests came after the recovery and are left out of the impact figures"
+            )
     window_summary = endpoint_summary(
         store, i_start, i_end, target=target, include_monitoring=include_monitoring
     )

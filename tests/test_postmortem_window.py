@@ -145,3 +145,11 @@ def test_an_outage_ended_by_a_restart_counts_no_request_of_the_new_process(
     assert pm.requests == 0 and pm.failed == 0
     assert (pm.no_answer, pm.observations) == (8, 8)
     assert any("began a new series" in n for n in pm.notes)
+    # the restart happened when the process says it started (History: 1 s before the
+    # instant given), not when the next scrape saw it
+    restarted = outage + timedelta(minutes=40) - timedelta(seconds=151)
+    (row,) = pm.restarts.to_dict("records")
+    assert (row["started"], row["ts"]) == (restarted, outage + timedelta(minutes=40))
+    events = pm.timeline[pm.timeline["event"] == "reset"]
+    assert list(events["ts"]) == [restarted]
+    assert "seen by the scrape of 2026-10-01 02:40" in events["detail"].iloc[0]

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import fmt
 from ..config import Thresholds
 from ..exceptions import ParameterError
 from ._common import (
@@ -163,6 +164,18 @@ def _baseline(
     return py(baseline[0]), py(baseline[1])
 
 
+def _with_started(resets: pd.DataFrame) -> pd.DataFrame:
+    """`resets` with `started`: when the new series began, as the API itself says (a
+    restart: the process's uptime.start; a reset: its lastReset), not when a scrape first
+    saw it (up to a scrape interval later); the scrape's instant when the API says none
+    or says one after it."""
+    said = resets["uptime_start_ms"].where(resets["kind"] == "restart", resets["last_reset_ms"])
+    started = pd.to_datetime(said.astype("Float64").astype(float), unit="ms", utc=True)
+    seen = pd.to_datetime(resets["ts"], utc=True)
+    started = started.where(started.notna() & (started <= seen), seen)
+    return resets.assign(started=started.astype(seen.dtype))
+
+
 def _timeline(
     health: pd.DataFrame, found: pd.DataFrame, resets: pd.DataFrame, gaps: pd.DataFrame
 ) -> pd.DataFrame:
@@ -204,7 +217,10 @@ def _timeline(
                 }
             )
     for row in resets.itertuples():
-        rows.append({"ts": row.ts, "event": "reset", "detail": str(row.kind), "endpoint": None})
+        seen = f" (seen by the scrape of {fmt.instant(row.ts)})" if row.started != row.ts else ""
+        rows.append(
+            {"ts": row.started, "event": "reset", "detail": f"{row.kind}{seen}", "endpoint": None}
+        )
     for row in gaps.itertuples():
         rows.append(
             {
@@ -350,7 +366,7 @@ def postmortem(
         )
         sample = errors.iloc[idx].reset_index(drop=True)
 
-    resets = reset_frame(store, start, end, target)
+    resets = _with_started(reset_frame(store, start, end, target))
     timeline = _timeline(health, found, resets, avail.gaps)
     timeline, top_new_pattern = _with_sources(timeline, store, start, end, target)  # issue 10
     base_health = health_frame(store, b_start, b_end, target)
@@ -489,7 +505,7 @@ def unavailable_postmortem(
         endpoints=empty(HARM_COLUMNS),
         errors=empty(ERROR_COLUMNS),
         error_counts=empty(["endpoint", "status_code", "error", "count"]),
-        restarts=empty(RESET_COLUMNS),
+        restarts=_with_started(empty(RESET_COLUMNS)),
         timeline=empty(["ts", "event", "detail", "endpoint"]),
         incidents=empty([*INCIDENT_COLUMNS, "postmortem_command"], endpoint="object"),
         comparison=pd.DataFrame(

@@ -437,7 +437,7 @@ def show_resolution(pm: Any, restarts: pd.DataFrame | None = None) -> None:
         show_table(
             restarts,
             "Restarts and counter resets in the window",
-            columns={"ts": "when", "kind": "kind"},
+            columns={"started": "when", "kind": "kind", "ts": "seen by the scrape of"},
         )
     else:
         show_text("No restart or counter reset in the window.")

@@ -145,6 +145,8 @@ def test_an_outage_ended_by_a_restart_counts_no_request_of_the_new_process(
     assert pm.requests == 0 and pm.failed == 0
     assert (pm.no_answer, pm.observations) == (8, 8)
     assert any("began a new series" in n for n in pm.notes)
+    said = present.postmortem.impact_sentence(pm.summary())
+    assert "(40 min): no answer. No request was counted; 8 of 8 health checks" in said, said
     # the restart happened when the process says it started (History: 1 s before the
     # instant given), not when the next scrape saw it
     restarted = outage + timedelta(minutes=40) - timedelta(seconds=151)

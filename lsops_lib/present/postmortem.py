@@ -173,11 +173,16 @@ def impact_sentence(summary: Mapping[str, Any]) -> str:
             f"{fmt_ts(summary['window_end'])}: {fmt_int(summary['failed'])} of "
             f"{fmt_int(summary['requests'])} requests failed in the whole window."
         ) + _top_new_pattern(summary)
+    requests = (
+        f"{fmt_int(summary['failed'])} of {fmt_int(summary['requests'])} requests failed "
+        f"({fmt_pct(summary['error_rate'], 1)})"
+        if summary["requests"]
+        else "no request was counted"  # an API that does not answer counts none
+    )
     text = (
         f"From {fmt_ts(summary['impact_start'])} to {fmt_ts(summary['impact_end'])} "
         f"({fmt_duration(summary['duration_s'])}): {_what(summary.get('incidents'))}. "
-        f"{fmt_int(summary['failed'])} of {fmt_int(summary['requests'])} requests failed "
-        f"({fmt_pct(summary['error_rate'], 1)}); {fmt_int(summary['no_answer'])} of "
+        f"{requests[0].upper()}{requests[1:]}; {fmt_int(summary['no_answer'])} of "
         f"{fmt_int(summary['observations'])} health checks got no answer."
     )
     harmed = summary.get("harmed") or []

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from lsops_lib import db
 from lsops_lib.cli import main
-from lsops_lib.db import reindex
+from lsops_lib.db import embeddings, reindex
 from lsops_lib.exceptions import ParameterError
 from lsops_lib.pgtemp import PostgresCluster
 from tests.fixtures.pg import Planted
@@ -143,11 +143,28 @@ def test_the_planted_answers(planted: reindex.ReindexList) -> None:
     assert planted.command == COMMAND
 
 
-def test_a_source_without_updated_at_is_stale_unknown(planted: reindex.ReindexList) -> None:
-    # workflow_executions has no updated_at column in the LongSang schema
+def test_executions_are_dated_by_their_completion_as_the_coverage_dates_them(
+    planted: reindex.ReindexList, longsang_db: Planted
+) -> None:
+    # workflow_executions has no updated_at column in the LongSang schema: an execution
+    # changed when it completed (or, unfinished, when it was created), as `db.embeddings`'s
+    # coverage dates it; the two never disagree (the DB report said "0 stale" in Coverage
+    # and "stale unknown" in Re-index)
+    (stale,) = _sql(
+        longsang_db.url,
+        """
+        SELECT count(*) FROM workflow_executions s, context_embeddings e
+        WHERE e.entity_type = 'execution' AND e.entity_id = s.id AND e.embedding IS NOT NULL
+          AND e.updated_at < COALESCE(s.completed_at, s.created_at)
+        """,
+    )[0]
     execution = _row(planted, "execution")
-    assert execution["stale"] is None and execution["stale_known"] is False
-    assert "workflow_executions has no updated_at" in execution["note"]
+    assert execution["stale_known"] is True and execution["stale"] == stale
+    assert not execution["note"]
+    with db.connect(longsang_db.url) as insp:
+        coverage = embeddings.coverage(insp)
+    covered = coverage[coverage["entity_type"] == "execution"].iloc[0]
+    assert int(covered["stale"]) == execution["stale"]
     assert execution["route"] == "POST /api/context/index/executions"
     # posts have embeddings but no source table lsops knows
     post = _row(planted, "post")
@@ -180,9 +197,11 @@ def test_drifted_schema_gives_unknowns_never_an_error(longsang_drift_db: Drift) 
     with db.connect(longsang_drift_db.url) as insp:
         listing = reindex.reindex_list(insp)
     d = longsang_drift_db
-    for entity_type in ("project", "workflow", "execution"):
+    for entity_type in ("project", "workflow"):
         row = _row(listing, entity_type)
         assert row["stale"] is None and "has no updated_at column" in row["note"]
+    # executions are dated by completed_at / created_at, which the drift keeps
+    assert _row(listing, "execution")["stale"] == 0 and not _row(listing, "execution")["note"]
     assert _listed(listing, "project", "missing") == set(d.missing_projects)
     assert _listed(listing, "workflow", "missing") == set(d.missing_workflows)
     agent = _row(listing, "agent")  # its table is gone: only the log knows it
@@ -193,7 +212,7 @@ def test_drifted_schema_gives_unknowns_never_an_error(longsang_drift_db: Drift) 
     }
     assert failed == set(d.failed)  # project 4 failed, then completed: not listed
     assert "context_embeddings has no updated_at" in " ".join(listing.notes)
-    assert listing.counts()["stale"] is None
+    assert listing.counts()["stale"] == 0  # known for executions only (the others: notes)
 
 
 def test_a_database_without_the_longsang_tables(pg_url: str) -> None:
@@ -222,7 +241,7 @@ def test_cli_json_and_text(
     assert data["command"] == COMMAND
     assert (data["missing"], data["stale"], data["failed"], data["to_reindex"]) == (5, 1, 2, 8)
     by_type = {r["entity_type"]: r for r in data["by_type"]}
-    assert by_type["execution"]["stale"] is None and by_type["agent"]["stale"] == 1
+    assert by_type["execution"]["stale"] == 0 and by_type["agent"]["stale"] == 1
     assert {e["entity_id"] for e in data["entities"] if e["reason"] == "stale"} == {_id(3, 2)}
     text = _run(["reindex-list", "--type", "agent", "--stale"], env)
     assert text.exit_code == 0

@@ -31,6 +31,7 @@ import pandas as pd
 
 from ..exceptions import ParameterError
 from .connect import Inspector
+from .embeddings import SOURCES
 
 __all__ = [
     "BY_TYPE_COLUMNS",
@@ -129,6 +130,16 @@ def entity_count(insp: Inspector, table: str) -> int:
     return int(insp.scalar(f"SELECT count(*) FROM {_ident(table)}"))
 
 
+def _changed_sql(columns: str | tuple[str, ...] | None) -> str | None:
+    """When a source entity last changed, as SQL: its column, or the first non-NULL of
+    several (`COALESCE(src.completed_at, src.created_at)`)."""
+    cols = [columns] if isinstance(columns, str) else list(columns or ())
+    refs = [f"src.{_ident(c)}" for c in cols]
+    if not refs:
+        return None
+    return refs[0] if len(refs) == 1 else f"COALESCE({', '.join(refs)})"
+
+
 def missing_embeddings(
     insp: Inspector,
     entity_type: str,
@@ -136,13 +147,14 @@ def missing_embeddings(
     name_column: str | None,
     *,
     null_check: bool = True,
-    changed_column: str | None = "updated_at",
+    changed_column: str | tuple[str, ...] | None = "updated_at",
 ) -> pd.DataFrame:
     """Source entities with no embedding row, or (`null_check`) whose embedding is NULL:
     entity_type, entity_id, name, detail ("no embedding" | "embedding is NULL"),
-    changed_at (the source's `changed_column`, None without one)."""
+    changed_at (the source's `changed_column`, the first non-NULL of several, None
+    without one)."""
     name = f"src.{_ident(name_column)}::text" if name_column else "NULL::text"
-    changed = f"src.{_ident(changed_column)}" if changed_column else "NULL::timestamptz"
+    changed = _changed_sql(changed_column) or "NULL::timestamptz"
     null_detail = "WHEN ce.embedding IS NULL THEN 'embedding is NULL'" if null_check else ""
     null_where = "OR ce.embedding IS NULL" if null_check else ""
     df = insp.frame(
@@ -169,19 +181,22 @@ def stale_embeddings(
     *,
     embedded_column: str = "updated_at",
     null_check: bool = True,
+    changed_column: str | tuple[str, ...] = "updated_at",
 ) -> pd.DataFrame:
-    """Embeddings older than their source entity (`src.updated_at` after the embedding's
-    `embedded_column`); NULL embeddings are `missing`, not stale: entity_type, entity_id,
-    name, changed_at, embedded_at. The source table must have `updated_at`."""
+    """Embeddings older than their source entity (its `changed_column`, the first non-NULL
+    of several, after the embedding's `embedded_column`); NULL embeddings are `missing`,
+    not stale: entity_type, entity_id, name, changed_at, embedded_at. The source table
+    must have the changed column(s)."""
     name = f"src.{_ident(name_column)}::text" if name_column else "NULL::text"
     not_null = "AND ce.embedding IS NOT NULL" if null_check else ""
+    changed = _changed_sql(changed_column)
     df = insp.frame(
         f"""
         SELECT :entity_type AS entity_type, src.id::text AS entity_id, {name} AS name,
-               src.updated_at AS changed_at, ce.{_ident(embedded_column)} AS embedded_at
+               {changed} AS changed_at, ce.{_ident(embedded_column)} AS embedded_at
         FROM {_ident(table)} src
         JOIN {EMBEDDINGS} ce ON ce.entity_type = :entity_type AND ce.entity_id = src.id
-        WHERE src.updated_at > ce.{_ident(embedded_column)} {not_null}
+        WHERE {changed} > ce.{_ident(embedded_column)} {not_null}
         ORDER BY src.id
         """,
         {"entity_type": entity_type},
@@ -348,7 +363,10 @@ def reindex_list(
         else:
             table, name_column = source
             name_column = name_column if name_column in src_columns else None
-            has_updated = "updated_at" in src_columns
+            # when an entity last changed, as the coverage figures date it (an execution
+            # by COALESCE(completed_at, created_at)): both say the same of staleness
+            wanted = SOURCES[t].changed if t in SOURCES else ("updated_at",)
+            changed = tuple(c for c in wanted if c in src_columns)
             row.update(source_table=table, entities=entity_count(insp, table))
             if ce is not None:
                 missing = missing_embeddings(
@@ -357,13 +375,13 @@ def reindex_list(
                     table,
                     name_column,
                     null_check=null_check,
-                    changed_column="updated_at" if has_updated else None,
+                    changed_column=changed or None,
                 )
                 row["missing"] = len(missing)
                 if not stale_only:
                     listed.append(missing.assign(reason="missing"))
-            if not has_updated:
-                why.append(f"{table} has no updated_at column: stale unknown")
+            if not changed:
+                why.append(f"{table} has no {' or '.join(wanted)} column: stale unknown")
             elif ce is not None and embedded_column is not None:
                 stale = stale_embeddings(
                     insp,
@@ -372,6 +390,7 @@ def reindex_list(
                     name_column,
                     embedded_column=embedded_column,
                     null_check=null_check,
+                    changed_column=changed,
                 )
                 row.update(stale=len(stale), stale_known=True)
                 listed.append(stale.assign(reason="stale", detail="changed after its embedding"))

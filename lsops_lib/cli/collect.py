@@ -19,6 +19,7 @@ was stored, 1 when any did not answer properly (every failure stored), 2 as abov
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import click
@@ -83,6 +84,40 @@ def _scrape_view(s: Any) -> None:
 def _print_scrape(scrape: Scrape, stored: bool, as_json: bool) -> None:
     """One scrape of a loop or of a round: one JSON object per line, or its line."""
     render.stream(scrape_summary(scrape, stored), as_json, _scrape_view)
+
+
+REMIND_S = 3600.0  # a failure that lasts is said again this often
+
+
+class Outage:
+    """A failure that repeats every round, said once while it lasts: its first line, then
+    a reminder every REMIND_S with the count of failed rounds, and one line when it is
+    over (a store that is down for an hour of 1-minute rounds: 2 lines, not 120)."""
+
+    def __init__(self, what: str, *, clock: Any = time.monotonic) -> None:
+        self.what = what
+        self.clock = clock
+        self.rounds = 0
+        self.said_at = 0.0
+
+    def _say(self, text: str) -> None:
+        err_console.print(" ".join(text.split())[:600], markup=False, soft_wrap=True)
+
+    def failed(self, message: str) -> None:
+        now = self.clock()
+        self.rounds += 1
+        if self.rounds == 1:
+            self._say(f"lsops: {message}")
+            self.said_at = now
+        elif now - self.said_at >= REMIND_S:
+            self._say(f"lsops: {message} (still failing: {fmt.counted(self.rounds, 'round')})")
+            self.said_at = now
+
+    def ok(self) -> None:
+        if self.rounds:
+            failed = fmt.counted(self.rounds, "failed round")
+            self._say(f"lsops: {self.what}: working again after {failed}")
+        self.rounds = 0
 
 
 def _stop_on_signals() -> threading.Event:
@@ -185,17 +220,28 @@ def collect_command(
                     fail(source_error, 1)
                 return
 
+            writes, alerting = Outage("the store"), Outage("alerts")
+
             def on_scrape(scrape: Scrape, stored: bool) -> None:
                 _print_scrape(scrape, stored, as_json)
+                if stored:
+                    writes.ok()
                 if with_db:
                     error = _db_snapshot(settings, store, database, as_json)
                     if error:
                         err_console.print(f"lsops: {error}", markup=False, soft_wrap=True)
                 _other_sources(settings, store, target, as_json)  # issue 10
-                _alerts_hook(settings, store, [target])  # issue 11
+                _alerts_hook(settings, store, [target], alerting)  # issue 11
 
             code = collect_forever(
-                client, store, period, stop=stop, target=target, deep=deep, on_scrape=on_scrape
+                client,
+                store,
+                period,
+                stop=stop,
+                target=target,
+                deep=deep,
+                on_scrape=on_scrape,
+                on_error=lambda exc: writes.failed(str(exc)),
             )
             raise SystemExit(code)
         finally:
@@ -260,14 +306,22 @@ def _collect_all(
                     fail(source_error, 1)
                 return
 
+            writes, alerting = Outage("the store"), Outage("alerts")
+            round_errors: list[str] = []
+
             def on_round(scrapes: list[Scrape]) -> None:
                 print_round(scrapes)
+                if round_errors:  # the store failed this round: one line per outage
+                    writes.failed(round_errors[0])
+                else:
+                    writes.ok()
+                round_errors.clear()
                 if with_db:
                     error = _db_snapshot(settings, store, database, as_json)
                     if error:
                         err_console.print(f"lsops: {error}", markup=False, soft_wrap=True)
                 _other_sources(settings, store, settings.target.name, as_json)  # issue 10
-                _alerts_hook(settings, store, list(clients))  # issue 11
+                _alerts_hook(settings, store, list(clients), alerting)  # issue 11
 
             code = collect_rounds_forever(
                 clients,
@@ -277,6 +331,7 @@ def _collect_all(
                 deep=deep,
                 on_scrape=on_scrape,
                 on_round=on_round,
+                on_error=lambda exc: round_errors.append(str(exc)),
             )
             raise SystemExit(code)
         finally:
@@ -331,15 +386,26 @@ def _db_view(d: Any) -> None:
 # --- issue 11: alerts after every collection round -------------------------------------------
 
 
-def _alerts_hook(settings: Any, store: Any, targets: list[str]) -> None:
+def _alerts_hook(
+    settings: Any, store: Any, targets: list[str], outage: Outage | None = None
+) -> None:
     """Evaluate the alert rules after a round (lsops_lib.alerts.evaluate.after_round):
-    never raises, never changes the exit code; failures are one line on stderr."""
+    never raises, never changes the exit code; failures are one line on stderr (in a
+    loop, `outage`: once while they last)."""
     from ..alerts.evaluate import after_round
 
+    failed: list[str] = []
+
     def report(message: str) -> None:
-        err_console.print(f"lsops: alerts: {message}", markup=False, soft_wrap=True)
+        if outage is None:
+            err_console.print(f"lsops: alerts: {message}", markup=False, soft_wrap=True)
+        elif not failed:
+            outage.failed(f"alerts: {message}")
+        failed.append(message)
 
     after_round(store, settings, targets, on_error=report)
+    if outage is not None and not failed:
+        outage.ok()
 
 
 # --- issue 10: the other sources (Sentry, the logs, pm2) after each scrape or round ------------

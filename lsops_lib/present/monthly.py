@@ -160,22 +160,13 @@ def targets_frame(review: Any) -> pd.DataFrame:
                 "runbook target": r["target"],
                 "figure this month": _TARGET_FORMAT.get(r["key"], _default_format)(r["figure"]),
                 "verdict": status_label(r["met"]),
-                "detail": _worded(r["detail"]),
+                "detail": _separate_thousands(r["detail"]),
             }
         )
     return pd.DataFrame(rows)
 
 
 _BARE_COUNT = re.compile(r"(?<![\w.,:/+-])(\d{4,})(?= [A-Za-z])")
-_ISO_INSTANT = re.compile(r"\b\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:\d\d)")
-
-
-def _worded(text: Any) -> Any:
-    """The analysis's raw words in the report's format: ISO instants as fmt_ts
-    ('2026-11-19T09:00:00Z' -> '2026-11-19 09:00 UTC'), counts with thousands separated."""
-    if not isinstance(text, str):
-        return text
-    return _separate_thousands(_ISO_INSTANT.sub(lambda m: fmt_ts(pd.Timestamp(m[0])), text))
 
 
 def _separate_thousands(text: Any) -> Any:
@@ -289,7 +280,7 @@ def show_summary(review: Any, source: StoreSource) -> None:
         budget_frame(review),
         "Error budgets (budget = (1 - SLO) x period; burn rate = observed error ratio / (1 - SLO))",
     )
-    show_notes([_worded(n) for n in review.notes], title="Notes")
+    show_notes([_separate_thousands(n) for n in review.notes], title="Notes")
 
 
 # --- against the previous month -------------------------------------------------------------------

@@ -226,12 +226,8 @@ def collect_command(
                 _print_scrape(scrape, stored, as_json)
                 if stored:
                     writes.ok()
-                if with_db:
-                    error = _db_snapshot(settings, store, database, as_json)
-                    if error:
-                        err_console.print(f"lsops: {error}", markup=False, soft_wrap=True)
-                _other_sources(settings, store, target, as_json)  # issue 10
-                _alerts_hook(settings, store, [target], alerting)  # issue 11
+                _after_round(settings, store, target, [target], alerting,
+                             with_db=with_db, database=database, as_json=as_json)  # fmt: skip
 
             code = collect_forever(
                 client,
@@ -316,12 +312,8 @@ def _collect_all(
                 else:
                     writes.ok()
                 round_errors.clear()
-                if with_db:
-                    error = _db_snapshot(settings, store, database, as_json)
-                    if error:
-                        err_console.print(f"lsops: {error}", markup=False, soft_wrap=True)
-                _other_sources(settings, store, settings.target.name, as_json)  # issue 10
-                _alerts_hook(settings, store, list(clients), alerting)  # issue 11
+                _after_round(settings, store, settings.target.name, list(clients), alerting,
+                             with_db=with_db, database=database, as_json=as_json)  # fmt: skip
 
             code = collect_rounds_forever(
                 clients,
@@ -336,6 +328,27 @@ def _collect_all(
             raise SystemExit(code)
         finally:
             store.close()
+
+
+def _after_round(
+    settings: Any,
+    store: Any,
+    target: str,
+    targets: list[str],
+    alerting: Outage,
+    *,
+    with_db: bool,
+    database: str | None,
+    as_json: bool,
+) -> None:
+    """What follows each round of a loop: the --db snapshot, the other sources (stored
+    under `target`), the alert rules over `targets` (their failures said by `alerting`)."""
+    if with_db:
+        error = _db_snapshot(settings, store, database, as_json)
+        if error:
+            err_console.print(f"lsops: {error}", markup=False, soft_wrap=True)
+    _other_sources(settings, store, target, as_json)  # issue 10
+    _alerts_hook(settings, store, targets, alerting)  # issue 11
 
 
 def _reason(scrape: Scrape) -> str:

@@ -198,6 +198,8 @@ def _report_view(d: Any) -> None:
     line(text)
     for warning in d.get("warnings") or []:
         line(f"  warning  {warning}", style="yellow")
+    for why in d.get("replaced_kernels") or []:  # the report is whole: said, not warned
+        line(f"  kernel   replaced after {why}", style="dim")
     for label, key in (("archive", "path"), ("html", "html"), ("index", "index")):
         line(f"  {label:<8} {_shown(Path(d[key]))}")
 

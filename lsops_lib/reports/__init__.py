@@ -187,6 +187,7 @@ def run_report(
     interrupted: BaseException | None = None
     warnings: list[str] = []
     preloaded: dict[str, str] = {}
+    replaced: list[str] = []  # kernels that never answered, replaced by another
     ahead = Presanitizer(redactor)  # the HTML outputs, sanitized while the kernel runs
     try:
         try:
@@ -207,6 +208,7 @@ def run_report(
                 )
                 nb, error = result.nb, result.error
                 preloaded = ready.report()
+                replaced = result.start_failures
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM made one by the CLI
             interrupted = exc
             how = "SIGTERM" if getattr(exc, "exit_code", 130) == 143 else "Ctrl-C"
@@ -229,6 +231,7 @@ def run_report(
             notebook=source.name,
             warnings=[redactor.text(w) for w in warnings],
             preload=preloaded,
+            replaced_kernels=[redactor.text(r) for r in replaced],
         )
         try:
             _archive(run, nb, redactor, title=f"{spec.title}: {key}", ready=ahead)

@@ -65,6 +65,9 @@ class Run:
     warnings: list[str] = field(default_factory=list)
     # the notebook's preloads (lsops_lib.preload): name -> taken | computed | failed | pending
     preload: dict[str, str] = field(default_factory=dict)
+    # kernels that never answered and were replaced by another before any cell ran
+    # (execute.START_ATTEMPTS): the report is whole; one line each, why
+    replaced_kernels: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -97,6 +100,8 @@ class Run:
         }
         if self.preload:
             data["preload"] = dict(self.preload)
+        if self.replaced_kernels:
+            data["replaced_kernels"] = list(self.replaced_kernels)
         if self.error is not None:
             data["error"] = self.error
         return data
@@ -117,6 +122,7 @@ class Run:
             notebook=data.get("notebook"),
             warnings=[str(w) for w in data.get("warnings") or [] if w],
             preload={str(k): str(v) for k, v in _mapping(data.get("preload")).items()},
+            replaced_kernels=[str(r) for r in data.get("replaced_kernels") or [] if r],
         )
 
 

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,13 @@ from ..config import Settings
 
 KERNEL_NAME = "python3"
 DEFAULT_TIMEOUT_S = 900.0  # per cell
-START_TIMEOUT_S = 60
+# a kernel that has not answered its first request (kernel_info) by then is killed and
+# another one started, up to START_ATTEMPTS kernels: once in a long while, under load or
+# with two runs starting at the same instant, an ipykernel starts and never answers (or
+# dies at once); a second kernel then answers within a second (papermill #239, #776)
+START_TIMEOUT_S = 30
+START_ATTEMPTS = 3
+_START_FAILURES = ("Kernel didn't respond", "Kernel died before replying to kernel_info")
 # between a run's start and its end, the executed notebook in the scratch directory is
 # saved at most this often (papermill's `autosave_cell_every`): where a long run is
 AUTOSAVE_S = 30.0
@@ -230,6 +236,14 @@ def kernel_env(settings: Settings, *, outputs_dir: Path | None = None) -> dict[s
 class Execution:
     nb: nbformat.NotebookNode
     error: str | None  # None when every cell ran
+    # kernels that never answered and were replaced by another one (one line each)
+    start_failures: list[str] = field(default_factory=list)
+
+
+def _start_failed(exc: BaseException) -> bool:
+    """Whether papermill's run broke because its kernel never became ready (before any
+    cell ran: jupyter_client's `wait_for_ready`, called by nbclient at the start)."""
+    return isinstance(exc, RuntimeError) and str(exc).startswith(_START_FAILURES)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -279,31 +293,45 @@ def execute(
     if progress is None:
         progress = sys.stderr.isatty()
     outcome: dict[str, Any] = {}
+    failures: list[str] = []  # kernels that never became ready, replaced
     done = threading.Event()  # set by the worker once papermill returned or raised
+    stopping = threading.Event()  # set by this thread when the run is interrupted
     engine = _engine()
 
     def work() -> None:
         try:
-            outcome["nb"] = papermill.execute_notebook(
-                str(notebook),
-                str(output),
-                parameters=parameters,
-                kernel_name=KERNEL_NAME,
-                progress_bar=bool(progress),
-                log_output=False,
-                start_timeout=START_TIMEOUT_S,
-                execution_timeout=timeout_s,
-                autosave_cell_every=AUTOSAVE_S,
-                # the kernel's working directory, without papermill's process-wide chdir
-                resources={"metadata": {"path": str(cwd or Path.cwd())}},
-                kernel_manager_class=manager,
-                engine_name=engine,
-                lsops_on_cell=on_cell,
-            )
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-            outcome["error"] = exc
+            for attempt in range(1, START_ATTEMPTS + 1):
+                try:
+                    outcome["nb"] = run_once()
+                    return
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                    again = attempt < START_ATTEMPTS and not stopping.is_set()
+                    if not (again and _start_failed(exc)):
+                        outcome["error"] = exc
+                        return
+                    # nbclient killed that kernel and removed its connection file
+                    failures.append(f"attempt {attempt} of {START_ATTEMPTS}: {_one_line(exc)}")
+                    del kernels[:]
         finally:
             done.set()
+
+    def run_once() -> Any:
+        return papermill.execute_notebook(
+            str(notebook),
+            str(output),
+            parameters=parameters,
+            kernel_name=KERNEL_NAME,
+            progress_bar=bool(progress),
+            log_output=False,
+            start_timeout=START_TIMEOUT_S,
+            execution_timeout=timeout_s,
+            autosave_cell_every=AUTOSAVE_S,
+            # the kernel's working directory, without papermill's process-wide chdir
+            resources={"metadata": {"path": str(cwd or Path.cwd())}},
+            kernel_manager_class=manager,
+            engine_name=engine,
+            lsops_on_cell=on_cell,
+        )
 
     # papermill runs in a worker thread, this thread waits: a signal (Ctrl-C, SIGTERM
     # turned into an exception by the CLI) lands HERE, not inside nbclient's event loop
@@ -318,10 +346,11 @@ def execute(
         while not done.wait(0.2):
             pass
     except BaseException:
+        stopping.set()  # no other kernel is started for this run
         _stop(worker, done, kernels)
         raise
     if "nb" in outcome:
-        return Execution(nb=outcome["nb"], error=None)
+        return Execution(nb=outcome["nb"], error=None, start_failures=failures)
     exc = outcome.get("error")
     if isinstance(exc, KeyboardInterrupt):
         raise exc
@@ -329,10 +358,12 @@ def execute(
     error = _one_line(exc) if exc is not None else "the execution ended without a result"
     if output.is_file():
         try:
-            return Execution(nb=nbformat.read(output, as_version=4), error=error)
+            nb = nbformat.read(output, as_version=4)
+            return Execution(nb=nb, error=error, start_failures=failures)
         except Exception:  # pragma: no cover - a half-written scratch file
             pass
-    return Execution(nb=nbformat.read(notebook, as_version=4), error=error)
+    nb = nbformat.read(notebook, as_version=4)
+    return Execution(nb=nb, error=error, start_failures=failures)
 
 
 def _stop(

@@ -196,12 +196,17 @@ def _report_view(d: Any) -> None:
     if d.get("error"):
         text.append(f" ({d['error']})")
     line(text)
-    for warning in d.get("warnings") or []:
-        line(f"  warning  {warning}", style="yellow")
-    for why in d.get("replaced_kernels") or []:  # the report is whole: said, not warned
-        line(f"  kernel   replaced after {why}", style="dim")
+    _run_notes(d)
     for label, key in (("archive", "path"), ("html", "html"), ("index", "index")):
         line(f"  {label:<8} {_shown(Path(d[key]))}")
+
+
+def _run_notes(d: Any) -> None:
+    """A run's warnings, then its replaced kernels (the report is whole: said, not warned)."""
+    for warning in d.get("warnings") or []:
+        line(f"  warning  {warning}", style="yellow")
+    for why in d.get("replaced_kernels") or []:
+        line(f"  kernel   replaced after {why}", style="dim")
 
 
 def _batch_entry(result: Any) -> dict[str, Any]:
@@ -227,8 +232,7 @@ def _batch_entry_view(kind: str) -> Any:
         if e["error"]:
             text.append(f" ({e['error']})")
         line(text)
-        for warning in e.get("warnings") or []:
-            line(f"  warning  {warning}", style="yellow")
+        _run_notes(e)
 
     return view
 

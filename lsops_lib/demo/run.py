@@ -102,6 +102,7 @@ class Demo:
         self.timings: dict[str, float] = {}
         self._signals: dict[int, Any] = {}
         self._interrupted = False
+        self._signalled: int | None = None  # the signal taken, until the cleanup starts
         self._cleaned = False
         self.ctx = mp.get_context("fork")
         self.write_lock = self.ctx.Lock()
@@ -120,6 +121,7 @@ class Demo:
 
     def track(self) -> None:
         """Remember every descendant process (for the final sweep and state.json)."""
+        self.stop_if_signalled()
         if self.children.track():
             self.save_state(descendants=sorted(self.children.seen))
 
@@ -127,8 +129,10 @@ class Demo:
     def phase(self, name: str) -> Iterator[dict[str, Any]]:
         info: dict[str, Any] = {"detail": ""}
         started = time.monotonic()
+        self.stop_if_signalled()
         self.log(f"phase {name}: start")
         yield info
+        self.stop_if_signalled()
         elapsed = time.monotonic() - started
         self.timings[name] = elapsed
         self.echo(f"  {name:<10} {fmt_seconds(elapsed)}  {info['detail']}".rstrip())
@@ -139,12 +143,22 @@ class Demo:
 
     # -- signals and cleanup ----------------------------------------------------------------
 
-    def _on_signal(self, signum: int, _frame: Any) -> None:
+    def _on_signal(self, signum: int, frame: Any) -> None:
         if self._interrupted or self._cleaned:
             return  # already stopping: let the cleanup finish
         self._interrupted = True
-        self.log(f"signal {signal.Signals(signum).name}: stopping")
+        self._signalled = signum
+        self.log(f"signal {signal.Signals(signum).name}: stopping (it landed in {_where(frame)})")
         raise Interrupted(signum)
+
+    def stop_if_signalled(self) -> None:
+        """Raise again the Interrupted of a signal taken earlier. A library that catches
+        KeyboardInterrupt (to cancel its work, to retry) and goes on can swallow the one
+        raised by `_on_signal`; the demo then stops here, at the next phase boundary or
+        wait, instead of running to its end and ignoring every later signal."""
+        if self._signalled is not None:
+            self.log("the interrupt was swallowed where it landed: stopping now")
+            raise Interrupted(self._signalled)
 
     def install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -163,6 +177,7 @@ class Demo:
         if self._cleaned:
             return
         self._interrupted = True  # further signals are ignored while we clean up
+        self._signalled = None  # (and the one taken is not raised again: we are stopping)
         started = time.monotonic()
         with contextlib.suppress(Exception):
             self.track()
@@ -410,6 +425,15 @@ class Demo:
             postmortem=outage,
             alerts=told,
         )
+
+
+def _where(frame: Any) -> str:
+    """`file:line in function` of the innermost frame a signal interrupted (the demo log
+    says where an interrupt landed, in case something there swallowed it)."""
+    if frame is None:
+        return "an unknown place"
+    code = frame.f_code
+    return f"{Path(code.co_filename).name}:{frame.f_lineno} in {code.co_name}"
 
 
 def check_postgres() -> None:

@@ -253,3 +253,17 @@ def test_health_json_gives_the_checks_share_as_a_fraction(
     data = json.loads(run({**cli_env, "LSOPS_API_URL": canned.url}, "health", "--json").output)
     summary = data["checks_summary"]
     assert summary["percentage"] == 60.0 and summary["fraction"] == pytest.approx(3 / 5)
+
+
+def test_health_with_no_checks_gives_no_share(
+    canned: CannedServer, cli_env: dict[str, str]
+) -> None:
+    """0 of 0 checks: the server's percentage is the number 0 (quirk 5), not a measured 0 %."""
+    health = sample("health-quick.json")
+    health["checks"] = {"summary": {"passed": 0, "total": 0, "percentage": 0}}
+    serve(canned, health=health)
+    env = {**cli_env, "LSOPS_API_URL": canned.url}
+    data = json.loads(run(env, "health", "--json").output)
+    assert data["checks_summary"]["total"] == 0 and data["checks_summary"]["fraction"] is None
+    text = run(env, "health").output
+    assert "checks passed: 0 of 0" in text and "%" not in text.split("checks passed")[1]

@@ -117,7 +117,12 @@ def health_data(answer: Any, memory_limit_bytes: int | None) -> dict[str, Any]:
             "passed": h.checks_passed,
             "total": h.checks_total,
             "percentage": h.checks_percentage,  # as the server says it: 0-100
-            "fraction": None if h.checks_percentage is None else h.checks_percentage / 100,
+            # the server's 0 of 0 checks is "0" (quirk 5): a placeholder, not a measured 0 %
+            "fraction": (
+                None
+                if h.checks_percentage is None or not h.checks_total
+                else h.checks_percentage / 100
+            ),
         },
         "error": h.error,
     }

@@ -394,3 +394,32 @@ def test_a_password_in_the_sentry_url_is_never_shown_nor_stored(
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert password.encode() not in path.read_bytes(), path
+
+
+def test_lsops_errors_over_24h_counts_the_hourly_stats(
+    sentry_stand_in: SentryStandIn, lsops_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The default window (24h, ending now) asks for the hourly stats: an event 23 h ago
+    counts (in the daily stats its bucket starts yesterday at midnight, before the window)."""
+    now = _now()
+    ago = [23.0, 22.5, 12.0, 0.5]  # hours
+    sentry_stand_in.issues = [
+        SimIssue(
+            "201",
+            "LONGSANG-API-21",
+            "Error: boom",
+            "x",
+            "error",
+            events=[now - timedelta(hours=h) for h in ago],
+        )
+    ]
+    env = _env(lsops_env, tmp_path, sentry_stand_in.url)
+    for args in (["errors", "--json"], ["errors", "--window", "24h", "--json"]):
+        sentry_stand_in.requests.clear()
+        doc = json.loads(CliRunner().invoke(main, args, env=env).stdout)
+        periods = {r["params"].get("statsPeriod") for r in sentry_stand_in.requests}
+        assert periods == {"24h"}, args
+        (issue,) = doc["issues"]
+        # each event's hour starts inside [now - 24 h, now): all four (23 h ago: its hour
+        # began at most 24 h ago, since `now` has whole seconds and hours begin on the hour)
+        assert issue["events"] == len(ago), args

@@ -91,9 +91,12 @@ def errors_command(
     from ..times import utcnow
 
     with run_command(usage=3, failure=3):
+        # `now` first: a window ending now then starts within 24 h of it (a later `now`
+        # made the default 24h window a few microseconds longer, and Sentry was asked for
+        # daily stats, which count only the buckets that start inside the window)
+        now = utcnow()
         start, end = _window(window, since, until, "24h")
         sentry = source_settings(app.settings()).sentry
-        now = utcnow()
         try:
             data: dict[str, Any] = {**errors_view(sentry, start, end, now=now), "error": None}
         except SourceError as exc:

@@ -447,3 +447,39 @@ def test_a_missing_client_program_is_unknown_not_a_bad_backup(
         "lsops: pg_restore not found: install the PostgreSQL client (Debian: "
         "postgresql-client) or set LSOPS_PG_BINDIR"
     )
+
+
+@pytest.mark.postgres
+def test_a_partitioned_table_is_counted_once_in_every_format(
+    pg_cluster: Any, tmp_path: Path
+) -> None:
+    """pg_restore --list shows a partition twice: `TABLE public events_2026` and
+    `TABLE ATTACH public events_2026`; the second is no table of its own."""
+    from tests.fixtures.backups import pg_dump
+
+    name = "backup_partitioned"
+    pg_cluster.drop_database(name)
+    pg_cluster.create_database(name)
+    try:
+        pg_cluster.execute(
+            "CREATE TABLE events (id bigint, at date NOT NULL) PARTITION BY RANGE (at)",
+            "CREATE TABLE events_2026 PARTITION OF events"
+            " FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')",
+            "CREATE TABLE notes (id serial PRIMARY KEY, body text)",
+            "INSERT INTO events SELECT g, DATE '2026-03-01' + g FROM generate_series(1, 20) g",
+            dbname=name,
+        )
+        with pg_cluster.connect(name) as conn:
+            live = sorted(
+                f"public.{t}"
+                for (t,) in conn.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                ).fetchall()
+            )
+        assert live == ["public.events", "public.events_2026", "public.notes"]
+        for fmt_args, file in ((["-Fc"], "p.dump"), (["-Fd"], "p.dir"), ([], "p.sql")):
+            dump = pg_dump(pg_cluster, name, tmp_path / file, *fmt_args)
+            (entry,) = _check([dump]).as_dict()["files"]
+            assert sorted(entry["tables"]) == live, (file, entry["tables"])
+    finally:
+        pg_cluster.drop_database(name)

@@ -253,7 +253,8 @@ def _toc_entry(line: str) -> tuple[str, list[str]] | None:
     if not match:
         return None
     rest = match.group(1)
-    for kind in ("TABLE DATA", "TABLE", "EXTENSION"):
+    # the longer kinds first: a partition is listed as `TABLE` and again as `TABLE ATTACH`
+    for kind in ("TABLE DATA", "TABLE ATTACH", "TABLE", "EXTENSION"):
         if rest.startswith(kind + " "):
             return kind, rest[len(kind) + 1 :].split(" ")
     return None

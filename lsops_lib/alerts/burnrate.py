@@ -149,8 +149,16 @@ def objective_reads(
     )
     deltas = store.endpoint_intervals(start, end, bucket="scrape", target=target)
     slices = latency_slices(
-        None, start, end, threshold_ms=thresholds.latency_p95_ms, scrapes=scrapes
+        None,
+        start,
+        end,
+        threshold_ms=thresholds.latency_p95_ms,
+        scrapes=scrapes,
+        app=deltas,
+        since=scrapes["ts"].min() if len(scrapes) else None,
+        bucket_ms=0,  # counter deltas per scrape
     )
+    slices = slices[~slices["monitoring_only"].astype(bool)]  # the collector's own p95
     interval = _interval_s(health["ts"]) if len(health) else None
     # each series as (instants in ms, sorted; cumulative bad; cumulative total): a window's
     # figures are two binary searches away (one round reads every window of its rules)
@@ -162,6 +170,25 @@ def objective_reads(
         "latency": _cumulative(slices["ts"], ~slices["met"].astype(bool), None),
     }
     return _window_reads(series, interval, now, windows, thresholds)
+
+
+def _monitoring_only_by_target(
+    slices: pd.DataFrame, scrapes: pd.DataFrame, delta: pd.DataFrame
+) -> np.ndarray:
+    """`monitoring_only` of each target's slices, from that target's counter deltas (the
+    application's endpoints) and its first scrape read."""
+    from ..analysis.slo import monitoring_only
+
+    out = np.zeros(len(slices), dtype=bool)
+    if slices.empty:
+        return out
+    deltas = delta.groupby("target", sort=False).indices if len(delta) else {}
+    firsts = scrapes.groupby("target", sort=False)["ts"].min()
+    none = np.zeros(0, dtype=np.int64)
+    for t, rows in slices.groupby("target", sort=False).indices.items():
+        mine = delta.iloc[deltas.get(t, none)][["ts", "requests"]]
+        out[rows] = monitoring_only(slices["ts"].iloc[rows], mine, firsts.get(t), bucket_ms=0)
+    return out
 
 
 def _window_reads(
@@ -249,6 +276,7 @@ def targets_reads(
     slices = latency_slices(
         None, start, end, threshold_ms=thresholds.latency_p95_ms, scrapes=scrapes, carry=["target"]
     )
+    slices = slices[~_monitoring_only_by_target(slices, scrapes, delta)]
     series = {
         "availability": _arrays(scrapes["target"], scrapes["ts"], scrapes["status"] != "OK", None),
         "error_rate": _arrays(delta["target"], delta["ts"], delta["errors"], delta["requests"]),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -12,7 +12,7 @@ from .. import fmt
 from ..config import Thresholds
 from ._common import ensure_ts, median_interval_s, ts
 from .memory import memory_trend
-from .slo import latency_timeslices, percentile_sanity
+from .slo import app_traffic, latency_timeslices, percentile_sanity
 from .traffic import cache_summary, endpoint_summary, request_totals, traffic_series
 
 PASS, FAIL, UNKNOWN = "pass", "fail", "unknown"
@@ -200,11 +200,19 @@ def checklist(
     # --- performance monitoring
     scrapes = store.scrapes(start, end, target=target)
     scrapes = ensure_ts(scrapes.copy(), "ts").sort_values("ts") if not scrapes.empty else scrapes
+    # the application's requests from two hours before: the first slices' hours too
+    before = start - timedelta(hours=2) if start is not None else None
+    app = app_traffic(store, before, end, target=target)
     lat = latency_timeslices(
-        store, start, end, threshold_ms=th.latency_p95_ms, target=target, scrapes=scrapes
+        store, start, end, threshold_ms=th.latency_p95_ms, target=target, scrapes=scrapes, app=app
     )
     sanity = percentile_sanity(store, start, end, target=target, scrapes=scrapes)
     name = f"Response times < {th.latency_p95_ms:g}ms (95th percentile)"
+    own = lat["monitoring_only"]
+    left_out = (
+        f"{fmt.counted(own, 'time slice')} left out: no application request in its hour, "
+        "only monitoring ones (the collector's /health and /metrics, quirk 2)"
+    )
     if lat["slices"] == 0:
         checks.append(
             Check(
@@ -213,7 +221,7 @@ def checklist(
                 UNKNOWN,
                 None,
                 th.latency_slo,
-                "no scrape reported window statistics",
+                left_out if own else "no scrape reported window statistics",
             )
         )
     else:
@@ -221,6 +229,7 @@ def checklist(
             f"{lat['met']:,} of {lat['slices']:,} time slices had a reported p95 below {th.latency_p95_ms:g} ms "
             f"(target: at least {fmt.pct(th.latency_slo, 0)} of slices); the server's percentiles were out of order "
             f"in {sanity['disordered']:,} of {sanity['snapshots']:,} snapshots (untrusted, quirk 1)"
+            + (f"; {left_out}" if own else "")
         )
         checks.append(
             Check(

@@ -20,7 +20,13 @@ from .changes import month_over_month
 from .incidents import incidents as find_incidents
 from .incidents import with_commands
 from .memory import MemoryTrend, period_memory_trend
-from .slo import error_budget, latency_slices, latency_timeslices, percentile_sanity
+from .slo import (
+    app_traffic,
+    error_budget,
+    latency_slices,
+    latency_timeslices,
+    percentile_sanity,
+)
 from .traffic import (
     cache_stats,
     cache_summary,
@@ -386,9 +392,18 @@ def _monthly_review(
         )
     else:
         daily = daily.assign(observations=0, availability=np.nan, coverage=0.0)
+    traffic, since = app_traffic(store, start, end, target=target)  # (the memo's hourly read)
     slices = latency_slices(
-        store, start, end, threshold_ms=th.latency_p95_ms, target=target, scrapes=cur["scrapes"]
+        store,
+        start,
+        end,
+        threshold_ms=th.latency_p95_ms,
+        target=target,
+        scrapes=cur["scrapes"],
+        app=traffic,
+        since=since,
     )
+    slices = slices[~slices["monitoring_only"].astype(bool)]  # as the month's share counts
     if not slices.empty:
         s = (
             slices.assign(day=slices["ts"].dt.floor("D"))

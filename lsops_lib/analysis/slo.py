@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..exceptions import ParameterValueError
 from ..times import shown
-from ._common import empty, ensure_ts, ratio, seconds
+from ._common import empty, ensure_ts, monitoring_mask, ratio, seconds
 
 TIMESLICE_LABEL = (
     "share of time slices whose reported p95 met {threshold:g} ms (OpenSLO timeslices; "
@@ -75,6 +75,56 @@ def _scrape_frame(
     )
 
 
+# the window of the server's statistics that lsops asks for (`timeWindow`, the collector's
+# DEFAULT_WINDOW_MS): a time slice is the p95 of the requests of the hour before its scrape
+WINDOW_MS = 3_600_000
+HOUR_MS = 3_600_000
+
+
+def _ms(ts: pd.Series) -> np.ndarray:
+    stamps = pd.to_datetime(ts, utc=True)
+    return ((stamps - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)).to_numpy(
+        dtype="int64"
+    )
+
+
+def app_traffic(
+    store: Any, start: datetime | None, end: datetime | None, *, target: str | None = None
+) -> tuple[pd.DataFrame, pd.Timestamp | None]:
+    """The application's requests per hour over [start, end) (ts, requests: the monitoring
+    endpoints left out) and the instant from which they tell every request (the first
+    hour's deltas may begin inside it: one hour after its start), for `monitoring_only`."""
+    df = store.endpoint_intervals(start, end, bucket="hour", target=target, include_monitoring=True)
+    if df.empty:
+        return pd.DataFrame({"ts": pd.Series(dtype="datetime64[ns, UTC]"), "requests": []}), None
+    df = ensure_ts(df.copy(), "ts")
+    since = df["ts"].min() + pd.Timedelta(hours=1)
+    return df.loc[~monitoring_mask(df["endpoint"], as_text=True), ["ts", "requests"]], since
+
+
+def monitoring_only(
+    ts: pd.Series, app: pd.DataFrame, since: Any, *, bucket_ms: int = HOUR_MS
+) -> np.ndarray:
+    """Per time slice at `ts`: True when no application request was counted in the hour its
+    statistics cover, so its p95 is the monitoring requests' own (the collector's deep
+    /health and /metrics are in the server's window too, quirk 2). `app`: ts, requests of
+    the application's endpoints, as counter deltas per scrape (`bucket_ms` 0) or per hour
+    (the requests of (ts - 1 h, ts] lie in the buckets that start in (ts - 2 h, ts]).
+    Only slices whose whole hour is at or after `since` (where `app` tells every request)
+    can be; any request near the hour keeps the slice."""
+    t = _ms(ts)
+    if since is None or not len(t):
+        return np.zeros(len(t), dtype=bool)
+    a = app.sort_values("ts", kind="stable")
+    at = _ms(a["ts"])
+    counts = pd.to_numeric(a["requests"], errors="coerce").fillna(0).to_numpy(dtype=float)
+    cum = np.concatenate([[0.0], np.cumsum(counts)])
+    hi = np.searchsorted(at, t, side="right")
+    lo = np.searchsorted(at, t - WINDOW_MS - bucket_ms, side="right")
+    covered = t - WINDOW_MS >= _ms(pd.Series([since]))[0]
+    return (cum[hi] - cum[lo] == 0) & covered
+
+
 def latency_slices(
     store: Any,
     start: datetime | None,
@@ -84,13 +134,17 @@ def latency_slices(
     target: str | None = None,
     scrapes: pd.DataFrame | None = None,
     carry: list[str] | tuple[str, ...] = (),
+    app: pd.DataFrame | None = None,
+    since: Any = None,
+    bucket_ms: int = HOUR_MS,
 ) -> pd.DataFrame:
     """One row per time slice (a scrape whose window had requests): ts, p95, count, met,
-    ordered, then the columns `carry` of the scrapes (e.g. target) as they are."""
+    ordered, monitoring_only, then the columns `carry` of the scrapes (e.g. target) as
+    they are. `monitoring_only` (see that function) needs `app` and `since`, else False."""
     df = _scrape_frame(store, start, end, target) if scrapes is None else scrapes
-    cols = ["ts", "p95", "count", "met", "ordered", *carry]
+    cols = ["ts", "p95", "count", "met", "ordered", "monitoring_only", *carry]
     if df.empty or "rt_p95" not in df:
-        return empty(cols, count="Int64")  # the scrapes' rt_count
+        return empty(cols, count="Int64", monitoring_only="bool")  # count: the rt_count
     p95 = pd.to_numeric(df["rt_p95"], errors="coerce")
     count = pd.to_numeric(df.get("rt_count"), errors="coerce")
     keep = p95.notna() & (count.isna() | (count > 0))
@@ -99,6 +153,11 @@ def latency_slices(
     ].reset_index(drop=True)
     out["met"] = out["p95"] < threshold_ms
     out["ordered"] = _ordered(df[keep]).reset_index(drop=True)
+    out["monitoring_only"] = (
+        monitoring_only(out["ts"], app, since, bucket_ms=bucket_ms)
+        if app is not None
+        else np.zeros(len(out), dtype=bool)
+    )
     return out[cols]
 
 
@@ -110,17 +169,32 @@ def latency_timeslices(
     threshold_ms: float = 500.0,
     target: str | None = None,
     scrapes: pd.DataFrame | None = None,
+    app: tuple[pd.DataFrame, Any] | None = None,
 ) -> dict[str, Any]:
-    """The latency SLO as OpenSLO timeslices: slices, met, missed, share (NaN without slices), label."""
+    """The latency SLO as OpenSLO timeslices: slices, met, missed, share (NaN without
+    slices), label, and monitoring_only: the slices left out because their hour held no
+    application request (`monitoring_only`; `app`: `app_traffic()`'s answer, read here
+    over [start, end) when not given)."""
+    traffic, since = app if app is not None else app_traffic(store, start, end, target=target)
     slices = latency_slices(
-        store, start, end, threshold_ms=threshold_ms, target=target, scrapes=scrapes
+        store,
+        start,
+        end,
+        threshold_ms=threshold_ms,
+        target=target,
+        scrapes=scrapes,
+        app=traffic,
+        since=since,
     )
+    own = int(slices["monitoring_only"].sum()) if len(slices) else 0
+    slices = slices[~slices["monitoring_only"].astype(bool)]
     n = int(len(slices))
     met = int(slices["met"].sum()) if n else 0
     return {
         "slices": n,
         "met": met,
         "missed": n - met,
+        "monitoring_only": own,
         "share": ratio(met, n),
         "threshold_ms": float(threshold_ms),
         "label": TIMESLICE_LABEL.format(threshold=threshold_ms),

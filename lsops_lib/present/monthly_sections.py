@@ -93,6 +93,10 @@ def show_latency(latency: dict[str, Any], daily: pd.DataFrame, thresholds: Thres
         ),
         ("Objective", f"at least {fmt_pct(th.latency_slo, 0)} of slices"),
         (
+            "Slices left out: only monitoring requests in their hour (quirk 2)",
+            fmt_int(latency.get("monitoring_only", 0)),
+        ),
+        (
             "Mean latency from counter deltas (all requests, weighted)",
             fmt_ms(latency.get("mean_ms")),
         ),

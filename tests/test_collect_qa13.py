@@ -198,6 +198,26 @@ def test_collect_once_json_is_one_document_with_the_source_runs(
     (run_,) = doc["source_runs"]
     assert run_["source"] == "logs" and run_["ok"] is True
     assert rows(env, "SELECT COUNT(*) FROM lsops_scrapes") == [(1,)]
+
+
+def test_collect_all_targets_json_lines_tie_each_source_run_to_its_target(
+    canned: CannedServer, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """JSON Lines (--all-targets, --every): a source run is a line of its own, with the
+    target whose round it followed and when."""
+    serve(canned)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "api-out.log").write_text("2026-10-16 08:00:00 +00:00: server listening on 3001\n")
+    env = {**cli_env, "LSOPS_API_URL": canned.url, "LSOPS_LOGS": str(logs / "api-*.log")}
+    result = run(env, "collect", "--once", "--all-targets", "--quick", "--json")
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(x) for x in result.stdout.splitlines()]
+    scrapes = [x for x in lines if "scrape_id" in x]
+    runs = [x for x in lines if "source_run" in x]
+    assert len(scrapes) == 1 and len(runs) == 1, lines
+    assert runs[0]["target"] == scrapes[0]["target"] == "default"
+    assert runs[0]["source_run"]["source"] == "logs" and runs[0]["ts"] >= scrapes[0]["ts"]
     text = run(env, "collect", "--once", "--quick")  # the text: a line each, as before
     assert text.exit_code == 0 and "logs: OK" in text.stdout and "stored" in text.stdout
 

@@ -8,7 +8,7 @@ unreadable config, a store written by a newer lsops). Errors are one line on std
 `--once --json` (one target) prints ONE JSON document: the scrape's (`scrape_summary`), with
 the database snapshot (`db`, with --db) and the runs of the other sources (`source_runs`,
 a list) inside it. `--every --json` prints JSON Lines: each scrape, snapshot and source run
-one object a line (`{"db": ...}`, `{"source_run": ...}`).
+one object a line (`{"db": ..., "ts"}`, `{"source_run": ..., "target", "ts"}`).
 
 `--all-targets`: each round scrapes every target of lsops.toml concurrently
 (`collect.collect_round`), one summary line (or, with --json, one JSON object per line)
@@ -27,7 +27,7 @@ import click
 from .. import fmt
 from ..exceptions import ConfigError, LsopsError, ParameterError, StoreVersionError
 from ..models import Scrape
-from ..times import parse_duration
+from ..times import parse_duration, utcnow
 from . import err_console, fail, main, pass_app, render, run_command, stopping
 from .render import emit, line
 
@@ -381,8 +381,8 @@ def _db_snapshot(
         into.update(data)
         if not as_json:
             render.show(data, _db_view)
-    else:
-        render.stream(data, as_json, _db_view)
+    else:  # a line of its own: when it was taken (a round's, not a target's)
+        render.stream({**data, "ts": utcnow()}, as_json, _db_view)
     return None
 
 
@@ -442,8 +442,10 @@ def _other_sources(
         for run in runs if not as_json else ():
             render.show(run, _run_view, at="source_runs[]")
     else:
-        for run in runs:
-            render.stream({"source_run": run}, as_json, _source_view)
+        for run in runs:  # a line of its own: which target's round, when
+            render.stream(
+                {"source_run": run, "target": target, "ts": utcnow()}, as_json, _source_view
+            )
     failed = [r for r in results if not r.ok]
     if not failed:
         return None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import sys
 import threading
@@ -240,6 +241,19 @@ class Execution:
     start_failures: list[str] = field(default_factory=list)
 
 
+class _QuietWhileStopping(logging.Filter):
+    """Drops papermill's (nbclient's) "Kernel died ..." errors once the run is being
+    stopped: lsops killed that kernel itself (Ctrl-C, SIGTERM), and "lsops: interrupted"
+    says so; a cron log would otherwise show an ERROR for a stop that was asked."""
+
+    def __init__(self, stopping: threading.Event) -> None:
+        super().__init__()
+        self.stopping = stopping
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (self.stopping.is_set() and "Kernel died" in record.getMessage())
+
+
 def _start_failed(exc: BaseException) -> bool:
     """Whether papermill's run broke because its kernel never became ready (before any
     cell ran: jupyter_client's `wait_for_ready`, called by nbclient at the start)."""
@@ -341,6 +355,9 @@ def execute(
     # interrupts can leave the thread looking finished, and a later join returns at once
     # while papermill still runs and writes into the scratch directory; Python 3.11)
     worker = threading.Thread(target=work, name="lsops-papermill", daemon=True)
+    quiet = _QuietWhileStopping(stopping)
+    papermill_log = logging.getLogger("papermill")  # nbclient logs through it here
+    papermill_log.addFilter(quiet)
     try:
         worker.start()  # (a signal may land while it starts)
         while not done.wait(0.2):
@@ -349,6 +366,8 @@ def execute(
         stopping.set()  # no other kernel is started for this run
         _stop(worker, done, kernels)
         raise
+    finally:
+        papermill_log.removeFilter(quiet)
     if "nb" in outcome:
         return Execution(nb=outcome["nb"], error=None, start_failures=failures)
     exc = outcome.get("error")

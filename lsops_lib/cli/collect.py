@@ -459,6 +459,7 @@ def _source_view(d: Any) -> None:
 
 def _run_view(r: Any) -> None:
     if r["ok"]:
-        line(f"{r['source']}: OK, {fmt.integer(r['items'])} stored")
+        note = f" ({r['note']})" if r.get("note") else ""
+        line(f"{r['source']}: OK, {fmt.integer(r['items'])} stored{note}")
     else:
         line(f"{r['source']}: FAILED (recorded): {r['error']}", style="red")

@@ -37,6 +37,7 @@ class SourceResult:
     ok: bool
     items: int | None
     error: str | None
+    note: str | None = None  # what a run that succeeded left aside, and why
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,9 +62,12 @@ def collect_sentry(
     return len(rows)
 
 
-def collect_logs(store: Any, settings: SourceSettings, target: str) -> int:
+def collect_logs(
+    store: Any, settings: SourceSettings, target: str, *, notes: list[str] | None = None
+) -> int:
     """The log entries written since the last collection (files and journald), their
-    patterns assigned, stored in one transaction. Returns the entries stored."""
+    patterns assigned, stored in one transaction. Returns the entries stored; `notes`
+    gets what was left aside (pm2's merged log file next to its out and error files)."""
     logs = settings.logs
     states = tables.file_states(store, target)
     batch = Batch()
@@ -85,6 +89,8 @@ def collect_logs(store: Any, settings: SourceSettings, target: str) -> int:
     tables.record_logs(
         store, target, batch.entries, batch.continuations, batch.states, miner.changed()
     )
+    if notes is not None:
+        notes.extend(batch.notes)
     if batch.errors:  # what could be read is stored; the run failed all the same
         kept = batch.entries
         stored = f" ({fmt.counted(len(kept), 'entry', 'entries')} stored)" if kept else ""
@@ -112,14 +118,15 @@ def collect_sources(
             continue
         now = clock()
         try:
+            notes: list[str] = []
             if name == "sentry":
                 kw = {"transport": sentry_transport} if sentry_transport is not None else {}
                 items = collect_sentry(store, settings, target, now, **kw)
             elif name == "logs":
-                items = collect_logs(store, settings, target)
+                items = collect_logs(store, settings, target, notes=notes)
             else:
                 items = collect_pm2(store, settings, target, now)
-            result = SourceResult(name, True, items, None)
+            result = SourceResult(name, True, items, None, "; ".join(notes) or None)
         except SourceError as exc:
             result = SourceResult(name, False, None, one_line(str(exc), 500))
         except StoreError as exc:

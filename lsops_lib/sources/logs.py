@@ -15,9 +15,16 @@ stamped, stack frames included; `merge_logs` drops the `-0` instance suffix). Re
   again from the second. Nothing is read twice, nothing skipped.
 - **Only whole lines**: a half-written last line (no newline yet) is left for next time.
 - **Entries**: a line whose message starts with whitespace (`    at ...` stack frames) or
-  is empty continues the entry before it, across collections too; so does the stack the
+  is empty continues the entry before it, across collections too; so does the `}` (or
+  `]`) at column 0 that closes an object Node's util.inspect printed (an error with
+  properties: `... (node:net:1555:16) {`, `  errno: -111,`, ..., `}`); so does the stack the
   Express error handler writes right after its `❌ Express Error: <message>` line
   (`Error: <message>`, the same message, the same second): one error, one entry.
+- **Files**: a glob whose folder is missing, or that matches none of the log files
+  (`*.log*`) its folder holds (a typo), fails the source (a folder without any log file
+  yet is pm2 not started yet);
+  pm2's merged `log_file` (`<app>-combined.log`, or `<app>.log` as pm2 names it) is not
+  read when the out and error files of the same app are read too (`Batch.notes` says so).
 - **Instants**: the stamp when the line has one; else the last stamped line before it
   (in the file), else the next one, else the file's modification time; such instants are
   marked `estimated`. A format without a zone is read as UTC.
@@ -46,6 +53,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from .. import fmt
 from ..store.sources import Continuation, Entry, FileState
 from .common import SourceError, one_line
 
@@ -57,32 +65,79 @@ JOURNAL_TIMEOUT_S = 60.0
 
 # --- the stamp ------------------------------------------------------------------------------
 
+_MONTHS = "january february march april may june july august september october november december"
+_MONTH_OF = {name[:k]: n for n, name in enumerate(_MONTHS.split(), 1) for k in (3, len(name))}
+# the moment.js tokens read in a stamp, the pattern of each; `Do`, `DDD`, `Q`, `w`, `k`,
+# `E`... are tokens too, refused (ValueError) rather than taken as literal text
 _TOKENS = [
     ("YYYY", r"(?P<Y>\d{4})"),
+    ("YY", r"(?P<y>\d{2})"),
+    ("MMMM", r"(?P<N>[A-Za-z]{3,9})"),
+    ("MMM", r"(?P<N>[A-Za-z]{3})"),
     ("MM", r"(?P<M>\d{2})"),
+    ("M", r"(?P<M>\d{1,2})"),
     ("DD", r"(?P<D>\d{2})"),
+    ("D", r"(?P<D>\d{1,2})"),
+    ("dddd", r"[A-Za-z]+"),  # the weekday: not needed for the instant
+    ("ddd", r"[A-Za-z]{3}"),
+    ("dd", r"[A-Za-z]{2}"),
+    ("d", r"\d"),
     ("HH", r"(?P<h>\d{2})"),
+    ("H", r"(?P<h>\d{1,2})"),
+    ("hh", r"(?P<h>\d{2})"),
+    ("h", r"(?P<h>\d{1,2})"),
+    ("A", r"(?P<p>[AaPp][Mm])"),
+    ("a", r"(?P<p>[AaPp][Mm])"),
     ("mm", r"(?P<m>\d{2})"),
+    ("m", r"(?P<m>\d{1,2})"),
     ("ss", r"(?P<s>\d{2})"),
-    ("SSS", r"(?P<f>\d{3})"),
+    ("s", r"(?P<s>\d{1,2})"),
+    *((f"{'S' * n}", rf"(?P<f>\d{{{n}}})") for n in range(9, 0, -1)),
     ("ZZ", r"(?P<z>[+-]\d{4}|Z)"),
     ("Z", r"(?P<z>[+-]\d{2}:\d{2}|Z)"),
+    ("X", r"(?P<X>\d+(?:\.\d+)?)"),
+    ("x", r"(?P<x>\d+)"),
 ]
+# what moment.js reads as one token at a position (its formatting regex); `[...]` is literal
+_MOMENT = re.compile(
+    r"\[[^\[]*\]|\\.|Mo|M{1,4}|DDDo|Do|D{1,4}|do|d{1,4}|w[ow]?|W[oW]?|Qo?|N{1,5}|Y{1,6}|yo|y{1,4}"
+    r"|g{2,5}|G{2,5}|[eEaA]|hh?|HH?|kk?|mm?|ss?|S{1,9}|[xX]|zz?|ZZ?|LTS|LT|L{1,4}|l{1,4}"
+)
 
 
 def stamp_regex(date_format: str) -> re.Pattern[str]:
-    """pm2's `log_date_format` (moment.js tokens YYYY MM DD HH mm ss SSS Z ZZ) as the
-    regex of a line's prefix `STAMP: `."""
-    out, i = [], 0
+    """pm2's `log_date_format` (moment.js: YYYY YY MMMM MMM MM M DD D dddd ddd dd d HH H hh h
+    A a mm m ss s S..SSSSSSSSS Z ZZ X x, `[literal]`) as the regex of a line's prefix
+    `STAMP: `. ValueError naming a moment.js token it does not read (`Do`, `Q`, `DDDD`...),
+    or when the format has no date (year, month and day; or X, x)."""
+    patterns = dict(_TOKENS)
+    out: list[str] = []
+    seen: set[str] = set()
+    i = 0
     while i < len(date_format):
-        for token, pattern in _TOKENS:
-            if date_format.startswith(token, i):
-                out.append(pattern)
-                i += len(token)
-                break
-        else:
+        token = _MOMENT.match(date_format, i)
+        if token is None:
             out.append(re.escape(date_format[i]))
             i += 1
+            continue
+        text = token.group()
+        i = token.end()
+        if text.startswith("["):
+            out.append(re.escape(text[1:-1]))
+        elif text.startswith("\\"):
+            out.append(re.escape(text[1:]))
+        elif text in patterns:
+            pattern = patterns[text]
+            group = re.match(r"\(\?P<(\w)>", pattern)
+            if group is not None:  # a field given twice: the first one counts
+                if group[1] in seen:
+                    pattern = "(?:" + pattern[group.end() :]
+                seen.add(group[1])
+            out.append(pattern)
+        else:
+            raise ValueError(f"the moment.js token {text} is not supported")
+    if not ({"X", "x"} & seen or ({"Y", "y"} & seen and {"M", "N"} & seen and "D" in seen)):
+        raise ValueError("it has no date (YYYY or YY, MM or MMM, DD; or X, x)")
     return re.compile("^" + "".join(out) + r": ?")
 
 
@@ -95,17 +150,30 @@ def parse_stamp(match: re.Match[str]) -> datetime | None:
             sign = -1 if zone[0] == "-" else 1
             digits = zone[1:].replace(":", "")
             tz = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
+        if g.get("X"):
+            return datetime.fromtimestamp(float(g["X"]), UTC)
+        if g.get("x"):
+            return datetime.fromtimestamp(int(g["x"]) / 1000, UTC)
+        year = int(g["Y"]) if g.get("Y") else None
+        if year is None and g.get("y"):
+            year = int(g["y"]) + (2000 if int(g["y"]) <= 68 else 1900)  # as moment reads YY
+        month = _MONTH_OF[g["N"].lower()] if g.get("N") else int(g.get("M") or 1)
+        hour = int(g.get("h") or 0)
+        if g.get("p"):  # 12-hour clock: 12 AM is 0 h, 12 PM is 12 h
+            if not 1 <= hour <= 12:
+                return None
+            hour = hour % 12 + (12 if g["p"].lower() == "pm" else 0)
         return datetime(
-            int(g["Y"]),
-            int(g.get("M") or 1),
+            year,  # type: ignore[arg-type] - None: TypeError below
+            month,
             int(g.get("D") or 1),
-            int(g.get("h") or 0),
+            hour,
             int(g.get("m") or 0),
             int(g.get("s") or 0),
-            int(g.get("f") or 0) * 1000,
+            int((g.get("f") or "0").ljust(6, "0")[:6]),
             tzinfo=tz,
         ).astimezone(UTC)
-    except (TypeError, ValueError, KeyError):
+    except (TypeError, ValueError, KeyError, OverflowError, OSError):
         return None
 
 
@@ -168,6 +236,34 @@ def expand(patterns: Iterable[str]) -> list[str]:
     return sorted(found)
 
 
+# pm2's names: `<app>-out.log`, `<app>-error.log`, the merged `log_file` (`<app>.log` by
+# default, `<app>-combined.log` for LongSang), `-N` per instance without merge_logs,
+# `__YYYY-MM-DD_HH-mm-ss` and `.gz` once pm2-logrotate rotated them
+_PM2_NAME = re.compile(
+    r"(?P<app>.+?)(?:-(?P<kind>out|err|error|combined))?(?:-\d+)?"
+    r"(?:__\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2})?\.log(?:\.gz)?"
+)
+
+
+def merged_logs(paths: Iterable[str]) -> list[str]:
+    """The files among `paths` that are pm2's merged `log_file` of an app whose out and
+    error files are among them too: both streams again, so not read (else every line
+    counts twice)."""
+    apps: dict[tuple[str, str], set[str]] = {}
+    named: list[tuple[str, tuple[str, str], str]] = []
+    for path in paths:
+        name = _PM2_NAME.fullmatch(os.path.basename(path))
+        if name is None:
+            continue
+        app = (os.path.dirname(path), name["app"])
+        kind = {"err": "error", None: "combined"}.get(name["kind"], name["kind"])
+        apps.setdefault(app, set()).add(kind)
+        named.append((path, app, kind))
+    return [
+        path for path, app, kind in named if kind == "combined" and {"out", "error"} <= apps[app]
+    ]
+
+
 def _gunzip(data: bytes) -> bytes:
     """What a (possibly still being written) gzip file decompresses to so far."""
     out = bytearray()
@@ -222,6 +318,20 @@ def _base(pattern: str) -> Path:
     parts = Path(os.path.expanduser(pattern)).parent.parts
     fixed = list(itertools.takewhile(lambda part: not glob.has_magic(part), parts))
     return Path(*fixed) if fixed else Path(".")
+
+
+def _holds_logs(pattern: str) -> bool:
+    """Whether the folder(s) a glob looks in hold log files (`*.log*`): a glob matching
+    none of them is a mistake (a folder without any yet is pm2 not started yet)."""
+    parent = os.path.dirname(os.path.expanduser(pattern)) or "."
+    for folder in glob.glob(parent) if glob.has_magic(parent) else [parent]:
+        try:
+            with os.scandir(folder) as found:
+                if any(".log" in e.name and e.is_file() for e in found):
+                    return True
+        except OSError:
+            continue
+    return False
 
 
 def _hash(data: bytes) -> str:
@@ -280,18 +390,33 @@ class Batch:
     states: list[FileState] = field(default_factory=list)
     lines: int = 0  # physical lines read
     errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what was left aside, and why
 
 
 def read_files(
     patterns: Sequence[str], states: Sequence[FileState], date_format: str, batch: Batch
 ) -> None:
     """Read what the files matching `patterns` gained since `states` into `batch`. A file
-    that cannot be read, or globs that match no file at all, are said in `batch.errors`
-    (the other files are read all the same)."""
+    that cannot be read, a glob whose folder is missing or that matches none of the log
+    files its folder holds (a typo), are said in `batch.errors` (the other files are read
+    all the same); pm2's merged log_file next to the out and error files is skipped, said in
+    `batch.notes`."""
     regex = stamp_regex(date_format)
     done = {(s.device, s.inode): s for s in states if s.path.endswith(".gz")}
     paths = expand(patterns)
-    batch.errors += [f"no folder {d} (for {p})" for p in patterns if not (d := _base(p)).is_dir()]
+    merged = merged_logs(paths)
+    if merged:
+        paths = [p for p in paths if p not in merged]
+        names = ", ".join(os.path.basename(p) for p in merged)
+        batch.notes.append(
+            f"skipped {fmt.counted(len(merged), 'merged log file', 'merged log files')}"
+            f" ({names}): pm2's log_file repeats the -out and -error files read"
+        )
+    for p in patterns:
+        if not (d := _base(p)).is_dir():
+            batch.errors.append(f"no folder {d} (for {p})")
+        elif not expand([p]) and _holds_logs(p):
+            batch.errors.append(f"no file matches {p}")
     files = [f for f in (_open(p, done, batch.errors) for p in paths) if f is not None]
     try:
         _read_streams(files, [s for s in states if not s.path.startswith("journal:")], regex, batch)
@@ -406,6 +531,24 @@ def _stack_of(current: Entry, message: str, ts: int | None) -> bool:
     )
 
 
+_CLOSERS = re.compile(r"[}\]][}\]),;]*")  # a line of closing brackets only
+
+
+def _closes(current: Entry | None, message: str) -> bool:
+    """Whether `message` (at column 0) closes what Node's util.inspect opened in the entry
+    before it: `console.error(err)` of an error with properties prints its frames, the
+    last one ending ` {`, the properties indented, then `}` at column 0 (nested objects and
+    arrays close indented; `JSON.stringify(o, null, 2)` and a plain object end the same
+    way, `]` for an array). Only when that entry has an unclosed `{` or `[`; an entry
+    stored by an earlier collection (`current` None) is closed by a line of brackets only."""
+    if not message.startswith(("}", "]")):
+        return False
+    if current is None:
+        return _CLOSERS.fullmatch(message) is not None
+    text = current.text
+    return text.count("{") > text.count("}") or text.count("[") > text.count("]")
+
+
 def _entries(
     raw_lines: list[bytes],
     regex: re.Pattern[str],
@@ -435,7 +578,7 @@ def _entries(
     current: Entry | None = None
     pending: list[str] = []  # continuation lines of an entry stored earlier
     for i, (ts, message) in enumerate(parsed):
-        continues = message == "" or message[:1] in (" ", "\t")
+        continues = message == "" or message[:1] in (" ", "\t") or _closes(current, message)
         if current is not None and (continues or _stack_of(current, message, ts)):
             current.text += "\n" + message
             current.lines += 1
@@ -535,7 +678,7 @@ def read_journal(
             priority: int | None = int(record.get("PRIORITY"))
         except (TypeError, ValueError):
             priority = None
-        continues = message == "" or message[:1] in (" ", "\t")
+        continues = message == "" or message[:1] in (" ", "\t") or _closes(current, message)
         if current is not None and (continues or _stack_of(current, message, ts)):
             current.text += "\n" + message
             current.lines += 1

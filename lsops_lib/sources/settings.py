@@ -113,6 +113,8 @@ def source_settings(
     environment winning (LSOPS_SENTRY_URL, _ORG, _PROJECT, _TOKEN; LSOPS_LOGS; LSOPS_PM2)."""
     import shutil
 
+    from .logs import stamp_regex
+
     if env is None:  # the variables the settings were read from
         env = settings.env if settings is not None and settings.env is not None else os.environ
     path = settings.config_path if settings is not None else None
@@ -148,9 +150,14 @@ def source_settings(
     paths = tuple(p for p in paths_list if p)
     if env.get("LSOPS_LOGS"):
         paths = tuple(p for p in env["LSOPS_LOGS"].split(os.pathsep) if p)
+    date_format = str(lg.get("date_format") or DEFAULT_LOG_DATE_FORMAT)
+    try:
+        stamp_regex(date_format)
+    except ValueError as exc:
+        raise ConfigError(f"lsops.toml: [logs] date_format {date_format!r}: {exc}") from None
     logs = LogSettings(
         paths=paths,
-        date_format=str(lg.get("date_format") or DEFAULT_LOG_DATE_FORMAT),
+        date_format=date_format,
         journal_unit=str(lg["journal_unit"]) if lg.get("journal_unit") else None,
         journal_command=str(lg.get("journal_command") or "journalctl"),
     )

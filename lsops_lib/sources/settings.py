@@ -113,7 +113,7 @@ def source_settings(
     environment winning (LSOPS_SENTRY_URL, _ORG, _PROJECT, _TOKEN; LSOPS_LOGS; LSOPS_PM2)."""
     import shutil
 
-    from .logs import stamp_regex
+    from .stamps import stamp_regex
 
     if env is None:  # the variables the settings were read from
         env = settings.env if settings is not None and settings.env is not None else os.environ

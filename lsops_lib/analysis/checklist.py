@@ -36,13 +36,17 @@ class Check:
 
 def exit_code(checks: list[Check]) -> int:
     """Monitoring-plugin convention: 0 all known lines pass, 1 a warning-level fail,
-    2 a critical fail, 3 nothing known."""
+    2 a critical fail, 3 nothing known, or nothing recent: "API server responding" is
+    unknown (no health observation in the window, or none lately: the collector stopped)
+    and no line failed."""
     if not checks or all(c.status == UNKNOWN for c in checks):
         return 3
     fails = [c for c in checks if c.status == FAIL]
     if any(c.severity == "critical" for c in fails):
         return 2
-    return 1 if fails else 0
+    if fails:
+        return 1
+    return 3 if any(c.key == "api" and c.status == UNKNOWN for c in checks) else 0
 
 
 def _latest_services(services: pd.DataFrame) -> dict[str, Any]:
@@ -89,6 +93,12 @@ def checklist(
     last_status = str(health["status"].iloc[-1]).upper() if not health.empty else None
     last_ts = health["ts"].iloc[-1] if not health.empty else None
     critical_health = last_status == "ERROR"
+    # an observation older than this at the window's end is stale: the collector stopped
+    interval = (median_interval_s(health["ts"]) if not health.empty else None) or 300.0
+    stale_after = max(3 * interval, 900)
+
+    def age_s(at: pd.Timestamp) -> float:
+        return (ts(end) - at).total_seconds() if end is not None else 0.0
 
     # --- health monitoring
     if health.empty:
@@ -106,13 +116,12 @@ def checklist(
     else:
         counts = health["status"].astype(str).str.upper().value_counts()
         no_answer = int(counts.get("NO_ANSWER", 0))
-        interval = median_interval_s(health["ts"]) or 300.0
-        stale_s = (ts(end) - last_ts).total_seconds() if end is not None else 0.0
+        stale_s = age_s(last_ts)
         detail = (
             f"last observation {fmt.instant(last_ts)}: {last_status}; "
             f"{no_answer:,} of {len(health):,} scrapes without answer"
         )
-        if stale_s > max(3 * interval, 900):
+        if stale_s > stale_after:
             checks.append(
                 Check(
                     "api",
@@ -171,6 +180,11 @@ def checklist(
             + (f": {message}" if message else "")
             + note
         )
+        age = age_s(row.ts)
+        if age > stale_after:  # judged on what the API said long ago: not known now
+            text += f"; no observation for the last {fmt.duration(age)}"
+            checks.append(Check(key, name, UNKNOWN, status, "OK", text, sev))
+            return
         if quick_unknown and message.strip().lower() in QUICK_MESSAGES:
             checks.append(
                 Check(

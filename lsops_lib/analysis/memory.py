@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -11,6 +11,7 @@ import pandas as pd
 
 from ..config import Thresholds
 from ._common import RESET_COLUMNS, TS, empty, ensure_ts, ratio
+from ._reads import scrape_figures
 
 
 @dataclass
@@ -22,12 +23,14 @@ class MemoryTrend:
     rss_end, slope_bytes_per_hour, growth_per_hour, r2 (a straight line over the whole
     segment), leak, climb_start, climb_end, climb_growth_per_hour, climb_r2. Growth is
     always slope / the segment's level after its restart (the median of its first three
-    hourly medians). A segment is a possible leak when, between restarts, its hourly
-    median RSS climbs steadily (a least-squares fit over `window_hours` hours with
-    r2 >= min_r2) faster than thresholds.memory_growth_per_hour; the climb spans every
-    such window, and climb_growth_per_hour is fitted over the climb only (a segment flat
-    before it climbs grows less over its whole length). Segments shorter than
-    `min_hours` or with fewer than `min_points` scrapes are not judged.
+    hourly medians); for the first segment, whose process started before the window, the
+    level of that process's first scrapes in the store (`_level_before`): the same level,
+    and so the same verdict, whatever window is asked. A segment is a possible leak when,
+    between restarts, its hourly median RSS climbs steadily (a least-squares fit over
+    `window_hours` hours with r2 >= min_r2) faster than thresholds.memory_growth_per_hour;
+    the climb spans every such window, and climb_growth_per_hour is fitted over the climb
+    only (a segment flat before it climbs grows less over its whole length). Segments
+    shorter than `min_hours` or with fewer than `min_points` scrapes are not judged.
     """
 
     frame: pd.DataFrame = field(repr=False)
@@ -81,14 +84,14 @@ SEGMENT_COLUMNS = [
 
 
 def _climb(
-    hourly: pd.Series, window_hours: float, min_r2: float, threshold: float
+    hourly: pd.Series, window_hours: float, min_r2: float, threshold: float, base: float
 ) -> tuple[pd.Timestamp, pd.Timestamp, float, float] | None:
     """The steady climb of one segment, if any: (start, end, growth per hour, r2).
 
     `hourly`: its RSS reduced to hourly medians (`_hourly`); every window of
     `window_hours` hourly points (the whole segment when shorter, at least 4) is fitted
     by least squares; a window whose fit is good (r2 >= min_r2) and grows faster than
-    `threshold` per hour (slope / the segment's level after its restart: `_level`) is
+    `threshold` per hour (slope / `base`, the segment's level after its restart) is
     climbing. The climb spans the climbing windows.
     """
     if len(hourly) < 4:
@@ -96,8 +99,7 @@ def _climb(
     x = ((hourly.index - hourly.index[0]).total_seconds() / 3600.0).to_numpy()
     y = hourly.to_numpy()
     w = max(4, min(int(round(window_hours)), len(hourly)))
-    base = _level(hourly)
-    if base <= 0:
+    if not base > 0:
         return None
     flagged = np.zeros(len(hourly), bool)
     for i in range(0, len(hourly) - w + 1):
@@ -122,6 +124,42 @@ def _level(hourly: pd.Series) -> float:
     """A segment's own level just after its (re)start: the median of its first three
     hourly medians."""
     return float(np.median(hourly.to_numpy()[:3]))
+
+
+LEVEL_READ = timedelta(hours=24)  # at most this much of a process's first scrapes is read
+
+
+def _level_before(
+    store: Any, part: pd.DataFrame, start: datetime | None, target: str | None
+) -> float | None:
+    """The level after its start of the process of the window's first segment `part`
+    (ts, rss, uptime_start_ms), when that process started before the window: read back
+    from its start (or the store's first scrape, when the store began later), at most
+    LEVEL_READ of the scrapes of the same process (same uptime start), and taken with the
+    segment's own scrapes (a process started less than three hours before the window).
+    None when the store holds none of its scrapes before the window."""
+    known = part["uptime_start_ms"].dropna()
+    if start is None or known.empty:
+        return None
+    up = int(known.iloc[0])
+    first = part["ts"].iloc[0]
+    lo = pd.Timestamp(up, unit="ms", tz="UTC") - timedelta(hours=1)  # the server's clock
+    extent = getattr(store, "extent", None)  # optional: `Store.extent`
+    stored = extent(target) if callable(extent) else None
+    if stored is not None:
+        lo = max(lo, stored[0])
+    hi = min(first, lo + LEVEL_READ)
+    if lo >= hi:
+        return None
+    before = scrape_figures(store, lo.to_pydatetime(), hi.to_pydatetime(), target)
+    if before.empty:
+        return None
+    rss = pd.to_numeric(before["rss"], errors="coerce")
+    same = pd.to_numeric(before["uptime_start_ms"], errors="coerce") == up
+    before = before.loc[same & rss.notna() & (before["ts"] < first), ["ts"]].assign(rss=rss)
+    if before.empty:
+        return None
+    return _level(_hourly(pd.concat([before, part[["ts", "rss"]]], ignore_index=True)))
 
 
 def _fit(hours: np.ndarray, rss: np.ndarray) -> tuple[float, float, float]:
@@ -185,6 +223,7 @@ def memory_trend(
                 new.iloc[after[0]] = True
     frame["restart"] = new.astype(bool)
     frame["segment"] = frame["restart"].cumsum().astype(int)
+    first_level = _level_before(store, frame.loc[frame["segment"] == 0], start, target)
     frame = frame[cols]
 
     rows = []
@@ -194,13 +233,14 @@ def memory_trend(
         duration = float(hours[-1]) if len(hours) else 0.0
         slope = growth = r2 = float("nan")
         hourly = _hourly(part)
+        # as the climb's: the level after the restart (the first segment's may be earlier)
+        base = first_level if seg == 0 and first_level is not None else _level(hourly)
         if len(part) >= 2 and duration > 0:
             _, slope, r2 = _fit(hours, rss)
-            base = _level(hourly)  # as the climb's: the level after the restart
             growth = ratio(slope, base) if base > 0 else float("nan")
         climb = None
         if len(part) >= min_points and duration >= min_hours:
-            climb = _climb(hourly, window_hours, min_r2, thresholds.memory_growth_per_hour)
+            climb = _climb(hourly, window_hours, min_r2, thresholds.memory_growth_per_hour, base)
         rows.append(
             {
                 "segment": int(seg),

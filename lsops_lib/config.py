@@ -128,6 +128,7 @@ class Thresholds:
     # --- issue 10: errors and logs (the checklist's Sentry and pm2 lines) ---
     errors_resolve_within: float = 7.0  # days: an unresolved Sentry issue older is overdue
     cpu_percent: float = 70.0  # pm2 CPU of the app, p95 of the window, below this (percent)
+    cpu_critical_percent: float = 90.0  # critical: the p95 above this (percent)
     log_burst_min: int = 10  # incidents: an hour with at least this many error log entries ...
     log_burst_factor: float = 5.0  # ... and this many times the window's median hour is a burst
 
@@ -174,6 +175,10 @@ class Settings:
     env: dict[str, str] | None = field(default=None, repr=False, compare=False)
     # named databases whose `url_env` variable is not set: why, said when one is asked for
     databases_unset: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    # the setting each database URL came from, by database name, and the default one's
+    # (`LSOPS_DATABASE_URL`, `[databases.prod] url in ./lsops.toml`): a bad URL names it
+    database_settings: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    database_setting: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def api_url(self) -> str:
@@ -191,13 +196,13 @@ class Settings:
             raise ConfigError(unset)
         if name is None or name == self.database_name:
             if self.database_url:
-                return check_database_url(self.database_url, name)
+                return check_database_url(self.database_url, name, self.database_setting)
             if name is None:
                 raise ConfigError(
                     "no database configured: set LSOPS_DATABASE_URL or [databases] in lsops.toml"
                 )
         if name in self.databases:
-            return check_database_url(self.databases[name], name)
+            return check_database_url(self.databases[name], name, self.database_settings.get(name))
         known = ", ".join(sorted([*self.databases, *self.databases_unset])) or "none"
         raise ConfigError(f"unknown database {name!r} (configured: {known})")
 
@@ -323,9 +328,12 @@ def check_url(url: str, what: str, *, schemes: tuple[str, ...] | None = None) ->
     return url
 
 
-def check_database_url(url: str, name: str | None = None) -> str:
-    """A database URL SQLAlchemy and psycopg can use (postgresql://...), else ConfigError."""
+def check_database_url(url: str, name: str | None = None, setting: str | None = None) -> str:
+    """A database URL SQLAlchemy and psycopg can use (postgresql://...), else ConfigError
+    naming the database and the `setting` it came from."""
     what = f"database {name}" if name else "database URL"
+    if setting:
+        what = f"{what} ({setting})" if name else setting
     check_url(url, what, schemes=("postgresql", "postgres"))
     try:
         from sqlalchemy.engine import make_url
@@ -336,6 +344,28 @@ def check_database_url(url: str, name: str | None = None) -> str:
         for secret in filter(None, [url_password(url)]):
             reason = reason.replace(secret, "***")
         raise ConfigError(f"{what}: not a usable URL: {redact_url(url)} ({reason})") from None
+    return url
+
+
+def check_store_url(url: str, setting: str) -> str:
+    """`url` if `store.make_engine` can take it (`scheme://...` with a number for a port,
+    a SQLite or PostgreSQL one), else ConfigError naming `setting`, the URL redacted.
+    Checked by `load_settings` without importing SQLAlchemy (`lsops health` never does)."""
+    problem: str | None = None
+    if not re.match(r"[\w+]+://", url):
+        problem = "expected sqlite:///PATH or postgresql://USER@HOST/DATABASE"
+    else:
+        try:
+            urlsplit(url).port  # noqa: B018 - raises ValueError for a bad or out-of-range port
+        except ValueError as exc:
+            problem = str(exc).splitlines()[0] if str(exc) else "malformed"
+    if problem is not None:
+        raise ConfigError(f"{setting}: not a store URL: {redact_url(url)} ({problem})")
+    backend = "postgresql" if url.startswith("postgres://") else url.split("://")[0].split("+")[0]
+    if backend not in ("sqlite", "postgresql"):
+        raise ConfigError(
+            f"{setting}: unsupported store backend {backend!r}: use sqlite:/// or postgresql://"
+        )
     return url
 
 
@@ -442,21 +472,23 @@ def _threshold_value(key: str, kind: str, value: Any) -> int | float:
     return number
 
 
-def _thresholds(section: Mapping[str, Any]) -> Thresholds:
+def _thresholds(section: Mapping[str, Any], path: Path | None = None) -> Thresholds:
     """The [thresholds] table: every field of `Thresholds` (the database checks' too),
     a number each (`unused_index_min_age` also a duration such as "30d"); an unknown name
-    is refused with the list of known ones."""
+    is refused naming the file, with the closest names and the list of known ones."""
     if not isinstance(section, Mapping):
         raise ConfigError("lsops.toml: [thresholds] must be a table")
     known = {f.name: f.type for f in fields(Thresholds)}
     values: dict[str, Any] = {}
     for key, value in section.items():
         if key not in known:
-            # the closest names first: the whole list is longer than one error line shows
-            close = difflib.get_close_matches(str(key), list(known), n=3, cutoff=0.5)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            # the closest names first, then every name (the CLI's line has room for them)
+            close = [repr(n) for n in difflib.get_close_matches(str(key), known, n=3, cutoff=0.5)]
+            names = ", ".join(close[:-1]) + " or " + close[-1] if len(close) > 1 else "".join(close)
+            hint = f"; did you mean {names}?" if close else ""
             raise ConfigError(
-                f"lsops.toml: unknown threshold {key!r}{hint} (known: {', '.join(sorted(known))})"
+                f"{path or CONFIG_FILE}: unknown threshold {key!r} in [thresholds]{hint} "
+                f"(known: {', '.join(sorted(known))})"
             )
         try:
             values[key] = _threshold_value(key, str(known[key]), value)
@@ -646,21 +678,34 @@ def load_settings(
     if chosen not in targets:
         raise ConfigError(f"unknown target {chosen!r} (configured: {', '.join(sorted(targets))})")
     current = targets[chosen]
+    # a malformed URL names the setting it came from (README "Bad input")
+    api_section = f"[targets.{chosen}]" if chosen in (doc.get("targets") or {}) else "[api]"
+    api_setting = f"API URL of target {chosen} ({api_section} url in {path})"
     if env.get("LSOPS_API_URL"):
         current = replace(current, url=env["LSOPS_API_URL"].rstrip("/"))
+        api_setting = f"API URL of target {chosen} (LSOPS_API_URL)"
     if env.get("LSOPS_API_TOKEN"):
         current = replace(current, token=env["LSOPS_API_TOKEN"], token_unset=None)
-    check_url(current.url, f"API URL of target {chosen}", schemes=("http", "https"))
+    check_url(current.url, api_setting, schemes=("http", "https"))
     if not current.url.startswith(("http://", "https://")):  # not httpx://, not HTTP://
-        raise ConfigError(f"API URL must start with http:// or https://: {redact_url(current.url)}")
+        raise ConfigError(
+            f"{api_setting}: must start with http:// or https://: {redact_url(current.url)}"
+        )
 
     data_dir = default_data_dir(env)
-    store_url = env.get("LSOPS_STORE") or (doc.get("store") or {}).get("url")
+    store_url = env.get("LSOPS_STORE")
+    if store_url:
+        check_store_url(store_url, "LSOPS_STORE")
+    else:
+        store_url = (doc.get("store") or {}).get("url")
+        if store_url:
+            store_url = check_store_url(str(store_url), f"[store] url in {path}")
     if not store_url:
         store_url = f"sqlite:///{data_dir / 'metrics.sqlite'}"
 
     databases: dict[str, str] = {}
     databases_unset: dict[str, str] = {}
+    database_settings: dict[str, str] = {}
     for name, section in (doc.get("databases") or {}).items():
         url, unset = (
             _secret(section, "url", env, f"[databases.{name}]")
@@ -669,9 +714,17 @@ def load_settings(
         )
         if url:
             databases[name] = url
+            if not isinstance(section, Mapping):
+                database_settings[name] = f"[databases] {name} in {path}"
+            elif "url_env" in section:
+                var = section["url_env"]
+                database_settings[name] = f"{var}, named by [databases.{name}] url_env in {path}"
+            else:
+                database_settings[name] = f"[databases.{name}] url in {path}"
         elif unset is not None:
             databases_unset[name] = unset
     database_url = env.get("LSOPS_DATABASE_URL")
+    database_setting = "LSOPS_DATABASE_URL" if database_url else None
     database_name = database
     if database is not None:
         if database in databases_unset:
@@ -680,9 +733,11 @@ def load_settings(
             known = ", ".join(sorted([*databases, *databases_unset])) or "none"
             raise ConfigError(f"unknown database {database!r} (configured: {known})")
         database_url = databases[database]
+        database_setting = database_settings[database]
     elif database_url is None and (databases or databases_unset):
         database_name = doc.get("default_database") or next(iter(doc.get("databases")))
         database_url = databases.get(database_name)
+        database_setting = database_settings.get(database_name)
 
     outputs = env.get("LSOPS_OUTPUTS") or (doc.get("outputs") or {}).get("dir") or "./outputs"
     outputs_dir = Path(outputs).expanduser()
@@ -698,9 +753,11 @@ def load_settings(
         database_url=database_url,
         database_name=database_name,
         databases=databases,
-        thresholds=_thresholds(doc.get("thresholds") or {}),
+        thresholds=_thresholds(doc.get("thresholds") or {}, path),
         config_path=path,
         **_security_settings(doc, cwd),  # issue 12
         env=None if env is os.environ else dict(env),
         databases_unset=databases_unset,
+        database_settings=database_settings,
+        database_setting=database_setting,
     )

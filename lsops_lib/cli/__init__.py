@@ -77,7 +77,10 @@ def limit_option(default: int | None, what: str, *, name: str = "--limit", least
     )
 
 
-MAX_MESSAGE = 600  # characters of an error line (a 5000-character path is cut)
+# characters of an error line: room for a whole useful message (an unknown name in
+# lsops.toml [thresholds] lists the ~70 known ones, 1,500 characters), while a user's
+# 5000-character path is cut
+MAX_MESSAGE = 3000
 
 
 def one_line(message: str) -> str:

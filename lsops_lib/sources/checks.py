@@ -1,7 +1,7 @@
 """The Monitoring Checklist's lines fed by Sentry, the logs and pm2 (issue 10):
 
     cpu                 "CPU usage acceptable": p95 of pm2's CPU of the app in the window
-                        against [thresholds] cpu_percent
+                        against [thresholds] cpu_percent; critical above cpu_critical_percent
     critical_errors     "No critical errors": unresolved fatal Sentry issues seen in the
                         window, fatal log entries (FATAL ERROR, Unhandled, heap out of memory)
     new_error_patterns  "No new error patterns": error-level log patterns never seen before
@@ -118,7 +118,8 @@ def source_checks(
                 f"peak {fmt.pct(float(per_sample.max()) / 100.0)}; "
                 f"{fmt.counted(restarts, 'restart')} in the window"
             )
-            check = Check(key, name, PASS if p95 < limit else FAIL, p95, limit, detail)
+            severity = "critical" if p95 > th.cpu_critical_percent / 100.0 else "warning"
+            check = Check(key, name, PASS if p95 < limit else FAIL, p95, limit, detail, severity)
     out[key] = check
 
     # --- No critical errors

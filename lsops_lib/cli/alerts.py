@@ -161,7 +161,7 @@ def _settings(app: Any) -> tuple[Any, Any]:
 @pass_app
 @click.pass_context
 def alerts_group(ctx: click.Context, app: Any, as_json: bool) -> None:
-    """Firing and recently resolved alerts, with their history (issue 11)."""
+    """Firing and recently resolved alerts, with their history."""
     if ctx.invoked_subcommand is not None:
         return
     from ..store import Store

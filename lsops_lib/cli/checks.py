@@ -525,7 +525,8 @@ def _incidents_view(d: Any) -> None:
     if d["note"]:
         line(d["note"], style="yellow")
     if not rows:
-        line(f"no incident of {d['target']} between {_span(d['start'], d['end'])}")
+        between = f"{fmt.instant(d['start'])} and {fmt.instant(d['end'])}"
+        line(f"no incidents of {d['target']} between {between}")
         return
     table(
         rows, _INCIDENT_COLUMNS, title=f"Incidents of {d['target']} {_span(d['start'], d['end'])}"
@@ -536,7 +537,20 @@ def _incidents_view(d: Any) -> None:
             line(f"  {r['postmortem_command']}")
 
 
-@main.command("incidents")
+class _IncidentsCommand(click.Command):
+    """`lsops incidents`, whose help lists the kinds from their registry (analysis
+    `KINDS`, read only when the help is shown: the analysis imports pandas)."""
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from ..analysis import INCIDENT_KINDS
+
+        super().format_help_text(ctx, formatter)
+        formatter.write_paragraph()
+        with formatter.indentation():
+            formatter.write_text(f"Kinds: {', '.join(INCIDENT_KINDS)}.")
+
+
+@main.command("incidents", cls=_IncidentsCommand)
 @click.option("--since", metavar="T", help="Start (ISO 8601, UTC); default: 30 days back.")
 @click.option("--until", metavar="T", help="End (ISO 8601, UTC; default now).")
 @click.option(
@@ -553,9 +567,7 @@ def incidents_command(
     include_monitoring: bool,
     as_json: bool,
 ) -> None:
-    """Incidents the history shows (no answer, ERROR/DEGRADED health, error-rate and latency
-    breaches, restarts, cache hit-rate falls, memory climbs), each with the command that
-    writes its postmortem."""
+    """Incidents the history shows, each with the command that writes its postmortem."""
     from ..analysis import incident_window, incidents, with_commands
 
     with run_command(usage=2, failure=1):

@@ -102,7 +102,7 @@ def _unavailable_view(d: Any) -> None:
 
 @main.group("db")
 def db_group() -> None:
-    """Read-only inspection of the database: size, indexes, queries, maintenance."""
+    """Read-only inspection of the database: size, indexes, queries, maintenance, vectors."""
 
 
 # --- lsops db size ---------------------------------------------------------------------
@@ -126,12 +126,17 @@ def _size_view(limit: int) -> Any:
     return view
 
 
+def _per_day(value: Any) -> str:
+    """`10.0 MiB/day`; a dash when the history is too short for a figure."""
+    return fmt.DASH if fmt.missing(value) else f"{fmt.size(value)}/day"
+
+
 # `--forecast` (issue 15): growth per day from the stored size snapshots (Theil-Sen, robust
 # to a spike), the date the database reaches [thresholds] database_size_limit_bytes
 _FORECAST_COLUMNS = [
     *_SCHEMA_TABLE,
     _size("total_bytes", "size"),
-    Column("growth_bytes_per_day", "growth/day", lambda v: f"{fmt.size(v)}/day", RIGHT),
+    Column("growth_bytes_per_day", "growth/day", _per_day, RIGHT),
     _share("share_of_growth", "share of growth"),
 ]
 

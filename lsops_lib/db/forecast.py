@@ -21,7 +21,9 @@ The rules:
   of snapshots. A one-off spike moves a minority of those slopes and so not the median.
   Its range is Sen's 95 % confidence interval of that median.
 - Fewer than `forecast_min_snapshots` snapshots, or fewer than `forecast_min_days` days,
-  in the series: "not enough history", never a made-up date.
+  in the series: "not enough history", never a made-up date nor growth per day (None),
+  for the database and for every table. A table with too little history of its own (the
+  same two thresholds) has no growth per day either.
 - The projection starts from the live database size now when it is given (the limit is
   on `pg_database_size`), else from the fitted line at the last snapshot. Not growing, or
   the limit further than `HORIZON_DAYS` away: no date, and the message says so.
@@ -201,10 +203,17 @@ def _thin(totals: pd.DataFrame) -> pd.DataFrame:
     return totals.groupby(day, as_index=False).last()
 
 
-def table_growth_rates(snapshots: pd.DataFrame, since: pd.Timestamp | None) -> pd.DataFrame:
+def table_growth_rates(
+    snapshots: pd.DataFrame,
+    since: pd.Timestamp | None,
+    *,
+    min_snapshots: int = 2,
+    min_days: float = 0.0,
+) -> pd.DataFrame:
     """Per table, from `since` on: schema, table, total_bytes (at its last snapshot),
-    growth_bytes_per_day (its own Theil-Sen slope), share_of_growth (of the growing
-    tables' sum); the fastest-growing first."""
+    growth_bytes_per_day (its own Theil-Sen slope; None with fewer than `min_snapshots`
+    snapshots or `min_days` days of its own, as for the database), share_of_growth (of
+    the growing tables' sum); the fastest-growing first."""
     if snapshots is None or snapshots.empty:
         return pd.DataFrame(columns=TABLE_COLUMNS)
     df = snapshots.copy()
@@ -214,7 +223,8 @@ def table_growth_rates(snapshots: pd.DataFrame, since: pd.Timestamp | None) -> p
     rows = []
     for (schema, table), part in df.sort_values("ts").groupby(["schema", "table"], sort=True):
         x = _days(part["ts"], part["ts"].iloc[0])
-        slope = theil_sen(x, part["total_bytes"].to_numpy())[0] if len(part) > 1 else math.nan
+        enough = len(part) >= max(min_snapshots, 2) and x[-1] >= min_days
+        slope = theil_sen(x, part["total_bytes"].to_numpy())[0] if enough else math.nan
         rows.append(
             {
                 "schema": schema,
@@ -275,7 +285,9 @@ def capacity_forecast(
     fc.snapshots = int(len(series))
     if fc.database_bytes is None:
         fc.database_bytes = int(totals["total_bytes"].iloc[-1])
-    fc.tables = table_growth_rates(snapshots, fc.since)
+    fc.tables = table_growth_rates(
+        snapshots, fc.since, min_snapshots=min_snapshots, min_days=min_days
+    )
     span = (series["ts"].iloc[-1] - series["ts"].iloc[0]).total_seconds() / DAY_S
     after = f" since the shrink on {fc.since:%Y-%m-%d}" if starts else ""
     if len(series) < min_snapshots or span < min_days:
@@ -284,6 +296,8 @@ def capacity_forecast(
             f"{_days_text(span, 1)}{after} (a forecast needs {fmt.number(min_snapshots)} over "
             f"{fmt.number(min_days)} {'day' if min_days == 1 else 'days'})"
         )
+        # no growth figure for the tables either (one thinned series may have more)
+        fc.tables = fc.tables.assign(growth_bytes_per_day=None, share_of_growth=None)
         fc.frame = _frame(totals, fc)
         return fc
     x = _days(series["ts"], fc.since)

@@ -17,6 +17,7 @@ import fcntl
 import json
 import logging
 import os
+import shlex
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -170,9 +171,11 @@ class DemoFolder:
             "[outputs]\n"
             f'dir = "{self.outputs}"\n'
         )
-        (self.dir / ENV_FILE).write_text(
-            "# `set -a; . .demo/lsops.env; set +a` gives a shell the demo's settings\n"
-            f"LSOPS_CONFIG={self.config_path}\n"
-            f"LSOPS_STORE={self.store_url}\n"
-            f"LSOPS_OUTPUTS={self.outputs}\n"
+        env = self.dir / ENV_FILE
+        q = shlex.quote  # a shell reads this file: a path with a space stays one word
+        env.write_text(
+            f"# `set -a; . {q(str(env))}; set +a` gives a shell the demo's settings\n"
+            f"LSOPS_CONFIG={q(str(self.config_path))}\n"
+            f"LSOPS_STORE={q(self.store_url)}\n"
+            f"LSOPS_OUTPUTS={q(str(self.outputs))}\n"
         )

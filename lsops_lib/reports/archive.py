@@ -56,7 +56,7 @@ class Run:
     path: Path
     status: str  # "succeeded" | "failed" | "interrupted" (its process died: cleanup.py)
     started: datetime
-    duration_s: float
+    duration_s: float | None  # None: unknown (a run whose process died, cleanup.py)
     parameters: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str | None] = field(default_factory=dict)
     error: str | None = None
@@ -92,7 +92,7 @@ class Run:
             "run_id": self.run_id,
             "status": self.status,
             "started": iso(self.started),
-            "duration_s": round(self.duration_s, 3),
+            "duration_s": None if self.duration_s is None else round(self.duration_s, 3),
             "parameters": self.parameters,
             "versions": self.versions,
             "notebook": self.notebook,
@@ -115,7 +115,7 @@ class Run:
             path=path,
             status=str(data.get("status", "unknown")),
             started=datetime.fromisoformat(str(data["started"])).astimezone(UTC),
-            duration_s=float(data.get("duration_s") or 0.0),
+            duration_s=None if data.get("duration_s") is None else float(data["duration_s"]),
             parameters=dict(data.get("parameters") or {}),
             versions=dict(data.get("versions") or {}),
             error=data.get("error"),

@@ -12,7 +12,8 @@ that ran this is gone" without trusting pids or clocks.
 
 - a run directory without run.json whose lock can be taken (or that has no lock file: an
   older lsops, or a process that died within the reservation) is marked: a run.json with
-  `status: interrupted` and the reason is written; nothing in it is deleted;
+  `status: interrupted`, the reason and `duration_s: null` (when the process died is not
+  known) is written; nothing in it is deleted;
 - a scratch directory whose lock can be taken is removed (it only ever holds copies).
 
 Reservations of run directories and the sweep of the outputs folder both happen under
@@ -122,14 +123,6 @@ def _started(run_dir: Path, info: dict[str, Any]) -> datetime:
     return datetime.fromtimestamp(run_dir.stat().st_mtime, UTC)
 
 
-def _last_change(run_dir: Path) -> float:
-    times = [run_dir.stat().st_mtime]
-    for child in run_dir.iterdir():
-        with contextlib.suppress(OSError):
-            times.append(child.stat().st_mtime)
-    return max(times)
-
-
 def mark_interrupted(run_dir: Path, root: Path) -> Run:
     """Write run.json for a run whose process died: `status: interrupted`, nothing deleted."""
     info = _read_info(run_dir / LOCK)
@@ -144,7 +137,7 @@ def mark_interrupted(run_dir: Path, root: Path) -> Run:
         path=run_dir,
         status=INTERRUPTED,
         started=started,
-        duration_s=max(0.0, _last_change(run_dir) - started.timestamp()),
+        duration_s=None,  # unknown: nothing in the run directory tells when it died
         parameters=dict(info.get("parameters") or {}),
         versions=dict(info.get("versions") or {}),
         error=(

@@ -80,7 +80,9 @@ def _link(root: Path, path: Path) -> str:
     return quote(rel, safe="/")
 
 
-def _duration(seconds: float) -> str:
+def _duration(seconds: float | None) -> str:
+    if seconds is None:  # a run whose process died: unknown
+        return "–"
     if seconds < 60:
         return f"{seconds:.1f} s"
     minutes, secs = divmod(int(round(seconds)), 60)

@@ -64,6 +64,11 @@ class EndpointStats:
         return self.avg_time_ms * self.count
 
 
+# the server keeps its last 1000 requests: a window holding them all may cover less than
+# the asked window (reference quirk 6)
+WINDOW_CAP = 1000
+
+
 @dataclass(frozen=True)
 class ResponseTimes:
     """Window statistics over at most the last 1000 requests. Percentiles untrusted."""
@@ -87,7 +92,7 @@ class ResponseTimes:
     @property
     def complete(self) -> bool:
         """The window holds fewer than the 1000 kept requests, so it covers all of it."""
-        return self.count < 1000
+        return self.count < WINDOW_CAP
 
 
 @dataclass(frozen=True)

@@ -102,3 +102,20 @@ def test_the_checklist_says_it_and_is_unknown_on_monitoring_alone(sqlite_store: 
     kept = sum(1 for s in stamps if s >= T0 + timedelta(hours=2)) - len(own)
     assert lat.status == "fail" and f"0 of {kept} time slices" in lat.detail
     assert f"{len(own)} time slices left out" in lat.detail
+
+
+def test_slices_whose_window_held_the_servers_1000_requests_are_counted(
+    sqlite_store: Store,
+) -> None:
+    """Quirk 6: the statistics cover at most the server's last 1000 requests; a slice
+    whose count reached it covers less than its hour, and the checklist says how many."""
+    h = History(sqlite_store, step=STEP)
+    counts = [120, 1000, 999, 1000, 40]
+    for n in counts:
+        h.traffic("/copilot/chat", n, 80.0)
+        h.scrape(rt_count=n)
+    lat = A.latency_timeslices(sqlite_store, None, None, threshold_ms=500)
+    assert lat["slices"] == len(counts) and lat["capped"] == sum(n >= 1000 for n in counts)
+    checks = A.checklist(sqlite_store, T0, T0 + len(counts) * STEP, Thresholds())
+    (line,) = [c for c in checks if c.key == "latency"]
+    assert "2 slices held the server's last 1,000 requests" in line.detail, line.detail

@@ -10,6 +10,7 @@ import pandas as pd
 
 from .. import fmt
 from ..config import Thresholds
+from ..models import WINDOW_CAP
 from ._common import ensure_ts, median_interval_s, ts
 from .memory import memory_trend
 from .slo import app_traffic, latency_timeslices, percentile_sanity
@@ -244,6 +245,12 @@ def checklist(
             f"(target: at least {fmt.pct(th.latency_slo, 0)} of slices); the server's percentiles were out of order "
             f"in {sanity['disordered']:,} of {sanity['snapshots']:,} snapshots (untrusted, quirk 1)"
             + (f"; {left_out}" if own else "")
+            + (
+                f"; {fmt.counted(lat['capped'], 'slice')} held the server's last "
+                f"{WINDOW_CAP:,} requests, less than an hour (quirk 6)"
+                if lat["capped"]
+                else ""
+            )
         )
         checks.append(
             Check(

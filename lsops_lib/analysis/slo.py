@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import ParameterValueError
+from ..models import WINDOW_CAP
 from ..times import shown
 from ._common import empty, ensure_ts, monitoring_mask, ratio, seconds
 
@@ -190,11 +191,14 @@ def latency_timeslices(
     slices = slices[~slices["monitoring_only"].astype(bool)]
     n = int(len(slices))
     met = int(slices["met"].sum()) if n else 0
+    count = pd.to_numeric(slices["count"], errors="coerce")
     return {
         "slices": n,
         "met": met,
         "missed": n - met,
         "monitoring_only": own,
+        # windows holding the server's last WINDOW_CAP requests: less than an hour (quirk 6)
+        "capped": int((count >= WINDOW_CAP).sum()) if n else 0,
         "share": ratio(met, n),
         "threshold_ms": float(threshold_ms),
         "label": TIMESLICE_LABEL.format(threshold=threshold_ms),

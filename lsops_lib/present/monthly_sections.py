@@ -97,6 +97,10 @@ def show_latency(latency: dict[str, Any], daily: pd.DataFrame, thresholds: Thres
             fmt_int(latency.get("monitoring_only", 0)),
         ),
         (
+            "Slices whose window held the server's last 1,000 requests (under an hour, quirk 6)",
+            fmt_int(latency.get("capped", 0)),
+        ),
+        (
             "Mean latency from counter deltas (all requests, weighted)",
             fmt_ms(latency.get("mean_ms")),
         ),

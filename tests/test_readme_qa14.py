@@ -276,3 +276,22 @@ def test_the_demo_env_file_names_itself_and_a_shell_can_source_it(tmp_path: Path
         f"sqlite:///{tmp_path / 'my demo' / 'X' / 'store.sqlite'}",
         str(tmp_path / "out puts"),
     ]
+
+
+def test_python_dash_m_runs_the_command_line(tmp_path: Path) -> None:
+    """`python -m lsops_lib.cli` is `lsops` (tests' fallback where no console script is)."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LSOPS_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    done = subprocess.run(
+        [sys.executable, "-m", "lsops_lib.cli", "reports", "--help"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Usage:" in done.stdout and "reports" in done.stdout

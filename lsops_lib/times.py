@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from .exceptions import ParameterError
 
@@ -129,6 +130,15 @@ def to_ms(value: datetime | str) -> int:
     elif value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return int(value.timestamp() * 1000)
+
+
+def stamps_to_ms(stamps: Any) -> Any:
+    """A column of instants (a Series, an array, a list) as a numpy int64 array of epoch
+    ms, naive ones UTC: `to_ms` for a whole column (pandas imported only here)."""
+    import pandas as pd
+
+    delta = pd.to_datetime(stamps, utc=True) - pd.Timestamp(0, tz="UTC")
+    return (delta // pd.Timedelta(milliseconds=1)).to_numpy(dtype="int64")
 
 
 def from_ms(ms: int | float) -> datetime:

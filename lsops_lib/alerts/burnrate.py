@@ -39,6 +39,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..times import stamps_to_ms
+
 __all__ = [
     "OBJECTIVES",
     "PAGE",
@@ -263,7 +265,7 @@ def targets_reads(
     # the latest rows, per target, as one read of that target gives them
     latest: dict[str, pd.DataFrame] = {}
     # the two spans' rows, by the epoch ms the SQL compares (ts >= :start)
-    row_ms = _ms(scrapes["ts"])
+    row_ms = stamps_to_ms(scrapes["ts"])
     in_day = row_ms >= to_ms(latest_start)
     by_target = _rows_by_target(scrapes["target"][in_day])
     recent = scrapes.loc[in_day, LATEST_COLUMNS]
@@ -297,12 +299,6 @@ def targets_reads(
     return reads, latest
 
 
-def _ms(ts: pd.Series) -> np.ndarray:
-    return (
-        (pd.to_datetime(ts, utc=True) - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)
-    ).to_numpy(dtype="int64")
-
-
 def _rows_by_target(target: pd.Series) -> dict[str, np.ndarray]:
     """target -> the positions of its rows, in order."""
     if target.empty:
@@ -332,7 +328,7 @@ def _converted(
         if total is None
         else pd.to_numeric(total, errors="coerce").fillna(0).to_numpy(dtype=float)
     )
-    return _ms(ts), b, t
+    return stamps_to_ms(ts), b, t
 
 
 def _cumulative_of(

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..exceptions import ParameterValueError
 from ..models import WINDOW_CAP
-from ..times import shown
+from ..times import shown, stamps_to_ms, to_ms
 from ._common import empty, ensure_ts, monitoring_mask, ratio, seconds
 
 TIMESLICE_LABEL = (
@@ -82,13 +82,6 @@ WINDOW_MS = 3_600_000
 HOUR_MS = 3_600_000
 
 
-def _ms(ts: pd.Series) -> np.ndarray:
-    stamps = pd.to_datetime(ts, utc=True)
-    return ((stamps - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)).to_numpy(
-        dtype="int64"
-    )
-
-
 def app_traffic(
     store: Any, start: datetime | None, end: datetime | None, *, target: str | None = None
 ) -> tuple[pd.DataFrame, pd.Timestamp | None]:
@@ -113,16 +106,16 @@ def monitoring_only(
     (the requests of (ts - 1 h, ts] lie in the buckets that start in (ts - 2 h, ts]).
     Only slices whose whole hour is at or after `since` (where `app` tells every request)
     can be; any request near the hour keeps the slice."""
-    t = _ms(ts)
+    t = stamps_to_ms(ts)
     if since is None or not len(t):
         return np.zeros(len(t), dtype=bool)
     a = app.sort_values("ts", kind="stable")
-    at = _ms(a["ts"])
+    at = stamps_to_ms(a["ts"])
     counts = pd.to_numeric(a["requests"], errors="coerce").fillna(0).to_numpy(dtype=float)
     cum = np.concatenate([[0.0], np.cumsum(counts)])
     hi = np.searchsorted(at, t, side="right")
     lo = np.searchsorted(at, t - WINDOW_MS - bucket_ms, side="right")
-    covered = t - WINDOW_MS >= _ms(pd.Series([since]))[0]
+    covered = t - WINDOW_MS >= to_ms(since)
     return (cum[hi] - cum[lo] == 0) & covered
 
 

@@ -36,7 +36,7 @@ import pandas as pd
 
 from .. import fmt
 from ..store.reads import as_read_alone
-from ..times import to_ms
+from ..times import stamps_to_ms, to_ms
 
 __all__ = ["MailSink", "ReplayReads", "WebhookSink", "replay", "run"]
 
@@ -167,8 +167,7 @@ class ReplayReads:
             return None
         if key not in self._whole:
             df = read(self._lo_at, self._hi_at)
-            ms = (df["ts"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)
-            self._whole[key] = (df, ms.to_numpy(dtype="int64"))
+            self._whole[key] = (df, stamps_to_ms(df["ts"]))
         df, ms = self._whole[key]
         # the reads are ordered by ts (and endpoint): the window is one run of rows
         i, j = np.searchsorted(ms, a, side="left"), np.searchsorted(ms, b, side="left")

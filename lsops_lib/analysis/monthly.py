@@ -54,8 +54,15 @@ def _period_figures(
     summary = endpoint_summary(
         store, start, end, target=target, include_monitoring=include_monitoring
     )
+    app = app_traffic(store, start, end, target=target)  # (the memo's hourly read)
     lat = latency_timeslices(
-        store, start, end, threshold_ms=thresholds.latency_p95_ms, target=target, scrapes=scrapes
+        store,
+        start,
+        end,
+        threshold_ms=thresholds.latency_p95_ms,
+        target=target,
+        scrapes=scrapes,
+        app=app,
     )
     cache = cache_summary(store, start, end, target=target)
     return {
@@ -64,6 +71,7 @@ def _period_figures(
         "summary": summary,
         "scrapes": scrapes,
         "latency": lat,
+        "app": app,  # the application's hourly requests: the daily slices' too
         "cache": cache,
         "totals": {
             **request_totals(summary),
@@ -392,7 +400,7 @@ def _monthly_review(
         )
     else:
         daily = daily.assign(observations=0, availability=np.nan, coverage=0.0)
-    traffic, since = app_traffic(store, start, end, target=target)  # (the memo's hourly read)
+    traffic, since = cur["app"]
     slices = latency_slices(
         store,
         start,

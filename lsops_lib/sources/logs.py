@@ -417,6 +417,13 @@ def _stack_of(current: Entry, message: str, ts: int | None) -> bool:
     )
 
 
+def _continues(current: Entry | None, message: str) -> bool:
+    """Whether a line (its stamp removed) continues the entry before it, in a file or the
+    journal: an empty or indented line (a stack frame), or the bracket that closes what
+    Node's util.inspect opened (`_closes`)."""
+    return message == "" or message[:1] in (" ", "\t") or _closes(current, message)
+
+
 _CLOSERS = re.compile(r"[}\]][}\]),;]*")  # a line of closing brackets only
 
 
@@ -464,7 +471,7 @@ def _entries(
     current: Entry | None = None
     pending: list[str] = []  # continuation lines of an entry stored earlier
     for i, (ts, message) in enumerate(parsed):
-        continues = message == "" or message[:1] in (" ", "\t") or _closes(current, message)
+        continues = _continues(current, message)
         if current is not None and (continues or _stack_of(current, message, ts)):
             current.text += "\n" + message
             current.lines += 1
@@ -564,7 +571,7 @@ def read_journal(
             priority: int | None = int(record.get("PRIORITY"))
         except (TypeError, ValueError):
             priority = None
-        continues = message == "" or message[:1] in (" ", "\t") or _closes(current, message)
+        continues = _continues(current, message)
         if current is not None and (continues or _stack_of(current, message, ts)):
             current.text += "\n" + message
             current.lines += 1

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from lsops_lib.cli import main
 from lsops_lib.db import forecast
+from tests.fixtures.sizes import size_snapshots
 
 MiB = 2**20
 GiB = 2**30
@@ -25,24 +26,12 @@ RATE = 10 * MiB  # a day
 
 def snapshots(totals: list[float], *, start: datetime = DAY0, every_h: float = 24) -> pd.DataFrame:
     """Size snapshots as `space.growth` reads them: two tables sharing each total 3:1."""
-    rows = []
+    points = []
     for i, total in enumerate(totals):
-        ts = pd.Timestamp(start + timedelta(hours=every_h * i))
         big = int(total * 0.75)
-        for table, size in (("context_embeddings", big), ("agents", int(total) - big)):
-            rows.append(
-                {
-                    "ts": ts,
-                    "schema": "public",
-                    "table": table,
-                    "total_bytes": size,
-                    "table_bytes": size,
-                    "index_bytes": 0,
-                    "toast_bytes": 0,
-                    "rows_estimate": 0,
-                }
-            )
-    return pd.DataFrame(rows)
+        sizes = {"context_embeddings": big, "agents": int(total) - big}
+        points.append((start + timedelta(hours=every_h * i), sizes))
+    return size_snapshots(points)
 
 
 def linear(n: int, start: float = 1 * GiB, rate: float = RATE) -> list[float]:

@@ -32,6 +32,7 @@ from lsops_lib.demo.folder import DemoFolder
 from lsops_lib.store import Store
 from tests.fixtures.analysis import History
 from tests.fixtures.faults import wait_for
+from tests.fixtures.sizes import size_snapshots
 
 MiB = 2**20
 GiB = 2**30
@@ -105,28 +106,9 @@ def test_lsops_reports_shows_the_unknown_duration_as_a_dash(
 # --- 2. the forecast with too little history ----------------------------------------------------
 
 
-def _snapshots(points: list[tuple[datetime, dict[str, int]]]) -> pd.DataFrame:
-    """Size snapshots as `space.growth` reads them: (ts, {table: total_bytes})."""
-    rows = [
-        {
-            "ts": pd.Timestamp(ts),
-            "schema": "public",
-            "table": table,
-            "total_bytes": size,
-            "table_bytes": size,
-            "index_bytes": 0,
-            "toast_bytes": 0,
-            "rows_estimate": 0,
-        }
-        for ts, sizes in points
-        for table, size in sizes.items()
-    ]
-    return pd.DataFrame(rows)
-
-
 def _hourly(n: int) -> pd.DataFrame:
     """`n` snapshots an hour apart; `documents` grows 1 MiB an hour, `agents` not."""
-    return _snapshots(
+    return size_snapshots(
         [
             (DAY0 + timedelta(hours=i), {"documents": GiB + i * MiB, "agents": 8 * MiB})
             for i in range(n)
@@ -156,7 +138,7 @@ def test_a_table_with_too_little_history_of_its_own_has_no_growth() -> None:
             sizes["news_digests"] = 5 * MiB
         points.append((DAY0 + timedelta(days=day), sizes))
     points.append((DAY0 + timedelta(days=29, hours=1), {**points[-1][1], "news_digests": 9 * MiB}))
-    fc = forecast.capacity_forecast(_snapshots(points), 2 * GiB)
+    fc = forecast.capacity_forecast(size_snapshots(points), 2 * GiB)
     assert fc.status == "ok"
     rate = {t["table"]: t["growth_bytes_per_day"] for t in fc.as_dict()["tables"]}
     assert rate["documents"] == pytest.approx(10 * MiB, rel=1e-6)

@@ -20,6 +20,7 @@ from lsops_lib.sources.settings import Pm2Settings, SourceSettings
 from lsops_lib.store import Store
 from lsops_lib.store import sources as tables
 from tests.fixtures.analysis import T0
+from tests.fixtures.sources import pm2_sample
 
 SECRET = "Sup3rSecret"
 
@@ -130,19 +131,7 @@ def _pm2_day(store: Store, percent: float) -> SourceSettings:
             store,
             "default",
             T0 + timedelta(minutes=5 * k),
-            [
-                {
-                    "app": "longsang-api",
-                    "pm_id": 0,
-                    "pid": 1,
-                    "status": "online",
-                    "restarts": 0,
-                    "unstable_restarts": 0,
-                    "cpu": percent,
-                    "memory": 1,
-                    "uptime_s": 1.0,
-                }
-            ],
+            [pm2_sample(percent)],
         )
     tables.record_source_run(store, "default", "pm2", T0, ok=True, items=1, error=None)
     return SourceSettings(pm2=Pm2Settings(enabled=True))

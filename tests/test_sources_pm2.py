@@ -29,7 +29,7 @@ from lsops_lib.sources.settings import (
 )
 from lsops_lib.store import Store
 from lsops_lib.store import sources as tables
-from tests.fixtures.sources import Pm2Log
+from tests.fixtures.sources import Pm2Log, pm2_sample
 
 pytestmark = pytest.mark.timeout(120)
 JLIST = Path(__file__).parent / "data" / "samples" / "pm2-jlist.json"
@@ -110,19 +110,7 @@ def _fill(store: Store, tmp_path: Path) -> SourceSettings:
             store,
             "default",
             T0 + timedelta(minutes=5 * k),
-            [
-                {
-                    "app": "longsang-api",
-                    "pm_id": 0,
-                    "pid": 1,
-                    "status": "online",
-                    "restarts": k // 4,
-                    "unstable_restarts": 0,
-                    "cpu": value,
-                    "memory": 1,
-                    "uptime_s": 1.0,
-                }
-            ],
+            [pm2_sample(value, restarts=k // 4)],
         )
     ms = lambda d: int(d.timestamp() * 1000)  # noqa: E731
     issues = [

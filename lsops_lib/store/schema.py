@@ -423,13 +423,21 @@ def make_engine(url: str) -> Engine:
     if backend == "postgresql":
         # a store host that does not answer (down, booting, a firewall dropping packets)
         # is an error after this long, not a collector hanging with no word
-        args = {} if "connect_timeout" in parsed.query else {"connect_timeout": PG_CONNECT_S}
+        args: dict[str, Any] = {}
+        if "connect_timeout" not in parsed.query:
+            args["connect_timeout"] = PG_CONNECT_S
+        if "options" not in parsed.query:
+            # a lock another session holds (a migration, `LOCK TABLE`, a stuck transaction)
+            # is waited for as long as SQLite's busy handler waits, then the statement fails
+            # (a StoreError: the collector says so and scrapes again), not waited for forever
+            args["options"] = f"-c lock_timeout={int(PG_LOCK_WAIT_S * 1000)}"
         return create_engine(parsed, pool_pre_ping=True, connect_args=args)
     raise StoreUrlError(f"unsupported store backend {backend!r}: use sqlite:/// or postgresql://")
 
 
 SQLITE_BUSY_S = 30.0  # how long a connection waits for another's lock (busy_timeout)
 PG_CONNECT_S = 10  # libpq's connect_timeout for a PostgreSQL store (unless the URL sets one)
+PG_LOCK_WAIT_S = SQLITE_BUSY_S  # lock_timeout of a PostgreSQL store (unless the URL sets options)
 
 
 def _set_wal(cursor: Any) -> None:

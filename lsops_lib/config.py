@@ -210,7 +210,7 @@ class Settings:
         """Every secret value these settings hold, for redaction of archived files."""
         values = [t.token for t in self.targets.values()] + [self.target.token]
         values.extend(_sentry_tokens_quietly(self))  # issue 10
-        for url in [self.database_url, *self.databases.values()]:
+        for url in [self.store_url, self.database_url, *self.databases.values()]:
             if url:
                 values.extend(url_secrets(url))
         return [v for v in values if v]
@@ -234,9 +234,11 @@ class Settings:
 def sqlite_path(url: str) -> Path | None:
     """The file a `sqlite:///PATH` store URL names (`~` expanded, relative to the working
     directory of the process that opens it), or None for any other URL."""
-    if not url.startswith("sqlite:///"):
-        return None
-    return Path(url[len("sqlite:///") :]).expanduser()
+    for prefix in ("sqlite:///", "sqlite+pysqlite:///"):
+        if url.startswith(prefix):
+            # as SQLAlchemy reads it: the path ends at the first `?` (the query's options)
+            return Path(url[len(prefix) :].split("?", 1)[0]).expanduser()
+    return None
 
 
 def sqlite_store_missing(url: str) -> bool:
@@ -248,20 +250,23 @@ def sqlite_store_missing(url: str) -> bool:
 
 def redact_url(url: str | None) -> str | None:
     """`postgresql://u:secret@h/db` -> `postgresql://u:***@h/db`; other URLs unchanged.
-    A URL too malformed to parse keeps its shape with everything between `user:` and the
-    last `@` masked."""
+    Everything between `user:` and the LAST `@` is masked: a password holding an
+    unencoded `@`, `/`, `?` or `#` is masked whole, whichever way a parser would split it
+    (the checks then refuse such a URL: `credentials_problem`)."""
     if not url:
         return url
+    if _LOOSE_CREDENTIALS.match(url):
+        return _SECRET_QUERY.sub(r"\1***", _LOOSE_CREDENTIALS.sub(r"\1:***@", url))
     try:
         parts = urlsplit(url)
         password = parts.password
     except ValueError:
-        return _SECRET_QUERY.sub(r"\1***", _LOOSE_CREDENTIALS.sub(r"\1:***@", url))
+        return _SECRET_QUERY.sub(r"\1***", url)
     if parts.query and _SECRET_QUERY.search(parts.query):
         parts = parts._replace(query=_SECRET_QUERY.sub(r"\1***", parts.query))
         url = urlunsplit(parts)
-    if password is None:  # also `://u:pw@h`, `scheme:/u:pw@h` (urlsplit sees no netloc)
-        return _SECRET_QUERY.sub(r"\1***", _LOOSE_CREDENTIALS.sub(r"\1:***@", url))
+    if password is None:
+        return _SECRET_QUERY.sub(r"\1***", url)
     netloc = parts.netloc.rsplit("@", 1)
     user = (parts.username or "") + ":***"
     return urlunsplit(parts._replace(netloc=f"{user}@{netloc[-1]}"))
@@ -271,9 +276,12 @@ def redact_url(url: str | None) -> str | None:
 
 # user:password@ in a URL that urlsplit cannot parse, or parses without a password: after
 # `scheme://`, a mistyped `scheme:/` or `scheme//`, or no scheme (greedy: up to the LAST @)
+# (`host:5432/db?x=a@b` has no password: digits up to `/`, `?`, `#` or the end are a port)
 _LOOSE_USER = r"(?:(?:[A-Za-z][A-Za-z0-9+.-]*)?:?/+|(?![A-Za-z][A-Za-z0-9+.-]*:?/))[^:/@\s]*"
-_LOOSE_CREDENTIALS = re.compile(rf"^({_LOOSE_USER}):.*@", re.DOTALL)
-_LOOSE_PASSWORD = re.compile(rf"^{_LOOSE_USER}:(.*)@", re.DOTALL)
+_NOT_A_PORT = r"(?!\d*(?:[/?#]|$))"
+_LOOSE_CREDENTIALS = re.compile(rf"^({_LOOSE_USER}):{_NOT_A_PORT}.*@", re.DOTALL)
+_LOOSE_PASSWORD = re.compile(rf"^{_LOOSE_USER}:{_NOT_A_PORT}(.*)@", re.DOTALL)
+_RESERVED_IN_PASSWORD = "@/?#"
 
 
 # a secret in a URL's query (libpq and psycopg take ?password=..., some APIs ?token=...),
@@ -286,15 +294,40 @@ _SECRET_QUERY = re.compile(
 
 
 def url_password(url: str) -> str | None:
-    """The password inside `url`, also when the URL is too malformed for urlsplit."""
+    """The password inside `url`: everything between `user:` and the last `@` (the widest
+    reading, also when the URL is too malformed for urlsplit)."""
+    match = _LOOSE_PASSWORD.match(url)
+    if match and match.group(1):
+        return match.group(1)
     try:
-        password = urlsplit(url).password
+        return urlsplit(url).password
     except ValueError:
-        password = None
-    if password is None:
-        match = _LOOSE_PASSWORD.match(url)
-        password = match.group(1) if match and match.group(1) else None
-    return password
+        return None
+
+
+def credentials_problem(url: str) -> str | None:
+    """Why the user:password of `url` cannot be read the same way by every parser (an
+    unencoded `@`, `/`, `?` or `#` in it: urlsplit, SQLAlchemy and libpq would each cut it
+    elsewhere, and a piece of the password would become a host name, a port or a path, to
+    be looked up and printed), or None. The password itself is never in the answer."""
+    password = url_password(url)
+    reserved = sorted({c for c in password or "" if c in _RESERVED_IN_PASSWORD})
+    if not reserved:
+        return None
+    return (
+        f"the password holds an unencoded {' '.join(reserved)} (or the URL an @ after it): "
+        "percent-encode it (@ as %40, / as %2F, ? as %3F, # as %23)"
+    )
+
+
+def _scrubbed(reason: str, url: str) -> str:
+    """A parser's message about `url` without its password (or any piece of it)."""
+    password = url_password(url)
+    if password:
+        pieces = [password, *re.split(r"[@/?#:]", password)]
+        for piece in sorted({p for p in pieces if len(p) >= 3}, key=len, reverse=True):
+            reason = reason.replace(piece, "***")
+    return reason
 
 
 def url_secrets(url: str) -> list[str]:
@@ -308,13 +341,15 @@ def check_url(url: str, what: str, *, schemes: tuple[str, ...] | None = None) ->
     """`url` if it parses as a URL with a host and a valid port (and one of `schemes`,
     when given); else ConfigError naming `what`, the URL shown redacted."""
     shown = redact_url(url)
-    problem: str | None = None
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a bad or out-of-range port
-    except ValueError as exc:
-        problem = str(exc).splitlines()[0] if str(exc) else "malformed"
-        parts = None
+    problem = credentials_problem(url)
+    parts = None
+    if problem is None:
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a bad or out-of-range port
+        except ValueError as exc:
+            problem = _scrubbed(str(exc).splitlines()[0], url) if str(exc) else "malformed"
+            parts = None
     if parts is not None:
         scheme = parts.scheme.lower()
         if schemes is not None and not scheme.startswith(schemes):
@@ -340,9 +375,7 @@ def check_database_url(url: str, name: str | None = None, setting: str | None = 
 
         make_url(url)
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises ArgumentError, ValueError
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        for secret in filter(None, [url_password(url)]):
-            reason = reason.replace(secret, "***")
+        reason = _scrubbed(str(exc).splitlines()[0], url) if str(exc) else type(exc).__name__
         raise ConfigError(f"{what}: not a usable URL: {redact_url(url)} ({reason})") from None
     return url
 
@@ -354,11 +387,11 @@ def check_store_url(url: str, setting: str) -> str:
     problem: str | None = None
     if not re.match(r"[\w+]+://", url):
         problem = "expected sqlite:///PATH or postgresql://USER@HOST/DATABASE"
-    else:
+    elif (problem := credentials_problem(url)) is None:
         try:
             urlsplit(url).port  # noqa: B018 - raises ValueError for a bad or out-of-range port
         except ValueError as exc:
-            problem = str(exc).splitlines()[0] if str(exc) else "malformed"
+            problem = _scrubbed(str(exc).splitlines()[0], url) if str(exc) else "malformed"
     if problem is not None:
         raise ConfigError(f"{setting}: not a store URL: {redact_url(url)} ({problem})")
     backend = "postgresql" if url.startswith("postgres://") else url.split("://")[0].split("+")[0]
@@ -366,7 +399,16 @@ def check_store_url(url: str, setting: str) -> str:
         raise ConfigError(
             f"{setting}: unsupported store backend {backend!r}: use sqlite:/// or postgresql://"
         )
+    driver = url.split("://")[0].partition("+")[2]
+    if driver and driver != STORE_DRIVERS[backend]:
+        raise ConfigError(
+            f"{setting}: unsupported store driver {driver!r}: lsops uses "
+            f"{backend}+{STORE_DRIVERS[backend]}:// (or {backend}://)"
+        )
     return url
+
+
+STORE_DRIVERS = {"sqlite": "pysqlite", "postgresql": "psycopg"}  # what lsops installs and tests
 
 
 def default_data_dir(env: Mapping[str, str] = os.environ) -> Path:

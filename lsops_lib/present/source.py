@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from ..config import Settings, redact_url, sqlite_store_missing
-from ..exceptions import ParameterError
+from ..exceptions import ParameterError, StoreError
 from ..times import parse_month, previous_month, utcnow
 from .display import fmt_ts
 
@@ -64,6 +64,8 @@ def open_store(url: str | None = None, settings: Settings | None = None) -> Stor
             except Exception:  # noqa: BLE001 - an unreadable store is an empty one here
                 extent = None
             return StoreSource(store=store, url=shown, available=True, extent=extent)
+        except StoreError as exc:  # its message names the store already
+            problem = _scrub(str(exc).splitlines()[0], settings)
         except Exception as exc:  # noqa: BLE001 - shown in the report
             problem = _scrub(f"cannot open the store {shown}: {exc}".splitlines()[0], settings)
     tmp = tempfile.TemporaryDirectory(prefix="lsops-empty-store-")
@@ -72,15 +74,23 @@ def open_store(url: str | None = None, settings: Settings | None = None) -> Stor
 
 
 def resolve_target(source: StoreSource, target: str | None, settings: Settings) -> str | None:
-    """The API target to report on: `target` when given; else, when the store holds several
-    targets, the settings' target (figures of different APIs are never mixed: a ParameterError when the store has
+    """The API target to report on: `target` when given (a ParameterError when neither the
+    store nor the settings know it); else, when the store holds several targets, the
+    settings' target (figures of different APIs are never mixed: a ParameterError when the store has
     several and none of that name); else None (the store's only target)."""
-    if target:
-        return target
     try:
         known = source.store.targets()
     except Exception:  # noqa: BLE001 - an unreadable store has no targets to choose from
-        return None
+        known = []
+    if target:
+        if known and target not in known and target not in settings.targets:
+            # a typo, not "no observation in the month"
+            raise ParameterError(
+                f"unknown target {target!r}: the store holds "
+                f"{', '.join(repr(k) for k in known)} "
+                f"(configured: {', '.join(sorted(settings.targets)) or 'none'})"
+            )
+        return target
     if len(known) > 1:
         if settings.target.name in known:
             return settings.target.name

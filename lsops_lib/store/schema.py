@@ -44,7 +44,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from ..config import redact_url
+from ..config import STORE_DRIVERS, credentials_problem, redact_url
 from ..exceptions import ConfigError, StoreError, StoreVersionError
 
 SCHEMA_VERSION = 4  # 2: lsops_rollup; 3: the series links; 4: packed sample blocks (pack.py)
@@ -401,11 +401,20 @@ def make_engine(url: str) -> Engine:
     """The engine of a store URL: SQLite (`~` expanded, parent folder created, WAL unless
     in memory, busy_timeout 30 s) or PostgreSQL (psycopg 3). Anything else is a
     StoreUrlError."""
+    problem = credentials_problem(url)
+    if problem is not None:  # else a piece of the password becomes a host name, and is shown
+        raise StoreUrlError(f"not a store URL: {redact_url(url)} ({problem})")
     try:
         parsed = make_url(engine_url(url))
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises ArgumentError & co
         raise StoreUrlError(f"not a store URL: {redact_url(url)} ({one_line(exc)})") from None
     backend = parsed.get_backend_name()
+    driver = parsed.get_driver_name()
+    if backend in STORE_DRIVERS and driver != STORE_DRIVERS[backend]:
+        raise StoreUrlError(
+            f"unsupported store driver {driver!r}: lsops uses {backend}+{STORE_DRIVERS[backend]}://"
+            f" (or {backend}://)"
+        )
     if backend == "sqlite":
         database = parsed.database or ""
         memory = _memory(database)

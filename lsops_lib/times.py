@@ -151,20 +151,24 @@ def window(
     until: str | None = None,
     *,
     now: datetime | None = None,
+    default: str = "24h",
 ) -> tuple[datetime, datetime]:
     """`--window 24h` or `--since T [--until T]` -> (start, end). ParameterError when wrong.
+
+    Without --since the window is `--window` long, else `default` long (the command's own
+    span, e.g. 30d), and ends at --until or now: `--until T` alone is the `default` span
+    ending at T, `--since T` alone runs from T to now.
 
     Only an ABSENT value (None) takes its default: an empty `--window ""` or `--since ""`
     is an error, never a silent 24 hours."""
     now = now or utcnow()
-    if since is not None or until is not None:
-        if window is not None:
-            raise ParameterError("give either --window or --since/--until, not both")
-        end = parse_time(until) if until is not None else now
-        start = parse_time(since) if since is not None else end - timedelta(hours=24)
+    if window is not None and (since is not None or until is not None):
+        raise ParameterError("give either --window or --since/--until, not both")
+    end = parse_time(until) if until is not None else now
+    if since is not None:
+        start = parse_time(since)
     else:
-        end = now
-        start = end - parse_duration("24h" if window is None else window)
+        start = end - parse_duration(default if window is None else window)
     if start < EARLIEST:
         raise ParameterError(
             f"the window starts {start:%Y-%m-%d}, before {EARLIEST:%Y-%m-%d} (the earliest "

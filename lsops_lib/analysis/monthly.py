@@ -11,7 +11,7 @@ import pandas as pd
 
 from .. import fmt
 from ..config import Thresholds
-from ..times import parse_month, previous_month
+from ..times import EARLIEST, parse_month, previous_month
 from ._common import MONITORING_REASON, empty, ratio, ts
 from ._memo import memo
 from ._reads import health_frame, reset_frame, scrape_figures
@@ -241,7 +241,6 @@ def monthly_review(
     """The month's review (`month` = "YYYY-MM"), compared with the month before."""
     memoized = memo(store)  # one pass over the samples per period, whatever the figures ask
     start, end = parse_month(month)
-    p_start, p_end = parse_month(previous_month(month))
     if memoized is not store:
         # the statements that scan every scrape of a period run beside the pandas work
         # (the very calls the figures make below, answered from the memo)
@@ -251,7 +250,9 @@ def monthly_review(
             memoized.prefetch("counter_intervals", start, end, bucket="scrape", target=target)
         else:
             memoized.prefetch("counter_intervals", start, end, bucket="day", target=target)
-        memoized.prefetch("counter_intervals", p_start, p_end, bucket="day", target=target)
+        if start > EARLIEST:  # the earliest month has no previous one to read
+            p_start, p_end = parse_month(previous_month(month))
+            memoized.prefetch("counter_intervals", p_start, p_end, bucket="day", target=target)
         memoized.prefetch("resets", start, end, target=target)
     try:
         return _monthly_review(
@@ -273,21 +274,35 @@ def _monthly_review(
     th = thresholds or Thresholds()
     start, end = parse_month(month)
     prev_month = previous_month(month)
-    p_start, p_end = parse_month(prev_month)
     cur = _period_figures(
         store, start, end, th, target=target, include_monitoring=include_monitoring
-    )
-    prev = _period_figures(
-        store, p_start, p_end, th, target=target, include_monitoring=include_monitoring
     )
     avail: Availability = cur["availability"]
     totals = cur["totals"]
     notes: list[str] = []
     has_data = avail.observations > 0
-    previous_has_data = prev["availability"].observations > 0
+    if start <= EARLIEST:
+        # the month before lsops' earliest is no month a user can give: nothing to read,
+        # nothing to compare (every previous figure unknown)
+        prev = {
+            "summary": cur["summary"].iloc[0:0],
+            "totals": {key: float("nan") for key in totals},
+            "availability": None,
+        }
+        previous_has_data = False
+    else:
+        p_start, p_end = parse_month(prev_month)
+        prev = _period_figures(
+            store, p_start, p_end, th, target=target, include_monitoring=include_monitoring
+        )
+        previous_has_data = prev["availability"].observations > 0
     if not has_data:
         notes.append(f"no observation collected in {month}: nothing below is a measurement")
-    if not previous_has_data:
+    if prev["availability"] is None:
+        notes.append(
+            f"{month} is the earliest month lsops handles: no previous month to compare with"
+        )
+    elif not previous_has_data:
         notes.append(
             f"no observation collected in {prev_month}: no comparison with the previous month"
         )

@@ -28,8 +28,16 @@ _CHECK_STYLE = {"pass": "green", "fail": "red", "unknown": "yellow"}
 _SEVERITY_STYLE = {"critical": "red", "warning": "yellow", "info": "dim"}
 
 
+def _instant(value: Any) -> str:
+    """An end of a window, to the minute when it is a whole minute, else to the second
+    (`--since 00:04:59Z` is never shown as 00:04); a fraction of a second is not shown
+    (the JSON has the exact instants)."""
+    whole = not any(getattr(value, unit, 0) for unit in ("second", "microsecond", "nanosecond"))
+    return fmt.instant(value, seconds=not whole)
+
+
 def _span(start: Any, end: Any) -> str:
-    return f"{fmt.instant(start)} .. {fmt.instant(end)}"
+    return f"{_instant(start)} .. {_instant(end)}"
 
 
 def _number(value: Any) -> float | None:
@@ -72,11 +80,10 @@ def target_note(store: Any, target: str) -> str | None:
 def _window(
     window: str | None, since: str | None, until: str | None, default: str
 ) -> tuple[datetime, datetime]:
+    """The command's window; without --since it is `default` long, ending at --until or now."""
     from ..times import window as parse_window
 
-    if window is None and since is None and until is None:
-        window = default
-    return parse_window(window, since, until)
+    return parse_window(window, since, until, default=default)
 
 
 # --- lsops health ------------------------------------------------------------------------
@@ -267,7 +274,11 @@ def window_options(command: Any) -> Any:
             click.option(
                 "--window", metavar="DURATION", help="How far back to look (default 24h)."
             ),
-            click.option("--since", metavar="T", help="Start (ISO 8601, UTC) instead of --window."),
+            click.option(
+                "--since",
+                metavar="T",
+                help="Start (ISO 8601, UTC) instead of --window; default: 24h before --until.",
+            ),
             click.option("--until", metavar="T", help="End (ISO 8601, UTC; default now)."),
         ]
     ):
@@ -551,7 +562,9 @@ class _IncidentsCommand(click.Command):
 
 
 @main.command("incidents", cls=_IncidentsCommand)
-@click.option("--since", metavar="T", help="Start (ISO 8601, UTC); default: 30 days back.")
+@click.option(
+    "--since", metavar="T", help="Start (ISO 8601, UTC); default: 30 days before --until."
+)
 @click.option("--until", metavar="T", help="End (ISO 8601, UTC; default now).")
 @click.option(
     "--window", metavar="DURATION", help="How far back to look instead of --since (e.g. 7d)."

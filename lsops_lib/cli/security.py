@@ -19,6 +19,7 @@ import click
 
 from .. import fmt
 from . import App, fail, limit_option, main, pass_app, run_command
+from .checks import _span
 from .render import RIGHT, Column, clip, clipper, emit, line, table
 
 __all__ = ["security_command"]
@@ -104,7 +105,7 @@ def _audit_view(a: Any) -> None:
 
 def _auth_view(a: Any, limit: int) -> None:
     _head("auth", a)
-    line(f"  window: {fmt.instant(a['start'])} .. {fmt.instant(a['end'])}")
+    line(f"  window: {_span(a['start'], a['end'])}")
     if a["hours_covered"] is not None:
         base = a["baseline"]
         line(
@@ -150,7 +151,11 @@ def _view(limit: int) -> Any:
     help="A saved `npm audit --json` output, instead of running npm.",
 )
 @click.option("--window", metavar="DURATION", help="How far back to look (default 30d).")
-@click.option("--since", metavar="T", help="Start (ISO 8601, UTC) instead of --window.")
+@click.option(
+    "--since",
+    metavar="T",
+    help="Start (ISO 8601, UTC) instead of --window; default: 30d before --until.",
+)
 @click.option("--until", metavar="T", help="End (ISO 8601, UTC; default now).")
 @limit_option(10, "Rows shown (the JSON lists all).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: audit, auth, secrets.")
@@ -172,9 +177,8 @@ def security_command(
     if app_dir is not None and audit_file is not None:
         fail("--app-dir and --audit-file exclude each other: give one", 2)
     with run_command(usage=2, failure=1):
-        if window is None and since is None and until is None:
-            window = "30d"  # the monthly review's month, by default
-        start, end = parse_window(window, since, until)
+        # the monthly review's month, by default (also before --until given alone)
+        start, end = parse_window(window, since, until, default="30d")
         settings = app.settings()
         store, problem = open_existing_store(settings.store_url)
         try:

@@ -70,6 +70,16 @@ def _errors_view(d: Any) -> None:
         line(f"{title}: none")
     if not d["events_counted"]:
         line("events in the window not counted: Sentry's stats reach 14 days back", style="dim")
+    elif d.get("events_start") is not None and (d["events_start"], d["events_end"]) != (
+        d["start"],
+        d["end"],
+    ):
+        # hourly (daily) buckets cannot be split: the events are those of the whole buckets
+        line(
+            f"events counted in Sentry's whole stats buckets: "
+            f"{_span(d['events_start'], d['events_end'])}",
+            style="dim",
+        )
     code = d["exit_code"]
     line(
         f"{d['status']} (exit {code}): {fmt.counted(d['fatal'], 'unresolved fatal issue')}, "
@@ -93,7 +103,7 @@ def errors_command(
     with run_command(usage=3, failure=3):
         # `now` first: a window ending now then starts within 24 h of it (a later `now`
         # made the default 24h window a few microseconds longer, and Sentry was asked for
-        # daily stats, which count only the buckets that start inside the window)
+        # daily stats, whose whole days reach far beyond the window)
         now = utcnow()
         start, end = _window(window, since, until, "24h")
         sentry = source_settings(app.settings()).sentry
@@ -105,6 +115,8 @@ def errors_command(
                 "start": start,
                 "end": end,
                 "events_counted": False,
+                "events_start": None,
+                "events_end": None,
                 "exit_code": 3,
                 "status": "UNKNOWN",
                 "fatal": None,

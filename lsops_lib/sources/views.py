@@ -10,18 +10,40 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import math
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
 
 from ..store import sources as tables
 from .common import LEVELS, SourceError, level_rank
-from .sentry import SentryClient, events_in, issue_row, parse_instant, stats_period_for
+from .sentry import (
+    SentryClient,
+    events_in,
+    issue_row,
+    parse_instant,
+    stats_buckets,
+    stats_period_for,
+)
 from .settings import SentrySettings
 
 AROUND = timedelta(minutes=5)  # `lsops logs --around T`: T - 5 min .. T + 5 min
 STATS_REACH = timedelta(days=14)  # Sentry's longest stats period
+BUCKET = {"24h": 3600, "14d": 86400}  # seconds per stats bucket: hourly, daily
+
+
+def _bucket_span(
+    issues: list[dict[str, Any]], start: datetime, end: datetime, size: int
+) -> tuple[datetime, datetime]:
+    """The window widened to the whole stats buckets it overlaps (a bucket cannot be
+    split), cut to the buckets Sentry returned: the span `events` are counted in."""
+    lo = math.floor(start.timestamp() / size) * size
+    hi = math.ceil(end.timestamp() / size) * size
+    stamps = [ts for issue in issues for ts, _ in stats_buckets(issue)]
+    if stamps:
+        lo, hi = max(lo, min(stamps)), max(min(hi, max(stamps) + size), lo)
+    return datetime.fromtimestamp(lo, UTC), datetime.fromtimestamp(hi, UTC)
 
 
 def _ts(value: Any) -> pd.Timestamp | None:
@@ -46,19 +68,30 @@ def errors_view(
 ) -> dict[str, Any]:
     """The Sentry issues seen in [start, end), worst first, and the exit code:
     2 an unresolved fatal issue seen, 1 a new unresolved error issue, 0 otherwise.
-    Raises SourceError when Sentry is not configured or does not answer."""
+    Raises SourceError when Sentry is not configured or does not answer.
+
+    Seen: first or last seen in the window, or events in it. Sentry's stats are hourly
+    buckets (daily beyond 24 h) that cannot be split, so `events` counts the whole buckets
+    the window overlaps, from `events_start` to `events_end` (the window widened to whole
+    buckets, cut to the buckets Sentry returned); None beyond the stats' 14 days."""
     kw = {"transport": transport} if transport is not None else {}
+    period = stats_period_for(start, now)
     with SentryClient(settings, **kw) as client:
-        issues = client.issues(since=start, stats_period=stats_period_for(start, now))
-    counted = now - start <= STATS_REACH
+        issues = client.issues(since=start, stats_period=period)
+    events_start, events_end = _bucket_span(issues, start, end, BUCKET[period])
+    counted = now - start <= STATS_REACH and events_start < events_end
     found = []
     for issue in issues:
         row = issue_row(issue)
         first = parse_instant(issue.get("firstSeen"))
         last = parse_instant(issue.get("lastSeen"))
-        events = events_in(issue, start, end) if counted else None
-        seen = (last is not None and start <= last < end) or bool(events)
-        if not seen or (first is not None and first >= end):
+        events = events_in(issue, events_start, events_end) if counted else None
+        seen = (
+            (last is not None and start <= last < end)
+            or (first is not None and start <= first < end)
+            or bool(events)
+        )
+        if not seen or (first is not None and first >= end) or (last is not None and last < start):
             continue
         unresolved = row["status"] == "unresolved"
         found.append(
@@ -98,6 +131,9 @@ def errors_view(
         "start": start,
         "end": end,
         "events_counted": counted,
+        # the whole stats buckets the events were counted in (None when not counted)
+        "events_start": events_start if counted else None,
+        "events_end": events_end if counted else None,
         "exit_code": code,
         "status": ["OK", "WARNING", "CRITICAL"][code],
         "fatal": len(fatal),

@@ -73,25 +73,35 @@ RC: dict[str, Any] = {
 
 def apply_style() -> None:
     """Set the lsops look for the rest of the session (a notebook's first cell); in a
-    kernel, a figure's text (text/plain beside its PNG) is also its `describe`."""
+    kernel, a figure's text (text/plain beside its PNG) is also its `describe`. (A chart
+    function that returns a Figure, as `daily_trends`, on a cell's last line is shown twice,
+    as any pyplot figure that is a cell's value: end the line with `;`.)"""
     mpl.rcParams.update(RC)
     try:
         from IPython import get_ipython
     except ImportError:  # pragma: no cover - outside Jupyter
         return
     shell = get_ipython()
-    if shell is not None:
-        plain = shell.display_formatter.formatters["text/plain"]
-        plain.for_type(Figure, lambda fig, p, cycle: p.text(describe(fig) or repr(fig)))
+    if shell is None:
+        return
+    if "inline" in str(dict.get(mpl.rcParams, "backend", "")):  # as set, not resolved
+        # what `%matplotlib inline` does, now rather than at the first figure: it resets
+        # every formatter of figures, the ones set below included
+        import matplotlib_inline.backend_inline  # noqa: F401
+    plain = shell.display_formatter.formatters["text/plain"]
+    plain.for_type(Figure, lambda fig, p, cycle: p.text(describe(fig) or repr(fig)))
 
 
 def describe(fig: Any) -> str:
     """A chart in words, for whoever cannot see it (the HTML export's alt text): its
-    titles, which state the finding ("Chart: p95 met 500 ms in 97 % of hours"), or else
-    what it says instead of drawing ("no memory reading"); "" when it has neither."""
+    titles, which state the finding ("Chart: p95 met 500 ms in 97 % of hours"), and what
+    an axes that draws nothing says instead ("Chart: Memory; no memory reading"); with no
+    title, its texts; "" when it has neither."""
     texts = [fig.get_suptitle()]
     for ax in fig.axes:
         texts += [ax.get_title(loc) for loc in ("left", "center", "right")]
+        if not (ax.lines or ax.patches or ax.collections or ax.images):  # nothing drawn
+            texts += [t.get_text() for t in ax.texts]
     if not any(t.strip() for t in texts):
         texts = [t.get_text() for ax in fig.axes for t in ax.texts]
     said = list(dict.fromkeys(" ".join(t.split()) for t in texts if t.strip()))

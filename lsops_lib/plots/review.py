@@ -116,8 +116,17 @@ def latency_days(
 ) -> Figure:
     """Two panels per day: the share of time slices whose reported p95 met the target
     (days under the objective in red), and the mean latency from counter deltas
-    (`mean_ms`: the month's, for the title)."""
+    (`mean_ms`: the month's, for the title; without it, the days' means weighted by their
+    requests, when `daily` has both columns, else the title states no mean)."""
     th = thresholds or Thresholds()
+    over = "over the month"
+    if fmt.missing(mean_ms) and {"requests", "mean_ms"} <= set(daily.columns):
+        days = daily[(daily["requests"] > 0) & daily["mean_ms"].notna()]
+        if not days.empty:
+            weights = days["requests"].astype(float)
+            mean_ms = float((days["mean_ms"].astype(float) * weights).sum() / weights.sum())
+            over = f"over the {fmt.counted(len(daily), 'day')} shown"
+    mean_clause = f": {fmt.ms(mean_ms)} {over}" if not fmt.missing(mean_ms) else ""
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(WIDTH_IN, 6), sharex=True)
     judged = daily["latency_met_share"].dropna()
     days_met = int((judged >= th.latency_slo).sum())
@@ -137,7 +146,7 @@ def latency_days(
         bottom,
         daily,
         "mean_ms",
-        f"Mean latency from counter deltas: {fmt.ms(mean_ms)} over the month",
+        f"Mean latency from counter deltas{mean_clause}",
         ylabel="mean latency",
         formatter=ms_axis,
     )
@@ -225,8 +234,9 @@ def memory_usage(
     """RSS per scrape (`frame`: ts, rss; hourly median and max beyond a few thousand
     scrapes), the memory target when the curve comes near it, `restarts` (ts) as dotted
     lines and the steady climbs (`climbs`: `MemoryTrend.leak_segments`, climb_start /
-    climb_end, else start / end) shaded "possible leak"; `month` ("YYYY-MM") fixes the
-    time axis to the whole month; `title` replaces the finding the chart states."""
+    climb_end, else start / end) shaded "possible leak" (without `climbs` the title says
+    nothing of climbs); `month` ("YYYY-MM") fixes the time axis to the whole month;
+    `title` replaces the finding the chart states."""
     th = thresholds or Thresholds()
     ax = ax if ax is not None else figure()[1]
     if frame.empty or frame["rss"].isna().all():
@@ -234,14 +244,16 @@ def memory_usage(
     limit_bytes = th.memory_limit_bytes
     peak = float(frame["rss"].max())
     leak = climbs is not None and not climbs.empty
-    finding = (
-        "a steady climb between restarts: possible leak"
+    finding = (  # without `climbs`, nothing said of climbs: they were not looked for
+        ""
+        if climbs is None
+        else "; a steady climb between restarts: possible leak"
         if leak
-        else ("no steady climb between restarts")
+        else "; no steady climb between restarts"
     )
     title = title or (
         f"Memory peaked at {fmt.size(peak)} ({fmt.pct(peak / limit_bytes, 0)} of "
-        f"{fmt.size(limit_bytes)}); {finding}"
+        f"{fmt.size(limit_bytes)}){finding}"
     )
     memory_lines(
         ax,

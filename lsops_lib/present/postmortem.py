@@ -165,8 +165,10 @@ def _what(incidents: Any) -> str:
 
 def impact_sentence(summary: Mapping[str, Any]) -> str:
     """What the history shows, in two or three sentences, from `pm.summary()`."""
-    if summary.get("computed") is False:
-        return "The figures could not be computed: " + "; ".join(summary.get("notes") or [])
+    if summary.get("computed") is False:  # its note already says so: the reason, said once
+        said = "the figures could not be computed: "
+        why = [n[len(said) :] if n.startswith(said) else n for n in summary.get("notes") or []]
+        return "The figures could not be computed: " + "; ".join(why)
     if summary.get("impact_start") is None:
         return (
             f"No threshold breach found between {fmt_ts(summary['window_start'])} and "

@@ -3,12 +3,19 @@
 Reuses the last demo's store (or builds one, without the reports), starts the database
 again, and runs JupyterLab with the demo's settings in its environment; Ctrl-C goes to
 JupyterLab, and when it exits the database is stopped with everything else.
+
+The notebooks are the ones people edit: `$LSOPS_NOTEBOOKS` or the checkout's `notebooks/`.
+An installed package (no checkout) has only its own copies, in site-packages: they are
+copied into the demo folder's `notebooks/` (a copy already there is kept, with whatever an
+analyst changed in it) and JupyterLab opens there.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,8 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .. import fmt
 from .errors import DemoError
-from .run import Demo, Options, check_postgres, fmt_seconds, shown
+from .run import DEFAULT_DIR, Demo, Options, check_postgres, fmt_seconds, shown
 
 
 def run_lab(options: Options) -> int:
@@ -25,7 +33,6 @@ def run_lab(options: Options) -> int:
     its exit code. DemoError / UsageError for what a user must fix; Interrupted."""
     demo = Demo(options)
     p = demo.plan()
-    from ..reports import notebooks_dir
 
     demo.install_signals()
     try:
@@ -50,7 +57,14 @@ def run_lab(options: Options) -> int:
                 f"  {'history':<10} {fmt_seconds(demo.timings['history'])}  {hist['scrapes']:,} scrapes"
             )
         env = demo.demo_env()
-        nbdir = notebooks_dir()
+        nbdir, copied = lab_notebooks(demo.folder.dir)
+        if copied:
+            demo.echo(
+                f"Copied the {fmt.counted(len(copied), 'notebook')} of the installed lsops to "
+                f"{shown(nbdir)}: yours to edit; the package's own copies stay as installed."
+            )
+        elif copied is not None:
+            demo.echo(f"The notebooks in {shown(nbdir)}: your copies, kept as they are.")
         command = options.lab_command or jupyter_lab_command(nbdir)
         demo.echo(
             "JupyterLab on "
@@ -61,6 +75,46 @@ def run_lab(options: Options) -> int:
     finally:
         demo.cleanup()
         demo.restore_signals()
+
+
+def lab_notebooks(
+    folder: Path, nbdir: Path | None = None, package: Path | None = None
+) -> tuple[Path, list[str] | None]:
+    """Where JupyterLab opens -> (directory, the notebooks copied there now, or None when
+    nothing is copied): `nbdir` (default `reports.notebooks_dir()`) unless it lies in the
+    installed `package` (default lsops_lib's own directory); then `folder`/notebooks, with
+    each of the package's notebooks it does not hold yet copied into it."""
+    if nbdir is None:
+        from ..reports import notebooks_dir
+
+        nbdir = notebooks_dir()
+    package = (package or Path(__file__).resolve().parents[1]).resolve()
+    if not nbdir.resolve().is_relative_to(package):
+        return nbdir, None
+    mine = folder / "notebooks"
+    try:
+        mine.mkdir(parents=True, exist_ok=True)
+        copied = []
+        for notebook in sorted(nbdir.glob("*.ipynb")):
+            if not (mine / notebook.name).exists():
+                shutil.copyfile(notebook, mine / notebook.name)  # content only: writable
+                copied.append(notebook.name)
+    except OSError as exc:
+        raise DemoError(f"cannot copy the notebooks to {shown(mine)}: {exc.strerror}") from None
+    return mine, copied
+
+
+def lab_hint(folder: Path) -> str:
+    """The demo's last line: the command that opens JupyterLab on this demo's data; `make
+    lab` only from a checkout whose Makefile runs it on this folder."""
+    folder = folder.resolve()
+    command = "lsops demo --lab"
+    checkout = Path(__file__).resolve().parents[2]
+    if folder != (Path.cwd() / DEFAULT_DIR).resolve():
+        command += f" --dir {shlex.quote(shown(folder))}"
+    if (checkout / "Makefile").is_file() and folder == (checkout / DEFAULT_DIR).resolve():
+        return f"Explore the same data in JupyterLab: make lab  ({command})"
+    return f"Explore the same data in JupyterLab: {command}"
 
 
 def _run_child(demo: Demo, command: list[str], env: dict[str, str]) -> int:

@@ -415,7 +415,9 @@ class Demo:
         self.echo(f"  {'total':<10} {fmt_seconds(total)}")
         if index.is_file():
             self.echo(f"Open {shown(index)}  (file://{index})")
-            self.echo("Explore the same data in JupyterLab: make lab  (lsops demo --lab)")
+            from .lab import lab_hint  # here: lab imports this module
+
+            self.echo(lab_hint(self.folder.dir))
         ok = all(r["status"] == "succeeded" for r in runs)
         return Result(
             code=0 if ok else 1,

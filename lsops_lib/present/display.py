@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import html
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -13,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .. import fmt, plots
+from ..exceptions import LsopsError
 
 DASH = fmt.DASH
 
@@ -25,11 +27,37 @@ TO_BE_WRITTEN = "TO BE WRITTEN BY THE INCIDENT OWNER"
 
 
 def begin() -> None:
-    """A report's first cell: the lsops chart look, and no problem left from an earlier run
-    in the same kernel (JupyterLab re-runs)."""
+    """A report's first cell: the lsops chart look, no problem left from an earlier run
+    in the same kernel (JupyterLab re-runs), and an error lsops raises on purpose (a bad
+    parameter, a missing store) shown as its one line instead of a traceback."""
     plots.apply_style()
     PROBLEMS.clear()
     _flush_figures_first()
+    _one_line_errors()
+
+
+def _one_line_errors() -> None:
+    """In IPython, an `LsopsError` escaping a cell is shown as `ParameterError: <message>`
+    (its one line, safe to print), not as a traceback: the cell still fails (papermill
+    stops there, `lsops report` records the same error); `%tb` shows the traceback."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - outside Jupyter
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    shell.set_custom_exc((LsopsError,), _show_one_line)
+
+
+def _show_one_line(
+    shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None
+) -> list[str]:
+    sys.last_type, sys.last_value, sys.last_traceback = etype, value, tb  # for %tb
+    text = str(value).strip()
+    stb = [f"{etype.__name__}: {text}" if text else etype.__name__]
+    shell._showtraceback(etype, value, stb)  # the kernel's error message (ename, evalue)
+    return stb
 
 
 def _flush_figures_first() -> None:

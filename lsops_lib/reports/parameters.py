@@ -25,7 +25,8 @@ in run.json and at the top of the HTML, exit 0).
 A parameter the kind does not list is accepted when the notebook's `parameters` cell
 declares it (typed by the default the notebook gives it), so notebook authors can add
 knobs without touching this module. A user-supplied parameter the notebook does not
-declare is an error. Values that are URLs with a password are refused: secrets reach the
+declare is an error. A notebook run without lsops (plain papermill, JupyterLab) checks
+its parameters by the same rules: `check_parameter(kind, name, value)`. Values that are URLs with a password are refused: secrets reach the
 notebook through the environment (`LSOPS_*`), never as parameters.
 """
 
@@ -120,6 +121,9 @@ def _check_window(values: Mapping[str, Any]) -> None:
         raise ParameterError(f"start {start} is not before end {end}")
 
 
+MAX_BASELINE_HOURS = 366 * 24  # a postmortem's baseline: at most a year before the window
+MAX_SAMPLE_ERRORS = 1000  # error records a postmortem samples
+
 _STORE = Param("store", "str", help="metrics store URL (no password; default: the settings' store)")
 _TARGET = Param("target", "name", help="API target name from lsops.toml")
 _DATABASE = Param("database", "name", help="database NAME from lsops.toml (never a URL)")
@@ -157,6 +161,20 @@ KINDS: dict[str, Kind] = {
             Param("severity", "severity", default="SEV2", help="SEV1 .. SEV5"),
             _TARGET,
             _STORE,
+            Param(
+                "baseline_hours",
+                "float",
+                minimum=1,
+                maximum=MAX_BASELINE_HOURS,
+                help="the baseline is this many hours just before the window",
+            ),
+            Param(
+                "sample_errors",
+                "int",
+                minimum=0,
+                maximum=MAX_SAMPLE_ERRORS,
+                help="how many error records to sample over the window",
+            ),
         ),
         key=_postmortem_key,
         check=_check_window,
@@ -177,6 +195,17 @@ KINDS: dict[str, Kind] = {
                 help="how many tables/queries/indexes to list",
             ),
             _STORE,
+            # the database thresholds: what lsops.toml [thresholds] takes, a number >= 0
+            *(
+                Param(name, type_, minimum=0, help=f"[thresholds] {name} for this report")
+                for name, type_ in (
+                    ("slow_query_mean_ms", "float"),
+                    ("slow_query_calls", "int"),
+                    ("slow_queries_per_hour", "int"),
+                    ("dead_tuples_min", "int"),
+                    ("dead_tuple_ratio", "float"),
+                )
+            ),
         ),
         key=lambda v: str(v.get("database") or "default"),
         fails_when=("database",),
@@ -385,6 +414,31 @@ def check_key(key: str) -> str:
     return key
 
 
+def _within(param: Param, converted: Any, value: Any) -> Any:
+    """`converted` when it lies within the parameter's bounds; ParameterError when not."""
+    if param.minimum is not None and converted < param.minimum:
+        raise ParameterError(
+            f"parameter {param.name} must be at least {param.minimum:g}, not {times.shown(value)}"
+        )
+    if param.maximum is not None and converted > param.maximum:
+        raise ParameterError(
+            f"parameter {param.name} must be at most {param.maximum:g}, not {times.shown(value)}"
+        )
+    return converted
+
+
+def check_parameter(kind: str, name: str, value: Any) -> Any:
+    """One parameter of `kind` checked by the rule `lsops report` applies to it (its type
+    and bounds), for a notebook run without lsops (plain papermill, JupyterLab): its
+    canonical value (`"sev1"` -> `"SEV1"`), None left as it is; ParameterError when wrong."""
+    param = get_kind(kind).param(name)
+    if param is None:
+        raise ParameterError(f"{kind} has no parameter {name!r} that lsops checks")
+    if value is None:
+        return None
+    return _within(param, convert(name, param.type, value), value)
+
+
 def validate(
     kind: str,
     params: Mapping[str, Any] | None = None,
@@ -414,15 +468,7 @@ def validate(
             continue
         type_ = param.type if param else _INFERRED.get(declared.get(name, ""), "str")
         converted = convert(name, type_, value)
-        if param is not None and param.minimum is not None and converted < param.minimum:
-            raise ParameterError(
-                f"parameter {name} must be at least {param.minimum:g}, not {times.shown(value)}"
-            )
-        if param is not None and param.maximum is not None and converted > param.maximum:
-            raise ParameterError(
-                f"parameter {name} must be at most {param.maximum:g}, not {times.shown(value)}"
-            )
-        values[name] = converted
+        values[name] = _within(param, converted, value) if param is not None else converted
         given.add(name)
     for param in spec.params:
         if param.name in values:

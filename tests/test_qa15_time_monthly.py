@@ -41,3 +41,24 @@ def test_the_earliest_month_is_reviewed_without_a_previous_month(sqlite_store: S
     eps = review.endpoints.set_index("endpoint")
     assert eps["requests"].to_dict() == {"/a": 2400, "/b": 1200}
     assert eps["new"].isna().all()  # nothing to compare with: no endpoint is "new"
+
+
+def test_the_earliest_months_header_and_changes_say_there_is_nothing_before(
+    sqlite_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lsops_lib import present
+    from lsops_lib.config import load_settings
+
+    _month(sqlite_store, datetime(1900, 1, 10, tzinfo=UTC), 24, {"/a": (100, 20.0, 1)}, (80, 20))
+    shown: list[str] = []
+    monkeypatch.setattr(present.display, "show_html", shown.append)
+    monkeypatch.setattr(present.monthly, "show_html", shown.append, raising=False)
+    present.begin()
+    source = present.StoreSource(store=sqlite_store, url="sqlite:///m", available=True)
+    present.show_review_header("1900-01", source, load_settings(None, env={}))
+    assert present.PROBLEMS == [], present.PROBLEMS  # the Header section did not fail
+    assert "none (the earliest month lsops handles)" in "".join(shown)
+    review = A.monthly_review(sqlite_store, "1900-01", Thresholds())
+    assert present.monthly.main_changes(review) == [
+        "1900-01 is the earliest month lsops handles: nothing to compare with"
+    ]

@@ -141,7 +141,15 @@ class Postmortem:
             "incidents": [
                 {
                     k: r.get(k)
-                    for k in ("kind", "start", "end", "duration_s", "endpoint", "severity")
+                    for k in (
+                        "kind",
+                        "start",
+                        "end",
+                        "duration_s",
+                        "endpoint",
+                        "severity",
+                        "ongoing",
+                    )
                 }
                 for r in self.incidents.to_dict("records")
             ],

@@ -27,7 +27,7 @@ import pandas as pd
 from .. import plots
 from ..analysis.changes import notable_changes
 from ..config import Settings, Thresholds
-from ..times import parse_month, previous_month, utcnow
+from ..times import EARLIEST, parse_month, previous_month, utcnow
 from .database import DatabaseOverview
 from .display import (
     DASH,
@@ -327,6 +327,8 @@ _RATE_NAMES = {
 def main_changes(review: Any, *, limit: int = 5) -> list[str]:
     """The notable changes against the previous month (`analysis.changes.notable_changes`,
     thresholds `Thresholds.notable_*`), in words."""
+    if parse_month(review.month)[0] <= EARLIEST:
+        return [f"{review.month} is the earliest month lsops handles: nothing to compare with"]
     if not review.previous_has_data:
         return [f"no data for {review.previous_month}: nothing to compare with"]
     if not review.has_data:
@@ -416,6 +418,14 @@ def month_window(month: str) -> tuple[datetime, datetime]:
     return parse_month(month)
 
 
+def _compared_with(month: str) -> str:
+    """The previous month's title; none for the earliest month lsops handles."""
+    start, _ = parse_month(month)
+    if start <= EARLIEST:
+        return "none (the earliest month lsops handles)"
+    return month_title(previous_month(month))
+
+
 @guarded("Header")
 def show_review_header(
     month: str, source: StoreSource, settings: Settings, *, target: str | None = None
@@ -424,7 +434,7 @@ def show_review_header(
     th = settings.thresholds
     rows = [
         ("Month", f"{month_title(month)}: {fmt_ts(start)} to {fmt_ts(end)} (end exclusive)"),
-        ("Compared with", month_title(previous_month(month))),
+        ("Compared with", _compared_with(month)),
         ("API target", target or "every target in the store"),
         ("Data", source.describe()),
         (

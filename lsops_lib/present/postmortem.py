@@ -148,6 +148,12 @@ def show_postmortem_header(
 # --- summary ----------------------------------------------------------------------------------
 
 
+def _any_ongoing(summary: Mapping[str, Any]) -> bool:
+    incidents = summary.get("incidents")
+    rows = incidents.to_dict("records") if isinstance(incidents, pd.DataFrame) else incidents
+    return any(bool(r.get("ongoing")) and r.get("kind") != "restart" for r in rows or [])
+
+
 def _what(incidents: Any) -> str:
     """'error rate on /projects/:id, no answer' from incident rows (restarts left out)."""
     rows = incidents.to_dict("records") if isinstance(incidents, pd.DataFrame) else incidents
@@ -183,7 +189,9 @@ def impact_sentence(summary: Mapping[str, Any]) -> str:
     )
     text = (
         f"From {fmt_ts(summary['impact_start'])} to {fmt_ts(summary['impact_end'])} "
-        f"({fmt_duration(summary['duration_s'])}): {_what(summary.get('incidents'))}. "
+        f"({fmt_duration(summary['duration_s'])}"
+        + (", still breaching at the window's last observation" if _any_ongoing(summary) else "")
+        + f"): {_what(summary.get('incidents'))}. "
         f"{requests[0].upper()}{requests[1:]}; {fmt_int(summary['no_answer'])} of "
         f"{fmt_int(summary['observations'])} health checks got no answer."
     )
@@ -427,6 +435,12 @@ def show_detection(incidents: Any, detection: dict[str, Any] | None = None) -> N
     )
 
 
+def _ongoing(pm: Any) -> bool:
+    """True when a breach of the window lasts to its last observation (no recovery seen)."""
+    incidents = pm.incidents
+    return bool(incidents["ongoing"].any()) if "ongoing" in incidents else False
+
+
 @guarded("Resolution")
 def show_resolution(pm: Any, restarts: pd.DataFrame | None = None) -> None:
     """When the history is back within thresholds, and the restarts (`restarts`, default
@@ -435,11 +449,13 @@ def show_resolution(pm: Any, restarts: pd.DataFrame | None = None) -> None:
         return
     restarts = pm.restarts if restarts is None else restarts
     if pm.impact_end is not None:
-        ongoing = bool(pm.incidents["ongoing"].any()) if "ongoing" in pm.incidents else False
-        text = f"Back within thresholds at {fmt_ts(pm.impact_end)}" + (
-            " (still breaching at the last observation of the window)" if ongoing else ""
-        )
-        show_text(text + ".")
+        if _ongoing(pm):  # its end is the last observation, a breaching one
+            show_text(
+                "Not back within thresholds in the window: still breaching at its last "
+                f"observation, {fmt_ts(pm.impact_end)} (widen the window to see the recovery)."
+            )
+        else:
+            show_text(f"Back within thresholds at {fmt_ts(pm.impact_end)}.")
     if not restarts.empty:
         show_table(
             restarts,

@@ -1,4 +1,4 @@
-"""The compact sample format (schema version 4, issue 14): packed answers equal unpacked ones.
+"""The compact sample format (schema version 4, issue 14; 5 packs the raw payloads too): packed answers equal unpacked ones.
 
 - the codec: any samples come back from a block exactly (the doubles bit for bit),
   whatever their figures (API-like integers behind the doubles, or arbitrary doubles);
@@ -388,7 +388,7 @@ def test_migration_from_version_3_packs_and_answers_the_same(
     _write(reference, scrapes, [])
     monkeypatch.setenv(pack.PERIOD_ENV, str(30 * 60_000))
     with Store(migrated) as store, Store(reference) as plain:  # opening migrates
-        assert store.schema_version() == 4
+        assert store.schema_version() == 5
         blocks, rows = _blocks(store)
         assert blocks == 240 // 30 - 1 and rows == 30 * 20  # all but the latest period
         with store.engine.connect() as conn:
@@ -467,7 +467,7 @@ def test_a_migration_killed_midway_resumes_on_open(tmp_path: Path, backend: str)
             continue  # killed before it began packing, or after it finished: again
         partial = True
         with Store(f"sqlite:///{work}") as store:  # finishes the migration
-            assert store.schema_version() == 4
+            assert store.schema_version() == 5
             blocks, rows = _blocks(store)
             assert blocks >= 300 and rows <= 2 * 20  # every old period packed
             _assert_same_reads(_reads(store, scrapes, 11), want)
@@ -478,7 +478,7 @@ def test_a_migration_killed_midway_resumes_on_open(tmp_path: Path, backend: str)
 def test_an_older_lsops_refuses_the_packed_store(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """lsops of schema version 3 (simulated: its SCHEMA_VERSION) opening a version-4 store:
+    """lsops of schema version 3 (simulated: its SCHEMA_VERSION) opening a version-5 store:
     its clear message, nothing changed."""
     from lsops_lib.store import StoreVersionError, schema
 
@@ -486,8 +486,8 @@ def test_an_older_lsops_refuses_the_packed_store(
     with Store(url) as store:
         store.record_scrape(make_scrape(0, {"/a": (1, 2.0, 0.0)}))
     monkeypatch.setattr(schema, "SCHEMA_VERSION", 3)
-    with pytest.raises(StoreVersionError, match=r"schema version 4, newer than this lsops"):
+    with pytest.raises(StoreVersionError, match=r"schema version 5, newer than this lsops"):
         Store(url)
     monkeypatch.undo()
     with Store(url) as store:
-        assert store.schema_version() == 4 and len(store.scrapes()) == 1
+        assert store.schema_version() == 5 and len(store.scrapes()) == 1

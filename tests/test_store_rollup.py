@@ -455,8 +455,8 @@ def test_migration_from_an_older_version(store_url: str, seeded_copy: Seeded, ol
         assert store_links(store) == seeded_copy.links
         assert_same_rollup(rollup_rows(store), seeded_copy.rows)
     make_old(store_url, old)
-    with Store(store_url) as store:  # migrates: links, fills the rollup anew, version 4
-        assert store.schema_version() == SCHEMA_VERSION == 4
+    with Store(store_url) as store:  # migrates: links, fills the rollup anew, version 5
+        assert store.schema_version() == SCHEMA_VERSION == 5
         assert store_links(store) == seeded_copy.links
         assert_same_rollup(rollup_rows(store), seeded_copy.rows)
         with store.engine.connect() as conn:

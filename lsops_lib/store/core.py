@@ -8,21 +8,26 @@ assembled from them in `lsops_lib/store/__init__.py`.
 
 from __future__ import annotations
 
+import sqlite3
+import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Self
 
 import pandas as pd
 from sqlalchemy import inspect, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..config import redact_url
 from ..exceptions import StoreError
-from . import pack, rollup
+from ..fmt import instant
+from ..times import from_ms
+from . import codec, pack, rollup
 from .schema import (
     SCHEMA_VERSION,
     create_tables,
@@ -44,6 +49,39 @@ def targets_in(targets: Iterable[str]) -> tuple[str, dict[str, str]]:
     of several targets at once (the collector's alert round)."""
     params = {f"tn{i}": name for i, name in enumerate(targets)}
     return f"t.name IN ({', '.join(':' + k for k in params)})", params
+
+
+def refuse_foreign(engine: Engine, url: str) -> None:
+    """StoreError for a SQLite file of another application (tables, none of them
+    lsops_meta): opening it as a store would write lsops's tables into it. Looked at
+    read-only, before the engine's first connection (which would switch it to WAL). An
+    empty or missing file becomes a store; a file that is no database is left to the
+    engine's own error."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return
+    path = Path(database)
+    if database.startswith("file:") or not path.is_file() or path.stat().st_size == 0:
+        return
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            names = [
+                str(n)
+                for (n,) in con.execute(
+                    "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') ORDER BY name"
+                )
+            ]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return
+    if "lsops_meta" in names:
+        return
+    others = [n for n in names if not n.startswith(("lsops_", "sqlite_"))]
+    if others:
+        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        raise StoreError(f"{url} is not an lsops store: it holds other tables ({shown})")
 
 
 def typed_texts(df: pd.DataFrame) -> pd.DataFrame:
@@ -87,12 +125,16 @@ class StoreCore:
         self._ids = Ids()  # target and endpoint ids of committed writes
         self._packed_below: dict[int, int] = {}  # per target: periods below are packed
         self._deferred: dict[int, tuple[int, int]] | None = None  # Writes.defer_packing
+        self._said: set[str] = set()  # what `say_once` said
         try:
             self.engine = make_engine(url)
+            refuse_foreign(self.engine, self.url)
             self._init_schema()
         except StoreError:
             raise
-        except (SQLAlchemyError, OSError) as exc:
+        except codec.DamagedBlock as exc:  # the rollup's catch-up unpacks blocks
+            raise StoreError(f"cannot open store {self.url}: {self.damaged(exc)}") from None
+        except (SQLAlchemyError, OSError, *self._driver_errors()) as exc:
             raise StoreError(f"cannot open store {self.url}: {one_line(exc)}") from None
 
     # --- lifecycle ------------------------------------------------------------------
@@ -163,11 +205,47 @@ class StoreCore:
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
+        """A connection for a read: any failure of it is a StoreError of one line (the
+        driver's own errors too: rows fetched straight from its cursor; a block that does
+        not decode)."""
         try:
             with self.engine.connect() as conn:
                 yield conn
-        except SQLAlchemyError as exc:
+        except codec.DamagedBlock as exc:
+            raise StoreError(f"cannot read store {self.url}: {self.damaged(exc)}") from None
+        except (SQLAlchemyError, *self._driver_errors()) as exc:
             raise StoreError(f"cannot read store {self.url}: {one_line(exc)}") from None
+
+    def _driver_errors(self) -> tuple[type[BaseException], ...]:
+        """The driver's error class (sqlite3.Error, psycopg.Error): raised as they are by
+        a fetch from its own cursor, not as SQLAlchemy's."""
+        engine = getattr(self, "engine", None)
+        dbapi = getattr(getattr(engine, "dialect", None), "loaded_dbapi", None)
+        return (getattr(dbapi, "Error", sqlite3.Error),)
+
+    def damaged(self, exc: codec.DamagedBlock) -> str:
+        """'a packed block of <target> <period> is damaged (<table>: <reason>)'."""
+        if exc.where is None:
+            return f"a packed block is damaged ({exc.reason})"
+        table, target_id, period_ts = exc.where
+        name = f"target #{target_id}"
+        try:
+            with self.engine.connect() as conn:
+                found = conn.execute(
+                    text("SELECT name FROM lsops_targets WHERE id = :id"), {"id": target_id}
+                ).scalar()
+            name = name if found is None else repr(str(found))
+        except Exception:  # noqa: BLE001 - the message without the name, then
+            pass
+        when = instant(from_ms(period_ts))
+        return f"a packed block of {name} {when} is damaged ({table}: {exc.reason})"
+
+    def say_once(self, message: str) -> None:
+        """One line on stderr, once in the life of this Store (the collector's packing:
+        tried again at every pass, said the first time)."""
+        if message not in self._said:
+            self._said.add(message)
+            print(f"lsops: {message}", file=sys.stderr, flush=True)
 
     def _params(
         self,

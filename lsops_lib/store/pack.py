@@ -19,9 +19,14 @@ lsops_sample_blocks row (`codec.py`); a scrape's samples are all in one place.
   hours at the edges of an hourly read) see the union of the rows and the decoded blocks
   they need (`samples_source`), in one snapshot.
 
-Migration (versions 1-3): the version is raised with the rollup catch-up, then every old
+Migration (versions 1-4): the version is raised with the rollup catch-up, then every old
 period is packed, one transaction each; the lsops_pack_state row `pack_migrating` says it is not done,
-so an interrupted migration (SIGKILL) resumes on the next open.
+so an interrupted migration (SIGKILL) resumes on the next open. (Version 4 packed all but
+the raw payloads: a period of version 4 has rows in lsops_raw only, and is due for that.)
+
+A block that does not decode (`codec.DamagedBlock`) stops the packing of its period only:
+that period's rows stay rows, it is noted dirty (tried again at the next pass), the other
+periods are packed, and `pack_target` raises it at the end.
 """
 
 from __future__ import annotations
@@ -118,16 +123,20 @@ def pack_period(conn: Connection, target_id: int, p: int, period: int, cut: int)
     over = hi == p + period  # the period is over: its blocks in one chunk each
     _pack_services(conn, params, over)
     pack_scrapes.pack(conn, params, over)
+    pack_scrapes.pack_raw(conn, params, over)
     rows = list(driver(conn, _ROWS_SQL, params).tuples())
     old = driver(conn, _BLOCK_SQL.replace("body", "body, until_ts, scrapes"), params).first()
-    if rows or (old is not None and over and codec.chunks(old[0]) > 1):
+    with codec.block_of("lsops_sample_blocks", target_id, p):
+        merge = old is not None and over and codec.chunks(old[0]) > 1
+    if rows or merge:
         cols = list(zip(*rows, strict=True))  # sid, endpoint, count, avg, err, ts
         new = codec.Samples.of_columns(cols[:5]) if rows else codec.empty()
         late = old is not None and bool(rows) and min(cols[5]) < int(old[1])
         if old is None:
             body, scrapes = codec.encode(new), len(set(new.sid.tolist()))
         elif late or over:  # merge (a late sample may repeat nothing: sids are unique)
-            merged = codec.concat([codec.decode(old[0]), new])
+            with codec.block_of("lsops_sample_blocks", target_id, p):
+                merged = codec.concat([codec.decode(old[0]), new])
             body, scrapes = codec.encode(merged), len(set(merged.sid.tolist()))
         else:  # the next hours of the period: one more chunk
             body = codec.append(old[0], new)
@@ -153,7 +162,8 @@ def unpack_period(conn: Connection, target_id: int, p: int) -> None:
     body = driver(conn, _BLOCK_SQL, params).scalar()
     if body is None:
         return
-    rows = codec.decode(body).rows()
+    with codec.block_of("lsops_sample_blocks", target_id, p):
+        rows = codec.decode(body).rows()
     driver(conn, _DROP_BLOCK_SQL, params)
     if rows:
         conn.exec_driver_sql(
@@ -228,7 +238,8 @@ def borrow_touched(
         if body is None:
             continue
         # only the chunks that hold them (the hour just packed, mostly) are decoded
-        rows = codec.decode_sids(bytes(body), np.array(sorted(sids), np.int64)).rows()
+        with codec.block_of("lsops_sample_blocks", target_id, int(p)):
+            rows = codec.decode_sids(bytes(body), np.array(sorted(sids), np.int64)).rows()
         if rows:
             _insert_rows(conn, rows)
             borrowed += sorted({r[0] for r in rows})
@@ -286,7 +297,8 @@ def set_packed_below(engine: Engine, target_id: int, p: int) -> None:
 _CURRENT_SQL = "SELECT MAX(ts) FROM lsops_scrapes WHERE target_id = :tid"
 _DUE_SQL = """SELECT DISTINCT s.ts FROM lsops_scrapes s
     WHERE s.target_id = :tid AND s.ts >= :lo AND s.ts < :hi
-      AND EXISTS (SELECT 1 FROM lsops_samples x WHERE x.scrape_sid = s.sid)"""
+      AND (EXISTS (SELECT 1 FROM lsops_samples x WHERE x.scrape_sid = s.sid)
+        OR EXISTS (SELECT 1 FROM lsops_raw r WHERE r.scrape_sid = s.sid))"""
 
 
 def due(
@@ -324,14 +336,24 @@ def pack_target(
     until: int | None = None,
 ) -> int:
     """Pack what is due for one target below the cut (`due`: the hour of its latest
-    scrape, or `until` when lower), one period a transaction; rows packed."""
+    scrape, or `until` when lower), one period a transaction; rows packed. A period with
+    a damaged block is left as it is, noted dirty, and its DamagedBlock raised once the
+    others are packed."""
     with engine.connect() as conn:
         todo, cut = due(conn, target_id, period, since, until)
     packed = 0
+    damaged: codec.DamagedBlock | None = None
     for p in todo:
-        with write_transaction(engine) as conn:
-            _lock(conn, target_id)
-            packed += pack_period(conn, target_id, p, period, cut)
+        try:
+            with write_transaction(engine) as conn:
+                _lock(conn, target_id)
+                packed += pack_period(conn, target_id, p, period, cut)
+        except codec.DamagedBlock as exc:
+            damaged = damaged or exc
+            with write_transaction(engine) as conn:
+                mark_dirty(conn, target_id, p)  # tried again at the next pass
+    if damaged is not None:
+        raise damaged
     return packed
 
 
@@ -357,7 +379,10 @@ def pack_store(engine: Engine) -> None:
         targets, dirty = [], []
     if migrating is not None:
         for tid in targets:
-            pack_target(engine, tid, period)
+            try:
+                pack_target(engine, tid, period)
+            except codec.DamagedBlock:
+                pass  # left as rows (and dirty): the reads of its period say it is damaged
         with write_transaction(engine) as conn:
             for tid in targets:
                 latest = driver(conn, _CURRENT_SQL, {"tid": tid}).scalar()
@@ -368,7 +393,10 @@ def pack_store(engine: Engine) -> None:
         _vacuum(engine)
     elif dirty:
         for tid in sorted({int(k[len(DIRTY) :].split(":")[0]) for k in dirty}):
-            pack_target(engine, tid, period, since=2**62)
+            try:
+                pack_target(engine, tid, period, since=2**62)
+            except codec.DamagedBlock:
+                pass  # as above: opening the store (a reader too) is no place to fail for it
 
 
 def _vacuum(engine: Engine) -> None:
@@ -443,7 +471,11 @@ def samples_source(
                 blocks[(tid, p)] = body
     if not blocks:
         return "lsops_samples"
-    samples = codec.concat([codec.decode(b) for b in blocks.values()])
+    parts = []
+    for (tid, p), body in blocks.items():
+        with codec.block_of("lsops_sample_blocks", tid, p):
+            parts.append(codec.decode(body))
+    samples = codec.concat(parts)
     _fill(conn, samples)
     return f"(SELECT {COLUMNS} FROM lsops_samples UNION ALL SELECT {COLUMNS} FROM {UNPACKED})"
 

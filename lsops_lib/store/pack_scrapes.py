@@ -10,12 +10,19 @@ Reads (`scrapes`, `health`, `scrape_figures` in reads.py) LEFT JOIN the details 
 then complete the columns they name (`fill`: each is the details row's value, else the
 block's), decoding only those columns of only the blocks the window overlaps, into numpy
 object arrays (no temporary table); a read naming no detail column decodes nothing.
-`find_sid` finds a packed scrape by its UUID; `service_columns` gives the window's packed
+`find_raw` finds a packed scrape by its UUID; `service_columns` gives the window's packed
 services rows likewise (`Store.services` joins and orders them).
+
+The raw payloads (lsops_raw: one zlib body per part a scrape) of a packed period move
+into one lsops_raw_blocks row likewise (schema version 5: `codec.payloads_block`, the
+bodies of one part one after the other, zstd over them all: each answer mostly repeats
+the one before).
 """
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -53,15 +60,18 @@ def pack_rows(
     rows_sql: str,
     blocks: str,
     delete_sql: str,
+    block: Callable[[bytes | None, list[Any], bool], bytes] = codec.rows_block,
 ) -> None:
     """The rows `rows_sql` selects (first column a sid) added to the row block of
-    (:tid, :p) in the table `blocks` (`codec.rows_block`), then deleted (`delete_sql`)."""
+    (:tid, :p) in the table `blocks` (`block`: `codec.rows_block`), then deleted
+    (`delete_sql`)."""
     rows = list(driver(conn, rows_sql, params).tuples())
     if not rows:
         return
     key = "WHERE target_id = :tid AND period_ts = :p"
     old = driver(conn, f"SELECT body FROM {blocks} {key}", params).scalar()
-    body = codec.rows_block(None if old is None else bytes(old), rows, over)
+    with codec.block_of(blocks, params["tid"], params["p"]):
+        body = block(None if old is None else bytes(old), rows, over)
     driver(conn, f"DELETE FROM {blocks} {key}", params)
     insert = f"INSERT INTO {blocks} (target_id, period_ts, body) VALUES (:tid, :p, :b)"
     driver(conn, insert, {**params, "b": body})
@@ -73,34 +83,79 @@ def packed_ids(conn: Connection, target_id: int, p: int) -> dict[str, int]:
     body = driver(conn, _BLOCK_SQL, {"tid": target_id, "p": p}).scalar()
     if body is None:
         return {}
-    cols = codec.decode_columns(bytes(body), [0, 1])
+    with codec.block_of("lsops_scrape_blocks", target_id, p):
+        cols = codec.decode_columns(bytes(body), [0, 1])
     return {str(u): int(s) for s, u in zip(cols[0], cols[1], strict=True)}
 
 
-_RAW_PERIODS_SQL = """SELECT DISTINCT s.target_id, s.ts FROM lsops_raw r
+# --- raw payloads (schema version 5) ---------------------------------------------------------
+
+_RAW_ROWS_SQL = """SELECT r.scrape_sid, r.part, r.body
+    FROM lsops_raw r JOIN lsops_scrapes s ON s.sid = r.scrape_sid
+    WHERE s.target_id = :tid AND s.ts >= :lo AND s.ts < :hi"""
+_DELETE_RAW_SQL = """DELETE FROM lsops_raw WHERE scrape_sid IN
+    (SELECT sid FROM lsops_scrapes WHERE target_id = :tid AND ts >= :lo AND ts < :hi)"""
+
+
+def _payloads_block(old: bytes | None, rows: list[Any], over: bool) -> bytes:
+    """`codec.payloads_block` of the rows of lsops_raw (their bodies zlib streams)."""
+    try:
+        plain = [(int(sid), str(part), zlib.decompress(body)) for sid, part, body in rows]
+    except zlib.error as exc:
+        raise codec.DamagedBlock(f"a raw payload row: {exc}") from None
+    return codec.payloads_block(old, plain, over)
+
+
+def pack_raw(conn: Connection, params: dict[str, int], over: bool) -> None:
+    """Move the raw payloads of the scrapes of (:tid, [:lo, :hi)) into the payload block
+    of period :p (the caller's write transaction), as `pack` the details rows."""
+    pack_rows(
+        conn, params, over, _RAW_ROWS_SQL, "lsops_raw_blocks", _DELETE_RAW_SQL, _payloads_block
+    )
+
+
+# the periods that may hold packed raw payloads: their blocks, and the rows of packed
+# scrapes a migration to version 5 has not moved yet
+_RAW_PERIODS_SQL = """SELECT target_id, period_ts FROM lsops_raw_blocks
+    UNION SELECT DISTINCT s.target_id, (s.ts / :period) * :period FROM lsops_raw r
     JOIN lsops_scrapes s ON s.sid = r.scrape_sid
     LEFT JOIN lsops_scrape_details d ON d.sid = s.sid
     WHERE d.sid IS NULL"""
+_RAW_BLOCK_SQL = "SELECT body FROM lsops_raw_blocks WHERE target_id = :tid AND period_ts = :p"
 
 
-def find_raw_sid(conn: Connection, scrape_id: str, period: int) -> int | None:
-    """The sid of the packed scrape `scrape_id` among those with raw payloads (their
-    periods' blocks searched), or None."""
+def find_raw(conn: Connection, scrape_id: str, period: int) -> tuple[int, int, int] | None:
+    """(sid, target id, period) of the packed scrape `scrape_id` among those with raw
+    payloads (their periods' scrape blocks searched), or None."""
     if not period:
         return None
-    seen: set[tuple[int, int]] = set()
-    for tid, ts in driver(conn, _RAW_PERIODS_SQL, {}).fetchall():
-        key = (int(tid), int(ts) - int(ts) % period)
-        if key in seen:
+    damaged: codec.DamagedBlock | None = None
+    for tid, p in driver(conn, _RAW_PERIODS_SQL, {"period": period}).fetchall():
+        try:
+            sid = packed_ids(conn, int(tid), int(p)).get(scrape_id)
+        except codec.DamagedBlock as exc:  # the scrape may be in another one
+            damaged = damaged or exc
             continue
-        seen.add(key)
-        sid = packed_ids(conn, *key).get(scrape_id)
         if sid is not None:
-            return sid
+            return sid, int(tid), int(p)
+    if damaged is not None:  # or in the one that does not decode
+        raise damaged
     return None
 
 
-_WINDOW_SQL = """SELECT b.body FROM lsops_scrape_blocks b
+def packed_payload(conn: Connection, sid: int, target_id: int, p: int, part: str) -> bytes | None:
+    """The body of `part` of the scrape `sid` in the payload block of (target, period)."""
+    body = driver(conn, _RAW_BLOCK_SQL, {"tid": target_id, "p": p}).scalar()
+    if body is None:
+        return None
+    with codec.block_of("lsops_raw_blocks", target_id, p):
+        for _, name, payload in codec.decode_payloads(bytes(body), {sid}):
+            if name == part:
+                return payload
+    return None
+
+
+_WINDOW_SQL = """SELECT b.body, b.target_id, b.period_ts FROM lsops_scrape_blocks b
     WHERE b.target_id IN (SELECT t.id FROM lsops_targets t {target_where})
       AND b.period_ts < :end AND b.period_ts > :start - :period"""
 
@@ -124,8 +179,9 @@ def fill(
     index = [WIDE.index(n) + 1 for n in names]  # column 0 of a block row is the sid
     parts: list[dict[int, np.ndarray]] = []
     w = {**params, "period": period}
-    for (body,) in conn.execute(text(_WINDOW_SQL.format(target_where=target_where)), w):
-        parts.append(codec.decode_columns(body, [0, *index]))
+    for body, tid, p in conn.execute(text(_WINDOW_SQL.format(target_where=target_where)), w):
+        with codec.block_of("lsops_scrape_blocks", tid, p):
+            parts.append(codec.decode_columns(body, [0, *index]))
     if not parts:
         return
     bsids = np.concatenate([p[0] for p in parts]).astype(np.int64)
@@ -143,7 +199,7 @@ def fill(
             col[take] = block[pos[take]]
 
 
-_WINDOW_SERVICES_SQL = """SELECT b.body FROM lsops_service_blocks b
+_WINDOW_SERVICES_SQL = """SELECT b.body, b.target_id, b.period_ts FROM lsops_service_blocks b
     WHERE b.target_id IN (SELECT t.id FROM lsops_targets t {target_where})
       AND b.period_ts < :end AND b.period_ts > :start - :period"""
 
@@ -159,8 +215,11 @@ def service_columns(
         return []
     w = {**params, "period": period}
     parts: list[dict[int, np.ndarray]] = []
-    for (body,) in conn.execute(text(_WINDOW_SERVICES_SQL.format(target_where=target_where)), w):
-        parts.append(codec.decode_columns(body, range(5)))
+    for body, tid, p in conn.execute(
+        text(_WINDOW_SERVICES_SQL.format(target_where=target_where)), w
+    ):
+        with codec.block_of("lsops_service_blocks", tid, p):
+            parts.append(codec.decode_columns(body, range(5)))
     if not parts:
         return []
     out = [np.concatenate([p[i] for p in parts]) for i in range(5)]

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import select, text
 
-from ..exceptions import ParameterValueError
+from ..exceptions import ParameterValueError, StoreError
 from ..times import shown
 from . import pack_scrapes
 from .core import StoreCore, targets_in, typed_texts
@@ -343,16 +343,28 @@ class ScrapeReads(StoreCore):
         with self._read() as conn:
             conn = self._snapshot(conn)
             sid = conn.execute(find).scalar()
+            packed = None
             if sid is None:  # packed with its period (or unknown)
-                sid = pack_scrapes.find_raw_sid(conn, scrape_id, self._ids.period)
-            if sid is None:
-                return None
+                packed = pack_scrapes.find_raw(conn, scrape_id, self._ids.period)
+                if packed is None:
+                    return None
+                sid = packed[0]
             body = conn.execute(
                 select(raw_table.c.body).where(
                     raw_table.c.scrape_sid == sid, raw_table.c.part == part
                 )
             ).scalar()
-        return None if body is None else zlib.decompress(body)
+            if body is None and packed is not None:  # in its period's payload block
+                return pack_scrapes.packed_payload(conn, *packed, part)
+        if body is None:
+            return None
+        try:
+            return zlib.decompress(body)
+        except zlib.error as exc:
+            raise StoreError(
+                f"cannot read store {self.url}: the raw payload {part} of scrape {scrape_id}"
+                f" is damaged ({exc})"
+            ) from None
 
 
 # --- the expressions over wide columns, computed in Python ------------------------------

@@ -47,7 +47,8 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from ..config import STORE_DRIVERS, credentials_problem, redact_url
 from ..exceptions import ConfigError, StoreError, StoreVersionError
 
-SCHEMA_VERSION = 4  # 2: lsops_rollup; 3: the series links; 4: packed sample blocks (pack.py)
+SCHEMA_VERSION = 5  # 2: lsops_rollup; 3: the series links; 4: packed sample blocks (pack.py);
+# 5: raw payloads packed with their period (an lsops of version 4 would not find them)
 
 
 class StoreUrlError(StoreError, ConfigError):
@@ -360,6 +361,8 @@ def _row_blocks(name: str) -> Table:
 # the health services of those scrapes, and their details rows (pack_scrapes.py)
 service_blocks_table = _row_blocks("lsops_service_blocks")
 scrape_blocks_table = _row_blocks("lsops_scrape_blocks")
+# schema version 5: the raw payloads of those scrapes (`codec.payloads_block`)
+raw_blocks_table = _row_blocks("lsops_raw_blocks")
 
 # the packer's own state (kept out of lsops_meta): the period, per target the period below
 # which all is packed, periods with late samples to merge in, an unfinished migration

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from ..exceptions import StoreError
 from ..models import ErrorRecord, Scrape, is_monitoring
 from ..times import to_ms
-from . import chain, pack, pack_scrapes, rollup
+from . import chain, codec, pack, pack_scrapes, rollup
 from .core import Ids, StoreCore
 from .schema import (
     endpoints_table,
@@ -48,7 +48,11 @@ class Writes(StoreCore):
                 raise StoreError(
                     f"cannot write scrape {scrape.id} to {self.url}: integrity error"
                 ) from None
-            except SQLAlchemyError as exc:
+            except codec.DamagedBlock as exc:  # a neighbour's block, read for the rollup
+                raise StoreError(
+                    f"cannot write scrape to {self.url}: {self.damaged(exc)}"
+                ) from None
+            except (SQLAlchemyError, *self._driver_errors()) as exc:
                 raise StoreError(f"cannot write scrape to {self.url}: {one_line(exc)}") from None
 
     def _has_scrape(self, scrape_id: str) -> bool:
@@ -64,8 +68,13 @@ class Writes(StoreCore):
         if new.written is not None:
             try:
                 self._pack_after(*new.written)
-            except SQLAlchemyError:
+            except (SQLAlchemyError, *self._driver_errors()):
                 pass  # the scrape is stored; packing is tried again by the next write or open
+            except codec.DamagedBlock as exc:  # stored too; that period's rows stay rows
+                self.say_once(
+                    f"cannot pack {self.url}: {self.damaged(exc)}; its period is kept as"
+                    " rows and packed again later"
+                )
         return True
 
     def defer_packing(self) -> None:
@@ -96,7 +105,9 @@ class Writes(StoreCore):
                         since=pack.period_of(first, period),
                         until=cut,
                     )
-            except SQLAlchemyError as exc:
+            except codec.DamagedBlock as exc:
+                raise StoreError(f"cannot pack {self.url}: {self.damaged(exc)}") from None
+            except (SQLAlchemyError, *self._driver_errors()) as exc:
                 raise StoreError(f"cannot pack {self.url}: {one_line(exc)}") from None
             return packed
 
@@ -119,9 +130,16 @@ class Writes(StoreCore):
             # up to this write's own hour, not the target's latest: a writer backfilling
             # older days beside another one (the demo's history workers) packs its own
             # hours as it leaves them, not its current day at every hour
-            pack.pack_target(
-                self.engine, target_id, period, since=below if below > 0 else None, until=p
-            )
+            try:
+                pack.pack_target(
+                    self.engine, target_id, period, since=below if below > 0 else None, until=p
+                )
+            except codec.DamagedBlock:
+                # the other periods are packed, the damaged one noted dirty: tried again
+                # at the next pass (the next hour), not at every write
+                pack.set_packed_below(self.engine, target_id, p)
+                self._packed_below[target_id] = p
+                raise
             pack.set_packed_below(self.engine, target_id, p)
             below = p
         # (late samples: merged in when the target's scrapes reach a new hour, or on open)

@@ -187,3 +187,21 @@ def iso(value: Any) -> str | None:
     if value is None:
         return None
     return ts(value).isoformat().replace("+00:00", "Z")
+
+
+def one_target(store: Any, target: str | None, what: str) -> str | None:
+    """`target`, or None when the store holds at most one: the figures of one API. A store
+    holding several with none named is a ParameterError (a process's memory, its restarts,
+    its latency are never mixed across APIs: one answer of each would read as a restart)."""
+    if target is not None:
+        return target
+    try:
+        known = list(store.targets())
+    except Exception:  # noqa: BLE001 - an unreadable store: the reads say why
+        return None
+    if len(known) > 1:
+        raise ParameterError(
+            f"{what}: the store holds several targets ({', '.join(repr(k) for k in known)}): "
+            "name one (target=...)"
+        )
+    return None

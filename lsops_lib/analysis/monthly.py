@@ -12,7 +12,7 @@ import pandas as pd
 from .. import fmt
 from ..config import Thresholds
 from ..times import EARLIEST, parse_month, previous_month
-from ._common import MONITORING_REASON, empty, ratio, ts
+from ._common import MONITORING_REASON, empty, one_target, ratio, ts
 from ._memo import memo
 from ._reads import health_frame, reset_frame, scrape_figures
 from .availability import Availability, availability_from_health
@@ -238,7 +238,9 @@ def monthly_review(
     target: str | None = None,
     include_monitoring: bool = False,
 ) -> MonthlyReview:
-    """The month's review (`month` = "YYYY-MM"), compared with the month before."""
+    """The month's review (`month` = "YYYY-MM"), compared with the month before; of
+    `target`, which may be left out when the store holds one target only."""
+    target = one_target(store, target, "monthly review")
     memoized = memo(store)  # one pass over the samples per period, whatever the figures ask
     start, end = parse_month(month)
     if memoized is not store:

@@ -19,6 +19,7 @@ from ._common import (
     empty,
     ensure_ts,
     iso,
+    one_target,
     py,
     ratio,
     ts,
@@ -278,6 +279,7 @@ def postmortem(
     start, end = (py(t) for t in window(start, end))  # start after end: ParameterError
     if start is None or end is None:
         raise ParameterError("a postmortem needs both a start and an end")
+    target = one_target(store, target, "postmortem")
     b_start, b_end = _baseline(start, baseline)
     notes: list[str] = []
     health = health_frame(store, start, end, target)

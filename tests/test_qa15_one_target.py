@@ -31,7 +31,9 @@ def test_the_reviews_of_a_two_api_store_name_their_target(sqlite_store: Store) -
     for call in (
         lambda t: A.monthly_review(sqlite_store, "2026-10", th, target=t),
         lambda t: A.checklist(sqlite_store, "2026-10-01T00:00Z", "2026-10-02T00:00Z", th, target=t),
-        lambda t: A.postmortem(sqlite_store, "2026-10-01T06:00Z", "2026-10-01T07:00Z", th, target=t),
+        lambda t: A.postmortem(
+            sqlite_store, "2026-10-01T06:00Z", "2026-10-01T07:00Z", th, target=t
+        ),
     ):
         with pytest.raises(ParameterError, match=r"several targets \('prod', 'staging'\)"):
             call(None)

@@ -125,14 +125,22 @@ def health_data(answer: Any, memory_limit_bytes: int | None) -> dict[str, Any]:
             "total": h.checks_total,
             "percentage": h.checks_percentage,  # as the server says it: 0-100
             # the server's 0 of 0 checks is "0" (quirk 5): a placeholder, not a measured 0 %
-            "fraction": (
-                None
-                if h.checks_percentage is None or not h.checks_total
-                else h.checks_percentage / 100
-            ),
+            "fraction": _checks_fraction(h.checks_passed, h.checks_total, h.checks_percentage),
         },
         "error": h.error,
     }
+
+
+def _checks_fraction(
+    passed: int | None, total: int | None, percentage: float | None
+) -> float | None:
+    """The share of the health checks that passed (0-1): the server's percentage, else
+    (the quick check gives none) passed / total; None for 0 of 0 checks."""
+    if not total:
+        return None
+    if percentage is not None:
+        return percentage / 100
+    return None if passed is None else passed / total
 
 
 def no_answer_data(exc: ApiError) -> dict[str, Any]:
@@ -238,6 +246,8 @@ def _check_value(value: Any, check: Any) -> str:
 def _check_threshold(threshold: Any, check: Any) -> str:
     if threshold is None:
         return fmt.DASH
+    if check["key"] == "errors_resolved":  # days
+        return f"< {fmt.number(threshold)} days"
     if isinstance(threshold, float) and threshold <= 1:
         return _THRESHOLD_PREFIX.get(check["key"], "") + fmt.pct(threshold, 0)
     return str(threshold)

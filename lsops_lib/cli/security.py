@@ -106,7 +106,7 @@ def _audit_view(a: Any) -> None:
 def _auth_view(a: Any, limit: int) -> None:
     _head("auth", a)
     line(f"  window: {_span(a['start'], a['end'])}")
-    if a["hours_covered"] is not None:
+    if a["unauthorized"] is not None:  # unknown (no hour covered): no figure to show
         base = a["baseline"]
         line(
             f"  {fmt.integer(a['unauthorized'])} x 401, {fmt.integer(a['forbidden'])} x 403, "

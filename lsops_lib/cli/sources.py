@@ -121,7 +121,7 @@ def errors_command(
                 "status": "UNKNOWN",
                 "fatal": None,
                 "new_errors": None,
-                "issues": [],
+                "issues": None,  # unknown (never [])
                 "error": str(exc),
             }
     emit(data, as_json, _errors_view)

@@ -113,7 +113,7 @@ def _audit(a: dict[str, Any]) -> None:
 
 def _auth(a: dict[str, Any]) -> None:
     _head("auth", a)
-    if a["hours_covered"] is not None:
+    if a["unauthorized"] is not None:  # unknown (no hour covered): no figure to show
         base = a["baseline"] or {}
         show_html(
             facts_html(

@@ -78,7 +78,7 @@ class SecurityReview:
             "auth": self.auth["status"],
             "auth_failures": self.auth.get("auth_failures"),
             "rate_limited": self.auth.get("rate_limited"),
-            "auth_bursts": len(self.auth.get("bursts") or []),
+            "auth_bursts": None if self.auth["bursts"] is None else len(self.auth["bursts"]),
             "secrets": self.secrets["status"],
             "secrets_due": self.secrets.get("due"),
             "secrets_overdue": self.secrets.get("overdue"),

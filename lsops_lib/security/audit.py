@@ -69,12 +69,8 @@ def _clean(text: Any) -> str:
 
 def _result(status: str, *, configured: bool = True, **fields: Any) -> dict[str, Any]:
     out: dict[str, Any] = dict.fromkeys(AUDIT_KEYS)
-    out.update(
-        status=status,
-        configured=configured,
-        counts=None,
-        vulnerabilities=[],
-    )
+    # figures stay None unless given (an `unknown` audit: never 0 nor an empty list)
+    out.update(status=status, configured=configured)
     out.update(fields)
     return out
 

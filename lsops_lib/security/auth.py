@@ -70,7 +70,7 @@ NO_SOURCES = {
         "client addresses are only in the API's logs, which lsops collects (lsops logs) but "
         "does not count by client address: top sources unknown"
     ),
-    "top": [],
+    "top": None,
 }
 HOUR_COLUMNS = ["hour", "auth_failures", "rate_limited"]
 ENDPOINT_COLUMNS = [
@@ -86,8 +86,10 @@ BURST_COLUMNS = ["hour", "kind", "count", "baseline", "threshold"]
 
 
 def _result(status: str, **fields: Any) -> dict[str, Any]:
+    """The part's dict; an `unknown` part's figures are None (never 0 nor an empty list)."""
     out: dict[str, Any] = dict.fromkeys(AUTH_KEYS)
-    out.update(status=status, configured=True, by_hour=[], by_endpoint=[], bursts=[])
+    rows = None if status == "unknown" else []
+    out.update(status=status, configured=True, by_hour=rows, by_endpoint=rows, bursts=rows)
     out.update(sources=dict(NO_SOURCES), note=SAMPLE_NOTE)
     out.update(fields)
     return out
@@ -200,11 +202,22 @@ def auth_review(
     target: str | None = None,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """The auth part of the security review (`AUTH_KEYS`): `unknown` when the collector
-    covered no hour of the window, `attention` when an hour bursts, else `ok`; and the
+    covered no hour of the window (its counts, baseline and lists then None, never 0),
+    `attention` when an hour bursts, else `ok`; and the
     hourly frame of every covered hour (`hourly`, for the chart)."""
     records = auth_records(store, start, end, target)
     covered = covered_hours(store, start, end, target)
     per_hour = hourly(records, covered)
+    if not len(covered):  # nothing watched: no count nor baseline (None, never 0)
+        unknown = _result(
+            "unknown",
+            reason="the collector stored no answer of the API in this window",
+            start=start,
+            end=end,
+            hours_covered=0,
+            baseline=dict.fromkeys(KINDS),
+        )
+        return unknown, per_hour
     found = bursts(per_hour, covered, thresholds)
     code = records["status_code"].astype("int64") if len(records) else pd.Series([], dtype="int64")
     counts = {
@@ -215,9 +228,7 @@ def auth_review(
     counts["auth_failures"] = counts["unauthorized"] + counts["forbidden"]
     baseline = {k: _baseline(per_hour, covered, k) for k in KINDS}
     nonzero = per_hour[(per_hour["auth_failures"] > 0) | (per_hour["rate_limited"] > 0)]
-    if not len(covered):
-        status, reason = "unknown", "the collector stored no answer of the API in this window"
-    elif len(found):
+    if len(found):
         status = "attention"
         reason = f"{fmt.counted(len(found), 'hour')} burst above the baseline"
     else:

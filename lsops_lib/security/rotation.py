@@ -46,10 +46,8 @@ def rotation(rotations: Mapping[str, date], thresholds: Thresholds, today: date)
     """The secrets part of the security review (`SECRETS_KEYS`); `secrets`: one row per
     name (name, rotated, age_days, due_on, status), most urgent first."""
     out: dict[str, Any] = dict.fromkeys(SECRETS_KEYS)
-    out.update(
-        today=today, max_age_days=int(thresholds.secret_max_age), secrets=[], due=0, overdue=0
-    )
-    if not rotations:
+    out.update(today=today, max_age_days=int(thresholds.secret_max_age))
+    if not rotations:  # unknown: `due`, `overdue` and `secrets` stay None (never 0 nor [])
         out.update(
             status="unknown",
             configured=False,

@@ -27,7 +27,7 @@ from ..analysis.checklist import FAIL, PASS, UNKNOWN, Check
 from ..config import Thresholds
 from ..store import sources as tables
 from .settings import SourceSettings
-from .views import new_error_log_patterns
+from .views import collected, new_error_log_patterns
 
 ENABLE = {
     "sentry": "[sentry] org and project with a token (LSOPS_SENTRY_ORG, LSOPS_SENTRY_PROJECT, "
@@ -46,15 +46,6 @@ def _configured(
     names = set(sources.configured()) if sources is not None else set()
     names |= set(runs["source"].astype(str)) if not runs.empty else set()
     return names, runs
-
-
-def _collected(runs: pd.DataFrame, name: str, start: datetime, end: datetime) -> bool:
-    """Whether `name` was collected in [start, end] (a collection at the end counts)."""
-    if runs.empty:
-        return False
-    ok = runs[(runs["source"] == name) & runs["ok"].astype(bool)]
-    ok = ok[(ok["ts"] >= pd.Timestamp(start)) & (ok["ts"] <= pd.Timestamp(end))]
-    return not ok.empty
 
 
 def _unknown_line(
@@ -82,7 +73,7 @@ def source_checks(
     missing = {
         n
         for n in ("sentry", "logs", "pm2")
-        if n in configured and not _collected(runs, n, start, end)
+        if n in configured and not collected(runs, n, start, end)
     }
     out: dict[str, Check] = {}
 
@@ -178,7 +169,7 @@ def source_checks(
     # --- Errors resolved promptly
     key, name = "errors_resolved", "Errors resolved promptly"
     days = th.errors_resolve_within
-    threshold = f"< {days:g} days"
+    threshold = days  # raw, as the other lines' (JSON); the text says "< 7 days"
     check = _unknown_line(key, name, ["sentry"], configured, threshold, "warning") or stale(
         key, name, ["sentry"], threshold, "warning"
     )

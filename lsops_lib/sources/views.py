@@ -3,8 +3,9 @@
 - `errors_view`: the Sentry issues seen in a window, asked of Sentry now (worst first),
   with the monitoring-plugin exit code of `lsops errors`.
 - `log_patterns`: the stored log entries of a window grouped by pattern, with the
-  baseline (the window of the same length before) and `new` (no line of the pattern
-  stored before the window); `lines_around`: the entries a few minutes around an instant.
+  baseline (the window of the same length before; None when the logs of that window are
+  not known) and `new` (no line of the pattern stored before the window);
+  `lines_around`: the entries a few minutes around an instant.
 - `new_fatal_sentry_issues`, `new_error_log_patterns`: for the alert rules (issue 11).
 """
 
@@ -161,10 +162,10 @@ def log_patterns(
     now = tables.pattern_counts(store, target, start, end, level=level, grep=grep)
     if now.empty:
         return []
-    before = tables.pattern_counts(
-        store, target, start - (end - start), start, level=level, grep=grep
-    )
+    before_start = start - (end - start)
+    before = tables.pattern_counts(store, target, before_start, start, level=level, grep=grep)
     baseline = {int(r.pattern_id): int(r.count) for r in before.itertuples()}
+    known = _logs_known_before(store, target, before_start, start)
     ids = [int(p) for p in now["pattern_id"]]
     first_seen = tables.pattern_first_seen(store, target, ids)
     templates = tables.templates_of(store, target, ids)
@@ -179,7 +180,7 @@ def log_patterns(
                 "template": templates.get(pid, ""),
                 "level": LEVELS[int(r.level_rank)],
                 "count": int(r.count),
-                "baseline": baseline.get(pid, 0),
+                "baseline": baseline.get(pid, 0) if known else None,
                 "first_seen": first,
                 "last_seen": _ts(r.last),
                 "new": first is not None and first >= pd.Timestamp(start),
@@ -188,6 +189,27 @@ def log_patterns(
         )
     out.sort(key=lambda p: (-level_rank(p["level"]), not p["new"], -p["count"], p["pattern_id"]))
     return out
+
+
+def collected(runs: pd.DataFrame, name: str, start: datetime, end: datetime) -> bool:
+    """Whether `runs` (`source_runs`) holds a successful collection of `name` in [start,
+    end] (a collection at the end counts): the checklist's "was it collected" rule."""
+    if runs.empty:
+        return False
+    ok = runs[(runs["source"] == name) & runs["ok"].astype(bool)]
+    ok = ok[(ok["ts"] >= pd.Timestamp(start)) & (ok["ts"] <= pd.Timestamp(end))]
+    return not ok.empty
+
+
+def _logs_known_before(store: Any, target: str | None, start: datetime, end: datetime) -> bool:
+    """Whether the logs of [start, end) are known (a pattern absent from them: 0 lines):
+    the logs were collected in the window (`collected`), or the store holds an entry of
+    the target from before `end` (a collection reads the files back from where it left
+    them, or from their beginning: the lines carry their own instants)."""
+    runs = tables.source_runs(store, target, start, end + timedelta(milliseconds=1))
+    if collected(runs, "logs", start, end):
+        return True
+    return not tables.log_lines(store, target, None, end, limit=1).empty
 
 
 def lines_around(

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import fmt
+from .. import fmt, interrupts
 from ..config import Thresholds
 from ..exceptions import DatabaseError, LsopsError
 from .backups import DumpCheck, live_row_counts
@@ -193,7 +193,11 @@ def _run(command: list[str], log: Path, feed: Path | None) -> int:
                     pass  # a cut .gz: what was read is restored, the check says it is cut
                 with contextlib.suppress(OSError):
                     proc.stdin.close()
-            return proc.wait()
+            with interrupts.noted([]) as noted:
+                while True:  # a Ctrl-C dropped on the way stops the restore all the same
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        return proc.wait(timeout=0.2)
+                    interrupts.again(noted)
         finally:
             if proc.poll() is None:
                 proc.kill()

@@ -27,6 +27,7 @@ import nbformat
 from jupyter_client import AsyncKernelManager
 from traitlets import Float
 
+from .. import interrupts
 from ..config import Settings
 
 KERNEL_NAME = "python3"
@@ -358,10 +359,15 @@ def execute(
     quiet = _QuietWhileStopping(stopping)
     papermill_log = logging.getLogger("papermill")  # nbclient logs through it here
     papermill_log.addFilter(quiet)
+    noted: list[BaseException] = []  # what the signal handlers raised, in order
     try:
-        worker.start()  # (a signal may land while it starts)
-        while not done.wait(0.2):
-            pass
+        with interrupts.noted(noted):
+            worker.start()  # (a signal may land while it starts)
+            while not done.wait(0.2):
+                if noted:  # raised where Python dropped it (see interrupts.noted)
+                    raise noted[0]
+            if noted:
+                raise noted[0]
     except BaseException:
         stopping.set()  # no other kernel is started for this run
         _stop(worker, done, kernels)

@@ -58,6 +58,27 @@ COUNTER_DTYPES = {
 }
 COUNTER_COLUMNS = list(COUNTER_DTYPES)
 
+# The raw reads (minute and scrape buckets) read their window a chunk at a time: a week
+# (seven of the store's default periods, a day each), rounded up to a multiple of the
+# bucket. One statement over a year of samples (5 M rows of one target, a 0.32 GB frame)
+# held them all at once, decoded, materialized and sorted: 2.2 GB; week by week, 0.7 GB,
+# its time in proportion to the rows (~10 us a row on SQLite). (Tests set a few minutes.)
+RAW_CHUNK_MS = 7 * 86_400_000
+
+# the first and last scrape with metrics of the targets read in [:start, :end)
+_EXTENT_SQL = """SELECT MIN(s.ts), MAX(s.ts) FROM lsops_scrapes s
+    WHERE s.target_id IN (SELECT t.id FROM lsops_targets t {})
+      AND s.ts >= :start AND s.ts < :end AND s.requests_total IS NOT NULL"""
+
+
+def _cuts(first: int, last: int, size: int) -> range:
+    """Where a raw read of the scrapes from `first` to `last` (epoch ms) is cut: the
+    multiples of RAW_CHUNK_MS rounded up to a multiple of the bucket's `size`, in
+    (first, last], above 0 (SQL's integer division truncates toward 0: the bucket 0
+    holds the instants on both sides of it)."""
+    step = -(-RAW_CHUNK_MS // size) * size
+    return range(max(first // step + 1, 1) * step, last + 1, step)
+
 
 class IntervalReads(StoreCore):
     """The interval reads of `Store` (see the module docstring)."""
@@ -112,6 +133,11 @@ class IntervalReads(StoreCore):
         the partial hours at its edges; "minute" and "scrape" read the samples. Both give
         the same figures (the rollup holds, per target, hour and endpoint, the sums of the
         very deltas computed here, filed by the hour of the scrape that closes them).
+        A "minute" (or "scrape") read of a long window visits every sample, a week at a
+        time: its time grows with its rows (a year of one target, 50 endpoints scraped
+        every 5 minutes: 5 M rows, ~50 s of CPU on SQLite) and its memory stays within
+        about twice the frame it answers (64 bytes a row); an hourly or daily read of a
+        year takes ~1 s.
         """
         bucket_sql(bucket)  # an unknown bucket: ParameterError before any read
         lo, hi = window_ms(start, end)  # a value that is no instant: ParameterError
@@ -217,7 +243,7 @@ class IntervalReads(StoreCore):
             target_where = f"WHERE {cond}"
         by = "tg, " if targets is not None else ""
         series = series_sql(target_where, stored=not stale)
-        sql = f"""
+        deltas = f"""
         WITH {series},
         ed AS (
           SELECT {"mk.target AS tg, " if by else ""}{bucket_sql(bucket, "mk.ts")} AS bts, x.endpoint_id,
@@ -227,7 +253,10 @@ class IntervalReads(StoreCore):
           LEFT JOIN __SAMPLES__ px ON px.scrape_sid = mk.p_sid AND px.endpoint_id = x.endpoint_id
           WHERE mk.kind <> 'base'
             AND x.endpoint_id IN (SELECT e.id FROM lsops_endpoints e {monitoring})
-        ),
+        )"""
+        if targets is None:
+            return self._raw_chunks(deltas, start, end, target, bucket, target_where, stale)
+        sql = f"""{deltas},
         g AS (
           SELECT {by}bts, endpoint_id, SUM(d_n) AS requests, SUM(d_e) AS errors,
                  SUM(d_t) AS time_sum_ms, SUM(is_reset) AS resets
@@ -241,12 +270,65 @@ class IntervalReads(StoreCore):
         df = self._frame(
             sql, start, end, target, extra=extra, samples=(window, target_where, stale)
         )
-        if targets is None:
-            return _endpoint_frame(df)
         names = df["target"].astype(str) if not df.empty else pd.Series(dtype=str)
         out = _endpoint_frame(df.drop(columns="target"))
         out.insert(0, "target", names.to_numpy())
         return out
+
+    def _raw_chunks(
+        self,
+        deltas: str,
+        start: datetime | None,
+        end: datetime | None,
+        target: str | None,
+        bucket: str,
+        target_where: str,
+        stale: bool,
+    ) -> pd.DataFrame:
+        """The raw read summed over targets: the statement `deltas` (its CTE `ed`: the
+        deltas of each sample) grouped per bucket and endpoint, over [start, end) cut into
+        chunks of RAW_CHUNK_MS (`_cuts`), each chunk's samples (`pack.samples_source`) and
+        rows read on their own, in one snapshot, and summed and ordered as arrays
+        (`_grouped_columns`: its buckets come after those of the chunk before), joined
+        at the end. A bucket lies in one chunk (the cuts are multiples of its size,
+        above 0), a scrape's deltas are the same whichever chunk reads it (its
+        predecessor found by its link, its samples wherever they are): the chunks' rows
+        are the whole window's. Links computed on the fly (`stale`: a window function
+        over the whole history, each statement) read the window in one piece."""
+        size = BUCKETS[bucket] or 1
+        sql = f"""{deltas}
+        SELECT bts, endpoint_id, CAST(SUM(d_n) AS BIGINT), CAST(ROUND(SUM(d_e)) AS BIGINT),
+               SUM(d_t), CAST(SUM(is_reset) AS BIGINT)
+        FROM ed GROUP BY bts, endpoint_id"""
+        params = self._params(start, end, target)
+        lo, hi = params["start"], params["end"]
+        with self._read() as conn:
+            conn = self._snapshot(conn)  # one snapshot for every chunk
+            endpoints = conn.execute(
+                text("SELECT id, path FROM lsops_endpoints ORDER BY path")
+            ).all()
+            bounds = [lo, hi]
+            if not stale:
+                first, last = conn.execute(text(_EXTENT_SQL.format(target_where)), params).one()
+                if first is None:
+                    return empty(ENDPOINT_DTYPES)
+                bounds = [lo, *_cuts(int(first), int(last), size), hi]
+            rank_of = _ranks(endpoints)
+            parts = []  # each chunk's columns (its buckets after those of the chunk before)
+            for a, b in zip(bounds, bounds[1:], strict=False):
+                chunk = {**params, "start": a, "end": b}
+                source = pack.samples_source(conn, [(a, b)], target_where, chunk, stale=stale)
+                rows = _rollup_tuples(conn, sql.replace("__SAMPLES__", source), chunk)
+                if len(rows):
+                    parts.append(_grouped_columns(rows, rank_of, size))
+                del rows
+        if not parts:
+            return empty(ENDPOINT_DTYPES)
+        # one column at a time: the chunks' arrays of a column dropped once it is joined
+        names = list(parts[0])
+        return _columns_frame(
+            {c: np.concatenate([p.pop(c) for p in parts]) for c in names}, endpoints
+        )
 
     def counter_intervals(
         self,
@@ -424,9 +506,10 @@ def _rollup_columns(
 
 
 def _rollup_tuples(conn: Connection, sql: str, params: dict[str, Any]) -> np.ndarray:
-    """The rows of `sql` (the rollup's columns, none NULL) as one structured array, from
-    the driver's plain tuples (no Row objects, no DataFrame of Python objects), a chunk
-    at a time: the tuples of a year's read (~420,000) are never all alive at once."""
+    """The rows of `sql` (_ROW_DTYPE's six columns, none NULL: the rollup's, a raw read's
+    sums) as one structured array, from the driver's plain tuples (no Row objects, no
+    DataFrame of Python objects), a chunk at a time: the tuples of a year's read
+    (~420,000) are never all alive at once."""
     result = conn.execute(text(sql), params)
     parts = [np.empty(0, dtype=_ROW_DTYPE)]
     try:
@@ -448,15 +531,27 @@ def _grouped_frame(
     paths in the database's order."""
     if len(rows) == 0:
         return empty(ENDPOINT_DTYPES)
+    return _columns_frame(_grouped_columns(rows, _ranks(endpoints), size), endpoints)
+
+
+def _ranks(endpoints: Sequence[tuple[int, str]]) -> np.ndarray:
+    """The position of each endpoint id in `endpoints` (id, path), indexed by id."""
     ids = np.array([int(i) for i, _ in endpoints], dtype=np.int64)
-    rank_of = np.full(int(ids.max()) + 1, -1, dtype=np.int64)
+    rank_of = np.full(int(ids.max(initial=0)) + 1, -1, dtype=np.int64)
     rank_of[ids] = np.arange(len(ids))
+    return rank_of
+
+
+def _grouped_columns(rows: np.ndarray, rank_of: np.ndarray, size: int) -> dict[str, np.ndarray]:
+    """`_grouped_frame`'s sums of `rows` (not empty) as arrays: ts (epoch ms), rank (of
+    the endpoint), requests, errors, time_sum_ms, resets, in the frame's order."""
+    n = len(rank_of)  # a key per (bucket, endpoint position) below
     ts = rows["ts"]
     # stable sorts: equal keys keep their order in `rows`; one int64 key (bucket number
     # x endpoints + rank: the ts are multiples of `size`) sorts 3x faster than two keys.
     # The key computed in place (one array of the rows' length, not four: a year's read
     # is 420,480 rows, each such array 3.4 MB of fresh pages)
-    n, lowest, span = len(ids), int(ts.min()), int(ts.max()) - int(ts.min())
+    lowest, span = int(ts.min()), int(ts.max()) - int(ts.min())
     if (span // size + 1) * n < 2**62:
         key = ts - lowest
         key //= size
@@ -484,14 +579,22 @@ def _grouped_frame(
     sums = {
         c: _sums(rows[c][order], starts) for c in ("requests", "errors", "time_sum_ms", "resets")
     }
+    return {"ts": out_ts, "rank": out_rank, **sums}
+
+
+def _columns_frame(
+    columns: dict[str, np.ndarray], endpoints: Sequence[tuple[int, str]]
+) -> pd.DataFrame:
+    """The `endpoint_intervals` frame of `_grouped_columns` (emptied on the way: each
+    array dropped once in the frame)."""
     # the endpoint names taken from one array of the distinct paths (typed as the
     # database's strings are): no string object per row
     paths = pd.Series([path for _, path in endpoints]).array
     df = pd.DataFrame(
         {
-            "ts": pd.to_datetime(pd.Series(out_ts), unit="ms", utc=True),
-            "endpoint": paths.take(out_rank),
-            **sums,
+            "ts": pd.to_datetime(pd.Series(columns.pop("ts")), unit="ms", utc=True),
+            "endpoint": paths.take(columns.pop("rank")),
+            **{c: columns.pop(c) for c in ("requests", "errors", "time_sum_ms", "resets")},
         }
     )
     return _with_ratios(df)

@@ -129,8 +129,14 @@ _NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
 class LsopsGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
+        stopping.started()
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            # Ctrl-C (or a SIGTERM made one) outside a command's run_command (its first
+            # instants, or while run_command handles an earlier one): not click's
+            # "Aborted!" and exit 1, but one line and 130 (143)
+            fail("interrupted", int(getattr(exc, "exit_code", 130)))
         except _NO_ARGS_IS_HELP:
             raise  # the group's help, as click shows it (stderr, exit 2): not an error line
         except click.UsageError as exc:

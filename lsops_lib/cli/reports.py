@@ -164,7 +164,8 @@ def _status(status: Any) -> tuple[str, str]:
 @contextmanager
 def _sigterm_interrupts() -> Iterator[None]:
     """SIGTERM (systemd, a scheduler's kill) stops a report as Ctrl-C does: the run is
-    archived `interrupted`, its kernel and scratch files are removed, exit 143."""
+    archived `interrupted`, its kernel and scratch files are removed, exit 143. Only the
+    first SIGTERM raises: a second one (systemd's stop repeated) would cut that cleanup."""
     import signal
     import threading
 
@@ -172,7 +173,12 @@ def _sigterm_interrupts() -> Iterator[None]:
         yield
         return
 
+    raised: list[int] = []
+
     def handler(signum: int, frame: Any) -> None:
+        if raised:  # a second SIGTERM while the first one's stop runs: it is under way
+            return
+        raised.append(signum)
         raise _Terminated()
 
     previous = signal.signal(signal.SIGTERM, handler)

@@ -8,6 +8,10 @@ with 143: so `lsops_lib.cli` imports this module FIRST, and when the command lin
 before anything heavy is imported; a signal arriving during start-up only sets `STOP`,
 which `collect` checks before its first scrape. Other commands keep the defaults.
 
+Every other command run as `lsops`: Ctrl-C while it starts (imports, parsing: nothing to
+clean up yet) is one line, `lsops: interrupted`, and exit 130 (`_starting`), until the
+command runs (`started()`, from the group's invoke; a KeyboardInterrupt then).
+
 `install()` (collect's own, for an in-process run) installs them when they are not yet;
 `uninstall()` puts the previous ones back. Only the first instants of the interpreter,
 before Python runs this module, are out of reach (the kernel's default applies there).
@@ -55,6 +59,25 @@ def _handler(signum: int, _frame: Any) -> None:
     STOP.set()
 
 
+def _starting(signum: int, _frame: Any) -> None:
+    """Ctrl-C before the command runs: no traceback, no click "Aborted!" (exit 1)."""
+    os.write(2, b"lsops: interrupted\n")
+    os._exit(128 + signum)
+
+
+def started() -> None:
+    """The command runs: Ctrl-C raises KeyboardInterrupt again (for `run_command`)."""
+    if signal.getsignal(signal.SIGINT) is _starting:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def is_lsops(argv: Sequence[str]) -> bool:
+    """`argv` is the command line of `lsops` (the script, or `python -m lsops_lib.cli`),
+    not of a program importing the CLI (pytest, a notebook)."""
+    first = os.path.basename(argv[0]) if argv else ""
+    return first == "lsops" or argv[0].replace(os.sep, "/").endswith("lsops_lib/cli/__main__.py")
+
+
 def installed() -> bool:
     return bool(_previous)
 
@@ -79,3 +102,5 @@ def uninstall() -> None:
 
 if is_collect(sys.argv):
     install()
+elif is_lsops(sys.argv) and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    signal.signal(signal.SIGINT, _starting)  # (not when SIGINT is ignored: `nohup`, `&`)

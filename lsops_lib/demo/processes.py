@@ -138,12 +138,32 @@ class Children:
 
 def child_signals() -> None:
     """In a forked child: the parent's handlers do not apply. SIGTERM (from the parent's
-    cleanup, or from the kernel when the parent dies) ends the child; SIGINT from the
-    terminal is the parent's to handle."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    cleanup, or from the kernel when the parent dies) ends the child (`_child_sigterm`:
+    a report it runs is stopped as `lsops report` stops one); SIGINT from the terminal is
+    the parent's to handle."""
+    _parent[:] = [os.getppid()]
+    signal.signal(signal.SIGTERM, _child_sigterm)
     signal.signal(signal.SIGHUP, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent()
+
+
+_parent: list[int] = []  # in a child: its parent's pid (`child_signals`)
+
+
+def _child_sigterm(signum: int, _frame: Any) -> None:
+    """SIGTERM in a child, from the parent's cleanup, while a report runs in it
+    (`reports.report_running()`): raised as a stop, as in `lsops report` (the run archived
+    `interrupted`, its kernel and scratch folder removed: a second of work, well within
+    the cleanup's grace). Otherwise, or when it comes because the parent died (SIGKILL:
+    the run is then a dead report's, swept by the next `lsops reports`), the default."""
+    reports = sys.modules.get("lsops_lib.reports")
+    orphaned = bool(_parent) and os.getppid() != _parent[0]
+    if reports is not None and reports.report_running() and not orphaned:
+        signal.signal(signum, signal.SIG_DFL)  # a second SIGTERM: at once
+        raise reports.Stopped(signum)
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
 
 
 def die_with_parent() -> None:

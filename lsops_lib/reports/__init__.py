@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -49,7 +51,15 @@ from .archive import (
     warm_export,
     warning_banner,
 )
-from .batch import MAX_JOBS, BatchResult, month_range, run_reports
+from .batch import (
+    MAX_JOBS,
+    BatchResult,
+    Stopped,
+    _running,
+    month_range,
+    report_running,
+    run_reports,
+)
 from .cleanup import INTERRUPTED, hold_run, scratch_dir, sweep_runs, sweep_scratch
 from .execute import DEFAULT_TIMEOUT_S, execute, kernel_env
 from .index import INDEX_HTML, list_runs, locked, render_index, write_index
@@ -79,6 +89,7 @@ __all__ = [
     "Param",
     "Redactor",
     "Run",
+    "Stopped",
     "check_key",
     "check_timeout",
     "kernel_env",
@@ -87,6 +98,7 @@ __all__ = [
     "notebook_path",
     "notebooks_dir",
     "render_index",
+    "report_running",
     "run_report",
     "run_reports",
     "slugify",
@@ -164,33 +176,39 @@ def run_report(
     sweep(outputs)  # runs whose process died: marked interrupted; their scratch removed
     started = utcnow()
     parameters = redactor.obj(values)
-    try:
-        outputs.mkdir(parents=True, exist_ok=True)
-        with locked(outputs):  # a sweep never sees the run directory before its lock
-            run_id, run_dir = reserve_run_dir(outputs, kind, key, started)
-            alive = hold_run(
-                run_dir,
-                {
-                    "kind": kind,
-                    "key": key,
-                    "started": iso(started),
-                    "parameters": parameters,
-                    "notebook": source.name,
-                    "pid": os.getpid(),
-                },
-            )
-    except OSError as exc:
-        raise ReportError(
-            f"cannot reserve a run directory in {outputs}: {exc.strerror or exc}"
-        ) from None
-    clock = time.monotonic()
-    interrupted: BaseException | None = None
-    warnings: list[str] = []
-    preloaded: dict[str, str] = {}
-    replaced: list[str] = []  # kernels that never answered, replaced by another
-    ahead = Presanitizer(redactor)  # the HTML outputs, sanitized while the kernel runs
+    early: list[int] = []  # a stop asked for while the run is reserved: raised once it is
+    with signals_deferred(early):  # (a run folder is never left without its lock's info)
+        try:
+            outputs.mkdir(parents=True, exist_ok=True)
+            with locked(outputs):  # a sweep never sees the run directory before its lock
+                run_id, run_dir = reserve_run_dir(outputs, kind, key, started)
+                alive = hold_run(
+                    run_dir,
+                    {
+                        "kind": kind,
+                        "key": key,
+                        "started": iso(started),
+                        "parameters": parameters,
+                        "notebook": source.name,
+                        "pid": os.getpid(),
+                    },
+                )
+        except OSError as exc:
+            raise ReportError(
+                f"cannot reserve a run directory in {outputs}: {exc.strerror or exc}"
+            ) from None
+        clock = time.monotonic()
+        interrupted: BaseException | None = None
+        deferred: list[int] = []  # a stop asked for while the run was being archived
+        warnings: list[str] = []
+        preloaded: dict[str, str] = {}
+        replaced: list[str] = []  # kernels that never answered, replaced by another
+        ahead = Presanitizer(redactor)  # the HTML outputs, sanitized while the kernel runs
+    _running[0] += 1
     try:
         try:
+            if early:  # now archived `interrupted` (when the handler raises)
+                signal.raise_signal(early[0])
             with (
                 scratch_dir() as scratch,
                 preload.start(notebook_metadata(source), settings, values, scratch) as ready,
@@ -213,39 +231,68 @@ def run_report(
             interrupted = exc
             how = "SIGTERM" if getattr(exc, "exit_code", 130) == 143 else "Ctrl-C"
             nb, error = nbformat.read(source, as_version=4), f"interrupted ({how})"
-        if error is None:
-            outcome = judge(spec.fails_when, key_figures(nb))
-            error, warnings = outcome.error, outcome.warnings
-        status = "succeeded" if error is None else "failed"
-        run = Run(
-            kind=kind,
-            key=key,
-            run_id=run_id,
-            path=run_dir,
-            status=INTERRUPTED if interrupted is not None else status,
-            started=started,
-            duration_s=time.monotonic() - clock,
-            parameters=parameters,
-            versions=versions(),
-            error=redactor.text(error) if error is not None else None,
-            notebook=source.name,
-            warnings=[redactor.text(w) for w in warnings],
-            preload=preloaded,
-            replaced_kernels=[redactor.text(r) for r in replaced],
-        )
-        try:
-            _archive(run, nb, redactor, title=f"{spec.title}: {key}", ready=ahead)
-            write_index(outputs)
-        except OSError as exc:
-            raise ReportError(
-                f"cannot archive the report in {run_dir}: {exc.strerror or exc}"
-            ) from None
+        with signals_deferred(deferred):  # run.json, report.html and the index agree
+            if error is None:
+                outcome = judge(spec.fails_when, key_figures(nb))
+                error, warnings = outcome.error, outcome.warnings
+            status = "succeeded" if error is None else "failed"
+            run = Run(
+                kind=kind,
+                key=key,
+                run_id=run_id,
+                path=run_dir,
+                status=INTERRUPTED if interrupted is not None else status,
+                started=started,
+                duration_s=time.monotonic() - clock,
+                parameters=parameters,
+                versions=versions(),
+                error=redactor.text(error) if error is not None else None,
+                notebook=source.name,
+                warnings=[redactor.text(w) for w in warnings],
+                preload=preloaded,
+                replaced_kernels=[redactor.text(r) for r in replaced],
+            )
+            try:
+                _archive(run, nb, redactor, title=f"{spec.title}: {key}", ready=ahead)
+                write_index(outputs)
+            except OSError as exc:
+                raise ReportError(
+                    f"cannot archive the report in {run_dir}: {exc.strerror or exc}"
+                ) from None
     finally:
         ahead.close()
         alive.release(remove=(run_dir / RUN_JSON).exists())
+        _running[0] -= 1
     if interrupted is not None:
+        interrupted.run = run  # type: ignore[attr-defined] # (a batch shows it)
         raise interrupted
+    if deferred:  # the stop asked for while archiving, now that the run is whole
+        try:
+            signal.raise_signal(deferred[0])
+        except KeyboardInterrupt as exc:
+            exc.run = run  # type: ignore[attr-defined]
+            raise
     return run
+
+
+@contextlib.contextmanager
+def signals_deferred(got: list[int]) -> Iterator[None]:
+    """SIGINT and SIGTERM held (main thread) while a run is archived: a stop there would
+    leave a run folder half-written (report.ipynb alone, or run.json without report.html
+    or its index entry). The signals that came are appended to `got`, for the caller to
+    raise again once the archive is whole."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {
+        sig: signal.signal(sig, lambda signum, _frame: got.append(signum))
+        for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
 
 
 def notebook_metadata(path: Path) -> dict[str, Any]:

@@ -12,16 +12,26 @@ GIL-bound export work of one report from slowing another; forked when this proce
 single thread, else spawned). `run_report` is safe to call concurrently: run directories
 are reserved atomically and the index is rewritten under a lock. Results come back in the
 order of the parameter sets.
+
+Stopping (README "Interrupted reports"): Ctrl-C or SIGTERM stops the batch as it stops one
+report. The months still queued are never started (neither run nor archived); the running
+ones are told (the same signal, to each worker) and archived `interrupted`, their kernels
+and scratch removed; then the interrupt is raised again (exit 130/143). A worker dies with
+its parent (PR_SET_PDEATHSIG, and a check before each month): its running report is then
+archived `interrupted` as well, and it starts no other.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import multiprocessing
 import os
 import re
+import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,11 +40,29 @@ from ..exceptions import ConfigError, LsopsError, ParameterError
 from ..times import parse_month
 from .archive import Run
 
-__all__ = ["MAX_JOBS", "BatchResult", "month_range", "run_reports"]
+__all__ = ["MAX_JOBS", "BatchResult", "Stopped", "month_range", "report_running", "run_reports"]
 
 MAX_MONTHS = 120
 MAX_JOBS = 16  # worker processes, each running a kernel: more only exhausts the machine
 _RANGE = re.compile(r"^\s*([^.\s]+)\s*\.\.\s*([^.\s]+)\s*$")
+_NOT_STARTED = "not started"  # a month a stopped worker took from the queue and skipped
+_running = [0]  # run_report calls in progress in this process (signal handlers read it)
+_worker: dict[str, int] = {}  # in a pool worker: "parent", "slot", "signum" once stopped
+_shared: dict[str, Any] = {}  # in a pool worker: the batch's "stop" flag and "busy" pids
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop by a signal, raised where the process is (as Ctrl-C raises KeyboardInterrupt):
+    run_report archives the run `interrupted`; `exit_code` 130 for SIGINT, else 143."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__()
+        self.exit_code = 130 if signum == signal.SIGINT else 143
+
+
+def report_running() -> bool:
+    """True while a run_report call of this process is executing or archiving a report."""
+    return _running[0] > 0
 
 
 @dataclass
@@ -97,7 +125,83 @@ def _one(
         run = run_report(kind, params, settings=settings, **options)
     except LsopsError as exc:
         return None, str(exc)
+    except KeyboardInterrupt as exc:
+        if "parent" not in _worker:
+            raise  # inline: the batch stops here (run_reports)
+        run = getattr(exc, "run", None)  # archived `interrupted` by run_report
+        return (run, run.error) if run is not None else (None, _NOT_STARTED)
     return run, run.error
+
+
+def _worker_start(parent: int, stop: Any, busy: Any, slots: Any) -> None:
+    """A pool worker's initializer: SIGTERM/SIGINT stop it (`_worker_signal`), and it
+    dies with its parent (PR_SET_PDEATHSIG: SIGTERM from the kernel when the parent goes,
+    even by SIGKILL). `stop`: the parent's flag; `busy[slot]`: this worker's pid while it
+    runs a month (the parent signals those alone)."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _worker_signal)
+    _worker.clear()
+    _worker["parent"] = parent
+    with slots.get_lock():
+        _worker["slot"] = slots.value
+        slots.value += 1
+    _shared["stop"], _shared["busy"] = stop, busy
+    with contextlib.suppress(Exception):  # Linux; elsewhere the check before each month
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _orphaned() -> bool:
+    return "parent" in _worker and os.getppid() != _worker["parent"]
+
+
+def _worker_signal(signum: int, _frame: Any) -> None:
+    """The first signal stops the worker: the month it runs is interrupted (its report
+    archived as such); it starts no other (`_in_worker`); its parent gone, it ends. Later
+    signals: the stop is under way."""
+    if "signum" in _worker:
+        return
+    _worker["signum"] = signum
+    if _worker.get("busy"):
+        raise Stopped(signum)
+    if _orphaned():
+        os._exit(128 + signum)
+
+
+def _in_worker(
+    kind: str,
+    params: dict[str, Any],
+    settings: Settings,
+    options: dict[str, Any],
+) -> tuple[Run | None, str | None]:
+    """One month in a pool worker: skipped once the batch is stopped; the worker ends
+    after it when its parent is gone (nobody to tell, nothing else to start)."""
+    busy, slot = _shared["busy"], _worker["slot"]
+    _worker["busy"] = 1  # from here a signal raises Stopped
+    try:
+        busy[slot] = os.getpid()  # (then the stop flag: the parent sets it, then reads busy)
+        if _shared["stop"].value or "signum" in _worker or _orphaned():
+            return None, _NOT_STARTED
+        return _one(kind, params, settings, options)
+    except KeyboardInterrupt:  # stopped before its report began
+        return None, _NOT_STARTED
+    finally:
+        _worker.pop("busy", None)
+        busy[slot] = 0
+        if _orphaned():
+            os._exit(128 + _worker.get("signum", signal.SIGTERM))
+
+
+def _stop_workers(futures: Sequence[Future[Any]], stop: Any, busy: Any, signum: int) -> None:
+    """Cancel the months not yet handed to a worker, set the stop flag (a month already
+    queued is skipped), then `signum` to every worker running a month (its report is
+    interrupted). Workers still starting or waiting are not signalled."""
+    for future in futures:
+        future.cancel()
+    stop.value = 1
+    for pid in list(busy):
+        if pid:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signum)
 
 
 def run_reports(
@@ -118,6 +222,8 @@ def run_reports(
     Raises ParameterError (or ConfigError for an unknown database name) before anything
     runs. A report that fails, or cannot be archived, is a BatchResult with `ok` False;
     the others still run. `on_done` is called (in this process) as each report finishes.
+    Ctrl-C or SIGTERM (a KeyboardInterrupt here): no other report starts, the running ones
+    are archived `interrupted` (each passed to `on_done`), then the interrupt is raised.
     """
     from . import DEFAULT_TIMEOUT_S, validate
 
@@ -153,22 +259,60 @@ def run_reports(
     workers = min(jobs, len(checked))
     if workers == 1:
         for index, params in enumerate(checked):
-            finish(index, *_one(kind, params, settings, options))
-    else:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context()) as pool:
-            futures: dict[Future[tuple[Run | None, str | None]], int] = {
-                pool.submit(_one, kind, params, settings, options): index
-                for index, params in enumerate(checked)
-            }
-            from concurrent.futures import as_completed
+            try:
+                finish(index, *_one(kind, params, settings, options))
+            except KeyboardInterrupt as exc:
+                run = getattr(exc, "run", None)  # archived `interrupted` (or as it ended)
+                if run is not None:
+                    finish(index, run, run.error)
+                raise  # the months after it are not started
+        return [r for r in results if r is not None]
 
-            for future in as_completed(futures):
-                index = futures[future]
+    def collect(future: Future[tuple[Run | None, str | None]]) -> None:
+        try:
+            run, error = future.result()
+        except (ConfigError, ParameterError):  # pragma: no cover - validated above
+            raise
+        except Exception as exc:  # a worker that died (killed, out of memory)
+            run, error = None, f"{type(exc).__name__}: {exc}".splitlines()[0]
+        if error != _NOT_STARTED or run is not None:
+            finish(futures[future], run, error)
+
+    context = _mp_context()
+    stop, busy = context.Value("b", 0, lock=False), context.Array("i", workers, lock=False)
+    slots = context.Value("i", 0)
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_worker_start,
+        initargs=(os.getpid(), stop, busy, slots),
+    ) as pool:
+        futures: dict[Future[tuple[Run | None, str | None]], int] = {
+            pool.submit(_in_worker, kind, params, settings, options): index
+            for index, params in enumerate(checked)
+        }
+        seen: set[Future[tuple[Run | None, str | None]]] = set()
+
+        def collect_done(done: set[Future[tuple[Run | None, str | None]]]) -> None:
+            for future in sorted(done, key=futures.__getitem__):
+                if future not in seen and not future.cancelled():
+                    seen.add(future)
+                    collect(future)
+
+        try:
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                collect_done(done)
+        except KeyboardInterrupt as exc:
+            signum = signal.SIGINT if getattr(exc, "exit_code", 130) == 130 else signal.SIGTERM
+            _stop_workers(list(futures), stop, busy, signum)
+            left = {f for f in futures if f not in seen and not f.cancelled()}
+            while left:  # the running reports, archiving themselves as interrupted
                 try:
-                    run, error = future.result()
-                except (ConfigError, ParameterError):  # pragma: no cover - validated above
-                    raise
-                except Exception as exc:  # a worker that died (killed, out of memory)
-                    run, error = None, f"{type(exc).__name__}: {exc}".splitlines()[0]
-                finish(index, run, error)
+                    done, left = wait(left, return_when=FIRST_COMPLETED)
+                    collect_done(done)
+                except KeyboardInterrupt:  # Ctrl-C again: the stop is under way
+                    left = {f for f in futures if f not in seen and not f.cancelled()}
+            raise
     return [r for r in results if r is not None]

@@ -9,6 +9,7 @@ schema may be newer or older than this checkout's.
 import atexit
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
@@ -16,6 +17,12 @@ _DATA_HOME = tempfile.mkdtemp(prefix="lsops-tests-data-")
 os.environ["XDG_DATA_HOME"] = _DATA_HOME
 os.environ.pop("LSOPS_DATA", None)
 atexit.register(shutil.rmtree, _DATA_HOME, True)
+
+# A suite started in the background of a non-interactive shell (`make test &`, nohup) inherits
+# SIGINT ignored, and so do the lsops processes its tests start: the tests of Ctrl-C need
+# Python's own handler, as under a terminal or CI (exec'd children then get the default).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 pytest_plugins = [
     f"tests.fixtures.{p.stem}"

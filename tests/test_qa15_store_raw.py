@@ -176,7 +176,7 @@ def test_a_version_4_store_has_its_raw_payloads_packed_on_open(
 def test_a_raw_migration_killed_midway_resumes_on_open(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    scrapes = _payloads(600, 5)
+    scrapes = _payloads(300, 5)
     ref = tmp_path / "ref.sqlite"
     _v4_store(f"sqlite:///{ref}", scrapes, monkeypatch)
     with sqlite3.connect(ref) as con:
@@ -235,7 +235,7 @@ def test_a_raw_migration_killed_midway_resumes_on_open(
         with Store(f"sqlite:///{work}") as store:  # finishes the migration
             assert store.schema_version() == 5
             rows, blocks = _counts(store)
-            assert blocks >= 500 and rows <= 2
+            assert blocks >= 250 and rows <= 2
             assert _answers(store, scrapes) == want
         break
     assert partial, "no kill landed inside the migration"

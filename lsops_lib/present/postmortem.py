@@ -148,8 +148,9 @@ def show_postmortem_header(
 # --- summary ----------------------------------------------------------------------------------
 
 
-def _any_ongoing(summary: Mapping[str, Any]) -> bool:
-    incidents = summary.get("incidents")
+def _ongoing(incidents: Any) -> bool:
+    """True when a breach (an incident other than a restart: `pm.incidents`, or the
+    summary's rows) lasts to the window's last observation: no recovery seen."""
     rows = incidents.to_dict("records") if isinstance(incidents, pd.DataFrame) else incidents
     return any(bool(r.get("ongoing")) and r.get("kind") != "restart" for r in rows or [])
 
@@ -190,7 +191,11 @@ def impact_sentence(summary: Mapping[str, Any]) -> str:
     text = (
         f"From {fmt_ts(summary['impact_start'])} to {fmt_ts(summary['impact_end'])} "
         f"({fmt_duration(summary['duration_s'])}"
-        + (", still breaching at the window's last observation" if _any_ongoing(summary) else "")
+        + (
+            ", still breaching at the window's last observation"
+            if _ongoing(summary.get("incidents"))
+            else ""
+        )
         + f"): {_what(summary.get('incidents'))}. "
         f"{requests[0].upper()}{requests[1:]}; {fmt_int(summary['no_answer'])} of "
         f"{fmt_int(summary['observations'])} health checks got no answer."
@@ -435,12 +440,6 @@ def show_detection(incidents: Any, detection: dict[str, Any] | None = None) -> N
     )
 
 
-def _ongoing(pm: Any) -> bool:
-    """True when a breach of the window lasts to its last observation (no recovery seen)."""
-    incidents = pm.incidents
-    return bool(incidents["ongoing"].any()) if "ongoing" in incidents else False
-
-
 @guarded("Resolution")
 def show_resolution(pm: Any, restarts: pd.DataFrame | None = None) -> None:
     """When the history is back within thresholds, and the restarts (`restarts`, default
@@ -449,7 +448,7 @@ def show_resolution(pm: Any, restarts: pd.DataFrame | None = None) -> None:
         return
     restarts = pm.restarts if restarts is None else restarts
     if pm.impact_end is not None:
-        if _ongoing(pm):  # its end is the last observation, a breaching one
+        if _ongoing(pm.incidents):  # its end is the last observation, a breaching one
             show_text(
                 "Not back within thresholds in the window: still breaching at its last "
                 f"observation, {fmt_ts(pm.impact_end)} (widen the window to see the recovery)."

@@ -44,8 +44,8 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from ..config import STORE_DRIVERS, credentials_problem, redact_url
 from ..exceptions import ConfigError, StoreError, StoreVersionError
+from ..urls import STORE_DRIVERS, credentials_problem, redact_url
 
 SCHEMA_VERSION = 5  # 2: lsops_rollup; 3: the series links; 4: packed sample blocks (pack.py);
 # 5: raw payloads packed with their period (an lsops of version 4 would not find them)

@@ -74,10 +74,27 @@ def index_catalog(insp: Inspector) -> pd.DataFrame:
     Columns: schema, table, index, method, is_unique, is_primary, is_valid,
     backs_constraint, keys (attnums, 0 = expression), key_count, opclasses, collations,
     options, expressions, predicate, definition, key_definitions (each key column or
-    expression as SQL), nulls_not_distinct, size_bytes, table_bytes, scans.
+    expression as SQL), nulls_not_distinct, size_bytes, table_bytes, scans,
+    is_partitioned (an index of a partitioned table, relkind 'I': its size_bytes and
+    scans are those of its partitions' indexes, summed), parent_index (the partitioned
+    index this partition's index is attached to, None if none: it is dropped with its
+    parent, never on its own).
     """
     # PostgreSQL 15 added UNIQUE NULLS NOT DISTINCT; before, NULLs are always distinct
     nulls = "x.indnullsnotdistinct" if insp.server_version_num >= 150000 else "false"
+    # a partitioned index has no storage nor statistics of its own: its partitions' count
+    if insp.server_version_num >= 120000:
+        size = """CASE WHEN i.relkind = 'I' THEN
+                   (SELECT COALESCE(sum(pg_relation_size(pt.relid)), 0)
+                    FROM pg_partition_tree(x.indexrelid) pt)
+                   ELSE pg_relation_size(x.indexrelid) END"""
+        scans = """CASE WHEN i.relkind = 'I' THEN
+                   (SELECT COALESCE(sum(ps.idx_scan), 0)
+                    FROM pg_partition_tree(x.indexrelid) pt
+                    JOIN pg_stat_all_indexes ps ON ps.indexrelid = pt.relid)
+                   ELSE COALESCE(s.idx_scan, 0) END"""
+    else:  # pragma: no cover - PostgreSQL 11
+        size, scans = "pg_relation_size(x.indexrelid)", "COALESCE(s.idx_scan, 0)"
     df = insp.frame(
         f"""
         SELECT n.nspname AS schema,
@@ -100,9 +117,12 @@ def index_catalog(insp: Inspector) -> pd.DataFrame:
                ARRAY(SELECT pg_get_indexdef(x.indexrelid, k, true)
                      FROM generate_series(1, x.indnkeyatts) AS k ORDER BY k) AS key_definitions,
                {nulls} AS nulls_not_distinct,
-               pg_relation_size(x.indexrelid) AS size_bytes,
+               {size} AS size_bytes,
                pg_relation_size(x.indrelid) AS table_bytes,
-               COALESCE(s.idx_scan, 0) AS scans
+               {scans} AS scans,
+               i.relkind = 'I' AS is_partitioned,
+               (SELECT p.relname FROM pg_inherits h JOIN pg_class p ON p.oid = h.inhparent
+                WHERE h.inhrelid = x.indexrelid) AS parent_index
         FROM pg_index x
         JOIN pg_class i ON i.oid = x.indexrelid
         JOIN pg_class t ON t.oid = x.indrelid
@@ -116,7 +136,7 @@ def index_catalog(insp: Inspector) -> pd.DataFrame:
     for col in ("size_bytes", "table_bytes", "scans", "key_count"):
         if col in df:
             df[col] = df[col].astype("int64")
-    for col in ("expressions", "predicate"):
+    for col in ("expressions", "predicate", "parent_index"):
         if col in df:
             df[col] = df[col].astype(object).where(df[col].notna(), None)
     return df
@@ -137,7 +157,9 @@ def unused_indexes(
     size. Never a primary key, a unique index or an index backing a constraint.
 
     Columns: schema, table, index, method, size_bytes, scans, definition, stats_reset,
-    stats_since, stats_age_days, drop_proposed (largest first). `drop_proposed` is True
+    stats_since, stats_age_days, drop_proposed, is_partitioned (largest first). A
+    partitioned table's index counts the scans of its partitions' indexes, which are not
+    listed themselves (they are dropped with it, never on their own). `drop_proposed` is True
     only once the statistics cover `unused_index_min_age` days: before that, 0 scans may
     just mean "too early to tell" (a fresh index, a monthly job not yet run). lsops's own
     queries never count here (see `connect.OWN_SCAN_SETTINGS`).
@@ -156,6 +178,7 @@ def unused_indexes(
         "stats_since",
         "stats_age_days",
         "drop_proposed",
+        "is_partitioned",
     ]
     mask = (
         cat["is_valid"]
@@ -163,6 +186,7 @@ def unused_indexes(
         & ~cat["is_primary"]
         & ~cat["backs_constraint"]
         & (cat["scans"] == 0)
+        & cat["parent_index"].isna()
     )
     out = cat.loc[mask].copy()
     reset = stats if stats is not None else stats_reset(insp)
@@ -212,8 +236,9 @@ def duplicate_indexes(insp: Inspector, catalog: pd.DataFrame | None = None) -> p
     """Indexes covered by another index of the same table: same method, predicate and
     expressions, and key columns a leading prefix of the other's (exact duplicates included).
 
-    A unique or primary-key index is never the one to drop. Columns: schema, table, index,
-    covered_by, size_bytes, scans, definition, covered_by_definition.
+    A unique or primary-key index is never the one to drop, nor a partition's index
+    attached to a partitioned one. Columns: schema, table, index, covered_by, size_bytes,
+    scans, definition, covered_by_definition, is_partitioned.
     """
     cat = index_catalog(insp) if catalog is None else catalog
     columns = [
@@ -225,6 +250,7 @@ def duplicate_indexes(insp: Inspector, catalog: pd.DataFrame | None = None) -> p
         "scans",
         "definition",
         "covered_by_definition",
+        "is_partitioned",
     ]
     rows: list[dict[str, Any]] = []
     # each index as a plain dict, grouped by table (a pandas Series an index cost ~8 ms a
@@ -237,6 +263,8 @@ def duplicate_indexes(insp: Inspector, catalog: pd.DataFrame | None = None) -> p
         for a in series:
             if a["is_unique"] or a["is_primary"] or a["backs_constraint"]:
                 continue
+            if a.get("parent_index") is not None:
+                continue  # dropped with its parent, never on its own
             best: dict[str, Any] | None = None
             for b in series:
                 if b["index"] == a["index"] or not _covers(a, b):
@@ -266,6 +294,7 @@ def duplicate_indexes(insp: Inspector, catalog: pd.DataFrame | None = None) -> p
                         "scans": int(a["scans"]),
                         "definition": a["definition"],
                         "covered_by_definition": best["definition"],
+                        "is_partitioned": bool(a["is_partitioned"]),
                     }
                 )
     if not rows:  # the types of a frame of some rows
@@ -273,14 +302,18 @@ def duplicate_indexes(insp: Inspector, catalog: pd.DataFrame | None = None) -> p
     return pd.DataFrame(rows, columns=columns)
 
 
-_DUPLICATE_DTYPES = {"size_bytes": "int64", "scans": "int64"}  # the others are text
+_DUPLICATE_DTYPES = {"size_bytes": "int64", "scans": "int64", "is_partitioned": "bool"}
 
 
 def invalid_indexes(insp: Inspector, catalog: pd.DataFrame | None = None) -> pd.DataFrame:
     """Indexes left INVALID (a failed `CREATE INDEX CONCURRENTLY` or `REINDEX`): they cost
     writes and serve no reads. Columns: schema, table, index, size_bytes, definition,
     is_unique, key_definitions, predicate, nulls_not_distinct (what `duplicate_keys_sql`
-    needs: a unique build fails again while duplicate keys remain)."""
+    needs: a unique build fails again while duplicate keys remain), is_partitioned,
+    missing_partitions. A partitioned table's index is invalid while a partition has no
+    index attached to it (`CREATE INDEX ... ON ONLY`, the partitions' indexes not yet
+    attached): `missing_partitions` lists those partitions ({schema, table,
+    is_partitioned}), None for any other index."""
     cat = index_catalog(insp) if catalog is None else catalog
     columns = [
         "schema",
@@ -292,8 +325,46 @@ def invalid_indexes(insp: Inspector, catalog: pd.DataFrame | None = None) -> pd.
         "key_definitions",
         "predicate",
         "nulls_not_distinct",
+        "is_partitioned",
     ]
-    return cat.loc[~cat["is_valid"], columns].reset_index(drop=True)
+    out = cat.loc[~cat["is_valid"], columns].reset_index(drop=True)
+    out["missing_partitions"] = pd.Series(
+        [
+            _missing_partitions(insp, r["schema"], r["index"]) if r["is_partitioned"] else None
+            for r in out.to_dict("records")
+        ],
+        index=out.index,
+        dtype=object,
+    )
+    return out
+
+
+def _missing_partitions(insp: Inspector, schema: str, index: str) -> list[dict[str, Any]]:
+    """The partitions of a partitioned index's table with no index attached to it."""
+    df = insp.frame(
+        """
+        SELECT pn.nspname AS schema, pc.relname AS "table", pc.relkind = 'p' AS is_partitioned
+        FROM pg_class ix
+        JOIN pg_namespace ixn ON ixn.oid = ix.relnamespace
+        JOIN pg_index x ON x.indexrelid = ix.oid
+        JOIN pg_inherits h ON h.inhparent = x.indrelid
+        JOIN pg_class pc ON pc.oid = h.inhrelid
+        JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+        WHERE ixn.nspname = :schema AND ix.relname = :index
+          AND NOT EXISTS (SELECT 1 FROM pg_inherits hi JOIN pg_index xi ON xi.indexrelid = hi.inhrelid
+                          WHERE hi.inhparent = ix.oid AND xi.indrelid = pc.oid)
+        ORDER BY pn.nspname, pc.relname
+        """,
+        {"schema": schema, "index": index},
+    )
+    return [
+        {
+            "schema": str(r["schema"]),
+            "table": str(r["table"]),
+            "is_partitioned": bool(r["is_partitioned"]),
+        }
+        for r in df.to_dict("records")
+    ]
 
 
 def duplicate_keys_sql(

@@ -268,8 +268,9 @@ def sequences_near_max(insp: Inspector, thresholds: DbThresholds | None = None) 
     of the column it feeds (owned by it, or whose DEFAULT calls it): a bigint sequence
     feeding an integer column overflows at 2^31 - 1; a descending one, the larger of its
     MINVALUE and the column's minimum. What caps it decides the fix (see
-    `recommend.sequence_fix`). Columns: schema, sequence, column ("table.column" or None),
-    table_schema, sequence_type, column_type, increment_by, cycle, last_value,
+    `recommend.sequence_fix`). Columns: schema, sequence, column ("table.column" or None,
+    for reading: a name may hold a dot), table_schema, table_name, column_name (the column
+    as separate names, None without one), sequence_type, column_type, increment_by, cycle, last_value,
     sequence_max (its MAXVALUE, or MINVALUE descending), column_max (the column type's
     limit, None for bigint or no column), max_value (the limit), fraction, capped_by
     ("sequence" | "column"). Sequences the role may not read are noted on `insp`.
@@ -283,7 +284,8 @@ def sequences_near_max(insp: Inspector, thresholds: DbThresholds | None = None) 
                    s.last_value, s.increment_by, s.cycle,
                    CASE WHEN s.increment_by > 0 THEN s.max_value ELSE s.min_value END
                        AS sequence_max,
-                   col.table_schema, col.owner, col.column_type,
+                   col.table_schema, col.table_name, col.column_name, col.owner,
+                   col.column_type,
                    CASE WHEN s.increment_by > 0 THEN col.type_max ELSE col.type_min END
                        AS column_max
             FROM pg_sequences s
@@ -291,6 +293,7 @@ def sequences_near_max(insp: Inspector, thresholds: DbThresholds | None = None) 
             JOIN pg_class sc ON sc.relnamespace = sn.oid AND sc.relname = s.sequencename
             LEFT JOIN LATERAL (
                 SELECT tn.nspname AS table_schema,
+                       t.relname AS table_name, a.attname AS column_name,
                        t.relname || '.' || a.attname AS owner,
                        format_type(a.atttypid, a.atttypmod) AS column_type,
                        CASE a.atttypid WHEN 'int2'::regtype THEN 32767
@@ -327,7 +330,7 @@ def sequences_near_max(insp: Inspector, thresholds: DbThresholds | None = None) 
             FROM limits
         )
         SELECT schemaname AS schema, sequencename AS sequence, owner AS "column",
-               table_schema, sequence_type, column_type, increment_by, cycle, last_value,
+               table_schema, table_name, column_name, sequence_type, column_type, increment_by, cycle, last_value,
                sequence_max, column_max, max_value,
                CASE WHEN column_caps THEN 'column' ELSE 'sequence' END AS capped_by,
                -- the share used: last / limit, on the side the sequence moves to
@@ -341,6 +344,8 @@ def sequences_near_max(insp: Inspector, thresholds: DbThresholds | None = None) 
         "sequence",
         "column",
         "table_schema",
+        "table_name",
+        "column_name",
         "sequence_type",
         "column_type",
         "increment_by",

@@ -60,10 +60,30 @@ _SQL_LITERAL = r"""
     (?:[Ee]|[Uu]&)?'(?:''|\\.|[^'\\])*(?:'|\Z)                   # 'x', E'x', U&'x'
   | \$(?P<tag>(?:[A-Za-z_][A-Za-z_0-9]*)?)\$.*?(?:\$(?P=tag)\$|\Z)  # $$x$$, $tag$x$tag$
 """
+# PASSWORD then its literal, with or without a space or comment between (PASSWORD'x' is
+# valid SQL); the other literals, quoted identifiers and comments are read past whole, so
+# that a "password" inside one ('reset password' ...) never starts a literal of its own
 _PASSWORD_LITERAL = re.compile(
-    r"(\bPASSWORD(?:\s|/\*.*?\*/|--[^\n]*(?:\n|\Z))+)(?:" + _SQL_LITERAL + ")",
+    r"(?P<pw>\bPASSWORD(?:\s|/\*.*?\*/|--[^\n]*(?:\n|\Z))*)(?:" + _SQL_LITERAL + ")"
+    r"""
+  | (?P<comment>/\*.*?(?:\*/|\Z) | --[^\n]*)
+  | "(?:""|[^"])*(?:"|\Z)                                          # "identifier"
+  | [Ee]'(?:''|\\.|[^'\\])*(?:'|\Z) | (?:[Uu]&)?'(?:''|[^'])*(?:'|\Z)
+  | \$(?P<other>(?:[A-Za-z_][A-Za-z_0-9]*)?)\$.*?(?:\$(?P=other)\$|\Z)
+    """,
     re.IGNORECASE | re.DOTALL | re.VERBOSE,
 )
+
+
+def _mask_password(m: re.Match[str]) -> str:
+    if m.group("pw") is not None:
+        return f"{m.group('pw')}'{MASK}'"
+    comment = m.group("comment")
+    if comment is not None:  # a statement commented out keeps its password masked too
+        return comment[:2] + _PASSWORD_LITERAL.sub(_mask_password, comment[2:])
+    return m.group(0)
+
+
 # password = 'x' (a column, a connection string's key=value), postgresql://user:secret@host
 _CONNINFO_PASSWORD = re.compile(
     r"(\bpassword\s*=\s*)(?:''(?:''''|[^'])*''|'(?:''|[^'])*(?:'|\Z)|[^\s']+)", re.I
@@ -73,12 +93,13 @@ MASK = "***"
 
 
 def mask_secrets(text: Any) -> Any:
-    """A statement text with its passwords masked: `PASSWORD 'x'` (ENCRYPTED PASSWORD too,
-    E'' and '' escapes, dollar quoting) -> `PASSWORD '***'`; in connection strings
+    """A statement text with its passwords masked: `PASSWORD 'x'` and `PASSWORD'x'`
+    (ENCRYPTED PASSWORD too, E'' and '' escapes, dollar quoting) -> `PASSWORD '***'`
+    (`PASSWORD'***'`); in connection strings
     `password=***` and `://user:***@`. What is not a string is returned as it is."""
     if not isinstance(text, str):
         return text
-    text = _PASSWORD_LITERAL.sub(lambda m: f"{m.group(1)}'{MASK}'", text)
+    text = _PASSWORD_LITERAL.sub(_mask_password, text)
     text = _CONNINFO_PASSWORD.sub(lambda m: f"{m.group(1)}{MASK}", text)
     return _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{MASK}{m.group(2)}", text)
 

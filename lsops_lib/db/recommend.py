@@ -32,11 +32,35 @@ SEVERITIES = ("critical", "warning", "info")
 RECOMMENDATION_COLUMNS = ["severity", "kind", "object", "title", "evidence", "sql", "check"]
 
 _PLAIN = re.compile(r"^[a-z_][a-z0-9_$]*$")
-_RESERVED = {"user", "table", "order", "group", "select", "where", "from", "index", "limit"}
+# the keywords PostgreSQL reserves in some way (every category but unreserved): as an
+# identifier each needs quotes, as quote_ident() quotes them. PostgreSQL 16's list
+# (15's without json_array, json_arrayagg, json_object, json_objectagg, system_user;
+# quoting a word an older server does not reserve is harmless):
+# SELECT word FROM pg_get_keywords() WHERE catcode <> 'U' ORDER BY word
+_RESERVED = frozenset(
+    """
+    all analyse analyze and any array as asc asymmetric authorization between bigint
+    binary bit boolean both case cast char character check coalesce collate collation
+    column concurrently constraint create cross current_catalog current_date current_role
+    current_schema current_time current_timestamp current_user dec decimal default
+    deferrable desc distinct do else end except exists extract false fetch float for
+    foreign freeze from full grant greatest group grouping having ilike in initially inner
+    inout int integer intersect interval into is isnull join json_array json_arrayagg
+    json_object json_objectagg lateral leading least left like limit localtime
+    localtimestamp national natural nchar none normalize not notnull null nullif numeric
+    offset on only or order out outer overlaps overlay placing position precision primary
+    real references returning right row select session_user setof similar smallint some
+    substring symmetric system_user table tablesample then time timestamp to trailing
+    treat trim true union unique user using values varchar variadic verbose when where
+    window with xmlattributes xmlconcat xmlelement xmlexists xmlforest xmlnamespaces
+    xmlparse xmlpi xmlroot xmlserialize xmltable
+    """.split()
+)
 
 
 def quote_ident(name: str) -> str:
-    """An identifier as SQL would need it (quoted only when it has to be)."""
+    """An identifier as SQL would need it: quoted unless it is lower case
+    [a-z_][a-z0-9_$]* and no keyword PostgreSQL reserves (`_RESERVED`)."""
     if _PLAIN.match(name) and name not in _RESERVED:
         return name
     return '"' + name.replace('"', '""') + '"'
@@ -195,7 +219,11 @@ def sequence_fix(row: Any) -> str | None:
     col_limit = row["column_max"]
     col_limit = None if col_limit is None or pd.isna(col_limit) else int(col_limit)
     if row["capped_by"] == "column" and column:
-        table, col = column.split(".", 1)
+        # the names as the catalog has them ("table.column" is ambiguous: a name may hold
+        # a dot); the joined form only for a row without them
+        table, col = row.get("table_name"), row.get("column_name")
+        if not (isinstance(table, str) and isinstance(col, str)):
+            table, col = column.rsplit(".", 1)
         schema = row["table_schema"] if isinstance(row["table_schema"], str) else row["schema"]
         steps.append(
             f"ALTER TABLE {_q(schema, table)} ALTER COLUMN {quote_ident(col)} TYPE bigint;"
@@ -222,10 +250,66 @@ _TYPE_LIMITS = {
 }
 
 
+def _drop_index(r: Any) -> str:
+    """DROP INDEX of a row of `indexes`' checks: CONCURRENTLY, except for a partitioned
+    table's index (PostgreSQL cannot drop one concurrently)."""
+    if bool(getattr(r, "is_partitioned", False)):
+        return (
+            f"DROP INDEX IF EXISTS {_q(r.schema, r.index)};  -- a partitioned index: not "
+            "CONCURRENTLY (PostgreSQL cannot), it locks the table and its partitions"
+        )
+    return f"DROP INDEX CONCURRENTLY IF EXISTS {_q(r.schema, r.index)};"
+
+
+def _incomplete_partitioned_index(r: Any) -> dict[str, Any]:
+    """A partitioned table's index left invalid because a partition has no index attached
+    to it (`CREATE INDEX ... ON ONLY`): build one on each such partition and attach it,
+    or drop the partitioned index."""
+    missing = list(r.missing_partitions) if isinstance(r.missing_partitions, list) else []
+    definition = str(r.definition)
+    using = definition[definition.find(" USING ", definition.find(" ON ")) :]
+    create = "CREATE UNIQUE INDEX" if bool(r.is_unique) else "CREATE INDEX"
+    steps = []
+    for part in missing:
+        name = f"{part['table']}_{r.index}"
+        # a partition partitioned in turn takes no CONCURRENTLY either
+        concurrently = "" if part["is_partitioned"] else " CONCURRENTLY"
+        steps.append(
+            f"{create}{concurrently} {quote_ident(name)} ON {_q(part['schema'], part['table'])}"
+            f"{using};\n"
+            f"ALTER INDEX {_q(r.schema, r.index)} ATTACH PARTITION {_q(part['schema'], name)};"
+        )
+    drop = _drop_index(r)
+    if steps:
+        sql = (
+            "-- build an index on each partition without one, and attach it:\n"
+            + "\n".join(steps)
+            + "\n-- or, if the index is not wanted:\n-- "
+            + drop
+        )
+    else:
+        sql = drop
+    parts = ", ".join(p["table"] for p in missing) or "none left"
+    return _rec(
+        "warning",
+        "invalid_index",
+        _q(r.schema, r.index),
+        f"Partitioned index {r.index} on {r.table} is incomplete (created ON ONLY): attach an "
+        "index of each partition, or drop it",
+        f"indisvalid = false until every partition has an index attached to it "
+        f"({fmt.counted(len(missing), 'partition')} without one: {parts}); it serves no query "
+        "until then",
+        sql,
+    )
+
+
 def _invalid_index(r: Any, insp: Inspector | None) -> dict[str, Any]:
     """An invalid index: drop and rebuild it. A UNIQUE one failed most likely on duplicate
     keys, and its rebuild fails again while they remain: the SQL lists them first, and
-    with `insp` the check counts them now."""
+    with `insp` the check counts them now. A partitioned table's index is invalid for
+    another reason: a partition without an index attached to it."""
+    if bool(getattr(r, "is_partitioned", False)):
+        return _incomplete_partitioned_index(r)
     definition = str(r.definition).replace("CREATE INDEX", "CREATE INDEX CONCURRENTLY", 1)
     definition = definition.replace("CREATE UNIQUE INDEX", "CREATE UNIQUE INDEX CONCURRENTLY", 1)
     rebuild = f"DROP INDEX CONCURRENTLY IF EXISTS {_q(r.schema, r.index)};\n{definition};"
@@ -313,21 +397,27 @@ def recommendations(
                 _q(r.schema, r.index),
                 f"Redundant index {r.index} on {r.table}: covered by {r.covered_by}",
                 f"{r.definition} is covered by {r.covered_by_definition}; "
-                f"{_size(r.size_bytes)}, {int(r.scans)} scans (the covering index serves them)",
-                f"DROP INDEX CONCURRENTLY IF EXISTS {_q(r.schema, r.index)};",
+                f"{_size(r.size_bytes)}, {fmt.counted(int(r.scans), 'scan')} (the covering "
+                "index serves them)",
+                _drop_index(r),
             )
         )
     unused = frame("unused")
-    duplicate_names = set(frame("duplicate").get("index", pd.Series(dtype=object)))
+    duplicate = frame("duplicate")
+    duplicate_names = (
+        set(zip(duplicate["schema"], duplicate["index"], strict=True))
+        if {"schema", "index"} <= set(duplicate.columns)
+        else set()
+    )
     age = _stats_age(unused)
     for r in unused.itertuples(index=False):
-        if r.index in duplicate_names:
+        if (r.schema, r.index) in duplicate_names:
             continue  # already recommended as redundant
         proposed = bool(getattr(r, "drop_proposed", True))
         if proposed:
             title = f"Unused index {r.index} on {r.table}"
             advice = "Check replicas and rare jobs before dropping."
-            sql: str | None = f"DROP INDEX CONCURRENTLY IF EXISTS {_q(r.schema, r.index)};"
+            sql: str | None = _drop_index(r)
         else:
             title = f"Unused index {r.index} on {r.table}: too early to drop"
             advice = (
@@ -546,7 +636,7 @@ def recommendations(
                 "warning",
                 "indexing_failures",
                 "context_indexing_log",
-                f"{log['failed']} failed embedding indexing runs",
+                f"{fmt.counted(int(log['failed']), 'failed embedding indexing run')}",
                 "see the latest failures; re-index through the API: POST /api/context/index/all",
                 None,
             )

@@ -61,9 +61,11 @@ def _view(limit: int) -> Any:
         # one row per entity and reason: the title counts both when they differ
         rows, stale = d["entities"], "stale " if d["stale_only"] else ""
         title = "Entities to re-index"
-        if rows:
+        if d["to_reindex"] is None:
+            title += ": unknown (no source table could be checked: see the notes above)"
+        elif rows:
             title += ": " + fmt.counted(d["to_reindex"], f"{stale}entity", f"{stale}entities")
-        if len(rows) != d["to_reindex"]:
+        if d["to_reindex"] is not None and len(rows) != d["to_reindex"]:
             title += f" in {fmt.counted(len(rows), 'row')} (an entity missing and failed has two)"
         table(rows[:limit], _ENTITY_COLUMNS, title=title)
         if len(rows) > limit:

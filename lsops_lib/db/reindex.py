@@ -125,6 +125,22 @@ def table_columns(insp: Inspector, tables: Iterable[str]) -> dict[str, set[str]]
     return out
 
 
+def unusable_schemas(insp: Inspector) -> list[str]:
+    """The schemas of the search path that exist but the role may not use (no USAGE): the
+    tables in them are out of its reach, and `to_regclass` answers NULL as for an absent one."""
+    df = insp.frame(
+        """
+        SELECT n.nspname AS schema
+        FROM pg_namespace n
+        WHERE n.nspname = ANY (current_schemas(false) || string_to_array(
+                  replace(replace(current_setting('search_path'), ' ', ''), '"', ''), ','))
+          AND NOT has_schema_privilege(n.oid, 'USAGE')
+        ORDER BY n.nspname
+        """
+    )
+    return [str(x) for x in df["schema"]]
+
+
 def entity_count(insp: Inspector, table: str) -> int:
     """How many rows (entities) a source table holds."""
     return int(insp.scalar(f"SELECT count(*) FROM {_ident(table)}"))
@@ -270,8 +286,11 @@ class ReindexList:
     stale_only: bool = False
 
     @property
-    def total(self) -> int:
-        """Distinct entities to re-index (the listed ones)."""
+    def total(self) -> int | None:
+        """Distinct entities to re-index (the listed ones); None when no type has a reason
+        lsops could check (every count unknown: never 0)."""
+        if self.by_type.empty or self.by_type["to_reindex"].isna().all():
+            return None
         if self.entities.empty:
             return 0
         return int(len(self.entities.drop_duplicates(["entity_type", "entity_id"])))
@@ -307,6 +326,12 @@ def reindex_list(
     ce = columns.get(EMBEDDINGS)
     log = columns.get(LOG)
     notes: list[str] = []
+    unusable = unusable_schemas(insp)
+    if unusable:  # its tables look absent to the role: say why before "absent"
+        notes.append(
+            f"the role has no USAGE on schema {', '.join(unusable)}: the tables there are "
+            "out of its reach (GRANT USAGE ON SCHEMA ... TO the role), read as absent below"
+        )
     embedded_column: str | None = None
     null_check = False
     if ce is None:
@@ -420,8 +445,11 @@ def reindex_list(
             kind="stable",
         ).reset_index(drop=True)
     counts = entities.drop_duplicates(["entity_type", "entity_id"])["entity_type"].value_counts()
+    checked = ("stale",) if stale_only else REASONS
     for row in by_type:
-        row["to_reindex"] = int(counts.get(row["entity_type"], 0))
+        # a type none of whose reasons could be checked has no count, not 0
+        known = any(row.get(r) is not None for r in checked)
+        row["to_reindex"] = int(counts.get(row["entity_type"], 0)) if known else None
     return ReindexList(
         by_type=_frame(by_type, BY_TYPE_COLUMNS),
         entities=entities,

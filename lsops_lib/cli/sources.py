@@ -8,7 +8,9 @@ not configured or did not answer (the line says which), or bad usage.
 `lsops logs [--window 24h | --since T --until T] [--level error] [--grep TEXT]
 [--around T] [--json]`: the log entries of the window grouped into patterns (from the
 store, of the selected target), or with `--around T` the entries from 5 minutes before T
-to 5 minutes after. Exit 0 done, 1 the store could not be read, 2 bad usage.
+to 5 minutes after (the 2,000 nearest to T when there are more: the text says so, the JSON
+has `shown`, `total` and `truncated`). Exit 0 done, 1 the store could not be read (or does
+not exist: `lsops collect` first), 2 bad usage.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from rich.text import Text
 from .. import fmt
 from ..exceptions import LsopsError
 from . import App, PluginCommand, fail, main, pass_app, run_command
-from .checks import _span, _window, window_options
+from .checks import _span, _store, _window, window_options
 from .render import RIGHT, Column, clipper, emit, line, table
 
 _LEVEL_STYLE = {
@@ -163,6 +165,14 @@ def _logs_view(d: Any) -> None:
             line(text)
         if not d["lines"]:
             line("no log entry stored around that instant", style="yellow")
+        elif d["truncated"]:
+            line(
+                f"shown: the {fmt.integer(d['shown'])} entries nearest to "
+                f"{fmt.instant(d['around'], seconds=True)} of "
+                f"{fmt.counted(d['total'], 'entry', 'entries')} in the window "
+                "(narrow them with --level or --grep)",
+                style="yellow",
+            )
     else:
         title = f"Log patterns of {d['target']} {_span(d['start'], d['end'])}"
         if d["patterns"]:
@@ -197,7 +207,7 @@ def logs_command(
     """Log lines of the window grouped into patterns (count, baseline, new), or around T."""
     from ..sources import AROUND, lines_around, log_patterns
     from ..sources.settings import source_settings
-    from ..store import Store
+    from ..sources.views import count_around
     from ..times import parse_time
 
     with run_command(usage=2, failure=1):
@@ -217,10 +227,12 @@ def logs_command(
             else "logs are not configured: set [logs] paths or journal_unit in lsops.toml "
             "(or LSOPS_LOGS), then `lsops collect`"
         )
+        total: int | None = None
         try:
-            with Store(settings.store_url) as store:
+            with _store(app) as store:
                 if at is not None:
                     lines = lines_around(store, target, at, level=level, grep=grep)
+                    total = count_around(store, target, at, level=level, grep=grep)
                     patterns: list[dict[str, Any]] = []
                 else:
                     lines = []
@@ -237,5 +249,9 @@ def logs_command(
         "note": note,
         "patterns": patterns,
         "lines": lines,
+        # --around: the entries shown (the nearest to T when there are more) of how many
+        "shown": len(lines) if at is not None else None,
+        "total": total,
+        "truncated": None if total is None else total > len(lines),
     }
     emit(data, as_json, _logs_view)

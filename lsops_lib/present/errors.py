@@ -166,8 +166,11 @@ def show_errors(review: ErrorsReview | None) -> None:
         show_html(
             facts_html(
                 [
-                    ("Restarts (pm2's counter)", f"{review.restart_count:,}"),
-                    ("Of them not seen by the scrapes", f"{len(review.unseen_restarts):,}"),
+                    ("Restarts (pm2's counter)", fmt.integer(review.restart_count)),
+                    (
+                        "Of them not seen by the scrapes",
+                        fmt.integer(review.unseen_restart_count),
+                    ),
                     ("CPU samples", f"{len(review.cpu):,}"),
                 ]
             )

@@ -118,9 +118,22 @@ def pm2_restart_incidents(
     target: str | None = None,
     margin: timedelta = timedelta(minutes=1),
 ) -> pd.DataFrame:
+    return unseen_pm2_restarts(store, start, end, target=target, margin=margin)[0]
+
+
+def unseen_pm2_restarts(
+    store: Any,
+    start: datetime,
+    end: datetime,
+    *,
+    target: str | None = None,
+    margin: timedelta = timedelta(minutes=1),
+) -> tuple[pd.DataFrame, int]:
+    """The pm2_restart incidents (rises of pm2's restart counter no scrape saw a restart
+    for) and how many restarts they hold (one row may hold several)."""
     samples = tables.pm2_samples(store, target, start, end)
     if samples.empty:
-        return pd.DataFrame(columns=COLUMNS)
+        return pd.DataFrame(columns=COLUMNS), 0
     resets = store.resets(start, end + margin, target=target)
     seen = (
         pd.to_datetime(resets["ts"], utc=True).tolist()
@@ -128,6 +141,7 @@ def pm2_restart_incidents(
         else []
     )
     rows = []
+    restarts = 0
     for _, proc in samples.dropna(subset=["restarts"]).groupby("pm_id", dropna=False):
         proc = proc.sort_values("ts")
         before = None
@@ -136,6 +150,7 @@ def pm2_restart_incidents(
                 rose = int(r.restarts) - int(before.restarts)
                 rose = rose if rose >= 0 else int(r.restarts)
                 if rose > 0 and not any(before.ts - margin <= s <= r.ts + margin for s in seen):
+                    restarts += rose
                     rows.append(
                         {
                             "start": before.ts,
@@ -154,7 +169,7 @@ def pm2_restart_incidents(
                         }
                     )
             before = r
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return pd.DataFrame(rows, columns=COLUMNS), restarts
 
 
 def source_incidents(

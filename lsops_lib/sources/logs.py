@@ -13,7 +13,10 @@ stamped, stack frames included; `merge_logs` drops the `-0` instance suffix). Re
   read from 0; `.gz` files are read decompressed. When two files continue one stream (the
   copy and the not yet truncated original), the bytes read from the first are not read
   again from the second. Nothing is read twice, nothing skipped.
-- **Only whole lines**: a half-written last line (no newline yet) is left for next time.
+- **Only whole lines**: a half-written last line (no newline yet) is left for next time;
+  but a file that no longer grows (a `.gz` whose gzip stream ends, a rotated name such as
+  `api-error__2026-10-16_00-00-00.log` or `api-error.log.1` untouched FINAL_AFTER_S) is
+  read to its end: its last line without a newline (the crash line) is read too.
 - **Entries**: a line whose message starts with whitespace (`    at ...` stack frames) or
   is empty continues the entry before it, across collections too; so does the `}` (or
   `]`) at column 0 that closes an object Node's util.inspect printed (an error with
@@ -29,7 +32,10 @@ stamped, stack frames included; `merge_logs` drops the `-0` instance suffix). Re
   (in the file), else the next one, else the file's modification time; such instants are
   marked `estimated`. A format without a zone is read as UTC.
 - **Hostile lines**: invalid UTF-8 is replaced (U+FFFD), a 1 MB line is read whole and
-  stored cut (store.sources.TEXT_LIMIT), its first line given to the miner cut.
+  stored cut (store.sources.TEXT_LIMIT), its first line given to the miner cut; a line
+  longer than MAX_READ is given cut at MAX_READ and the rest of it skipped, by this read
+  and the next ones (a read starting right after a byte that is not a newline is inside
+  such a line), so the lines after it are read.
 
 journald: `journalctl -u UNIT -o json --no-pager [--after-cursor C]`; the cursor of the
 last entry read is remembered; `MESSAGE` may be a string, null or a byte array.
@@ -46,6 +52,7 @@ import json
 import os
 import re
 import subprocess
+import time
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -61,12 +68,18 @@ HEAD = 512  # bytes of a file's start that identify it
 MIN_MATCH = 64  # a copy still being written is recognised by this many first bytes
 MAX_READ = 64 * 1024 * 1024  # bytes read from one file in one collection (the rest: next time)
 MAX_KEPT = 1000  # remembered streams no current file continues (deleted rotations)
+FINAL_AFTER_S = 60.0  # a rotated plain file untouched this long no longer grows
 JOURNAL_TIMEOUT_S = 60.0
 
 # --- levels -----------------------------------------------------------------------------
 
+# as Node, pm2 and Go print them, case and all: `FATAL ERROR: ... JavaScript heap out of
+# memory`, an upper-case FATAL word, `UnhandledPromiseRejection`, `Unhandled 'error' event`,
+# `uncaughtException`, Go's `panic: ...` and `fatal error: ...` (its runtime's, at the start);
+# never "(0 fatal)", "non-fatal" or "0 unhandled jobs"
 _FATAL = re.compile(
-    r"FATAL ERROR|heap out of memory|\bUnhandled|uncaughtException|\bFATAL\b|\bpanic:", re.I
+    r"FATAL ERROR|\bFATAL\b|heap out of memory|\bUnhandled|uncaughtException|\bpanic:"
+    r"|^fatal error: "
 )
 _WARNING = re.compile(r"⚠|\bwarn(?:ing)?\b|DeprecationWarning", re.I)
 _ERROR = re.compile(r"❌|\berror\b|\w*Error:|\bECONN\w+|\bfailed\b|\bexception\b", re.I)
@@ -110,6 +123,7 @@ class _File:
     size: int = 0  # bytes of the (decompressed) stream
     fh: Any = None  # the open file (read through it: a rename after the open changes nothing)
     unchanged: FileState | None = None  # a .gz read whole before, not decompressed again
+    final: bool = False  # never grows again (a whole .gz, a rotation left alone): read to its end
 
 
 def expand(patterns: Iterable[str]) -> list[str]:
@@ -150,19 +164,34 @@ def merged_logs(paths: Iterable[str]) -> list[str]:
     ]
 
 
-def _gunzip(data: bytes) -> bytes:
-    """What a (possibly still being written) gzip file decompresses to so far."""
+def _gunzip(data: bytes) -> tuple[bytes, bool]:
+    """What a (possibly still being written) gzip file decompresses to so far, and whether
+    it is whole (every member ends)."""
     out = bytearray()
+    whole = bool(data)
     while data:
         d = zlib.decompressobj(zlib.MAX_WBITS | 16)
         try:
             out += d.decompress(data)
         except zlib.error:
+            whole = False
             break
         if not d.eof:
+            whole = False
             break
         data = d.unused_data
-    return bytes(out)
+    return bytes(out), whole
+
+
+# a rotated file: pm2-logrotate's `__YYYY-MM-DD_HH-mm-ss`, or anything after `.log` (`.1`)
+_ROTATED = re.compile(r"(?:__\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}\.log|\.log[.-].+)$")
+
+
+def _final(path: str, mtime: float) -> bool:
+    """Whether a plain file no longer grows: a rotated name, untouched FINAL_AFTER_S."""
+    return _ROTATED.search(os.path.basename(path)) is not None and (
+        time.time() - mtime >= FINAL_AFTER_S
+    )
 
 
 def _open(
@@ -186,12 +215,13 @@ def _open(
         if known is not None and known.disk_size == st.st_size:
             f.unchanged = known
         elif gz:
-            f.content = _gunzip(fh.read())
+            f.content, f.final = _gunzip(fh.read())
             f.size = len(f.content)
             f.head = f.content[:HEAD]
         else:
             f.head = fh.read(HEAD)
             f.size = max(st.st_size, len(f.head))
+            f.final = _final(path, st.st_mtime)
     except OSError as exc:
         fh.close()
         errors.append(f"cannot read {path}: {exc.strerror or type(exc).__name__}")
@@ -224,18 +254,33 @@ def _hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _read(f: _File, start: int) -> bytes:
-    """Whole lines of `f` from `start` (at most MAX_READ bytes)."""
+def _read(f: _File, start: int) -> tuple[bytes, int]:
+    """Whole lines of `f` from `start` (at most MAX_READ bytes), and how many bytes from
+    `start` they took. A line longer than MAX_READ is given cut, the rest of it skipped
+    (then and by the next reads: a read starting after no newline is inside it); a file
+    that no longer grows (`final`) gives its last line without a newline too."""
+    back = 1 if start > 0 else 0  # the byte before: inside a line cut before?
     if f.content is not None:
-        chunk = f.content[start : start + MAX_READ]
+        chunk = f.content[start - back : start + MAX_READ]
     else:
         try:
-            f.fh.seek(start)
-            chunk = f.fh.read(MAX_READ)
+            f.fh.seek(start - back)
+            chunk = f.fh.read(MAX_READ + back)
         except OSError:
-            return b""
+            return b"", 0
+    skipped = 0
+    if back:
+        inside, chunk = chunk[:1] != b"\n", chunk[1:]
+        if inside:  # the rest of a line given cut: skipped up to its end
+            skipped = chunk.find(b"\n") + 1 or len(chunk)
+            chunk = chunk[skipped:]
     end = chunk.rfind(b"\n")
-    return chunk[: end + 1] if end >= 0 else b""
+    full = skipped + len(chunk) >= MAX_READ  # the read stopped at MAX_READ, not at the end
+    if (end < 0 and full) or (f.final and not full):
+        data = chunk  # a line longer than MAX_READ (cut); the end of a file that is done
+    else:
+        data = chunk[: end + 1]
+    return data, skipped + len(data)
 
 
 def _same_head(f: _File) -> bool:
@@ -364,14 +409,14 @@ def _process(
     f: _File, start: int, state: FileState | None, regex: re.Pattern[str], batch: Batch
 ) -> int:
     """Read `f` from `start`, add its entries and its new state; returns the offset reached."""
-    data = _read(f, start) if f.size > start else b""
-    if data and not _same_head(f):
+    data, taken = _read(f, start) if f.size > start else (b"", 0)
+    if taken and not _same_head(f):
         # truncated (and written again) between the open and the read: what was read is
         # not the remembered stream; keep the state as it was, read again next time
         if state is not None:
             batch.states.append(state)
         return start
-    end = start + len(data)
+    end = start + taken
     stream = stream_of(f.path)
     last_ts = state.last_ts if state else None
     last_entry = state.last_entry if state else None
@@ -389,7 +434,9 @@ def _process(
         last_ts=last_ts,
     )
     if data:
-        lines = data.split(b"\n")[:-1]
+        lines = data.split(b"\n")
+        if not lines[-1]:
+            lines.pop()  # after the last newline
         batch.lines += len(lines)
         new_state.last_ts = _entries(lines, regex, f, stream, last_ts, last_entry, batch)
     batch.states.append(new_state)

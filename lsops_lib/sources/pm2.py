@@ -22,13 +22,10 @@ from .settings import Pm2Settings
 
 def parse_jlist(text: str, app: str, now: datetime) -> list[dict[str, Any]]:
     """The processes of `app` in `pm2 jlist`'s output (text before the JSON array, such as
-    pm2's update notices, is skipped). SourceError when it is not a JSON array."""
-    start = text.find("[")
-    try:
-        data = json.loads(text[start:]) if start >= 0 else None
-    except ValueError:
-        data = None
-    if not isinstance(data, list):
+    pm2's `[PM2] Spawning PM2 daemon ...` notices, is skipped). SourceError when it is not a
+    JSON array."""
+    data = _json_array(text)
+    if data is None:
         raise SourceError("pm2", "pm2 jlist did not print a JSON array")
     found = []
     for proc in data:
@@ -57,6 +54,24 @@ def parse_jlist(text: str, app: str, now: datetime) -> list[dict[str, Any]]:
             }
         )
     return found
+
+
+def _json_array(text: str) -> list[Any] | None:
+    """The first JSON array starting a line of `text` (`[PM2] ...` notices start with a
+    bracket too: they do not parse, the array after them does)."""
+    decoder = json.JSONDecoder()
+    offset = 0
+    for line in text.splitlines(keepends=True):
+        stripped = line.lstrip()
+        if stripped.startswith("["):
+            try:
+                data, _ = decoder.raw_decode(text, offset + len(line) - len(stripped))
+            except ValueError:
+                data = None
+            if isinstance(data, list):
+                return data
+        offset += len(line)
+    return None
 
 
 def _number(value: Any) -> float | None:

@@ -21,7 +21,7 @@ import pandas as pd
 from ..config import Thresholds
 from ..store import sources as tables
 from .checks import ENABLE, _restarts
-from .incidents import pm2_restart_incidents
+from .incidents import unseen_pm2_restarts
 from .settings import SourceSettings
 from .views import log_patterns
 
@@ -62,6 +62,7 @@ class ErrorsReview:
     cpu: pd.DataFrame = field(repr=False)
     restart_count: int = 0
     unseen_restarts: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    unseen_restart_count: int = 0  # the restarts in `unseen_restarts` (a row may hold several)
     cpu_p95: float | None = None
 
     def summary(self) -> dict[str, Any]:
@@ -143,7 +144,9 @@ def errors_review(
         else pd.DataFrame(columns=["ts", "cpu"])
     )
     p95 = float(cpu["cpu"].quantile(0.95)) if not cpu.empty else None
-    unseen = pm2_restart_incidents(store, start, end, target=target) if not samples.empty else None
+    unseen, unseen_count = (
+        unseen_pm2_restarts(store, start, end, target=target) if not samples.empty else (None, 0)
+    )
     return ErrorsReview(
         start=start,
         end=end,
@@ -159,5 +162,6 @@ def errors_review(
         cpu=cpu,
         restart_count=_restarts(samples) if not samples.empty else 0,
         unseen_restarts=unseen if unseen is not None else pd.DataFrame(),
+        unseen_restart_count=unseen_count,
         cpu_p95=p95,
     )

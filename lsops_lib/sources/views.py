@@ -5,7 +5,8 @@
 - `log_patterns`: the stored log entries of a window grouped by pattern, with the
   baseline (the window of the same length before; None when the logs of that window are
   not known) and `new` (no line of the pattern stored before the window);
-  `lines_around`: the entries a few minutes around an instant.
+  `lines_around`: the entries a few minutes around an instant (the nearest ones when
+  there are too many; `count_around`: how many there are).
 - `new_fatal_sentry_issues`, `new_error_log_patterns`: for the alert rules (issue 11).
 """
 
@@ -222,10 +223,28 @@ def lines_around(
     margin: timedelta = AROUND,
     limit: int = 2000,
 ) -> list[dict[str, Any]]:
-    """The stored entries from `at - margin` to `at + margin`, oldest first."""
+    """The stored entries from `at - margin` to `at + margin`, oldest first; when there
+    are more than `limit`, the `limit` nearest to `at` (`count_around` counts them all)."""
+    total = count_around(store, target, at, level=level, grep=grep, margin=margin)
+    reach = margin
+    if total > limit:
+        # the smallest reach (to the millisecond) around `at` holding `limit` entries
+        lo, hi = 0, int(margin / timedelta(milliseconds=1))
+        while lo < hi:
+            mid = (lo + hi) // 2
+            span = timedelta(milliseconds=mid)
+            if count_around(store, target, at, level=level, grep=grep, margin=span) >= limit:
+                hi = mid
+            else:
+                lo = mid + 1
+        reach = timedelta(milliseconds=lo)
     frame = tables.log_lines(
-        store, target, at - margin, at + margin, level=level, grep=grep, limit=limit
+        store, target, at - reach, at + reach, level=level, grep=grep, limit=None
     )
+    if len(frame) > limit:  # ties at the edges of the reach: the nearest, then the oldest
+        far = (frame["ts"] - pd.Timestamp(at)).abs()
+        frame = frame.assign(far=far).sort_values(["far", "ts", "id"]).head(limit)
+        frame = frame.sort_values(["ts", "id"])
     return [
         {
             "ts": r.ts,
@@ -237,6 +256,20 @@ def lines_around(
         }
         for r in frame.itertuples()
     ]
+
+
+def count_around(
+    store: Any,
+    target: str | None,
+    at: datetime,
+    *,
+    level: str | None = None,
+    grep: str | None = None,
+    margin: timedelta = AROUND,
+) -> int:
+    """How many stored entries `lines_around` chooses from (counted in SQL)."""
+    counts = tables.pattern_counts(store, target, at - margin, at + margin, level=level, grep=grep)
+    return int(counts["count"].sum()) if not counts.empty else 0
 
 
 # --- for the alert rules (issue 11) ---------------------------------------------------------

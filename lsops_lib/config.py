@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -479,7 +480,7 @@ def backup_settings(
 ) -> BackupSettings:
     """The `[backups]` block of the settings' lsops.toml, `LSOPS_BACKUPS` winning."""
     from .exceptions import ParameterError
-    from .times import parse_duration
+    from .times import MAX_DURATION, MIN_DURATION, parse_duration
 
     env = os.environ if env is None else env
     path = settings.config_path if settings is not None else None
@@ -502,13 +503,17 @@ def backup_settings(
     try:
         if isinstance(max_age, bool):
             raise ParameterError(str(max_age))
-        if isinstance(max_age, int | float):
+        if isinstance(max_age, int | float):  # hours, in the range of a duration
             max_age_s = float(max_age) * 3600
+            too_long = not math.isfinite(max_age_s) or max_age_s > MAX_DURATION.total_seconds()
+            if too_long or 0 < max_age_s < MIN_DURATION.total_seconds():  # <= 0: said below
+                raise ParameterError(str(max_age))
         else:
             max_age_s = parse_duration(str(max_age)).total_seconds()
     except ParameterError:
         raise ConfigError(
-            f"lsops.toml: [backups] max_age must be a duration (26h, 2d) or hours, not {max_age!r}"
+            "lsops.toml: [backups] max_age must be a duration (26h, 2d) or hours, from 1ms "
+            f"to 36500d, not {max_age!r}"
         ) from None
     if max_age_s <= 0:
         raise ConfigError("lsops.toml: [backups] max_age must be positive")

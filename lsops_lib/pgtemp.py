@@ -185,6 +185,8 @@ while True:
 
 _LIVE: set[PostgresCluster] = set()
 _LIVE_LOCK = threading.Lock()
+# held while libpq connects to a cluster with the PG* variables out of os.environ
+_LIBPQ_ENV_LOCK = threading.Lock()
 _HOOKS_INSTALLED = False
 
 
@@ -493,12 +495,24 @@ class PostgresCluster:
     # --- helpers --------------------------------------------------------------------
 
     def connect(self, dbname: str = "postgres") -> Any:
-        """A psycopg connection to `dbname` as the superuser, in autocommit."""
+        """A psycopg connection to `dbname` as the superuser, in autocommit. The caller's
+        PG* variables (PGSSLMODE, PGOPTIONS, PGTARGETSESSIONATTRS, PGSERVICE...) are kept
+        out of it: libpq reads them for every setting not given, and this cluster is ours."""
         import psycopg
 
-        return psycopg.connect(
-            host=self.host, port=self.port, user=self.superuser, dbname=dbname, autocommit=True
-        )
+        with _LIBPQ_ENV_LOCK:
+            saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("PG")}
+            try:
+                return psycopg.connect(
+                    host=self.host,
+                    port=self.port,
+                    user=self.superuser,
+                    dbname=dbname,
+                    sslmode="disable",  # a private cluster, started without SSL
+                    autocommit=True,
+                )
+            finally:
+                os.environ.update(saved)
 
     def execute(self, *statements: str, dbname: str = "postgres") -> None:
         """Run statements as the superuser (autocommit), e.g. to plant a scenario."""

@@ -6,8 +6,9 @@ wins over lsops.toml). The live database (`LSOPS_DATABASE_URL` or `--database NA
 read only, to compare tables and row counts. Each check is stored in the metrics store.
 
 Exit codes (monitoring plugin), judged on the newest dump: 0 OK; 1 WARNING (it shrank
-beyond `[thresholds] backup_shrink`, live tables are missing from it, or restored rows are
-off the live count beyond `backup_rows_tolerance`); 2 CRITICAL (no dump, the newest older
+beyond `[thresholds] backup_shrink`, live tables are missing from it, it is dated in the
+future, `[backups] schemas` hold no live table, or restored rows are off the live count
+beyond `backup_rows_tolerance`); 2 CRITICAL (no dump, the newest older
 than `[backups] max_age`, empty, truncated or unreadable, or the drill failed); 3 UNKNOWN
 (bad usage or settings, no backups configured, a PostgreSQL client program missing, or one
 older than the pg_dump that wrote the newest dump: `LSOPS_PG_BINDIR` names a newer one).
@@ -36,6 +37,8 @@ _VERDICT_STYLE = {
     "truncated": "red",
     "unreadable": "red",
     "client too old": "yellow",
+    "future": "yellow",
+    "no live tables": "yellow",
 }
 _STATUS_STYLE = ["green", "yellow", "red", "yellow"]
 
@@ -74,11 +77,18 @@ def _headline(d: Any) -> Text:
     code = d["exit_code"]
     newest = d["newest"]
     files = d["files"]
+    restore = d["restore"]
     if newest is None:
-        what = "no dump found"
+        unmatched = d.get("unmatched") or []
+        what = "no dump found" + (f": {'; '.join(unmatched)}" if unmatched else "")
     else:
         first = files[0]
         what = f"newest dump {newest}: {first['verdict']}"
+        if restore is not None and restore["error"] is not None:
+            what += "; the restore drill failed"
+        elif restore is not None and any(t["match"] is False for t in restore["tables"]):
+            off = sum(t["match"] is False for t in restore["tables"])
+            what += f"; restored rows off for {fmt.counted(off, 'table')}"
     return Text.assemble(
         (f"{d['status']} (exit {code})", f"bold {_STATUS_STYLE[code]}"), f"  {what}"
     )
@@ -117,6 +127,9 @@ def _view(d: Any) -> None:
     table(rows, _FILE_COLUMNS, title="Dumps, newest first", empty=None)
     for f in files:
         line(Text.assemble((f"{f['path']}: ", "bold"), str(f["detail"])))
+    if files:
+        for said in d.get("unmatched") or []:
+            line(f"no dump found: {said}", style="yellow")
     if d["restore"] is not None:
         _restore_view(d["restore"])
 

@@ -18,9 +18,11 @@ Each question is one small function:
     live_row_counts(insp, ...)      exact count(*) below `backup_exact_rows`, else the
                                     planner's estimate
     judge(dump, previous, ...)      a dump's verdict: ok, too old, empty, truncated,
-                                    unreadable, client too old, other database, missing
-                                    tables, shrunk
-    check_backups(paths, ...)       every dump judged, newest first; the drill when asked
+                                    unreadable, client too old, future, no live tables,
+                                    other database, missing tables, shrunk
+    check_backups(paths, ...)       every dump judged, newest first (one dated in the
+                                    future after those dated in the past); the drill
+    unmatched(patterns)             the paths and globs that name no dump, in words
 
 Exit codes follow the monitoring-plugin convention, judged on the newest dump (`exit_code`):
 2 when it is older than `[backups] max_age`, empty, truncated or unreadable, or the drill
@@ -28,14 +30,17 @@ failed; 3 (unknown) when the client programs are older than the pg_dump that wro
 (`client too old`: pg_restore cannot read it, which says nothing of the dump); 1 for a
 shrink beyond `[thresholds] backup_shrink` against the previous dump of the same format
 (a gzip-compressed plain dump is its own format there), missing tables (a dump of another
-database is one whose tables are all missing) or restored rows off the live count by more
-than `backup_rows_tolerance`; else 0.
+database is one whose tables are all missing), a date more than FUTURE_TOLERANCE_S in the
+future (`future`: its age is unknown), no live table in `[backups] schemas` (`no live
+tables`: nothing compared) or restored rows off the live count by more than
+`backup_rows_tolerance`; else 0.
 The live database is only ever read (a READ ONLY `Inspector`); the drill's PostgreSQL is
 its own.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -87,9 +92,11 @@ __all__ = [
     "live_database_name",
     "live_row_counts",
     "live_tables",
+    "unmatched",
 ]
 
 PLUGIN_STATUS = {0: "OK", 1: "WARNING", 2: "CRITICAL", 3: "UNKNOWN"}
+FUTURE_TOLERANCE_S = 300.0  # a dump dated further ahead than this is `future`
 EMPTY = "zero bytes"
 # every verdict with its severity (the exit code it gives the newest dump), worst first
 VERDICTS = {
@@ -98,6 +105,8 @@ VERDICTS = {
     "unreadable": 2,
     "too old": 2,
     "client too old": 3,  # pg_restore older than the dump: unknown, not a bad dump
+    "future": 1,  # dated ahead of this machine's clock: its age is unknown
+    "no live tables": 1,  # the configured schemas hold no live table: nothing compared
     "other database": 1,
     "missing tables": 1,
     "shrunk": 1,
@@ -191,6 +200,11 @@ class DumpCheck:
     findings: list[str] = field(default_factory=list)
     reason: str = ""  # the finding that gave the verdict
     gzip: bool = False  # a plain dump compressed with gzip
+    ahead_s: float = 0.0  # how far its date is ahead of the check's clock (age_s is then 0)
+
+    @property
+    def future(self) -> bool:
+        return self.ahead_s > FUTURE_TOLERANCE_S
 
     @property
     def kind(self) -> str:
@@ -238,11 +252,13 @@ def judge(
     live: list[str] | None,
     live_name: str | None = None,
     live_problem: str | None = None,
+    schemas: Sequence[str] = ("public",),
 ) -> DumpCheck:
     """Set the dump's verdict (the worst of its findings) and its findings, in words:
     completeness, age against `max_age_s`, size against the `previous` complete dump of
     the same format (a drop beyond `shrink` flagged), tables against the `live` ones
-    (None: not compared, `live_problem` says why)."""
+    (None: not compared, `live_problem` says why; empty: the `schemas` hold none, a
+    warning). A dump dated more than FUTURE_TOLERANCE_S ahead is `future`, its age unknown."""
     found: list[tuple[str, str]] = []  # (verdict, text)
     c = dump.contents
     if dump.bytes == 0 and c.problem == EMPTY:
@@ -254,13 +270,22 @@ def judge(
     else:
         found.append(("ok", "complete"))
     old = dump.age_s > max_age_s
-    found.append(
-        (
-            "too old" if old else "ok",
-            f"{fmt.duration(dump.age_s)} old"
-            + (f", over the {fmt.duration(max_age_s)} allowed" if old else ""),
+    if dump.future:
+        found.append(
+            (
+                "future",
+                f"dated {fmt.instant(dump.mtime)}, {fmt.duration(dump.ahead_s)} ahead of this "
+                "machine's clock: its age is unknown",
+            )
         )
-    )
+    else:
+        found.append(
+            (
+                "too old" if old else "ok",
+                f"{fmt.duration(dump.age_s)} old"
+                + (f", over the {fmt.duration(max_age_s)} allowed" if old else ""),
+            )
+        )
     if dump.bytes == 0:
         pass
     elif dump.format is None:  # not a dump: no earlier one of its kind to compare with
@@ -304,6 +329,15 @@ def judge(
             elif not missing:
                 every = "all" if len(live) > 1 else "the"
                 found.append(("ok", f"{every} {fmt.counted(len(live), 'live table')} present"))
+        else:
+            found.append(
+                (
+                    "no live tables",
+                    "tables not compared: the live database"
+                    + (f" {live_name!r}" if live_name else "")
+                    + f" has no table in the schemas {', '.join(schemas)} ([backups] schemas)",
+                )
+            )
     verdict = min((v for v, _ in found), key=list(VERDICTS).index)  # VERDICTS: worst first
     dump.verdict = verdict
     dump.findings = [text for _, text in found]
@@ -319,6 +353,7 @@ class BackupCheck:
     files: list[DumpCheck]
     restore: Drill | None = None
     database: str | None = None  # the live database's NAME the tables were compared with
+    unmatched: list[str] = field(default_factory=list)  # paths naming no dump, in words
 
     @property
     def newest(self) -> DumpCheck | None:
@@ -342,24 +377,55 @@ class BackupCheck:
         return PLUGIN_STATUS[self.exit_code]
 
     def as_dict(self) -> dict[str, Any]:
-        """The `--json` document: status, exit_code, newest, files, restore (or None)."""
+        """The `--json` document: status, exit_code, newest, files, restore (or None);
+        unmatched (the paths and globs that named no dump, in words) when there are any."""
         newest = self.newest
-        return {
+        doc = {
             "status": self.status,
             "exit_code": self.exit_code,
             "newest": str(newest.path) if newest else None,
             "files": [f.as_dict() for f in self.files],
             "restore": self.restore.as_dict() if self.restore is not None else None,
         }
+        if self.unmatched:
+            doc["unmatched"] = list(self.unmatched)
+        return doc
+
+
+def unmatched(patterns: Sequence[str | os.PathLike[str]]) -> list[str]:
+    """Of `patterns`, those that name no dump, each said: `X does not exist`, `nothing
+    matches X`, `no dump in X` (a folder)."""
+    said: list[str] = []
+    for pattern in patterns:
+        if find_dumps([pattern]):
+            continue
+        text = os.path.expanduser(str(pattern))
+        if os.path.isdir(text):
+            said.append(f"no dump in {text}")
+        elif os.path.lexists(text):
+            said.append(f"{text} is not a file or folder")
+        elif glob.has_magic(text):
+            said.append(f"nothing matches {text}")
+        else:
+            said.append(f"{text} does not exist")
+    return said
 
 
 def inspect_dump(path: Path, now: datetime) -> DumpCheck:
-    """One dump read (not yet judged); one that cannot be read at all is `unreadable`."""
+    """One dump read (not yet judged); one that cannot be read at all is `unreadable`
+    (dated by its own entry when that can be looked at, else `now`)."""
     try:
         size, mtime = dump_bytes(path), dump_mtime(path)
     except OSError as exc:  # gone since it was found, or a folder we may not enter
         problem = f"cannot read: {exc.strerror or exc}"
-        return DumpCheck(path, None, 0, now, 0.0, DumpContents(False, problem=problem))
+        try:
+            mtime = datetime.fromtimestamp(path.lstat().st_mtime, UTC)
+        except OSError:
+            mtime = now
+        check = DumpCheck(path, None, 0, mtime, 0.0, DumpContents(False, problem=problem))
+        check.age_s = max(0.0, (now - mtime).total_seconds())
+        check.ahead_s = max(0.0, (mtime - now).total_seconds())
+        return check
     form = dump_format(path)
     if not os.access(path, os.R_OK):
         contents = DumpContents(False, problem="cannot read: permission denied")
@@ -368,7 +434,11 @@ def inspect_dump(path: Path, now: datetime) -> DumpCheck:
     else:
         contents = read_dump(path, form)
     age = max(0.0, (now - mtime).total_seconds())
-    return DumpCheck(path, form, size, mtime, age, contents, gzip=form == "plain" and is_gzip(path))
+    check = DumpCheck(
+        path, form, size, mtime, age, contents, gzip=form == "plain" and is_gzip(path)
+    )
+    check.ahead_s = max(0.0, (mtime - now).total_seconds())
+    return check
 
 
 def check_backups(
@@ -393,7 +463,9 @@ def check_backups(
     t = thresholds or Thresholds()
     now = now or datetime.now(UTC)
     dumps = [inspect_dump(Path(p), now) for p in paths]
-    dumps.sort(key=lambda d: (d.mtime, str(d.path)), reverse=True)
+    # newest first; a dump dated in the future after those dated in the past (never "the
+    # newest" while there is one of those: it would hide tonight's dump)
+    dumps.sort(key=lambda d: (not d.future, d.mtime, str(d.path)), reverse=True)
 
     live_list: list[str] | None = None
     live_name, problem = None, live_problem
@@ -418,6 +490,7 @@ def check_backups(
             live=live_list,
             live_name=live_name,
             live_problem=problem,
+            schemas=schemas,
         )
     check = BackupCheck(dumps, database=database)
     if restore and dumps:
@@ -470,7 +543,7 @@ def check_configured(
         except DatabaseError as exc:
             problem = str(exc)
     try:
-        return check_backups(
+        check = check_backups(
             find_dumps(patterns),
             max_age_s=conf.max_age_s,
             thresholds=settings.thresholds,
@@ -480,6 +553,8 @@ def check_configured(
             schemas=conf.schemas,
             restore=restore,
         )
+        check.unmatched = unmatched(patterns)
+        return check
     finally:
         if live is not None:
             live.close()

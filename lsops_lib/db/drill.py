@@ -13,7 +13,9 @@ which has pgvector). It is always removed: `stop()` in a `finally` (an exception
 KeyboardInterrupt), pgtemp's SIGTERM handler and exit hook, and pgtemp's watchdog process
 even when lsops is killed outright. The restore runs as the cluster's superuser with
 `--no-owner --no-privileges` (custom, directory) or psql (plain; errors about roles that
-only exist in production are ignored), with the caller's PG* environment removed. The live
+only exist in production are ignored, and so are the "does not exist" errors of the DROP
+statements a `pg_dump --clean` dump starts with, the database being empty), with the
+caller's PG* environment removed. The live
 database is only read: its row counts through the read-only `Inspector`.
 
 Counts: the restored tables exactly (`count(*)`, our own throwaway copy); the live tables
@@ -27,9 +29,9 @@ from __future__ import annotations
 import contextlib
 import gzip
 import re
-import shutil
 import subprocess
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,7 +64,13 @@ __all__ = [
 RESTORE_DATABASE = "lsops_restore"
 # errors of a plain dump's ownership and grants to roles that exist only in production
 _IGNORED = (re.compile(r'role "[^"]*" does not exist'),)
-_ERROR = re.compile(r"(ERROR:|FATAL:|pg_restore: error:)")
+# the statements of a `pg_dump --clean` dump (and --create's DROP DATABASE) that fail on the
+# drill's empty database: their "does not exist" errors are ignored (psql -b echoes the
+# statement that failed on the line after its error)
+_CLEAN_STATEMENT = re.compile(r"^psql:[^\n]*?:\d+: STATEMENT:\s+(?:DROP |ALTER .* DROP )")
+# an error line starts so (after psql's file:line prefix); the lines after it (LINE 1: ...,
+# HINT:, pg_restore's "Command was: ...", psql -b's STATEMENT: echo) quote the statement
+_ERROR = re.compile(r"^(?:psql:[^\n]*?:\d+: )?(?:ERROR:|FATAL:|pg_restore: error:|psql: error:)")
 _PSQL_PREFIX = re.compile(r"^psql:[^\n]*?:\d+: ")
 
 
@@ -166,7 +174,8 @@ def _restore_command(cluster: Any, dump: DumpCheck, dbname: str) -> tuple[list[s
     where = ["-h", str(cluster.host), "-p", str(cluster.port), "-U", cluster.superuser]
     if dump.format == "plain":
         gz = is_gzip(dump.path)
-        command = [find_tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=0", *where, "-d", dbname]
+        command = [find_tool("psql"), "-X", "-q", "-b", "-v", "ON_ERROR_STOP=0", *where]
+        command += ["-d", dbname]
         return [*command, "-f", "-" if gz else str(dump.path)], gz
     command = [find_tool("pg_restore"), "--no-owner", "--no-privileges", *where, "-d", dbname]
     return [*command, str(dump.path)], False
@@ -186,10 +195,11 @@ def _run(command: list[str], log: Path, feed: Path | None) -> int:
         try:
             if feed is not None:
                 assert proc.stdin is not None
-                try:
+                try:  # read1: each read hands over what decompressed before a cut's EOFError
                     with gzip.open(feed, "rb") as src:
-                        shutil.copyfileobj(src, proc.stdin, 1 << 20)
-                except (EOFError, OSError):
+                        while chunk := src.read1(1 << 16):
+                            proc.stdin.write(chunk)
+                except (EOFError, OSError, zlib.error):
                     pass  # a cut .gz: what was read is restored, the check says it is cut
                 with contextlib.suppress(OSError):
                     proc.stdin.close()
@@ -206,17 +216,23 @@ def _run(command: list[str], log: Path, feed: Path | None) -> int:
 
 def _errors(log: Path) -> tuple[list[str], int]:
     """The restore's error lines (psql's file:line prefix removed) and how many were
-    ignored (roles that exist only in production)."""
+    ignored (roles that exist only in production; the DROP statements of a --clean dump
+    finding nothing to drop)."""
     try:
         text = log.read_text("utf-8", "replace")
     except OSError:
         return [], 0
     errors: list[str] = []
     ignored = 0
-    for line in text.splitlines():
-        if not _ERROR.search(line):
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if not _ERROR.match(line):
             continue
         if any(p.search(line) for p in _IGNORED):
+            ignored += 1
+            continue
+        after = lines[i + 1] if i + 1 < len(lines) else ""
+        if "does not exist" in line and _CLEAN_STATEMENT.match(after):
             ignored += 1
             continue
         errors.append(" ".join(_PSQL_PREFIX.sub("", line).split())[:300])

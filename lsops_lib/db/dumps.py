@@ -166,25 +166,43 @@ def _is_dump_name(path: Path) -> bool:
     return path.name.endswith(DUMP_SUFFIXES)
 
 
+def _holds_dump(path: Path) -> bool:
+    """A dump file or a `-Fd` folder (a folder with `toc.dat`); OSError when it cannot be
+    looked at (a folder we may not enter)."""
+    return path.is_file() or (path.is_dir() and (path / "toc.dat").exists())
+
+
 def find_dumps(patterns: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """The dumps that `patterns` (globs, `~` expanded) name: files, `-Fd` folders (a folder
-    with `toc.dat`), and in any other folder matched, the dump files and `-Fd` folders
-    directly inside it (by name: .sql, .sql.gz, .dump, .backup, .pgdump, .custom)."""
+    """The dumps that `patterns` (globs, `~` expanded; a path that exists is taken as it
+    is, `[` and all) name: files, `-Fd` folders (a folder with `toc.dat`), and in any other
+    folder matched, the dump files and `-Fd` folders directly inside it (by name: .sql,
+    .sql.gz, .dump, .backup, .pgdump, .custom). What cannot be looked at (a folder we may
+    not list or enter, a file in one) is returned too, each on its own: `inspect_dump`
+    judges it unreadable, with the system's reason."""
     found: set[Path] = set()
     for pattern in patterns:
         text = os.path.expanduser(str(pattern))
-        matches = sorted(glob.glob(text)) if glob.has_magic(text) else [text]
-        for match in matches:
+        literal = os.path.lexists(text) or not glob.has_magic(text)
+        for match in [text] if literal else sorted(glob.glob(text)):
             path = Path(match)
-            if path.is_file() or (path.is_dir() and (path / "toc.dat").exists()):
+            try:
+                if _holds_dump(path):
+                    found.add(path.absolute())
+                    continue
+                if not path.is_dir():
+                    continue
+                children = list(path.iterdir())
+            except OSError:  # cannot look: judged unreadable, not skipped
                 found.add(path.absolute())
-            elif path.is_dir():
-                with contextlib.suppress(OSError):  # a folder we may not list: no dumps
-                    for child in path.iterdir():
-                        if (child.is_file() and _is_dump_name(child)) or (
-                            child.is_dir() and (child / "toc.dat").exists()
-                        ):
-                            found.add(child.absolute())
+                continue
+            for child in children:
+                try:
+                    if (child.is_file() and _is_dump_name(child)) or (
+                        child.is_dir() and (child / "toc.dat").exists()
+                    ):
+                        found.add(child.absolute())
+                except OSError:  # a folder in it we may not enter: maybe a -Fd dump
+                    found.add(child.absolute())
     return sorted(found)
 
 

@@ -7,7 +7,8 @@
 results to the stored state in one transaction (state.apply_round), delivers what this
 call claimed (notify.deliver_entries) and records the outcome (state.settle). It returns
 a JSON-ready dict: target, now, rules [{rule, status (evaluated | skipped | failed),
-alerts, note}], alerts [the rows: name, key, state, severity, since, ...],
+alerts, note}], alerts [the rows: name, key, state, severity, since, ..., owed, held,
+held_until],
 notifications [{notifier, name, state, severity, ok, error}].
 
 A rule that raises is reported (`failed`, its message with secrets masked) and the others
@@ -16,6 +17,7 @@ go on: alerting never stops a collection.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -26,7 +28,7 @@ from .notify import _mask, deliver_entries
 from .settings import AlertSettings, alert_settings
 from .state import apply_round, settle
 
-__all__ = ["after_round", "evaluate", "evaluate_targets"]
+__all__ = ["after_round", "evaluate", "evaluate_targets", "owed_counts"]
 
 
 def _lease_s(cfg: AlertSettings) -> float:
@@ -77,17 +79,18 @@ def evaluate(
                        "alerts": len(found or []), "note": note})  # fmt: skip
     rows, claims = apply_round(store, target, now, results, cfg, lease_s=_lease_s(cfg))
     sent: list[dict[str, Any]] = []
-    left: dict[str, int] = {}
+    left: dict[str, list[dict[str, Any]]] = {}
     for claim in claims:
         delivered, attempts = deliver_entries(claim.entries, cfg, now, secrets)
         settle(store, claim, delivered, attempts, now)
         sent += [{"name": claim.name, **a} for a in attempts]
-        left[claim.key] = len(claim.entries) - len(delivered)
+        left[claim.key] = [e for e in claim.entries if e["id"] not in delivered]
     alerts = []
     for row in rows:
         if row["state"] != "inactive":
             alerts.append(_public(row))
-            alerts[-1]["owed"] = left.get(row["key"], alerts[-1]["owed"])
+            due = left.get(row["key"], json.loads(row["due"] or "[]"))
+            alerts[-1].update(owed_counts(due, cfg, now))
     return {
         "target": target,
         "now": now,
@@ -97,9 +100,18 @@ def evaluate(
     }
 
 
-def _public(row: dict[str, Any]) -> dict[str, Any]:
-    import json
+def owed_counts(due: list[dict[str, Any]], cfg: AlertSettings, now: datetime) -> dict[str, Any]:
+    """`owed`: the notifications of an alert not yet delivered; `held` of them, those
+    waiting for business hours, which open at `held_until` (None: no business day)."""
+    held = 0 if cfg.in_business_hours(now) else sum(1 for e in due if e.get("business_hours"))
+    return {
+        "owed": len(due),
+        "held": held,
+        "held_until": cfg.business_opens(now) if held else None,
+    }
 
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
     def instant(ms: Any) -> Any:
         return None if ms is None else from_ms(ms)
 

@@ -2,21 +2,27 @@
 
     {"text": "one readable line",
      "alert": {"name", "state" (firing | resolved), "severity" (critical | warning),
-               "since", "value", "threshold", "summary", "target"}}
+               "since", "value", "threshold", "summary", "target",
+               resolved only: "started" (when it began firing), "duration_s"}}
+
+`text` is Slack-compatible: &, < and > escaped as Slack requires (&amp; &lt; &gt;), so
+that an alert quoting `<!channel>` or `<http://x|label>` shows it, never turns it into
+markup; the `alert` fields are raw (JSON escaping only); the email shows the line itself.
 
 Kinds (`[alerts.notifiers.NAME] kind = ...`, settings.py):
 
-    webhook  HTTP POST of the payload as JSON (Slack-compatible `text`); the URL from the
-             environment variable `url_env`; 2xx is delivered
+    webhook  HTTP POST of the payload as JSON; the URL from the environment variable
+             `url_env`; 2xx is delivered
     email    SMTP with STARTTLS (and login with the password from `password_env`); a
              text part and an HTML part, every field escaped
     command  the program run with the payload as JSON on standard input; exit 0 is delivered
 
 Each attempt, as a whole, is bounded by the notifier's `timeout_s`: at the deadline the
 connection is shut down however slowly the peer answers (a webhook is judged on its
-status, its body is not waited for), the command is killed. Deliveries to different
-notifiers run in parallel, those to one notifier in order (a failure holds the later ones
-back, so `resolved` never overtakes `firing`). An error is one short line that never
+status, its body is not waited for), the command is killed with its whole process group
+(nothing it started delivers late). Deliveries to different notifiers run in parallel,
+those to one notifier in order (a failure holds the later ones back, so `resolved` never
+overtakes `firing`; a newer state replaces what is still owed, state.py). An error is one short line that never
 contains a secret (URLs, passwords and anything the settings hold as secret are masked).
 """
 
@@ -24,6 +30,8 @@ from __future__ import annotations
 
 import html
 import json
+import os
+import signal
 import smtplib
 import socket
 import ssl
@@ -55,19 +63,26 @@ def _instant(ms: Any) -> str | None:
 
 
 def text_line(alert: dict[str, Any]) -> str:
-    """The readable line: `[FIRING] critical api_down (prod): summary (since ...)`, or for
-    a resolved alert `(resolved ...)`: its `since` is then when it resolved."""
+    """The readable line: `[FIRING] critical api_down (prod): summary (since ...)`; for a
+    resolved alert (its `since` is when it resolved) how long it fired from when, not the
+    figures of its last firing (they are past; `summary` keeps them): `[RESOLVED]
+    critical api_down (prod): fired for 2 h 05 min from ... (resolved ...)`."""
     since = fmt.instant(alert["since"]) if alert.get("since") else fmt.DASH
     summary = " ".join(str(alert.get("summary") or "").split())
-    when = "resolved" if alert.get("state") == "resolved" else "since"
-    return (
-        f"[{alert['state'].upper()}] {alert['severity']} {alert['name']} "
-        f"({alert['target']}): {summary} ({when} {since})"
-    )
+    head = f"[{alert['state'].upper()}] {alert['severity']} {alert['name']} ({alert['target']})"
+    if alert.get("state") != "resolved":
+        return f"{head}: {summary} (since {since})"
+    fired = "no longer firing"
+    if alert.get("started") and alert.get("duration_s") is not None:
+        fired = (
+            f"fired for {fmt.duration(alert['duration_s'])} from {fmt.instant(alert['started'])}"
+        )
+    return f"{head}: {fired} (resolved {since})"
 
 
 def payload(row: dict[str, Any], state: str) -> dict[str, Any]:
-    """The notification of an alert row in `state` (firing | resolved)."""
+    """The notification of an alert row in `state` (firing | resolved). A resolved one
+    also has `started` (when it began firing) and `duration_s` (how long it fired)."""
     alert = {
         "name": row["name"],
         "state": state,
@@ -78,7 +93,22 @@ def payload(row: dict[str, Any], state: str) -> dict[str, Any]:
         "summary": row.get("summary") or "",
         "target": row["target"],
     }
-    return {"text": text_line(alert), "alert": alert}
+    if state == "resolved":
+        fired, ended = row.get("fired_at"), row.get("since")
+        alert["started"] = _instant(fired)
+        alert["duration_s"] = None if fired is None or ended is None else (ended - fired) / 1000
+    return {"text": _slack(text_line(alert)), "alert": alert}
+
+
+def _slack(text: str) -> str:
+    """The payload's `text` as Slack reads it: &, <, > escaped (Slack's "Escaping text"),
+    so that a log line's `<!channel>` or `<http://x|label>` is shown, never markup."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _unslack(text: str) -> str:
+    """The line itself again (for the email, which escapes for HTML on its own)."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def test_payload(target: str, now: datetime) -> dict[str, Any]:
@@ -92,7 +122,7 @@ def test_payload(target: str, now: datetime) -> dict[str, Any]:
         "summary": "a test notification from `lsops alerts test`: nothing is wrong",
         "target": target,
     }
-    return {"text": text_line(alert), "alert": alert}
+    return {"text": _slack(text_line(alert)), "alert": alert}
 
 
 def _mask(text: str, secrets: Iterable[str]) -> str:
@@ -169,12 +199,14 @@ def _html(body: dict[str, Any]) -> str:
         f"<tr><th>{html.escape(k)}</th><td>{html.escape('' if v is None else str(v))}</td></tr>"
         for k, v in a.items()
     )
-    return f"<html><body><p>{html.escape(body['text'])}</p><table>{rows}</table></body></html>"
+    text = html.escape(_unslack(body["text"]))
+    return f"<html><body><p>{text}</p><table>{rows}</table></body></html>"
 
 
 def _email(n: NotifierSettings, body: dict[str, Any]) -> None:
     message = EmailMessage()
-    subject = " ".join(body["text"].split())[:200]
+    plain = _unslack(body["text"])
+    subject = " ".join(plain.split())[:200]
     if subject.isascii():
         message["Subject"] = subject
     else:  # encoded-words that hold the spaces too: the policy's folding leaves them BETWEEN
@@ -189,7 +221,7 @@ def _email(n: NotifierSettings, body: dict[str, Any]) -> None:
     message["Date"] = formatdate(usegmt=True)
     domain = parseaddr(str(n.sender))[1].rpartition("@")[2] or "lsops.invalid"
     message["Message-ID"] = make_msgid("lsops", domain=domain)
-    message.set_content(body["text"] + "\n\n" + json.dumps(body["alert"], indent=2))
+    message.set_content(plain + "\n\n" + json.dumps(body["alert"], indent=2))
     message.add_alternative(_html(body), subtype="html")
     try:  # before the deadline: loading the CA file is not the server's time
         context = ssl.create_default_context(cafile=n.ca_file) if n.starttls else None
@@ -217,22 +249,33 @@ def _email(n: NotifierSettings, body: dict[str, Any]) -> None:
 
 
 def _command(n: NotifierSettings, body: dict[str, Any]) -> None:
+    """The command in a session of its own: at the deadline its whole process group is
+    killed (a `sh -c` wrapper's children too), so nothing delivers late after the attempt
+    was counted as failed (and retried: the receiver would get it twice)."""
     try:
-        done = subprocess.run(
+        child = subprocess.Popen(
             list(n.command),
-            input=json.dumps(body).encode(),
-            capture_output=True,
-            timeout=n.timeout_s,
-            check=False,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
         )
-    except subprocess.TimeoutExpired:
-        raise RuntimeError(f"the command did not finish within {n.timeout_s:g} s") from None
     except OSError as exc:
         raise RuntimeError(f"cannot run the command: {exc.strerror}") from None
-    if done.returncode != 0:
-        said = done.stderr.decode(errors="replace").strip().splitlines()
+    with child:
+        try:
+            _, stderr = child.communicate(json.dumps(body).encode(), timeout=n.timeout_s)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(child.pid, signal.SIGKILL)
+            except OSError:  # the group is gone already
+                pass
+            child.wait()  # (a descendant that left the group may hold the pipes: not read)
+            raise RuntimeError(f"the command did not finish within {n.timeout_s:g} s") from None
+    if child.returncode != 0:
+        said = stderr.decode(errors="replace").strip().splitlines()
         raise RuntimeError(
-            f"the command exited {done.returncode}" + (f": {said[-1]}" if said else "")
+            f"the command exited {child.returncode}" + (f": {said[-1]}" if said else "")
         )
 
 

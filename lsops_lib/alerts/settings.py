@@ -35,10 +35,11 @@ not set is not a configuration error: that notifier fails (recorded, retried) an
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -152,6 +153,20 @@ class AlertSettings:
         start, end = self.business_hours
         return local.isoweekday() in self.business_days and start <= local.time() < end
 
+    def business_opens(self, now: datetime) -> datetime | None:
+        """When what is held to business hours is sent: `now` within them, else the next
+        start of business hours (UTC); None when no day is a business day."""
+        if self.in_business_hours(now) or self.business_hours is None:
+            return now
+        zone = ZoneInfo(self.timezone)
+        local = now.astimezone(zone)
+        for days in range(8):
+            day = local.date() + timedelta(days=days)
+            opening = datetime.combine(day, self.business_hours[0], tzinfo=zone)
+            if day.isoweekday() in self.business_days and opening > local:
+                return opening.astimezone(UTC)
+        return None
+
     def secrets(self) -> list[str]:
         return [n.secret for n in self.notifiers.values() if n.secret]
 
@@ -160,10 +175,12 @@ def alert_settings(settings: Any, *, env: Mapping[str, str] | None = None) -> Al
     """The `[alerts]` block of the settings' lsops.toml (LSOPS_ALERT_WEBHOOK added)."""
     path = getattr(settings, "config_path", None)
     doc = read_toml(path) if path else {}
-    return parse_alert_settings(doc.get("alerts") or {}, env=os.environ if env is None else env)
+    return parse_alert_settings(doc.get("alerts", {}), env=os.environ if env is None else env)
 
 
-def _duration(section: Mapping[str, Any], key: str, default: float) -> float:
+def _duration(
+    section: Mapping[str, Any], key: str, default: float, *, where: str = "[alerts]"
+) -> float:
     value = section.get(key)
     if value is None:
         return default
@@ -174,20 +191,54 @@ def _duration(section: Mapping[str, Any], key: str, default: float) -> float:
             seconds = float(value)
         else:
             seconds = parse_duration(str(value)).total_seconds()
+        if not math.isfinite(seconds):
+            raise ParameterError(str(value))
     except ParameterError:
         raise ConfigError(
-            f"lsops.toml: [alerts] {key} must be a duration (5m, 4h, 1d), not {value!r}"
+            f"lsops.toml: {where} {key} must be a duration (5m, 4h, 1d), not {value!r}"
         ) from None
     if seconds <= 0:
-        raise ConfigError(f"lsops.toml: [alerts] {key} must be positive")
+        raise ConfigError(f"lsops.toml: {where} {key} must be positive")
     return seconds
 
 
-def _number(section: Mapping[str, Any], key: str, default: float, *, lo: float = 0.0) -> float:
+def _number(
+    section: Mapping[str, Any],
+    key: str,
+    default: float,
+    *,
+    lo: float = 0.0,
+    where: str = "[alerts]",
+) -> float:
     value = section.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or not value >= lo:
-        raise ConfigError(f"lsops.toml: [alerts] {key} must be a number >= {lo:g}, not {value!r}")
+        raise ConfigError(f"lsops.toml: {where} {key} must be a number >= {lo:g}, not {value!r}")
     return float(value)
+
+
+def _count(section: Mapping[str, Any], key: str, default: int, *, lo: int = 0) -> int:
+    """A whole number: 2.7 scrapes is a mistake to say, not to round."""
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not value >= lo:
+        raise ConfigError(
+            f"lsops.toml: [alerts] {key} must be a whole number >= {lo}, not {value!r}"
+        )
+    return value
+
+
+def _flag(section: Mapping[str, Any], key: str, default: bool, *, where: str = "[alerts]") -> bool:
+    """true or false: the string "false" is not false (bool("false") is True)."""
+    value = section.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"lsops.toml: {where} {key} must be true or false, not {value!r}")
+    return value
+
+
+def _text(section: Mapping[str, Any], key: str, where: str) -> str | None:
+    value = section.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"lsops.toml: {where} {key} must be a string, not {value!r}")
+    return value
 
 
 def _windows(section: Mapping[str, Any], key: str, default: tuple[BurnWindow, ...]) -> Any:
@@ -200,8 +251,10 @@ def _windows(section: Mapping[str, Any], key: str, default: tuple[BurnWindow, ..
     for item in items:
         if not isinstance(item, Mapping) or set(item) != {"factor", "long", "short"}:
             raise ConfigError(f"lsops.toml: [alerts] {key}: each window is {{factor, long, short}}")
-        factor = _number(item, "factor", 0.0, lo=0.0)
-        long_s, short_s = _duration(item, "long", 0), _duration(item, "short", 0)
+        here = f"[alerts] {key}"
+        factor = _number(item, "factor", 0.0, lo=0.0, where=here)
+        long_s = _duration(item, "long", 0, where=here)
+        short_s = _duration(item, "short", 0, where=here)
         if short_s >= long_s:
             raise ConfigError(f"lsops.toml: [alerts] {key}: short must be shorter than long")
         out.append(BurnWindow(factor, long_s, short_s))
@@ -244,8 +297,8 @@ def _notifier(name: str, section: Any, env: Mapping[str, str]) -> NotifierSettin
                 "(url_env, password_env), never inline"
             )
         raise ConfigError(f"lsops.toml: {where}: unknown key(s) {', '.join(unknown)}")
-    timeout = _number(section, "timeout_s", DEFAULT_TIMEOUT_S, lo=0.001)
-    secret_env = section.get("url_env" if kind == "webhook" else "password_env")
+    timeout = _number(section, "timeout_s", DEFAULT_TIMEOUT_S, lo=0.001, where=where)
+    secret_env = _text(section, "url_env" if kind == "webhook" else "password_env", where)
     secret = env.get(secret_env) if secret_env else None
     missing = None
     if kind == "webhook" and not secret_env:
@@ -260,16 +313,21 @@ def _notifier(name: str, section: Any, env: Mapping[str, str]) -> NotifierSettin
         if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
             raise ConfigError(f"lsops.toml: {where} port must be a TCP port")
         extra = {
-            "host": str(section["host"]),
+            "host": _text(section, "host", where),
             "port": port,
-            "starttls": bool(section.get("starttls", True)),
-            "username": section.get("username"),
-            "sender": str(section["from"]),
+            "starttls": _flag(section, "starttls", True, where=where),
+            "username": _text(section, "username", where),
+            "sender": _text(section, "from", where),
             "to": _strings(section["to"], f"{where} to"),
-            "ca_file": section.get("ca_file"),
+            "ca_file": _text(section, "ca_file", where),
         }
     if kind == "command":
-        argv = _strings(section.get("command") or [], f"{where} command")
+        argv = section.get("command") or []
+        if isinstance(argv, str):  # "echo hi" would be a program named "echo hi"
+            raise ConfigError(
+                f"lsops.toml: {where} command must be a list: [program, args...], not {argv!r}"
+            )
+        argv = _strings(argv, f"{where} command")
         if not argv:
             raise ConfigError(f"lsops.toml: {where} needs command = [program, args...]")
         extra = {"command": argv}
@@ -287,10 +345,10 @@ def _notifier(name: str, section: Any, env: Mapping[str, str]) -> NotifierSettin
 def parse_alert_settings(section: Any, *, env: Mapping[str, str]) -> AlertSettings:
     """`[alerts]` as AlertSettings; ConfigError (one line) for anything malformed."""
     section = checked_section(section, "alerts", _ALERT_KEYS)
-    notifiers = {
-        str(name): _notifier(str(name), sub, env)
-        for name, sub in (section.get("notifiers") or {}).items()
-    }
+    tables = section.get("notifiers", {})
+    if not isinstance(tables, Mapping):
+        raise ConfigError("lsops.toml: [alerts] notifiers must be tables [alerts.notifiers.NAME]")
+    notifiers = {str(name): _notifier(str(name), sub, env) for name, sub in tables.items()}
     if env.get(ALERT_WEBHOOK_ENV):
         notifiers[ALERT_WEBHOOK_ENV] = NotifierSettings(
             name=ALERT_WEBHOOK_ENV,
@@ -299,7 +357,10 @@ def parse_alert_settings(section: Any, *, env: Mapping[str, str]) -> AlertSettin
             secret=env[ALERT_WEBHOOK_ENV],
         )
     routes = []
-    for item in section.get("route") or []:
+    items = section.get("route", [])
+    if not isinstance(items, list):
+        raise ConfigError("lsops.toml: [alerts] route must be tables [[alerts.route]]")
+    for item in items:
         if not isinstance(item, Mapping) or not set(item) <= {
             "severity",
             "notify",
@@ -313,7 +374,8 @@ def parse_alert_settings(section: Any, *, env: Mapping[str, str]) -> AlertSettin
         for name in names:
             if name not in notifiers:
                 raise ConfigError(f"lsops.toml: [[alerts.route]] names no notifier {name!r}")
-        routes.append(Route(severity, names, bool(item.get("business_hours", False))))
+        hours = _flag(item, "business_hours", False, where="[[alerts.route]]")
+        routes.append(Route(severity, names, hours))
     zone = str(section.get("timezone", "UTC"))
     try:
         ZoneInfo(zone)
@@ -326,11 +388,11 @@ def parse_alert_settings(section: Any, *, env: Mapping[str, str]) -> AlertSettin
     if coverage > 1:
         raise ConfigError("lsops.toml: [alerts] min_coverage is a share between 0 and 1")
     return AlertSettings(
-        enabled=bool(section.get("enabled", True)),
-        down_after=max(1, int(_number(section, "down_after", 2, lo=1))),
+        enabled=_flag(section, "enabled", True),
+        down_after=_count(section, "down_after", 2, lo=1),
         repeat_interval_s=_duration(section, "repeat_interval", 4 * 3600.0),
         capacity_warning_days=_number(section, "capacity_warning_days", 30.0),
-        flapping_changes=int(_number(section, "flapping_changes", 4)),
+        flapping_changes=_count(section, "flapping_changes", 4),
         flapping_window_s=_duration(section, "flapping_window", 3600.0),
         min_coverage=coverage,
         new_within_s=_duration(section, "new_within", 86400.0),

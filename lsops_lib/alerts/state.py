@@ -12,6 +12,9 @@ FOR UPDATE; SQLite: BEGIN IMMEDIATE), so two collectors sharing a store take tur
   `firing` again; resolved after a notified firing -> `resolved`. The decision is
   written in the same transaction (last_sent_state, last_sent_at), so the other
   collector, which waits for the lock, sees it made and owes nothing;
+- a notification is not queued again while one of the same state to the same notifier
+  is still owed (held to business hours, receiver down); a new state supersedes the
+  repeats owed to that notifier (`_queue`);
 - the deliveries owed (`due`: notifier + payload) are CLAIMED by the transaction that
   queued them (or, once a claim's lease ran out, by a later round): only the claimant
   delivers, and a delivery that failed stays owed and is retried next round;
@@ -110,6 +113,21 @@ def _owed(row: dict[str, Any], now: int, cfg: AlertSettings) -> str | None:
     return None
 
 
+def _queue(due: list[dict[str, Any]], entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """`due` with `entry` owed too. While a notification of the alert to the same notifier
+    is still owed (held to business hours, or its receiver down), a repeat of the same
+    state is not queued; a new state supersedes the repeats owed (the receiver gets the
+    current state once, not every repeat of the hours it could not be told). A first
+    `firing` still owed stays: a receiver that missed it is told it, then `resolved`."""
+    mine = [e for e in due if e["notifier"] == entry["notifier"]]
+    state = entry["payload"]["alert"]["state"]
+    if mine and mine[-1]["payload"]["alert"]["state"] == state:
+        return due
+    return [e for e in due if not (e["notifier"] == entry["notifier"] and e.get("repeat"))] + [
+        entry
+    ]
+
+
 def apply_round(
     store: Any,
     target: str,
@@ -170,11 +188,13 @@ def apply_round(
                 due = json.loads(row["due"])
                 notifiers = cfg.notifiers_for(row["severity"])
                 if owed is not None and notifiers:  # none to tell: nothing counts as told
+                    repeat = owed == row["last_sent_state"]
                     row["last_sent_state"], row["last_sent_at"] = owed, now_ms
                     body = payload(row, owed)
                     for notifier, hours in notifiers:
-                        due.append({"id": str(uuid.uuid4()), "notifier": notifier.name,
-                                    "business_hours": hours, "payload": body})  # fmt: skip
+                        due = _queue(due, {"id": str(uuid.uuid4()), "notifier": notifier.name,
+                                           "business_hours": hours, "repeat": repeat,
+                                           "payload": body})  # fmt: skip
                     row["due"] = json.dumps(due)
                 if new in ("pending", "firing", "resolved"):
                     told = owed is not None and bool(notifiers)
@@ -201,7 +221,8 @@ def settle(
     store: Any, claim: Claim, delivered: set[str], attempts: list[dict[str, Any]], now: datetime
 ) -> None:
     """After delivering: the delivered entries are no longer owed, the claim is released,
-    every attempt (failures included) is recorded."""
+    every attempt (failures included) is recorded; a firing told late (held to business
+    hours, receiver down) counts as told now (the next repeat is `repeat_interval` later)."""
     t = alerts_table
     try:
         with store._lock, store._write() as conn:
@@ -209,6 +230,11 @@ def settle(
             if row is not None:
                 due = [e for e in json.loads(row.due) if e["id"] not in delivered]
                 values: dict[str, Any] = {"due": json.dumps(due), "version": row.version + 1}
+                told = [e for e in claim.entries if e["id"] in delivered]
+                if row.last_sent_state == "firing" and any(
+                    e["payload"]["alert"]["state"] == "firing" for e in told
+                ):  # a firing told late (held, retried): the next repeat counts from now
+                    values["last_sent_at"] = max(row.last_sent_at or 0, to_ms(now))
                 if row.claim == claim.token:
                     values.update(claim=None, claim_until=None)
                 conn.execute(t.update().where(t.c.id == claim.row_id).values(**values))

@@ -63,15 +63,24 @@ def _note(alert: dict[str, Any]) -> str | None:
         notes.append("flapping: notifications suppressed")
     if alert.get("inhibited"):
         notes.append("covered by api_down: not notified")
-    if alert.get("owed"):
-        notes.append(f"{fmt.counted(alert['owed'], 'notification')} owed, retried next round")
+    held = alert.get("held") or 0
+    if (alert.get("owed") or 0) > held:
+        retried = alert["owed"] - held
+        notes.append(f"{fmt.counted(retried, 'notification')} owed, retried next round")
+    if held:
+        until = alert.get("held_until")
+        when = fmt.instant(until) if until is not None else "a business day (none configured)"
+        notes.append(f"{fmt.counted(held, 'notification')} held until {when} (business hours)")
     return "; ".join(notes) or None  # null in JSON, the dash in the table
 
 
-def _listing(store: Any, target: str, now: Any, recent_s: float) -> dict[str, Any]:
+def _listing(store: Any, target: str, now: Any, cfg: Any) -> dict[str, Any]:
     import pandas as pd
 
+    from ..alerts.evaluate import owed_counts
     from ..store.alerts import alert_events, alert_notifications, stored_alerts
+
+    recent_s = cfg.recent_s
 
     rows = stored_alerts(store, target)
     cut = pd.Timestamp(now) - pd.Timedelta(seconds=recent_s)
@@ -93,7 +102,7 @@ def _listing(store: Any, target: str, now: Any, recent_s: float) -> dict[str, An
             "flapping": bool(r["flapping"]),
             "inhibited": bool(r["inhibited"]),
             "last_notified": r["last_sent_at"],
-            "owed": len(json.loads(r["due"] or "[]")),
+            **owed_counts(json.loads(r["due"] or "[]"), cfg, now),
             "history": [
                 {
                     "ts": e["ts"],
@@ -164,13 +173,13 @@ def alerts_group(ctx: click.Context, app: Any, as_json: bool) -> None:
     """Firing and recently resolved alerts, with their history."""
     if ctx.invoked_subcommand is not None:
         return
-    from ..store import Store
     from ..times import utcnow
+    from .checks import _store
 
     with run_command(usage=2, failure=1):
         settings, cfg = _settings(app)
-        with Store(settings.store_url) as store:
-            data = _listing(store, app.selected_target(), utcnow(), cfg.recent_s)
+        with _store(app) as store:
+            data = _listing(store, app.selected_target(), utcnow(), cfg)
         emit(data, as_json, _view)
 
 
@@ -180,11 +189,11 @@ def alerts_group(ctx: click.Context, app: Any, as_json: bool) -> None:
 def alerts_check(app: Any, as_json: bool) -> None:
     """Evaluate the rules now and send what is owed (as after each collection round)."""
     from ..alerts import evaluate
-    from ..store import Store
+    from .checks import _store
 
     with run_command(usage=2, failure=1):
         settings, cfg = _settings(app)
-        with Store(settings.store_url) as store:
+        with _store(app) as store:
             data = evaluate(store, settings, target=app.selected_target(), alerts=cfg)
         for alert in data["alerts"]:
             alert["note"] = _note(alert)

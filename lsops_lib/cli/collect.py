@@ -182,6 +182,9 @@ def collect_command(
         from ..sources.settings import source_settings
 
         source_settings(settings)  # issue 10: a malformed [sentry]/[logs]/[pm2]: exit 2 now
+        from ..alerts import alert_settings
+
+        alert_settings(settings)  # issue 11: a malformed [alerts]: exit 2 now, not each round
         if stop.is_set():
             return  # stopped before the first scrape: exit 0
         if all_targets:

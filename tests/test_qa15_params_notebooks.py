@@ -136,7 +136,9 @@ def _in_one_kernel(cases: dict[str, tuple[str, dict[str, str]]], env: dict[str, 
     from papermill.iorw import load_notebook_node
     from papermill.parameterize import parameterize_notebook
 
-    km = KernelManager(kernel_name="python3")
+    # Unix sockets, not TCP ports: a port chosen free can be taken by another process of
+    # the suite before the kernel binds it ("Address already in use", the kernel dies)
+    km = KernelManager(kernel_name="python3", transport="ipc", ip=str(cwd / "kernel-ipc"))
     km.start_kernel(env=env, cwd=str(cwd))
     kc = km.blocking_client()
     kc.start_channels()

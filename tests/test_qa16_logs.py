@@ -2,7 +2,8 @@
 logs --around T` shows the entries nearest to T and says how many of how many; a rotated
 file's last line without a newline is read; pm2's `[PM2]` notices before jlist's JSON; a
 store that does not exist is not created by `lsops logs`; the review counts restarts, not
-rows; a line longer than MAX_READ does not block its file."""
+rows; a line longer than MAX_READ does not block its file; a file none of whose lines
+matches date_format is said."""
 
 from __future__ import annotations
 
@@ -287,3 +288,31 @@ def test_a_line_longer_than_max_read_is_cut_and_the_lines_after_it_are_read(
         collect_logs(sqlite_store, _settings(tmp_path), "default")
     texts = list(tables.log_lines(sqlite_store, "default", None, None)["text"])
     assert [t[:26] for t in texts[3:]] == ["❌ Express Error: BIG zzzzz", "✅ the next one"]
+
+
+# --- a date_format no line matches: said, not silent ------------------------------------------
+
+
+def test_a_file_whose_lines_match_no_stamp_of_date_format_is_said(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    """pm2 stamping ISO instants (log_date_format changed) while lsops expects its default:
+    the entries are still stored, dated by the file's time, and the collection says why;
+    a file whose lines carry the expected stamps gets no such note."""
+    (tmp_path / "api-out.log").write_text(
+        "".join(f"2026-10-16T09:0{i}:00.123+07:00: ✅ request {i}\n" for i in range(4))
+    )
+    (tmp_path / "api-error.log").write_text(f"{stamp(T0)}: ❌ Express Error: boom\n")
+    notes: list[str] = []
+    stored = collect_logs(sqlite_store, _settings(tmp_path), "default", notes=notes)
+    assert stored == 5
+    said = [n for n in notes if "date_format" in n]
+    assert len(said) == 1, notes
+    assert said[0].startswith("api-out.log: none of its 4 new lines starts with a stamp")
+    assert "YYYY-MM-DD HH:mm:ss Z" in said[0]
+    lines = tables.log_lines(sqlite_store, "default", None, None)
+    assert lines["estimated"].sum() == 4  # dated by the file, and marked so
+    # the next collection reads nothing new: nothing to say
+    notes.clear()
+    collect_logs(sqlite_store, _settings(tmp_path), "default", notes=notes)
+    assert not [n for n in notes if "date_format" in n]

@@ -322,6 +322,7 @@ class Batch:
     lines: int = 0  # physical lines read
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what was left aside, and why
+    stamps: dict[str, list[int]] = field(default_factory=dict)  # path -> [lines, stamped]
 
 
 def read_files(
@@ -354,6 +355,13 @@ def read_files(
     finally:
         for f in files:
             f.fh.close()
+    for path, (lines, stamped) in sorted(batch.stamps.items()):
+        if lines and not stamped:  # pm2 without --time, or another date_format
+            batch.notes.append(
+                f"{os.path.basename(path)}: none of its {fmt.counted(lines, 'new line')} "
+                f"starts with a stamp of date_format {date_format!r}: dated by their "
+                "neighbours or the file's modification time"
+            )
 
 
 def _read_streams(
@@ -507,6 +515,9 @@ def _entries(
             parsed.append((int(stamp.timestamp() * 1000), text[match.end() :]))
         else:
             parsed.append((None, text))
+    tally = batch.stamps.setdefault(f.path, [0, 0])
+    tally[0] += len(parsed)
+    tally[1] += sum(ts is not None for ts, _ in parsed)
     # the next stamped instant after each line (for unstamped lines with none before)
     following: list[int | None] = [None] * len(parsed)
     nxt: int | None = None

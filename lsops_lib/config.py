@@ -480,7 +480,7 @@ def backup_settings(
 ) -> BackupSettings:
     """The `[backups]` block of the settings' lsops.toml, `LSOPS_BACKUPS` winning."""
     from .exceptions import ParameterError
-    from .times import MAX_DURATION, MIN_DURATION, parse_duration
+    from .times import duration_seconds, parse_duration
 
     env = os.environ if env is None else env
     path = settings.config_path if settings is not None else None
@@ -505,9 +505,8 @@ def backup_settings(
             raise ParameterError(str(max_age))
         if isinstance(max_age, int | float):  # hours, in the range of a duration
             max_age_s = float(max_age) * 3600
-            too_long = not math.isfinite(max_age_s) or max_age_s > MAX_DURATION.total_seconds()
-            if too_long or 0 < max_age_s < MIN_DURATION.total_seconds():  # <= 0: said below
-                raise ParameterError(str(max_age))
+            if not max_age_s <= 0 or not math.isfinite(max_age_s):  # <= 0: said below
+                duration_seconds(max_age_s, max_age)
         else:
             max_age_s = parse_duration(str(max_age)).total_seconds()
     except ParameterError:

@@ -46,7 +46,12 @@ def parse_duration(text: str) -> timedelta:
     match = _DURATION.match(str(text))
     if not match:
         raise ParameterError(f"not a duration: {shown(text)} (expected e.g. 30s, 5m, 24h, 7d)")
-    seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    return duration_seconds(float(match.group(1)) * _UNITS[match.group(2)], text)
+
+
+def duration_seconds(seconds: float, text: object) -> timedelta:
+    """A number of seconds already read (from `text`) as a duration, by `parse_duration`'s
+    rule: from 1 ms to 100 years. ParameterError naming `text` otherwise."""
     if seconds <= 0:
         raise ParameterError(f"duration must be positive: {shown(text)}")
     if not math.isfinite(seconds) or seconds > MAX_DURATION.total_seconds():

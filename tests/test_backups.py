@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import sqlite3
 from pathlib import Path
@@ -62,7 +63,7 @@ def _closed_port() -> int:
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("kind", ["custom", "directory", "plain", "plain_gz"])
+@pytest.mark.parametrize("kind", ["custom", "directory", "tar", "plain", "plain_gz"])
 def test_a_complete_dump_passes_in_every_format(
     kind: str, backup_dumps: BackupDumps, longsang_db: Planted, tmp_path: Path
 ) -> None:
@@ -82,7 +83,15 @@ def test_a_complete_dump_passes_in_every_format(
 
 @pytest.mark.postgres
 @pytest.mark.parametrize(
-    ("kind", "fraction"), [("custom", 0.5), ("custom", 0.97), ("plain", 0.6), ("plain_gz", 0.5)]
+    ("kind", "fraction"),
+    [
+        ("custom", 0.5),
+        ("custom", 0.97),
+        ("tar", 0.5),
+        ("tar", 0.97),
+        ("plain", 0.6),
+        ("plain_gz", 0.5),
+    ],
 )
 def test_a_truncated_dump_is_judged_truncated(
     kind: str, fraction: float, backup_dumps: BackupDumps, longsang_db: Planted, tmp_path: Path
@@ -92,6 +101,30 @@ def test_a_truncated_dump_is_judged_truncated(
     (entry,) = check.as_dict()["files"]
     assert (entry["verdict"], entry["complete"]) == ("truncated", False), entry["detail"]
     assert (check.status, check.exit_code) == ("CRITICAL", 2)
+
+
+@pytest.mark.postgres
+def test_a_tar_dump_cut_at_a_member_boundary_is_truncated(
+    backup_dumps: BackupDumps, tmp_path: Path
+) -> None:
+    """pg_restore reads a cut `-Ft` dump up to the cut and exits 0 (restoring part of the
+    rows): the archive's own structure tells. Cut where tarfile says a member ends, the
+    last data member and the end-of-archive blocks gone."""
+    import tarfile
+
+    with tarfile.open(backup_dumps.tar) as tar:
+        members = tar.getmembers()
+    data = [m for m in members if m.name.endswith(".dat") and m.name != "toc.dat"]
+    assert members[0].name == "toc.dat" and data, [m.name for m in members]
+    last = data[-1]
+    dump = place(backup_dumps.tar, tmp_path)
+    with dump.open("r+b") as fh:
+        fh.truncate(last.offset)  # every member before the last table's data, whole
+    check = check_backups([dump], restore=True)  # a drill would spin in pg_restore
+    (entry,) = check.as_dict()["files"]
+    assert (entry["verdict"], entry["complete"]) == ("truncated", False), entry["detail"]
+    assert "end-of-archive" in entry["detail"]
+    assert check.restore is not None and "not restored" in str(check.restore.error)
 
 
 @pytest.mark.postgres
@@ -144,7 +177,38 @@ def test_a_file_that_is_no_dump_is_unreadable(tmp_path: Path) -> None:
     }
     assert check.exit_code == 2
     (nightly,) = [f for f in check.files if f.path.name == "nightly.dump"]
-    assert nightly.detail == "not a PostgreSQL dump (plain, custom or directory); 0 s old; 19 B"
+    assert (
+        nightly.detail == "not a PostgreSQL dump (plain, custom, directory or tar); 0 s old; 19 B"
+    )
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("kind", ["custom", "tar"])
+def test_a_gzip_compressed_archive_is_said_to_be_one(
+    kind: str, backup_dumps: BackupDumps, tmp_path: Path
+) -> None:
+    """`pg_dump -Fc | gzip`: pg_restore cannot read it; the verdict says what it is (a
+    tar that is not pg_dump's, gzip'd or not, is no dump)."""
+    import gzip
+    import tarfile
+
+    with (
+        getattr(backup_dumps, kind).open("rb") as src,
+        gzip.open(tmp_path / "a.dump.gz", "wb") as dst,
+    ):
+        shutil.copyfileobj(src, dst)
+    (tmp_path / "notes.txt").write_text("hello\n")
+    with tarfile.open(tmp_path / "files.tar", "w") as tar:
+        tar.add(tmp_path / "notes.txt", arcname="notes.txt")
+    check = check_backups(find_dumps([tmp_path / "a.dump.gz", tmp_path / "files.tar"]))
+    verdicts = {f.path.name: (f.format, f.verdict, f.contents.problem) for f in check.files}
+    assert verdicts["a.dump.gz"][:2] == (None, "unreadable")
+    assert verdicts["a.dump.gz"][2].startswith("a gzip-compressed custom or tar dump")
+    assert verdicts["files.tar"] == (
+        None,
+        "unreadable",
+        "not a PostgreSQL dump (plain, custom, directory or tar)",
+    )
 
 
 @pytest.mark.postgres

@@ -71,7 +71,7 @@ def _gone(folder: Path, timeout_s: float = 20.0) -> list[str]:
     return left
 
 
-@pytest.mark.parametrize("kind", ["custom", "plain_gz", "directory"])
+@pytest.mark.parametrize("kind", ["custom", "plain_gz", "directory", "tar"])
 def test_a_complete_dump_restores_with_equal_counts(
     kind: str,
     backup_dumps: BackupDumps,

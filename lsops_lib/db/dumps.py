@@ -1,14 +1,16 @@
 """Reading dump files: which format, how big, how old, what they hold, whether complete.
 
     find_dumps(["/var/backups/*.dump"])   globs -> dump paths (files and -Fd folders)
-    dump_format(path)          plain | custom | directory | None (not a PostgreSQL dump)
+    dump_format(path)          plain | custom | directory | tar | None (not a PostgreSQL dump)
     dump_bytes(path), dump_mtime(path)
-    read_archive(path)         custom / directory: `pg_restore --list` (its tables,
+    read_archive(path)         custom / directory / tar: `pg_restore --list` (its tables,
                                extensions, database name), then a read of the whole archive
                                (`pg_restore -f /dev/null`): the table of contents sits at
                                the start of a custom dump, so `--list` alone passes a
                                truncated one; a dump newer than pg_restore reads is
                                `client_too_old`, not a bad dump
+    tar_cut(path)              why a tar archive is cut short (pg_restore restores a cut
+                               `-Ft` dump up to the cut and exits 0), else None
     read_plain(path)           .sql / .sql.gz: pg_dump's header, its CREATE TABLE and
                                CREATE EXTENSION lines, and the `PostgreSQL database dump
                                complete` trailer (a truncated .gz fails to decompress)
@@ -58,13 +60,15 @@ __all__ = [
     "read_archive",
     "read_dump",
     "read_plain",
+    "tar_cut",
 ]
 
-FORMATS = ("plain", "custom", "directory")
+FORMATS = ("plain", "custom", "directory", "tar")
+_TAR_BLOCK = 512
 PLAIN_HEADER = b"-- PostgreSQL database dump"
 PLAIN_TRAILER = b"-- PostgreSQL database dump complete"
 # file names a folder of dumps is searched for (a folder holding toc.dat IS a dump)
-DUMP_SUFFIXES = (".sql", ".sql.gz", ".dump", ".backup", ".pgdump", ".custom")
+DUMP_SUFFIXES = (".sql", ".sql.gz", ".dump", ".backup", ".pgdump", ".custom", ".tar")
 _IDENT = r'(?:"(?:[^"]|"")+"|[^\s."(]+)'
 _CREATE_TABLE = re.compile(
     rf"^CREATE (?:UNLOGGED )?TABLE (?:IF NOT EXISTS )?({_IDENT})\.({_IDENT})[\s(]"
@@ -206,30 +210,40 @@ def find_dumps(patterns: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return sorted(found)
 
 
+def _is_pg_tar(head: bytes) -> bool:
+    """The start of a `pg_dump -Ft` archive: a POSIX tar whose first member is `toc.dat`."""
+    return len(head) >= 262 and head[257:262] == b"ustar" and head[:8] == b"toc.dat\0"
+
+
 def dump_format(path: Path) -> str | None:
-    """plain, custom or directory by the content (`PGDMP` magic, gzip, pg_dump's header),
-    else by the name for an empty file; None for anything else."""
+    """plain, custom, directory or tar by the content (`PGDMP` magic, pg_dump's tar with
+    its `toc.dat` first, gzip, pg_dump's header), else by the name for an empty file; None
+    for anything else."""
     if path.is_dir():
         return "directory" if (path / "toc.dat").exists() else None
     try:
         with path.open("rb") as fh:
-            head = fh.read(64)
+            head = fh.read(512)
     except OSError:
         return None
     name = path.name.lower()
     if not head:
         if name.endswith((".sql", ".sql.gz")):
             return "plain"
+        if name.endswith(".tar"):
+            return "tar"
         return "custom" if name.endswith(DUMP_SUFFIXES) else None
     if head.startswith(b"PGDMP"):
         return "custom"
+    if _is_pg_tar(head):
+        return "tar"
     if head.startswith(b"\x1f\x8b"):  # gzip: a compressed plain dump (pg_dump | gzip)
         try:
             with gzip.open(path, "rb") as fh:
-                inner = fh.read(5)
+                inner = fh.read(512)
         except (OSError, EOFError, zlib.error):
             return "plain" if ".sql" in name else None
-        return None if inner.startswith(b"PGDMP") else "plain"
+        return None if inner.startswith(b"PGDMP") or _is_pg_tar(inner) else "plain"
     if name.endswith((".sql", ".sql.gz")) or head.lstrip().startswith((b"--", b"SET ")):
         return "plain"
     return None
@@ -252,8 +266,8 @@ def dump_mtime(path: Path) -> datetime:
 @dataclass
 class DumpContents:
     """What reading a dump found: complete or why not, its tables (`schema.table`), the
-    extensions it creates, the database it was dumped from (custom and directory formats;
-    a plain dump names it only when made with --create)."""
+    extensions it creates, the database it was dumped from (custom, directory and tar
+    formats; a plain dump names it only when made with --create)."""
 
     complete: bool
     tables: list[str] | None = None
@@ -314,9 +328,10 @@ def _client(tool: str) -> str:
     return f"pg_restore {version.group(0) if version else '(version unknown)'} ({tool})"
 
 
-def read_archive(path: Path) -> DumpContents:
-    """A custom or directory dump: `pg_restore --list` reads its table of contents, then
-    `pg_restore -f /dev/null` reads every data block to the end (a cut file fails here)."""
+def read_archive(path: Path, *, whole: bool = True) -> DumpContents:
+    """A custom, directory or tar dump: `pg_restore --list` reads its table of contents, then
+    (`whole`) `pg_restore -f /dev/null` reads every data block to the end (a cut custom
+    file fails here)."""
     tool = find_tool("pg_restore")
     try:
         listed = subprocess.run(
@@ -341,6 +356,8 @@ def read_archive(path: Path) -> DumpContents:
             )
         return DumpContents(False, problem=f"pg_restore --list: {why}")
     contents = parse_toc(listed.stdout)
+    if not whole:
+        return contents
     try:
         whole = subprocess.run(
             [tool, "-f", os.devnull, str(path)],
@@ -412,13 +429,62 @@ def read_plain(path: Path) -> DumpContents:
     return contents
 
 
+def tar_cut(path: Path) -> str | None:
+    """Why a tar archive ends before its end (a member's data past the end of the file, or
+    no end-of-archive blocks), else None. pg_restore restores a cut `-Ft` dump up to the
+    cut and exits 0, or reads a member cut short for ever, so the file's own structure is
+    checked (before pg_restore reads its data)."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        offset = 0
+        while offset + _TAR_BLOCK <= size:
+            fh.seek(offset)
+            header = fh.read(_TAR_BLOCK)
+            if header == bytes(_TAR_BLOCK):  # the end-of-archive marker
+                return None
+            name = header[:100].split(b"\0", 1)[0].decode("utf-8", "replace")
+            try:
+                length = int(header[124:136].split(b"\0", 1)[0].strip() or b"0", 8)
+            except ValueError:
+                return f"a damaged tar header at byte {offset:,}"
+            data = -(-length // _TAR_BLOCK) * _TAR_BLOCK
+            if offset + _TAR_BLOCK + data > size:
+                return f"{name} ends past the end of the file"
+            offset += _TAR_BLOCK + data
+    return "the archive's end-of-archive blocks are missing"
+
+
+def _gzipped_archive(path: Path) -> bool:
+    """A custom or tar dump piped through gzip (`pg_dump -Fc | gzip`): pg_restore cannot
+    read it as it is."""
+    try:
+        with gzip.open(path, "rb") as fh:
+            inner = fh.read(512)
+    except (OSError, EOFError, zlib.error):
+        return False
+    return inner.startswith(b"PGDMP") or _is_pg_tar(inner)
+
+
 def read_dump(path: Path, format: str | None) -> DumpContents:
     """Read a dump of a known format (DumpContents; never raises for a bad file)."""
     if format == "plain":
         return read_plain(path)
     if format in ("custom", "directory"):
         return read_archive(path)
-    return DumpContents(False, problem="not a PostgreSQL dump (plain, custom or directory)")
+    if format == "tar":  # a cut one, pg_restore reads to the cut and exits 0, or spins
+        cut = tar_cut(path)
+        contents = read_archive(path, whole=cut is None)
+        if cut and contents.tables is not None:
+            contents.complete, contents.truncated = False, True
+            contents.problem = f"cut short: {cut}"
+        return contents
+    if path.is_file() and is_gzip(path) and _gzipped_archive(path):
+        return DumpContents(
+            False,
+            problem="a gzip-compressed custom or tar dump: pg_restore cannot read it as it "
+            "is (gunzip it, or let pg_dump -Fc compress it itself)",
+        )
+    return DumpContents(False, problem="not a PostgreSQL dump (plain, custom, directory or tar)")
 
 
 def is_gzip(path: Path) -> bool:

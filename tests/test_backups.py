@@ -514,6 +514,34 @@ def test_a_missing_client_program_is_unknown_not_a_bad_backup(
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("bindir", ["missing", "empty"])
+def test_a_pg_bindir_without_the_client_is_said_not_passed_over(
+    bindir: str,
+    backup_dumps: BackupDumps,
+    lsops_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """LSOPS_PG_BINDIR names the client the user wants (one new enough for their dumps):
+    a typo or a folder without pg_restore is said, not replaced by another client."""
+    folder = tmp_path / bindir
+    if bindir == "empty":
+        folder.mkdir()
+    dump = place(backup_dumps.custom, tmp_path / "dumps")
+    env = {
+        **lsops_env,
+        "LSOPS_STORE": f"sqlite:///{tmp_path / 'm.sqlite'}",
+        "LSOPS_PG_BINDIR": str(folder),
+    }
+    result = _run([str(dump)], env)
+    assert result.exit_code == 3
+    where = "is not a folder" if bindir == "missing" else "holds no pg_restore"
+    assert result.stderr.strip() == (
+        f"lsops: LSOPS_PG_BINDIR ({folder}) {where}: name the bin folder of a PostgreSQL "
+        "client, or unset it"
+    )
+
+
+@pytest.mark.postgres
 def test_a_partitioned_table_is_counted_once_in_every_format(
     pg_cluster: Any, tmp_path: Path
 ) -> None:

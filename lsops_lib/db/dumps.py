@@ -107,8 +107,17 @@ def find_tool(name: str) -> str:
     """A PostgreSQL client program (`pg_dump`, `pg_restore`, `psql`), found as pgtemp finds
     the server's: `LSOPS_PG_BINDIR`, `pg_config --bindir`, Debian's
     `/usr/lib/postgresql/<version>/bin` (newest first), the `pgserver` wheel, the PATH.
-    BackupError when there is none. Remembered per LSOPS_PG_BINDIR and PATH."""
-    found = _find_tool(name, os.environ.get("LSOPS_PG_BINDIR", ""), os.environ.get("PATH", ""))
+    BackupError when there is none, or when `LSOPS_PG_BINDIR` is set and holds no such
+    program (it names the client the user wants, e.g. one new enough for their dumps: an
+    older one found elsewhere would misjudge them). Remembered per LSOPS_PG_BINDIR and PATH."""
+    bindir = os.environ.get("LSOPS_PG_BINDIR", "")
+    if bindir and not _runnable(Path(bindir) / name):
+        where = "is not a folder" if not os.path.isdir(bindir) else f"holds no {name}"
+        raise BackupError(
+            f"LSOPS_PG_BINDIR ({bindir}) {where}: name the bin folder of a PostgreSQL "
+            "client, or unset it"
+        )
+    found = _find_tool(name, bindir, os.environ.get("PATH", ""))
     if found is None:
         raise BackupError(
             f"{name} not found: install the PostgreSQL client (Debian: postgresql-client) "
@@ -145,9 +154,13 @@ def _find_tool(name: str, bindir: str, path: str) -> str | None:
             folder = Path(next(iter(spec.submodule_search_locations)))
             candidates.append(folder / "pginstall" / "bin")
     for folder in candidates:
-        if (folder / name).is_file() and os.access(folder / name, os.X_OK):
+        if _runnable(folder / name):
             return str(folder / name)
     return shutil.which(name, path=path)
+
+
+def _runnable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
 
 
 def clean_env(**extra: str) -> dict[str, str]:

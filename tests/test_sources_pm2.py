@@ -70,6 +70,27 @@ def test_the_captured_jlist_gives_the_app_and_never_its_environment() -> None:
     assert parse_jlist(text, "other-app", now) == []
 
 
+def test_garbled_figures_are_unknown_and_the_rest_is_stored(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    """monit.memory 1e30, an infinite cpu, a negative restart count, a pid beyond 64 bits:
+    each is unknown (None); the sample is stored, not the collection failed."""
+    data = json.loads(JLIST.read_text())
+    data[0]["monit"] = {"memory": 1e30, "cpu": "Infinity"}
+    data[0]["pm2_env"]["restart_time"] = -3
+    data[0]["pid"] = 2**70
+    now = datetime.fromtimestamp(data[0]["pm2_env"]["pm_uptime"] / 1000 + 60, UTC)
+    (proc,) = parse_jlist(json.dumps(data), "longsang-api", now)
+    assert (proc["memory"], proc["cpu"], proc["restarts"], proc["pid"]) == (None,) * 4
+    assert proc["pm_id"] == 0 and proc["uptime_s"] == pytest.approx(60.0)
+    script = _fake_pm2(tmp_path, json.dumps(data))
+    settings = SourceSettings(pm2=Pm2Settings(command=str(script), enabled=True))
+    (ok,) = collect_sources(sqlite_store, settings, target="default", clock=lambda: T0)
+    assert ok.ok and ok.items == 1, ok.error
+    samples = tables.pm2_samples(sqlite_store, "default", None, None)
+    assert samples["memory"].isna().all() and list(samples["status"]) == ["online"]
+
+
 def test_pm2_is_collected_and_fails_on_its_own(sqlite_store: Store, tmp_path: Path) -> None:
     script = _fake_pm2(tmp_path, JLIST.read_text())
     settings = SourceSettings(pm2=Pm2Settings(command=str(script), enabled=True))

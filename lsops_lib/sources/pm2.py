@@ -11,6 +11,7 @@ part is never kept, printed or stored.
 from __future__ import annotations
 
 import json
+import math
 import shlex
 import subprocess
 from datetime import datetime
@@ -74,19 +75,24 @@ def _json_array(text: str) -> list[Any] | None:
     return None
 
 
+_INT_MAX = 2**63 - 1  # what the store's integer columns hold
+
+
 def _number(value: Any) -> float | None:
+    """A finite, non-negative number (every figure of jlist is a count, an id, bytes, a
+    percentage or an epoch), else None: a reading pm2 garbled is unknown, not stored."""
     if isinstance(value, bool):
         return None
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    return number if number == number else None
+    return number if math.isfinite(number) and number >= 0 else None
 
 
 def _int(value: Any) -> int | None:
     number = _number(value)
-    return int(number) if number is not None else None
+    return int(number) if number is not None and number <= _INT_MAX else None
 
 
 def jlist(settings: Pm2Settings, now: datetime) -> list[dict[str, Any]]:

@@ -316,3 +316,30 @@ def test_a_file_whose_lines_match_no_stamp_of_date_format_is_said(
     notes.clear()
     collect_logs(sqlite_store, _settings(tmp_path), "default", notes=notes)
     assert not [n for n in notes if "date_format" in n]
+
+
+# --- 9. the review's pattern tables count entries, and say so -------------------------------
+
+
+def test_the_review_pattern_tables_count_entries_not_physical_lines(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three errors of one pattern, each with a 4-line stack trace: 3 entries (15 physical
+    lines); the column says entries."""
+    err = Pm2Log(tmp_path, "api-error")
+    for k in range(3):
+        err.write(f"Error: upstream timeout after {k + 1} s", T0 + timedelta(minutes=k), frames=4)
+    collect_logs(store, _settings(tmp_path), "default")
+    tables.record_source_run(store, "default", "logs", T0, ok=True, items=3, error=None)
+    assert sum(1 for _ in err.path.read_text().splitlines()) == 15
+    shown: list[str] = []
+    monkeypatch.setattr(display, "_display", lambda obj, **_kw: shown.append(str(obj.data)))
+    present.begin()
+    review = errors_review(store, T0, T0 + timedelta(hours=1), target="default")
+    present.errors.show_errors(review)
+    page = "".join(shown)
+    heads = re.findall(r"<th[^>]*>([^<]*)</th>", page)
+    assert "entries" in heads and "lines" not in heads
+    top = page[page.index("Top log patterns") :]
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", top)
+    assert "3" in cells and "15" not in cells

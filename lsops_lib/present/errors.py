@@ -45,7 +45,7 @@ _PATTERN_HEADERS = {
     "pattern_id": "pattern",
     "level": "level",
     "template": "template",
-    "count": "lines",
+    "count": "entries",  # a multi-line entry (a stack trace) is one
     "baseline": "month before",
     "first_seen": "first seen",
     "example": "example (first line)",

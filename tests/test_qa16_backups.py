@@ -88,11 +88,14 @@ def test_unreadable_entries_are_judged_each_on_their_own(
     for name, age in (("a.dump", 3 * HOUR), ("b.dump", 2 * HOUR), ("c.dump", HOUR)):
         place(backup_dumps.custom, folder, name, age_s=age)
     locked = place(backup_dumps.directory, folder, "locked.dir", age_s=5 * HOUR)
+    fsck = folder / "lost+found"  # a backup disk's mount point: root's, 0700; not a dump
+    fsck.mkdir()
     inner = place(backup_dumps.custom, tmp_path / "closed", "x.dump", age_s=HOUR)
     when = time.time() - 5 * HOUR  # the folder's own date: all that can be read of it
     os.utime(locked, (when, when))
     locked.chmod(0o000)
     inner.parent.chmod(0o000)
+    fsck.chmod(0o000)
     try:
         code, doc, _ = _lsops_json(command, folder, tmp_path)
         verdicts = {Path(f["path"]).name: f["verdict"] for f in doc["files"]}
@@ -117,6 +120,7 @@ def test_unreadable_entries_are_judged_each_on_their_own(
     finally:
         locked.chmod(0o755)
         inner.parent.chmod(0o755)
+        fsck.chmod(0o755)
 
 
 # --- 2. the caller's PG* variables and the drill -----------------------------------------------

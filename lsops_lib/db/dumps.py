@@ -213,6 +213,8 @@ def find_dumps(patterns: Iterable[str | os.PathLike[str]]) -> list[Path]:
                 found.add(path.absolute())
                 continue
             for child in children:
+                if child.name == "lost+found":  # a mount point's fsck folder, never a dump
+                    continue
                 try:
                     if (child.is_file() and _is_dump_name(child)) or (
                         child.is_dir() and (child / "toc.dat").exists()

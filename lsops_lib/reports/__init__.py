@@ -91,6 +91,7 @@ __all__ = [
     "Run",
     "Stopped",
     "check_key",
+    "check_target",
     "check_timeout",
     "kernel_env",
     "list_runs",
@@ -165,6 +166,7 @@ def run_report(
         # that needs one, a malformed URL: ConfigError (exit 2) before anything is written
         settings.database(str(values["database"]) if values.get("database") else None)
     source = notebook_path(kind, notebooks_dir)
+    check_target(values, settings)
     values = with_target(kind, values, settings, source)
     outputs = Path(outputs_dir) if outputs_dir is not None else Path(settings.outputs_dir)
     redactor = Redactor.from_settings(settings)
@@ -256,9 +258,9 @@ def run_report(
                 _archive(run, nb, redactor, title=f"{spec.title}: {key}", ready=ahead)
                 write_index(outputs)
             except OSError as exc:
-                raise ReportError(
-                    f"cannot archive the report in {run_dir}: {exc.strerror or exc}"
-                ) from None
+                reason = f"cannot archive the report in {run_dir}: {exc.strerror or exc}"
+                _unarchived(run, reason, outputs)
+                raise ReportError(reason) from None
     finally:
         ahead.close()
         alive.release(remove=(run_dir / RUN_JSON).exists())
@@ -349,6 +351,44 @@ def with_target(
     return {**values, "target": settings.target.name}
 
 
+def check_target(values: Mapping[str, Any], settings: Settings) -> None:
+    """A `target` parameter the notebook would refuse, refused before anything runs (as
+    `--target NAME` is): neither the settings nor the store (the `store` parameter, else
+    the settings') know it. The notebook's own rule (`present.resolve_target`); the
+    store is only opened for a name the settings do not have."""
+    target = values.get("target")
+    if not target or target in settings.targets:
+        return
+    from ..present.source import open_store, resolve_target
+
+    source = open_store(values.get("store"), settings)
+    try:
+        resolve_target(source, str(target), settings)
+    finally:
+        with contextlib.suppress(Exception):
+            source.store.close()
+
+
+def _unarchived(run: Run, reason: str, outputs: Path) -> None:
+    """A run whose files could not all be written (a full disk): recorded `failed` with
+    `reason` when its run.json can still be written, else its folder removed; never left
+    with its lock alone (which the sweep would call `interrupted`)."""
+    import json
+    import shutil
+
+    if not run.json_path.exists():
+        if run.status != INTERRUPTED:
+            run.status = "failed"
+        run.error = reason if run.error is None else f"{reason}; {run.error}"
+        data = json.dumps(run.to_dict(), indent=2, ensure_ascii=False) + "\n"
+        try:
+            atomic_write(run.json_path, data)
+        except OSError:
+            shutil.rmtree(run.path, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        write_index(outputs)
+
+
 def _archive(
     run: Run,
     nb: nbformat.NotebookNode,
@@ -372,7 +412,7 @@ def _archive(
             PAPERMILL_ERROR_TAG in c.get("metadata", {}).get("tags", []) for c in clean.cells
         )
     ):
-        clean.cells.insert(0, failure_banner(run.error))
+        clean.cells.insert(0, failure_banner(run.error, interrupted=run.status == INTERRUPTED))
     elif run.ok and run.warnings:
         clean.cells.insert(0, warning_banner(run.warnings))
     atomic_write(run.path / REPORT_IPYNB, nbformat.writes(clean))

@@ -6,8 +6,8 @@
   so it appears whole or not at all; `run.json` is written last: a run directory without
   it is a run still going (or one that died) and is not listed.
 - Before anything is written, every secret of the settings (API tokens, database
-  passwords) and every password inside a URL is replaced by `***` in the notebook, the
-  HTML and run.json.
+  passwords) and every password inside a URL (`user:password@`, `?password=`) or a libpq
+  `password=` setting is replaced by `***` in the notebook, the HTML and run.json.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import nbformat
 from .. import fmt
 from ..config import Settings
 from ..exceptions import ReportError
-from .parameters import CREDENTIAL_URL
+from .parameters import CREDENTIAL_SETTING, CREDENTIAL_URL
 
 MASK = "***"
 RUN_JSON = "run.json"
@@ -237,7 +237,8 @@ class Redactor:
     def text(self, text: str) -> str:
         if self._pattern is not None:
             text = self._pattern.sub(lambda m: m.group(1) or MASK, text)
-        return _url_password_sub(text)
+        # `?password=...` in a URL, libpq's `host=h password=...`: the value masked
+        return _url_password_sub(CREDENTIAL_SETTING.sub(rf"\1{MASK}", text))
 
     def obj(self, value: Any) -> Any:
         """Every string in a JSON-like structure (dict keys included)."""
@@ -280,9 +281,10 @@ def failed_cell_index(nb: nbformat.NotebookNode) -> int | None:
     return None
 
 
-def failure_banner(error: str) -> nbformat.NotebookNode:
-    """A markdown cell saying the run failed (the error escaped: it may quote anything)."""
-    cell = nbformat.v4.new_markdown_cell(_failure_text(error))
+def failure_banner(error: str, *, interrupted: bool = False) -> nbformat.NotebookNode:
+    """A markdown cell saying the run failed, or (`interrupted`: Ctrl-C, SIGTERM) that it
+    did not finish (the error escaped: it may quote anything)."""
+    cell = nbformat.v4.new_markdown_cell(_failure_text(error, interrupted=interrupted))
     cell.metadata["tags"] = ["lsops-failure"]
     return cell
 
@@ -308,8 +310,10 @@ def md_text(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", html.escape(one_line, quote=False))
 
 
-def _failure_text(error: str | None) -> str:
+def _failure_text(error: str | None, *, interrupted: bool = False) -> str:
     text = md_text(error) if error else "see the failing cell below"
+    if interrupted:  # stopped, not failed: as run.json and the index say
+        return f"**This report run did not finish:** {text}"
     return f"**This report run failed:** {text}"
 
 

@@ -225,7 +225,7 @@ def run_reports(
     Ctrl-C or SIGTERM (a KeyboardInterrupt here): no other report starts, the running ones
     are archived `interrupted` (each passed to `on_done`), then the interrupt is raised.
     """
-    from . import DEFAULT_TIMEOUT_S, validate
+    from . import DEFAULT_TIMEOUT_S, check_target, validate
 
     if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= MAX_JOBS:
         raise ParameterError(f"jobs must be a whole number from 1 to {MAX_JOBS}, not {jobs!r}")
@@ -237,6 +237,7 @@ def run_reports(
         key, values = validate(kind, params, notebooks_dir=notebooks_dir)
         if values.get("database"):
             settings.database(str(values["database"]))  # ConfigError when unknown
+        check_target(values, settings)  # ParameterError when neither settings nor store know it
         if key in keys:
             raise ParameterError(f"{kind} {key} is asked for twice")
         keys.add(key)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 import os
 import sys
 import threading
@@ -27,7 +28,7 @@ import nbformat
 from jupyter_client import AsyncKernelManager
 from traitlets import Float
 
-from .. import interrupts
+from .. import fmt, interrupts
 from ..config import Settings
 
 KERNEL_NAME = "python3"
@@ -206,6 +207,7 @@ def _engine() -> str:
             return nb_man.nb
 
     papermill_engines.register(ENGINE_NAME, Engine)
+    logging.getLogger("asyncio").addFilter(_QuietPollTask())  # once, with the engine
     return ENGINE_NAME
 
 
@@ -268,14 +270,37 @@ def _one_line(exc: BaseException) -> str:
         where = f"cell {exc.exec_count}" if exc.exec_count else f"cell #{exc.cell_index + 1}"
         return f"{exc.ename}: {exc.evalue} (in {where})".replace("\n", " ")
     name = type(exc).__name__
-    if name == "CellTimeoutError":
-        return (
-            f"CellTimeoutError: a cell ran longer than the execution timeout ({exc})".splitlines()[
-                0
-            ]
-        )
     text = str(exc).strip().splitlines()
     return f"{name}: {text[0]}" if text else name
+
+
+def _timeout_line(nb: nbformat.NotebookNode | None, timeout_s: int | None) -> str:
+    """A timed-out run in one line, naming the cell: nbclient's CellTimeoutError names
+    neither (its message quotes the cell's source); the cell is the last one papermill
+    started (the cells after it have no start time)."""
+    where = "a cell"
+    cells = nb.cells if nb is not None else []
+    for index, cell in reversed(list(enumerate(cells))):
+        if cell.cell_type == "code" and cell.metadata.get("papermill", {}).get("start_time"):
+            count = cell.get("execution_count")
+            where = f"cell {count}" if count else f"cell #{index + 1}"
+            break
+    limit = f" of {fmt.integer(timeout_s)} s" if timeout_s is not None else ""  # as --timeout
+    return f"CellTimeoutError: {where} ran longer than the execution timeout{limit}"
+
+
+class _QuietPollTask(logging.Filter):
+    """Drops asyncio's "Task was destroyed but it is pending!" about nbclient's output
+    poller: on a cell's timeout nbclient leaves that task pending, and it is destroyed
+    with the run's event loop, long after the run said "CellTimeoutError: ..." (stderr
+    noise in a cron log)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (
+            message.startswith("Task was destroyed but it is pending")
+            and "NotebookClient._async_poll_output_msg" in message
+        )
 
 
 def execute(
@@ -339,7 +364,8 @@ def execute(
             progress_bar=bool(progress),
             log_output=False,
             start_timeout=START_TIMEOUT_S,
-            execution_timeout=timeout_s,
+            # nbclient takes whole seconds (a float is a TraitError): rounded up
+            execution_timeout=None if timeout_s is None else math.ceil(timeout_s),
             autosave_cell_every=AUTOSAVE_S,
             # the kernel's working directory, without papermill's process-wide chdir
             resources={"metadata": {"path": str(cwd or Path.cwd())}},
@@ -381,13 +407,15 @@ def execute(
         raise exc
     # a failing cell, a timeout, a kernel that died or never started
     error = _one_line(exc) if exc is not None else "the execution ended without a result"
+    executed = None
     if output.is_file():
         try:
-            nb = nbformat.read(output, as_version=4)
-            return Execution(nb=nb, error=error, start_failures=failures)
+            executed = nbformat.read(output, as_version=4)
         except Exception:  # pragma: no cover - a half-written scratch file
-            pass
-    nb = nbformat.read(notebook, as_version=4)
+            executed = None
+    if type(exc).__name__ == "CellTimeoutError":
+        error = _timeout_line(executed, math.ceil(timeout_s) if timeout_s is not None else None)
+    nb = executed if executed is not None else nbformat.read(notebook, as_version=4)
     return Execution(nb=nb, error=error, start_failures=failures)
 
 

@@ -81,12 +81,9 @@ def _link(root: Path, path: Path) -> str:
 
 
 def _duration(seconds: float | None) -> str:
-    if seconds is None:  # a run whose process died: unknown
-        return "–"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    return f"{minutes} min {secs:02d} s"
+    """As `lsops report` and `lsops reports` write it (one rule: `fmt.value`); a dash for a
+    run whose process died (unknown)."""
+    return fmt.value(seconds, "duration_s")
 
 
 _STYLE = """

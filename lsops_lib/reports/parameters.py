@@ -26,8 +26,12 @@ A parameter the kind does not list is accepted when the notebook's `parameters` 
 declares it (typed by the default the notebook gives it), so notebook authors can add
 knobs without touching this module. A user-supplied parameter the notebook does not
 declare is an error. A notebook run without lsops (plain papermill, JupyterLab) checks
-its parameters by the same rules: `check_parameter(kind, name, value)`. Values that are URLs with a password are refused: secrets reach the
-notebook through the environment (`LSOPS_*`), never as parameters.
+its parameters by the same rules: `check_parameter(kind, name, value)`. Values that hold a
+password are refused (a URL's `user:password@`, its `?password=`, libpq's `password=`):
+secrets reach the notebook through the environment (`LSOPS_*`), never as parameters. A
+`store` must be a store URL (`sqlite:///PATH`, `postgresql://...`), checked as the settings'
+store is; a `target` the settings do not name is checked against the store by `run_report`
+(the notebook's own rule) before anything runs.
 """
 
 from __future__ import annotations
@@ -46,14 +50,21 @@ from pathlib import Path
 from typing import Any
 
 from .. import times
-from ..exceptions import ParameterError, ReportError
+from ..exceptions import ConfigError, ParameterError, ReportError
+from ..urls import check_store_url
 
 NOTEBOOKS_ENV = "LSOPS_NOTEBOOKS"
 
 # a URL carrying a password: scheme://user:password@host
 CREDENTIAL_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s@:]*:[^/\s@]+@")
+# a password in a URL's query or in libpq's keyword form: `...?password=secret`,
+# `host=db password=secret dbname=x` (the key starts the text or follows `?`, `&`, `;` or a
+# space; group 1 is the key and its `=`, the value runs to `&`, `;`, `#`, a space or a quote)
+CREDENTIAL_SETTING = re.compile(
+    r"(?<![^?&;\s])([A-Za-z_]*(?:password|passwd)=)[^&;#\s'\"]+", re.IGNORECASE
+)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_SEVERITY = re.compile(r"^SEV[0-5]$")
+_SEVERITY = re.compile(r"^SEV[1-5]$")
 _TRUE = {"1", "true", "yes", "y", "on"}
 _FALSE = {"0", "false", "no", "n", "off"}
 
@@ -63,7 +74,7 @@ class Param:
     """One parameter of a report kind.
 
     `type` is one of `month`, `time`, `str`, `name`, `int`, `float`, `bool`, `severity`,
-    `json` (see `convert`). `default` is a value or a zero-argument callable; `None`
+    `store`, `json` (see `convert`). `default` is a value or a zero-argument callable; `None`
     leaves the notebook's own default in place.
     """
 
@@ -124,7 +135,9 @@ def _check_window(values: Mapping[str, Any]) -> None:
 MAX_BASELINE_HOURS = 366 * 24  # a postmortem's baseline: at most a year before the window
 MAX_SAMPLE_ERRORS = 1000  # error records a postmortem samples
 
-_STORE = Param("store", "str", help="metrics store URL (no password; default: the settings' store)")
+_STORE = Param(
+    "store", "store", help="metrics store URL (no password; default: the settings' store)"
+)
 _TARGET = Param("target", "name", help="API target name from lsops.toml")
 _DATABASE = Param("database", "name", help="database NAME from lsops.toml (never a URL)")
 
@@ -276,10 +289,10 @@ def _infer_type(info: Mapping[str, Any]) -> str:
 
 
 def _refuse_credentials(name: str, value: str) -> None:
-    if CREDENTIAL_URL.search(value):
+    if CREDENTIAL_URL.search(value) or CREDENTIAL_SETTING.search(value):
         raise ParameterError(
-            f"parameter {name} holds a URL with a password; refer to it by name in lsops.toml "
-            "or set it in an LSOPS_* environment variable instead"
+            f"parameter {name} holds a password (in a URL or a password= setting); refer to "
+            "it by name in lsops.toml or set it in an LSOPS_* environment variable instead"
         )
 
 
@@ -331,7 +344,8 @@ MAX_TIMEOUT_S = 7 * 86400.0  # a week per cell
 
 
 def check_timeout(value: float) -> float:
-    """The per-cell execution timeout: a finite number of seconds, > 0, at most a week."""
+    """The per-cell execution timeout: a finite number of seconds, > 0, at most a week
+    (a fraction is rounded up to whole seconds when the report runs: nbclient's unit)."""
     if not (isinstance(value, int | float) and math.isfinite(value) and 0 < value <= MAX_TIMEOUT_S):
         raise ParameterError(
             f"--timeout must be a number of seconds above 0 and at most {MAX_TIMEOUT_S:g}, "
@@ -371,6 +385,12 @@ def convert(name: str, type_: str, value: Any) -> Any:
         if not _SEVERITY.match(text):
             raise ParameterError(f"parameter {name} must be SEV1 .. SEV5, not {times.shown(value)}")
         return text
+    if type_ == "store":
+        text = str(value).strip()
+        try:
+            return check_store_url(text, f"parameter {name}")
+        except ConfigError as exc:
+            raise ParameterError(str(exc)) from None
     if type_ == "json":
         if isinstance(value, str):
             try:
@@ -451,6 +471,12 @@ def validate(
     whose value is `None` are left to the notebook's own default. Nothing is written.
     """
     spec = get_kind(kind)
+    # the values of the kind's own parameters first, without the notebook: a bad month is
+    # exit 2 whatever the notebooks folder holds (a missing notebook is exit 1)
+    for raw_name, value in (params or {}).items():
+        param = spec.param(str(raw_name).replace("-", "_"))
+        if param is not None and value is not None:
+            _within(param, convert(param.name, param.type, value), value)
     declared = declared_parameters(notebook_path(kind, notebooks_dir))
     values: dict[str, Any] = {}
     given: set[str] = set()

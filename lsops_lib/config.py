@@ -37,6 +37,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from . import fmt
 from .exceptions import ConfigError
 from .urls import (  # noqa: F401 - re-exported: callers import them from here
     STORE_DRIVERS,
@@ -50,6 +51,7 @@ from .urls import (  # noqa: F401 - re-exported: callers import them from here
 )
 
 DEFAULT_API_URL = "http://localhost:3001"
+ALERT_WEBHOOK_ENV = "LSOPS_ALERT_WEBHOOK"  # a webhook URL: a notifier (lsops_lib/alerts)
 CONFIG_FILE = "lsops.toml"
 
 
@@ -219,6 +221,7 @@ class Settings:
         """Every secret value these settings hold, for redaction of archived files."""
         values = [t.token for t in self.targets.values()] + [self.target.token]
         values.extend(_sentry_tokens_quietly(self))  # issue 10
+        values.extend(_alert_secrets_quietly(self))  # issue 11: webhook URLs, SMTP passwords
         for url in [self.store_url, self.database_url, *self.databases.values()]:
             if url:
                 values.extend(url_secrets(url))
@@ -316,26 +319,78 @@ def checked_section(section: Any, name: str, keys: set[str]) -> Mapping[str, Any
     return section
 
 
-def _target(name: str, section: Mapping[str, Any], env: Mapping[str, str]) -> Target:
+# a timeout of lsops.toml (`timeout_s`, `audit_timeout_s`): seconds, above 0 and at most a
+# week, the rule of `lsops report --timeout` (0 would fail every request at once, as if the
+# other side were down; inf or a negative number is a traceback in httpx or the socket)
+MAX_TIMEOUT_S = 7 * 86400.0
+MAX_RETRIES = 10  # the API client waits backoff_s x 2**attempt between attempts
+
+
+def timeout_setting(value: Any, where: str) -> float:
+    """A timeout of lsops.toml in seconds, `where` naming the setting ("[sentry] timeout_s"):
+    a number above 0 and at most a week, else a ConfigError of one line naming it."""
+    try:
+        seconds = math.nan if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError, OverflowError):
+        seconds = math.nan
+    if not (math.isfinite(seconds) and 0 < seconds <= MAX_TIMEOUT_S):
+        raise ConfigError(
+            f"lsops.toml: {where} must be a number of seconds above 0 and at most a week "
+            f"({fmt.number(MAX_TIMEOUT_S)}), not {value!r}"
+        )
+    return seconds
+
+
+def _target(
+    name: str, section: Mapping[str, Any], env: Mapping[str, str], where: str | None = None
+) -> Target:
+    where = where or f"[targets.{name}]"
     if not isinstance(section, Mapping):
-        raise ConfigError(f"lsops.toml: [targets.{name}] must be a table")
+        raise ConfigError(f"lsops.toml: {where} must be a table")
     url = section.get("url") or DEFAULT_API_URL
     token, unset = _secret(section, "token", env, f"[targets.{name}]")
-    try:
-        return Target(
-            name=name,
-            url=str(url).rstrip("/"),
-            token=token,
-            token_unset=unset,
-            timeout_s=float(section.get("timeout_s", 5.0)),
-            retries=int(section.get("retries", 2)),
+    retries = section.get("retries", 2)
+    if isinstance(retries, float) and retries.is_integer():
+        retries = int(retries)
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_RETRIES:
+        raise ConfigError(
+            f"lsops.toml: {where} retries must be a whole number from 0 to {MAX_RETRIES}, "
+            f"not {retries!r}"
         )
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"lsops.toml: [targets.{name}]: {exc}") from None
+    return Target(
+        name=name,
+        url=str(url).rstrip("/"),
+        token=token,
+        token_unset=unset,
+        timeout_s=timeout_setting(section.get("timeout_s", 5.0), f"{where} timeout_s"),
+        retries=retries,
+    )
 
 
 # issue 13: thresholds given as a duration in lsops.toml ("30d"), kept in this unit (s)
 _DURATION_THRESHOLDS = {"unused_index_min_age": 86400.0}  # days
+
+# thresholds that are fractions (shares, rates, probabilities): 0 .. 1, never a percent
+# (`error_rate = 5` would be a target of 500 % that every month meets)
+_FRACTION_THRESHOLDS = frozenset(
+    {
+        "error_rate", "error_rate_warn", "error_rate_critical", "cache_hit_rate",
+        "cache_hit_rate_warn", "memory_fraction", "memory_critical_fraction",
+        "memory_growth_per_hour", "availability_slo", "latency_slo",
+        "notable_error_rate_change", "notable_availability_change",
+        "notable_cache_hit_rate_change", "notable_endpoint_error_rate_change",
+        "harm_significance", "backup_shrink", "backup_rows_tolerance", "recall_target",
+        "forecast_shrink_ratio", "dead_tuple_ratio", "seq_scan_ratio", "bloat_ratio",
+        "wraparound_warn", "wraparound_critical", "sequence_warn", "sequence_critical",
+        "connections_warn", "cache_hit_ratio", "memory_climb_per_hour",
+    }
+)  # fmt: skip
+# the others' range where it is not "0 or more" (a byte limit of 0 is no limit)
+_THRESHOLD_RANGES = {
+    **{key: (0.0, 1.0) for key in _FRACTION_THRESHOLDS},
+    "similarity_threshold": (-1.0, 1.0),  # a cosine similarity
+    "forecast_min_snapshots": (2.0, math.inf),  # a line needs two points
+}
 
 
 def _threshold_value(key: str, kind: str, value: Any) -> int | float:
@@ -354,16 +409,38 @@ def _threshold_value(key: str, kind: str, value: Any) -> int | float:
         except (ParameterError, OverflowError):
             raise ValueError(value) from None
         return seconds / _DURATION_THRESHOLDS[key]
-    number = int(value) if kind == "int" else float(value)
-    if number != number or number in (float("inf"), float("-inf")) or number < 0:
+    number = float(value)
+    low, high = _THRESHOLD_RANGES.get(key, (0.0, math.inf))
+    if not (math.isfinite(number) and low <= number <= high):
         raise ValueError(value)
-    return number
+    if kind == "int" and not isinstance(value, int):  # 1.5 bytes: said, not rounded
+        if not number.is_integer():
+            raise ValueError(value)
+        return int(number)
+    return value if kind == "int" else number
+
+
+def _threshold_expected(key: str, kind: str, value: Any) -> str:
+    """What the threshold `key` must be, for the line refusing `value`."""
+    if key in _DURATION_THRESHOLDS:
+        return "a number of days or a duration such as 30d"
+    if key in _FRACTION_THRESHOLDS:
+        percent = value if isinstance(value, int | float) and 1 < value <= 100 else 5
+        return f"a fraction from 0 to 1 ({fmt.number(percent / 100, 6)} for {percent:g} %)"
+    if key == "similarity_threshold":
+        return "a cosine similarity from -1 to 1"
+    if key == "forecast_min_snapshots":
+        return "a whole number of at least 2 (a forecast needs two snapshots)"
+    if key.endswith("_bytes"):
+        return "a whole number of bytes, 0 or more"
+    return "a whole number, 0 or more" if kind == "int" else "a non-negative number"
 
 
 def _thresholds(section: Mapping[str, Any], path: Path | None = None) -> Thresholds:
     """The [thresholds] table: every field of `Thresholds` (the database checks' too),
     a number each (`unused_index_min_age` also a duration such as "30d"); an unknown name
-    is refused naming the file, with the closest names and the list of known ones."""
+    is refused naming the file, with the closest names and the list of known ones; a
+    fraction outside 0 .. 1 (a percent), or a fraction of a whole number, is refused."""
     if not isinstance(section, Mapping):
         raise ConfigError("lsops.toml: [thresholds] must be a table")
     known = {f.name: f.type for f in fields(Thresholds)}
@@ -381,11 +458,7 @@ def _thresholds(section: Mapping[str, Any], path: Path | None = None) -> Thresho
         try:
             values[key] = _threshold_value(key, str(known[key]), value)
         except (TypeError, ValueError, OverflowError):
-            what = (
-                "a number of days or a duration such as 30d"
-                if key in _DURATION_THRESHOLDS
-                else ("a non-negative number")
-            )
+            what = _threshold_expected(key, str(known[key]), value)
             raise ConfigError(
                 f"lsops.toml: threshold {key} must be {what}, not {value!r}"
             ) from None
@@ -438,10 +511,7 @@ def _security_settings(doc: Mapping[str, Any], cwd: Path) -> dict[str, Any]:
         p = Path(str(value)).expanduser()
         return p if p.is_absolute() else cwd / p
 
-    try:
-        timeout = float(security.get("audit_timeout_s", 120.0))
-    except (TypeError, ValueError):
-        raise ConfigError("lsops.toml: [security] audit_timeout_s must be a number") from None
+    timeout = timeout_setting(security.get("audit_timeout_s", 120.0), "[security] audit_timeout_s")
     return {
         "secret_rotations": {str(k): _rotation_date(str(k), v) for k, v in secrets.items()},
         "app_dir": path("app_dir"),
@@ -537,6 +607,31 @@ def _sentry_tokens_quietly(settings: Settings) -> list[str]:
     return tokens
 
 
+def _alert_secrets_quietly(settings: Settings) -> list[str]:
+    """The notifiers' secrets of these settings, for `Settings.secrets()`: the values of
+    the variables `[alerts]` names (`url_env`, `password_env`) and of LSOPS_ALERT_WEBHOOK,
+    in the variables the settings were read from and in this process's environment (a
+    report's kernel inherits it). A webhook URL is masked whole: its path is the secret.
+    A bad [alerts] block: the variables its notifiers name, as far as they can be read."""
+    names = [ALERT_WEBHOOK_ENV]  # read here: `lsops report`'s runner never imports alerts
+    try:
+        doc = read_toml(settings.config_path) if settings.config_path else {}
+    except ConfigError:
+        doc = {}
+    alerts = doc.get("alerts")
+    tables = alerts.get("notifiers") if isinstance(alerts, Mapping) else None
+    for table in tables.values() if isinstance(tables, Mapping) else []:
+        if isinstance(table, Mapping):
+            names += [v for k, v in table.items() if k in ("url_env", "password_env")]
+    found: list[str] = []
+    for env in (os.environ, settings.env) if settings.env is not None else (os.environ,):
+        for name in names:
+            value = env.get(name) if isinstance(name, str) else None
+            if value and value not in found:
+                found.append(value)
+    return found
+
+
 def load_settings(
     config: str | os.PathLike[str] | None = None,
     *,
@@ -561,7 +656,7 @@ def load_settings(
     for name, section in (doc.get("targets") or {}).items():
         targets[name] = _target(name, section, env)
     if "api" in doc or not targets:
-        targets.setdefault("default", _target("default", doc.get("api") or {}, env))
+        targets.setdefault("default", _target("default", doc.get("api") or {}, env, "[api]"))
 
     chosen = target or env.get("LSOPS_TARGET") or doc.get("default_target")
     if chosen is None:

@@ -28,7 +28,8 @@ def _settings(tmp_path: Path, body: str) -> Thresholds:
 def _other_value(name: str) -> int | float:
     """A value unlike the default, of the field's type."""
     default = getattr(Thresholds(), name)
-    return default * 3 + 7 if isinstance(default, int) else default * 3 + 0.125
+    # fractions stay within 0 .. 1 (refused beyond); differs from every default (none is 0.25)
+    return default * 3 + 7 if isinstance(default, int) else default / 2 + 0.125
 
 
 @pytest.mark.parametrize("name", ALL)

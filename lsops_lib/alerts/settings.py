@@ -43,7 +43,13 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ..config import checked_section, read_toml
+from ..config import (
+    ALERT_WEBHOOK_ENV,
+    MAX_TIMEOUT_S,
+    checked_section,
+    read_toml,
+    timeout_setting,
+)
 from ..exceptions import ConfigError, ParameterError
 from ..times import parse_duration
 from .burnrate import PAGE, TICKET, BurnWindow
@@ -57,7 +63,6 @@ __all__ = [
     "parse_alert_settings",
 ]
 
-ALERT_WEBHOOK_ENV = "LSOPS_ALERT_WEBHOOK"
 KINDS = ("webhook", "email", "command")
 SEVERITIES = ("critical", "warning")
 DEFAULT_TIMEOUT_S = 5.0
@@ -298,6 +303,8 @@ def _notifier(name: str, section: Any, env: Mapping[str, str]) -> NotifierSettin
             )
         raise ConfigError(f"lsops.toml: {where}: unknown key(s) {', '.join(unknown)}")
     timeout = _number(section, "timeout_s", DEFAULT_TIMEOUT_S, lo=0.001, where=where)
+    if timeout > MAX_TIMEOUT_S:  # inf too: a traceback in httpx, smtplib or subprocess
+        timeout_setting(section["timeout_s"], f"{where} timeout_s")
     secret_env = _text(section, "url_env" if kind == "webhook" else "password_env", where)
     secret = env.get(secret_env) if secret_env else None
     missing = None

@@ -21,7 +21,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ..config import Settings, check_url, checked_section, read_toml
+from ..config import Settings, check_url, checked_section, read_toml, timeout_setting
 from ..exceptions import ConfigError
 
 DEFAULT_SENTRY_URL = "https://sentry.io"
@@ -129,19 +129,16 @@ def source_settings(
     token_env = str(s.get("token_env") or DEFAULT_SENTRY_TOKEN_ENV)
     url = str(env.get("LSOPS_SENTRY_URL") or s.get("url") or DEFAULT_SENTRY_URL).rstrip("/")
     check_url(url, "Sentry URL", schemes=("http", "https"))
-    try:
-        sentry = SentrySettings(
-            url=url,
-            org=env.get("LSOPS_SENTRY_ORG") or (str(s["org"]) if s.get("org") else None),
-            project=env.get("LSOPS_SENTRY_PROJECT")
-            or (str(s["project"]) if s.get("project") else None),
-            token_env=token_env,
-            token=env.get("LSOPS_SENTRY_TOKEN") or env.get(token_env) or None,
-            timeout_s=float(s.get("timeout_s", 10.0)),
-        )
-        pm2_timeout = float(pm.get("timeout_s", 20.0))
-    except (TypeError, ValueError):
-        raise ConfigError("lsops.toml: [sentry] / [pm2] timeout_s must be a number") from None
+    sentry = SentrySettings(
+        url=url,
+        org=env.get("LSOPS_SENTRY_ORG") or (str(s["org"]) if s.get("org") else None),
+        project=env.get("LSOPS_SENTRY_PROJECT")
+        or (str(s["project"]) if s.get("project") else None),
+        token_env=token_env,
+        token=env.get("LSOPS_SENTRY_TOKEN") or env.get(token_env) or None,
+        timeout_s=timeout_setting(s.get("timeout_s", 10.0), "[sentry] timeout_s"),
+    )
+    pm2_timeout = timeout_setting(pm.get("timeout_s", 20.0), "[pm2] timeout_s")
 
     paths_value = lg.get("paths", [])
     paths_list = [paths_value] if isinstance(paths_value, str) else paths_value

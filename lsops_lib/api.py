@@ -65,6 +65,7 @@ class Answer(Generic[T]):
     body: bytes = field(repr=False)
     elapsed_ms: float
     url: str  # safe to print: no credentials, no query tokens
+    notes: tuple[str, ...] = ()  # figures of the answer read as unknown, and why
 
 
 MAX_BODY_BYTES = 32 * 2**20  # the client stops reading an answer beyond this (issue 13)
@@ -176,6 +177,68 @@ def _int(
     return None if value is None else _in_range(value, f"{where}.{key}", limit=limit)
 
 
+MAX_UPTIME_S = 100 * 365.25 * 86400  # a process up longer than a century is no figure
+
+
+def _figure(
+    payload: Mapping[str, Any],
+    key: str,
+    where: str,
+    notes: list[str] | None,
+    *,
+    limit: float = MAX_INT,
+) -> float | None:
+    """An optional figure from 0 to `limit` (a number or a numeric string); a number out of
+    that range (a negative RSS, an uptime of 1e300 s) is unknown: None, and said in `notes`
+    (the rest of the answer stands). No number at all ("n/a", true, 1e400) is a bad shape."""
+    value = _num(payload, key, where)
+    if value is not None and not 0 <= value <= limit:
+        if notes is not None:
+            state = "negative" if value < 0 else "out of range"
+            notes.append(f"{where}.{key} is {state} (got {value:g}): shown as unknown")
+        return None
+    return value
+
+
+def _whole(payload: Mapping[str, Any], key: str, where: str, notes: list[str] | None) -> int | None:
+    value = _figure(payload, key, where, notes)
+    return None if value is None else int(value)
+
+
+def _stat(payload: Mapping[str, Any], key: str, where: str, notes: list[str]) -> int | None:
+    """A count of the deep health's cache stats: None when absent, or said in `notes` when
+    it is none (a bad stat does not spoil the rest of the answer)."""
+    try:
+        return _whole(payload, key, where, notes)
+    except ApiUnexpectedShape as exc:
+        notes.append(str(exc).removeprefix("unexpected payload: ") + ": shown as unknown")
+        return None
+
+
+def cache_stats(
+    stats: Mapping[str, Any], notes: list[str]
+) -> tuple[int | None, list[dict[str, Any]]]:
+    """The deep health's per-cache stats (`services.cache.stats`: `totalKeys` and, per
+    cache, `{keys, hits, misses}`) -> (total keys, [{cache, keys, hits, misses}]). Each
+    figure is a count from 0 to MAX_INT or None: a bad one ("5" is read as 5, "n/a", -10,
+    true are not counts) is said in `notes`."""
+    where = "health.services.cache.stats"
+    total = _stat(stats, "totalKeys", where, notes)
+    caches = []
+    for name, value in stats.items():
+        if isinstance(value, Mapping):
+            at = f"{where}.{name}"
+            caches.append(
+                {
+                    "cache": str(name),
+                    "keys": _stat(value, "keys", at, notes),
+                    "hits": _stat(value, "hits", at, notes),
+                    "misses": _stat(value, "misses", at, notes),
+                }
+            )
+    return total, caches
+
+
 def _counter(payload: Mapping[str, Any], key: str, where: str) -> int:
     """An optional cumulative counter (absent: 0): a number from 0 to MAX_INT."""
     value = _num(payload, key, where)
@@ -256,8 +319,12 @@ def _service(name: str, raw: Any) -> Service:
     )
 
 
-def parse_health(payload: Any, *, http_status: int = 200, deep: bool = False) -> Health:
-    """A `/api/health` body (either shape: full, or the 503 `{status, timestamp, error}`)."""
+def parse_health(
+    payload: Any, *, http_status: int = 200, deep: bool = False, notes: list[str] | None = None
+) -> Health:
+    """A `/api/health` body (either shape: full, or the 503 `{status, timestamp, error}`).
+    A memory figure or the uptime that is no figure (negative, beyond any process) is None,
+    and said in `notes`."""
     data = _obj(payload, "health")
     status = data.get("status")
     if not isinstance(status, str) or not status.strip():
@@ -272,13 +339,13 @@ def parse_health(payload: Any, *, http_status: int = 200, deep: bool = False) ->
         status=status.strip().upper(),
         http_status=int(http_status),
         timestamp=parse_iso(data.get("timestamp")),
-        uptime_s=_num(data, "uptime", "health"),
+        uptime_s=_figure(data, "uptime", "health", notes, limit=MAX_UPTIME_S),
         memory=Memory(
-            rss=_int(memory, "rss", "health.memory"),
-            heap_total=_int(memory, "heapTotal", "health.memory"),
-            heap_used=_int(memory, "heapUsed", "health.memory"),
-            external=_int(memory, "external", "health.memory"),
-            array_buffers=_int(memory, "arrayBuffers", "health.memory"),
+            rss=_whole(memory, "rss", "health.memory", notes),
+            heap_total=_whole(memory, "heapTotal", "health.memory", notes),
+            heap_used=_whole(memory, "heapUsed", "health.memory", notes),
+            external=_whole(memory, "external", "health.memory", notes),
+            array_buffers=_whole(memory, "arrayBuffers", "health.memory", notes),
         ),
         pid=_int(data, "pid", "health", limit=SMALL_INT),
         services={name: _service(name, raw) for name, raw in services_raw.items()},
@@ -319,15 +386,19 @@ def _endpoint(path: Any, raw: Any) -> EndpointStats:
             and type(a) in _JSON_NUMBERS
             and type(e) in _JSON_NUMBERS
             and 0 <= c <= MAX_INT  # else (negative, huge, NaN) the checked path says why
-            and -_HUGE < a < _HUGE
+            and 0 <= a <= MAX_INT  # a mean of 1e300 ms is no figure: the checked path
             and -_HUGE < e < _HUGE
         ):
             return EndpointStats(count=int(c), avg_time_ms=float(a) or 0.0, error_rate=e / 100.0)
     where = f"metrics.requests.byEndpoint[{path!r}]"
     stats = _obj(raw, where)
+    avg = _num(stats, "avgTime", where)
+    if avg is not None and not 0 <= avg <= MAX_INT:
+        problem = "is negative" if avg < 0 else "is out of range"
+        raise _shape(f"{where}.avgTime", f"{problem} (got {avg:g})")
     return EndpointStats(
         count=_count(stats, "count", where),
-        avg_time_ms=_num(stats, "avgTime", where) or 0.0,
+        avg_time_ms=avg or 0.0,
         error_rate=_percent(stats, "errorRate", where),
     )
 
@@ -336,8 +407,12 @@ _JSON_NUMBERS = (int, float)  # exact types: a bool is no number here
 _HUGE = float("inf")  # a finite float lies strictly within +-_HUGE (NaN nowhere)
 
 
-def parse_metrics(payload: Any, *, time_window_ms: int = DEFAULT_WINDOW_MS) -> Metrics:
-    """A `/api/metrics` answer `{"success": true, "metrics": {...}}` -> Metrics."""
+def parse_metrics(
+    payload: Any, *, time_window_ms: int = DEFAULT_WINDOW_MS, notes: list[str] | None = None
+) -> Metrics:
+    """A `/api/metrics` answer `{"success": true, "metrics": {...}}` -> Metrics. A cache
+    hitRate beyond 0-100 % is no figure: the rate of the hits and misses instead (0 without
+    any), said in `notes`."""
     envelope = _obj(payload, "metrics answer")
     if envelope.get("success") is False:
         raise _shape(
@@ -381,6 +456,13 @@ def parse_metrics(payload: Any, *, time_window_ms: int = DEFAULT_WINDOW_MS) -> M
     if not isinstance(recent_raw, list):
         raise _shape("metrics.errors.recentErrors", "is not a list")
     cache = _obj(m.get("cache"), "metrics.cache", required=False)
+    hits, misses = (
+        _counter(cache, "hits", "metrics.cache"),
+        _counter(cache, "misses", "metrics.cache"),
+    )
+    hit_rate = _figure(cache, "hitRate", "metrics.cache", notes, limit=100)
+    if hit_rate is None and cache.get("hitRate") is not None:  # said: the counters' rate
+        hit_rate = 100 * hits / (hits + misses) if hits + misses else 0.0
     uptime = _obj(m.get("uptime"), "metrics.uptime", required=False)
     performance = {
         str(k): dict(v) if isinstance(v, Mapping) else {"value": v}
@@ -396,11 +478,7 @@ def parse_metrics(payload: Any, *, time_window_ms: int = DEFAULT_WINDOW_MS) -> M
         errors_kept=_int(errors, "total", "metrics.errors", limit=SMALL_INT) or 0,
         errors_recent=_int(errors, "recent", "metrics.errors", limit=SMALL_INT) or 0,
         recent_errors=[_error_record(raw, i) for i, raw in enumerate(recent_raw)],
-        cache=Cache(
-            hits=_counter(cache, "hits", "metrics.cache"),
-            misses=_counter(cache, "misses", "metrics.cache"),
-            hit_rate=_percent(cache, "hitRate", "metrics.cache"),
-        ),
+        cache=Cache(hits=hits, misses=misses, hit_rate=(hit_rate or 0.0) / 100.0),
         performance=performance,
         uptime=Uptime(
             start_ms=_int(uptime, "start", "metrics.uptime", limit=INSTANT_MS),
@@ -431,6 +509,17 @@ def parse_endpoint_metrics(payload: Any) -> EndpointMetrics | None:
 
 
 # --- the client ----------------------------------------------------------------------
+
+
+def _without(value: Any, token: str) -> Any:
+    """A JSON value with `token` replaced by *** in every string (keys too)."""
+    if isinstance(value, str):
+        return value.replace(token, "***")
+    if isinstance(value, list):
+        return [_without(v, token) for v in value]
+    if isinstance(value, dict):
+        return {_without(k, token): _without(v, token) for k, v in value.items()}
+    return value
 
 
 def check_base_url(url: str) -> str:
@@ -534,20 +623,22 @@ class Client:
         params = {"deep": "true"} if deep else None
         response, url, elapsed = self._get("/api/health", params, health=True)
         data = self._json(response, url)
+        notes: list[str] = []
         try:
-            record = parse_health(data, http_status=response.status_code, deep=deep)
+            record = parse_health(data, http_status=response.status_code, deep=deep, notes=notes)
         except ApiUnexpectedShape as exc:
             raise ApiUnexpectedShape(str(exc), url=url, status=response.status_code) from None
-        return Answer(record, response.status_code, response.content, elapsed, url)
+        return Answer(record, response.status_code, response.content, elapsed, url, tuple(notes))
 
     def get_metrics(self, *, time_window_ms: int = DEFAULT_WINDOW_MS) -> Answer[Metrics]:
         response, url, elapsed = self._get("/api/metrics", {"timeWindow": str(int(time_window_ms))})
         data = self._json(response, url)
+        notes: list[str] = []
         try:
-            record = parse_metrics(data, time_window_ms=time_window_ms)
+            record = parse_metrics(data, time_window_ms=time_window_ms, notes=notes)
         except ApiUnexpectedShape as exc:
             raise ApiUnexpectedShape(str(exc), url=url, status=response.status_code) from None
-        return Answer(record, response.status_code, response.content, elapsed, url)
+        return Answer(record, response.status_code, response.content, elapsed, url, tuple(notes))
 
     def get_endpoint_metrics(
         self, path: str, *, time_window_ms: int = DEFAULT_WINDOW_MS
@@ -629,7 +720,20 @@ class Client:
                 chunks.append(chunk)
                 if time.perf_counter() - started > self.timeout_s:
                     raise httpx.ReadTimeout("answer not complete in time")
-            return _Raw(response.status_code, response.headers, b"".join(chunks))
+            return _Raw(response.status_code, response.headers, self._scrub_body(b"".join(chunks)))
+
+    def _scrub_body(self, content: bytes) -> bytes:
+        """The answer without the token a server echoed (a 503 health body's `error`, a
+        service's message...): nothing after this sees it, neither the record, the
+        messages, nor the raw payload the store keeps. In JSON, only the strings change."""
+        token = self._token
+        if not token or token.encode() not in content:
+            return content
+        try:
+            data = json.loads(content)
+        except (ValueError, UnicodeDecodeError):
+            return content.replace(token.encode(), b"***")
+        return json.dumps(_without(data, token), ensure_ascii=False).encode()
 
     def _get(
         self,

@@ -158,7 +158,8 @@ def window(
     now: datetime | None = None,
     default: str = "24h",
 ) -> tuple[datetime, datetime]:
-    """`--window 24h` or `--since T [--until T]` -> (start, end). ParameterError when wrong.
+    """`--window 24h [--until T]` or `--since T [--until T]` -> (start, end). ParameterError
+    when wrong (--window with --since: two starts).
 
     Without --since the window is `--window` long, else `default` long (the command's own
     span, e.g. 30d), and ends at --until or now: `--until T` alone is the `default` span
@@ -167,8 +168,8 @@ def window(
     Only an ABSENT value (None) takes its default: an empty `--window ""` or `--since ""`
     is an error, never a silent 24 hours."""
     now = now or utcnow()
-    if window is not None and (since is not None or until is not None):
-        raise ParameterError("give either --window or --since/--until, not both")
+    if window is not None and since is not None:
+        raise ParameterError("give either --window or --since, not both")
     end = parse_time(until) if until is not None else now
     if since is not None:
         start = parse_time(since)

@@ -95,12 +95,14 @@ def checklist(
     last_status = str(health["status"].iloc[-1]).upper() if not health.empty else None
     last_ts = health["ts"].iloc[-1] if not health.empty else None
     critical_health = last_status == "ERROR"
-    # an observation older than this at the window's end is stale: the collector stopped
+    # an observation older than this at the window's end (or now, when the window ends
+    # later: nothing is observed in the future) is stale: the collector stopped
     interval = (median_interval_s(health["ts"]) if not health.empty else None) or 300.0
     stale_after = max(3 * interval, 900)
+    seen_by = None if end is None else min(ts(end), ts(datetime.now(UTC)))
 
     def age_s(at: pd.Timestamp) -> float:
-        return (ts(end) - at).total_seconds() if end is not None else 0.0
+        return (seen_by - at).total_seconds() if seen_by is not None else 0.0
 
     # --- health monitoring
     if health.empty:
@@ -325,22 +327,30 @@ def checklist(
 
     mem = memory_trend(store, start, end, th, target=target, scrapes=scrapes)
     name = "Memory usage stable"
+    leak = ""
+    if mem.leak:
+        seg = mem.leak_segments.iloc[0]
+        leak = (
+            f"; possible leak: rss climbing {fmt.rel(seg['climb_growth_per_hour'])}/h from "
+            f"{fmt.instant(seg['climb_start'])} to {fmt.instant(seg['climb_end'])} without a restart "
+            f"(flagged above {fmt.pct(th.memory_growth_per_hour, 0)}/h)"
+        )
+    restarts = fmt.counted(len(mem.restarts), "restart")
     if mem.peak_rss is None:
         checks.append(
             Check("memory", name, UNKNOWN, None, th.memory_fraction, "no memory figure collected")
         )
+    elif mem.limit_bytes <= 0:  # memory_limit_bytes = 0: no limit, judged on a leak alone
+        detail = (
+            f"peak rss {fmt.size(mem.peak_rss)}; no memory limit (memory_limit_bytes = 0): "
+            f"judged on a leak alone; {restarts}{leak}"
+        )
+        checks.append(Check("memory", name, FAIL if mem.leak else PASS, None, None, detail))
     else:
         detail = (
-            f"peak rss {fmt.size(mem.peak_rss)} = {fmt.pct(mem.peak_fraction, 0)} of {fmt.size(mem.limit_bytes)}; "
-            f"{fmt.counted(len(mem.restarts), 'restart')}"
+            f"peak rss {fmt.size(mem.peak_rss)} = {fmt.pct(mem.peak_fraction, 0)} of "
+            f"{fmt.size(mem.limit_bytes)}; {restarts}{leak}"
         )
-        if mem.leak:
-            seg = mem.leak_segments.iloc[0]
-            detail += (
-                f"; possible leak: rss climbing {fmt.rel(seg['climb_growth_per_hour'])}/h from "
-                f"{fmt.instant(seg['climb_start'])} to {fmt.instant(seg['climb_end'])} without a restart "
-                f"(flagged above {fmt.pct(th.memory_growth_per_hour, 0)}/h)"
-            )
         ok = not mem.leak and mem.peak_fraction < th.memory_fraction
         severity = "critical" if mem.peak_fraction > th.memory_critical_fraction else "warning"
         checks.append(
@@ -381,7 +391,7 @@ def checklist(
         detail = (
             f"worst hour {fmt.instant(worst['ts'])}: {fmt.pct(worst['error_rate'])} "
             f"({int(worst['errors']):,} of {int(worst['requests']):,}); {above:,} of "
-            f"{len(busy):,} hours above {fmt.pct(th.error_rate_warn, 0)}{excluded}"
+            f"{fmt.counted(len(busy), 'hour')} above {fmt.pct(th.error_rate_warn, 0)}{excluded}"
         )
         checks.append(
             Check(

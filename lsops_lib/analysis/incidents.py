@@ -176,12 +176,15 @@ def endpoint_incidents(
     min_latency_delta_ms: float = 50.0,
     z: float = 1.645,
     last_seen: Any = None,
+    seen: Any = None,
 ) -> pd.DataFrame:
     """error_rate and latency incidents per endpoint from per-bucket figures.
 
     `last_seen`: the last observation (scrape) of the history read; a run whose last
     bucket holds it is still breaching there: `ongoing`, and it ends at that observation
-    (without it, a run ends at the end of its last bucket).
+    (without it, a run ends at the end of its last bucket). `seen`: the instants of the
+    observations; a run starts at the first of them in its first bucket (its first
+    breaching observation), not before (without them, at the start of its first bucket).
 
     error_rate: a bucket with at least `min_requests` whose error rate is above
     thresholds.error_rate_warn beyond chance: the lower bound of its Wilson score
@@ -196,6 +199,7 @@ def endpoint_incidents(
         return empty(COLUMNS)
     step = _BUCKET.get(bucket)
     last_seen = None if last_seen is None else ts(last_seen)
+    seen = None if seen is None else pd.DatetimeIndex(pd.to_datetime(seen, utc=True)).sort_values()
     rows: list[dict[str, Any]] = []
     # every endpoint's buckets, oldest first, one endpoint after the other; the per-bucket
     # tests are element-wise, so they are computed over all endpoints at once (a month of
@@ -222,7 +226,7 @@ def endpoint_incidents(
         runs = _runs(pd.Series(flags)) if flags.any() else []
         for first, last in _consecutive(part, runs, step):
             run = part.iloc[first : last + 1]
-            start, end, ongoing = _span(part, first, last, step, last_seen)
+            start, end, ongoing = _span(part, first, last, step, last_seen, seen)
             errors, requests = int(run["errors"].sum()), int(run["requests"].sum())
             peak = float(run["error_rate"].max())
             overall = errors / requests if requests else float("nan")
@@ -256,7 +260,7 @@ def endpoint_incidents(
         runs = _runs(pd.Series(flags)) if flags.any() else []
         for first, last in _consecutive(part, runs, step):
             run = part.iloc[first : last + 1]
-            start, end, ongoing = _span(part, first, last, step, last_seen)
+            start, end, ongoing = _span(part, first, last, step, last_seen, seen)
             requests = float(run["requests"].sum())
             mean = float(run["time_sum_ms"].sum() / requests) if requests else float("nan")
             peak = float(run["mean_ms"].max())
@@ -301,8 +305,13 @@ def _span(
     last: int,
     step: timedelta | None,
     last_seen: pd.Timestamp | None = None,
+    seen: pd.DatetimeIndex | None = None,
 ) -> tuple[pd.Timestamp, pd.Timestamp, bool]:
     start = part["ts"].iloc[first]
+    if step is not None and seen is not None:  # the first observation in the first bucket
+        i = seen.searchsorted(start, side="left")
+        if i < len(seen) and seen[i] < start + pd.Timedelta(step):
+            start = seen[i]
     if step is not None:
         begin, end = part["ts"].iloc[last], part["ts"].iloc[last] + pd.Timedelta(step)
         if last_seen is not None and begin <= last_seen < end:  # the latest bucket: ongoing
@@ -410,6 +419,7 @@ def incidents(
             min_requests=min_requests,
             latency_factor=latency_factor,
             last_seen=pd.to_datetime(health["ts"], utc=True).max() if not health.empty else None,
+            seen=health["ts"] if not health.empty else None,
         )
         parts.append(found[found["kind"].isin(kinds)])
     if "restart" in kinds:

@@ -18,7 +18,8 @@ of the windows). A climb lasting at least `memory_climb_min_hours` is an inciden
   `warning` otherwise.
 
 Scrapes without a memory figure (no answer) are left out: the windows are spans of time,
-so a gap inside a climb does not split it.
+so a gap inside a climb does not split it. `memory_limit_bytes = 0` is no limit: the
+climb's rate has nothing to be a share of, and no climb is an incident.
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def memory_climbs(trend_frame: pd.DataFrame, thresholds: Thresholds) -> pd.DataF
     docstring)."""
     th = thresholds
     df = trend_frame.loc[trend_frame["rss"].notna()].sort_values("ts").reset_index(drop=True)
-    if df.empty:
+    if df.empty or th.memory_limit_bytes <= 0:  # 0: no limit (module docstring)
         return frame([])
     limit = float(th.memory_limit_bytes)
     rows = []

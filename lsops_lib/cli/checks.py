@@ -128,6 +128,7 @@ def health_data(answer: Any, memory_limit_bytes: int | None) -> dict[str, Any]:
             "fraction": _checks_fraction(h.checks_passed, h.checks_total, h.checks_percentage),
         },
         "error": h.error,
+        "notes": list(answer.notes),  # figures of the answer shown as unknown, and why
     }
 
 
@@ -187,6 +188,8 @@ def _health_view(d: Any) -> None:
         line(f"checks passed: {summary['passed']} of {summary['total']}{share}")
     if not d["deep"] and d["services"]:
         line("quick check: services say 'Configured'; --deep tests the connections", style="dim")
+    for note in d["notes"]:
+        line(note, style="yellow")
 
 
 def _no_answer_view(d: Any) -> None:
@@ -458,16 +461,19 @@ def _cache_view(d: Any) -> None:
     )
     if d["note"]:
         line(d["note"], style="yellow")
+    for note in d["notes"]:
+        line(note, style="yellow")
 
 
 def _cache_reported(body: bytes) -> bool:
-    """Whether the /api/metrics answer holds a `cache` object (its record reads a missing
-    one as 0 hits and 0 misses)."""
+    """Whether the /api/metrics answer holds a `cache` object with hits or misses (its
+    record reads a missing one, or `{}`, as 0 hits and 0 misses)."""
     try:
         metrics = json.loads(body).get("metrics")
     except (ValueError, UnicodeDecodeError, AttributeError):
         return True
-    return isinstance(metrics, dict) and isinstance(metrics.get("cache"), dict)
+    cache = metrics.get("cache") if isinstance(metrics, dict) else None
+    return isinstance(cache, dict) and ("hits" in cache or "misses" in cache)
 
 
 @main.command("cache")
@@ -478,6 +484,8 @@ def _cache_reported(body: bytes) -> bool:
 @pass_app
 def cache_command(app: App, no_deep: bool, as_json: bool) -> None:
     """The runbook's cache stats, live from the API: hits, misses, hit rate, per cache."""
+    from ..api import cache_stats
+
     with run_command(usage=2, failure=1):
         client = _client(app)
         with client:
@@ -495,20 +503,12 @@ def cache_command(app: App, no_deep: bool, as_json: bool) -> None:
                     note = f"deep health check failed: {exc}"
     cache = metrics.record.cache
     reported = _cache_reported(metrics.body)
-    per_cache = []
-    for name, value in (caches or {}).items():
-        if isinstance(value, dict):
-            hits, misses = value.get("hits"), value.get("misses")
-            ops = (hits or 0) + (misses or 0)
-            per_cache.append(
-                {
-                    "cache": name,
-                    "keys": value.get("keys"),
-                    "hits": hits,
-                    "misses": misses,
-                    "hit_rate": (hits or 0) / ops if ops else None,
-                }
-            )
+    notes = list(metrics.notes)
+    total_keys, per_cache = cache_stats(caches or {}, notes)
+    for row in per_cache:  # a rate only of known counts
+        hits, misses = row["hits"], row["misses"]
+        known = hits is not None and misses is not None and hits + misses > 0
+        row["hit_rate"] = hits / (hits + misses) if known else None
     data = {
         "url": metrics.url,
         "reported": reported,  # False: no `cache` object in the answer (figures null)
@@ -517,9 +517,10 @@ def cache_command(app: App, no_deep: bool, as_json: bool) -> None:
         "operations": cache.hits + cache.misses if reported else None,
         "hit_rate": cache.hit_rate if reported and cache.hits + cache.misses else None,
         "since": "process start or last metrics reset (cumulative counters)",
-        "total_keys": (caches or {}).get("totalKeys"),
+        "total_keys": total_keys,
         "caches": per_cache,
         "note": note,
+        "notes": notes,  # figures of the answers shown as unknown, and why
     }
     emit(data, as_json, _cache_view)
 
@@ -552,10 +553,11 @@ def _incidents_view(d: Any) -> None:
     table(
         rows, _INCIDENT_COLUMNS, title=f"Incidents of {d['target']} {_span(d['start'], d['end'])}"
     )
-    line("write a postmortem:", style="bold")
-    for r in rows:
-        if r["kind"] != "restart":
-            line(f"  {r['postmortem_command']}")
+    commands = [r["postmortem_command"] for r in rows if r["kind"] != "restart"]
+    if commands:
+        line("write a postmortem:", style="bold")
+    for command in commands:
+        line(f"  {command}")
 
 
 class _IncidentsCommand(click.Command):

@@ -68,7 +68,8 @@ def summary_line(s: Any) -> str:
     parts.append(f"health {s['health']}")
     if s["endpoints"] is not None:
         parts.append(
-            f"{fmt.integer(s['endpoints'])} endpoints, {fmt.integer(s['requests_total'])} requests"
+            f"{fmt.counted(s['endpoints'], 'endpoint')}, "
+            f"{fmt.counted(s['requests_total'], 'request')}"
         )
     for f in s["failures"]:
         parts.append(f"{f['part']}: {f['kind']}")

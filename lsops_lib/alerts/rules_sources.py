@@ -190,7 +190,8 @@ def backup_too_old(
 def capacity(store: Any, now: datetime, config: RuleConfig, target: str) -> list[Alert] | None:
     """The database reaches `[thresholds] database_size_limit_bytes` within `[alerts]
     capacity_warning_days` (the forecast of lsops_lib/db/forecast.py from the stored size
-    history; its date, or its earliest date). No database or too little history: not judged."""
+    history; its date, or its earliest date). No database, no limit (0) or too little
+    history: not judged."""
     from ..db.forecast import forecast_for
     from ..exceptions import ConfigError
 
@@ -215,7 +216,7 @@ def capacity(store: Any, now: datetime, config: RuleConfig, target: str) -> list
                 key=f"capacity:{name}",
             )  # fmt: skip
         ]
-    if fc.status == "not_enough_history":
+    if fc.status in ("not_enough_history", "no_limit"):
         config.skip("capacity", fc.message)
         return None
     if fc.status != "ok" or fc.reaches_limit_on is None:
@@ -229,7 +230,7 @@ def capacity(store: Any, now: datetime, config: RuleConfig, target: str) -> list
             "capacity",
             "warning",
             f"database {name} reaches its size limit ({fmt.size(fc.limit_bytes)}) on "
-            f"{fc.reaches_limit_on.isoformat()}, in {left} days",
+            f"{fc.reaches_limit_on.isoformat()}, in {fmt.counted(left, 'day')}",
             float(left),
             days,
             key=f"capacity:{name}",

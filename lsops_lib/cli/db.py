@@ -143,11 +143,12 @@ _FORECAST_COLUMNS = [
 
 def _forecast_view(limit: int) -> Any:
     def view(d: Any) -> None:
-        line(f"database size: {fmt.size(d['database_bytes'])}; limit: {fmt.size(d['limit_bytes'])}")
+        size_limit = fmt.size(d["limit_bytes"]) if d["limit_bytes"] else "none"
+        line(f"database size: {fmt.size(d['database_bytes'])}; limit: {size_limit}")
         if d["growth_bytes_per_day"] is not None:
             line(
                 f"growth: {fmt.size(d['growth_bytes_per_day'])}/day from "
-                f"{fmt.integer(d['snapshots'])} snapshots since {_when(d['since'])}"
+                f"{fmt.counted(d['snapshots'], 'snapshot')} since {_when(d['since'])}"
             )
         when, between = d["reaches_limit_on"], d["reaches_limit_range"]
         if when is not None:

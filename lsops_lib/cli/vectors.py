@@ -107,10 +107,11 @@ def _view(d: Any) -> None:
     if t is None:
         return
     where = f"{clip(columns[0]['table'])}.{clip(columns[0]['column'])}" if columns else ""
+    have = "has" if t["sample"] == 1 else "have"
     line(
         f"similarity threshold {fmt.number(t['value'])} on {where}: "
-        f"{fmt.pct(t['share_with_result'])} of {fmt.integer(t['sample'])} queries have a "
-        f"nearest other row at or above it (below it the API returns no context); top-1 "
+        f"{fmt.pct(t['share_with_result'])} of {fmt.counted(t['sample'], 'query', 'queries')} "
+        f"{have} a nearest other row at or above it (below it the API returns no context); top-1 "
         f"similarity p10 {_recall(t['top1_p10'])}, median {_recall(t['top1_median'])}, "
         f"p90 {_recall(t['top1_p90'])}"
     )
@@ -150,7 +151,8 @@ def db_vectors(
     with run_command():
         t = app.settings().thresholds
         value = t.similarity_threshold if threshold is None else threshold
-        vectors.check_parameters(sample, k, value)  # before connecting: exit 2
+        name = "--threshold" if threshold is not None else "[thresholds] similarity_threshold"
+        vectors.check_parameters(sample, k, value, threshold_name=name)  # before connecting: exit 2
         with _inspector(app, database) as insp:
             rq = vectors.retrieval_quality(
                 insp, sample=sample, k=k, seed=seed, threshold=value, target=t.recall_target

@@ -170,6 +170,7 @@ def latest_failures(insp: Inspector, n: int = 10) -> pd.DataFrame:
     )
     for col in ("created_at", "completed_at"):
         df[col] = pd.to_datetime(df[col], utc=True)
+    df["tokens_used"] = df["tokens_used"].astype("Int64")  # a NULL keeps the others integers
     return df
 
 

@@ -4,6 +4,7 @@ and, when it has it, the live `pg_database_size`).
 
     fc = db.forecast.capacity_forecast(snapshots, limit_bytes, database_bytes=..., now=...)
     fc.status                 ok | not_enough_history | not_growing | beyond_horizon | over_limit
+                              | no_limit
     fc.growth_bytes_per_day   Theil-Sen slope of the database total (robust to a spike)
     fc.reaches_limit_on       a date, or None (with fc.message saying why)
     fc.reaches_limit_range    (earliest, latest): the slope's 95 % confidence interval
@@ -20,10 +21,15 @@ The rules:
 - Growth per day is the Theil-Sen estimator: the median of the slopes between every pair
   of snapshots. A one-off spike moves a minority of those slopes and so not the median.
   Its range is Sen's 95 % confidence interval of that median.
-- Fewer than `forecast_min_snapshots` snapshots, or fewer than `forecast_min_days` days,
-  in the series: "not enough history", never a made-up date nor growth per day (None),
-  for the database and for every table. A table with too little history of its own (the
-  same two thresholds) has no growth per day either.
+- Fewer than `forecast_min_snapshots` snapshots (two at least), or fewer than
+  `forecast_min_days` days, in the series: "not enough history", never a made-up date nor
+  growth per day (None), for the database and for every table. A table with too little
+  history of its own (the same two thresholds) has no growth per day either. These are
+  judged, and reported, on every stored snapshot; only the fit of a long series uses
+  MAX_POINTS of them (the last of each of MAX_POINTS equal stretches of time).
+- A table absent from the latest snapshot (dropped) is no fastest-growing table. Snapshots
+  dated after `now` (a collector's clock ahead) are left out, and the message says so.
+- A limit of 0 bytes is no limit: growth per day, no date (status `no_limit`).
 - The projection starts from the live database size now when it is given (the limit is
   on `pg_database_size`), else from the fitted line at the last snapshot. Not growing, or
   the limit further than `HORIZON_DAYS` away: no date, and the message says so.
@@ -61,7 +67,8 @@ HORIZON_DAYS = 3650  # a date further than 10 years away is not a forecast
 SHRINK_WINDOW = 3  # a shrink is a snapshot below each of the previous three ...
 Z_95 = 1.959964  # two-sided 95 %: Sen's confidence interval of the slope
 PROJECTION_MIN_DAYS = 90.0  # a projection without a date is drawn this far ahead at least
-MAX_POINTS = 400  # more snapshots than this: one per day (the last of each day)
+MAX_POINTS = 400  # a fit of more snapshots: the last of each of MAX_POINTS stretches of time
+FUTURE_TOLERANCE_S = 300.0  # a snapshot dated further after `now` than this is left out
 DAY_S = 86400.0
 TABLE_COLUMNS = ["schema", "table", "total_bytes", "growth_bytes_per_day", "share_of_growth"]
 FRAME_COLUMNS = ["ts", "observed", "fitted", "projected", "low", "high"]
@@ -196,11 +203,16 @@ def _days(ts: pd.Series, origin: pd.Timestamp) -> np.ndarray:
     return ((pd.to_datetime(ts, utc=True) - origin).dt.total_seconds() / DAY_S).to_numpy()
 
 
-def _thin(totals: pd.DataFrame) -> pd.DataFrame:
-    if len(totals) <= MAX_POINTS:
-        return totals
-    day = pd.to_datetime(totals["ts"], utc=True).dt.floor("D")
-    return totals.groupby(day, as_index=False).last()
+def _thin(series: pd.DataFrame) -> pd.DataFrame:
+    """At most MAX_POINTS rows of a series ordered by ts, for a fit (Theil-Sen takes every
+    pair): the last row of each of MAX_POINTS equal stretches of its time span."""
+    if len(series) <= MAX_POINTS:
+        return series
+    x = _days(series["ts"], pd.Timestamp(series["ts"].iloc[0]))
+    if not x[-1] > 0:
+        return series.iloc[-MAX_POINTS:]
+    bucket = np.minimum((x / (x[-1] / MAX_POINTS)).astype(int), MAX_POINTS - 1)
+    return series.groupby(bucket, sort=True).tail(1)
 
 
 def table_growth_rates(
@@ -210,21 +222,28 @@ def table_growth_rates(
     min_snapshots: int = 2,
     min_days: float = 0.0,
 ) -> pd.DataFrame:
-    """Per table, from `since` on: schema, table, total_bytes (at its last snapshot),
-    growth_bytes_per_day (its own Theil-Sen slope; None with fewer than `min_snapshots`
-    snapshots or `min_days` days of its own, as for the database), share_of_growth (of
-    the growing tables' sum); the fastest-growing first."""
+    """Per table in the latest snapshot (a table absent from it was dropped), from `since`
+    on: schema, table, total_bytes (at the latest snapshot), growth_bytes_per_day (its own
+    Theil-Sen slope; None with fewer than `min_snapshots` snapshots or `min_days` days of
+    its own, as for the database), share_of_growth (of the growing tables' sum); the
+    fastest-growing first."""
     if snapshots is None or snapshots.empty:
         return pd.DataFrame(columns=TABLE_COLUMNS)
     df = snapshots.copy()
     df["ts"] = pd.to_datetime(df["ts"], utc=True)
     if since is not None:
         df = df[df["ts"] >= since]
+    latest = df["ts"].max()
     rows = []
     for (schema, table), part in df.sort_values("ts").groupby(["schema", "table"], sort=True):
+        if part["ts"].iloc[-1] != latest:
+            continue  # dropped
         x = _days(part["ts"], part["ts"].iloc[0])
         enough = len(part) >= max(min_snapshots, 2) and x[-1] >= min_days
-        slope = theil_sen(x, part["total_bytes"].to_numpy())[0] if enough else math.nan
+        slope = math.nan
+        if enough:
+            fit = _thin(part.reset_index(drop=True))
+            slope = theil_sen(_days(fit["ts"], fit["ts"].iloc[0]), fit["total_bytes"].to_numpy())[0]
         rows.append(
             {
                 "schema": schema,
@@ -258,8 +277,9 @@ def capacity_forecast(
 ) -> Forecast:
     """The date the database reaches `limit_bytes`, from size snapshots (ts, schema, table,
     total_bytes, ... as `space.growth` reads them). `database_bytes` at `now`: the live
-    size to project from (else the fitted line at the last snapshot). See the module."""
-    limit = _positive(limit_bytes, "limit_bytes")
+    size to project from (else the fitted line at the last snapshot). `limit_bytes` 0: no
+    limit (growth only). See the module."""
+    limit = _positive(limit_bytes, "limit_bytes", zero=True)
     if database_bytes is not None:
         _positive(database_bytes, "database_bytes", zero=True)
     stamp = pd.Timestamp(now) if now is not None else None
@@ -272,11 +292,23 @@ def capacity_forecast(
         database_bytes=None if database_bytes is None else int(database_bytes),
         measured_at=stamp if database_bytes is not None else None,
     )
+    ahead = ""
+    if snapshots is not None and stamp is not None and not snapshots.empty:
+        when = pd.to_datetime(snapshots["ts"], utc=True)
+        late = when > stamp + pd.Timedelta(seconds=FUTURE_TOLERANCE_S)
+        if late.any():
+            ahead = (
+                f"{fmt.counted(when[late].nunique(), 'snapshot')} dated after now (from "
+                f"{fmt.instant(when[late].min())}: a collector's clock ahead?) left out"
+            )
+            snapshots = snapshots[~late.to_numpy()]
     totals = total_growth(snapshots) if snapshots is not None else None
     if totals is None or totals.empty:
         fc.message = "not enough history: no size snapshot stored (run `lsops collect --db` daily)"
+        if ahead:
+            fc.message = f"not enough history: {ahead}"
         return fc
-    totals = _thin(totals.assign(ts=pd.to_datetime(totals["ts"], utc=True)).reset_index(drop=True))
+    totals = totals.assign(ts=pd.to_datetime(totals["ts"], utc=True)).reset_index(drop=True)
     starts = series_start(totals["total_bytes"], shrink_ratio)
     fc.shrinks = [totals["ts"].iloc[p] for p in starts]
     first = starts[-1] if starts else 0
@@ -290,18 +322,23 @@ def capacity_forecast(
     )
     span = (series["ts"].iloc[-1] - series["ts"].iloc[0]).total_seconds() / DAY_S
     after = f" since the shrink on {fc.since:%Y-%m-%d}" if starts else ""
-    if len(series) < min_snapshots or span < min_days:
-        fc.message = (
+    needs = max(int(min_snapshots), 2)  # a slope needs two snapshots
+    if len(series) < needs or span < min_days:
+        fc.message = _with(
             f"not enough history: {fmt.counted(len(series), 'snapshot')} over "
-            f"{_days_text(span, 1)}{after} (a forecast needs {fmt.number(min_snapshots)} over "
-            f"{fmt.number(min_days)} {'day' if min_days == 1 else 'days'})"
+            f"{_days_text(span, 1)}{after} (a forecast needs {fmt.number(needs)} over "
+            f"{fmt.number(min_days)} {'day' if min_days == 1 else 'days'})",
+            ahead,
         )
-        # no growth figure for the tables either (one thinned series may have more)
+        # no growth figure for the tables either (a table may have more of its own)
         fc.tables = fc.tables.assign(growth_bytes_per_day=None, share_of_growth=None)
-        fc.frame = _frame(totals, fc)
+        fc.frame = _frame(_thin(totals), fc)
         return fc
+    fit = _thin(series)
     x = _days(series["ts"], fc.since)
-    slope, intercept, low, high = theil_sen(x, series["total_bytes"].to_numpy())
+    slope, intercept, low, high = theil_sen(
+        _days(fit["ts"], fc.since), fit["total_bytes"].to_numpy()
+    )
     fc.growth_bytes_per_day, fc.growth_range = slope, (low, high)
     if stamp is not None and database_bytes is not None:
         anchor_ts, anchor = stamp, float(database_bytes)
@@ -310,11 +347,14 @@ def capacity_forecast(
         anchor = intercept + slope * x[-1]
     fc.measured_at = anchor_ts
     basis = f"{fmt.counted(len(series), 'snapshot')} over {_days_text(span, 0)}{after}"
-    if anchor >= limit:
+    if not limit:
+        fc.status = "no_limit"
+        fc.message = f"no size limit set (database_size_limit_bytes = 0): growth only ({basis})"
+    elif anchor >= limit:
         fc.status = "over_limit"
         fc.reaches_limit_on = anchor_ts.date()
         fc.message = "the database is at or over its size limit"
-    elif slope <= 0:
+    elif not slope > 0:  # NaN included
         fc.status = "not_growing"
         fc.message = f"the database is not growing ({basis}): no date to reach the limit"
     else:
@@ -333,8 +373,9 @@ def capacity_forecast(
         latest = _within(anchor_ts, limit - anchor, low)
         if earliest is not None:
             fc.reaches_limit_range = (earliest, latest)
+    fc.message = _with(fc.message, ahead)
     fc.frame = _frame(
-        totals, fc, anchor_ts=anchor_ts, anchor=anchor, origin=fc.since, intercept=intercept
+        _thin(totals), fc, anchor_ts=anchor_ts, anchor=anchor, origin=fc.since, intercept=intercept
     )
     # where the projection starts: the live pg_database_size (catalogs included, above the
     # tables' sum the snapshots hold), or the fitted line at the last snapshot
@@ -344,6 +385,10 @@ def capacity_forecast(
     return fc
 
 
+def _with(message: str, note: str) -> str:
+    return f"{message}; {note}" if note else message
+
+
 def _date_after(start: pd.Timestamp, days: float) -> date:
     return (start + pd.Timedelta(seconds=days * DAY_S)).date()
 
@@ -351,7 +396,7 @@ def _date_after(start: pd.Timestamp, days: float) -> date:
 def _within(start: pd.Timestamp, remaining: float, rate: float) -> date | None:
     """The date `remaining` bytes are added at `rate` a day, None if never or beyond the
     horizon."""
-    if rate <= 0 or remaining / rate > HORIZON_DAYS:
+    if not rate > 0 or remaining / rate > HORIZON_DAYS:
         return None
     return _date_after(start, remaining / rate)
 
@@ -397,7 +442,7 @@ def _frame(
     out = pd.concat(frames, ignore_index=True).reindex(columns=FRAME_COLUMNS)
     out["ts"] = pd.to_datetime(out["ts"], utc=True)
     out.attrs.update(
-        limit_bytes=fc.limit_bytes,
+        limit_bytes=fc.limit_bytes or None,  # 0: no limit, no line
         status=fc.status,
         message=fc.message,
         reaches_limit_on=_iso(fc.reaches_limit_on),

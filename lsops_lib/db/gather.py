@@ -244,6 +244,8 @@ def gather_forecast(
             f"at {fmt.size(fc.growth_bytes_per_day)}/day the database reaches its limit of "
             f"{limit} on {fc.reaches_limit_on.isoformat()}{between}; {fc.message}"
         )
+    elif fc.status == "no_limit":
+        sec.notes.append(f"no size limit set: {fc.message}")
     else:
         sec.notes.append(f"size limit {limit}: {fc.message}")
     if len(fc.tables):

@@ -266,6 +266,6 @@ def problems(rq: RetrievalQuality) -> list[str]:
             )
             out.append(
                 f"{r['index']}: recall@{rq.k} {float(value):.2f} at {r['setting']} = "
-                f"{r['current']}, below {rq.target:g}{fix}"
+                f"{_plain(r['current'])}, below {rq.target:g}{fix}"
             )
     return out

@@ -41,6 +41,7 @@ from typing import Any, Protocol
 import pandas as pd
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from .. import fmt
 from ..exceptions import ExtensionMissing, ParameterError
 from .connect import Inspector
 from .recall import (
@@ -405,14 +406,19 @@ def plan_indexes(q: Transaction, column: Any, ext: str, op: str, keys: list[str]
 # --- the whole inspection --------------------------------------------------------------------
 
 
-def check_parameters(sample: int, k: int, threshold: float) -> None:
-    """ParameterError (one line) for a sample, k or threshold out of range."""
+def check_parameters(
+    sample: int, k: int, threshold: float, *, threshold_name: str = "the similarity threshold"
+) -> None:
+    """ParameterError (one line) for a sample, k or threshold out of range; the threshold
+    named `threshold_name` (where it came from: `--threshold`, a setting)."""
     if not 1 <= int(sample) <= MAX_SAMPLE:
         raise ParameterError(f"--sample must be between 1 and {MAX_SAMPLE}, not {sample}")
     if not 1 <= int(k) <= MAX_K:
         raise ParameterError(f"--k must be between 1 and {MAX_K}, not {k}")
     if not -1.0 <= float(threshold) <= 1.0:
-        raise ParameterError(f"--threshold is a cosine similarity (-1 .. 1), not {threshold}")
+        raise ParameterError(
+            f"{threshold_name} is a cosine similarity (-1 .. 1), not {fmt.number(threshold)}"
+        )
 
 
 def retrieval_quality(
@@ -567,6 +573,9 @@ def _measure(
             )
             continue
         truth, _ = exact(where, op)
+        if not any(truth.values()):
+            row["note"] = "no other row with a vector to find: recall not measured"
+            continue
         frame, seconds = index_neighbours(tx, by_name[where], ext, op, keys[where], k)
         per_query = recall(truth, answers_by_query(frame, keys[where]), k)
         mean, p10, _low = summarize(per_query)
@@ -614,7 +623,10 @@ def _measure(
     ordered = sorted(
         rows.values(), key=lambda r: (r["schema"], r["table"], r["column"]) != searched
     )
-    out.indexes = pd.DataFrame(ordered, columns=INDEX_KEYS)
+    # settings are integers, also in a column where another index has none
+    out.indexes = pd.DataFrame(ordered, columns=INDEX_KEYS).astype(
+        {"current": "Int64", "suggested": "Int64"}
+    )
     out.curves = pd.DataFrame(curves, columns=CURVE_KEYS)
     measured = [r for r in rows.values() if r["recall_at_k"] is not None]
     out.curves.attrs.update(  # for plots.recall_curve: where each index is now, the target

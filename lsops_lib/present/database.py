@@ -146,6 +146,8 @@ def _forecast_rows(db: DatabaseOverview) -> list[tuple[str, str]]:
         )
     else:
         text = fc.message
+    if fc.status == "no_limit":
+        return [("Size limit", f"none set: {text}")]
     return [(f"Size limit {limit} reached on (forecast)", text)]
 
 

@@ -158,6 +158,7 @@ def test_harm_findings_in_words() -> None:
 
 def test_sections_show_the_frames_they_are_given(burst: A.Postmortem, shown: list[str]) -> None:
     summary = burst.summary()
+    assert summary["harmed"][0]["reference"] == "baseline"  # tested against its baseline
     present.show_pm_summary(summary)
     assert "Most harmed endpoint: /b (" in shown[0] and "errors beyond its baseline" in shown[0]
     present.show_impact(burst, burst.endpoints)

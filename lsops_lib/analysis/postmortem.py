@@ -136,6 +136,7 @@ class Postmortem:
                     "harm_s": r["harm_s"],
                     "excess_errors": r["excess_errors"] if r["errors_significant"] else 0.0,
                     "added_latency_s": r["added_latency_s"] if r["latency_significant"] else 0.0,
+                    "reference": r.get("reference"),  # the errors' test: baseline or target
                 }
                 for r in harmed.to_dict("records")
             ],

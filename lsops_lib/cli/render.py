@@ -16,7 +16,8 @@ JSON lacks. Tables are declared as columns over the keys of the rows:
 
 Every text format comes from `lsops_lib.fmt` (a column without a formatter goes through
 `fmt.value(value, key)`); every cell and line is plain `Text`, never markup (endpoint
-names, query texts and error messages are untrusted).
+names, query texts and error messages are untrusted), and its control characters (a
+terminal's escape sequences, bidirectional overrides) are shown as visible stand-ins.
 
 `trace()` records which keys of the data each view read (a test compares them with the
 keys of the JSON, for every command with `--json`).
@@ -154,9 +155,26 @@ class Column:
         else:
             shown = self.format(value)
         if isinstance(shown, Text):
-            return shown
+            return inert(shown)
         style = self.style.get(str(value), "") if self.style else ""
-        return Text(str(shown), style=style)
+        return inert(Text(str(shown), style=style))
+
+
+# C0 (but a tab and a line end), DEL, C1 and the bidirectional overrides and isolates
+_CONTROL = {c: 0x2400 + c for c in range(0x20) if c not in (0x09, 0x0A)}  # ␛ for ESC
+_CONTROL |= {0x7F: 0x2421} | {c: 0xFFFD for c in range(0x80, 0xA0)}
+_CONTROL |= {c: 0xFFFD for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
+
+
+def inert(text: Text) -> Text:
+    """`text` with each control character replaced by one visible character (an ESC of
+    an untrusted title is ␛: nothing reaches the terminal as a command); styles kept."""
+    plain = text.plain
+    safe = plain.translate(_CONTROL)
+    if safe != plain:
+        text = text.copy()
+        text.plain = safe  # same length: the spans (styles) still fit
+    return text
 
 
 def table(
@@ -174,7 +192,8 @@ def table(
         if empty is not None:
             line(f"{title}: {empty}" if title else empty, style="dim")
         return
-    grid = Table(title=title, title_justify="left", **options)
+    shown_title = inert(Text(title, style="table.title")) if title else None  # never markup
+    grid = Table(title=shown_title, title_justify="left", **options)
     for column in columns:
         grid.add_column(
             column.header,
@@ -192,7 +211,8 @@ def table(
 
 def line(text: str | Text, style: str | None = None) -> None:
     """One line of plain text (never markup), wrapped softly."""
-    console.print(text if isinstance(text, Text) else Text(text, style=style or ""), soft_wrap=True)
+    shown = text if isinstance(text, Text) else Text(text, style=style or "")
+    console.print(inert(shown), soft_wrap=True)
 
 
 def clip(value: Any, limit: int = 80) -> str:

@@ -96,6 +96,9 @@ def window_traffic(
     2 h): enough to compare without squeezing the window; the titles' figures use it all.
     The titles' requests and error rate are those of the intervals overlapping the impact
     window (the whole window without one); the mean latencies those of the whole window.
+    Per scrape, as the bundle's figures: the scrapes from the impact start to the one that
+    closed the breach, unless that one began a new series (a restart or reset in
+    `restarts` at that instant): its requests came after the recovery.
     """
     fig, axes = plt.subplots(3, 1, figsize=(WIDTH_IN, 9), sharex=True)
     if series is None or series.empty:
@@ -125,7 +128,11 @@ def window_traffic(
         if step >= pd.Timedelta(hours=1):
             impact = win[(win["ts"] >= first.floor("h")) & (win["ts"] < max(last, first + step))]
         else:
-            impact = win[(win["ts"] >= first) & (win["ts"] <= last)]
+            closing = restarts is not None and bool(
+                (pd.to_datetime(pd.Series(list(restarts)), utc=True) == last).any()
+            )
+            upto = win["ts"] < last if closing else win["ts"] <= last
+            impact = win[(win["ts"] >= first) & upto]
         where = "in the impact window"
     for period, frame, color in (
         ("baseline", with_gaps(base), _BASELINE_COLOR),

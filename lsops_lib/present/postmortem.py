@@ -205,7 +205,7 @@ def impact_sentence(summary: Mapping[str, Any]) -> str:
         top = harmed[0]
         parts = []
         if top.get("excess_errors"):
-            parts.append(f"{fmt_num(top['excess_errors'], 3)} errors beyond its baseline")
+            parts.append(f"{fmt_num(top['excess_errors'], 3)} {_beyond(top.get('reference'))}")
         if top.get("added_latency_s"):
             parts.append(f"{fmt_num(top['added_latency_s'], 3)} request-seconds of added latency")
         text += f" Most harmed endpoint: {top['endpoint']} ({' and '.join(parts)})."
@@ -215,6 +215,14 @@ def impact_sentence(summary: Mapping[str, Any]) -> str:
     else:
         text += " No endpoint shows errors or latency beyond what its baseline explains."
     return text + _top_new_pattern(summary)
+
+
+def _beyond(reference: Any) -> str:
+    """What a harmed endpoint's excess errors were tested against (`harm`'s `reference`):
+    its baseline, or the error-rate target when it had no baseline traffic."""
+    if reference == "target":
+        return "errors beyond the error-rate target (no baseline traffic)"
+    return "errors beyond its baseline"
 
 
 def _top_new_pattern(summary: Mapping[str, Any]) -> str:
@@ -252,12 +260,18 @@ def _p(value: Any) -> str:
 
 
 def finding(row: Mapping[str, Any], thresholds: Thresholds | None = None) -> str:
-    """One endpoint's harm verdict in words: 'errors beyond the baseline (p < 0.001)',
-    'slower (p < 0.001)', 'within noise (errors p = 0.088)', ..."""
+    """One endpoint's harm verdict in words: 'errors beyond the baseline (p < 0.001)' (or
+    'beyond the 1 % error-rate target' when its `reference` is the target), 'slower
+    (p < 0.001)', 'within noise (errors p = 0.088)', ..."""
     th = thresholds or Thresholds()
     found = []
     if row.get("errors_significant"):
-        found.append(f"errors beyond the baseline ({_p(row['errors_p'])})")
+        against = (
+            f"the {th.error_rate * 100:g} % error-rate target (no baseline traffic)"
+            if row.get("reference") == "target"
+            else "the baseline"
+        )
+        found.append(f"errors beyond {against} ({_p(row['errors_p'])})")
     if row.get("latency_significant"):
         found.append(f"slower ({_p(row['latency_p'])})")
     if found:

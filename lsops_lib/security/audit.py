@@ -21,6 +21,7 @@ Real outputs of npm 7 and 11, and where they come from: tests/data/npm-audit/.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -141,6 +142,15 @@ def _vulnerability(name: str, v: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _count(value: Any, default: int | None) -> int | None:
+    """A count of npm's metadata (a whole number, 0 or more), else `default`."""
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return default
+
+
 def _error_reason(doc: dict[str, Any]) -> str | None:
     """npm's error object in words, or None when `doc` is not one."""
     if "statusCode" in doc or ("message" in doc and "vulnerabilities" not in doc):
@@ -185,11 +195,14 @@ def parse_audit(
     rows = [_vulnerability(str(k), v) for k, v in vulns.items() if isinstance(v, dict)]
     order = {s: i for i, s in enumerate(SEVERITIES)}
     rows.sort(key=lambda r: (order.get(r["severity"], 99), not r["direct"], r["name"]))
-    counted = (doc.get("metadata") or {}).get("vulnerabilities") or {}
-    counts = {s: int(counted.get(s, sum(r["severity"] == s for r in rows))) for s in SEVERITIES}
-    counts["total"] = int(counted.get("total", len(rows)))
-    deps = (doc.get("metadata") or {}).get("dependencies") or {}
-    total_deps = deps.get("total") if isinstance(deps, dict) else deps
+    # npm's own counts when they are counts; else (null, "two", Infinity) the listed ones
+    metadata = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+    counted = metadata.get("vulnerabilities")
+    counted = counted if isinstance(counted, dict) else {}
+    listed = {s: sum(r["severity"] == s for r in rows) for s in SEVERITIES} | {"total": len(rows)}
+    counts = {k: _count(counted.get(k), n) for k, n in listed.items()}
+    deps = metadata.get("dependencies") or {}
+    total_deps = _count(deps.get("total") if isinstance(deps, dict) else deps, None)
     return _result(
         "attention" if counts["total"] else "ok",
         reason=(
@@ -202,7 +215,7 @@ def parse_audit(
         direct=sum(r["direct"] for r in rows),
         transitive=sum(not r["direct"] for r in rows),
         fixable=sum(r["fix_available"] for r in rows),
-        dependencies=int(total_deps) if isinstance(total_deps, int | float) else None,
+        dependencies=total_deps,
         vulnerabilities=rows,
         **base,
     )
@@ -213,7 +226,7 @@ def read_audit_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     p = Path(path)
     source = f"file {p}"
     try:
-        text = p.read_text(encoding="utf-8", errors="replace")
+        text = p.read_text(encoding="utf-8-sig", errors="replace")  # a BOM is no text
         taken = datetime.fromtimestamp(p.stat().st_mtime, UTC)
     except OSError as exc:
         return _result("unknown", source=source, reason=f"cannot read it: {exc.strerror}")

@@ -230,7 +230,8 @@ def auth_review(
     nonzero = per_hour[(per_hour["auth_failures"] > 0) | (per_hour["rate_limited"] > 0)]
     if len(found):
         status = "attention"
-        reason = f"{fmt.counted(len(found), 'hour')} burst above the baseline"
+        # an hour bursting in 401/403 and in 429 is one hour (two rows of `bursts`)
+        reason = f"{fmt.counted(found['hour'].nunique(), 'hour')} burst above the baseline"
     else:
         status = "ok"
         reason = "no burst of 401/403 or 429 above the baseline"

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any
 
+from .. import fmt
 from ..config import Thresholds
 
 __all__ = ["SECRETS_KEYS", "rotation"]
@@ -81,9 +82,14 @@ def rotation(rotations: Mapping[str, date], thresholds: Thresholds, today: date)
     out.update(
         status="attention" if due or overdue or future else "ok",
         configured=True,
-        reason=", ".join(words) if words else f"all {len(rows)} rotated within the allowed age",
+        reason=", ".join(words) if words else _all_rotated(len(rows)),
         due=due,
         overdue=overdue,
         secrets=rows,
     )
     return out
+
+
+def _all_rotated(n: int) -> str:
+    """'1 secret rotated within the allowed age', 'all 3 secrets rotated within ...'."""
+    return f"{'' if n == 1 else 'all '}{fmt.counted(n, 'secret')} rotated within the allowed age"

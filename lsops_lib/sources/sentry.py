@@ -7,7 +7,11 @@ The client sends the token as `Authorization: Bearer` and nothing else ever sees
 is not in a URL, an error message, a log line or the store. Pages follow the `Link`
 header (`<url>; rel="next"; results="true"; cursor="..."`) until `results="false"`.
 401/403 are one clear line; 429 is retried after `Retry-After` when that still fits in the
-client's timeout budget, else it is a failure saying so.
+client's timeout budget, else it is a failure saying so. The waits between tries are at
+least MIN_WAIT and double at each try (a `Retry-After: 0`, or a date in the past, never
+makes a burst of requests). A token that is not printable ASCII (an accent, a trailing
+carriage return) is refused before anything is sent, without being shown; a token that
+Sentry's answer echoes (an issue's title) is masked as soon as the answer is read.
 
 The window's issues are asked with `query=lastSeen:>=<start>` (every status, not only the
 implied `is:unresolved`) and `statsPeriod` `24h` (hourly event counts) or `14d` (daily):
@@ -33,6 +37,9 @@ if TYPE_CHECKING:  # imported where a request is made: reading what was collecte
     import httpx
 
 MAX_PAGES = 200
+MIN_WAIT = 0.5  # s: the first wait after a 429, doubled at each further try
+MAX_INT = 2**63 - 1  # what an INTEGER column holds (SQLite, PostgreSQL's bigint)
+_TOKEN = re.compile(r"[\x21-\x7e]+")  # what an HTTP header's token can be: printable ASCII
 _LINK = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]+)*)")
 _PARAM = re.compile(r';\s*([a-zA-Z_]+)\s*=\s*"?([^";]*)"?')
 
@@ -85,6 +92,12 @@ class SentryClient:
         missing = settings.missing()
         if missing:
             raise SourceError("sentry", missing)
+        if not _TOKEN.fullmatch(settings.token or ""):
+            raise SourceError(
+                "sentry",
+                f"the token is malformed (only printable ASCII, no space, accent or line end): "
+                f"check {settings.token_env} or LSOPS_SENTRY_TOKEN",
+            )
         import httpx
 
         self.settings = settings
@@ -133,6 +146,8 @@ class SentryClient:
             if response.status_code != 429:
                 return response
             wait = _retry_after(response.headers.get("Retry-After"))
+            if wait is not None:  # never a burst: at least MIN_WAIT, doubled at each try
+                wait = max(wait, MIN_WAIT * 2 ** (tries - 1))
             left = deadline - time.monotonic()
             if tries > 1 and (wait is None or wait > left):
                 raise SourceError(
@@ -148,7 +163,7 @@ class SentryClient:
                     f"rate limited (429): Retry-After {shown} does not fit in the "
                     f"{self.settings.timeout_s:g} s timeout",
                 )
-            self._sleep(max(0.0, wait))
+            self._sleep(wait)
 
     def pages(self, params: dict[str, str]) -> Iterator[list[dict[str, Any]]]:
         """Every page of the issues list (the `Link` header's next until results="false")."""
@@ -164,7 +179,7 @@ class SentryClient:
                 raise SourceError("sentry", "the issues list is not JSON") from None
             if not isinstance(body, list):
                 raise SourceError("sentry", "the issues list is not a JSON array")
-            yield [i for i in body if isinstance(i, dict)]
+            yield [_masked(i, self.settings.token or "") for i in body if isinstance(i, dict)]
             nxt = parse_link(response.headers.get("Link")).get("next")
             if not nxt or nxt.get("results", "false").lower() != "true":
                 return
@@ -207,6 +222,18 @@ def _same_origin(url: str, base: str, path: str) -> str:
     return str(target)
 
 
+def _masked(value: Any, token: str) -> Any:
+    """`value` (a parsed JSON answer) with the token masked in every string (an issue's
+    title or message may quote it): it is never printed nor stored."""
+    if isinstance(value, str):
+        return value.replace(token, "***") if token else value
+    if isinstance(value, dict):
+        return {k: _masked(v, token) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v, token) for v in value]
+    return value
+
+
 def _retry_after(value: str | None) -> float | None:
     if value is None:
         return None
@@ -245,10 +272,13 @@ def _check(response: httpx.Response, settings: SentrySettings) -> None:
 
 
 def _int(value: Any) -> int | None:
+    """An integer of Sentry's answer; None when it is not one, or does not fit in an
+    INTEGER column (a count of 10^23: unknown, rather than a failed collection)."""
     try:
-        return int(value)
-    except (TypeError, ValueError):
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
         return None
+    return number if -MAX_INT - 1 <= number <= MAX_INT else None
 
 
 def issue_row(issue: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,9 @@ detail, endpoint):
 
     sentry issue        an issue first seen in the window
     sentry spike        an older issue with at least SPIKE_FACTOR times (and SPIKE_MIN)
-                        the events of the same length of time before the window
+                        the events of the same length of time before the window; Sentry
+                        counts by the hour, so both are the whole hours the window
+                        overlaps (as `lsops errors`), said when they reach beyond it
     log pattern         each warning-or-worse log pattern of the window (the TOP most
                         frequent): its count, whether new, its first and last lines
     pm2 restart         a rise of pm2's restart counter between two samples
@@ -43,8 +45,18 @@ def source_timeline(
     lo, hi = pd.Timestamp(start), pd.Timestamp(end)
     issues = tables.sentry_issues(store, target, seen_since=start)
     if not issues.empty:
-        now = tables.sentry_events(store, target, start, end)
-        before = tables.sentry_events(store, target, start - (end - start), start)
+        # Sentry's hourly buckets cannot be split: the window's whole hours, and as many before
+        first_hour, after_hour = lo.floor("h"), hi.ceil("h")
+        now = tables.sentry_events(store, target, first_hour, after_hour)
+        before = tables.sentry_events(
+            store, target, first_hour - (after_hour - first_hour), first_hour
+        )
+        counted = (
+            "in the window"
+            if (first_hour, after_hour) == (lo, hi)
+            else "in the window's whole hours "
+            f"{fmt.instant(first_hour)} .. {fmt.instant(after_hour)}"
+        )
         in_window = dict(zip(now["issue_id"], now["events"], strict=False))
         earlier = dict(zip(before["issue_id"], before["events"], strict=False))
         for r in issues.itertuples():
@@ -62,7 +74,7 @@ def source_timeline(
                     {
                         "ts": max(lo, min(r.last_seen, hi)),
                         "event": "sentry spike",
-                        "detail": f"{n} events in the window ({m} before it): {label}",
+                        "detail": f"{n} events {counted} ({m} before it): {label}",
                     }
                 )
     patterns = [p for p in log_patterns(store, target, start, end, level="warning")]

@@ -24,6 +24,7 @@ from .sources import (
 )
 
 _PG_COLLATION = table("pg_collation", column("collname"))
+HOUR_MS = 3_600_000  # a Sentry stats bucket (lsops_sentry_events.hour is its start)
 
 # --- reads --------------------------------------------------------------------------------
 
@@ -95,12 +96,14 @@ def sentry_issues(
 
 
 def sentry_events(store: Any, target: str | None, start: datetime, end: datetime) -> pd.DataFrame:
-    """Events per issue in the hours that start in [start, end): issue_id, events."""
+    """Events per issue in the hourly buckets that overlap [start, end): issue_id, events.
+    A bucket cannot be split: like `lsops errors`, the whole hours the window touches
+    count (09:05-09:50 counts the hour 09:00-10:00)."""
     t = sentry_events_table
     query = _where(
         select(t.c.issue_id, func.sum(t.c.events)),
         _target_clause(t.c.target, target),
-        t.c.hour >= to_ms(start),
+        t.c.hour > to_ms(start) - HOUR_MS,
         t.c.hour < to_ms(end),
     ).group_by(t.c.issue_id)
     return _frame(store, query, ["issue_id", "events"], ())

@@ -381,3 +381,41 @@ def test_notable_thresholds_come_from_lsops_toml(tmp_path: Path) -> None:
     assert th.notable_latency_change == 0.5 and th.notable_traffic_change == 0.1
     assert th.notable_error_rate_change == 0.001  # the others keep their defaults
     assert not math.isnan(th.notable_endpoint_latency_change)
+
+
+def test_no_memory_limit_judges_the_memory_line_on_a_leak_alone(
+    sqlite_store: Store, shown: list, tmp_path: Path
+) -> None:
+    """`memory_limit_bytes = 0` is no limit (as `lsops health` and the checklist read it):
+    the review's memory line is met on a flat memory and missed on a climb, never a
+    share of 0 B; the chart's title says no limit; the alert rule says why it is silent."""
+    from lsops_lib.alerts.rules import RuleConfig, memory_critical
+    from lsops_lib.alerts.settings import AlertSettings
+
+    (tmp_path / "lsops.toml").write_text("[thresholds]\nmemory_limit_bytes = 0\n")
+    settings = load_settings(env={}, cwd=tmp_path)
+    no_limit = settings.thresholds
+    assert no_limit == replace(TH, memory_limit_bytes=0)
+    h = History(sqlite_store, step=timedelta(minutes=10))
+    for _ in range(2 * 144):  # two flat days
+        h.scrape(rss=100 * MiB)
+    flat = A.monthly_review(sqlite_store, "2026-10", no_limit)
+    (line,) = [t for t in flat.targets.to_dict("records") if t["key"] == "memory"]
+    assert line["met"] is True and pd.isna(line["figure"])
+    assert line["target"] == "no leak (no memory limit: memory_limit_bytes = 0)"
+    assert line["detail"].startswith("peak rss 100 MiB (no limit set); ")
+    ax = plots.memory_usage(flat.memory.frame, no_limit, month="2026-10")
+    assert _title(ax).startswith("Memory peaked at 100.0 MiB (no memory limit set)")
+    source = present.StoreSource(store=sqlite_store, url="sqlite:///m.sqlite", available=True)
+    present.monthly.show_review_header("2026-10", source, settings)
+    header = "".join(shown)
+    assert "no memory leak (no memory limit set)" in header and "of 0 B" not in header
+    config = RuleConfig(settings, AlertSettings())
+    assert memory_critical(sqlite_store, h.t, config, "default") is None
+    assert "memory_limit_bytes = 0" in config.why["memory_critical"]
+
+    for i in range(5 * 144):  # then 3 MiB an hour for five days
+        h.scrape(rss=int(100 * MiB + i / 6 * 3 * MiB))
+    climbing = A.monthly_review(sqlite_store, "2026-10", no_limit)
+    (line,) = [t for t in climbing.targets.to_dict("records") if t["key"] == "memory"]
+    assert line["met"] is False and "possible leak: yes" in line["detail"]

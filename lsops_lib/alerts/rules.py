@@ -165,6 +165,9 @@ def memory_critical(
         config.skip("memory_critical", "no memory figure in the last day")
         return None
     t = config.settings.thresholds
+    if t.memory_limit_bytes <= 0:
+        config.skip("memory_critical", "no memory limit ([thresholds] memory_limit_bytes = 0)")
+        return None
     share = float(rss.iloc[-1]) / t.memory_limit_bytes
     if share <= t.memory_critical_fraction:
         return []

@@ -210,10 +210,39 @@ def _known(value: Any) -> bool:
     return value is not None and not (isinstance(value, float) and np.isnan(value))
 
 
+def _memory_target(memory: MemoryTrend, th: Thresholds) -> dict[str, Any]:
+    """The memory line: under `memory_fraction` of the limit and no leak; with
+    `memory_limit_bytes = 0` (no limit), no leak alone."""
+    if th.memory_limit_bytes <= 0:
+        return {
+            "key": "memory",
+            "target": "no leak (no memory limit: memory_limit_bytes = 0)",
+            "figure": None,
+            "threshold": None,
+            "met": None if memory.peak_rss is None else bool(not memory.leak),
+            "detail": _memory_detail(memory),
+        }
+    return {
+        "key": "memory",
+        "target": f"memory < {th.memory_fraction:.0%} of {th.memory_limit_bytes / 2**20:.0f} MiB and no leak",
+        "figure": memory.peak_fraction,
+        "threshold": th.memory_fraction,
+        "met": None
+        if memory.peak_fraction is None
+        else bool(not memory.leak and memory.peak_fraction < th.memory_fraction),
+        "detail": _memory_detail(memory),
+    }
+
+
 def _memory_detail(memory: MemoryTrend) -> str:
     if memory.peak_rss is None:
         return "no memory figure collected"
-    text = f"peak rss {memory.peak_rss / 2**20:.0f} MiB ({memory.peak_fraction:.0%} of the limit); "
+    share = (
+        f"{memory.peak_fraction:.0%} of the limit"
+        if memory.limit_bytes > 0 and memory.peak_fraction is not None
+        else "no limit set"
+    )
+    text = f"peak rss {memory.peak_rss / 2**20:.0f} MiB ({share}); "
     text += f"{fmt.counted(len(memory.restarts), 'restart')}; possible leak: "
     if not memory.leak:
         return text + "no"
@@ -377,16 +406,7 @@ def _monthly_review(
                 "detail": f"{fmt.counted(cache['hits'], 'hit')}, "
                 f"{fmt.counted(cache['misses'], 'miss', 'misses')} (counter deltas)",
             },
-            {
-                "key": "memory",
-                "target": f"memory < {th.memory_fraction:.0%} of {th.memory_limit_bytes / 2**20:.0f} MiB and no leak",
-                "figure": memory.peak_fraction,
-                "threshold": th.memory_fraction,
-                "met": None
-                if memory.peak_fraction is None
-                else bool(not memory.leak and memory.peak_fraction < th.memory_fraction),
-                "detail": _memory_detail(memory),
-            },
+            _memory_target(memory, th),
         ]
     )
 

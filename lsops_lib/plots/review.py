@@ -251,15 +251,17 @@ def memory_usage(
         if leak
         else "; no steady climb between restarts"
     )
-    title = title or (
-        f"Memory peaked at {fmt.size(peak)} ({fmt.pct(peak / limit_bytes, 0)} of "
-        f"{fmt.size(limit_bytes)}){finding}"
+    share = (
+        f"{fmt.pct(peak / limit_bytes, 0)} of {fmt.size(limit_bytes)}"
+        if limit_bytes > 0
+        else "no memory limit set"
     )
+    title = title or f"Memory peaked at {fmt.size(peak)} ({share}){finding}"
     memory_lines(
         ax,
         frame,
         title,
-        limit_bytes=limit_bytes,
+        limit_bytes=limit_bytes or None,
         fraction=th.memory_fraction,
         restarts=restarts["ts"] if restarts is not None and not restarts.empty else None,
         climbs=climbs if leak else None,

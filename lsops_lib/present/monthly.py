@@ -442,8 +442,13 @@ def show_review_header(
             f"availability >= {fmt_pct(th.availability_slo, 1)} of health checks OK; error rate < "
             f"{fmt_pct(th.error_rate, 0)}; reported p95 < {th.latency_p95_ms:g} ms in >= "
             f"{fmt_pct(th.latency_slo, 0)} of time slices; cache hit rate > "
-            f"{fmt_pct(th.cache_hit_rate, 0)}; memory < {fmt_pct(th.memory_fraction, 0)} of "
-            f"{fmt_bytes(th.memory_limit_bytes)}, no leak",
+            f"{fmt_pct(th.cache_hit_rate, 0)}; "
+            + (
+                f"memory < {fmt_pct(th.memory_fraction, 0)} of "
+                f"{fmt_bytes(th.memory_limit_bytes)}, no leak"
+                if th.memory_limit_bytes > 0
+                else "no memory leak (no memory limit set)"
+            ),
         ),
         ("Generated", fmt_ts(utcnow())),
     ]

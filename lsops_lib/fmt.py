@@ -105,12 +105,15 @@ def pp(value: Any) -> str:
 
 def ms(value: Any) -> str:
     """Milliseconds, readable: 0.42 -> '0.42 ms', 350 -> '350 ms', 2500 -> '2.5 s',
-    90000 -> '1.5 min'."""
+    90000 -> '1.5 min'; an hour or more as `duration` writes it (7,200,000 -> '2 h 00 min',
+    not '120.0 min')."""
     if missing(value):
         return DASH
     number = float(value)
     if number == 0:
         return "0 ms"
+    if abs(number) >= 3_600_000 and math.isfinite(number):
+        return ("-" if number < 0 else "") + duration(abs(number) / 1000)
     if abs(number) >= 60_000:
         return f"{number / 60_000:,.1f} min"
     if abs(number) >= 1000:

@@ -122,6 +122,8 @@ def test_fmt_pct_and_ms() -> None:
     assert plots.fmt_ms(350) == "350 ms"
     assert plots.fmt_ms(2500) == "2.5 s"
     assert plots.fmt_ms(120_000) == "2.0 min"
+    assert plots.fmt_ms(2 * 86_400_000 + 6_000) == "2 d 0 h"  # a two-day report run
+    assert plots.fmt_ms(3_900_000) == "1 h 05 min"
     assert plots.fmt_ms(None) == "–"
 
 

@@ -254,6 +254,13 @@ def test_severities_outside_sev1_to_sev5_are_refused(severity: str) -> None:
     assert values["severity"] == "SEV5"
 
 
+def test_the_dead_tuple_ratio_is_a_fraction_as_in_lsops_toml() -> None:
+    with pytest.raises(ParameterError, match="dead_tuple_ratio must be at most 1, not '5'"):
+        reports.validate("db-optimization", {"dead_tuple_ratio": 5})  # the shipped notebook
+    _, values = reports.validate("db-optimization", {"dead_tuple_ratio": 0.3})
+    assert values["dead_tuple_ratio"] == 0.3
+
+
 def test_a_bad_month_is_exit_2_whatever_the_notebooks_folder(
     cli_env: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -209,14 +209,21 @@ KINDS: dict[str, Kind] = {
             ),
             _STORE,
             # the database thresholds: what lsops.toml [thresholds] takes, a number >= 0
+            # (a ratio at most 1, as lsops.toml's fractions)
             *(
-                Param(name, type_, minimum=0, help=f"[thresholds] {name} for this report")
-                for name, type_ in (
-                    ("slow_query_mean_ms", "float"),
-                    ("slow_query_calls", "int"),
-                    ("slow_queries_per_hour", "int"),
-                    ("dead_tuples_min", "int"),
-                    ("dead_tuple_ratio", "float"),
+                Param(
+                    name,
+                    type_,
+                    minimum=0,
+                    maximum=maximum,
+                    help=f"[thresholds] {name} for this report",
+                )
+                for name, type_, maximum in (
+                    ("slow_query_mean_ms", "float", None),
+                    ("slow_query_calls", "int", None),
+                    ("slow_queries_per_hour", "int", None),
+                    ("dead_tuples_min", "int", None),
+                    ("dead_tuple_ratio", "float", 1),
                 )
             ),
         ),

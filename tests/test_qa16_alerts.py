@@ -85,6 +85,10 @@ BAD = [
     ("[alerts]\ndown_after = 2.7\n", "[alerts] down_after must be a whole number >= 1, not 2.7"),
     ("[alerts]\nflapping_changes = 3.5\n", "[alerts] flapping_changes must be a whole number"),
     ("[alerts]\nrepeat_interval = 1e400\n", "[alerts] repeat_interval must be a duration"),
+    # seconds as a number keep parse_duration's range: 1 ms .. 100 years
+    ("[alerts]\nrecent = 1e300\n", "[alerts] recent must be a duration"),
+    ("[alerts]\nnew_within = 1e-9\n", "[alerts] new_within must be a duration"),
+    ("[alerts]\nflapping_window = -5\n", "[alerts] flapping_window must be positive"),
     (X.format(kind="webhook") + 'url_env = "U"\ntimeout_s = 0\n',
      "[alerts.notifiers.x] timeout_s must be a number >= 0.001, not 0"),
     ('[alerts]\npage = [{factor = "x", long = "1h", short = "5m"}]\n',

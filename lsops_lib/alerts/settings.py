@@ -35,7 +35,6 @@ not set is not a configuration error: that notifier fails (recorded, retried) an
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,7 +50,7 @@ from ..config import (
     timeout_setting,
 )
 from ..exceptions import ConfigError, ParameterError
-from ..times import parse_duration
+from ..times import duration_seconds, parse_duration
 from .burnrate import PAGE, TICKET, BurnWindow
 
 __all__ = [
@@ -194,10 +193,11 @@ def _duration(
             raise ParameterError(str(value))
         if isinstance(value, int | float):
             seconds = float(value)
+            if seconds <= 0:  # nan passes on to the range check
+                raise ConfigError(f"lsops.toml: {where} {key} must be positive")
+            seconds = duration_seconds(seconds, value).total_seconds()  # 1 ms .. 100 years
         else:
             seconds = parse_duration(str(value)).total_seconds()
-        if not math.isfinite(seconds):
-            raise ParameterError(str(value))
     except ParameterError:
         raise ConfigError(
             f"lsops.toml: {where} {key} must be a duration (5m, 4h, 1d), not {value!r}"

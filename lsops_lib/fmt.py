@@ -3,6 +3,7 @@
     fmt.size(1536)            '1.5 KiB'      bytes in IEC units (powers of 1024), always
     fmt.iec_units('8192 kB')  '8192 KiB'     PostgreSQL's pg_size_pretty labels, renamed
     fmt.pct(0.0123)           '1.2 %'        a fraction 0-1 as a percent
+    fmt.exact_pct(0.9995)     '99.95 %'      a threshold as a percent, never rounded
     fmt.share(0.00004)        '< 0.1 %'      a percent that never rounds a small share to 0
     fmt.rel(0.08)             '+8.0 %'       a relative change
     fmt.pp(0.0027)            '+0.27 pp'     a difference of fractions, percentage points
@@ -76,6 +77,21 @@ def pct(value: Any, digits: int = 1) -> str:
     if missing(value):
         return DASH
     return f"{float(value) * 100:.{digits}f} %"
+
+
+def exact_pct(value: Any) -> str:
+    """A threshold (a fraction 0-1) as a percent with as many decimals as it needs, up to
+    10: 0.9995 -> '99.95 %', 0.005 -> '0.5 %', 0.01 -> '1 %' (a target of 0.5 % is never
+    written '0 %', nor 99.95 % '100.0 %')."""
+    if missing(value):
+        return DASH
+    x = float(value) * 100
+    digits = 0
+    while digits < 10 and abs(round(x, digits) - x) > 1e-12 * max(1.0, abs(x)):
+        digits += 1
+    if x != 0 and round(x, digits) == 0:  # below 1e-10 %: in significant digits
+        return f"{number(x, 4)} %"
+    return f"{x:.{digits}f} %"
 
 
 def share(value: Any, digits: int = 1) -> str:

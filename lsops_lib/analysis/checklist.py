@@ -60,6 +60,12 @@ def _latest_services(services: pd.DataFrame) -> dict[str, Any]:
 QUICK_MESSAGES = {"configured", "available"}
 
 
+def _runbook_pct(threshold: float) -> str:
+    """A threshold in a check's name, written as the runbook writes it ("Error rate < 1%"),
+    never rounded ("Error rate < 0.5%")."""
+    return fmt.exact_pct(threshold).replace(" %", "%")
+
+
 def checklist(
     store: Any,
     start: datetime | None,
@@ -245,7 +251,7 @@ def checklist(
     else:
         detail = (
             f"{lat['met']:,} of {lat['slices']:,} time slices had a reported p95 below {th.latency_p95_ms:g} ms "
-            f"(target: at least {fmt.pct(th.latency_slo, 0)} of slices); the server's percentiles were out of order "
+            f"(target: at least {fmt.exact_pct(th.latency_slo)} of slices); the server's percentiles were out of order "
             f"in {sanity['disordered']:,} of {sanity['snapshots']:,} snapshots (untrusted, quirk 1)"
             + (f"; {left_out}" if own else "")
             + (
@@ -267,7 +273,7 @@ def checklist(
         )
 
     cache = cache_summary(store, start, end, target=target)
-    name = f"Cache hit rate > {th.cache_hit_rate:.0%}"
+    name = f"Cache hit rate > {_runbook_pct(th.cache_hit_rate)}"
     if cache["operations"] == 0:
         checks.append(
             Check(
@@ -285,7 +291,7 @@ def checklist(
             "(from counter deltas)"
         )
         if cache["hit_ratio"] < th.cache_hit_rate_warn:
-            detail += f"; below the warning level {fmt.pct(th.cache_hit_rate_warn, 0)}"
+            detail += f"; below the warning level {fmt.exact_pct(th.cache_hit_rate_warn)}"
         checks.append(
             Check(
                 "cache_hit_rate",
@@ -301,7 +307,7 @@ def checklist(
         store, start, end, target=target, include_monitoring=include_monitoring
     )
     totals = request_totals(summary)
-    name = f"Error rate < {th.error_rate:.0%}"
+    name = f"Error rate < {_runbook_pct(th.error_rate)}"
     excluded = "" if include_monitoring else " (monitoring endpoints excluded)"
     if totals["requests"] == 0:
         checks.append(
@@ -333,7 +339,7 @@ def checklist(
         leak = (
             f"; possible leak: rss climbing {fmt.rel(seg['climb_growth_per_hour'])}/h from "
             f"{fmt.instant(seg['climb_start'])} to {fmt.instant(seg['climb_end'])} without a restart "
-            f"(flagged above {fmt.pct(th.memory_growth_per_hour, 0)}/h)"
+            f"(flagged above {fmt.exact_pct(th.memory_growth_per_hour)}/h)"
         )
     restarts = fmt.counted(len(mem.restarts), "restart")
     if mem.peak_rss is None:
@@ -391,7 +397,7 @@ def checklist(
         detail = (
             f"worst hour {fmt.instant(worst['ts'])}: {fmt.pct(worst['error_rate'])} "
             f"({int(worst['errors']):,} of {int(worst['requests']):,}); {above:,} of "
-            f"{fmt.counted(len(busy), 'hour')} above {fmt.pct(th.error_rate_warn, 0)}{excluded}"
+            f"{fmt.counted(len(busy), 'hour')} above {fmt.exact_pct(th.error_rate_warn)}{excluded}"
         )
         checks.append(
             Check(

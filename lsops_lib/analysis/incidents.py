@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import fmt
 from ..config import Thresholds
 from ..exceptions import ParameterError
 from ..times import shown
@@ -240,8 +241,8 @@ def endpoint_incidents(
                     "severity": "critical" if critical else "warning",
                     "detail": (
                         f"error rate {overall:.1%} ({errors} of {requests} requests), peak {peak:.1%} "
-                        f"per {bucket}; warning above {thresholds.error_rate_warn:.0%}, "
-                        f"critical above {thresholds.error_rate_critical:.0%}"
+                        f"per {bucket}; warning above {fmt.exact_pct(thresholds.error_rate_warn)}, "
+                        f"critical above {fmt.exact_pct(thresholds.error_rate_critical)}"
                     ),
                     "endpoint": endpoint,
                     "ongoing": ongoing,

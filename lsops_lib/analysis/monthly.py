@@ -110,7 +110,8 @@ class MonthlyReview:
         (`percentile_sanity()`).
     incidents: `incidents()` columns + postmortem_command.
     data_quality: observations, no_answer, interval_s, coverage, gap_s, gaps (DataFrame
-        start, end, duration_s), resets (DataFrame ts, kind), first, last, excluded
+        start, end, duration_s), elapsed_s (the month's length, or the part of it passed
+        while it is in progress: the period of the budgets' time figures), resets (DataFrame ts, kind), first, last, excluded
         (DataFrame endpoint, requests, errors, reason), percentiles_disordered_share.
     """
 
@@ -196,6 +197,7 @@ class MonthlyReview:
                 "observations": dq["observations"],
                 "coverage": dq["coverage"],
                 "gap_s": dq["gap_s"],
+                "elapsed_s": dq["elapsed_s"],
                 "gaps": len(dq["gaps"]),
                 "resets": len(dq["resets"]),
                 "excluded": [str(e) for e in self.excluded["endpoint"]]
@@ -224,7 +226,7 @@ def _memory_target(memory: MemoryTrend, th: Thresholds) -> dict[str, Any]:
         }
     return {
         "key": "memory",
-        "target": f"memory < {th.memory_fraction:.0%} of {th.memory_limit_bytes / 2**20:.0f} MiB and no leak",
+        "target": f"memory < {fmt.exact_pct(th.memory_fraction)} of {th.memory_limit_bytes / 2**20:.0f} MiB and no leak",
         "figure": memory.peak_fraction,
         "threshold": th.memory_fraction,
         "met": None
@@ -343,28 +345,33 @@ def _monthly_review(
             f"{prev_month}: compare rates and requests_per_day, not totals"
         )
 
-    period = end - start
-    period_s = period.total_seconds()
-    budget = error_budget(th.availability_slo, avail.ok, avail.observations, period)
+    # the budgets' time figures are over the part of the month that has passed: the whole
+    # month once it is over, the time elapsed until now while it is in progress (the
+    # availability's window, which ends now): never a spent time longer than the time that
+    # has passed (a month not begun yet keeps its length: nothing observed, nothing spent)
+    month_s = (end - start).total_seconds()
+    period_s = avail.period_s if 0 < avail.period_s < month_s else month_s
+    in_progress = period_s < month_s
+    budget = error_budget(th.availability_slo, avail.ok, avail.observations, period_s)
     request_budget = error_budget(
-        1 - th.error_rate, totals["requests"] - totals["errors"], totals["requests"], period
+        1 - th.error_rate, totals["requests"] - totals["errors"], totals["requests"], period_s
     )
     lat = cur["latency"]
-    latency_budget = error_budget(th.latency_slo, lat["met"], lat["slices"], period)
+    latency_budget = error_budget(th.latency_slo, lat["met"], lat["slices"], period_s)
     sanity = percentile_sanity(store, start, end, target=target, scrapes=cur["scrapes"])
     memory = period_memory_trend(store, start, end, th, target=target, scrapes=cur["scrapes"])
     cache = cur["cache"]
     if avail.gap_s > 0:
         notes.append(
-            f"collection gaps cover {avail.gap_s / 3600:.1f} h ({avail.gap_s / period_s:.1%} of the month): "
-            "not counted as uptime"
+            f"collection gaps cover {avail.gap_s / 3600:.1f} h ({avail.gap_s / period_s:.1%} of the "
+            f"{'month so far' if in_progress else 'month'}): not counted as uptime"
         )
 
     targets = pd.DataFrame(
         [
             {
                 "key": "availability",
-                "target": f"health OK in at least {th.availability_slo:.1%} of observations",
+                "target": f"health OK in at least {fmt.exact_pct(th.availability_slo)} of observations",
                 "figure": avail.availability,
                 "threshold": th.availability_slo,
                 "met": None
@@ -379,7 +386,7 @@ def _monthly_review(
             },
             {
                 "key": "error_rate",
-                "target": f"error rate < {th.error_rate:.0%}",
+                "target": f"error rate < {fmt.exact_pct(th.error_rate)}",
                 "figure": totals["error_rate"],
                 "threshold": th.error_rate,
                 "met": _met(totals["error_rate"], th.error_rate, above=False),
@@ -390,7 +397,7 @@ def _monthly_review(
             },
             {
                 "key": "latency",
-                "target": f"reported p95 < {th.latency_p95_ms:g} ms in at least {th.latency_slo:.0%} of time slices",
+                "target": f"reported p95 < {th.latency_p95_ms:g} ms in at least {fmt.exact_pct(th.latency_slo)} of time slices",
                 "figure": lat["share"],
                 "threshold": th.latency_slo,
                 "met": None if np.isnan(lat["share"]) else bool(lat["share"] >= th.latency_slo),
@@ -399,7 +406,7 @@ def _monthly_review(
             },
             {
                 "key": "cache_hit_rate",
-                "target": f"cache hit rate > {th.cache_hit_rate:.0%}",
+                "target": f"cache hit rate > {fmt.exact_pct(th.cache_hit_rate)}",
                 "figure": cache["hit_ratio"],
                 "threshold": th.cache_hit_rate,
                 "met": _met(cache["hit_ratio"], th.cache_hit_rate, above=True),
@@ -498,6 +505,7 @@ def _monthly_review(
         "coverage": avail.coverage,
         "gap_s": avail.gap_s,
         "gaps": avail.gaps,
+        "elapsed_s": period_s,  # the month's length, or the part passed while in progress
         "resets": resets,
         "first": cur["health"]["ts"].min() if has_data else None,
         "last": cur["health"]["ts"].max() if has_data else None,

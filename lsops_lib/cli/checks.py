@@ -252,7 +252,7 @@ def _check_threshold(threshold: Any, check: Any) -> str:
     if check["key"] == "errors_resolved":  # days
         return f"< {fmt.number(threshold)} days"
     if isinstance(threshold, float) and threshold <= 1:
-        return _THRESHOLD_PREFIX.get(check["key"], "") + fmt.pct(threshold, 0)
+        return _THRESHOLD_PREFIX.get(check["key"], "") + fmt.exact_pct(threshold)
     return str(threshold)
 
 

@@ -19,12 +19,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
 
-from .. import plots
+from .. import fmt, plots
 from ..analysis.changes import notable_changes
 from ..config import Settings, Thresholds
 from ..times import EARLIEST, parse_month, previous_month, utcnow
@@ -37,6 +37,7 @@ from .display import (
     esc,
     facts_html,
     fmt_bytes,
+    fmt_duration,
     fmt_hours,
     fmt_int,
     fmt_ms,
@@ -180,7 +181,7 @@ def _separate_thousands(text: Any) -> Any:
 def _budget_row(name: str, budget: Mapping[str, Any], unit: str) -> dict[str, Any]:
     return {
         "SLO": name,
-        "objective": fmt_pct(budget["slo"], 2 if budget["slo"] > 0.99 else 1),
+        "objective": fmt.exact_pct(budget["slo"]),
         "events": f"{fmt_int(budget['total'])} {unit}",
         "bad events": fmt_num(budget["bad"], 6),
         "allowed bad events": fmt_num(budget["budget_events"], 4),
@@ -195,13 +196,41 @@ def _budget_row(name: str, budget: Mapping[str, Any], unit: str) -> dict[str, An
 COVERED = 0.99  # collection covering less of the month: the time figures are a projection
 
 
+def _elapsed_s(review: Any) -> float | None:
+    """The seconds of a month in progress that had passed when its review was computed
+    (the period of its budgets' time figures); None for a month that is over."""
+    elapsed = (review.data_quality or {}).get("elapsed_s")
+    if _missing(elapsed) or elapsed >= (review.end - review.start).total_seconds():
+        return None
+    return float(elapsed)
+
+
+def _in_progress(review: Any) -> str:
+    """The caveat of the budgets' time figures of a month in progress: they are over the
+    part of the month that has passed, not the whole month."""
+    elapsed = _elapsed_s(review)
+    if elapsed is None:
+        return ""
+    return (
+        f" {month_title(review.month)} is in progress: the time figures (budget, spent) are "
+        f"over the {fmt_duration(elapsed)} passed until "
+        f"{fmt_ts(review.start + timedelta(seconds=elapsed))}, not the whole month."
+    )
+
+
 def _partial_month(review: Any) -> str:
     """The caveat of the budgets' time figures when collection covered part of the month:
     they are the month's budget and the observed error ratio over the WHOLE month (a
-    projection), not time observed down."""
+    projection), not time observed down; over the part passed of a month in progress."""
     coverage = (review.data_quality or {}).get("coverage")
     if _missing(coverage) or coverage >= COVERED:
         return ""
+    if _elapsed_s(review) is not None:
+        return (
+            f" Collection covered {fmt_pct(coverage, 0)} of the month so far: the time figures "
+            "(budget, spent) project the observed error ratio over the part of the month "
+            "passed; the event counts are what was observed."
+        )
     return (
         f" Collection covered {fmt_pct(coverage, 0)} of the month: the time figures (budget, "
         "spent) project the observed error ratio over the whole month; the event counts are "
@@ -211,7 +240,8 @@ def _partial_month(review: Any) -> str:
 
 def budget_frame(review: Any) -> pd.DataFrame:
     """Error budgets of the three objectives, formatted (the time columns marked as a
-    projection when collection covered part of the month)."""
+    projection when collection covered part of the month, and as the time so far of a
+    month in progress)."""
     frame = pd.DataFrame(
         [
             _budget_row("availability (health OK)", review.error_budget, "observations"),
@@ -219,8 +249,15 @@ def budget_frame(review: Any) -> pd.DataFrame:
             _budget_row("latency (time slices)", review.latency_budget, "slices"),
         ]
     )
-    if _partial_month(review):
-        frame = frame.rename(columns={"spent (time)": "spent (time, projected)"})
+    so_far = ", so far" if _in_progress(review) else ""
+    spent = "projected" if _partial_month(review) else ""
+    if so_far or spent:
+        frame = frame.rename(
+            columns={
+                "budget (time)": f"budget (time{so_far})",
+                "spent (time)": f"spent (time{', ' + spent if spent else ''}{so_far})",
+            }
+        )
     return frame
 
 
@@ -269,12 +306,12 @@ def show_summary(review: Any, source: StoreSource) -> None:
             else f"{fmt_pct(b['left_share'], 0)} left"
         )
         show_text(
-            f"Error budget of the availability SLO ({fmt_pct(b['slo'], 1)} of health "
+            f"Error budget of the availability SLO ({fmt.exact_pct(b['slo'])} of health "
             f"observations OK): {fmt_pct(b['spent_share'], 0)} spent, {verdict} "
             f"({fmt_num(b['bad'], 6)} bad of {fmt_int(b['total'])} observations; "
             f"budget {fmt_num(b['budget_events'], 3)} observations, about "
-            f"{fmt_hours(b['budget_s'])} of the month; burn rate {b['burn_rate']:.2f}x)."
-            + _partial_month(review)
+            f"{fmt_hours(b['budget_s'])} of the month{' so far' if _in_progress(review) else ''}; "
+            f"burn rate {b['burn_rate']:.2f}x)." + _in_progress(review) + _partial_month(review)
         )
     show_table(
         budget_frame(review),
@@ -439,12 +476,12 @@ def show_review_header(
         ("Data", source.describe()),
         (
             "Runbook targets",
-            f"availability >= {fmt_pct(th.availability_slo, 1)} of health checks OK; error rate < "
-            f"{fmt_pct(th.error_rate, 0)}; reported p95 < {th.latency_p95_ms:g} ms in >= "
-            f"{fmt_pct(th.latency_slo, 0)} of time slices; cache hit rate > "
-            f"{fmt_pct(th.cache_hit_rate, 0)}; "
+            f"availability >= {fmt.exact_pct(th.availability_slo)} of health checks OK; error rate < "
+            f"{fmt.exact_pct(th.error_rate)}; reported p95 < {th.latency_p95_ms:g} ms in >= "
+            f"{fmt.exact_pct(th.latency_slo)} of time slices; cache hit rate > "
+            f"{fmt.exact_pct(th.cache_hit_rate)}; "
             + (
-                f"memory < {fmt_pct(th.memory_fraction, 0)} of "
+                f"memory < {fmt.exact_pct(th.memory_fraction)} of "
                 f"{fmt_bytes(th.memory_limit_bytes)}, no leak"
                 if th.memory_limit_bytes > 0
                 else "no memory leak (no memory limit set)"

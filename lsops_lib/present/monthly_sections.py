@@ -91,7 +91,7 @@ def show_latency(latency: dict[str, Any], daily: pd.DataFrame, thresholds: Thres
             "Time slices (scrapes with a p95)",
             f"{fmt_int(latency['met'])} met of {fmt_int(latency['slices'])}",
         ),
-        ("Objective", f"at least {fmt_pct(th.latency_slo, 0)} of slices"),
+        ("Objective", f"at least {fmt.exact_pct(th.latency_slo)} of slices"),
         (
             "Slices left out: only monitoring requests in their hour (quirk 2)",
             fmt_int(latency.get("monitoring_only", 0)),
@@ -209,7 +209,7 @@ def show_memory(memory: Any, month: str) -> bool:
     show_text(
         f"{fmt.counted(len(memory.restarts), 'restart or reset', 'restarts or resets')} in the "
         "month. A segment between restarts is "
-        f"flagged when it climbs steadily faster than {fmt_pct(memory.growth_threshold, 0)} an hour. "
+        f"flagged when it climbs steadily faster than {fmt.exact_pct(memory.growth_threshold)} an hour. "
         "Growth is the slope over the segment's level after its restart; a steady climb's "
         "is fitted over the climb alone."
     )

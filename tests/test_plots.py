@@ -223,3 +223,28 @@ def test_a_chart_is_described_by_its_titles_or_what_it_says_instead() -> None:
     ax.text(0.5, 0.5, "no memory reading")
     assert plots.describe(empty) == "Chart: no memory reading"
     assert plots.describe(plt.figure()) == ""
+
+
+def test_the_charts_write_thresholds_with_the_digits_they_need() -> None:
+    """error_rate 0.005 is "0.5 %" on the daily chart, never "0 %"; cache 72.5 %."""
+    from lsops_lib.config import Thresholds
+
+    days = pd.DataFrame(
+        {
+            "day": pd.date_range("2026-10-01", periods=5, freq="D", tz="UTC"),
+            "observations": [1440] * 5,
+            "requests": [1000] * 5,
+            "errors": [1, 2, 9, 3, 4],
+            "error_rate": [0.001, 0.002, 0.009, 0.003, 0.004],
+            "mean_ms": [80.0] * 5,
+            "cache_hit_ratio": [0.7, 0.8, 0.71, 0.9, 0.6],
+        }
+    )
+    th = Thresholds(error_rate=0.005, cache_hit_rate=0.725)
+    fig = plots.daily_trends(days, th)
+    titles = [ax.get_title("left") or ax.get_title() for ax in fig.axes]
+    labels = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().texts]
+    assert "Error rate at or above 0.5 % on 1 of 5 days with traffic" in titles
+    assert "Cache hit rate at or below 72.5 % on 3 of 5 days" in titles
+    assert {"target < 0.5 %", "target > 72.5 %"} <= set(labels), labels
+    plt.close(fig)

@@ -295,3 +295,14 @@ def test_one_busy_hour_is_one_hour(sqlite_store: Store) -> None:
     History(sqlite_store).run(13, {"/a": (100, 20.0, 20)})  # 00:00 .. 01:00, 20 % errors
     checks = {c.key: c for c in A.checklist(sqlite_store, T0, T0 + timedelta(minutes=59))}
     assert "1 of 1 hour above 5 %" in checks["error_rate_stable"].detail
+
+
+def test_one_hit_and_one_miss_are_singular(canned: CannedServer, cli_env: dict[str, str]) -> None:
+    env = {**cli_env, "LSOPS_API_URL": canned.url}
+    metrics = sample("metrics.json")
+    metrics["metrics"]["cache"] = {"hits": 3, "misses": 1, "hitRate": 75}
+    _serve(canned, metrics=metrics)
+    assert "cache: 3 hits, 1 miss, hit rate 75.0 %" in run(env, "cache", "--no-deep").output
+    metrics["metrics"]["cache"] = {"hits": 1, "misses": 2, "hitRate": 33.3}
+    _serve(canned, metrics=metrics)
+    assert "cache: 1 hit, 2 misses," in run(env, "cache", "--no-deep").output

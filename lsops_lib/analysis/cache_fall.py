@@ -141,8 +141,8 @@ def cache_falls(intervals: pd.DataFrame, thresholds: Thresholds) -> pd.DataFrame
         detail = (
             f"cache hit rate {fmt.pct(rate)} ({fmt.integer(n_hits)} hits of "
             f"{fmt.integer(n_ops)} operations over {len(run)} scrape intervals), lowest "
-            f"{fmt.pct(lowest)}; target above {fmt.pct(th.cache_hit_rate, 0)}, warning below "
-            f"{fmt.pct(th.cache_hit_rate_warn, 0)}"
+            f"{fmt.pct(lowest)}; target above {fmt.exact_pct(th.cache_hit_rate)}, warning below "
+            f"{fmt.exact_pct(th.cache_hit_rate_warn)}"
         )
         ongoing = last + 1 >= len(intervals)
         if ongoing:

@@ -170,7 +170,7 @@ def memory_climbs(trend_frame: pd.DataFrame, thresholds: Thresholds) -> pd.DataF
             detail = (
                 f"RSS climbed {fmt.size(high - low)} in {fmt.duration(climb_s)} at "
                 f"{fmt.size(b)}/h ({fmt.pct(b / limit, 2)} of the {fmt.size(limit)} limit an "
-                f"hour; threshold {fmt.pct(th.memory_climb_per_hour, 2)}), from "
+                f"hour; threshold {fmt.exact_pct(th.memory_climb_per_hour)}), from "
                 f"{fmt.size(low)} to a peak of {fmt.size(peak)} ({fmt.pct(peak / limit, 0)} "
                 f"of the limit); {how}"
             )

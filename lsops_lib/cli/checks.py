@@ -450,7 +450,7 @@ def _cache_view(d: Any) -> None:
         line("cache: not reported (the /api/metrics answer has no cache object)", style="yellow")
     else:
         line(
-            f"cache: {fmt.integer(d['hits'])} hits, {fmt.integer(d['misses'])} misses, "
+            f"cache: {fmt.counted(d['hits'], 'hit')}, {fmt.counted(d['misses'], 'miss', 'misses')}, "
             f"hit rate {fmt.pct(d['hit_rate'])} (since process start or last reset)"
         )
     table(

@@ -134,10 +134,10 @@ def latency_days(
         top,
         daily,
         "latency_met_share",
-        f"Reported p95 met {th.latency_p95_ms:g} ms in at least {fmt.pct(th.latency_slo, 0)} "
+        f"Reported p95 met {th.latency_p95_ms:g} ms in at least {fmt.exact_pct(th.latency_slo)} "
         f"of time slices on {days_met} of {len(judged)} days",
         target=th.latency_slo,
-        target_label=f"objective {fmt.pct(th.latency_slo, 0)}",
+        target_label=f"objective {fmt.exact_pct(th.latency_slo)}",
         ylabel="share of slices\nwith p95 met",
         formatter=pct_axis,
         missed=lambda v: v < th.latency_slo,
@@ -180,10 +180,10 @@ def daily_trends(daily: pd.DataFrame, thresholds: Thresholds | None = None) -> F
         axes[1],
         daily,
         "error_rate",
-        f"Error rate at or above {fmt.pct(th.error_rate, 0)} on {over} of "
+        f"Error rate at or above {fmt.exact_pct(th.error_rate)} on {over} of "
         f"{len(with_traffic)} days with traffic",
         target=th.error_rate,
-        target_label=f"target < {fmt.pct(th.error_rate, 0)}",
+        target_label=f"target < {fmt.exact_pct(th.error_rate)}",
         ylabel="error rate",
         formatter=lambda ax: pct_axis(ax, digits=1),
         missed=lambda v: v >= th.error_rate,
@@ -208,10 +208,10 @@ def daily_trends(daily: pd.DataFrame, thresholds: Thresholds | None = None) -> F
         axes[3],
         daily,
         "cache_hit_ratio",
-        f"Cache hit rate at or below {fmt.pct(th.cache_hit_rate, 0)} on {under} of "
+        f"Cache hit rate at or below {fmt.exact_pct(th.cache_hit_rate)} on {under} of "
         f"{len(with_cache)} days",
         target=th.cache_hit_rate,
-        target_label=f"target > {fmt.pct(th.cache_hit_rate, 0)}",
+        target_label=f"target > {fmt.exact_pct(th.cache_hit_rate)}",
         ylabel="cache hit rate",
         formatter=pct_axis,
         missed=lambda v: v <= th.cache_hit_rate,

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from . import codec, pack_scrapes
 from .chain import Change, driver
@@ -96,10 +97,12 @@ _INSERT_ROW_SQL = """INSERT INTO lsops_samples (scrape_sid, endpoint_id, count, 
     error_rate) VALUES (:s, :e, :c, :a, :r)"""
 
 
-def _lock(conn: Connection, target_id: int) -> None:
-    """PostgreSQL: the writers' lock of the target (SQLite: BEGIN IMMEDIATE serializes)."""
+def _lock(conn: Connection, target_id: int, wait: bool = True) -> None:
+    """PostgreSQL: the writers' lock of the target (SQLite: BEGIN IMMEDIATE serializes);
+    `wait` False: lock_not_available at once when a writer holds it."""
     if conn.dialect.name == "postgresql":
-        driver(conn, "SELECT id FROM lsops_targets WHERE id = :tid FOR UPDATE", {"tid": target_id})
+        sql = "SELECT id FROM lsops_targets WHERE id = :tid FOR UPDATE"
+        driver(conn, sql if wait else f"{sql} NOWAIT", {"tid": target_id})
 
 
 _SERVICE_ROWS_SQL = """SELECT v.scrape_sid, v.service, v.status, v.message, v.response_time_ms
@@ -334,11 +337,14 @@ def pack_target(
     period: int,
     since: int | None = None,
     until: int | None = None,
+    *,
+    wait: bool = True,
 ) -> int:
     """Pack what is due for one target below the cut (`due`: the hour of its latest
     scrape, or `until` when lower), one period a transaction; rows packed. A period with
     a damaged block is left as it is, noted dirty, and its DamagedBlock raised once the
-    others are packed."""
+    others are packed. `wait` False: the target locked by a writer raises
+    lock_not_available at once (`pack_store`)."""
     with engine.connect() as conn:
         todo, cut = due(conn, target_id, period, since, until)
     packed = 0
@@ -346,7 +352,7 @@ def pack_target(
     for p in todo:
         try:
             with write_transaction(engine) as conn:
-                _lock(conn, target_id)
+                _lock(conn, target_id, wait)
                 packed += pack_period(conn, target_id, p, period, cut)
         except codec.DamagedBlock as exc:
             damaged = damaged or exc
@@ -357,9 +363,45 @@ def pack_target(
     return packed
 
 
+# PostgreSQL errors that leave the packing on open to a writer: insufficient_privilege (a
+# role that can only read), lock_not_available (a writer holds the target's lock)
+DENIED, LOCKED = "42501", "55P03"
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    return getattr(exc.orig, "sqlstate", None)
+
+
 def pack_store(engine: Engine) -> None:
     """On open: finish a migration (every target, every old period) or pack the dirty
-    periods a killed process left."""
+    periods a killed process left. Opening needs no right to write and never waits for a
+    writer's lock: a role that cannot write leaves it all to the writers, a target a
+    writer holds is left to it (its next pass, or the next open, packs it; an unfinished
+    migration stays noted); reads answer the same from rows and blocks."""
+    try:
+        _pack_store(engine)
+    except DBAPIError as exc:
+        if _sqlstate(exc) not in (DENIED, LOCKED):
+            raise
+
+
+def _pack_targets(engine: Engine, targets: Iterable[int], period: int, since: int | None) -> bool:
+    """Pack what is due for `targets` without waiting for a writer's lock; False when a
+    target was left to the writer that holds it."""
+    done = True
+    for tid in targets:
+        try:
+            pack_target(engine, tid, period, since=since, wait=False)
+        except codec.DamagedBlock:
+            pass  # left as rows (and dirty): the reads of its period say it is damaged
+        except DBAPIError as exc:
+            if _sqlstate(exc) != LOCKED:
+                raise
+            done = False
+    return done
+
+
+def _pack_store(engine: Engine) -> None:
     with engine.connect() as conn:
         period = period_ms(conn)
         migrating = conn.execute(
@@ -378,11 +420,8 @@ def pack_store(engine: Engine) -> None:
     if not period:
         targets, dirty = [], []
     if migrating is not None:
-        for tid in targets:
-            try:
-                pack_target(engine, tid, period)
-            except codec.DamagedBlock:
-                pass  # left as rows (and dirty): the reads of its period say it is damaged
+        if not _pack_targets(engine, targets, period, None):
+            return  # the migration stays noted: the next open finishes it
         with write_transaction(engine) as conn:
             for tid in targets:
                 latest = driver(conn, _CURRENT_SQL, {"tid": tid}).scalar()
@@ -392,11 +431,10 @@ def pack_store(engine: Engine) -> None:
             conn.execute(meta_table.delete().where(meta_table.c.key == MIGRATING_KEY))
         _vacuum(engine)
     elif dirty:
-        for tid in sorted({int(k[len(DIRTY) :].split(":")[0]) for k in dirty}):
-            try:
-                pack_target(engine, tid, period, since=2**62)
-            except codec.DamagedBlock:
-                pass  # as above: opening the store (a reader too) is no place to fail for it
+        # (opening the store, a reader's too, is no place to fail for a damaged block)
+        _pack_targets(
+            engine, sorted({int(k[len(DIRTY) :].split(":")[0]) for k in dirty}), period, 2**62
+        )
 
 
 def _vacuum(engine: Engine) -> None:

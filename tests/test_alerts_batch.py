@@ -99,7 +99,11 @@ EXPECTED = {
         "availability": {FIVE: (5, 5), HALF: (7, 7), HOUR: (7, 7)},
         "error_rate": {FIVE: (0, 0), HALF: (0, 0), HOUR: (0, 0)},
         "latency": {FIVE: (0, 0), HALF: (0, 0), HOUR: (0, 0)},
-        "coverage": {FIVE: 1.0, HALF: 7 * 60 / HALF, HOUR: 7 * 60 / HOUR},
+        "coverage": {
+            FIVE: 1.0,
+            HALF: 6 * 60 / HALF,
+            HOUR: 6 * 60 / HOUR,
+        },  # c: no scrape before its first
     },
     **{
         t: {

@@ -22,9 +22,13 @@ The objectives (DESIGN "Metric semantics"):
     latency       bad = time slices (scrapes with requests in their window) whose
                   reported p95 missed [thresholds] latency_p95_ms; SLO = latency_slo
 
-Coverage: a window counts only when the collector covered it: scrapes in the window x
-the collection interval (the median gap between the scrapes read) >= `[alerts]
-min_coverage` (default 75 %) of the window. A pair with a window not covered does not
+Coverage: a window counts only when the collector covered it: the time its scrapes span
+inside the window >= `[alerts] min_coverage` (default 75 %) of the window. Each scrape
+covers the gap since the one before it, at most the collection interval (the median gap
+between the scrapes read: a stop of the collector is not covered); the window's first
+scrape covers from the window's start when a scrape precedes it (read up to `BEFORE_S`
+before the longest window), else nothing (a new store's first hour is covered as it
+passes: 45 min in, 75 % of it). A pair with a window not covered does not
 fire; a rule none of whose pairs is covered is not evaluated at all (its alert keeps its
 state: a collector that was not running says nothing about the service).
 """
@@ -39,7 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..times import stamps_to_ms
+from ..times import stamps_to_ms, to_ms
 
 __all__ = [
     "OBJECTIVES",
@@ -58,6 +62,7 @@ __all__ = [
 ]
 
 SLO_PERIOD_S = 30 * 86400.0
+BEFORE_S = 3600.0  # how far before the longest window the scrape preceding it is looked for
 OBJECTIVES = ("availability", "error_rate", "latency")
 
 
@@ -142,7 +147,8 @@ def objective_reads(
     longest = max(windows)
     start = now - timedelta(seconds=longest) + timedelta(milliseconds=1)
     end = now + timedelta(milliseconds=1)
-    health = store.health(start, end, target=target)
+    # from BEFORE_S earlier: the scrape before the window (coverage); no window counts it
+    health = store.health(start - timedelta(seconds=BEFORE_S), end, target=target)
     scrapes = store.scrapes(
         start,
         end,
@@ -161,7 +167,8 @@ def objective_reads(
         bucket_ms=0,  # counter deltas per scrape
     )
     slices = slices[~slices["monitoring_only"].astype(bool)]  # the collector's own p95
-    interval = _interval_s(health["ts"]) if len(health) else None
+    inside = stamps_to_ms(health["ts"]) >= to_ms(start)  # as the SQL compares them
+    interval = _interval_s(health["ts"][inside]) if inside.any() else None
     # each series as (instants in ms, sorted; cumulative bad; cumulative total): a window's
     # figures are two binary searches away (one round reads every window of its rules)
     series = {
@@ -209,11 +216,11 @@ def _window_reads(
     }
     now_ms = int(pd.Timestamp(now).value // 1_000_000)
     out: dict[str, dict[float, WindowRead]] = {k: {} for k in OBJECTIVES}
+    scraped = series["availability"][0]  # every health observation is a scrape
     for w in sorted(windows):
         lo = now_ms - int(w * 1000)
         figures = {name: _window(cum, lo, now_ms) for name, cum in series.items()}
-        n = figures["availability"][1]
-        coverage = min(1.0, n * interval / w) if interval and n else 0.0
+        coverage = _covered_s(scraped, interval, lo, now_ms) / w
         for name, (bad, total) in figures.items():
             out[name][w] = WindowRead(w, bad, total, coverage, burn_rate(bad, total, slos[name]))
     return out
@@ -254,7 +261,8 @@ def targets_reads(
     if not names:
         return {}, {}
     frames, deltas = [], []
-    lo = min(start, latest_start)  # the longer of the two spans: the burn windows', the day's
+    before = start - timedelta(seconds=BEFORE_S)  # the scrape before the window (coverage)
+    lo = min(before, latest_start)  # the longer of the two spans: the burn windows', the day's
     for i in range(0, len(names), _CHUNK):
         chunk = names[i : i + _CHUNK]
         frames.append(store._scrape_read(exprs, lo, end, None, targets=chunk))
@@ -273,14 +281,15 @@ def targets_reads(
         rows = by_target.get(t, np.zeros(0, dtype=np.int64))
         latest[t] = as_read_alone(recent.iloc[rows].reset_index(drop=True))
 
-    # the burn windows: the rows of (start, end)
+    # the burn windows: the rows of (start, end); their health from BEFORE_S earlier
+    health = scrapes[row_ms >= to_ms(before)].reset_index(drop=True)
     scrapes = scrapes[row_ms >= to_ms(start)].reset_index(drop=True)
     slices = latency_slices(
         None, start, end, threshold_ms=thresholds.latency_p95_ms, scrapes=scrapes, carry=["target"]
     )
     slices = slices[~_monitoring_only_by_target(slices, scrapes, delta)]
     series = {
-        "availability": _arrays(scrapes["target"], scrapes["ts"], scrapes["status"] != "OK", None),
+        "availability": _arrays(health["target"], health["ts"], health["status"] != "OK", None),
         "error_rate": _arrays(delta["target"], delta["ts"], delta["errors"], delta["requests"]),
         "latency": _arrays(slices["target"], slices["ts"], ~slices["met"].astype(bool), None),
     }
@@ -361,6 +370,18 @@ def _cumulative(
     one per row."""
     ms, b, t = _converted(ts, bad, total)
     return _cumulative_of(ms, b, t, np.arange(len(ms)))
+
+
+def _covered_s(ms: np.ndarray, interval: float | None, lo: int, hi: int) -> float:
+    """The time (s) the scrapes at `ms` (sorted) span in the window (lo, hi]: each covers
+    the gap since the one before it, at most `interval`; the window's first, when one
+    precedes it, from `lo`; else nothing."""
+    i, j = np.searchsorted(ms, lo, side="right"), np.searchsorted(ms, hi, side="right")
+    if j <= i or not interval:
+        return 0.0
+    step = interval * 1000.0
+    first = min(float(ms[i] - lo), step) if i > 0 else 0.0
+    return (first + float(np.minimum(np.diff(ms[i:j]), step).sum())) / 1000.0
 
 
 def _window(

@@ -113,6 +113,22 @@ def test_the_month_lists_the_alerts_firing_within_it_begun_before_it_too(
     # December, reviewed on its 3rd: long still firing, 2 days of it so far
     assert rows(december) == {"long": (0, 2 * 86400.0, 1)}
     assert december["fired"] == 0
+    # and the review says so: not "No alert fired this month" while one fires all along
+    from lsops_lib.present import alerts as shown_alerts
+
+    said: list[str] = []
+    real = shown_alerts.show_text, shown_alerts.show_table
+    shown_alerts.show_text = said.append  # type: ignore[assignment]
+    shown_alerts.show_table = lambda frame, title, *a, **kw: said.append(title)  # type: ignore[assignment]
+    try:
+        shown_alerts.show_month_alerts(december)
+    finally:
+        shown_alerts.show_text, shown_alerts.show_table = real
+    assert said[0] == (
+        "Alerts: 0 fired this month (1 alert fired before the month and still fired in it), "
+        "0 paged someone (0 pages a week)."
+    ), said
+    assert "Alerts of the month, by alert" in said
 
 
 # --- 2. a new store's coverage ----------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from .. import fmt
 from ..exceptions import LsopsError
 from .display import (
     box_html,
@@ -72,22 +73,29 @@ def show_month_alerts(alerts: dict[str, Any] | None) -> None:
     if "problem" in alerts:
         unavailable("Alerts", alerts["problem"])
         return
-    if alerts["fired"] == 0:
+    before = sum(int(b.get("before") or 0) for b in alerts["by_name"])
+    if alerts["fired"] == 0 and not before:
         show_text("No alert fired this month (lsops alerts: none in the store's alert history).")
     else:
         per_week = alerts["pages_per_week"]
+        carried = (
+            f" ({fmt.counted(before, 'alert')} fired before the month and still fired in it)"
+            if before
+            else ""
+        )
         show_text(
-            f"Alerts: {alerts['fired']} fired this month, {alerts['pages']} paged someone "
-            f"({fmt_num(per_week, 2) if per_week is not None else '-'} pages a week)."
+            f"Alerts: {alerts['fired']} fired this month{carried}, {alerts['pages']} paged "
+            f"someone ({fmt_num(per_week, 2) if per_week is not None else '-'} pages a week)."
         )
         show_table(
             pd.DataFrame(alerts["by_name"]),
             "Alerts of the month, by alert",
             {"total_s": fmt_duration, "mean_resolve_s": fmt_duration,
-             "still_firing": lambda v: "yes" if pd.notna(v) and v else ""},
+             "still_firing": lambda v: "yes" if pd.notna(v) and v else "",
+             "before": lambda v: str(int(v)) if pd.notna(v) and v else ""},
             columns={"name": "alert", "severity": "severity", "fired": "fired",
-                     "total_s": "firing in total", "still_firing": "still firing",
-                     "mean_resolve_s": "mean time to resolve"},
+                     "before": "fired before the month", "total_s": "firing in the month",
+                     "still_firing": "still firing", "mean_resolve_s": "mean time to resolve"},
         )  # fmt: skip
         show_table(
             alerts["episodes"],

@@ -190,6 +190,9 @@ class Settings:
     # (`LSOPS_DATABASE_URL`, `[databases.prod] url in ./lsops.toml`): a bad URL names it
     database_settings: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
     database_setting: str | None = field(default=None, repr=False, compare=False)
+    # where `outputs_dir` came from (`LSOPS_OUTPUTS`, `[outputs] dir in ./lsops.toml`;
+    # None: the default ./outputs): a file there is named with it
+    outputs_setting: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def api_url(self) -> str:
@@ -726,6 +729,13 @@ def load_settings(
         database_setting = database_settings.get(database_name)
 
     outputs = env.get("LSOPS_OUTPUTS") or (doc.get("outputs") or {}).get("dir") or "./outputs"
+    outputs_setting = (
+        "LSOPS_OUTPUTS"
+        if env.get("LSOPS_OUTPUTS")
+        else f"[outputs] dir in {path}"
+        if (doc.get("outputs") or {}).get("dir")
+        else None
+    )
     outputs_dir = Path(outputs).expanduser()
     if not outputs_dir.is_absolute():
         outputs_dir = cwd / outputs_dir
@@ -746,4 +756,5 @@ def load_settings(
         databases_unset=databases_unset,
         database_settings=database_settings,
         database_setting=database_setting,
+        outputs_setting=outputs_setting,
     )

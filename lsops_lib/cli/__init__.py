@@ -13,6 +13,9 @@ from __future__ import annotations
 from . import stopping  # noqa: F401
 
 # isort: split
+import codecs
+import io
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +28,48 @@ from .. import __version__
 from ..config import Settings, load_settings
 from ..exceptions import ConfigError, LsopsError, ParameterError
 from .render import console, emit_json, err_console
+
+# characters of lsops' text, and what a terminal whose encoding lacks them shows instead
+_STAND_INS = {"–": "-", "—": "-", "…": "...", "·": ".", "❌": "x", "⚠": "!", "→": "->"}
+
+
+def _stand_in(exc: UnicodeError) -> tuple[str, int]:
+    """The "lsops" codec error handler: a character the output's encoding lacks (the dash
+    of `fmt.DASH` under LC_ALL=en_US.ISO-8859-1 or PYTHONIOENCODING=ascii) becomes its
+    stand-in, or "?"; never a UnicodeEncodeError in the middle of a command's output."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    bad = exc.object[exc.start : exc.end]
+    return "".join(_STAND_INS.get(c, "?") for c in bad), exc.end
+
+
+codecs.register_error("lsops", _stand_in)
+
+
+def _usable_stdio() -> None:
+    """QA 17: stdin/stdout/stderr that cron or a daemon closed (`>&-`, `2>&-`) are reopened
+    on /dev/null before the command opens a file: else the next file opened takes the fd
+    (a store, a lock), and a child inheriting it (a report's kernel: it died at start,
+    "Kernel died before replying to kernel_info") finds it closed or writes into it. Then
+    stdout and stderr in an encoding that lacks a character write a stand-in for it."""
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:  # the lowest free descriptor: `fd` itself, the ones below being open
+                os.dup2(null, fd)
+                os.close(null)
+            os.set_inheritable(fd, True)  # os.open's are not: a child would find it closed
+            if getattr(sys, name) is None:  # Python found it closed at its start
+                setattr(sys, name, open(fd, mode, closefd=False))
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors in ("strict", "backslashreplace"):
+            if not codecs.lookup(stream.encoding).name.startswith("utf"):
+                stream.reconfigure(errors="lsops")
+
+
+_usable_stdio()
 
 __all__ = [
     "App",
@@ -48,6 +93,11 @@ class App:
     _settings: Settings | None = field(default=None, repr=False)
 
     def settings(self, database: str | None = None) -> Settings:
+        # QA 17: `--config ""` read the folder "." and `--target ""` was the default target
+        if self.config is not None and not self.config.strip():
+            raise ConfigError("--config is empty: give the path of a settings file")
+        if self.target is not None and not self.target.strip():
+            raise ConfigError("--target is empty: give the name of a target of lsops.toml")
         if self._settings is None or database is not None:
             self._settings = load_settings(self.config, target=self.target, database=database)
         return self._settings

@@ -171,6 +171,8 @@ def collect_command(
             raise ParameterError("give exactly one of --once or --every DURATION (e.g. --every 5m)")
         if all_targets and app.target is not None:
             raise ParameterError("--all-targets collects every target: drop --target NAME")
+        if database is not None and not with_db:  # QA 17: it was ignored, exit 0
+            raise ParameterError("--database NAME names the database of --db: add --db")
         period = parse_duration(every) if every is not None else None
         settings = app.settings()
         if in_memory(settings.store_url):
@@ -392,11 +394,11 @@ def _db_snapshot(
 
 def _db_view(d: Any) -> None:
     db = d["db"]
-    text = f"database {db['database']}: {fmt.integer(db['tables'])} tables"
+    text = f"database {db['database']}: {fmt.counted(db['tables'], 'table')}"
     if db["queries_error"]:
         text += f" (queries: {db['queries_error']})"
     else:
-        text += f", {fmt.integer(db['queries'])} queries"
+        text += f", {fmt.counted(db['queries'], 'query', 'queries')}"
     line(text)
 
 

@@ -233,10 +233,11 @@ _SEQ_SCAN_COLUMNS = [
 
 def _indexes_view(d: Any) -> None:
     since = "reset" if d["stats_reset"] is not None else "never reset: counting since the start"
+    age = d["unused_index_min_age"]  # days, maybe a fraction ("12h" in lsops.toml)
     line(
         f"usage statistics {since} {fmt.instant(d['stats_since'])} "
         f"({fmt.duration(d['stats_age_days'] * 86400)} ago); a DROP is proposed for an unused "
-        f"index once they cover {fmt.number(d['unused_index_min_age'])} days"
+        f"index once they cover {fmt.number(age)} {'day' if age == 1 else 'days'}"
     )
     _maybe_table(
         d["unused"],

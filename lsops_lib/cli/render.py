@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -45,8 +46,26 @@ from .. import fmt
 if TYPE_CHECKING:
     import pandas as pd
 
-console = Console()
-err_console = Console(stderr=True, highlight=False)
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """The reader went away (`lsops health | head -1` once head has its line): the rest
+        goes to /dev/null and the command ends with its own exit code (rich's own handler
+        exits 1, which `lsops health` means as DEGRADED)."""
+        self.quiet = True
+        _to_devnull(self.file)
+
+
+def _to_devnull(stream: Any) -> None:
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, stream.fileno())
+    finally:
+        os.close(null)
+
+
+console = _Console()
+err_console = _Console(stderr=True, highlight=False)
 
 RIGHT = "right"
 View = Callable[[Any], None]
@@ -89,12 +108,20 @@ def jsonable(value: Any) -> Any:
 
 def emit_json(data: Any) -> None:
     """Print `data` as indented JSON on stdout."""
-    click.echo(json.dumps(jsonable(data), indent=2, allow_nan=False))
+    _echo(json.dumps(jsonable(data), indent=2, allow_nan=False))
 
 
 def json_line(data: Any) -> None:
     """Print `data` as one line of JSON (a stream: one object per line)."""
-    click.echo(json.dumps(jsonable(data), allow_nan=False))
+    _echo(json.dumps(jsonable(data), allow_nan=False))
+
+
+def _echo(text: str) -> None:
+    """`text` on stdout; a reader gone (a broken pipe): nothing more, as `_Console`."""
+    try:
+        click.echo(text)
+    except BrokenPipeError:
+        _to_devnull(sys.stdout)
 
 
 def records(frame: pd.DataFrame | None, columns: Sequence[str] | None = None) -> list[dict]:

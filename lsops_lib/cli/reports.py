@@ -273,6 +273,7 @@ def _batch(
     for one in param_sets:  # before the settings: a bad month is exit 2 whatever the config
         reports.validate(kind, one)
     settings = app.settings()
+    reports.check_outputs(Path(settings.outputs_dir), settings.outputs_setting)
 
     def done(result: Any) -> None:
         if not as_json:  # each month as it finishes; the JSON comes at the end
@@ -310,12 +311,18 @@ def reports_command(app: App, kind: str | None, limit: int | None, as_json: bool
             )
         settings = app.settings()
         outputs = Path(settings.outputs_dir)
+        reports.check_outputs(outputs, settings.outputs_setting)  # QA 17: not "no reports"
         reports.sweep(outputs)  # runs whose process died: listed as interrupted
-        runs = reports.list_runs(outputs, kind=kind)
+        runs, unreadable = reports.scan_runs(outputs, kind=kind)
         if limit is not None:
             runs = runs[:limit]
         index = outputs / reports.INDEX_HTML
-        data = {"outputs": str(outputs), "index": str(index), "runs": [_run_dict(r) for r in runs]}
+        data = {
+            "outputs": str(outputs),
+            "index": str(index),
+            "runs": [_run_dict(r) for r in runs],
+            "unreadable": unreadable,  # QA 17: run folders whose run.json is damaged
+        }
         emit(data, as_json, _reports_view)
 
 
@@ -337,6 +344,11 @@ def _reports_view(d: Any) -> None:
     """One line per run, in aligned columns, never wrapped (whatever the width, a pipe
     or a terminal): run ids and keys stay whole, to grep and to copy."""
     outputs = _shown(Path(d["outputs"]))
+    unreadable = d["unreadable"]
+    if unreadable:
+        line(f"{fmt.counted(len(unreadable), 'run')} unreadable:", style="yellow")
+        for u in unreadable:
+            line(f"  {_shown(Path(u['path']))}: {u['error']}", style="yellow")
     if not d["runs"]:
         line(f"no reports archived in {outputs}")
         return

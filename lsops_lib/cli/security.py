@@ -126,7 +126,7 @@ def _auth_view(a: Any, limit: int) -> None:
 def _secrets_view(s: Any) -> None:
     _head("secrets", s)
     if s["secrets"]:
-        line(f"  max age {fmt.integer(s['max_age_days'])} days, today {s['today']}")
+        line(f"  max age {fmt.counted(s['max_age_days'], 'day')}, today {s['today']}")
         table(s["secrets"], _SECRET_COLUMNS, title="Secrets by last rotation", empty=None)
 
 

@@ -167,7 +167,7 @@ def _logs_view(d: Any) -> None:
             line("no log entry stored around that instant", style="yellow")
         elif d["truncated"]:
             line(
-                f"shown: the {fmt.integer(d['shown'])} entries nearest to "
+                f"shown: the {fmt.counted(d['shown'], 'entry', 'entries')} nearest to "
                 f"{fmt.instant(d['around'], seconds=True)} of "
                 f"{fmt.counted(d['total'], 'entry', 'entries')} in the window "
                 "(narrow them with --level or --grep)",

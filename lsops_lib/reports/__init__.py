@@ -33,7 +33,7 @@ import nbformat
 
 from .. import __version__, preload
 from ..config import Settings
-from ..exceptions import ReportError
+from ..exceptions import ConfigError, ReportError
 from ..times import utcnow
 from .archive import (
     PAPERMILL_ERROR_TAG,
@@ -62,7 +62,7 @@ from .batch import (
 )
 from .cleanup import INTERRUPTED, hold_run, scratch_dir, sweep_runs, sweep_scratch
 from .execute import DEFAULT_TIMEOUT_S, execute, kernel_env
-from .index import INDEX_HTML, list_runs, locked, render_index, write_index
+from .index import INDEX_HTML, list_runs, locked, render_index, scan_runs, write_index
 from .outcome import judge
 from .parameters import (
     KINDS,
@@ -91,6 +91,7 @@ __all__ = [
     "Run",
     "Stopped",
     "check_key",
+    "check_outputs",
     "check_target",
     "check_timeout",
     "kernel_env",
@@ -102,6 +103,7 @@ __all__ = [
     "report_running",
     "run_report",
     "run_reports",
+    "scan_runs",
     "slugify",
     "sweep",
     "validate",
@@ -169,6 +171,7 @@ def run_report(
     check_target(values, settings)
     values = with_target(kind, values, settings, source)
     outputs = Path(outputs_dir) if outputs_dir is not None else Path(settings.outputs_dir)
+    check_outputs(outputs, "outputs_dir" if outputs_dir is not None else settings.outputs_setting)
     redactor = Redactor.from_settings(settings)
     shown = redactor.obj(values)
     if shown != values:  # a secret in a parameter (a title) never names the run's folder
@@ -317,6 +320,14 @@ def key_figures(nb: nbformat.NotebookNode) -> dict[str, Any] | None:
         return read_key_figures(nb)
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def check_outputs(outputs: Path, setting: str | None = None) -> None:
+    """ConfigError when the outputs folder is a file (LSOPS_OUTPUTS=/etc/passwd), naming
+    the `setting` it came from; a folder not there yet is fine (the first run creates it)."""
+    if outputs.exists() and not outputs.is_dir():
+        where = setting or "the default, ./outputs"
+        raise ConfigError(f"the outputs folder {outputs} ({where}) is not a folder")
 
 
 def sweep(outputs: str | os.PathLike[str]) -> list[Run]:

@@ -11,7 +11,7 @@ import contextlib
 import html
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from urllib.parse import quote
 
@@ -26,21 +26,47 @@ _LOCK = ".index.lock"
 
 def list_runs(outputs_dir: str | os.PathLike[str], kind: str | None = None) -> list[Run]:
     """Every archived run under `outputs_dir` (those with a readable run.json), newest first."""
+    return scan_runs(outputs_dir, kind)[0]
+
+
+def scan_runs(
+    outputs_dir: str | os.PathLike[str], kind: str | None = None
+) -> tuple[list[Run], list[dict[str, str]]]:
+    """The archived runs under `outputs_dir`, newest first, and the run folders whose
+    run.json cannot be read (QA 17: they were left out silently), by folder:
+    `{"path": folder, "error": why}`."""
     root = Path(outputs_dir)
     runs: list[Run] = []
+    unreadable: list[dict[str, str]] = []
     if not root.is_dir():
-        return runs
+        return runs, unreadable
     pattern = f"{kind}/*/*/{RUN_JSON}" if kind else f"*/*/*/{RUN_JSON}"
     for path in root.glob(pattern):
         if any(part.startswith(".") for part in path.relative_to(root).parts):
             continue
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise TypeError(f"a JSON {type(data).__name__}, not an object")
             runs.append(Run.from_dict(data, path.parent))
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # a damaged run.json is not a run
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            unreadable.append({"path": str(path.parent), "error": _why(exc)})
     runs.sort(key=lambda r: (r.started, r.run_id), reverse=True)
-    return runs
+    unreadable.sort(key=lambda u: u["path"])
+    return runs, unreadable
+
+
+def _why(exc: Exception) -> str:
+    """Why a run.json is unreadable, in a few words."""
+    if isinstance(exc, OSError):
+        return f"{RUN_JSON}: {exc.strerror or exc}"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"{RUN_JSON} is not UTF-8 text"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{RUN_JSON} is not JSON ({exc.msg}, line {exc.lineno} column {exc.colno})"
+    if isinstance(exc, KeyError):
+        return f"{RUN_JSON} has no {exc.args[0]!r}"
+    return f"{RUN_JSON} is not a run's record: {exc}"
 
 
 @contextlib.contextmanager
@@ -65,7 +91,8 @@ def write_index(outputs_dir: str | os.PathLike[str]) -> Path:
     root = Path(outputs_dir)
     root.mkdir(parents=True, exist_ok=True)
     with locked(root):
-        page = render_index(list_runs(root), root)
+        runs, unreadable = scan_runs(root)
+        page = render_index(runs, root, unreadable)
         target = root / INDEX_HTML
         atomic_write(target, page)
     return target
@@ -78,6 +105,14 @@ def _e(value: object) -> str:
 def _link(root: Path, path: Path) -> str:
     rel = path.relative_to(root).as_posix()
     return quote(rel, safe="/")
+
+
+def _shown(root: Path, path: Path) -> str:
+    """`path` relative to `root` when it is under it."""
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _duration(seconds: float | None) -> str:
@@ -105,8 +140,9 @@ code { font-size: .95em; }
 """
 
 
-def render_index(runs: list[Run], root: Path) -> str:
-    """The index page for `runs` (already newest first), links relative to `root`."""
+def render_index(runs: list[Run], root: Path, unreadable: Sequence[Mapping[str, str]] = ()) -> str:
+    """The index page for `runs` (already newest first), links relative to `root`, and
+    the run folders whose run.json is `unreadable` (`scan_runs`)."""
     order = [k for k in KINDS] + sorted({r.kind for r in runs} - set(KINDS))
     now = utcnow()
     parts = [
@@ -120,6 +156,15 @@ def render_index(runs: list[Run], root: Path) -> str:
         f'Generated <time datetime="{_e(iso(now))}">{_e(fmt.instant(now, seconds=True))}</time> '
         f"by lsops {_e(__version__)}. Times are UTC.</p>",
     ]
+    if unreadable:
+        items = "".join(
+            f"<li><code>{_e(_shown(root, Path(u['path'])))}</code>: {_e(u['error'])}</li>"
+            for u in unreadable
+        )
+        parts.append(
+            f'<div class="error"><p>{fmt.counted(len(unreadable), "run")} unreadable '
+            f"(its run.json is damaged):</p><ul>{items}</ul></div>"
+        )
     if not runs:
         parts.append("<p>No reports archived yet. Run <code>lsops report KIND</code>.</p>")
     present = [k for k in order if any(r.kind == k for r in runs)]

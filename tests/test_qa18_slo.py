@@ -24,6 +24,7 @@ from lsops_lib.cli import main
 from lsops_lib.config import Thresholds, load_settings
 from lsops_lib.store import Store
 from tests.fixtures.analysis import History
+from tests.test_monthly_review import shown as shown  # noqa: PLC0414 - the fixture
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -39,17 +40,6 @@ EXACT = replace(
     availability_slo=0.9995,
     latency_slo=0.995,
 )
-
-
-@pytest.fixture
-def shown(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every piece of markup the review's sections display."""
-    out: list[str] = []
-    monkeypatch.setattr(present.display, "show_html", out.append)
-    monkeypatch.setattr(present.monthly, "show_html", out.append)
-    monkeypatch.setattr(present.monthly_sections, "show_html", out.append)
-    present.begin()
-    return out
 
 
 def _text(markup: list[str]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,7 +11,7 @@ import pandas as pd
 
 from ..exceptions import ParameterError
 from ..models import is_monitoring
-from ..times import parse_time, shown
+from ..times import duration_seconds, parse_time, shown
 
 MONITORING_REASON = (
     "monitoring endpoints (/health, /metrics...) are the collector's own scrapes, "
@@ -51,6 +52,52 @@ def window(
             f"start {iso(t0)} is after end {iso(t1)} (a window runs from start to end)"
         )
     return t0, t1
+
+
+def instants(
+    start: datetime | pd.Timestamp | str | None, end: datetime | pd.Timestamp | str | None
+) -> tuple[datetime | None, datetime | None]:
+    """(start, end) as `window` checks them, as aware UTC datetimes (None: unbounded): what
+    a public call does with the instants it is given before any read or arithmetic (an ISO
+    string or a naive datetime never reaches a comparison with the store's UTC instants)."""
+    t0, t1 = window(start, end)
+    return py(t0), py(t1)
+
+
+def count(value: Any, name: str) -> int:
+    """A count parameter (`min_requests`, `sample_errors`, `per_kind`...) as an int, by the
+    rule of `db`'s `n` (`db.connect.count_param`): a whole number, 0 or more, else a
+    ParameterError naming `name`."""
+    from ..db.connect import count_param  # the db package loads on its first use only
+
+    return count_param(value, name)
+
+
+def positive(value: Any, name: str) -> float:
+    """A threshold (`threshold_ms`...) as a finite float more than 0, else a ParameterError
+    naming `name` (a p95 below 0 ms never happens: every slice would miss)."""
+    try:
+        number = float(value) if not isinstance(value, bool) else float("nan")
+    except (TypeError, ValueError, OverflowError):
+        number = float("nan")
+    if not math.isfinite(number) or number <= 0:
+        raise ParameterError(f"{name}: {shown(value)} (expected a number more than 0)")
+    return number
+
+
+def duration(value: timedelta | pd.Timedelta | float | int, name: str) -> timedelta:
+    """An interval (timedelta, or seconds) by `times.parse_duration`'s rule, from 1 ms to
+    100 years, else a ParameterError naming `name`."""
+    try:
+        secs = seconds(value) if not isinstance(value, bool) else None
+    except (TypeError, ValueError, OverflowError):
+        secs = None
+    if secs is None or math.isnan(secs):
+        raise ParameterError(f"{name}: not a duration: {shown(value)} (expected a timedelta)")
+    try:
+        return duration_seconds(secs, value)
+    except ParameterError as exc:
+        raise ParameterError(f"{name}: {exc}") from None
 
 
 def py(value: datetime | pd.Timestamp | None) -> datetime | None:

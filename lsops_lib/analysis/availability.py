@@ -9,7 +9,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._common import empty, ensure_ts, median_interval_s, ratio, seconds, window
+from ._common import (
+    duration,
+    empty,
+    ensure_ts,
+    instants,
+    median_interval_s,
+    py,
+    ratio,
+    seconds,
+    window,
+)
 
 STATUSES = ("OK", "DEGRADED", "ERROR", "NO_ANSWER")
 GAP_FACTOR = 2.0
@@ -181,6 +191,8 @@ def collection_gaps(
     """Stretches with no scrape at all (no answer is an observation; a gap is not): start,
     end, duration_s. A window reaching into the future ends now (as `availability`'s)."""
     t0, t1 = window(start, end)  # a start after the end: ParameterError
+    start, end = py(t0), py(t1)
+    interval = duration(interval, "interval") if interval is not None else None
     df = _health(store, start, end, target)
     stamps = df["ts"] if not df.empty else pd.Series([], dtype="datetime64[ns, UTC]")
     step = seconds(interval) if interval is not None else median_interval_s(stamps)
@@ -196,7 +208,8 @@ def availability(
     interval: timedelta | None = None,
 ) -> Availability:
     """Share of health observations that were OK, with the gaps in collection beside it."""
-    window(start, end)  # a start after the end: ParameterError, before any read
+    start, end = instants(start, end)  # a start after the end: ParameterError, before any read
+    interval = duration(interval, "interval") if interval is not None else None
     df = _health(store, start, end, target)
     return availability_from_health(df, start, end, interval=interval)
 
@@ -210,6 +223,7 @@ def availability_from_health(
 ) -> Availability:
     """`availability` over an already-read health frame (ts, status)."""
     t0, t1 = window(start, end)  # a start after the end: ParameterError
+    interval = duration(interval, "interval") if interval is not None else None
     stamps = df["ts"] if not df.empty else pd.Series([], dtype="datetime64[ns, UTC]")
     if t0 is None and not df.empty:
         t0 = stamps.min()

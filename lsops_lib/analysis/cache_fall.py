@@ -32,7 +32,7 @@ import pandas as pd
 
 from .. import fmt
 from ..config import Thresholds
-from ._common import ensure_ts
+from ._common import ensure_ts, instants
 from .incident_base import frame, row, runs
 
 KIND = "cache_fall"
@@ -161,6 +161,7 @@ def cache_fall_incidents(
     target: str | None = None,
 ) -> pd.DataFrame:
     """The detector of `cache_fall` (`incident_base.Detector`): each target on its own."""
+    start, end = instants(start, end)  # ISO strings, naive datetimes: aware UTC
     names = [target] if target is not None else list(store.targets())
     parts = [
         cache_falls(

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import Thresholds
-from ._common import ratio
+from ._common import count, ratio
 
 # metric -> how its move is measured ("relative": (current - previous) / previous;
 # "difference": current - previous, for fractions: percentage points) and the Thresholds
@@ -146,6 +146,7 @@ def notable_changes(
     "current", "previous", "moved"} or {"kind": "new_endpoints", "endpoints": [...]}.
     Empty when either month has no data (every change is then unknown).
     """
+    per_kind, new = count(per_kind, "per_kind"), count(new, "new")
     th = thresholds or Thresholds()
     if changes.empty or changes["change"].isna().all():
         return []  # a month without data: nothing to compare

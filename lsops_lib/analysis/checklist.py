@@ -11,7 +11,7 @@ import pandas as pd
 from .. import fmt
 from ..config import Thresholds
 from ..models import WINDOW_CAP
-from ._common import ensure_ts, median_interval_s, one_target, ts
+from ._common import count, ensure_ts, instants, median_interval_s, one_target, ts
 from .memory import memory_trend
 from .slo import app_traffic, latency_timeslices, percentile_sanity
 from .traffic import cache_summary, endpoint_summary, request_totals, traffic_series
@@ -81,6 +81,8 @@ def checklist(
 
     `sources` (`sources.settings.SourceSettings`, issue 10): which of Sentry, the logs and pm2 are
     configured; the store's collections of them count as configured too."""
+    start, end = instants(start, end)  # ISO strings, naive datetimes: aware UTC
+    min_requests = count(min_requests, "min_requests")
     th = thresholds or Thresholds()
     target = one_target(store, target, "checklist")
     from ..sources.checks import source_checks  # issue 10: CPU and the error lines

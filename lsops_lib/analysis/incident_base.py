@@ -80,5 +80,6 @@ def row(
 
 
 def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """The rows as an incidents frame (empty with COLUMNS when there are none)."""
-    return pd.DataFrame(rows, columns=COLUMNS) if rows else empty(COLUMNS)
+    """The rows as an incidents frame (empty with COLUMNS when there are none; `endpoint`
+    holds None in the rows of a detector: object, as in `incidents()`'s answer)."""
+    return pd.DataFrame(rows, columns=COLUMNS) if rows else empty(COLUMNS, endpoint="object")

@@ -23,7 +23,7 @@ from .. import fmt
 from ..config import Thresholds
 from ..exceptions import ParameterError
 from ..times import shown
-from ._common import empty, ensure_ts, filter_monitoring, iso, py, ts, window
+from ._common import count, empty, ensure_ts, filter_monitoring, instants, iso, py, ts, window
 from .cache_fall import cache_fall_incidents
 from .incident_base import COLUMNS, Detector, wilson_lower
 from .incident_base import runs as _runs
@@ -376,7 +376,8 @@ def incidents(
         raise ParameterError(
             f"kinds: unknown incident kind {shown(unknown[0])} (known: {', '.join(KINDS)})"
         )
-    window(start, end)  # a start after the end: ParameterError
+    start, end = instants(start, end)  # a start after the end: ParameterError
+    min_requests = count(min_requests, "min_requests")
     thresholds = thresholds or Thresholds()
     parts = []
     health = None

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import Thresholds
-from ._common import RESET_COLUMNS, TS, empty, ensure_ts, ratio
+from ._common import RESET_COLUMNS, TS, count, empty, ensure_ts, instants, ratio
 from ._reads import scrape_figures
 
 
@@ -185,6 +185,8 @@ def memory_trend(
     window_hours: float = 6.0,
     scrapes: pd.DataFrame | None = None,
 ) -> MemoryTrend:
+    start, end = instants(start, end)  # ISO strings, naive datetimes: aware UTC
+    min_points = count(min_points, "min_points")
     thresholds = thresholds or Thresholds()
     df = store.scrapes(start, end, target=target) if scrapes is None else scrapes
     resets = store.resets(start, end, target=target)

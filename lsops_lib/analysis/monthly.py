@@ -354,7 +354,10 @@ def _monthly_review(
     in_progress = period_s < month_s
     budget = error_budget(th.availability_slo, avail.ok, avail.observations, period_s)
     request_budget = error_budget(
-        1 - th.error_rate, totals["requests"] - totals["errors"], totals["requests"], period_s
+        1 - th.error_rate,
+        max(totals["requests"] - totals["errors"], 0),  # counter deltas may disagree
+        totals["requests"],
+        period_s,
     )
     lat = cur["latency"]
     latency_budget = error_budget(th.latency_slo, lat["met"], lat["slices"], period_s)

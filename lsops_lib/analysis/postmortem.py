@@ -16,6 +16,7 @@ from ._common import (
     ERROR_COLUMNS,
     MONITORING_REASON,
     RESET_COLUMNS,
+    count,
     empty,
     ensure_ts,
     iso,
@@ -280,6 +281,7 @@ def postmortem(
     start, end = (py(t) for t in window(start, end))  # start after end: ParameterError
     if start is None or end is None:
         raise ParameterError("a postmortem needs both a start and an end")
+    sample_errors = count(sample_errors, "sample_errors")
     target = one_target(store, target, "postmortem")
     b_start, b_end = _baseline(start, baseline)
     notes: list[str] = []

@@ -11,7 +11,7 @@ import pandas as pd
 from ..exceptions import ParameterValueError
 from ..models import WINDOW_CAP
 from ..times import shown, stamps_to_ms, to_ms
-from ._common import empty, ensure_ts, monitoring_mask, ratio, seconds
+from ._common import empty, ensure_ts, instants, monitoring_mask, positive, ratio, seconds
 
 TIMESLICE_LABEL = (
     "share of time slices whose reported p95 met {threshold:g} ms (OpenSLO timeslices; "
@@ -35,9 +35,12 @@ def error_budget(
         raise ParameterValueError(
             f"slo: {shown(slo)} is not a fraction between 0 and 1 (an SLO of 99.9 % is 0.999)"
         )
-    total = float(total)
-    good = float(good)
-    bad = max(total - good, 0.0)
+    if _events(good, "good") > _events(total, "total"):
+        raise ParameterValueError(
+            f"good: {shown(good)} is more than total {shown(total)} (good events are some of them)"
+        )
+    total, good = float(total), float(good)
+    bad = total - good
     allowed = 1.0 - slo
     error_ratio = ratio(bad, total)
     period_s = seconds(period)
@@ -65,6 +68,20 @@ def error_budget(
         out["spent_s"] = error_ratio * period_s
         out["left_s"] = out["budget_s"] - out["spent_s"]
     return out
+
+
+def _events(value: Any, name: str) -> float:
+    """A number of events (`good`, `total`) as a float, 0 or more: ParameterValueError
+    naming `name` otherwise."""
+    try:
+        number = float(value) if not isinstance(value, bool) else float("nan")
+    except (TypeError, ValueError, OverflowError):
+        number = float("nan")
+    if not np.isfinite(number) or number < 0:
+        raise ParameterValueError(
+            f"{name}: {shown(value)} (expected a number of events, 0 or more)"
+        )
+    return number
 
 
 def _scrape_frame(
@@ -135,6 +152,8 @@ def latency_slices(
     """One row per time slice (a scrape whose window had requests): ts, p95, count, met,
     ordered, monitoring_only, then the columns `carry` of the scrapes (e.g. target) as
     they are. `monitoring_only` (see that function) needs `app` and `since`, else False."""
+    start, end = instants(start, end)  # ISO strings, naive datetimes: aware UTC
+    threshold_ms = positive(threshold_ms, "threshold_ms")
     df = _scrape_frame(store, start, end, target) if scrapes is None else scrapes
     cols = ["ts", "p95", "count", "met", "ordered", "monitoring_only", *carry]
     if df.empty or "rt_p95" not in df:
@@ -169,6 +188,8 @@ def latency_timeslices(
     slices), label, and monitoring_only: the slices left out because their hour held no
     application request (`monitoring_only`; `app`: `app_traffic()`'s answer, read here
     over [start, end) when not given)."""
+    start, end = instants(start, end)  # ISO strings, naive datetimes: aware UTC
+    threshold_ms = positive(threshold_ms, "threshold_ms")
     traffic, since = app if app is not None else app_traffic(store, start, end, target=target)
     slices = latency_slices(
         store,
@@ -221,6 +242,7 @@ def percentile_sanity(
     disordered: those breaking the order (quirk 1: the server picks percentiles from
     unsorted arrival order). Also which pair broke: p50_gt_p95, p95_gt_p99, other.
     """
+    start, end = instants(start, end)  # ISO strings, naive datetimes: aware UTC
     df = _scrape_frame(store, start, end, target) if scrapes is None else scrapes
     cols = ["rt_min", "rt_p50", "rt_p95", "rt_p99", "rt_max"]
     if df.empty or not set(cols) <= set(df.columns):

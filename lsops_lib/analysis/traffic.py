@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..models import is_monitoring
-from ._common import MONITORING_REASON, empty, ensure_ts, filter_monitoring, ratio, window
+from ._common import MONITORING_REASON, empty, ensure_ts, filter_monitoring, instants, ratio
 
 SUMMARY_COLUMNS = ["endpoint", "requests", "errors", "error_rate", "mean_ms"]
 
@@ -43,7 +43,7 @@ def _intervals(
     target: str | None,
     include_monitoring: bool,
 ) -> pd.DataFrame:
-    window(start, end)  # a start after the end: ParameterError
+    start, end = instants(start, end)  # a start after the end: ParameterError
     df = store.endpoint_intervals(
         start, end, bucket=bucket, target=target, include_monitoring=include_monitoring
     )
@@ -204,7 +204,7 @@ def cache_stats(
     From deltas of the cumulative hit/miss counters (never the server's hitRate, which is
     cumulative since start and in percent). hit_ratio is NaN for a bucket without operations.
     """
-    window(start, end)  # a start after the end: ParameterError
+    start, end = instants(start, end)  # a start after the end: ParameterError
     df = store.counter_intervals(start, end, bucket=bucket, target=target)
     cols = ["ts", "cache_hits", "cache_misses", "operations", "hit_ratio", "resets"]
     if df.empty:

@@ -26,6 +26,7 @@ from .. import fmt
 from ..analysis.checklist import FAIL, PASS, UNKNOWN, Check
 from ..config import Thresholds
 from ..store import sources as tables
+from ..times import parse_time
 from .settings import SourceSettings
 from .views import collected, new_error_log_patterns
 
@@ -68,6 +69,7 @@ def source_checks(
     sources: SourceSettings | None = None,
 ) -> dict[str, Check]:
     """The four lines, by key (see the module's docstring)."""
+    start, end = parse_time(start), parse_time(end)  # ISO strings, naive datetimes: UTC
     th = thresholds or Thresholds()
     configured, runs = _configured(store, target, sources, end)
     missing = {

@@ -24,7 +24,7 @@ from .. import fmt
 from ..config import Thresholds
 from ..exceptions import StoreError
 from ..store import sources as tables
-from ..times import to_ms
+from ..times import parse_time, to_ms
 
 COLUMNS = ["start", "end", "duration_s", "kind", "severity", "detail", "endpoint", "ongoing"]
 HOUR_MS = 3_600_000
@@ -131,6 +131,7 @@ def unseen_pm2_restarts(
 ) -> tuple[pd.DataFrame, int]:
     """The pm2_restart incidents (rises of pm2's restart counter no scrape saw a restart
     for) and how many restarts they hold (one row may hold several)."""
+    start, end = parse_time(start), parse_time(end)  # ISO strings, naive datetimes: UTC
     samples = tables.pm2_samples(store, target, start, end)
     if samples.empty:
         return pd.DataFrame(columns=COLUMNS), 0
@@ -185,8 +186,8 @@ def source_incidents(
     tables (a stand-in that is not a `Store`) has none."""
     if getattr(store, "engine", None) is None:
         return pd.DataFrame(columns=COLUMNS)
-    lo = start or datetime(1970, 1, 2, tzinfo=UTC)
-    hi = end or datetime.now(UTC)
+    lo = parse_time(start) if start is not None else datetime(1970, 1, 2, tzinfo=UTC)
+    hi = parse_time(end) if end is not None else datetime.now(UTC)
     parts = []
     if "log_burst" in kinds:
         parts.append(log_burst_incidents(store, lo, hi, thresholds, target=target))

@@ -343,3 +343,24 @@ def test_the_review_pattern_tables_count_entries_not_physical_lines(
     top = page[page.index("Top log patterns") :]
     cells = re.findall(r"<td[^>]*>([^<]*)</td>", top)
     assert "3" in cells and "15" not in cells
+
+
+# --- 10. a source that fails is said to fail, not "is lsops collect running?" ---------------
+
+
+def test_a_failing_source_is_said_to_fail_not_the_collector_asked_about(store: Store) -> None:
+    for minutes, error in ((10, "logs: journald: exit 1"), (20, "logs: journald: killed")):
+        tables.record_source_run(
+            store, "default", "logs", T0 + timedelta(minutes=minutes), ok=False, items=None,
+            error=error,
+        )  # fmt: skip
+    kw = {"target": "default", "sources": SourceSettings(logs=LogSettings(journal_unit="api"))}
+    checks = source_checks(store, T0, T0 + timedelta(hours=1), Thresholds(), **kw)
+    assert checks["critical_errors"].detail == (
+        "logs failed at each of its 2 collections in the window (last, 2026-10-16 02:20 UTC: "
+        "logs: journald: killed)"
+    )
+    quiet = source_checks(
+        store, T0 + timedelta(hours=2), T0 + timedelta(hours=3), Thresholds(), **kw
+    )
+    assert "is `lsops collect` running?" in quiet["critical_errors"].detail

@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from lsops_lib.cli import main
-from lsops_lib.sources import collect_sources, log_patterns, new_error_log_patterns
+from lsops_lib.sources import collect_sources, log_patterns, logs, new_error_log_patterns
 from lsops_lib.sources.collect import collect_logs
 from lsops_lib.sources.settings import LogSettings, SourceSettings
 from lsops_lib.store import Store
@@ -301,14 +301,16 @@ def test_journald_json_export_with_its_cursor(
     settings = SourceSettings(logs=LogSettings(journal_unit="longsang-api"))
     assert collect_logs(store, settings, "default") == 2
     fake_journalctl(tmp_path, records)  # two more entries arrive
-    # an empty MESSAGE continues the entry before it (as an empty pm2 line does)
-    assert collect_logs(store, settings, "default") == 1
+    # a null MESSAGE is journalctl hiding a field over 4 KiB (without --all): an entry of
+    # its own, with its own priority, never glued to the entry before it
+    assert collect_logs(store, settings, "default") == 2
     assert collect_logs(store, settings, "default") == 0
     lines = tables.log_lines(store, "default", None, None)
     assert list(lines["text"]) == [
         "🚀 listening 3001",
         "Error: connect ECONNREFUSED 127.0.0.1:5432\n    at TCPConnectWrap.afterConnect (node:net:1555:16)",
-        "❌ \ufffd!\n",
+        "❌ \ufffd!",
+        logs.NULL_MESSAGE,
     ]
     assert list(lines["level"])[:3] == ["info", "error", "error"]
     assert list(lines["ts"])[1] == T0 + timedelta(seconds=1)

@@ -308,6 +308,17 @@ def test_log_bursts_and_pm2_restarts_the_scrapes_did_not_see_are_incidents(
         sqlite_store, T0, T0 + timedelta(hours=7), Thresholds(log_burst_min=13), target="default"
     )
     assert "log_burst" not in set(quieter["kind"])
+    # a window ending in the burst's hour (as "now" would): it ends there, ongoing
+    cut = T0 + timedelta(hours=3, minutes=20)
+    (mid,) = incidents(
+        sqlite_store, T0, cut, Thresholds(), target="default", kinds=("log_burst",)
+    ).itertuples()
+    assert (mid.start, mid.end, mid.duration_s, mid.ongoing) == (
+        T0 + timedelta(hours=3),
+        cut,
+        1200.0,
+        True,
+    )
 
 
 def test_the_alerts_of_new_source_items_follow_the_sources_contract(

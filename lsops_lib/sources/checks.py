@@ -49,6 +49,22 @@ def _configured(
     return names, runs
 
 
+def _failures(runs: pd.DataFrame, name: str, start: datetime, end: datetime) -> str:
+    """'logs failed at each of its 3 collections in the window (last: ...)' when the source
+    was collected and failed, rather than asking whether the collector runs; else ""."""
+    if runs.empty:
+        return ""
+    mine = runs[(runs["source"] == name) & ~runs["ok"].astype(bool)]
+    mine = mine[(mine["ts"] >= pd.Timestamp(start)) & (mine["ts"] <= pd.Timestamp(end))]
+    if mine.empty:
+        return ""
+    last = mine.sort_values("ts").iloc[-1]
+    return (
+        f"{name} failed at each of its {fmt.counted(len(mine), 'collection')} in the window "
+        f"(last, {fmt.instant(last['ts'])}: {last['error']})"
+    )
+
+
 def _unknown_line(
     key: str, name: str, needs: list[str], configured: set[str], threshold: Any, severity: str
 ) -> Check | None:
@@ -82,13 +98,17 @@ def source_checks(
     def stale(key: str, name: str, needs: list[str], threshold: Any, severity: str) -> Check | None:
         have = [n for n in needs if n in configured]
         if have and all(n in missing for n in have):
+            failed = [_failures(runs, n, start, end) for n in have]
+            said = "; ".join(f for f in failed if f)
             return Check(
                 key,
                 name,
                 FAIL,
                 None,
                 threshold,
-                f"no collection of {' or '.join(have)} in the window: is `lsops collect` running?",
+                said
+                or f"no collection of {' or '.join(have)} in the window: is `lsops "
+                "collect` running?",
                 severity,
             )
         return None

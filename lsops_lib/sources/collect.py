@@ -13,16 +13,19 @@ next time from where the last stored collection left them).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from .. import fmt
 from ..exceptions import StoreError
 from ..store import sources as tables
 from ..times import utcnow
 from .common import SourceError, one_line
-from .logs import Batch, read_files, read_journal
+from .logs import RECHECK_MS, Batch, read_files, read_journal
 from .patterns import PatternMiner
 from .pm2 import jlist
 from .sentry import SentryClient, hourly_rows, issue_row
@@ -70,18 +73,26 @@ def collect_logs(
     gets what was left aside (pm2's merged log file next to its out and error files)."""
     logs = settings.logs
     states = tables.file_states(store, target)
-    batch = Batch()
+    batch = Batch(secrets=logs.secrets())
     if logs.paths:
         read_files(logs.paths, states, logs.date_format, batch)
     if logs.journal_unit:
         key = f"journal:{logs.journal_unit}"
         previous = next((s for s in states if s.path == key), None)
+        if previous is not None and previous.cursor and previous.last_ts is None:
+            # remembered before lsops kept the journal's last instant: the last one stored
+            previous = replace(previous, last_ts=_journal_stored(store, target, key, None)[0])
+
+        def stored(ms: int, key: str = key) -> list[str]:
+            return _journal_stored(store, target, key, ms)[1]
+
         read_journal(
             logs.journal_unit,
             previous,
             batch,
             command=logs.journal_command,
             date_format=logs.date_format,
+            stored=stored,
         )
     miner = PatternMiner(tables.patterns(store, target))
     for entry in batch.entries:
@@ -96,6 +107,31 @@ def collect_logs(
         stored = f" ({fmt.counted(len(kept), 'entry', 'entries')} stored)" if kept else ""
         raise SourceError("logs", "; ".join(batch.errors) + stored)
     return len(batch.entries)
+
+
+def _journal_stored(
+    store: Any, target: str, key: str, since: int | None
+) -> tuple[int | None, list[str]]:
+    """The last instant stored of a journal (`key`), and the texts of its entries stored
+    from RECHECK_MS before `since` (none when `since` is None): what a read again after a
+    cursor that no longer seeks must not store twice."""
+    t = tables.log_lines_table
+    where = [t.c.target == target, t.c.source == key]
+    try:
+        with store.engine.connect() as conn:
+            last = conn.execute(select(func.max(t.c.ts)).where(*where)).scalar()
+            texts = (
+                []
+                if since is None
+                else conn.execute(
+                    select(t.c.text).where(*where, t.c.ts >= since - RECHECK_MS, t.c.ts <= since)
+                )
+                .scalars()
+                .all()
+            )
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot read store {store.url}: {one_line(exc)}") from None
+    return (int(last) if last is not None else None), [str(x) for x in texts]
 
 
 def collect_pm2(store: Any, settings: SourceSettings, target: str, now: datetime) -> int:

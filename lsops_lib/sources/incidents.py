@@ -79,6 +79,12 @@ def log_burst_incidents(
         run.append(r)
     if run:
         rows.append(_burst(store, target, run, median, limit))
+    # a burst whose last hour is not over at the window's end (or now) ends there, ongoing
+    cap = pd.Timestamp(min(parse_time(end), datetime.now(UTC)))
+    for row in rows:
+        if row["end"] > cap:
+            row["end"], row["ongoing"] = max(cap, row["start"]), True
+            row["duration_s"] = (row["end"] - row["start"]).total_seconds()
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

@@ -37,8 +37,10 @@ stamped, stack frames included; `merge_logs` drops the `-0` instance suffix). Re
   and the next ones (a read starting right after a byte that is not a newline is inside
   such a line), so the lines after it are read.
 
-journald: `journalctl -u UNIT -o json --no-pager [--after-cursor C]`; the cursor of the
-last entry read is remembered; `MESSAGE` may be a string, null or a byte array.
+journald: `journal_command -u UNIT -o json --all --no-pager [--after-cursor C | --since @T]`;
+the cursor and the last instant read are remembered (a cursor that no longer seeks: read
+again from that instant); exit 1 with `-- No entries --` is nothing new; `MESSAGE` may be
+a string, null (its own entry), an array of strings or a byte array.
 """
 
 from __future__ import annotations
@@ -51,11 +53,17 @@ import itertools
 import json
 import os
 import re
+import shlex
+import signal
 import subprocess
+import tempfile
+import threading
 import time
 import zlib
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -323,6 +331,7 @@ class Batch:
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what was left aside, and why
     stamps: dict[str, list[int]] = field(default_factory=dict)  # path -> [lines, stamped]
+    secrets: Sequence[str] = ()  # masked in every text read (`mask`)
 
 
 def read_files(
@@ -508,7 +517,7 @@ def _entries(
 ) -> int | None:
     parsed: list[tuple[int | None, str]] = []
     for raw in raw_lines:
-        text = raw.decode("utf-8", "replace").rstrip("\r")
+        text = mask(raw.decode("utf-8", "replace").rstrip("\r"), batch.secrets)
         match = regex.match(text)
         stamp = parse_stamp(match) if match else None
         if stamp is not None and match is not None:
@@ -566,16 +575,105 @@ def _entries(
 
 # --- journald -----------------------------------------------------------------------------
 
+MAX_JOURNAL_RECORDS = 50_000  # records read from journalctl in one collection (the rest: next time)
+_JOURNAL_FIELDS = ("__CURSOR", "__REALTIME_TIMESTAMP", "PRIORITY", "MESSAGE")
+NULL_MESSAGE = "[MESSAGE not given by journalctl (null: over 4 KiB without --all)]"
+SEEK_FAILED = "Failed to seek to cursor"
+NO_ENTRIES = "-- No entries --"  # systemd 247 prints it on stdout and exits 1 when nothing is new
+RECHECK_MS = 60_000  # after a failed seek: stored entries this far before the last instant
 
-def _journal_message(value: object) -> str:
+
+def mask(text: str, secrets: Sequence[str]) -> str:
+    """`text` with every secret (Settings.secrets(): the API token, ...) replaced by `***`:
+    a service may log its own token; it is never stored nor printed."""
+    for secret in secrets:
+        if secret and secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _journal_message(value: object) -> tuple[str, bool]:
+    """The text of a MESSAGE field, and whether it is an entry of its own whatever it looks
+    like: null (journalctl gives a field over 4 KiB as null without --all) or a repeated
+    field (an array of its values) is never a continuation line."""
     if isinstance(value, str):
-        return value
-    if isinstance(value, list):  # journald's byte array (binary or invalid UTF-8)
+        return value, False
+    if isinstance(value, list) and all(isinstance(b, int) for b in value):
+        # journald's byte array (binary or invalid UTF-8): the text it is
+        return bytes(b & 0xFF for b in value).decode("utf-8", "replace"), False
+    if isinstance(value, list):  # the field repeated: its values, one a line
+        return "\n".join(_journal_message(v)[0] for v in value), True
+    return NULL_MESSAGE, True
+
+
+def _journalctl(
+    command: str, args: list[str], records: list[dict[str, Any]]
+) -> tuple[int, str, str]:
+    """Run journalctl; its records (the fields read) appended to `records` as they come, at
+    most MAX_JOURNAL_RECORDS within JOURNAL_TIMEOUT_S (then it is stopped: the rest next
+    time, after the last cursor read). Returns its exit code (0 when stopped so), its
+    stderr and the lines of its stdout that are not records."""
+    err = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
+    try:
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+    except FileNotFoundError:
+        err.close()
+        raise SourceError(
+            "logs", f"journald: {command} not found (set [logs] journal_command)"
+        ) from None
+    except OSError as exc:
+        err.close()
+        why = exc.strerror or type(exc).__name__
+        raise SourceError("logs", f"journald: cannot run {command}: {why}") from None
+    over = threading.Event()
+
+    def stop() -> None:
+        over.set()
+        proc.kill()
+
+    timer = threading.Timer(JOURNAL_TIMEOUT_S, stop)
+    timer.start()
+    other: list[str] = []
+    full = False
+    try:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            try:
+                record = json.loads(raw.decode("utf-8", "replace"))
+            except ValueError:  # "-- No entries --", or a line cut short by a kill
+                if raw.strip() and len(other) < 5:
+                    other.append(raw.decode("utf-8", "replace").strip())
+                continue
+            if isinstance(record, dict):
+                records.append({k: record.get(k) for k in _JOURNAL_FIELDS})
+                if len(records) >= MAX_JOURNAL_RECORDS:
+                    full = True
+                    break
+    finally:
+        timer.cancel()
+        if full:
+            proc.kill()
+        proc.stdout.close()  # type: ignore[union-attr]
+        code = proc.wait()
+        err.seek(0)
+        said = err.read(64 * 1024).decode("utf-8", "replace")
+        err.close()
+    if over.is_set() and not records:
+        raise SourceError("logs", f"journald: {command} ran over {JOURNAL_TIMEOUT_S:g} s")
+    return (0 if full or over.is_set() else code), said, "\n".join(other)
+
+
+def _failure(code: int, said: str, other: str, secrets: Sequence[str]) -> str | None:
+    """Why a run of journalctl failed (one line), or None when it did not: exit 1 with only
+    `-- No entries --` on stdout is nothing new (systemd 247)."""
+    if code == 0 or (code == 1 and not said.strip() and other == NO_ENTRIES):
+        return None
+    if code < 0:
         try:
-            return bytes(int(b) & 0xFF for b in value).decode("utf-8", "replace")
-        except (TypeError, ValueError):
-            return ""
-    return ""
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return one_line(mask(said, secrets)) or one_line(mask(other, secrets), 200) or f"exit {code}"
 
 
 def read_journal(
@@ -585,52 +683,75 @@ def read_journal(
     *,
     command: str = "journalctl",
     date_format: str | None = None,
+    stored: Callable[[int], list[str]] | None = None,
 ) -> None:
-    """The unit's journal entries after the remembered cursor (all of it the first time)."""
-    args = [command, "-u", unit, "-o", "json", "--no-pager"]
-    if state is not None and state.cursor:
-        args.append(f"--after-cursor={state.cursor}")
+    """The unit's journal entries after the remembered cursor (all of it the first time),
+    at most MAX_JOURNAL_RECORDS (the rest next time). A cursor that no longer seeks (the
+    journal rotated or vacuumed) is read again from the last instant read (`--since`), the
+    entries before it skipped and those at it that `stored(ms)` (the texts of the unit's
+    entries stored from `ms`) holds already; `batch.notes` says so."""
     try:
-        done = subprocess.run(args, capture_output=True, timeout=JOURNAL_TIMEOUT_S, check=False)
-    except FileNotFoundError:
-        raise SourceError("logs", f"journald: {command} not found") from None
-    except subprocess.TimeoutExpired:
-        raise SourceError("logs", f"journald: {command} ran over {JOURNAL_TIMEOUT_S:g} s") from None
-    if done.returncode != 0:
-        why = one_line(done.stderr.decode("utf-8", "replace")) or f"exit {done.returncode}"
+        base = [*shlex.split(command), "-u", unit, "-o", "json", "--all", "--no-pager"]
+    except ValueError as exc:
+        raise SourceError("logs", f"journald: [logs] journal_command {command!r}: {exc}") from None
+    records: list[dict[str, Any]] = []
+    since: int | None = None  # read again from this instant (ms): the cursor did not seek
+    again = False
+    if state is not None and state.cursor:
+        code, said, other = _journalctl(command, [*base, f"--after-cursor={state.cursor}"], records)
+        if code != 0 and not records and SEEK_FAILED in said:
+            again, since = True, state.last_ts
+            args = [*base, f"--since=@{since // 1000}"] if since is not None else base
+            code, said, other = _journalctl(command, args, records)
+    else:
+        code, said, other = _journalctl(command, base, records)
+    why = _failure(code, said, other, batch.secrets)
+    if why is not None:
         raise SourceError("logs", f"journald: {command} -u {unit} failed: {why}")
+    if len(records) >= MAX_JOURNAL_RECORDS:
+        batch.notes.append(
+            f"journald: read {fmt.counted(len(records), 'record')} of {unit}, the rest next time"
+        )
     regex = stamp_regex(date_format) if date_format else None
     key = f"journal:{unit}"
     cursor = state.cursor if state else None
+    last_ts = state.last_ts if state else None
     last_entry = state.last_entry if state else None
+    known = Counter(  # the lines stored from RECHECK_MS before `since`, each as often
+        line
+        for text in (stored(since) if stored and since is not None else [])
+        for line in text.split("\n")
+    )
+    skipped = 0
     current: Entry | None = None
     pending: list[str] = []
-    for raw in done.stdout.split(b"\n"):
-        if not raw.strip():
-            continue
-        try:
-            record = json.loads(raw.decode("utf-8", "replace"))
-        except ValueError:
-            continue  # a line journalctl cut short
-        if not isinstance(record, dict):
-            continue
+    for record in records:
         cursor = str(record.get("__CURSOR") or cursor or "") or None
-        batch.lines += 1
-        message = _journal_message(record.get("MESSAGE"))
+        message, own = _journal_message(record.get("MESSAGE"))
+        message = mask(message, batch.secrets)
         if regex is not None:
             match = regex.match(message)
             if match:
                 message = message[match.end() :]
         try:
-            ts = int(record.get("__REALTIME_TIMESTAMP")) // 1000
+            ts = int(record.get("__REALTIME_TIMESTAMP")) // 1000  # type: ignore[arg-type]
         except (TypeError, ValueError):
             ts = None
+        if since is not None and ts is not None and ts <= since:
+            lines = Counter(message.split("\n"))
+            if ts < since - RECHECK_MS or all(known[k] >= n for k, n in lines.items()):
+                known.subtract(lines)
+                skipped += 1  # read and stored before the journal was rotated
+                continue
+        batch.lines += 1
+        if ts is not None:
+            last_ts = ts
         try:
-            priority: int | None = int(record.get("PRIORITY"))
+            priority: int | None = int(record.get("PRIORITY"))  # type: ignore[arg-type]
         except (TypeError, ValueError):
             priority = None
-        continues = _continues(current, message)
-        if current is not None and (continues or _stack_of(current, message, ts)):
+        continues = not own and _continues(current, message)
+        if current is not None and (continues or (not own and _stack_of(current, message, ts))):
             current.text += "\n" + message
             current.lines += 1
             continue
@@ -648,6 +769,14 @@ def read_journal(
             key=key,
         )
         batch.entries.append(current)
+    if again:
+        start = "its start"
+        if since is not None:
+            start = fmt.instant(datetime.fromtimestamp(since / 1000, UTC), seconds=True)
+        batch.notes.append(
+            f"journald: the remembered cursor no longer seeks (journal rotated or vacuumed):"
+            f" read again from {start}, {fmt.counted(skipped, 'record')} already stored skipped"
+        )
     if pending and last_entry is not None:
         batch.continuations.append(Continuation(last_entry, "\n".join(pending), len(pending)))
     batch.states.append(
@@ -659,6 +788,7 @@ def read_journal(
             head_hash="",
             offset=0,
             last_entry=last_entry,
+            last_ts=last_ts,
             cursor=cursor,
         )
     )

@@ -10,6 +10,7 @@ lsops.toml, the `LSOPS_SENTRY_*`, `LSOPS_LOGS` and `LSOPS_PM2` variables winning
      paths = ["/srv/longsang/logs/api-*.log*"]   # LSOPS_LOGS (globs, os.pathsep-separated)
      date_format = "YYYY-MM-DD HH:mm:ss Z"      # pm2's log_date_format
      journal_unit = "longsang-api"              # read with journalctl -u UNIT -o json
+    journal_command = "journalctl"             # split as a shell would: "sudo -n journalctl"
      [pm2]
      app = "longsang-api"
      command = "pm2"                     # LSOPS_PM2: off disables, on enables, else the command
@@ -18,8 +19,10 @@ lsops.toml, the `LSOPS_SENTRY_*`, `LSOPS_LOGS` and `LSOPS_PM2` variables winning
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..config import Settings, check_url, checked_section, read_toml, timeout_setting
 from ..exceptions import ConfigError
@@ -62,16 +65,24 @@ class SentrySettings:
 
 @dataclass(frozen=True)
 class LogSettings:
-    """`[logs]`: the service's log files (globs) and/or its systemd journal unit."""
+    """`[logs]`: the service's log files (globs) and/or its systemd journal unit; the
+    settings they were read from (their secrets are masked in the text read)."""
 
     paths: tuple[str, ...] = ()
     date_format: str = DEFAULT_LOG_DATE_FORMAT
     journal_unit: str | None = None
     journal_command: str = "journalctl"
+    settings: Any = field(default=None, repr=False, compare=False)
 
     @property
     def configured(self) -> bool:
         return bool(self.paths or self.journal_unit)
+
+    def secrets(self) -> list[str]:
+        """The secrets of the settings (Settings.secrets()), the longest first: a service
+        that logs its own token must not have it stored nor printed."""
+        found = self.settings.secrets() if self.settings is not None else []
+        return sorted(set(found), key=len, reverse=True)
 
 
 @dataclass(frozen=True)
@@ -152,11 +163,23 @@ def source_settings(
         stamp_regex(date_format)
     except ValueError as exc:
         raise ConfigError(f"lsops.toml: [logs] date_format {date_format!r}: {exc}") from None
+    unit = lg.get("journal_unit")
+    if unit is not None and not isinstance(unit, str):
+        raise ConfigError("lsops.toml: [logs] journal_unit must be one unit name (a string)")
+    journal_command = lg.get("journal_command") or "journalctl"
+    try:
+        if not isinstance(journal_command, str) or not shlex.split(journal_command):
+            raise ValueError("it must be a command (a string)")
+    except ValueError as exc:
+        raise ConfigError(
+            f"lsops.toml: [logs] journal_command {journal_command!r}: {exc}"
+        ) from None
     logs = LogSettings(
         paths=paths,
         date_format=date_format,
-        journal_unit=str(lg["journal_unit"]) if lg.get("journal_unit") else None,
-        journal_command=str(lg.get("journal_command") or "journalctl"),
+        journal_unit=unit or None,
+        journal_command=journal_command,
+        settings=settings,
     )
 
     command = str(pm.get("command") or "pm2")

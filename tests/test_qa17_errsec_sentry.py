@@ -83,7 +83,8 @@ def test_a_malformed_token_is_one_line_exit_3_without_the_token(
     assert json.loads(doc.stdout)["error"] == expected
     assert text.stdout.splitlines()[0] == f"UNKNOWN: {expected}"
     collect = runner.invoke(main, ["collect", "--once"], env={**env, "LSOPS_API_URL": ""})
-    assert f"sentry: FAILED (recorded): {expected}" in collect.stdout
+    # the source's name once: "sentry: FAILED (recorded): the token is malformed ..."
+    assert f"sentry: FAILED (recorded): {expected.removeprefix('sentry: ')}" in collect.stdout
     for result in (text, doc, collect):
         assert "Traceback" not in result.output and "SECRET" not in result.output
         assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -166,7 +166,7 @@ def test_a_glob_matching_no_file_of_its_folder_fails_the_logs_source(
     }
     done = CliRunner().invoke(main, ["collect", "--once"], env=env)
     assert done.exit_code == 1
-    assert f"logs: FAILED (recorded): logs: no file matches {typo}" in done.stdout.splitlines()
+    assert f"logs: FAILED (recorded): no file matches {typo}" in done.stdout.splitlines()
 
 
 # --- 3. date formats ----------------------------------------------------------------------

@@ -280,7 +280,7 @@ def test_collect_takes_sentry_and_a_failing_source_fails_alone(
     out = result.stdout.splitlines()
     assert [line.split(":")[0] for line in out[1:]] == ["sentry", "logs"]
     assert out[1] == "sentry: OK, 6 stored"  # 5 in the last 24 h + the old unresolved one
-    assert out[2].startswith("logs: FAILED (recorded): logs: journald:")
+    assert out[2].startswith("logs: FAILED (recorded): journald:")
     with Store(env["LSOPS_STORE"]) as store:
         runs = tables.source_runs(store, "default", None, None)
         assert list(zip(runs["source"], runs["ok"], strict=True)) == [
@@ -383,9 +383,7 @@ def test_a_password_in_the_sentry_url_is_never_shown_nor_stored(
     shown = f"sentry: cannot reach http://admin:***@{host}: ConnectError"
     assert json.loads(doc.stdout)["error"] == shown
     collect = runner.invoke(main, ["collect", "--once"], env=env)
-    assert f"sentry: FAILED (recorded): sentry: cannot reach http://admin:***@{host}" in (
-        collect.stdout
-    )
+    assert f"sentry: FAILED (recorded): cannot reach http://admin:***@{host}" in (collect.stdout)
     with Store(env["LSOPS_STORE"]) as store:
         (error,) = tables.source_runs(store, "default", None, None)["error"]
     assert error == shown

@@ -468,4 +468,6 @@ def _run_view(r: Any) -> None:
         note = f" ({r['note']})" if r.get("note") else ""
         line(f"{r['source']}: OK, {fmt.integer(r['items'])} stored{note}")
     else:
-        line(f"{r['source']}: FAILED (recorded): {r['error']}", style="red")
+        said = str(r["error"])  # "sentry: cannot reach ..." (SourceError): the name once
+        said = said.removeprefix(f"{r['source']}: ")
+        line(f"{r['source']}: FAILED (recorded): {said}", style="red")

@@ -103,6 +103,36 @@ def test_a_truncated_dump_is_judged_truncated(
     assert (check.status, check.exit_code) == ("CRITICAL", 2)
 
 
+def test_a_tar_member_of_8_gib_or_more_is_read_by_its_base_256_size(tmp_path: Path) -> None:
+    """A table's data of 8 GiB or more: tar writes its size in base-256 (the top bit of the
+    field set), not in octal. A sparse file: toc.dat, a 9 GiB member, the end blocks."""
+    import tarfile
+
+    from lsops_lib.db.dumps import tar_cut
+
+    def header(name: str, size: int) -> bytes:
+        info = tarfile.TarInfo(name)
+        info.size = size
+        return info.tobuf(format=tarfile.GNU_FORMAT)
+
+    big = 9 * 2**30
+    toc = b"PGDMP" + bytes(507)
+    whole, cut = tmp_path / "big.tar", tmp_path / "big-cut.tar"
+    for path, complete in ((whole, True), (cut, False)):
+        with path.open("wb") as fh:
+            fh.write(header("toc.dat", len(toc)) + toc)
+            member = header("3338.dat", big)
+            assert member[124] & 0x80  # base-256, as tar writes it from 8 GiB on
+            fh.write(member)
+            fh.seek(big, os.SEEK_CUR)  # a hole: nothing written
+            if complete:
+                fh.write(bytes(1024))
+            else:
+                fh.truncate(fh.tell() - 4096)
+    assert tar_cut(whole) is None
+    assert tar_cut(cut) == "3338.dat ends past the end of the file"
+
+
 @pytest.mark.postgres
 def test_a_tar_dump_cut_at_a_member_boundary_is_truncated(
     backup_dumps: BackupDumps, tmp_path: Path

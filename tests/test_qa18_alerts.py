@@ -145,12 +145,19 @@ def test_a_new_store_covers_what_its_scrapes_span(store: Store) -> None:
     for got in (reads, batched["default"]):
         assert got["availability"][3600.0].coverage == pytest.approx(25 / 60)
         assert got["availability"][300.0].coverage == 1.0
-    # the window (-30, 30] from a scrape before it: the first scrape in it covers from
-    # the window's start; a window ending between scrapes, what they span inside it
+    # a window from a scrape before it: the first scrape in it covers from the window's
+    # start; a window ending between scrapes (a check run by a cron of its own), the last
+    # scrape covers up to its end too, at most one interval
     store.record_scrape(make_scrape(-35, None))
-    half = objective_reads(store, "default", at(27), {1800.0}, Thresholds())
-    # (-3, 27]: scrapes 0..25, the one at 0 covering (-3, 0]: 3 + 25 min of 30
-    assert half["availability"][1800.0].coverage == pytest.approx(28 / 30)
+    between = objective_reads(store, "default", at(27), {300.0, 1800.0}, Thresholds())
+    # (-3, 27]: the scrape at 0 covering (-3, 0], 0..25 the 25 min between them, the one at
+    # 25 covering (25, 27]: 3 + 25 + 2 = 30 min of 30
+    assert between["availability"][1800.0].coverage == pytest.approx(30 / 30)
+    # (22, 27]: the scrape at 25 covers (22, 25] (one at 20 before it) and (25, 27]: all 5
+    assert between["availability"][300.0].coverage == pytest.approx(1.0)
+    late = objective_reads(store, "default", at(40), {300.0}, Thresholds())
+    # (35, 40]: no scrape since 25: nothing covered (the collector stopped)
+    assert late["availability"][300.0].coverage == 0.0
 
 
 def _status(store: Store, minute: int) -> tuple[str, str]:

@@ -375,13 +375,16 @@ def _cumulative(
 def _covered_s(ms: np.ndarray, interval: float | None, lo: int, hi: int) -> float:
     """The time (s) the scrapes at `ms` (sorted) span in the window (lo, hi]: each covers
     the gap since the one before it, at most `interval`; the window's first, when one
-    precedes it, from `lo`; else nothing."""
+    precedes it, from `lo`; else nothing; and the last one the time since it, up to `hi`,
+    at most `interval` (a check run between two scrapes, as a cron of its own does, finds
+    its short windows covered as right after a scrape)."""
     i, j = np.searchsorted(ms, lo, side="right"), np.searchsorted(ms, hi, side="right")
     if j <= i or not interval:
         return 0.0
     step = interval * 1000.0
     first = min(float(ms[i] - lo), step) if i > 0 else 0.0
-    return (first + float(np.minimum(np.diff(ms[i:j]), step).sum())) / 1000.0
+    last = min(float(hi - ms[j - 1]), step)
+    return (first + float(np.minimum(np.diff(ms[i:j]), step).sum()) + last) / 1000.0
 
 
 def _window(

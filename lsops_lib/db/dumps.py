@@ -458,8 +458,13 @@ def tar_cut(path: Path) -> str | None:
             if header == bytes(_TAR_BLOCK):  # the end-of-archive marker
                 return None
             name = header[:100].split(b"\0", 1)[0].decode("utf-8", "replace")
-            try:
-                length = int(header[124:136].split(b"\0", 1)[0].strip() or b"0", 8)
+            field = header[124:136]
+            try:  # octal; from 8 GiB on (a big table's data), base-256 with the top bit set
+                length = (
+                    int.from_bytes(field[1:], "big")
+                    if field[0] & 0x80
+                    else int(field.split(b"\0", 1)[0].strip() or b"0", 8)
+                )
             except ValueError:
                 return f"a damaged tar header at byte {offset:,}"
             data = -(-length // _TAR_BLOCK) * _TAR_BLOCK

@@ -19,13 +19,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lsops_lib.answers import parse_ms
 from lsops_lib.api import (
     Answer,
     Client,
     parse_endpoint_metrics,
     parse_health,
     parse_metrics,
-    parse_ms,
     safe_url,
 )
 from lsops_lib.config import Target
@@ -606,7 +606,7 @@ def test_an_endpoint_entry_reads_the_same_on_the_quick_path(raw: dict[str, Any])
     takes the checked path: both give the same stats, or both the same error."""
     from types import MappingProxyType
 
-    from lsops_lib.api import _endpoint
+    from lsops_lib.answers import _endpoint
 
     def outcome(value: Any) -> Any:
         try:

@@ -484,7 +484,7 @@ def _cache_reported(body: bytes) -> bool:
 @pass_app
 def cache_command(app: App, no_deep: bool, as_json: bool) -> None:
     """The runbook's cache stats, live from the API: hits, misses, hit rate, per cache."""
-    from ..api import cache_stats
+    from ..answers import cache_stats
 
     with run_command(usage=2, failure=1):
         client = _client(app)

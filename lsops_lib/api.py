@@ -40,6 +40,7 @@ from .exceptions import (
     ConfigError,
 )
 from .models import EndpointMetrics, Health, Metrics
+from .urls import masked
 
 T = TypeVar("T")
 
@@ -92,17 +93,6 @@ def safe_url(url: str) -> str:
 
 
 # --- the client ----------------------------------------------------------------------
-
-
-def _without(value: Any, token: str) -> Any:
-    """A JSON value with `token` replaced by *** in every string (keys too)."""
-    if isinstance(value, str):
-        return value.replace(token, "***")
-    if isinstance(value, list):
-        return [_without(v, token) for v in value]
-    if isinstance(value, dict):
-        return {_without(k, token): _without(v, token) for k, v in value.items()}
-    return value
 
 
 def check_base_url(url: str) -> str:
@@ -253,10 +243,7 @@ class Client:
     # -- transport --------------------------------------------------------------------
 
     def _scrub(self, text: str) -> str:
-        text = _one_line(text)
-        if self._token:
-            text = text.replace(self._token, "***")
-        return text
+        return masked(_one_line(text), [self._token])
 
     def _json(self, response: _Raw, url: str) -> Any:
         try:
@@ -316,7 +303,7 @@ class Client:
             data = json.loads(content)
         except (ValueError, UnicodeDecodeError):
             return content.replace(token.encode(), b"***")
-        return json.dumps(_without(data, token), ensure_ascii=False).encode()
+        return json.dumps(masked(data, [token]), ensure_ascii=False).encode()
 
     def _get(
         self,

@@ -1,14 +1,38 @@
 """URLs in the settings: shown with their secrets masked, checked before anything uses
 them (issue 13: a malformed URL is one line and exit 2, never a traceback). Only the
 standard library: `load_settings` checks every URL at each command's start (`lsops health`
-never imports SQLAlchemy); `lsops_lib.config` re-exports these names."""
+never imports SQLAlchemy); `lsops_lib.config` re-exports these names. And `masked`: a
+text or a parsed JSON answer with given secrets (a token, a password) replaced by `***`."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .exceptions import ConfigError
+
+
+def masked(value: Any, secrets: Iterable[str | None]) -> Any:
+    """`value` (a text, or a parsed JSON answer: its strings, keys too) with each secret
+    replaced by `***`, the longest first (a secret inside another is not left half
+    shown); empty secrets ignored. What a server, Sentry or a log line echoes of a token
+    is masked with it before anything prints or stores it."""
+    found = sorted({s for s in secrets if s}, key=len, reverse=True)
+    return _masked(value, found) if found else value
+
+
+def _masked(value: Any, found: list[str]) -> Any:
+    if isinstance(value, str):
+        for secret in found:
+            value = value.replace(secret, "***")
+        return value
+    if isinstance(value, list):
+        return [_masked(v, found) for v in value]
+    if isinstance(value, dict):
+        return {_masked(k, found): _masked(v, found) for k, v in value.items()}
+    return value
 
 
 def redact_url(url: str | None) -> str | None:

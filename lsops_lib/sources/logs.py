@@ -69,6 +69,7 @@ from typing import Any
 
 from .. import fmt
 from ..store.sources import Continuation, Entry, FileState
+from ..urls import masked
 from .common import SourceError, one_line
 from .stamps import parse_stamp, stamp_regex
 
@@ -517,7 +518,7 @@ def _entries(
 ) -> int | None:
     parsed: list[tuple[int | None, str]] = []
     for raw in raw_lines:
-        text = mask(raw.decode("utf-8", "replace").rstrip("\r"), batch.secrets)
+        text = masked(raw.decode("utf-8", "replace").rstrip("\r"), batch.secrets)
         match = regex.match(text)
         stamp = parse_stamp(match) if match else None
         if stamp is not None and match is not None:
@@ -581,15 +582,6 @@ NULL_MESSAGE = "[MESSAGE not given by journalctl (null: over 4 KiB without --all
 SEEK_FAILED = "Failed to seek to cursor"
 NO_ENTRIES = "-- No entries --"  # systemd 247 prints it on stdout and exits 1 when nothing is new
 RECHECK_MS = 60_000  # after a failed seek: stored entries this far before the last instant
-
-
-def mask(text: str, secrets: Sequence[str]) -> str:
-    """`text` with every secret (Settings.secrets(): the API token, ...) replaced by `***`:
-    a service may log its own token; it is never stored nor printed."""
-    for secret in secrets:
-        if secret and secret in text:
-            text = text.replace(secret, "***")
-    return text
 
 
 def _journal_message(value: object) -> tuple[str, bool]:
@@ -673,7 +665,9 @@ def _failure(code: int, said: str, other: str, secrets: Sequence[str]) -> str | 
             return f"killed by {signal.Signals(-code).name}"
         except ValueError:
             return f"killed by signal {-code}"
-    return one_line(mask(said, secrets)) or one_line(mask(other, secrets), 200) or f"exit {code}"
+    return (
+        one_line(masked(said, secrets)) or one_line(masked(other, secrets), 200) or f"exit {code}"
+    )
 
 
 def read_journal(
@@ -728,7 +722,7 @@ def read_journal(
     for record in records:
         cursor = str(record.get("__CURSOR") or cursor or "") or None
         message, own = _journal_message(record.get("MESSAGE"))
-        message = mask(message, batch.secrets)
+        message = masked(message, batch.secrets)
         if regex is not None:
             match = regex.match(message)
             if match:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import fmt
 from ..config import redact_url
+from ..urls import masked
 from .common import SourceError, one_line
 from .settings import SentrySettings
 
@@ -179,7 +180,7 @@ class SentryClient:
                 raise SourceError("sentry", "the issues list is not JSON") from None
             if not isinstance(body, list):
                 raise SourceError("sentry", "the issues list is not a JSON array")
-            yield [_masked(i, self.settings.token or "") for i in body if isinstance(i, dict)]
+            yield [masked(i, [self.settings.token]) for i in body if isinstance(i, dict)]
             nxt = parse_link(response.headers.get("Link")).get("next")
             if not nxt or nxt.get("results", "false").lower() != "true":
                 return
@@ -220,18 +221,6 @@ def _same_origin(url: str, base: str, path: str) -> str:
     if (target.scheme, target.host, target.port) != (origin.scheme, origin.host, origin.port):
         raise SourceError("sentry", "a Link header pointed to another host: not followed")
     return str(target)
-
-
-def _masked(value: Any, token: str) -> Any:
-    """`value` (a parsed JSON answer) with the token masked in every string (an issue's
-    title or message may quote it): it is never printed nor stored."""
-    if isinstance(value, str):
-        return value.replace(token, "***") if token else value
-    if isinstance(value, dict):
-        return {k: _masked(v, token) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_masked(v, token) for v in value]
-    return value
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -28,7 +28,7 @@ from ..config import Thresholds
 from ..store import sources as tables
 from ..times import parse_time
 from .settings import SourceSettings
-from .views import collected, new_error_log_patterns
+from .views import collected, new_error_log_patterns, runs_of
 
 ENABLE = {
     "sentry": "[sentry] org and project with a token (LSOPS_SENTRY_ORG, LSOPS_SENTRY_PROJECT, "
@@ -52,10 +52,7 @@ def _configured(
 def _failures(runs: pd.DataFrame, name: str, start: datetime, end: datetime) -> str:
     """'logs failed at each of its 3 collections in the window (last: ...)' when the source
     was collected and failed, rather than asking whether the collector runs; else ""."""
-    if runs.empty:
-        return ""
-    mine = runs[(runs["source"] == name) & ~runs["ok"].astype(bool)]
-    mine = mine[(mine["ts"] >= pd.Timestamp(start)) & (mine["ts"] <= pd.Timestamp(end))]
+    mine = runs_of(runs, name, start, end, ok=False)
     if mine.empty:
         return ""
     last = mine.sort_values("ts").iloc[-1]

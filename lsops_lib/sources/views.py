@@ -195,11 +195,18 @@ def log_patterns(
 def collected(runs: pd.DataFrame, name: str, start: datetime, end: datetime) -> bool:
     """Whether `runs` (`source_runs`) holds a successful collection of `name` in [start,
     end] (a collection at the end counts): the checklist's "was it collected" rule."""
+    return not runs_of(runs, name, start, end, ok=True).empty
+
+
+def runs_of(
+    runs: pd.DataFrame, name: str, start: datetime, end: datetime, *, ok: bool
+) -> pd.DataFrame:
+    """The collections of `name` in `runs` (`source_runs`) in [start, end] that succeeded
+    (`ok`) or failed."""
     if runs.empty:
-        return False
-    ok = runs[(runs["source"] == name) & runs["ok"].astype(bool)]
-    ok = ok[(ok["ts"] >= pd.Timestamp(start)) & (ok["ts"] <= pd.Timestamp(end))]
-    return not ok.empty
+        return runs
+    mine = runs[(runs["source"] == name) & (runs["ok"].astype(bool) == ok)]
+    return mine[(mine["ts"] >= pd.Timestamp(start)) & (mine["ts"] <= pd.Timestamp(end))]
 
 
 def _logs_known_before(store: Any, target: str | None, start: datetime, end: datetime) -> bool:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 import pandas as pd
@@ -26,6 +25,7 @@ from lsops_lib.sources.timeline import source_timeline
 from lsops_lib.store import Store
 from lsops_lib.store import sources as tables
 from tests.fixtures.security import NPM_AUDIT, AuthPlant
+from tests.test_monthly_review import _title
 
 matplotlib.use("Agg")
 pytestmark = pytest.mark.timeout(120)
@@ -109,11 +109,6 @@ def _series() -> pd.DataFrame:
             "mean_ms": [20.0] * len(ts),
         }
     )
-
-
-def _title(ax: Any) -> str:
-    """The title wherever the look puts it (left once `present.begin()` has run)."""
-    return ax.get_title("left") or ax.get_title()
 
 
 def test_the_chart_leaves_out_the_closing_scrape_that_began_a_new_series() -> None:

@@ -456,21 +456,33 @@ def incident_window(
     return (first - margin).floor("min"), (last + margin).ceil("min")
 
 
-def postmortem_command(row: Any, thresholds: Thresholds | None = None) -> str:
-    """The `lsops report postmortem ...` command line for one incident row."""
-    start, end = incident_window(row["start"], row["end"], thresholds)
-    title = incident_title(row)
+def _command(start: Any, end: Any, title: str, target: str | None) -> str:
+    """`lsops [--target NAME] report postmortem --start ... --end ... --title ...`."""
+    chosen = f"--target {shlex.quote(target)} " if target is not None else ""
     return (
-        f"lsops report postmortem --start {iso(start)} --end {iso(end)} "
+        f"lsops {chosen}report postmortem --start {iso(start)} --end {iso(end)} "
         f"--title {shlex.quote(title)}"
     )
 
 
-def with_commands(found: pd.DataFrame, thresholds: Thresholds | None = None) -> pd.DataFrame:
-    """The incidents frame with a `postmortem_command` column."""
+def postmortem_command(
+    row: Any, thresholds: Thresholds | None = None, *, target: str | None = None
+) -> str:
+    """The `lsops report postmortem ...` command line for one incident row; `target`: the
+    target it names (`lsops --target NAME report ...`; None: none, the default one)."""
+    start, end = incident_window(row["start"], row["end"], thresholds)
+    return _command(start, end, incident_title(row), target)
+
+
+def with_commands(
+    found: pd.DataFrame, thresholds: Thresholds | None = None, *, target: str | None = None
+) -> pd.DataFrame:
+    """The incidents frame with a `postmortem_command` column (naming `target` when given)."""
     out = found.copy()
     out["postmortem_command"] = (
-        [postmortem_command(row, thresholds) for _, row in out.iterrows()] if not out.empty else []
+        [postmortem_command(row, thresholds, target=target) for _, row in out.iterrows()]
+        if not out.empty
+        else []
     )
     return out
 
@@ -484,21 +496,20 @@ DEFAULT_SPAN = timedelta(hours=24)  # without an incident (or an end, or a start
 @dataclass(frozen=True)
 class IncidentWindow:
     """The window a postmortem studies: start, end (UTC), its title and how it was chosen;
-    `incident` is the incidents() row it was built around (None when none was)."""
+    `incident` is the incidents() row it was built around (None when none was); `target`
+    the target its command names (None: none, the default one)."""
 
     start: pd.Timestamp
     end: pd.Timestamp
     title: str
     how: str
     incident: dict[str, Any] | None = field(default=None, compare=False)
+    target: str | None = field(default=None, compare=False)
 
     @property
     def command(self) -> str:
         """The `lsops report postmortem ...` command that archives this window's report."""
-        return (
-            f"lsops report postmortem --start {iso(self.start)} --end {iso(self.end)} "
-            f"--title {shlex.quote(self.title)}"
-        )
+        return _command(self.start, self.end, self.title, self.target)
 
 
 def incident_title(row: Any) -> str:

@@ -165,7 +165,12 @@ def memory_climbs(trend_frame: pd.DataFrame, thresholds: Thresholds) -> pd.DataF
             else:
                 end_i = len(part) - 1
                 end, ongoing = part["ts"].iloc[-1], True
-                how = "still climbed at the last observation"
+                how = (
+                    "still climbing at the last observation"
+                    if last == end_i
+                    else f"levelled off at {fmt.instant(part['ts'].iloc[last])}, still above "
+                    f"{fmt.size(middle)} (the middle of the climb) at the last observation"
+                )
             peak = float(rss[first : end_i + 1].max())
             climb_s = (part["ts"].iloc[last] - part["ts"].iloc[first]).total_seconds()
             detail = (

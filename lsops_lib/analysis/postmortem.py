@@ -175,6 +175,15 @@ def _baseline(
     return py(baseline[0]), py(baseline[1])
 
 
+def _covered_hours(extent: Any, start: datetime, end: datetime) -> float:
+    """The hours of [start, end) between the history's first and last scrape (`extent`);
+    0 when it holds none of them."""
+    if not extent:
+        return 0.0
+    lo, hi = max(ts(start), ts(extent[0])), min(ts(end), ts(extent[1]))
+    return max((hi - lo).total_seconds(), 0.0) / 3600
+
+
 def _with_started(resets: pd.DataFrame) -> pd.DataFrame:
     """`resets` with `started`: when the new series began, as the API itself says (a
     restart: the process's uptime.start; a reset: its lastReset), not when a scrape first
@@ -388,14 +397,22 @@ def postmortem(
     whole = request_totals(
         endpoint_summary(store, start, end, target=target, include_monitoring=include_monitoring)
     )
+    # requests per hour over the hours of each period the history covers (from its first
+    # to its last scrape: the counters' deltas bridge a gap inside it, not its ends)
+    extent = store.extent(target)
+    w_hours, b_hours = _covered_hours(extent, start, end), _covered_hours(extent, b_start, b_end)
+    if 0 < b_hours < (b_end - b_start).total_seconds() / 3600:
+        notes.append(
+            f"the history covers {fmt.duration(b_hours * 3600)} of the "
+            f"{fmt.duration((b_end - b_start).total_seconds())} baseline period: its requests "
+            "per hour are over the time covered"
+        )
     comparison = pd.DataFrame(
         [
             {
                 "metric": "requests per hour",
-                "window": ratio(whole["requests"], (end - start).total_seconds() / 3600),
-                "baseline": ratio(
-                    base_totals["requests"], (b_end - b_start).total_seconds() / 3600
-                ),
+                "window": ratio(whole["requests"], w_hours),
+                "baseline": ratio(base_totals["requests"], b_hours),
             },
             {
                 "metric": "error_rate",

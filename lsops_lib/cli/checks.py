@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from datetime import datetime
 from typing import Any
 
@@ -547,7 +548,7 @@ def _incidents_view(d: Any) -> None:
     if d["note"]:
         line(d["note"], style="yellow")
     if not rows:
-        between = f"{fmt.instant(d['start'])} and {fmt.instant(d['end'])}"
+        between = f"{_instant(d['start'])} and {_instant(d['end'])}"
         line(f"no incidents of {d['target']} between {between}")
         return
     table(
@@ -599,6 +600,9 @@ def incidents_command(
         start, end = _window(window, since, until, "30d")
         thresholds = app.settings().thresholds
         target = app.selected_target()
+        # the postmortem commands name a target chosen by --target or LSOPS_TARGET (the
+        # choices lsops.toml does not keep): each command reads the same target's history
+        named = target if app.target is not None or os.environ.get("LSOPS_TARGET") else None
         with _store(app) as store:
             found = with_commands(
                 incidents(
@@ -610,6 +614,7 @@ def incidents_command(
                     include_monitoring=include_monitoring,
                 ),
                 thresholds,
+                target=named,
             )
             note = target_note(store, target)
     rows = []

@@ -1,8 +1,13 @@
 """Incidents the scrapes cannot see, from the sources (issue 10):
 
     log_burst     consecutive hours with at least `log_burst_min` error-level log entries
-                  and `log_burst_factor` times the window's median hour of them; critical
-                  when fatal entries are among them
+                  and `log_burst_factor` times the median hour of them; critical when fatal
+                  entries are among them. The median hour is that of the `BASELINE` (30
+                  days) before the window's end, or of the window when it is longer, from
+                  the first stored log entry on and up to now: a short window (a
+                  postmortem's 3 hours) is not its own baseline, so the burst `lsops
+                  incidents` lists is found by the postmortem it suggests. A burst lies in
+                  the window: cut at its start and end, its counts over the part inside
     pm2_restart   a rise of pm2's restart counter between two pm2 samples with no restart
                   seen by the scrapes (a new `uptime.start`) between them: the process
                   crashed and came back between two scrapes
@@ -28,6 +33,7 @@ from ..times import parse_time, to_ms
 
 COLUMNS = ["start", "end", "duration_s", "kind", "severity", "detail", "endpoint", "ongoing"]
 HOUR_MS = 3_600_000
+BASELINE = timedelta(days=30)  # the median hour's span: `lsops incidents`' default look-back
 
 
 def _hourly_errors(store: Any, target: str | None, start: datetime, end: datetime) -> pd.DataFrame:
@@ -53,6 +59,39 @@ def _hourly_errors(store: Any, target: str | None, start: datetime, end: datetim
     return df.sort_values("hour").reset_index(drop=True)
 
 
+def _first_entry(store: Any, target: str | None) -> pd.Timestamp | None:
+    """The instant of the first stored log entry (of any level), None without one."""
+    t = tables.log_lines_table
+    query = select(func.min(t.c.ts))
+    if target is not None:
+        query = query.where(t.c.target == target)
+    try:
+        with store.engine.connect() as conn:
+            first = conn.execute(query).scalar()
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot read store {store.url}: {exc}") from None
+    return None if first is None else pd.Timestamp(int(first), unit="ms", tz="UTC")
+
+
+def _median_hour(
+    store: Any, target: str | None, start: datetime, end: datetime
+) -> tuple[float, int, pd.Timestamp]:
+    """The median of the error-level entries an hour (quiet hours count as 0) over the
+    `BASELINE` before `end` (the window when longer), from the hour of the first stored
+    entry on and up to now: the median, the hours it is over and the end of that span."""
+    hi = pd.Timestamp(min(end, datetime.now(UTC)))
+    lo = pd.Timestamp(min(start, end - BASELINE))
+    first = _first_entry(store, target)
+    if first is not None:
+        lo = max(lo, first.floor("h"))
+    if hi <= lo:  # a window before the first entry, or after now: the window itself
+        lo, hi = pd.Timestamp(start), pd.Timestamp(end)
+    hourly = _hourly_errors(store, target, lo.to_pydatetime(), hi.to_pydatetime())
+    hours = max(1, -(-(to_ms(hi) - to_ms(lo.floor("h"))) // HOUR_MS))
+    counts = list(hourly["errors"].astype(int)) + [0] * max(0, hours - len(hourly))
+    return float(pd.Series(counts).median()), hours, hi
+
+
 def log_burst_incidents(
     store: Any,
     start: datetime,
@@ -62,41 +101,50 @@ def log_burst_incidents(
     target: str | None = None,
 ) -> pd.DataFrame:
     th = thresholds or Thresholds()
+    start, end = parse_time(start), parse_time(end)  # ISO strings, naive datetimes: UTC
     hourly = _hourly_errors(store, target, start, end)
     if hourly.empty:
         return pd.DataFrame(columns=COLUMNS)
-    hours = max(1, int((to_ms(end) - to_ms(start)) // HOUR_MS))
-    counts = list(hourly["errors"].astype(int)) + [0] * max(0, hours - len(hourly))
-    median = float(pd.Series(counts).median())
+    median, hours, until = _median_hour(store, target, start, end)
     limit = max(float(th.log_burst_min), th.log_burst_factor * median)
+    baseline = (
+        f"the median hour {median:g} of the {fmt.counted(hours, 'hour')} to {fmt.instant(until)}"
+    )
     hot = hourly[hourly["errors"] >= limit]
+    # a burst lies in the window: it starts at the window's start at the earliest, and one
+    # whose last hour is not over at the window's end (or now) ends there, ongoing
+    window = (pd.Timestamp(start), pd.Timestamp(min(end, datetime.now(UTC))))
     rows = []
     run: list[Any] = []
     for r in hot.itertuples():
         if run and r.hour - run[-1].hour > pd.Timedelta(hours=1):
-            rows.append(_burst(store, target, run, median, limit))
+            rows.append(_burst(store, target, run, limit, baseline, window))
             run = []
         run.append(r)
     if run:
-        rows.append(_burst(store, target, run, median, limit))
-    # a burst whose last hour is not over at the window's end (or now) ends there, ongoing
-    cap = pd.Timestamp(min(parse_time(end), datetime.now(UTC)))
-    for row in rows:
-        if row["end"] > cap:
-            row["end"], row["ongoing"] = max(cap, row["start"]), True
-            row["duration_s"] = (row["end"] - row["start"]).total_seconds()
+        rows.append(_burst(store, target, run, limit, baseline, window))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def _burst(store: Any, target: str | None, run: list[Any], median: float, limit: float) -> dict:
-    first = run[0].hour
-    last = run[-1].hour + pd.Timedelta(hours=1)
-    errors = sum(int(r.errors) for r in run)
+def _burst(
+    store: Any,
+    target: str | None,
+    run: list[Any],
+    limit: float,
+    baseline: str,
+    window: tuple[pd.Timestamp, pd.Timestamp],
+) -> dict:
+    first = max(run[0].hour, window[0])
+    whole = run[-1].hour + pd.Timedelta(hours=1)
+    last = max(min(whole, window[1]), first)
+    errors = sum(int(r.errors) for r in run)  # counted in the window: in [first, last)
     fatal = sum(int(r.fatal or 0) for r in run)
     top = tables.pattern_counts(store, target, first, last, level="error")
+    span = (last - first).total_seconds()
+    lasted = f"{span / 3600:g} h" if span % 3600 == 0 else fmt.duration(span)
     detail = (
-        f"{errors} error log entries in {len(run)} h ({fatal} fatal; a burst is >= {limit:g} "
-        f"an hour, the window's median hour {median:g})"
+        f"{errors} error log entries in {lasted} ({fatal} fatal; a burst is >= {limit:g} "
+        f"an hour, {baseline})"
     )
     if not top.empty:
         best = top.sort_values(["count", "pattern_id"], ascending=[False, True]).iloc[0]
@@ -107,12 +155,12 @@ def _burst(store: Any, target: str | None, run: list[Any], median: float, limit:
     return {
         "start": first,
         "end": last,
-        "duration_s": (last - first).total_seconds(),
+        "duration_s": span,
         "kind": "log_burst",
         "severity": "critical" if fatal else "warning",
         "detail": detail,
         "endpoint": None,
-        "ongoing": False,
+        "ongoing": bool(whole > window[1]),
     }
 
 

@@ -89,17 +89,27 @@ def detection(
     start: datetime,
     end: datetime,
     target: str | None = None,
+    *,
+    observations: int | None = None,
 ) -> dict[str, Any]:
     """The first alert fired in [start, end) (the first NOTIFIED one, when one was: the
     moment someone was told) against the start of impact: alert, severity,
     fired_at, resolved_at, time_to_detect_s (fired - impact start), time_to_recover_s
-    (resolved - impact start), notified, and `message` (one line for the report)."""
+    (resolved - impact start), notified, and `message` (one line for the report).
+    `observations`: the window's health observations; 0 (nothing collected, so nothing
+    evaluated) makes "no alert fired" unknown detection, not a miss."""
     from .. import fmt
 
     episodes = alert_episodes(store, start, end, target)
     out: dict[str, Any] = {"alert": None, "severity": None, "fired_at": None,
                            "resolved_at": None, "time_to_detect_s": None,
                            "time_to_recover_s": None, "notified": None, "alerts": len(episodes)}  # fmt: skip
+    if episodes.empty and observations == 0:
+        out["message"] = (
+            "No alert fired in this window, and no observation was collected in it: whether "
+            "lsops would have detected the incident is unknown."
+        )
+        return out
     if episodes.empty:
         out["message"] = "No alert fired in this window: the incident was not detected by lsops."
         return out

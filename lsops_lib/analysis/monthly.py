@@ -111,7 +111,8 @@ class MonthlyReview:
     incidents: `incidents()` columns + postmortem_command.
     data_quality: observations, no_answer, interval_s, coverage, gap_s, gaps (DataFrame
         start, end, duration_s), elapsed_s (the month's length, or the part of it passed
-        while it is in progress: the period of the budgets' time figures), resets (DataFrame ts, kind), first, last, excluded
+        while it is in progress, 0 before it starts), started (False for a month still to
+        come: coverage unknown, no gap yet), resets (DataFrame ts, kind), first, last, excluded
         (DataFrame endpoint, requests, errors, reason), percentiles_disordered_share.
     """
 
@@ -198,6 +199,7 @@ class MonthlyReview:
                 "coverage": dq["coverage"],
                 "gap_s": dq["gap_s"],
                 "elapsed_s": dq["elapsed_s"],
+                "started": dq["started"],
                 "gaps": len(dq["gaps"]),
                 "resets": len(dq["resets"]),
                 "excluded": [str(e) for e in self.excluded["endpoint"]]
@@ -249,9 +251,12 @@ def _memory_detail(memory: MemoryTrend) -> str:
     if not memory.leak:
         return text + "no"
     seg = memory.leak_segments.iloc[0]
+    # climb_start / climb_end label the hourly medians fitted (the hour each begins): the
+    # climb spans from the start of its first hour to the END of its last one
+    end = seg["climb_end"] + pd.Timedelta(hours=1) if pd.notna(seg["climb_end"]) else None
     return text + (
         f"yes, +{seg['climb_growth_per_hour']:.1%}/h from {fmt.instant(seg['climb_start'])} "
-        f"to {fmt.instant(seg['climb_end'])}"
+        f"to {fmt.instant(end)}"
     )
 
 
@@ -314,6 +319,7 @@ def _monthly_review(
     totals = cur["totals"]
     notes: list[str] = []
     has_data = avail.observations > 0
+    started = avail.period_s > 0  # a month still to come has no time passed, no coverage
     if start <= EARLIEST:
         # the month before lsops' earliest is no month a user can give: nothing to read,
         # nothing to compare (every previous figure unknown)
@@ -329,7 +335,9 @@ def _monthly_review(
             store, p_start, p_end, th, target=target, include_monitoring=include_monitoring
         )
         previous_has_data = prev["availability"].observations > 0
-    if not has_data:
+    if not started:
+        notes.append(f"{month} has not started: no observation could be collected yet")
+    elif not has_data:
         notes.append(f"no observation collected in {month}: nothing below is a measurement")
     if prev["availability"] is None:
         notes.append(
@@ -384,7 +392,7 @@ def _monthly_review(
                     f"{fmt.integer(avail.ok)} OK, {fmt.integer(avail.degraded)} DEGRADED, "
                     f"{fmt.integer(avail.error)} ERROR, {fmt.integer(avail.no_answer)} no answer "
                     f"of {fmt.counted(avail.observations, 'observation')}; "
-                    f"coverage {avail.coverage:.1%}"
+                    + (f"coverage {avail.coverage:.1%}" if started else "month not started")
                 ),
             },
             {
@@ -508,7 +516,9 @@ def _monthly_review(
         "coverage": avail.coverage,
         "gap_s": avail.gap_s,
         "gaps": avail.gaps,
-        "elapsed_s": period_s,  # the month's length, or the part passed while in progress
+        # the month's length, or the part passed while in progress (0: not started)
+        "elapsed_s": period_s if started else 0.0,
+        "started": started,
         "resets": resets,
         "first": cur["health"]["ts"].min() if has_data else None,
         "last": cur["health"]["ts"].max() if has_data else None,

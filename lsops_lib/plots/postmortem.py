@@ -98,7 +98,9 @@ def window_traffic(
     window (the whole window without one); the mean latencies those of the whole window.
     Per scrape, as the bundle's figures: the scrapes from the impact start to the one that
     closed the breach, unless that one began a new series (a restart or reset in
-    `restarts` at that instant): its requests came after the recovery.
+    `restarts` at that instant): its requests came after the recovery. Per hour (a window
+    over 3 days), the whole hours the impact window spans, which the titles name: their
+    count is not the bundle's.
     """
     fig, axes = plt.subplots(3, 1, figsize=(WIDTH_IN, 9), sharex=True)
     if series is None or series.empty:
@@ -125,15 +127,18 @@ def window_traffic(
         # the intervals of the impact window: per scrape, those closing in it (as the
         # bundle's figures count them); per hour (or longer), the buckets it spans
         first, last = pd.Timestamp(impact_start), pd.Timestamp(last)
+        where = "in the impact window"
         if step >= pd.Timedelta(hours=1):
             impact = win[(win["ts"] >= first.floor("h")) & (win["ts"] < max(last, first + step))]
+            if not impact.empty:  # whole buckets: not the bundle's count, so say their span
+                lo, hi = impact["ts"].min(), impact["ts"].max() + step
+                where = f"in the whole hours {lo:%Y-%m-%d %H:%M} to {hi:%Y-%m-%d %H:%M} UTC"
         else:
             closing = restarts is not None and bool(
                 (pd.to_datetime(pd.Series(list(restarts)), utc=True) == last).any()
             )
             upto = win["ts"] < last if closing else win["ts"] <= last
             impact = win[(win["ts"] >= first) & upto]
-        where = "in the impact window"
     for period, frame, color in (
         ("baseline", with_gaps(base), _BASELINE_COLOR),
         ("window", with_gaps(win), _WINDOW_COLOR),
@@ -196,7 +201,10 @@ def window_health(health: pd.DataFrame, ax: Axes | None = None) -> Axes | None:
     ax.step(health["ts"], level, where="post", color=BAD)
     ax.set_yticks(range(len(HEALTH_ORDER)), HEALTH_ORDER)
     ax.set_ylim(-0.5, len(HEALTH_ORDER) - 0.5)
-    ax.set_title(f"Health: {bad} of {len(health)} observations in the window were not OK")
+    ax.set_title(
+        f"Health: {fmt.integer(bad)} of {fmt.integer(len(health))} observations in the window "
+        "were not OK"
+    )
     utc_axis(ax)
     return ax
 

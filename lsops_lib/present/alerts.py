@@ -26,9 +26,12 @@ __all__ = ["alert_detection", "alert_figures", "month_alerts", "show_month_alert
 
 
 def month_alerts(
-    source: Any, month: str, target: str | None, incidents: Any
+    source: Any, month: str, target: str | None, incidents: Any, review: Any = None
 ) -> dict[str, Any] | None:
-    """The alerts of `month` (`alerts.report.month_alerts`); None without a usable store."""
+    """The alerts of `month` (`alerts.report.month_alerts`), with `observed` (False when
+    `review` holds no observation of the month: whether alerts caught its incidents is
+    unknown) and `incidents` (how many the review found, restarts aside; None without
+    them); None without a usable store."""
     from ..alerts.report import month_alerts as compute
     from ..times import parse_month
 
@@ -37,9 +40,14 @@ def month_alerts(
     start, end = parse_month(month)
     frame = incidents if isinstance(incidents, pd.DataFrame) else None
     try:
-        return compute(source.store, start, end, target, frame)
+        found = compute(source.store, start, end, target, frame)
     except LsopsError as exc:  # the store cannot be read: the section says so
         return {"problem": str(exc)}
+    found["observed"] = bool(review.has_data) if review else None
+    found["incidents"] = (
+        None if frame is None or "kind" not in frame else int((frame["kind"] != "restart").sum())
+    )
+    return found
 
 
 def alert_figures(alerts: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -74,8 +82,12 @@ def show_month_alerts(alerts: dict[str, Any] | None) -> None:
         unavailable("Alerts", alerts["problem"])
         return
     before = sum(int(b.get("before") or 0) for b in alerts["by_name"])
+    observed = alerts.get("observed") is not False
     if alerts["fired"] == 0 and not before:
-        show_text("No alert fired this month (lsops alerts: none in the store's alert history).")
+        show_text(
+            "No alert fired this month (lsops alerts: none in the store's alert history)."
+            + ("" if observed else " No observation was collected in the month either.")
+        )
     else:
         per_week = alerts["pages_per_week"]
         carried = (
@@ -107,6 +119,19 @@ def show_month_alerts(alerts: dict[str, Any] | None) -> None:
             max_rows=100,
         )  # fmt: skip
     uncaught = alerts["uncaught"]
+    if not observed:
+        show_html(
+            box_html(
+                "Incidents caught by an alert: unknown",
+                "no observation was collected in the month: neither its incidents nor the "
+                "alerts that would have caught them could be evaluated",
+                kind="unavailable",
+            )
+        )
+        return
+    if alerts.get("incidents") == 0:
+        show_text("No incident in the history of the month: none for an alert to catch.")
+        return
     if uncaught is None or uncaught.empty:
         show_html(box_html("Every incident of the month was caught by an alert", "", kind="good"))
         return
@@ -128,6 +153,14 @@ def alert_detection(source: Any, pm: Any) -> dict[str, Any] | None:
     if getattr(pm, "problem", None):
         return None
     try:
-        return detection(source.store, pm.impact_start, pm.impact_end, pm.start, pm.end, pm.target)
+        return detection(
+            source.store,
+            pm.impact_start,
+            pm.impact_end,
+            pm.start,
+            pm.end,
+            pm.target,
+            observations=pm.availability.observations,
+        )
     except LsopsError as exc:
         return {"message": f"The alert history could not be read: {exc}"}

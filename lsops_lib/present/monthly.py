@@ -111,7 +111,12 @@ def load_review(
     very same review while this kernel started (`lsops_lib.preload`): that one is taken."""
     from .. import preload
     from ..analysis import monthly_review
+    from ..reports.parameters import check_parameter
 
+    # as `lsops report` checks it: "false" (papermill -p, Airflow) is False, "maybe" an error
+    include_monitoring = bool(
+        check_parameter("monthly-review", "include_monitoring", include_monitoring)
+    )
     try:
         if os.environ.get(preload.ENV):  # under `lsops report`: computed beside the kernel?
             key = preload.review_key(
@@ -125,7 +130,7 @@ def load_review(
             month,
             thresholds,
             target=target,
-            include_monitoring=bool(include_monitoring),
+            include_monitoring=include_monitoring,
         )
     except Exception as exc:  # noqa: BLE001
         reason = f"the figures could not be computed: {type(exc).__name__}: {exc}"
@@ -198,9 +203,10 @@ COVERED = 0.99  # collection covering less of the month: the time figures are a 
 
 def _elapsed_s(review: Any) -> float | None:
     """The seconds of a month in progress that had passed when its review was computed
-    (the period of its budgets' time figures); None for a month that is over."""
+    (the period of its budgets' time figures); None for a month that is over or has not
+    started (its budgets are the whole month's)."""
     elapsed = (review.data_quality or {}).get("elapsed_s")
-    if _missing(elapsed) or elapsed >= (review.end - review.start).total_seconds():
+    if _missing(elapsed) or not 0 < elapsed < (review.end - review.start).total_seconds():
         return None
     return float(elapsed)
 

@@ -286,11 +286,36 @@ INCIDENT_COLUMNS = {
 }
 
 
+# an incident kind counted in words: (singular, plural); "2 restarts, 1 cache fall"
+KIND_NOUNS = {
+    "no_answer": ("no-answer period", None),
+    "health_error": ("health error", None),
+    "health_degraded": ("degraded-health period", None),
+    "error_rate": ("error-rate breach", "error-rate breaches"),
+    "latency": ("latency breach", "latency breaches"),
+    "restart": ("restart", None),
+    "cache_fall": ("cache fall", None),
+    "memory_climb": ("memory climb", None),
+    "log_burst": ("log burst", None),
+    "pm2_restart": ("pm2 restart", None),
+}
+
+
 @guarded("Incidents")
-def show_incidents(incidents: pd.DataFrame) -> None:
+def show_incidents(incidents: pd.DataFrame, review: Any = None) -> None:
     """Incidents of the month with start, end, duration and their postmortem command
-    (`incidents`: `review.incidents`)."""
+    (`incidents`: `review.incidents`). With `review`, a month without any observation says
+    that its incidents are unknown (nothing was watched), never that there was none."""
     if not need(incidents, "Incidents"):
+        return
+    if incidents.empty and review is not None and not review.has_data:
+        show_html(
+            box_html(
+                "Incidents: unknown",
+                f"no observation was collected in {review.month}: no incident could be found",
+                kind="unavailable",
+            )
+        )
         return
     if incidents.empty:
         show_html(box_html("No incident found in the history of this month", "", kind="good"))
@@ -298,7 +323,10 @@ def show_incidents(incidents: pd.DataFrame) -> None:
     by_kind = incidents["kind"].value_counts()
     show_text(
         f"{fmt.counted(len(incidents), 'incident')}: "
-        + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in by_kind.items())
+        + ", ".join(
+            fmt.counted(n, *KIND_NOUNS.get(str(k), (str(k).replace("_", " "), None)))
+            for k, n in by_kind.items()
+        )
     )
     show_table(
         incidents,
@@ -323,13 +351,17 @@ def show_data_quality(quality: dict[str, Any], source: StoreSource) -> None:
     if not need(quality, "Data quality"):
         return
     dq = quality
+    started = dq.get("started", True)  # a month still to come: nothing to cover yet
     rows = [
         ("Source", source.describe()),
         ("Health observations in the month", fmt_int(dq["observations"])),
         ("  without an answer", fmt_int(dq["no_answer"])),
         ("Scrape interval (median)", fmt_duration(dq["interval_s"])),
-        ("Coverage of the month", fmt_pct(dq["coverage"])),
-        ("Time in collection gaps (not counted as uptime)", fmt_hours(dq["gap_s"])),
+        ("Coverage of the month", fmt_pct(dq["coverage"]) if started else "not started"),
+        (
+            "Time in collection gaps (not counted as uptime)",
+            fmt_hours(dq["gap_s"]) if started else "not started",
+        ),
         ("First / last observation", f"{fmt_ts(dq['first'])} / {fmt_ts(dq['last'])}"),
         ("Counter resets and restarts", fmt_int(len(dq["resets"]))),
         ("Server percentiles out of order", fmt_pct(dq["percentiles_disordered_share"])),
@@ -340,7 +372,7 @@ def show_data_quality(quality: dict[str, Any], source: StoreSource) -> None:
         "Collection gaps",
         {"duration_s": fmt_duration},
         columns={"start": "from", "end": "to", "duration_s": "duration"},
-        empty="no gap in collection",
+        empty="no gap in collection" if started else "the month has not started",
     )
     show_table(
         dq["resets"],

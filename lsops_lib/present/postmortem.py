@@ -176,6 +176,12 @@ def impact_sentence(summary: Mapping[str, Any]) -> str:
         said = "the figures could not be computed: "
         why = [n[len(said) :] if n.startswith(said) else n for n in summary.get("notes") or []]
         return "The figures could not be computed: " + "; ".join(why)
+    if summary.get("impact_start") is None and not summary.get("observations"):
+        return (  # no breach found where nothing was observed: unknown, not "no breach"
+            f"No observation between {fmt_ts(summary['window_start'])} and "
+            f"{fmt_ts(summary['window_end'])}: whether a threshold was breached, and how many "
+            "requests failed, is unknown."
+        ) + _top_new_pattern(summary)
     if summary.get("impact_start") is None:
         return (
             f"No threshold breach found between {fmt_ts(summary['window_start'])} and "
@@ -245,7 +251,8 @@ def show_pm_summary(summary: Any) -> None:
     if summary is None:
         unavailable("Summary", "the figures could not be computed (see above)", record=False)
         return
-    kind = "info" if summary.get("computed", True) else "unavailable"
+    unknown = summary.get("impact_start") is None and not summary.get("observations")
+    kind = "info" if summary.get("computed", True) and not unknown else "unavailable"
     show_html(box_html("What the history shows", impact_sentence(summary), kind=kind))
     todo("Summary", "Two or three sentences: what happened, who was affected, how it was fixed.")
 
@@ -332,16 +339,23 @@ def show_impact(pm: Any, endpoints: pd.DataFrame | None = None) -> None:
         return
     endpoints = pm.endpoints if endpoints is None else endpoints
     th = pm.thresholds
+    # nothing observed in the window: no breach and no request are unknown, not none
+    unknown = pm.impact_start is None and pm.availability.observations == 0
     rows = [
         (
             "Impact window (first breach to last breach)",
             f"{fmt_ts(pm.impact_start)} to {fmt_ts(pm.impact_end)}"
             if pm.impact_start is not None
+            else "unknown: no observation in the window"
+            if unknown
             else "no breach found",
         ),
         ("Duration", fmt_duration(pm.duration_s)),
-        ("Requests in the impact window", fmt_int(pm.requests)),
-        ("Failed requests", f"{fmt_int(pm.failed)} ({fmt_pct(pm.error_rate, 2)})"),
+        ("Requests in the impact window", DASH if unknown else fmt_int(pm.requests)),
+        (
+            "Failed requests",
+            DASH if unknown else f"{fmt_int(pm.failed)} ({fmt_pct(pm.error_rate, 2)})",
+        ),
         (
             "Health checks without an answer",
             f"{fmt_int(pm.no_answer)} of {fmt_int(pm.observations)}",
@@ -417,16 +431,20 @@ def _breaches(incidents: pd.DataFrame) -> pd.DataFrame:
 
 
 @guarded("Detection")
-def show_detection(incidents: Any, detection: dict[str, Any] | None = None) -> None:
+def show_detection(incidents: Any, detection: dict[str, Any] | None = None, pm: Any = None) -> None:
     """The first breach in the history (`pm.incidents`, or the bundle), and (issue 11)
     the first alert against the start of impact (`detection`: present.alerts.alert_detection,
-    time to detect and to recover)."""
+    time to detect and to recover). With the bundle (`incidents` or `pm`), a window without
+    any observation says that its breaches are unknown, never that there was none."""
     if hasattr(incidents, "incidents"):
         if not _need(incidents, "Detection"):
             return
+        pm = incidents
         incidents = incidents.incidents
     inc = _breaches(incidents)
-    if inc.empty:
+    if inc.empty and pm is not None and pm.availability.observations == 0:
+        show_text("No observation in this window: whether a threshold was breached is unknown.")
+    elif inc.empty:
         show_text("The history shows no threshold breach in this window.")
     else:
         first = inc.sort_values("start").iloc[0]

@@ -442,7 +442,10 @@ def check_key(key: str) -> str:
 
 
 def _within(param: Param, converted: Any, value: Any) -> Any:
-    """`converted` when it lies within the parameter's bounds; ParameterError when not."""
+    """`converted` when it lies within the parameter's bounds (a required text is not blank:
+    a postmortem's title is its heading); ParameterError when not."""
+    if param.required and isinstance(converted, str) and not converted.strip():
+        raise ParameterError(f"parameter {param.name} must not be blank ({param.help})")
     if param.minimum is not None and converted < param.minimum:
         raise ParameterError(
             f"parameter {param.name} must be at least {param.minimum:g}, not {times.shown(value)}"

@@ -232,12 +232,14 @@ _SEQ_SCAN_COLUMNS = [
 
 
 def _indexes_view(d: Any) -> None:
+    from ..db.indexes import min_age_text
+
     since = "reset" if d["stats_reset"] is not None else "never reset: counting since the start"
     age = d["unused_index_min_age"]  # days, maybe a fraction ("12h" in lsops.toml)
     line(
         f"usage statistics {since} {fmt.instant(d['stats_since'])} "
         f"({fmt.duration(d['stats_age_days'] * 86400)} ago); a DROP is proposed for an unused "
-        f"index once they cover {fmt.number(age)} {'day' if age == 1 else 'days'}"
+        f"index once they cover {min_age_text(age)}"
     )
     _maybe_table(
         d["unused"],
@@ -321,6 +323,7 @@ def _queries_view(d: Any) -> None:
         return
     table(d["top"], _QUERY_COLUMNS, title=f"Top {d['limit']} queries by {d['by']} time")
     slow = d["thresholds"]
+    hidden = d["hidden_slow"]
     table(
         d["slow"],
         _QUERY_COLUMNS,
@@ -328,7 +331,10 @@ def _queries_view(d: Any) -> None:
             f"Slow queries (mean >= {fmt.ms(slow['slow_query_mean_ms'])}, "
             f"calls >= {fmt.integer(slow['slow_query_calls'])})"
         ),
+        # the statements of other roles this role may not see are not "none"
+        empty=f"none visible, {fmt.counted(hidden, 'slow statement')} hidden" if hidden else "none",
     )
+    _unavailable_view(d)
 
 
 @db_group.command("queries")
@@ -345,20 +351,31 @@ def _queries_view(d: Any) -> None:
 )
 @pass_app
 def db_queries(app: App, as_json: bool, database: str | None, limit: int, order: str) -> None:
-    """Top queries by total or mean time, and slow queries (pg_stat_statements)."""
-    from ..db import queries
+    """Top queries by total or mean time, and slow queries (pg_stat_statements).
 
-    with run_command(), _inspector(app, database) as insp:
-        thresholds = _thresholds(app)
-        status = queries.status(insp)
-        top = slow = None
-        if status["available"]:
-            top = (
-                queries.top_by_total(insp, limit)
-                if order == "total"
-                else queries.top_by_mean(insp, limit)
-            )
-            slow = queries.slow_queries(insp, thresholds)
+    Statements of other roles that pg_stat_statements hides from a role without
+    pg_read_all_stats are counted (`hidden_statements`, `hidden_slow`, `unavailable`)."""
+    from ..db import queries
+    from ..db.connect import MAX_COUNT
+    from ..exceptions import ParameterError
+
+    with run_command():
+        if limit > MAX_COUNT:  # a LIMIT in SQL (a bigint): bad usage, exit 2, before connecting
+            raise ParameterError(f"--limit must be at most {fmt.integer(MAX_COUNT)}, not {limit}")
+        with _inspector(app, database) as insp:
+            thresholds = _thresholds(app)
+            status = queries.status(insp)
+            top = slow = None
+            hidden = {"statements": None, "slow": None}
+            if status["available"]:
+                top = (
+                    queries.top_by_total(insp, limit)
+                    if order == "total"
+                    else queries.top_by_mean(insp, limit)
+                )
+                slow = queries.slow_queries(insp, thresholds)
+                hidden = queries.hidden_statements(insp, thresholds)
+            notes = list(insp.unavailable)
     data = {
         "available": bool(status["available"]),
         "message": None if status["available"] else str(status["message"]),
@@ -370,6 +387,10 @@ def db_queries(app: App, as_json: bool, database: str | None, limit: int, order:
         },
         "top": records(top, _QUERY_KEYS),
         "slow": records(slow, _QUERY_KEYS),
+        # statements of other roles pg_stat_statements hides from this role (None: unknown)
+        "hidden_statements": hidden["statements"],
+        "hidden_slow": hidden["slow"],
+        "unavailable": notes,
     }
     if as_json and not data["available"]:
         _note(str(data["message"]))  # stdout stays the JSON
@@ -426,6 +447,7 @@ _SEQUENCE_COLUMNS = [
     _count("last_value", "last value"),
     _count("max_value", "max"),
     _share("fraction", "used"),
+    _c("severity", "severity"),
 ]
 _SESSION_COLUMNS = [
     _c("pid", "pid", _plain),
@@ -441,22 +463,32 @@ _CACHE_COLUMNS = [
     _count("hits", "hits"),
     _count("reads", "reads"),
     _share("ratio", "ratio"),
+    _c("flag", "flagged"),
 ]
 
 
-def _maintenance_view(limit: int) -> Any:
+def _maintenance_view(limit: int, thresholds: Any) -> Any:
+    """The text of `db maintenance`; `thresholds` (DbThresholds) name the flags' levels."""
+
     def view(d: Any) -> None:
-        t = d["thresholds"]
+        t = {**thresholds.as_dict(), **d["thresholds"]}
         _maybe_table(d["tables"], _TABLE_COLUMNS, title="Tables by dead tuples", limit=limit)
         if d["needs_vacuum"] is not None:
             needs = ", ".join(f"{r['schema']}.{r['table']}" for r in d["needs_vacuum"]) or "none"
             line(
                 f"due a VACUUM (>= {fmt.integer(t['dead_tuples_min'])} dead, "
-                f">= {fmt.pct(t['dead_tuple_ratio'], 0)}): {needs}"
+                f">= {fmt.exact_pct(t['dead_tuple_ratio'])}): {needs}"
             )
         _maybe_table(d["bloat"], _BLOAT_COLUMNS, title="Table bloat (estimate, flagged)")
         _maybe_table(d["wraparound"], _WRAP_COLUMNS, title="Wraparound (share of the 2^31 limit)")
-        _maybe_table(d["sequences"], _SEQUENCE_COLUMNS, title="Sequences near their maximum")
+        _maybe_table(
+            d["sequences"],
+            _SEQUENCE_COLUMNS,
+            title=(
+                f"Sequences near their maximum (>= {fmt.exact_pct(t['sequence_warn'])} used, "
+                f"critical from {fmt.exact_pct(t['sequence_critical'])})"
+            ),
+        )
         _maybe_table(
             d["long_running"],
             _SESSION_COLUMNS,
@@ -475,8 +507,17 @@ def _maintenance_view(limit: int) -> Any:
                 f"{fmt.pct(c['fraction'])}; {fmt.integer(c['active'])} active, "
                 f"{fmt.integer(c['idle'])} idle, "
                 f"{fmt.integer(c['idle_in_transaction'])} idle in transaction"
+                + (
+                    f"; FLAGGED: at or above {fmt.exact_pct(t['connections_warn'])}"
+                    if c["flagged"]
+                    else ""
+                )
             )
-        _maybe_table(d["cache"], _CACHE_COLUMNS, title="Cache hit ratios")
+        cache = d["cache"]
+        if cache is not None:  # a flagged ratio says so, as the JSON's `flagged`
+            below = f"below {fmt.exact_pct(t['cache_hit_ratio'])}"
+            cache = [{**r, "flag": below if r["flagged"] else ""} for r in cache]
+        _maybe_table(cache, _CACHE_COLUMNS, title="Cache hit ratios")
         _unavailable_view(d)
 
     return view
@@ -529,7 +570,7 @@ def db_maintenance(app: App, as_json: bool, database: str | None, limit: int) ->
             },
             "unavailable": list(notes),
         }
-    emit(data, as_json, _maintenance_view(limit))
+    emit(data, as_json, _maintenance_view(limit, t))
 
 
 # --- lsops index-stats -----------------------------------------------------------------
@@ -588,7 +629,14 @@ def index_stats(app: App, as_json: bool, database: str | None, failures: int) ->
     A table or column this database lacks costs only the figure that needs it: the figure
     is null in the JSON and `unavailable` says which and why."""
     from ..db import drift, embeddings
+    from ..db.connect import MAX_COUNT
+    from ..exceptions import ParameterError
 
+    with run_command():
+        if failures > MAX_COUNT:  # a LIMIT in SQL (a bigint): bad usage, exit 2
+            raise ParameterError(
+                f"--failures must be at most {fmt.integer(MAX_COUNT)}, not {failures}"
+            )
     with run_command(), _inspector(app, database) as insp:
         notes = insp.unavailable
 

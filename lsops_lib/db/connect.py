@@ -95,6 +95,9 @@ def typed_empty(columns: list[str], types: list[Any]) -> pd.DataFrame:
     )
 
 
+MAX_COUNT = 2**63 - 1  # PostgreSQL's bigint, the type of a LIMIT
+
+
 def count_param(value: Any, name: str) -> int:
     """A count of rows asked for (`n`, `limit`, `top_n`) as an int: ParameterError when it
     is none or negative (PostgreSQL would refuse it as a LIMIT)."""
@@ -104,6 +107,8 @@ def count_param(value: Any, name: str) -> int:
         raise ParameterError(f"{name}: not a whole number: {shown(value)}") from None
     if number < 0 or number != value:
         raise ParameterError(f"{name}: {shown(value)} (expected a whole number, 0 or more)")
+    if number > MAX_COUNT:  # a LIMIT is a bigint: bad usage, never a database error
+        raise ParameterError(f"{name}: {shown(value)} (expected at most {MAX_COUNT:,})")
     return number
 
 

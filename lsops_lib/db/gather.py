@@ -106,9 +106,10 @@ def gather(report: OptimizationReport, insp: Inspector, store: Any) -> None:
             else f"never reset: counting since the server started {fmt.instant(reset['stats_since'])}"
         )
         sec.notes.append(
-            f"usage statistics {since} ({reset['stats_age_days']:.1f} days ago): 'unused' "
-            f"means unused since then; a DROP is proposed once they cover "
-            f"{t.unused_index_min_age:g} days ([thresholds] unused_index_min_age). lsops's own "
+            f"usage statistics {since} ({fmt.duration(reset['stats_age_days'] * 86400)} ago): "
+            f"'unused' means unused since then; a DROP is proposed once they cover "
+            f"{indexes.min_age_text(t.unused_index_min_age)} ([thresholds] "
+            f"unused_index_min_age). lsops's own "
             "queries never use an index, so they never count as index use"
         )
     if "vector" in sec.frames and sec.frames["vector"].empty:
@@ -137,6 +138,10 @@ def gather(report: OptimizationReport, insp: Inspector, store: Any) -> None:
             if value is not None:
                 sec.frames[key] = value
                 f[key] = value
+        # statements of other roles this role may not see (their count; noted on insp)
+        f["queries_hidden"] = attempt(
+            sec, "hidden statements", lambda: queries.hidden_statements(insp, t)
+        )
         if status.get("stats_reset") is not None:
             sec.notes.append(
                 f"pg_stat_statements counting since {fmt.instant(status['stats_reset'])}"

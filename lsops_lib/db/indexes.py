@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from .. import fmt
 from .connect import Inspector
 from .settings import DbThresholds
 
@@ -18,6 +19,7 @@ __all__ = [
     "fk_without_index",
     "index_catalog",
     "invalid_indexes",
+    "min_age_text",
     "seq_scan_tables",
     "stats_reset",
     "unused_indexes",
@@ -28,6 +30,12 @@ _USER_SCHEMAS = """
     n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
     AND n.nspname NOT LIKE 'pg_temp%' AND n.nspname NOT LIKE 'pg_toast_temp%'
 """
+
+
+def min_age_text(days: float) -> str:
+    """[thresholds] unused_index_min_age as every output writes it: '1 day', '30 days',
+    '0.0417 days' (a fraction from '1h' in lsops.toml)."""
+    return f"{fmt.number(days)} {'day' if days == 1 else 'days'}"
 
 
 def stats_reset(insp: Inspector) -> dict[str, Any]:

@@ -272,8 +272,10 @@ def sequences_near_max(insp: Inspector, thresholds: DbThresholds | None = None) 
     for reading: a name may hold a dot), table_schema, table_name, column_name (the column
     as separate names, None without one), sequence_type, column_type, increment_by, cycle, last_value,
     sequence_max (its MAXVALUE, or MINVALUE descending), column_max (the column type's
-    limit, None for bigint or no column), max_value (the limit), fraction, capped_by
-    ("sequence" | "column"). Sequences the role may not read are noted on `insp`.
+    limit, None for bigint or no column), max_value (the limit), fraction (the share of its
+    range used: from MINVALUE, descending from MAXVALUE, to the limit), capped_by
+    ("sequence" | "column"), severity (warning | critical: past sequence_critical).
+    Sequences the role may not read are noted on `insp`.
     """
     t = thresholds or DbThresholds()
     _unreadable(insp, "sequences", "S", "SELECT,USAGE", "has neither SELECT nor USAGE")
@@ -284,6 +286,9 @@ def sequences_near_max(insp: Inspector, thresholds: DbThresholds | None = None) 
                    s.last_value, s.increment_by, s.cycle,
                    CASE WHEN s.increment_by > 0 THEN s.max_value ELSE s.min_value END
                        AS sequence_max,
+                   -- where its range starts: MINVALUE ascending, MAXVALUE descending
+                   CASE WHEN s.increment_by > 0 THEN s.min_value ELSE s.max_value END
+                       AS sequence_start,
                    col.table_schema, col.table_name, col.column_name, col.owner,
                    col.column_type,
                    CASE WHEN s.increment_by > 0 THEN col.type_max ELSE col.type_min END
@@ -333,9 +338,11 @@ def sequences_near_max(insp: Inspector, thresholds: DbThresholds | None = None) 
                table_schema, table_name, column_name, sequence_type, column_type, increment_by, cycle, last_value,
                sequence_max, column_max, max_value,
                CASE WHEN column_caps THEN 'column' ELSE 'sequence' END AS capped_by,
-               -- the share used: last / limit, on the side the sequence moves to
-               CASE WHEN (increment_by > 0) = (max_value > 0)
-                    THEN last_value::float / max_value END AS fraction
+               -- the share used: from the start of its range to its limit, whatever the
+               -- signs (a range of one value is used up once it has handed it out)
+               COALESCE((last_value::numeric - sequence_start)
+                            / NULLIF(max_value::numeric - sequence_start, 0), 1)::float
+                   AS fraction
         FROM shares
         """
     )
@@ -356,13 +363,16 @@ def sequences_near_max(insp: Inspector, thresholds: DbThresholds | None = None) 
         "max_value",
         "fraction",
         "capped_by",
+        "severity",
     ]
     if df.empty:
         return pd.DataFrame(columns=columns)
     df["column_max"] = pd.Series(
         [None if pd.isna(v) else int(v) for v in df["column_max"]], index=df.index, dtype=object
     )
-    df = df[df["fraction"].fillna(0) >= t.sequence_warn]
+    df = df[df["fraction"].fillna(0) >= t.sequence_warn].copy()
+    df["severity"] = "warning"
+    df.loc[df["fraction"] >= t.sequence_critical, "severity"] = "critical"
     return df[columns].sort_values("fraction", ascending=False).reset_index(drop=True)
 
 

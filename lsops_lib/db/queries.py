@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from .. import fmt
 from ..exceptions import DatabaseError, ExtensionMissing, ParameterError
 from ..times import shown
 from . import drift
@@ -25,6 +26,7 @@ from .settings import DbThresholds
 __all__ = [
     "ENABLE_HINT",
     "SNAPSHOT_COLUMNS",
+    "hidden_statements",
     "mask_secrets",
     "query_stats",
     "slow_per_hour",
@@ -209,11 +211,58 @@ def query_stats(
         if "shared_preload_libraries" in str(exc):
             raise ExtensionMissing(NOT_PRELOADED_HINT) from None
         raise
+    _note_hidden(insp)
     df["query"] = df["query"].map(mask_secrets)
     if not df.empty:
         df["calls"] = df["calls"].astype("int64")
         df["rows"] = df["rows"].astype("int64")
     return df
+
+
+def hidden_statements(insp: Inspector, thresholds: DbThresholds | None = None) -> dict[str, Any]:
+    """The statements of this database that pg_stat_statements hides from this role (it is
+    neither superuser nor has the privileges of pg_read_all_stats: their queryid and text
+    are NULL): {role, statements, slow (mean >= slow_query_mean_ms over >= slow_query_calls
+    calls, as `slow_queries` would have listed them)}. Raises ExtensionMissing."""
+    t = thresholds or DbThresholds()
+    relation = _relation(insp)
+    total = _total_time_column(insp, relation)
+    row = insp.frame(
+        f"""
+        SELECT current_user AS role,
+               count(*) AS statements,
+               count(*) FILTER (WHERE calls >= :min_calls
+                                  AND {total} / NULLIF(calls, 0) >= :min_mean_ms) AS slow
+        FROM {relation}
+        WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+          AND queryid IS NULL
+        """,
+        {"min_calls": int(t.slow_query_calls), "min_mean_ms": float(t.slow_query_mean_ms)},
+    ).iloc[0]
+    return {
+        "role": str(row["role"]),
+        "statements": int(row["statements"]),
+        "slow": int(row["slow"]),
+    }
+
+
+def _hidden_reason(role: str) -> str:
+    return (
+        f"role {role} is neither superuser nor a member of pg_read_all_stats or pg_monitor: "
+        "their text and queryid are hidden"
+    )
+
+
+def _note_hidden(insp: Inspector) -> None:
+    """Say on `insp` how many statements of other roles pg_stat_statements hides (never
+    a silent "none")."""
+    hidden = hidden_statements(insp)
+    if hidden["statements"]:
+        drift.note(
+            insp,
+            f"queries: {fmt.counted(hidden['statements'], 'statement')} of other roles not "
+            f"seen ({_hidden_reason(hidden['role'])})",
+        )
 
 
 def top_by_total(insp: Inspector, n: int = 10) -> pd.DataFrame:
@@ -227,14 +276,24 @@ def top_by_mean(insp: Inspector, n: int = 10, *, min_calls: int = 1) -> pd.DataF
 
 
 def slow_queries(insp: Inspector, thresholds: DbThresholds | None = None) -> pd.DataFrame:
-    """pgHero's slow queries: mean >= slow_query_mean_ms over >= slow_query_calls calls."""
+    """pgHero's slow queries: mean >= slow_query_mean_ms over >= slow_query_calls calls.
+    Slow statements of other roles that the role may not see are counted and noted on
+    `insp` (`hidden_statements`)."""
     t = thresholds or DbThresholds()
-    return query_stats(
+    df = query_stats(
         insp,
         order_by="total_ms",
         min_calls=t.slow_query_calls,
         min_mean_ms=t.slow_query_mean_ms,
     )
+    hidden = hidden_statements(insp, t)
+    if hidden["slow"]:
+        drift.note(
+            insp,
+            f"slow queries: {fmt.counted(hidden['slow'], 'slow statement')} of other roles "
+            f"not listed ({_hidden_reason(hidden['role'])})",
+        )
+    return df
 
 
 def snapshot(insp: Inspector) -> pd.DataFrame:

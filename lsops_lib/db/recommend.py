@@ -8,6 +8,7 @@ checked with a hypothetical index: the planner's cost of a lookup before and aft
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -16,6 +17,7 @@ import pandas as pd
 from .. import fmt
 from ..exceptions import DatabaseError
 from .connect import Inspector
+from .indexes import min_age_text
 from .settings import DbThresholds
 
 __all__ = [
@@ -153,6 +155,22 @@ def _when(value: Any) -> str:
     return stamp.strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _pct(value: Any, *thresholds: float, digits: int = 0) -> str:
+    """`value` (a fraction) as a percent (fmt.pct), with as many more decimals as it takes
+    to read on the same side of each of `thresholds` as it is (0.98999 against 0.99:
+    '98.999 %', never '99.0 %'; 0.999 against 1: '99.9 %', never '100 %')."""
+    x = float(value)
+
+    def side(a: float, b: float) -> int:
+        return 0 if math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-15) else (1 if a > b else -1)
+
+    while digits < 10 and any(
+        side(round(x * 100, digits) / 100, float(t)) != side(x, float(t)) for t in thresholds
+    ):
+        digits += 1
+    return fmt.pct(x, digits)
+
+
 def _rows(n: int) -> str:
     return f"{n:,} row" if n == 1 else f"{n:,} rows"
 
@@ -187,11 +205,11 @@ def _stats_age(unused: pd.DataFrame) -> str:
         return ""
     reset = row.get("stats_reset")
     if reset is not None and not pd.isna(reset):
-        return f" (statistics reset {_when(reset)}, {float(age):.1f} days ago)"
+        return f" (statistics reset {_when(reset)}, {fmt.duration(float(age) * 86400)} ago)"
     since = row.get("stats_since")
     return (
         f" (statistics never reset: counting since the server started {_when(since)}, "
-        f"{float(age):.1f} days ago)"
+        f"{fmt.duration(float(age) * 86400)} ago)"
     )
 
 
@@ -421,8 +439,9 @@ def recommendations(
         else:
             title = f"Unused index {r.index} on {r.table}: too early to drop"
             advice = (
-                f"No drop is proposed before the statistics cover {t.unused_index_min_age:g} "
-                "days ([thresholds] unused_index_min_age): a fresh index, or a job that runs "
+                "No drop is proposed before the statistics cover "
+                f"{min_age_text(t.unused_index_min_age)} ([thresholds] unused_index_min_age): "
+                "a fresh index, or a job that runs "
                 "monthly, shows 0 scans until then."
             )
             sql = None
@@ -470,7 +489,8 @@ def recommendations(
                 "seq_scan_table",
                 _q(r.schema, r.table),
                 f"{r.table} is read mostly by sequential scans: an index candidate",
-                f"{fmt.counted(r.seq_scan, 'sequential scan')} ({float(r.seq_scan_share):.0%} of "
+                f"{fmt.counted(r.seq_scan, 'sequential scan')} "
+                f"({_pct(r.seq_scan_share, t.seq_scan_ratio, 1.0)} of "
                 f"scans) reading {fmt.counted(r.seq_tup_read, 'row')}; "
                 f"~{fmt.counted(r.rows_estimate, 'row')}. Find the "
                 "filtering columns in the top queries.",
@@ -485,7 +505,7 @@ def recommendations(
                 _q(r.schema, r.table),
                 f"{r.table} needs VACUUM: {fmt.counted(int(r.dead_tuples), 'dead tuple')}",
                 f"{int(r.dead_tuples):,} dead / {int(r.live_tuples):,} live "
-                f"({float(r.dead_ratio):.0%}); last vacuum {_when(r.last_vacuum)}, "
+                f"({_pct(r.dead_ratio, t.dead_tuple_ratio, 1.0)}); last vacuum {_when(r.last_vacuum)}, "
                 f"last autovacuum {_when(r.last_autovacuum)}"
                 + ("" if r.autovacuum_enabled else "; autovacuum is DISABLED on this table"),
                 f"VACUUM (ANALYZE) {_q(r.schema, r.table)};",
@@ -501,11 +521,12 @@ def recommendations(
                     _q(r.schema, r.table),
                     f"{r.table} looks bloated (estimate): ~{_size(r.bloat_bytes)} wasted",
                     f"{_size(r.table_bytes)} on disk against ~{_size(r.expected_bytes)} needed "
-                    f"({float(r.bloat_ratio):.0%} estimated waste)",
+                    f"({_pct(r.bloat_ratio, t.bloat_ratio, 1.0)} estimated waste)",
                     f"VACUUM (ANALYZE) {_q(r.schema, r.table)};  "
                     "-- space returns to the OS only with VACUUM FULL or pg_repack",
                 )
             )
+    wrap = (t.wraparound_warn, t.wraparound_critical)
     for r in frame("wraparound").itertuples(index=False):
         if r.severity == "ok":
             continue
@@ -515,8 +536,10 @@ def recommendations(
                 "wraparound",
                 str(r.database),
                 f"Database {r.database} is approaching transaction ID wraparound",
-                f"xid age {int(r.xid_age)} ({float(r.xid_fraction):.0%} of 2^31), multixact age "
-                f"{int(r.mxid_age)} ({float(r.mxid_fraction):.0%})",
+                f"xid age {fmt.integer(r.xid_age)} ({_pct(r.xid_fraction, *wrap)} of 2^31), "
+                f"multixact age {fmt.integer(r.mxid_age)} ({_pct(r.mxid_fraction, *wrap)}); "
+                f"a warning from {fmt.exact_pct(t.wraparound_warn)}, critical from "
+                f"{fmt.exact_pct(t.wraparound_critical)}",
                 "VACUUM (FREEZE, ANALYZE);  -- in that database, oldest tables first",
             )
         )
@@ -534,7 +557,8 @@ def recommendations(
                 "critical" if float(r.fraction) >= t.sequence_critical else "warning",
                 "sequence",
                 _q(r.schema, r.sequence),
-                f"Sequence {r.sequence} is at {float(r.fraction):.0%} of its "
+                f"Sequence {r.sequence} is at "
+                f"{_pct(r.fraction, t.sequence_warn, t.sequence_critical, 1.0)} of its "
                 + ("maximum" if int(row.get("increment_by", 1)) > 0 else "minimum"),
                 f"last value {int(r.last_value)} of {int(r.max_value)}"
                 + (f" (feeds {column})" if column else "")
@@ -569,7 +593,8 @@ def recommendations(
                 "max_connections",
                 "Connections near max_connections",
                 f"{int(c['total'])} of {int(c['usable'])} usable connections "
-                f"({float(c['fraction']):.0%}); {int(c['idle'])} idle: use a pooler",
+                f"({_pct(c['fraction'], t.connections_warn, 1.0)}; flagged from "
+                f"{fmt.exact_pct(t.connections_warn)}); {int(c['idle'])} idle: use a pooler",
                 None,
             )
         )
@@ -581,8 +606,9 @@ def recommendations(
                     "info",
                     "cache_hit",
                     str(r.kind),
-                    f"{str(r.kind).capitalize()} cache hit ratio {float(r.ratio):.1%} is below "
-                    f"{t.cache_hit_ratio:.0%}",
+                    f"{str(r.kind).capitalize()} cache hit ratio "
+                    f"{_pct(r.ratio, t.cache_hit_ratio, 1.0, digits=1)} is below "
+                    f"{fmt.exact_pct(t.cache_hit_ratio)}",
                     f"{fmt.counted(int(r.hits), 'hit')}, {fmt.counted(int(r.reads), 'read')} from disk",
                     None,
                 )

@@ -142,6 +142,8 @@ class OptimizationReport:
             "vector_indexes": _count(_frame(f, "vector")),
             "pg_stat_statements": bool(queries_status.get("available")) if self.reachable else None,
             "slow_queries": _count(_frame(f, "slow")),
+            # slow statements of other roles the role may not see (None: not checked)
+            "slow_queries_hidden": (f.get("queries_hidden") or {}).get("slow"),
             "tables_due_vacuum": _count(_frame(f, "dead_tuples")),
             "embeddings": None if by_type is None else int(by_type["count"].sum()),
             "embeddings_failed": log.get("failed") if isinstance(log, dict) else None,

@@ -33,6 +33,7 @@ function raises `ExtensionMissing` (`ENABLE_HINT`).
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -417,7 +418,9 @@ def check_parameters(
         raise ParameterError(f"--k must be between 1 and {MAX_K}, not {k}")
     if not -1.0 <= float(threshold) <= 1.0:
         raise ParameterError(
-            f"{threshold_name} is a cosine similarity (-1 .. 1), not {fmt.number(threshold)}"
+            f"{threshold_name} is a cosine similarity (-1 .. 1), not "
+            # NaN as given ("nan"), never the dash of a missing value
+            f"{threshold if math.isnan(float(threshold)) else fmt.number(threshold)}"
         )
 
 

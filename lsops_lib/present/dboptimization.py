@@ -225,7 +225,7 @@ def _threshold_value(name: str, value: Any) -> str:
     if name.endswith("_bytes"):
         return fmt.size(value)
     if name.endswith(("_ratio", "_warn", "_critical")):
-        return fmt.pct(value, 0)
+        return fmt.exact_pct(value)  # a threshold is never rounded (0.995: 99.5 %, not 100 %)
     if name.endswith("_ms"):
         return fmt.ms(value)
     if name.endswith("_s"):
@@ -344,7 +344,7 @@ def _show_section(report: Any, section: Any, only: list[str] | None) -> None:
     if section.name == "backups":
         _show_backups(report, section)
         return
-    show_notes(section.notes)
+    _show_absences(section)
     for key, df in section.frames.items():
         if only is not None and key not in only:
             continue
@@ -367,6 +367,15 @@ def _show_section(report: Any, section: Any, only: list[str] | None) -> None:
             headers=FRAME_HEADERS.get(frame_key),
             note=note,
         )
+
+
+def _show_absences(section: Any) -> None:
+    """What the section could not check (an extension, the growth snapshots, a table or
+    column, a privilege): a red box each, recorded among the run's problems (the report is
+    partial); then its other notes."""
+    for reason in section.unavailable:
+        unavailable(section.title, reason)
+    show_notes([n for n in section.notes if n not in section.unavailable])
 
 
 # --- backups (issue 12) -------------------------------------------------------------------------
@@ -462,7 +471,7 @@ def show_reindex(report: Any) -> None:
         unavailable(section.title, error)
     counts = section.frames.get("reindex_counts")
     if counts is None:
-        show_notes(section.notes)
+        _show_absences(section)
         return
     found = report.findings.get("reindex") or {}
     total = int(found.get("to_reindex") or 0)
@@ -479,7 +488,7 @@ def show_reindex(report: Any) -> None:
         show_html(box_html("Nothing to re-index among what could be checked", kind="good"))
     show_db_table(_unknown_counts(counts), FRAME_TITLES["reindex_counts"])
     show_db_table(section.frames.get("reindex_entities"), FRAME_TITLES["reindex_entities"])
-    show_notes(section.notes)
+    _show_absences(section)
 
 
 # the names db.report gave these before they moved here (kept for old notebooks)

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..times import from_ms, utcnow
 from . import rules as rules_module
-from .notify import _mask, deliver_entries
+from .notify import NO_NOTIFIER, _mask, deliver_entries
 from .settings import AlertSettings, alert_settings
 from .state import apply_round, settle
 
@@ -166,7 +166,8 @@ def after_round(
 ) -> list[dict[str, Any]]:
     """The collector's hook: `evaluate_targets` after a collection round, which never
     raises (alerting must not stop a collection): a failure, and every notification that
-    could not be delivered, is one line through `on_error` (default: stderr)."""
+    could not be delivered (retried next round) or was dropped (its notifier no longer
+    configured), is one line through `on_error` (default: stderr)."""
     import sys
 
     def report(message: str) -> None:
@@ -183,9 +184,11 @@ def after_round(
         return []
     for result in results:
         for sent in result["notifications"]:
-            if not sent["ok"]:
-                report(
-                    f"{sent['notifier']}: {sent['name']} {sent['state']} not delivered "
-                    f"({sent['error']}); retried next round"
-                )
+            if sent["ok"]:
+                continue
+            said = f"{sent['notifier']}: {sent['name']} {sent['state']}"
+            if sent["error"] == NO_NOTIFIER:
+                report(f"{said} dropped: {NO_NOTIFIER}")
+            else:
+                report(f"{said} not delivered ({sent['error']}); retried next round")
     return results

@@ -40,6 +40,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from email.header import Header
 from email.message import EmailMessage
@@ -52,6 +53,7 @@ from .settings import AlertSettings, NotifierSettings
 __all__ = ["deliver_entries", "payload", "send", "test_payload", "text_line"]
 
 MAX_ERROR = 300
+NO_NOTIFIER = "notifier no longer configured"  # the error of an entry dropped, not retried
 
 
 def _instant(ms: Any) -> str | None:
@@ -241,11 +243,27 @@ def _email(n: NotifierSettings, body: dict[str, Any]) -> None:
                     smtp.ehlo()
                 if n.username:
                     smtp.login(n.username, n.secret or "")
-                smtp.send_message(message)
+                # smtplib raises only when every recipient is refused; the others it returns
+                refused = smtp.send_message(message, to_addrs=list(n.to))
         except (TimeoutError, OSError) as exc:  # smtplib's and ssl's errors are OSErrors
             if expired.is_set():
                 raise RuntimeError(f"SMTP: no answer within {n.timeout_s:g} s") from None
             raise RuntimeError(f"SMTP: {type(exc).__name__}: {exc}") from None
+    if refused:
+        raise Refused(refused)
+
+
+class Refused(RuntimeError):
+    """Some recipients of an email refused (the others got it): `refused` {address:
+    (code, reply)}, as smtplib returns them."""
+
+    def __init__(self, refused: dict[str, tuple[int, bytes]]) -> None:
+        self.refused = list(refused)
+        said = "; ".join(
+            f"{to}: {code} {reply.decode(errors='replace')}"
+            for to, (code, reply) in refused.items()
+        )
+        super().__init__(f"SMTP: refused {said}")
 
 
 def _command(n: NotifierSettings, body: dict[str, Any]) -> None:
@@ -282,13 +300,21 @@ def _command(n: NotifierSettings, body: dict[str, Any]) -> None:
 _KINDS = {"webhook": _webhook, "email": _email, "command": _command}
 
 
-def send(n: NotifierSettings, body: dict[str, Any], secrets: Iterable[str]) -> str | None:
-    """Deliver `body` through `n`: None when delivered, else the error (one line, masked)."""
+def send(
+    n: NotifierSettings,
+    body: dict[str, Any],
+    secrets: Iterable[str],
+    refused: list[str] | None = None,
+) -> str | None:
+    """Deliver `body` through `n`: None when delivered, else the error (one line, masked).
+    An email some recipients refused is not delivered: those are added to `refused`."""
     if n.missing:
         return n.missing
     try:
         _KINDS[n.kind](n, body)
     except Exception as exc:  # noqa: BLE001 - any failure is recorded, never raised
+        if isinstance(exc, Refused) and refused is not None:
+            refused += exc.refused
         return _mask(str(exc) or type(exc).__name__, [*secrets, n.secret or ""])
     return None
 
@@ -298,8 +324,10 @@ def deliver_entries(
 ) -> tuple[set[str], list[dict[str, Any]]]:
     """Deliver owed entries ({id, notifier, business_hours, payload}): per notifier in
     order, notifiers in parallel. Returns (ids delivered, attempts for the record).
-    Entries of a notifier no longer configured are dropped as failed; entries held to
-    business hours wait outside them."""
+    Entries of a notifier no longer configured are dropped as failed (`NO_NOTIFIER`);
+    entries held to business hours wait outside them. An email some recipients refused
+    stays owed to those only: the entry's `to` is narrowed to them (in `entries`, for
+    `state.settle` to keep), so the others are not sent it again at each retry."""
     secrets = list(secrets)
     by_notifier: dict[str, list[dict[str, Any]]] = {}
     for entry in entries:
@@ -312,9 +340,15 @@ def deliver_entries(
         for entry in items:
             if entry.get("business_hours") and not business:
                 break
-            error = "notifier no longer configured" if notifier is None else None
+            error = NO_NOTIFIER if notifier is None else None
             if notifier is not None:
-                error = send(notifier, entry["payload"], secrets)
+                if entry.get("to") and notifier.kind == "email":
+                    notifier = replace(notifier, to=tuple(entry["to"]))
+                refused: list[str] = []
+                error = send(notifier, entry["payload"], secrets, refused)
+                if refused:
+                    entry["to"] = refused
+                notifier = cfg.notifiers.get(name)
             done.append((entry, error))
             if error is not None and notifier is not None:
                 break
@@ -328,7 +362,7 @@ def deliver_entries(
         results = list(pool.map(lambda kv: run(*kv), by_notifier.items()))
     for done in results:
         for entry, error in done:
-            if error is None or error == "notifier no longer configured":
+            if error is None or error == NO_NOTIFIER:
                 delivered.add(entry["id"])
             alert = entry["payload"]["alert"]
             attempts.append(

@@ -221,7 +221,8 @@ def settle(
     store: Any, claim: Claim, delivered: set[str], attempts: list[dict[str, Any]], now: datetime
 ) -> None:
     """After delivering: the delivered entries are no longer owed, the claim is released,
-    every attempt (failures included) is recorded; a firing told late (held to business
+    every attempt (failures included) is recorded, an email is owed to the recipients that
+    refused it only (`to`, deliver_entries); a firing told late (held to business
     hours, receiver down) counts as told now (the next repeat is `repeat_interval` later)."""
     t = alerts_table
     try:
@@ -229,6 +230,10 @@ def settle(
             row = conn.execute(select(t).where(t.c.id == claim.row_id).with_for_update()).first()
             if row is not None:
                 due = [e for e in json.loads(row.due) if e["id"] not in delivered]
+                narrowed = {e["id"]: e["to"] for e in claim.entries if e.get("to")}
+                for e in due:  # an email some recipients refused: owed to those only
+                    if e["id"] in narrowed:
+                        e["to"] = narrowed[e["id"]]
                 values: dict[str, Any] = {"due": json.dumps(due), "version": row.version + 1}
                 told = [e for e in claim.entries if e["id"] in delivered]
                 if row.last_sent_state == "firing" and any(

@@ -42,6 +42,7 @@ __all__ = ["MailSink", "ReplayReads", "WebhookSink", "replay", "run"]
 
 FOLDER = "alerts"
 MARGIN = timedelta(minutes=30)
+AFTER = timedelta(hours=12)  # how far past the incident the replay's reads are read at once
 TICK = timedelta(minutes=5)
 API_RULES = (
     "api_down", "health_error", "memory_critical", "slo_availability_page",
@@ -218,23 +219,52 @@ class ReplayReads:
 
 
 def replay(
-    store: Any, settings: Any, target: str, start: datetime, end: datetime, cfg: Any
+    store: Any,
+    settings: Any,
+    target: str,
+    start: datetime,
+    end: datetime,
+    cfg: Any,
+    *,
+    until: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """`evaluate` at every tick of [start, end] (the API rules); the notifications sent.
+    """`evaluate` at every tick of [start, end] (the API rules), then on while an alert
+    that began within them is still pending or firing (a ticket's long window outlasts the
+    incident; one firing at the first tick began before: not followed), and once more
+    when business hours open if notifications are held to them: as a collector would
+    have, up to `until` (the history's end; default `end`). The notifications sent.
     The rules' reads of scrape data go through `ReplayReads` (read once, cut per tick)."""
     from ..alerts import RULES, evaluate
     from ..alerts.rules import LATEST_SPAN, burn_windows
 
+    until = end if until is None else max(until, end)
     rules = {name: RULES[name] for name in API_RULES}
     reach = max([*burn_windows(cfg), LATEST_SPAN.total_seconds()])
-    reads = ReplayReads(store, start - timedelta(seconds=reach), end + timedelta(milliseconds=1))
+    hi = min(until, end + AFTER) + timedelta(milliseconds=1)  # later ticks: the store's reads
+    reads = ReplayReads(store, start - timedelta(seconds=reach), hi)
     sent: list[dict[str, Any]] = []
-    now = start
-    while now <= end:
+
+    def tick(now: datetime) -> dict[str, Any]:
         result = evaluate(reads, settings, target=target, now=now, alerts=cfg, rules=rules)
-        sent += [{"at": now, **n} for n in result["notifications"]]
+        sent.extend({"at": now, **n} for n in result["notifications"])
+        return result
+
+    result = tick(start)
+    before = _live(result)  # firing at the first tick: an episode the replay did not see begin
+    now = start + TICK
+    while now <= end or (now <= until and _live(result) - before):
+        result = tick(now)
         now += TICK
+    held = any(a["held"] for a in result["alerts"])
+    opens = cfg.business_opens(now) if held else None
+    if opens is not None and opens <= until:
+        tick(_tick(opens + TICK - timedelta(microseconds=1)))  # the first tick at or after
     return sent
+
+
+def _live(result: dict[str, Any]) -> set[str]:
+    """The alerts pending or firing after a tick."""
+    return {a["key"] for a in result["alerts"] if a["state"] in ("pending", "firing")}
 
 
 def run(demo: Any, outage: dict[str, Any]) -> dict[str, Any]:
@@ -275,7 +305,9 @@ def run(demo: Any, outage: dict[str, Any]) -> dict[str, Any]:
             end = _tick(parse_time(outage["end"])) + MARGIN
             with Store(demo.folder.store_url) as store:
                 target = (store.targets() or [settings.target.name])[0]
-                sent = replay(store, settings, target, start, end, cfg)
+                last = store.scrapes(target=target, columns=["ts"])["ts"].max()
+                until = _tick(last.to_pydatetime()) if pd.notna(last) else end
+                sent = replay(store, settings, target, start, end, cfg, until=until)
             told = [b["alert"] for b in hook.bodies]
             pages = [a for a in told if a["severity"] == "critical"]
             said = ", ".join(f"{a['name']} {a['state']} {a['since'][11:16]}" for a in pages)

@@ -402,7 +402,10 @@ def collect_db(
     clock: Clock = utcnow,
 ) -> dict[str, Any]:
     """`lsops collect --db`: one snapshot of table sizes and of pg_stat_statements of the
-    configured database into the store. Returns {database, tables, queries, queries_error}.
+    configured database into the store. Returns {database, tables, queries, queries_error,
+    queries_hidden}: `queries_hidden`, the statements of other roles pg_stat_statements hides
+    from a role without pg_read_all_stats (not stored: their text and queryid are NULL),
+    None when not counted.
 
     Raises ConfigError when no database is configured, DatabaseError when it cannot be
     read. pg_stat_statements missing is not an error: queries is then 0 and queries_error
@@ -410,6 +413,7 @@ def collect_db(
     """
     # lazily: only `--db` needs the inspection stack
     from .db.connect import connect as db_connect
+    from .db.queries import hidden_statements
     from .db.queries import snapshot as query_snapshot
     from .db.space import table_sizes
     from .exceptions import DatabaseError
@@ -421,16 +425,26 @@ def collect_db(
     try:
         sizes = table_sizes(inspector)
         tables = store.record_db_sizes(name, taken_at, sizes)
-        queries, error = 0, None
+        queries, error, hidden = 0, None, None
         try:
             snapshot = query_snapshot(inspector)
         except DatabaseError as exc:  # ExtensionMissing included
             error = str(exc)
         else:
             queries = store.record_db_queries(name, taken_at, snapshot)
+            try:  # what this role cannot see is said, never read as "none" (README)
+                hidden = hidden_statements(inspector)["statements"]
+            except DatabaseError:
+                hidden = None
     finally:
         inspector.close()
-    return {"database": name, "tables": tables, "queries": queries, "queries_error": error}
+    return {
+        "database": name,
+        "tables": tables,
+        "queries": queries,
+        "queries_error": error,
+        "queries_hidden": hidden,
+    }
 
 
 # --- issue 10: the other sources (Sentry, the logs, pm2), collected after the scrape ---------

@@ -279,3 +279,50 @@ def test_a_nan_threshold_is_shown_as_given(pg_url: str) -> None:
     result = _invoke(["db", "vectors", "--threshold", "nan"], pg_url)
     assert result.exit_code == 2
     assert result.stderr.strip() == ("lsops: --threshold is a cosine similarity (-1 .. 1), not nan")
+
+
+def test_collect_db_counts_the_statements_hidden_from_its_role(
+    pg_cluster: PostgresCluster,
+    pg_url: str,
+    weak_role: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`lsops collect --db` as a role without pg_read_all_stats: the other roles' statements
+    it cannot store are counted and said, as `db queries` says them."""
+    if not pg_cluster.has_pg_stat_statements:
+        pytest.skip("pg_stat_statements is not available here")
+    from lsops_lib.cli.collect import _db_view
+    from lsops_lib.collect import collect_db
+    from lsops_lib.config import load_settings
+    from lsops_lib.store import Store
+
+    with psycopg.connect(_libpq(pg_url), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        conn.execute("SELECT 20 AS qa20_superuser_statement")
+    role = sa.engine.make_url(weak_role).username
+
+    def collect(url: str) -> dict:
+        settings = load_settings(
+            env={"LSOPS_DATABASE_URL": url, "LSOPS_DATA": str(tmp_path)}, cwd=tmp_path
+        )
+        with Store(f"sqlite:///{tmp_path / 'm.sqlite'}") as store:
+            return collect_db(settings, store)
+
+    weak = collect(weak_role)
+    with psycopg.connect(_libpq(pg_url), autocommit=True) as conn:
+        others = conn.execute(  # as the superuser sees them all, this query left out
+            """
+            SELECT count(*) FROM pg_stat_statements
+            WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+              AND userid <> (SELECT oid FROM pg_roles WHERE rolname = %s)
+              AND query NOT LIKE '%%qa20 others%%'
+            """,
+            (role,),
+        ).fetchone()[0]  # type: ignore[index]
+    assert weak["queries_error"] is None
+    assert 1 <= weak["queries_hidden"] <= others
+    _db_view({"db": weak})
+    said = capsys.readouterr().out
+    assert f"{weak['queries_hidden']} statement" in said and "hidden from this role" in said
+    assert collect(pg_url)["queries_hidden"] == 0  # the superuser sees every statement

@@ -399,6 +399,9 @@ def _db_view(d: Any) -> None:
         text += f" (queries: {db['queries_error']})"
     else:
         text += f", {fmt.counted(db['queries'], 'query', 'queries')}"
+        if db.get("queries_hidden"):
+            hidden = fmt.counted(db["queries_hidden"], "statement")
+            text += f" ({hidden} of other roles hidden from this role: not stored)"
     line(text)
 
 

@@ -184,3 +184,19 @@ def test_the_no_incidents_line_keeps_the_seconds(
         "no incidents of default between 2026-10-01 00:04:59 UTC and 2026-10-01 00:09:59 UTC"
         in " ".join(result.output.split())
     )
+
+
+def test_a_review_of_a_chosen_target_names_it_in_its_postmortem_commands(
+    two_targets: TwoTargets,
+) -> None:
+    """The monthly review of bravo: the postmortem commands it lists read bravo, as the
+    ones of `lsops --target bravo incidents` do."""
+    from lsops_lib.analysis import monthly_review
+
+    month = two_targets.span[1][:7]  # --since's month
+    with Store(two_targets.store_url) as store:
+        review = monthly_review(store, month, target="bravo")
+    commands = list(review.incidents["postmortem_command"])
+    assert commands, "bravo's six hours hold incidents"
+    for command in commands:
+        assert shlex.split(command)[:4] == ["lsops", "--target", "bravo", "report"], command

@@ -496,6 +496,7 @@ def _monthly_review(
     found = with_commands(
         find_incidents(store, start, end, th, target=target, include_monitoring=include_monitoring),
         th,
+        target=target,  # a review of a chosen target: its postmortems read that target
     )
     resets = reset_frame(store, start, end, target)
     excluded = (

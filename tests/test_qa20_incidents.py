@@ -200,3 +200,18 @@ def test_a_review_of_a_chosen_target_names_it_in_its_postmortem_commands(
     assert commands, "bravo's six hours hold incidents"
     for command in commands:
         assert shlex.split(command)[:4] == ["lsops", "--target", "bravo", "report"], command
+
+
+def test_a_window_without_observations_says_breaches_unknown(sqlite_store: Store) -> None:
+    """A postmortem of an hour before the history's first scrape: nothing was observed, so
+    "no threshold breach found" would read as a quiet hour."""
+    h = History(sqlite_store)
+    h.scrape()
+    h.run(12, {"/a": (100, 20.0, 0)})
+    pm = A.postmortem(sqlite_store, T0 - 3 * H, T0 - 2 * H, Thresholds())
+    assert pm.impact_start is None
+    assert any("no observation collected in the window" in n for n in pm.notes), pm.notes
+    assert not any("no threshold breach found" in n for n in pm.notes)
+    # with observations and no breach, the note stays what it was
+    quiet = A.postmortem(sqlite_store, T0 + timedelta(minutes=10), T0 + H, Thresholds())
+    assert any("no threshold breach found" in n for n in quiet.notes), quiet.notes

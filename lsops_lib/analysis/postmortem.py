@@ -319,7 +319,12 @@ def postmortem(
         impact_start = impact_end = None
         duration_s = None
         i_start, i_end = start, end
-        notes.append("no threshold breach found in the window: figures cover the whole window")
+        notes.append(
+            "no threshold breach found in the window: figures cover the whole window"
+            if not health.empty
+            else "no observation collected in the window: whether a threshold was breached "
+            "is unknown"
+        )
     else:
         impact_start = ts(breaches["start"].min())
         impact_end = ts(breaches["end"].max())

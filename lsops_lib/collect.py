@@ -9,7 +9,9 @@ body is an answer (status ERROR).
 `collect_once` scrapes and records; a failed store write is retried with the SAME scrape
 (same id), so a retry after a write that did commit stores nothing twice.
 `collect_forever` repeats on a grid aligned to `every` (5 min -> :00, :05, ...); on
-SIGTERM/SIGINT (or `stop.set()`) it finishes the write in progress and returns 0.
+SIGTERM/SIGINT (or `stop.set()`) it finishes the write in progress and returns 0. A round
+that runs past the next tick (a slow source after the scrape) skips the ticks it ran over
+and goes on at the next one; `on_late(took_s, skipped)` is told so (QA 20).
 
 Several targets (`[targets.NAME]` of lsops.toml) are collected in ROUNDS: `collect_round`
 scrapes every target concurrently (a bounded thread pool, each target its own client)
@@ -149,6 +151,18 @@ def next_tick(now: datetime, every: timedelta) -> datetime:
     return datetime.fromtimestamp(tick, now.tzinfo)
 
 
+def skipped_ticks(started: datetime, ended: datetime, every: timedelta) -> int:
+    """The ticks of the `every` grid a step from `started` to `ended` ran over: 0 for a
+    step shorter than the period, else the ticks after its own (the first 1 % of the
+    period after `started`, at most a second, is its own: a wake-up a little early or
+    late), up to `ended`."""
+    period = every.total_seconds()
+    if (ended - started).total_seconds() < period:
+        return 0
+    own = started + timedelta(seconds=min(1.0, period / 100))
+    return round((next_tick(ended, every) - next_tick(own, every)).total_seconds() / period)
+
+
 @contextmanager
 def stop_on_signals(stop: threading.Event) -> Iterator[None]:
     """SIGTERM and SIGINT set `stop` while inside (main thread only; elsewhere a no-op); a
@@ -186,6 +200,7 @@ def collect_forever(
     max_scrapes: int | None = None,
     on_scrape: Callable[[Scrape, bool], None] | None = None,
     on_error: Callable[[Exception], None] | None = None,
+    on_late: Callable[[float, int], None] | None = None,
 ) -> int:
     """Collect now, then at every tick of the `every` grid, until `stop` is set, a signal
     arrives (SIGTERM/SIGINT, when called from the main thread) or `max_scrapes` are done.
@@ -193,7 +208,8 @@ def collect_forever(
 
     `sleep(seconds)` waits for the next tick (default: `stop.wait`, so a stop is immediate);
     a virtual clock passes one that advances the clock. A store that keeps failing is
-    reported through `on_error` (default: one line on stderr) and the loop goes on.
+    reported through `on_error` (default: one line on stderr) and the loop goes on. A step
+    (with what `on_scrape` does) that ran past ticks of the grid: `on_late` (`_on_grid`).
     """
 
     def step() -> None:
@@ -210,7 +226,9 @@ def collect_forever(
         if on_scrape is not None:
             on_scrape(result, stored)
 
-    return _on_grid(step, every, stop=stop, clock=clock, sleep=sleep, max_steps=max_scrapes)
+    return _on_grid(
+        step, every, stop=stop, clock=clock, sleep=sleep, max_steps=max_scrapes, on_late=on_late
+    )
 
 
 def _on_grid(
@@ -221,15 +239,22 @@ def _on_grid(
     clock: Clock,
     sleep: Callable[[float], None] | None,
     max_steps: int | None,
+    on_late: Callable[[float, int], None] | None = None,
 ) -> int:
     """Run `step` now, then at every tick of the `every` grid, until `stop` is set, a
     signal arrives (SIGTERM/SIGINT, main thread only) or `max_steps` are done. A step in
-    progress always finishes. Returns 0."""
+    progress always finishes. Returns 0.
+
+    A step on the grid that took a whole period or more ran over ticks of it: the next
+    step is at the next tick after it, and `on_late(took_s, skipped)` is called first
+    (how long the step took, how many ticks it ran over), never silently. The first step,
+    taken at once (off the grid, paying the imports), is not: the grid starts after it."""
     if every.total_seconds() <= 0:
         raise ValueError("every must be positive")
     done = 0
     with stop_on_signals(stop):
         while not stop.is_set():
+            started = clock()
             step()
             done += 1
             if max_steps is not None and done >= max_steps:
@@ -237,6 +262,9 @@ def _on_grid(
             if stop.is_set():
                 break
             now = clock()
+            skipped = skipped_ticks(started, now, every) if done > 1 else 0
+            if skipped and on_late is not None:
+                on_late((now - started).total_seconds(), skipped)
             delay = max(0.0, (next_tick(now, every) - now).total_seconds())
             if sleep is None:
                 stop.wait(delay)
@@ -366,12 +394,14 @@ def collect_rounds_forever(
     on_scrape: Callable[[Scrape, bool], None] | None = None,
     on_round: Callable[[list[Scrape]], None] | None = None,
     on_error: Callable[[Exception], None] | None = None,
+    on_late: Callable[[float, int], None] | None = None,
 ) -> int:
     """`collect_forever` over several targets: one `collect_round` now, then one at every
     tick of the `every` grid, until `stop`, a signal (SIGTERM/SIGINT, main thread) or
     `max_rounds`. The round in progress always finishes its writes. A store refusing a
     write is reported through `on_error` (default: one line on stderr) and the loop goes
-    on. `on_round(scrapes)` after each round (in the order of `clients`). Returns 0."""
+    on. `on_round(scrapes)` after each round (in the order of `clients`); `on_late` as
+    `collect_forever`'s. Returns 0."""
 
     def step() -> None:
         scrapes = collect_round(
@@ -387,7 +417,9 @@ def collect_rounds_forever(
         if on_round is not None:
             on_round(scrapes)
 
-    return _on_grid(step, every, stop=stop, clock=clock, sleep=sleep, max_steps=max_rounds)
+    return _on_grid(
+        step, every, stop=stop, clock=clock, sleep=sleep, max_steps=max_rounds, on_late=on_late
+    )
 
 
 def _print_error(exc: Exception) -> None:
@@ -457,11 +489,13 @@ def collect_other_sources(
     target: str,
     clock: Clock = utcnow,
     sources: Any = None,
+    stop: threading.Event | None = None,
 ) -> list[Any]:
     """Collect each configured source of `[sentry]`, `[logs]`, `[pm2]` once into the store
     under `target` (`lsops_lib.sources.collect_sources`): a list of `SourceResult`, one per
     configured source, each ok or failed on its own (the failure recorded). `sources`: the
     `sources.settings.SourceSettings` (default: read from the settings and the environment).
+    `stop` set: no further source is started (nor a further Sentry request or pm2 wait).
     Raises ConfigError for a malformed [sentry]/[logs]/[pm2] section."""
     from .sources import collect_sources
     from .sources.settings import source_settings
@@ -469,4 +503,4 @@ def collect_other_sources(
     chosen = sources if sources is not None else source_settings(settings)
     if not chosen.configured():
         return []
-    return collect_sources(store, chosen, target=target, clock=clock)
+    return collect_sources(store, chosen, target=target, clock=clock, stop=stop)

@@ -8,7 +8,10 @@ unreadable config, a store written by a newer lsops). Errors are one line on std
 `--once --json` (one target) prints ONE JSON document: the scrape's (`scrape_summary`), with
 the database snapshot (`db`, with --db) and the runs of the other sources (`source_runs`,
 a list) inside it. `--every --json` prints JSON Lines: each scrape, snapshot and source run
-one object a line (`{"db": ..., "ts"}`, `{"source_run": ..., "target", "ts"}`).
+one object a line (`{"db": ..., "ts"}`, `{"source_run": ..., "target", "ts"}`). A failed
+snapshot is a `db` too: {"database", "ok": false, "error"} (a taken one has "ok": true).
+In a loop, each scrape's `skipped_ticks` says how many ticks of the grid the round before
+it ran over (a slow source); stderr says it once while rounds keep running late.
 
 `--all-targets`: each round scrapes every target of lsops.toml concurrently
 (`collect.collect_round`), one summary line (or, with --json, one JSON object per line)
@@ -82,9 +85,47 @@ def _scrape_view(s: Any) -> None:
     line(summary_line(s))
 
 
-def _print_scrape(scrape: Scrape, stored: bool, as_json: bool) -> None:
-    """One scrape of a loop or of a round: one JSON object per line, or its line."""
-    render.stream(scrape_summary(scrape, stored), as_json, _scrape_view)
+def _print_scrape(scrape: Scrape, stored: bool, as_json: bool, skipped: int = 0) -> None:
+    """One scrape of a loop or of a round: one JSON object per line, or its line;
+    `skipped_ticks`: the ticks of the grid the round before it ran over."""
+    render.stream(
+        {**scrape_summary(scrape, stored), "skipped_ticks": skipped}, as_json, _scrape_view
+    )
+
+
+class Late:
+    """The rounds of a loop that ran over ticks of its grid (a slow source, QA 20): said
+    on stderr as an `Outage` is (the first late round, a reminder every hour, one line
+    when rounds keep their ticks again), and the ticks skipped handed to the next round's
+    scrapes (`skipped_ticks`, every one). Not said on stderr while the store fails (its
+    retries are why the round ran over, and its own line says so), nor for a round less
+    than NOTICE_S over its period (a busy host's hiccup on a sub-second grid)."""
+
+    NOTICE_S = 1.0
+
+    def __init__(self, every: str, writes: Outage) -> None:
+        self.every, self.writes = every, writes
+        self.period_s = parse_duration(every).total_seconds()
+        self.outage = Outage(
+            f"the --every {every} grid", noun="late round", still="still late", again="kept again"
+        )
+        self.skipped = 0  # for the next round's scrapes
+
+    def late(self, took_s: float, skipped: int) -> None:
+        self.skipped = skipped
+        if not self.writes.rounds and took_s >= self.period_s + self.NOTICE_S:
+            ticks = fmt.counted(skipped, "tick")
+            self.outage.failed(
+                f"round took {fmt.ms(took_s * 1000)}: {ticks} of the --every {self.every} "
+                "grid skipped"
+            )
+
+    def taken(self) -> int:
+        """The ticks skipped before this round (0 when it kept its tick); said once over."""
+        skipped, self.skipped = self.skipped, 0
+        if not skipped:
+            self.outage.ok()
+        return skipped
 
 
 REMIND_S = 3600.0  # a failure that lasts is said again this often
@@ -95,9 +136,18 @@ class Outage:
     a reminder every REMIND_S with the count of failed rounds, and one line when it is
     over (a store that is down for an hour of 1-minute rounds: 2 lines, not 120)."""
 
-    def __init__(self, what: str, *, clock: Any = time.monotonic) -> None:
+    def __init__(
+        self,
+        what: str,
+        *,
+        clock: Any = time.monotonic,
+        noun: str = "failed round",
+        still: str = "still failing",
+        again: str = "working again",
+    ) -> None:
         self.what = what
         self.clock = clock
+        self.noun, self.still, self.again = noun, still, again
         self.rounds = 0
         self.said_at = 0.0
 
@@ -111,13 +161,13 @@ class Outage:
             self._say(f"lsops: {message}")
             self.said_at = now
         elif now - self.said_at >= REMIND_S:
-            self._say(f"lsops: {message} (still failing: {fmt.counted(self.rounds, 'round')})")
+            self._say(f"lsops: {message} ({self.still}: {fmt.counted(self.rounds, 'round')})")
             self.said_at = now
 
     def ok(self) -> None:
         if self.rounds:
-            failed = fmt.counted(self.rounds, "failed round")
-            self._say(f"lsops: {self.what}: working again after {failed}")
+            failed = fmt.counted(self.rounds, self.noun)
+            self._say(f"lsops: {self.what}: {self.again} after {failed}")
         self.rounds = 0
 
 
@@ -191,7 +241,7 @@ def collect_command(
         if stop.is_set():
             return  # stopped before the first scrape: exit 0
         if all_targets:
-            _collect_all(settings, period, not quick, with_db, database, as_json, stop)
+            _collect_all(settings, every, not quick, with_db, database, as_json, stop)
             return
         try:
             store = Store(settings.store_url)
@@ -212,8 +262,9 @@ def collect_command(
                 db_error = (
                     _db_snapshot(settings, store, database, as_json, into=doc) if with_db else None
                 )
-                source_error = _other_sources(settings, store, target, as_json, into=doc)
-                _alerts_hook(settings, store, [target])  # issue 11
+                source_error = _other_sources(settings, store, target, as_json, into=doc, stop=stop)
+                if not stop.is_set():
+                    _alerts_hook(settings, store, [target])  # issue 11
                 if as_json:
                     emit(doc, True, _scrape_view)
                 if not scrape.ok:
@@ -227,12 +278,13 @@ def collect_command(
                 return
 
             writes, alerting = Outage("the store"), Outage("alerts")
+            snapshots, late = Outage("the database snapshot"), Late(every, writes)
 
             def on_scrape(scrape: Scrape, stored: bool) -> None:
-                _print_scrape(scrape, stored, as_json)
+                _print_scrape(scrape, stored, as_json, late.taken())
                 if stored:
                     writes.ok()
-                _after_round(settings, store, target, [target], alerting,
+                _after_round(settings, store, target, [target], alerting, snapshots, stop,
                              with_db=with_db, database=database, as_json=as_json)  # fmt: skip
 
             code = collect_forever(
@@ -244,6 +296,7 @@ def collect_command(
                 deep=deep,
                 on_scrape=on_scrape,
                 on_error=lambda exc: writes.failed(str(exc)),
+                on_late=late.late,
             )
             raise SystemExit(code)
         finally:
@@ -253,7 +306,7 @@ def collect_command(
 
 def _collect_all(
     settings: Any,
-    period: Any,
+    every: str | None,
     deep: bool,
     with_db: bool,
     database: str | None,
@@ -264,6 +317,7 @@ def _collect_all(
     from ..collect import collect_round, collect_rounds_forever, target_clients
     from ..store import Store
 
+    period = parse_duration(every) if every is not None else None
     with target_clients(settings.targets.values()) as clients:  # a bad URL: exit 2
         for client in clients.values():
             client.stop = stop  # a stop request ends a hanging target's retries
@@ -277,9 +331,9 @@ def _collect_all(
             def on_scrape(scrape: Scrape, ok: bool) -> None:
                 stored[scrape.id] = ok
 
-            def print_round(scrapes: list[Scrape]) -> None:
+            def print_round(scrapes: list[Scrape], skipped: int = 0) -> None:
                 for scrape in scrapes:  # in the order of lsops.toml, not of completion
-                    _print_scrape(scrape, stored.pop(scrape.id, False), as_json)
+                    _print_scrape(scrape, stored.pop(scrape.id, False), as_json, skipped)
 
             if period is None:
                 refused: list[Exception] = []
@@ -289,9 +343,10 @@ def _collect_all(
                 print_round(scrapes)
                 db_error = _db_snapshot(settings, store, database, as_json) if with_db else None
                 source_error = _other_sources(  # issue 10: under the selected target
-                    settings, store, settings.target.name, as_json
+                    settings, store, settings.target.name, as_json, stop=stop
                 )
-                _alerts_hook(settings, store, list(clients))  # issue 11
+                if not stop.is_set():
+                    _alerts_hook(settings, store, list(clients))  # issue 11
                 failed = [s for s in scrapes if not s.ok]
                 if failed:
                     reasons = "; ".join(_reason(s) for s in failed)
@@ -309,17 +364,19 @@ def _collect_all(
                 return
 
             writes, alerting = Outage("the store"), Outage("alerts")
+            snapshots, late = Outage("the database snapshot"), Late(every, writes)
             round_errors: list[str] = []
 
             def on_round(scrapes: list[Scrape]) -> None:
-                print_round(scrapes)
+                print_round(scrapes, late.taken())
                 if round_errors:  # the store failed this round: one line per outage
                     writes.failed(round_errors[0])
                 else:
                     writes.ok()
                 round_errors.clear()
                 _after_round(settings, store, settings.target.name, list(clients), alerting,
-                             with_db=with_db, database=database, as_json=as_json)  # fmt: skip
+                             snapshots, stop, with_db=with_db, database=database,
+                             as_json=as_json)  # fmt: skip
 
             code = collect_rounds_forever(
                 clients,
@@ -330,6 +387,7 @@ def _collect_all(
                 on_scrape=on_scrape,
                 on_round=on_round,
                 on_error=lambda exc: round_errors.append(str(exc)),
+                on_late=late.late,
             )
             raise SystemExit(code)
         finally:
@@ -342,19 +400,28 @@ def _after_round(
     target: str,
     targets: list[str],
     alerting: Outage,
+    snapshots: Outage,
+    stop: threading.Event,
     *,
     with_db: bool,
     database: str | None,
     as_json: bool,
 ) -> None:
-    """What follows each round of a loop: the --db snapshot, the other sources (stored
-    under `target`), the alert rules over `targets` (their failures said by `alerting`)."""
-    if with_db:
+    """What follows each round of a loop: the --db snapshot (its failures said by
+    `snapshots`), the other sources (stored under `target`), the alert rules over
+    `targets` (their failures said by `alerting`). A stop request (`stop`: SIGTERM/SIGINT)
+    ends it: what is not started yet is left for the next run (README: "stops it after
+    the write in progress")."""
+    if with_db and not stop.is_set():
         error = _db_snapshot(settings, store, database, as_json)
         if error:
-            err_console.print(f"lsops: {error}", markup=False, soft_wrap=True)
-    _other_sources(settings, store, target, as_json)  # issue 10
-    _alerts_hook(settings, store, targets, alerting)  # issue 11
+            snapshots.failed(error)
+        else:
+            snapshots.ok()
+    if not stop.is_set():
+        _other_sources(settings, store, target, as_json, stop=stop)  # issue 10
+    if not stop.is_set():
+        _alerts_hook(settings, store, targets, alerting)  # issue 11
 
 
 def _reason(scrape: Scrape) -> str:
@@ -373,15 +440,20 @@ def _db_snapshot(
 ) -> str | None:
     """One --db snapshot; returns an error line instead of raising (ConfigError aside).
     Printed as one item of a stream, or (`into`: the document of `collect --once`) its
-    key `db`: with --json printed with it, else its line now."""
+    key `db`: with --json printed with it, else its line now. A failed one is printed
+    too: {"database", "ok": false, "error"} (a taken one: "ok": true)."""
     from ..collect import collect_db
+    from ..urls import masked
 
     try:
-        result = collect_db(settings, store, database=database)
+        result = {**collect_db(settings, store, database=database), "ok": True}
+        error = None
     except ConfigError:
         raise
     except LsopsError as exc:
-        return f"database snapshot failed: {exc}"
+        error = masked(" ".join(str(exc).split()), settings.secrets())
+        name = database or settings.database_name or "default"
+        result = {"database": name, "ok": False, "error": error}
     data = {"db": result}
     if into is not None:
         into.update(data)
@@ -389,11 +461,14 @@ def _db_snapshot(
             render.show(data, _db_view)
     else:  # a line of its own: when it was taken (a round's, not a target's)
         render.stream({**data, "ts": utcnow()}, as_json, _db_view)
-    return None
+    return None if error is None else f"database snapshot failed: {error}"
 
 
 def _db_view(d: Any) -> None:
     db = d["db"]
+    if not db["ok"]:
+        line(f"database {db['database']}: FAILED: {db['error']}", style="red")
+        return
     text = f"database {db['database']}: {fmt.counted(db['tables'], 'table')}"
     if db["queries_error"]:
         text += f" (queries: {db['queries_error']})"
@@ -434,17 +509,24 @@ def _alerts_hook(
 
 
 def _other_sources(
-    settings: Any, store: Any, target: str, as_json: bool, *, into: dict[str, Any] | None = None
+    settings: Any,
+    store: Any,
+    target: str,
+    as_json: bool,
+    *,
+    into: dict[str, Any] | None = None,
+    stop: threading.Event | None = None,
 ) -> str | None:
     """Collect the configured sources (`collect.collect_other_sources`): one line each
     (with --json one object each: {"source_run": {source, ok, items, error}}); `into`: the
     document of `collect --once`, whose list `source_runs` they are (with --json printed
     with it, else a line each now). Returns the line saying which did not answer (exit 1
     with --once), None when all did or none is configured. A malformed
-    [sentry]/[logs]/[pm2] section is a ConfigError (exit 2)."""
+    [sentry]/[logs]/[pm2] section is a ConfigError (exit 2). `stop` set: the sources not
+    started yet are not run."""
     from ..collect import collect_other_sources
 
-    results = collect_other_sources(settings, store, target=target)
+    results = collect_other_sources(settings, store, target=target, stop=stop)
     runs = [result.as_dict() for result in results]
     if into is not None:
         into["source_runs"] = runs

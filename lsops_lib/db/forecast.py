@@ -151,6 +151,12 @@ def _days_text(days: float, digits: int) -> str:
     return f"{text} {'day' if float(text) == 1 else 'days'}"
 
 
+def _span_text(days: float) -> str:
+    """A span of history in whole days, one shorter than a day as a duration ("2 h 24 min",
+    not "0 days": a forecast_min_days under a day allows one)."""
+    return _days_text(days, 0) if days >= 1 else fmt.duration(days * DAY_S)
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         value = value.item()
@@ -346,7 +352,7 @@ def capacity_forecast(
         anchor_ts = series["ts"].iloc[-1]
         anchor = intercept + slope * x[-1]
     fc.measured_at = anchor_ts
-    basis = f"{fmt.counted(len(series), 'snapshot')} over {_days_text(span, 0)}{after}"
+    basis = f"{fmt.counted(len(series), 'snapshot')} over {_span_text(span)}{after}"
     if not limit:
         fc.status = "no_limit"
         fc.message = f"no size limit set (database_size_limit_bytes = 0): growth only ({basis})"

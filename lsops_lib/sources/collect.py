@@ -5,13 +5,16 @@
 
 Each source's outcome is recorded (`lsops_source_runs`): ok with how many items it
 brought, or the failure's one line. A source that is not configured is not run and not
-recorded. Never raises for a source's failure; StoreError only when the store itself
+recorded; nor is one left because a stop was asked (`stop`, SIGTERM/SIGINT of the
+collector), which Sentry's requests and pm2's wait also heed. Never raises for a source's
+failure; StoreError only when the store itself
 cannot be written (then nothing of that source was stored, and the logs are read again
 next time from where the last stored collection left them).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
@@ -134,8 +137,10 @@ def _journal_stored(
     return (int(last) if last is not None else None), [str(x) for x in texts]
 
 
-def collect_pm2(store: Any, settings: SourceSettings, target: str, now: datetime) -> int:
-    return tables.record_pm2(store, target, now, jlist(settings.pm2, now))
+def collect_pm2(
+    store: Any, settings: SourceSettings, target: str, now: datetime, stop: Any = None
+) -> int:
+    return tables.record_pm2(store, target, now, jlist(settings.pm2, now, stop=stop))
 
 
 def collect_sources(
@@ -145,6 +150,7 @@ def collect_sources(
     target: str,
     clock: Callable[[], datetime] = utcnow,
     sentry_transport: Any = None,
+    stop: threading.Event | None = None,
 ) -> list[SourceResult]:
     """Collect every configured source once (see the module's docstring)."""
     results: list[SourceResult] = []
@@ -152,16 +158,20 @@ def collect_sources(
     for name in ("sentry", "logs", "pm2"):
         if name not in configured:
             continue
+        if stop is not None and stop.is_set():
+            break  # asked to stop: the sources not started are not run (README)
         now = clock()
         try:
             notes: list[str] = []
             if name == "sentry":
-                kw = {"transport": sentry_transport} if sentry_transport is not None else {}
+                kw: dict[str, Any] = {"stop": stop}
+                if sentry_transport is not None:
+                    kw["transport"] = sentry_transport
                 items = collect_sentry(store, settings, target, now, **kw)
             elif name == "logs":
                 items = collect_logs(store, settings, target, notes=notes)
             else:
-                items = collect_pm2(store, settings, target, now)
+                items = collect_pm2(store, settings, target, now, stop)
             result = SourceResult(name, True, items, None, "; ".join(notes) or None)
         except SourceError as exc:
             result = SourceResult(name, False, None, one_line(str(exc), 500))

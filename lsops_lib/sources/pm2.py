@@ -14,11 +14,15 @@ import json
 import math
 import shlex
 import subprocess
+import threading
+import time
 from datetime import datetime
 from typing import Any
 
 from .common import SourceError, one_line
 from .settings import Pm2Settings
+
+STOP_POLL_S = 0.2  # s: how often a running `pm2 jlist` looks at the collector's stop request
 
 
 def parse_jlist(text: str, app: str, now: datetime) -> list[dict[str, Any]]:
@@ -95,25 +99,43 @@ def _int(value: Any) -> int | None:
     return int(number) if number is not None and number <= _INT_MAX else None
 
 
-def jlist(settings: Pm2Settings, now: datetime) -> list[dict[str, Any]]:
+def jlist(
+    settings: Pm2Settings, now: datetime, *, stop: threading.Event | None = None
+) -> list[dict[str, Any]]:
     """Run `pm2 jlist` and return the app's processes; SourceError when pm2 cannot be run,
-    fails, or does not know the app."""
+    fails, does not know the app, or is still running when `stop` is set (the collector
+    asked to stop: pm2 is killed, not waited for)."""
     args = [*shlex.split(settings.command), "jlist"]
     try:
-        done = subprocess.run(args, capture_output=True, timeout=settings.timeout_s, check=False)
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except FileNotFoundError:
         raise SourceError(
             "pm2", f"{settings.command} not found (set [pm2] command, or LSOPS_PM2=off)"
         ) from None
-    except subprocess.TimeoutExpired:
-        raise SourceError("pm2", f"pm2 jlist ran over {settings.timeout_s:g} s") from None
     except OSError as exc:
         raise SourceError("pm2", f"cannot run {settings.command}: {exc.strerror}") from None
-    if done.returncode != 0:
+    deadline = time.monotonic() + settings.timeout_s
+    with proc:
+        while True:
+            try:  # in short waits: a stop request is heeded within STOP_POLL_S
+                out, err = proc.communicate(timeout=min(STOP_POLL_S, settings.timeout_s))
+                break
+            except subprocess.TimeoutExpired:
+                if stop is not None and stop.is_set():
+                    proc.kill()
+                    proc.communicate()
+                    raise SourceError("pm2", "pm2 jlist stopped (SIGTERM/SIGINT)") from None
+                if time.monotonic() >= deadline:
+                    proc.kill()
+                    proc.communicate()
+                    raise SourceError(
+                        "pm2", f"pm2 jlist ran over {settings.timeout_s:g} s"
+                    ) from None
+    if proc.returncode != 0:
         # never its stdout: it may hold the app's environment
-        why = one_line(done.stderr.decode("utf-8", "replace"), 200) or f"exit {done.returncode}"
+        why = one_line(err.decode("utf-8", "replace"), 200) or f"exit {proc.returncode}"
         raise SourceError("pm2", f"pm2 jlist failed: {why}")
-    processes = parse_jlist(done.stdout.decode("utf-8", "replace"), settings.app, now)
+    processes = parse_jlist(out.decode("utf-8", "replace"), settings.app, now)
     if not processes:
         raise SourceError("pm2", f"pm2 does not run an app named {settings.app!r}")
     return processes

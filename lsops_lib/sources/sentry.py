@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import re
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -89,6 +90,7 @@ class SentryClient:
         *,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        stop: threading.Event | None = None,
     ) -> None:
         missing = settings.missing()
         if missing:
@@ -102,7 +104,11 @@ class SentryClient:
         import httpx
 
         self.settings = settings
-        self._sleep = sleep
+        # the collector's stop request (SIGTERM): no further request, and a wait for
+        # Retry-After cut short, as the API client's; a request in progress ends within
+        # timeout_s at most
+        self.stop = stop
+        self._sleep = stop.wait if stop is not None and sleep is time.sleep else sleep
         self._http = httpx.Client(
             base_url=settings.url,
             timeout=settings.timeout_s,
@@ -134,6 +140,7 @@ class SentryClient:
         tries = 0
         while True:
             tries += 1
+            self._check_stop()
             try:
                 response = self._http.get(url, params=params)
             except httpx.TimeoutException:
@@ -165,6 +172,10 @@ class SentryClient:
                     f"{self.settings.timeout_s:g} s timeout",
                 )
             self._sleep(wait)
+
+    def _check_stop(self) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise SourceError("sentry", "stopped (SIGTERM/SIGINT) before the issues were all read")
 
     def pages(self, params: dict[str, str]) -> Iterator[list[dict[str, Any]]]:
         """Every page of the issues list (the `Link` header's next until results="false")."""

@@ -466,7 +466,7 @@ def _db_snapshot(
 
 def _db_view(d: Any) -> None:
     db = d["db"]
-    if not db["ok"]:
+    if not db.get("ok", True):  # collect_db's own result: a snapshot taken
         line(f"database {db['database']}: FAILED: {db['error']}", style="red")
         return
     text = f"database {db['database']}: {fmt.counted(db['tables'], 'table')}"

@@ -31,6 +31,7 @@ import difflib
 import math
 import os
 import tomllib
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime
@@ -53,6 +54,14 @@ from .urls import (  # noqa: F401 - re-exported: callers import them from here
 DEFAULT_API_URL = "http://localhost:3001"
 ALERT_WEBHOOK_ENV = "LSOPS_ALERT_WEBHOOK"  # a webhook URL: a notifier (lsops_lib/alerts)
 CONFIG_FILE = "lsops.toml"
+
+
+class UnknownTargetError(ConfigError):
+    """`--target NAME` (or LSOPS_TARGET, default_target) names no target of lsops.toml."""
+
+    def __init__(self, message: str, name: str) -> None:
+        super().__init__(message)
+        self.name = name
 
 
 @dataclass(frozen=True)
@@ -279,6 +288,11 @@ def _secret(
     when the value is needed (a database command needs no API token)."""
     if f"{key}_env" in section:
         name = section[f"{key}_env"]
+        if not isinstance(name, str) or not name:  # its value is not shown: it may be a secret
+            raise ConfigError(
+                f"lsops.toml: {where} {key}_env must be the name of an environment variable "
+                "(a string)"
+            )
         if name not in env:
             return None, f"{where}: environment variable {name} (from {key}_env) is not set"
         return env[name], None
@@ -342,6 +356,47 @@ def timeout_setting(value: Any, where: str) -> float:
             f"({fmt.number(MAX_TIMEOUT_S)}), not {value!r}"
         )
     return seconds
+
+
+# the longest target name: the store's PostgreSQL column is VARCHAR(200)
+MAX_TARGET_NAME = 200
+# characters a target name never holds: controls (a newline splits a line, a NUL fails a
+# PostgreSQL store), invisible format characters, line and paragraph separators
+_NAME_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def target_name_problem(name: Any) -> str | None:
+    """Why `name` cannot name a target (None: it can): blank, a control character, more
+    than MAX_TARGET_NAME characters. The one rule of lsops.toml's [targets.NAME] and of a
+    report's `target` parameter."""
+    if not isinstance(name, str) or not name.strip():
+        return "is blank"
+    if any(unicodedata.category(c) in _NAME_CATEGORIES for c in name):
+        return "holds a control character"
+    if len(name) > MAX_TARGET_NAME:
+        return f"is longer than {MAX_TARGET_NAME} characters ({fmt.number(len(name))})"
+    return None
+
+
+def _targets_section(doc: Mapping[str, Any]) -> Mapping[str, Any]:
+    """lsops.toml's [targets]: a table of [targets.NAME] tables, each NAME a usable one."""
+    section = doc.get("targets") or {}
+    if not isinstance(section, Mapping):
+        raise ConfigError("lsops.toml: [targets] must be a table of [targets.NAME] tables")
+    for name in section:
+        problem = target_name_problem(name)
+        if problem is not None:
+            shown = name if len(name) <= 60 else name[:60] + "…"
+            raise ConfigError(f"lsops.toml: the target name {shown!r} in [targets] {problem}")
+    return section
+
+
+def _table(doc: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """lsops.toml's [name] section (empty when absent); a ConfigError when not a table."""
+    section = doc.get(name) or {}
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"lsops.toml: [{name}] must be a table")
+    return section
 
 
 def _target(
@@ -642,8 +697,12 @@ def load_settings(
     database: str | None = None,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    unconfigured_target: bool = False,
 ) -> Settings:
-    """Read `config` (or `./lsops.toml` when present), then let `LSOPS_*` variables win."""
+    """Read `config` (or `./lsops.toml` when present), then let `LSOPS_*` variables win.
+    A chosen target lsops.toml does not name: UnknownTargetError; with
+    `unconfigured_target` (a reader of the store's history of it), a Target of that name
+    and no URL, which `settings.targets` does not hold."""
     env = os.environ if env is None else env
     cwd = cwd or Path.cwd()
     path: Path | None = None
@@ -656,27 +715,33 @@ def load_settings(
     doc = read_toml(path) if path else {}
 
     targets: dict[str, Target] = {}
-    for name, section in (doc.get("targets") or {}).items():
+    targets_section = _targets_section(doc)
+    for name, section in targets_section.items():
         targets[name] = _target(name, section, env)
     if "api" in doc or not targets:
         targets.setdefault("default", _target("default", doc.get("api") or {}, env, "[api]"))
 
+    if not isinstance(doc.get("default_target", ""), str):
+        raise ConfigError("lsops.toml: default_target must be the name of a target (a string)")
     chosen = target or env.get("LSOPS_TARGET") or doc.get("default_target")
     if chosen is None:
         chosen = "default" if "default" in targets else next(iter(targets))
-    if chosen not in targets:
-        raise ConfigError(f"unknown target {chosen!r} (configured: {', '.join(sorted(targets))})")
-    current = targets[chosen]
+    if chosen not in targets and not unconfigured_target:
+        raise UnknownTargetError(
+            f"unknown target {chosen!r} (configured: {', '.join(sorted(targets))})", chosen
+        )
+    current = targets.get(chosen) or Target(name=chosen, url="")
     # a malformed URL names the setting it came from (README "Bad input")
-    api_section = f"[targets.{chosen}]" if chosen in (doc.get("targets") or {}) else "[api]"
+    api_section = f"[targets.{chosen}]" if chosen in targets_section else "[api]"
     api_setting = f"API URL of target {chosen} ({api_section} url in {path})"
     if env.get("LSOPS_API_URL"):
         current = replace(current, url=env["LSOPS_API_URL"].rstrip("/"))
         api_setting = f"API URL of target {chosen} (LSOPS_API_URL)"
     if env.get("LSOPS_API_TOKEN"):
         current = replace(current, token=env["LSOPS_API_TOKEN"], token_unset=None)
-    check_url(current.url, api_setting, schemes=("http", "https"))
-    if not current.url.startswith(("http://", "https://")):  # not httpx://, not HTTP://
+    if chosen in targets:  # an unconfigured target's API is never asked
+        check_url(current.url, api_setting, schemes=("http", "https"))
+    if chosen in targets and not current.url.startswith(("http://", "https://")):
         raise ConfigError(
             f"{api_setting}: must start with http:// or https://: {redact_url(current.url)}"
         )
@@ -686,7 +751,7 @@ def load_settings(
     if store_url:
         check_store_url(store_url, "LSOPS_STORE")
     else:
-        store_url = (doc.get("store") or {}).get("url")
+        store_url = _table(doc, "store").get("url")
         if store_url:
             store_url = check_store_url(str(store_url), f"[store] url in {path}")
     if not store_url:
@@ -695,7 +760,7 @@ def load_settings(
     databases: dict[str, str] = {}
     databases_unset: dict[str, str] = {}
     database_settings: dict[str, str] = {}
-    for name, section in (doc.get("databases") or {}).items():
+    for name, section in _table(doc, "databases").items():
         url, unset = (
             _secret(section, "url", env, f"[databases.{name}]")
             if isinstance(section, Mapping)
@@ -728,12 +793,12 @@ def load_settings(
         database_url = databases.get(database_name)
         database_setting = database_settings.get(database_name)
 
-    outputs = env.get("LSOPS_OUTPUTS") or (doc.get("outputs") or {}).get("dir") or "./outputs"
+    outputs = env.get("LSOPS_OUTPUTS") or _table(doc, "outputs").get("dir") or "./outputs"
     outputs_setting = (
         "LSOPS_OUTPUTS"
         if env.get("LSOPS_OUTPUTS")
         else f"[outputs] dir in {path}"
-        if (doc.get("outputs") or {}).get("dir")
+        if _table(doc, "outputs").get("dir")
         else None
     )
     outputs_dir = Path(outputs).expanduser()
@@ -742,7 +807,7 @@ def load_settings(
 
     return Settings(
         target=current,
-        targets={**targets, chosen: current},
+        targets={**targets, chosen: current} if chosen in targets else targets,
         store_url=store_url,
         data_dir=data_dir,
         outputs_dir=outputs_dir,

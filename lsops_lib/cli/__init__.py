@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 import click
 
 from .. import __version__
-from ..config import Settings, load_settings
+from ..config import Settings, UnknownTargetError, load_settings
 from ..exceptions import ConfigError, LsopsError, ParameterError
 from .render import console, emit_json, err_console
 
@@ -90,6 +90,9 @@ class App:
 
     config: str | None = None
     target: str | None = None
+    # a command that only reads the store (endpoints, checklist, incidents, alerts, logs,
+    # errors): it takes a target the store holds though lsops.toml no longer names it
+    reads_store: bool = False
     _settings: Settings | None = field(default=None, repr=False)
 
     def settings(self, database: str | None = None) -> Settings:
@@ -99,8 +102,34 @@ class App:
         if self.target is not None and not self.target.strip():
             raise ConfigError("--target is empty: give the name of a target of lsops.toml")
         if self._settings is None or database is not None:
-            self._settings = load_settings(self.config, target=self.target, database=database)
+            try:
+                self._settings = load_settings(self.config, target=self.target, database=database)
+            except UnknownTargetError as exc:
+                self._settings = self._stored_target(exc, database)
         return self._settings
+
+    def _stored_target(self, exc: UnknownTargetError, database: str | None) -> Settings:
+        """The settings of a target lsops.toml does not name (removed, renamed) but the
+        store holds: read by the commands that only read the store (said on stderr),
+        refused by the others, which need its URL; `exc` for a name the store lacks."""
+        settings = load_settings(
+            self.config, target=self.target, database=database, unconfigured_target=True
+        )
+        if not _store_holds(settings.store_url, exc.name):
+            raise exc
+        name = exc.name
+        if not self.reads_store:
+            raise ConfigError(
+                f"target {name!r} is not in lsops.toml: this command needs its URL; its "
+                "stored history is read by endpoints, checklist, incidents, alerts, logs "
+                f"(and a report: -p target {name!r})"
+            )
+        err_console.print(
+            f"lsops: target {one_line(repr(name))} is not in lsops.toml: its stored history is read",
+            markup=False,
+            soft_wrap=True,
+        )
+        return settings
 
     def selected_target(self) -> str:
         """The target every command works on, chosen the same way everywhere (issue 13):
@@ -112,6 +141,20 @@ class App:
 
 
 pass_app = click.make_pass_decorator(App, ensure=True)
+
+
+def _store_holds(url: str, target: str) -> bool:
+    """Whether the store at `url` holds scrapes of `target` (False: none, no store)."""
+    from ..config import sqlite_store_missing
+    from ..store import Store
+
+    if sqlite_store_missing(url):
+        return False
+    try:
+        with Store(url) as store:
+            return target in store.targets()
+    except Exception:  # noqa: BLE001 - an unreadable store holds no target to read
+        return False
 
 
 def limit_option(default: int | None, what: str, *, name: str = "--limit", least: int = 1) -> Any:

@@ -173,6 +173,7 @@ def alerts_group(ctx: click.Context, app: Any, as_json: bool) -> None:
     """Firing and recently resolved alerts, with their history."""
     if ctx.invoked_subcommand is not None:
         return
+    app.reads_store = True  # a target the store holds, lsops.toml no longer: read
     from ..times import utcnow
     from .checks import _store
 

@@ -314,6 +314,7 @@ def checklist_command(
     as_json: bool,
 ) -> None:
     """The runbook's Monitoring Checklist from the store: 0 pass, 1 warning, 2 critical, 3 unknown."""
+    app.reads_store = True  # a target the store holds, lsops.toml no longer: read
     from ..analysis import checklist, exit_code
     from ..sources.settings import source_settings
 
@@ -363,6 +364,12 @@ def _endpoints_view(d: Any) -> None:
     table(rows, _ENDPOINT_COLUMNS, title=title, empty=None)
     if d["note"]:
         line(d["note"], style="yellow")
+    elif not rows and d.get("no_answer") and d["no_answer"] == d.get("scrapes"):
+        line(
+            "the API did not answer in the window "
+            f"({fmt.counted(d['no_answer'], 'scrape')} without an answer)",
+            style="yellow",
+        )
     elif not rows:
         line("no requests counted in the window (is the collector running?)", style="yellow")
     excluded = d["excluded"]
@@ -392,6 +399,7 @@ def endpoints_command(
     as_json: bool,
 ) -> None:
     """Per endpoint from the store: requests, errors, error rate, mean latency (weighted)."""
+    app.reads_store = True  # a target the store holds, lsops.toml no longer: read
     from ..analysis import endpoint_summary, excluded_monitoring
 
     with run_command(usage=2, failure=1):
@@ -407,11 +415,16 @@ def endpoints_command(
                 else excluded_monitoring(store, start, end, target=target)
             )
             note = target_note(store, target)
+            # no request counted: the scrapes of the window, and how many had no answer
+            health = store.health(start, end, target=target) if summary.empty else None
+    statuses = health["status"].astype(str).str.upper() if health is not None else None
     data = {
         "target": target,
         "note": note,
         "start": start,
         "end": end,
+        "scrapes": None if statuses is None else len(statuses),
+        "no_answer": None if statuses is None else int((statuses == "NO_ANSWER").sum()),
         "endpoints": [
             {
                 "endpoint": str(r.endpoint),
@@ -594,6 +607,7 @@ def incidents_command(
     as_json: bool,
 ) -> None:
     """Incidents the history shows, each with the command that writes its postmortem."""
+    app.reads_store = True  # a target the store holds, lsops.toml no longer: read
     from ..analysis import incident_window, incidents, with_commands
 
     with run_command(usage=2, failure=1):

@@ -34,6 +34,8 @@ def _shown(path: Path) -> str:
 def _run_dict(run: Any) -> dict[str, Any]:
     data = run.to_dict()
     data.update(
+        # the API target the run reviewed (None: a kind without one, a run of old)
+        target=data.get("target", run.parameters.get("target")),
         path=str(run.path),
         html=str(run.html_path),
         ipynb=str(run.ipynb_path),
@@ -143,6 +145,7 @@ def report_command(
         reports.validate(
             kind, params
         )  # before the settings: a bad month is exit 2 whatever the config
+        _no_target_conflict(app, params)
         settings = app.settings()
         run = reports.run_report(
             kind,
@@ -155,6 +158,16 @@ def report_command(
         emit({**_run_dict(run), "index": str(index)}, as_json, _report_view)
     if not run.ok:
         raise SystemExit(1)
+
+
+def _no_target_conflict(app: App, params: dict[str, Any]) -> None:
+    """`--target A report ... -p target B`: refused (it reviewed B, silently)."""
+    given = params.get("target")
+    if app.target is not None and given is not None and str(given) != app.target:
+        raise ParameterError(
+            f"--target {app.target!r} and the parameter target {str(given)!r} differ: "
+            "give one of them"
+        )
 
 
 def _status(status: Any) -> tuple[str, str]:
@@ -272,6 +285,7 @@ def _batch(
     param_sets = [{**params, "month": m} for m in reports.month_range(months)]
     for one in param_sets:  # before the settings: a bad month is exit 2 whatever the config
         reports.validate(kind, one)
+    _no_target_conflict(app, params)
     settings = app.settings()
     reports.check_outputs(Path(settings.outputs_dir), settings.outputs_setting)
 
@@ -352,11 +366,14 @@ def _reports_view(d: Any) -> None:
     if not d["runs"]:
         line(f"no reports archived in {outputs}")
         return
-    rows = [[Text(c.header, style="bold") for c in _RUN_COLUMNS]]
-    rows += [[c.cell(run) for c in _RUN_COLUMNS] for run in d["runs"]]
-    widths = [max(row[i].cell_len for row in rows) for i in range(len(_RUN_COLUMNS))]
+    columns = _RUN_COLUMNS
+    if any(run.get("target") is not None for run in d["runs"]):  # runs of an API target
+        columns = [*columns[:3], Column("target", "target"), *columns[3:]]
+    rows = [[Text(c.header, style="bold") for c in columns]]
+    rows += [[c.cell(run) for c in columns] for run in d["runs"]]
+    widths = [max(row[i].cell_len for row in rows) for i in range(len(columns))]
     for row in rows:
-        for cell, column, width in zip(row, _RUN_COLUMNS, widths, strict=True):
+        for cell, column, width in zip(row, columns, widths, strict=True):
             pad = width - cell.cell_len
             if column.justify == RIGHT:
                 cell.pad_left(pad)

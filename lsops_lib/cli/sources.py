@@ -98,6 +98,7 @@ def errors_command(
     app: App, window: str | None, since: str | None, until: str | None, as_json: bool
 ) -> None:
     """Sentry issues seen in the window, worst first: 2 fatal, 1 new error, 0, 3 unknown."""
+    app.reads_store = True  # a target the store holds, lsops.toml no longer: read
     from ..sources import SourceError, errors_view
     from ..sources.settings import source_settings
     from ..times import utcnow
@@ -205,6 +206,7 @@ def logs_command(
     as_json: bool,
 ) -> None:
     """Log lines of the window grouped into patterns (count, baseline, new), or around T."""
+    app.reads_store = True  # a target the store holds, lsops.toml no longer: read
     from ..sources import AROUND, lines_around, log_patterns
     from ..sources.settings import source_settings
     from ..sources.views import count_around

@@ -169,6 +169,7 @@ def run_report(
         settings.database(str(values["database"]) if values.get("database") else None)
     source = notebook_path(kind, notebooks_dir)
     check_target(values, settings)
+    chosen = values.get("target")
     values = with_target(kind, values, settings, source)
     outputs = Path(outputs_dir) if outputs_dir is not None else Path(settings.outputs_dir)
     check_outputs(outputs, "outputs_dir" if outputs_dir is not None else settings.outputs_setting)
@@ -176,6 +177,13 @@ def run_report(
     shown = redactor.obj(values)
     if shown != values:  # a secret in a parameter (a title) never names the run's folder
         key = check_key(spec.key(shown))
+    title = f"{spec.title}: {key}"
+    # the target in the title: runs of one month for two APIs read apart (but never the
+    # `default` of a one-API lsops.toml, that names none)
+    if values.get("target") and (
+        chosen or len(settings.targets) > 1 or values["target"] != "default"
+    ):
+        title += f", target {values['target']}"
     env = kernel_env(settings, outputs_dir=outputs.resolve())
 
     sweep(outputs)  # runs whose process died: marked interrupted; their scratch removed
@@ -258,7 +266,7 @@ def run_report(
                 replaced_kernels=[redactor.text(r) for r in replaced],
             )
             try:
-                _archive(run, nb, redactor, title=f"{spec.title}: {key}", ready=ahead)
+                _archive(run, nb, redactor, title=redactor.text(title), ready=ahead)
                 write_index(outputs)
             except OSError as exc:
                 reason = f"cannot archive the report in {run_dir}: {exc.strerror or exc}"

@@ -115,6 +115,12 @@ def _shown(root: Path, path: Path) -> str:
         return str(path)
 
 
+def _target(run: Run) -> str:
+    """The API target a run reviewed (its `target` parameter); a dash for none."""
+    target = run.parameters.get("target")
+    return fmt.value(str(target) if target is not None else None, "target")
+
+
 def _duration(seconds: float | None) -> str:
     """As `lsops report` and `lsops reports` write it (one rule: `fmt.value`); a dash for a
     run whose process died (unknown)."""
@@ -128,7 +134,7 @@ h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 2em; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: .35em .7em; border-bottom: 1px solid #ddd; vertical-align: top; }
 th { background: #f4f4f4; }
-td:first-child, td:nth-child(2), td:nth-child(4) { white-space: nowrap; }
+td:first-child, td:nth-child(2), td:nth-child(5) { white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .status-succeeded { color: #1a7f37; font-weight: 600; }
 .status-failed { color: #c62828; font-weight: 600; }
@@ -184,7 +190,7 @@ def render_index(runs: list[Run], root: Path, unreadable: Sequence[Mapping[str, 
             f'<h2 id="{_e(quote(kind))}">{_e(title)} <span class="meta">({_e(kind)})</span></h2>'
         )
         parts.append(
-            "<table><thead><tr><th>started (UTC)</th><th>key</th><th>status</th>"
+            "<table><thead><tr><th>started (UTC)</th><th>key</th><th>target</th><th>status</th>"
             '<th class="num">duration</th><th>files</th></tr></thead><tbody>'
         )
         for run in group:
@@ -207,6 +213,7 @@ def render_index(runs: list[Run], root: Path, unreadable: Sequence[Mapping[str, 
                 "<tr>"
                 f"<td>{_e(fmt.instant(run.started, seconds=True))}</td>"
                 f"<td><code>{_e(run.key)}</code></td>"
+                f"<td>{_e(_target(run))}</td>"
                 f'<td><span class="status-{status}">{_e(run.status)}</span>{error}</td>'
                 f'<td class="num">{_e(_duration(run.duration_s))}</td>'
                 f"<td>{' · '.join(links)}</td>"

@@ -73,7 +73,7 @@ _FALSE = {"0", "false", "no", "n", "off"}
 class Param:
     """One parameter of a report kind.
 
-    `type` is one of `month`, `time`, `str`, `name`, `int`, `float`, `bool`, `severity`,
+    `type` is one of `month`, `time`, `str`, `name`, `target`, `int`, `float`, `bool`, `severity`,
     `store`, `json` (see `convert`). `default` is a value or a zero-argument callable; `None`
     leaves the notebook's own default in place.
     """
@@ -138,7 +138,7 @@ MAX_SAMPLE_ERRORS = 1000  # error records a postmortem samples
 _STORE = Param(
     "store", "store", help="metrics store URL (no password; default: the settings' store)"
 )
-_TARGET = Param("target", "name", help="API target name from lsops.toml")
+_TARGET = Param("target", "target", help="API target name from lsops.toml")
 _DATABASE = Param("database", "name", help="database NAME from lsops.toml (never a URL)")
 
 KINDS: dict[str, Kind] = {
@@ -385,6 +385,18 @@ def convert(name: str, type_: str, value: Any) -> Any:
         if not _NAME.match(text) or ".." in text:
             raise ParameterError(
                 f"parameter {name} must be a name (letters, digits, '.', '_', '-'), not {times.shown(value)}"
+            )
+        return text
+    if type_ == "target":  # every name lsops.toml's [targets.NAME] takes (config's rule)
+        from ..config import target_name_problem
+
+        text = str(value)
+        if "://" in text:
+            raise ParameterError(f"parameter {name} must be a NAME from lsops.toml, not a URL")
+        problem = target_name_problem(text)
+        if problem is not None:
+            raise ParameterError(
+                f"parameter {name} must be a target's name: {times.shown(value)} {problem}"
             )
         return text
     if type_ == "severity":

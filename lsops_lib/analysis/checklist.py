@@ -12,6 +12,7 @@ from .. import fmt
 from ..config import Thresholds
 from ..models import WINDOW_CAP
 from ._common import count, ensure_ts, instants, median_interval_s, one_target, ts
+from ._reads import scrape_figures
 from .memory import memory_trend
 from .slo import app_traffic, latency_timeslices, percentile_sanity
 from .traffic import cache_summary, endpoint_summary, request_totals, traffic_series
@@ -53,8 +54,37 @@ def exit_code(checks: list[Check]) -> int:
 def _latest_services(services: pd.DataFrame) -> dict[str, Any]:
     if services.empty:
         return {}
-    last = services.sort_values("ts").groupby("service").tail(1)
+    last = services.sort_values("ts", kind="stable").groupby("service").tail(1)
     return {row.service: row for row in last.itertuples()}
+
+
+CHECKED_SERVICES = frozenset({"database", "openai", "cache", "tables"})
+
+
+def _last_services(
+    store: Any, health: pd.DataFrame, end: datetime | None, target: str | None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The services rows of the window's last scrape (`health`'s last ts: health has a row
+    for every scrape) and each service's last row of the window (`_latest_services`), read
+    back from the last scrape: its own rows first, then windows doubling from an hour back
+    until every service the checklist names has a row or the window's first scrape is
+    reached. A year of one-minute scrapes holds 2.6 M services rows; the checklist needs a
+    handful."""
+    if health.empty:  # no scrape in the window: no services row either
+        return pd.DataFrame(), {}
+    first, last_ts = health["ts"].iloc[0], health["ts"].iloc[-1]
+    rows = store.services(last_ts, end, target=target)
+    rows = ensure_ts(rows.copy(), "ts") if not rows.empty else rows
+    latest = _latest_services(rows)
+    hi, span = last_ts, pd.Timedelta(hours=1)
+    while hi > first and not CHECKED_SERVICES <= latest.keys():
+        lo = max(first, hi - span)
+        older = store.services(lo, hi, target=target)
+        older = ensure_ts(older.copy(), "ts") if not older.empty else older
+        for service, row in _latest_services(older).items():
+            latest.setdefault(service, row)  # a later window's row is the later one
+        hi, span = lo, span * 2
+    return (rows[rows["ts"] == last_ts] if not rows.empty else rows), latest
 
 
 QUICK_MESSAGES = {"configured", "available"}
@@ -98,8 +128,7 @@ def checklist(
     checks: list[Check] = []
     health = store.health(start, end, target=target)
     health = ensure_ts(health.copy(), "ts").sort_values("ts") if not health.empty else health
-    services = store.services(start, end, target=target)
-    services = ensure_ts(services.copy(), "ts") if not services.empty else services
+    services, latest = _last_services(store, health, end, target)  # the last scrape's, each last
     last_status = str(health["status"].iloc[-1]).upper() if not health.empty else None
     last_ts = health["ts"].iloc[-1] if not health.empty else None
     critical_health = last_status == "ERROR"
@@ -148,8 +177,7 @@ def checklist(
         else:
             # the runbook's targets: health OK; DEGRADED a warning; ERROR or no answer critical
             if last_status != "OK" and last_status != "NO_ANSWER" and not services.empty:
-                last = services[services["ts"] == last_ts]
-                bad = last[last["status"].astype(str).str.upper() != "OK"]
+                bad = services[services["status"].astype(str).str.upper() != "OK"]
                 if not bad.empty:
                     detail += (
                         " ("
@@ -172,7 +200,6 @@ def checklist(
                 )
             )
 
-    latest = _latest_services(services)
     sev = "critical" if critical_health else "warning"
 
     def service_check(
@@ -224,8 +251,7 @@ def checklist(
     service_check("tables", "All tables exist", "tables", False)
 
     # --- performance monitoring
-    scrapes = store.scrapes(start, end, target=target)
-    scrapes = ensure_ts(scrapes.copy(), "ts").sort_values("ts") if not scrapes.empty else scrapes
+    scrapes = scrape_figures(store, start, end, target)  # the columns the lines below use
     # the application's requests from two hours before: the first slices' hours too
     before = start - timedelta(hours=2) if start is not None else None
     app = app_traffic(store, before, end, target=target)

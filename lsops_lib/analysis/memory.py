@@ -188,7 +188,8 @@ def memory_trend(
     start, end = instants(start, end)  # ISO strings, naive datetimes: aware UTC
     min_points = count(min_points, "min_points")
     thresholds = thresholds or Thresholds()
-    df = store.scrapes(start, end, target=target) if scrapes is None else scrapes
+    # the figure columns alone (ts, rss, heap, uptime start): not the ~40 of every scrape
+    df = scrape_figures(store, start, end, target) if scrapes is None else scrapes
     resets = store.resets(start, end, target=target)
     resets = ensure_ts(resets.copy(), "ts") if not resets.empty else empty(RESET_COLUMNS)
     limit = int(thresholds.memory_limit_bytes)

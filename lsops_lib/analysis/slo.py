@@ -12,6 +12,7 @@ from ..exceptions import ParameterValueError
 from ..models import WINDOW_CAP
 from ..times import shown, stamps_to_ms, to_ms
 from ._common import empty, ensure_ts, instants, monitoring_mask, positive, ratio, seconds
+from ._reads import scrape_figures, scrape_frame
 
 TIMESLICE_LABEL = (
     "share of time slices whose reported p95 met {threshold:g} ms (OpenSLO timeslices; "
@@ -85,12 +86,19 @@ def _events(value: Any, name: str) -> float:
 
 
 def _scrape_frame(
-    store: Any, start: datetime | None, end: datetime | None, target: str | None
+    store: Any,
+    start: datetime | None,
+    end: datetime | None,
+    target: str | None,
+    carry: list[str] | tuple[str, ...] = (),
 ) -> pd.DataFrame:
-    df = store.scrapes(start, end, target=target)
-    return (
-        ensure_ts(df.copy(), "ts").sort_values("ts").reset_index(drop=True) if not df.empty else df
-    )
+    """The window's scrapes, oldest first: ts, target and the figure columns
+    (`_reads.scrape_figures`: the percentiles, not the ~40 columns of every scrape); every
+    column when `carry` names one of the others."""
+    df = scrape_figures(store, start, end, target)
+    if df.empty or set(carry) <= set(df.columns):
+        return df
+    return scrape_frame(store, start, end, target)
 
 
 # the window of the server's statistics that lsops asks for (`timeWindow`, the collector's
@@ -154,7 +162,7 @@ def latency_slices(
     they are. `monitoring_only` (see that function) needs `app` and `since`, else False."""
     start, end = instants(start, end)  # ISO strings, naive datetimes: aware UTC
     threshold_ms = positive(threshold_ms, "threshold_ms")
-    df = _scrape_frame(store, start, end, target) if scrapes is None else scrapes
+    df = _scrape_frame(store, start, end, target, carry) if scrapes is None else scrapes
     cols = ["ts", "p95", "count", "met", "ordered", "monitoring_only", *carry]
     if df.empty or "rt_p95" not in df:
         return empty(cols, count="Int64", monitoring_only="bool")  # count: the rt_count

@@ -247,6 +247,9 @@ def collect_command(
             store = Store(settings.store_url)
         except StoreVersionError as exc:
             fail(str(exc), 2)
+        if stop.is_set():  # stopped while the store opened (a migration can take minutes)
+            store.close()
+            return  # before the first scrape: exit 0
         client = Client.from_target(settings.target)
         client.stop = stop
         deep = not quick
@@ -325,6 +328,9 @@ def _collect_all(
             store = Store(settings.store_url)
         except StoreVersionError as exc:
             fail(str(exc), 2)
+        if stop.is_set():  # stopped while the store opened (a migration can take minutes)
+            store.close()
+            return  # before the first round: exit 0
         try:
             stored: dict[str, bool] = {}
 

@@ -51,6 +51,15 @@ def targets_in(targets: Iterable[str]) -> tuple[str, dict[str, str]]:
     return f"t.name IN ({', '.join(':' + k for k in params)})", params
 
 
+def _no_privilege(exc: SQLAlchemyError) -> bool:
+    """Whether a database error is a missing privilege (PostgreSQL's 42501: permission
+    denied) or a read-only SQLite file."""
+    orig = getattr(exc, "orig", None)
+    if getattr(orig, "sqlstate", None) == "42501":
+        return True
+    return "readonly database" in str(orig or exc)
+
+
 def refuse_foreign(engine: Engine, url: str) -> None:
     """StoreError for a SQLite file of another application (tables, none of them
     lsops_meta): opening it as a store would write lsops's tables into it. Looked at
@@ -165,9 +174,30 @@ class StoreCore:
         with self._write() as conn:
             version = stored_version(conn, self.url)
             refuse_newer(version, self.url)
-            fresh = version is None
             # a store without its rollup table (dropped by hand): roll up anew
             lost = version is not None and not inspect(conn).has_table(rollup_table.name)
+        try:
+            self._create_and_migrate(version, lost)
+        except SQLAlchemyError as exc:
+            if version is None or not _no_privilege(exc):
+                raise
+            # a role that may only read, on a store with writing left to do: say what it needs
+            todo = (
+                f"has schema version {version}, older than this lsops's ({SCHEMA_VERSION}), "
+                "and its migration"
+                if version < SCHEMA_VERSION
+                else "has writes left to finish (its hourly rollup is behind), which"
+            )
+            raise StoreError(
+                f"store {self.url} {todo} needs a role that may write its tables: open it "
+                f"once as that role (e.g. run the collector), then read it again "
+                f"({one_line(exc)})"
+            ) from None
+
+    def _create_and_migrate(self, version: int | None, lost: bool) -> None:
+        """What `_init_schema` writes: missing tables, the version, an older store's
+        migration, the rollup's catch-up, packing left to do."""
+        fresh = version is None
         create_tables(self.engine)
         with self._write() as conn:
             if stored_version(conn, self.url) is None:

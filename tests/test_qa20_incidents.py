@@ -215,3 +215,33 @@ def test_a_window_without_observations_says_breaches_unknown(sqlite_store: Store
     # with observations and no breach, the note stays what it was
     quiet = A.postmortem(sqlite_store, T0 + timedelta(minutes=10), T0 + H, Thresholds())
     assert any("no threshold breach found" in n for n in quiet.notes), quiet.notes
+
+
+def test_an_outage_s_impact_is_not_widened_to_the_hour_of_its_log_burst(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    """An outage of 11:10-11:40 (the API unanswered: its scrapes failed) whose errors fill the
+    log (a burst in the 11:00 hour, 2 entries in the other hours of two days): the impact is
+    the outage the scrapes measured, the burst listed among the incidents, not the whole
+    11:00-12:00 hour."""
+    start = LOGS_START
+    log = Pm2Log(tmp_path)
+    for hour in range(48):
+        begin = start + hour * H
+        n = 30 if hour == 35 else 2
+        for k in range(n):
+            log.write(f"❌ Express Error: upstream gone ({k})", begin + k * (H / n))
+    collect_logs(sqlite_store, SourceSettings(logs=LogSettings(paths=(str(log.path),))), "default")
+    h = History(sqlite_store, start=start + 33 * H, step=timedelta(minutes=5))
+    outage = (start + 35 * H + timedelta(minutes=10), start + 35 * H + timedelta(minutes=40))
+    for i in range(12 * 4 + 1):  # 09:00 .. 13:00 every 5 minutes
+        at = start + 33 * H + i * timedelta(minutes=5)
+        h.traffic("/a", 50, 20.0)
+        h.scrape(answer=not outage[0] <= at < outage[1], at=at)
+    pm = A.postmortem(sqlite_store, start + 34 * H + timedelta(minutes=30), start + 36 * H + H / 2)
+    kinds = set(pm.incidents["kind"])
+    assert {"no_answer", "log_burst"} <= kinds, kinds
+    no_answer = pm.incidents[pm.incidents["kind"] == "no_answer"].iloc[0]
+    assert (pm.impact_start, pm.impact_end) == (no_answer["start"], no_answer["end"])
+    assert pm.impact_start == pd.Timestamp(outage[0])  # the first unanswered scrape
+    assert pm.impact_end - pm.impact_start < H  # not the burst's whole hour

@@ -266,6 +266,14 @@ def _met(value: float | None, threshold: float, above: bool) -> bool | None:
     return bool(value > threshold) if above else bool(value < threshold)
 
 
+def _several_targets(store: Any) -> bool:
+    """Whether the store holds the scrapes of more than one target."""
+    try:
+        return len(list(store.targets())) > 1
+    except Exception:  # noqa: BLE001 - an unreadable store: the reads say why
+        return False
+
+
 def monthly_review(
     store: Any,
     month: str,
@@ -496,7 +504,9 @@ def _monthly_review(
     found = with_commands(
         find_incidents(store, start, end, th, target=target, include_monitoring=include_monitoring),
         th,
-        target=target,  # a review of a chosen target: its postmortems read that target
+        # a store of several targets: the postmortems name the one reviewed (with one,
+        # `lsops report postmortem` reads it without being told)
+        target=target if target is not None and _several_targets(store) else None,
     )
     resets = reset_frame(store, start, end, target)
     excluded = (

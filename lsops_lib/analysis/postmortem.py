@@ -326,8 +326,12 @@ def postmortem(
             "is unknown"
         )
     else:
-        impact_start = ts(breaches["start"].min())
-        impact_end = ts(breaches["end"].max())
+        # the impact's bounds: the breaches the scrapes measured; a log burst (whole hours
+        # of log entries) bounds it only when nothing else was breached
+        scraped = breaches[breaches["kind"] != "log_burst"]
+        bounds = scraped if not scraped.empty else breaches
+        impact_start = ts(bounds["start"].min())
+        impact_end = ts(bounds["end"].max())
         duration_s = (impact_end - impact_start).total_seconds()
         # the first good scrape's delta still covers the end of the breach: include it,
         # unless that scrape begins a new series (a restart or reset): its counters start

@@ -6,7 +6,6 @@ still to migrate is told so, not "permission denied for schema public"."""
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,22 +14,16 @@ from click.testing import CliRunner
 from lsops_lib import store as store_module
 from lsops_lib.cli import main
 from lsops_lib.store import Store
-from tests.test_collect_stop import Silent
+from tests.test_collect_stop import Silent, silent  # noqa: F401 - the fixture
 from tests.test_qa18_store_reader_role import _libpq, dirty_store, reader_url  # noqa: F401
-
-
-@pytest.fixture
-def silent() -> Iterator[Silent]:
-    server = Silent()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 @pytest.mark.parametrize("args", [["--once"], ["--once", "--all-targets"]])
 def test_a_stop_while_the_store_opens_ends_collect_before_its_first_scrape(
-    silent: Silent, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
+    silent: Silent,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
 ) -> None:
     opened = store_module.Store.__init__
 

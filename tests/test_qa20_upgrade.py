@@ -88,3 +88,28 @@ def test_a_reader_of_a_store_whose_rollup_is_behind_is_told_what_it_needs(
     said = str(caught.value)
     assert "has writes left to finish (its hourly rollup is behind)" in said, said
     assert "needs a role that may write its tables" in said
+
+
+def test_a_migration_is_said_once_before_it_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Opening a store of an older schema migrates it, which takes minutes for a long
+    history: one line on stderr says so first; a store already migrated says nothing."""
+    from lsops_lib.store.schema import SCHEMA_VERSION
+    from tests.fixtures.store import make_scrape
+    from tests.test_store_compact import _v3_store
+
+    url = f"sqlite:///{tmp_path / 'v3.sqlite'}"
+    _v3_store(url, [make_scrape(m, {"/api/a": (10 + m, 5.0, 0.0)}) for m in range(0, 60, 5)])
+    capsys.readouterr()
+    with Store(url) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+        assert len(store.scrapes()) == 12
+    said = capsys.readouterr().err.splitlines()
+    assert said == [
+        f"lsops: migrating store {url} from schema version 3 to {SCHEMA_VERSION} (once; a long "
+        "history takes minutes, and an interrupted migration goes on at the next open)"
+    ]
+    with Store(url):
+        pass
+    assert capsys.readouterr().err == ""

@@ -176,6 +176,12 @@ class StoreCore:
             refuse_newer(version, self.url)
             # a store without its rollup table (dropped by hand): roll up anew
             lost = version is not None and not inspect(conn).has_table(rollup_table.name)
+        if version is not None and version < SCHEMA_VERSION:  # minutes for a long history
+            self.say_once(
+                f"migrating store {self.url} from schema version {version} to "
+                f"{SCHEMA_VERSION} (once; a long history takes minutes, and an interrupted "
+                "migration goes on at the next open)"
+            )
         try:
             self._create_and_migrate(version, lost)
         except SQLAlchemyError as exc:

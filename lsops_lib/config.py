@@ -236,12 +236,12 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
 
 
-def checked_section(section: Any, name: str, keys: set[str]) -> Mapping[str, Any]:
-    """The `[name]` table of lsops.toml, checked: a table of the `keys` only, else a
-    ConfigError of one line naming the section (and the unknown keys)."""
+def checked_section(section: Any, name: str, keys: set[str] | None = None) -> Mapping[str, Any]:
+    """The `[name]` table of lsops.toml, checked: a table (of the `keys` only, when given),
+    else a ConfigError of one line naming the section (and the unknown keys)."""
     if not isinstance(section, Mapping):
         raise ConfigError(f"lsops.toml: [{name}] must be a table")
-    unknown = sorted(set(section) - keys)
+    unknown = sorted(set(section) - keys) if keys is not None else []
     if unknown:
         raise ConfigError(f"lsops.toml: unknown [{name}] key(s): {', '.join(unknown)}")
     return section
@@ -299,14 +299,6 @@ def _targets_section(doc: Mapping[str, Any]) -> Mapping[str, Any]:
         if problem is not None:
             shown = name if len(name) <= 60 else name[:60] + "…"
             raise ConfigError(f"lsops.toml: the target name {shown!r} in [targets] {problem}")
-    return section
-
-
-def _table(doc: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    """lsops.toml's [name] section (empty when absent); a ConfigError when not a table."""
-    section = doc.get(name) or {}
-    if not isinstance(section, Mapping):
-        raise ConfigError(f"lsops.toml: [{name}] must be a table")
     return section
 
 
@@ -564,7 +556,7 @@ def load_settings(
     if store_url:
         check_store_url(store_url, "LSOPS_STORE")
     else:
-        store_url = _table(doc, "store").get("url")
+        store_url = checked_section(doc.get("store") or {}, "store").get("url")
         if store_url:
             store_url = check_store_url(str(store_url), f"[store] url in {path}")
     if not store_url:
@@ -573,7 +565,7 @@ def load_settings(
     databases: dict[str, str] = {}
     databases_unset: dict[str, str] = {}
     database_settings: dict[str, str] = {}
-    for name, section in _table(doc, "databases").items():
+    for name, section in checked_section(doc.get("databases") or {}, "databases").items():
         url, unset = (
             _secret(section, "url", env, f"[databases.{name}]")
             if isinstance(section, Mapping)
@@ -606,12 +598,13 @@ def load_settings(
         database_url = databases.get(database_name)
         database_setting = database_settings.get(database_name)
 
-    outputs = env.get("LSOPS_OUTPUTS") or _table(doc, "outputs").get("dir") or "./outputs"
+    outputs_file = checked_section(doc.get("outputs") or {}, "outputs").get("dir")
+    outputs = env.get("LSOPS_OUTPUTS") or outputs_file or "./outputs"
     outputs_setting = (
         "LSOPS_OUTPUTS"
         if env.get("LSOPS_OUTPUTS")
         else f"[outputs] dir in {path}"
-        if _table(doc, "outputs").get("dir")
+        if outputs_file
         else None
     )
     outputs_dir = Path(outputs).expanduser()

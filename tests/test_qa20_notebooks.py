@@ -38,6 +38,7 @@ from lsops_lib.reports.parameters import check_parameter  # noqa: E402
 from lsops_lib.store import Store  # noqa: E402
 from tests.fixtures.analysis import History, MiB  # noqa: E402
 from tests.fixtures.monthly import october  # noqa: E402
+from tests.test_qa15_params_notebooks import cli_env  # noqa: E402, F401 - the fixture
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
@@ -142,15 +143,8 @@ def test_plain_papermill_refuses_a_bad_boolean_and_a_blank_title(tmp_path: Path)
 # --- 6. a blank title -------------------------------------------------------------------------------
 
 
-def test_a_blank_title_is_refused_before_anything_runs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    outputs = tmp_path / "outputs"
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("LSOPS_NOTEBOOKS", str(NOTEBOOKS))
-    monkeypatch.setenv("LSOPS_OUTPUTS", str(outputs))
-    monkeypatch.setenv("LSOPS_STORE", f"sqlite:///{tmp_path / 'm.sqlite'}")
-    monkeypatch.delenv("LSOPS_CONFIG", raising=False)
+def test_a_blank_title_is_refused_before_anything_runs(cli_env: Path) -> None:  # noqa: F811
+    outputs = cli_env
     args = ["report", "postmortem", "--start", WINDOW["start"], "--end", WINDOW["end"]]
     for blank in ("   ", "", "\t"):
         result = CliRunner().invoke(main, [*args, "--title", blank])

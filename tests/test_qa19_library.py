@@ -22,6 +22,7 @@ from lsops_lib.store import Store
 from lsops_lib.store import sources as tables
 from tests.fixtures.analysis import T0, History, MiB
 from tests.fixtures.sources import pm2_sample
+from tests.test_library_inputs import one_line
 
 END = T0 + timedelta(hours=9)
 ISO = ("2026-10-01T00:00:00Z", "2026-10-01T09:00")  # T0 and END; no offset: UTC
@@ -62,14 +63,6 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Planted]:
     finally:
         store.close()
         empty.close()
-
-
-def one_line(info: pytest.ExceptionInfo[BaseException], *words: str) -> str:
-    message = str(info.value)
-    assert "\n" not in message and message.strip() == message
-    for word in words:
-        assert word in message, (word, message)
-    return message
 
 
 def comparable(answer: Any) -> Any:

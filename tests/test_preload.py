@@ -4,6 +4,7 @@ tests/test_notebooks.py runs them across a real kernel)."""
 
 from __future__ import annotations
 
+import os
 import pickle
 import threading
 import time
@@ -79,7 +80,11 @@ def test_take_waits_for_the_runner_and_gives_up_on_its_failure(key_dir: Path) ->
 
     def later() -> None:
         time.sleep(0.3)
-        (key_dir / "monthly_review.pickle").write_bytes(pickle.dumps([1, 2, 3]))
+        # whole or not there, as the runner writes it (a part, then os.replace): take()
+        # polls for the file and must never see it half written
+        part = key_dir / "monthly_review.pickle.part"
+        part.write_bytes(pickle.dumps([1, 2, 3]))
+        os.replace(part, key_dir / "monthly_review.pickle")
 
     writer = threading.Thread(target=later)
     writer.start()

@@ -26,6 +26,7 @@ from tests.fixtures.vectors import (
     cosine_similarities,
     index_answers,
     index_recall,
+    index_recalls,
     item_distances,
 )
 
@@ -111,11 +112,13 @@ def test_recall_at_k_matches_numpy_on_the_same_sample(
     assert ivf["setting"] == "ivfflat.probes" and ivf["current"] == 1 and ivf["recall_at_k"] < 0.95
 
 
-def test_the_suggested_setting_reaches_the_target_on_a_second_sample(
-    rq: vectors.RetrievalQuality, planted_vectors: PlantedVectors, pgvector_cluster: Any
-) -> None:
-    pv = planted_vectors
-    for where, name, table, op, (d, pos), pool in (
+def _second_samples(
+    rq: vectors.RetrievalQuality, pv: PlantedVectors
+) -> list[tuple[tuple[str, str, str], str, str, str, Any, list[str]]]:
+    """Per index: (column, index, table, operator, exact distances, the rows the first
+    sample did not use: a second sample, disjoint from the first)."""
+    out = []
+    for where, name, table, op, exact, pool in (
         (
             CONTEXT,
             "idx_context_embeddings_embedding",
@@ -133,24 +136,92 @@ def test_the_suggested_setting_reaches_the_target_on_a_second_sample(
             [str(i) for i in pv.item_ids],
         ),
     ):
+        second = sorted(set(pool) - set(rq.queries[where]))
+        assert len(second) > 900
+        out.append((where, name, table, op, exact, second))
+    return out
+
+
+def test_the_suggested_setting_reaches_the_target_on_a_second_sample(
+    rq: vectors.RetrievalQuality, planted_vectors: PlantedVectors, pgvector_cluster: Any
+) -> None:
+    """The suggestion, applied in our own session, on a second sample of ~1,000+ queries.
+    The suggestion holds with 95 % confidence, not always (a setting whose recall is right
+    at the target passes the first sample's bound now and then while just under it; once
+    in ~40 runs a random HNSW build put one there): the second sample must find the target
+    within 0.03, and far above the current setting's recall. That the rule errs no more
+    often than it says is the next test's."""
+    pv = planted_vectors
+    for _where, name, table, op, exact, second in _second_samples(rq, pv):
         row = _index(rq, name)
         assert row["suggested"] is not None and not np.isnan(row["suggested"]), row
         assert row["suggested"] > row["current"]
-        # every row the first sample did not use: a second sample, disjoint from the first
-        second = sorted(set(pool) - set(rq.queries[where]))
-        assert len(second) > 900
-        answers = index_answers(
-            pgvector_cluster,
-            pv.name,
-            table,
-            op,
-            second,
-            setting=(row["setting"], int(row["suggested"])),
-        )
-        assert index_recall((d, pos), answers) >= 0.95, name
+        got = {
+            which: index_recall(
+                exact,
+                index_answers(
+                    pgvector_cluster, pv.name, table, op, second, setting=(row["setting"], value)
+                ),
+            )
+            for which, value in (
+                ("suggested", int(row["suggested"])),
+                ("current", int(row["current"])),
+            )
+        }
+        assert got["suggested"] >= 0.95 - 0.03, (name, got)
+        assert got["suggested"] >= got["current"] + 0.05, (name, got)
     curve = rq.curves[rq.curves["index"] == "idx_context_embeddings_embedding"]
     assert list(curve["value"]) == sorted(curve["value"]) and curve["value"].min() > K
     assert curve["recall_at_k"].iloc[-1] >= curve["recall_at_k"].iloc[0]
+
+
+RESAMPLES = 2000
+POPULATION = 400  # queries of the second sample whose recall is the truth here
+
+
+def test_the_suggestion_rule_errs_no_more_often_than_its_confidence_says(
+    rq: vectors.RetrievalQuality, planted_vectors: PlantedVectors, pgvector_cluster: Any
+) -> None:
+    """The rule `retrieval_quality` suggests by (the smallest setting on the ladder whose
+    recall's lower 95 % bound, `summarize`, reaches the target) on many samples of 50
+    queries drawn from a population whose recall at each setting numpy knows (the index's
+    answers in our own session, per query): it names a setting whose population recall is
+    below the target in at most ~5 % of the samples (10 %: the ladder tries several
+    settings one after the other, 2,000 samples measure a rate within ~0.6 %; the rule
+    measured 7.5 % at worst over a dozen builds). The targets are 0.95, 0.99, 0.999 and
+    each setting's own recall plus 0.002 and 0.01, where a rule trusting the sample's mean
+    errs in ~40 % of the samples, and the mean minus 1.645 standard errors in 10-15 % (and
+    ~40 % near 0.999: 50 queries that found every neighbour had a bound of 1.0)."""
+    from lsops_lib.db.recall import ladder, summarize
+
+    pv = planted_vectors
+    rng = np.random.default_rng(11)
+    for _where, name, table, op, exact, second in _second_samples(rq, pv):
+        row = _index(rq, name)
+        population = second[:: max(1, len(second) // POPULATION)][:POPULATION]
+        recalls: dict[int, np.ndarray] = {}  # setting -> each population query's recall
+        for value in ladder(str(row["method"]), str(row["options"]), K):
+            answers = index_answers(
+                pgvector_cluster, pv.name, table, op, population, setting=(row["setting"], value)
+            )
+            recalls[value] = index_recalls(exact, answers)
+            if recalls[value].mean() == 1.0:  # later settings are never reached
+                break
+        truth = {v: float(r.mean()) for v, r in recalls.items()}
+        above = [t + d for t in truth.values() for d in (0.002, 0.01) if t + d < 1]
+        targets = sorted({0.95, 0.99, 0.999, *above})
+        samples = [rng.choice(len(population), 50, replace=False) for _ in range(RESAMPLES)]
+        # each sample's lower bound at each setting, by the product's own `summarize`
+        lows = [
+            {v: summarize(dict(enumerate(r[sample])), K)[2] for v, r in recalls.items()}
+            for sample in samples
+        ]
+        for target in targets:
+            wrong = 0
+            for low in lows:
+                picked = next((v for v, b in low.items() if b is not None and b >= target), None)
+                wrong += picked is not None and truth[picked] < target
+            assert wrong / RESAMPLES <= 0.10, (name, target, truth, wrong)
 
 
 # --- the similarity threshold -----------------------------------------------------------------
@@ -487,3 +558,38 @@ def test_pgvector_in_its_own_schema_as_on_supabase(pgvector_cluster: Any) -> Non
     row = _index(rq, "docs_hnsw")
     assert row["note"] is None and row["recall_at_k"] > 0.9
     assert rq.threshold is not None and rq.threshold["sample"] == 20
+
+
+def test_the_recall_bound_is_wilsons_on_the_neighbours_found() -> None:
+    """`lower_bound` against the Wilson bound found by bisection (the p0 below which the
+    sample's mean is `t` standard errors of a binomial of `trials` away), with the trials
+    the design effect leaves: 10 neighbours a query, queries that find all or none of them
+    count as one trial each, queries that all find all of them still leave a margin."""
+    from lsops_lib.db.recall import lower_bound
+
+    t49 = 1.6766  # Student's t, 95 % one-sided, 49 degrees of freedom (tables)
+
+    def wilson_by_bisection(p: float, trials: float, t: float) -> float:
+        lo, hi = 0.0, p
+        for _ in range(200):
+            mid = (lo + hi) / 2
+            far = (p - mid) / np.sqrt(mid * (1 - mid) / trials) > t if 0 < mid < 1 else True
+            lo, hi = (mid, hi) if far else (lo, mid)
+        return lo
+
+    perfect = np.ones(50)
+    assert lower_bound(perfect, 10) == pytest.approx(wilson_by_bisection(1.0, 500, t49), abs=1e-4)
+    assert 0.99 < lower_bound(perfect, 10) < 0.995  # not 1.0: 50 queries show no more
+    # 45 queries find everything, 5 nothing: misses come by query, 49 trials, not 500
+    # (the design effect 10.2: the sample's variance over n - 1)
+    lumpy = np.array([1.0] * 45 + [0.0] * 5)
+    assert lower_bound(lumpy, 10) == pytest.approx(wilson_by_bisection(0.9, 49, t49), abs=1e-3)
+    # each query misses one of 10: less spread than a binomial's, so the trials stay 500
+    even = np.full(50, 0.9)
+    assert lower_bound(even, 10) == pytest.approx(wilson_by_bisection(0.9, 500, t49), abs=1e-3)
+    # between the two: the design effect the sample's own variance shows
+    rng = np.random.default_rng(5)
+    mixed = rng.choice([1.0, 0.9, 0.8, 0.3], size=50, p=[0.7, 0.15, 0.1, 0.05])
+    p = mixed.mean()
+    trials = 500 / max(1.0, mixed.var(ddof=1) / (p * (1 - p) / 10))
+    assert lower_bound(mixed, 10) == pytest.approx(wilson_by_bisection(p, trials, t49), abs=1e-3)

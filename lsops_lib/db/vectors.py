@@ -21,8 +21,9 @@ not misses). recall@k is the mean over the queries, with its 10th percentile.
 
 The suggestion: settings on a ladder (`HNSW_LADDER`, powers of two up to `lists` for
 IVFFlat) are tried with `SET LOCAL`, smallest first; the suggested one is the smallest
-whose recall reaches `recall_target` with 95 % confidence (the sample's mean minus 1.645
-standard errors), so that it holds beyond the sample it was measured on.
+whose recall reaches `recall_target` with 95 % confidence (`recall.lower_bound`: Wilson's
+bound on the neighbours found, their number divided by the design effect of queries that
+miss together), so that it holds beyond the sample it was measured on.
 
 Everything runs in ONE transaction, READ ONLY and REPEATABLE READ (the index's answer and
 the exact one see the same rows), under the inspection's `statement_timeout`, rolled back
@@ -581,7 +582,7 @@ def _measure(
             continue
         frame, seconds = index_neighbours(tx, by_name[where], ext, op, keys[where], k)
         per_query = recall(truth, answers_by_query(frame, keys[where]), k)
-        mean, p10, _low = summarize(per_query)
+        mean, p10, _low = summarize(per_query, k)
         row.update(
             recall_at_k=mean,
             recall_p10=p10,
@@ -599,7 +600,7 @@ def _measure(
         for value in ladder(str(ix.method), str(ix.options), k):
             tx.set_local(setting, value)
             frame, seconds = index_neighbours(tx, by_name[where], ext, op, keys[where], k)
-            mean, p10, low = summarize(recall(truth, answers_by_query(frame, keys[where]), k))
+            mean, p10, low = summarize(recall(truth, answers_by_query(frame, keys[where]), k), k)
             curves.append(
                 {
                     "index": ix.index,

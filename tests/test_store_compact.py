@@ -122,6 +122,41 @@ def test_a_row_block_gives_back_exactly_what_was_packed(n: int, width: int, data
             assert (a != a and b != b) or repr(a) == repr(b), (a, b)  # NaN, -0.0 kept
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(ids, max_size=4), min_size=1, max_size=3), st.data())
+def test_a_scrape_id_is_found_in_its_block_as_the_rows_hold_it(
+    chunks: list[list[str]], data: Any
+) -> None:
+    """`codec.find_id` (a packed scrape's sid from its id, the raw payloads' and the late
+    writes' lookup) against the rows written, chunk after chunk: every id gives its own
+    row; an id not written gives None, also one made of the bytes of two neighbours
+    (the second half of one UUID and the first half of the next) and one not a UUID."""
+    body: bytes | None = None
+    written: dict[str, tuple[int, Any]] = {}
+    sid = 0
+    for chunk in chunks:
+        rows = []
+        for key in dict.fromkeys(chunk):  # ids unique within the block
+            if key in written:
+                continue
+            sid += 1
+            rows.append((sid, key, data.draw(st.none() | st.integers(-5, 5))))
+            written[key] = (sid, rows[-1][2])
+        if rows:
+            body = codec.rows_block(body, rows, False)
+    if body is None:
+        return
+    for key, (want_sid, value) in written.items():
+        assert codec.find_id(body, 1, key, [0, 2]) == {0: want_sid, 2: value}, key
+    canonical = [uuid.UUID(k).bytes for k in written if codec._is_uuid(k)]
+    for a, b in zip(canonical, canonical[1:], strict=False):
+        straddling = str(uuid.UUID(bytes=a[8:] + b[:8]))
+        if straddling not in written:
+            assert codec.find_id(body, 1, straddling, [0]) is None
+    assert codec.find_id(body, 1, str(uuid.uuid4()), [0]) is None
+    assert codec.find_id(body, 1, "not-an-id", [0]) is None
+
+
 def test_api_like_figures_pack_small() -> None:
     """A day of 50 endpoints as the API computes them: under 2 bytes a sample."""
     rng = np.random.default_rng(3)

@@ -515,7 +515,8 @@ def _is_uuid(value: str) -> bool:
 
 def _decode_rows_chunk(chunk: bytes, want: set[int] | None) -> dict[int, np.ndarray]:
     """The columns of one chunk (all, or those in `want`), by index, as object arrays of
-    Python values (int, float, bool, str...; None for NULL)."""
+    Python values (int, float, bool, str...; None for NULL). Columns not wanted are
+    stepped over without decoding, and the walk stops once every wanted one is read."""
     buf = memoryview(_decompress(chunk))
     version, n = struct.unpack_from("<BI", buf, 0)
     if version != VERSION:
@@ -525,38 +526,30 @@ def _decode_rows_chunk(chunk: bytes, want: set[int] | None) -> dict[int, np.ndar
     start = np.zeros(1, np.int64)
     cols: dict[int, np.ndarray] = {}
     index = -1
-    while pos < len(buf):
+    while pos < len(buf) and (want is None or len(cols) < len(want)):
         index += 1
-        keep = want is None or index in want
         kind = bytes(buf[pos : pos + 1]).decode()
         pos += 1
+        if want is not None and index not in want:  # past the column without decoding it
+            pos = _skip_column(buf, pos, kind, n)
+            continue
         if kind == "u":
-            if keep:
-                raw = bytes(buf[pos : pos + 16 * n])
-                values = np.empty(n, object)
-                values[:] = [str(uuid.UUID(bytes=raw[i : i + 16])) for i in range(0, 16 * n, 16)]
-                cols[index] = values
+            raw = bytes(buf[pos : pos + 16 * n])
+            values = np.empty(n, object)
+            values[:] = [str(uuid.UUID(bytes=raw[i : i + 16])) for i in range(0, 16 * n, 16)]
+            cols[index] = values
             pos += 16 * n
             continue
         if kind == "j":
             (size,) = struct.unpack_from("<I", buf, pos)
-            if keep:
-                values = np.empty(n, object)
-                values[:] = json.loads(bytes(buf[pos + 4 : pos + 4 + size]))
-                cols[index] = values
+            values = np.empty(n, object)
+            values[:] = json.loads(bytes(buf[pos + 4 : pos + 4 + size]))
+            cols[index] = values
             pos += 4 + size
             continue
         nb = (n + 7) // 8
         nulls = np.unpackbits(np.frombuffer(buf, np.uint8, nb, pos))[:n].astype(bool)
         pos += nb
-        if not keep:  # past the column without decoding it
-            if kind == "f":
-                pos = _skip_ints(buf, pos + 1)  # the mode, then the integers
-                (k,) = struct.unpack_from("<I", buf, pos)  # as many exceptions as gaps
-                pos = _skip_ints(buf, pos) + 8 * k
-            else:
-                pos = _skip_ints(buf, pos)
-            continue
         if kind == "f":
             v, pos = _get_floats(buf, pos, one, start)
         else:
@@ -566,6 +559,59 @@ def _decode_rows_chunk(chunk: bytes, want: set[int] | None) -> dict[int, np.ndar
         values[nulls] = None
         cols[index] = values
     return cols
+
+
+def _skip_column(buf: memoryview, pos: int, kind: str, n: int) -> int:
+    """The position after the column of `kind` (its letter read) of `n` rows at `pos`."""
+    if kind == "u":
+        return pos + 16 * n
+    if kind == "j":
+        (size,) = struct.unpack_from("<I", buf, pos)
+        return int(pos + 4 + size)
+    pos += (n + 7) // 8  # the NULL bits
+    if kind == "f":
+        pos = _skip_ints(buf, pos + 1)  # the mode, then the integers
+        (k,) = struct.unpack_from("<I", buf, pos)  # as many exceptions as gaps
+        return _skip_ints(buf, pos) + 8 * k
+    return _skip_ints(buf, pos)
+
+
+@_decoding
+def find_id(body: bytes, column: int, key: str, wanted: Iterable[int]) -> dict[int, Any] | None:
+    """The columns `wanted` of the row of a row block whose text column `column` (UUIDs,
+    or any text) holds `key`, or None: a chunk's UUIDs are searched as bytes (no text
+    built for the others), and the row decoded only in the chunk where it is found."""
+    target = uuid.UUID(key).bytes if _is_uuid(key) else None
+    for chunk in _row_chunks(body):
+        buf = memoryview(_decompress(chunk))
+        version, n = struct.unpack_from("<BI", buf, 0)
+        if version != VERSION:
+            raise ValueError(f"unknown row block version {version}")
+        pos, index, kind = 5, -1, ""
+        while pos < len(buf):
+            index += 1
+            kind = bytes(buf[pos : pos + 1]).decode()
+            pos += 1
+            if index == column:
+                break
+            pos = _skip_column(buf, pos, kind, n)
+        else:
+            continue  # no such column in this chunk
+        at = -1
+        if kind == "u" and target is not None:
+            raw = bytes(buf[pos : pos + 16 * n])
+            at = raw.find(target)
+            while at >= 0 and at % 16:  # the bytes of two neighbours: not a UUID of its own
+                at = raw.find(target, at + 1)
+            at = at // 16 if at >= 0 else -1
+        elif kind == "j":
+            (size,) = struct.unpack_from("<I", buf, pos)
+            values = json.loads(bytes(buf[pos + 4 : pos + 4 + size]))
+            at = next((i for i, v in enumerate(values) if v == key), -1)
+        if at >= 0:
+            cols = _decode_rows_chunk(chunk, set(wanted))
+            return {i: v[at] for i, v in cols.items()}
+    return None
 
 
 def _skip_ints(buf: memoryview, pos: int) -> int:

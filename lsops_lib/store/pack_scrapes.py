@@ -78,14 +78,15 @@ def pack_rows(
     driver(conn, delete_sql, params)
 
 
-def packed_ids(conn: Connection, target_id: int, p: int) -> dict[str, int]:
-    """{scrape UUID: sid} of the scrapes packed in the block of (target, period :p)."""
+def packed_sid(conn: Connection, target_id: int, p: int, scrape_id: str) -> int | None:
+    """The sid of the scrape `scrape_id` if the block of (target, period :p) packs it,
+    else None (`codec.find_id`: the block's other ids are not decoded)."""
     body = driver(conn, _BLOCK_SQL, {"tid": target_id, "p": p}).scalar()
     if body is None:
-        return {}
+        return None
     with codec.block_of("lsops_scrape_blocks", target_id, p):
-        cols = codec.decode_columns(bytes(body), [0, 1])
-    return {str(u): int(s) for s, u in zip(cols[0], cols[1], strict=True)}
+        row = codec.find_id(bytes(body), 1, scrape_id, [0])
+    return None if row is None else int(row[0])
 
 
 # --- raw payloads (schema version 5) ---------------------------------------------------------
@@ -132,7 +133,7 @@ def find_raw(conn: Connection, scrape_id: str, period: int) -> tuple[int, int, i
     damaged: codec.DamagedBlock | None = None
     for tid, p in driver(conn, _RAW_PERIODS_SQL, {"period": period}).fetchall():
         try:
-            sid = packed_ids(conn, int(tid), int(p)).get(scrape_id)
+            sid = packed_sid(conn, int(tid), int(p), scrape_id)
         except codec.DamagedBlock as exc:  # the scrape may be in another one
             damaged = damaged or exc
             continue

@@ -161,7 +161,8 @@ def has_packed_scrape(conn: Connection, scrape: Scrape, target_id: int, period: 
     # a packed scrape of the target at that very instant, else no block is decoded
     if chain.driver(conn, _PACKED_AT_SQL, {"tid": target_id, "ts": ts}).first() is None:
         return False
-    return scrape.id in pack_scrapes.packed_ids(conn, target_id, pack.period_of(ts, period))
+    p = pack.period_of(ts, period)
+    return pack_scrapes.packed_sid(conn, target_id, p, scrape.id) is not None
 
 
 _PACKED_AT_SQL = """SELECT 1 FROM lsops_scrapes s WHERE s.target_id = :tid AND s.ts = :ts

@@ -513,10 +513,13 @@ def _name_ranks(conn: Any, names: np.ndarray) -> np.ndarray:
 def typed(df: pd.DataFrame, columns: Iterable[str], dtype: str) -> None:
     """Nullable integers stay integers (Int64), floats are float64 with NaN for NULL."""
     for col in columns:
-        if col in df.columns:
-            df[col] = pd.to_numeric(df[col].astype(object).where(df[col].notna(), None)).astype(
-                dtype
-            )
+        if col not in df.columns:
+            continue
+        values = df[col]
+        try:  # numbers, or Python values with None for NULL: converted as they are
+            df[col] = pd.to_numeric(values).astype(dtype)
+        except (TypeError, ValueError):  # another missing value (NaT...): made None first
+            df[col] = pd.to_numeric(values.astype(object).where(values.notna(), None)).astype(dtype)
 
 
 def as_read_alone(df: pd.DataFrame) -> pd.DataFrame:

@@ -478,11 +478,7 @@ def samples_source(
     blocks the windows' scrapes and their predecessors are in (a temporary table filled
     here, in the read's own transaction). `stale`: links computed on the fly, so every
     block of the targets read."""
-    if conn.dialect.name == "sqlite":
-        has = conn.exec_driver_sql("SELECT 1 FROM lsops_sample_blocks LIMIT 1").first()
-    else:
-        has = conn.exec_driver_sql("SELECT 1 FROM lsops_sample_blocks LIMIT 1").first()
-    if has is None:
+    if conn.exec_driver_sql("SELECT 1 FROM lsops_sample_blocks LIMIT 1").first() is None:
         return "lsops_samples"
     period = period_ms(conn)
     blocks: dict[tuple[int, int], bytes] = {}

@@ -23,7 +23,8 @@ The suggestion: settings on a ladder (`HNSW_LADDER`, powers of two up to `lists`
 IVFFlat) are tried with `SET LOCAL`, smallest first; the suggested one is the smallest
 whose recall reaches `recall_target` with 95 % confidence (`recall.lower_bound`: Wilson's
 bound on the neighbours found, their number divided by the design effect of queries that
-miss together), so that it holds beyond the sample it was measured on.
+miss together, at 97.5 % for each setting the ladder tries), so that it holds beyond the
+sample it was measured on.
 
 Everything runs in ONE transaction, READ ONLY and REPEATABLE READ (the index's answer and
 the exact one see the same rows), under the inspection's `statement_timeout`, rolled back
@@ -40,6 +41,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
@@ -58,6 +60,7 @@ from .recall import (
     ladder,
     problems,
     recall,
+    sample_needed,
     summarize,
     threshold_figures,
 )
@@ -425,6 +428,27 @@ def check_parameters(
         )
 
 
+def _no_suggestion(
+    setting: str, values: list[int], target: float, k: int, best: tuple[float, int, Any] | None
+) -> str:
+    """Why no setting is suggested: the index misses the target at every setting (rebuild
+    it), or a setting found it on this sample but too few queries show it with confidence
+    (a larger `--sample`, with the number that would)."""
+    if best is not None and best[0] >= target:
+        mean, value, per_query = best
+        needed = sample_needed(per_query, k, target, MAX_SAMPLE)
+        more = f"about {needed}" if needed is not None else f"more than {MAX_SAMPLE}"
+        return (
+            f"{setting} = {value} finds recall {mean:.3f} on these {len(per_query)} queries, "
+            f"but so few cannot show {target:g} with confidence: {more} would "
+            "(--sample)"
+        )
+    return (
+        f"no {setting} up to {values[-1]} reaches recall {target:g} with confidence: "
+        "rebuild the index with larger parameters"
+    )
+
+
 def retrieval_quality(
     insp: Inspector,
     *,
@@ -597,10 +621,14 @@ def _measure(
             continue
         truth, _ = exact(where, op)
         setting = str(row["setting"])
+        best: tuple[float, int, np.ndarray] | None = None  # the ladder's highest mean
         for value in ladder(str(ix.method), str(ix.options), k):
             tx.set_local(setting, value)
             frame, seconds = index_neighbours(tx, by_name[where], ext, op, keys[where], k)
-            mean, p10, low = summarize(recall(truth, answers_by_query(frame, keys[where]), k), k)
+            per_query = recall(truth, answers_by_query(frame, keys[where]), k)
+            mean, p10, low = summarize(per_query, k)
+            if mean is not None and (best is None or mean > best[0]):
+                best = (mean, value, np.array(list(per_query.values()), dtype=float))
             curves.append(
                 {
                     "index": ix.index,
@@ -618,11 +646,8 @@ def _measure(
         if row["current"] is not None:
             tx.set_local(setting, int(row["current"]))  # the next index starts as the app
         if row["suggested"] is None:
-            row["note"] = (
-                f"no {setting} up to {ladder(str(ix.method), str(ix.options), k)[-1]} reaches "
-                f"recall {out.target:g} with confidence: rebuild the index with larger "
-                "parameters"
-            )
+            row["note"] = _no_suggestion(setting, ladder(str(ix.method), str(ix.options), k),
+                                         out.target, k, best)  # fmt: skip
     searched = tuple(columns.iloc[0][["schema", "table", "column"]])  # its indexes first
     ordered = sorted(
         rows.values(), key=lambda r: (r["schema"], r["table"], r["column"]) != searched

@@ -40,11 +40,14 @@ def _suggested(s: Any) -> str:
         f"{t['value']}: {_recall(t['recall_at_k'])}" for t in s["tried"]
     )  # the curve, in the JSON too
     now = f"now {s['current']}" if s["current"] is not None else "now unknown"
-    if s["value"] is None:
-        return f"{s['setting']}: none reaches the target ({now}; tried {tried or fmt.DASH})"
+    if s["value"] is None:  # the index's note says why: rebuild it, or a larger --sample
+        return (
+            f"no {s['setting']} suggested: none shown to reach the target with confidence "
+            f"({now}; tried {tried or fmt.DASH})"
+        )
     return (
-        f"SET {s['setting']} = {s['value']} (recall {_recall(s['recall_at_k'])}; {now}; "
-        f"tried {tried})"
+        f"suggested SET {s['setting']} = {s['value']} (recall {_recall(s['recall_at_k'])}; "
+        f"{now}; tried {tried})"
     )
 
 
@@ -97,10 +100,10 @@ def _view(d: Any) -> None:
     for ix in indexes:
         what = f"{clip(ix['index'])}: "
         if ix["note"]:
-            line(what + clip(ix["note"], 200))
+            line(what + clip(ix["note"], 300))
         suggestion = ix["suggested"]
         if suggestion["setting"] is not None and ix["recall_at_k"] is not None:
-            line(what + "suggested " + _suggested(suggestion))
+            line(what + _suggested(suggestion))
     for note in d["notes"]:
         line(clip(note, 300))
     t = d["threshold"]

@@ -52,7 +52,7 @@ COLUMN_KEYS = """
 INDEX_KEYS = """
     schema index table column method opclass options bytes table_bytes k sample
     recall_at_k recall_p10 index_ms exact_ms setting current suggested
-    suggested_recall note
+    suggested_recall sample_needed note
 """.split()
 THRESHOLD_KEYS = ["value", "sample", "share_with_result", "top1_p10", "top1_median", "top1_p90"]
 CURVE_KEYS = ["index", "setting", "value", "recall_at_k", "recall_p10", "recall_low", "index_ms"]
@@ -230,13 +230,23 @@ class RetrievalQuality:
                     **{
                         k: _plain(r[k])
                         for k in INDEX_KEYS
-                        if k not in ("setting", "current", "suggested", "suggested_recall")
+                        if k
+                        not in (
+                            "setting",
+                            "current",
+                            "suggested",
+                            "suggested_recall",
+                            "sample_needed",
+                        )
                     },
                     "suggested": {
                         "setting": _plain(r["setting"]),
                         "current": _plain(r["current"]),
                         "value": _plain(r["suggested"]),
                         "recall_at_k": _plain(r["suggested_recall"]),
+                        # no value: the queries that would show a setting found on this
+                        # sample reaching the target with confidence (the note says it)
+                        "sample_needed": _plain(r["sample_needed"]),
                         "tried": [
                             {"value": _plain(t["value"]), "recall_at_k": _plain(t["recall_at_k"])}
                             for t in (tried.to_dict("records") if tried is not None else [])
@@ -314,13 +324,22 @@ def problems(rq: RetrievalQuality) -> list[str]:
     for r in rq.indexes.to_dict("records"):
         value = r["recall_at_k"]
         if value is not None and not pd.isna(value) and float(value) < rq.target:
-            fix = (
-                f"; SET {r['setting']} = {int(r['suggested'])} reaches it"
-                if r["suggested"] is not None and not pd.isna(r["suggested"])
-                else ""
-            )
+            if r["suggested"] is not None and not pd.isna(r["suggested"]):
+                fix = f"; SET {r['setting']} = {int(r['suggested'])} reaches it"
+            else:  # why not: rebuild the index, or a larger sample would show it
+                fix = f"; {r['note']}" if r["note"] else ""
             out.append(
-                f"{r['index']}: recall@{rq.k} {float(value):.2f} at {r['setting']} = "
-                f"{_plain(r['current'])}, below {rq.target:g}{fix}"
+                f"{r['index']}: recall@{rq.k} {_below(float(value), rq.target)} at "
+                f"{r['setting']} = {_plain(r['current'])}, below {rq.target:g}{fix}"
             )
     return out
+
+
+def _below(value: float, target: float) -> str:
+    """A recall below the target, with the digits that keep it below (0.996 under 0.999
+    is 0.996, never 1.00)."""
+    for digits in range(2, 13):
+        text = f"{value:.{digits}f}"
+        if float(text) < target:
+            return text
+    return repr(value)

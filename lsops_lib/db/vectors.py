@@ -429,24 +429,41 @@ def check_parameters(
 
 
 def _no_suggestion(
-    setting: str, values: list[int], target: float, k: int, best: tuple[float, int, Any] | None
+    setting: str,
+    values: list[int],
+    target: float,
+    k: int,
+    best: tuple[float, int, Any] | None,
+    rows: int | None = None,
 ) -> str:
     """Why no setting is suggested: the index misses the target at every setting (rebuild
     it), or a setting found it on this sample but too few queries show it with confidence
-    (a larger `--sample`, with the number that would)."""
+    (a larger `--sample`, with the number that would; never more than `--sample` allows or
+    the `rows` with a vector the column has to ask with)."""
     if best is not None and best[0] >= target:
         mean, value, per_query = best
-        needed = sample_needed(per_query, k, target, MAX_SAMPLE)
-        more = f"about {needed}" if needed is not None else f"more than {MAX_SAMPLE}"
-        return (
-            f"{setting} = {value} finds recall {mean:.3f} on these {len(per_query)} queries, "
-            f"but so few cannot show {target:g} with confidence: {more} would "
-            "(--sample)"
+        most = _most(rows)
+        needed = sample_needed(per_query, k, target, most)
+        these = "this" if len(per_query) == 1 else "these"
+        found = (
+            f"{setting} = {value} finds recall {mean:.3f} on {these} "
+            f"{fmt.counted(len(per_query), 'query', 'queries')}, but so few cannot show "
+            f"{target:g} with confidence"
         )
+        if needed is not None:
+            return found + f": about {needed} would (--sample)"
+        if most < MAX_SAMPLE:  # the column has fewer rows to ask with than --sample allows
+            return found + f", nor could all {fmt.counted(most, 'row')} with a vector"
+        return found + f", nor could the {MAX_SAMPLE:,} queries --sample allows"
     return (
         f"no {setting} up to {values[-1]} reaches recall {target:g} with confidence: "
         "rebuild the index with larger parameters"
     )
+
+
+def _most(rows: int | None) -> int:
+    """The largest sample a column allows: `MAX_SAMPLE`, or fewer rows to ask with."""
+    return MAX_SAMPLE if rows is None else max(0, min(MAX_SAMPLE, int(rows)))
 
 
 def retrieval_quality(
@@ -574,6 +591,7 @@ def _measure(
             "current": None,
             "suggested": None,
             "suggested_recall": None,
+            "sample_needed": None,
             "note": note,
         }
         if note is None:
@@ -646,15 +664,18 @@ def _measure(
         if row["current"] is not None:
             tx.set_local(setting, int(row["current"]))  # the next index starts as the app
         if row["suggested"] is None:
+            queryable = _queryable(out, where)
             row["note"] = _no_suggestion(setting, ladder(str(ix.method), str(ix.options), k),
-                                         out.target, k, best)  # fmt: skip
+                                         out.target, k, best, queryable)  # fmt: skip
+            if best is not None and best[0] >= out.target:
+                row["sample_needed"] = sample_needed(best[2], k, out.target, _most(queryable))
     searched = tuple(columns.iloc[0][["schema", "table", "column"]])  # its indexes first
     ordered = sorted(
         rows.values(), key=lambda r: (r["schema"], r["table"], r["column"]) != searched
     )
     # settings are integers, also in a column where another index has none
     out.indexes = pd.DataFrame(ordered, columns=INDEX_KEYS).astype(
-        {"current": "Int64", "suggested": "Int64"}
+        {"current": "Int64", "suggested": "Int64", "sample_needed": "Int64"}
     )
     out.curves = pd.DataFrame(curves, columns=CURVE_KEYS)
     measured = [r for r in rows.values() if r["recall_at_k"] is not None]
@@ -665,6 +686,14 @@ def _measure(
         current_recall={r["index"]: r["recall_at_k"] for r in measured},
         suggested={r["index"]: r["suggested"] for r in measured},
     )
+
+
+def _queryable(out: RetrievalQuality, where: tuple[str, str, str]) -> int | None:
+    """The rows of a column that can be queries (a non-NULL, non-zero vector), or None."""
+    for c in out.columns.to_dict("records"):
+        if (c["schema"], c["table"], c["column"]) == where:
+            return int(c["rows"]) - int(c["nulls"]) - int(c["zero_vectors"])
+    return None
 
 
 def _int(value: Any) -> int | None:

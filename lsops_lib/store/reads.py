@@ -9,6 +9,7 @@ and floats as float64. The interval reads (deltas) are in `intervals.py`.
 from __future__ import annotations
 
 import re
+import uuid
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -336,7 +337,17 @@ class ScrapeReads(StoreCore):
         return df
 
     def raw_payload(self, scrape_id: str, part: str) -> bytes | None:
-        """The body of `part` ("health" | "metrics") of a scrape as received, or None."""
+        """The body of `part` ("health" | "metrics") of a scrape as received, whether its
+        period is packed or not; None when the store has no such scrape (ids are compared
+        as the text they are: an upper-case UUID is another id) or no such part of it (a
+        part never stored, an unknown name). A scrape id or part that is no text (a
+        number, None, a uuid.UUID) is a ParameterError (a ValueError too)."""
+        for name, value in (("scrape_id", scrape_id), ("part", part)):
+            if not isinstance(value, str):
+                raise ParameterValueError(
+                    f"{name}: {shown(value)} is a {type(value).__name__}, not text"
+                    f"{' (str(...) of it)' if isinstance(value, uuid.UUID) else ''}"
+                )
         find = select(scrape_details_table.c.sid).where(
             scrape_details_table.c.scrape_id == scrape_id
         )

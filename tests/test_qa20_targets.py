@@ -66,13 +66,43 @@ def test_a_renamed_target_is_read_from_the_store(lsops_env: dict[str, str], tmp_
         assert result.exit_code == code, (args, result.output)
         assert result.output.strip().splitlines() == [
             "lsops: target 'old' is not in lsops.toml: this command needs its URL; its stored "
-            "history is read by endpoints, checklist, incidents, alerts, logs (and a report: "
-            "-p target 'old')"
+            "history is read by endpoints, checklist, incidents, alerts, logs and report"
         ], args
     # a name neither knows: as ever
     result = _run(env, "--target", "nosuch", "endpoints", *WINDOW)
     assert result.exit_code == 2
     assert result.output.strip() == "lsops: unknown target 'nosuch' (configured: new)"
+
+
+def test_the_postmortem_incidents_suggests_for_a_renamed_target_runs_as_printed(
+    lsops_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`lsops --target old incidents` names `--target old` in the postmortem command it
+    prints; that command, run as printed, reads old's history (it was refused: "this
+    command needs its URL"), its kernel loading lsops.toml's own target."""
+    import shlex
+
+    up = {"/a": lambda m: (m + 1, 10.0, 0.0)}
+    scrapes = [
+        make_scrape(m, {k: f(m) for k, f in up.items()}, target="old") for m in range(0, 30, 5)
+    ]
+    scrapes += [make_scrape(m, None, target="old") for m in range(30, 75, 5)]  # 45 min down
+    scrapes += [make_scrape(m, {"/a": (m + 1, 10.0, 0.0)}, target="old") for m in range(75, 120, 5)]
+    env = _store_of(tmp_path, lsops_env, scrapes)
+    (tmp_path / "lsops.toml").write_text('[targets.new]\nurl = "http://127.0.0.1:9"\n')
+    env["LSOPS_NOTEBOOKS"] = str(Path(__file__).parent / "data" / "notebooks")
+    found = _run(env, "--target", "old", "incidents", *WINDOW, "--json")
+    assert found.exit_code == 0, found.output
+    commands = [i["postmortem_command"] for i in json.loads(found.stdout) if i["kind"] != "restart"]
+    assert commands and commands[0].startswith("lsops --target old report postmortem "), commands
+    ran = _run(env, *shlex.split(commands[0])[1:], "--json")
+    assert ran.exit_code == 0, ran.output
+    assert "lsops: target 'old' is not in lsops.toml: its stored history is read" in ran.stderr
+    run = json.loads(ran.stdout)
+    assert run["status"] == "succeeded", run
+    assert run["parameters"]["target"] == "old"
+    printed = Path(run["path"], "report.ipynb").read_text()
+    assert "target new store" in printed  # the kernel's own settings: lsops.toml's target
 
 
 # --- 6. endpoints of a target that never answered ----------------------------------------------

@@ -91,7 +91,7 @@ class App:
     config: str | None = None
     target: str | None = None
     # a command that only reads the store (endpoints, checklist, incidents, alerts, logs,
-    # errors): it takes a target the store holds though lsops.toml no longer names it
+    # errors, report): it takes a target the store holds though lsops.toml no longer names it
     reads_store: bool = False
     _settings: Settings | None = field(default=None, repr=False)
 
@@ -122,7 +122,7 @@ class App:
             raise ConfigError(
                 f"target {name!r} is not in lsops.toml: this command needs its URL; its "
                 "stored history is read by endpoints, checklist, incidents, alerts, logs "
-                f"(and a report: -p target {name!r})"
+                "and report"
             )
         err_console.print(
             f"lsops: target {one_line(repr(name))} is not in lsops.toml: its stored history is read",

@@ -120,6 +120,7 @@ def report_command(
     """
     from .. import reports
 
+    app.reads_store = True  # a target the store holds, lsops.toml no longer: its history
     with _sigterm_interrupts(), run_command(usage=2, failure=1):
         params: dict[str, Any] = {}
         named = {

@@ -212,12 +212,15 @@ def _engine() -> str:
 
 
 def kernel_env(settings: Settings, *, outputs_dir: Path | None = None) -> dict[str, str]:
-    """The `LSOPS_*` variables that let `load_settings()` in the kernel find `settings`."""
+    """The `LSOPS_*` variables that let `load_settings()` in the kernel find `settings`.
+    A target lsops.toml no longer names (its history read from the store, the `target`
+    parameter naming it) is not the kernel's: it gets lsops.toml's default one."""
     package_root = str(Path(__file__).resolve().parents[2])
     pythonpath = os.environ.get("PYTHONPATH", "")
+    configured = settings.target.name in settings.targets
     env: dict[str, str] = {
-        "LSOPS_API_URL": settings.target.url,
-        "LSOPS_TARGET": settings.target.name,
+        "LSOPS_API_URL": settings.target.url if configured else "",
+        "LSOPS_TARGET": settings.target.name if configured else "",
         "LSOPS_STORE": settings.store_url,
         "LSOPS_OUTPUTS": str(outputs_dir or settings.outputs_dir),
         "LSOPS_DATA": str(settings.data_dir),

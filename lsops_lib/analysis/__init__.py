@@ -49,6 +49,7 @@ from .traffic import (
     endpoint_summary,
     excluded_monitoring,
     request_totals,
+    summary_and_excluded,
     traffic_series,
 )
 
@@ -93,6 +94,7 @@ __all__ = [
     "notable_changes",
     "request_totals",
     "restart_incidents",
+    "summary_and_excluded",
     "traffic_series",
     "with_commands",
     "cache_fall_incidents",

@@ -11,11 +11,19 @@ import pandas as pd
 from .. import fmt
 from ..config import Thresholds
 from ..models import WINDOW_CAP
-from ._common import count, ensure_ts, instants, median_interval_s, one_target, ts
+from ._common import (
+    count,
+    ensure_ts,
+    filter_monitoring,
+    instants,
+    median_interval_s,
+    one_target,
+    ts,
+)
 from ._reads import scrape_figures
 from .memory import memory_trend
 from .slo import app_traffic, latency_timeslices, percentile_sanity
-from .traffic import cache_summary, endpoint_summary, request_totals, traffic_series
+from .traffic import cache_summary, request_totals, series_of, summary_of
 
 PASS, FAIL, UNKNOWN = "pass", "fail", "unknown"
 
@@ -85,6 +93,35 @@ def _last_services(
             latest.setdefault(service, row)  # a later window's row is the later one
         hi, span = lo, span * 2
     return (rows[rows["ts"] == last_ts] if not rows.empty else rows), latest
+
+
+def _traffic(
+    store: Any,
+    start: datetime | None,
+    end: datetime | None,
+    target: str | None,
+    include_monitoring: bool,
+) -> tuple[tuple[pd.DataFrame, Any], pd.DataFrame, pd.DataFrame]:
+    """`app_traffic` from two hours before `start`, `endpoint_summary` and the hourly
+    `traffic_series` of [start, end), from ONE hourly read of the window (monitoring
+    included) and one of the two hours before it: the deltas are per scrape, filed by the
+    scrape's instant, so [a, b) + [b, c) = [a, c) (the hour holding `start` comes in two
+    rows); an endpoint's requests and errors are the sums of its own rows, whatever their
+    buckets (whole numbers: the same sums; only its summed time, which no line shows, may
+    differ from the daily read's in the last digit)."""
+
+    def read(a: datetime | None, b: datetime | None) -> pd.DataFrame:
+        df = store.endpoint_intervals(a, b, bucket="hour", target=target, include_monitoring=True)
+        return ensure_ts(df.copy(), "ts")
+
+    hours = read(start, end)
+    before = start - timedelta(hours=2) if start is not None else None
+    earlier = read(before, start) if start is not None else hours.iloc[:0]
+    parts = [p for p in (earlier, hours) if not p.empty]
+    both = pd.concat(parts, ignore_index=True) if len(parts) == 2 else (parts or [hours])[0]
+    app = app_traffic(store, before, end, target=target, intervals=both)
+    own = filter_monitoring(hours, include_monitoring)
+    return app, summary_of(own), series_of(own)
 
 
 QUICK_MESSAGES = {"configured", "available"}
@@ -252,9 +289,7 @@ def checklist(
 
     # --- performance monitoring
     scrapes = scrape_figures(store, start, end, target)  # the columns the lines below use
-    # the application's requests from two hours before: the first slices' hours too
-    before = start - timedelta(hours=2) if start is not None else None
-    app = app_traffic(store, before, end, target=target)
+    app, summary, hourly = _traffic(store, start, end, target, include_monitoring)
     lat = latency_timeslices(
         store, start, end, threshold_ms=th.latency_p95_ms, target=target, scrapes=scrapes, app=app
     )
@@ -331,9 +366,6 @@ def checklist(
             )
         )
 
-    summary = endpoint_summary(
-        store, start, end, target=target, include_monitoring=include_monitoring
-    )
     totals = request_totals(summary)
     name = f"Error rate < {_runbook_pct(th.error_rate)}"
     excluded = "" if include_monitoring else " (monitoring endpoints excluded)"
@@ -403,9 +435,6 @@ def checklist(
     checks.append(fed["critical_errors"])  # the runbook's Error Monitoring lines, in its order
 
     # --- error monitoring
-    hourly = traffic_series(
-        store, start, end, bucket="hour", target=target, include_monitoring=include_monitoring
-    )
     busy = hourly[hourly["requests"] >= min_requests] if not hourly.empty else hourly
     name = "Error rate stable"
     if busy.empty:

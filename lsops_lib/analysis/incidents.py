@@ -24,6 +24,8 @@ from ..config import Thresholds
 from ..exceptions import ParameterError
 from ..times import shown
 from ._common import count, empty, ensure_ts, filter_monitoring, instants, iso, py, ts, window
+from ._memo import memo
+from ._reads import scrape_figures
 from .cache_fall import cache_fall_incidents
 from .incident_base import COLUMNS, Detector, wilson_lower
 from .incident_base import runs as _runs
@@ -379,8 +381,42 @@ def incidents(
     start, end = instants(start, end)  # a start after the end: ParameterError
     min_requests = count(min_requests, "min_requests")
     thresholds = thresholds or Thresholds()
+    memoized = memo(store)  # one read per period for the whole scan (as monthly_review)
+    if memoized is not store and target is not None and "cache_fall" in kinds:
+        # the cache-fall detector's read (a window over every scrape) runs beside the
+        # pandas work below: the very call the detector makes, answered from the memo
+        memoized.prefetch("counter_intervals", start, end, bucket="scrape", target=target)
+    try:
+        return _incidents(
+            memoized, start, end, thresholds, target=target,
+            include_monitoring=include_monitoring, baseline=baseline, bucket=bucket,
+            min_requests=min_requests, latency_factor=latency_factor, kinds=kinds,
+        )  # fmt: skip
+    finally:
+        if memoized is not store:
+            memoized.close()
+
+
+def _incidents(
+    store: Any,
+    start: datetime | None,
+    end: datetime | None,
+    thresholds: Thresholds,
+    *,
+    target: str | None,
+    include_monitoring: bool,
+    baseline: tuple[datetime, datetime] | None,
+    bucket: str,
+    min_requests: int,
+    latency_factor: float,
+    kinds: tuple[str, ...],
+) -> pd.DataFrame:
     parts = []
     health = None
+    if "memory_climb" in kinds and target is not None:
+        # the memory-climb detector's scrape figures first: the same pass over the
+        # scrape rows also answers the health read below (`_reads.scrape_figures`)
+        scrape_figures(store, start, end, target)
     if {"no_answer", "health_error", "health_degraded"} & set(kinds):
         health = store.health(start, end, target=target)
         if not health.empty:
@@ -412,7 +448,8 @@ def incidents(
             )
             base = summary.set_index("endpoint")["mean_ms"] if not summary.empty else None
         if health is None:  # the last observation of the window: every scrape's instant
-            health = store.scrapes(start, end, target=target, columns=["ts"])
+            plain = getattr(store, "store", store)  # a narrowed read: not remembered
+            health = plain.scrapes(start, end, target=target, columns=["ts"])
         found = endpoint_incidents(
             series,
             thresholds,

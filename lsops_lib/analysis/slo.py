@@ -108,12 +108,23 @@ HOUR_MS = 3_600_000
 
 
 def app_traffic(
-    store: Any, start: datetime | None, end: datetime | None, *, target: str | None = None
+    store: Any,
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    target: str | None = None,
+    intervals: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.Timestamp | None]:
     """The application's requests per hour over [start, end) (ts, requests: the monitoring
     endpoints left out) and the instant from which they tell every request (the first
-    hour's deltas may begin inside it: one hour after its start), for `monitoring_only`."""
-    df = store.endpoint_intervals(start, end, bucket="hour", target=target, include_monitoring=True)
+    hour's deltas may begin inside it: one hour after its start), for `monitoring_only`.
+    `intervals`: the period's hourly `endpoint_intervals` (monitoring included) when the
+    caller has read them (in any pieces: a bucket may come in several rows), else read."""
+    df = (
+        store.endpoint_intervals(start, end, bucket="hour", target=target, include_monitoring=True)
+        if intervals is None
+        else intervals
+    )
     if df.empty:
         return pd.DataFrame({"ts": pd.Series(dtype="datetime64[ns, UTC]"), "requests": []}), None
     df = ensure_ts(df.copy(), "ts")

@@ -66,6 +66,13 @@ def endpoint_summary(
     df = _intervals(
         store, start, end, bucket="day", target=target, include_monitoring=include_monitoring
     )
+    return summary_of(df)
+
+
+def summary_of(df: pd.DataFrame) -> pd.DataFrame:
+    """`endpoint_summary` of interval rows (`endpoint_intervals`, any bucket): the sums per
+    endpoint, whatever buckets they were read in (the requests and errors are whole
+    numbers: the same sums)."""
     if df.empty:
         return empty([*SUMMARY_COLUMNS, "time_sum_ms"])
     sums = df.groupby("endpoint", as_index=False)[["requests", "errors", "time_sum_ms"]].sum(
@@ -83,7 +90,21 @@ def excluded_monitoring(
     store: Any, start: datetime | None, end: datetime | None, *, target: str | None = None
 ) -> pd.DataFrame:
     """The monitoring endpoints a default summary leaves out: endpoint, requests, errors, reason."""
+    return _excluded(endpoint_summary(store, start, end, target=target, include_monitoring=True))
+
+
+def summary_and_excluded(
+    store: Any, start: datetime | None, end: datetime | None, *, target: str | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`endpoint_summary` (monitoring endpoints left out) and `excluded_monitoring` of one
+    period from ONE read (monitoring included): an endpoint's sums are its own rows', so
+    the default summary is the full one without the monitoring endpoints, in its order."""
     full = endpoint_summary(store, start, end, target=target, include_monitoring=True)
+    summary = filter_monitoring(full, include_monitoring=False).reset_index(drop=True)
+    return (summary if not summary.empty else summary_of(summary)), _excluded(full)
+
+
+def _excluded(full: pd.DataFrame) -> pd.DataFrame:
     if full.empty:
         return empty(["endpoint", "requests", "errors", "reason"])
     out = full.loc[
@@ -109,6 +130,11 @@ def traffic_series(
     )
     if endpoint is not None and not df.empty:
         df = df.loc[df["endpoint"] == endpoint]
+    return series_of(df)
+
+
+def series_of(df: pd.DataFrame) -> pd.DataFrame:
+    """`traffic_series` of interval rows (`endpoint_intervals`): the sums per bucket."""
     if df.empty:
         return empty(["ts", "requests", "errors", "error_rate", "mean_ms", "time_sum_ms"])
     sums = (

@@ -400,19 +400,18 @@ def endpoints_command(
 ) -> None:
     """Per endpoint from the store: requests, errors, error rate, mean latency (weighted)."""
     app.reads_store = True  # a target the store holds, lsops.toml no longer: read
-    from ..analysis import endpoint_summary, excluded_monitoring
+    from ..analysis import endpoint_summary, summary_and_excluded
 
     with run_command(usage=2, failure=1):
         start, end = _window(window, since, until, "24h")
         target = app.selected_target()
         with _store(app) as store:
-            summary = endpoint_summary(
-                store, start, end, target=target, include_monitoring=include_monitoring
-            )
-            excluded = (
-                None
+            # without --include-monitoring: the summary and the endpoints it left out, of
+            # one read of the window
+            summary, excluded = (
+                (endpoint_summary(store, start, end, target=target, include_monitoring=True), None)
                 if include_monitoring
-                else excluded_monitoring(store, start, end, target=target)
+                else summary_and_excluded(store, start, end, target=target)
             )
             note = target_note(store, target)
             # no request counted: the scrapes of the window, and how many had no answer

@@ -136,6 +136,14 @@ NOTES: dict[str, str] = {
         "value would not come back exactly (a time sum outside the exact two-integer "
         "range, a non-integer, a text past SQLITE_LIMIT_LENGTH); frames identical bit for "
         "bit on both stores, tests/test_store_grouping.py against a pandas groupby."
+        "\n\n**Run of 2026-12-02 10:32: 12.4, missed** (month 0.0437 s, year 0.542 s; CPU "
+        "0.044 and 0.54 s). The nineteenth session changed nothing on the rollup's hourly "
+        "read (its changes are in the packed scrape reads and in `typed`, which this read "
+        "does not call). Right after, on one year store generated anew (seed 2), the "
+        "read's CPU (best of 3, twice, alternated): 0.403 and 0.437 s for this tree, 0.437 "
+        "and 0.473 s for the tree at the session's start (43b7276): no regression; the "
+        "run's 0.54 s and its month at 0.0437 s (0.0511 s at 00:47) put the ratio over the "
+        "thin margin of 12 (see above)."
     ),
     "store_bytes": (
         "**Fixed (issue 14, schema version 4).** Measured first on the 30-day store: "
@@ -325,6 +333,12 @@ NOTES: dict[str, str] = {
         "copies of one 30-day store, that session's end (schema 5) against the start of it "
         "(71fef05, schema 4), farm-bench 7 pairs A B A B: wall 0.995, CPU 1.014 (spread "
         "0.92-1.07)."
+        "\n\n**Run of 2026-12-02 10:32: 2.29, missed** (review 7.73 s, trivial 3.37 s). "
+        "The nineteenth session's changes on a report's path (packed scrape reads: a "
+        "block's column walk stops at the last column a read names; `typed` converts "
+        "numeric columns directly) left the ratio where it was: a single-figure run "
+        "that morning gave 2.38 (review 5.95 s, trivial 2.50 s), on a machine that ran "
+        "both notebooks slower than at 00:47."
     ),
     "collect_fanout": (
         "**Fixed:** a profile of the 100-target round put 3.2 of its 3.7 s in "
@@ -402,6 +416,8 @@ NOTES: dict[str, str] = {
         "`--jobs 1` already keeps 1.17 cores busy (each month's review bundle is computed "
         "beside its kernel's start, `lsops_lib.preload`). Nothing on a report's path "
         "changed for this figure (see `report_overhead`)."
+        "\n\n**Run of 2026-12-02 10:32: 1.59x, missed** (`--jobs 1` 67.5 s, `--jobs 2` "
+        "42.6 s): as at 00:47, on a slower machine; nothing changed for this figure."
     ),
     "inspect_large_catalog": (
         "Met with room to spare; not profiled further. The catalog is built with "

@@ -8,7 +8,8 @@ scrapes of 50 endpoints). `MemoStore` answers them all from ONE hourly read with
 monitoring endpoints included: the daily figures are sums of the hourly ones (the deltas
 are per scrape, the buckets only group them), the default view drops the monitoring
 endpoints (`models.is_monitoring`, the rule the store's own flag is made from). Other
-reads are remembered by their arguments. Every answer is a copy: callers may modify it.
+reads are remembered by their arguments (a call with an argument that cannot be a key, a
+list of columns, is read each time). Every answer is a copy: callers may modify it.
 
 Only for the duration of one bundle computation (the store does not change under it in a
 way the bundle could see consistently anyway).
@@ -76,6 +77,10 @@ class MemoStore:
         self, name: str, read: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         key = (name, args, tuple(sorted(kwargs.items())))
+        try:
+            hash(key)
+        except TypeError:  # an argument that cannot be a key (a list of columns): not remembered
+            return read(*args, **kwargs)
         if key not in self._memo:
             self._memo[key] = read(*args, **kwargs)
         value = self._memo[key]

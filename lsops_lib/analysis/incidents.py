@@ -448,8 +448,7 @@ def _incidents(
             )
             base = summary.set_index("endpoint")["mean_ms"] if not summary.empty else None
         if health is None:  # the last observation of the window: every scrape's instant
-            plain = getattr(store, "store", store)  # a narrowed read: not remembered
-            health = plain.scrapes(start, end, target=target, columns=["ts"])
+            health = store.scrapes(start, end, target=target, columns=["ts"])
         found = endpoint_incidents(
             series,
             thresholds,

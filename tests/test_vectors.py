@@ -610,10 +610,12 @@ def test_a_target_too_high_for_the_sample_says_so_and_how_many_queries_would_do(
     assert sample_needed(perfect, 10, 0.99, 1000) == 50
     assert sample_needed(np.full(50, 0.98), 10, 0.99, 1000) is None  # below the target
     assert sample_needed(perfect, 10, 0.9999, 1000) is None  # ~3,860 queries: over the most
-    note = vectors._no_suggestion("hnsw.ef_search", [20, 40], 0.999, 10, (1.0, 40, perfect))
+    note = vectors._no_suggestion("hnsw.ef_search", [20, 40], 0.999, (1.0, 40, perfect), 390, 1000)
     assert note == (
         "hnsw.ef_search = 40 finds recall 1.000 on these 50 queries, but so few cannot show "
         "0.999 with confidence: about 390 would (--sample)"
     )
-    note = vectors._no_suggestion("hnsw.ef_search", [20, 40], 0.999, 10, (0.99, 40, perfect))
+    note = vectors._no_suggestion(
+        "hnsw.ef_search", [20, 40], 0.999, (0.99, 40, perfect), None, 1000
+    )
     assert note.endswith("rebuild the index with larger parameters")

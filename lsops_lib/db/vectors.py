@@ -432,18 +432,16 @@ def _no_suggestion(
     setting: str,
     values: list[int],
     target: float,
-    k: int,
     best: tuple[float, int, Any] | None,
-    rows: int | None = None,
+    needed: int | None,
+    most: int,
 ) -> str:
     """Why no setting is suggested: the index misses the target at every setting (rebuild
-    it), or a setting found it on this sample but too few queries show it with confidence
-    (a larger `--sample`, with the number that would; never more than `--sample` allows or
-    the `rows` with a vector the column has to ask with)."""
+    it), or a setting found it on this sample (`best`) but too few queries show it with
+    confidence: `needed` queries would (`sample_needed`), or none up to `most` (what
+    `--sample` allows, or the rows with a vector the column has to ask with)."""
     if best is not None and best[0] >= target:
         mean, value, per_query = best
-        most = _most(rows)
-        needed = sample_needed(per_query, k, target, most)
         these = "this" if len(per_query) == 1 else "these"
         found = (
             f"{setting} = {value} finds recall {mean:.3f} on {these} "
@@ -664,11 +662,11 @@ def _measure(
         if row["current"] is not None:
             tx.set_local(setting, int(row["current"]))  # the next index starts as the app
         if row["suggested"] is None:
-            queryable = _queryable(out, where)
-            row["note"] = _no_suggestion(setting, ladder(str(ix.method), str(ix.options), k),
-                                         out.target, k, best, queryable)  # fmt: skip
+            most = _most(_queryable(out, where))
             if best is not None and best[0] >= out.target:
-                row["sample_needed"] = sample_needed(best[2], k, out.target, _most(queryable))
+                row["sample_needed"] = sample_needed(best[2], k, out.target, most)
+            row["note"] = _no_suggestion(setting, ladder(str(ix.method), str(ix.options), k),
+                                         out.target, best, row["sample_needed"], most)  # fmt: skip
     searched = tuple(columns.iloc[0][["schema", "table", "column"]])  # its indexes first
     ordered = sorted(
         rows.values(), key=lambda r: (r["schema"], r["table"], r["column"]) != searched

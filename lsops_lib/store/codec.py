@@ -513,14 +513,24 @@ def _is_uuid(value: str) -> bool:
         return False
 
 
-def _decode_rows_chunk(chunk: bytes, want: set[int] | None) -> dict[int, np.ndarray]:
-    """The columns of one chunk (all, or those in `want`), by index, as object arrays of
-    Python values (int, float, bool, str...; None for NULL). Columns not wanted are
-    stepped over without decoding, and the walk stops once every wanted one is read."""
+def _open_chunk(chunk: bytes) -> tuple[memoryview, int]:
+    """A row chunk decompressed, and its number of rows (its columns start at byte 5)."""
     buf = memoryview(_decompress(chunk))
     version, n = struct.unpack_from("<BI", buf, 0)
     if version != VERSION:
         raise ValueError(f"unknown row block version {version}")
+    return buf, n
+
+
+def _decode_rows_chunk(chunk: bytes, want: set[int] | None) -> dict[int, np.ndarray]:
+    """The columns of one chunk (all, or those in `want`): `_chunk_columns`."""
+    return _chunk_columns(*_open_chunk(chunk), want)
+
+
+def _chunk_columns(buf: memoryview, n: int, want: set[int] | None) -> dict[int, np.ndarray]:
+    """The columns of an opened chunk (all, or those in `want`), by index, as object arrays
+    of Python values (int, float, bool, str...; None for NULL). Columns not wanted are
+    stepped over without decoding, and the walk stops once every wanted one is read."""
     pos = 5
     one = np.ones(n, np.int64)
     start = np.zeros(1, np.int64)
@@ -583,10 +593,7 @@ def find_id(body: bytes, column: int, key: str, wanted: Iterable[int]) -> dict[i
     built for the others), and the row decoded only in the chunk where it is found."""
     target = uuid.UUID(key).bytes if _is_uuid(key) else None
     for chunk in _row_chunks(body):
-        buf = memoryview(_decompress(chunk))
-        version, n = struct.unpack_from("<BI", buf, 0)
-        if version != VERSION:
-            raise ValueError(f"unknown row block version {version}")
+        buf, n = _open_chunk(chunk)
         pos, index, kind = 5, -1, ""
         while pos < len(buf):
             index += 1
@@ -609,8 +616,7 @@ def find_id(body: bytes, column: int, key: str, wanted: Iterable[int]) -> dict[i
             values = json.loads(bytes(buf[pos + 4 : pos + 4 + size]))
             at = next((i for i, v in enumerate(values) if v == key), -1)
         if at >= 0:
-            cols = _decode_rows_chunk(chunk, set(wanted))
-            return {i: v[at] for i, v in cols.items()}
+            return {i: v[at] for i, v in _chunk_columns(buf, n, set(wanted)).items()}
     return None
 
 

@@ -23,8 +23,8 @@ The suggestion: settings on a ladder (`HNSW_LADDER`, powers of two up to `lists`
 IVFFlat) are tried with `SET LOCAL`, smallest first; the suggested one is the smallest
 whose recall reaches `recall_target` with 95 % confidence (`recall.lower_bound`: Wilson's
 bound on the neighbours found, their number divided by the design effect of queries that
-miss together, at 97.5 % for each setting the ladder tries), so that it holds beyond the
-sample it was measured on.
+miss together, this setting's or the one tried before's if larger, at 97.5 % for each
+setting the ladder tries), so that it holds beyond the sample it was measured on.
 
 Everything runs in ONE transaction, READ ONLY and REPEATABLE READ (the index's answer and
 the exact one see the same rows), under the inspection's `statement_timeout`, rolled back
@@ -57,6 +57,7 @@ from .recall import (
     INDEX_KEYS,
     RetrievalQuality,
     answers_by_query,
+    design_effect,
     ladder,
     problems,
     recall,
@@ -432,7 +433,7 @@ def _no_suggestion(
     setting: str,
     values: list[int],
     target: float,
-    best: tuple[float, int, Any] | None,
+    best: tuple[float, int, Any, Any] | None,
     needed: int | None,
     most: int,
 ) -> str:
@@ -441,7 +442,7 @@ def _no_suggestion(
     confidence: `needed` queries would (`sample_needed`), or none up to `most` (what
     `--sample` allows, or the rows with a vector the column has to ask with)."""
     if best is not None and best[0] >= target:
-        mean, value, per_query = best
+        mean, value, per_query, _before = best
         these = "this" if len(per_query) == 1 else "these"
         found = (
             f"{setting} = {value} finds recall {mean:.3f} on {these} "
@@ -637,14 +638,26 @@ def _measure(
             continue
         truth, _ = exact(where, op)
         setting = str(row["setting"])
-        best: tuple[float, int, np.ndarray] | None = None  # the ladder's highest mean
+        # the ladder's highest mean (then the least design effect: the fewest queries to
+        # show it), as (mean, value, its per-query recalls, those of the setting before)
+        best: tuple[float, int, np.ndarray, np.ndarray | None] | None = None
+        before: np.ndarray | None = None  # the setting tried before's per-query recalls
         for value in ladder(str(ix.method), str(ix.options), k):
             tx.set_local(setting, value)
             frame, seconds = index_neighbours(tx, by_name[where], ext, op, keys[where], k)
             per_query = recall(truth, answers_by_query(frame, keys[where]), k)
-            mean, p10, low = summarize(per_query, k)
-            if mean is not None and (best is None or mean > best[0]):
-                best = (mean, value, np.array(list(per_query.values()), dtype=float))
+            mean, p10, low = summarize(per_query, k, before)
+            values = np.array(list(per_query.values()), dtype=float)
+            if mean is not None and (
+                best is None
+                or mean > best[0]
+                or (
+                    mean == best[0]
+                    and design_effect(values, k, before) < design_effect(best[2], k, best[3])
+                )
+            ):
+                best = (mean, value, values, before)
+            before = values
             curves.append(
                 {
                     "index": ix.index,
@@ -664,7 +677,7 @@ def _measure(
         if row["suggested"] is None:
             most = _most(_queryable(out, where))
             if best is not None and best[0] >= out.target:
-                row["sample_needed"] = sample_needed(best[2], k, out.target, most)
+                row["sample_needed"] = sample_needed(best[2], k, out.target, most, best[3])
             row["note"] = _no_suggestion(setting, ladder(str(ix.method), str(ix.options), k),
                                          out.target, best, row["sample_needed"], most)  # fmt: skip
     searched = tuple(columns.iloc[0][["schema", "table", "column"]])  # its indexes first

@@ -23,7 +23,6 @@ warning), `info` otherwise.
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +31,7 @@ import pandas as pd
 
 from .. import fmt
 from ..config import Thresholds
+from ..stats import wilson_lower
 from ._common import ensure_ts, instants
 from .incident_base import frame, row, runs
 
@@ -77,15 +77,10 @@ def _seconds(stamps: pd.Series) -> np.ndarray:
 
 def _upper(hits: int, ops: int) -> float:
     """Upper bound of the Wilson score interval of hits / ops (one-sided, `Z`; 1 without
-    operations): one minus the lower bound of the misses' share, the bound
-    `incident_base.wilson_lower` computes for a column, for one pair."""
+    operations): one minus the lower bound of the misses' share."""
     if ops <= 0:
         return 1.0
-    n, z2 = float(ops), Z * Z
-    p = (ops - hits) / n
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = Z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return 1.0 - max(centre - half, 0.0)
+    return 1.0 - float(wilson_lower((ops - hits) / ops, ops, Z))
 
 
 def cache_falls(intervals: pd.DataFrame, thresholds: Thresholds) -> pd.DataFrame:

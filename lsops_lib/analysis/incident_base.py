@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from .. import stats
 from ..config import Thresholds
 from ._common import empty
 
@@ -45,14 +46,12 @@ def runs(flags: Any) -> list[tuple[int, int]]:
 
 
 def wilson_lower(errors: pd.Series, requests: pd.Series, z: float = 1.645) -> pd.Series:
-    """Lower bound of the Wilson score interval of errors / requests (0 without requests)."""
+    """Lower bound of the Wilson score interval of errors / requests (0 without requests),
+    row by row (`stats.wilson_lower`)."""
     n = requests.astype(float)
     p = (errors.astype(float) / n.where(n > 0)).fillna(0.0)
     n = n.where(n > 0, 1.0)
-    z2 = z * z
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = z * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return (centre - half).clip(lower=0.0)
+    return pd.Series(stats.wilson_lower(p.to_numpy(), n.to_numpy(), z), index=p.index)
 
 
 def row(

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..stats import wilson_lower
+
 __all__ = [
     "COLUMN_KEYS",
     "CONFIDENCE_Z",
@@ -116,7 +118,7 @@ def lower_bound(values: np.ndarray, k: int, before: np.ndarray | None = None) ->
     of samples, ~40 % near 0.999 (tests/test_vectors.py)."""
     n = int(values.size)
     p = float(values.mean())
-    return _wilson(p, n * k / design_effect(values, k, before), _t(n - 1))
+    return float(wilson_lower(p, n * k / design_effect(values, k, before), _t(n - 1)))
 
 
 def design_effect(values: np.ndarray, k: int, before: np.ndarray | None = None) -> float:
@@ -145,7 +147,7 @@ def sample_needed(
         return None
     p, design = float(values.mean()), design_effect(values, k, before)
     for n in range(10, most + 1, 10):
-        if _wilson(p, n * k / design, _t(n - 1)) >= target:
+        if wilson_lower(p, n * k / design, _t(n - 1)) >= target:
             return n
     return None
 
@@ -164,13 +166,6 @@ def _t(df: int) -> float:
     df = max(df, 1)
     z = CONFIDENCE_Z
     return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
-
-
-def _wilson(p: float, trials: float, t: float) -> float:
-    """Wilson's lower bound of a proportion `p` of `trials` at `t` standard errors."""
-    centre = p + t * t / (2 * trials)
-    margin = t * math.sqrt(p * (1.0 - p) / trials + t * t / (4 * trials * trials))
-    return max(0.0, (centre - margin) / (1.0 + t * t / trials))
 
 
 def ladder(method: str, options: str, k: int) -> list[int]:

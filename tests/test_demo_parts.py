@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -183,3 +184,38 @@ def test_demo_help_gives_the_days_it_accepts() -> None:
     out = CliRunner().invoke(main, ["demo", "--help"], env={"COLUMNS": "200"})
     assert out.exit_code == 0
     assert f"({MIN_DAYS} to {MAX_DAYS})" in " ".join(out.output.split())
+
+
+@pytest.mark.postgres
+def test_the_statistics_wait_ends_when_the_deletes_show(
+    pg_cluster: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo waits for the dead tuples it made to show in the statistics before the
+    database report reads them: until the rows it deleted show, not until a fixed 1,000
+    (a 3-day demo deletes 400: it slept the whole 10 s timeout, polling 100 times)."""
+    import uuid
+
+    from lsops_lib.demo import database, world
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    pg_cluster.create_database(name)
+    try:
+        with pg_cluster.connect(name) as conn:
+            conn.execute(f"CREATE TABLE {world.DEAD_TUPLES_TABLE} (id int)")
+            conn.execute(f"INSERT INTO {world.DEAD_TUPLES_TABLE} SELECT generate_series(1, 400)")
+            deleted = conn.execute(f"DELETE FROM {world.DEAD_TUPLES_TABLE}").rowcount
+        polls: list[float] = []
+        real_sleep = time.sleep
+        monkeypatch.setattr(database.time, "sleep", lambda s: (polls.append(s), real_sleep(s)))
+        database.wait_statistics(pg_cluster, 0, dbname=name)  # nothing deleted: no wait
+        assert polls == []
+        database.wait_statistics(pg_cluster, deleted, dbname=name)
+        assert deleted == 400 and len(polls) < 20, polls  # the old threshold: 100 polls
+        with pg_cluster.connect(name) as conn:
+            row = conn.execute(
+                "SELECT n_tup_del, n_dead_tup FROM pg_stat_user_tables WHERE relname = %s",
+                (world.DEAD_TUPLES_TABLE,),
+            ).fetchone()
+        assert row == (400, 400)
+    finally:
+        pg_cluster.drop_database(name)

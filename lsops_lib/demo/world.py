@@ -285,11 +285,12 @@ _FAILURES = (
 )
 
 
-def grow_day(conn: Any, p: Plan, day: datetime, rng: random.Random, *, vector: bool) -> None:
+def grow_day(conn: Any, p: Plan, day: datetime, rng: random.Random, *, vector: bool) -> int:
     """One day of LongSang activity at virtual date `day`: conversations, agent and
     workflow executions, documents, new embeddings (and their indexing log, with
     failures), cache entries (the expired ones deleted: dead tuples), a news digest;
-    then the application's read queries (pg_stat_statements)."""
+    then the application's read queries (pg_stat_statements). Returns the cache entries
+    deleted (the day's dead tuples)."""
     cast = "::vector" if vector else ""
     params = {"day": day, "n_conv": 90 + rng.randrange(40), "n_exec": 50 + rng.randrange(30)}
     conn.execute(
@@ -387,13 +388,16 @@ def grow_day(conn: Any, p: Plan, day: datetime, rng: random.Random, *, vector: b
         """,
         params,
     )
-    conn.execute("DELETE FROM response_cache WHERE expires_at < %(day)s::timestamptz", params)
+    deleted = conn.execute(
+        "DELETE FROM response_cache WHERE expires_at < %(day)s::timestamptz", params
+    ).rowcount
     conn.execute(
         "INSERT INTO news_digests (title, summary, content, published_at, created_at) "
         "VALUES (%(title)s, 'daily AI news', repeat('news ', 400), %(day)s, %(day)s)",
         {"title": f"AI digest {day:%Y-%m-%d}", "day": day},
     )
     workload(conn, rng)
+    return max(0, int(deleted or 0))
 
 
 def workload(conn: Any, rng: random.Random, *, rounds: int = 6) -> None:

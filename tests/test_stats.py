@@ -15,6 +15,7 @@ from lsops_lib.stats import wilson_lower
 
 
 def by_bisection(p: float, n: float, z: float) -> float:
+    """Wilson's lower bound, searched (also test_vectors' check of the recall bound)."""
     lo, hi = 0.0, p
     for _ in range(200):
         mid = (lo + hi) / 2

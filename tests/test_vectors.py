@@ -580,16 +580,9 @@ def test_the_recall_bound_is_wilsons_on_the_neighbours_found() -> None:
     the design effect leaves: 10 neighbours a query, queries that find all or none of them
     count as one trial each, queries that all find all of them still leave a margin."""
     from lsops_lib.db.recall import lower_bound
+    from tests.test_stats import by_bisection as wilson_by_bisection
 
     t49 = 2.0096  # Student's t, 97.5 % one-sided, 49 degrees of freedom (tables)
-
-    def wilson_by_bisection(p: float, trials: float, t: float) -> float:
-        lo, hi = 0.0, p
-        for _ in range(200):
-            mid = (lo + hi) / 2
-            far = (p - mid) / np.sqrt(mid * (1 - mid) / trials) > t if 0 < mid < 1 else True
-            lo, hi = (mid, hi) if far else (lo, mid)
-        return lo
 
     perfect = np.ones(50)
     assert lower_bound(perfect, 10) == pytest.approx(wilson_by_bisection(1.0, 500, t49), abs=1e-4)

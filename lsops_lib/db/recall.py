@@ -31,6 +31,7 @@ __all__ = [
     "RetrievalQuality",
     "answers_by_query",
     "design_effect",
+    "exhaustive",
     "ladder",
     "lower_bound",
     "problems",
@@ -169,18 +170,33 @@ def _t(df: int) -> float:
 
 
 def ladder(method: str, options: str, k: int) -> list[int]:
+    """The settings tried for a suggestion, smallest first: `HNSW_LADDER` above k for HNSW,
+    powers of two up to `lists` for IVFFlat."""
     if method == "hnsw":
         return [v for v in HNSW_LADDER if v > k]
-    lists = IVFFLAT_DEFAULT_LISTS
-    for part in str(options or "").split(","):
-        name, _, value = part.strip().partition("=")
-        if name == "lists" and value.strip().isdigit():
-            lists = int(value)
+    lists = _lists(options)
     values, v = [], 1
     while v < lists:
         values.append(v)
         v *= 2
     return [*values, lists]
+
+
+def exhaustive(method: str, options: str, value: int) -> bool:
+    """True when the setting makes the index search everything: IVFFlat probing all its
+    lists. Its misses then owe nothing to the lists a smaller setting skipped, so its bound
+    takes no design effect from the setting before (`lower_bound`)."""
+    return method == "ivfflat" and value >= _lists(options)
+
+
+def _lists(options: str) -> int:
+    """An IVFFlat index's `lists` from its options ("lists=100"), else pgvector's default."""
+    lists = IVFFLAT_DEFAULT_LISTS
+    for part in str(options or "").split(","):
+        name, _, value = part.strip().partition("=")
+        if name.strip() == "lists" and value.strip().isdigit():
+            lists = int(value)
+    return lists
 
 
 def threshold_figures(

@@ -58,6 +58,7 @@ from .recall import (
     RetrievalQuality,
     answers_by_query,
     design_effect,
+    exhaustive,
     ladder,
     problems,
     recall,
@@ -646,6 +647,8 @@ def _measure(
             tx.set_local(setting, value)
             frame, seconds = index_neighbours(tx, by_name[where], ext, op, keys[where], k)
             per_query = recall(truth, answers_by_query(frame, keys[where]), k)
+            if exhaustive(str(ix.method), str(ix.options), value):
+                before = None  # every list searched: no misses of the lists skipped before
             mean, p10, low = summarize(per_query, k, before)
             values = np.array(list(per_query.values()), dtype=float)
             if mean is not None and (

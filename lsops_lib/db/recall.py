@@ -28,11 +28,13 @@ __all__ = [
     "HNSW_LADDER",
     "INDEX_KEYS",
     "THRESHOLD_KEYS",
+    "TIE",
     "RetrievalQuality",
     "answers_by_query",
     "design_effect",
     "exhaustive",
     "ladder",
+    "neighbours",
     "lower_bound",
     "problems",
     "recall",
@@ -49,6 +51,9 @@ IVFFLAT_DEFAULT_LISTS = 100
 # recall is skewed (a few hard queries), so that the suggestion holds beyond its sample at
 # 95 % or more (measured over 30 index builds with `design_effect`: at most 3.8 % wrong)
 CONFIDENCE_Z = 1.96
+# recall means equal but for rounding (496 of 500 neighbours: 0.992 or 0.9919999999999999,
+# as the per-query shares add up): equal, when settings are compared or a target is met
+TIE = 1e-9
 COLUMN_KEYS = """
     schema table column dims rows nulls zero_vectors duplicate_groups duplicate_rows
     duplicate_examples norm_min norm_median norm_max
@@ -95,6 +100,13 @@ def recall(
         hits = sum(1 for _, d in answers if not math.isnan(d) and d <= kth + eps)
         out[query] = hits / kk
     return out
+
+
+def neighbours(exact: dict[str, list[tuple[str, float]]], k: int) -> int:
+    """The neighbours each query has to find, the trials it counts for in `lower_bound`:
+    k, or fewer where the column has fewer other rows with a vector (`recall`'s own k)."""
+    found = [len(truth) for truth in exact.values() if truth]
+    return max(1, min([int(k), *found]))
 
 
 def summarize(
@@ -144,7 +156,7 @@ def sample_needed(
     """The number of queries (a multiple of 10, at most `most`) whose `lower_bound` would
     reach `target` if they found what these found (their mean, their design effect), or
     None: the mean is below the target, or more than `most` queries would be needed."""
-    if values.size == 0 or float(values.mean()) < target:
+    if values.size == 0 or float(values.mean()) < target - TIE:
         return None
     p, design = float(values.mean()), design_effect(values, k, before)
     for n in range(10, most + 1, 10):
@@ -353,7 +365,7 @@ def problems(rq: RetrievalQuality) -> list[str]:
                 break
     for r in rq.indexes.to_dict("records"):
         value = r["recall_at_k"]
-        if value is not None and not pd.isna(value) and float(value) < rq.target:
+        if value is not None and not pd.isna(value) and float(value) < rq.target - TIE:
             if r["suggested"] is not None and not pd.isna(r["suggested"]):
                 fix = f"; SET {r['setting']} = {int(r['suggested'])} reaches it"
             else:  # why not: rebuild the index, or a larger sample would show it

@@ -55,11 +55,13 @@ from .recall import (
     DEFAULT_SAMPLE,
     HNSW_LADDER,
     INDEX_KEYS,
+    TIE,
     RetrievalQuality,
     answers_by_query,
     design_effect,
     exhaustive,
     ladder,
+    neighbours,
     problems,
     recall,
     sample_needed,
@@ -442,7 +444,7 @@ def _no_suggestion(
     it), or a setting found it on this sample (`best`) but too few queries show it with
     confidence: `needed` queries would (`sample_needed`), or none up to `most` (what
     `--sample` allows, or the rows with a vector the column has to ask with)."""
-    if best is not None and best[0] >= target:
+    if best is not None and best[0] >= target - TIE:
         mean, value, per_query, _before = best
         these = "this" if len(per_query) == 1 else "these"
         found = (
@@ -638,6 +640,7 @@ def _measure(
         if ix.index not in found_at_default:
             continue
         truth, _ = exact(where, op)
+        kk = neighbours(truth, k)  # k, or the fewer other rows a small column has
         setting = str(row["setting"])
         # the ladder's highest mean (then the least design effect: the fewest queries to
         # show it), as (mean, value, its per-query recalls, those of the setting before)
@@ -649,14 +652,16 @@ def _measure(
             per_query = recall(truth, answers_by_query(frame, keys[where]), k)
             if exhaustive(str(ix.method), str(ix.options), value):
                 before = None  # every list searched: no misses of the lists skipped before
-            mean, p10, low = summarize(per_query, k, before)
+            mean, p10, low = summarize(per_query, kk, before)
             values = np.array(list(per_query.values()), dtype=float)
+            # the same neighbours found can sum to means an ulp apart (0.992 and
+            # 0.9919999999999999): a tie is a tie, broken by the design effect
             if mean is not None and (
                 best is None
-                or mean > best[0]
+                or mean > best[0] + TIE
                 or (
-                    mean == best[0]
-                    and design_effect(values, k, before) < design_effect(best[2], k, best[3])
+                    abs(mean - best[0]) <= TIE
+                    and design_effect(values, kk, before) < design_effect(best[2], kk, best[3])
                 )
             ):
                 best = (mean, value, values, before)
@@ -679,8 +684,8 @@ def _measure(
             tx.set_local(setting, int(row["current"]))  # the next index starts as the app
         if row["suggested"] is None:
             most = _most(_queryable(out, where))
-            if best is not None and best[0] >= out.target:
-                row["sample_needed"] = sample_needed(best[2], k, out.target, most, best[3])
+            if best is not None and best[0] >= out.target - TIE:
+                row["sample_needed"] = sample_needed(best[2], kk, out.target, most, best[3])
             row["note"] = _no_suggestion(setting, ladder(str(ix.method), str(ix.options), k),
                                          out.target, best, row["sample_needed"], most)  # fmt: skip
     searched = tuple(columns.iloc[0][["schema", "table", "column"]])  # its indexes first

@@ -10,21 +10,18 @@ exact search whatever the build, so the tests built on it are deterministic."""
 
 from __future__ import annotations
 
-import io
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from lsops_lib import db
-from lsops_lib.cli import main
 from lsops_lib.db import vectors
 from lsops_lib.db.recall import problems
-from tests.fixtures.vectors import distances
+from tests.fixtures.vectors import distances, make_docs
+from tests.test_qa21_vectors import _run as _run_all
 
 pytestmark = pytest.mark.postgres
 
@@ -66,21 +63,6 @@ def _topics(rng: np.random.Generator, n: int) -> np.ndarray:
     return x.astype(np.float32)
 
 
-def _make(cluster: Any, name: str, x: np.ndarray, create: str) -> str:
-    url = cluster.create_database(name)
-    buf = io.StringIO()
-    for i, v in enumerate(x):
-        buf.write(f"{i}\t[{','.join(f'{f:.9g}' for f in v)}]\n")
-    with cluster.connect(name) as conn:
-        conn.execute("CREATE EXTENSION vector")
-        conn.execute(f"CREATE TABLE docs (id int PRIMARY KEY, embedding vector({DIMS}))")
-        with conn.cursor() as cur, cur.copy("COPY docs FROM STDIN") as copy:
-            copy.write(buf.getvalue())
-        conn.execute(create)
-        conn.execute("ANALYZE")
-    return url
-
-
 @pytest.fixture(scope="module")
 def dbs(pgvector_cluster: Any) -> dict[str, Any]:
     """IVFFlat with 1, 2 and 3 lists (the 3 written with spaces), a tiny IVFFlat column of
@@ -90,11 +72,11 @@ def dbs(pgvector_cluster: Any) -> dict[str, Any]:
     ivf = "CREATE INDEX docs_ix ON docs USING ivfflat (embedding vector_l2_ops) WITH "
     return {
         "x": x,
-        "lists1": _make(pgvector_cluster, "qa22_lists1", x, ivf + "(lists = 1)"),
-        "lists2": _make(pgvector_cluster, "qa22_lists2", x, ivf + "(lists = 2)"),
-        "lists3": _make(pgvector_cluster, "qa22_lists3", x, ivf + "(  lists   =   3 )"),
-        "tiny": _make(pgvector_cluster, "qa22_tiny", x[:8], ivf + "(lists = 1)"),
-        "hnsw": _make(
+        "lists1": make_docs(pgvector_cluster, "qa22_lists1", x, ivf + "(lists = 1)"),
+        "lists2": make_docs(pgvector_cluster, "qa22_lists2", x, ivf + "(lists = 2)"),
+        "lists3": make_docs(pgvector_cluster, "qa22_lists3", x, ivf + "(  lists   =   3 )"),
+        "tiny": make_docs(pgvector_cluster, "qa22_tiny", x[:8], ivf + "(lists = 1)"),
+        "hnsw": make_docs(
             pgvector_cluster,
             "qa22_hnsw",
             x,
@@ -104,15 +86,10 @@ def dbs(pgvector_cluster: Any) -> dict[str, Any]:
 
 
 def _run(url: str, tmp_path: Path, target: float, *args: str) -> tuple[dict[str, Any], str]:
-    config = tmp_path / "lsops.toml"
-    config.write_text(f"[thresholds]\nrecall_target = {target}\n")
-    env = {"LSOPS_DATABASE_URL": url, "LSOPS_CONFIG": str(config), "COLUMNS": "250"}
-    result = CliRunner().invoke(main, ["db", "vectors", *args, "--json"], env=env)
-    assert result.exit_code == 0, result.stderr
-    text = CliRunner().invoke(main, ["db", "vectors", *args], env=env)
-    assert text.exit_code == 0, text.stderr
-    (ix,) = json.loads(result.stdout)["indexes"]
-    return ix, text.stdout
+    """`lsops db vectors` at `target`: the JSON of its one index, and the text."""
+    body, text = _run_all(url, tmp_path, target, *args)
+    (ix,) = body["indexes"]
+    return ix, text
 
 
 def _problems(url: str, target: float, **kw: Any) -> list[str]:

@@ -29,6 +29,7 @@ from tests.fixtures.vectors import (
     index_recall,
     index_recalls,
     item_distances,
+    make_docs,
 )
 
 pytestmark = pytest.mark.postgres
@@ -653,21 +654,13 @@ def test_probing_every_list_is_judged_on_its_own_sample(pgvector_cluster: Any) -
     from lsops_lib.db.recall import exhaustive, lower_bound
 
     name = "vectors_two_lists"
-    url = pgvector_cluster.create_database(name)
-    rng = np.random.default_rng(3)
-    x = rng.normal(size=(400, DIMS_2)).astype(np.float32)
-    with pgvector_cluster.connect(name) as conn:
-        conn.execute("CREATE EXTENSION vector")
-        conn.execute(f"CREATE TABLE docs (id int PRIMARY KEY, embedding vector({DIMS_2}))")
-        for i, v in enumerate(x):
-            conn.execute(
-                "INSERT INTO docs VALUES (%s, %s::vector)",
-                (i, "[" + ",".join(f"{f:.9g}" for f in v) + "]"),
-            )
-        conn.execute(
-            "CREATE INDEX docs_ivf ON docs USING ivfflat (embedding vector_l2_ops) WITH (lists = 2)"
-        )
-        conn.execute("ANALYZE")
+    x = np.random.default_rng(3).normal(size=(400, DIMS_2)).astype(np.float32)
+    url = make_docs(
+        pgvector_cluster,
+        name,
+        x,
+        "CREATE INDEX docs_ivf ON docs USING ivfflat (embedding vector_l2_ops) WITH (lists = 2)",
+    )
     with db.connect(url) as insp:
         rq = vectors.retrieval_quality(insp, sample=50, k=K, seed=0, target=0.99)
     assert exhaustive("ivfflat", "lists=2", 2) and not exhaustive("ivfflat", "lists=2", 1)

@@ -64,7 +64,9 @@ class _Drip(socketserver.ThreadingTCPServer):
         self.served = threading.Event()
         super().__init__(("127.0.0.1", 0), _DripHandler)
         self.port = self.server_address[1]
-        threading.Thread(target=self.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
 
 
 class _DripHandler(socketserver.BaseRequestHandler):

@@ -14,7 +14,6 @@ import json
 import re
 import shutil
 import threading
-import time
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -135,6 +134,7 @@ class _Registry:
 
     def __init__(self, status: int, body: bytes, *, hang: bool = False) -> None:
         self.requests: list[str] = []
+        self.closed = threading.Event()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -146,8 +146,8 @@ class _Registry:
                 data = self.rfile.read(int(self.headers.get("content-length") or 0))
                 if self.headers.get("content-encoding") == "gzip":
                     data = gzip.decompress(data)
-                if hang:
-                    time.sleep(20)
+                if hang and outer.closed.wait(20):
+                    return  # closed: no answer (a write to the client gone would print a traceback)
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(body)))
@@ -162,10 +162,13 @@ class _Registry:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
 
     def close(self) -> None:
+        self.closed.set()
         self.server.shutdown()
         self.server.server_close()
 

@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -112,3 +113,66 @@ def test_the_workers_of_a_sigkilled_batch_die_with_it(tmp_path: Path) -> None:
     assert sorted(runs) == MONTHS[:2], runs
     assert all(data["status"] == "interrupted" for month in MONTHS[:2] for data in runs[month])
     assert list(scratch.iterdir()) == []
+
+
+# the CLI in a process that runs a thread (as a library caller's may): the pool then
+# spawns its workers (a fresh interpreter each, seconds of imports), it does not fork them
+_SPAWNING = (
+    "import sys, threading, time\n"
+    "threading.Thread(target=time.sleep, args=(600,), daemon=True).start()\n"
+    "sys.argv = ['lsops', *sys.argv[1:]]\n"
+    "from lsops_lib.cli import main\n"
+    "main()\n"
+)
+
+
+def _spawned_workers(pid: int) -> list[int]:
+    found = []
+    for child in descendants(pid):
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in cmdline:
+            found.append(child)
+    return found
+
+
+@pytest.mark.parametrize("after_s", [0.0, 0.2])
+def test_ctrl_c_while_spawned_workers_import_is_a_clean_stop(
+    tmp_path: Path, after_s: float
+) -> None:
+    """Ctrl-C of the whole group just as the spawned workers start (they are importing
+    lsops): exit 130 and "lsops: interrupted", as any stop; no KeyboardInterrupt traceback
+    from a worker's imports, no month "not archived (BrokenProcessPool ...)" (the pool was
+    broken by its workers dying of the signal); whatever was archived is `interrupted`."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            _SPAWNING,
+            *("report", "monthly-review", "--months", "2026-08..2026-10", "--jobs", "2"),
+            *("-p", "sleep_s", "60"),
+        ],
+        cwd=tmp_path,
+        env=_report_env(tmp_path, scratch),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert wait_for(
+        lambda: proc.poll() is not None or len(_spawned_workers(proc.pid)) == 2, 30, 0.005
+    ), proc.communicate()
+    time.sleep(after_s)
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (stdout, stderr)
+    assert [x for x in stderr.splitlines() if x.strip()] == ["lsops: interrupted"], stderr
+    assert "not archived" not in stdout and "BrokenProcessPool" not in stdout, stdout
+    runs = _runs(tmp_path / "outputs")
+    assert all(d is not None and d["status"] == "interrupted" for v in runs.values() for d in v)
+    assert wait_for(lambda: list(scratch.iterdir()) == [], 30), list(scratch.iterdir())
+    assert wait_for(lambda: not _kernels_of(scratch), 30), _kernels_of(scratch)

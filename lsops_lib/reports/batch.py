@@ -49,6 +49,7 @@ _NOT_STARTED = "not started"  # a month a stopped worker took from the queue and
 _running = [0]  # run_report calls in progress in this process (signal handlers read it)
 _worker: dict[str, int] = {}  # in a pool worker: "parent", "slot", "signum" once stopped
 _shared: dict[str, Any] = {}  # in a pool worker: the batch's "stop" flag and "busy" pids
+_STOPS = frozenset({signal.SIGINT, signal.SIGTERM})
 
 
 class Stopped(KeyboardInterrupt):
@@ -148,6 +149,27 @@ def _worker_start(parent: int, stop: Any, busy: Any, slots: Any) -> None:
     _shared["stop"], _shared["busy"] = stop, busy
     with contextlib.suppress(Exception):  # Linux; elsewhere the check before each month
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if hasattr(signal, "pthread_sigmask"):  # held since the start (`_stops_held`): now ours
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)
+
+
+@contextlib.contextmanager
+def _stops_held() -> Any:
+    """SIGINT and SIGTERM held (blocked: delivered later, never lost) in this thread while
+    the pool starts its workers. A worker inherits the mask and takes them once its
+    handlers are in place (`_worker_start`): a Ctrl-C of the whole process group while a
+    spawned worker still imports is then a stop like any other, not a KeyboardInterrupt
+    traceback from its import and a broken pool. Here they arrive when the block ends."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not (
+        threading.main_thread()
+    ):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _orphaned() -> bool:
@@ -288,10 +310,11 @@ def run_reports(
         initializer=_worker_start,
         initargs=(os.getpid(), stop, busy, slots),
     ) as pool:
-        futures: dict[Future[tuple[Run | None, str | None]], int] = {
-            pool.submit(_in_worker, kind, params, settings, options): index
-            for index, params in enumerate(checked)
-        }
+        with _stops_held():  # the workers start in `submit`
+            futures: dict[Future[tuple[Run | None, str | None]], int] = {
+                pool.submit(_in_worker, kind, params, settings, options): index
+                for index, params in enumerate(checked)
+            }
         seen: set[Future[tuple[Run | None, str | None]]] = set()
 
         def collect_done(done: set[Future[tuple[Run | None, str | None]]]) -> None:

@@ -55,9 +55,18 @@ def test_a_renamed_target_is_read_from_the_store(lsops_env: dict[str, str], tmp_
     assert result.stderr.strip() == note
     assert [(e["endpoint"], e["requests"]) for e in json.loads(result.stdout)] == [("/a", 55)]
 
-    for args in (["checklist", *WINDOW], ["incidents", *WINDOW], ["alerts"], ["logs", *WINDOW]):
+    for args in (
+        ["checklist", *WINDOW],
+        ["incidents", *WINDOW],
+        ["alerts"],
+        ["logs", *WINDOW],
+        ["errors", *WINDOW],
+        ["reports"],  # the archive: every target's runs
+        ["security", *WINDOW],  # the stored error records (audit and secrets: none)
+    ):
         result = _run({**env, "LSOPS_TARGET": "old"}, *args)
         assert "unknown target" not in result.output, (args, result.output)
+        assert "needs its URL" not in result.output, (args, result.output)
         assert note in result.stderr, (args, result.output)
 
     # the commands that ask its API refuse it, in one line naming why
@@ -66,7 +75,8 @@ def test_a_renamed_target_is_read_from_the_store(lsops_env: dict[str, str], tmp_
         assert result.exit_code == code, (args, result.output)
         assert result.output.strip().splitlines() == [
             "lsops: target 'old' is not in lsops.toml: this command needs its URL; its stored "
-            "history is read by endpoints, checklist, incidents, alerts, logs and report"
+            "history is read by endpoints, checklist, incidents, alerts, logs, errors, "
+            "security, report and reports"
         ], args
     # a name neither knows: as ever
     result = _run(env, "--target", "nosuch", "endpoints", *WINDOW)

@@ -84,14 +84,28 @@ __all__ = [
 ]
 
 
+# the commands that only read the store or the archive (`App.reads_store`): they take a
+# target the store holds though lsops.toml no longer names it (removed, renamed)
+STORE_READERS = (
+    "endpoints",
+    "checklist",
+    "incidents",
+    "alerts",
+    "logs",
+    "errors",
+    "security",
+    "report",
+    "reports",
+)
+
+
 @dataclass
 class App:
     """What every command gets: global options and the settings, loaded on first use."""
 
     config: str | None = None
     target: str | None = None
-    # a command that only reads the store (endpoints, checklist, incidents, alerts, logs,
-    # errors, report): it takes a target the store holds though lsops.toml no longer names it
+    # a command of STORE_READERS: it takes a target the store holds, lsops.toml no longer
     reads_store: bool = False
     _settings: Settings | None = field(default=None, repr=False)
 
@@ -119,10 +133,10 @@ class App:
             raise exc
         name = exc.name
         if not self.reads_store:
+            readers = ", ".join(STORE_READERS[:-1]) + f" and {STORE_READERS[-1]}"
             raise ConfigError(
                 f"target {name!r} is not in lsops.toml: this command needs its URL; its "
-                "stored history is read by endpoints, checklist, incidents, alerts, logs "
-                "and report"
+                f"stored history is read by {readers}"
             )
         err_console.print(
             f"lsops: target {one_line(repr(name))} is not in lsops.toml: its stored history is read",

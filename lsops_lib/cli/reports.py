@@ -324,6 +324,7 @@ def reports_command(app: App, kind: str | None, limit: int | None, as_json: bool
             raise ParameterError(
                 f"unknown report kind {kind!r} (known: {', '.join(reports.KINDS)})"
             )
+        app.reads_store = True  # the archive lists every target's runs: any stored name
         settings = app.settings()
         outputs = Path(settings.outputs_dir)
         reports.check_outputs(outputs, settings.outputs_setting)  # QA 17: not "no reports"

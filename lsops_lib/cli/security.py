@@ -179,6 +179,7 @@ def security_command(
     with run_command(usage=2, failure=1):
         # the monthly review's month, by default (also before --until given alone)
         start, end = parse_window(window, since, until, default="30d")
+        app.reads_store = True  # the stored error records; the audit and secrets need none
         settings = app.settings()
         store, problem = open_existing_store(settings.store_url)
         try:

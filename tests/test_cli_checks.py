@@ -342,3 +342,35 @@ def test_incidents_json_lists_the_outage_with_its_postmortem_command(env: dict[s
         and "lsops report postmortem" in text.output
     )
     assert run(env, "incidents", "--since", "not a time").exit_code == 2
+
+
+def test_a_window_without_a_scrape_says_where_the_stored_ones_are(env: dict[str, str]) -> None:
+    """A window the collector never saw (after it stopped, before it started, the demo's
+    month asked for today): `endpoints` and the checklist's API line say where the
+    target's stored scrapes are, so the reader knows when collection stopped."""
+    with Store(env["LSOPS_STORE"]) as store:
+        h = History(store)
+        written = [h.scrape()]
+        for _ in range(4):
+            written.append(h.traffic("/a", 100, 20.0).scrape())
+    first, last = written[0].collected_at, written[-1].collected_at
+    span = f"{first:%Y-%m-%d %H:%M} UTC .. {last:%Y-%m-%d %H:%M} UTC"
+    said = f"(the store's observations of {h.target!r}: {span})"
+    for window in (
+        ["--since", "2026-10-03T00:00Z", "--until", "2026-10-04T00:00Z"],  # after
+        ["--since", "2026-09-01T00:00Z", "--until", "2026-09-02T00:00Z"],  # before
+    ):
+        text = run(env, "endpoints", *window)
+        assert text.exit_code == 0, text.output
+        assert f"no scrape in the window {said}" in " ".join(text.output.split())
+        assert json.loads(run(env, "endpoints", *window, "--json").output) == []
+        checks = json.loads(run(env, "checklist", *window, "--json").output)["checks"]
+        api = {c["key"]: c for c in checks}["api"]
+        assert api["status"] == "unknown" and api["detail"].endswith(said), api
+    # scrapes in the window: the counts, no such line
+    inside = run(env, "endpoints", "--since", "2026-10-01T00:00Z", "--until", "2026-10-02T00:00Z")
+    assert "/a" in inside.output and "store's observations" not in inside.output
+    # a store without a scrape: nothing to point at
+    Store(env["LSOPS_STORE"].replace("metrics.sqlite", "empty.sqlite")).close()
+    empty = {**env, "LSOPS_STORE": env["LSOPS_STORE"].replace("metrics.sqlite", "empty.sqlite")}
+    assert "store's observations" not in run(empty, "endpoints", *SINCE).output

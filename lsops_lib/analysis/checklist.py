@@ -133,6 +133,17 @@ def _runbook_pct(threshold: float) -> str:
     return fmt.exact_pct(threshold).replace(" %", "%")
 
 
+def stored_span(store: Any, target: str | None) -> str:
+    """For a window without a scrape: " (the store's observations of 'T': A .. B)", when
+    the store holds some elsewhere (the collector stopped at B; a window asked before A),
+    else ""."""
+    span = store.extent(target)
+    if span is None:
+        return ""
+    whose = "" if target is None else f" of {target!r}"
+    return f" (the store's observations{whose}: {fmt.instant(span[0])} .. {fmt.instant(span[1])})"
+
+
 def checklist(
     store: Any,
     start: datetime | None,
@@ -187,7 +198,8 @@ def checklist(
                 UNKNOWN,
                 None,
                 "OK",
-                "no health observation in the window: is the collector running?",
+                "no health observation in the window: is the collector running?"
+                + stored_span(store, target),
                 "critical",
             )
         )

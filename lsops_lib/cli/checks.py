@@ -370,6 +370,8 @@ def _endpoints_view(d: Any) -> None:
             f"({fmt.counted(d['no_answer'], 'scrape')} without an answer)",
             style="yellow",
         )
+    elif not rows and d.get("scrapes") == 0 and d.get("stored"):
+        line(f"no scrape in the window{d['stored']}", style="yellow")
     elif not rows:
         line("no requests counted in the window (is the collector running?)", style="yellow")
     excluded = d["excluded"]
@@ -401,6 +403,7 @@ def endpoints_command(
     """Per endpoint from the store: requests, errors, error rate, mean latency (weighted)."""
     app.reads_store = True  # a target the store holds, lsops.toml no longer: read
     from ..analysis import endpoint_summary, summary_and_excluded
+    from ..analysis.checklist import stored_span
 
     with run_command(usage=2, failure=1):
         start, end = _window(window, since, until, "24h")
@@ -414,8 +417,10 @@ def endpoints_command(
                 else summary_and_excluded(store, start, end, target=target)
             )
             note = target_note(store, target)
-            # no request counted: the scrapes of the window, and how many had no answer
+            # no request counted: the scrapes of the window, and how many had no answer;
+            # none at all: where the target's scrapes are (the text says it)
             health = store.health(start, end, target=target) if summary.empty else None
+            stored = stored_span(store, target) if health is not None and health.empty else ""
     statuses = health["status"].astype(str).str.upper() if health is not None else None
     data = {
         "target": target,
@@ -424,6 +429,7 @@ def endpoints_command(
         "end": end,
         "scrapes": None if statuses is None else len(statuses),
         "no_answer": None if statuses is None else int((statuses == "NO_ANSWER").sum()),
+        "stored": stored,
         "endpoints": [
             {
                 "endpoint": str(r.endpoint),

@@ -25,20 +25,14 @@ pytestmark = pytest.mark.timeout(120)
 MONTHS = ["2026-08", "2026-09", "2026-10"]
 
 
-def _start_batch(tmp: Path, scratch: Path) -> subprocess.Popen[str]:
-    """Three months two at a time; returns once both running months have their kernel."""
-    proc = subprocess.Popen(
-        _lsops(
-            "report",
-            "monthly-review",
-            "--months",
-            "2026-08..2026-10",
-            "--jobs",
-            "2",
-            "-p",
-            "sleep_s",
-            "60",
-        ),
+# three months two at a time, each month's cell sleeping 60 s
+BATCH = ("report", "monthly-review", "--months", "2026-08..2026-10", "--jobs", "2")
+BATCH += ("-p", "sleep_s", "60")
+
+
+def _popen(command: list[str], tmp: Path, scratch: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        command,
         cwd=tmp,
         env=_report_env(tmp, scratch),
         stdout=subprocess.PIPE,
@@ -46,6 +40,11 @@ def _start_batch(tmp: Path, scratch: Path) -> subprocess.Popen[str]:
         text=True,
         start_new_session=True,  # a terminal's Ctrl-C goes to the whole group
     )
+
+
+def _start_batch(tmp: Path, scratch: Path) -> subprocess.Popen[str]:
+    """The batch; returns once both running months have their kernel."""
+    proc = _popen(_lsops(*BATCH), tmp, scratch)
     two = wait_for(
         lambda: proc.poll() is not None or len(list(scratch.glob("lsops-run-*/kernel.json"))) == 2,
         60,
@@ -148,21 +147,7 @@ def test_ctrl_c_while_spawned_workers_import_is_a_clean_stop(
     broken by its workers dying of the signal); whatever was archived is `interrupted`."""
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            _SPAWNING,
-            *("report", "monthly-review", "--months", "2026-08..2026-10", "--jobs", "2"),
-            *("-p", "sleep_s", "60"),
-        ],
-        cwd=tmp_path,
-        env=_report_env(tmp_path, scratch),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc = _popen([sys.executable, "-c", _SPAWNING, *BATCH], tmp_path, scratch)
     assert wait_for(
         lambda: proc.poll() is not None or len(_spawned_workers(proc.pid)) == 2, 30, 0.005
     ), proc.communicate()

@@ -147,7 +147,8 @@ def test_a_count_too_large_for_the_store_leaves_that_issue_unknown(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Sentry's `count` of issue 303 is "99999999999999999999999" (beyond 2^63 - 1): the
-    collection stores every issue, that one's events unknown (NULL), the others' exact."""
+    collection stores every issue, that one's events unknown (NULL), the others' exact,
+    and its line says so."""
     now = _now()
     _leaky_issues(sentry_stand_in, now)
     body = sentry_stand_in._body
@@ -161,7 +162,9 @@ def test_a_count_too_large_for_the_store_leaves_that_issue_unknown(
     monkeypatch.setattr(sentry_stand_in, "_body", huge)
     env = _env(lsops_env, tmp_path, sentry_stand_in.url)
     collect = CliRunner().invoke(main, ["collect", "--once"], env={**env, "LSOPS_API_URL": ""})
-    assert "sentry: OK, 3 stored" in collect.stdout, collect.output
+    assert (
+        "sentry: OK, 3 stored (1 issue without a usable event count (unknown))" in collect.stdout
+    ), collect.output
     with sqlite3.connect(tmp_path / "store.sqlite") as db:
         rows = {
             r[0]: r[1:]

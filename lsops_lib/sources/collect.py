@@ -50,17 +50,27 @@ class SourceResult:
 
 
 def collect_sentry(
-    store: Any, settings: SourceSettings, target: str, now: datetime, **client_kw: Any
+    store: Any,
+    settings: SourceSettings,
+    target: str,
+    now: datetime,
+    *,
+    notes: list[str] | None = None,
+    **client_kw: Any,
 ) -> int:
     """The issues seen in the last 24 hours (every page, every status) and every issue
     unresolved now, upserted with their hourly events; a stored unresolved issue that is
-    no longer unresolved is marked resolved (Sentry's list no longer shows it)."""
+    no longer unresolved is marked resolved (Sentry's list no longer shows it). `notes`:
+    the issues whose event count Sentry gave as no usable number (stored unknown)."""
     with SentryClient(settings.sentry, **client_kw) as client:
         recent = client.issues(since=now - SENTRY_PERIOD, stats_period="24h")
         unresolved = client.unresolved()
     by_id = {str(i.get("id")): i for i in unresolved}
     by_id.update({str(i.get("id")): i for i in recent})
     rows = [issue_row(i) for i in by_id.values()]
+    unknown = sum(r["events"] is None for r in rows)
+    if unknown and notes is not None:
+        notes.append(f"{fmt.counted(unknown, 'issue')} without a usable event count (unknown)")
     hourly = [h for i in recent for h in hourly_rows(i)]
     tables.record_sentry_issues(
         store, target, now, rows, hourly, unresolved={str(i.get("id")) for i in unresolved}
@@ -164,7 +174,7 @@ def collect_sources(
         try:
             notes: list[str] = []
             if name == "sentry":
-                kw: dict[str, Any] = {"stop": stop}
+                kw: dict[str, Any] = {"stop": stop, "notes": notes}
                 if sentry_transport is not None:
                     kw["transport"] = sentry_transport
                 items = collect_sentry(store, settings, target, now, **kw)

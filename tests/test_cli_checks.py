@@ -371,6 +371,6 @@ def test_a_window_without_a_scrape_says_where_the_stored_ones_are(env: dict[str,
     inside = run(env, "endpoints", "--since", "2026-10-01T00:00Z", "--until", "2026-10-02T00:00Z")
     assert "/a" in inside.output and "store's observations" not in inside.output
     # a store without a scrape: nothing to point at
-    Store(env["LSOPS_STORE"].replace("metrics.sqlite", "empty.sqlite")).close()
     empty = {**env, "LSOPS_STORE": env["LSOPS_STORE"].replace("metrics.sqlite", "empty.sqlite")}
+    Store(empty["LSOPS_STORE"]).close()
     assert "store's observations" not in run(empty, "endpoints", *SINCE).output

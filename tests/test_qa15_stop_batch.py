@@ -26,8 +26,10 @@ MONTHS = ["2026-08", "2026-09", "2026-10"]
 
 
 # three months two at a time, each month's cell sleeping 60 s
-BATCH = ("report", "monthly-review", "--months", "2026-08..2026-10", "--jobs", "2")
-BATCH += ("-p", "sleep_s", "60")
+BATCH = (
+    *("report", "monthly-review", "--months", "2026-08..2026-10", "--jobs", "2"),
+    *("-p", "sleep_s", "60"),
+)
 
 
 def _popen(command: list[str], tmp: Path, scratch: Path) -> subprocess.Popen[str]:

@@ -370,7 +370,7 @@ def _endpoints_view(d: Any) -> None:
             f"({fmt.counted(d['no_answer'], 'scrape')} without an answer)",
             style="yellow",
         )
-    elif not rows and d.get("scrapes") == 0 and d.get("stored"):
+    elif not rows and d["stored"]:  # set only for a window without a scrape
         line(f"no scrape in the window{d['stored']}", style="yellow")
     elif not rows:
         line("no requests counted in the window (is the collector running?)", style="yellow")

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import socketserver
-import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from .. import fmt
+from ..sim.server import serve
 from ..store.reads import as_read_alone
 from ..times import stamps_to_ms, to_ms
 
@@ -78,9 +78,7 @@ class WebhookSink:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/demo-hook"
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
+        serve(self.server)
 
     def close(self) -> None:
         self.server.shutdown()
@@ -127,9 +125,7 @@ class MailSink:
         self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
+        serve(self.server)
 
     def save(self, message: bytes) -> None:
         self.messages.append(message)

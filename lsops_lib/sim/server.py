@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import socket
+import socketserver
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +27,23 @@ from . import payloads
 from .payloads import DEFAULT_WINDOW_MS
 from .scenario import normalize_path
 from .traffic import ENDPOINT_METRICS_KEY, HEALTH_KEY, METRICS_KEY, Traffic
+
+# how long a loopback server's shutdown() may wait for its thread to notice (the
+# socketserver default polls every 0.5 s: the demo's and the tests' every stop paid it)
+SHUTDOWN_POLL_S = 0.05
+
+
+def serve(server: socketserver.BaseServer, name: str | None = None) -> threading.Thread:
+    """Serve `server` on a daemon thread, started; its `shutdown()` returns within
+    SHUTDOWN_POLL_S. The simulated API, the Sentry stand-in, the demo's receivers."""
+    thread = threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": SHUTDOWN_POLL_S},
+        name=name,
+        daemon=True,
+    )
+    thread.start()
+    return thread
 
 
 @dataclass
@@ -218,11 +236,7 @@ class Server:
                     raise
                 time.sleep(0.05)
         self.port = int(http.server_address[1])
-        thread = threading.Thread(
-            target=http.serve_forever, kwargs={"poll_interval": 0.05}, name="simapi", daemon=True
-        )
-        thread.start()
-        self._http, self._thread = http, thread
+        self._http, self._thread = http, serve(http, name="simapi")
 
     def _close_listener(self) -> None:
         http, thread = self._http, self._thread

@@ -84,6 +84,36 @@ def test_a_renamed_target_is_read_from_the_store(lsops_env: dict[str, str], tmp_
     assert result.output.strip() == "lsops: unknown target 'nosuch' (configured: new)"
 
 
+def test_commands_that_ask_no_target_are_not_stopped_by_one(
+    lsops_env: dict[str, str], tmp_path: Path
+) -> None:
+    # a stale LSOPS_TARGET (renamed in lsops.toml, stored or not) or a --target given out of
+    # habit: the database, backup and embeddings commands go on to their own answer
+    env = _store_of(tmp_path, lsops_env, [make_scrape(0, {"/a": (1, 10.0, 0.0)}, target="old")])
+    env = {k: v for k, v in env.items() if not k.startswith(("LSOPS_DATABASE", "LSOPS_BACKUP"))}
+    (tmp_path / "lsops.toml").write_text('[targets.new]\nurl = "http://127.0.0.1:9"\n')
+    no_db = "lsops: no database configured: set LSOPS_DATABASE_URL or [databases] in lsops.toml"
+    no_dumps = (
+        "lsops: no backups to check: give PATHs, or set [backups] paths in lsops.toml or "
+        "LSOPS_BACKUPS"
+    )
+    for stale in ("old", "nosuch"):
+        for args, code, line in (
+            (["db", "size"], 2, no_db),
+            (["db", "vectors"], 2, no_db),
+            (["index-stats"], 2, no_db),
+            (["reindex-list"], 2, no_db),
+            (["backup", "check"], 3, no_dumps),
+        ):
+            for how in ({"LSOPS_TARGET": stale}, {}):
+                given = [] if how else ["--target", stale]
+                result = _run({**env, **how}, *given, *args)
+                assert (result.exit_code, result.output.strip()) == (code, line), (stale, args)
+    # a command that asks its API still refuses a name lsops.toml lacks
+    result = _run({**env, "LSOPS_TARGET": "nosuch"}, "health")
+    assert result.output.strip() == "lsops: unknown target 'nosuch' (configured: new)"
+
+
 def test_the_postmortem_incidents_suggests_for_a_renamed_target_runs_as_printed(
     lsops_env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -98,6 +98,10 @@ STORE_READERS = (
     "reports",
 )
 
+# the commands that ask no API target (the database, its backups, its embeddings): a
+# target they would not use never stops them, be it unknown or a stale LSOPS_TARGET
+TARGET_FREE = ("db", "backup", "index-stats", "reindex-list")
+
 
 @dataclass
 class App:
@@ -107,6 +111,8 @@ class App:
     target: str | None = None
     # a command of STORE_READERS: it takes a target the store holds, lsops.toml no longer
     reads_store: bool = False
+    # a command of TARGET_FREE: the target chosen is not checked
+    target_free: bool = False
     _settings: Settings | None = field(default=None, repr=False)
 
     def settings(self, database: str | None = None) -> Settings:
@@ -119,7 +125,12 @@ class App:
             try:
                 self._settings = load_settings(self.config, target=self.target, database=database)
             except UnknownTargetError as exc:
-                self._settings = self._stored_target(exc, database)
+                if self.target_free:
+                    self._settings = load_settings(
+                        self.config, target=self.target, database=database, unconfigured_target=True
+                    )
+                else:
+                    self._settings = self._stored_target(exc, database)
         return self._settings
 
     def _stored_target(self, exc: UnknownTargetError, database: str | None) -> Settings:
@@ -258,7 +269,7 @@ class LsopsGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, config: str | None, target: str | None) -> None:
     """lsops: operations toolkit of the LongSang Admin AI Copilot API."""
-    ctx.obj = App(config=config, target=target)
+    ctx.obj = App(config=config, target=target, target_free=ctx.invoked_subcommand in TARGET_FREE)
 
 
 def register(module_names: list[str]) -> None:

@@ -94,13 +94,14 @@ def refuse_foreign(engine: Engine, url: str) -> None:
 
 
 def typed_texts(df: pd.DataFrame) -> pd.DataFrame:
-    """A read of no row: its columns of the driver's values (`object`, no value to infer a
-    type from) as text (`str`), the type pandas infers for text; each read then types its
-    numbers and instants as it types them in a read of some rows."""
-    if df.empty:
-        for col in df.columns:
-            if df[col].dtype == object:
-                df[col] = df[col].astype("str")
+    """A column of the driver's values without any value (a read of no row, or of rows
+    all NULL there) as text (`str`), the type pandas infers for text when one is there:
+    a text column has one type whatever the window holds (QA 22: `failure_kind` was
+    `object` in a window without a failure, so `.str.contains()` gave None, no mask).
+    Each read then types its numbers and instants as it types them in a read of some rows."""
+    for col in df.columns:
+        if df[col].dtype == object and not df[col].notna().any():
+            df[col] = df[col].astype("str")
     return df
 
 

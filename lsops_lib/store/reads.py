@@ -535,15 +535,9 @@ def typed(df: pd.DataFrame, columns: Iterable[str], dtype: str) -> None:
 
 def as_read_alone(df: pd.DataFrame) -> pd.DataFrame:
     """Some rows of a read (one target's of a batched read, one window's of a longer one),
-    typed as a read of those rows alone types them: a text column without any text there
-    is an object column of None (pandas infers `str` only from some text); no row at all
-    is typed as a read of no row (`typed_texts`)."""
-    if df.empty:
-        return typed_texts(df)
-    for col in df.columns:
-        if isinstance(df[col].dtype, pd.StringDtype) and not df[col].notna().any():
-            df[col] = pd.Series([None] * len(df), index=df.index, dtype=object)
-    return df
+    typed as a read of those rows alone types them (`typed_texts`: a text column is `str`
+    with or without a value there)."""
+    return typed_texts(df)
 
 
 TS = "datetime64[us, UTC]"  # the instants of every read (`Timestamp(tz="UTC")`, us)

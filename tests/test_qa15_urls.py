@@ -8,6 +8,8 @@ use is one line, not a traceback."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
@@ -16,6 +18,7 @@ from lsops_lib.config import check_store_url, credentials_problem, load_settings
 from lsops_lib.exceptions import ConfigError, ParameterError, StoreError
 from lsops_lib.present.source import StoreSource, open_store, resolve_target
 from lsops_lib.store import Store
+from lsops_lib.store.schema import StoreUrlError
 
 # (url, the pieces of its password that must never be shown)
 MISTYPED = [
@@ -101,6 +104,25 @@ def test_a_store_driver_lsops_does_not_use_is_one_line(
     assert "Traceback" not in result.output and ":pw@" not in result.output
     with pytest.raises(ConfigError, match="unsupported store driver"):
         Store(url)  # the library's own check (StoreUrlError is a ConfigError)
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("nope://x", "unsupported store backend 'nope': use sqlite:/// or postgresql://"),
+        ("http://h/x", "unsupported store backend 'http': use sqlite:/// or postgresql://"),
+        ("mysql://h/x", "unsupported store backend 'mysql': use sqlite:/// or postgresql://"),
+        (None, "not a store URL: NoneType (expected a URL string such as sqlite:///"),
+        (Path("m.sqlite"), "not a store URL: PosixPath (expected a URL string"),
+    ],
+)
+def test_a_store_url_lsops_cannot_open_is_a_config_error(url: object, said: str) -> None:
+    # QA 23: a backend SQLAlchemy has no dialect for was a StoreError ("Can't load plugin"),
+    # a dialect without its driver (mysql) a raw ModuleNotFoundError, None a TypeError
+    with pytest.raises(StoreUrlError) as caught:
+        Store(url)  # type: ignore[arg-type]
+    assert str(caught.value).startswith(said)
+    assert isinstance(caught.value, ConfigError)
 
 
 def test_the_explicit_drivers_lsops_uses_are_accepted() -> None:

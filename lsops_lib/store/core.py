@@ -30,6 +30,7 @@ from ..times import from_ms
 from . import codec, pack, rollup
 from .schema import (
     SCHEMA_VERSION,
+    StoreUrlError,
     create_tables,
     insert_ignore,
     make_engine,
@@ -130,6 +131,11 @@ class StoreCore:
     connections, lifecycle."""
 
     def __init__(self, url: str):
+        if not isinstance(url, str):  # Store(None): no store configured, or a Path
+            raise StoreUrlError(
+                f"not a store URL: {type(url).__name__} (expected a URL string such as "
+                "sqlite:///path/to/metrics.sqlite or postgresql://user@host/db)"
+            )
         self._url = url
         self._lock = threading.Lock()
         self._ids = Ids()  # target and endpoint ids of committed writes

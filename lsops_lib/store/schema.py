@@ -412,6 +412,10 @@ def make_engine(url: str) -> Engine:
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises ArgumentError & co
         raise StoreUrlError(f"not a store URL: {redact_url(url)} ({one_line(exc)})") from None
     backend = parsed.get_backend_name()
+    if backend not in STORE_DRIVERS:  # before its driver's name, which loads its dialect
+        raise StoreUrlError(
+            f"unsupported store backend {backend!r}: use sqlite:/// or postgresql://"
+        )
     driver = parsed.get_driver_name()
     if backend in STORE_DRIVERS and driver != STORE_DRIVERS[backend]:
         raise StoreUrlError(
@@ -432,19 +436,18 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(parsed, **kwargs)
         _sqlite_setup(engine, wal=not memory)
         return engine
-    if backend == "postgresql":
-        # a store host that does not answer (down, booting, a firewall dropping packets)
-        # is an error after this long, not a collector hanging with no word
-        args: dict[str, Any] = {}
-        if "connect_timeout" not in parsed.query:
-            args["connect_timeout"] = PG_CONNECT_S
-        if "options" not in parsed.query:
-            # a lock another session holds (a migration, `LOCK TABLE`, a stuck transaction)
-            # is waited for as long as SQLite's busy handler waits, then the statement fails
-            # (a StoreError: the collector says so and scrapes again), not waited for forever
-            args["options"] = f"-c lock_timeout={int(PG_LOCK_WAIT_S * 1000)}"
-        return create_engine(parsed, pool_pre_ping=True, connect_args=args)
-    raise StoreUrlError(f"unsupported store backend {backend!r}: use sqlite:/// or postgresql://")
+    # postgresql
+    # a store host that does not answer (down, booting, a firewall dropping packets)
+    # is an error after this long, not a collector hanging with no word
+    args: dict[str, Any] = {}
+    if "connect_timeout" not in parsed.query:
+        args["connect_timeout"] = PG_CONNECT_S
+    if "options" not in parsed.query:
+        # a lock another session holds (a migration, `LOCK TABLE`, a stuck transaction)
+        # is waited for as long as SQLite's busy handler waits, then the statement fails
+        # (a StoreError: the collector says so and scrapes again), not waited for forever
+        args["options"] = f"-c lock_timeout={int(PG_LOCK_WAIT_S * 1000)}"
+    return create_engine(parsed, pool_pre_ping=True, connect_args=args)
 
 
 SQLITE_BUSY_S = 30.0  # how long a connection waits for another's lock (busy_timeout)

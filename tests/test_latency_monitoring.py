@@ -9,12 +9,15 @@ computed here from the traffic this test drove, hour by hour."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pandas as pd
+from click.testing import CliRunner
 
 from lsops_lib import analysis as A
 from lsops_lib.analysis.slo import latency_slices, monitoring_only
+from lsops_lib.cli import main
 from lsops_lib.config import Thresholds
 from lsops_lib.store import Store
 from tests.fixtures.analysis import T0, History
@@ -102,6 +105,28 @@ def test_the_checklist_says_it_and_is_unknown_on_monitoring_alone(sqlite_store: 
     kept = sum(1 for s in stamps if s >= T0 + timedelta(hours=2)) - len(own)
     assert lat.status == "fail" and f"0 of {kept} time slices" in lat.detail
     assert f"{len(own)} time slices left out" in lat.detail
+    # the same counts as data (QA 23: `--json` had them only in the detail's words)
+    assert {k: lat.figures[k] for k in ("slices", "met", "monitoring_only")} == {
+        "slices": kept,
+        "met": 0,
+        "monitoring_only": len(own),
+    }
+
+
+def test_the_checklist_json_holds_the_left_out_slices(
+    sqlite_store: Store, lsops_env: dict[str, str]
+) -> None:
+    _history(sqlite_store)
+    env = {**lsops_env, "LSOPS_STORE": sqlite_store.url}
+    window = ["--since", (T0 + timedelta(hours=5)).isoformat(), "--until"]
+    window.append((T0 + timedelta(hours=6)).isoformat())
+    result = CliRunner().invoke(main, ["checklist", *window, "--json"], env=env)
+    (lat,) = [c for c in json.loads(result.stdout)["checks"] if c["key"] == "latency"]
+    assert (lat["status"], lat["figures"]["monitoring_only"], lat["figures"]["slices"]) == (
+        "unknown",
+        12,  # 05:00-05:55: each hour (ts - 1 h, ts] after the application's last request
+        0,
+    )
 
 
 def test_slices_whose_window_held_the_servers_1000_requests_are_counted(

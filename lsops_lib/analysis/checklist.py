@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,6 +39,9 @@ class Check:
     threshold: Any
     detail: str
     severity: str = "warning"
+    # the counts and instants `detail` states, as data (`--json`): e.g. the latency line's
+    # slices, met and monitoring_only (the slices left out, README "Guarantees")
+    figures: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -207,6 +210,12 @@ def checklist(
         counts = health["status"].astype(str).str.upper().value_counts()
         no_answer = int(counts.get("NO_ANSWER", 0))
         stale_s = age_s(last_ts)
+        api_figures = {
+            "last_observation": last_ts,
+            "scrapes": len(health),
+            "no_answer": no_answer,
+            "observed_s_ago": stale_s,
+        }
         detail = (
             f"last observation {fmt.instant(last_ts)}: {last_status}; "
             f"{no_answer:,} of {len(health):,} scrapes without answer"
@@ -221,6 +230,7 @@ def checklist(
                     "OK",
                     detail + f"; no observation for the last {fmt.duration(stale_s)}",
                     "critical",
+                    api_figures,
                 )
             )
         else:
@@ -246,6 +256,7 @@ def checklist(
                     "OK",
                     detail,
                     "warning" if last_status == "DEGRADED" else "critical",
+                    api_figures,
                 )
             )
 
@@ -308,6 +319,14 @@ def checklist(
     sanity = percentile_sanity(store, start, end, target=target, scrapes=scrapes)
     name = f"Response times < {th.latency_p95_ms:g}ms (95th percentile)"
     own = lat["monitoring_only"]
+    latency_figures = {
+        "slices": lat["slices"],
+        "met": lat["met"],
+        "monitoring_only": own,
+        "capped": lat["capped"],
+        "disordered": sanity["disordered"],
+        "snapshots": sanity["snapshots"],
+    }
     left_out = (
         f"{fmt.counted(own, 'time slice')} left out: no application request in its hour, "
         "only monitoring ones (the collector's /health and /metrics, quirk 2)"
@@ -321,6 +340,7 @@ def checklist(
                 None,
                 th.latency_slo,
                 left_out if own else "no scrape reported window statistics",
+                figures=latency_figures,
             )
         )
     else:
@@ -344,6 +364,7 @@ def checklist(
                 lat["share"],
                 th.latency_slo,
                 detail,
+                figures=latency_figures,
             )
         )
 
@@ -375,6 +396,7 @@ def checklist(
                 cache["hit_ratio"],
                 th.cache_hit_rate,
                 detail,
+                figures={"hits": cache["hits"], "misses": cache["misses"]},
             )
         )
 
@@ -400,12 +422,21 @@ def checklist(
                 th.error_rate,
                 detail,
                 severity,
+                {"errors": totals["errors"], "requests": totals["requests"]},
             )
         )
 
     mem = memory_trend(store, start, end, th, target=target, scrapes=scrapes)
     name = "Memory usage stable"
     leak = ""
+    memory_figures: dict[str, Any] = {
+        "peak_rss": None if mem.peak_rss is None else int(mem.peak_rss),
+        "limit_bytes": mem.limit_bytes,
+        "restarts": len(mem.restarts),
+        "leak_growth_per_hour": None,
+        "leak_start": None,
+        "leak_end": None,
+    }
     if mem.leak:
         seg = mem.leak_segments.iloc[0]
         leak = (
@@ -413,6 +444,9 @@ def checklist(
             f"{fmt.instant(seg['climb_start'])} to {fmt.instant(seg['climb_end'])} without a restart "
             f"(flagged above {fmt.exact_pct(th.memory_growth_per_hour)}/h)"
         )
+        memory_figures["leak_growth_per_hour"] = seg["climb_growth_per_hour"]
+        memory_figures["leak_start"] = seg["climb_start"]
+        memory_figures["leak_end"] = seg["climb_end"]
     restarts = fmt.counted(len(mem.restarts), "restart")
     if mem.peak_rss is None:
         checks.append(
@@ -423,7 +457,18 @@ def checklist(
             f"peak rss {fmt.size(mem.peak_rss)}; no memory limit (memory_limit_bytes = 0): "
             f"judged on a leak alone; {restarts}{leak}"
         )
-        checks.append(Check("memory", name, FAIL if mem.leak else PASS, None, None, detail))
+        checks.append(
+            Check(
+                "memory",
+                name,
+                FAIL if mem.leak else PASS,
+                None,
+                None,
+                detail,
+                "warning",
+                memory_figures,
+            )
+        )
     else:
         detail = (
             f"peak rss {fmt.size(mem.peak_rss)} = {fmt.pct(mem.peak_fraction, 0)} of "
@@ -440,6 +485,7 @@ def checklist(
                 th.memory_fraction,
                 detail,
                 severity,
+                memory_figures,
             )
         )
 
@@ -476,6 +522,13 @@ def checklist(
                 float(worst["error_rate"]),
                 th.error_rate_warn,
                 detail,
+                figures={
+                    "worst_hour": worst["ts"],
+                    "worst_errors": int(worst["errors"]),
+                    "worst_requests": int(worst["requests"]),
+                    "hours_above": above,
+                    "hours": len(busy),
+                },
             )
         )
     checks.append(fed["new_error_patterns"])  # issue 10

@@ -253,7 +253,7 @@ def test_endpoints_bad_window_is_one_line_exit_2(env: dict[str, str]) -> None:
         assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == ""
     Store(env["LSOPS_STORE"]).close()  # a store without a scrape: nothing counted
     empty = run(env, "endpoints", *SINCE, "--json")
-    assert empty.exit_code == 0 and json.loads(empty.output) == []
+    assert empty.exit_code == 0 and json.loads(empty.stdout) == []
 
 
 # --- lsops checklist ---------------------------------------------------------------------
@@ -363,14 +363,62 @@ def test_a_window_without_a_scrape_says_where_the_stored_ones_are(env: dict[str,
         text = run(env, "endpoints", *window)
         assert text.exit_code == 0, text.output
         assert f"no scrape in the window {said}" in " ".join(text.output.split())
-        assert json.loads(run(env, "endpoints", *window, "--json").output) == []
+        as_json = run(env, "endpoints", *window, "--json")
+        assert json.loads(as_json.stdout) == []
+        # QA 23: the bare list has no room for why it is empty: the line is on stderr
+        assert " ".join(as_json.stderr.split()) == f"lsops: no scrape in the window {said}"
         checks = json.loads(run(env, "checklist", *window, "--json").output)["checks"]
         api = {c["key"]: c for c in checks}["api"]
         assert api["status"] == "unknown" and api["detail"].endswith(said), api
     # scrapes in the window: the counts, no such line
     inside = run(env, "endpoints", "--since", "2026-10-01T00:00Z", "--until", "2026-10-02T00:00Z")
     assert "/a" in inside.output and "store's observations" not in inside.output
+    inside = run(
+        env, "endpoints", "--since", "2026-10-01T00:00Z", "--until", "2026-10-02T00:00Z", "--json"
+    )
+    assert [e["endpoint"] for e in json.loads(inside.stdout)] == ["/a"] and inside.stderr == ""
     # a store without a scrape: nothing to point at
     empty = {**env, "LSOPS_STORE": env["LSOPS_STORE"].replace("metrics.sqlite", "empty.sqlite")}
     Store(empty["LSOPS_STORE"]).close()
     assert "store's observations" not in run(empty, "endpoints", *SINCE).output
+
+
+def test_the_bare_json_lists_say_why_they_are_empty_on_stderr(env: dict[str, str]) -> None:
+    """`endpoints --json` and `incidents --json` print a bare list (as scripts expect):
+    an empty one was the same for "no traffic", "the API did not answer" and "no such
+    target in the store" (QA 23). The text's warning is now said on stderr, stdout stays
+    the list; the routine "excluded monitoring endpoints" line stays out of stderr."""
+    with Store(env["LSOPS_STORE"]) as store:
+        h = History(store, target="legacy")
+        h.scrape()
+        for _ in range(3):
+            h.traffic("/a", 100, 20.0).traffic("/health", 5, 2.0).scrape()
+    window = ["--since", "2026-10-01T00:00Z", "--until", "2026-10-02T00:00Z"]
+    holds = (
+        "lsops: the store holds no scrape of target 'default'; it holds 'legacy' "
+        "(choose with --target NAME or LSOPS_TARGET)"
+    )
+    for command in ("endpoints", "incidents"):
+        result = run(env, command, *window, "--json")
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout) == []
+        assert result.stderr.strip() == holds
+    # the target the store holds: its rows; the monitoring endpoints left out are said
+    # in the text only, as before
+    result = run(env, "--target", "legacy", "endpoints", *window, "--json")
+    assert [e["endpoint"] for e in json.loads(result.stdout)] == ["/a"]
+    assert "excluded" not in result.stderr  # only "its stored history is read" (QA 20)
+    assert (
+        "excluded monitoring endpoints: /health (15)"
+        in run(env, "--target", "legacy", "endpoints", *window).output
+    )
+    # the default target's four scrapes, none answered
+    with Store(env["LSOPS_STORE"]) as store:
+        down = History(store, start=T0 + timedelta(hours=3))
+        for _ in range(4):
+            down.scrape(answer=False)
+    result = run(env, "endpoints", *window, "--json")
+    assert json.loads(result.stdout) == []
+    assert result.stderr.strip() == (
+        "lsops: the API did not answer in the window (4 scrapes without an answer)"
+    )

@@ -358,29 +358,39 @@ _ENDPOINT_COLUMNS = [
 ]
 
 
+def _endpoints_notes(d: Any) -> list[tuple[str, str]]:
+    """What the endpoints view says beside its table, (text, style): why there is no row,
+    the monitoring endpoints left out (`--json` says them on stderr: its list has no room)."""
+    rows, notes = d["endpoints"], []
+    if d["note"]:
+        notes.append((d["note"], "yellow"))
+    elif not rows and d.get("no_answer") and d["no_answer"] == d.get("scrapes"):
+        notes.append(
+            (
+                "the API did not answer in the window "
+                f"({fmt.counted(d['no_answer'], 'scrape')} without an answer)",
+                "yellow",
+            )
+        )
+    elif not rows and d["stored"]:  # set only for a window without a scrape
+        notes.append((f"no scrape in the window{d['stored']}", "yellow"))
+    elif not rows:
+        notes.append(("no requests counted in the window (is the collector running?)", "yellow"))
+    excluded = d["excluded"]
+    if excluded:
+        names = ", ".join(f"{e['endpoint']} ({fmt.integer(e['requests'])})" for e in excluded)
+        notes.append(
+            (f"excluded monitoring endpoints: {names}; --include-monitoring keeps them", "dim")
+        )
+    return notes
+
+
 def _endpoints_view(d: Any) -> None:
     rows = d["endpoints"]
     title = f"Endpoints of {d['target']} {_span(d['start'], d['end'])}"
     table(rows, _ENDPOINT_COLUMNS, title=title, empty=None)
-    if d["note"]:
-        line(d["note"], style="yellow")
-    elif not rows and d.get("no_answer") and d["no_answer"] == d.get("scrapes"):
-        line(
-            "the API did not answer in the window "
-            f"({fmt.counted(d['no_answer'], 'scrape')} without an answer)",
-            style="yellow",
-        )
-    elif not rows and d["stored"]:  # set only for a window without a scrape
-        line(f"no scrape in the window{d['stored']}", style="yellow")
-    elif not rows:
-        line("no requests counted in the window (is the collector running?)", style="yellow")
-    excluded = d["excluded"]
-    if excluded:
-        names = ", ".join(f"{e['endpoint']} ({fmt.integer(e['requests'])})" for e in excluded)
-        line(
-            f"excluded monitoring endpoints: {names}; --include-monitoring keeps them",
-            style="dim",
-        )
+    for text, style in _endpoints_notes(d):
+        line(text, style=style)
 
 
 @main.command("endpoints")
@@ -450,7 +460,9 @@ def endpoints_command(
         ],
     }
     # the JSON has always been the bare list of endpoints (the window is the one asked for)
-    emit(data, as_json, _endpoints_view, json_key="endpoints")
+    # with --json, the warnings on stderr (why no row), not the routine "excluded" line
+    notes = [text for text, style in _endpoints_notes(data) if style == "yellow"]
+    emit(data, as_json, _endpoints_view, json_key="endpoints", notes=notes)
 
 
 # --- lsops cache -------------------------------------------------------------------------
@@ -657,4 +669,5 @@ def incidents_command(
         )
     data = {"target": target, "note": note, "start": start, "end": end, "incidents": rows}
     # the JSON has always been the bare list of incidents (the window is the one asked for)
-    emit(data, as_json, _incidents_view, json_key="incidents")
+    # with --json, the target's note on stderr (an empty list says "no incidents" itself)
+    emit(data, as_json, _incidents_view, json_key="incidents", notes=[note] if note else [])

@@ -259,13 +259,26 @@ def clipper(limit: int) -> Callable[[Any], str]:
 # --- one structure, two renderings ---------------------------------------------------------
 
 
-def emit(data: Any, as_json: bool, view: View, *, json_key: str | None = None) -> None:
+def emit(
+    data: Any,
+    as_json: bool,
+    view: View,
+    *,
+    json_key: str | None = None,
+    notes: Sequence[str] = (),
+) -> None:
     """Print `data` as JSON, or as `view(data)` for people.
 
     `json_key`: the JSON is `data[json_key]` alone (commands whose JSON has always been a
-    bare list); the view may also show the other keys (the window, a footnote)."""
+    bare list); the view may also show the other keys (the window, a footnote). `notes`:
+    what such a view says beside its rows ("the API did not answer in the window"), also
+    said on stderr with the bare JSON, which has no room for it (an empty list is then
+    never the only word on why)."""
     if as_json:
         emit_json(data if json_key is None else data[json_key])
+        if json_key is not None:
+            for note in notes:
+                err_console.print(f"lsops: {note}", markup=False, soft_wrap=True)
     else:
         show(data, view, json_key=json_key)
 

@@ -233,8 +233,8 @@ def logs_command(
         try:
             with _store(app) as store:
                 if at is not None:
-                    lines = lines_around(store, target, at, level=level, grep=grep)
                     total = count_around(store, target, at, level=level, grep=grep)
+                    lines = lines_around(store, target, at, level=level, grep=grep, total=total)
                     patterns: list[dict[str, Any]] = []
                 else:
                     lines = []

@@ -229,10 +229,13 @@ def lines_around(
     grep: str | None = None,
     margin: timedelta = AROUND,
     limit: int = 2000,
+    total: int | None = None,
 ) -> list[dict[str, Any]]:
     """The stored entries from `at - margin` to `at + margin`, oldest first; when there
-    are more than `limit`, the `limit` nearest to `at` (`count_around` counts them all)."""
-    total = count_around(store, target, at, level=level, grep=grep, margin=margin)
+    are more than `limit`, the `limit` nearest to `at` (`count_around` counts them all;
+    `total`: its count, when the caller took it already)."""
+    if total is None:
+        total = count_around(store, target, at, level=level, grep=grep, margin=margin)
     reach = margin
     if total > limit:
         # the smallest reach (to the millisecond) around `at` holding `limit` entries

@@ -49,6 +49,7 @@ from .. import fmt
 from ..config import sqlite_store_missing
 from ..exceptions import ParameterError
 from ..times import shown
+from ._frames import TS, empty, typed
 from .space import total_growth
 
 __all__ = [
@@ -72,6 +73,15 @@ FUTURE_TOLERANCE_S = 300.0  # a snapshot dated further after `now` than this is 
 DAY_S = 86400.0
 TABLE_COLUMNS = ["schema", "table", "total_bytes", "growth_bytes_per_day", "share_of_growth"]
 FRAME_COLUMNS = ["ts", "observed", "fitted", "projected", "low", "high"]
+# their types, rows or none (no growth figure: NaN)
+TABLE_DTYPES = {
+    "schema": "str",
+    "table": "str",
+    "total_bytes": "int64",
+    "growth_bytes_per_day": "float64",
+    "share_of_growth": "float64",
+}
+FRAME_DTYPES = {"ts": TS} | dict.fromkeys(FRAME_COLUMNS[1:], "float64")
 SUMMARY_KEYS = (
     "forecast_status",
     "growth_bytes_per_day",
@@ -96,8 +106,8 @@ class Forecast:
     snapshots: int = 0
     since: pd.Timestamp | None = None
     shrinks: list[pd.Timestamp] = field(default_factory=list)
-    tables: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TABLE_COLUMNS))
-    frame: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FRAME_COLUMNS))
+    tables: pd.DataFrame = field(default_factory=lambda: empty(TABLE_DTYPES))
+    frame: pd.DataFrame = field(default_factory=lambda: empty(FRAME_DTYPES))
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON of `lsops db size --forecast` (dates as YYYY-MM-DD)."""
@@ -234,7 +244,7 @@ def table_growth_rates(
     its own, as for the database), share_of_growth (of the growing tables' sum); the
     fastest-growing first."""
     if snapshots is None or snapshots.empty:
-        return pd.DataFrame(columns=TABLE_COLUMNS)
+        return empty(TABLE_DTYPES)
     df = snapshots.copy()
     df["ts"] = pd.to_datetime(df["ts"], utc=True)
     if since is not None:
@@ -265,7 +275,7 @@ def table_growth_rates(
     out = out.assign(_rate=rate.fillna(-math.inf)).sort_values(
         ["_rate", "total_bytes"], ascending=False
     )
-    return out.drop(columns="_rate").reset_index(drop=True)[TABLE_COLUMNS]
+    return typed(out.drop(columns="_rate").reset_index(drop=True)[TABLE_COLUMNS], TABLE_DTYPES)
 
 
 # --- the forecast -----------------------------------------------------------------------------
@@ -337,7 +347,7 @@ def capacity_forecast(
             ahead,
         )
         # no growth figure for the tables either (a table may have more of its own)
-        fc.tables = fc.tables.assign(growth_bytes_per_day=None, share_of_growth=None)
+        fc.tables = fc.tables.assign(growth_bytes_per_day=math.nan, share_of_growth=math.nan)
         fc.frame = _frame(_thin(totals), fc)
         return fc
     fit = _thin(series)
@@ -445,8 +455,7 @@ def _frame(
                 }
             )
         )
-    out = pd.concat(frames, ignore_index=True).reindex(columns=FRAME_COLUMNS)
-    out["ts"] = pd.to_datetime(out["ts"], utc=True)
+    out = typed(pd.concat(frames, ignore_index=True).reindex(columns=FRAME_COLUMNS), FRAME_DTYPES)
     out.attrs.update(
         limit_bytes=fc.limit_bytes or None,  # 0: no limit, no line
         status=fc.status,

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from .. import fmt
+from ._frames import TS, typed
 from .connect import Inspector
 from .settings import DbThresholds
 
@@ -205,7 +206,8 @@ def unused_indexes(
     out = out.sort_values(
         ["size_bytes", "schema", "table", "index"], ascending=[False, True, True, True]
     )
-    return out[columns].reset_index(drop=True)
+    # instants with or without a value (never reset: NaT), rows or none
+    return typed(out[columns].reset_index(drop=True), {"stats_reset": TS, "stats_since": TS})
 
 
 def _covers(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
@@ -490,7 +492,7 @@ def vector_indexes(insp: Inspector) -> pd.DataFrame:
     Columns: schema, table, index, method, opclass, options, size_bytes, table_bytes,
     size_ratio, scans, is_valid, definition. Empty without pgvector.
     """
-    return insp.frame(
+    df = insp.frame(
         f"""
         SELECT n.nspname AS schema,
                t.relname AS "table",
@@ -517,3 +519,5 @@ def vector_indexes(insp: Inspector) -> pd.DataFrame:
         ORDER BY size_bytes DESC
         """
     )
+    # no index with build options: `options` NULL in every row, text all the same
+    return typed(df, {"options": "str", "size_ratio": "float64"})

@@ -14,6 +14,7 @@ import pandas as pd
 
 from .. import fmt
 from . import drift
+from ._frames import TS, empty, typed
 from .connect import Inspector, count_param
 from .queries import mask_secrets
 from .settings import DbThresholds
@@ -33,6 +34,41 @@ __all__ = [
 
 XID_LIMIT = 2**31  # transaction IDs and multixacts wrap around after 2^31
 TIME_COLUMNS = ["last_vacuum", "last_autovacuum", "last_analyze", "last_autoanalyze"]
+# the types of the columns that may be NULL in every row of an answer (no table with a
+# tuple, no sequence feeding a column, sessions over a unix socket): as with a value
+_MAINTENANCE_DTYPES = {"dead_ratio": "float64"} | dict.fromkeys(TIME_COLUMNS, TS)
+_SEQUENCE_DTYPES = {
+    "schema": "str",
+    "sequence": "str",
+    "column": "str",
+    "table_schema": "str",
+    "table_name": "str",
+    "column_name": "str",
+    "sequence_type": "str",
+    "column_type": "str",
+    "increment_by": "int64",
+    "cycle": "bool",
+    "last_value": "int64",
+    "sequence_max": "int64",
+    "column_max": "object",  # Python ints, None without a column or for a bigint one
+    "max_value": "int64",
+    "fraction": "float64",
+    "capped_by": "str",
+    "severity": "str",
+}
+_SESSION_DTYPES = {
+    "pid": "int64",
+    "user": "str",
+    "application_name": "str",
+    "client_addr": "str",
+    "state": "str",
+    "wait_event_type": "str",
+    "wait_event": "str",
+    "query_s": "float64",
+    "transaction_s": "float64",
+    "state_s": "float64",
+    "query": "str",
+}
 
 
 def _names(names: list[str], limit: int = 5) -> str:
@@ -85,14 +121,6 @@ def _hidden_sessions(insp: Inspector, what: str) -> None:
         )
 
 
-def _utc(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    for col in columns:
-        if col in df:
-            # us as every instant of lsops (a column of NULLs alone would be in seconds)
-            df[col] = pd.to_datetime(df[col], utc=True).astype("datetime64[us, UTC]")
-    return df
-
-
 def table_maintenance(insp: Inspector) -> pd.DataFrame:
     """Per table: live and dead tuples, dead share, last (auto)vacuum and (auto)analyze.
 
@@ -118,7 +146,7 @@ def table_maintenance(insp: Inspector) -> pd.DataFrame:
         ORDER BY s.n_dead_tup DESC, s.schemaname, s.relname
         """
     )
-    return _utc(df, TIME_COLUMNS)
+    return typed(df, _MAINTENANCE_DTYPES)
 
 
 def dead_tuple_tables(insp: Inspector, thresholds: DbThresholds | None = None) -> pd.DataFrame:
@@ -346,34 +374,17 @@ def sequences_near_max(insp: Inspector, thresholds: DbThresholds | None = None) 
         FROM shares
         """
     )
-    columns = [
-        "schema",
-        "sequence",
-        "column",
-        "table_schema",
-        "table_name",
-        "column_name",
-        "sequence_type",
-        "column_type",
-        "increment_by",
-        "cycle",
-        "last_value",
-        "sequence_max",
-        "column_max",
-        "max_value",
-        "fraction",
-        "capped_by",
-        "severity",
-    ]
+    columns = list(_SEQUENCE_DTYPES)
     if df.empty:
-        return pd.DataFrame(columns=columns)
+        return empty(_SEQUENCE_DTYPES)
     df["column_max"] = pd.Series(
         [None if pd.isna(v) else int(v) for v in df["column_max"]], index=df.index, dtype=object
     )
     df = df[df["fraction"].fillna(0) >= t.sequence_warn].copy()
     df["severity"] = "warning"
     df.loc[df["fraction"] >= t.sequence_critical, "severity"] = "critical"
-    return df[columns].sort_values("fraction", ascending=False).reset_index(drop=True)
+    df = df[columns].sort_values("fraction", ascending=False).reset_index(drop=True)
+    return typed(df, _SEQUENCE_DTYPES)
 
 
 _ACTIVITY = """
@@ -394,7 +405,7 @@ def _sessions(insp: Inspector, what: str, where: str, params: dict) -> pd.DataFr
     _hidden_sessions(insp, what)
     df = insp.frame(_ACTIVITY + where, params)
     df["query"] = df["query"].map(mask_secrets)
-    return df
+    return typed(df, _SESSION_DTYPES)
 
 
 def long_running_queries(insp: Inspector, thresholds: DbThresholds | None = None) -> pd.DataFrame:

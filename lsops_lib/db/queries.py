@@ -19,6 +19,7 @@ from .. import fmt
 from ..exceptions import DatabaseError, ExtensionMissing, ParameterError
 from ..times import shown
 from . import drift
+from ._frames import TS, empty, typed
 from .connect import OWN_MARK, Inspector, count_param
 from .indexes import _utc
 from .settings import DbThresholds
@@ -50,6 +51,16 @@ NOT_PRELOADED_HINT = (
 )
 QUERY_COLUMNS = ["queryid", "query", "calls", "total_ms", "mean_ms", "rows"]
 SNAPSHOT_COLUMNS = ["queryid", "query", "calls", "total_ms", "rows"]
+# `slow_per_hour`'s columns and their types, rows or none
+SLOW_PER_HOUR_DTYPES = {
+    "hour": TS,
+    "slow_calls": "int64",
+    "slow_statements": "int64",
+    "calls": "int64",
+    "hours": "float64",
+    "slow_per_hour": "float64",
+    "over_threshold": "bool",
+}
 
 
 # --- secrets in statement texts -----------------------------------------------------------
@@ -319,17 +330,8 @@ def slow_per_hour(snapshots: pd.DataFrame, thresholds: DbThresholds | None = Non
     slow queries an hour").
     """
     t = thresholds or DbThresholds()
-    columns = [
-        "hour",
-        "slow_calls",
-        "slow_statements",
-        "calls",
-        "hours",
-        "slow_per_hour",
-        "over_threshold",
-    ]
     if snapshots is None or snapshots.empty:
-        return pd.DataFrame(columns=columns)
+        return empty(SLOW_PER_HOUR_DTYPES)
     df = snapshots.copy()
     df["ts"] = pd.to_datetime(df["ts"], utc=True)
     df = df.sort_values(["queryid", "ts"])
@@ -344,7 +346,7 @@ def slow_per_hour(snapshots: pd.DataFrame, thresholds: DbThresholds | None = Non
     df["d_hours"] = (df["ts"] - prev_ts).dt.total_seconds() / 3600
     df = df[~first & (df["d_hours"] > 0)].copy()
     if df.empty:
-        return pd.DataFrame(columns=columns)
+        return empty(SLOW_PER_HOUR_DTYPES)
     mean = df["d_total"] / df["d_calls"].where(df["d_calls"] > 0)
     df["slow"] = mean >= t.slow_query_mean_ms
     df["hour"] = df["ts"].dt.floor("h")
@@ -361,10 +363,8 @@ def slow_per_hour(snapshots: pd.DataFrame, thresholds: DbThresholds | None = Non
         hours=("hours", "max"),
         slow_per_hour=("rate", "sum"),
     )
-    out["slow_calls"] = out["slow_calls"].astype("int64")
-    out["calls"] = out["calls"].astype("int64")
     out["over_threshold"] = out["slow_per_hour"] > t.slow_queries_per_hour
-    return out[columns]
+    return typed(out[list(SLOW_PER_HOUR_DTYPES)], SLOW_PER_HOUR_DTYPES)
 
 
 def slow_per_hour_from_store(

@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from ._frames import TS, empty, typed
 from .connect import Inspector
 
 __all__ = ["database_size", "growth", "table_growth", "table_sizes", "total_growth"]
@@ -21,7 +22,6 @@ SIZE_COLUMNS = [
     "rows_estimate",
 ]
 
-TS = "datetime64[us, UTC]"  # the store's instants
 # the types of the frames below when they have rows (an empty one has them too)
 _DTYPES = {
     "ts": TS,
@@ -38,7 +38,12 @@ _DTYPES = {
 
 
 def _empty(columns: list[str]) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=_DTYPES[c]) for c in columns})
+    return empty({c: _DTYPES[c] for c in columns})
+
+
+def _instants(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with its instants in UTC, us, whatever the unit of the snapshots given."""
+    return typed(df, {c: TS for c in ("ts", "first_ts", "last_ts")})
 
 
 _SYSTEM_SCHEMAS = "('pg_catalog', 'information_schema', 'pg_toast')"
@@ -104,7 +109,7 @@ def total_growth(snapshots: pd.DataFrame) -> pd.DataFrame:
     cols = ["total_bytes", "table_bytes", "index_bytes", "toast_bytes"]
     if snapshots is None or snapshots.empty:
         return _empty(["ts", *cols])
-    return snapshots.groupby("ts", as_index=False)[cols].sum().sort_values("ts")
+    return _instants(snapshots.groupby("ts", as_index=False)[cols].sum().sort_values("ts"))
 
 
 def table_growth(snapshots: pd.DataFrame) -> pd.DataFrame:
@@ -138,4 +143,5 @@ def table_growth(snapshots: pd.DataFrame) -> pd.DataFrame:
     out["growth_bytes"] = out["last_bytes"] - out["first_bytes"]
     days = (out["last_ts"] - out["first_ts"]).dt.total_seconds() / 86400.0
     out["bytes_per_day"] = (out["growth_bytes"] / days.where(days > 0)).astype(float)
-    return out[columns].sort_values("growth_bytes", ascending=False).reset_index(drop=True)
+    out = out[columns].sort_values("growth_bytes", ascending=False).reset_index(drop=True)
+    return _instants(out)

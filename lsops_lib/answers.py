@@ -5,8 +5,18 @@ Every quirk of the reference page is absorbed here, once: percents become fracti
 `"142ms"` becomes 142.0, `checks.summary.percentage` may be a string, a number or
 absent, `responseTimes` may be null, `min` may be null, error records come in two
 shapes. A payload that is not the documented shape raises `ApiUnexpectedShape` naming
-the field; a figure no process can have (a negative RSS, an uptime of 1e300 s) is None,
-said in `notes`.
+the field; a figure no process can have (a negative RSS, an uptime of 1e300 s, a
+`heapUsed` above `heapTotal`, a negative `uptime.duration`, an `errors.total` beyond 32
+bits) is None, said in `notes`, and the rest of the answer stands.
+
+The cache figures (`metrics.cache` and the deep health's per-cache stats) are read more
+leniently still: a value that is no count at all ("n/a", true, 1e400) is None and said
+too, as one out of range is. Nothing else depends on them, and one bad cache counter must
+not cost a scrape every endpoint figure. The figures the history is built on stay strict:
+`requests.total`, the per-endpoint, per-method and per-status counters and
+`uptime.start` / `uptime.lastReset` (the store reads a missing start or reset as a new
+series: a restart or a metrics reset) make an answer that has no proper value for them a
+bad shape.
 """
 
 from __future__ import annotations
@@ -141,14 +151,23 @@ def _whole(payload: Mapping[str, Any], key: str, where: str, notes: list[str] | 
     return None if value is None else int(value)
 
 
-def _stat(payload: Mapping[str, Any], key: str, where: str, notes: list[str]) -> int | None:
-    """A count of the deep health's cache stats: None when absent, or said in `notes` when
-    it is none (a bad stat does not spoil the rest of the answer)."""
+def _lenient(
+    payload: Mapping[str, Any], key: str, where: str, notes: list[str], *, limit: float = MAX_INT
+) -> float | None:
+    """`_figure`, and a value that is no number at all ("n/a", true, 1e400) None as well,
+    said in `notes`: for the figures whose loss must not spoil the rest of the answer."""
     try:
-        return _whole(payload, key, where, notes)
+        return _figure(payload, key, where, notes, limit=limit)
     except ApiUnexpectedShape as exc:
         notes.append(str(exc).removeprefix("unexpected payload: ") + ": shown as unknown")
         return None
+
+
+def _stat(payload: Mapping[str, Any], key: str, where: str, notes: list[str]) -> int | None:
+    """A count of the deep health's cache stats: None when absent, or said in `notes` when
+    it is none (a bad stat does not spoil the rest of the answer)."""
+    value = _lenient(payload, key, where, notes)
+    return None if value is None else int(value)
 
 
 def cache_stats(
@@ -175,10 +194,43 @@ def cache_stats(
     return total, caches
 
 
-def _counter(payload: Mapping[str, Any], key: str, where: str) -> int:
-    """An optional cumulative counter (absent: 0): a number from 0 to MAX_INT."""
-    value = _num(payload, key, where)
-    return 0 if value is None else _in_range(value, f"{where}.{key}", minimum=0)
+def _kept(
+    payload: Mapping[str, Any],
+    key: str,
+    where: str,
+    notes: list[str],
+    *,
+    lenient: bool = False,
+    limit: int = MAX_INT,
+) -> int | None:
+    """An optional count (absent or null: 0) from 0 to `limit`; a number out of that range
+    is unknown: None, said in `notes` (`lenient`: also a value that is no number)."""
+    if payload.get(key) is None:
+        return 0
+    if lenient:
+        value = _lenient(payload, key, where, notes, limit=limit)
+    else:
+        value = _figure(payload, key, where, notes, limit=limit)
+    return None if value is None else int(value)
+
+
+def _cache(raw: Any, notes: list[str]) -> Cache:
+    """`metrics.cache` = {hits, misses, hitRate}: cumulative counters (absent or null: 0,
+    as the server's empty object reads) and the rate in percent. A counter no server can
+    have (negative, beyond MAX_INT, "n/a", true, 1e400) is None, said in `notes`, the other
+    kept; a hitRate that is no percent (beyond 0-100, or no number) or none is the
+    counters' rate (0 without any operation; None when a counter is unknown)."""
+    where = "metrics.cache"
+    if raw is not None and not isinstance(raw, Mapping):
+        notes.append(f"{where} is not an object (got {type(raw).__name__}): shown as unknown")
+        return Cache(hits=None, misses=None, hit_rate=None)
+    cache: Mapping[str, Any] = raw or {}
+    hits = _kept(cache, "hits", where, notes, lenient=True)
+    misses = _kept(cache, "misses", where, notes, lenient=True)
+    rate = _lenient(cache, "hitRate", where, notes, limit=100)
+    if rate is None and hits is not None and misses is not None:
+        rate = 100 * hits / (hits + misses) if hits + misses else 0.0
+    return Cache(hits=hits, misses=misses, hit_rate=None if rate is None else rate / 100.0)
 
 
 def _count(payload: Mapping[str, Any], key: str, where: str, *, limit: int = MAX_INT) -> int:
@@ -260,7 +312,7 @@ def parse_health(
 ) -> Health:
     """A `/api/health` body (either shape: full, or the 503 `{status, timestamp, error}`).
     A memory figure or the uptime that is no figure (negative, beyond any process) is None,
-    and said in `notes`."""
+    and said in `notes`; so is a `heapUsed` above `heapTotal` (heapTotal is kept)."""
     data = _obj(payload, "health")
     status = data.get("status")
     if not isinstance(status, str) or not status.strip():
@@ -271,6 +323,18 @@ def parse_health(
     summary = _obj(checks_raw.get("summary"), "health.checks.summary", required=False)
     checks = {k: bool(v) for k, v in checks_raw.items() if k != "summary" and isinstance(v, bool)}
     error = data.get("error")
+    heap_total = _whole(memory, "heapTotal", "health.memory", notes)
+    heap_used = _whole(memory, "heapUsed", "health.memory", notes)
+    if heap_used is not None and heap_total is not None and heap_used > heap_total:
+        # V8's heapUsed is a part of heapTotal. Where it was seen above it (io.js's
+        # wrap-around past 4 GB, Bun counting ArrayBuffers as heap), heapUsed was the
+        # wrong one: heapTotal is kept, heapUsed is unknown
+        if notes is not None:
+            notes.append(
+                f"health.memory.heapUsed is above heapTotal (got {heap_used} > {heap_total}; "
+                "a heap never uses more than it holds): heapUsed shown as unknown"
+            )
+        heap_used = None
     return Health(
         status=status.strip().upper(),
         http_status=int(http_status),
@@ -278,8 +342,8 @@ def parse_health(
         uptime_s=_figure(data, "uptime", "health", notes, limit=MAX_UPTIME_S),
         memory=Memory(
             rss=_whole(memory, "rss", "health.memory", notes),
-            heap_total=_whole(memory, "heapTotal", "health.memory", notes),
-            heap_used=_whole(memory, "heapUsed", "health.memory", notes),
+            heap_total=heap_total,
+            heap_used=heap_used,
             external=_whole(memory, "external", "health.memory", notes),
             array_buffers=_whole(memory, "arrayBuffers", "health.memory", notes),
         ),
@@ -347,8 +411,10 @@ def parse_metrics(
     payload: Any, *, time_window_ms: int = DEFAULT_WINDOW_MS, notes: list[str] | None = None
 ) -> Metrics:
     """A `/api/metrics` answer `{"success": true, "metrics": {...}}` -> Metrics. A cache
-    hitRate beyond 0-100 % is no figure: the rate of the hits and misses instead (0 without
-    any), said in `notes`."""
+    figure no server can have is None (a bad hitRate: the rate of the hits and misses
+    instead), as are an `errors` count beyond 32 bits or negative and a negative or
+    absurd `uptime.duration`; each is said in `notes` and the rest of the answer stands."""
+    said: list[str] = [] if notes is None else notes
     envelope = _obj(payload, "metrics answer")
     if envelope.get("success") is False:
         raise _shape(
@@ -391,14 +457,7 @@ def parse_metrics(
     recent_raw = errors.get("recentErrors") or []
     if not isinstance(recent_raw, list):
         raise _shape("metrics.errors.recentErrors", "is not a list")
-    cache = _obj(m.get("cache"), "metrics.cache", required=False)
-    hits, misses = (
-        _counter(cache, "hits", "metrics.cache"),
-        _counter(cache, "misses", "metrics.cache"),
-    )
-    hit_rate = _figure(cache, "hitRate", "metrics.cache", notes, limit=100)
-    if hit_rate is None and cache.get("hitRate") is not None:  # said: the counters' rate
-        hit_rate = 100 * hits / (hits + misses) if hits + misses else 0.0
+    cache = _cache(m.get("cache"), said)
     uptime = _obj(m.get("uptime"), "metrics.uptime", required=False)
     performance = {
         str(k): dict(v) if isinstance(v, Mapping) else {"value": v}
@@ -411,14 +470,14 @@ def parse_metrics(
         by_method=by_method,
         by_status=by_status,
         response_times=response_times,
-        errors_kept=_int(errors, "total", "metrics.errors", limit=SMALL_INT) or 0,
-        errors_recent=_int(errors, "recent", "metrics.errors", limit=SMALL_INT) or 0,
+        errors_kept=_kept(errors, "total", "metrics.errors", said, limit=SMALL_INT),
+        errors_recent=_kept(errors, "recent", "metrics.errors", said, limit=SMALL_INT),
         recent_errors=[_error_record(raw, i) for i, raw in enumerate(recent_raw)],
-        cache=Cache(hits=hits, misses=misses, hit_rate=(hit_rate or 0.0) / 100.0),
+        cache=cache,
         performance=performance,
         uptime=Uptime(
             start_ms=_int(uptime, "start", "metrics.uptime", limit=INSTANT_MS),
-            duration_ms=_int(uptime, "duration", "metrics.uptime"),
+            duration_ms=_whole(uptime, "duration", "metrics.uptime", said),
             last_reset_ms=_int(uptime, "lastReset", "metrics.uptime", limit=INSTANT_MS),
         ),
         time_window_ms=int(time_window_ms),

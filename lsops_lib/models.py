@@ -109,9 +109,12 @@ class ErrorRecord:
 
 @dataclass(frozen=True)
 class Cache:
-    hits: int
-    misses: int
-    hit_rate: float  # fraction 0-1 (server: percent, 0 when no operations)
+    """`metrics.cache`, cumulative. A figure no server can have is None (unknown, said in
+    the answer's notes): never read it as 0, nor its absence as a counter reset."""
+
+    hits: int | None
+    misses: int | None
+    hit_rate: float | None  # fraction 0-1 (server: percent, 0 when no operations)
 
 
 @dataclass(frozen=True)
@@ -129,8 +132,8 @@ class Metrics:
     by_method: dict[str, int]
     by_status: dict[str, int]
     response_times: ResponseTimes | None  # null when no request in the window
-    errors_kept: int  # capped at 1000, NOT a counter
-    errors_recent: int
+    errors_kept: int | None  # capped at 1000, NOT a counter; None: no figure (said)
+    errors_recent: int | None
     recent_errors: list[ErrorRecord]
     cache: Cache
     performance: dict[str, dict[str, Any]]

@@ -86,8 +86,7 @@ def metrics_with(path: list[Any], raw: str) -> str:
         (["requests", "total"], "1e400", "metrics.requests.total"),
         (["requests", "total"], "-5", "metrics.requests.total"),
         (["requests", "byEndpoint", "/copilot/chat", "count"], "1e20", "'/copilot/chat'].count"),
-        (["cache", "hits"], "1e20", "metrics.cache.hits"),
-        (["cache", "misses"], "-1", "metrics.cache.misses"),
+        # (a cache counter no server holds is unknown, the answer kept: test_qa23_answers)
         (["uptime", "start"], "1e20", "metrics.uptime.start"),
         (["errors", "recentErrors", 0, "timestamp"], "1e20", "recentErrors[0].timestamp"),
         (["responseTimes", "count"], "1e12", "metrics.responseTimes.count"),

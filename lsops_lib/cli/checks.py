@@ -540,13 +540,16 @@ def cache_command(app: App, no_deep: bool, as_json: bool) -> None:
         hits, misses = row["hits"], row["misses"]
         known = hits is not None and misses is not None and hits + misses > 0
         row["hit_rate"] = hits / (hits + misses) if known else None
+    # a counter no server can have is unknown (None, said in the notes): no sum of it
+    counted = reported and cache.hits is not None and cache.misses is not None
+    operations = cache.hits + cache.misses if counted else None
     data = {
         "url": metrics.url,
         "reported": reported,  # False: no `cache` object in the answer (figures null)
         "hits": cache.hits if reported else None,
         "misses": cache.misses if reported else None,
-        "operations": cache.hits + cache.misses if reported else None,
-        "hit_rate": cache.hit_rate if reported and cache.hits + cache.misses else None,
+        "operations": operations,
+        "hit_rate": cache.hit_rate if reported and operations != 0 else None,
         "since": "process start or last metrics reset (cumulative counters)",
         "total_keys": total_keys,
         "caches": per_cache,

@@ -341,7 +341,10 @@ class IntervalReads(StoreCore):
         """Per time bucket: ts, requests (requests.total), cache_hits, cache_misses,
         cache_hit_ratio, resets, scrapes, failures. Same delta rule as
         `endpoint_intervals` (a counter going down on its own also takes its new value).
-        `scrapes` counts every scrape of the bucket, `failures` those not ok."""
+        `scrapes` counts every scrape of the bucket, `failures` those not ok. A cache
+        counter the API gave no usable figure for (stored unknown, QA 23) makes the cache
+        deltas of its interval and of the next one unknown (left out), never the whole
+        counter counted as if it had reset; hits and misses are counted as a pair."""
         bucket_expr = bucket_sql(bucket)
         series = series_sql("WHERE t.name = :target" if target else "", stored=not self._stale())
         sql = f"""
@@ -352,11 +355,15 @@ class IntervalReads(StoreCore):
                  CASE WHEN kind = 'base' THEN NULL
                       WHEN kind IN {NEW_SERIES} OR p_rq IS NULL OR rq < p_rq THEN rq
                       ELSE rq - p_rq END AS d_rq,
-                 CASE WHEN kind = 'base' THEN NULL
-                      WHEN kind IN {NEW_SERIES} OR p_ch IS NULL OR ch < p_ch THEN ch
+                 CASE WHEN kind = 'base' OR ch IS NULL OR cm IS NULL THEN NULL
+                      WHEN kind IN {NEW_SERIES} THEN ch
+                      WHEN p_ch IS NULL OR p_cm IS NULL THEN NULL
+                      WHEN ch < p_ch THEN ch
                       ELSE ch - p_ch END AS d_ch,
-                 CASE WHEN kind = 'base' THEN NULL
-                      WHEN kind IN {NEW_SERIES} OR p_cm IS NULL OR cm < p_cm THEN cm
+                 CASE WHEN kind = 'base' OR ch IS NULL OR cm IS NULL THEN NULL
+                      WHEN kind IN {NEW_SERIES} THEN cm
+                      WHEN p_ch IS NULL OR p_cm IS NULL THEN NULL
+                      WHEN cm < p_cm THEN cm
                       ELSE cm - p_cm END AS d_cm
           FROM mk
         ),

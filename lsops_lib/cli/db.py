@@ -615,6 +615,13 @@ def _index_stats_view(d: Any) -> None:
         line(f"indexing log: {states}; {fmt.integer(log['tokens_used'])} tokens used")
     _maybe_table(d["latest_failures"], _FAILURE_COLUMNS, title="Latest failures")
     _maybe_table(d["coverage"], _COVERAGE_COLUMNS, title="Coverage")
+    if d["coverage"]:
+        line(
+            "missing: no embedding row or a NULL embedding; stale: a non-NULL embedding older "
+            "than its entity; null: the NULL embeddings stored (also missing) - as "
+            "`lsops reindex-list` counts them",
+            style="dim",
+        )
     _unavailable_view(d)
 
 
@@ -626,8 +633,10 @@ def _index_stats_view(d: Any) -> None:
 def index_stats(app: App, as_json: bool, database: str | None, failures: int) -> None:
     """Embeddings indexing: the runbook's weekly check, the indexing log, coverage.
 
-    A table or column this database lacks costs only the figure that needs it: the figure
-    is null in the JSON and `unavailable` says which and why."""
+    Coverage counts missing (no embedding row, or a NULL embedding) and stale (a non-NULL
+    embedding older than its entity) as `lsops reindex-list` does; null counts the NULL
+    embeddings again, apart. A table or column this database lacks costs only the figure
+    that needs it: the figure is null in the JSON and `unavailable` says which and why."""
     from ..db import drift, embeddings
     from ..db.connect import MAX_COUNT
     from ..exceptions import ParameterError

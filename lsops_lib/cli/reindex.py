@@ -1,6 +1,11 @@
 """`lsops reindex-list`: the entities whose embeddings are missing, stale or failed, by type
 with ids, and the runbook's command to run for them. Read-only: lsops never indexes.
 
+Missing and stale are `db.embeddings`'s definition, the one `lsops index-stats`'s coverage
+counts by (same names, same counts). A type whose missing and stale cannot be checked has
+its count to re-index unknown ("unknown", JSON null), never 0; the total is then a lower
+bound and says so (JSON `to_reindex_lower_bound`, `to_reindex_unknown_types`).
+
 The database is `LSOPS_DATABASE_URL`, or a named database of lsops.toml (`--database NAME`).
 Exit codes: 0 done (whatever it lists), 1 the database cannot be reached or answered with
 an error, 2 bad usage or settings (no database configured, an unknown entity type).
@@ -35,7 +40,7 @@ _BY_TYPE_COLUMNS = [
     Column("missing", "missing", _known, RIGHT),
     Column("stale", "stale", _known, RIGHT),
     Column("failed", "failed", _known, RIGHT),
-    Column("to_reindex", "to re-index", fmt.integer, RIGHT),
+    Column("to_reindex", "to re-index", _known, RIGHT),
     Column("route", "API route", lambda v: v or fmt.DASH),
 ]
 _ENTITY_COLUMNS = [
@@ -60,14 +65,23 @@ def _view(limit: int) -> Any:
             line(note, style="yellow")
         # one row per entity and reason: the title counts both when they differ
         rows, stale = d["entities"], "stale " if d["stale_only"] else ""
-        title = "Entities to re-index"
-        if d["to_reindex"] is None:
-            title += ": unknown (no source table could be checked: see the notes above)"
+        total, unknown = d["to_reindex"], d["to_reindex_unknown_types"]
+        title = "Entities to re-index: "
+        if total is None:
+            title += "unknown (no source table could be checked: see the notes above)"
         elif rows:
-            title += ": " + fmt.counted(d["to_reindex"], f"{stale}entity", f"{stale}entities")
-        if d["to_reindex"] is not None and len(rows) != d["to_reindex"]:
-            title += f" in {fmt.counted(len(rows), 'row')} (an entity missing and failed has two)"
-        table(rows[:limit], _ENTITY_COLUMNS, title=title)
+            title += fmt.counted(total, f"{stale}entity", f"{stale}entities")
+            if len(rows) != total:
+                title += (
+                    f" in {fmt.counted(len(rows), 'row')} (an entity missing and failed has two)"
+                )
+        else:
+            title += "none found" if unknown else "none"
+        if total is not None and unknown:  # what of them could not be checked is not counted
+            title += f", a lower bound: {', '.join(unknown)} unknown (see the notes above)"
+        if not rows:
+            line(title, style="dim")
+        table(rows[:limit], _ENTITY_COLUMNS, title=title, empty=None)
         if len(rows) > limit:
             more = fmt.counted(len(rows) - limit, "more row")
             line(f"  … {more} (use --json for all)", style="dim")
@@ -116,6 +130,9 @@ def reindex_list_command(
         "stale": counts["stale"],
         "failed": counts["failed"],
         "to_reindex": counts["to_reindex"],
+        # a type whose count is unknown is not in to_reindex: then a lower bound
+        "to_reindex_lower_bound": counts["to_reindex_lower_bound"],
+        "to_reindex_unknown_types": counts["to_reindex_unknown_types"],
         "by_type": records(listing.by_type),
         "entities": records(listing.entities),
         "notes": listing.notes,

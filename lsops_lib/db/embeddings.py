@@ -1,6 +1,19 @@
 """Embeddings indexing: the runbook's weekly check, the indexing log, and coverage (source
 entities with no embedding, embeddings older than their entity, null embeddings).
 
+Missing and stale, the one definition (`lsops index-stats`'s coverage and `lsops
+reindex-list` both count by it, through `missing_sql` and `stale_sql`):
+
+- **missing**: a source entity with no row in context_embeddings, or whose row's
+  `embedding` is NULL (similarity search cannot find it either way);
+- **stale**: a source entity whose embedding is not NULL and older than the entity's last
+  change: the embedding's `updated_at` before the entity's (`Source.changed`; an
+  execution's `completed_at`, else its `created_at`). A NULL embedding is missing, never
+  stale: no entity is both. (Without context_embeddings.updated_at, reindex-list dates
+  embeddings by `created_at` and says so; coverage leaves stale unknown.)
+- `null_embeddings` (coverage) counts the rows stored with a NULL embedding, per type: for
+  a type with a source table they are among its `missing`.
+
 Deployments differ (schema drift): every table here but the one a figure is about is
 optional, and so is every column but the few a figure cannot do without. A missing table
 or key column raises `drift.SchemaMissing` (that figure is unavailable); a missing
@@ -12,6 +25,7 @@ projects.updated_at".
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -21,18 +35,45 @@ from .connect import Inspector, count_param
 __all__ = [
     "LOG_STATUSES",
     "SOURCES",
+    "TS",
     "Source",
     "by_entity_type",
     "coverage",
+    "instants",
     "latest_failures",
     "log_by_status",
     "log_summary",
     "missing_entities",
+    "missing_sql",
+    "stale_sql",
 ]
 
 LOG_STATUSES = ("pending", "processing", "completed", "failed")
 EMBEDDINGS = "context_embeddings"
 LOG = "context_indexing_log"
+TS = "datetime64[us, UTC]"  # the library's instants, on a frame of rows and on an empty one
+
+
+def instants(values: Any) -> pd.Series:
+    """timestamptz values as UTC instants of `TS`: the dtype a column of some dates gets,
+    also when it is empty or all NULL (which pandas would make `datetime64[s, UTC]`)."""
+    return pd.to_datetime(values, utc=True).astype(TS)
+
+
+def missing_sql(*, null_check: bool = True) -> str:
+    """`missing` (module docstring) as SQL over `src LEFT JOIN context_embeddings ce`:
+    no embedding row, or (`null_check`: the table has an `embedding` column) a NULL one."""
+    return (
+        "(ce.entity_id IS NULL OR ce.embedding IS NULL)" if null_check else "ce.entity_id IS NULL"
+    )
+
+
+def stale_sql(changed: str, embedded: str = "ce.updated_at", *, null_check: bool = True) -> str:
+    """`stale` (module docstring) as SQL over `src LEFT JOIN context_embeddings ce`: an
+    embedding row (with a non-NULL embedding when `null_check`) dated `embedded` before
+    the entity's last change `changed` (SQL)."""
+    vector = " AND ce.embedding IS NOT NULL" if null_check else ""
+    return f"(ce.entity_id IS NOT NULL{vector} AND {embedded} < {changed})"
 
 
 @dataclass(frozen=True)
@@ -44,8 +85,9 @@ class Source:
     name: str | None
     changed: tuple[str, ...]
 
-    def changed_sql(self) -> str:
-        cols = [f"src.{c}" for c in self.changed]
+    def changed_sql(self, columns: tuple[str, ...] | None = None) -> str:
+        """The last change as SQL: `columns` (default: all of `changed`), the first non-NULL."""
+        cols = [f"src.{c}" for c in (self.changed if columns is None else columns)]
         return cols[0] if len(cols) == 1 else f"COALESCE({', '.join(cols)})"
 
 
@@ -87,7 +129,7 @@ def by_entity_type(insp: Inspector) -> pd.DataFrame:
     )
     df["count"] = df["count"].astype("int64")
     for col in ("last_indexed", "last_updated"):
-        df[col] = pd.to_datetime(df[col], utc=True)
+        df[col] = instants(df[col])
     return df
 
 
@@ -120,7 +162,7 @@ def log_by_status(insp: Inspector) -> pd.DataFrame:
     )
     df["count"] = df["count"].astype("int64")
     df["tokens_used"] = df["tokens_used"].astype("Int64")
-    df["latest"] = pd.to_datetime(df["latest"], utc=True)
+    df["latest"] = instants(df["latest"])  # an empty log: every latest NULL, still `TS`
     order = {s: i for i, s in enumerate(LOG_STATUSES)}
     df = df.sort_values("status", key=lambda s: s.map(lambda v: order.get(v, 99)))
     return df.reset_index(drop=True)
@@ -169,7 +211,9 @@ def latest_failures(insp: Inspector, n: int = 10) -> pd.DataFrame:
         {"n": n},
     )
     for col in ("created_at", "completed_at"):
-        df[col] = pd.to_datetime(df[col], utc=True)
+        df[col] = instants(df[col])  # none completed yet (all NULL): still `TS`
+    for col in ("entity_type", "entity_id", "error_message"):
+        df[col] = df[col].astype("str")  # all NULL (or a column the log lacks): still text
     df["tokens_used"] = df["tokens_used"].astype("Int64")  # a NULL keeps the others integers
     return df
 
@@ -187,36 +231,50 @@ def _sources(insp: Inspector, what: str) -> dict[str, Source]:
 
 
 def coverage(insp: Inspector) -> pd.DataFrame:
-    """Per entity type: entities in its source table, embedded, missing (no embedding),
-    stale (embedding older than the entity's last change), null_embeddings.
+    """Per entity type: entities in its source table, embedded (with a non-NULL
+    embedding), missing and stale (as the module docstring defines them, the counts of
+    `reindex.reindex_list`: entities = embedded + missing), null_embeddings (rows stored
+    with a NULL embedding; for a type with a source table, part of its missing).
 
     Columns: entity_type, source_table (None for types without a table here, e.g. post),
     entities, embedded, missing, stale, null_embeddings. Needs context_embeddings
     (entity_type, entity_id); a source table it lacks leaves that type with what is
-    stored only, a missing `updated_at` leaves `stale` None, a missing `embedding`
-    leaves `null_embeddings` None - each said on the inspector.
+    stored only (embedded: its rows with a non-NULL embedding; missing and stale None),
+    a missing `updated_at` leaves `stale` None (an execution without `completed_at` is
+    dated by `created_at`), a missing `embedding` leaves `null_embeddings` None and
+    counts only absent rows as missing - each said on the inspector.
     """
     what = "embeddings coverage"
     drift.require(insp, what, EMBEDDINGS, "entity_type", "entity_id")
     ce_updated = _or_null(insp, EMBEDDINGS, "updated_at", "ce.updated_at", what, "'stale'")
+    null_check = not drift.missing(insp, EMBEDDINGS, "embedding")
+    embedded = "NOT " + missing_sql(null_check=null_check)
     parts = []
     for entity_type, src in _sources(insp, what).items():
         stale = "NULL::bigint"
         if ce_updated != "NULL":
             gone = drift.missing(insp, src.table, *src.changed)
-            if gone:
-                columns = ", ".join(f"{src.table}.{c}" for c in gone)
+            present = tuple(c for c in src.changed if c not in gone)
+            columns = ", ".join(f"{src.table}.{c}" for c in gone)
+            if not present:
                 drift.note(
                     insp, f"{what}: 'stale' of {entity_type} not computed: no column {columns}"
                 )
             else:
-                stale = f"COUNT(*) FILTER (WHERE ce.updated_at < {src.changed_sql()})"
+                if gone:  # as reindex_list dates it: by the columns there are
+                    by = ", ".join(f"{src.table}.{c}" for c in present)
+                    drift.note(
+                        insp,
+                        f"{what}: 'stale' of {entity_type} dated by {by} only: no column {columns}",
+                    )
+                changed = src.changed_sql(present)
+                stale = f"COUNT(*) FILTER (WHERE {stale_sql(changed, null_check=null_check)})"
         parts.append(
             f"""
             SELECT '{entity_type}'::text AS entity_type, '{src.table}'::text AS source_table,
                    COUNT(*) AS entities,
-                   COUNT(ce.entity_id) AS embedded,
-                   COUNT(*) FILTER (WHERE ce.entity_id IS NULL) AS missing,
+                   COUNT(*) FILTER (WHERE {embedded}) AS embedded,
+                   COUNT(*) FILTER (WHERE {missing_sql(null_check=null_check)}) AS missing,
                    {stale} AS stale
             FROM {src.table} src
             LEFT JOIN context_embeddings ce
@@ -247,22 +305,27 @@ def coverage(insp: Inspector) -> pd.DataFrame:
     df = sources.merge(stored, on="entity_type", how="outer")
     for col in ("entities", "embedded", "missing", "stale"):
         df[col] = pd.array([None if pd.isna(v) else int(v) for v in df[col]], dtype="Int64")
-    # types with no source table here (post, keyword): only what is stored is known
-    no_source = df["source_table"].isna()
-    df.loc[no_source, "embedded"] = df.loc[no_source, "stored"]
     if nulls == "NULL":
         df["null_embeddings"] = pd.array([None] * len(df), dtype="Int64")
     else:
         df["null_embeddings"] = df["null_embeddings"].fillna(0).astype("int64")
+    # types with no source table here (post, keyword): only what is stored is known, and
+    # embedded counts the rows with a vector, as it does for the others
+    no_source = df["source_table"].isna()
+    with_vector = df["stored"].fillna(0).astype("int64")
+    if nulls != "NULL":
+        with_vector = with_vector - df["null_embeddings"]
+    df.loc[no_source, "embedded"] = with_vector[no_source]
     df = df.drop(columns=["stored"])
     df["source_table"] = df["source_table"].astype(object).where(df["source_table"].notna(), None)
     return df.sort_values("entity_type").reset_index(drop=True)
 
 
 def missing_entities(insp: Inspector, n: int = 20) -> pd.DataFrame:
-    """Up to n source entities per type with no embedding (what to re-index): entity_type,
+    """Up to n source entities per type with no embedding row (what to re-index): entity_type,
     entity_id, name, changed_at (most recently changed first; None where the source
-    table lacks the column)."""
+    table lacks the column). Rows whose embedding is NULL, also `missing` (module
+    docstring), are not listed here: `reindex.reindex_list` lists every missing one."""
     n = count_param(n, "n")
     what = "entities without embedding"
     drift.require(insp, what, EMBEDDINGS, "entity_type", "entity_id")
@@ -293,7 +356,8 @@ def missing_entities(insp: Inspector, n: int = 20) -> pd.DataFrame:
     if not parts:
         return pd.DataFrame(
             {"entity_type": [], "entity_id": [], "name": [], "changed_at": []}, dtype="str"
-        ).astype({"changed_at": "datetime64[us, UTC]"})
+        ).astype({"changed_at": TS})
     df = insp.frame(" UNION ALL ".join(parts), {"n": n})
-    df["changed_at"] = pd.to_datetime(df["changed_at"], utc=True)
+    df["name"] = df["name"].astype("str")  # a type without a name column: NULL, still text
+    df["changed_at"] = instants(df["changed_at"])
     return df

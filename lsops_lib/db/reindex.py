@@ -10,10 +10,16 @@ indexing: every question here is a read in the Inspector's READ ONLY session.
     listing.entities     # one row per entity and reason: entity_type, entity_id, name, ...
     listing.command      # the runbook's command
 
-Reasons: `missing` (a source entity with no embedding row, or a row whose embedding is
-NULL), `stale` (the source row's `updated_at` is after its embedding's `updated_at`, or
-`created_at` when the embeddings table has no `updated_at`), `failed` (the entity's latest
-entry in `context_indexing_log` is `failed`). An entity may be listed under two reasons.
+Reasons: `missing` and `stale` as `db.embeddings` defines them, the one definition that
+`lsops index-stats`'s coverage counts by too (a NULL embedding is missing, never stale;
+here, a table without context_embeddings.updated_at dates embeddings by `created_at`,
+with a note), and `failed` (the entity's latest entry in `context_indexing_log` is
+`failed`). An entity may be listed under two reasons (missing and failed).
+
+`to_reindex` per type is None (unknown, never 0) when the type's missing and stale could
+not be checked (no source table lsops knows, an absent one, no embeddings table; with
+`stale_only`, when its stale could not be); the total (the entities listed, their failed
+ones included) is then a lower bound (`ReindexList.lower_bound`, `unknown_types`).
 
 Schema drift never raises: a source table without an `updated_at` column gives "stale
 unknown" for its type, a missing source table "missing and stale unknown", a missing
@@ -31,7 +37,7 @@ import pandas as pd
 
 from ..exceptions import ParameterError
 from .connect import Inspector
-from .embeddings import SOURCES
+from .embeddings import SOURCES, TS, instants, missing_sql, stale_sql
 
 __all__ = [
     "BY_TYPE_COLUMNS",
@@ -96,11 +102,28 @@ ENTITY_COLUMNS = [
     "embedded_at",
     "failed_at",
 ]
+# the dtypes of `entities`, with rows or without (text with NULLs stays text: NaN)
+ENTITY_DTYPES = {
+    **dict.fromkeys(("entity_type", "entity_id", "name", "reason", "detail"), "str"),
+    **dict.fromkeys(("changed_at", "embedded_at", "failed_at"), TS),
+}
 
 
 def _ident(name: str) -> str:
     """A table or column name as an SQL identifier (the names here are lsops's own)."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def _typed(df: pd.DataFrame) -> pd.DataFrame:
+    """An answer with the dtypes of ENTITY_DTYPES (and `error_message` text) for the
+    columns it has: the same with rows or without, a column all NULL included."""
+    for col in df.columns:
+        kind = ENTITY_DTYPES.get(col, "str" if col == "error_message" else None)
+        if kind == TS:
+            df[col] = instants(df[col])
+        elif kind is not None:
+            df[col] = df[col].astype(kind)
+    return df
 
 
 # --- the questions ----------------------------------------------------------------------------
@@ -172,21 +195,19 @@ def missing_embeddings(
     name = f"src.{_ident(name_column)}::text" if name_column else "NULL::text"
     changed = _changed_sql(changed_column) or "NULL::timestamptz"
     null_detail = "WHEN ce.embedding IS NULL THEN 'embedding is NULL'" if null_check else ""
-    null_where = "OR ce.embedding IS NULL" if null_check else ""
     df = insp.frame(
         f"""
         SELECT :entity_type AS entity_type, src.id::text AS entity_id, {name} AS name,
-               CASE WHEN ce.id IS NULL THEN 'no embedding' {null_detail} END AS detail,
+               CASE WHEN ce.entity_id IS NULL THEN 'no embedding' {null_detail} END AS detail,
                {changed} AS changed_at
         FROM {_ident(table)} src
         LEFT JOIN {EMBEDDINGS} ce ON ce.entity_type = :entity_type AND ce.entity_id = src.id
-        WHERE ce.id IS NULL {null_where}
+        WHERE {missing_sql(null_check=null_check)}
         ORDER BY src.id
         """,
         {"entity_type": entity_type},
     )
-    df["changed_at"] = pd.to_datetime(df["changed_at"], utc=True)
-    return df
+    return _typed(df)
 
 
 def stale_embeddings(
@@ -204,22 +225,20 @@ def stale_embeddings(
     not stale: entity_type, entity_id, name, changed_at, embedded_at. The source table
     must have the changed column(s)."""
     name = f"src.{_ident(name_column)}::text" if name_column else "NULL::text"
-    not_null = "AND ce.embedding IS NOT NULL" if null_check else ""
-    changed = _changed_sql(changed_column)
+    changed = _changed_sql(changed_column) or "NULL::timestamptz"
+    embedded = f"ce.{_ident(embedded_column)}"
     df = insp.frame(
         f"""
         SELECT :entity_type AS entity_type, src.id::text AS entity_id, {name} AS name,
-               {changed} AS changed_at, ce.{_ident(embedded_column)} AS embedded_at
+               {changed} AS changed_at, {embedded} AS embedded_at
         FROM {_ident(table)} src
         JOIN {EMBEDDINGS} ce ON ce.entity_type = :entity_type AND ce.entity_id = src.id
-        WHERE {changed} > ce.{_ident(embedded_column)} {not_null}
+        WHERE {stale_sql(changed, embedded, null_check=null_check)}
         ORDER BY src.id
         """,
         {"entity_type": entity_type},
     )
-    for col in ("changed_at", "embedded_at"):
-        df[col] = pd.to_datetime(df[col], utc=True)
-    return df
+    return _typed(df)
 
 
 def failed_in_log(
@@ -254,8 +273,7 @@ def failed_in_log(
         """,
         {"entity_type": entity_type} if entity_type else None,
     )
-    df["failed_at"] = pd.to_datetime(df["failed_at"], utc=True)
-    return df
+    return _typed(df)
 
 
 def known_types(insp: Inspector, *, embeddings: bool, log: bool) -> list[str]:
@@ -288,21 +306,41 @@ class ReindexList:
     @property
     def total(self) -> int | None:
         """Distinct entities to re-index (the listed ones); None when no type has a reason
-        lsops could check (every count unknown: never 0)."""
-        if self.by_type.empty or self.by_type["to_reindex"].isna().all():
+        lsops could check (every count unknown: never 0). A lower bound when a type's
+        count is unknown (`lower_bound`)."""
+        checked = ("stale",) if self.stale_only else REASONS
+        if self.by_type.empty or self.by_type[list(checked)].isna().all().all():
             return None
         if self.entities.empty:
             return 0
         return int(len(self.entities.drop_duplicates(["entity_type", "entity_id"])))
 
+    @property
+    def unknown_types(self) -> list[str]:
+        """The types whose count to re-index is unknown (None): left out of `total`, but
+        for what lsops could check of them (their failed entities)."""
+        return [
+            str(r.entity_type)
+            for r in self.by_type.itertuples(index=False)
+            if r.to_reindex is None or pd.isna(r.to_reindex)
+        ]
+
+    @property
+    def lower_bound(self) -> bool | None:
+        """`total` is a lower bound: some type's count is unknown (None when `total` is)."""
+        return None if self.total is None else bool(self.unknown_types)
+
     def counts(self) -> dict[str, Any]:
         """{missing, stale, failed}: sums over the types where each is known (None when it
-        is known for no type), `to_reindex`, and `unknown`: "<type>: <reason>" notes."""
+        is known for no type), `to_reindex`, `to_reindex_lower_bound` and
+        `to_reindex_unknown_types` (see `total`), and `unknown`: "<type>: <reason>" notes."""
         out: dict[str, Any] = {}
         for reason in REASONS:
             known = [int(v) for v in self.by_type[reason] if v is not None and not pd.isna(v)]
             out[reason] = sum(known) if known else None
         out["to_reindex"] = self.total
+        out["to_reindex_lower_bound"] = self.lower_bound
+        out["to_reindex_unknown_types"] = self.unknown_types
         out["unknown"] = [
             f"{r.entity_type}: {r.note}"
             for r in self.by_type.itertuples(index=False)
@@ -430,13 +468,11 @@ def reindex_list(
         by_type.append(row)
 
     frames = [f for f in listed if not f.empty]
-    entities = (
+    entities = _typed(
         pd.concat(frames, ignore_index=True).reindex(columns=ENTITY_COLUMNS)
         if frames
         else pd.DataFrame(columns=ENTITY_COLUMNS)
     )
-    for col in ("changed_at", "embedded_at", "failed_at"):
-        entities[col] = pd.to_datetime(entities[col], utc=True)
     order = {r: i for i, r in enumerate(REASONS)}
     if len(entities):
         entities = entities.sort_values(
@@ -445,10 +481,11 @@ def reindex_list(
             kind="stable",
         ).reset_index(drop=True)
     counts = entities.drop_duplicates(["entity_type", "entity_id"])["entity_type"].value_counts()
-    checked = ("stale",) if stale_only else REASONS
     for row in by_type:
-        # a type none of whose reasons could be checked has no count, not 0
-        known = any(row.get(r) is not None for r in checked)
+        # a type whose missing and stale could not be checked (no source table, none lsops
+        # knows, no embeddings table) has no count, not 0 nor its failures alone; with
+        # `stale_only`, one whose stale could not be
+        known = row["stale"] is not None if stale_only else row["missing"] is not None
         row["to_reindex"] = int(counts.get(row["entity_type"], 0)) if known else None
     return ReindexList(
         by_type=_frame(by_type, BY_TYPE_COLUMNS),

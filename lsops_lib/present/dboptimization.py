@@ -455,7 +455,7 @@ def show_recommendations(report: Any) -> None:
 def _unknown_counts(df: pd.DataFrame) -> pd.DataFrame:
     """The counts table with "unknown" where a count is None (never a dash that reads 0)."""
     out = df.copy()
-    for col in ("entities", "missing", "stale", "failed"):
+    for col in ("entities", "missing", "stale", "failed", "to_reindex"):
         if col in out:
             out[col] = ["unknown" if fmt.missing(v) else f"{int(v):,}" for v in out[col].tolist()]
     return out
@@ -475,15 +475,20 @@ def show_reindex(report: Any) -> None:
         return
     found = report.findings.get("reindex") or {}
     total = int(found.get("to_reindex") or 0)
+    # a type whose missing and stale could not be checked: the total is a lower bound
+    unknown = ", ".join(found.get("to_reindex_unknown_types") or [])
+    bound = f" (a lower bound: {unknown} unknown)" if found.get("to_reindex_lower_bound") else ""
     if total:
         show_html(
             box_html(
-                f"{total:,} entit{'y' if total == 1 else 'ies'} to re-index",
+                f"{total:,} entit{'y' if total == 1 else 'ies'} to re-index{bound}",
                 f"Run in the API's checkout: {found.get('command')} "
                 "(printed for a person; lsops never runs it).",
                 kind="warning",
             )
         )
+    elif bound:
+        show_html(box_html(f"Nothing to re-index found{bound}", kind="warning"))
     else:
         show_html(box_html("Nothing to re-index among what could be checked", kind="good"))
     show_db_table(_unknown_counts(counts), FRAME_TITLES["reindex_counts"])

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from .exceptions import ParameterError
@@ -72,13 +72,42 @@ def _in_range(value: datetime, text: object) -> datetime:
     return value
 
 
-def parse_time(text: str | datetime) -> datetime:
-    """ISO 8601 (`2026-10-03T14:05`, `2026-10-03 14:05Z`, `2026-10-03`) -> aware UTC.
+_NOT_A_TIME = "(expected a datetime or an ISO 8601 string, e.g. 2026-10-03T14:05Z)"
+
+
+def _as_datetime(value: object) -> datetime:
+    """An instant that is not text as a datetime (naive: UTC, as everywhere in lsops): a
+    datetime (a pandas Timestamp too), a date (its midnight), a numpy datetime64.
+    ParameterError for anything else, and for NaT (pandas' or numpy's "not a time",
+    which names no instant: never an open window edge, never a raw ValueError)."""
+    try:
+        missing = bool(value != value)  # NaT is the one instant unequal to itself
+    except Exception:  # noqa: BLE001 - a value that cannot even be compared is no NaT
+        missing = False
+    if missing:
+        raise ParameterError(f"not a time: {shown(value)} {_NOT_A_TIME}")
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day)
+    if getattr(getattr(value, "dtype", None), "kind", None) == "M" and not getattr(
+        value, "shape", ()
+    ):  # a numpy datetime64 (imported nowhere here: numpy loads with pandas)
+        found = value.astype("datetime64[us]").item()  # type: ignore[attr-defined]
+        if isinstance(found, datetime):
+            return found
+        raise ParameterError(f"time out of range: {shown(value)}")
+    raise ParameterError(f"not a time: {shown(value)} {_NOT_A_TIME}")
+
+
+def parse_time(text: str | datetime | date) -> datetime:
+    """ISO 8601 (`2026-10-03T14:05`, `2026-10-03 14:05Z`, `2026-10-03`) -> aware UTC; a
+    datetime, date (its midnight) or numpy datetime64 as it is (`_as_datetime`).
 
     A time without an offset is taken as UTC.
     """
-    if isinstance(text, datetime):
-        value = text
+    if not isinstance(text, str):
+        value = _as_datetime(text)
     else:
         raw = str(text).strip()
         if raw.endswith(("Z", "z")):
@@ -126,13 +155,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def to_ms(value: datetime | str) -> int:
+def to_ms(value: datetime | date | str) -> int:
     """An instant as epoch ms. A naive datetime is UTC (as everywhere in lsops), never the
-    machine's local time; an ISO 8601 string is read by `parse_time` (ParameterError when
-    it is none)."""
-    if isinstance(value, str):
-        value = parse_time(value)
-    elif value.tzinfo is None:
+    machine's local time; a date is its midnight UTC, a numpy datetime64 the instant it
+    names; an ISO 8601 string is read by `parse_time`. ParameterError for anything else
+    (NaT included)."""
+    value = parse_time(value) if isinstance(value, str) else _as_datetime(value)
+    if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return int(value.timestamp() * 1000)
 

@@ -45,7 +45,9 @@ def _endpoints_cli(doc: Any) -> Any:
 
 def _incidents_truth(store: Store, t: TwoTargets, target: str) -> Any:
     frame = analysis.incidents(store, t.start, t.end, Thresholds(), target=target)
-    return sorted((str(r.kind), str(r.endpoint or "")) for r in frame.itertuples())
+    return sorted(
+        (str(r.kind), r.endpoint if isinstance(r.endpoint, str) else "") for r in frame.itertuples()
+    )
 
 
 def _incidents_cli(doc: Any) -> Any:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
+import os
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 
 from ..exceptions import ParameterError
 from ..models import is_monitoring
-from ..times import duration_seconds, parse_time, shown
+from ..thresholds import Thresholds
+from ..times import duration_seconds, parse_duration, parse_time, shown
 
 MONITORING_REASON = (
     "monitoring endpoints (/health, /metrics...) are the collector's own scrapes, "
@@ -29,6 +34,8 @@ def ts(value: datetime | pd.Timestamp | str | None, name: str = "time") -> pd.Ti
         if isinstance(value, int | float):  # not epoch nanoseconds in disguise
             raise TypeError(value)
         out = pd.Timestamp(parse_time(value) if isinstance(value, str) else value)
+        if out is pd.NaT:  # NaT names no instant: never an open window edge (None is)
+            raise TypeError(value)
     except ParameterError as exc:
         raise ParameterError(f"{name}: {exc}") from None
     except (TypeError, ValueError, OverflowError):
@@ -64,6 +71,20 @@ def instants(
     return py(t0), py(t1)
 
 
+def span(value: Any, name: str) -> tuple[datetime | None, datetime | None]:
+    """A window given as one parameter, a (start, end) pair (`baseline`), as `instants`
+    checks a window: each bound an instant or None (NaT is none), start not after end,
+    else a ParameterError naming `name`."""
+    try:
+        first, last = value
+    except (TypeError, ValueError):
+        raise ParameterError(f"{name}: {shown(value)} (expected a (start, end) pair)") from None
+    try:
+        return instants(first, last)
+    except ParameterError as exc:
+        raise ParameterError(f"{name}: {exc}") from None
+
+
 def count(value: Any, name: str) -> int:
     """A count parameter (`min_requests`, `sample_errors`, `per_kind`...) as an int, by the
     rule of `db`'s `n` (`db.connect.count_param`): a whole number, 0 or more, else a
@@ -85,19 +106,39 @@ def positive(value: Any, name: str) -> float:
     return number
 
 
-def duration(value: timedelta | pd.Timedelta | float | int, name: str) -> timedelta:
-    """An interval (timedelta, or seconds) by `times.parse_duration`'s rule, from 1 ms to
-    100 years, else a ParameterError naming `name`."""
+def duration(value: timedelta | pd.Timedelta | float | int | str, name: str) -> timedelta:
+    """An interval (timedelta, seconds, or a duration as the command line takes it: `30d`,
+    `5m`) by `times.parse_duration`'s rule, from 1 ms to 100 years, else a ParameterError
+    naming `name`."""
     try:
+        if isinstance(value, str):
+            return parse_duration(value)
         secs = seconds(value) if not isinstance(value, bool) else None
+    except ParameterError as exc:
+        raise ParameterError(f"{name}: {exc}") from None
     except (TypeError, ValueError, OverflowError):
         secs = None
     if secs is None or math.isnan(secs):
-        raise ParameterError(f"{name}: not a duration: {shown(value)} (expected a timedelta)")
+        raise ParameterError(
+            f"{name}: not a duration: {shown(value)} (expected a timedelta, seconds or e.g. 30d)"
+        )
     try:
         return duration_seconds(secs, value)
     except ParameterError as exc:
         raise ParameterError(f"{name}: {exc}") from None
+
+
+def number(value: Any, name: str, low: float = 0.0, high: float = math.inf) -> float:
+    """A finite number from `low` to `high` (both included) as a float, else a
+    ParameterError naming `name` (`min_hours` of -1, an r2 of 2 never select anything)."""
+    try:
+        out = float(value) if not isinstance(value, bool) else float("nan")
+    except (TypeError, ValueError, OverflowError):
+        out = float("nan")
+    if not math.isfinite(out) or not low <= out <= high:
+        allowed = f"{low:g} or more" if high == math.inf else f"from {low:g} to {high:g}"
+        raise ParameterError(f"{name}: {shown(value)} (expected a number, {allowed})")
+    return out
 
 
 def py(value: datetime | pd.Timestamp | None) -> datetime | None:
@@ -234,6 +275,76 @@ def iso(value: Any) -> str | None:
     if value is None:
         return None
     return ts(value).isoformat().replace("+00:00", "Z")
+
+
+# --- the arguments of the public calls: a store, thresholds -----------------------------------
+
+_READS = ("scrapes", "health", "endpoint_intervals", "counter_intervals", "resets")
+
+
+def store_arg(store: Any, *, optional: bool = False) -> Any:
+    """`store` when it is one (a `Store`, the analysis memo, any `StoreReader`), else a
+    ParameterError saying what it is instead (a URL: how to open it). `optional`: None
+    passes (a call given its rows, e.g. `latency_slices(None, ..., scrapes=...)`). The
+    value itself is never quoted: a store URL may hold a password."""
+    if store is None and optional:
+        return store
+    if isinstance(store, str | bytes | os.PathLike):
+        raise ParameterError(
+            f"store: expected a Store (got {_a(store)}: open it with Store(url), "
+            "from lsops_lib.store)"
+        )
+    if not any(callable(getattr(store, name, None)) for name in _READS):
+        got = "None" if store is None else _a(store)
+        raise ParameterError(
+            f"store: expected a Store (got {got}: open one with Store(url), from lsops_lib.store)"
+        )
+    return store
+
+
+def _a(value: Any) -> str:
+    """'a str', 'an int': the type of a value that is not what was expected."""
+    name = type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
+def thresholds_arg(thresholds: Any) -> Thresholds | None:
+    """`thresholds` when it is a `Thresholds` or None (the defaults), else a ParameterError
+    saying how to make one."""
+    if thresholds is None or isinstance(thresholds, Thresholds):
+        return thresholds
+    how = (
+        "Thresholds(**values) makes one of it"
+        if isinstance(thresholds, Mapping)
+        else "e.g. load_settings().thresholds, or Thresholds(error_rate=0.02)"
+    )
+    raise ParameterError(
+        f"thresholds: expected a Thresholds (got {_a(thresholds)}: {how}; from lsops_lib.config)"
+    )
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def entry(fn: F) -> F:
+    """A public call of the analysis: its `store` (`store_arg`; None only beside the rows
+    it would read, `scrapes=`) and `thresholds` (`thresholds_arg`) checked before it runs,
+    whether given by position or by name: a URL or a dict is one line naming the
+    parameter, never an AttributeError deep inside."""
+    names = list(inspect.signature(fn).parameters)
+    where = {n: names.index(n) for n in ("store", "thresholds") if n in names}
+
+    @functools.wraps(fn)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        for name, i in where.items():
+            value = args[i] if i < len(args) else kwargs.get(name)
+            if name == "store":
+                store_arg(value, optional=kwargs.get("scrapes") is not None)
+            else:
+                thresholds_arg(value)
+        return fn(*args, **kwargs)
+
+    return checked  # type: ignore[return-value]
 
 
 def one_target(store: Any, target: str | None, what: str) -> str | None:

@@ -13,6 +13,7 @@ from ._common import (
     duration,
     empty,
     ensure_ts,
+    entry,
     instants,
     median_interval_s,
     py,
@@ -180,6 +181,7 @@ def _until_now(
     return max(t1, t0) if t0 is not None else t1
 
 
+@entry
 def collection_gaps(
     store: Any,
     start: datetime | None,
@@ -199,6 +201,7 @@ def collection_gaps(
     return _gaps(stamps, t0, _until_now(t0, t1, stamps), step)
 
 
+@entry
 def availability(
     store: Any,
     start: datetime | None,

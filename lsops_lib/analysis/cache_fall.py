@@ -32,7 +32,7 @@ import pandas as pd
 from .. import fmt
 from ..config import Thresholds
 from ..stats import wilson_lower
-from ._common import ensure_ts, instants
+from ._common import ensure_ts, entry, instants
 from .incident_base import frame, row, runs
 
 KIND = "cache_fall"
@@ -147,6 +147,7 @@ def cache_falls(intervals: pd.DataFrame, thresholds: Thresholds) -> pd.DataFrame
     return frame(rows)
 
 
+@entry
 def cache_fall_incidents(
     store: Any,
     start: datetime | None,
@@ -157,6 +158,7 @@ def cache_fall_incidents(
 ) -> pd.DataFrame:
     """The detector of `cache_fall` (`incident_base.Detector`): each target on its own."""
     start, end = instants(start, end)  # ISO strings, naive datetimes: aware UTC
+    thresholds = thresholds or Thresholds()
     names = [target] if target is not None else list(store.targets())
     parts = [
         cache_falls(

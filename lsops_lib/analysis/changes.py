@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import Thresholds
-from ._common import count, ratio
+from ._common import count, entry, ratio
 
 # metric -> how its move is measured ("relative": (current - previous) / previous;
 # "difference": current - previous, for fractions: percentage points) and the Thresholds
@@ -51,6 +51,7 @@ def _number(value: Any) -> float:
     return float("nan") if value is None else float(value)
 
 
+@entry
 def month_over_month(
     current: Mapping[str, Any],
     previous: Mapping[str, Any],
@@ -95,6 +96,7 @@ def month_over_month(
     return pd.DataFrame(rows, columns=CHANGE_COLUMNS)
 
 
+@entry
 def endpoints_worse(endpoints: pd.DataFrame, thresholds: Thresholds | None = None) -> pd.DataFrame:
     """Endpoints with traffic this month whose error rate rose by more than
     `notable_endpoint_error_rate_change` (a difference of fractions), largest rise first.
@@ -108,6 +110,7 @@ def endpoints_worse(endpoints: pd.DataFrame, thresholds: Thresholds | None = Non
     return endpoints[rose].sort_values("error_rate_change", ascending=False)
 
 
+@entry
 def endpoints_slower(endpoints: pd.DataFrame, thresholds: Thresholds | None = None) -> pd.DataFrame:
     """Endpoints with traffic this month whose mean latency rose by more than
     `notable_endpoint_latency_change` (relative), largest rise first."""
@@ -128,6 +131,7 @@ def endpoints_new(endpoints: pd.DataFrame) -> pd.DataFrame:
     return endpoints[new & (endpoints["requests"] > 0)]
 
 
+@entry
 def notable_changes(
     changes: pd.DataFrame,
     endpoints: pd.DataFrame,

@@ -14,6 +14,7 @@ from ..models import WINDOW_CAP
 from ._common import (
     count,
     ensure_ts,
+    entry,
     filter_monitoring,
     instants,
     median_interval_s,
@@ -147,6 +148,7 @@ def stored_span(store: Any, target: str | None) -> str:
     return f" (the store's observations{whose}: {fmt.instant(span[0])} .. {fmt.instant(span[1])})"
 
 
+@entry
 def checklist(
     store: Any,
     start: datetime | None,

@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import Thresholds
-from ._common import empty
+from ._common import empty, entry
 
 HARM_COLUMNS = [
     "endpoint",
@@ -197,6 +197,7 @@ def request_variance(series: pd.DataFrame) -> pd.DataFrame:
 # --- the rule --------------------------------------------------------------------------------
 
 
+@entry
 def harm(
     window: pd.DataFrame,
     baseline: pd.DataFrame,

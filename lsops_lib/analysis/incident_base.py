@@ -79,6 +79,14 @@ def row(
 
 
 def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """The rows as an incidents frame (empty with COLUMNS when there are none; `endpoint`
-    holds None in the rows of a detector: object, as in `incidents()`'s answer)."""
-    return pd.DataFrame(rows, columns=COLUMNS) if rows else empty(COLUMNS, endpoint="object")
+    """The rows as an incidents frame (empty with COLUMNS when there are none): `endpoint`
+    is text (`str`) as in every frame, missing (NaN) for an incident of the whole API,
+    whichever rows there are (a detector's rows hold None there)."""
+    return typed(pd.DataFrame(rows, columns=COLUMNS) if rows else empty(COLUMNS))
+
+
+def typed(found: pd.DataFrame) -> pd.DataFrame:
+    """An incidents frame with `endpoint` as text (`str`, NaN: the whole API), the type
+    it has in every other frame, with rows or without, whichever kinds were found."""
+    found["endpoint"] = found["endpoint"].astype("str")
+    return found

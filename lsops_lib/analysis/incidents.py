@@ -21,13 +21,26 @@ import pandas as pd
 
 from .. import fmt
 from ..config import Thresholds
-from ..exceptions import ParameterError
+from ..exceptions import ParameterError, ParameterValueError
 from ..times import shown
-from ._common import count, empty, ensure_ts, filter_monitoring, instants, iso, py, ts, window
+from ._common import (
+    count,
+    ensure_ts,
+    entry,
+    filter_monitoring,
+    instants,
+    iso,
+    number,
+    positive,
+    py,
+    span,
+    ts,
+    window,
+)
 from ._memo import memo
 from ._reads import scrape_figures
 from .cache_fall import cache_fall_incidents
-from .incident_base import COLUMNS, Detector, wilson_lower
+from .incident_base import COLUMNS, Detector, frame, typed, wilson_lower
 from .incident_base import runs as _runs
 from .memory_climb import memory_climb_incidents
 from .traffic import endpoint_series, endpoint_summary
@@ -85,6 +98,23 @@ _HEALTH_SEVERITY = {
     "health_degraded": "warning",
 }
 _BUCKET = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
+BUCKETS = (*_BUCKET, "scrape")  # the store's buckets (`Store.endpoint_intervals`)
+
+
+def _bucket(bucket: Any) -> str:
+    """`bucket` when it is one of the store's, else a ParameterError (a ValueError too, as
+    the store's) naming it."""
+    if not isinstance(bucket, str) or bucket not in BUCKETS:
+        raise ParameterValueError(
+            f"bucket: unknown bucket {shown(bucket)} (expected one of {', '.join(BUCKETS)})"
+        )
+    return bucket
+
+
+def _latency_factor(value: Any) -> float:
+    """A regression factor of the baseline mean: 1 or more (0 or less flags every bucket
+    of the endpoint at `min_latency_delta_ms` above its baseline, faster ones too)."""
+    return number(value, "latency_factor", 1.0)
 
 
 def health_incidents(
@@ -94,7 +124,7 @@ def health_incidents(
 ) -> pd.DataFrame:
     """no_answer / health_error / health_degraded incidents from health observations (ts, status)."""
     if health.empty:
-        return empty(COLUMNS)
+        return frame([])
     df = health.sort_values("ts").reset_index(drop=True)
     status = df["status"].fillna("NO_ANSWER").astype(str).str.upper()
     kinds = status.map(_HEALTH_KIND)
@@ -128,7 +158,7 @@ def health_incidents(
                     "ongoing": ongoing,
                 }
             )
-    return pd.DataFrame(rows, columns=COLUMNS) if rows else empty(COLUMNS)
+    return frame(rows)
 
 
 def _why(
@@ -168,6 +198,7 @@ def _why(
     return ""
 
 
+@entry
 def endpoint_incidents(
     series: pd.DataFrame,
     thresholds: Thresholds,
@@ -197,32 +228,39 @@ def endpoint_incidents(
     latency: a bucket whose mean latency (weighted) is above `latency_factor` x the
     endpoint's baseline mean and at least `min_latency_delta_ms` above it. `baseline`
     maps endpoint -> mean_ms; without it, the median of the endpoint's own bucket means.
+    `bucket`: that of `series` (minute, hour, day, scrape); `latency_factor` 1 or more,
+    `min_latency_delta_ms` 0 or more, `min_requests` a count, `z` more than 0.
     """
+    thresholds = thresholds or Thresholds()
+    step = _BUCKET.get(_bucket(bucket))
+    min_requests = count(min_requests, "min_requests")
+    latency_factor = _latency_factor(latency_factor)
+    min_latency_delta_ms = number(min_latency_delta_ms, "min_latency_delta_ms")
+    z = positive(z, "z")
     if series.empty:
-        return empty(COLUMNS)
-    step = _BUCKET.get(bucket)
+        return frame([])
     last_seen = None if last_seen is None else ts(last_seen)
     seen = None if seen is None else pd.DatetimeIndex(pd.to_datetime(seen, utc=True)).sort_values()
     rows: list[dict[str, Any]] = []
     # every endpoint's buckets, oldest first, one endpoint after the other; the per-bucket
     # tests are element-wise, so they are computed over all endpoints at once (a month of
     # hours of 50 endpoints: 36,000 buckets) and each endpoint only looks at its slice
-    frame = series.loc[series["endpoint"].notna()].sort_values(["endpoint", "ts"])
-    frame = frame.reset_index(drop=True)
-    if frame.empty:
-        return empty(COLUMNS)
-    busy_all = (frame["requests"] >= min_requests).to_numpy()
-    lower_all = wilson_lower(frame["errors"], frame["requests"], z)
+    buckets = series.loc[series["endpoint"].notna()].sort_values(["endpoint", "ts"])
+    buckets = buckets.reset_index(drop=True)
+    if buckets.empty:
+        return frame([])
+    busy_all = (buckets["requests"] >= min_requests).to_numpy()
+    lower_all = wilson_lower(buckets["errors"], buckets["requests"], z)
     error_flags = (
         busy_all
-        & (frame["error_rate"] > thresholds.error_rate_warn).to_numpy()
+        & (buckets["error_rate"] > thresholds.error_rate_warn).to_numpy()
         & (lower_all > thresholds.error_rate_warn).to_numpy()
     )
-    codes, names = pd.factorize(frame["endpoint"], sort=True)
-    edges = [0, *(np.flatnonzero(np.diff(codes)) + 1).tolist(), len(frame)]
+    codes, names = pd.factorize(buckets["endpoint"], sort=True)
+    edges = [0, *(np.flatnonzero(np.diff(codes)) + 1).tolist(), len(buckets)]
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         endpoint = names[codes[lo]]
-        part = frame.iloc[lo:hi].reset_index(drop=True)
+        part = buckets.iloc[lo:hi].reset_index(drop=True)
         busy = busy_all[lo:hi]
         # error rate
         flags = error_flags[lo:hi]
@@ -282,7 +320,7 @@ def endpoint_incidents(
                     "ongoing": ongoing,
                 }
             )
-    return pd.DataFrame(rows, columns=COLUMNS) if rows else empty(COLUMNS)
+    return frame(rows)
 
 
 def _consecutive(
@@ -333,7 +371,7 @@ _RESET_DETAIL = {
 
 def restart_incidents(resets: pd.DataFrame) -> pd.DataFrame:
     if resets.empty:
-        return empty(COLUMNS)
+        return frame([])
     rows = [
         {
             "start": row.ts,
@@ -347,9 +385,10 @@ def restart_incidents(resets: pd.DataFrame) -> pd.DataFrame:
         }
         for row in resets.sort_values("ts").itertuples()
     ]
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return frame(rows)
 
 
+@entry
 def incidents(
     store: Any,
     start: datetime | None,
@@ -380,6 +419,9 @@ def incidents(
         )
     start, end = instants(start, end)  # a start after the end: ParameterError
     min_requests = count(min_requests, "min_requests")
+    latency_factor = _latency_factor(latency_factor)
+    bucket = _bucket(bucket)
+    baseline = span(baseline, "baseline") if baseline is not None else None
     thresholds = thresholds or Thresholds()
     memoized = memo(store)  # one read per period for the whole scan (as monthly_review)
     if memoized is not store and target is not None and "cache_fall" in kinds:
@@ -468,16 +510,16 @@ def _incidents(
         if kind in kinds:
             parts.append(detect(store, start, end, thresholds, target=target))
     parts = [p for p in parts if not p.empty]
-    if not parts:  # endpoint: a path, or None (an incident of the whole API)
-        return empty(COLUMNS, endpoint="object")
-    out = pd.concat(parts, ignore_index=True)
-    out["endpoint"] = out["endpoint"].astype(object)  # whichever kinds were found
+    if not parts:  # endpoint: a path, or NaN (an incident of the whole API)
+        return frame([])
+    out = typed(pd.concat(parts, ignore_index=True))  # whichever kinds were found
     out = filter_monitoring(out, include_monitoring)
     out["order"] = out["kind"].map({k: i for i, k in enumerate(KINDS)})
     out = out.sort_values(["start", "order", "endpoint"], na_position="first").drop(columns="order")
     return out.reset_index(drop=True)[COLUMNS]
 
 
+@entry
 def incident_window(
     start: Any, end: Any, thresholds: Thresholds | None = None
 ) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -501,6 +543,7 @@ def _command(start: Any, end: Any, title: str, target: str | None) -> str:
     )
 
 
+@entry
 def postmortem_command(
     row: Any, thresholds: Thresholds | None = None, *, target: str | None = None
 ) -> str:
@@ -510,15 +553,17 @@ def postmortem_command(
     return _command(start, end, incident_title(row), target)
 
 
+@entry
 def with_commands(
     found: pd.DataFrame, thresholds: Thresholds | None = None, *, target: str | None = None
 ) -> pd.DataFrame:
-    """The incidents frame with a `postmortem_command` column (naming `target` when given)."""
+    """The incidents frame with a `postmortem_command` column (naming `target` when given):
+    text (`str`), with rows or without."""
     out = found.copy()
-    out["postmortem_command"] = (
-        [postmortem_command(row, thresholds, target=target) for _, row in out.iterrows()]
-        if not out.empty
-        else []
+    out["postmortem_command"] = pd.Series(
+        [postmortem_command(row, thresholds, target=target) for _, row in out.iterrows()],
+        index=out.index,
+        dtype="str",
     )
     return out
 
@@ -559,6 +604,7 @@ def incident_title(row: Any) -> str:
     )
 
 
+@entry
 def latest_incident_window(
     store: Any,
     thresholds: Thresholds | None = None,
@@ -570,14 +616,15 @@ def latest_incident_window(
     """The window around the most recent incident that is not a bare restart, among those
     of the last `lookback` of the history (up to `last`, default the store's last
     observation): `incident_window` of it, titled `incident_title`, so that it is the
-    window of the `postmortem_command` the review and `lsops incidents` print for it.
-    None when there is no such incident (or no history)."""
+    window of the `postmortem_command` the review and `lsops incidents` print for it;
+    of `target` (its `.command` names it). None when there is no such incident (or no
+    history)."""
     if last is None:
         extent = store.extent(target)
         if not extent:
             return None
         last = extent[1]
-    last = ts(last)
+    last = ts(last, "last")
     found = incidents(
         store, py(last - lookback), py(last + pd.Timedelta(seconds=1)), thresholds, target=target
     )
@@ -594,9 +641,11 @@ def latest_incident_window(
         incident_title(row),
         f"the most recent incident in the history (no window given), {margin:g} min either side",
         row,
+        target,
     )
 
 
+@entry
 def postmortem_window(
     store: Any,
     thresholds: Thresholds | None = None,
@@ -610,27 +659,45 @@ def postmortem_window(
 ) -> IncidentWindow:
     """The postmortem's window. Given start and end: them. Given one: 24 h from it (or to
     it). Given neither: `latest_incident_window`; without an incident, the last 24 h of
-    the history (before now when the store is empty). `title` replaces the chosen one."""
+    the history (before now when the store is empty). `title` replaces the chosen one.
+    The window is of `target` (its `.command` names it)."""
     from ..times import parse_time, utcnow
 
     def name(when: pd.Timestamp) -> str:
         return when.strftime("%Y-%m-%d %H:%M UTC")
 
+    def bound(value: Any, which: str) -> pd.Timestamp:
+        """One bound given alone: an instant lsops handles (`parse_time`), named."""
+        try:
+            return ts(parse_time(ts(value, which).to_pydatetime()))
+        except ParameterError as exc:
+            text = str(exc)
+            raise ParameterError(
+                text if text.startswith(f"{which}: ") else f"{which}: {text}"
+            ) from None
+
     if start is not None and end is not None:
         s, e = window(start, end)  # a start after the end: ParameterError
-        return IncidentWindow(s, e, title or f"Incident {name(s)}", "the window given")
-    if start is not None:
-        s = ts(parse_time(start))
         return IncidentWindow(
-            s, s + DEFAULT_SPAN, title or f"Incident {name(s)}", "start given; end = start + 24 h"
+            s, e, title or f"Incident {name(s)}", "the window given", target=target
+        )
+    if start is not None:
+        s = bound(start, "start")
+        return IncidentWindow(
+            s,
+            s + DEFAULT_SPAN,
+            title or f"Incident {name(s)}",
+            "start given; end = start + 24 h",
+            target=target,
         )
     if end is not None:
-        e = ts(parse_time(end))
+        e = bound(end, "end")
         return IncidentWindow(
             e - DEFAULT_SPAN,
             e,
             title or f"Incident before {name(e)}",
             "end given; start = end - 24 h",
+            target=target,
         )
     if last is None:
         extent = store.extent(target)
@@ -641,12 +708,15 @@ def postmortem_window(
         )
         if found is not None:
             if title:
-                return IncidentWindow(found.start, found.end, title, found.how, found.incident)
+                return IncidentWindow(
+                    found.start, found.end, title, found.how, found.incident, target
+                )
             return found
-    last = ts(last) if last is not None else ts(utcnow())
+    last = ts(last, "last") if last is not None else ts(utcnow())
     return IncidentWindow(
         last - DEFAULT_SPAN,
         last + pd.Timedelta(seconds=1),
         title or "Last 24 hours of the history",
         "no window given and no incident found: the last 24 h of the history",
+        target=target,
     )

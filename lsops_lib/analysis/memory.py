@@ -10,7 +10,19 @@ import numpy as np
 import pandas as pd
 
 from ..config import Thresholds
-from ._common import RESET_COLUMNS, TS, count, empty, ensure_ts, instants, ratio
+from ._common import (
+    RESET_COLUMNS,
+    TS,
+    count,
+    empty,
+    ensure_ts,
+    entry,
+    instants,
+    number,
+    one_target,
+    positive,
+    ratio,
+)
 from ._reads import scrape_figures
 
 
@@ -172,6 +184,7 @@ def _fit(hours: np.ndarray, rss: np.ndarray) -> tuple[float, float, float]:
     return float(a), float(b), r2
 
 
+@entry
 def memory_trend(
     store: Any,
     start: datetime | None,
@@ -185,9 +198,18 @@ def memory_trend(
     window_hours: float = 6.0,
     scrapes: pd.DataFrame | None = None,
 ) -> MemoryTrend:
+    """The `MemoryTrend` of [start, end) (see there) of one process: `target`, which may be
+    left out when the store holds one target only (ParameterError otherwise). A segment
+    is judged with at least `min_points` scrapes over `min_hours` (0 or more); its climb
+    is fitted over `window_hours` (more than 0) with r2 >= `min_r2` (0 to 1)."""
     start, end = instants(start, end)  # ISO strings, naive datetimes: aware UTC
     min_points = count(min_points, "min_points")
+    min_hours = number(min_hours, "min_hours")
+    min_r2 = number(min_r2, "min_r2", 0.0, 1.0)
+    window_hours = positive(window_hours, "window_hours")
     thresholds = thresholds or Thresholds()
+    # one process's memory: two APIs' samples interleaved would read as a restart a scrape
+    target = one_target(store, target, "memory trend")
     # the figure columns alone (ts, rss, heap, uptime start): not the ~40 of every scrape
     df = scrape_figures(store, start, end, target) if scrapes is None else scrapes
     resets = store.resets(start, end, target=target)

@@ -32,7 +32,7 @@ import pandas as pd
 
 from .. import fmt
 from ..config import Thresholds
-from ._common import instants
+from ._common import entry, instants
 from ._reads import scrape_figures
 from .incident_base import frame, row, runs
 from .memory import period_memory_trend
@@ -185,6 +185,7 @@ def memory_climbs(trend_frame: pd.DataFrame, thresholds: Thresholds) -> pd.DataF
     return frame(rows)
 
 
+@entry
 def memory_climb_incidents(
     store: Any,
     start: datetime | None,
@@ -196,6 +197,7 @@ def memory_climb_incidents(
     """The detector of `memory_climb` (`incident_base.Detector`): each target on its own,
     its processes told apart as the memory section does (`memory_trend`)."""
     start, end = instants(start, end)  # ISO strings, naive datetimes: aware UTC
+    thresholds = thresholds or Thresholds()
     names = [target] if target is not None else list(store.targets())
     parts = []
     for name in names:

@@ -12,7 +12,7 @@ import pandas as pd
 from .. import fmt
 from ..config import Thresholds
 from ..times import EARLIEST, parse_month, previous_month
-from ._common import MONITORING_REASON, empty, one_target, ratio, ts
+from ._common import MONITORING_REASON, empty, entry, nan_to_none, one_target, ratio, ts
 from ._memo import memo
 from ._reads import health_frame, reset_frame, scrape_figures
 from .availability import Availability, availability_from_health
@@ -184,9 +184,9 @@ class MonthlyReview:
             else [],
             "incidents": [
                 {
-                    k: r.get(k)
+                    k: nan_to_none(r.get(k)) if k == "endpoint" else r.get(k)
                     for k in ("kind", "start", "end", "duration_s", "endpoint", "severity")
-                }
+                }  # endpoint: None for an incident of the whole API
                 for r in self.incidents.to_dict("records")
             ],
             "memory": {
@@ -274,6 +274,7 @@ def _several_targets(store: Any) -> bool:
         return False
 
 
+@entry
 def monthly_review(
     store: Any,
     month: str,
@@ -282,11 +283,13 @@ def monthly_review(
     target: str | None = None,
     include_monitoring: bool = False,
 ) -> MonthlyReview:
-    """The month's review (`month` = "YYYY-MM"), compared with the month before; of
-    `target`, which may be left out when the store holds one target only."""
+    """The month's review (`month` = "YYYY-MM", read as the command line reads it:
+    `times.parse_month`; the review's `month` is that normal form), compared with the month
+    before; of `target`, which may be left out when the store holds one target only."""
+    start, end = parse_month(month)
+    month = f"{start.year:04d}-{start.month:02d}"  # " 2026-11" is 2026-11
     target = one_target(store, target, "monthly review")
     memoized = memo(store)  # one pass over the samples per period, whatever the figures ask
-    start, end = parse_month(month)
     if memoized is not store:
         # the statements that scan every scrape of a period run beside the pandas work
         # (the very calls the figures make below, answered from the memo)
@@ -435,6 +438,11 @@ def _monthly_review(
             _memory_target(memory, th),
         ]
     )
+    # met: True, False or None (unknown), as Python values: one type (object) whether
+    # some target is unknown or none is (pandas would make a column without None `bool`)
+    targets["met"] = pd.Series(
+        [None if m is None else bool(m) for m in targets["met"]], index=targets.index, dtype=object
+    )
 
     # daily trends
     traffic = traffic_series(
@@ -489,7 +497,9 @@ def _monthly_review(
         m = memory.frame.assign(day=memory.frame["ts"].dt.floor("D")).groupby("day")["rss"].max()
         daily = daily.merge(m.rename("peak_rss").reset_index(), on="day", how="left")
     else:
-        daily = daily.assign(peak_rss=np.nan)
+        daily = daily.assign(peak_rss=pd.NA)
+    # bytes, as `rss` (Int64): NA on a day without a memory figure, whether any day has one
+    daily["peak_rss"] = pd.to_numeric(daily["peak_rss"], errors="coerce").round().astype("Int64")
     for col in [
         "requests",
         "errors",

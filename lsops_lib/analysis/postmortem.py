@@ -19,10 +19,13 @@ from ._common import (
     count,
     empty,
     ensure_ts,
+    entry,
     iso,
+    nan_to_none,
     one_target,
     py,
     ratio,
+    span,
     ts,
     window,
 )
@@ -143,7 +146,7 @@ class Postmortem:
             ],
             "incidents": [
                 {
-                    k: r.get(k)
+                    k: nan_to_none(r.get(k)) if k == "endpoint" else r.get(k)
                     for k in (
                         "kind",
                         "start",
@@ -153,7 +156,7 @@ class Postmortem:
                         "severity",
                         "ongoing",
                     )
-                }
+                }  # endpoint: None for an incident of the whole API
                 for r in self.incidents.to_dict("records")
             ],
             "restarts": int(len(self.restarts)),
@@ -218,13 +221,14 @@ def _timeline(
     for row in found.itertuples():
         if row.kind in ("restart", "no_answer", "health_error", "health_degraded"):
             continue
-        where = f" on {row.endpoint}" if row.endpoint else ""
+        endpoint = row.endpoint if isinstance(row.endpoint, str) and row.endpoint else None
+        where = f" on {endpoint}" if endpoint else ""
         rows.append(
             {
                 "ts": row.start,
                 "event": "threshold crossed",
                 "detail": f"{row.kind}{where}: {row.detail}",
-                "endpoint": row.endpoint,
+                "endpoint": endpoint,
             }
         )
         if not row.ongoing:
@@ -233,7 +237,7 @@ def _timeline(
                     "ts": row.end,
                     "event": "back within threshold",
                     "detail": f"{row.kind}{where}",
-                    "endpoint": row.endpoint,
+                    "endpoint": endpoint,
                 }
             )
     for row in resets.itertuples():
@@ -254,6 +258,7 @@ def _timeline(
         return empty(["ts", "event", "detail", "endpoint"])
     out = pd.DataFrame(rows)
     out["ts"] = pd.to_datetime(out["ts"], utc=True)
+    out["endpoint"] = out["endpoint"].astype("str")  # text, NaN for none, as when empty
     return out.sort_values("ts", kind="stable").reset_index(drop=True)
 
 
@@ -269,9 +274,11 @@ def _with_sources(
         return timeline, top_new
     both = pd.concat([timeline, extra], ignore_index=True) if not timeline.empty else extra
     both["ts"] = pd.to_datetime(both["ts"], utc=True)
+    both["endpoint"] = both["endpoint"].astype("str")  # text, NaN for none (as _timeline)
     return both.sort_values("ts", kind="stable").reset_index(drop=True), top_new
 
 
+@entry
 def postmortem(
     store: Any,
     start: datetime,
@@ -292,6 +299,8 @@ def postmortem(
         raise ParameterError("a postmortem needs both a start and an end")
     sample_errors = count(sample_errors, "sample_errors")
     target = one_target(store, target, "postmortem")
+    if isinstance(baseline, tuple | list):  # a window: its bounds instants (NaT is none)
+        baseline = span(baseline, "baseline")
     b_start, b_end = _baseline(start, baseline)
     notes: list[str] = []
     health = health_frame(store, start, end, target)
@@ -480,9 +489,7 @@ def postmortem(
         restarts=resets,
         timeline=timeline,
         top_new_pattern=top_new_pattern,
-        incidents=found
-        if not found.empty
-        else empty([*INCIDENT_COLUMNS, "postmortem_command"], endpoint="object"),
+        incidents=found if not found.empty else empty([*INCIDENT_COLUMNS, "postmortem_command"]),
         comparison=comparison,
         series=series,
         health=health[["ts", "status"]] if not health.empty else empty(["ts", "status"]),
@@ -493,6 +500,7 @@ def postmortem(
     )
 
 
+@entry
 def unavailable_postmortem(
     start: datetime,
     end: datetime,
@@ -546,7 +554,7 @@ def unavailable_postmortem(
         error_counts=empty(["endpoint", "status_code", "error", "count"]),
         restarts=_with_started(empty(RESET_COLUMNS)),
         timeline=empty(["ts", "event", "detail", "endpoint"]),
-        incidents=empty([*INCIDENT_COLUMNS, "postmortem_command"], endpoint="object"),
+        incidents=empty([*INCIDENT_COLUMNS, "postmortem_command"]),
         comparison=pd.DataFrame(
             {
                 "metric": ["requests per hour", "error_rate", "mean_ms", "availability"],

@@ -8,10 +8,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..exceptions import ParameterValueError
+from ..exceptions import ParameterError, ParameterValueError
 from ..models import WINDOW_CAP
 from ..times import shown, stamps_to_ms, to_ms
-from ._common import empty, ensure_ts, instants, monitoring_mask, positive, ratio, seconds
+from ._common import (
+    count as whole_number,
+)
+from ._common import (
+    duration,
+    empty,
+    ensure_ts,
+    entry,
+    instants,
+    monitoring_mask,
+    positive,
+    ratio,
+    seconds,
+)
 from ._reads import scrape_figures, scrape_frame
 
 TIMESLICE_LABEL = (
@@ -22,24 +35,28 @@ TIMESLICE_LABEL = (
 
 
 def error_budget(
-    slo: float, good: float, total: float, period: timedelta | float | None = None
+    slo: float, good: float, total: float, period: timedelta | float | str | None = None
 ) -> dict[str, Any]:
     """Error budget of an SLO over `total` events of which `good` were good.
 
     budget = (1 - SLO) x period (and x total events); the observed error ratio is
     bad / total; burn rate = error ratio / (1 - SLO) (1.0 spends exactly the budget);
     spent_share = bad / allowed bad events (> 1: overspent); left_share = 1 - spent_share.
-    Time figures (`budget_s`, `spent_s`, `left_s`) need `period` (timedelta or seconds).
-    Without events every observed figure is NaN, never a made-up 0 or 100 %.
+    Time figures (`budget_s`, `spent_s`, `left_s`) need `period`, a duration (a timedelta,
+    seconds, or `30d` as the command line takes it; more than 0). Without events every
+    observed figure is NaN, never a made-up 0 or 100 %. A value that is none of these is a
+    ParameterError (a ValueError too) naming the parameter.
     """
-    if not 0 < slo < 1:
-        raise ParameterValueError(
-            f"slo: {shown(slo)} is not a fraction between 0 and 1 (an SLO of 99.9 % is 0.999)"
-        )
+    slo = _fraction(slo, "slo")
     if _events(good, "good") > _events(total, "total"):
         raise ParameterValueError(
             f"good: {shown(good)} is more than total {shown(total)} (good events are some of them)"
         )
+    if period is not None:
+        try:
+            period = duration(period, "period")
+        except ParameterError as exc:  # a ValueError too, as the slo's and the events'
+            raise ParameterValueError(str(exc)) from None
     total, good = float(total), float(good)
     bad = total - good
     allowed = 1.0 - slo
@@ -69,6 +86,20 @@ def error_budget(
         out["spent_s"] = error_ratio * period_s
         out["left_s"] = out["budget_s"] - out["spent_s"]
     return out
+
+
+def _fraction(value: Any, name: str) -> float:
+    """An objective (`slo`) as a float strictly between 0 and 1: ParameterValueError naming
+    `name` otherwise (99.9 is a percent, not the fraction 0.999)."""
+    try:
+        number = float(value) if not isinstance(value, bool) else float("nan")
+    except (TypeError, ValueError, OverflowError):
+        number = float("nan")
+    if not 0 < number < 1:  # NaN too
+        raise ParameterValueError(
+            f"{name}: {shown(value)} is not a fraction between 0 and 1 (an SLO of 99.9 % is 0.999)"
+        )
+    return number
 
 
 def _events(value: Any, name: str) -> float:
@@ -155,6 +186,7 @@ def monitoring_only(
     return (cum[hi] - cum[lo] == 0) & covered
 
 
+@entry
 def latency_slices(
     store: Any,
     start: datetime | None,
@@ -170,9 +202,11 @@ def latency_slices(
 ) -> pd.DataFrame:
     """One row per time slice (a scrape whose window had requests): ts, p95, count, met,
     ordered, monitoring_only, then the columns `carry` of the scrapes (e.g. target) as
-    they are. `monitoring_only` (see that function) needs `app` and `since`, else False."""
+    they are. `monitoring_only` (see that function) needs `app` and `since`, else False;
+    `bucket_ms` is the bucket of `app` (0 or more: 0 for per-scrape deltas)."""
     start, end = instants(start, end)  # ISO strings, naive datetimes: aware UTC
     threshold_ms = positive(threshold_ms, "threshold_ms")
+    bucket_ms = whole_number(bucket_ms, "bucket_ms")  # 0: `app` holds per-scrape deltas
     df = _scrape_frame(store, start, end, target, carry) if scrapes is None else scrapes
     cols = ["ts", "p95", "count", "met", "ordered", "monitoring_only", *carry]
     if df.empty or "rt_p95" not in df:
@@ -193,6 +227,7 @@ def latency_slices(
     return out[cols]
 
 
+@entry
 def latency_timeslices(
     store: Any,
     start: datetime | None,
@@ -247,6 +282,7 @@ def _ordered(df: pd.DataFrame) -> pd.Series:
     return ok
 
 
+@entry
 def percentile_sanity(
     store: Any,
     start: datetime | None,

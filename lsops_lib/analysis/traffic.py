@@ -14,7 +14,15 @@ import numpy as np
 import pandas as pd
 
 from ..models import is_monitoring
-from ._common import MONITORING_REASON, empty, ensure_ts, filter_monitoring, instants, ratio
+from ._common import (
+    MONITORING_REASON,
+    empty,
+    ensure_ts,
+    entry,
+    filter_monitoring,
+    instants,
+    ratio,
+)
 
 SUMMARY_COLUMNS = ["endpoint", "requests", "errors", "error_rate", "mean_ms"]
 
@@ -51,6 +59,7 @@ def _intervals(
     return ensure_ts(df.copy(), "ts")
 
 
+@entry
 def endpoint_summary(
     store: Any,
     start: datetime | None,
@@ -86,6 +95,7 @@ def summary_of(df: pd.DataFrame) -> pd.DataFrame:
     return out[[*SUMMARY_COLUMNS, "time_sum_ms"]]
 
 
+@entry
 def excluded_monitoring(
     store: Any, start: datetime | None, end: datetime | None, *, target: str | None = None
 ) -> pd.DataFrame:
@@ -93,6 +103,7 @@ def excluded_monitoring(
     return _excluded(endpoint_summary(store, start, end, target=target, include_monitoring=True))
 
 
+@entry
 def summary_and_excluded(
     store: Any, start: datetime | None, end: datetime | None, *, target: str | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -114,6 +125,7 @@ def _excluded(full: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+@entry
 def traffic_series(
     store: Any,
     start: datetime | None,
@@ -146,6 +158,7 @@ def series_of(df: pd.DataFrame) -> pd.DataFrame:
     return out[["ts", "requests", "errors", "error_rate", "mean_ms", "time_sum_ms"]]
 
 
+@entry
 def endpoint_series(
     store: Any,
     start: datetime | None,
@@ -183,8 +196,10 @@ def endpoint_changes(
     increase, then most requests.
 
     `previous_known=False`: the previous period has no observation at all. Its figures are
-    then no data, never zero: prev_requests and prev_errors are NA (Int64), every change
-    NaN and `new` NA (unknown: an endpoint is not new because nothing was collected).
+    then no data, never zero: prev_requests and prev_errors are NA, every change NaN and
+    `new` NA (unknown: an endpoint is not new because nothing was collected).
+    prev_requests and prev_errors are Int64 (nullable) whether the previous period is
+    known or not, requests and errors int64.
     """
     cols = SUMMARY_COLUMNS
     cur = current[cols] if not current.empty else empty(cols)
@@ -203,6 +218,8 @@ def endpoint_changes(
         ratio(c - p, p) for c, p in zip(out["mean_ms"], out["prev_mean_ms"], strict=True)
     ]
     out["new"] = (out["prev_requests"] == 0).astype("boolean")
+    for col in ["prev_requests", "prev_errors"]:  # one type, known or not (NA: unknown)
+        out[col] = out[col].astype("Int64")
     if not previous_known:
         for col in ["prev_requests", "prev_errors"]:
             out[col] = pd.array([pd.NA] * len(out), dtype="Int64")
@@ -217,6 +234,7 @@ def endpoint_changes(
     return out
 
 
+@entry
 def cache_stats(
     store: Any,
     start: datetime | None,
@@ -251,6 +269,7 @@ def cache_stats(
     return out.sort_values("ts").reset_index(drop=True)[cols]
 
 
+@entry
 def cache_summary(
     store: Any, start: datetime | None, end: datetime | None, *, target: str | None = None
 ) -> dict[str, Any]:

@@ -19,7 +19,7 @@ The rule itself is documented at `Store.endpoint_intervals` and in docs/internal
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from ..exceptions import ParameterError, ParameterValueError
@@ -44,16 +44,13 @@ NEW_SERIES_KINDS = ("restart", "reset", "counter_drop")
 NEW_SERIES = "('restart', 'reset', 'counter_drop')"  # the same, as an SQL list
 
 
-def ms(value: datetime | str | None, default: int, name: str = "start") -> int:
+def ms(value: datetime | date | str | None, default: int, name: str = "start") -> int:
     """An instant as epoch ms, `default` for None (an open window edge). A datetime (naive:
-    UTC) or an ISO 8601 string; anything else is a ParameterError naming `name`."""
+    UTC), a date (its midnight UTC), a numpy datetime64 or an ISO 8601 string, as the
+    analysis reads them (`times.to_ms`); anything else, NaT too, is a ParameterError
+    naming `name`."""
     if value is None:
         return default
-    if not isinstance(value, datetime | str):
-        raise ParameterError(
-            f"{name}: not a time: {shown(value)} (expected a datetime or an ISO 8601 string, "
-            "e.g. 2026-10-03T14:05Z)"
-        )
     try:
         return to_ms(value)
     except ParameterError as exc:

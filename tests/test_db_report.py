@@ -338,6 +338,14 @@ def test_charts_draw_from_the_report_frames_and_skip_what_is_missing() -> None:
     assert (
         ax.get_title(loc="left") == "65 of 72 entities have an embedding; agent lacks the most (4)"
     )
+    # 3 of the project rows hold a NULL embedding (the coverage's embedded: 34): no
+    # embedding, as the coverage table counts them (QA 23: the title said 65)
+    by_type.attrs["embedded"] = {"agent": 28, "project": 34}
+    ax = plots.embeddings_by_type(by_type, entities={"agent": 32, "project": 40})
+    assert (
+        ax.get_title(loc="left")
+        == "62 of 72 entities have an embedding; project lacks the most (6)"
+    )
     for chart in (plots.top_tables, plots.database_growth, plots.embeddings_by_type):
         assert chart(None) is None
     assert plots.database_month(growth.head(1)) is None

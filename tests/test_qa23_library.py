@@ -548,3 +548,36 @@ def test_endpoint_changes_has_one_type_whether_the_previous_period_is_known() ->
         assert str(frame["requests"].dtype) == "int64"
     assert known["prev_requests"].tolist() == [8] and known["requests_change"].tolist() == [0.25]
     assert unknown["prev_requests"].isna().all() and unknown["new"].isna().all()
+
+
+# --- QA 23 (reports): a latency regression found in its own day, not only in a week --------
+
+
+def test_a_regression_covering_most_of_a_short_window_is_found(sqlite_store: Store) -> None:
+    """Three quiet days at 100 ms, then /slow at 500 ms from day 4 06:00 to 18:00. Over the
+    day alone, the window's own median (half the hours at 500 ms) hid it; the 7 days
+    ending with the window are the reference now, as a month's window already was."""
+    h = History(sqlite_store, step=timedelta(minutes=30))
+    day4 = T0 + timedelta(days=3)
+    slow_from, slow_to = day4 + timedelta(hours=6), day4 + timedelta(hours=18)
+    h.scrape()
+    while h.t < T0 + timedelta(days=4):
+        h.t += h.step
+        slow = slow_from < h.t <= slow_to  # the traffic since the scrape before
+        h.traffic("/slow", 50, 500.0 if slow else 100.0).traffic("/ok", 50, 100.0)
+        h.scrape(at=h.t)
+    th = Thresholds()
+    week = analysis.incidents(sqlite_store, T0, T0 + timedelta(days=4), th, kinds=("latency",))
+    for start, end in (
+        (day4, day4 + timedelta(days=1)),  # the day
+        (day4 + timedelta(hours=5, minutes=30), day4 + timedelta(hours=18, minutes=30)),
+    ):
+        found = analysis.incidents(sqlite_store, start, end, th, kinds=("latency",))
+        assert list(found["endpoint"]) == ["/slow"], (start, found)
+        (row,) = found.itertuples()
+        # it starts where the week's scan starts it (the end of the shorter window cuts
+        # the run there, as any window does)
+        assert row.start == week.iloc[0]["start"]
+        assert slow_from <= row.start <= slow_from + timedelta(hours=1)  # its first hour
+        assert "vs baseline 100 ms (x5.0)" in row.detail
+    assert len(week) == 1

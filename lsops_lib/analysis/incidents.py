@@ -98,6 +98,12 @@ _HEALTH_SEVERITY = {
     "health_degraded": "warning",
 }
 _BUCKET = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
+# Without a baseline, a latency regression is judged against each endpoint's median bucket
+# mean over at least this much history ending with the window: a window shorter than it
+# (a day, a postmortem's hours) reads the days before too, so that a regression covering
+# most of a short window does not make itself its own baseline (QA 23: a 12-hour
+# regression was found in a week, not in its own day).
+LATENCY_REFERENCE = timedelta(days=7)
 BUCKETS = (*_BUCKET, "scrape")  # the store's buckets (`Store.endpoint_intervals`)
 
 
@@ -323,6 +329,13 @@ def endpoint_incidents(
     return frame(rows)
 
 
+def _reference_latency(series: pd.DataFrame, min_requests: int) -> pd.Series | None:
+    """endpoint -> the median of its bucket means with at least `min_requests` requests
+    (the rule `endpoint_incidents` applies to the window itself), over `series`."""
+    busy = series[series["requests"] >= min_requests].dropna(subset=["mean_ms"])
+    return None if busy.empty else busy.groupby("endpoint")["mean_ms"].median()
+
+
 def _consecutive(
     part: pd.DataFrame, runs: list[tuple[int, int]], step: timedelta | None
 ) -> list[tuple[int, int]]:
@@ -409,7 +422,8 @@ def incidents(
     the kinds of `DETECTORS` (cache_fall, memory_climb, log_burst, pm2_restart); severity:
     critical | warning | info. Sorted by start. `baseline` = (start, end) of a
     period whose per-endpoint mean latency is the reference for latency regressions
-    (default: each endpoint's median bucket mean over the window itself).
+    (default: each endpoint's median bucket mean over the window, or over the
+    `LATENCY_REFERENCE` (7 days) ending with it when the window is shorter).
     """
     kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
     unknown = [k for k in kinds if k not in KINDS]
@@ -489,6 +503,18 @@ def _incidents(
                 include_monitoring=include_monitoring,
             )
             base = summary.set_index("endpoint")["mean_ms"] if not summary.empty else None
+        elif start is not None and end is not None and end - start < LATENCY_REFERENCE:
+            base = _reference_latency(
+                endpoint_series(
+                    store,
+                    end - LATENCY_REFERENCE,
+                    end,
+                    bucket=bucket,
+                    target=target,
+                    include_monitoring=include_monitoring,
+                ),
+                min_requests,
+            )
         if health is None:  # the last observation of the window: every scrape's instant
             health = store.scrapes(start, end, target=target, columns=["ts"])
         found = endpoint_incidents(

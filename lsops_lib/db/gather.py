@@ -211,6 +211,14 @@ def gather(report: OptimizationReport, insp: Inspector, store: Any) -> None:
             for r in cov.itertuples(index=False)
             if isinstance(r.source_table, str) and not fmt.missing(r.entities)
         }
+        # and how many of them have an embedding: a NULL embedding row is none (the
+        # chart's title counts as the coverage table does, QA 23)
+        if "embedded" in cov:
+            by_type.attrs["embedded"] = {
+                str(r.entity_type): int(r.embedded)
+                for r in cov.itertuples(index=False)
+                if isinstance(r.source_table, str) and not fmt.missing(r.embedded)
+            }
     log = f.get("embeddings_log")
     if isinstance(log, pd.DataFrame):
         f["embeddings_log"] = {

@@ -150,7 +150,9 @@ def embeddings_by_type(
 ) -> Any:
     """Embeddings per entity type (the runbook's weekly check) as bars, with the number of
     source entities to embed as a dashed target where it is known (`entities`, else the
-    frame's `attrs["entities"]`, which db.report fills from the coverage)."""
+    frame's `attrs["entities"]`, which db.report fills from the coverage). The title counts
+    the entities with an embedding as the coverage does (`attrs["embedded"]`: rows whose
+    embedding is NULL are none), else the bars' rows."""
     if not isinstance(by_type, pd.DataFrame) or by_type.empty:
         return None
     types = by_type["entity_type"].astype(str).tolist()
@@ -180,17 +182,23 @@ def embeddings_by_type(
         count_axis(ax)
         ax.grid(axis="x", visible=False)
         ax.set_ylabel("embeddings")
-        ax.set_title(_embeddings_title(types, counts, entities))
+        embedded = by_type.attrs.get("embedded") or {}
+        ax.set_title(_embeddings_title(types, counts, entities, embedded))
         ax.legend(loc="upper left")
     return ax
 
 
-def _embeddings_title(types: list[str], counts: list[int], entities: Mapping[str, int]) -> str:
+def _embeddings_title(
+    types: list[str],
+    counts: list[int],
+    entities: Mapping[str, int],
+    embedded: Mapping[str, int] | None = None,
+) -> str:
     if not counts:
         return "No embedding stored"
     known = [t for t in types if t in entities]
     if known:
-        have = dict(zip(types, counts, strict=True))
+        have = {**dict(zip(types, counts, strict=True)), **(embedded or {})}
         missing = {t: max(0, int(entities[t]) - have[t]) for t in known}
         worst = max(missing, key=lambda t: missing[t])
         total = sum(int(entities[t]) for t in known)

@@ -186,7 +186,8 @@ def test_a_climbing_memory_and_the_notes_in_the_report_format(
     # the words are the report's already in the data (the key figures' JSON carries them)
     assert any("out of order in 1,008 of 1,008 snapshots" in n for n in review.notes)
     leak = next(t["detail"] for t in review.targets.to_dict("records") if t["key"] == "memory")
-    assert re.search(r"from 2026-10-0\d \d\d:00 UTC to 2026-10-0\d \d\d:00 UTC$", leak), leak
+    # to the end of its last fitted hour, or the last scrape in it (the window ends 23:50)
+    assert re.search(r"from 2026-10-0\d \d\d:00 UTC to 2026-10-07 23:50 UTC$", leak), leak
     source = present.StoreSource(store=sqlite_store, url="sqlite:///m.sqlite", available=True)
     present.monthly.show_summary(review, source)
     summary = "".join(shown)
@@ -198,7 +199,7 @@ def test_a_climbing_memory_and_the_notes_in_the_report_format(
     assert "spent (time)" in present.monthly.budget_frame(full).columns
     row = re.search(r"possible leak: yes, \+(\d+\.\d)%/h from ([^<]*)</td>", summary)
     assert row is not None, summary
-    assert re.fullmatch(r"2026-10-0\d \d\d:00 UTC to 2026-10-0\d \d\d:00 UTC", row[2]), row[2]
+    assert re.fullmatch(r"2026-10-0\d \d\d:00 UTC to 2026-10-07 23:50 UTC", row[2]), row[2]
     shown.clear()
     assert present.monthly.show_memory(review.memory, "2026-10") is True
     cells = [

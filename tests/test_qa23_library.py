@@ -581,3 +581,29 @@ def test_a_regression_covering_most_of_a_short_window_is_found(sqlite_store: Sto
         assert slow_from <= row.start <= slow_from + timedelta(hours=1)  # its first hour
         assert "vs baseline 100 ms (x5.0)" in row.detail
     assert len(week) == 1
+
+
+# --- QA 23 (reports): a climb a restart ended ends at its last scrape, in every text ------------
+
+
+def test_a_climb_ended_by_a_restart_ends_at_its_last_scrape_everywhere(
+    sqlite_store: Store,
+) -> None:
+    """A day flat at 100 MiB, then 3 MiB an hour until the scrape of 2026-10-03 05:50, a
+    restart, twelve flat hours. The review said "to 06:00" (the end of the last fitted
+    hour, past the restart), the checklist "to 05:00" (its label): both say 05:50 now."""
+    h = History(sqlite_store, step=timedelta(minutes=10))
+    for i in range(324):  # 00:00 day 1 .. 05:50 day 3
+        h.scrape(rss=int(100 * MiB + max(0.0, i / 6 - 24) * 3 * MiB))
+    h.restart()
+    for _ in range(72):
+        h.scrape(rss=100 * MiB)
+    last_before = T0 + timedelta(hours=53, minutes=50)
+    said = f"to {last_before:%Y-%m-%d %H:%M} UTC"
+    review = analysis.monthly_review(sqlite_store, "2026-10", Thresholds())
+    memory = next(t for t in review.targets.to_dict("records") if t["key"] == "memory")
+    assert memory["detail"].endswith(said), memory["detail"]
+    end = T0 + timedelta(days=4)
+    (line,) = [c for c in analysis.checklist(sqlite_store, T0, end) if c.key == "memory"]
+    assert f"{said} without a restart" in line.detail, line.detail
+    assert line.figures["leak_end"] == last_before

@@ -22,7 +22,7 @@ from ._common import (
     ts,
 )
 from ._reads import scrape_figures
-from .memory import memory_trend
+from .memory import climb_span, memory_trend
 from .slo import app_traffic, latency_timeslices, percentile_sanity
 from .traffic import cache_summary, request_totals, series_of, summary_of
 
@@ -441,14 +441,15 @@ def checklist(
     }
     if mem.leak:
         seg = mem.leak_segments.iloc[0]
+        climb_start, climb_end = climb_span(seg)
         leak = (
             f"; possible leak: rss climbing {fmt.rel(seg['climb_growth_per_hour'])}/h from "
-            f"{fmt.instant(seg['climb_start'])} to {fmt.instant(seg['climb_end'])} without a restart "
+            f"{fmt.instant(climb_start)} to {fmt.instant(climb_end)} without a restart "
             f"(flagged above {fmt.exact_pct(th.memory_growth_per_hour)}/h)"
         )
         memory_figures["leak_growth_per_hour"] = seg["climb_growth_per_hour"]
-        memory_figures["leak_start"] = seg["climb_start"]
-        memory_figures["leak_end"] = seg["climb_end"]
+        memory_figures["leak_start"] = climb_start
+        memory_figures["leak_end"] = climb_end
     restarts = fmt.counted(len(mem.restarts), "restart")
     if mem.peak_rss is None:
         checks.append(

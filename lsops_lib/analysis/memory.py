@@ -76,6 +76,18 @@ class MemoryTrend:
         }
 
 
+def climb_span(segment: Any) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """A leak segment's climb as instants: `climb_start` and `climb_end` label the hourly
+    medians fitted (the hour each begins), so the climb runs from the start of its first
+    hour to the end of its last one, or to the segment's last scrape when the process
+    restarted within that hour (QA 23: the review said "to 01:00" of a climb a restart
+    ended at 00:00:20). The one rule of every text that says a climb's end."""
+    start, end = segment["climb_start"], segment["climb_end"]
+    if pd.notna(end):
+        end = min(end + pd.Timedelta(hours=1), segment["end"])
+    return start, end
+
+
 SEGMENT_COLUMNS = [
     "segment",
     "start",

@@ -19,7 +19,7 @@ from .availability import Availability, availability_from_health
 from .changes import month_over_month
 from .incidents import incidents as find_incidents
 from .incidents import with_commands
-from .memory import MemoryTrend, period_memory_trend
+from .memory import MemoryTrend, climb_span, period_memory_trend
 from .slo import (
     app_traffic,
     error_budget,
@@ -251,11 +251,9 @@ def _memory_detail(memory: MemoryTrend) -> str:
     if not memory.leak:
         return text + "no"
     seg = memory.leak_segments.iloc[0]
-    # climb_start / climb_end label the hourly medians fitted (the hour each begins): the
-    # climb spans from the start of its first hour to the END of its last one
-    end = seg["climb_end"] + pd.Timedelta(hours=1) if pd.notna(seg["climb_end"]) else None
+    start, end = climb_span(seg)
     return text + (
-        f"yes, +{seg['climb_growth_per_hour']:.1%}/h from {fmt.instant(seg['climb_start'])} "
+        f"yes, +{seg['climb_growth_per_hour']:.1%}/h from {fmt.instant(start)} "
         f"to {fmt.instant(end)}"
     )
 

@@ -499,10 +499,15 @@ def memory_lines(
     if restarts is not None and len(restarts):
         mark_events(ax, restarts, "restart / reset")
     for i, seg in enumerate((climbs if climbs is not None else pd.DataFrame()).to_dict("records")):
-        # the steady climb itself when the analysis found where it starts and ends
+        # the steady climb itself when the analysis found where it starts and ends (the
+        # span the texts say: `analysis.memory.climb_span`, loaded with the analysis)
         start, end = seg.get("climb_start"), seg.get("climb_end")
         if fmt.missing(start) or fmt.missing(end):
             start, end = seg["start"], seg["end"]
+        else:
+            from ..analysis.memory import climb_span
+
+            start, end = climb_span(seg)
         shade(ax, start, end, "possible leak" if i == 0 else None)
     bytes_axis(ax)
     _, labels = ax.get_legend_handles_labels()

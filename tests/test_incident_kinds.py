@@ -11,6 +11,7 @@ incident (`cache_fall_min_ops_per_minute`), and a memory climb that recovers end
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -93,6 +94,15 @@ def test_planted_cache_fall_and_memory_climb_are_found_at_their_bounds(planted) 
     assert _off(climbs["end"][0], restart) <= TOLERANCE
     assert "ended by a restart" in climbs["detail"][0]
     assert not climbs["ongoing"][0]
+    # the climb's figures add up: it climbed what its line rose from its start to its end
+    # (QA 23: the observed peak stood where the line's end was meant); planted: 30 MiB an
+    # hour for 10 hours
+    said = re.search(
+        r"climbed ([\d.]+) MiB .* from ([\d.]+) MiB to ([\d.]+) MiB", climbs["detail"][0]
+    )
+    assert said is not None, climbs["detail"][0]
+    rise, low, high = (float(x) for x in said.groups())
+    assert abs((high - low) - rise) <= 0.15 and abs(rise - 300) <= 30, said.groups()
     # the incident window rule applies to the new kinds as to the others
     th = Thresholds()
     start, end = A.incident_window(climbs["start"][0], climbs["end"][0], th)

@@ -173,12 +173,16 @@ def memory_climbs(trend_frame: pd.DataFrame, thresholds: Thresholds) -> pd.DataF
                 )
             peak = float(rss[first : end_i + 1].max())
             climb_s = (part["ts"].iloc[last] - part["ts"].iloc[first]).total_seconds()
+            # the climb's figures are the fitted line's (from `low` to `high`); the peak is
+            # the highest reading (QA 23: "climbed 87.3 MiB from 94.9 MiB to a peak of
+            # 183.7 MiB" read as a sum that did not add up)
             detail = (
                 f"RSS climbed {fmt.size(high - low)} in {fmt.duration(climb_s)} at "
                 f"{fmt.size(b)}/h ({fmt.pct(b / limit, 2)} of the {fmt.size(limit)} limit an "
                 f"hour; threshold {fmt.exact_pct(th.memory_climb_per_hour)}), from "
-                f"{fmt.size(low)} to a peak of {fmt.size(peak)} ({fmt.pct(peak / limit, 0)} "
-                f"of the limit); {how}"
+                f"{fmt.size(low)} to {fmt.size(high)} (a straight line fitted to the readings); "
+                f"highest reading {fmt.size(peak)} ({fmt.pct(peak / limit, 0)} of the limit); "
+                f"{how}"
             )
             severity = "critical" if peak >= th.memory_critical_fraction * limit else "warning"
             rows.append(row(part["ts"].iloc[first], end, KIND, severity, detail, ongoing=ongoing))

@@ -62,9 +62,9 @@ def test_the_review_table_says_which_alert_is_still_firing(monkeypatch: pytest.M
     monkeypatch.setattr(display, "_display", lambda obj: shown.append(obj.data))
     by_name = [
         {"name": "probe", "severity": "critical", "fired": 2, "total_s": 180000.0,
-         "mean_resolve_s": 7200.0, "still_firing": 1},
+         "mean_resolve_s": 7200.0, "still_firing": 1, "before": 2},
         {"name": "minor", "severity": "warning", "fired": 1, "total_s": 7200.0,
-         "mean_resolve_s": 10800.0, "still_firing": 0},
+         "mean_resolve_s": 10800.0, "still_firing": 0, "before": 0},
     ]  # fmt: skip
     figures = {"fired": 3, "pages": 2, "pages_per_week": 0.5, "by_name": by_name,
                "episodes": None, "uncaught": None}  # fmt: skip
@@ -74,4 +74,6 @@ def test_the_review_table_says_which_alert_is_still_firing(monkeypatch: pytest.M
     assert "still firing" in header
     rows = [re.findall(r"<td[^>]*>([^<]*)</td>", r) for r in table.split("<tr")[2:]]
     column = header.index("still firing") - (len(header) - len(rows[0]))
-    assert [r[column] for r in rows] == ["yes", ""]
+    assert [r[column] for r in rows] == ["1", "0"]  # counts, 0 written (QA 23)
+    before = header.index("fired before the month") - (len(header) - len(rows[0]))
+    assert [r[before] for r in rows] == ["2", "0"]

@@ -752,7 +752,7 @@ def test_notebook_runs_against_the_planted_database(
     a store of two size snapshots), also read by test_reindex_report.py."""
     nb, sizes = db_notebook.nb, db_notebook.sizes
     text = _outputs(nb)
-    assert "Database size per snapshot" in text
+    assert "Size of all tables per snapshot" in text
     assert "ERROR" not in text and "Traceback" not in text
     for expected in (
         "idx_plant_orders_note",

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import pandas as pd
 import psycopg
 import pytest
 import sqlalchemy as sa
@@ -333,3 +334,12 @@ def test_a_fresh_hnsw_index_is_not_proposed_for_drop(pgvector_cluster: PostgresC
         )
         .any()
     )
+
+
+def test_a_severity_without_findings_says_none() -> None:
+    """The report's "Findings by severity" table: a severity with no finding reads "none"
+    under kinds, not a blank cell (QA 23)."""
+    recs = pd.DataFrame({"severity": ["warning", "warning"], "kind": ["unused_index", "bloat"]})
+    rows = recommend.summary(recs).set_index("severity")
+    assert rows.loc["warning", "kinds"] == "bloat, unused_index"
+    assert (rows.loc["critical", "count"], rows.loc["critical", "kinds"]) == (0, "none")

@@ -90,6 +90,10 @@ def test_demo_succeeds_with_three_archived_runs_linked_from_the_index(demo_run: 
         assert run.status == "succeeded", f"{kind}: {run.error}"
         link = (run.path / "report.html").relative_to(demo_run.outputs).as_posix()
         assert f'href="{link}"' in page, f"the index does not link {link}"
+        # the summary line says a run with warnings partial, as index.html does (QA 23)
+        n = len(run.warnings)
+        mark = f"partial ({n} warning{'s' if n > 1 else ''})" if n else "ok"
+        assert re.search(rf"\b{kind} {re.escape(mark)} \d+ s", out), (kind, mark, out)
     # everything else lives in the demo folder
     for name in ("store.sqlite", "lsops.toml", "lsops.env", "state.json"):
         assert (demo_run.demo_dir / name).is_file(), name
@@ -256,7 +260,7 @@ def test_db_report_recommends_removing_the_redundant_index(demo_run: DemoRun) ->
     assert "Unused index idx_conversations_title" in text
     assert re.search(r"response_cache needs VACUUM: \d{1,3}(,\d{3})* dead tuples?", text)
     assert "failed embedding indexing runs" in text
-    assert "Database size per snapshot" in text
+    assert "Size of all tables per snapshot" in text
 
 
 @pytest.mark.postgres

@@ -705,10 +705,13 @@ def recommendations(
 
 
 def summary(recs: pd.DataFrame) -> pd.DataFrame:
-    """Findings by severity: severity, count, kinds (every severity listed, zero included)."""
+    """Findings by severity: severity, count, kinds (every severity listed, zero included:
+    its kinds "none", never a blank cell a reader takes for unknown)."""
     rows = []
     for severity in SEVERITIES:
         part = recs[recs["severity"] == severity] if not recs.empty else recs
         kinds = sorted(set(part["kind"])) if not part.empty else []
-        rows.append({"severity": severity, "count": int(len(part)), "kinds": ", ".join(kinds)})
+        rows.append(
+            {"severity": severity, "count": int(len(part)), "kinds": ", ".join(kinds) or "none"}
+        )
     return pd.DataFrame(rows, columns=["severity", "count", "kinds"])

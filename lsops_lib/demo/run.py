@@ -44,6 +44,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from .. import fmt
 from . import alerts as demo_alerts
 from . import backups, database, world
 from .errors import DemoError, Interrupted, UsageError, format_exception
@@ -396,6 +397,8 @@ class Demo:
         parts = []
         for r in runs:
             mark = "ok" if r["status"] == "succeeded" else r["status"].upper()
+            if r["status"] == "succeeded" and r.get("warnings"):  # as index.html says it
+                mark = f"partial ({fmt.counted(len(r['warnings']), 'warning')})"
             took = r.get("duration_s", r.get("wall_s", 0.0))
             early = " (run alongside the history)" if r["kind"] == "db-optimization" else ""
             parts.append(f"{r['kind']} {mark} {took:.0f} s{early}")

@@ -268,6 +268,7 @@ def report_worker(
                 "status": run.status,
                 "path": str(run.path),
                 "error": run.error,
+                "warnings": list(run.warnings),  # a succeeded run with them is partial
                 "duration_s": run.duration_s,
             }
         )
@@ -328,7 +329,7 @@ class ReportRun:
         self.started = time.monotonic()
 
     def wait(self) -> dict[str, Any]:
-        """The run's answer: kind, status, key, path, error, duration_s, wall_s."""
+        """The run's answer: kind, status, key, path, error, warnings, duration_s, wall_s."""
         if self.answer is not None:
             return dict(self.answer)
         proc, conn = self.proc, self.conn

@@ -71,6 +71,11 @@ def alert_figures(alerts: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
+def _count_cell(value: Any) -> str:
+    """A count of episodes in a cell: 0 written, never a blank that reads as unknown."""
+    return str(int(value)) if pd.notna(value) else "-"
+
+
 @guarded("Alerts")
 def show_month_alerts(alerts: dict[str, Any] | None) -> None:
     """The month's alerts: how many fired, pages per week, per alert its count and time to
@@ -103,8 +108,7 @@ def show_month_alerts(alerts: dict[str, Any] | None) -> None:
             pd.DataFrame(alerts["by_name"]),
             "Alerts of the month, by alert",
             {"total_s": fmt_duration, "mean_resolve_s": fmt_duration,
-             "still_firing": lambda v: "yes" if pd.notna(v) and v else "",
-             "before": lambda v: str(int(v)) if pd.notna(v) and v else ""},
+             "still_firing": _count_cell, "before": _count_cell},
             columns={"name": "alert", "severity": "severity", "fired": "fired",
                      "before": "fired before the month", "total_s": "firing in the month",
                      "still_firing": "still firing", "mean_resolve_s": "mean time to resolve"},

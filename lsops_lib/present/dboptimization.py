@@ -122,7 +122,7 @@ _PG_SIZES = ("title", "evidence")
 
 FRAME_TITLES = {
     "tables": "Largest tables",
-    "growth_total": "Database size per snapshot",
+    "growth_total": "Size of all tables per snapshot (the database size above also counts its catalogs and free space)",
     "growth_tables": "Fastest growing tables",
     "unused": "Unused indexes",
     "duplicate": "Duplicate or redundant indexes",

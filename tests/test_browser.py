@@ -51,3 +51,22 @@ def test_index_links_to_a_monthly_review_whose_plots_render(
     assert "no_answer" in text or "no answer" in text
     page.screenshot(path=str(artifacts_dir / "demo-monthly-review.png"), full_page=True)
     assert (artifacts_dir / "demo-monthly-review.png").stat().st_size > 10_000
+
+
+@pytest.mark.browser
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_every_report_s_headings_descend_one_level_at_a_time(
+    demo_run: DemoRun, browser_page: Any
+) -> None:
+    """A screen reader walks a report by its headings: no level is skipped on the way
+    down (QA 23: every report went from a section's h2 to its tables' h4)."""
+    page = browser_page
+    for html in sorted(demo_run.outputs.glob("*/*/*/report.html")):
+        page.goto(html.as_uri())
+        levels = page.eval_on_selector_all(
+            "h1, h2, h3, h4, h5, h6", "els => els.map(e => Number(e.tagName[1]))"
+        )
+        assert len(levels) > 5, (html, levels)
+        skips = [(a, b) for a, b in zip(levels, levels[1:], strict=False) if b > a + 1]
+        assert skips == [], (html.relative_to(demo_run.outputs), skips)

@@ -221,7 +221,7 @@ def test_tables_escape_every_cell_and_say_how_many_rows_are_left(shown: list[str
     assert "2026-10-31 08:16 UTC" in markup and "1 more row not shown" in markup
     shown.clear()
     present.show_db_table(df.head(0), "Invalid indexes")
-    assert "<h4>Invalid indexes</h4>" in shown[0] and "<em>none</em>" in shown[0]
+    assert "<h3>Invalid indexes</h3>" in shown[0] and "<em>none</em>" in shown[0]
 
 
 def test_thresholds_table_by_threshold_name(shown: list[str]) -> None:

@@ -276,7 +276,7 @@ def show_db_table(
 ) -> None:
     """A titled table of the DB report (or the `empty` sentence when there are no rows);
     `note` under the title. Everything escaped."""
-    head = f"<h4>{esc(title)}</h4>" if title else ""
+    head = f"<h3>{esc(title)}</h3>" if title else ""  # under the notebook's ## section
     if df is None or df.empty:
         show_html(f"{head}<p><em>{esc(empty)}</em></p>")
         return

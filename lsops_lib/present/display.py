@@ -263,7 +263,7 @@ def show_table(
     empty: str = "none",
 ) -> None:
     """A titled, escaped table, or the `empty` sentence when there are no rows."""
-    head = f"<h4>{esc(title)}</h4>" if title else ""
+    head = f"<h3>{esc(title)}</h3>" if title else ""  # under the notebook's ## section
     if df is None or df.empty:
         show_html(f"{head}<p><em>{esc(empty)}</em></p>")
         return

@@ -441,6 +441,12 @@ def test_the_kernel_is_this_interpreter_and_sees_the_settings(archive: dict) -> 
     assert "target default store sqlite:///" in text
     assert nb["metadata"]["papermill"]["parameters"]["month"] == "2026-10"
     assert nb["metadata"]["lsops"]["run_id"] == archive["ok"].run_id
+    # where the notebook came from by its name, not this host's path (QA 23)
+    papermill = nb["metadata"]["papermill"]
+    assert (papermill["input_path"], papermill["output_path"]) == (
+        archive["ok"].notebook,
+        "report.ipynb",
+    )
 
 
 def test_hostile_text_from_data_is_escaped_in_the_html(archive: dict) -> None:

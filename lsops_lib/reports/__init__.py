@@ -423,6 +423,9 @@ def _archive(
     papermill_meta = clean.metadata.get("papermill")
     if isinstance(papermill_meta, dict):
         papermill_meta["output_path"] = REPORT_IPYNB
+        # the notebook's name, as run.json says it: not the checkout's path on this host
+        if isinstance(papermill_meta.get("input_path"), str):
+            papermill_meta["input_path"] = Path(papermill_meta["input_path"]).name
     clean.metadata["lsops"] = {"kind": run.kind, "key": run.key, "run_id": run.run_id}
     if (
         not run.ok

@@ -74,6 +74,15 @@ def test_the_month_figures_leave_out_the_monitoring_only_slices(sqlite_store: St
     assert set(slices.loc[slices["monitoring_only"], "ts"]) == own
 
 
+def test_the_review_key_figures_count_the_left_out_slices(sqlite_store: Store) -> None:
+    stamps = _history(sqlite_store)
+    own = _expected_hourly(stamps, pd.Timestamp(T0))
+    review = A.monthly_review(sqlite_store, "2026-10", Thresholds())
+    latency = review.summary()["latency"]
+    # README: counted apart, JSON `monitoring_only` (QA 23: the key figures lacked it)
+    assert (latency["monitoring_only"], latency["slices"]) == (len(own), len(stamps) - len(own))
+
+
 def test_per_scrape_deltas_tell_the_very_hour(sqlite_store: Store) -> None:
     """With counter deltas per scrape (the burn-rate alerts' read), the slices whose
     exact hour (ts - 1 h, ts] held no application request: from 03:30 on."""

@@ -175,6 +175,8 @@ class MonthlyReview:
                 "timeslice_share": self.latency["share"],
                 "slices": self.latency["slices"],
                 "met": self.latency["met"],
+                # the slices left out: their hour held monitoring requests alone (quirk 2)
+                "monitoring_only": self.latency.get("monitoring_only"),
                 "mean_ms": self.latency.get("mean_ms"),
                 "percentiles_disordered": pct.get("disordered"),
                 "percentiles_disordered_share": pct.get("disordered_share"),

@@ -294,7 +294,7 @@ def test_the_memory_climb_ends_at_the_end_of_its_last_hour(sqlite_store: Store) 
     start, end = (datetime.fromisoformat(f"{t}+00:00") for t in found.groups())
     assert start <= datetime(2026, 10, 3, 1, tzinfo=UTC)  # the climb starts after 48 h
     assert last <= end <= last + timedelta(hours=1), detail
-    assert found[2] == "2026-10-08 00:00"
+    assert found[2] == "2026-10-07 23:50"  # the last scrape (analysis.memory.climb_span, QA 23)
 
 
 # --- 7, 8. counts in words ------------------------------------------------------------

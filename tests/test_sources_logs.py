@@ -177,6 +177,7 @@ def test_a_writer_appending_and_rotating_while_collection_runs_loses_and_doubles
     }
     planted: Counter[str] = Counter()
     errors: list[BaseException] = []
+    started = threading.Event()  # a log file exists: before it, "no file matches" is right
 
     def writer() -> None:
         try:
@@ -193,6 +194,7 @@ def test_a_writer_appending_and_rotating_while_collection_runs_loses_and_doubles
                     split=k % 2 == 0,
                 )
                 planted[kind] += 1
+                started.set()
                 if k % 40 == 0:
                     choice = rng.choice(["rename", "copy", "gz"])
                     target = rng.choice([err, out])
@@ -205,6 +207,7 @@ def test_a_writer_appending_and_rotating_while_collection_runs_loses_and_doubles
 
     thread = threading.Thread(target=writer)
     thread.start()
+    started.wait(10)
     rounds = 0
     while thread.is_alive():
         collect_logs(sqlite_store, settings, "default")

@@ -607,3 +607,36 @@ def test_a_climb_ended_by_a_restart_ends_at_its_last_scrape_everywhere(
     (line,) = [c for c in analysis.checklist(sqlite_store, T0, end) if c.key == "memory"]
     assert f"{said} without a restart" in line.detail, line.detail
     assert line.figures["leak_end"] == last_before
+
+
+# --- QA 23 (truth): a window cut inside an hour judges that hour whole ---------------------------
+
+
+def test_an_incident_in_its_own_postmortem_window_ends_where_it_ended(sqlite_store: Store) -> None:
+    """/p at 20 % errors from 09:00 to 11:00, 0.5 % otherwise, scraped every 5 minutes. The
+    window `incidents` prints for it (08:30-11:30) read its last half hour alone: the
+    11:00 scrape's delta (the burst's last 5 minutes) and 25 minutes of recovery, 7.5 %,
+    'ongoing' to 11:20, and a wider printed window each time. Judged by whole hours (the
+    11:00 hour: 3.75 %, no breach), it ends at 11:00, as in the day's scan; a window
+    ending inside the burst cuts it there, still breaching (ongoing)."""
+    h = History(sqlite_store, step=timedelta(minutes=5))
+    h.scrape()
+    while h.t < T0 + timedelta(hours=14):
+        h.t += h.step
+        burst = T0 + timedelta(hours=9) < h.t <= T0 + timedelta(hours=11)
+        h.traffic("/p", 2000, 50.0, errors=400 if burst else 10)
+        h.scrape(at=h.t)
+    th = Thresholds()
+
+    def found(start: datetime, end: datetime) -> list[tuple]:
+        got = analysis.incidents(sqlite_store, start, end, th, kinds=("error_rate",))
+        return [(r.start, r.end, r.ongoing) for r in got.itertuples()]
+
+    nine, eleven = T0 + timedelta(hours=9), T0 + timedelta(hours=11)
+    assert found(T0, T0 + timedelta(days=1)) == [(nine, eleven, False)]
+    assert found(nine - timedelta(minutes=30), eleven + timedelta(minutes=30)) == [
+        (nine, eleven, False)
+    ]
+    ((start, end, ongoing),) = found(nine - timedelta(minutes=30), nine + timedelta(minutes=90))
+    assert (start, ongoing) == (nine, True)
+    assert nine + timedelta(minutes=75) <= end <= nine + timedelta(minutes=90)

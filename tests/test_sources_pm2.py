@@ -204,7 +204,9 @@ def test_the_four_checklist_lines_with_their_figures(store: Store, tmp_path: Pat
     # new error log patterns: the heap one and the timeout one; new Sentry issues: "1"
     assert (checks["new_error_patterns"].status, checks["new_error_patterns"].value) == ("fail", 3)
     assert checks["new_error_patterns"].detail.startswith("2 new error log patterns (first: ")
-    assert checks["new_error_patterns"].detail.endswith("; 1 new Sentry issue of level error or fatal")
+    assert checks["new_error_patterns"].detail.endswith(
+        "; 1 new Sentry issue of level error or fatal"
+    )
     # unresolved and first seen more than 7 days before the end: issue "2" only
     assert (checks["errors_resolved"].status, checks["errors_resolved"].value) == ("fail", 1)
     later = source_checks(

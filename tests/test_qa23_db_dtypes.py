@@ -27,6 +27,7 @@ from lsops_lib.db import forecast, indexes, maintenance, queries, space
 from lsops_lib.db.schema import LONGSANG_TABLES, load_longsang_schema
 from lsops_lib.pgtemp import PostgresCluster
 from lsops_lib.store import Store
+from tests.test_db import _write  # one helper of the database tests
 
 TS = "datetime64[us, UTC]"
 T0 = datetime(2026, 11, 1, 6, 0, tzinfo=UTC)
@@ -314,14 +315,6 @@ def test_size_totals_are_utc_instants_in_microseconds() -> None:
 
 
 # --- on a real PostgreSQL ---------------------------------------------------------------------
-
-
-def _write(url: str, *statements: str) -> None:
-    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        for statement in statements:
-            conn.execute(sa.text(statement))
-    engine.dispose()
 
 
 def _wait_for_stats(url: str, sql: str, want: object) -> None:

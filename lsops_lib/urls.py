@@ -72,10 +72,12 @@ _RESERVED_IN_PASSWORD = "@/?#"
 
 
 # a secret in a URL's query (libpq and psycopg take ?password=..., some APIs ?token=...),
-# or in libpq's keyword form (`host=db user=u password=secret dbname=x`)
+# or in libpq's keyword form (`host=db user=u password=secret dbname=x`, which also takes
+# `password = secret` and a single-quoted value with spaces, `password='a b'`: QA 23)
 _SECRET_QUERY = re.compile(
-    r"((?:^|[?&;\s])[^=&;#\s]*(?:password|passwd|secret|token|api_?key|sslkey)[^=&;#\s]*=)"
-    r"[^&;#\s]*",
+    r"((?:^|[?&;\s])[^=&;#\s]*(?:password|passwd|secret|token|api_?key|sslkey)[^=&;#\s]*"
+    r"\s*=\s*)"
+    r"(?:'(?:[^'\\]|\\.)*'?|[^&;#\s]*)",
     re.IGNORECASE,
 )
 
@@ -120,7 +122,11 @@ def _scrubbed(reason: str, url: str) -> str:
 def url_secrets(url: str) -> list[str]:
     """Every secret inside `url`: its password and the values of secret query parameters."""
     found = [url_password(url)]
-    found += [m.group(0)[len(m.group(1)) :] for m in _SECRET_QUERY.finditer(url)]
+    for m in _SECRET_QUERY.finditer(url):
+        value = m.group(0)[len(m.group(1)) :]
+        found.append(value)
+        if value.startswith("'"):  # libpq's quoted value: its text too, as a driver shows it
+            found.append(re.sub(r"\\(.)", r"\1", value.strip("'")))
     return [s for s in found if s]
 
 

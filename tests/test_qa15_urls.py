@@ -169,3 +169,23 @@ def test_a_sqlite_url_with_options_names_the_same_file_for_readers_and_writers(
     )
     assert "does not exist" not in result.output, result.output
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    "conninfo",
+    [
+        "host=127.0.0.1 password = S3cr3tPw dbname=x",
+        "host=127.0.0.1 password= S3cr3tPw dbname=x",
+        "host=127.0.0.1 password='S3cr3tPw with spaces' dbname=x",
+        "host=127.0.0.1 password='S3cr3tPw\\'s' dbname=x",
+    ],
+)
+def test_a_libpq_keyword_password_is_masked_in_every_spelling(
+    conninfo: str, lsops_env: dict[str, str]
+) -> None:
+    # QA 23: libpq takes spaces around '=' and quoted values; the refusal printed them
+    assert "S3cr3tPw" not in redact_url(conninfo)
+    for variable, args in (("LSOPS_STORE", ["endpoints"]), ("LSOPS_DATABASE_URL", ["db", "size"])):
+        result = CliRunner().invoke(main, args, env={**lsops_env, variable: conninfo})
+        assert result.exit_code == 2, result.output
+        assert "S3cr3tPw" not in result.output and "***" in result.output, result.output

@@ -95,3 +95,27 @@ def test_a_second_signal_ends_the_collector_at_once(silent: Silent, tmp_path: Pa
         assert collector.finish(timeout=20) == -signal.SIGINT
     finally:
         collector.kill()
+
+
+@pytest.mark.parametrize(
+    ("args", "signum"), [(("--every", "1m"), signal.SIGTERM), (("--once",), signal.SIGINT)]
+)
+def test_a_stop_while_the_store_connects_exits_0_at_once(
+    silent: Silent, tmp_path: Path, args: tuple[str, ...], signum: int
+) -> None:
+    """README: SIGTERM or SIGINT at any moment of `lsops collect`, start-up included, exits
+    0. A store host that accepts and never answers held the start-up for the connect
+    timeout (10 s): the stop came out as exit 1, "cannot open store", 8 s late (QA 23)."""
+    port = silent.url.rsplit(":", 1)[1]
+    collector = Collector(
+        "http://127.0.0.1:9", f"postgresql://u@127.0.0.1:{port}/x", tmp_path, *args
+    )
+    try:
+        _first_try(silent, collector)  # the store's connection, before any scrape
+        asked = time.monotonic()
+        collector.proc.send_signal(signum)
+        assert collector.finish(timeout=30) == 0, collector.stderr
+        assert time.monotonic() - asked < 5  # not the connect timeout
+    finally:
+        collector.kill()
+    assert "cannot open store" not in collector.stderr

@@ -26,3 +26,22 @@ def test_a_store_host_that_never_answers_is_an_error_not_a_hang(
     assert result.exit_code == 1, result.output
     assert "cannot open store" in result.output and "timeout" in result.output
     assert "s3cret" not in result.output and result.output.count("\n") == 1
+
+
+def test_a_store_connection_gives_up_on_a_lost_host(pg_url: str) -> None:
+    """A host lost mid-write (a partition) stalled the collector for TCP's ~15 minutes of
+    retries without a word (QA 23): the store's libpq connection carries TCP keepalives
+    and tcp_user_timeout (schema.PG_KEEPALIVE, about PG_LOST_S in all); a URL's own
+    setting wins."""
+    cases = ((pg_url, "10"), (f"{pg_url}?keepalives_idle=60", "60"))
+    for url, idle in cases:
+        engine = schema.make_engine(url)
+        try:
+            with engine.connect() as conn:
+                params = conn.connection.driver_connection.info.get_parameters()
+        finally:
+            engine.dispose()
+        assert params["keepalives"] == "1" and params["keepalives_idle"] == idle, params
+        assert params["keepalives_interval"] == "5" and params["keepalives_count"] == "4"
+        assert params["tcp_user_timeout"] == str(schema.PG_LOST_S * 1000)
+    assert 10 + 5 * 4 == schema.PG_LOST_S  # the probes end a lost host's wait as soon

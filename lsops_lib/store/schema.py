@@ -447,12 +447,28 @@ def make_engine(url: str) -> Engine:
         # is waited for as long as SQLite's busy handler waits, then the statement fails
         # (a StoreError: the collector says so and scrapes again), not waited for forever
         args["options"] = f"-c lock_timeout={int(PG_LOCK_WAIT_S * 1000)}"
+    # a store host lost mid-write (a network partition, a host gone): TCP keepalives and
+    # libpq's tcp_user_timeout end the wait after about PG_LOST_S, a StoreError, not a
+    # collector stalled with no word for TCP's ~15 minutes of retries (QA 23). (A server
+    # process that hangs while its host still answers TCP is waited for: a second SIGTERM
+    # ends the collector.) The URL's own settings win.
+    for key, value in PG_KEEPALIVE.items():
+        if key not in parsed.query:
+            args[key] = value
     return create_engine(parsed, pool_pre_ping=True, connect_args=args)
 
 
 SQLITE_BUSY_S = 30.0  # how long a connection waits for another's lock (busy_timeout)
 PG_CONNECT_S = 10  # libpq's connect_timeout for a PostgreSQL store (unless the URL sets one)
 PG_LOCK_WAIT_S = SQLITE_BUSY_S  # lock_timeout of a PostgreSQL store (unless the URL sets options)
+PG_LOST_S = 30  # a PostgreSQL store host that stopped answering mid-statement: an error after
+PG_KEEPALIVE = {  # libpq's settings of it (the URL's own win)
+    "keepalives": 1,
+    "keepalives_idle": 10,  # s without traffic before the first probe
+    "keepalives_interval": 5,  # s between probes: 10 + 4 x 5 = PG_LOST_S
+    "keepalives_count": 4,
+    "tcp_user_timeout": PG_LOST_S * 1000,  # ms a sent packet may stay unacknowledged
+}
 
 
 def _set_wal(cursor: Any) -> None:

@@ -122,3 +122,48 @@ def test_an_open_leaves_a_target_a_writer_holds_to_it_and_never_waits(
     with Store(pg_url) as store:  # the lock gone: the next open packs them
         _assert_reads(store, dirty_store)
     assert _dirty(pg_url) == []
+
+
+def _readme_grants() -> str:
+    """The README's SQL block of the store's privileges, as written there."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = text.split("## Sharing the store on PostgreSQL", 1)[1].split("```sql\n", 1)[1]
+    return block.split("```", 1)[0]
+
+
+def test_the_readme_grants_let_a_collector_write_and_a_reader_read(
+    pg_url: str, dirty_store: list[Scrape]
+) -> None:
+    """The README's GRANTs, run as written: a collector role with them writes (and packs)
+    the store, a reader role with them reads it and cannot write."""
+    suffix = uuid.uuid4().hex[:8]
+    roles = {"lsops_collector": f"col_{suffix}", "lsops_reader": f"rd_{suffix}"}
+    database = make_url(pg_url).database
+    sql = _readme_grants().replace("lsops_metrics", f'"{database}"')
+    for name, role in roles.items():
+        sql = sql.replace(name, role)
+    with psycopg.connect(_libpq(pg_url), autocommit=True) as conn:
+        for role in roles.values():
+            conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'pw-{suffix}'")  # type: ignore[arg-type]
+        for statement in filter(str.strip, sql.split(";")):
+            conn.execute(statement.split("--")[0])  # type: ignore[arg-type]
+    url = {
+        name: make_url(pg_url).set(username=role, password=f"pw-{suffix}").render_as_string(False)
+        for name, role in roles.items()
+    }
+    try:
+        late = make_scrape(80, {"/api/a": (_count(80), 90.0, 0.01), "/api/b": (80, 5.0, 0.0)})
+        with Store(url["lsops_collector"]) as store:  # opens, packs the dirty period, writes
+            assert store.record_scrape(late)
+        assert _dirty(pg_url) == []
+        with Store(url["lsops_reader"]) as store:
+            _assert_reads(store, [*dirty_store, late])
+            with pytest.raises(StoreError, match="permission denied"):
+                store.record_scrape(make_scrape(85, {"/api/a": (_count(85), 9.0, 0.0)}))
+    finally:
+        with psycopg.connect(_libpq(pg_url), autocommit=True) as conn:
+            for role in roles.values():
+                conn.execute(f"DROP OWNED BY {role}")  # type: ignore[arg-type]
+                conn.execute(f"DROP ROLE {role}")  # type: ignore[arg-type]

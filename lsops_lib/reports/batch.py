@@ -159,17 +159,30 @@ def _stops_held() -> Any:
     the pool starts its workers. A worker inherits the mask and takes them once its
     handlers are in place (`_worker_start`): a Ctrl-C of the whole process group while a
     spawned worker still imports is then a stop like any other, not a KeyboardInterrupt
-    traceback from its import and a broken pool. Here they arrive when the block ends."""
+    traceback from its import and a broken pool. Here they are handled when the block ends,
+    also one another thread took meanwhile."""
     if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not (
         threading.main_thread()
     ):
         yield
         return
+    # the mask keeps them from this thread (and the workers it starts inherit it); another
+    # thread of the process may still take one, whose Python handler would then run here,
+    # in the middle of a worker's start (its half-written start-up data: an EOFError
+    # traceback from the worker, QA 23): they are recorded meanwhile, and handled after
+    held: list[int] = []
+    previous = {s: signal.getsignal(s) for s in _STOPS}
+    for s in _STOPS:
+        signal.signal(s, lambda signum, _frame: held.append(signum))
     old = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)  # those pending: recorded now
+        for s, handler in previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+        for signum in dict.fromkeys(held):
+            signal.raise_signal(signum)
 
 
 def _orphaned() -> bool:

@@ -248,7 +248,8 @@ def targets_reads(
     order), instead of four reads and their pandas work a target. Each target's windows
     are those `objective_reads` gives it (tests/test_alerts_batch.py)."""
     from ..analysis.slo import latency_slices
-    from ..store.reads import _HEALTH_SELECT, _SCRAPE_SELECT, as_read_alone
+    from ..store.core import typed_texts
+    from ..store.reads import _HEALTH_SELECT, _SCRAPE_SELECT
     from ..times import to_ms
 
     longest = max(windows)
@@ -279,7 +280,7 @@ def targets_reads(
     recent = scrapes.loc[in_day, LATEST_COLUMNS]
     for t in names:
         rows = by_target.get(t, np.zeros(0, dtype=np.int64))
-        latest[t] = as_read_alone(recent.iloc[rows].reset_index(drop=True))
+        latest[t] = typed_texts(recent.iloc[rows].reset_index(drop=True))
 
     # the burn windows: the rows of (start, end); their health from BEFORE_S earlier
     health = scrapes[row_ms >= to_ms(before)].reset_index(drop=True)

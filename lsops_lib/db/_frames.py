@@ -10,10 +10,11 @@ database inspection does not load the store otherwise.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import pandas as pd
 
-__all__ = ["TS", "empty", "typed"]
+__all__ = ["TS", "empty", "instants", "typed"]
 
 TS = "datetime64[us, UTC]"  # every instant of lsops (`lsops_lib.store.reads.TS`)
 
@@ -25,6 +26,12 @@ def empty(dtypes: Mapping[str, str]) -> pd.DataFrame:
     return store_empty(dtypes)
 
 
+def instants(values: Any) -> pd.Series:
+    """timestamptz values as UTC instants of `TS`: the dtype a column of some dates gets,
+    also when it is empty or all NULL (which pandas would make `datetime64[s, UTC]`)."""
+    return pd.to_datetime(values, utc=True).astype(TS)
+
+
 def typed(df: pd.DataFrame, dtypes: Mapping[str, str]) -> pd.DataFrame:
     """`df` (changed in place, and returned) with each of its columns named in `dtypes`
     of that type, rows or none: instants (`TS`) converted to UTC in microseconds, the
@@ -34,7 +41,7 @@ def typed(df: pd.DataFrame, dtypes: Mapping[str, str]) -> pd.DataFrame:
         if col not in df.columns or df[col].dtype == dtype:
             continue
         if dtype == TS:
-            df[col] = pd.to_datetime(df[col], utc=True).astype(TS)
+            df[col] = instants(df[col])
         else:
             df[col] = df[col].astype(dtype)
     return df

@@ -25,11 +25,11 @@ projects.updated_at".
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import pandas as pd
 
 from . import drift
+from ._frames import TS, instants
 from .connect import Inspector, count_param
 
 __all__ = [
@@ -51,13 +51,6 @@ __all__ = [
 LOG_STATUSES = ("pending", "processing", "completed", "failed")
 EMBEDDINGS = "context_embeddings"
 LOG = "context_indexing_log"
-TS = "datetime64[us, UTC]"  # the library's instants, on a frame of rows and on an empty one
-
-
-def instants(values: Any) -> pd.Series:
-    """timestamptz values as UTC instants of `TS`: the dtype a column of some dates gets,
-    also when it is empty or all NULL (which pandas would make `datetime64[s, UTC]`)."""
-    return pd.to_datetime(values, utc=True).astype(TS)
 
 
 def missing_sql(*, null_check: bool = True) -> str:

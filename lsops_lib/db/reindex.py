@@ -36,8 +36,9 @@ from typing import Any
 import pandas as pd
 
 from ..exceptions import ParameterError
+from ._frames import TS, typed
 from .connect import Inspector
-from .embeddings import SOURCES, TS, instants, missing_sql, stale_sql
+from .embeddings import SOURCES, missing_sql, stale_sql
 
 __all__ = [
     "BY_TYPE_COLUMNS",
@@ -117,13 +118,7 @@ def _ident(name: str) -> str:
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
     """An answer with the dtypes of ENTITY_DTYPES (and `error_message` text) for the
     columns it has: the same with rows or without, a column all NULL included."""
-    for col in df.columns:
-        kind = ENTITY_DTYPES.get(col, "str" if col == "error_message" else None)
-        if kind == TS:
-            df[col] = instants(df[col])
-        elif kind is not None:
-            df[col] = df[col].astype(kind)
-    return df
+    return typed(df, {**ENTITY_DTYPES, "error_message": "str"})
 
 
 # --- the questions ----------------------------------------------------------------------------

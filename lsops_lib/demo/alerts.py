@@ -35,7 +35,7 @@ import pandas as pd
 
 from .. import fmt
 from ..sim.server import serve
-from ..store.reads import as_read_alone
+from ..store.core import typed_texts
 from ..times import stamps_to_ms, to_ms
 
 __all__ = ["MailSink", "ReplayReads", "WebhookSink", "replay", "run"]
@@ -174,7 +174,7 @@ class ReplayReads:
         i, j = np.searchsorted(ms, a, side="left"), np.searchsorted(ms, b, side="left")
         if i >= j:
             return None  # an empty read: the store's own (its dtypes)
-        return as_read_alone(df.iloc[i:j].reset_index(drop=True))
+        return typed_texts(df.iloc[i:j].reset_index(drop=True))
 
     def health(self, start: Any = None, end: Any = None, target: str | None = None) -> Any:
         got = self._cut(

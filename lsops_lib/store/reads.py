@@ -533,13 +533,6 @@ def typed(df: pd.DataFrame, columns: Iterable[str], dtype: str) -> None:
             df[col] = pd.to_numeric(values.astype(object).where(values.notna(), None)).astype(dtype)
 
 
-def as_read_alone(df: pd.DataFrame) -> pd.DataFrame:
-    """Some rows of a read (one target's of a batched read, one window's of a longer one),
-    typed as a read of those rows alone types them (`typed_texts`: a text column is `str`
-    with or without a value there)."""
-    return typed_texts(df)
-
-
 TS = "datetime64[us, UTC]"  # the instants of every read (`Timestamp(tz="UTC")`, us)
 
 

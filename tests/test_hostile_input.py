@@ -440,7 +440,7 @@ def stubs(monkeypatch: pytest.MonkeyPatch) -> None:
         Demo(options).plan()  # the demo's own checks of --month, --days, --seed
         return Result(code=0)
 
-    monkeypatch.setattr(reports, "execute", execute)
+    monkeypatch.setattr(reports.run, "execute", execute)
     # `--jobs N`: worker threads instead of processes, which would not see these stubs
     monkeypatch.setattr(batch, "ProcessPoolExecutor", _Threads)
     monkeypatch.setattr(collect, "collect_forever", lambda *a, **k: 0)

@@ -20,6 +20,7 @@ from click.testing import CliRunner
 
 import lsops_lib.cli
 import lsops_lib.reports
+import lsops_lib.reports.run
 from lsops_lib.cli import main
 from tests.fixtures.faults import wait_for
 from tests.test_faults import _lsops, _report_env
@@ -43,14 +44,14 @@ def report_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_a_stop_while_archiving_waits_for_a_whole_run(
     report_env: Path, monkeypatch: pytest.MonkeyPatch, signum: int
 ) -> None:
-    real = lsops_lib.reports.atomic_write
+    real = lsops_lib.reports.run.atomic_write
 
     def signalled(path: Path, text: str) -> None:
         if path.name == "report.ipynb":  # the notebook ran; its archive begins
             os.kill(os.getpid(), signum)
         real(path, text)
 
-    monkeypatch.setattr(lsops_lib.reports, "atomic_write", signalled)
+    monkeypatch.setattr(lsops_lib.reports.run, "atomic_write", signalled)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C as in a shell
     try:
         result = CliRunner().invoke(main, ["report", "monthly-review", "--month", "2026-10"])

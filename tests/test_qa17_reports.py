@@ -22,6 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 import lsops_lib.reports
+import lsops_lib.reports.run
 from lsops_lib import reports
 from lsops_lib.cli import main
 from lsops_lib.config import load_settings
@@ -158,14 +159,14 @@ def test_a_timed_out_cell_is_named_in_one_line_without_asyncio_noise(cli_env: Pa
 
 
 def _disk_full(monkeypatch: pytest.MonkeyPatch, names: set[str]) -> None:
-    real = lsops_lib.reports.atomic_write
+    real = lsops_lib.reports.run.atomic_write
 
     def full(path: Path, data: str | bytes) -> None:
         if path.name in names:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real(path, data)
 
-    monkeypatch.setattr(lsops_lib.reports, "atomic_write", full)
+    monkeypatch.setattr(lsops_lib.reports.run, "atomic_write", full)
 
 
 def _run(tmp_path: Path) -> None:
@@ -290,7 +291,7 @@ def test_an_interrupted_run_is_not_called_failed_in_its_report(tmp_path: Path) -
         error="interrupted (SIGTERM)",
     )
     source = nbformat.read(NOTEBOOKS / "monthly_review.ipynb", as_version=4)
-    lsops_lib.reports._archive(run, source, Redactor([]), title="Monthly performance review")
+    lsops_lib.reports.run._archive(run, source, Redactor([]), title="Monthly performance review")
     page = run.html_path.read_text()
     assert "This report run did not finish:</strong> interrupted (SIGTERM)" in page
     assert "failed" not in page.lower()

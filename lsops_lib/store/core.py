@@ -43,6 +43,7 @@ from .schema import (
     write_transaction,
 )
 from .series import window_ms
+from .stall import StallGuard
 
 
 def targets_in(targets: Iterable[str]) -> tuple[str, dict[str, str]]:
@@ -144,6 +145,7 @@ class StoreCore:
         self._said: set[str] = set()  # what `say_once` said
         try:
             self.engine = make_engine(url)
+            self._stall = StallGuard(self.engine)  # bounds the collector's writes
             refuse_foreign(self.engine, self.url)
             self._init_schema()
         except StoreError:

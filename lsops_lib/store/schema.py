@@ -450,8 +450,8 @@ def make_engine(url: str) -> Engine:
     # a store host lost mid-write (a network partition, a host gone): TCP keepalives and
     # libpq's tcp_user_timeout end the wait after about PG_LOST_S, a StoreError, not a
     # collector stalled with no word for TCP's ~15 minutes of retries (QA 23). (A server
-    # process that hangs while its host still answers TCP is waited for: a second SIGTERM
-    # ends the collector.) The URL's own settings win.
+    # process that hangs while its host still answers TCP: the collector's write is
+    # bounded by `stall.StallGuard`.) The URL's own settings win.
     for key, value in PG_KEEPALIVE.items():
         if key not in parsed.query:
             args[key] = value

@@ -145,7 +145,7 @@ def apply_round(
     seen: dict[str, Alert] = {a.key: a for found in results.values() if found for a in found}
     t = alerts_table
     try:
-        with store._lock, store._write() as conn:
+        with store._lock, store._small_write() as conn:
             query = select(t).where(t.c.target == target).with_for_update()
             rows = {r.key: dict(r._mapping) for r in conn.execute(query)}
             fresh = [k for k in seen if k not in rows]
@@ -226,7 +226,7 @@ def settle(
     hours, receiver down) counts as told now (the next repeat is `repeat_interval` later)."""
     t = alerts_table
     try:
-        with store._lock, store._write() as conn:
+        with store._lock, store._small_write() as conn:
             row = conn.execute(select(t).where(t.c.id == claim.row_id).with_for_update()).first()
             if row is not None:
                 due = [e for e in json.loads(row.due) if e["id"] not in delivered]

@@ -105,7 +105,7 @@ def record_backup_check(
         "document": document,
     }
     try:
-        with store._lock, store._write() as conn:
+        with store._lock, store._small_write() as conn:
             conn.execute(backup_checks_table.insert(), [row])
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot write to {store.url}: {one_line(exc)}") from None

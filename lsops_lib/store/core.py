@@ -27,7 +27,7 @@ from ..config import redact_url
 from ..exceptions import StoreError
 from ..fmt import instant
 from ..times import from_ms
-from . import codec, pack, rollup
+from . import codec, pack, rollup, stall
 from .schema import (
     SCHEMA_VERSION,
     StoreUrlError,
@@ -247,6 +247,18 @@ class StoreCore:
     def _write(self) -> AbstractContextManager[Connection]:
         """One write transaction (SQLite: BEGIN IMMEDIATE, so writers queue, never deadlock)."""
         return write_transaction(self.engine)
+
+    @contextmanager
+    def _small_write(self, what: str = "") -> Iterator[Connection]:
+        """One small write transaction of the collector's (a scrape, a source's run, an
+        alert's state, a snapshot): on PostgreSQL a server that hangs while its host
+        answers TCP fails it after `stall.PG_STALL_S` (StoreError "cannot <what>: ..."),
+        the pool's pre-ping included, instead of never (`stall`)."""
+        with (
+            self._stall.bounded(stall.PG_STALL_S, what or f"write to {self.url}"),
+            write_transaction(self.engine) as conn,
+        ):
+            yield conn
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:

@@ -82,7 +82,7 @@ class Snapshots(StoreCore):
         if not rows:
             return 0
         try:
-            with self._lock, self._write() as conn:
+            with self._lock, self._small_write() as conn:
                 conn.execute(table.insert(), rows)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot write to {self.url}: {one_line(exc)}") from None

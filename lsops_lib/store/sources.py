@@ -192,7 +192,7 @@ def cut(text: str, limit: int = TEXT_LIMIT) -> str:
 
 
 def _write(store: Any) -> Any:
-    return store._write()
+    return store._small_write()
 
 
 def _fail(store: Any, exc: SQLAlchemyError, verb: str = "write to") -> StoreError:

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from ..exceptions import StoreError
 from ..models import ErrorRecord, Scrape, is_monitoring
 from ..times import to_ms
-from . import chain, codec, pack, pack_scrapes, rollup, stall
+from . import chain, codec, pack, pack_scrapes, rollup
 from .core import Ids, StoreCore
 from .schema import (
     endpoints_table,
@@ -63,10 +63,7 @@ class Writes(StoreCore):
         new = Ids()
         # a server that hangs (its host still answering TCP) fails the write after
         # PG_STALL_S, the pool's pre-ping included, not never (QA 23)
-        with (
-            self._stall.bounded(stall.PG_STALL_S, f"write scrape to {self.url}"),
-            self._write() as conn,
-        ):
+        with self._small_write(f"write scrape to {self.url}") as conn:
             if not write_scrape(conn, scrape, self._ids, new):
                 return False
         self._ids.update(new)  # ids are only trusted once their transaction committed

@@ -113,6 +113,9 @@ class Settings:
     # where `outputs_dir` came from (`LSOPS_OUTPUTS`, `[outputs] dir in ./lsops.toml`;
     # None: the default ./outputs): a file there is named with it
     outputs_setting: str | None = field(default=None, repr=False, compare=False)
+    # whether the target was named (--target, LSOPS_TARGET, default_target) rather than
+    # taken by default (`default`, or the first of [targets])
+    target_named: bool = field(default=False, compare=False)
 
     @property
     def api_url(self) -> str:
@@ -529,6 +532,7 @@ def load_settings(
     if not isinstance(doc.get("default_target", ""), str):
         raise ConfigError("lsops.toml: default_target must be the name of a target (a string)")
     chosen = target or env.get("LSOPS_TARGET") or doc.get("default_target")
+    named = chosen is not None
     if chosen is None:
         chosen = "default" if "default" in targets else next(iter(targets))
     if chosen not in targets and not unconfigured_target:
@@ -614,6 +618,7 @@ def load_settings(
     return Settings(
         target=current,
         targets={**targets, chosen: current} if chosen in targets else targets,
+        target_named=named,
         store_url=store_url,
         data_dir=data_dir,
         outputs_dir=outputs_dir,

@@ -75,7 +75,8 @@ def open_store(url: str | None = None, settings: Settings | None = None) -> Stor
 
 def resolve_target(source: StoreSource, target: str | None, settings: Settings) -> str | None:
     """The API target to report on: `target` when given (a ParameterError when neither the
-    store nor the settings know it); else, when the store holds several targets, the
+    store nor the settings know it, or when it is the settings' default target, not named
+    by --target, LSOPS_TARGET or default_target, and the store holds only others); else, when the store holds several targets, the
     settings' target (figures of different APIs are never mixed: a ParameterError when the store has
     several and none of that name); else None (the store's only target)."""
     try:
@@ -89,6 +90,15 @@ def resolve_target(source: StoreSource, target: str | None, settings: Settings) 
                 f"unknown target {target!r}: the store holds "
                 f"{', '.join(repr(k) for k in known)} "
                 f"(configured: {', '.join(sorted(settings.targets)) or 'none'})"
+            )
+        default = target == settings.target.name and not settings.target_named
+        if known and target not in known and default:
+            # the default target (`lsops report` passes it on), never seen by a store that
+            # holds others: its report read "no observation"; not the API meant (QA 24)
+            raise ParameterError(
+                f"the store holds no scrape of target {target!r}, the default one; it "
+                f"holds {', '.join(repr(k) for k in known)}: choose one with the "
+                "`target` parameter (--target NAME, or LSOPS_TARGET)"
             )
         return target
     if len(known) > 1:

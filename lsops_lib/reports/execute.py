@@ -220,7 +220,9 @@ def kernel_env(settings: Settings, *, outputs_dir: Path | None = None) -> dict[s
     configured = settings.target.name in settings.targets
     env: dict[str, str] = {
         "LSOPS_API_URL": settings.target.url if configured else "",
-        "LSOPS_TARGET": settings.target.name if configured else "",
+        # named only when it was named here (--target, LSOPS_TARGET, default_target): the
+        # kernel takes the same default otherwise, and knows it was one (`resolve_target`)
+        "LSOPS_TARGET": settings.target.name if configured and settings.target_named else "",
         "LSOPS_STORE": settings.store_url,
         "LSOPS_OUTPUTS": str(outputs_dir or settings.outputs_dir),
         "LSOPS_DATA": str(settings.data_dir),

@@ -32,7 +32,7 @@ import nbformat
 from .. import fmt
 from ..config import Settings
 from ..exceptions import ReportError
-from .parameters import CREDENTIAL_SETTING, CREDENTIAL_URL
+from .parameters import CREDENTIAL_SETTING, CREDENTIAL_TOKEN, CREDENTIAL_URL
 
 MASK = "***"
 RUN_JSON = "run.json"
@@ -204,7 +204,8 @@ def _url_password_sub(text: str) -> str:
 
 
 class Redactor:
-    """Replaces secrets (and any password inside a URL) by `***` in text, JSON and notebooks."""
+    """Replaces secrets (and any password inside a URL, any token of a well-known format)
+    by `***` in text, JSON and notebooks."""
 
     def __init__(self, secrets: Iterable[str | None]):
         values: set[str] = set()
@@ -215,10 +216,12 @@ class Redactor:
             values.add(html.escape(secret))  # as it appears in HTML
             values.add(json.dumps(secret)[1:-1])  # as it appears inside a JSON string
         self.secrets = sorted(values, key=len, reverse=True)
-        self._pattern = (
-            re.compile(f"({_DATA_URI})|" + "|".join(re.escape(s) for s in self.secrets))
-            if self.secrets
-            else None
+        # the secrets by value, then tokens of well-known formats; a data URI (an image)
+        # is matched first and kept whole, never masked inside
+        self._pattern = re.compile(
+            "|".join(
+                [f"({_DATA_URI})", *(re.escape(s) for s in self.secrets), CREDENTIAL_TOKEN.pattern]
+            )
         )
 
     @classmethod
@@ -235,8 +238,7 @@ class Redactor:
         return cls([*settings.secrets(), *extra])
 
     def text(self, text: str) -> str:
-        if self._pattern is not None:
-            text = self._pattern.sub(lambda m: m.group(1) or MASK, text)
+        text = self._pattern.sub(lambda m: m.group(1) or MASK, text)
         # `?password=...` in a URL, libpq's `host=h password=...`: the value masked
         return _url_password_sub(CREDENTIAL_SETTING.sub(rf"\1{MASK}", text))
 

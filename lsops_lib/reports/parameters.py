@@ -27,7 +27,8 @@ declares it (typed by the default the notebook gives it), so notebook authors ca
 knobs without touching this module. A user-supplied parameter the notebook does not
 declare is an error. A notebook run without lsops (plain papermill, JupyterLab) checks
 its parameters by the same rules: `check_parameter(kind, name, value)`. Values that hold a
-password are refused (a URL's `user:password@`, its `?password=`, libpq's `password=`):
+password are refused (a URL's `user:password@`, its `?password=`, libpq's `password=`), as
+are tokens of the well-known formats (`CREDENTIAL_TOKEN`: `ghp_...`, `sk-...`, JWTs...):
 secrets reach the notebook through the environment (`LSOPS_*`), never as parameters. A
 `store` must be a store URL (`sqlite:///PATH`, `postgresql://...`), checked as the settings'
 store is; a `target` the settings do not name is checked against the store by `run_report`
@@ -62,6 +63,23 @@ CREDENTIAL_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s@:]*:[^/\s@]+@")
 # space; group 1 is the key and its `=`, the value runs to `&`, `;`, `#`, a space or a quote)
 CREDENTIAL_SETTING = re.compile(
     r"(?<![^?&;\s])([A-Za-z_]*(?:password|passwd)=)[^&;#\s'\"]+", re.IGNORECASE
+)
+# a credential in one of the well-known formats, whoever's it is (not configured here, so
+# not known by value): GitHub, OpenAI-style `sk-`, Slack, AWS access key ids, Sentry auth
+# tokens, Stripe, Google API keys, JSON web tokens, PEM private keys (QA 24: a title
+# `... sk-proj-...` named its run's folder and reached every archived file)
+CREDENTIAL_TOKEN = re.compile(
+    r"(?<![A-Za-z0-9_])(?:"
+    r"gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}"
+    r"|sk-(?:proj-|ant-|svcacct-)?[A-Za-z0-9_-]{12,}"
+    r"|xox[abposr]-[A-Za-z0-9-]{10,}"
+    r"|(?:AKIA|ASIA)[0-9A-Z]{16}"
+    r"|sntry[su]_[A-Za-z0-9+/=_-]{20,}"
+    r"|[rs]k_(?:live|test)_[A-Za-z0-9]{16,}"
+    r"|AIza[0-9A-Za-z_-]{35}"
+    r"|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"
+    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----"
+    r")"
 )
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _SEVERITY = re.compile(r"^SEV[1-5]$")
@@ -300,6 +318,11 @@ def _refuse_credentials(name: str, value: str) -> None:
         raise ParameterError(
             f"parameter {name} holds a password (in a URL or a password= setting); refer to "
             "it by name in lsops.toml or set it in an LSOPS_* environment variable instead"
+        )
+    if CREDENTIAL_TOKEN.search(value):
+        raise ParameterError(
+            f"parameter {name} holds what looks like a secret token (an API key, a JWT); "
+            "leave it out: every archived file would carry it"
         )
 
 

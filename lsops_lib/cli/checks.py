@@ -587,7 +587,8 @@ def _incidents_view(d: Any) -> None:
     table(
         rows, _INCIDENT_COLUMNS, title=f"Incidents of {d['target']} {_span(d['start'], d['end'])}"
     )
-    commands = [r["postmortem_command"] for r in rows if r["kind"] != "restart"]
+    # every incident's, as --json gives them and the help says (a restart too: a crash)
+    commands = [r["postmortem_command"] for r in rows if r.get("postmortem_command")]
     if commands:
         line("write a postmortem:", style="bold")
     for command in commands:

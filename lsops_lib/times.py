@@ -19,6 +19,10 @@ from typing import Any
 
 from .exceptions import ParameterError
 
+# the dtype of every instant lsops answers in a DataFrame (`Timestamp(tz="UTC")`, us):
+# the store's reads, the analysis, lsops_lib.db
+TS = "datetime64[us, UTC]"
+
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d|w)\s*$", re.ASCII)
 _MONTH = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$", re.ASCII)

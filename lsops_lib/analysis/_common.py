@@ -16,7 +16,7 @@ import pandas as pd
 from ..exceptions import ParameterError
 from ..models import is_monitoring
 from ..thresholds import Thresholds
-from ..times import duration_seconds, parse_duration, parse_time, shown
+from ..times import TS, duration_seconds, parse_duration, parse_time, shown
 
 MONITORING_REASON = (
     "monitoring endpoints (/health, /metrics...) are the collector's own scrapes, "
@@ -214,8 +214,6 @@ def median_interval_s(stamps: pd.Series) -> float | None:
         return None
     return float(diffs.median())
 
-
-TS = "datetime64[us, UTC]"  # the store's instants (`Timestamp(tz="UTC")`, us)
 
 # The type of each column of the analysis frames, by name (one name has one meaning and
 # one type in every frame): an empty answer has the types of an answer with rows, so that

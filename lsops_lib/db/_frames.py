@@ -14,9 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["TS", "empty", "instants", "typed"]
+from ..times import TS
 
-TS = "datetime64[us, UTC]"  # every instant of lsops (`lsops_lib.store.reads.TS`)
+__all__ = ["TS", "empty", "instants", "typed"]
 
 
 def empty(dtypes: Mapping[str, str]) -> pd.DataFrame:

@@ -18,9 +18,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DataError
 
+from ..times import TS
 from . import pack
 from .core import StoreCore, targets_in
-from .reads import TS, empty, typed
+from .reads import empty, typed
 from .rollup import is_stale, rollup_state
 from .series import (
     BUCKETS,

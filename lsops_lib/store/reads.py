@@ -533,9 +533,6 @@ def typed(df: pd.DataFrame, columns: Iterable[str], dtype: str) -> None:
             df[col] = pd.to_numeric(values.astype(object).where(values.notna(), None)).astype(dtype)
 
 
-TS = "datetime64[us, UTC]"  # the instants of every read (`Timestamp(tz="UTC")`, us)
-
-
 def empty(dtypes: Mapping[str, str]) -> pd.DataFrame:
     """A frame with these columns (name -> dtype) and no row: the types a read of some rows
     gives them, so that `df["ts"].dt` and integer sums work on an empty answer too."""

@@ -11,9 +11,9 @@ from sqlalchemy import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..exceptions import StoreError
-from ..times import to_ms
+from ..times import TS, to_ms
 from .core import StoreCore
-from .reads import TS, empty
+from .reads import empty
 from .schema import db_queries_table, db_sizes_table, one_line
 from .writes import truncate
 

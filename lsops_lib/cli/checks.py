@@ -358,39 +358,37 @@ _ENDPOINT_COLUMNS = [
 ]
 
 
-def _endpoints_notes(d: Any) -> list[tuple[str, str]]:
-    """What the endpoints view says beside its table, (text, style): why there is no row,
-    the monitoring endpoints left out (`--json` says them on stderr: its list has no room)."""
-    rows, notes = d["endpoints"], []
+def _endpoints_said(d: Any) -> list[str]:
+    """Why the endpoints list is what it is (no row: no scrape, the API never answered;
+    a target the store lacks): beside the table, and on stderr with `--json` (a bare list,
+    no room for it)."""
+    rows, said = d["endpoints"], []
     if d["note"]:
-        notes.append((d["note"], "yellow"))
+        said.append(d["note"])
     elif not rows and d.get("no_answer") and d["no_answer"] == d.get("scrapes"):
-        notes.append(
-            (
-                "the API did not answer in the window "
-                f"({fmt.counted(d['no_answer'], 'scrape')} without an answer)",
-                "yellow",
-            )
+        said.append(
+            "the API did not answer in the window "
+            f"({fmt.counted(d['no_answer'], 'scrape')} without an answer)"
         )
     elif not rows and d["stored"]:  # set only for a window without a scrape
-        notes.append((f"no scrape in the window{d['stored']}", "yellow"))
+        said.append(f"no scrape in the window{d['stored']}")
     elif not rows:
-        notes.append(("no requests counted in the window (is the collector running?)", "yellow"))
-    excluded = d["excluded"]
-    if excluded:
-        names = ", ".join(f"{e['endpoint']} ({fmt.integer(e['requests'])})" for e in excluded)
-        notes.append(
-            (f"excluded monitoring endpoints: {names}; --include-monitoring keeps them", "dim")
-        )
-    return notes
+        said.append("no requests counted in the window (is the collector running?)")
+    return said
 
 
 def _endpoints_view(d: Any) -> None:
     rows = d["endpoints"]
     title = f"Endpoints of {d['target']} {_span(d['start'], d['end'])}"
     table(rows, _ENDPOINT_COLUMNS, title=title, empty=None)
-    for text, style in _endpoints_notes(d):
-        line(text, style=style)
+    for text in _endpoints_said(d):
+        line(text, style="yellow")
+    excluded = d["excluded"]  # (not said with --json: --include-monitoring lists them)
+    if excluded:
+        names = ", ".join(f"{e['endpoint']} ({fmt.integer(e['requests'])})" for e in excluded)
+        line(
+            f"excluded monitoring endpoints: {names}; --include-monitoring keeps them", style="dim"
+        )
 
 
 @main.command("endpoints")
@@ -461,8 +459,7 @@ def endpoints_command(
     }
     # the JSON has always been the bare list of endpoints (the window is the one asked for)
     # with --json, the warnings on stderr (why no row), not the routine "excluded" line
-    notes = [text for text, style in _endpoints_notes(data) if style == "yellow"]
-    emit(data, as_json, _endpoints_view, json_key="endpoints", notes=notes)
+    emit(data, as_json, _endpoints_view, json_key="endpoints", notes=_endpoints_said(data))
 
 
 # --- lsops cache -------------------------------------------------------------------------

@@ -27,15 +27,16 @@ printed: `Settings.public()` and `redact_url` are what reports and logs see. In
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import os
 import tomllib
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from . import fmt
 from .exceptions import ConfigError
@@ -51,6 +52,8 @@ from .urls import (  # noqa: F401 - re-exported: callers import them from here
     url_secrets,
 )
 
+T = TypeVar("T")
+
 DEFAULT_API_URL = "http://localhost:3001"
 ALERT_WEBHOOK_ENV = "LSOPS_ALERT_WEBHOOK"  # a webhook URL: a notifier (lsops_lib/alerts)
 CONFIG_FILE = "lsops.toml"
@@ -62,6 +65,33 @@ class UnknownTargetError(ConfigError):
     def __init__(self, message: str, name: str) -> None:
         super().__init__(message)
         self.name = name
+
+
+def named_file(error: ConfigError, path: Path | None) -> ConfigError:
+    """`error` naming the settings file it is about: a message "lsops.toml: ..." (what the
+    parsers say) names `path` instead when the settings came from a file of another name
+    (`--config other.toml`, LSOPS_CONFIG)."""
+    text = str(error)
+    if path is None or path.name == CONFIG_FILE or not text.startswith(f"{CONFIG_FILE}: "):
+        return error
+    renamed = copy.copy(error)
+    renamed.args = (f"{path}: {text[len(CONFIG_FILE) + 2 :]}", *error.args[1:])
+    return renamed
+
+
+def names_its_file(read: Callable[..., T]) -> Callable[..., T]:
+    """For a reader of one block of the settings' file (`read(settings, ...)`): its
+    ConfigErrors name that file (`named_file`)."""
+
+    @functools.wraps(read)
+    def reader(*args: Any, **kwargs: Any) -> T:
+        try:
+            return read(*args, **kwargs)
+        except ConfigError as exc:
+            settings = args[0] if args else kwargs.get("settings")
+            raise named_file(exc, getattr(settings, "config_path", None)) from None
+
+    return reader
 
 
 @dataclass(frozen=True)
@@ -411,6 +441,7 @@ class BackupSettings:
     schemas: tuple[str, ...] = ("public",)
 
 
+@names_its_file
 def backup_settings(
     settings: Settings | None = None, *, env: Mapping[str, str] | None = None
 ) -> BackupSettings:
@@ -520,6 +551,21 @@ def load_settings(
         path = Path(env["LSOPS_CONFIG"]).expanduser()
     elif (cwd / CONFIG_FILE).is_file():
         path = cwd / CONFIG_FILE
+    try:
+        return _settings(path, target, database, env, cwd, unconfigured_target)
+    except ConfigError as exc:
+        raise named_file(exc, path) from None
+
+
+def _settings(
+    path: Path | None,
+    target: str | None,
+    database: str | None,
+    env: Mapping[str, str],
+    cwd: Path,
+    unconfigured_target: bool,
+) -> Settings:
+    """`load_settings` once its file is known."""
     doc = read_toml(path) if path else {}
 
     targets: dict[str, Target] = {}

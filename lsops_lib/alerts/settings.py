@@ -46,6 +46,7 @@ from ..config import (
     ALERT_WEBHOOK_ENV,
     MAX_TIMEOUT_S,
     checked_section,
+    names_its_file,
     read_toml,
     timeout_setting,
 )
@@ -175,6 +176,7 @@ class AlertSettings:
         return [n.secret for n in self.notifiers.values() if n.secret]
 
 
+@names_its_file
 def alert_settings(settings: Any, *, env: Mapping[str, str] | None = None) -> AlertSettings:
     """The `[alerts]` block of the settings' lsops.toml (LSOPS_ALERT_WEBHOOK added)."""
     path = getattr(settings, "config_path", None)

@@ -24,7 +24,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import Settings, check_url, checked_section, read_toml, timeout_setting
+from ..config import (
+    Settings,
+    check_url,
+    checked_section,
+    names_its_file,
+    read_toml,
+    timeout_setting,
+)
 from ..exceptions import ConfigError
 
 DEFAULT_SENTRY_URL = "https://sentry.io"
@@ -117,6 +124,7 @@ class SourceSettings:
         ]
 
 
+@names_its_file
 def source_settings(
     settings: Settings | None = None, *, env: Mapping[str, str] | None = None
 ) -> SourceSettings:

@@ -577,6 +577,8 @@ def _incidents_view(d: Any) -> None:
     rows = d["incidents"]
     if d["note"]:
         line(d["note"], style="yellow")
+    if not rows and d["unobserved"]:
+        return  # not "no incidents": the note said why nothing is known
     if not rows:
         between = f"{_instant(d['start'])} and {_instant(d['end'])}"
         line(f"no incidents of {d['target']} between {between}")
@@ -627,6 +629,7 @@ def incidents_command(
     """Incidents the history shows, each with the command that writes its postmortem."""
     app.reads_store = True  # a target the store holds, lsops.toml no longer: read
     from ..analysis import incident_window, incidents, with_commands
+    from ..analysis.checklist import stored_span
 
     with run_command(usage=2, failure=1):
         start, end = _window(window, since, until, "30d")
@@ -649,6 +652,14 @@ def incidents_command(
                 target=named,
             )
             note = target_note(store, target)
+            # no incident: said as "none" only when the window was observed at all
+            unobserved = bool(
+                found.empty
+                and note is None
+                and store.scrapes(start, end, target=target, columns=["ts"]).empty
+            )
+            if unobserved:
+                note = f"no scrape in the window{stored_span(store, target)}: incidents unknown"
     rows = []
     for r in found.itertuples():
         # the postmortem's window: analysis.incident_window, the rule of postmortem_command
@@ -668,7 +679,14 @@ def incidents_command(
                 "postmortem_command": r.postmortem_command,
             }
         )
-    data = {"target": target, "note": note, "start": start, "end": end, "incidents": rows}
+    data = {
+        "target": target,
+        "note": note,
+        "unobserved": unobserved,
+        "start": start,
+        "end": end,
+        "incidents": rows,
+    }
     # the JSON has always been the bare list of incidents (the window is the one asked for)
-    # with --json, the target's note on stderr (an empty list says "no incidents" itself)
+    # with --json, the note on stderr (a target the store lacks, a window without a scrape)
     emit(data, as_json, _incidents_view, json_key="incidents", notes=[note] if note else [])

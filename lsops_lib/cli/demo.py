@@ -51,8 +51,9 @@ from . import fail, main
 @click.option(
     "--lab",
     is_flag=True,
-    help="Open JupyterLab on notebooks/ with the demo's store and a running database "
-    "(reuses the last demo's store); the database stops when JupyterLab exits.",
+    help="Open JupyterLab on the report notebooks (the checkout's notebooks/; from an "
+    "installed wheel, copies made once in DIR/notebooks) with the demo's store and a running "
+    "database (reuses the last demo's store); the database stops when JupyterLab exits.",
 )
 @click.option(
     "--lab-command",

@@ -586,8 +586,8 @@ def _incidents_view(d: Any) -> None:
     table(
         rows, _INCIDENT_COLUMNS, title=f"Incidents of {d['target']} {_span(d['start'], d['end'])}"
     )
-    # every incident's, as --json gives them and the help says (a restart too: a crash)
-    commands = [r["postmortem_command"] for r in rows if r.get("postmortem_command")]
+    # a restart alone asks for no postmortem (a deploy's; QA 17): its command is in --json
+    commands = [r["postmortem_command"] for r in rows if r["kind"] != "restart"]
     if commands:
         line("write a postmortem:", style="bold")
     for command in commands:
@@ -626,7 +626,8 @@ def incidents_command(
     include_monitoring: bool,
     as_json: bool,
 ) -> None:
-    """Incidents the history shows, each with the command that writes its postmortem."""
+    """Incidents the history shows, each with the command that writes its postmortem
+    (a restart's only in --json: a restart alone asks for none)."""
     app.reads_store = True  # a target the store holds, lsops.toml no longer: read
     from ..analysis import incident_window, incidents, with_commands
     from ..analysis.checklist import stored_span

@@ -284,13 +284,15 @@ def test_postmortem_bundle_of_an_outage_window(sqlite_store: Store) -> None:
         baseline=(T0, T0 + 55 * M),
         title="/b errors",
     )
-    assert pm.impact_start == pd.Timestamp(T0 + 120 * M)
-    assert pm.impact_end == pd.Timestamp(T0 + 180 * M)  # first good scrape after the burst
+    # the burst's deltas are closed by the scrapes of 02:00 .. 02:55: the impact is
+    # (01:55, 02:55], the scrape before its first to its last
+    assert pm.impact_start == pd.Timestamp(T0 + 115 * M)
+    assert pm.impact_end == pd.Timestamp(T0 + 175 * M)
     assert pm.duration_s == 3600
     assert pm.endpoints.iloc[0]["endpoint"] == "/b" and pm.endpoints.iloc[0]["rank"] == 1
-    # scrapes 02:00 .. 03:00 inclusive: 13 deltas, the burst's 12 and the first good one
-    assert pm.requests == 13 * 300 and pm.failed == 12 * 40
-    assert pm.error_rate == pytest.approx(480 / 3900)
+    # the 12 deltas closed in it, the burst's (not the first good one of 03:00)
+    assert pm.requests == 12 * 300 and pm.failed == 12 * 40
+    assert pm.error_rate == pytest.approx(480 / 3600)
     assert set(pm.comparison["metric"]) >= {"error_rate", "mean_ms", "availability"}
     assert "threshold crossed" in set(pm.timeline["event"])
     assert not pm.series.empty and set(pm.series["period"]) == {"baseline", "window"}

@@ -103,7 +103,7 @@ def test_window_traffic_titles_state_the_impact_windows_figures(burst: A.Postmor
     )
     top, rate, latency = fig.axes
     assert _title(top) == f"Requests per interval: {burst.requests:,} in the impact window"
-    assert _title(rate).startswith(f"Error rate {burst.error_rate:.1%}".replace("%", " %"))
+    assert _title(rate).startswith(f"Error rate {burst.error_rate:.2%}".replace("%", " %"))
     assert "in the baseline" in _title(rate) and "Mean latency" in _title(latency)
     labels = rate.get_legend_handles_labels()[1]
     assert {"baseline", "window", "impact window", "target < 1 %"} <= set(labels)

@@ -166,10 +166,11 @@ def test_the_baseline_requests_per_hour_are_over_the_hours_the_history_covers(
     pm = A.postmortem(sqlite_store, T0 + 10 * H, T0 + 11 * H, Thresholds())
     rates = pm.comparison.set_index("metric").loc["requests per hour"]
     # the baseline's scrapes (00:05 .. 09:55; the one of 10:00 is the window's) hold 119 x
-    # 100 requests, over the 10 h from the first scrape to the baseline's end (not 24 h)
-    assert rates["baseline"] == pytest.approx(119 * 100 / 10)
+    # 100 requests, over the 9 h 55 min their deltas cover (from the first scrape, a
+    # baseline counting nothing, to 09:55; not 24 h, nor 10 h)
+    assert rates["baseline"] == pytest.approx(119 * 100 / (9 + 55 / 60))
     assert rates["window"] == pytest.approx(1200.0)
-    assert any("covers 10 h 00 min of the" in n for n in pm.notes), pm.notes
+    assert any("covers 9 h 55 min of the" in n for n in pm.notes), pm.notes
 
 
 def test_the_no_incidents_line_keeps_the_seconds(

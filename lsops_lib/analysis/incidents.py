@@ -1,9 +1,14 @@
 """Incidents found in the history: runs of breaching observations merged into one.
 
-An incident starts at its first breaching observation and ends at the first good one
-after it (an incident still breaching at the last observation is `ongoing` and ends at
-that observation). Health incidents use every scrape; per-endpoint error-rate and
-latency incidents use the store's per-bucket deltas (hour by default). The other kinds
+An incident is the span (start, end] in time; the figures of its requests are the deltas
+closed in it (a delta is labelled by the scrape that closes it and covers the time since
+the scrape before it): a read of [start + 1 ms, end + 1 ms). Health incidents (a state
+observed at each scrape's instant) start at their first breaching observation and end at
+the first good one after it. Per-endpoint error-rate and latency incidents use the
+store's per-bucket deltas (hour by default): per scrape, a run of breaching deltas spans
+(the observation before its first, its last]; per hour or day, its clock buckets (from
+the first observation in its first bucket). An incident still breaching at the last
+observation is `ongoing` and ends at that observation. The other kinds
 are pluggable detectors (`DETECTORS`: cache_fall in cache_fall.py, memory_climb in
 memory_climb.py), one function per kind with the signature of `incident_base.Detector`.
 """
@@ -223,8 +228,12 @@ def endpoint_incidents(
     `last_seen`: the last observation (scrape) of the history read; a run whose last
     bucket holds it is still breaching there: `ongoing`, and it ends at that observation
     (without it, a run ends at the end of its last bucket). `seen`: the instants of the
-    observations; a run starts at the first of them in its first bucket (its first
-    breaching observation), not before (without them, at the start of its first bucket).
+    observations; a run of hour (minute, day) buckets starts at the first of them in its
+    first bucket (its first breaching observation), not before (without them, at the
+    start of its first bucket). Per scrape, a bucket is the delta closed by its scrape:
+    a run spans (the observation of `seen` before its first scrape, its last scrape], so
+    that its deltas are those closed in (start, end] (no observation before it: from its
+    first scrape), and ends at its last scrape, ongoing or not.
 
     error_rate: a bucket with at least `min_requests` whose error rate is above
     thresholds.error_rate_warn beyond chance: the lower bound of its Wilson score
@@ -398,17 +407,24 @@ def _span(
     seen: pd.DatetimeIndex | None = None,
 ) -> tuple[pd.Timestamp, pd.Timestamp, bool]:
     start = part["ts"].iloc[first]
-    if step is not None and seen is not None:  # the first observation in the first bucket
+    if step is None:
+        # per scrape, each bucket is the delta closed by its scrape, covering the time since
+        # the observation before: the run spans (that observation, its last scrape], so that
+        # a read of the deltas closed in (start, end] gives exactly the run's deltas (its
+        # end is not the first good scrape: that one's delta covers time after the breach)
+        if seen is not None:
+            i = seen.searchsorted(start, side="left")
+            if i > 0:
+                start = seen[i - 1]
+        return start, part["ts"].iloc[last], last + 1 >= len(part)
+    if seen is not None:  # the first observation in the first bucket
         i = seen.searchsorted(start, side="left")
         if i < len(seen) and seen[i] < start + pd.Timedelta(step):
             start = seen[i]
-    if step is not None:
-        begin, end = part["ts"].iloc[last], part["ts"].iloc[last] + pd.Timedelta(step)
-        if last_seen is not None and begin <= last_seen < end:  # the latest bucket: ongoing
-            return start, last_seen, True
-        return start, end, False
-    ongoing = last + 1 >= len(part)
-    return start, part["ts"].iloc[last] if ongoing else part["ts"].iloc[last + 1], ongoing
+    begin, end = part["ts"].iloc[last], part["ts"].iloc[last] + pd.Timedelta(step)
+    if last_seen is not None and begin <= last_seen < end:  # the latest bucket: ongoing
+        return start, last_seen, True
+    return start, end, False
 
 
 _RESET_DETAIL = {
@@ -565,6 +581,12 @@ def _incidents(
         if health is None:  # the last observation of the window: every scrape's instant
             health = store.scrapes(start, end, target=target, columns=["ts"])
         last_seen = pd.to_datetime(health["ts"], utc=True).max() if not health.empty else None
+        seen = pd.to_datetime(health["ts"], utc=True) if not health.empty else None
+        if bucket == "scrape" and start is not None and seen is not None:
+            # the observations before the window are not read: a run whose first scrape is
+            # the window's first starts at the window's start (cut there, as `_within`
+            # cuts whole buckets), so that its first delta is among those closed in it
+            seen = pd.concat([pd.Series([ts(start)]), seen], ignore_index=True)
         found = endpoint_incidents(
             series,
             thresholds,
@@ -573,7 +595,7 @@ def _incidents(
             min_requests=min_requests,
             latency_factor=latency_factor,
             last_seen=last_seen,
-            seen=health["ts"] if not health.empty else None,
+            seen=seen,
         )
         found = _within(found, start, end, last_seen)
         parts.append(found[found["kind"].isin(kinds)])

@@ -12,6 +12,7 @@ import pandas as pd
 from .. import fmt
 from ..config import Thresholds
 from ..exceptions import ParameterError
+from ..times import to_ms
 from ._common import (
     ERROR_COLUMNS,
     MONITORING_REASON,
@@ -53,8 +54,11 @@ class Postmortem:
     impact_start / impact_end: first breach start and last breach end (incidents other
         than restarts) in [start, end); None when nothing breached. duration_s.
     requests / failed / error_rate: requests and failed requests in the impact window
-        (the window when there was no breach), monitoring excluded unless asked.
-    no_answer / observations: health observations in the impact window.
+        (the window when there was no breach), monitoring excluded unless asked: the
+        impact is (impact_start, impact_end] in time, its figures the deltas closed in it
+        (`impact_read`), less a state incident's closing scrape that began a new series.
+    no_answer / observations: health observations in the impact window, both its bounds
+        included (a health incident runs from its first bad check to its first good one).
     endpoints: the endpoints of the impact window ranked by harm against the baseline
         (`analysis.harm.harm`: errors beyond what the baseline rate predicts and added
         latency in request-seconds, each counted only when a one-sided test says it is
@@ -68,7 +72,9 @@ class Postmortem:
         error, count.
     restarts: ts, kind. timeline: ts, event, detail, endpoint (health changes, threshold
         crossings (incident start/end), resets, collection gaps), by time.
-    incidents: `incidents()` rows of the window. comparison: metric, window, baseline.
+    incidents: `incidents()` rows of the window (a restart at the instant its process
+        says it started). comparison: metric, window, baseline (requests per hour over
+        the time the period's counted deltas cover).
     series: ts, period ("baseline" | "window"), requests, errors, error_rate, mean_ms
         for charts; health: ts, status; availability: `Availability` of the window.
     problem: why the figures could not be computed (`unavailable_postmortem`), else None.
@@ -107,6 +113,9 @@ class Postmortem:
     problem: str | None = None
     # issue 10: the top new error log pattern of the window: pattern_id, template, count
     top_new_pattern: dict[str, Any] | None = None
+    # the deltas the impact figures count: those labelled (by the scrape closing them) in
+    # [lo, hi), for a chart to count the same; None when they are the whole window's
+    impact_read: tuple[datetime, datetime] | None = None
 
     @property
     def harmed(self) -> pd.DataFrame:
@@ -168,6 +177,11 @@ class Postmortem:
         }
 
 
+# the kinds whose incidents are a state observed at each scrape: they end at the first
+# good scrape after them (the other kinds end at their last breaching scrape or bucket)
+_STATES = ("no_answer", "health_error", "health_degraded", "memory_climb")
+
+
 def _baseline(
     start: datetime, baseline: tuple[datetime, datetime] | timedelta | None
 ) -> tuple[datetime, datetime]:
@@ -178,13 +192,60 @@ def _baseline(
     return py(baseline[0]), py(baseline[1])
 
 
-def _covered_hours(extent: Any, start: datetime, end: datetime) -> float:
-    """The hours of [start, end) between the history's first and last scrape (`extent`);
-    0 when it holds none of them."""
-    if not extent:
-        return 0.0
-    lo, hi = max(ts(start), ts(extent[0])), min(ts(end), ts(extent[1]))
-    return max((hi - lo).total_seconds(), 0.0) / 3600
+# the scrape fields that decide what a scrape's delta covers (`_counted_span`)
+_SPAN_COLUMNS = ["ts", "requests_total", "uptime_start_ms", "last_reset_ms"]
+
+
+def _scrape_rows(
+    store: Any, start: datetime | None, end: datetime, target: str | None
+) -> pd.DataFrame:
+    """The scrapes of [start, end) (`_SPAN_COLUMNS`), oldest first; those without metrics
+    (failed) have no requests_total."""
+    df = store.scrapes(start, end, target=target, columns=_SPAN_COLUMNS)
+    df = df.assign(ts=pd.to_datetime(df["ts"], utc=True))
+    return df.sort_values("ts", kind="stable").reset_index(drop=True)
+
+
+# how far back the scrape before a period is looked for, nearest first (a read of the
+# whole history before it only when none of these holds one)
+_LOOKBACK = (timedelta(hours=2), timedelta(days=2), timedelta(days=60), None)
+
+
+def _counted_span(
+    store: Any, start: datetime, end: datetime, target: str | None
+) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """The time (first, last] the counters' deltas counted in [start, end) cover. A delta
+    is labelled by the scrape that closes it and covers the time since the scrape with
+    metrics before it (across failed ones): together, from the one before the period's
+    first to its last. The history's first scrape with metrics has none before it: a
+    baseline that counts nothing, it opens the span; unless its process started (or
+    reset) after the failed scrape before it: its counters started while watched and count
+    whole (the store's rule, `store/series.py`), from that failed scrape on. None when no
+    delta is counted."""
+    rows = _scrape_rows(store, start, end, target)
+    answered = rows[rows["requests_total"].notna()]
+    if answered.empty:
+        return None
+    first, last = answered.iloc[0], ts(answered["ts"].iloc[-1])
+    before = rows.iloc[:0]
+    for back in _LOOKBACK:
+        before = _scrape_rows(store, start - back if back else None, start, target)
+        if before["requests_total"].notna().any():
+            lo = ts(before.loc[before["requests_total"].notna(), "ts"].iloc[-1])
+            return (lo, last) if last > lo else None
+    # no scrape with metrics before the period (`before`: every scrape before it, failed)
+    lo = ts(first["ts"])
+    failed = pd.concat([before["ts"], rows.loc[rows["ts"] < lo, "ts"]])
+    if not failed.empty:
+        pf = to_ms(py(failed.max()))
+        began = [first[c] for c in ("uptime_start_ms", "last_reset_ms") if not pd.isna(first[c])]
+        if any(int(b) > pf for b in began):
+            lo = ts(failed.max())
+    return (lo, last) if last > lo else None
+
+
+def _hours(span: tuple[pd.Timestamp, pd.Timestamp] | None) -> float:
+    return (span[1] - span[0]).total_seconds() / 3600 if span else 0.0
 
 
 def _with_started(resets: pd.DataFrame) -> pd.DataFrame:
@@ -197,6 +258,22 @@ def _with_started(resets: pd.DataFrame) -> pd.DataFrame:
     seen = pd.to_datetime(resets["ts"], utc=True)
     started = started.where(started.notna() & (started <= seen), seen)
     return resets.assign(started=started.astype(seen.dtype))
+
+
+def _restarts_started(found: pd.DataFrame, resets: pd.DataFrame) -> pd.DataFrame:
+    """`found` with each restart incident at the instant its new series began (`resets`'
+    `started`: what the timeline and the resolution say), not when a scrape saw it."""
+    if found.empty or resets.empty or not (found["kind"] == "restart").any():
+        return found
+    when = {
+        ts(seen): ts(began) for seen, began in zip(resets["ts"], resets["started"], strict=True)
+    }
+    out = found.copy()
+    rows = out.index[out["kind"] == "restart"]
+    began = [when.get(ts(out.at[i, "start"]), ts(out.at[i, "start"])) for i in rows]
+    out.loc[rows, "start"] = began
+    out.loc[rows, "end"] = began
+    return out.sort_values("start", kind="stable").reset_index(drop=True)
 
 
 def _timeline(
@@ -311,6 +388,7 @@ def postmortem(
     if base_summary.empty:
         notes.append("no traffic collected in the baseline period: no baseline comparison")
     fine = "scrape" if (end - b_start) <= timedelta(days=3) else "hour"
+    resets = _with_started(reset_frame(store, start, end, target))
     found = find_incidents(
         store,
         start,
@@ -322,12 +400,13 @@ def postmortem(
         bucket=fine,
         min_requests=5 if fine == "scrape" else 10,
     )
-    found = with_commands(found, th)
+    found = with_commands(_restarts_started(found, resets), th)
     breaches = found[found["kind"] != "restart"] if not found.empty else found
     if breaches.empty:
         impact_start = impact_end = None
         duration_s = None
         i_start, i_end = start, end
+        h_start, h_end = ts(start), ts(end)
         notes.append(
             "no threshold breach found in the window: figures cover the whole window"
             if not health.empty
@@ -342,13 +421,21 @@ def postmortem(
         impact_start = ts(bounds["start"].min())
         impact_end = ts(bounds["end"].max())
         duration_s = (impact_end - impact_start).total_seconds()
-        # the first good scrape's delta still covers the end of the breach: include it,
-        # unless that scrape begins a new series (a restart or reset): its counters start
-        # after the recovery and its health check answered after it, none of the breach
-        i_start, i_end = py(impact_start), py(impact_end + pd.Timedelta(milliseconds=1))
-        restarted = reset_frame(store, impact_end, i_end, target)
-        if not restarted.empty:
-            i_end = py(impact_end)
+        # the impact is (start, end] in time: its figures are the deltas closed in it (each
+        # labelled by the scrape closing it), a read of [start + 1 ms, end + 1 ms); the
+        # health checks, instants, are those from its start to its end, both included
+        ms = pd.Timedelta(milliseconds=1)
+        i_start, i_end = py(impact_start + ms), py(impact_end + ms)
+        h_start, h_end = impact_start, impact_end + ms
+        # a state observed at the scrapes (health, memory) ends at its first good scrape,
+        # whose delta covers the end of the breach; unless that scrape began a new series
+        # (a restart or reset): its counters started after the recovery and its health
+        # check answered after it, none of the breach (an error-rate or latency run ends
+        # at its last breaching scrape: its delta is the breach's, whatever began there)
+        closing = bounds[bounds["end"] == impact_end]
+        by_state = closing["kind"].isin(_STATES).all() and not closing["ongoing"].any()
+        if by_state and not reset_frame(store, impact_end, i_end, target).empty:
+            i_end, h_end = py(impact_end), impact_end
             notes.append(
                 "the scrape that closed the breach began a new series (a restart or reset): "
                 "its requests came after the recovery and are left out of the impact figures"
@@ -371,9 +458,7 @@ def postmortem(
         else None,
     )
     i_health = (
-        health[(health["ts"] >= ts(i_start)) & (health["ts"] < ts(i_end))]
-        if not health.empty
-        else health
+        health[(health["ts"] >= h_start) & (health["ts"] < h_end)] if not health.empty else health
     )
 
     errors = store.error_records(start, end, target=target)
@@ -406,7 +491,6 @@ def postmortem(
         )
         sample = errors.iloc[idx].reset_index(drop=True)
 
-    resets = _with_started(reset_frame(store, start, end, target))
     timeline = _timeline(health, found, resets, avail.gaps)
     timeline, top_new_pattern = _with_sources(timeline, store, start, end, target)  # issue 10
     base_health = health_frame(store, b_start, b_end, target)
@@ -415,11 +499,15 @@ def postmortem(
     whole = request_totals(
         endpoint_summary(store, start, end, target=target, include_monitoring=include_monitoring)
     )
-    # requests per hour over the hours of each period the history covers (from its first
-    # to its last scrape: the counters' deltas bridge a gap inside it, not its ends)
+    # requests per hour over the hours the deltas counted in each period cover (they
+    # bridge a gap inside the history, not its ends; a period's first delta reaches back
+    # to the scrape before it)
+    w_hours = _hours(_counted_span(store, start, end, target))
+    b_span = _counted_span(store, b_start, b_end, target)
+    b_hours = _hours(b_span)
     extent = store.extent(target)
-    w_hours, b_hours = _covered_hours(extent, start, end), _covered_hours(extent, b_start, b_end)
-    if 0 < b_hours < (b_end - b_start).total_seconds() / 3600:
+    if b_span and extent and (b_span[0] > ts(b_start) or ts(extent[1]) < ts(b_end)):
+        # the history begins or ends inside the baseline period
         notes.append(
             f"the history covers {fmt.duration(b_hours * 3600)} of the "
             f"{fmt.duration((b_end - b_start).total_seconds())} baseline period: its requests "
@@ -497,6 +585,7 @@ def postmortem(
         memory=memory,
         excluded=excluded,
         notes=notes,
+        impact_read=(i_start, i_end) if impact_start is not None else None,
     )
 
 

@@ -1,7 +1,8 @@
 """Charts in one look for every lsops report, drawn from the DataFrames the library returns.
 
     plots.look        the look (style, colours, figure size) and the primitives: time
-                      series, ranked bars, axes in bytes / ms / percent, event marks
+                      series, ranked bars, axes in bytes / ms / percent / counts (each
+                      tick labelled with its exact value), event marks
     plots.review      the monthly review's charts
     plots.postmortem  the postmortem's charts
     plots.database    the database charts (sizes, growth, embeddings)
@@ -29,6 +30,7 @@ from .look import (
     RC,
     TARGET_COLOR,
     WIDTH_IN,
+    ExactFormatter,
     apply_style,
     bar_ranked,
     bytes_axis,
@@ -44,6 +46,7 @@ from .look import (
     mark_events,
     memory_lines,
     ms_axis,
+    number_axis,
     numeric_text,
     pct_axis,
     settle_date_ticks,
@@ -69,6 +72,7 @@ __all__ = [
     "GOOD",
     "BAD",
     "RC",
+    "ExactFormatter",
     "apply_style",
     "style",
     "figure",
@@ -80,6 +84,7 @@ __all__ = [
     "count_axis",
     "pct_axis",
     "ms_axis",
+    "number_axis",
     "utc_axis",
     "settle_date_ticks",
     "settle_titles",

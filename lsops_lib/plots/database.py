@@ -351,9 +351,11 @@ def recall_curve(curves: pd.DataFrame | None, ax: Any = None) -> Any:
 
 
 def _integer_ticks() -> Any:
+    """The settings' ticks on their log2 axis, each written as its value (1, 2, 64,
+    1,024; a tick below 1 as 0.5, never 0)."""
     from matplotlib.ticker import FuncFormatter
 
-    return FuncFormatter(lambda v, _pos: f"{v:,.0f}")
+    return FuncFormatter(lambda v, _pos: fmt.number(v))
 
 
 def _recall_title(

@@ -138,38 +138,152 @@ def _tick(fn: Any) -> FuncFormatter:
     return FuncFormatter(lambda v, _pos: fn(v))
 
 
-class _BinaryLocator(MaxNLocator):
-    """Ticks at round numbers of the binary unit fmt_bytes will print (100 MiB, not
-    95.4 MiB)."""
+def decimals(values: Iterable[float], *, at_least: int = 0, at_most: int = 6) -> int:
+    """The fewest decimals (at least `at_least`) that write every value exactly: ticks at
+    0, 2.5, 5 and 7.5 need one ("2.5", never "2"; "7.5", never "8"); 0, 5, 10 none."""
+    finite = [float(v) for v in values if pd.notna(v) and abs(float(v)) != float("inf")]
+    for digits in range(at_least, at_most + 1):
+        if all(abs(round(v, digits) - v) <= 1e-9 * max(1.0, abs(v)) for v in finite):
+            return digits
+    return max(at_least, at_most)
+
+
+_Unit = tuple[float, str]  # what a tick value is divided by, and the text after the number
+
+
+def _one(_span: float) -> _Unit:
+    return 1.0, ""
+
+
+def _percent(_span: float) -> _Unit:
+    return 0.01, " %"
+
+
+def _time_unit(span: float) -> _Unit:
+    """The unit fmt.ms writes the largest value of an axis in (milliseconds)."""
+    for limit, unit in ((1000.0, (1.0, " ms")), (60_000.0, (1000.0, " s"))):
+        if span < limit:
+            return unit
+    return (60_000.0, " min") if span < 3_600_000 else (3_600_000.0, " h")
+
+
+def _binary_unit(span: float) -> _Unit:
+    """The IEC unit fmt.size writes the largest value of an axis in (bytes)."""
+    scale, index = 1.0, 0
+    while span / scale >= 1024 and index < 4:
+        scale, index = scale * 1024, index + 1
+    return scale, " " + ("B", "KiB", "MiB", "GiB", "TiB")[index]
+
+
+def _span(axis: Any, values: Any) -> float:
+    """The largest magnitude an axis shows: its view interval's (what its locator ticks),
+    else its ticks'."""
+    if axis is not None:
+        lo, hi = axis.get_view_interval()
+        if pd.notna(lo) and pd.notna(hi):
+            return max(abs(float(lo)), abs(float(hi)))
+    return max((abs(float(v)) for v in values), default=0.0)
+
+
+class ExactFormatter(Formatter):
+    """Tick labels that state their ticks' values: every tick of an axis in one unit
+    (`unit`: the largest magnitude the axis shows -> (divisor, suffix): a percent, ms or
+    s, KiB or MiB) with the fewest decimals, at least `digits`, that write each of them
+    exactly. So ticks at 2.5 %, 5 %, 7.5 % read "2.5 %", "5.0 %", "7.5 %", never "2 %",
+    "5 %", "8 %"; ticks at 0, 5, 10 % read "0 %", "5 %", "10 %"."""
+
+    def __init__(self, unit: Any = _one, *, digits: int = 0, separators: bool = True) -> None:
+        self.unit = unit
+        self.digits = digits
+        self.separators = separators
+        self._divisor, self._suffix = unit(0.0)
+        self._decimals = digits
+
+    def set_locs(self, locs: Any) -> None:
+        super().set_locs(locs)
+        self._divisor, self._suffix = self.unit(_span(self.axis, locs))
+        self._decimals = decimals([float(v) / self._divisor for v in locs], at_least=self.digits)
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        value = round(float(x) / self._divisor, self._decimals) + 0.0  # never "-0"
+        comma = "," if self.separators else ""
+        return f"{value:{comma}.{self._decimals}f}{self._suffix}"
+
+
+class _UnitLocator(MaxNLocator):
+    """Ticks at round numbers of the unit an ExactFormatter with the same `unit` writes
+    (100 MiB, not 95.4 MiB; 1.5 min, not 50,000 ms)."""
+
+    def __init__(self, unit: Any, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.unit = unit
 
     def tick_values(self, vmin: float, vmax: float) -> Any:
-        scale = 1.0
-        while max(abs(vmin), abs(vmax)) / scale >= 1024 and scale < 1024**4:
-            scale *= 1024
+        scale, _ = self.unit(max(abs(vmin), abs(vmax)))
         return super().tick_values(vmin / scale, vmax / scale) * scale
 
 
+class _WholeLocator(MaxNLocator):
+    """Ticks at whole numbers only (a count is never 0.5): MaxNLocator(integer=True),
+    which falls back to fractions when the view holds fewer than two integers, without
+    those fractions."""
+
+    def __init__(self) -> None:
+        super().__init__(integer=True)
+
+    def tick_values(self, vmin: float, vmax: float) -> Any:
+        ticks = super().tick_values(vmin, vmax)
+        return ticks[abs(ticks - ticks.round()) <= 1e-9]
+
+
+def _which(ax: Axes, axis: str) -> Any:
+    return ax.yaxis if axis == "y" else ax.xaxis
+
+
 def bytes_axis(ax: Axes, axis: str = "y") -> None:
-    """Byte ticks at round binary units (KiB, MiB, GiB), labelled by fmt_bytes."""
-    target = ax.yaxis if axis == "y" else ax.xaxis
-    target.set_major_locator(_BinaryLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
-    target.set_major_formatter(_tick(lambda v: fmt_bytes(v).replace(".0 ", " ")))
+    """Byte ticks at round numbers of one binary unit (KiB, MiB, GiB: fmt.size's), each
+    labelled with its value in that unit (1.25 GiB, never 1.2 GiB)."""
+    target = _which(ax, axis)
+    target.set_major_locator(_UnitLocator(_binary_unit, nbins=6, steps=[1, 2, 2.5, 5, 10]))
+    target.set_major_formatter(ExactFormatter(_binary_unit))
 
 
 def count_axis(ax: Axes, axis: str = "y") -> None:
     """Counts with thousands separators (30,000), ticked at whole numbers only: a range
     of a few counts would otherwise be ticked at 0.5 and labelled 0, 0, 1, 2, 2, 3."""
-    which = ax.yaxis if axis == "y" else ax.xaxis
-    which.set_major_locator(MaxNLocator(integer=True))
-    which.set_major_formatter(_tick(lambda v: f"{v:,.0f}"))
+    which = _which(ax, axis)
+    which.set_major_locator(_WholeLocator())
+    which.set_major_formatter(ExactFormatter())
+
+
+def number_axis(ax: Axes, axis: str = "y") -> None:
+    """Plain numbers with thousands separators and the decimals their ticks need."""
+    _which(ax, axis).set_major_formatter(ExactFormatter())
 
 
 def pct_axis(ax: Axes, axis: str = "y", digits: int = 0) -> None:
-    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(_tick(lambda v: fmt_pct(v, digits)))
+    """Fractions as percents (0.025: "2.5 %"), with at least `digits` decimals and as many
+    more as the ticks need to be stated exactly."""
+    _which(ax, axis).set_major_formatter(ExactFormatter(_percent, digits=digits, separators=False))
 
 
 def ms_axis(ax: Axes, axis: str = "y") -> None:
-    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(_tick(fmt_ms))
+    """Milliseconds in one unit per axis (ms, s, min or h: fmt.ms's for its largest
+    value), ticked at round numbers of it and labelled exactly (1.25 s, never 1.2 s)."""
+    target = _which(ax, axis)
+    target.set_major_locator(_UnitLocator(_time_unit, nbins="auto", steps=[1, 2, 2.5, 5, 10]))
+    target.set_major_formatter(ExactFormatter(_time_unit))
+
+
+# the lsops text formats a chart may pass for its ticks (bar_ranked's `formatter`), and
+# the axis that writes the same text exactly at any tick
+_EXACT_AXES = {
+    fmt.integer: count_axis,
+    fmt.pct: pct_axis,
+    fmt.ms: ms_axis,
+    fmt.size: bytes_axis,
+    fmt.number: number_axis,
+}
 
 
 # --- building blocks ---------------------------------------------------------------------------
@@ -199,7 +313,7 @@ class _SettledFormatter(Formatter):
         self.inner.set_axis(axis)
 
     def set_locs(self, locs: Any) -> None:
-        self.locs = locs
+        super().set_locs(locs)
         self.inner.set_locs(locs)
 
     def format_ticks(self, values: Any) -> list[str]:
@@ -397,7 +511,9 @@ def bar_ranked(
     xlabel: str | None = None,
     formatter: Any = None,
 ) -> Axes:
-    """Horizontal bars, largest first at the top (endpoints by errors, tables by size)."""
+    """Horizontal bars, largest first at the top (endpoints by errors, tables by size).
+    `formatter`: the values' text; an lsops format (fmt.integer, fmt.pct, fmt.ms, fmt.size,
+    fmt.number) labels the ticks as its axis function does, each tick stated exactly."""
     data = df.nlargest(top, value) if len(df) else df
     ax = _axes(ax, height=max(2.0, 0.4 * len(data) + 1.2))
     names = [str(v) for v in data[label]][::-1]
@@ -405,7 +521,9 @@ def bar_ranked(
     colors = [BAD if target is not None and v > target else COLORS[0] for v in values]
     ax.barh(names, values, color=colors)
     target_line(ax, target, target_label, axis="x")
-    if formatter is not None:
+    if formatter in _EXACT_AXES:  # an lsops format: its axis, which states every tick exactly
+        _EXACT_AXES[formatter](ax, "x")
+    elif formatter is not None:  # any other: the caller's ticks must be values it states
         ax.xaxis.set_major_formatter(_tick(formatter))
     ax.grid(axis="y", visible=False)
     if xlabel:
@@ -495,7 +613,7 @@ def memory_lines(
         if (
             float(frame["rss"].max()) > limit * 0.5
         ):  # only when the line would not flatten the curve
-            target_line(ax, limit, f"{fmt.pct(fraction, 0)} of {fmt.size(limit_bytes)}")
+            target_line(ax, limit, f"{fmt.exact_pct(fraction)} of {fmt.size(limit_bytes)}")
     if restarts is not None and len(restarts):
         mark_events(ax, restarts, "restart / reset")
     for i, seg in enumerate((climbs if climbs is not None else pd.DataFrame()).to_dict("records")):

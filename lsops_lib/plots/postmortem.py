@@ -27,10 +27,12 @@ from .look import (
     BAD,
     COLORS,
     WIDTH_IN,
+    count_axis,
     figure,
     mark_events,
     memory_lines,
     ms_axis,
+    number_axis,
     pct_axis,
     shade,
     target_line,
@@ -38,7 +40,9 @@ from .look import (
 )
 
 __all__ = [
+    "ERROR_RATE_DIGITS",
     "HEALTH_ORDER",
+    "ending_at",
     "harm_ranking",
     "window_health",
     "window_memory",
@@ -47,6 +51,9 @@ __all__ = [
 ]
 
 HEALTH_ORDER = ["OK", "DEGRADED", "ERROR", "NO_ANSWER"]
+# the decimals of an error rate wherever the postmortem writes one (its sentences, tables
+# and chart titles): 3 of 5,920 is "0.05 %" everywhere, never "0.1 %" in one place
+ERROR_RATE_DIGITS = 2
 _BASELINE_COLOR = COLORS[6]
 _WINDOW_COLOR = COLORS[0]
 
@@ -64,6 +71,24 @@ def with_gaps(frame: pd.DataFrame, x: str = "ts") -> pd.DataFrame:
         return frame
     filler = pd.DataFrame({x: holes.to_numpy()})
     return pd.concat([frame, filler], ignore_index=True).sort_values(x, kind="stable")
+
+
+def ending_at(frame: pd.DataFrame, step: Any, x: str = "ts") -> pd.DataFrame:
+    """Per-scrape rows ready to draw as steps that END at their scrape (`where="pre"`):
+    the delta labelled t covers (previous scrape, t] (`Store.endpoint_intervals`), so its
+    value spans the interval before t, never the one after it. The first row and a row
+    closing a gap (> 1.5x `step`) span the `step` before their scrape; the rest of a gap
+    stays blank (a NaN row where the row's span begins), as `with_gaps` leaves it."""
+    if frame.empty:
+        return frame
+    frame = frame.sort_values(x).reset_index(drop=True)
+    step = pd.Timedelta(step)
+    spacing = frame[x].diff()
+    closing = spacing > 1.5 * step  # the first row's spacing is NaT: not a gap
+    first = frame.iloc[[0]].assign(**{x: frame[x].iloc[0] - step})  # its span's start
+    blanks = pd.DataFrame({x: (frame.loc[closing, x] - step).to_numpy()})
+    parts = [first, blanks, frame] if not blanks.empty else [first, frame]
+    return pd.concat(parts, ignore_index=True).sort_values(x, kind="stable")
 
 
 def _step(series: pd.DataFrame) -> pd.Timedelta:
@@ -85,10 +110,13 @@ def window_traffic(
     restarts: Any = None,
     error_target: float | None = None,
     baseline_span: timedelta | None = None,
+    counted: tuple[Any, Any] | None = None,
 ) -> Any:
     """Requests, error rate and mean latency per interval: the end of the baseline in grey,
     the window in blue, the impact window shaded, restarts dotted; a dashed error-rate
-    target when given. Returns the Figure (three Axes sharing the time axis).
+    target when given. Returns the Figure (three Axes sharing the time axis). Per scrape,
+    each value is a step over the interval its delta covers, ending at its scrape
+    (`ending_at`); per hour, a step over the hour its bucket starts.
 
     series: ts, period ("baseline" | "window"), requests, errors, error_rate, mean_ms (and
     time_sum_ms when there: the mean latencies in the titles are weighted by it). Only
@@ -96,8 +124,10 @@ def window_traffic(
     2 h): enough to compare without squeezing the window; the titles' figures use it all.
     The titles' requests and error rate are those of the intervals overlapping the impact
     window (the whole window without one); the mean latencies those of the whole window.
-    Per scrape, as the bundle's figures: the scrapes from the impact start to the one that
-    closed the breach, unless that one began a new series (a restart or reset in
+    Per scrape, the bundle's figures when given (`counted`: its requests and failed
+    requests, `(pm.requests, pm.failed)`: one figure, one text); else the deltas closed in
+    the impact window, (impact start, impact end], as the bundle counts them, less the
+    one that closed the breach when it began a new series (a restart or reset in
     `restarts` at that instant): its requests came after the recovery. Per hour (a window
     over 3 days), the whole hours the impact window spans, which the titles name: their
     count is not the bundle's.
@@ -121,33 +151,39 @@ def window_traffic(
         )
         base = base_all[base_all["ts"] >= win["ts"].min() - span]
     impact = win
-    where = "in the window"
+    said = "in the window"
     if impact_start is not None and not pd.isna(impact_start):
         last = impact_end if impact_end is not None and not pd.isna(impact_end) else impact_start
         # the intervals of the impact window: per scrape, those closing in it (as the
         # bundle's figures count them); per hour (or longer), the buckets it spans
         first, last = pd.Timestamp(impact_start), pd.Timestamp(last)
-        where = "in the impact window"
+        said = "in the impact window"
         if step >= pd.Timedelta(hours=1):
             impact = win[(win["ts"] >= first.floor("h")) & (win["ts"] < max(last, first + step))]
             if not impact.empty:  # whole buckets: not the bundle's count, so say their span
                 lo, hi = impact["ts"].min(), impact["ts"].max() + step
-                where = f"in the whole hours {lo:%Y-%m-%d %H:%M} to {hi:%Y-%m-%d %H:%M} UTC"
+                said = f"in the whole hours {lo:%Y-%m-%d %H:%M} to {hi:%Y-%m-%d %H:%M} UTC"
         else:
             closing = restarts is not None and bool(
                 (pd.to_datetime(pd.Series(list(restarts)), utc=True) == last).any()
             )
             upto = win["ts"] < last if closing else win["ts"] <= last
-            impact = win[(win["ts"] >= first) & upto]
+            impact = win[(win["ts"] > first) & upto]  # a delta at the start is before it
+    # per scrape, a delta covers the interval that ENDS at its ts: a step ending there
+    # (a 10:00-10:30 burst drawn from 10:00 to 10:30, not 10:05 to 10:35); per hour (or
+    # longer), a bucket starts at its ts: a step starting there
+    hourly = step >= pd.Timedelta(hours=1)
+    where = "post" if hourly else "pre"
     for period, frame, color in (
-        ("baseline", with_gaps(base), _BASELINE_COLOR),
-        ("window", with_gaps(win), _WINDOW_COLOR),
+        ("baseline", base, _BASELINE_COLOR),
+        ("window", win, _WINDOW_COLOR),
     ):
         if frame.empty:
             continue
-        axes[0].step(frame["ts"], frame["requests"], where="post", color=color, label=period)
-        axes[1].step(frame["ts"], frame["error_rate"], where="post", color=color, label=period)
-        axes[2].step(frame["ts"], frame["mean_ms"], where="post", color=color, label=period)
+        frame = with_gaps(frame) if hourly else ending_at(frame, step)
+        axes[0].step(frame["ts"], frame["requests"], where=where, color=color, label=period)
+        axes[1].step(frame["ts"], frame["error_rate"], where=where, color=color, label=period)
+        axes[2].step(frame["ts"], frame["mean_ms"], where=where, color=color, label=period)
 
     def mean_ms(frame: pd.DataFrame) -> float:
         if "time_sum_ms" in frame:
@@ -159,17 +195,23 @@ def window_traffic(
             else float("nan")
         )
 
-    axes[0].set_title(f"Requests per interval: {fmt.integer(impact['requests'].sum())} {where}")
+    requests, failed = impact["requests"].sum(), impact["errors"].sum()
+    if counted is not None and said == "in the impact window":  # the bundle's own figures
+        requests, failed = counted
+    axes[0].set_title(f"Requests per interval: {fmt.integer(requests)} {said}")
     axes[0].set_ylabel("requests")
+    count_axis(axes[0])  # whole requests, never 152.5
     if error_target is not None:
-        target_line(axes[1], error_target, f"target < {fmt.pct(error_target, 0)}")
+        target_line(axes[1], error_target, f"target < {fmt.exact_pct(error_target)}")
+    # error rates with the digits of the postmortem's tables (ERROR_RATE_DIGITS): one
+    # figure, one text (the baseline's 3 of 5,920 is 0.05 % there and here, never 0.1 %)
     axes[1].set_title(
-        f"Error rate {fmt.pct(_rate(impact, 'errors', 'requests'), 1)} {where} vs "
-        f"{fmt.pct(_rate(base_all, 'errors', 'requests'), 1)} in the baseline"
+        f"Error rate {fmt.pct(failed / requests if requests else None, ERROR_RATE_DIGITS)} "
+        f"{said} vs "
+        f"{fmt.pct(_rate(base_all, 'errors', 'requests'), ERROR_RATE_DIGITS)} in the baseline"
     )
     axes[1].set_ylabel("error rate")
-    top = win["error_rate"].max() if not win.empty else float("nan")
-    pct_axis(axes[1], digits=1 if top < 0.05 else 0)  # 0.5 % steps need their decimal
+    pct_axis(axes[1])  # 2.5 % steps labelled 2.5 %, 5.0 %, 7.5 % (the ticks' own decimals)
     axes[1].set_ylim(bottom=0)
     axes[2].set_title(
         f"Mean latency {fmt.ms(mean_ms(win))} in the window vs "
@@ -284,7 +326,7 @@ def harm_ranking(endpoints: pd.DataFrame, *, top: int = 10, ax: Axes | None = No
         f"({fmt.duration(first['harm_s'])} of users' time)"
     )
     ax.set_xlabel("harm (request-seconds)")
-    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _pos: f"{v:,.0f}"))
+    number_axis(ax, "x")  # a harm of 1.5 request-seconds is ticked 0.5, 1.0, 1.5
     ax.grid(axis="y", visible=False)
     ax.legend(loc="best")
     return ax

@@ -9,7 +9,8 @@ traceback.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -17,6 +18,7 @@ import pandas as pd
 from .. import fmt, plots
 from ..analysis.incidents import IncidentWindow, postmortem_window
 from ..config import Thresholds
+from ..plots.postmortem import ERROR_RATE_DIGITS
 from ..times import utcnow
 from .display import (
     DASH,
@@ -176,7 +178,7 @@ def impact_sentence(summary: Mapping[str, Any]) -> str:
         said = "the figures could not be computed: "
         why = [n[len(said) :] if n.startswith(said) else n for n in summary.get("notes") or []]
         return "The figures could not be computed: " + "; ".join(why)
-    if summary.get("impact_start") is None and not summary.get("observations"):
+    if _unknown(summary):
         return (  # no breach found where nothing was observed: unknown, not "no breach"
             f"No observation between {fmt_ts(summary['window_start'])} and "
             f"{fmt_ts(summary['window_end'])}: whether a threshold was breached, and how many "
@@ -184,13 +186,17 @@ def impact_sentence(summary: Mapping[str, Any]) -> str:
         ) + _top_new_pattern(summary)
     if summary.get("impact_start") is None:
         return (
-            f"No threshold breach found between {fmt_ts(summary['window_start'])} and "
-            f"{fmt_ts(summary['window_end'])}: {fmt_int(summary['failed'])} of "
-            f"{fmt_int(summary['requests'])} requests failed in the whole window."
-        ) + _top_new_pattern(summary)
+            (
+                f"No threshold breach found between {fmt_ts(summary['window_start'])} and "
+                f"{fmt_ts(summary['window_end'])}: {fmt_int(summary['failed'])} of "
+                f"{fmt_int(summary['requests'])} requests failed in the whole window."
+            )
+            + _restarts(summary)
+            + _top_new_pattern(summary)
+        )
     requests = (
         f"{fmt_int(summary['failed'])} of {fmt_int(summary['requests'])} requests failed "
-        f"({fmt_pct(summary['error_rate'], 1)})"
+        f"({_rate(summary['error_rate'])})"  # as the Impact table writes it
         if summary["requests"]
         else "no request was counted"  # an API that does not answer counts none
     )
@@ -220,7 +226,27 @@ def impact_sentence(summary: Mapping[str, Any]) -> str:
             text += f" {more} harmed beyond chance."
     else:
         text += " No endpoint shows errors or latency beyond what its baseline explains."
-    return text + _top_new_pattern(summary)
+    return text + _restarts(summary) + _top_new_pattern(summary)
+
+
+def _unknown(summary: Mapping[str, Any]) -> bool:
+    """No breach found where nothing was observed: the window's figures are unknown."""
+    return summary.get("impact_start") is None and not summary.get("observations")
+
+
+def _rate(value: Any) -> str:
+    """An error rate as every part of the postmortem writes it (tables, sentences, chart
+    titles: `plots.postmortem.ERROR_RATE_DIGITS` decimals): one figure, one text."""
+    return fmt_pct(value, ERROR_RATE_DIGITS)
+
+
+def _restarts(summary: Mapping[str, Any]) -> str:
+    """The restarts and counter resets of the window, in one sentence (none: nothing)."""
+    count = summary.get("restarts") or 0
+    if not count:
+        return ""
+    said = fmt.counted(count, "restart or counter reset", "restarts or counter resets")
+    return f" The history shows {said} in the window (see Resolution)."
 
 
 def _beyond(reference: Any) -> str:
@@ -314,8 +340,8 @@ HARM_TABLE = {
     "finding": "finding",
 }
 HARM_FORMATS = {
-    "error_rate": lambda v: fmt_pct(v, 2),
-    "baseline_error_rate": lambda v: fmt_pct(v, 2),
+    "error_rate": _rate,
+    "baseline_error_rate": _rate,
     "mean_ms": fmt_ms,
     "baseline_mean_ms": fmt_ms,
     "excess_errors": lambda v: fmt_num(v, 3),
@@ -354,7 +380,7 @@ def show_impact(pm: Any, endpoints: pd.DataFrame | None = None) -> None:
         ("Requests in the impact window", DASH if unknown else fmt_int(pm.requests)),
         (
             "Failed requests",
-            DASH if unknown else f"{fmt_int(pm.failed)} ({fmt_pct(pm.error_rate, 2)})",
+            DASH if unknown else f"{fmt_int(pm.failed)} ({_rate(pm.error_rate)})",
         ),
         (
             "Health checks without an answer",
@@ -379,7 +405,7 @@ def show_impact(pm: Any, endpoints: pd.DataFrame | None = None) -> None:
     cmp = pm.comparison.copy()
     fmts = {
         "requests per hour": lambda v: fmt_num(v, 4),
-        "error_rate": lambda v: fmt_pct(v, 2),
+        "error_rate": _rate,
         "mean_ms": fmt_ms,
         "availability": lambda v: fmt_pct(v, 2),
     }
@@ -392,13 +418,55 @@ def show_impact(pm: Any, endpoints: pd.DataFrame | None = None) -> None:
     names = {"error_rate": "error rate", "mean_ms": "mean latency"}
     cmp["metric"] = [names.get(m, m) for m in cmp["metric"]]
     show_table(cmp, "The window against the baseline before it")
+    show_excluded(pm)
     todo(
         "User and business impact",
         "Who noticed, which features were affected, any customer reports.",
     )
 
 
+def show_excluded(pm: Any) -> None:
+    """What the figures leave out, said as the monthly review says it (its Data quality
+    section): the monitoring endpoints (/health, /metrics...: the collector's own scrapes),
+    `pm.excluded_reason`, and their requests and errors over the whole window."""
+    if pm.include_monitoring:
+        return
+    show_text(f"Excluded: {pm.excluded_reason}.")
+    show_table(
+        pm.excluded,
+        "Excluded endpoints (over the whole window)",
+        columns={"endpoint": "endpoint", "requests": "requests", "errors": "errors"},
+        empty="nothing excluded",
+    )
+
+
 # --- timeline, detection, resolution, evidence --------------------------------------------------
+
+# an instant as the analysis writes it in a detail (ISO 8601): shown as the report writes them
+_ISO_INSTANT = re.compile(
+    r"\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?\b"
+)
+
+
+def _gap_detail(detail: Any) -> str:
+    """A collection gap's detail with its end in the report's time format ("until
+    2026-10-03 07:00 UTC", not "until 2026-10-03T07:00:00Z")."""
+    if _missing(detail):
+        return DASH
+    return _ISO_INSTANT.sub(lambda m: fmt_ts(pd.Timestamp(m.group(0))), str(detail))
+
+
+def timeline_details(timeline: pd.DataFrame) -> pd.DataFrame:
+    """The timeline as shown: each instant of a collection gap's detail in the report's
+    time format (the details of Sentry, logs and pm2 are theirs: left as they are)."""
+    if timeline.empty or "event" not in timeline or "detail" not in timeline:
+        return timeline
+    gaps = timeline["event"] == "collection gap"
+    if not gaps.any():
+        return timeline
+    out = timeline.copy()
+    out.loc[gaps, "detail"] = [_gap_detail(d) for d in out.loc[gaps, "detail"]]
+    return out
 
 
 @guarded("Timeline")
@@ -409,7 +477,7 @@ def show_timeline(timeline: Any) -> None:
             return
         timeline = timeline.timeline
     show_table(
-        timeline,
+        timeline_details(timeline),
         "Timeline from the history (UTC): health changes, threshold crossings, resets, gaps; "
         "Sentry issues, log patterns and pm2 restarts when collected",
         {
@@ -499,12 +567,16 @@ def show_resolution(pm: Any, restarts: pd.DataFrame | None = None) -> None:
 
 
 @guarded("Evidence")
-def show_evidence(pm: Any, error_counts: pd.DataFrame | None = None) -> None:
+def show_evidence(
+    pm: Any, error_counts: pd.DataFrame | None = None, sample_errors: int | None = None
+) -> None:
     """Error records grouped (`error_counts`, default `pm.error_counts`), a sample of them
-    spread over the window, and the bundle's notes."""
+    spread over the window (`sample_errors`: how many were asked for, the notebook's
+    parameter), and the bundle's notes."""
     if not _need(pm, "Evidence"):
         return
     error_counts = pm.error_counts if error_counts is None else error_counts
+    none_kept = "no error record kept by the API in this window"
     show_table(
         error_counts,
         "Error records by endpoint, status and message",
@@ -519,7 +591,7 @@ def show_evidence(pm: Any, error_counts: pd.DataFrame | None = None) -> None:
             "count": "count",
         },
         max_rows=20,
-        empty="no error record kept by the API in this window",
+        empty=none_kept,
     )
     show_table(
         pm.errors,
@@ -535,9 +607,40 @@ def show_evidence(pm: Any, error_counts: pd.DataFrame | None = None) -> None:
             "status_code": "status",
             "error": "error",
         },
-        empty="no error record kept by the API in this window",
+        empty=_no_sample(error_counts, sample_errors) or none_kept,
     )
-    show_notes(pm.notes, title="Notes")
+    show_notes(shown_notes(pm.notes), title="Notes")
+
+
+def _no_sample(error_counts: pd.DataFrame, sample_errors: int | None) -> str | None:
+    """Why no record was sampled when the API kept some (the table above counts them):
+    none was asked for (sample_errors 0, the only way the analysis samples none of them).
+    None when there was none to sample."""
+    if error_counts is None or error_counts.empty:
+        return None
+    kept = fmt.counted(int(error_counts["count"].sum()), "error record")
+    if sample_errors not in (None, 0):
+        return f"no record sampled ({kept} counted above)"
+    return f"no sample: none was asked for (sample_errors 0); the {kept} are counted above"
+
+
+# a note of the baseline's coverage (analysis.postmortem): "the history covers 1 d 0 h
+# of the 1 d 0 h baseline period: ..."
+_COVERAGE_NOTE = re.compile(r"^the history covers (?P<covered>.+?) of the (?P<whole>.+?) baseline")
+
+
+def shown_notes(notes: Iterable[str]) -> list[str]:
+    """The bundle's notes as the report shows them (its Notes and its key figures): a
+    shortfall of the baseline's coverage below the resolution the note writes durations
+    in ("covers 1 d 0 h of the 1 d 0 h baseline", 17 s short) left out: it would
+    contradict itself, and the requests per hour are over the time covered either way."""
+    out = []
+    for note in notes or []:
+        found = _COVERAGE_NOTE.match(str(note))
+        if found and found["covered"] == found["whole"]:
+            continue
+        out.append(note)
+    return out
 
 
 @guarded("Charts")
@@ -555,6 +658,7 @@ def show_window_charts(pm: Any) -> None:
             pm.impact_end,
             restarts=pm.restarts["ts"] if not pm.restarts.empty else None,
             error_target=pm.thresholds.error_rate,
+            counted=(pm.requests, pm.failed),  # the titles state the Impact table's figures
         )
         plots.window_health(pm.health)
         plots.window_memory(pm.memory, pm.thresholds)
@@ -611,4 +715,7 @@ def postmortem_figures(
     if not summary["computed"]:
         keep = ("title", "window_start", "window_end", "computed", "notes")
         return {**base, **{k: summary[k] for k in keep}}
+    summary["notes"] = shown_notes(summary.get("notes") or [])  # as the report shows them
+    if _unknown(summary):  # nothing observed: what the report says is unknown is null
+        summary["requests"] = summary["failed"] = None
     return {**base, **summary}

@@ -645,7 +645,7 @@ def test_a_kernel_started_after_the_interrupt_is_stopped_too(
 
     import papermill
 
-    from lsops_lib.reports import execute as execute_module
+    from lsops_lib.reports.execute import execute as execute_module
 
     execute_mod = sys.modules["lsops_lib.reports.execute"]
     monkeypatch.setattr(execute_mod, "STOP_TIMEOUT_S", 5)

@@ -76,7 +76,9 @@ class Thresholds:
     dead_tuples_min: int = 1000  # below this many dead tuples a table is never flagged
     dead_tuple_ratio: float = 0.10  # dead / (live + dead) above which VACUUM is due
     seq_scan_min_rows: int = 10_000  # smaller tables are fine to scan (pgHero: 10,000)
-    seq_scan_ratio: float = 0.50  # share of scans that are sequential
+    seq_scan_min_scans: int = 20  # fewer sequential scans are noise (a one-off, lsops's own)
+    seq_scan_min_rows_read: int = 100_000  # nor fewer rows read by them, in all
+    seq_scan_ratio: float = 0.50  # share of the rows read that sequential scans read
     bloat_ratio: float = 0.50  # estimated wasted share of a table's heap
     bloat_min_bytes: int = 10 * 1024 * 1024  # never flag bloat smaller than this
     wraparound_warn: float = 0.50  # transaction ID age, share of the 2^31 limit

@@ -273,7 +273,10 @@ def test_thresholds_from_lsops_toml_reach_the_db_commands(
     assert maintenance["needs_vacuum"] == []  # plant_events has 2,000 dead: below 5,000 now
     indexes = as_json(["db", "indexes"], longsang_db.password_url)
     assert indexes["unused_index_min_age"] == 0.0
-    assert indexes["unused"] and all(e["drop_proposed"] for e in indexes["unused"])
+    unused = indexes["unused"]
+    # all proposed once the age is 0, but those a foreign key needs: kept (QA 24)
+    assert unused and all(e["drop_proposed"] is (e["foreign_key"] is None) for e in unused)
+    assert {e["index"] for e in unused if e["drop_proposed"]} >= {"idx_plant_orders_note"}
 
 
 def test_an_unknown_threshold_in_lsops_toml_exits_2(longsang_db: Planted, tmp_path: Path) -> None:

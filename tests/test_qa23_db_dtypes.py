@@ -118,6 +118,8 @@ UNUSED_INDEXES = {
     "stats_age_days": "float64",
     "drop_proposed": "bool",
     "is_partitioned": "bool",
+    "foreign_key": "str",  # QA 24: the foreign key an unused index is kept for
+    "foreign_key_references": "str",
 }
 VECTOR_INDEXES = {
     "schema": "str",

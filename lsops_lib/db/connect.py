@@ -14,7 +14,11 @@ those DO count in `pg_stat_user_tables.seq_scan` (a few per check).
 Nor must lsops count among what it measures: every statement it sends carries the comment
 `OWN_MARK` (as sqlcommenter tags an application's SQL), which pg_stat_statements keeps in
 the statement's text, and `db.queries` leaves those statements out of the top and slow
-queries.
+queries. The text is the first caller's of a queryid, and the queryid ignores comments,
+constants and aliases: a statement of lsops's shaped like an application's (`SELECT 1`, a
+health ping) would share its entry, hiding the application's calls or adding lsops's to
+them. So lsops's own statements are shaped as no application's is; the connection check
+is `OWN_CHECK` (a `name` constant beside `pg_backend_pid()`), never `SELECT 1`.
 
 A query failing on a missing table, column or privilege raises `drift.SchemaMissing`
 (a `DatabaseError`): the figure that needed it is unavailable, the others carry on.
@@ -38,7 +42,7 @@ from ..exceptions import ConfigError, DatabaseError, ParameterError
 from ..times import shown
 from .drift import SchemaMissing
 
-__all__ = ["Inspector", "connect", "psycopg_url"]
+__all__ = ["OWN_CHECK", "OWN_MARK", "Inspector", "connect", "psycopg_url"]
 
 APPLICATION_NAME = "lsops"
 DEFAULT_STATEMENT_TIMEOUT_MS = 30_000
@@ -55,6 +59,9 @@ OWN_SCAN_SETTINGS = (
 )
 # the comment ending every statement lsops sends (see the module docstring)
 OWN_MARK = "/* lsops */"
+# the connection check: a statement no application sends, so that its pg_stat_statements
+# entry (queryid) is lsops's alone; `SELECT 1 /* lsops */` was the applications' `SELECT 1`
+OWN_CHECK = "SELECT 'lsops'::name AS lsops_check, pg_catalog.pg_backend_pid() AS backend_pid"
 
 
 def _marked(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> tuple:
@@ -240,15 +247,16 @@ class Inspector:
         """Connect once; raises DatabaseError (one line, URL redacted) when unreachable.
 
         A pooler refusing the `options` startup parameter gets a second try without it
-        (the connect hook and every transaction still set READ ONLY and the timeout)."""
+        (the connect hook and every transaction still set READ ONLY and the timeout).
+        The statement is `OWN_CHECK`: never counted among an application's statements."""
         try:
-            self.scalar("SELECT 1")
+            self.scalar(OWN_CHECK)
         except DatabaseError as exc:
             if "options" not in str(exc) or "startup parameter" not in str(exc):
                 raise
             self.engine.dispose()
             self.engine = self._make_engine(with_options=False)
-            self.scalar("SELECT 1")
+            self.scalar(OWN_CHECK)
 
     def frame(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
         """Run one read-only query; the answer as a DataFrame (columns as the SQL names them;

@@ -19,9 +19,11 @@ caller's PG* environment removed. The live
 database is only read: its row counts through the read-only `Inspector`.
 
 Counts: the restored tables exactly (`count(*)`, our own throwaway copy); the live tables
-exactly below `[thresholds] backup_exact_rows` rows, else the planner's estimate. A table
-matches when the two differ by at most `backup_rows_tolerance` of the larger (the live
-database moved on since the dump).
+exactly below `[thresholds] backup_exact_rows` rows, else the planner's estimate, and
+exactly after all where that estimate disagrees with the restored rows (a stale
+`reltuples` alone never makes a mismatch; `backups.live_row_counts`). A table matches
+when the two differ by at most `backup_rows_tolerance` of the larger (the live database
+moved on since the dump).
 """
 
 from __future__ import annotations
@@ -316,7 +318,13 @@ def _compare(
     counts: dict[str, tuple[int, bool]] | None = None
     if live is not None:
         with contextlib.suppress(DatabaseError):  # said by the files' findings already
-            counts = live_row_counts(live, schemas, t.backup_exact_rows)
+            counts = live_row_counts(
+                live,
+                schemas,
+                t.backup_exact_rows,
+                expected=restored,
+                tolerance=t.backup_rows_tolerance,
+            )
     names = sorted(set(restored) | set(counts or {}))
     for name in names:
         dump_rows = restored.get(name)

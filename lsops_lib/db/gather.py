@@ -181,6 +181,29 @@ def gather(report: OptimizationReport, insp: Inspector, store: Any) -> None:
             # findings["tables"] are the sizes (space); this section's "tables" frame is
             # the vacuum and analyze times
             f["table_maintenance" if key == "tables" else key] = value
+    # findings only (the recommendations say them): autovacuum's server-wide settings, and
+    # the tables with no planner statistics (no bloat estimate either)
+    autovacuum = attempt(sec, "autovacuum", lambda: maintenance.autovacuum_settings(insp))
+    if autovacuum is not None:
+        f["autovacuum"] = autovacuum
+        if not autovacuum["running"]:
+            off = [k for k in ("autovacuum", "track_counts") if not autovacuum[k]]
+            sec.notes.append(
+                f"{' and '.join(f'{k} = off' for k in off)} server-wide: no table is vacuumed "
+                "or analyzed automatically (only wraparound vacuums run)"
+            )
+    unanalyzed = attempt(
+        sec, "never analyzed tables", lambda: maintenance.never_analyzed_tables(insp)
+    )
+    if unanalyzed is not None:
+        f["never_analyzed"] = unanalyzed
+        if len(unanalyzed):
+            names = ", ".join(f"{r.schema}.{r.table}" for r in unanalyzed.head(5).itertuples())
+            more = f" and {len(unanalyzed) - 5} more" if len(unanalyzed) > 5 else ""
+            sec.notes.append(
+                f"{fmt.counted(len(unanalyzed), 'table')} never analyzed (no planner "
+                f"statistics, so no bloat estimate): {names}{more}"
+            )
 
     drift_notes(sec, insp, seen)
 

@@ -3,6 +3,7 @@ and vector indexes. Every verdict on usage comes with the age of the statistics 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +19,7 @@ __all__ = [
     "duplicate_key_count",
     "duplicate_keys_sql",
     "fk_without_index",
+    "foreign_keys",
     "index_catalog",
     "invalid_indexes",
     "min_age_text",
@@ -81,9 +83,10 @@ def index_catalog(insp: Inspector) -> pd.DataFrame:
     """Every index of the user's tables with what the other checks need.
 
     Columns: schema, table, index, method, is_unique, is_primary, is_valid,
-    backs_constraint, keys (attnums, 0 = expression), key_count, opclasses, collations,
-    options, expressions, predicate, definition, key_definitions (each key column or
-    expression as SQL), nulls_not_distinct, size_bytes, table_bytes, scans,
+    backs_constraint, is_immediate (False: a DEFERRABLE constraint's), is_replica_identity
+    (REPLICA IDENTITY USING INDEX), keys (attnums, 0 = expression), key_count, opclasses,
+    collations, options, expressions, predicate, definition, key_definitions (each key
+    column or expression as SQL), nulls_not_distinct, size_bytes, table_bytes, scans,
     is_partitioned (an index of a partitioned table, relkind 'I': its size_bytes and
     scans are those of its partitions' indexes, summed), parent_index (the partitioned
     index this partition's index is attached to, None if none: it is dropped with its
@@ -115,6 +118,8 @@ def index_catalog(insp: Inspector) -> pd.DataFrame:
                x.indisvalid AS is_valid,
                EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = x.indexrelid)
                    AS backs_constraint,
+               x.indimmediate AS is_immediate,
+               x.indisreplident AS is_replica_identity,
                string_to_array(x.indkey::text, ' ')::int[] AS keys,
                x.indnkeyatts AS key_count,
                string_to_array(x.indclass::text, ' ')::oid[] AS opclasses,
@@ -166,12 +171,21 @@ def unused_indexes(
     size. Never a primary key, a unique index or an index backing a constraint.
 
     Columns: schema, table, index, method, size_bytes, scans, definition, stats_reset,
-    stats_since, stats_age_days, drop_proposed, is_partitioned (largest first). A
-    partitioned table's index counts the scans of its partitions' indexes, which are not
-    listed themselves (they are dropped with it, never on their own). `drop_proposed` is True
-    only once the statistics cover `unused_index_min_age` days: before that, 0 scans may
-    just mean "too early to tell" (a fresh index, a monthly job not yet run). lsops's own
-    queries never count here (see `connect.OWN_SCAN_SETTINGS`).
+    stats_since, stats_age_days, drop_proposed, is_partitioned, foreign_key,
+    foreign_key_references (largest first). A partitioned table's index counts the scans
+    of its partitions' indexes, which are not listed themselves (they are dropped with it,
+    never on their own). `drop_proposed` is True only once the statistics cover
+    `unused_index_min_age` days: before that, 0 scans may just mean "too early to tell" (a
+    fresh index, a monthly job not yet run). lsops's own queries never count here (see
+    `connect.OWN_SCAN_SETTINGS`).
+
+    An index that a foreign key of its table needs is kept, never proposed for a drop
+    (`drop_proposed` False, `foreign_key` names the constraint(s), `foreign_key_references`
+    the referenced table(s)): without it every delete or key update on the referenced
+    table scans this one (and `fk_without_index` would ask for it back). It is needed when
+    no other index supporting that foreign key's columns (`fk_without_index`'s rule) stays:
+    none is used, unique or backing a constraint, and of several unused ones the one kept
+    is not itself a redundant duplicate (`duplicate_indexes`), then the narrowest.
     """
     t = thresholds or DbThresholds()
     cat = index_catalog(insp) if catalog is None else catalog
@@ -188,6 +202,8 @@ def unused_indexes(
         "stats_age_days",
         "drop_proposed",
         "is_partitioned",
+        "foreign_key",
+        "foreign_key_references",
     ]
     mask = (
         cat["is_valid"]
@@ -203,11 +219,106 @@ def unused_indexes(
     out["stats_since"] = reset["stats_since"]
     out["stats_age_days"] = reset["stats_age_days"]
     out["drop_proposed"] = bool(reset["stats_age_days"] >= t.unused_index_min_age)
+    kept = _kept_for_foreign_keys(insp, cat, out) if len(out) else {}
+    out["foreign_key"] = [
+        ", ".join(c for c, _ in kept[k]) if k in kept else None
+        for k in zip(out["schema"], out["index"], strict=True)
+    ]
+    out["foreign_key_references"] = [
+        ", ".join(dict.fromkeys(r for _, r in kept[k])) if k in kept else None
+        for k in zip(out["schema"], out["index"], strict=True)
+    ]
+    out.loc[out["foreign_key"].notna(), "drop_proposed"] = False
     out = out.sort_values(
         ["size_bytes", "schema", "table", "index"], ascending=[False, True, True, True]
     )
     # instants with or without a value (never reset: NaT), rows or none
-    return typed(out[columns].reset_index(drop=True), {"stats_reset": TS, "stats_since": TS})
+    return typed(
+        out[columns].reset_index(drop=True),
+        {
+            "stats_reset": TS,
+            "stats_since": TS,
+            "drop_proposed": "bool",
+            "foreign_key": "str",
+            "foreign_key_references": "str",
+        },
+    )
+
+
+def foreign_keys(insp: Inspector) -> pd.DataFrame:
+    """The foreign keys of the user's tables: schema, table, constraint, keys (the
+    referencing columns' attnums), referenced_table."""
+    df = insp.frame(
+        f"""
+        SELECT n.nspname AS schema,
+               c.relname AS "table",
+               con.conname AS "constraint",
+               con.conkey::int[] AS keys,
+               con.confrelid::regclass::text AS referenced_table
+        FROM pg_constraint con
+        JOIN pg_class c ON c.oid = con.conrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE con.contype = 'f' AND {_USER_SCHEMAS}
+        ORDER BY n.nspname, c.relname, con.conname
+        """
+    )
+    if not df.empty:
+        df["keys"] = df["keys"].map(list)
+    return df
+
+
+def _supports(index: Mapping[str, Any], fk_keys: list[int]) -> bool:
+    """Whether `index` supports a foreign key on `fk_keys` as `fk_without_index` counts
+    it: valid, not partial, its leading key columns those of the foreign key (any order)."""
+    n = len(fk_keys)
+    if not index["is_valid"] or _text_or_none(index["predicate"]) is not None:
+        return False
+    if int(index["key_count"]) < n:
+        return False
+    return sorted(list(index["keys"])[:n]) == sorted(fk_keys)
+
+
+def _kept_for_foreign_keys(
+    insp: Inspector, cat: pd.DataFrame, unused: pd.DataFrame
+) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """(schema, index) of the unused indexes a foreign key needs -> [(constraint,
+    referenced table)]: for each foreign key of a table with an unused index, when every
+    index supporting its columns is unused, the one kept (not a redundant duplicate, then
+    the fewest keys, the smallest, the first name)."""
+    fks = foreign_keys(insp)
+    tables = set(zip(unused["schema"], unused["table"], strict=True))
+    fks = fks[[k in tables for k in zip(fks["schema"], fks["table"], strict=True)]]
+    if fks.empty:
+        return {}
+    unused_names = set(zip(unused["schema"], unused["index"], strict=True))
+    on_tables = [k in tables for k in zip(cat["schema"], cat["table"], strict=True)]
+    dup = duplicate_indexes(insp, cat[on_tables])
+    redundant = set(zip(dup["schema"], dup["index"], strict=True))
+    by_table: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for record in cat[cat["parent_index"].isna()].to_dict("records"):
+        key = (record["schema"], record["table"])
+        if key in tables:
+            by_table.setdefault(key, []).append(record)
+    kept: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for fk in fks.to_dict("records"):
+        support = [
+            i for i in by_table.get((fk["schema"], fk["table"]), []) if _supports(i, fk["keys"])
+        ]
+        if not support or any((i["schema"], i["index"]) not in unused_names for i in support):
+            continue  # no index to keep (fk_without_index says so), or one that stays
+        keep = min(
+            support,
+            key=lambda i: (
+                (i["schema"], i["index"]) in redundant,
+                int(i["key_count"]),
+                int(i["size_bytes"]),
+                i["index"],
+            ),
+        )
+        kept.setdefault((keep["schema"], keep["index"]), []).append(
+            (fk["constraint"], fk["referenced_table"])
+        )
+    return kept
 
 
 def _covers(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
@@ -239,6 +350,10 @@ def _covers(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
         return False
     if a["is_unique"] and not (b["is_unique"] and n == len(b_keys)):
         return False
+    if a["is_unique"] and bool(a.get("nulls_not_distinct")) and not b.get("nulls_not_distinct"):
+        return False  # b lets rows with NULL keys repeat, which a refuses
+    if a["is_unique"] and a.get("is_immediate", True) and not b.get("is_immediate", True):
+        return False  # b is DEFERRABLE: it checks later than a, ON CONFLICT cannot use it
     return True
 
 
@@ -246,9 +361,13 @@ def duplicate_indexes(insp: Inspector, catalog: pd.DataFrame | None = None) -> p
     """Indexes covered by another index of the same table: same method, predicate and
     expressions, and key columns a leading prefix of the other's (exact duplicates included).
 
-    A unique or primary-key index is never the one to drop, nor a partition's index
-    attached to a partitioned one. Columns: schema, table, index, covered_by, size_bytes,
-    scans, definition, covered_by_definition, is_partitioned.
+    A primary key or an index backing a constraint is never the one to drop, nor a
+    partition's index attached to a partitioned one. A unique index is, when another
+    unique index on the same keys enforces at least what it does (NULLS NOT DISTINCT if it
+    is, not DEFERRABLE if it is not): a `CREATE UNIQUE INDEX` repeating a UNIQUE
+    constraint's index is covered by the constraint's, and of two such plain unique
+    indexes one is. Columns: schema, table, index, covered_by, size_bytes, scans,
+    definition, covered_by_definition, is_partitioned.
     """
     cat = index_catalog(insp) if catalog is None else catalog
     columns = [
@@ -271,8 +390,8 @@ def duplicate_indexes(insp: Inspector, catalog: pd.DataFrame | None = None) -> p
     for key in sorted(tables):
         series = tables[key]
         for a in series:
-            if a["is_unique"] or a["is_primary"] or a["backs_constraint"]:
-                continue
+            if a["is_primary"] or a["backs_constraint"] or a.get("is_replica_identity"):
+                continue  # the table's key, a constraint's or logical replication's index
             if a.get("parent_index") is not None:
                 continue  # dropped with its parent, never on its own
             best: dict[str, Any] | None = None
@@ -280,8 +399,9 @@ def duplicate_indexes(insp: Inspector, catalog: pd.DataFrame | None = None) -> p
                 if b["index"] == a["index"] or not _covers(a, b):
                     continue
                 exact = len(a["keys"]) == len(b["keys"]) and _covers(b, a)
-                if exact and not (b["is_unique"] or b["is_primary"] or b["backs_constraint"]):
-                    # two equivalent plain indexes: keep the more used (then the first name)
+                if exact and not (b["is_primary"] or b["backs_constraint"]):
+                    # two equivalent indexes (plain, or both unique backing no constraint):
+                    # keep the more used (then the first name)
                     if (a["scans"], b["index"] < a["index"]) > (
                         b["scans"],
                         a["index"] < b["index"],
@@ -320,10 +440,18 @@ def invalid_indexes(insp: Inspector, catalog: pd.DataFrame | None = None) -> pd.
     writes and serve no reads. Columns: schema, table, index, size_bytes, definition,
     is_unique, key_definitions, predicate, nulls_not_distinct (what `duplicate_keys_sql`
     needs: a unique build fails again while duplicate keys remain), is_partitioned,
-    missing_partitions. A partitioned table's index is invalid while a partition has no
-    index attached to it (`CREATE INDEX ... ON ONLY`, the partitions' indexes not yet
-    attached): `missing_partitions` lists those partitions ({schema, table,
-    is_partitioned}), None for any other index."""
+    missing_partitions, equivalent_index, equivalent_valid. A partitioned table's index is
+    invalid while a partition has no index attached to it (`CREATE INDEX ... ON ONLY`, the
+    partitions' indexes not yet attached): `missing_partitions` lists those partitions
+    ({schema, table, is_partitioned}), None for any other index.
+
+    `equivalent_index` names an index of the same table that makes this one needless, None
+    if none: a valid one covering it (`duplicate_indexes`' rule: rebuilt, it would only be
+    redundant), `equivalent_valid` True; or, for the leftover of an interrupted `REINDEX
+    CONCURRENTLY` (`<name>_ccnew`, `<name>_ccold`, a number after them when repeated),
+    the index `<name>` it copies when that one is invalid too, `equivalent_valid` False.
+    Either way the leftover is to be dropped, never re-created (PostgreSQL's REINDEX
+    documentation)."""
     cat = index_catalog(insp) if catalog is None else catalog
     columns = [
         "schema",
@@ -337,7 +465,8 @@ def invalid_indexes(insp: Inspector, catalog: pd.DataFrame | None = None) -> pd.
         "nulls_not_distinct",
         "is_partitioned",
     ]
-    out = cat.loc[~cat["is_valid"], columns].reset_index(drop=True)
+    invalid = cat.loc[~cat["is_valid"]]
+    out = invalid[columns].reset_index(drop=True)
     out["missing_partitions"] = pd.Series(
         [
             _missing_partitions(insp, r["schema"], r["index"]) if r["is_partitioned"] else None
@@ -346,7 +475,50 @@ def invalid_indexes(insp: Inspector, catalog: pd.DataFrame | None = None) -> pd.
         index=out.index,
         dtype=object,
     )
+    same_table: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    if len(invalid):
+        tables = set(zip(invalid["schema"], invalid["table"], strict=True))
+        for record in cat.to_dict("records"):
+            if (record["schema"], record["table"]) in tables:
+                same_table.setdefault((record["schema"], record["table"]), []).append(record)
+    found = [
+        _equivalent(a, same_table[(a["schema"], a["table"])]) for a in invalid.to_dict("records")
+    ]
+    out["equivalent_index"] = pd.Series(
+        [f[0] if f else None for f in found], index=out.index, dtype=object
+    ).astype("str")
+    out["equivalent_valid"] = pd.Series(
+        [bool(f and f[1]) for f in found], index=out.index, dtype="bool"
+    )
     return out
+
+
+_LEFTOVER = re.compile(r"^(?P<name>.+)_cc(?:new|old)[0-9]*$")
+
+
+def _equivalent(a: Mapping[str, Any], series: list[dict[str, Any]]) -> tuple[str, bool] | None:
+    """(name, valid) of the index that makes the invalid index `a` needless (see
+    `invalid_indexes`), None if none."""
+    if a.get("is_partitioned") or a.get("parent_index") is not None:
+        return None  # incomplete until its partitions' indexes are attached
+    valid = [
+        b
+        for b in series
+        if b["index"] != a["index"]
+        and b["is_valid"]
+        and b.get("parent_index") is None
+        and _covers(a, b)
+    ]
+    if valid:
+        # the exact equivalent first (a REINDEX CONCURRENTLY's original), then the narrowest
+        best = min(valid, key=lambda b: (not _covers(b, a), len(b["keys"]), b["index"]))
+        return str(best["index"]), True
+    match = _LEFTOVER.match(str(a["index"]))
+    if match:
+        for b in series:
+            if b["index"] == match["name"] and _covers(a, b) and _covers(b, a):
+                return str(b["index"]), bool(b["is_valid"])
+    return None
 
 
 def _missing_partitions(insp: Inspector, schema: str, index: str) -> list[dict[str, Any]]:
@@ -462,27 +634,57 @@ def fk_without_index(insp: Inspector) -> pd.DataFrame:
 
 
 def seq_scan_tables(insp: Inspector, thresholds: DbThresholds | None = None) -> pd.DataFrame:
-    """Tables read mostly by sequential scans although big enough for an index to pay:
-    index candidates. Columns: schema, table, seq_scan, seq_tup_read, idx_scan,
-    rows_estimate, seq_scan_share, rows_per_seq_scan (most rows read first)."""
+    """Tables whose rows are read mostly by sequential scans although big enough for an
+    index to pay: index candidates. Judged by the rows the scans read, not by their count
+    alone: a table is listed when it has at least `seq_scan_min_rows` rows, was scanned
+    sequentially at least `seq_scan_min_scans` times, reading at least
+    `seq_scan_min_rows_read` rows in all, and those rows are at least `seq_scan_ratio` of
+    the rows read from it (sequentially, or as index entries through its indexes). A few
+    scans (a one-off, a scan reading nothing) are noise, and so are a few full reads among
+    many index lookups only when they read little.
+
+    lsops's own reads of the LongSang tables are sequential scans (its sessions turn index
+    scans off, see `connect.OWN_SCAN_SETTINGS`) and count here like any client's: a few per
+    check, which the minimums keep out of the list unless lsops runs very often against a
+    table the application never reads.
+
+    Columns: schema, table, seq_scan, seq_tup_read, idx_scan, idx_tup_read (index entries
+    returned by the table's indexes), rows_estimate, seq_scan_share (share of the scans),
+    seq_read_share (share of the rows read), rows_per_seq_scan (most rows read first)."""
     t = thresholds or DbThresholds()
     return insp.frame(
         """
+        WITH reads AS (
+            SELECT s.schemaname, s.relname, s.seq_scan, s.seq_tup_read,
+                   COALESCE(s.idx_scan, 0) AS idx_scan,
+                   COALESCE((SELECT sum(i.idx_tup_read) FROM pg_stat_user_indexes i
+                             WHERE i.relid = s.relid), 0)::bigint AS idx_tup_read,
+                   s.n_live_tup
+            FROM pg_stat_user_tables s
+        )
         SELECT schemaname AS schema,
                relname AS "table",
                seq_scan,
                seq_tup_read,
-               COALESCE(idx_scan, 0) AS idx_scan,
+               idx_scan,
+               idx_tup_read,
                n_live_tup AS rows_estimate,
-               seq_scan::float / NULLIF(seq_scan + COALESCE(idx_scan, 0), 0) AS seq_scan_share,
+               seq_scan::float / NULLIF(seq_scan + idx_scan, 0) AS seq_scan_share,
+               seq_tup_read::float / NULLIF(seq_tup_read + idx_tup_read, 0) AS seq_read_share,
                seq_tup_read::float / NULLIF(seq_scan, 0) AS rows_per_seq_scan
-        FROM pg_stat_user_tables
+        FROM reads
         WHERE n_live_tup >= :min_rows
-          AND seq_scan > 0
-          AND seq_scan::float / NULLIF(seq_scan + COALESCE(idx_scan, 0), 0) >= :ratio
+          AND seq_scan >= GREATEST(:min_scans, 1)
+          AND seq_tup_read >= GREATEST(:min_rows_read, 1)
+          AND seq_tup_read::float / NULLIF(seq_tup_read + idx_tup_read, 0) >= :ratio
         ORDER BY seq_tup_read DESC, schemaname, relname
         """,
-        {"min_rows": t.seq_scan_min_rows, "ratio": t.seq_scan_ratio},
+        {
+            "min_rows": t.seq_scan_min_rows,
+            "min_scans": t.seq_scan_min_scans,
+            "min_rows_read": t.seq_scan_min_rows_read,
+            "ratio": t.seq_scan_ratio,
+        },
     )
 
 

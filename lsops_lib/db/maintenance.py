@@ -10,6 +10,8 @@ inspector (`insp.unavailable`, the `unavailable` of `lsops db maintenance --json
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 from .. import fmt
@@ -20,12 +22,14 @@ from .queries import mask_secrets
 from .settings import DbThresholds
 
 __all__ = [
+    "autovacuum_settings",
     "cache_hit_ratios",
     "connections",
     "database_wraparound",
     "dead_tuple_tables",
     "idle_in_transaction",
     "long_running_queries",
+    "never_analyzed_tables",
     "sequences_near_max",
     "table_bloat",
     "table_maintenance",
@@ -121,6 +125,79 @@ def _hidden_sessions(insp: Inspector, what: str) -> None:
         )
 
 
+# the spellings of a boolean reloption PostgreSQL reads as false (parse_bool: any prefix of
+# "false" or "no", "of(f)", "0"; case-insensitive), as 'autovacuum_enabled=<value>'
+_FALSE_SPELLINGS = ("f", "fa", "fal", "fals", "false", "n", "no", "of", "off", "0")
+_AUTOVACUUM_OFF = ", ".join(f"'autovacuum_enabled={v}'" for v in _FALSE_SPELLINGS)
+
+
+def autovacuum_settings(insp: Inspector) -> dict[str, Any]:
+    """The server-wide settings autovacuum needs: {autovacuum: bool, track_counts: bool,
+    analyze_threshold: int, running: bool}. With `autovacuum = off` (or `track_counts =
+    off`, which it needs) no table is vacuumed nor analyzed automatically, whatever its own
+    `autovacuum_enabled`; only the vacuums preventing transaction ID wraparound still run."""
+    row = insp.frame(
+        """
+        SELECT current_setting('autovacuum') AS autovacuum,
+               current_setting('track_counts') AS track_counts,
+               current_setting('autovacuum_analyze_threshold')::int AS analyze_threshold
+        """
+    ).iloc[0]
+    on = str(row["autovacuum"]) == "on"
+    counts = str(row["track_counts"]) == "on"
+    return {
+        "autovacuum": on,
+        "track_counts": counts,
+        "analyze_threshold": int(row["analyze_threshold"]),
+        "running": on and counts,
+    }
+
+
+_NEVER_ANALYZED_DTYPES = {
+    "schema": "str",
+    "table": "str",
+    "live_tuples": "int64",
+    "modified_since_analyze": "int64",
+    "table_bytes": "int64",
+    "autovacuum_enabled": "bool",
+}
+
+
+def never_analyzed_tables(insp: Inspector) -> pd.DataFrame:
+    """Tables with no planner statistics (never analyzed, or analyzed only while empty)
+    and at least as many changes since as make autovacuum analyze a table
+    (`autovacuum_analyze_threshold`, 50 by default): the planner guesses their row counts
+    and value distributions, and `table_bloat` has no estimate for them. ANALYZE is due.
+    Tables the role may not read are left out (pg_stats hides theirs; `table_bloat` notes
+    them).
+
+    Columns: schema, table, live_tuples, modified_since_analyze, table_bytes,
+    autovacuum_enabled (the table's own setting; most changes first)."""
+    df = insp.frame(
+        f"""
+        SELECT s.schemaname AS schema,
+               s.relname AS "table",
+               s.n_live_tup AS live_tuples,
+               s.n_mod_since_analyze AS modified_since_analyze,
+               pg_relation_size(c.oid) AS table_bytes,
+               NOT EXISTS (SELECT 1 FROM unnest(c.reloptions) AS o
+                           WHERE lower(o) IN ({_AUTOVACUUM_OFF})) AS autovacuum_enabled
+        FROM pg_stat_user_tables s
+        JOIN pg_class c ON c.oid = s.relid
+        WHERE c.relkind IN ('r', 'm')
+          AND s.n_mod_since_analyze >= current_setting('autovacuum_analyze_threshold')::int
+          AND s.n_mod_since_analyze > 0
+          AND has_table_privilege(c.oid, 'SELECT')
+          AND NOT EXISTS (SELECT 1 FROM pg_stats st
+                          WHERE st.schemaname = s.schemaname AND st.tablename = s.relname)
+        ORDER BY s.n_mod_since_analyze DESC, s.schemaname, s.relname
+        """
+    )
+    if df.empty:
+        return empty(_NEVER_ANALYZED_DTYPES)
+    return typed(df, _NEVER_ANALYZED_DTYPES)
+
+
 def table_maintenance(insp: Inspector) -> pd.DataFrame:
     """Per table: live and dead tuples, dead share, last (auto)vacuum and (auto)analyze.
 
@@ -128,9 +205,14 @@ def table_maintenance(insp: Inspector) -> pd.DataFrame:
     last_autovacuum, last_analyze, last_autoanalyze, vacuum_count, autovacuum_count,
     analyze_count, autoanalyze_count, modified_since_analyze, autovacuum_enabled
     (most dead tuples first).
+
+    `autovacuum_enabled` is the table's own setting (`WITH (autovacuum_enabled = ...)`),
+    read as PostgreSQL reads a boolean: off, false, no, 0 and their accepted prefixes (f,
+    fa, n, of, ...), in any case, disable it. `toast.autovacuum_enabled` is its TOAST
+    table's, not read here. The server-wide `autovacuum` setting is `autovacuum_settings`'.
     """
     df = insp.frame(
-        """
+        f"""
         SELECT s.schemaname AS schema,
                s.relname AS "table",
                s.n_live_tup AS live_tuples,
@@ -139,8 +221,8 @@ def table_maintenance(insp: Inspector) -> pd.DataFrame:
                s.last_vacuum, s.last_autovacuum, s.last_analyze, s.last_autoanalyze,
                s.vacuum_count, s.autovacuum_count, s.analyze_count, s.autoanalyze_count,
                s.n_mod_since_analyze AS modified_since_analyze,
-               NOT COALESCE('autovacuum_enabled=false' = ANY(c.reloptions), false)
-                   AS autovacuum_enabled
+               NOT EXISTS (SELECT 1 FROM unnest(c.reloptions) AS o
+                           WHERE lower(o) IN ({_AUTOVACUUM_OFF})) AS autovacuum_enabled
         FROM pg_stat_user_tables s
         JOIN pg_class c ON c.oid = s.relid
         ORDER BY s.n_dead_tup DESC, s.schemaname, s.relname
@@ -164,7 +246,8 @@ def table_bloat(insp: Inspector, thresholds: DbThresholds | None = None) -> pd.D
     """Estimated table bloat: pages the table has against pages its rows need, from the
     planner statistics (row estimate, average column widths, null fractions, fillfactor).
     An ESTIMATE (the method of the well-known ioguix query, simplified): tables never
-    analyzed have no estimate, nor tables the role may not read (noted on `insp`).
+    analyzed have no estimate (`never_analyzed_tables` lists those due an ANALYZE, and the
+    recommendations say it), nor tables the role may not read (noted on `insp`).
 
     Columns: schema, table, table_bytes, expected_bytes, bloat_bytes, bloat_ratio, flagged
     (bloat_ratio >= bloat_ratio and bloat_bytes >= bloat_min_bytes); most bloat first.

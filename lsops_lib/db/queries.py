@@ -181,7 +181,10 @@ def query_stats(
     min_mean_ms: float = 0.0,
 ) -> pd.DataFrame:
     """Statements of THIS database from pg_stat_statements, summed over users, lsops's
-    own inspection left out (its statements carry `connect.OWN_MARK`).
+    own inspection left out (its statements carry `connect.OWN_MARK`). An entry's text is
+    its first caller's, so lsops's statements are shaped as no application's is (its
+    connection check is `connect.OWN_CHECK`, not `SELECT 1`): the mark hides none of the
+    application's calls, nor are lsops's counted among them.
 
     Columns: queryid, query (passwords masked: `mask_secrets`), calls, total_ms, mean_ms,
     rows. Raises ExtensionMissing.

@@ -65,7 +65,7 @@ COLUMN_KEYS = """
 INDEX_KEYS = """
     schema index table column method opclass options bytes table_bytes k sample
     recall_at_k recall_p10 index_ms exact_ms setting current suggested
-    suggested_recall sample_needed note
+    suggested_recall sample_needed own_scans note
 """.split()
 THRESHOLD_KEYS = ["value", "sample", "share_with_result", "top1_p10", "top1_median", "top1_p90"]
 CURVE_KEYS = ["index", "setting", "value", "recall_at_k", "recall_p10", "recall_low", "index_ms"]

@@ -18,6 +18,7 @@ from .. import fmt
 from ..exceptions import DatabaseError
 from .connect import Inspector
 from .indexes import min_age_text
+from .reindex import INDEX_ROUTES, RUNBOOK_COMMAND
 from .settings import DbThresholds
 
 __all__ = [
@@ -321,13 +322,61 @@ def _incomplete_partitioned_index(r: Any) -> dict[str, Any]:
     )
 
 
+_LEFTOVER = re.compile(r"^(?P<name>.+)_cc(?P<kind>new|old)[0-9]*$")
+
+
+def _needless_invalid_index(r: Any, equivalent: str, valid: bool) -> dict[str, Any]:
+    """An invalid index another index of its table makes needless (`equivalent`): the
+    leftover of an interrupted REINDEX CONCURRENTLY (`_ccnew`, `_ccold`), or a failed build
+    an index covers. Drop it; re-created, it would only duplicate `equivalent`."""
+    leftover = _LEFTOVER.match(str(r.index))
+    if leftover and leftover["name"] != equivalent:
+        leftover = None  # named like one, but another index covers it
+    kept = _q(r.schema, equivalent)
+    if leftover:
+        what = (
+            f"the new copy an interrupted REINDEX CONCURRENTLY of {equivalent} left"
+            if leftover["kind"] == "new"
+            else f"the old index an interrupted REINDEX CONCURRENTLY of {equivalent} left "
+            "(the rebuild itself succeeded)"
+        )
+        title = f"Invalid index {r.index} on {r.table}: a leftover of REINDEX CONCURRENTLY, drop it"
+    else:
+        what = f"a failed build that {equivalent} covers"
+        title = f"Invalid index {r.index} on {r.table}: {equivalent} covers it, drop it"
+    sql = f"DROP INDEX CONCURRENTLY IF EXISTS {_q(r.schema, r.index)};"
+    if not valid:
+        sql += (
+            f"\n-- {equivalent} is invalid too: rebuild it as its own recommendation says, "
+            f"e.g. REINDEX INDEX CONCURRENTLY {kept};"
+        )
+    elif leftover and leftover["kind"] == "new":
+        sql += f"\n-- then, if the rebuild is still wanted: REINDEX INDEX CONCURRENTLY {kept};"
+    same = "has the same definition" if leftover else "covers its keys"
+    return _rec(
+        "warning",
+        "invalid_index",
+        _q(r.schema, r.index),
+        title,
+        f"indisvalid = false: {what}; {_size(r.size_bytes)} maintained on every write, used "
+        f"by no query. {equivalent} ({'valid' if valid else 'invalid'}) {same}: re-creating "
+        f"{r.index} would only make a permanent duplicate of it",
+        sql,
+    )
+
+
 def _invalid_index(r: Any, insp: Inspector | None) -> dict[str, Any]:
     """An invalid index: drop and rebuild it. A UNIQUE one failed most likely on duplicate
     keys, and its rebuild fails again while they remain: the SQL lists them first, and
     with `insp` the check counts them now. A partitioned table's index is invalid for
-    another reason: a partition without an index attached to it."""
+    another reason: a partition without an index attached to it. One that another index
+    makes needless (`equivalent_index`: a REINDEX CONCURRENTLY leftover, a build a valid
+    index covers) is only dropped."""
     if bool(getattr(r, "is_partitioned", False)):
         return _incomplete_partitioned_index(r)
+    equivalent = getattr(r, "equivalent_index", None)
+    if isinstance(equivalent, str):
+        return _needless_invalid_index(r, equivalent, bool(getattr(r, "equivalent_valid", True)))
     definition = str(r.definition).replace("CREATE INDEX", "CREATE INDEX CONCURRENTLY", 1)
     definition = definition.replace("CREATE UNIQUE INDEX", "CREATE UNIQUE INDEX CONCURRENTLY", 1)
     rebuild = f"DROP INDEX CONCURRENTLY IF EXISTS {_q(r.schema, r.index)};\n{definition};"
@@ -383,6 +432,78 @@ def _invalid_index(r: Any, insp: Inspector | None) -> dict[str, Any]:
     )
 
 
+def _fk_index_kept(r: Any, foreign_key: str, age: str) -> dict[str, Any]:
+    """An unused index kept: a foreign key of its table needs it (no DROP proposed)."""
+    references = getattr(r, "foreign_key_references", None)
+    referenced = references if isinstance(references, str) else "the referenced table"
+    plural = "," in foreign_key
+    noun = "foreign keys" if plural else "foreign key"
+    whose = "foreign keys'" if plural else "foreign key's"
+    return _rec(
+        "info",
+        "unused_index",
+        _q(r.schema, r.index),
+        f"Unused index {r.index} on {r.table}: kept, {noun} {foreign_key} "
+        + ("need it" if plural else "needs it"),
+        f"0 scans{age}; {_size(r.size_bytes)}. No drop is proposed: no other index that stays "
+        f"supports the {whose} columns, and without one every delete or key update on "
+        f"{referenced} scans {r.table} for referencing rows (the foreign key would then be "
+        "reported as having no supporting index). Unused so far means no such delete or "
+        "update ran since the statistics started counting.",
+        None,
+    )
+
+
+def _autovacuum_off(settings: Any) -> str:
+    """'autovacuum = off' (and/or 'track_counts = off', which autovacuum needs) when the
+    server's settings (`maintenance.autovacuum_settings`) stop autovacuum; '' otherwise."""
+    if not isinstance(settings, dict):
+        return ""
+    off = [k for k in ("autovacuum", "track_counts") if settings.get(k) is False]
+    return " and ".join(f"{k} = off" for k in off)
+
+
+def _query_statistics(status: dict[str, Any], insp: Inspector | None) -> dict[str, Any]:
+    """pg_stat_statements unavailable (`queries.status`): what to run depends on why. Not
+    installed in this database: CREATE EXTENSION (once it is in shared_preload_libraries);
+    installed but not loaded: shared_preload_libraries and a restart; installed but the
+    role may not read it: the GRANTs (pg_read_all_stats alone does not give SELECT on the
+    view, it lets the role see every role's statements)."""
+    message = str(status.get("message"))
+    schema = status.get("schema")
+    title = "Query statistics are not available"
+    if not isinstance(schema, str):
+        sql: str | None = (
+            "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;  "
+            "-- after adding it to shared_preload_libraries"
+        )
+    elif "shared_preload_libraries" in message:
+        title = "Query statistics are not available: pg_stat_statements is not loaded"
+        sql = (
+            "-- the extension exists: add 'pg_stat_statements' to shared_preload_libraries "
+            "(postgresql.conf, or ALTER SYSTEM SET shared_preload_libraries = "
+            "'<the libraries listed now>,pg_stat_statements'), then restart PostgreSQL"
+        )
+    elif "permission denied" in message or "privilege" in message:
+        role = "<role>"
+        if insp is not None:
+            try:
+                role = quote_ident(str(insp.scalar("SELECT current_user")))
+            except DatabaseError:
+                pass
+        ext = quote_ident(schema)
+        title = "Query statistics are not available: the role may not read pg_stat_statements"
+        sql = (
+            f"GRANT SELECT ON {ext}.pg_stat_statements TO {role};\n"
+            f"GRANT EXECUTE ON FUNCTION {ext}.pg_stat_statements(boolean) TO {role};\n"
+            f"GRANT pg_read_all_stats TO {role};  -- to see the statements of every role, "
+            "not only its own"
+        )
+    else:
+        sql = None
+    return _rec("info", "extension", "pg_stat_statements", title, message, sql)
+
+
 def recommendations(
     findings: dict[str, pd.DataFrame | Any],
     thresholds: DbThresholds | None = None,
@@ -390,9 +511,10 @@ def recommendations(
     insp: Inspector | None = None,
 ) -> pd.DataFrame:
     """Recommendations from the findings of the checks (keys as `report.findings`):
-    unused, duplicate, invalid, fk_without_index, seq_scan, dead_tuples, bloat,
-    wraparound, sequences, long_running, idle_in_transaction, connections, cache,
-    slow, slow_per_hour, queries_status, embeddings_coverage, embeddings_log.
+    unused, duplicate, invalid, fk_without_index, seq_scan, autovacuum, dead_tuples,
+    never_analyzed, bloat, wraparound, sequences, long_running, idle_in_transaction,
+    connections, cache, slow, slow_per_hour, queries_status, embeddings_coverage,
+    embeddings_log.
 
     Columns: severity (critical | warning | info), kind, object, title, evidence, sql
     (printed, never executed; None when there is nothing to run), check (hypopg result).
@@ -432,6 +554,10 @@ def recommendations(
         if (r.schema, r.index) in duplicate_names:
             continue  # already recommended as redundant
         proposed = bool(getattr(r, "drop_proposed", True))
+        foreign_key = getattr(r, "foreign_key", None)
+        if isinstance(foreign_key, str):
+            recs.append(_fk_index_kept(r, foreign_key, age))
+            continue
         if proposed:
             title = f"Unused index {r.index} on {r.table}"
             advice = "Check replicas and rare jobs before dropping."
@@ -483,6 +609,12 @@ def recommendations(
             )
         )
     for r in frame("seq_scan").itertuples(index=False):
+        share = getattr(r, "seq_read_share", None)
+        read_share = (
+            f" ({_pct(share, t.seq_scan_ratio, 1.0)} of the rows read from it)"
+            if share is not None and not pd.isna(share)
+            else ""
+        )
         recs.append(
             _rec(
                 "info",
@@ -490,11 +622,32 @@ def recommendations(
                 _q(r.schema, r.table),
                 f"{r.table} is read mostly by sequential scans: an index candidate",
                 f"{fmt.counted(r.seq_scan, 'sequential scan')} "
-                f"({_pct(r.seq_scan_share, t.seq_scan_ratio, 1.0)} of "
-                f"scans) reading {fmt.counted(r.seq_tup_read, 'row')}; "
+                f"({_pct(r.seq_scan_share, 1.0)} of scans) read "
+                f"{fmt.counted(r.seq_tup_read, 'row')}{read_share}; "
                 f"~{fmt.counted(r.rows_estimate, 'row')}. Find the "
-                "filtering columns in the top queries.",
+                "filtering columns in the top queries (lsops's own reads are sequential "
+                "scans too, a few per check).",
                 None,
+            )
+        )
+    autovacuum = findings.get("autovacuum")
+    server_off = _autovacuum_off(autovacuum)
+    if server_off:
+        recs.append(
+            _rec(
+                "warning",
+                "autovacuum",
+                "autovacuum",
+                f"Autovacuum is off server-wide ({server_off})",
+                "no table is vacuumed or analyzed automatically, whatever its own setting "
+                "(only the vacuums preventing transaction ID wraparound still run): dead "
+                "tuples pile up and the planner's statistics go stale",
+                "\n".join(
+                    f"ALTER SYSTEM SET {k} = on;"
+                    for k in ("autovacuum", "track_counts")
+                    if not autovacuum.get(k, True)
+                )
+                + "\nSELECT pg_reload_conf();  -- or the provider's settings page",
             )
         )
     for r in frame("dead_tuples").itertuples(index=False):
@@ -507,8 +660,26 @@ def recommendations(
                 f"{int(r.dead_tuples):,} dead / {int(r.live_tuples):,} live "
                 f"({_pct(r.dead_ratio, t.dead_tuple_ratio, 1.0)}); last vacuum {_when(r.last_vacuum)}, "
                 f"last autovacuum {_when(r.last_autovacuum)}"
-                + ("" if r.autovacuum_enabled else "; autovacuum is DISABLED on this table"),
+                + ("" if r.autovacuum_enabled else "; autovacuum is DISABLED on this table")
+                + (f"; autovacuum is off server-wide ({server_off})" if server_off else ""),
                 f"VACUUM (ANALYZE) {_q(r.schema, r.table)};",
+            )
+        )
+    for r in frame("never_analyzed").itertuples(index=False):
+        recs.append(
+            _rec(
+                "warning",
+                "analyze",
+                _q(r.schema, r.table),
+                f"{r.table} was never analyzed: no planner statistics",
+                f"{fmt.counted(int(r.modified_since_analyze), 'row change')} (inserts, "
+                f"updates, deletes), ~{fmt.counted(int(r.live_tuples), 'live row')}, and no "
+                "planner statistics (never analyzed, or only while empty): the planner "
+                "guesses its row count and value distributions, and no bloat estimate is "
+                "possible"
+                + ("" if r.autovacuum_enabled else "; autovacuum is DISABLED on this table")
+                + (f"; autovacuum is off server-wide ({server_off})" if server_off else ""),
+                f"ANALYZE {_q(r.schema, r.table)};",
             )
         )
     bloat = frame("bloat")
@@ -644,17 +815,7 @@ def recommendations(
         )
     status = findings.get("queries_status")
     if isinstance(status, dict) and not status.get("available", True):
-        recs.append(
-            _rec(
-                "info",
-                "extension",
-                "pg_stat_statements",
-                "Query statistics are not available",
-                str(status.get("message")),
-                "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;  "
-                "-- after adding it to shared_preload_libraries",
-            )
-        )
+        recs.append(_query_statistics(status, insp))
     log = findings.get("embeddings_log")
     if isinstance(log, dict) and log.get("failed", 0):
         recs.append(
@@ -673,14 +834,22 @@ def recommendations(
             missing = 0 if pd.isna(r.missing) else int(r.missing)
             stale = 0 if pd.isna(r.stale) else int(r.stale)
             if missing or stale:
+                route = INDEX_ROUTES.get(str(r.entity_type))
+                reindex = (
+                    f"re-index: {route}"
+                    if route
+                    else f"re-index: the API has no route for {r.entity_type} entities alone "
+                    "(POST /api/context/index/all re-indexes every type, or the runbook's "
+                    f"{RUNBOOK_COMMAND})"
+                )
                 recs.append(
                     _rec(
                         "info",
                         "embeddings_coverage",
                         str(r.entity_type),
                         f"{r.entity_type}: {missing} without embedding, {stale} stale",
-                        f"{int(r.entities)} {r.source_table}, {int(r.embedded)} embedded; re-index: "
-                        f"POST /api/context/index/{r.source_table if r.source_table != 'workflow_executions' else 'executions'}",
+                        f"{int(r.entities)} {r.source_table}, {int(r.embedded)} embedded; "
+                        + reindex,
                         None,
                     )
                 )

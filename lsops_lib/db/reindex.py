@@ -242,7 +242,8 @@ def failed_in_log(
     """Entities whose LATEST indexing-log entry is `failed` (a failure followed by a
     completed, pending or processing entry is not listed): entity_type, entity_id, name
     (the embedding's entity_name when there is one; `names=False`: None), error_message,
-    failed_at. `entity_type`: that type only."""
+    failed_at. `entity_type`: that type only. An undated entry (created_at NULL) is never
+    the latest while a dated one exists (NULLS LAST, as `embeddings.latest_failures`)."""
     name = "ce.entity_name" if names else "NULL::text"
     join = (
         f"LEFT JOIN {EMBEDDINGS} ce ON ce.entity_type = l.entity_type "
@@ -260,11 +261,11 @@ def failed_in_log(
                    entity_type, entity_id, status, error_message, created_at
             FROM {LOG}
             {where}
-            ORDER BY entity_type, entity_id, created_at DESC
+            ORDER BY entity_type, entity_id, created_at DESC NULLS LAST
         ) l
         {join}
         WHERE l.status = 'failed'
-        ORDER BY l.entity_type, l.created_at DESC, l.entity_id
+        ORDER BY l.entity_type, l.created_at DESC NULLS LAST, l.entity_id
         """,
         {"entity_type": entity_type} if entity_type else None,
     )

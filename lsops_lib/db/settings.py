@@ -27,7 +27,9 @@ class DbThresholds:
     dead_tuples_min: int = _T.dead_tuples_min  # below this many dead tuples: never flagged
     dead_tuple_ratio: float = _T.dead_tuple_ratio  # dead / (live + dead): VACUUM is due
     seq_scan_min_rows: int = _T.seq_scan_min_rows  # smaller tables are fine to scan
-    seq_scan_ratio: float = _T.seq_scan_ratio  # share of scans that are sequential
+    seq_scan_min_scans: int = _T.seq_scan_min_scans  # fewer sequential scans: noise
+    seq_scan_min_rows_read: int = _T.seq_scan_min_rows_read  # fewer rows read by them: noise
+    seq_scan_ratio: float = _T.seq_scan_ratio  # share of the rows read read sequentially
     bloat_ratio: float = _T.bloat_ratio  # estimated wasted share of a table's heap
     bloat_min_bytes: int = _T.bloat_min_bytes  # never flag bloat smaller than this
     unused_index_min_age: float = _T.unused_index_min_age  # days of statistics before a DROP

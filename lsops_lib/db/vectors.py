@@ -30,6 +30,17 @@ Everything runs in ONE transaction, READ ONLY and REPEATABLE READ (the index's a
 the exact one see the same rows), under the inspection's `statement_timeout`, rolled back
 at the end: no `SET LOCAL` outlives it and nothing is written. Without pgvector every
 function raises `ExtensionMissing` (`ENABLE_HINT`).
+
+The recall test is the one inspection that must scan an index, and an index scan counts in
+`pg_stat_user_indexes.idx_scan` (the unused-index list) even in a transaction rolled back.
+So the transaction first turns the statistics counters off for itself (`SET LOCAL
+track_counts = off`, `Transaction.stop_counting`): a superuser may, and so may a role
+granted it (PostgreSQL 15+: `GRANT SET ON PARAMETER track_counts TO <role>`); its scans
+then count nowhere. A role that may not leaves unmeasured every index the statistics show
+never scanned (`scans` 0: measuring it would make it look used, its `note` says so) and
+measures only indexes already used, whose idx_scan then grows by its own scans: each
+index's `own_scans` (read from `pg_stat_get_xact_numscans` before and after) says how many,
+and a note in `notes`.
 """
 
 from __future__ import annotations
@@ -77,11 +88,13 @@ __all__ = [
     "HNSW_LADDER",
     "RetrievalQuality",
     "Transaction",
+    "UNCOUNTED_HINT",
     "check_parameters",
     "column_quality",
     "duplicate_vectors",
     "exact_neighbours",
     "index_neighbours",
+    "own_scans",
     "pgvector_schema",
     "plan_indexes",
     "problems",
@@ -111,6 +124,12 @@ OPERATORS = {
     "vector_l1_ops": "<+>",
 }
 COSINE = "<=>"
+_SAVEPOINT = "lsops_track_counts"
+# what a role that may not turn track_counts off needs to measure a never-scanned index
+UNCOUNTED_HINT = (
+    "a superuser, or a role granted SET on track_counts (PostgreSQL 15+: GRANT SET ON "
+    "PARAMETER track_counts TO <role>), measures it without counting"
+)
 
 
 class Asker(Protocol):
@@ -164,6 +183,20 @@ class Transaction:
     def setting(self, name: str) -> str | None:
         df = self.frame("SELECT current_setting(:name, true) AS value", {"name": name})
         return None if df.empty else df.iat[0, 0]
+
+    def stop_counting(self) -> bool:
+        """`SET LOCAL track_counts = off`: nothing this transaction reads counts in the
+        statistics views (its index scans never make an index look used). True when the
+        counters are off; False when this role may not turn them off (only a superuser or
+        a role granted SET on the parameter may), the transaction unharmed (a savepoint)."""
+        self._conn.exec_driver_sql(f"SAVEPOINT {_SAVEPOINT}")
+        try:
+            self._conn.exec_driver_sql("SET LOCAL track_counts = off")
+        except DBAPIError:
+            self._conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+        else:
+            self._conn.exec_driver_sql(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+        return self.setting("track_counts") == "off"
 
 
 @contextmanager
@@ -302,7 +335,8 @@ def duplicate_vectors(q: Asker, column: Any, ext: str) -> dict[str, Any]:
 def vector_index_catalog(q: Asker) -> pd.DataFrame:
     """Every HNSW / IVFFlat index: schema, index, table, column (None for an expression),
     method, opclass, options (`m=16, ef_construction=64`; empty: the defaults), bytes,
-    table_bytes, valid, partial."""
+    table_bytes, valid, partial, oid, scans (`pg_stat_user_indexes.idx_scan`: a
+    partitioned index's is the sum of its partitions')."""
     df = q.frame(
         """
         SELECT n.nspname AS schema, i.relname AS "index", t.relname AS "table",
@@ -311,7 +345,12 @@ def vector_index_catalog(q: Asker) -> pd.DataFrame:
                pg_relation_size(i.oid) AS bytes,
                pg_total_relation_size(t.oid) AS table_bytes,
                x.indisvalid AS valid,
-               x.indpred IS NOT NULL AS partial
+               x.indpred IS NOT NULL AS partial,
+               i.oid::bigint AS oid,
+               (CASE WHEN i.relkind = 'I'
+                     THEN (SELECT COALESCE(sum(pg_stat_get_numscans(p.relid)), 0)
+                           FROM pg_partition_tree(i.oid) p)
+                     ELSE pg_stat_get_numscans(i.oid) END)::bigint AS scans
         FROM pg_index x
         JOIN pg_class i ON i.oid = x.indexrelid
         JOIN pg_class t ON t.oid = x.indrelid
@@ -325,10 +364,26 @@ def vector_index_catalog(q: Asker) -> pd.DataFrame:
         ORDER BY n.nspname, t.relname, i.relname
         """
     )
-    for name in ("bytes", "table_bytes"):
+    for name in ("bytes", "table_bytes", "oid", "scans"):
         if name in df:
             df[name] = df[name].astype("int64")
     return df
+
+
+def own_scans(q: Asker, oids: list[int]) -> dict[int, int]:
+    """The scans of each index (by oid) this transaction has counted so far and not yet
+    reported (`pg_stat_get_xact_numscans`): read before and after the recall test, the
+    difference is what the test adds to `idx_scan` (0 with `track_counts` off)."""
+    if not oids:
+        return {}
+    df = q.frame(
+        """
+        SELECT o::bigint AS oid, pg_stat_get_xact_numscans(o) AS scans
+        FROM unnest(CAST(:oids AS oid[])) o
+        """,
+        {"oids": [int(o) for o in oids]},
+    )
+    return {int(o): int(n) for o, n in zip(df["oid"], df["scans"], strict=True)}
 
 
 def sample_keys(q: Asker, column: Any, ext: str, n: int, seed: int) -> list[str]:
@@ -486,6 +541,7 @@ def retrieval_quality(
         available=True, sample=int(sample), k=int(k), seed=int(seed), target=float(target)
     )
     with transaction(insp) as tx:
+        uncounted = tx.stop_counting()  # first: nothing below counts as use when it can
         ext = pgvector_schema(tx)
         if ext is None:
             out.available, out.message = False, ENABLE_HINT
@@ -501,7 +557,7 @@ def retrieval_quality(
             for c in columns.itertuples(index=False)
         }
         out.queries = keys
-        _measure(tx, out, columns, catalog, keys, ext, threshold)
+        _measure(tx, out, columns, catalog, keys, ext, threshold, uncounted=uncounted)
     return out
 
 
@@ -543,8 +599,15 @@ def _measure(
     keys: dict[tuple[str, str, str], list[str]],
     ext: str,
     threshold: float,
+    *,
+    uncounted: bool = False,
 ) -> None:
+    """Recall of every index of `catalog`. `uncounted`: the transaction's statistics
+    counters are off (`Transaction.stop_counting`); if not, a never-scanned index is left
+    unmeasured (its scans would make it look used) and each index's `own_scans` says how
+    many scans the test added to its idx_scan."""
     k = out.k
+    scans_before = own_scans(tx, [int(o) for o in catalog["oid"]]) if len(catalog) else {}
     by_name = {(c.schema, c.table, c.column): c for c in columns.itertuples(index=False)}
     exact_cache: dict[tuple[tuple[str, str, str], str], tuple[dict, float]] = {}
 
@@ -573,6 +636,11 @@ def _measure(
             note = "a partial index: recall not measured"
         elif not keys[where]:
             note = "no non-NULL, non-zero vector to query with"
+        elif not uncounted and int(ix.scans) == 0:
+            note = (
+                "never scanned (idx_scan 0): recall not measured, its scans would make it "
+                f"look used to the unused-index check; {UNCOUNTED_HINT}"
+            )
         rows[ix.index] = {
             "schema": ix.schema,
             "index": ix.index,
@@ -594,6 +662,7 @@ def _measure(
             "suggested": None,
             "suggested_recall": None,
             "sample_needed": None,
+            "own_scans": 0,
             "note": note,
         }
         if note is None:
@@ -688,6 +757,18 @@ def _measure(
                 row["sample_needed"] = sample_needed(best[2], kk, out.target, most, best[3])
             row["note"] = _no_suggestion(setting, ladder(str(ix.method), str(ix.options), k),
                                          out.target, best, row["sample_needed"], most)  # fmt: skip
+    scans_after = own_scans(tx, [int(o) for o in catalog["oid"]]) if len(catalog) else {}
+    counted = []
+    for ix in catalog.itertuples(index=False):
+        added = scans_after.get(int(ix.oid), 0) - scans_before.get(int(ix.oid), 0)
+        rows[ix.index]["own_scans"] = added
+        if added:
+            counted.append(f"{ix.index} {added:,}")
+    if counted:
+        out.notes.append(
+            "the recall test's index scans count in idx_scan (this role may not turn "
+            f"track_counts off): {', '.join(counted)}; those indexes were already used"
+        )
     searched = tuple(columns.iloc[0][["schema", "table", "column"]])  # its indexes first
     ordered = sorted(
         rows.values(), key=lambda r: (r["schema"], r["table"], r["column"]) != searched

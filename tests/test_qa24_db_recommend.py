@@ -253,6 +253,19 @@ def test_the_only_index_of_a_foreign_key_is_kept_not_dropped(pg_url: str) -> Non
     assert pd.isna(fk_rec.sql)  # nothing to run
     assert "kept" in fk_rec.title and "orders_owner_id_fkey" in fk_rec.title
     assert "owners" in fk_rec.evidence
+    # `lsops db indexes` says why it is kept, beside "drop proposed"
+    from click.testing import CliRunner
+
+    from lsops_lib.cli import main
+
+    text = CliRunner().invoke(
+        main, ["db", "indexes"], env={"LSOPS_DATABASE_URL": pg_url, "COLUMNS": "300"}
+    )
+    assert text.exit_code == 0, text.output
+    (line,) = [r for r in text.output.splitlines() if "idx_orders_owner_id" in r]
+    assert "foreign key orders_owner_id_fkey" in line, line
+    (line,) = [r for r in text.output.splitlines() if " refs_a_b " in r]
+    assert "foreign key" not in line, line
     # run, they leave every foreign key supported
     _write(pg_url, *drops)
     assert _rows(pg_url, FK_WITHOUT_INDEX) == []

@@ -207,6 +207,8 @@ _UNUSED_COLUMNS = [
     _size("size_bytes", "size"),
     _count("scans", "scans"),
     _c("drop_proposed", "drop proposed", lambda v: "yes" if v else "not yet"),
+    # an index a foreign key needs is kept (no drop proposed, whatever its statistics' age)
+    _c("foreign_key", "kept for", lambda v: f"foreign key {v}" if v else ""),
 ]
 _DUPLICATE_COLUMNS = [
     *_SCHEMA_TABLE,
@@ -227,6 +229,7 @@ _SEQ_SCAN_COLUMNS = [
     _count("seq_scan", "seq scans"),
     _count("seq_tup_read", "rows read"),
     _share("seq_scan_share", "seq share"),
+    _share("seq_read_share", "rows read seq"),  # what the candidates are judged by
     _count("rows_estimate", "rows (est.)"),
 ]
 

@@ -151,7 +151,11 @@ def test_a_report_refuses_a_target_neither_the_store_nor_the_settings_know(tmp_p
     with pytest.raises(ParameterError, match=r"unknown target 'nosuch'.*'prod'"):
         resolve_target(source, "nosuch", settings)
     assert resolve_target(source, "prod", settings) == "prod"
-    assert resolve_target(source, "default", settings) == "default"  # configured, none yet
+    # the default target, not named, on a store of others: refused (QA 24); named, as asked
+    with pytest.raises(ParameterError, match=r"no scrape of target 'default', the default one"):
+        resolve_target(source, "default", settings)
+    named = load_settings(None, env={"LSOPS_STORE": url, "LSOPS_TARGET": "default"})
+    assert resolve_target(source, "default", named) == "default"  # configured, none yet
 
 
 def test_a_sqlite_url_with_options_names_the_same_file_for_readers_and_writers(

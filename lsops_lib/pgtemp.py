@@ -4,6 +4,7 @@
         url = pg.url                        # postgresql+psycopg://postgres@127.0.0.1:PORT/postgres
         db = pg.create_database("planted")  # a URL of a new, empty database
         secret = pg.password_url("planted") # same database, as a role that needs a password
+        pg.bindir, pg.server_version_num()  # its own client programs' folder, its version
 
 The server binaries come from `LSOPS_PG_BINDIR`, `pg_config --bindir`, Debian's
 `/usr/lib/postgresql/<version>/bin` or the PATH; `pg_stat_statements` is preloaded when the
@@ -261,6 +262,23 @@ class PostgresCluster:
     @property
     def running(self) -> bool:
         return self._url is not None
+
+    @property
+    def bindir(self) -> Path | None:
+        """The folder of the running server's own programs (its `pg_dump`, `pg_restore`,
+        `psql` of the same version): the binaries', or the pgserver wheel's. None before
+        `start()`."""
+        if self._url is None:
+            return None
+        if self._pgserver is not None:
+            return _pgserver_bindir()
+        return self._bindir
+
+    def server_version_num(self) -> int:
+        """The running server's `server_version_num` (160002 for 16.2)."""
+        with self.connect() as conn:
+            row = conn.execute("SHOW server_version_num").fetchone()
+        return int(row[0])
 
     @property
     def url(self) -> str:
@@ -557,6 +575,15 @@ class PostgresCluster:
         return (
             f"PostgresCluster(backend={self.backend!r}, port={self.port}, running={self.running})"
         )
+
+
+def _pgserver_bindir() -> Path | None:
+    """The pgserver wheel's bin folder (its PostgreSQL's own client programs)."""
+    with contextlib.suppress(ImportError, AttributeError):
+        from pgserver import _commands  # type: ignore[import-not-found]
+
+        return Path(_commands.POSTGRES_BIN_PATH)
+    return None
 
 
 def _last_line(text: str) -> str:

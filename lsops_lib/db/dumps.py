@@ -14,7 +14,10 @@
     read_plain(path)           .sql / .sql.gz: pg_dump's header, its CREATE TABLE and
                                CREATE EXTENSION lines, and the `PostgreSQL database dump
                                complete` trailer (a truncated .gz fails to decompress)
-    find_tool("pg_restore")    the client programs, found as pgtemp finds the server's
+    find_tool("pg_restore")    the client programs, found where pgtemp finds the server's:
+                               LSOPS_PG_BINDIR, else the newest found; given a server's
+                               version, one at least as new (pg_dump refuses a newer
+                               server), preferring the server's own bin folder
 
 Never raises for a bad dump (`DumpContents.problem` says what is wrong with it); a missing
 client program is a `BackupError`. The programs run with the caller's PG* environment
@@ -54,6 +57,7 @@ __all__ = [
     "find_tool",
     "is_gzip",
     "last_line",
+    "major_version",
     "parse_toc",
     "qualified",
     "quote_ident",
@@ -61,6 +65,8 @@ __all__ = [
     "read_dump",
     "read_plain",
     "tar_cut",
+    "tool_version",
+    "version_text",
 ]
 
 FORMATS = ("plain", "custom", "directory", "tar")
@@ -103,13 +109,28 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def find_tool(name: str) -> str:
-    """A PostgreSQL client program (`pg_dump`, `pg_restore`, `psql`), found as pgtemp finds
-    the server's: `LSOPS_PG_BINDIR`, `pg_config --bindir`, Debian's
-    `/usr/lib/postgresql/<version>/bin` (newest first), the `pgserver` wheel, the PATH.
+def find_tool(
+    name: str,
+    *,
+    server_version: int | None = None,
+    prefer: str | os.PathLike[str] | None = None,
+) -> str:
+    """A PostgreSQL client program (`pg_dump`, `pg_restore`, `psql`): `LSOPS_PG_BINDIR`
+    when set, else the NEWEST of those found where pgtemp finds the server's
+    (`pg_config --bindir`, Debian's `/usr/lib/postgresql/<version>/bin`, the `pgserver`
+    wheel, the PATH): a newer client reads every older dump and talks to every older
+    server, an older one neither.
+
+    `server_version` (the `server_version_num` of the server the program talks to, e.g.
+    160002): pg_dump refuses a server newer than itself, so the program must be at least
+    the server's major version: `prefer` (the server's own bin folder, e.g. a pgtemp
+    cluster's `bindir`) when its program is, else the newest found that is. None is: a
+    BackupError naming both versions.
+
     BackupError when there is none, or when `LSOPS_PG_BINDIR` is set and holds no such
-    program (it names the client the user wants, e.g. one new enough for their dumps: an
-    older one found elsewhere would misjudge them). Remembered per LSOPS_PG_BINDIR and PATH."""
+    program, or one older than the server (it names the client the user wants, e.g. one
+    new enough for their dumps: another one found elsewhere would misjudge them).
+    Remembered per LSOPS_PG_BINDIR and PATH."""
     bindir = os.environ.get("LSOPS_PG_BINDIR", "")
     if bindir and not _runnable(Path(bindir) / name):
         where = "is not a folder" if not os.path.isdir(bindir) else f"holds no {name}"
@@ -117,20 +138,92 @@ def find_tool(name: str) -> str:
             f"LSOPS_PG_BINDIR ({bindir}) {where}: name the bin folder of a PostgreSQL "
             "client, or unset it"
         )
-    found = _find_tool(name, bindir, os.environ.get("PATH", ""))
-    if found is None:
+    path = os.environ.get("PATH", "")
+    if server_version is None:
+        found = _find_tool(name, bindir, path)
+        if found is None:
+            raise BackupError(
+                f"{name} not found: install the PostgreSQL client (Debian: postgresql-client) "
+                "or set LSOPS_PG_BINDIR"
+            )
+        return found
+    need = major_version(server_version)
+    server = version_text(server_version)
+    if bindir:
+        tool = str(Path(bindir) / name)
+        have = tool_version(tool)
+        if have is None or _major(have) < need:
+            raise BackupError(
+                f"{_named(name, have)} of LSOPS_PG_BINDIR ({bindir}) is older than the "
+                f"server (PostgreSQL {server}): {name} must be at least its major version "
+                f"({_dotted(need)}): name a newer client's bin folder, or unset it"
+            )
+        return tool
+    tools = _tools(name, str(prefer) if prefer else "", path)
+    if not tools:
         raise BackupError(
             f"{name} not found: install the PostgreSQL client (Debian: postgresql-client) "
             "or set LSOPS_PG_BINDIR"
         )
-    return found
+    for tool, have in tools:
+        if have is not None and _major(have) >= need:
+            return tool
+    newest, have = tools[0]
+    raise BackupError(
+        f"{_named(name, have)} ({newest}, the newest found) is older than the server "
+        f"(PostgreSQL {server}): {name} must be at least its major version "
+        f"({_dotted(need)}): install a newer PostgreSQL client or set LSOPS_PG_BINDIR"
+    )
 
 
-@functools.lru_cache(maxsize=32)
-def _find_tool(name: str, bindir: str, path: str) -> str | None:
-    candidates: list[Path] = []
-    if bindir:
-        candidates.append(Path(bindir))
+def major_version(version_num: int) -> tuple[int, ...]:
+    """The major version of a `server_version_num`: 160002 -> (16,), 90624 -> (9, 6)."""
+    num = int(version_num)
+    return (num // 10000,) if num >= 100000 else (num // 10000, num // 100 % 100)
+
+
+def version_text(version_num: int) -> str:
+    """`server_version_num` as PostgreSQL writes it: 160002 -> 16.2, 90624 -> 9.6.24."""
+    num = int(version_num)
+    if num >= 100000:
+        return f"{num // 10000}.{num % 10000}"
+    return f"{num // 10000}.{num // 100 % 100}.{num % 100}"
+
+
+def _major(version: tuple[int, ...]) -> tuple[int, ...]:
+    return version[:1] if version and version[0] >= 10 else version[:2]
+
+
+def _dotted(version: tuple[int, ...] | None) -> str:
+    return ".".join(str(part) for part in version) if version else "(version unknown)"
+
+
+def _named(name: str, version: tuple[int, ...] | None) -> str:
+    return f"{name} {_dotted(version)}"
+
+
+@functools.lru_cache(maxsize=64)
+def tool_version(tool: str) -> tuple[int, ...] | None:
+    """The version of a client program (`pg_dump --version`: `pg_dump (PostgreSQL) 15.18
+    (Debian ...)` -> (15, 18)), None when it does not say."""
+    try:
+        out = subprocess.run(
+            [tool, "--version"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=clean_env(),
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = re.search(r"\)\s*(\d+(?:\.\d+)*)", out) or re.search(r"(\d+(?:\.\d+)+)", out)
+    return tuple(int(part) for part in match.group(1).split(".")) if match else None
+
+
+def _candidates(prefer: str) -> list[Path]:
+    """The bin folders searched, in the order of preference for a tie: `prefer`,
+    `pg_config --bindir`, Debian's (newest first), the pgserver wheel (the PATH last)."""
+    candidates: list[Path] = [Path(prefer)] if prefer else []
     pg_config = shutil.which("pg_config")
     if pg_config:
         with contextlib.suppress(OSError, subprocess.SubprocessError):
@@ -153,10 +246,35 @@ def _find_tool(name: str, bindir: str, path: str) -> str | None:
         if spec is not None and spec.submodule_search_locations:
             folder = Path(next(iter(spec.submodule_search_locations)))
             candidates.append(folder / "pginstall" / "bin")
-    for folder in candidates:
-        if _runnable(folder / name):
-            return str(folder / name)
-    return shutil.which(name, path=path)
+    return candidates
+
+
+@functools.lru_cache(maxsize=32)
+def _tools(name: str, prefer: str, path: str) -> list[tuple[str, tuple[int, ...] | None]]:
+    """Every `name` program found (LSOPS_PG_BINDIR aside), with its version: `prefer`'s
+    first, then the others newest first (a tie in the order of `_candidates`); one path
+    once."""
+    found: list[str] = []
+    for folder in _candidates(prefer):
+        tool = folder / name
+        if _runnable(tool) and str(tool) not in found:
+            found.append(str(tool))
+    on_path = shutil.which(name, path=path)
+    if on_path and on_path not in found:
+        found.append(on_path)
+    tools = [(tool, tool_version(tool)) for tool in found]
+    first = tools[:1] if prefer and tools and tools[0][0] == str(Path(prefer) / name) else []
+    rest = sorted(tools[len(first) :], key=lambda t: t[1] or (), reverse=True)  # stable
+    return first + rest
+
+
+@functools.lru_cache(maxsize=32)
+def _find_tool(name: str, bindir: str, path: str) -> str | None:
+    """LSOPS_PG_BINDIR's `name` when set, else the newest `name` found."""
+    if bindir and _runnable(Path(bindir) / name):
+        return str(Path(bindir) / name)
+    tools = _tools(name, "", path)
+    return tools[0][0] if tools else None
 
 
 def _runnable(path: Path) -> bool:

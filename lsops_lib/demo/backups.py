@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from . import world
+from .errors import DemoError
+from .folder import toml_string
 
 __all__ = ["DemoDumps", "check", "make_dumps", "run"]
 
@@ -50,33 +52,50 @@ def make_dumps(
     database: str = world.DATABASE,
     now: datetime | None = None,
 ) -> DemoDumps:
-    """Write the three dumps of `database` (the demo's) into `folder` (emptied first)."""
-    from ..db.dumps import clean_env, find_tool
+    """Write the three dumps of `database` (the demo's) into `folder` (emptied first).
+    pg_dump is one at least as new as the cluster (it refuses a newer server): the
+    cluster's own, else the newest found (`dumps.find_tool`); none is, or pg_dump fails:
+    DemoError, one line (the versions, or pg_dump's own last line)."""
+    from ..db.dumps import BackupError, clean_env, find_tool, last_line
 
+    try:
+        tool = find_tool(
+            "pg_dump", server_version=cluster.server_version_num(), prefer=cluster.bindir
+        )
+    except BackupError as exc:
+        raise DemoError(f"cannot write the demo's dumps: {exc}") from None
     now = now or datetime.now(UTC)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     good = folder / _name(now)
-    subprocess.run(
-        [
-            find_tool("pg_dump"),
-            "-Fc",
-            "-Z1",  # light compression: a third of the time of the default level, here
-            "-h",
-            str(cluster.host),
-            "-p",
-            str(cluster.port),
-            "-U",
-            cluster.superuser,
-            "-f",
-            str(good),
-            database,
-        ],
-        check=True,
-        capture_output=True,
-        env=clean_env(),
-        timeout=300,
-    )
+    try:
+        done = subprocess.run(
+            [
+                tool,
+                "-Fc",
+                "-Z1",  # light compression: a third of the time of the default level, here
+                "-h",
+                str(cluster.host),
+                "-p",
+                str(cluster.port),
+                "-U",
+                cluster.superuser,
+                "-f",
+                str(good),
+                database,
+            ],
+            capture_output=True,
+            text=True,
+            errors="replace",
+            env=clean_env(),
+            timeout=300,
+        )
+    except subprocess.TimeoutExpired:
+        raise DemoError(f"{tool} took over 5 minutes to dump the demo's database") from None
+    except OSError as exc:
+        raise DemoError(f"cannot run {tool}: {exc.strerror}") from None
+    if done.returncode != 0:
+        raise DemoError(f"{tool} failed (exit {done.returncode}): {last_line(done.stderr)}")
     older = folder / _name(now - OLDER_AGE)
     shutil.copyfile(good, older)
     truncated = folder / _name(now - TRUNCATED_AGE)
@@ -93,10 +112,10 @@ def make_dumps(
     )
 
 
-def add_to_config(config: Path, folder: Path) -> None:
-    """`[backups] paths` in the demo's lsops.toml (written anew by every demo run)."""
-    with config.open("a") as fh:
-        fh.write(f'\n[backups]\npaths = ["{folder}/*.dump"]\n')
+def add_to_config(demo_folder: Any, folder: Path) -> None:
+    """`[backups] paths` in the demo's lsops.toml (`DemoFolder.add_config`: written anew
+    by every demo run, kept by `--lab`)."""
+    demo_folder.add_config("backups", f"paths = [{toml_string(f'{folder}/*.dump')}]")
 
 
 def check(settings: Any, folder: Path, store_url: str) -> Any:
@@ -129,7 +148,7 @@ def run(demo: Any) -> None:
     folder = demo.folder.dir / FOLDER
     with demo.phase("backups") as info:
         dumps = make_dumps(demo.cluster, folder)
-        add_to_config(demo.folder.config_path, folder)
+        add_to_config(demo.folder, folder)
         result = check(load_settings(env=demo.demo_env()), folder, demo.folder.store_url)
         drill = result.restore
         tables = drill.tables if drill is not None else []

@@ -17,8 +17,10 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shlex
 import threading
+import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -160,16 +162,20 @@ class DemoFolder:
             env["LSOPS_DATABASE_URL"] = db_url
         return env
 
-    def write_config(self) -> None:
-        """lsops.toml and lsops.env: the demo's settings for `make lab` and a shell."""
+    def write_config(self, *, keep_added: bool = False) -> None:
+        """lsops.toml and lsops.env: the demo's settings for `make lab` and a shell.
+        `keep_added`: the sections the full demo added to lsops.toml (`ADDED_SECTIONS`:
+        its dumps, its log files) are kept (`lsops demo --lab` on the store they go with);
+        else lsops.toml is written anew, and the demo's phases add them again."""
+        kept = self.added_sections() if keep_added else {}
         self.config_path.write_text(
             "# Written by `lsops demo`: the demo's settings (what `make lab` uses).\n"
             "# The database URL changes with every start of the throwaway PostgreSQL: it is\n"
             "# given as LSOPS_DATABASE_URL by `lsops demo --lab` while it runs.\n"
             "[store]\n"
-            f'url = "{self.store_url}"\n\n'
+            f"url = {toml_string(self.store_url)}\n\n"
             "[outputs]\n"
-            f'dir = "{self.outputs}"\n'
+            f"dir = {toml_string(str(self.outputs))}\n" + "".join(kept.values())
         )
         env = self.dir / ENV_FILE
         q = shlex.quote  # a shell reads this file: a path with a space stays one word
@@ -179,3 +185,54 @@ class DemoFolder:
             f"LSOPS_STORE={q(self.store_url)}\n"
             f"LSOPS_OUTPUTS={q(str(self.outputs))}\n"
         )
+
+    def add_config(self, section: str, lines: str) -> None:
+        """Add the section `[section]` (one of `ADDED_SECTIONS`) with `lines` to lsops.toml,
+        in place of the one there (a phase run again never writes it twice)."""
+        text = self.config_path.read_text() if self.config_path.is_file() else ""
+        chunks = _sections(text)
+        head = "".join(body for name, body in chunks if name != section)
+        self.config_path.write_text(head.rstrip("\n") + f"\n\n[{section}]\n{lines.strip()}\n")
+
+    def added_sections(self) -> dict[str, str]:
+        """The `ADDED_SECTIONS` of the demo's lsops.toml as written (a section that no
+        longer reads as TOML is left out), by name."""
+        try:
+            text = self.config_path.read_text()
+        except (OSError, UnicodeDecodeError):
+            return {}
+        kept: dict[str, str] = {}
+        for name, body in _sections(text):
+            if name in ADDED_SECTIONS and name not in kept:
+                try:
+                    tomllib.loads(body)
+                except tomllib.TOMLDecodeError:
+                    continue
+                kept[name] = "\n" + body.strip("\n") + "\n"
+        return kept
+
+
+# the sections the full demo adds to its lsops.toml: its dumps (`[backups] paths`, the
+# phase "backups") and its pm2 log files (`[logs] paths`, the phase "errors"). The
+# store they go with is the demo's: `lsops demo --lab`, which reuses it, keeps them.
+ADDED_SECTIONS = ("backups", "logs")
+_HEADER = re.compile(r"^\[\s*([A-Za-z0-9_.\-]+)\s*\]\s*(?:#.*)?$")
+
+
+def _sections(text: str) -> list[tuple[str | None, str]]:
+    """`text` cut at its top-level `[name]` lines: (name, the lines from it to the next
+    one); the lines before the first, name None."""
+    chunks: list[tuple[str | None, str]] = [(None, "")]
+    for line in text.splitlines(keepends=True):
+        match = _HEADER.match(line.strip())
+        if match:
+            chunks.append((match.group(1), line))
+        else:
+            name, body = chunks[-1]
+            chunks[-1] = (name, body + line)
+    return [c for c in chunks if c[1]]
+
+
+def toml_string(text: str) -> str:
+    """`text` as a TOML basic string (JSON's escapes are TOML's)."""
+    return json.dumps(text, ensure_ascii=False)

@@ -199,7 +199,10 @@ class Demo:
     # -- prepare ----------------------------------------------------------------------------------
 
     def prepare(self, *, fresh_store: bool) -> None:
-        """The demo folder, locked, with a new log, state.json, the store and settings."""
+        """The demo folder, locked, with a new log, state.json, the store and settings.
+        A store reused (`--lab`) keeps the settings the full demo wrote with it (its
+        `[backups]` and `[logs]`); a fresh one starts from the base settings, the phases
+        adding theirs."""
         folder = self.folder
         try:
             folder.create()
@@ -227,7 +230,7 @@ class Demo:
         from ..store import Store
 
         Store(folder.store_url).close()  # the schema, before the workers open it
-        folder.write_config()
+        folder.write_config(keep_added=not fresh_store)
 
     # -- history ----------------------------------------------------------------------------------
 
@@ -282,8 +285,7 @@ class Demo:
         folder = self.folder.dir / "app-logs"
         with Store(self.folder.store_url) as store:
             got = sources.plant(store, p, folder, seed=p.seed)
-        with self.folder.config_path.open("a") as fh:
-            fh.write(sources.settings_toml(folder))
+        self.folder.add_config("logs", sources.settings_toml(folder))
         return (
             f"{got['log_entries']:,} log entries ({shown(folder)}), "
             f"{got['sentry_issues']} Sentry issues, {got['pm2_samples']:,} pm2 samples"

@@ -36,6 +36,7 @@ from ..sources.collect import collect_logs, collect_sentry
 from ..sources.pm2 import parse_jlist
 from ..sources.settings import LogSettings, SentrySettings, SourceSettings
 from ..store import sources as tables
+from .folder import toml_string
 from .world import Plan
 
 TARGET = "default"
@@ -227,8 +228,9 @@ def plant(store: Any, p: Plan, folder: Path, *, seed: int = 0) -> dict[str, Any]
 
 
 def settings_toml(folder: Path) -> str:
-    """The [logs] section of the demo's lsops.toml (`lsops logs` then reads the files)."""
-    return f'\n[logs]\npaths = ["{folder / "api-*.log*"}"]\n'
+    """The lines of the [logs] section of the demo's lsops.toml (`lsops logs` then reads
+    the files; `DemoFolder.add_config("logs", ...)` writes them)."""
+    return f"paths = [{toml_string(str(folder / 'api-*.log*'))}]\n"
 
 
 def utc(value: datetime) -> datetime:

@@ -16,7 +16,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -40,7 +40,7 @@ from .exceptions import (
     ConfigError,
 )
 from .models import EndpointMetrics, Health, Metrics
-from .urls import masked
+from .urls import masked, masked_name
 
 T = TypeVar("T")
 
@@ -49,11 +49,13 @@ _SENSITIVE_QUERY = re.compile(r"token|key|secret|pass|auth|sig|credential", re.I
 
 @dataclass(frozen=True)
 class Answer(Generic[T]):
-    """A proper answer of the API: the parsed record and what came over the wire."""
+    """A proper answer of the API: the parsed record and what came over the wire. Both as
+    kept: the record parsed from the answer as received, then the token a server echoed
+    masked in its texts; `body` the raw payload with the same echoes masked (QA 24)."""
 
     record: T
     status: int
-    body: bytes = field(repr=False)
+    body: bytes = field(repr=False)  # the raw payload the collector stores
     elapsed_ms: float
     url: str  # safe to print: no credentials, no query tokens
     notes: tuple[str, ...] = ()  # figures of the answer read as unknown, and why
@@ -200,8 +202,8 @@ class Client:
         try:
             record = parse_health(data, http_status=response.status_code, deep=deep, notes=notes)
         except ApiUnexpectedShape as exc:
-            raise ApiUnexpectedShape(str(exc), url=url, status=response.status_code) from None
-        return Answer(record, response.status_code, response.content, elapsed, url, tuple(notes))
+            raise self._shape_error(exc, url, response.status_code) from None
+        return self._answer(record, response, data, elapsed, url, notes)
 
     def get_metrics(self, *, time_window_ms: int = DEFAULT_WINDOW_MS) -> Answer[Metrics]:
         response, url, elapsed = self._get("/api/metrics", {"timeWindow": str(int(time_window_ms))})
@@ -210,8 +212,8 @@ class Client:
         try:
             record = parse_metrics(data, time_window_ms=time_window_ms, notes=notes)
         except ApiUnexpectedShape as exc:
-            raise ApiUnexpectedShape(str(exc), url=url, status=response.status_code) from None
-        return Answer(record, response.status_code, response.content, elapsed, url, tuple(notes))
+            raise self._shape_error(exc, url, response.status_code) from None
+        return self._answer(record, response, data, elapsed, url, notes)
 
     def get_endpoint_metrics(
         self, path: str, *, time_window_ms: int = DEFAULT_WINDOW_MS
@@ -226,8 +228,8 @@ class Client:
         try:
             record = parse_endpoint_metrics(data)
         except ApiUnexpectedShape as exc:
-            raise ApiUnexpectedShape(str(exc), url=url, status=response.status_code) from None
-        return Answer(record, response.status_code, response.content, elapsed, url)
+            raise self._shape_error(exc, url, response.status_code) from None
+        return self._answer(record, response, data, elapsed, url, [])
 
     def health(self, deep: bool = False) -> Health:
         return self.get_health(deep=deep).record
@@ -240,10 +242,134 @@ class Client:
     ) -> EndpointMetrics | None:
         return self.get_endpoint_metrics(path, time_window_ms=time_window_ms).record
 
-    # -- transport --------------------------------------------------------------------
+    # -- the token: what is parsed is the answer as received; what is kept or shown of it
+    # (the record's texts and names, the raw payload, the notes, the error messages) has
+    # the token masked where the server echoed it. Parsing first, masking after, the
+    # figures never depend on the token: a short token that is a JSON key or a status
+    # word (`status`, `OK`, `t`) no longer turns the answer into a bad shape or `***`.
+
+    def _secrets(self) -> list[str]:
+        """The token, and the token as JSON escapes it (an echo inside a string that
+        the parser re-serialized: an error object's `json.dumps`)."""
+        token = self._token
+        if not token:
+            return []
+        escaped = json.dumps(token)[1:-1]
+        return [token, escaped] if escaped != token else [token]
 
     def _scrub(self, text: str) -> str:
-        return masked(_one_line(text), [self._token])
+        return self._masked_text(_one_line(text))
+
+    def _masked_text(self, text: str | None) -> str | None:
+        """A text with the token masked; a text cut short (`...` or `…` at its end) also
+        loses a beginning of the token left at the cut."""
+        if text is None:
+            return None
+        secrets = self._secrets()
+        text = masked(text, secrets)
+        if not secrets:
+            return text
+        for mark in ("...", "…"):
+            if text.endswith(mark):
+                body = text[: -len(mark)]
+                token = secrets[0]
+                for k in range(len(token) - 1, 0, -1):
+                    if body.endswith(token[:k]):
+                        return body[:-k] + "***" + mark
+        return text
+
+    def _echoed(self, content: bytes) -> bool:
+        """Whether the token may be in `content` (as it is, or behind a JSON escape)."""
+        token = self._token
+        if not token:
+            return False
+        return token.encode() in content or b"\\" in content
+
+    def _shape_error(self, exc: ApiUnexpectedShape, url: str, status: int) -> ApiUnexpectedShape:
+        return ApiUnexpectedShape(self._masked_text(str(exc)) or "", url=url, status=status)
+
+    def _answer(
+        self, record: Any, response: _Raw, data: Any, elapsed: float, url: str, notes: list[str]
+    ) -> Answer[Any]:
+        """The Answer of a parsed `record`: its texts, the notes and the raw payload with
+        the token masked (`_scrub_body`), the figures as parsed."""
+        body = response.content
+        if self._echoed(body):
+            record = self._masked_record(record)
+            body = self._scrub_body(body, data)
+            notes = [self._masked_text(n) or "" for n in notes]
+        return Answer(record, response.status_code, body, elapsed, url, tuple(notes))
+
+    def _scrub_body(self, content: bytes, data: Any = None) -> bytes:
+        """The raw payload kept (the collector stores it) without the token a server
+        echoed (a 503 health body's `error`, a service's message, an endpoint path...):
+        JSON (`data`, the answer parsed) re-written with the token masked in every string
+        and in the keys as `urls.masked` masks them; anything else masked as bytes; the
+        payload as received when it holds no echo."""
+        secrets = self._secrets()
+        if not secrets:
+            return content
+        if data is None:
+            try:
+                data = json.loads(content)
+            except (ValueError, UnicodeDecodeError):
+                for secret in secrets:
+                    content = content.replace(secret.encode(), b"***")
+                return content
+        scrubbed = masked(data, secrets)
+        if scrubbed == data:  # no echo (a JSON escape made it look like one could be)
+            return content
+        return json.dumps(scrubbed, ensure_ascii=False).encode()
+
+    def _masked_record(self, record: Any) -> Any:
+        """`record` (Health, Metrics, EndpointMetrics) with the token masked in its texts
+        (an error, a service's message, an error record, the stats and performance
+        objects) and in its names as `urls.masked_name` masks one (an endpoint path, a
+        service, a method: not a token of letters alone, which may be the answer's own
+        word); never in a status word or a figure."""
+        secrets = self._secrets()
+
+        def name(text: str) -> str:
+            return masked_name(text, secrets)
+
+        if isinstance(record, Health):
+            return replace(
+                record,
+                error=self._masked_text(record.error),
+                services={
+                    name(key): replace(
+                        service,
+                        name=name(service.name),
+                        message=self._masked_text(service.message),
+                        stats=masked(service.stats, secrets),
+                    )
+                    for key, service in record.services.items()
+                },
+                checks={name(k): v for k, v in record.checks.items()},
+            )
+        if isinstance(record, Metrics):
+            return replace(
+                record,
+                endpoints={name(k): v for k, v in record.endpoints.items()},
+                by_method={name(k): v for k, v in record.by_method.items()},
+                by_status={name(k): v for k, v in record.by_status.items()},
+                recent_errors=[
+                    replace(
+                        e,
+                        endpoint=None if e.endpoint is None else name(e.endpoint),
+                        method=None if e.method is None else name(e.method),
+                        error=masked(e.error, secrets),
+                        context=masked(e.context, secrets),
+                    )
+                    for e in record.recent_errors
+                ],
+                performance={name(k): masked(v, secrets) for k, v in record.performance.items()},
+            )
+        if isinstance(record, EndpointMetrics):
+            return replace(record, endpoint=name(record.endpoint))
+        return record
+
+    # -- transport --------------------------------------------------------------------
 
     def _json(self, response: _Raw, url: str) -> Any:
         try:
@@ -290,20 +416,7 @@ class Client:
                 chunks.append(chunk)
                 if time.perf_counter() - started > self.timeout_s:
                     raise httpx.ReadTimeout("answer not complete in time")
-            return _Raw(response.status_code, response.headers, self._scrub_body(b"".join(chunks)))
-
-    def _scrub_body(self, content: bytes) -> bytes:
-        """The answer without the token a server echoed (a 503 health body's `error`, a
-        service's message...): nothing after this sees it, neither the record, the
-        messages, nor the raw payload the store keeps. In JSON, only the strings change."""
-        token = self._token
-        if not token or token.encode() not in content:
-            return content
-        try:
-            data = json.loads(content)
-        except (ValueError, UnicodeDecodeError):
-            return content.replace(token.encode(), b"***")
-        return json.dumps(masked(data, [token]), ensure_ascii=False).encode()
+            return _Raw(response.status_code, response.headers, b"".join(chunks))  # as received
 
     def _get(
         self,

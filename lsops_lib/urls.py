@@ -15,12 +15,33 @@ from .exceptions import ConfigError
 
 
 def masked(value: Any, secrets: Iterable[str | None]) -> Any:
-    """`value` (a text, or a parsed JSON answer: its strings, keys too) with each secret
-    replaced by `***`, the longest first (a secret inside another is not left half
-    shown); empty secrets ignored. What a server, Sentry or a log line echoes of a token
-    is masked with it before anything prints or stores it."""
+    """`value` (a text, or a parsed JSON answer) with each secret replaced by `***`, the
+    longest first (a secret inside another is not left half shown); empty secrets
+    ignored. What a server, Sentry or a log line echoes of a token is masked with it
+    before anything prints or stores it.
+
+    In a parsed answer every string value is a text, masked wherever the secret occurs;
+    a key is a name of the answer, masked as `masked_name` masks one."""
     found = sorted({s for s in secrets if s}, key=len, reverse=True)
     return _masked(value, found) if found else value
+
+
+def masked_name(name: str, secrets: Iterable[str | None]) -> str:
+    """A name of an answer (a JSON key, an endpoint path, a service, a method) with each
+    secret masked, but a secret made of letters alone: that is a word, maybe the
+    answer's own (a token `status`, `OK` or `t` would turn a field, a status or every
+    endpoint path into `***`, and the figures with them), masked in texts only. A token
+    has digits or signs: it is masked in a name wherever it occurs (an endpoint
+    `/x?token=...`, a key that is the token itself)."""
+    found = sorted({s for s in secrets if s}, key=len, reverse=True)
+    return _masked_name(name, found) if found else name
+
+
+def _masked_name(name: str, found: list[str]) -> str:
+    for secret in found:
+        if not secret.isalpha():
+            name = name.replace(secret, "***")
+    return name
 
 
 def _masked(value: Any, found: list[str]) -> Any:
@@ -31,7 +52,10 @@ def _masked(value: Any, found: list[str]) -> Any:
     if isinstance(value, list):
         return [_masked(v, found) for v in value]
     if isinstance(value, dict):
-        return {_masked(k, found): _masked(v, found) for k, v in value.items()}
+        return {
+            (_masked_name(k, found) if isinstance(k, str) else k): _masked(v, found)
+            for k, v in value.items()
+        }
     return value
 
 

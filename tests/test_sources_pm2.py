@@ -218,11 +218,12 @@ def test_the_four_checklist_lines_with_their_figures(store: Store, tmp_path: Pat
         sources=settings,
     )
     assert later["errors_resolved"].status == "pass"
-    # a window with no collection of the configured sources: a failure (no data is not a
-    # pass; unknown is for a source not configured), saying so
+    # a window with no collection of the configured sources: unknown (not observed: no
+    # data is neither a pass nor a fail, QA 24), saying so and when the last one was
     quiet = source_checks(store, end, end + timedelta(days=1), target="default", sources=settings)
-    assert {c.status for c in quiet.values()} == {"fail"}
+    assert {c.status for c in quiet.values()} == {"unknown"}
     assert "is `lsops collect` running" in quiet["cpu"].detail
+    assert "(the last: 2026-10-16 10:00 UTC)" in quiet["cpu"].detail
 
     full = checklist(store, T0, end, Thresholds(), target="default", sources=settings)
     keys = [c.key for c in full]

@@ -9,14 +9,21 @@
     errors_resolved     "Errors resolved promptly": unresolved Sentry issues first seen
                         longer than [thresholds] errors_resolve_within days before the end
 
-Each is unknown only when none of its sources is configured (the line says which setting
-enables it). A configured source without any collection in the window fails the line (no
-data is not a pass: the line says that `lsops collect` must run). A source counts as
-configured when the settings say so or the store holds collections of it for the target.
+A line is judged on the sources OBSERVED in the window: those collected successfully in
+it (whatever this machine's settings say: a collector elsewhere may fill a shared store).
+A line none of whose sources was observed is unknown, never a fail (nor critical), its
+detail saying why: a source the settings configure (`sources`; without settings, the
+sources the store ever collected for the target) was not collected in the window ("no
+collection of pm2 in the window (the last: T): is `lsops collect` running?") or failed
+at each collection (the failure said); none is configured ("not configured: set [pm2]
+...", with the store's last collection of a source the target used to have). A line
+judged on some of its sources while another configured one was not observed fails when
+the observed ones fail, and is unknown when they pass: no data is not a pass.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +33,7 @@ from .. import fmt
 from ..analysis.checklist import FAIL, PASS, UNKNOWN, Check
 from ..config import Thresholds
 from ..store import sources as tables
+from ..store.source_reads import collected_sources
 from ..times import parse_time
 from .settings import SourceSettings
 from .views import collected, new_error_log_patterns, runs_of
@@ -36,17 +44,6 @@ ENABLE = {
     "logs": "[logs] paths or journal_unit (LSOPS_LOGS)",
     "pm2": "[pm2] (or LSOPS_PM2=on)",
 }
-
-
-def _configured(
-    store: Any, target: str | None, sources: SourceSettings | None, end: datetime | None
-) -> tuple[set[str], pd.DataFrame]:
-    if getattr(store, "engine", None) is None:  # a reader that is not a Store: nothing
-        return set(), pd.DataFrame(columns=tables.RUN_COLUMNS)
-    runs = tables.source_runs(store, target, None, None)  # ever collected: configured
-    names = set(sources.configured()) if sources is not None else set()
-    names |= set(runs["source"].astype(str)) if not runs.empty else set()
-    return names, runs
 
 
 def _failures(runs: pd.DataFrame, name: str, start: datetime, end: datetime) -> str:
@@ -62,14 +59,112 @@ def _failures(runs: pd.DataFrame, name: str, start: datetime, end: datetime) -> 
     )
 
 
-def _unknown_line(
-    key: str, name: str, needs: list[str], configured: set[str], threshold: Any, severity: str
-) -> Check | None:
-    """The unknown Check when none of `needs` is configured, else None."""
-    if any(n in configured for n in needs):
-        return None
-    settings = " or ".join(ENABLE[n] for n in needs)
-    return Check(key, name, UNKNOWN, None, threshold, f"not collected: set {settings}", severity)
+@dataclass
+class _Seen:
+    """What the settings and the store say of the three sources for one window."""
+
+    configured: set[str]  # by the settings (without settings: the store's history)
+    observed: set[str]  # collected in the window: the lines are judged on these
+    runs: pd.DataFrame  # the window's collections (`source_runs`)
+    last: dict[str, pd.Timestamp]  # each source's last successful collection by the end
+    start: datetime
+    end: datetime
+
+    def used(self, needs: list[str]) -> list[str]:
+        """The sources of `needs` observed in the window: the line is judged on these."""
+        return [n for n in needs if n in self.observed]
+
+    def unseen(self, needs: list[str]) -> list[str]:
+        """The configured sources of `needs` that were not observed in the window."""
+        return [n for n in needs if n in self.configured and n not in self.observed]
+
+    def why_unseen(self, name: str) -> str:
+        """Why the configured source `name` gave nothing for the window."""
+        failed = _failures(self.runs, name, self.start, self.end)
+        if failed:
+            return failed
+        last = self.last.get(name)
+        since = f" (the last: {fmt.instant(last)})" if last is not None else ""
+        return f"no collection of {name} in the window{since}: is `lsops collect` running?"
+
+    def not_configured(self, needs: list[str]) -> str:
+        """`not configured: set ...`, with the store's last collection of each source of
+        `needs` it holds some of (what the target used to have)."""
+        said = f"not configured: set {' or '.join(ENABLE[n] for n in needs)}"
+        earlier = [(n, fmt.instant(self.last[n])) for n in needs if n in self.last]
+        if len(earlier) == 1:
+            said += f" (the store's last {earlier[0][0]} collection: {earlier[0][1]})"
+        elif earlier:
+            said += f" (the store's last collections: {'; '.join(f'{n} {t}' for n, t in earlier)})"
+        return said
+
+    def unknown(
+        self, key: str, name: str, needs: list[str], threshold: Any, severity: str
+    ) -> Check | None:
+        """The line unknown when none of `needs` was observed (why, in its detail), else None."""
+        if self.used(needs):
+            return None
+        unseen = self.unseen(needs)
+        detail = (
+            "; ".join(self.why_unseen(n) for n in unseen) if unseen else self.not_configured(needs)
+        )
+        return Check(key, name, UNKNOWN, None, threshold, detail, severity)
+
+    def judged(self, check: Check, needs: list[str]) -> Check:
+        """`check`, judged on the observed sources of `needs`: a pass is unknown while a
+        configured source of the line was not observed (said either way)."""
+        unseen = self.unseen(needs)
+        if not unseen:
+            return check
+        said = "; ".join(f"not observed: {self.why_unseen(n)}" for n in unseen)
+        status = check.status if check.status == FAIL else UNKNOWN
+        return Check(
+            check.key,
+            check.name,
+            status,
+            check.value,
+            check.threshold,
+            f"{check.detail}; {said}",
+            check.severity,
+            check.figures,
+        )
+
+
+def _seen(
+    store: Any,
+    target: str | None,
+    sources: SourceSettings | None,
+    start: datetime,
+    end: datetime,
+) -> _Seen:
+    configured = set(sources.configured()) if sources is not None else set()
+    if getattr(store, "engine", None) is None:  # a reader that is not a Store: nothing
+        return _Seen(configured, set(), pd.DataFrame(columns=tables.RUN_COLUMNS), {}, start, end)
+    # the window's collections, one at its end included (`views.collected`)
+    runs = tables.source_runs(store, target, start, end + timedelta(milliseconds=1))
+    observed = {n for n in ENABLE if collected(runs, n, start, end)}
+    last = _last_collections(store, target, end)
+    if sources is None:  # no settings (a library call): what the store ever collected
+        configured = collected_sources(store, target) & set(ENABLE)
+    return _Seen(configured, observed, runs, last, start, end)
+
+
+def _last_collections(store: Any, target: str | None, end: datetime) -> dict[str, pd.Timestamp]:
+    """Each source's last successful collection at or before `end`, by name."""
+    from sqlalchemy import func, select
+
+    from ..store.source_reads import _frame, _target_clause, _where
+    from ..times import to_ms
+
+    t = tables.source_runs_table
+    query = _where(
+        select(t.c.source, func.max(t.c.ts)),
+        _target_clause(t.c.target, target),
+        t.c.ok.is_(True),
+        t.c.ts <= to_ms(end),
+    ).group_by(t.c.source)
+    found = _frame(store, query, ["source", "ts"], ("ts",))
+    return {str(r.source): r.ts for r in found.itertuples(index=False) if pd.notna(r.ts)}
 
 
 def source_checks(
@@ -84,40 +179,19 @@ def source_checks(
     """The four lines, by key (see the module's docstring)."""
     start, end = parse_time(start), parse_time(end)  # ISO strings, naive datetimes: UTC
     th = thresholds or Thresholds()
-    configured, runs = _configured(store, target, sources, end)
-    missing = {
-        n
-        for n in ("sentry", "logs", "pm2")
-        if n in configured and not collected(runs, n, start, end)
-    }
+    seen = _seen(store, target, sources, start, end)
+    samples = None
+    if "pm2" in seen.configured | seen.observed and getattr(store, "engine", None) is not None:
+        samples = tables.pm2_samples(store, target, start, end)
+        if not samples.empty:  # samples answer for themselves: pm2 was read in the window
+            seen.observed.add("pm2")
     out: dict[str, Check] = {}
-
-    def stale(key: str, name: str, needs: list[str], threshold: Any, severity: str) -> Check | None:
-        have = [n for n in needs if n in configured]
-        if have and all(n in missing for n in have):
-            failed = [_failures(runs, n, start, end) for n in have]
-            said = "; ".join(f for f in failed if f)
-            return Check(
-                key,
-                name,
-                FAIL,
-                None,
-                threshold,
-                said
-                or f"no collection of {' or '.join(have)} in the window: is `lsops "
-                "collect` running?",
-                severity,
-            )
-        return None
 
     # --- CPU usage acceptable
     key, name, limit = "cpu", "CPU usage acceptable", th.cpu_percent / 100.0
-    samples = tables.pm2_samples(store, target, start, end) if "pm2" in configured else None
-    check = _unknown_line(key, name, ["pm2"], configured, limit, "warning")
-    if check is None and (samples is None or samples.empty):  # samples answer for themselves
-        check = stale(key, name, ["pm2"], limit, "warning")
-    if check is None and samples is not None:
-        if samples.empty or samples["cpu"].dropna().empty:
+    check = seen.unknown(key, name, ["pm2"], limit, "warning")
+    if check is None:
+        if samples is None or samples.empty or samples["cpu"].dropna().empty:
             check = Check(key, name, FAIL, None, limit, "pm2 reported no CPU figure")
         else:
             per_sample = samples.groupby("ts")["cpu"].sum()  # the app's processes together
@@ -133,13 +207,11 @@ def source_checks(
     out[key] = check
 
     # --- No critical errors
-    key, name = "critical_errors", "No critical errors"
-    check = _unknown_line(key, name, ["sentry", "logs"], configured, 0, "critical") or stale(
-        key, name, ["sentry", "logs"], 0, "critical"
-    )
+    key, name, needs = "critical_errors", "No critical errors", ["sentry", "logs"]
+    check = seen.unknown(key, name, needs, 0, "critical")
     if check is None:
         parts, total = [], 0
-        if "sentry" in configured:
+        if "sentry" in seen.observed:
             issues = tables.sentry_issues(store, target, seen_since=start)
             fatal = issues[
                 (issues["level"] == "fatal")
@@ -148,7 +220,7 @@ def source_checks(
             ]
             total += len(fatal)
             parts.append(fmt.counted(len(fatal), "unresolved fatal Sentry issue"))
-        if "logs" in configured:
+        if "logs" in seen.observed:
             fatal_lines = tables.pattern_counts(store, target, start, end, level="fatal")
             count = int(fatal_lines["count"].sum()) if not fatal_lines.empty else 0
             total += count
@@ -156,26 +228,25 @@ def source_checks(
                 f"{fmt.counted(count, 'fatal log entry', 'fatal log entries')} "
                 "(FATAL ERROR, Unhandled, heap out of memory)"
             )
-        check = Check(
-            key, name, PASS if total == 0 else FAIL, total, 0, "; ".join(parts), "critical"
+        check = seen.judged(
+            Check(key, name, PASS if total == 0 else FAIL, total, 0, "; ".join(parts), "critical"),
+            needs,
         )
     out[key] = check
 
     # --- No new error patterns
     key, name = "new_error_patterns", "No new error patterns"
-    check = _unknown_line(key, name, ["sentry", "logs"], configured, 0, "warning") or stale(
-        key, name, ["sentry", "logs"], 0, "warning"
-    )
+    check = seen.unknown(key, name, needs, 0, "warning")
     if check is None:
         parts, total = [], 0
-        if "logs" in configured:
+        if "logs" in seen.observed:
             new = new_error_log_patterns(store, target, start, end)
             total += len(new)
             text = fmt.counted(len(new), "new error log pattern")
             if new:
                 text += f" (first: {str(new[0]['template'])[:120]})"
             parts.append(text)
-        if "sentry" in configured:
+        if "sentry" in seen.observed:
             issues = tables.sentry_issues(
                 store, target, first_seen_since=start, first_seen_until=end
             )
@@ -183,16 +254,16 @@ def source_checks(
             total += len(issues)
             # the level said: the review counts every new issue, warnings too (QA 23)
             parts.append(fmt.counted(len(issues), "new Sentry issue") + " of level error or fatal")
-        check = Check(key, name, PASS if total == 0 else FAIL, total, 0, "; ".join(parts))
+        check = seen.judged(
+            Check(key, name, PASS if total == 0 else FAIL, total, 0, "; ".join(parts)), needs
+        )
     out[key] = check
 
     # --- Errors resolved promptly
     key, name = "errors_resolved", "Errors resolved promptly"
     days = th.errors_resolve_within
     threshold = days  # raw, as the other lines' (JSON); the text says "< 7 days"
-    check = _unknown_line(key, name, ["sentry"], configured, threshold, "warning") or stale(
-        key, name, ["sentry"], threshold, "warning"
-    )
+    check = seen.unknown(key, name, ["sentry"], threshold, "warning")
     if check is None:
         issues = tables.sentry_issues(store, target)
         cutoff = pd.Timestamp(end) - timedelta(days=days)

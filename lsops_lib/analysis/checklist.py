@@ -163,7 +163,8 @@ def checklist(
     """Each line of the runbook's Monitoring Checklist over [start, end): pass, fail or unknown.
 
     `sources` (`sources.settings.SourceSettings`, issue 10): which of Sentry, the logs and pm2 are
-    configured; the store's collections of them count as configured too."""
+    configured (without it: those the store ever collected). A source line is judged on
+    the sources collected in the window, and is unknown when none was (`sources.checks`)."""
     start, end = instants(start, end)  # ISO strings, naive datetimes: aware UTC
     min_requests = count(min_requests, "min_requests")
     th = thresholds or Thresholds()

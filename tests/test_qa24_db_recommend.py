@@ -450,6 +450,20 @@ def test_a_never_analyzed_table_gets_analyze_and_the_report_says_why(off_url: st
     notes = report.sections["maintenance"].notes
     assert any(n.startswith("autovacuum = off server-wide") for n in notes), notes
     assert any("never analyzed" in n and "public.never_analyzed" in n for n in notes), notes
+    # `lsops db maintenance` says both, in its text and its JSON
+    import json
+
+    from click.testing import CliRunner
+
+    from lsops_lib.cli import main
+
+    env = {"LSOPS_DATABASE_URL": off_url, "COLUMNS": "300"}
+    data = json.loads(CliRunner().invoke(main, ["db", "maintenance", "--json"], env=env).stdout)
+    assert data["autovacuum"]["autovacuum"] is False and data["autovacuum"]["running"] is False
+    assert [r["table"] for r in data["never_analyzed"]] == ["never_analyzed"]
+    text = CliRunner().invoke(main, ["db", "maintenance"], env=env).output
+    assert "autovacuum = off server-wide: no table is vacuumed or analyzed" in text, text
+    assert "never analyzed (no planner statistics" in text and "public.never_analyzed" in text
     _write(off_url, *_statements(analyze.sql))
     with db.connect(off_url) as insp:
         assert maintenance.never_analyzed_tables(insp).empty

@@ -475,7 +475,18 @@ def _maintenance_view(limit: int, thresholds: Any) -> Any:
 
     def view(d: Any) -> None:
         t = {**thresholds.as_dict(), **d["thresholds"]}
+        auto = d.get("autovacuum")
+        if auto is not None and not auto["running"]:
+            off = " and ".join(k for k in ("autovacuum", "track_counts") if not auto[k])
+            line(
+                f"{off} = off server-wide: no table is vacuumed or analyzed automatically "
+                "(only anti-wraparound vacuums run)",
+                style="bold red",
+            )
         _maybe_table(d["tables"], _TABLE_COLUMNS, title="Tables by dead tuples", limit=limit)
+        if d.get("never_analyzed"):
+            names = ", ".join(f"{r['schema']}.{r['table']}" for r in d["never_analyzed"])
+            line(f"never analyzed (no planner statistics, no bloat estimate; ANALYZE): {names}")
         if d["needs_vacuum"] is not None:
             needs = ", ".join(f"{r['schema']}.{r['table']}" for r in d["needs_vacuum"]) or "none"
             line(
@@ -548,8 +559,12 @@ def db_maintenance(app: App, as_json: bool, database: str | None, limit: int) ->
             return bloat[bloat["flagged"]] if not bloat.empty else bloat
 
         connections = get("connections", lambda: m.connections(insp, t))
+        autovacuum = drift.figure(notes, "autovacuum settings", lambda: m.autovacuum_settings(insp))
         data = {
+            # server-wide: with either off, no table is vacuumed or analyzed automatically
+            "autovacuum": autovacuum,
             "tables": get("tables", lambda: m.table_maintenance(insp), _MAINTENANCE_KEYS),
+            "never_analyzed": get("never analyzed", lambda: m.never_analyzed_tables(insp)),
             "needs_vacuum": get(
                 "dead tuples",
                 lambda: m.dead_tuple_tables(insp, t),

@@ -78,3 +78,38 @@ def test_a_report_without_a_target_on_a_store_of_others_fails_saying_which(
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["status"] == "succeeded"
+
+
+def _burst(store: Store, target: str) -> None:
+    """12 requests a minute on /a, 6 of them failing from minute 30 to 60 (the API's
+    errorRate is over its whole count: the cumulative errors / the cumulative count)."""
+    errors = 0
+    for m in range(0, 120, 5):
+        if 30 <= m < 60:
+            errors += 30
+        count = 60 * (m // 5 + 1)
+        store.record_scrape(make_scrape(m, {"/a": (count, 10.0, errors / count)}, target=target))
+
+
+def test_a_postmortems_incident_commands_name_the_target_of_a_store_of_several(
+    tmp_path: Path,
+) -> None:
+    """The postmortem's incidents (`pm.incidents`) carried commands without `--target`: run
+    as printed, on a store of several targets, they reported the default one."""
+    from lsops_lib.analysis import postmortem
+
+    url = f"sqlite:///{tmp_path / 'm.sqlite'}"
+    with Store(url) as store:
+        _burst(store, "prod")
+        _burst(store, "staging")
+        pm = postmortem(store, T0, T0 + timedelta(hours=2), target="prod")
+    commands = [c for c in pm.incidents["postmortem_command"] if c]
+    assert commands, pm.incidents
+    assert all(c.startswith("lsops --target prod report postmortem ") for c in commands), commands
+    # one target in the store: none named (the default reads it)
+    url = f"sqlite:///{tmp_path / 'one.sqlite'}"
+    with Store(url) as store:
+        _burst(store, "prod")
+        pm = postmortem(store, T0, T0 + timedelta(hours=2), target="prod")
+    commands = [c for c in pm.incidents["postmortem_command"] if c]
+    assert commands and all(c.startswith("lsops report postmortem ") for c in commands), commands

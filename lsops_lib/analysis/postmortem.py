@@ -400,7 +400,10 @@ def postmortem(
         bucket=fine,
         min_requests=5 if fine == "scrape" else 10,
     )
-    found = with_commands(_restarts_started(found, resets), th)
+    # the commands name the target when the store holds several (as `lsops incidents`'s do
+    # when one was chosen): each reproduces this target's window, not the default's
+    several = target is not None and len(store.targets()) > 1
+    found = with_commands(_restarts_started(found, resets), th, target=target if several else None)
     breaches = found[found["kind"] != "restart"] if not found.empty else found
     if breaches.empty:
         impact_start = impact_end = None

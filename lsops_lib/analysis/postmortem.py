@@ -21,7 +21,6 @@ from ._common import (
     empty,
     ensure_ts,
     entry,
-    iso,
     nan_to_none,
     one_target,
     py,
@@ -327,7 +326,8 @@ def _timeline(
             {
                 "ts": row.start,
                 "event": "collection gap",
-                "detail": f"no scrape for {row.duration_s / 60:.0f} min (until {iso(row.end)})",
+                "detail": f"no scrape for {row.duration_s / 60:.0f} min (until "
+                f"{fmt.instant(row.end)})",
                 "endpoint": None,
             }
         )
@@ -509,13 +509,15 @@ def postmortem(
     b_span = _counted_span(store, b_start, b_end, target)
     b_hours = _hours(b_span)
     extent = store.extent(target)
+    b_said = fmt.duration(b_hours * 3600), fmt.duration((b_end - b_start).total_seconds())
     if b_span and extent and (b_span[0] > ts(b_start) or ts(extent[1]) < ts(b_end)):
-        # the history begins or ends inside the baseline period
-        notes.append(
-            f"the history covers {fmt.duration(b_hours * 3600)} of the "
-            f"{fmt.duration((b_end - b_start).total_seconds())} baseline period: its requests "
-            "per hour are over the time covered"
-        )
+        # the history begins or ends inside the baseline period (a shortfall the durations
+        # do not show, "1 d 0 h of the 1 d 0 h", seconds short, is not worth a note)
+        if b_said[0] != b_said[1]:
+            notes.append(
+                f"the history covers {b_said[0]} of the {b_said[1]} baseline period: its requests "
+                "per hour are over the time covered"
+            )
     comparison = pd.DataFrame(
         [
             {

@@ -9,8 +9,7 @@ traceback.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -442,32 +441,6 @@ def show_excluded(pm: Any) -> None:
 
 # --- timeline, detection, resolution, evidence --------------------------------------------------
 
-# an instant as the analysis writes it in a detail (ISO 8601): shown as the report writes them
-_ISO_INSTANT = re.compile(
-    r"\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?\b"
-)
-
-
-def _gap_detail(detail: Any) -> str:
-    """A collection gap's detail with its end in the report's time format ("until
-    2026-10-03 07:00 UTC", not "until 2026-10-03T07:00:00Z")."""
-    if _missing(detail):
-        return DASH
-    return _ISO_INSTANT.sub(lambda m: fmt_ts(pd.Timestamp(m.group(0))), str(detail))
-
-
-def timeline_details(timeline: pd.DataFrame) -> pd.DataFrame:
-    """The timeline as shown: each instant of a collection gap's detail in the report's
-    time format (the details of Sentry, logs and pm2 are theirs: left as they are)."""
-    if timeline.empty or "event" not in timeline or "detail" not in timeline:
-        return timeline
-    gaps = timeline["event"] == "collection gap"
-    if not gaps.any():
-        return timeline
-    out = timeline.copy()
-    out.loc[gaps, "detail"] = [_gap_detail(d) for d in out.loc[gaps, "detail"]]
-    return out
-
 
 @guarded("Timeline")
 def show_timeline(timeline: Any) -> None:
@@ -477,7 +450,7 @@ def show_timeline(timeline: Any) -> None:
             return
         timeline = timeline.timeline
     show_table(
-        timeline_details(timeline),
+        timeline,
         "Timeline from the history (UTC): health changes, threshold crossings, resets, gaps; "
         "Sentry issues, log patterns and pm2 restarts when collected",
         {
@@ -609,7 +582,7 @@ def show_evidence(
         },
         empty=_no_sample(error_counts, sample_errors) or none_kept,
     )
-    show_notes(shown_notes(pm.notes), title="Notes")
+    show_notes(pm.notes, title="Notes")
 
 
 def _no_sample(error_counts: pd.DataFrame, sample_errors: int | None) -> str | None:
@@ -626,23 +599,6 @@ def _no_sample(error_counts: pd.DataFrame, sample_errors: int | None) -> str | N
 
 # a note of the baseline's coverage (analysis.postmortem): "the history covers 1 d 0 h
 # of the 1 d 0 h baseline period: ..."
-_COVERAGE_NOTE = re.compile(r"^the history covers (?P<covered>.+?) of the (?P<whole>.+?) baseline")
-
-
-def shown_notes(notes: Iterable[str]) -> list[str]:
-    """The bundle's notes as the report shows them (its Notes and its key figures): a
-    shortfall of the baseline's coverage below the resolution the note writes durations
-    in ("covers 1 d 0 h of the 1 d 0 h baseline", 17 s short) left out: it would
-    contradict itself, and the requests per hour are over the time covered either way."""
-    out = []
-    for note in notes or []:
-        found = _COVERAGE_NOTE.match(str(note))
-        if found and found["covered"] == found["whole"]:
-            continue
-        out.append(note)
-    return out
-
-
 @guarded("Charts")
 def show_window_charts(pm: Any) -> None:
     """The window's charts in one call (the notebook draws them itself, from `plots`):
@@ -715,7 +671,6 @@ def postmortem_figures(
     if not summary["computed"]:
         keep = ("title", "window_start", "window_end", "computed", "notes")
         return {**base, **{k: summary[k] for k in keep}}
-    summary["notes"] = shown_notes(summary.get("notes") or [])  # as the report shows them
     if _unknown(summary):  # nothing observed: what the report says is unknown is null
         summary["requests"] = summary["failed"] = None
     return {**base, **summary}

@@ -23,6 +23,7 @@ __all__ = [
     "index_catalog",
     "invalid_indexes",
     "min_age_text",
+    "proposed_drops",
     "seq_scan_tables",
     "stats_reset",
     "unused_indexes",
@@ -186,6 +187,11 @@ def unused_indexes(
     no other index supporting that foreign key's columns (`fk_without_index`'s rule) stays:
     none is used, unique or backing a constraint, and of several unused ones the one kept
     is not itself a redundant duplicate (`duplicate_indexes`), then the narrowest.
+
+    A redundant unused index (`duplicate_indexes`) is proposed for a drop only when an
+    index covering it stays (`proposed_drops`): when its cover is itself proposed for a
+    drop, it is the one kept (`drop_proposed` False), so that one index of a chain of
+    unused ones stays.
     """
     t = thresholds or DbThresholds()
     cat = index_catalog(insp) if catalog is None else catalog
@@ -219,7 +225,14 @@ def unused_indexes(
     out["stats_since"] = reset["stats_since"]
     out["stats_age_days"] = reset["stats_age_days"]
     out["drop_proposed"] = bool(reset["stats_age_days"] >= t.unused_index_min_age)
-    kept = _kept_for_foreign_keys(insp, cat, out) if len(out) else {}
+    dup = pd.DataFrame()
+    kept: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    if len(out):
+        tables = set(zip(out["schema"], out["table"], strict=True))
+        dup = duplicate_indexes(
+            insp, cat[[k in tables for k in zip(cat["schema"], cat["table"], strict=True)]]
+        )
+        kept = _kept_for_foreign_keys(insp, cat, out, dup)
     out["foreign_key"] = [
         ", ".join(c for c, _ in kept[k]) if k in kept else None
         for k in zip(out["schema"], out["index"], strict=True)
@@ -229,6 +242,9 @@ def unused_indexes(
         for k in zip(out["schema"], out["index"], strict=True)
     ]
     out.loc[out["foreign_key"].notna(), "drop_proposed"] = False
+    drops = proposed_drops(out, dup)
+    stays = [k not in drops for k in zip(out["schema"], out["index"], strict=True)]
+    out.loc[pd.Series(stays, index=out.index, dtype="bool"), "drop_proposed"] = False
     out = out.sort_values(
         ["size_bytes", "schema", "table", "index"], ascending=[False, True, True, True]
     )
@@ -279,20 +295,20 @@ def _supports(index: Mapping[str, Any], fk_keys: list[int]) -> bool:
 
 
 def _kept_for_foreign_keys(
-    insp: Inspector, cat: pd.DataFrame, unused: pd.DataFrame
+    insp: Inspector, cat: pd.DataFrame, unused: pd.DataFrame, dup: pd.DataFrame
 ) -> dict[tuple[str, str], list[tuple[str, str]]]:
     """(schema, index) of the unused indexes a foreign key needs -> [(constraint,
     referenced table)]: for each foreign key of a table with an unused index, when every
     index supporting its columns is unused, the one kept (not a redundant duplicate, then
-    the fewest keys, the smallest, the first name)."""
+    the fewest keys, the smallest, the first name). `dup`: `duplicate_indexes` of those
+    tables. A supporting index that is not unused stays, or an index covering it does (a
+    cover supports the same columns; `proposed_drops`)."""
     fks = foreign_keys(insp)
     tables = set(zip(unused["schema"], unused["table"], strict=True))
     fks = fks[[k in tables for k in zip(fks["schema"], fks["table"], strict=True)]]
     if fks.empty:
         return {}
     unused_names = set(zip(unused["schema"], unused["index"], strict=True))
-    on_tables = [k in tables for k in zip(cat["schema"], cat["table"], strict=True)]
-    dup = duplicate_indexes(insp, cat[on_tables])
     redundant = set(zip(dup["schema"], dup["index"], strict=True))
     by_table: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for record in cat[cat["parent_index"].isna()].to_dict("records"):
@@ -319,6 +335,60 @@ def _kept_for_foreign_keys(
             (fk["constraint"], fk["referenced_table"])
         )
     return kept
+
+
+def proposed_drops(unused: pd.DataFrame, duplicate: pd.DataFrame) -> set[tuple[str, str]]:
+    """(schema, index) of the indexes whose drop lsops proposes, chosen to be safe taken
+    together: after running every one of them, every index that had scans still has an
+    index serving its leading columns (itself or one covering it), every redundant index
+    is kept or still covered, and every foreign key keeps a supporting index.
+
+    `unused` (`unused_indexes`) proposes an index not redundant when its `drop_proposed`
+    (statistics old enough) and no `foreign_key` keeps it. A redundant index (`duplicate`,
+    `duplicate_indexes`) is proposed only when an index of its chain of covers (its
+    `covered_by`, that one's, ...: each covers it) stays, never when they all go: the
+    unused cover is dropped and the index it covers kept (the used one, or of two unused
+    ones one, not both; of a chain, the next below the dropped cover). Used, unique or
+    constraint indexes are never in `unused`, so they and too-early ones stay."""
+    cover = dict(_keys(duplicate, "covered_by"))
+    fk = {k for k, v in _keys(unused, "foreign_key") if isinstance(v, str)}
+    unused_drop = {k for k, v in _keys(unused, "drop_proposed") if bool(v) and k not in fk}
+    memo: dict[tuple[str, str], bool] = {}
+
+    def dropped(key: tuple[str, str]) -> bool:
+        if key not in memo:
+            memo[key] = False  # a cycle of covers (never expected): kept
+            if key not in cover:
+                memo[key] = key in unused_drop
+            elif key not in fk:
+                memo[key] = any(not dropped(a) for a in _cover_chain(key, cover))
+        return memo[key]
+
+    return {k for k in set(cover) | unused_drop if dropped(k)}
+
+
+def _keys(df: pd.DataFrame, column: str) -> list[tuple[tuple[str, str], Any]]:
+    """[((schema, index), value of `column`)], `covered_by` as (schema, index); [] when
+    `df` lacks a column (a frame of no check)."""
+    if not {"schema", "index", column} <= set(df.columns):
+        return []
+    rows = zip(df["schema"], df["index"], df[column], strict=True)
+    if column == "covered_by":
+        return [((s, i), (s, c)) for s, i, c in rows]
+    return [((s, i), v) for s, i, v in rows]
+
+
+def _cover_chain(
+    key: tuple[str, str], cover: dict[tuple[str, str], tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """The covers of `key` up its chain: its `covered_by`, that one's, ... (each covers
+    `key`), to the first not redundant itself."""
+    chain: list[tuple[str, str]] = []
+    node = key
+    while node in cover and cover[node] != key and cover[node] not in chain:
+        node = cover[node]
+        chain.append(node)
+    return chain
 
 
 def _covers(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:

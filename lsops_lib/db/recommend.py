@@ -17,7 +17,7 @@ import pandas as pd
 from .. import fmt
 from ..exceptions import DatabaseError
 from .connect import Inspector
-from .indexes import min_age_text
+from .indexes import min_age_text, proposed_drops
 from .reindex import INDEX_ROUTES, RUNBOOK_COMMAND
 from .settings import DbThresholds
 
@@ -454,6 +454,24 @@ def _fk_index_kept(r: Any, foreign_key: str, age: str) -> dict[str, Any]:
     )
 
 
+def _redundant_kept(r: Any) -> dict[str, Any]:
+    """A redundant index kept: its cover is proposed for a drop itself (`proposed_drops`),
+    and dropping both would leave its columns without an index (no DROP proposed)."""
+    return _rec(
+        "info",
+        "duplicate_index",
+        _q(r.schema, r.index),
+        f"Redundant index {r.index} on {r.table}: kept, its cover {r.covered_by} is "
+        "proposed for a drop",
+        f"{r.definition} is covered by {r.covered_by_definition}; "
+        f"{_size(r.size_bytes)}, {fmt.counted(int(r.scans), 'scan')}. No drop is proposed: "
+        f"{r.covered_by} is proposed for a drop itself (unused), and running both drops "
+        "would leave these columns without an index. "
+        f"Once {r.covered_by} is dropped, {r.index} is no longer redundant.",
+        None,
+    )
+
+
 def _autovacuum_off(settings: Any) -> str:
     """'autovacuum = off' (and/or 'track_counts = off', which autovacuum needs) when the
     server's settings (`maintenance.autovacuum_settings`) stop autovacuum; '' otherwise."""
@@ -519,6 +537,13 @@ def recommendations(
     Columns: severity (critical | warning | info), kind, object, title, evidence, sql
     (printed, never executed; None when there is nothing to run), check (hypopg result).
     With `insp`, suggested indexes are checked with hypopg when it is installed.
+
+    The DROPs proposed for unused and redundant indexes are safe run all together
+    (`indexes.proposed_drops`): afterwards every index that had scans still has an index
+    serving its leading columns, every foreign key a supporting index, and of a chain of
+    indexes covering one another (used or not) one stays. A redundant index whose cover
+    is proposed for a drop as unused is kept (said, no DROP): give `duplicate` with
+    `unused`, or every redundant index's cover is taken to stay.
     """
     t = thresholds or DbThresholds()
     recs: list[dict[str, Any]] = []
@@ -529,7 +554,13 @@ def recommendations(
 
     for r in frame("invalid").itertuples(index=False):
         recs.append(_invalid_index(r, insp))
-    for r in frame("duplicate").itertuples(index=False):
+    unused = frame("unused")
+    duplicate = frame("duplicate")
+    drops = proposed_drops(unused, duplicate)
+    for r in duplicate.itertuples(index=False):
+        if (r.schema, r.index) not in drops:
+            recs.append(_redundant_kept(r))
+            continue
         recs.append(
             _rec(
                 "warning",
@@ -542,8 +573,6 @@ def recommendations(
                 _drop_index(r),
             )
         )
-    unused = frame("unused")
-    duplicate = frame("duplicate")
     duplicate_names = (
         set(zip(duplicate["schema"], duplicate["index"], strict=True))
         if {"schema", "index"} <= set(duplicate.columns)

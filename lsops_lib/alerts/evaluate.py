@@ -137,8 +137,9 @@ def evaluate_targets(
     """`evaluate` for each target (the collector's hook after a round), all at the same
     instant `now` (default: now, once). What the rules read target by target is read
     for all the targets at once first (`rules.prefetch`: burn-rate windows and the last
-    day's scrapes; `rules_sources.prefetch_sources`: the sources collected); should one
-    of those reads fail, each target's rules read alone, as `evaluate` does."""
+    day's scrapes; `rules_sources.prefetch_sources`: the sources collected in the
+    window); should one of those reads fail, each target's rules read alone, as
+    `evaluate` does."""
     from .rules_sources import prefetch_sources
 
     cfg = alert_settings(settings)

@@ -1,6 +1,14 @@
 """The rules over the other sources: Sentry, the service's logs (issue 10's
-`lsops_lib.sources`, skipped while it is not there or not configured), the stored backup
-checks (issue 12) and the capacity forecast (issue 15)."""
+`lsops_lib.sources`), the stored backup checks (issue 12) and the capacity forecast
+(issue 15).
+
+The Sentry and log rules follow the checklist's lines (`sources.checks`): a rule is
+judged when its source was collected in its window (the last `[alerts] new_within`; a
+collector elsewhere filling a shared store counts, whatever this machine's settings say),
+and is not judged (None: its alerts keep their state, a firing one is not resolved)
+when it was not: not configured (the settings; without settings, the sources the store
+ever collected for the target), configured but not collected in the window, or failing
+at each collection; the rule's note says which."""
 
 from __future__ import annotations
 
@@ -19,47 +27,60 @@ def _sources() -> Any:
     return sources
 
 
-# the source each rule reads, and the settings that enable it
+# the source each rule reads
 _SOURCE = {"new_fatal_sentry_issues": "sentry", "new_error_log_patterns": "logs"}
-_ENABLE = {
-    "sentry": "[sentry] org and project (or LSOPS_SENTRY_ORG and LSOPS_SENTRY_PROJECT)",
-    "logs": "[logs] paths or journal_unit (or LSOPS_LOGS)",
-}
 
 
-def _source_configured(source: str, store: Any, config: RuleConfig, target: str) -> bool:
-    """Configured in the settings, or collected into the store for `target` (as the
-    checklist's lines judge it): a cron collector's store may be read elsewhere."""
+def _window(now: datetime, config: RuleConfig) -> tuple[datetime, datetime]:
+    """The window the rules judge: the last `[alerts] new_within`."""
+    return now - timedelta(seconds=config.alerts.new_within_s), now
+
+
+def _source_settings(config: RuleConfig) -> Any:
+    """The settings' sources, once a round; None without settings (then the sources the
+    store ever collected are the configured ones, as for the checklist)."""
     from ..sources.settings import source_settings
-    from ..store.source_reads import collected_sources
 
-    def configured() -> set[str]:  # the settings' answer, once a round
+    def read() -> Any:
+        if config.settings is None:
+            return None
         try:
-            return set(source_settings(config.settings).configured())
+            return source_settings(config.settings)
         except Exception:  # noqa: BLE001 - a malformed section: the collector says so (exit 2)
-            return set()
+            return None
 
-    def collected() -> set[str]:  # read once a round, shared by both rules
-        try:
-            return collected_sources(store, target)
-        except Exception:  # noqa: BLE001 - a store reader without the source tables
-            return set()
+    return config.once("round:source_settings", read)
 
-    if source in config.once("round:configured", configured):
-        return True
-    return source in config.once(f"collected_sources:{target}", collected)
+
+def _unobserved(store: Any, now: datetime, config: RuleConfig, target: str) -> dict[str, str]:
+    """The sources of `target` not collected in the window, each with why (the
+    checklist's rule, `sources.checks.unobserved`), read once a round."""
+    from ..sources.checks import unobserved
+
+    def read() -> dict[str, str]:
+        since, until = _window(now, config)
+        found = unobserved(store, since, until, [target], sources=_source_settings(config))
+        return found[target]
+
+    return config.once(f"sources_unobserved:{target}", read)
 
 
 def prefetch_sources(store: Any, now: datetime, config: RuleConfig, targets: list[str]) -> None:
-    """The sources collected for each target of a round (what `_source_configured` reads
-    for one target), in one read for all of them, into `config.cache`."""
-    from ..store.source_reads import collected_sources_of
+    """What `_unobserved` reads for one target, for every target of a round in the same
+    few reads, into `config.cache`."""
+    from ..sources.checks import unobserved
 
-    for target, found in collected_sources_of(store, targets).items():
-        config.cache[f"collected_sources:{target}"] = found
+    since, until = _window(now, config)
+    found = unobserved(store, since, until, targets, sources=_source_settings(config))
+    for target, missing in found.items():
+        config.cache[f"sources_unobserved:{target}"] = missing
 
 
 def _new_items(kind: str, store: Any, now: datetime, config: RuleConfig, target: str) -> Any:
+    """The new items of `kind` in the window, or None (not judged: its alerts keep their
+    state) when its source was not collected in the window, as the checklist's lines
+    (`sources.checks`): not configured, configured but not collected, or failing at each
+    collection (said in the rule's note); no data is not "nothing new"."""
     rule = {"new_fatal_sentry_issues": "sentry_fatal"}.get(kind, "log_error_pattern")
     sources = _sources()
     function = getattr(sources, kind, None) if sources is not None else None
@@ -67,12 +88,17 @@ def _new_items(kind: str, store: Any, now: datetime, config: RuleConfig, target:
         config.skip(rule, f"lsops_lib.sources.{kind} is not available")
         return None
     source = _SOURCE[kind]
-    if not _source_configured(source, store, config, target):
-        config.skip(rule, f"{source} is not configured: set {_ENABLE[source]}")
-        return None
-    since = now - timedelta(seconds=config.alerts.new_within_s)
     try:
-        return function(store, target, since, now)
+        missing = _unobserved(store, now, config, target)
+    except Exception as exc:  # noqa: BLE001 - a store reader without the source tables
+        config.skip(rule, f"{type(exc).__name__}: {exc}")
+        return None
+    if source in missing:
+        config.skip(rule, missing[source])
+        return None
+    since, until = _window(now, config)
+    try:
+        return function(store, target, since, until)
     except Exception as exc:  # noqa: BLE001 - a source not configured or unreachable: skip
         config.skip(rule, f"{type(exc).__name__}: {exc}")
         return None

@@ -33,7 +33,7 @@ from .. import fmt
 from ..analysis.checklist import FAIL, PASS, UNKNOWN, Check
 from ..config import Thresholds
 from ..store import sources as tables
-from ..store.source_reads import collected_sources
+from ..store.source_reads import collected_sources, collected_sources_of
 from ..times import parse_time
 from .settings import SourceSettings
 from .views import collected, new_error_log_patterns, runs_of
@@ -98,17 +98,21 @@ class _Seen:
             said += f" (the store's last collections: {'; '.join(f'{n} {t}' for n, t in earlier)})"
         return said
 
+    def why_none(self, needs: list[str]) -> str:
+        """Why none of `needs` was observed: each configured one not collected or failing,
+        else not configured."""
+        unseen = self.unseen(needs)
+        if unseen:
+            return "; ".join(self.why_unseen(n) for n in unseen)
+        return self.not_configured(needs)
+
     def unknown(
         self, key: str, name: str, needs: list[str], threshold: Any, severity: str
     ) -> Check | None:
         """The line unknown when none of `needs` was observed (why, in its detail), else None."""
         if self.used(needs):
             return None
-        unseen = self.unseen(needs)
-        detail = (
-            "; ".join(self.why_unseen(n) for n in unseen) if unseen else self.not_configured(needs)
-        )
-        return Check(key, name, UNKNOWN, None, threshold, detail, severity)
+        return Check(key, name, UNKNOWN, None, threshold, self.why_none(needs), severity)
 
     def judged(self, check: Check, needs: list[str]) -> Check:
         """`check`, judged on the observed sources of `needs`: a pass is unknown while a
@@ -137,34 +141,113 @@ def _seen(
     start: datetime,
     end: datetime,
 ) -> _Seen:
+    """What the settings and the store say of the sources of `target` (None: every
+    target's together) for [start, end]."""
+    return _seen_of(store, None if target is None else [target], sources, start, end)[target]
+
+
+def _seen_of(
+    store: Any,
+    targets: list[str] | None,
+    sources: SourceSettings | None,
+    start: datetime,
+    end: datetime,
+) -> dict[str | None, _Seen]:
+    """`_Seen` of each of `targets` (None: one, of every target together, keyed None), in
+    the same few reads whatever the number of targets."""
+    keys: list[str | None] = list(targets) if targets is not None else [None]
     configured = set(sources.configured()) if sources is not None else set()
     if getattr(store, "engine", None) is None:  # a reader that is not a Store: nothing
-        return _Seen(configured, set(), pd.DataFrame(columns=tables.RUN_COLUMNS), {}, start, end)
+        empty = pd.DataFrame(columns=tables.RUN_COLUMNS)
+        return {k: _Seen(set(configured), set(), empty, {}, start, end) for k in keys}
     # the window's collections, one at its end included (`views.collected`)
-    runs = tables.source_runs(store, target, start, end + timedelta(milliseconds=1))
-    observed = {n for n in ENABLE if collected(runs, n, start, end)}
-    last = _last_collections(store, target, end)
+    runs = _window_runs(store, targets, start, end + timedelta(milliseconds=1))
+    last = _last_collections(store, targets, end)
+    history: dict[str | None, set[str]] = {}
     if sources is None:  # no settings (a library call): what the store ever collected
-        configured = collected_sources(store, target) & set(ENABLE)
-    return _Seen(configured, observed, runs, last, start, end)
+        if targets is None:
+            history[None] = collected_sources(store, None)
+        else:
+            history.update(collected_sources_of(store, targets))
+    out: dict[str | None, _Seen] = {}
+    for key in keys:
+        mine = runs if key is None else runs[runs["target"] == key]
+        mine = mine.drop(columns="target").reset_index(drop=True)
+        observed = {n for n in ENABLE if collected(mine, n, start, end)}
+        said = configured if sources is not None else history.get(key, set()) & set(ENABLE)
+        out[key] = _Seen(set(said), observed, mine, last.get(key, {}), start, end)
+    return out
 
 
-def _last_collections(store: Any, target: str | None, end: datetime) -> dict[str, pd.Timestamp]:
-    """Each source's last successful collection at or before `end`, by name."""
-    from sqlalchemy import func, select
+def _window_runs(
+    store: Any, targets: list[str] | None, start: datetime, end: datetime
+) -> pd.DataFrame:
+    """The collections (`source_runs`, with their target) of `targets` (None: all) in
+    [start, end), oldest first."""
+    from sqlalchemy import select
 
-    from ..store.source_reads import _frame, _target_clause, _where
+    from ..store.source_reads import _frame, _where
     from ..times import to_ms
 
     t = tables.source_runs_table
     query = _where(
-        select(t.c.source, func.max(t.c.ts)),
-        _target_clause(t.c.target, target),
+        select(t.c.target, *[t.c[c] for c in tables.RUN_COLUMNS]),
+        t.c.target.in_(targets) if targets is not None else None,
+        t.c.ts >= to_ms(start),
+        t.c.ts < to_ms(end),
+    ).order_by(t.c.ts, t.c.id)
+    return _frame(store, query, ["target", *tables.RUN_COLUMNS], ("ts",))
+
+
+def _last_collections(
+    store: Any, targets: list[str] | None, end: datetime
+) -> dict[str | None, dict[str, pd.Timestamp]]:
+    """Each source's last successful collection at or before `end`, by name, for each of
+    `targets` (None: of every target together, keyed None)."""
+    from sqlalchemy import func, select
+
+    from ..store.source_reads import _frame, _where
+    from ..times import to_ms
+
+    t = tables.source_runs_table
+    query = _where(
+        select(t.c.target, t.c.source, func.max(t.c.ts)),
+        t.c.target.in_(targets) if targets is not None else None,
         t.c.ok.is_(True),
         t.c.ts <= to_ms(end),
-    ).group_by(t.c.source)
-    found = _frame(store, query, ["source", "ts"], ("ts",))
-    return {str(r.source): r.ts for r in found.itertuples(index=False) if pd.notna(r.ts)}
+    ).group_by(t.c.target, t.c.source)
+    found = _frame(store, query, ["target", "source", "ts"], ("ts",))
+    out: dict[str | None, dict[str, pd.Timestamp]] = {}
+    for r in found.itertuples(index=False):
+        if pd.isna(r.ts):
+            continue
+        mine = out.setdefault(str(r.target) if targets is not None else None, {})
+        name = str(r.source)
+        if name not in mine or r.ts > mine[name]:
+            mine[name] = r.ts
+    return out
+
+
+def unobserved(
+    store: Any,
+    start: datetime,
+    end: datetime,
+    targets: list[str],
+    *,
+    sources: SourceSettings | None = None,
+) -> dict[str, dict[str, str]]:
+    """For each of `targets`: those of Sentry, the logs and pm2 NOT collected successfully
+    in [start, end] (a collection at the end counts), each with why, as the checklist's
+    lines say it (not collected in the window, failing at each collection, or not
+    configured); a source collected in the window is absent, whatever the settings.
+    `sources`: the settings (None: the sources the store ever collected for the target).
+    The alert rules' notion of a source they can judge (`alerts.rules_sources`); the reads
+    are the same few for any number of targets."""
+    start, end = parse_time(start), parse_time(end)
+    seen = _seen_of(store, list(targets), sources, start, end)
+    return {
+        str(t): {n: s.why_none([n]) for n in ENABLE if n not in s.observed} for t, s in seen.items()
+    }
 
 
 def source_checks(

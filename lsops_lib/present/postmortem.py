@@ -73,8 +73,10 @@ def load_postmortem(
     target: str | None = None,
     baseline_hours: float = 24.0,
     sample_errors: int = 20,
+    include_monitoring: bool = False,
 ) -> Any:
-    """`analysis.postmortem(...)` of the window against the `baseline_hours` before it.
+    """`analysis.postmortem(...)` of the window against the `baseline_hours` before it
+    (`include_monitoring`: count the collector's own /health and /metrics requests).
     When it cannot be computed: an "unavailable" box, and an empty bundle saying why
     (`pm.problem`), so that every cell after it still runs."""
     from datetime import timedelta
@@ -93,6 +95,7 @@ def load_postmortem(
             title=window.title,
             target=target,
             sample_errors=int(sample_errors),
+            include_monitoring=bool(include_monitoring),
         )
     except Exception as exc:  # noqa: BLE001 - shown, and the report goes on
         reason = f"{type(exc).__name__}: {exc}".splitlines()[0]

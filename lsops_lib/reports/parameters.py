@@ -206,6 +206,7 @@ KINDS: dict[str, Kind] = {
                 maximum=MAX_SAMPLE_ERRORS,
                 help="how many error records to sample over the window",
             ),
+            Param("include_monitoring", "bool", help="count /health and /metrics requests"),
         ),
         key=_postmortem_key,
         check=_check_window,

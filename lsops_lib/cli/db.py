@@ -475,11 +475,12 @@ def _maintenance_view(limit: int, thresholds: Any) -> Any:
 
     def view(d: Any) -> None:
         t = {**thresholds.as_dict(), **d["thresholds"]}
-        auto = d.get("autovacuum")
-        if auto is not None and not auto["running"]:
-            off = " and ".join(k for k in ("autovacuum", "track_counts") if not auto[k])
+        from ..db.maintenance import autovacuum_off
+
+        off = autovacuum_off(d.get("autovacuum"))
+        if off:
             line(
-                f"{off} = off server-wide: no table is vacuumed or analyzed automatically "
+                f"{off} server-wide: no table is vacuumed or analyzed automatically "
                 "(only anti-wraparound vacuums run)",
                 style="bold red",
             )

@@ -142,10 +142,7 @@ def find_tool(
     if server_version is None:
         found = _find_tool(name, bindir, path)
         if found is None:
-            raise BackupError(
-                f"{name} not found: install the PostgreSQL client (Debian: postgresql-client) "
-                "or set LSOPS_PG_BINDIR"
-            )
+            raise _not_found(name)
         return found
     need = major_version(server_version)
     server = version_text(server_version)
@@ -161,10 +158,7 @@ def find_tool(
         return tool
     tools = _tools(name, str(prefer) if prefer else "", path)
     if not tools:
-        raise BackupError(
-            f"{name} not found: install the PostgreSQL client (Debian: postgresql-client) "
-            "or set LSOPS_PG_BINDIR"
-        )
+        raise _not_found(name)
     for tool, have in tools:
         if have is not None and _major(have) >= need:
             return tool
@@ -173,6 +167,13 @@ def find_tool(
         f"{_named(name, have)} ({newest}, the newest found) is older than the server "
         f"(PostgreSQL {server}): {name} must be at least its major version "
         f"({_dotted(need)}): install a newer PostgreSQL client or set LSOPS_PG_BINDIR"
+    )
+
+
+def _not_found(name: str) -> BackupError:
+    return BackupError(
+        f"{name} not found: install the PostgreSQL client (Debian: postgresql-client) "
+        "or set LSOPS_PG_BINDIR"
     )
 
 

@@ -186,11 +186,11 @@ def gather(report: OptimizationReport, insp: Inspector, store: Any) -> None:
     autovacuum = attempt(sec, "autovacuum", lambda: maintenance.autovacuum_settings(insp))
     if autovacuum is not None:
         f["autovacuum"] = autovacuum
-        if not autovacuum["running"]:
-            off = [k for k in ("autovacuum", "track_counts") if not autovacuum[k]]
+        off = maintenance.autovacuum_off(autovacuum)
+        if off:
             sec.notes.append(
-                f"{' and '.join(f'{k} = off' for k in off)} server-wide: no table is vacuumed "
-                "or analyzed automatically (only wraparound vacuums run)"
+                f"{off} server-wide: no table is vacuumed or analyzed automatically (only "
+                "wraparound vacuums run)"
             )
     unanalyzed = attempt(
         sec, "never analyzed tables", lambda: maintenance.never_analyzed_tables(insp)

@@ -24,6 +24,7 @@ __all__ = [
     "invalid_indexes",
     "min_age_text",
     "proposed_drops",
+    "REINDEX_LEFTOVER",
     "seq_scan_tables",
     "stats_reset",
     "unused_indexes",
@@ -563,7 +564,9 @@ def invalid_indexes(insp: Inspector, catalog: pd.DataFrame | None = None) -> pd.
     return out
 
 
-_LEFTOVER = re.compile(r"^(?P<name>.+)_cc(?:new|old)[0-9]*$")
+# the leftover of an interrupted REINDEX CONCURRENTLY: `<name>_ccnew` (the copy being
+# built) or `<name>_ccold` (the original, swapped out), a number after when repeated
+REINDEX_LEFTOVER = re.compile(r"^(?P<name>.+)_cc(?P<kind>new|old)[0-9]*$")
 
 
 def _equivalent(a: Mapping[str, Any], series: list[dict[str, Any]]) -> tuple[str, bool] | None:
@@ -583,7 +586,7 @@ def _equivalent(a: Mapping[str, Any], series: list[dict[str, Any]]) -> tuple[str
         # the exact equivalent first (a REINDEX CONCURRENTLY's original), then the narrowest
         best = min(valid, key=lambda b: (not _covers(b, a), len(b["keys"]), b["index"]))
         return str(best["index"]), True
-    match = _LEFTOVER.match(str(a["index"]))
+    match = REINDEX_LEFTOVER.match(str(a["index"]))
     if match:
         for b in series:
             if b["index"] == match["name"] and _covers(a, b) and _covers(b, a):

@@ -22,6 +22,7 @@ from .queries import mask_secrets
 from .settings import DbThresholds
 
 __all__ = [
+    "autovacuum_off",
     "autovacuum_settings",
     "cache_hit_ratios",
     "connections",
@@ -129,6 +130,9 @@ def _hidden_sessions(insp: Inspector, what: str) -> None:
 # "false" or "no", "of(f)", "0"; case-insensitive), as 'autovacuum_enabled=<value>'
 _FALSE_SPELLINGS = ("f", "fa", "fal", "fals", "false", "n", "no", "of", "off", "0")
 _AUTOVACUUM_OFF = ", ".join(f"'autovacuum_enabled={v}'" for v in _FALSE_SPELLINGS)
+# a table's own setting as a column (`c`: its pg_class row)
+_AUTOVACUUM_ENABLED = f"""NOT EXISTS (SELECT 1 FROM unnest(c.reloptions) AS o
+                           WHERE lower(o) IN ({_AUTOVACUUM_OFF})) AS autovacuum_enabled"""
 
 
 def autovacuum_settings(insp: Inspector) -> dict[str, Any]:
@@ -151,6 +155,15 @@ def autovacuum_settings(insp: Inspector) -> dict[str, Any]:
         "analyze_threshold": int(row["analyze_threshold"]),
         "running": on and counts,
     }
+
+
+def autovacuum_off(settings: Any) -> str:
+    """'autovacuum = off' (and/or 'track_counts = off', which autovacuum needs) when the
+    server's settings (`autovacuum_settings`) stop autovacuum; '' otherwise (or unknown)."""
+    if not isinstance(settings, dict):
+        return ""
+    off = [k for k in ("autovacuum", "track_counts") if settings.get(k) is False]
+    return " and ".join(f"{k} = off" for k in off)
 
 
 _NEVER_ANALYZED_DTYPES = {
@@ -180,8 +193,7 @@ def never_analyzed_tables(insp: Inspector) -> pd.DataFrame:
                s.n_live_tup AS live_tuples,
                s.n_mod_since_analyze AS modified_since_analyze,
                pg_relation_size(c.oid) AS table_bytes,
-               NOT EXISTS (SELECT 1 FROM unnest(c.reloptions) AS o
-                           WHERE lower(o) IN ({_AUTOVACUUM_OFF})) AS autovacuum_enabled
+               {_AUTOVACUUM_ENABLED}
         FROM pg_stat_user_tables s
         JOIN pg_class c ON c.oid = s.relid
         WHERE c.relkind IN ('r', 'm')
@@ -221,8 +233,7 @@ def table_maintenance(insp: Inspector) -> pd.DataFrame:
                s.last_vacuum, s.last_autovacuum, s.last_analyze, s.last_autoanalyze,
                s.vacuum_count, s.autovacuum_count, s.analyze_count, s.autoanalyze_count,
                s.n_mod_since_analyze AS modified_since_analyze,
-               NOT EXISTS (SELECT 1 FROM unnest(c.reloptions) AS o
-                           WHERE lower(o) IN ({_AUTOVACUUM_OFF})) AS autovacuum_enabled
+               {_AUTOVACUUM_ENABLED}
         FROM pg_stat_user_tables s
         JOIN pg_class c ON c.oid = s.relid
         ORDER BY s.n_dead_tup DESC, s.schemaname, s.relname

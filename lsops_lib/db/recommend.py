@@ -17,7 +17,8 @@ import pandas as pd
 from .. import fmt
 from ..exceptions import DatabaseError
 from .connect import Inspector
-from .indexes import min_age_text, proposed_drops
+from .indexes import REINDEX_LEFTOVER, min_age_text, proposed_drops
+from .maintenance import autovacuum_off
 from .reindex import INDEX_ROUTES, RUNBOOK_COMMAND
 from .settings import DbThresholds
 
@@ -322,14 +323,11 @@ def _incomplete_partitioned_index(r: Any) -> dict[str, Any]:
     )
 
 
-_LEFTOVER = re.compile(r"^(?P<name>.+)_cc(?P<kind>new|old)[0-9]*$")
-
-
 def _needless_invalid_index(r: Any, equivalent: str, valid: bool) -> dict[str, Any]:
     """An invalid index another index of its table makes needless (`equivalent`): the
     leftover of an interrupted REINDEX CONCURRENTLY (`_ccnew`, `_ccold`), or a failed build
     an index covers. Drop it; re-created, it would only duplicate `equivalent`."""
-    leftover = _LEFTOVER.match(str(r.index))
+    leftover = REINDEX_LEFTOVER.match(str(r.index))
     if leftover and leftover["name"] != equivalent:
         leftover = None  # named like one, but another index covers it
     kept = _q(r.schema, equivalent)
@@ -472,13 +470,11 @@ def _redundant_kept(r: Any) -> dict[str, Any]:
     )
 
 
-def _autovacuum_off(settings: Any) -> str:
-    """'autovacuum = off' (and/or 'track_counts = off', which autovacuum needs) when the
-    server's settings (`maintenance.autovacuum_settings`) stop autovacuum; '' otherwise."""
-    if not isinstance(settings, dict):
-        return ""
-    off = [k for k in ("autovacuum", "track_counts") if settings.get(k) is False]
-    return " and ".join(f"{k} = off" for k in off)
+def _autovacuum_said(r: Any, server_off: str) -> str:
+    """What stops autovacuum on the table of row `r`: its own setting, the server's."""
+    return ("" if r.autovacuum_enabled else "; autovacuum is DISABLED on this table") + (
+        f"; autovacuum is off server-wide ({server_off})" if server_off else ""
+    )
 
 
 def _query_statistics(status: dict[str, Any], insp: Inspector | None) -> dict[str, Any]:
@@ -660,7 +656,7 @@ def recommendations(
             )
         )
     autovacuum = findings.get("autovacuum")
-    server_off = _autovacuum_off(autovacuum)
+    server_off = autovacuum_off(autovacuum)
     if server_off:
         recs.append(
             _rec(
@@ -688,9 +684,7 @@ def recommendations(
                 f"{r.table} needs VACUUM: {fmt.counted(int(r.dead_tuples), 'dead tuple')}",
                 f"{int(r.dead_tuples):,} dead / {int(r.live_tuples):,} live "
                 f"({_pct(r.dead_ratio, t.dead_tuple_ratio, 1.0)}); last vacuum {_when(r.last_vacuum)}, "
-                f"last autovacuum {_when(r.last_autovacuum)}"
-                + ("" if r.autovacuum_enabled else "; autovacuum is DISABLED on this table")
-                + (f"; autovacuum is off server-wide ({server_off})" if server_off else ""),
+                f"last autovacuum {_when(r.last_autovacuum)}" + _autovacuum_said(r, server_off),
                 f"VACUUM (ANALYZE) {_q(r.schema, r.table)};",
             )
         )
@@ -705,9 +699,7 @@ def recommendations(
                 f"updates, deletes), ~{fmt.counted(int(r.live_tuples), 'live row')}, and no "
                 "planner statistics (never analyzed, or only while empty): the planner "
                 "guesses its row count and value distributions, and no bloat estimate is "
-                "possible"
-                + ("" if r.autovacuum_enabled else "; autovacuum is DISABLED on this table")
-                + (f"; autovacuum is off server-wide ({server_off})" if server_off else ""),
+                "possible" + _autovacuum_said(r, server_off),
                 f"ANALYZE {_q(r.schema, r.table)};",
             )
         )

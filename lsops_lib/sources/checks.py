@@ -33,7 +33,12 @@ from .. import fmt
 from ..analysis.checklist import FAIL, PASS, UNKNOWN, Check
 from ..config import Thresholds
 from ..store import sources as tables
-from ..store.source_reads import collected_sources, collected_sources_of
+from ..store.source_reads import (
+    collected_sources,
+    collected_sources_of,
+    last_collections,
+    source_runs_of,
+)
 from ..times import parse_time
 from .settings import SourceSettings
 from .views import collected, new_error_log_patterns, runs_of
@@ -161,8 +166,8 @@ def _seen_of(
         empty = pd.DataFrame(columns=tables.RUN_COLUMNS)
         return {k: _Seen(set(configured), set(), empty, {}, start, end) for k in keys}
     # the window's collections, one at its end included (`views.collected`)
-    runs = _window_runs(store, targets, start, end + timedelta(milliseconds=1))
-    last = _last_collections(store, targets, end)
+    runs = source_runs_of(store, targets, start, end + timedelta(milliseconds=1))
+    last = last_collections(store, targets, end)
     history: dict[str | None, set[str]] = {}
     if sources is None:  # no settings (a library call): what the store ever collected
         if targets is None:
@@ -176,55 +181,6 @@ def _seen_of(
         observed = {n for n in ENABLE if collected(mine, n, start, end)}
         said = configured if sources is not None else history.get(key, set()) & set(ENABLE)
         out[key] = _Seen(set(said), observed, mine, last.get(key, {}), start, end)
-    return out
-
-
-def _window_runs(
-    store: Any, targets: list[str] | None, start: datetime, end: datetime
-) -> pd.DataFrame:
-    """The collections (`source_runs`, with their target) of `targets` (None: all) in
-    [start, end), oldest first."""
-    from sqlalchemy import select
-
-    from ..store.source_reads import _frame, _where
-    from ..times import to_ms
-
-    t = tables.source_runs_table
-    query = _where(
-        select(t.c.target, *[t.c[c] for c in tables.RUN_COLUMNS]),
-        t.c.target.in_(targets) if targets is not None else None,
-        t.c.ts >= to_ms(start),
-        t.c.ts < to_ms(end),
-    ).order_by(t.c.ts, t.c.id)
-    return _frame(store, query, ["target", *tables.RUN_COLUMNS], ("ts",))
-
-
-def _last_collections(
-    store: Any, targets: list[str] | None, end: datetime
-) -> dict[str | None, dict[str, pd.Timestamp]]:
-    """Each source's last successful collection at or before `end`, by name, for each of
-    `targets` (None: of every target together, keyed None)."""
-    from sqlalchemy import func, select
-
-    from ..store.source_reads import _frame, _where
-    from ..times import to_ms
-
-    t = tables.source_runs_table
-    query = _where(
-        select(t.c.target, t.c.source, func.max(t.c.ts)),
-        t.c.target.in_(targets) if targets is not None else None,
-        t.c.ok.is_(True),
-        t.c.ts <= to_ms(end),
-    ).group_by(t.c.target, t.c.source)
-    found = _frame(store, query, ["target", "source", "ts"], ("ts",))
-    out: dict[str | None, dict[str, pd.Timestamp]] = {}
-    for r in found.itertuples(index=False):
-        if pd.isna(r.ts):
-            continue
-        mine = out.setdefault(str(r.target) if targets is not None else None, {})
-        name = str(r.source)
-        if name not in mine or r.ts > mine[name]:
-            mine[name] = r.ts
     return out
 
 

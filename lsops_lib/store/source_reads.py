@@ -119,6 +119,45 @@ def collected_sources(store: Any, target: str | None) -> set[str]:
     return set(_frame(store, query, ["source"], ())["source"].astype(str))
 
 
+def source_runs_of(
+    store: Any, targets: list[str] | None, start: datetime, end: datetime
+) -> pd.DataFrame:
+    """The collections (`source_runs`, with their target) of `targets` (None: all) in
+    [start, end), oldest first."""
+    t = source_runs_table
+    query = _where(
+        select(t.c.target, *[t.c[c] for c in RUN_COLUMNS]),
+        t.c.target.in_(targets) if targets is not None else None,
+        t.c.ts >= to_ms(start),
+        t.c.ts < to_ms(end),
+    ).order_by(t.c.ts, t.c.id)
+    return _frame(store, query, ["target", *RUN_COLUMNS], ("ts",))
+
+
+def last_collections(
+    store: Any, targets: list[str] | None, end: datetime
+) -> dict[str | None, dict[str, pd.Timestamp]]:
+    """Each source's last successful collection at or before `end`, by name, for each of
+    `targets` (None: of every target together, keyed None)."""
+    t = source_runs_table
+    query = _where(
+        select(t.c.target, t.c.source, func.max(t.c.ts)),
+        t.c.target.in_(targets) if targets is not None else None,
+        t.c.ok.is_(True),
+        t.c.ts <= to_ms(end),
+    ).group_by(t.c.target, t.c.source)
+    found = _frame(store, query, ["target", "source", "ts"], ("ts",))
+    out: dict[str | None, dict[str, pd.Timestamp]] = {}
+    for r in found.itertuples(index=False):
+        if pd.isna(r.ts):
+            continue
+        mine = out.setdefault(str(r.target) if targets is not None else None, {})
+        name = str(r.source)
+        if name not in mine or r.ts > mine[name]:
+            mine[name] = r.ts
+    return out
+
+
 def collected_sources_of(store: Any, targets: Sequence[str]) -> dict[str, set[str]]:
     """`collected_sources` of each of `targets` (not empty), in one DISTINCT read (the
     alert round of many targets)."""
